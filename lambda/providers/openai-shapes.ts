@@ -1,0 +1,112 @@
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageToolCall, CompletionUsage, FinishReason } from '../contract/openai';
+
+/** Token counts as Messages-style APIs report them: input excludes the cached parts. */
+export interface ProviderTokenCounts {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
+/** Cache reads and writes are prompt tokens too; the reads are what OpenAI calls cached. */
+export function completionUsage(counts: ProviderTokenCounts): CompletionUsage {
+  const prompt = counts.input + counts.cacheRead + counts.cacheWrite;
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: counts.output,
+    total_tokens: prompt + counts.output,
+    prompt_tokens_details: { cached_tokens: counts.cacheRead },
+  };
+}
+
+type ChunkDelta = ChatCompletionChunk.Choice.Delta;
+
+/**
+ * Builds OpenAI stream chunks in the order clients rely on: `role` in the first delta, each tool
+ * call with its own index (0, 1, … in order of appearance) and its id and name in its first chunk,
+ * one finish chunk, then usage in a chunk without choices.
+ */
+export class ChunkBuilder {
+  private roleSent = false;
+  private toolCalls = 0;
+
+  constructor(
+    readonly id: string,
+    readonly model: string,
+    readonly created: number = Math.floor(Date.now() / 1000),
+  ) {}
+
+  /** The first chunk: the assistant role and empty content, as OpenAI sends it. */
+  start(): ChatCompletionChunk {
+    return this.choice({ content: '' }, null);
+  }
+
+  text(text: string): ChatCompletionChunk {
+    return this.choice({ content: text }, null);
+  }
+
+  /** Opens the next tool call; returns its OpenAI index with the chunk. */
+  toolCallStart(id: string, name: string): { index: number; chunk: ChatCompletionChunk } {
+    const index = this.toolCalls++;
+    const chunk = this.choice({ tool_calls: [{ index, id, type: 'function', function: { name, arguments: '' } }] }, null);
+    return { index, chunk };
+  }
+
+  toolCallArguments(index: number, fragment: string): ChatCompletionChunk {
+    return this.choice({ tool_calls: [{ index, function: { arguments: fragment } }] }, null);
+  }
+
+  finish(reason: FinishReason): ChatCompletionChunk {
+    return this.choice({}, reason);
+  }
+
+  usage(usage: CompletionUsage): ChatCompletionChunk {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage };
+  }
+
+  private choice(delta: ChunkDelta, finishReason: FinishReason | null): ChatCompletionChunk {
+    const first = this.roleSent ? {} : { role: 'assistant' as const };
+    this.roleSent = true;
+    return {
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.created,
+      model: this.model,
+      choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }],
+    };
+  }
+}
+
+/** One choice's worth of answer, gathered from a provider's content blocks. */
+export interface AssistantAnswer {
+  id: string;
+  model: string;
+  text: string[];
+  toolCalls: ChatCompletionMessageToolCall[];
+  finishReason: FinishReason;
+  usage: CompletionUsage;
+}
+
+export function chatCompletion(answer: AssistantAnswer): ChatCompletion {
+  const content = answer.text.join('');
+  return {
+    id: answer.id,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: answer.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: content.length > 0 || answer.toolCalls.length === 0 ? content : null,
+          refusal: null,
+          ...(answer.toolCalls.length > 0 ? { tool_calls: answer.toolCalls } : {}),
+        },
+        finish_reason: answer.finishReason,
+        logprobs: null,
+      },
+    ],
+    usage: answer.usage,
+  };
+}
