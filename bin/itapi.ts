@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { App, Validations, type AppProps } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { ItapiStack, type ItapiCatalog } from '../lib';
+
+/**
+ * The itapi CDK app: one `ItapiStack`, checked by cdk-nag's AWS Solutions pack (a finding fails
+ * synthesis). Optional context: `-c stackName=Itapi`, `-c alarmEmail=ops@example.com`,
+ * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`.
+ */
+export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiStack } {
+  const app = new App(props);
+  const ctx = (key: string): string | undefined => {
+    const value: unknown = app.node.tryGetContext(key);
+    return value === undefined || value === null || value === '' ? undefined : String(value);
+  };
+  const catalogFile = ctx('catalogFile');
+  const memorySize = ctx('memorySize');
+  const stack = new ItapiStack(app, ctx('stackName') ?? 'Itapi', {
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+    alarmEmail: ctx('alarmEmail'),
+    catalog: catalogFile ? (JSON.parse(readFileSync(catalogFile, 'utf8')) as ItapiCatalog) : undefined,
+    memorySize: memorySize ? Number(memorySize) : undefined,
+    corsOrigins: ctx('corsOrigins')?.split(',').map((o) => o.trim()),
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, stack };
+}
+
+if (require.main === module) {
+  createItapiApp();
+}

@@ -1,0 +1,46 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
+import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
+import type { ItapiTables } from './itapi-tables';
+
+export interface ItapiAdminFunctionProps {
+  readonly tables: ItapiTables;
+  /** @default 256 */
+  readonly memorySize?: number;
+  /** @default Duration.seconds(29) (the REST API's default integration timeout) */
+  readonly timeout?: Duration;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'Itapi' */
+  readonly metricsNamespace?: string;
+}
+
+/**
+ * The admin function: accounts, keys, credits, tiers and usage (ARCHITECTURE §8), reached only
+ * through the REST API's IAM-authorized `/admin/*`. It has no URL of its own.
+ */
+export class ItapiAdminFunction extends Construct {
+  public readonly function: lambda.Function;
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ItapiAdminFunctionProps) {
+    super(scope, id);
+    const built = new ItapiNodeFunction(this, 'Handler', {
+      entry: ENTRY.admin,
+      description: 'itapi: admin API (accounts, keys, credits, tiers, usage)',
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.seconds(29),
+      environment: {
+        ...props.tables.environment(),
+        ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
+      },
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    this.function = built.function;
+    this.logGroup = built.logGroup;
+    props.tables.grantAdminAccess(this.function);
+  }
+}

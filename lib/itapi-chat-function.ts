@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { bedrockResourceArns, validateCatalog, type ItapiCatalog } from './itapi-catalog';
+import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
+import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
+import type { ItapiTables } from './itapi-tables';
+
+/** Where the catalog lands in the deployed bundle (`/var/task` is the unpacked asset). */
+export const CATALOG_FILE_NAME = 'catalog.json';
+export const CATALOG_RUNTIME_PATH = `/var/task/${CATALOG_FILE_NAME}`;
+
+/** Headers a browser client may read (request id and OpenAI rate-limit headers). */
+const EXPOSED_HEADERS = [
+  'x-request-id',
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-reset-requests',
+  'x-ratelimit-limit-tokens',
+  'x-ratelimit-remaining-tokens',
+  'x-ratelimit-reset-tokens',
+  'retry-after',
+  'retry-after-ms',
+];
+
+export interface ItapiChatFunctionProps {
+  readonly tables: ItapiTables;
+  /** The provider-keys secret (JSON object, name → upstream key). */
+  readonly providerSecret: secretsmanager.ISecret;
+  /**
+   * Model catalog (ARCHITECTURE §8), shipped as `catalog.json` inside the bundle, never in an
+   * environment variable (4 KB limit). Bedrock routes also scope the function's Bedrock grant.
+   * @default - the runtime's built-in catalog; no Bedrock permissions
+   */
+  readonly catalog?: ItapiCatalog;
+  /** @default 512 */
+  readonly memorySize?: number;
+  /**
+   * Longest answer a client can stream.
+   * @default Duration.minutes(15)
+   */
+  readonly timeout?: Duration;
+  /** @default - unreserved (shares the account's concurrency) */
+  readonly reservedConcurrency?: number;
+  /**
+   * Origins allowed to call the Function URL from a browser.
+   * @default - no CORS: browsers cannot call the gateway cross-origin
+   */
+  readonly corsOrigins?: string[];
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'Itapi' */
+  readonly metricsNamespace?: string;
+}
+
+/**
+ * The chat function (the streaming Hono app) and its public Function URL: invoke mode
+ * `RESPONSE_STREAM`, auth `NONE` because the gateway checks its own `it_…` keys in code.
+ */
+export class ItapiChatFunction extends Construct {
+  public readonly function: lambda.Function;
+  public readonly logGroup: logs.LogGroup;
+  public readonly functionUrl: lambda.FunctionUrl;
+  /** `<function url>v1`, the base URL OpenAI clients use. */
+  public readonly baseUrl: string;
+
+  constructor(scope: Construct, id: string, props: ItapiChatFunctionProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.minutes(15);
+    if (timeout.toSeconds() > 900) throw new Error('chat timeout: Lambda allows at most 15 minutes');
+    const memorySize = props.memorySize ?? 512;
+    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
+      throw new Error(`memorySize: ${memorySize} is outside Lambda's 128–10240 MB`);
+    }
+    if (props.catalog) validateCatalog(props.catalog);
+
+    const environment: Record<string, string> = {
+      ...props.tables.environment(),
+      ITAPI_PROVIDER_SECRET_ID: props.providerSecret.secretArn,
+      ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
+    };
+    if (props.catalog) environment.ITAPI_MODELS = CATALOG_RUNTIME_PATH;
+
+    const built = new ItapiNodeFunction(this, 'Handler', {
+      entry: ENTRY.chat,
+      description: 'itapi: OpenAI-compatible chat gateway (streaming)',
+      memorySize,
+      timeout,
+      environment,
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      commandHooks: props.catalog ? catalogFileHooks(props.catalog) : undefined,
+    });
+    this.function = built.function;
+    this.logGroup = built.logGroup;
+
+    props.tables.grantGatewayAccess(this.function);
+    props.providerSecret.grantRead(this.function);
+    if (props.catalog) {
+      const arns = bedrockResourceArns(this, props.catalog);
+      if (arns.length > 0) {
+        this.function.addToRolePolicy(
+          new iam.PolicyStatement({
+            sid: 'InvokeCatalogBedrockModels',
+            actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
+            resources: arns,
+          }),
+        );
+      }
+    }
+
+    this.functionUrl = this.function.addFunctionUrl({
+      authType: lambda.FunctionUrlAuthType.NONE,
+      invokeMode: lambda.InvokeMode.RESPONSE_STREAM,
+      cors: props.corsOrigins?.length
+        ? {
+            allowedOrigins: props.corsOrigins,
+            allowedMethods: [lambda.HttpMethod.GET, lambda.HttpMethod.POST],
+            allowedHeaders: ['authorization', 'content-type', 'x-stainless-*', 'openai-*'],
+            exposedHeaders: EXPOSED_HEADERS,
+            maxAge: Duration.hours(1),
+          }
+        : undefined,
+    });
+    this.baseUrl = `${this.functionUrl.url}v1`;
+  }
+}
+
+/**
+ * esbuild hooks that copy the catalog into the bundle directory as `catalog.json`. The JSON is
+ * written once to a content-addressed temp file so the shell command stays short whatever its size.
+ */
+function catalogFileHooks(catalog: ItapiCatalog): nodejs.ICommandHooks {
+  const json = JSON.stringify(catalog, null, 2);
+  const dir = path.join(os.tmpdir(), 'itapi-catalog');
+  mkdirSync(dir, { recursive: true });
+  const source = path.join(dir, `${createHash('sha256').update(json).digest('hex')}.json`);
+  writeFileSync(source, json);
+  const copy = `require('fs').copyFileSync(process.argv[1], process.argv[2])`;
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir: string, outputDir: string) => [
+      `node -e "${copy}" ${JSON.stringify(source)} ${JSON.stringify(path.join(outputDir, CATALOG_FILE_NAME))}`,
+    ],
+  };
+}

@@ -1,0 +1,130 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+
+/** Default CloudWatch namespace of the runtime's EMF metrics (env `ITAPI_METRICS_NAMESPACE`). */
+export const DEFAULT_METRICS_NAMESPACE = 'Itapi';
+
+/** The base dimension every runtime metric carries: `Service=itapi`. */
+export const SERVICE_DIMENSION = { Service: 'itapi' } as const;
+
+/** Metric names the runtime emits as EMF (keep in step with the Lambda code). */
+export const ItapiMetricName = {
+  REQUESTS: 'Requests',
+  ERRORS: 'Errors',
+  LATENCY: 'Latency',
+  TIME_TO_FIRST_TOKEN: 'TimeToFirstToken',
+  UPSTREAM_REQUESTS: 'UpstreamRequests',
+  UPSTREAM_ERRORS: 'UpstreamErrors',
+  PROMPT_TOKENS: 'PromptTokens',
+  COMPLETION_TOKENS: 'CompletionTokens',
+  COST_MICRO_USD: 'CostMicroUsd',
+  HTTP_5XX: 'Http5xx',
+} as const;
+
+/**
+ * Typed handles on the runtime's EMF metrics. Dimension sets:
+ * `{Service}` for Requests, Latency, TimeToFirstToken, Http5xx;
+ * `{Service, ErrorType}` for Errors; `{Service, Provider}` for UpstreamRequests and UpstreamErrors;
+ * `{Service, Model, Provider}` for PromptTokens, CompletionTokens and CostMicroUsd.
+ */
+export class ItapiMetrics {
+  constructor(public readonly namespace: string = DEFAULT_METRICS_NAMESPACE) {}
+
+  /** Any runtime metric by name, with `Service=itapi` plus the given dimensions. */
+  public metric(
+    metricName: string,
+    dimensions: Record<string, string> = {},
+    props: cloudwatch.MetricOptions = {},
+  ): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName,
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+      ...props,
+      dimensionsMap: { ...SERVICE_DIMENSION, ...dimensions, ...props.dimensionsMap },
+    });
+  }
+
+  /** Requests answered, any status. */
+  public requests(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.REQUESTS, {}, props);
+  }
+
+  /** Error answers of one type (`rate_limit_exceeded`, `insufficient_quota`, …). */
+  public errors(errorType: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ERRORS, { ErrorType: errorType }, props);
+  }
+
+  /** Answers with a 5xx status. */
+  public http5xx(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.HTTP_5XX, {}, props);
+  }
+
+  /** End-to-end latency in ms; p99 by default. */
+  public latency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.LATENCY, {}, { statistic: 'p99', ...props });
+  }
+
+  /** Time to the first streamed token in ms; p99 by default. */
+  public timeToFirstToken(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.TIME_TO_FIRST_TOKEN, {}, { statistic: 'p99', ...props });
+  }
+
+  public upstreamRequests(provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.UPSTREAM_REQUESTS, { Provider: provider }, props);
+  }
+
+  public upstreamErrors(provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.UPSTREAM_ERRORS, { Provider: provider }, props);
+  }
+
+  /** Cost in micro-USD charged for one model on one provider. */
+  public costMicroUsd(model: string, provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.COST_MICRO_USD, { Model: model, Provider: provider }, props);
+  }
+
+  /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */
+  public http5xxRatePercent(period = Duration.minutes(5), minRequests = 10): cloudwatch.MathExpression {
+    return new cloudwatch.MathExpression({
+      expression: `IF(FILL(req, 0) >= ${minRequests}, 100 * FILL(err, 0) / req, 0)`,
+      usingMetrics: { req: this.requests({ period }), err: this.http5xx({ period }) },
+      label: 'Gateway 5xx rate (%)',
+      period,
+    });
+  }
+
+  /** Share of upstream calls to `provider` that failed, in percent; 0 below `minRequests`. */
+  public upstreamErrorRatePercent(
+    provider: string,
+    period = Duration.minutes(5),
+    minRequests = 10,
+  ): cloudwatch.MathExpression {
+    // Ids unique per provider, so several providers can share one graph.
+    const key = provider.toLowerCase().replace(/[^a-z0-9]/g, '_');
+    const [req, err] = [`req_${key}`, `err_${key}`];
+    return new cloudwatch.MathExpression({
+      expression: `IF(FILL(${req}, 0) >= ${minRequests}, 100 * FILL(${err}, 0) / ${req}, 0)`,
+      usingMetrics: {
+        [req]: this.upstreamRequests(provider, { period }),
+        [err]: this.upstreamErrors(provider, { period }),
+      },
+      label: `Upstream error rate ${provider} (%)`,
+      period,
+    });
+  }
+
+  /**
+   * A dashboard SEARCH over one metric split by a dimension (e.g. tokens by model), which
+   * shows every value the runtime has emitted without listing them here.
+   */
+  public searchBy(metricName: string, dimensions: string[], stat = 'Sum', period = Duration.minutes(5)): cloudwatch.MathExpression {
+    const schema = ['Service', ...dimensions].join(',');
+    return new cloudwatch.MathExpression({
+      expression: `SEARCH('{${this.namespace},${schema}} MetricName="${metricName}" Service="${SERVICE_DIMENSION.Service}"', '${stat}', ${period.toSeconds()})`,
+      usingMetrics: {},
+      label: metricName,
+      period,
+    });
+  }
+}

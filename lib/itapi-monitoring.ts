@@ -1,0 +1,219 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { ItapiMetricName, type ItapiMetrics } from './itapi-metrics';
+import type { ItapiRestApi } from './itapi-rest-api';
+import type { ItapiTables } from './itapi-tables';
+
+export interface ItapiMonitoringProps {
+  readonly metrics: ItapiMetrics;
+  readonly chatFunction: lambda.IFunction;
+  /** The chat function's timeout; the p99 duration alarm fires at `durationAlarmPercent` of it. */
+  readonly chatTimeout: Duration;
+  readonly adminFunction: lambda.IFunction;
+  readonly restApi: ItapiRestApi;
+  readonly tables: ItapiTables;
+  /** Upstream providers (the catalog's `provider` values) that get an error-rate alarm each. */
+  readonly upstreamProviders: readonly string[];
+  /**
+   * Topic the alarms notify (on alarm and back to OK).
+   * @default - a new topic
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * Email address subscribed to the alarm topic.
+   * @default - no subscription
+   */
+  readonly alarmEmail?: string;
+  /** Alarm when the gateway answers more than this share of requests with 5xx. @default 5 */
+  readonly http5xxRatePercent?: number;
+  /** Alarm when more than this share of one provider's calls fail. @default 20 */
+  readonly upstreamErrorRatePercent?: number;
+  /** Alarm when p99 chat duration exceeds this share of the timeout. @default 80 */
+  readonly durationAlarmPercent?: number;
+  /** @default - `<stack name>-itapi` */
+  readonly dashboardName?: string;
+}
+
+const FIVE_MINUTES = Duration.minutes(5);
+
+/**
+ * Alarms and a dashboard over the Lambda, API Gateway and DynamoDB service metrics and the
+ * gateway's own EMF metrics. Every alarm notifies the SNS topic on alarm and on recovery.
+ */
+export class ItapiMonitoring extends Construct {
+  public readonly topic: sns.ITopic;
+  public readonly dashboard: cloudwatch.Dashboard;
+  public readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ItapiMonitoringProps) {
+    super(scope, id);
+    const { metrics } = props;
+    if (props.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.alarmEmail)) {
+      throw new Error(`alarmEmail: "${props.alarmEmail}" is not an email address`);
+    }
+    this.topic =
+      props.alarmTopic ??
+      new sns.Topic(this, 'AlarmTopic', { displayName: 'itapi alarms', enforceSSL: true });
+    if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+
+    const chat = props.chatFunction;
+    const percentOfTimeout = props.durationAlarmPercent ?? 80;
+    const durationThresholdMs = Math.round((props.chatTimeout.toMilliseconds() * percentOfTimeout) / 100);
+
+    this.alarm('ChatFunctionErrors', chat.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+      threshold: 1,
+      description: 'Chat function invocations failed (the app answers errors itself, so any is a bug or a crash).',
+    });
+    this.alarm('ChatFunctionThrottles', chat.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+      threshold: 1,
+      description: 'Chat function throttled: reserved or account concurrency exhausted.',
+    });
+    this.alarm('ChatFunctionDurationP99', chat.metricDuration({ period: FIVE_MINUTES, statistic: 'p99' }), {
+      threshold: durationThresholdMs,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      description: `p99 chat duration above ${percentOfTimeout}% of the ${props.chatTimeout.toMinutes()}-minute timeout.`,
+    });
+    this.alarm('AdminFunctionErrors', props.adminFunction.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+      threshold: 1,
+      description: 'Admin function invocations failed.',
+    });
+    this.alarm('AdminFunctionThrottles', props.adminFunction.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+      threshold: 1,
+      description: 'Admin function throttled.',
+    });
+    this.alarm('Gateway5xxRate', metrics.http5xxRatePercent(FIVE_MINUTES), {
+      threshold: props.http5xxRatePercent ?? 5,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'Share of gateway answers with a 5xx status (runtime Http5xx / Requests, at least 10 requests).',
+    });
+    for (const provider of props.upstreamProviders) {
+      this.alarm(`UpstreamErrorRate-${provider}`, metrics.upstreamErrorRatePercent(provider, FIVE_MINUTES), {
+        threshold: props.upstreamErrorRatePercent ?? 20,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `Share of calls to upstream provider "${provider}" that failed (at least 10 calls).`,
+      });
+    }
+    for (const [role, table] of Object.entries(props.tables.all)) {
+      this.alarm(`DynamoDbThrottles-${role}`, props.tables.metricThrottles(table, { period: FIVE_MINUTES }), {
+        threshold: 1,
+        description: `DynamoDB throttled requests on the ${role} table (the gateway answers 503 while this lasts).`,
+      });
+    }
+    this.alarm('ApiGateway5xxRate', props.restApi.metricServerErrorRatePercent(FIVE_MINUTES), {
+      threshold: 5,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'Share of REST API requests answered 5XX by API Gateway.',
+    });
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: props.dashboardName,
+      defaultInterval: Duration.hours(3),
+    });
+    const tableNames = Object.keys(props.tables.all);
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown: `# itapi gateway (${Stack.of(this).stackName})\nRuntime metrics in namespace \`${metrics.namespace}\`, dimension \`Service=itapi\`.`,
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Requests and 5xx',
+        left: [metrics.requests(), metrics.http5xx()],
+        right: [metrics.http5xxRatePercent()],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Errors by type',
+        left: [metrics.searchBy(ItapiMetricName.ERRORS, ['ErrorType'])],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Latency and time to first token (ms)',
+        left: [
+          metrics.latency({ statistic: 'p50', label: 'Latency p50' }),
+          metrics.latency({ statistic: 'p99', label: 'Latency p99' }),
+          metrics.timeToFirstToken({ statistic: 'p50', label: 'TTFT p50' }),
+          metrics.timeToFirstToken({ statistic: 'p99', label: 'TTFT p99' }),
+        ],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Upstream error rate by provider (%)',
+        left: props.upstreamProviders.map((p) => metrics.upstreamErrorRatePercent(p)),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Tokens by model and provider',
+        left: [metrics.searchBy(ItapiMetricName.PROMPT_TOKENS, ['Model', 'Provider'])],
+        right: [metrics.searchBy(ItapiMetricName.COMPLETION_TOKENS, ['Model', 'Provider'])],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Cost by model and provider (micro-USD)',
+        left: [metrics.searchBy(ItapiMetricName.COST_MICRO_USD, ['Model', 'Provider'])],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Chat function',
+        left: [chat.metricInvocations(), chat.metricErrors(), chat.metricThrottles()],
+        right: [chat.metricDuration({ statistic: 'p99', label: 'Duration p99' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'REST API',
+        left: [props.restApi.api.metricCount(), props.restApi.api.metricClientError(), props.restApi.api.metricServerError()],
+        right: [props.restApi.api.metricLatency({ statistic: 'p99' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'DynamoDB throttles',
+        left: tableNames.map((role) =>
+          props.tables.metricThrottles(props.tables.all[role as keyof ItapiTables['all']], { label: role }),
+        ),
+        width: 8,
+      }),
+    );
+  }
+
+  private alarm(
+    id: string,
+    metric: cloudwatch.IMetric,
+    options: Partial<cloudwatch.CreateAlarmOptions> & { threshold: number; description: string },
+  ): cloudwatch.Alarm {
+    const { description, ...rest } = options;
+    const created = new cloudwatch.Alarm(this, id, {
+      metric,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...rest,
+      alarmDescription: description,
+    });
+    const action = new cwActions.SnsAction(this.topic);
+    created.addAlarmAction(action);
+    created.addOkAction(action);
+    this.alarms.push(created);
+    return created;
+  }
+}

@@ -1,0 +1,158 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+/**
+ * Key schemas of ARCHITECTURE §4, repeated by value from `lambda/store/tables.ts`
+ * (lib/ never imports runtime code).
+ */
+export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
+export const KEYS_BY_ID_INDEX = 'by-key-id';
+export const USAGE_TTL_ATTRIBUTE = 'expires_at';
+
+export interface ItapiTablesProps {
+  /**
+   * What happens to the tables when they leave the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Deletion protection on every table; while on, even `cdk destroy` cannot drop them.
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+const S = dynamodb.AttributeType.STRING;
+
+/** Item reads, including `ConditionCheck` inside transactions. */
+const DATA_READ_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+];
+/** Item writes; `TransactWriteItems` is authorized per item by these actions. */
+const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+
+/**
+ * The gateway's four on-demand tables: keys (by key hash, GSIs by account and by key id),
+ * tiers, accounts and the usage ledger (TTL on `expires_at`). Each has point-in-time recovery,
+ * deletion protection and, by default, a retain policy.
+ */
+export class ItapiTables extends Construct {
+  public readonly keys: dynamodb.TableV2;
+  public readonly tiers: dynamodb.TableV2;
+  public readonly accounts: dynamodb.TableV2;
+  public readonly usage: dynamodb.TableV2;
+
+  constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
+    super(scope, id);
+    const common = {
+      billing: dynamodb.Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: props.deletionProtection ?? true,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    };
+
+    this.keys = new dynamodb.TableV2(this, 'Keys', {
+      ...common,
+      partitionKey: { name: 'key_hash', type: S },
+      globalSecondaryIndexes: [
+        {
+          indexName: KEYS_BY_ACCOUNT_INDEX,
+          partitionKey: { name: 'account_id', type: S },
+          sortKey: { name: 'key_id', type: S },
+          projectionType: dynamodb.ProjectionType.ALL,
+        },
+        {
+          indexName: KEYS_BY_ID_INDEX,
+          partitionKey: { name: 'key_id', type: S },
+          projectionType: dynamodb.ProjectionType.ALL,
+        },
+      ],
+    });
+    this.tiers = new dynamodb.TableV2(this, 'Tiers', {
+      ...common,
+      partitionKey: { name: 'tier_id', type: S },
+    });
+    this.accounts = new dynamodb.TableV2(this, 'Accounts', {
+      ...common,
+      partitionKey: { name: 'account_id', type: S },
+    });
+    this.usage = new dynamodb.TableV2(this, 'Usage', {
+      ...common,
+      partitionKey: { name: 'account_id', type: S },
+      sortKey: { name: 'sk', type: S },
+      timeToLiveAttribute: USAGE_TTL_ATTRIBUTE,
+    });
+  }
+
+  /** All four tables by their role, in a stable order. */
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage', dynamodb.TableV2> {
+    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage };
+  }
+
+  /** The environment contract the runtime reads (`tableNamesFromEnv`). */
+  public environment(): Record<string, string> {
+    return {
+      ITAPI_KEYS_TABLE: this.keys.tableName,
+      ITAPI_TIERS_TABLE: this.tiers.tableName,
+      ITAPI_ACCOUNTS_TABLE: this.accounts.tableName,
+      ITAPI_USAGE_TABLE: this.usage.tableName,
+    };
+  }
+
+  /**
+   * What the chat path needs: read and write keys (per-key caps), accounts (admission and
+   * settlement) and usage (ledger, including transaction condition checks); read tiers.
+   */
+  public grantGatewayAccess(grantee: iam.IGrantable): void {
+    this.grantData(grantee, this.keys, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.accounts, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.usage, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
+  }
+
+  /** What the admin API needs: read and write data in every table and its named indexes. */
+  public grantAdminAccess(grantee: iam.IGrantable): void {
+    for (const table of Object.values(this.all)) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+  }
+
+  /**
+   * Data-plane actions on one table and its indexes named one by one (no `index/*` wildcard),
+   * so the policy lists exactly the resources of this gateway.
+   */
+  private grantData(grantee: iam.IGrantable, table: dynamodb.TableV2, ...actionLists: readonly string[][]): iam.Grant {
+    const indexes = table === this.keys ? [KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX] : [];
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: actionLists.flat(),
+      resourceArns: [table.tableArn, ...indexes.map((name) => `${table.tableArn}/index/${name}`)],
+    });
+  }
+
+  /**
+   * Read and write throttle events of one table (partition throttling, on-demand included),
+   * summed over `period`.
+   */
+  public metricThrottles(table: dynamodb.ITableV2, props: cloudwatch.MathExpressionOptions = {}): cloudwatch.IMetric {
+    const period = props.period;
+    // Ids unique per table, so several tables can share one graph.
+    const key = Object.entries(this.all).find(([, t]) => t === table)?.[0] ?? table.node.addr.slice(0, 8);
+    const [r, w] = [`r_${key}`, `w_${key}`];
+    return new cloudwatch.MathExpression({
+      expression: `FILL(${r}, 0) + FILL(${w}, 0)`,
+      usingMetrics: {
+        [r]: table.metric('ReadThrottleEvents', { statistic: 'Sum', period }),
+        [w]: table.metric('WriteThrottleEvents', { statistic: 'Sum', period }),
+      },
+      label: props.label ?? 'Throttle events',
+      period,
+    });
+  }
+}
