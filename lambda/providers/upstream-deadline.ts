@@ -52,8 +52,8 @@ export class UpstreamDeadline {
       const what = this.expired.kind === 'idle' ? 'sent nothing for' : 'did not answer within';
       return upstreamTimeout(`${this.upstream} ${what} ${this.expired.ms} ms.`, { fallback, cause: err });
     }
-    if (err instanceof GatewayError) return err;
     if (this.caller.aborted) return upstreamError('The request was cancelled.', { cause: err });
+    if (err instanceof GatewayError) return err;
     return upstreamError(`${this.upstream} could not be reached or broke off.`, { fallback, cause: err });
   }
 }

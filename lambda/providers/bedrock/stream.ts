@@ -1,0 +1,139 @@
+import type { ContentBlockDelta, ContentBlockStart, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
+import { upstreamError } from '../../contract/errors';
+import type { ChatCompletionChunk } from '../../contract/openai';
+import { ChunkBuilder, completionUsage } from '../openai-shapes';
+import { bedrockError } from './errors';
+import { bedrockFinishReason, bedrockTokenCounts } from './response';
+
+/** What one Converse content block (by contentBlockIndex) is becoming on the OpenAI side. */
+type BlockState =
+  | { kind: 'text' }
+  | { kind: 'tool_call'; toolIndex: number; argumentsSent: boolean }
+  | { kind: 'json_answer'; textSent: boolean }
+  | { kind: 'ignored' };
+
+type Phase = 'before_message' | 'in_message' | 'stopped' | 'done';
+
+/**
+ * ConverseStream events → OpenAI chunks, one event at a time.
+ *
+ * messageStart gives the first chunk (role); a contentBlockStart with toolUse opens the next
+ * OpenAI tool call (its own index, id and name in its first chunk); text blocks have no start
+ * event and stream through contentBlockDelta.text; toolUse.input fragments stream as arguments;
+ * messageStop gives the finish chunk; metadata, which follows it, gives the usage chunk, once.
+ * Exception events throw.
+ */
+export class BedrockStreamMapper {
+  private phase: Phase = 'before_message';
+  private readonly builder: ChunkBuilder;
+  private readonly blocks = new Map<number, BlockState>();
+  private calledTools = false;
+
+  constructor(id: string, model: string, private readonly jsonToolName: string | undefined) {
+    this.builder = new ChunkBuilder(id, model);
+  }
+
+  get finished(): boolean {
+    return this.phase === 'done';
+  }
+
+  push(event: ConverseStreamOutput): ChatCompletionChunk[] {
+    const exception =
+      event.internalServerException ??
+      event.modelStreamErrorException ??
+      event.serviceUnavailableException ??
+      event.throttlingException ??
+      event.validationException;
+    if (exception) throw bedrockError(exception);
+    if (event.messageStart) {
+      this.phase = 'in_message';
+      return [this.builder.start()];
+    }
+    if (event.contentBlockStart) {
+      this.requireMessage();
+      return this.blockStart(event.contentBlockStart.contentBlockIndex ?? 0, event.contentBlockStart.start);
+    }
+    if (event.contentBlockDelta) {
+      this.requireMessage();
+      return this.blockDelta(event.contentBlockDelta.contentBlockIndex ?? 0, event.contentBlockDelta.delta);
+    }
+    if (event.contentBlockStop) {
+      this.requireMessage();
+      return this.blockStop(event.contentBlockStop.contentBlockIndex ?? 0);
+    }
+    if (event.messageStop) {
+      this.requireMessage();
+      this.phase = 'stopped';
+      return [this.builder.finish(bedrockFinishReason(event.messageStop.stopReason, this.calledTools))];
+    }
+    if (event.metadata) {
+      if (this.phase !== 'stopped') throw upstreamError('Amazon Bedrock sent usage before the message stopped.');
+      this.phase = 'done';
+      return [this.builder.usage(completionUsage(bedrockTokenCounts(event.metadata.usage)))];
+    }
+    return [];
+  }
+
+  /** Called when the event stream ends: a stream cut before messageStop is a failure, not an answer. */
+  end(): void {
+    if (this.phase !== 'stopped' && this.phase !== 'done') throw upstreamError('Amazon Bedrock ended the stream before messageStop.');
+  }
+
+  private requireMessage(): void {
+    if (this.phase !== 'in_message') throw upstreamError('Amazon Bedrock sent an event outside a message.');
+  }
+
+  private blockStart(index: number, start: ContentBlockStart | undefined): ChatCompletionChunk[] {
+    const toolUse = start?.toolUse;
+    if (!toolUse) {
+      this.blocks.set(index, { kind: 'ignored' });
+      return [];
+    }
+    if (toolUse.name === this.jsonToolName) {
+      this.blocks.set(index, { kind: 'json_answer', textSent: false });
+      return [];
+    }
+    this.calledTools = true;
+    const { index: toolIndex, chunk } = this.builder.toolCallStart(toolUse.toolUseId ?? '', toolUse.name ?? '');
+    this.blocks.set(index, { kind: 'tool_call', toolIndex, argumentsSent: false });
+    return [chunk];
+  }
+
+  private blockDelta(index: number, delta: ContentBlockDelta | undefined): ChatCompletionChunk[] {
+    if (!delta) return [];
+    if (delta.text !== undefined) {
+      // Text blocks start with their first delta.
+      const block = this.blocks.get(index) ?? { kind: 'text' as const };
+      this.blocks.set(index, block);
+      return block.kind === 'text' && delta.text ? [this.builder.text(delta.text)] : [];
+    }
+    if (delta.toolUse) {
+      const fragment = delta.toolUse.input ?? '';
+      const block = this.blocks.get(index);
+      if (!block) throw upstreamError(`Amazon Bedrock sent tool input for content block ${index}, which never started.`);
+      if (!fragment) return [];
+      if (block.kind === 'json_answer') {
+        block.textSent = true;
+        return [this.builder.text(fragment)];
+      }
+      if (block.kind !== 'tool_call') return [];
+      block.argumentsSent = true;
+      return [this.builder.toolCallArguments(block.toolIndex, fragment)];
+    }
+    return [];
+  }
+
+  private blockStop(index: number): ChatCompletionChunk[] {
+    const block = this.blocks.get(index);
+    // A tool called with no input streams no JSON at all; clients parse the arguments, so send `{}`.
+    if (block?.kind === 'tool_call' && !block.argumentsSent) {
+      block.argumentsSent = true;
+      return [this.builder.toolCallArguments(block.toolIndex, '{}')];
+    }
+    if (block?.kind === 'json_answer' && !block.textSent) {
+      block.textSent = true;
+      return [this.builder.text('{}')];
+    }
+    return [];
+  }
+}
