@@ -1,0 +1,100 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RouteConfig } from '../../lambda/catalog';
+import { parseChatCompletionRequest } from '../../lambda/contract/request';
+import { DEFAULT_TIMEOUTS, type ProviderCall, type UpstreamTimeouts } from '../../lambda/providers/types';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** What the stand-in answers: a status, headers and body parts written one by one (with a pause between). */
+export interface StandInReply {
+  status?: number;
+  headers?: Record<string, string>;
+  parts?: Array<string | Uint8Array>;
+  /** Pause before each part, so the client sees them as separate reads. */
+  gapMs?: number;
+  /** Never answer (for first-byte timeouts), or stop after the parts without ending (idle timeouts). */
+  hang?: 'before_headers' | 'after_parts';
+}
+
+export type StandInHandler = (request: RecordedRequest) => StandInReply;
+
+/** An HTTP server on 127.0.0.1 at a random port that records each request and answers as told. */
+export class StandIn {
+  readonly requests: RecordedRequest[] = [];
+  handler: StandInHandler = () => ({ status: 500, parts: ['no handler'] });
+  private server: Server | undefined;
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', async () => {
+        const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(parts) };
+        this.requests.push(recorded);
+        const reply = this.handler(recorded);
+        if (reply.hang === 'before_headers') return;
+        res.writeHead(reply.status ?? 200, reply.headers ?? {});
+        res.flushHeaders();
+        for (const part of reply.parts ?? []) {
+          if (reply.gapMs) await new Promise((r) => setTimeout(r, reply.gapMs));
+          if (res.destroyed) return;
+          res.write(part);
+        }
+        if (reply.hang !== 'after_parts') res.end();
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  lastJson<T = Record<string, unknown>>(): T {
+    const last = this.requests[this.requests.length - 1];
+    if (!last) throw new Error('the stand-in received no request');
+    return JSON.parse(last.body.toString('utf8')) as T;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+}
+
+/** A ProviderCall for a request body as a client would send it (validated like the gateway does). */
+export function providerCall(
+  body: Record<string, unknown>,
+  route: RouteConfig,
+  options: { apiKey?: string; timeouts?: Partial<UpstreamTimeouts>; signal?: AbortSignal; maxOutputTokens?: number } = {},
+): ProviderCall {
+  return {
+    request: parseChatCompletionRequest({ model: 'gateway-model', ...body }),
+    route,
+    apiKey: options.apiKey,
+    maxOutputTokens: options.maxOutputTokens ?? 4096,
+    signal: options.signal ?? new AbortController().signal,
+    timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
+    requestId: 'req_test_1',
+  };
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+/** Runs `fn` and returns what it threw (failing the test when it does not throw). */
+export async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a failure, but the call succeeded');
+}

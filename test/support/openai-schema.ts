@@ -1,0 +1,64 @@
+import Ajv, { type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The official OpenAI OpenAPI document, shared by every engineer on the project. */
+export const OPENAI_SPEC_PATH = process.env.ITAPI_OPENAI_SPEC ?? join(__dirname, '../../../shared/contract/openai-openapi.json');
+
+let ajv: Ajv | undefined;
+const compiled = new Map<string, ValidateFunction>();
+
+function instance(): Ajv {
+  if (ajv) return ajv;
+  const spec = JSON.parse(readFileSync(OPENAI_SPEC_PATH, 'utf8')) as Record<string, unknown>;
+  // OpenAPI keywords (nullable, discriminator, x-*) and its formats are not all JSON Schema: be lenient on the schema, strict on the data.
+  ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
+  addFormats(ajv);
+  ajv.addFormat('unixtime', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= 0 });
+  ajv.addSchema(withNullAsType(spec) as Record<string, unknown>, 'openapi');
+  return ajv;
+}
+
+/**
+ * OpenAPI 3.0's `nullable: true` as plain JSON Schema: `{anyOf: [schema, {type: 'null'}]}`, so that it
+ * also works beside `enum`, `$ref` and `allOf`, which Ajv's own `nullable` support does not cover.
+ */
+function withNullAsType(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withNullAsType);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'nullable' && typeof value === 'boolean') continue;
+    out[key] = withNullAsType(value);
+  }
+  return (node as { nullable?: unknown }).nullable === true ? { anyOf: [out, { type: 'null' }] } : out;
+}
+
+/** A validator for `#/components/schemas/<name>` of the OpenAI spec. */
+export function openAiValidator(name: string): ValidateFunction {
+  let validate = compiled.get(name);
+  if (!validate) {
+    validate = instance().compile({ $ref: `openapi#/components/schemas/${name}` });
+    compiled.set(name, validate);
+  }
+  return validate;
+}
+
+function check(name: string, value: unknown): void {
+  const validate = openAiValidator(name);
+  if (!validate(value)) {
+    const problems = (validate.errors ?? []).map((e) => `  ${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+    throw new Error(`Not a valid ${name}:\n${problems.join('\n')}\n${JSON.stringify(value, null, 2)}`);
+  }
+}
+
+/** Throws with ajv's errors unless `value` is a valid `CreateChatCompletionResponse`. */
+export function validateCompletion(value: unknown): void {
+  check('CreateChatCompletionResponse', value);
+}
+
+/** Throws with ajv's errors unless `value` is a valid `CreateChatCompletionStreamResponse`. */
+export function validateChunk(value: unknown): void {
+  check('CreateChatCompletionStreamResponse', value);
+}
