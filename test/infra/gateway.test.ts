@@ -1,0 +1,371 @@
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Match } from 'aws-cdk-lib/assertions';
+import { ADMIN_FUNCTION_PATH, CHAT_FUNCTION_PATH, findFunctionBundleDir } from './cdk-bundle';
+import { logicalIdByPath, resourcesOfType, synthesizeItapi, type SynthesizedItapi } from './synth-itapi';
+
+// One synthesis (with esbuild bundling and cdk-nag) for the whole file: the app as bin/itapi.ts builds it.
+let s: SynthesizedItapi;
+beforeAll(() => {
+  s = synthesizeItapi();
+});
+
+type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function props(logicalId: string): Props {
+  return s.json.Resources[logicalId].Properties as Props;
+}
+
+function statementsOf(policyLogicalIdPrefix: string): Props[] {
+  const policies = resourcesOfType(s.json, 'AWS::IAM::Policy').filter(([id]) => id.startsWith(policyLogicalIdPrefix));
+  expect(policies).toHaveLength(1);
+  return (policies[0][1].Properties as Props).PolicyDocument.Statement as Props[];
+}
+
+describe('chat function', () => {
+  it('runs Node.js 24 on arm64 with explicit memory and a 15-minute timeout', () => {
+    const fn = props(logicalIdByPath(s.json, CHAT_FUNCTION_PATH));
+    expect(fn).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], MemorySize: 512, Timeout: 900, Handler: 'index.handler' });
+  });
+
+  it('gets the runtime environment contract, with no catalog variable when no catalog is given', () => {
+    const env = props(logicalIdByPath(s.json, CHAT_FUNCTION_PATH)).Environment.Variables as Props;
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        'ITAPI_ACCOUNTS_TABLE',
+        'ITAPI_KEYS_TABLE',
+        'ITAPI_METRICS_NAMESPACE',
+        'ITAPI_PROVIDER_SECRET_ID',
+        'ITAPI_TIERS_TABLE',
+        'ITAPI_USAGE_TABLE',
+        'NODE_OPTIONS',
+      ].sort(),
+    );
+    expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(env.ITAPI_METRICS_NAMESPACE).toBe('Itapi');
+    expect(env.ITAPI_KEYS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource') });
+    expect(env.ITAPI_USAGE_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource') });
+    expect(env.ITAPI_PROVIDER_SECRET_ID).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource') });
+  });
+
+  it('has a public Function URL in RESPONSE_STREAM mode, auth NONE, no CORS by default', () => {
+    const urls = resourcesOfType(s.json, 'AWS::Lambda::Url');
+    expect(urls).toHaveLength(1);
+    const url = urls[0][1].Properties as Props;
+    expect(url).toMatchObject({ InvokeMode: 'RESPONSE_STREAM', AuthType: 'NONE' });
+    expect(url.Cors).toBeUndefined();
+    expect(url.TargetFunctionArn).toEqual({ 'Fn::GetAtt': [logicalIdByPath(s.json, CHAT_FUNCTION_PATH), 'Arn'] });
+  });
+
+  it('ships a minified bundle with a source map and leaves the AWS SDK to the runtime', () => {
+    const dir = findFunctionBundleDir(s.outdir, s.stack.artifactId, CHAT_FUNCTION_PATH);
+    expect(existsSync(path.join(dir, 'index.js.map'))).toBe(true);
+    expect(existsSync(path.join(dir, 'catalog.json'))).toBe(false);
+    const seedDir = findFunctionBundleDir(s.outdir, s.stack.artifactId, 'Gateway/TierSeed/Handler/Function/Resource');
+    const seedCode = readFileSync(path.join(seedDir, 'index.js'), 'utf8');
+    // The seeding handler imports @aws-sdk/client-dynamodb: it must stay a runtime require, not be inlined.
+    expect(seedCode).toMatch(/require\("@aws-sdk\/client-dynamodb"\)/);
+    expect(seedCode).not.toMatch(/\n\s{2,}\S/); // minified: no indented lines
+  });
+});
+
+describe('REST API', () => {
+  it('is regional', () => {
+    s.template.hasResourceProperties('AWS::ApiGateway::RestApi', { EndpointConfiguration: { Types: ['REGIONAL'] } });
+  });
+
+  it('streams /v1/{proxy+} to the chat function with a 15-minute integration timeout', () => {
+    const chatFn = logicalIdByPath(s.json, CHAT_FUNCTION_PATH);
+    s.template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'ANY',
+      AuthorizationType: 'NONE',
+      ResourceId: { Ref: logicalIdByPath(s.json, 'Gateway/Api/Api/Default/v1/{proxy+}/Resource') },
+      Integration: {
+        Type: 'AWS_PROXY',
+        ResponseTransferMode: 'STREAM',
+        TimeoutInMillis: 900_000,
+        Uri: {
+          'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('/2021-11-15/functions/$'), { 'Fn::GetAtt': [chatFn, 'Arn'] }, '/response-streaming-invocations'])],
+        },
+      },
+    });
+  });
+
+  it('puts /admin/{proxy+} on the admin function behind IAM authorization', () => {
+    s.template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'ANY',
+      AuthorizationType: 'AWS_IAM',
+      ResourceId: { Ref: logicalIdByPath(s.json, 'Gateway/Api/Api/Default/admin/{proxy+}/Resource') },
+      Integration: {
+        Type: 'AWS_PROXY',
+        Uri: { 'Fn::Join': ['', Match.arrayWith([{ 'Fn::GetAtt': [logicalIdByPath(s.json, ADMIN_FUNCTION_PATH), 'Arn'] }])] },
+      },
+    });
+    // Exactly two methods: nothing else is reachable, and nothing else is unauthenticated.
+    expect(resourcesOfType(s.json, 'AWS::ApiGateway::Method')).toHaveLength(2);
+  });
+
+  it('writes JSON access logs and throttles the stage', () => {
+    s.template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'prod',
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('"requestId":"\\$context.requestId"') },
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 }),
+      ]),
+    });
+  });
+});
+
+describe('tables', () => {
+  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage'];
+
+  it.each(roles)('%s is on-demand with point-in-time recovery, deletion protection and retain', (role) => {
+    const id = logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`);
+    const table = s.json.Resources[id];
+    expect(table.Type).toBe('AWS::DynamoDB::GlobalTable');
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+    const p = table.Properties as Props;
+    expect(p.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(p.Replicas).toHaveLength(1);
+    expect(p.Replicas[0]).toMatchObject({
+      DeletionProtectionEnabled: true,
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+
+  it('keys the tables as the runtime expects (ARCHITECTURE §4)', () => {
+    const keySchema = (role: string): Props => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).KeySchema;
+    expect(keySchema('Keys')).toEqual([{ AttributeName: 'key_hash', KeyType: 'HASH' }]);
+    expect(keySchema('Tiers')).toEqual([{ AttributeName: 'tier_id', KeyType: 'HASH' }]);
+    expect(keySchema('Accounts')).toEqual([{ AttributeName: 'account_id', KeyType: 'HASH' }]);
+    expect(keySchema('Usage')).toEqual([
+      { AttributeName: 'account_id', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    const gsis = props(logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource')).GlobalSecondaryIndexes as Props[];
+    expect(gsis.map((g) => [g.IndexName, g.KeySchema.map((k: Props) => `${k.AttributeName}:${k.KeyType}`)])).toEqual([
+      ['by-account', ['account_id:HASH', 'key_id:RANGE']],
+      ['by-key-id', ['key_id:HASH']],
+    ]);
+  });
+
+  it('expires usage items by TTL on expires_at, and only usage items', () => {
+    const ttl = (role: string): unknown => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).TimeToLiveSpecification;
+    expect(ttl('Usage')).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    for (const role of ['Keys', 'Tiers', 'Accounts']) expect(ttl(role)).toBeUndefined();
+  });
+});
+
+describe('provider secret', () => {
+  it('is created once as a JSON object placeholder, so later deploys never overwrite keys', () => {
+    const secret = props(logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource'));
+    expect(secret.SecretString).toBeUndefined();
+    expect(JSON.parse(secret.GenerateSecretString.SecretStringTemplate)).toEqual({});
+    expect(secret.GenerateSecretString.GenerateStringKey).toBe('_placeholder');
+  });
+});
+
+describe('IAM', () => {
+  const ownResources = (): Set<string> =>
+    new Set(
+      ['Keys', 'Tiers', 'Accounts', 'Usage'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+    );
+
+  function referencedLogicalIds(value: unknown): string[] {
+    const out: string[] = [];
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') {
+        const o = v as Props;
+        if (typeof o.Ref === 'string') out.push(o.Ref);
+        if (Array.isArray(o['Fn::GetAtt'])) out.push(o['Fn::GetAtt'][0]);
+        Object.values(o).forEach(walk);
+      }
+    };
+    walk(value);
+    return out;
+  }
+
+  it('uses no wildcard actions anywhere', () => {
+    for (const [, policy] of resourcesOfType(s.json, 'AWS::IAM::Policy')) {
+      for (const st of (policy.Properties as Props).PolicyDocument.Statement as Props[]) {
+        for (const action of [st.Action].flat()) expect(action).not.toMatch(/\*/);
+      }
+    }
+  });
+
+  it('scopes the chat function to these tables, this secret and its own log group', () => {
+    const statements = statementsOf('GatewayChatHandlerRole');
+    const allowed = new Set([
+      ...ownResources(),
+      logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource'),
+      logicalIdByPath(s.json, 'Gateway/Chat/Handler/Logs/Resource'),
+    ]);
+    for (const st of statements) {
+      expect(st.Effect).toBe('Allow');
+      for (const resource of [st.Resource].flat()) {
+        expect(typeof resource).not.toBe('string'); // never a literal ARN or '*'
+        const ids = referencedLogicalIds(resource);
+        expect(ids.length).toBeGreaterThan(0);
+        for (const id of ids) expect(allowed).toContain(id);
+        const joined = JSON.stringify(resource);
+        if (joined.includes('/index/')) expect(joined).toMatch(/\/index\/(by-account|by-key-id)"/);
+      }
+    }
+    const secretStatement = statements.find((st) => JSON.stringify(st.Resource).includes(logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource')));
+    expect([secretStatement?.Action].flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    const tiersId = logicalIdByPath(s.json, 'Gateway/Tables/Tiers/Resource');
+    const tiersWrites = statements.filter((st) => referencedLogicalIds(st.Resource).includes(tiersId) && [st.Action].flat().some((a: string) => /Put|Update|Delete|Write/.test(a)));
+    expect(tiersWrites).toEqual([]); // the chat path only reads tiers
+    expect(JSON.stringify(statements)).not.toMatch(/bedrock:/); // no Bedrock routes, no Bedrock grant
+  });
+
+  it('scopes the admin function to these tables and its own log group', () => {
+    const allowed = new Set([...ownResources(), logicalIdByPath(s.json, 'Gateway/Admin/Handler/Logs/Resource')]);
+    for (const st of statementsOf('GatewayAdminHandlerRole')) {
+      for (const resource of [st.Resource].flat()) {
+        expect(typeof resource).not.toBe('string');
+        for (const id of referencedLogicalIds(resource)) expect(allowed).toContain(id);
+      }
+    }
+  });
+
+  it('attaches no AWS managed policies to the gateway functions', () => {
+    for (const fn of ['Chat', 'Admin', 'TierSeed']) {
+      const role = props(logicalIdByPath(s.json, `Gateway/${fn}/Handler/Role/Resource`));
+      expect(role.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+});
+
+describe('tier seeding', () => {
+  it('seeds the default tiers into the tiers table with a custom resource', () => {
+    const seeds = resourcesOfType(s.json, 'Custom::ItapiTierSeed');
+    expect(seeds).toHaveLength(1);
+    const p = seeds[0][1].Properties as Props;
+    expect(p.TableName).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Tiers/Resource') });
+    const tiers = JSON.parse(p.TiersJson) as Props[];
+    expect(tiers.map((t) => [t.id, t.rpm, t.tpm])).toEqual([
+      ['free', 10, 20_000],
+      ['starter', 60, 100_000],
+      ['pro', 300, 500_000],
+      ['enterprise', 0, 0],
+    ]);
+  });
+
+  it('lets the seeding function only put items into the tiers table', () => {
+    const statements = statementsOf('GatewayTierSeedHandlerRole');
+    const dynamo = statements.filter((st) => [st.Action].flat().some((a: string) => a.startsWith('dynamodb:')));
+    expect(dynamo).toEqual([
+      { Action: 'dynamodb:PutItem', Effect: 'Allow', Resource: { 'Fn::GetAtt': [logicalIdByPath(s.json, 'Gateway/Tables/Tiers/Resource'), 'Arn'] } },
+    ]);
+  });
+});
+
+describe('alarms and dashboard', () => {
+  const alarms = (): Array<[string, Props]> =>
+    resourcesOfType(s.json, 'AWS::CloudWatch::Alarm').map(([id, r]) => [String(r.Metadata?.['aws:cdk:path']).split('/').at(-2) ?? id, r.Properties as Props]);
+
+  it('has every promised alarm', () => {
+    expect(alarms().map(([name]) => name).sort()).toEqual(
+      [
+        'AdminFunctionErrors',
+        'AdminFunctionThrottles',
+        'ApiGateway5xxRate',
+        'ChatFunctionDurationP99',
+        'ChatFunctionErrors',
+        'ChatFunctionThrottles',
+        'DynamoDbThrottles-accounts',
+        'DynamoDbThrottles-keys',
+        'DynamoDbThrottles-tiers',
+        'DynamoDbThrottles-usage',
+        'Gateway5xxRate',
+        'UpstreamErrorRate-anthropic',
+        'UpstreamErrorRate-openai-compatible',
+      ].sort(),
+    );
+  });
+
+  it('notifies the SNS topic on alarm and on recovery', () => {
+    const topic = logicalIdByPath(s.json, 'Gateway/Monitoring/AlarmTopic/Resource');
+    for (const [name, alarm] of alarms()) {
+      expect({ name, actions: alarm.AlarmActions }).toEqual({ name, actions: [{ Ref: topic }] });
+      expect(alarm.OKActions).toEqual([{ Ref: topic }]);
+    }
+  });
+
+  it('watches p99 duration against 80% of the 15-minute timeout', () => {
+    const [, p99] = alarms().find(([name]) => name === 'ChatFunctionDurationP99')!;
+    expect(p99).toMatchObject({ MetricName: 'Duration', ExtendedStatistic: 'p99', Threshold: 720_000 });
+    expect(p99.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: logicalIdByPath(s.json, CHAT_FUNCTION_PATH) } }]);
+  });
+
+  it('computes the gateway 5xx rate and upstream error rates with metric math on the EMF metrics', () => {
+    const byName = new Map(alarms());
+    const gateway = byName.get('Gateway5xxRate')!;
+    const metricsOf = (alarm: Props): Props[] => alarm.Metrics.filter((m: Props) => m.MetricStat).map((m: Props) => m.MetricStat.Metric);
+    expect(gateway.Metrics.find((m: Props) => m.Expression)?.Expression).toMatch(/100 \* FILL\(err, 0\) \/ req/);
+    expect(metricsOf(gateway)).toEqual(
+      expect.arrayContaining([
+        { Namespace: 'Itapi', MetricName: 'Requests', Dimensions: [{ Name: 'Service', Value: 'itapi' }] },
+        { Namespace: 'Itapi', MetricName: 'Http5xx', Dimensions: [{ Name: 'Service', Value: 'itapi' }] },
+      ]),
+    );
+    const anthropic = byName.get('UpstreamErrorRate-anthropic')!;
+    expect(metricsOf(anthropic).map((m) => [m.MetricName, m.Dimensions])).toEqual(
+      expect.arrayContaining([
+        ['UpstreamRequests', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'Service', Value: 'itapi' }]],
+        ['UpstreamErrors', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'Service', Value: 'itapi' }]],
+      ]),
+    );
+  });
+
+  it('alarms on DynamoDB throttle events of each table', () => {
+    const [, keys] = alarms().find(([name]) => name === 'DynamoDbThrottles-keys')!;
+    const names = keys.Metrics.filter((m: Props) => m.MetricStat).map((m: Props) => m.MetricStat.Metric.MetricName).sort();
+    expect(names).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    expect(JSON.stringify(keys.Metrics)).toContain(logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource'));
+  });
+
+  it('builds one dashboard', () => {
+    const dashboards = resourcesOfType(s.json, 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify((dashboards[0][1].Properties as Props).DashboardBody);
+    for (const metric of ['Requests', 'TimeToFirstToken', 'CostMicroUsd', 'PromptTokens', 'ReadThrottleEvents', '5XXError']) {
+      expect(body).toContain(metric);
+    }
+  });
+});
+
+describe('outputs and cdk-nag', () => {
+  it('outputs both base URLs, the admin URL, the table names and the secret name', () => {
+    const outputs = s.json.Outputs as Props;
+    for (const name of [
+      'FunctionBaseUrl',
+      'ApiBaseUrl',
+      'AdminUrl',
+      'ProviderSecretName',
+      'KeysTableName',
+      'TiersTableName',
+      'AccountsTableName',
+      'UsageTableName',
+    ]) {
+      expect(outputs[name]).toBeDefined();
+    }
+    expect(JSON.stringify(outputs.FunctionBaseUrl.Value)).toMatch(/"FunctionUrl"\]\},"v1"\]/);
+    expect(JSON.stringify(outputs.ApiBaseUrl.Value)).toMatch(/"\/v1"\]/);
+    expect(JSON.stringify(outputs.AdminUrl.Value)).toMatch(/"\/admin"\]/);
+  });
+
+  it('passes AWS Solutions checks with every acknowledgement giving a specific reason', () => {
+    const report = JSON.parse(readFileSync(path.join(s.outdir, 'validation-report.json'), 'utf8')) as Props;
+    const nag = (report.pluginReports as Props[]).find((p) => p.pluginName === 'AwsSolutions');
+    expect(nag).toBeDefined();
+    expect(nag!.conclusion).toBe('success');
+    expect(nag!.violations).toEqual([]);
+    for (const suppressed of nag!.suppressedViolations as Props[]) {
+      expect({ rule: suppressed.ruleName, reason: suppressed.reason }).toEqual({ rule: suppressed.ruleName, reason: expect.stringMatching(/^.{60,}$/) });
+    }
+  });
+});
