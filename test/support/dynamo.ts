@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { createDynamoClient } from '../../lambda/store/client';
+import { tableDefinitions, type TableNames } from '../../lambda/store/tables';
+
+/** The DynamoDB Local endpoint started by test/support/global-setup.ts. */
+export function testDynamoEndpoint(): string {
+  const endpoint = process.env.ITAPI_TEST_DYNAMODB_ENDPOINT;
+  if (!endpoint) throw new Error('ITAPI_TEST_DYNAMODB_ENDPOINT is not set (jest globalSetup did not run?)');
+  return endpoint;
+}
+
+/**
+ * Creates the four itapi tables with random names in the shared DynamoDB Local and waits until
+ * they are ACTIVE. Each call gets its own tables, so test files never see each other's data.
+ */
+export async function createTestTables(): Promise<{ client: DynamoDBClient; tables: TableNames }> {
+  const client = createDynamoClient(testDynamoEndpoint());
+  const suffix = randomBytes(6).toString('hex');
+  const tables: TableNames = {
+    keys: `test-keys-${suffix}`,
+    tiers: `test-tiers-${suffix}`,
+    accounts: `test-accounts-${suffix}`,
+    usage: `test-usage-${suffix}`,
+  };
+  await Promise.all(tableDefinitions(tables).map((def) => client.send(new CreateTableCommand(def))));
+  await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));
+  return { client, tables };
+}
+
+/** Deletes tables made by createTestTables (best effort) and closes the client. */
+export async function deleteTestTables(client: DynamoDBClient, tables: TableNames): Promise<void> {
+  await Promise.all(
+    Object.values(tables).map((name) => client.send(new DeleteTableCommand({ TableName: name })).catch(() => undefined)),
+  );
+  client.destroy();
+}
+
+async function waitActive(client: DynamoDBClient, name: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = await client.send(new DescribeTableCommand({ TableName: name }));
+    const indexesReady = (out.Table?.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === 'ACTIVE');
+    if (out.Table?.TableStatus === 'ACTIVE' && indexesReady) return;
+    if (Date.now() > deadline) throw new Error(`table ${name} did not become ACTIVE`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
