@@ -1,0 +1,273 @@
+import type { ModelEntry } from '../catalog';
+import { GatewayError, insufficientQuota, invalidApiKey, rateLimited } from '../contract/errors';
+import type { ChatCompletionRequest } from '../contract/request';
+import type { Account, AccountsStore } from '../store/accounts';
+import type { KeyRecord } from '../store/keys';
+import type { Tier } from '../store/tiers';
+import { settleRequest, type Ledger } from '../settlement';
+import {
+  countsAt,
+  formatResetDuration,
+  maxCountBefore,
+  minuteOf,
+  msUntilAllowed,
+  msUntilReset,
+  remaining,
+  WINDOW_MS,
+  type WindowCounts,
+} from './sliding-window';
+import { estimatePromptTokens } from './tokens';
+import type { Admission, AdmissionRequest, Admitted } from './types';
+
+/** Tiers by id, kept fresh in the background (see TierCache). */
+export interface TierLookup {
+  get(id: string): Tier | undefined;
+  ready(): Promise<void>;
+}
+
+export interface Limits {
+  tier: string;
+  /** Custom limits on the account; absent means the tier's. */
+  customRpm?: number;
+  customTpm?: number;
+  /** Effective limits; 0 means no limit. */
+  rpm: number;
+  tpm: number;
+}
+
+/** The hold for one request, in micro-USD, and the output limit it was computed for. */
+export interface Hold {
+  promptTokens: number;
+  outputTokens: number;
+  holdMicroUsd: number;
+  /** Tokens counted against the minute's token limit at admission. */
+  rateTokens: number;
+  /** True when the client named no output limit, so it may be lowered to what the balance pays. */
+  lowerable: boolean;
+}
+
+const ATTEMPTS = 3;
+
+export function clientOutputLimit(request: ChatCompletionRequest): number | undefined {
+  return request.max_completion_tokens ?? request.max_tokens ?? undefined;
+}
+
+/** Worst-case cost: prompt × input price + output limit × output price × n (ARCHITECTURE §3). */
+export function computeHold(model: ModelEntry, request: ChatCompletionRequest, promptTokens: number, outputTokens?: number): Hold {
+  const n = request.n ?? 1;
+  const clientLimit = clientOutputLimit(request);
+  const out = Math.min(outputTokens ?? clientLimit ?? model.maxOutputTokens, model.maxOutputTokens);
+  const nano = promptTokens * model.price.inputPerToken + out * n * model.price.outputPerToken;
+  return {
+    promptTokens,
+    outputTokens: out,
+    holdMicroUsd: Math.ceil(nano / 1000),
+    rateTokens: promptTokens + (clientLimit !== undefined ? Math.min(clientLimit, model.maxOutputTokens) * n : 0),
+    lowerable: clientLimit === undefined,
+  };
+}
+
+/** The most output tokens a balance pays for, after the prompt; 0 when it cannot pay for one. */
+export function affordableOutputTokens(model: ModelEntry, request: ChatCompletionRequest, promptTokens: number, balanceMicroUsd: number): number {
+  const perToken = model.price.outputPerToken * (request.n ?? 1);
+  const left = balanceMicroUsd * 1000 - promptTokens * model.price.inputPerToken;
+  if (left <= 0) return 0;
+  if (perToken === 0) return model.maxOutputTokens;
+  return Math.min(model.maxOutputTokens, Math.floor(left / perToken));
+}
+
+export const usd = (micro: number) => `$${(micro / 1e6).toFixed(6)}`;
+
+/**
+ * Admission on the account item: one conditional write when this instance has seen the account
+ * before, which counts the request and takes the hold, or answers 429/402 from the old item.
+ */
+export class CreditAdmission implements Admission {
+  /** The account item as this instance last saw it; only a hint, the write's condition decides. */
+  private readonly accounts = new Map<string, Account>();
+
+  constructor(
+    private readonly store: AccountsStore,
+    private readonly tiers: TierLookup,
+    private readonly ledger: Ledger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  allowsModel(key: KeyRecord, modelId: string): boolean {
+    if (key.models && !key.models.includes(modelId)) return false;
+    const tierId = this.accounts.get(key.accountId)?.tier ?? key.accountTier;
+    const tierModels = tierId ? this.tiers.get(tierId)?.models : undefined;
+    return !tierModels || tierModels.includes(modelId);
+  }
+
+  headersFor(key: KeyRecord): Record<string, string> | undefined {
+    const account = this.accounts.get(key.accountId);
+    const limits = this.limitsOf(key, account);
+    const counts = account?.counts ?? { window: 0, requests: 0, tokens: 0, prevRequests: 0, prevTokens: 0 };
+    return rateLimitHeaders(limits, counts, this.now());
+  }
+
+  /** What the key's account may do per minute, from the freshest state this instance has. */
+  limitsOf(key: KeyRecord, account: Account | undefined): Limits {
+    const tier = account?.tier ?? key.accountTier ?? 'free';
+    const customRpm = account ? account.rpm : key.accountRpm;
+    const customTpm = account ? account.tpm : key.accountTpm;
+    const t = this.tiers.get(tier);
+    return { tier, customRpm, customTpm, rpm: customRpm ?? t?.rpm ?? 0, tpm: customTpm ?? t?.tpm ?? 0 };
+  }
+
+  async admit(req: AdmissionRequest): Promise<Admitted> {
+    const { key, model, request } = req;
+    await this.tiers.ready();
+    const promptTokens = estimatePromptTokens(request);
+    let account = this.accounts.get(key.accountId);
+    let hold = computeHold(model, request, promptTokens);
+    if (hold.lowerable && account && account.balanceMicroUsd < hold.holdMicroUsd) {
+      hold = this.lowered(model, request, promptTokens, account.balanceMicroUsd);
+    }
+
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const nowMs = this.now();
+      const limits = this.limitsOf(key, account);
+      if (!this.tiers.get(limits.tier) && (limits.customRpm === undefined || limits.customTpm === undefined)) {
+        throw new GatewayError(403, 'permission_error', 'tier_not_found', `The account's tier '${limits.tier}' is not configured.`);
+      }
+      const believed = account?.counts ?? { window: minuteOf(nowMs), requests: 0, tokens: 0, prevRequests: 0, prevTokens: 0 };
+      const result = await this.store.admit({
+        accountId: key.accountId,
+        nowMs,
+        believed,
+        limits: { tier: limits.tier, rpm: limits.customRpm, tpm: limits.customTpm },
+        holdMicroUsd: hold.holdMicroUsd,
+        tokens: hold.rateTokens,
+        ...writeBounds(limits, believed, hold.rateTokens, nowMs),
+      });
+      if (result.ok) {
+        this.accounts.set(key.accountId, result.account);
+        return this.admitted(req, result.account, limits, hold, promptTokens);
+      }
+      const old = result.account;
+      if (!old) {
+        this.accounts.delete(key.accountId);
+        throw invalidApiKey("The key's account no longer exists.");
+      }
+      this.accounts.set(key.accountId, old);
+      if (old.status !== 'active') {
+        throw new GatewayError(403, 'permission_error', 'account_disabled', 'The account of this key is disabled.');
+      }
+      const stale = isStale(believed, limits, old, nowMs);
+      account = old;
+      if (stale) continue;
+      // The belief was right, so the old item says exactly why: rate limit first, then money.
+      const trueLimits = this.limitsOf(key, old);
+      const view = countsAt(old.counts, nowMs);
+      const waitMs = Math.max(
+        trueLimits.rpm ? msUntilAllowed(trueLimits.rpm, view.prevRequests, view.requests, 1, nowMs) : 0,
+        trueLimits.tpm ? msUntilAllowed(trueLimits.tpm, view.prevTokens, view.tokens, hold.rateTokens, nowMs) : 0,
+      );
+      if (waitMs > 0) throw this.rateLimitError(trueLimits, view, hold, waitMs, nowMs);
+      if (old.balanceMicroUsd < hold.holdMicroUsd) {
+        if (hold.lowerable) {
+          const lowered = this.lowered(model, request, promptTokens, old.balanceMicroUsd);
+          if (lowered.holdMicroUsd < hold.holdMicroUsd) {
+            hold = lowered;
+            continue;
+          }
+        }
+        throw insufficientQuota(
+          `You exceeded your current quota: this request needs ${usd(hold.holdMicroUsd)} of credit ` +
+            `(${hold.promptTokens} prompt tokens and up to ${hold.outputTokens} output tokens of ${model.id}), ` +
+            `and the balance is ${usd(old.balanceMicroUsd)}. Add credits, or lower max_tokens.`,
+        );
+      }
+    }
+    throw new GatewayError(503, 'server_overloaded', 'server_overloaded', 'The account is too busy; try again shortly.');
+  }
+
+  private lowered(model: ModelEntry, request: ChatCompletionRequest, promptTokens: number, balanceMicroUsd: number): Hold {
+    const out = affordableOutputTokens(model, request, promptTokens, balanceMicroUsd);
+    if (out < 1) {
+      throw insufficientQuota(
+        `You exceeded your current quota: the balance is ${usd(balanceMicroUsd)}, which does not pay for ` +
+          `the ${promptTokens} prompt tokens of this request and one output token of ${model.id}. Add credits.`,
+      );
+    }
+    return { ...computeHold(model, request, promptTokens, out), lowerable: true };
+  }
+
+  private rateLimitError(limits: Limits, view: WindowCounts, hold: Hold, waitMs: number, nowMs: number): GatewayError {
+    const requestsBound = limits.rpm && msUntilAllowed(limits.rpm, view.prevRequests, view.requests, 1, nowMs) > 0;
+    const message = !Number.isFinite(waitMs)
+      ? `Request too large: it needs ${hold.rateTokens} tokens and the limit is ${limits.tpm} tokens per minute.`
+      : requestsBound
+        ? `Rate limit reached for requests: limit ${limits.rpm} per minute. Please try again in ${formatResetDuration(waitMs)}.`
+        : `Rate limit reached for tokens: limit ${limits.tpm} per minute, this request needs ${hold.rateTokens}. Please try again in ${formatResetDuration(waitMs)}.`;
+    const error = rateLimited(message, Number.isFinite(waitMs) ? waitMs : WINDOW_MS);
+    Object.assign(error.headers, rateLimitHeaders(limits, view, nowMs));
+    return error;
+  }
+
+  private admitted(req: AdmissionRequest, account: Account, limits: Limits, hold: Hold, promptTokens: number): Admitted {
+    const nowMs = this.now();
+    return {
+      maxOutputTokens: hold.lowerable && hold.outputTokens < req.model.maxOutputTokens ? hold.outputTokens : undefined,
+      headers: rateLimitHeaders(limits, account.counts, nowMs),
+      settle: (outcome) =>
+        settleRequest(this.ledger, {
+          requestId: req.requestId,
+          key: req.key,
+          model: req.model,
+          startedAtMs: req.startedAtMs,
+          admittedWindow: account.counts.window,
+          holdMicroUsd: hold.holdMicroUsd,
+          rateTokens: hold.rateTokens,
+          promptTokensEstimate: promptTokens,
+          outcome,
+        }),
+    };
+  }
+}
+
+/** The write's conditions, from the believed item (see AccountsStore.admit). */
+function writeBounds(limits: Limits, believed: WindowCounts, tokens: number, nowMs: number) {
+  const minute = minuteOf(nowMs);
+  if (believed.window === minute) {
+    return {
+      maxRequestsBefore: limits.rpm ? maxCountBefore(limits.rpm, believed.prevRequests, 1, nowMs) : undefined,
+      maxTokensBefore: limits.tpm ? maxCountBefore(limits.tpm, believed.prevTokens, tokens, nowMs) : undefined,
+    };
+  }
+  // Rolling over: the ending minute becomes the previous one, weighted by what is left of it.
+  const share = (WINDOW_MS - (nowMs % WINDOW_MS)) / WINDOW_MS;
+  return {
+    maxPrevRequests: limits.rpm ? Math.floor((limits.rpm - 1) / share + 1e-9) : undefined,
+    maxPrevTokens: limits.tpm ? Math.floor((limits.tpm - tokens) / share + 1e-9) : undefined,
+  };
+}
+
+/** True when the write failed because its belief about the item was wrong, not because of limits. */
+function isStale(believed: WindowCounts, limits: Limits, old: Account, nowMs: number): boolean {
+  if (old.tier !== limits.tier || old.rpm !== limits.customRpm || old.tpm !== limits.customTpm) return true;
+  const minute = minuteOf(nowMs);
+  const oldWindow = old.counts.window;
+  if (believed.window === minute) {
+    return oldWindow !== minute || old.counts.prevRequests !== believed.prevRequests || old.counts.prevTokens !== believed.prevTokens;
+  }
+  if (believed.window === minute - 1) return oldWindow !== minute - 1;
+  return oldWindow >= minute - 1;
+}
+
+/** The six OpenAI `x-ratelimit-*` headers for an account's state at `nowMs`. */
+export function rateLimitHeaders(limits: Pick<Limits, 'rpm' | 'tpm'>, counts: WindowCounts, nowMs: number): Record<string, string> {
+  const view = countsAt(counts, nowMs);
+  const headers: Record<string, string> = {};
+  const set = (kind: 'requests' | 'tokens', limit: number, prev: number, cur: number) => {
+    if (!limit) return;
+    headers[`x-ratelimit-limit-${kind}`] = String(limit);
+    headers[`x-ratelimit-remaining-${kind}`] = String(remaining(limit, prev, cur, nowMs));
+    headers[`x-ratelimit-reset-${kind}`] = formatResetDuration(msUntilReset(prev, cur, nowMs));
+  };
+  set('requests', limits.rpm, view.prevRequests, view.requests);
+  set('tokens', limits.tpm, view.prevTokens, view.tokens);
+  return headers;
+}

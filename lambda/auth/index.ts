@@ -1,0 +1,87 @@
+import { invalidApiKey } from '../contract/errors';
+import type { KeyRecord } from '../store/keys';
+import { API_KEY_PATTERN, hashApiKey } from './api-key';
+
+export interface KeyLookup {
+  getByHash(keyHash: string): Promise<KeyRecord | undefined>;
+}
+
+export interface AuthenticatorOptions {
+  /** How long a found key is trusted without a read; a revoked key stops working within this. @default 60000 */
+  positiveTtlMs?: number;
+  /** How long an unknown key is remembered as unknown. @default 5000 */
+  negativeTtlMs?: number;
+  /** Entries kept before the oldest are dropped. @default 10000 */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+interface CacheEntry {
+  record: KeyRecord | undefined;
+  expiresMs: number;
+}
+
+/**
+ * Bearer-key authentication with an in-memory cache, so a warm request reads nothing from
+ * DynamoDB to authenticate. Every failure is the same 401, whatever the reason.
+ */
+export class Authenticator {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<KeyRecord | undefined>>();
+  private readonly positiveTtlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly keys: KeyLookup,
+    options: AuthenticatorOptions = {},
+  ) {
+    this.positiveTtlMs = Math.min(options.positiveTtlMs ?? 60_000, 60_000);
+    this.negativeTtlMs = options.negativeTtlMs ?? 5_000;
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Returns the active key named by an `Authorization` header, or throws a 401 GatewayError. */
+  async authenticate(authorization: string | undefined): Promise<KeyRecord> {
+    if (!authorization) {
+      throw invalidApiKey("You didn't provide an API key. Send it as 'Authorization: Bearer it_...'.");
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw invalidApiKey("The Authorization header must use the Bearer scheme: 'Bearer it_...'.");
+    const key = match[1];
+    if (!API_KEY_PATTERN.test(key)) throw invalidApiKey('The API key is malformed: itapi keys look like it_ followed by letters and digits.');
+    const record = await this.lookup(hashApiKey(key));
+    if (!record || record.status !== 'active') throw invalidApiKey();
+    if (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now()) throw invalidApiKey('The API key has expired.');
+    return record;
+  }
+
+  /** Forgets a key at once (this instance only), e.g. after an admin revoked it here. */
+  forget(keyHash: string): void {
+    this.cache.delete(keyHash);
+  }
+
+  private async lookup(keyHash: string): Promise<KeyRecord | undefined> {
+    const hit = this.cache.get(keyHash);
+    if (hit && hit.expiresMs > this.now()) return hit.record;
+    let pending = this.inflight.get(keyHash);
+    if (!pending) {
+      pending = this.keys.getByHash(keyHash).finally(() => this.inflight.delete(keyHash));
+      this.inflight.set(keyHash, pending);
+    }
+    const record = await pending;
+    this.remember(keyHash, record);
+    return record;
+  }
+
+  private remember(keyHash: string, record: KeyRecord | undefined): void {
+    this.cache.delete(keyHash);
+    if (this.cache.size >= this.maxEntries) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(keyHash, { record, expiresMs: this.now() + (record ? this.positiveTtlMs : this.negativeTtlMs) });
+  }
+}

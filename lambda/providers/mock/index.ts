@@ -1,0 +1,133 @@
+import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, FinishReason } from '../../contract/openai';
+import type { ChatCompletionRequest, ChatMessage } from '../../contract/request';
+import type { Provider, ProviderCall } from '../types';
+
+/** Stream pieces per answer: one word each, so clients see several chunks. */
+const CREATED_S = 1735689600;
+
+interface MockChoice {
+  text: string | null;
+  toolCall?: { id: string; name: string; arguments: string };
+  finishReason: FinishReason;
+  completionTokens: number;
+}
+
+/**
+ * Offline and deterministic: the same request always gets the same answer. With tools offered
+ * (and `tool_choice` not `none`) and no tool result yet, it calls a tool; otherwise it answers
+ * in words, cut at the request's token limit.
+ */
+export function mockProvider(): Provider {
+  return {
+    async complete(call) {
+      const answer = plan(call);
+      return {
+        id: `chatcmpl-mock-${call.requestId}`,
+        object: 'chat.completion',
+        created: CREATED_S,
+        model: call.route.model,
+        choices: answer.choices.map((c, index) => ({
+          index,
+          logprobs: null,
+          finish_reason: c.finishReason,
+          message: {
+            role: 'assistant',
+            content: c.text,
+            refusal: null,
+            ...(c.toolCall && {
+              tool_calls: [{ id: c.toolCall.id, type: 'function', function: { name: c.toolCall.name, arguments: c.toolCall.arguments } }],
+            }),
+          },
+        })),
+        usage: answer.usage,
+      } satisfies ChatCompletion;
+    },
+
+    async stream(call) {
+      return streamAnswer(call, plan(call));
+    },
+  };
+}
+
+async function* streamAnswer(call: ProviderCall, answer: ReturnType<typeof plan>): AsyncGenerator<ChatCompletionChunk> {
+  const base = { id: `chatcmpl-mock-${call.requestId}`, object: 'chat.completion.chunk' as const, created: CREATED_S, model: call.route.model };
+  for (const [index, choice] of answer.choices.entries()) {
+    yield { ...base, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] };
+    if (choice.toolCall) {
+      const { id, name, arguments: args } = choice.toolCall;
+      yield { ...base, choices: [{ index, delta: { tool_calls: [{ index: 0, id, type: 'function', function: { name, arguments: '' } }] }, finish_reason: null }] };
+      yield { ...base, choices: [{ index, delta: { tool_calls: [{ index: 0, function: { arguments: args } }] }, finish_reason: null }] };
+    } else {
+      for (const piece of (choice.text ?? '').split(/(?<= )/)) {
+        if (call.signal.aborted) return;
+        yield { ...base, choices: [{ index, delta: { content: piece }, logprobs: null, finish_reason: null }] };
+      }
+    }
+    yield { ...base, choices: [{ index, delta: {}, logprobs: null, finish_reason: choice.finishReason }] };
+  }
+  yield { ...base, choices: [], usage: answer.usage };
+}
+
+function plan(call: ProviderCall): { choices: MockChoice[]; usage: CompletionUsage } {
+  const { request } = call;
+  const n = request.n ?? 1;
+  const limit = request.max_completion_tokens ?? request.max_tokens ?? call.maxOutputTokens;
+  const choices = Array.from({ length: n }, (_, i) => answerOne(request, i, limit, call.requestId));
+  const prompt = promptTokens(request);
+  const completion = choices.reduce((sum, c) => sum + c.completionTokens, 0);
+  return { choices, usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } };
+}
+
+function answerOne(request: ChatCompletionRequest, choice: number, limit: number, requestId: string): MockChoice {
+  const last = request.messages[request.messages.length - 1];
+  const tool = pickTool(request, last);
+  if (tool) {
+    return {
+      text: null,
+      toolCall: { id: `call_mock_${requestId.slice(-8)}_${choice}`, name: tool.name, arguments: JSON.stringify(exampleArguments(tool.parameters)) },
+      finishReason: 'tool_calls',
+      completionTokens: 10,
+    };
+  }
+  const words = `This is a mock answer from itapi to: ${textOf(last).slice(0, 200)}`.split(/\s+/).filter(Boolean);
+  if (choice > 0) words.push(`(choice ${choice})`);
+  const cut = words.slice(0, limit);
+  return { text: cut.join(' '), finishReason: cut.length < words.length ? 'length' : 'stop', completionTokens: cut.length };
+}
+
+function pickTool(request: ChatCompletionRequest, last: ChatMessage): { name: string; parameters?: Record<string, unknown> } | undefined {
+  if (!request.tools?.length || request.tool_choice === 'none' || last.role === 'tool') return undefined;
+  const choice = request.tool_choice;
+  const fn = typeof choice === 'object' ? request.tools.find((t) => t.function.name === choice.function.name) : request.tools[0];
+  return fn && { name: fn.function.name, parameters: fn.function.parameters };
+}
+
+/** Fills a JSON schema's required properties with placeholder values of the right type. */
+function exampleArguments(schema: Record<string, unknown> | undefined): Record<string, unknown> {
+  const props = (schema?.properties ?? {}) as Record<string, { type?: string; enum?: unknown[] }>;
+  const required = Array.isArray(schema?.required) ? (schema.required as string[]) : Object.keys(props);
+  const out: Record<string, unknown> = {};
+  for (const name of required) {
+    const prop = props[name] ?? {};
+    if (prop.enum?.length) out[name] = prop.enum[0];
+    else if (prop.type === 'number' || prop.type === 'integer') out[name] = 1;
+    else if (prop.type === 'boolean') out[name] = true;
+    else if (prop.type === 'array') out[name] = [];
+    else if (prop.type === 'object') out[name] = {};
+    else out[name] = 'example';
+  }
+  return out;
+}
+
+function textOf(message: ChatMessage): string {
+  const content = message.content;
+  if (typeof content === 'string') return content;
+  if (!content) return '';
+  return content.map((p) => (p.type === 'text' ? p.text : p.type === 'refusal' ? p.refusal : '[image]')).join(' ');
+}
+
+/** About four characters a token, the usual rule of thumb for English. */
+function promptTokens(request: ChatCompletionRequest): number {
+  const chars = request.messages.reduce((sum, m) => sum + textOf(m).length + 4, 0);
+  return Math.max(1, Math.ceil(chars / 4));
+}

@@ -1,0 +1,58 @@
+import { upstreamError } from '../../contract/errors';
+import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
+import { fetchUpstream, readJson, sseEvents } from '../http';
+import type { Provider, ProviderCall } from '../types';
+
+const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
+
+/** OpenAI and every upstream that speaks its protocol: the body passes through, the stream is relayed. */
+export function openAiCompatibleProvider(): Provider {
+  return {
+    async complete(call) {
+      const response = await post(call, { ...call.request, model: call.route.model, stream: false, stream_options: undefined });
+      const completion = (await readJson(response)) as ChatCompletion;
+      if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
+      for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
+      return completion;
+    },
+
+    async stream(call) {
+      const body = { ...call.request, model: call.route.model, stream: true, stream_options: { include_usage: true } };
+      const response = await post(call, body);
+      if (!response.body) throw upstreamError('The upstream sent no stream.', { fallback: true });
+      return chunks(response.body, call);
+    },
+  };
+}
+
+function post(call: ProviderCall, body: object): Promise<Response> {
+  const base = (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
+  const headers: Record<string, string> = { accept: body && (body as { stream?: boolean }).stream ? 'text/event-stream' : 'application/json' };
+  if (call.apiKey) headers.authorization = `Bearer ${call.apiKey}`;
+  return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, call.timeouts.firstByteMs);
+}
+
+async function* chunks(body: ReadableStream<Uint8Array>, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
+  for await (const event of sseEvents(body, call)) {
+    if (event.data === '[DONE]') return;
+    let chunk: ChatCompletionChunk & { error?: { message?: string } };
+    try {
+      chunk = JSON.parse(event.data);
+    } catch (err) {
+      throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
+    }
+    if (chunk.error) throw upstreamError(`The upstream failed mid-stream: ${chunk.error.message ?? 'unknown error'}`);
+    if (!Array.isArray(chunk.choices)) continue;
+    for (const choice of chunk.choices) if (choice.finish_reason) choice.finish_reason = finishReason(choice.finish_reason);
+    yield chunk;
+  }
+  throw upstreamError('The upstream stream ended before [DONE].');
+}
+
+/** Upstreams that speak OpenAI's protocol may still use words of their own (`eos`, `STOP`). */
+function finishReason(reason: string | null | undefined): FinishReason {
+  if (reason && FINISH_REASONS.has(reason)) return reason as FinishReason;
+  if (reason && /length|max_tokens/i.test(reason)) return 'length';
+  return 'stop';
+}

@@ -1,0 +1,128 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Hono } from 'hono';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { GatewayError } from './contract/errors';
+import { CreditAdmission } from './admission';
+import { TierCache } from './admission/tier-cache';
+import { warmTokenizer } from './admission/tokens';
+import { createApp } from './app';
+import { Authenticator } from './auth';
+import type { Catalog } from './catalog';
+import { BackgroundTasks } from './chat/background';
+import type { RequestRecord } from './chat/completions';
+import { describeError, jsonLogger, type Logger } from './observability/log';
+import type { MetricsSink } from './observability/metrics';
+import { defaultProviders, type ProviderRegistry } from './providers';
+import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './providers/types';
+import type { ProviderKeys } from './secrets/provider-keys';
+import { AccountsStore } from './store/accounts';
+import { KeysStore } from './store/keys';
+import type { TableNames } from './store/tables';
+import { TiersStore } from './store/tiers';
+import { UsageStore } from './store/usage';
+import { createAdminApp } from './admin/app';
+import { accountCredits } from './admin/credits';
+
+export interface GatewayOptions {
+  dynamo: DynamoDBClient;
+  tables: TableNames;
+  catalog: Catalog;
+  providerKeys: ProviderKeys;
+  /** Serve the admin API under `/admin` behind this bearer token (local mode). */
+  adminToken?: string;
+  providers?: ProviderRegistry;
+  timeouts?: Partial<UpstreamTimeouts>;
+  log?: Logger;
+  metrics?: MetricsSink;
+  /** Auth cache lifetime. @default 60000 */
+  authTtlMs?: number;
+  now?: () => number;
+}
+
+export interface Stores {
+  keys: KeysStore;
+  tiers: TiersStore;
+  accounts: AccountsStore;
+  usage: UsageStore;
+}
+
+export interface Gateway {
+  app: Hono<any>;
+  background: BackgroundTasks;
+  stores: Stores;
+  auth: Authenticator;
+  tierCache: TierCache;
+  log: Logger;
+}
+
+export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
+  return {
+    keys: new KeysStore(dynamo, tables.keys),
+    tiers: new TiersStore(dynamo, tables.tiers),
+    accounts: new AccountsStore(dynamo, tables.accounts, tables.usage),
+    usage: new UsageStore(dynamo, tables.usage),
+  };
+}
+
+/** Builds the whole gateway once per process; every entry point (Lambda, local server, tests) uses it. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const log = options.log ?? jsonLogger();
+  const stores = createStores(options.dynamo, options.tables);
+  const now = options.now ?? Date.now;
+  const tierCache = new TierCache(stores.tiers, 60_000, now);
+  const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
+  const admission = new CreditAdmission(stores.accounts, tierCache, stores.accounts, now);
+  const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
+  void warmTokenizer();
+
+  const observe = (record: RequestRecord) => {
+    log.info('request', {
+      request_id: record.requestId,
+      key_id: record.keyId,
+      account_id: record.accountId,
+      model: record.model,
+      route: record.route,
+      status: record.status,
+      error_code: record.errorCode,
+      stream: record.stream,
+      latency_ms: record.latencyMs,
+      ttft_ms: record.timeToFirstTokenMs,
+      prompt_tokens: record.usage?.prompt_tokens,
+      completion_tokens: record.usage?.completion_tokens,
+      client_aborted: record.clientAborted,
+    });
+    options.metrics?.record(record);
+  };
+
+  const admin = createAdminApp({ ...stores, tierCache, auth, catalog: options.catalog, now });
+  const app = createApp({
+    catalog: options.catalog,
+    providers: options.providers ?? defaultProviders(),
+    providerKeys: options.providerKeys,
+    admission,
+    background,
+    timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
+    observe,
+    auth,
+    credits: (key) => accountCredits({ ...stores, tierCache }, key),
+    admin: options.adminToken ? protectAdmin(admin, options.adminToken) : undefined,
+    logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
+  });
+  return { app, background, stores, auth, tierCache, log };
+}
+
+/** Locally the admin API sits beside the public one, behind `Authorization: Bearer $ITAPI_ADMIN_TOKEN`. */
+function protectAdmin(admin: Hono<any>, token: string): Hono<any> {
+  const expected = createHash('sha256').update(token).digest();
+  const guarded = new Hono();
+  guarded.use(async function adminToken(c, next) {
+    const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
+    const given = createHash('sha256').update(match?.[1] ?? '').digest();
+    if (!match || !timingSafeEqual(given, expected)) {
+      throw new GatewayError(401, 'authentication_error', 'invalid_admin_token', 'The admin API needs Authorization: Bearer $ITAPI_ADMIN_TOKEN.');
+    }
+    await next();
+  });
+  guarded.route('/', admin);
+  return guarded;
+}

@@ -1,0 +1,82 @@
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+
+/** Table names; in AWS they come from the stack's environment, locally these defaults. */
+export interface TableNames {
+  keys: string;
+  tiers: string;
+  accounts: string;
+  usage: string;
+}
+
+export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
+  return {
+    keys: env.ITAPI_KEYS_TABLE ?? 'itapi-keys',
+    tiers: env.ITAPI_TIERS_TABLE ?? 'itapi-tiers',
+    accounts: env.ITAPI_ACCOUNTS_TABLE ?? 'itapi-accounts',
+    usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
+  };
+}
+
+/** GSI names, shared with the CDK table definitions (lib/tables.ts repeats them by value). */
+export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
+export const KEYS_BY_ID_INDEX = 'by-key-id';
+
+/**
+ * Key schemas (ARCHITECTURE §4), used to create the tables locally:
+ * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
+ * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`.
+ */
+export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
+  const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
+  return [
+    {
+      TableName: names.keys,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'key_hash', AttributeType: 'S' },
+        { AttributeName: 'account_id', AttributeType: 'S' },
+        { AttributeName: 'key_id', AttributeType: 'S' },
+      ],
+      KeySchema: [{ AttributeName: 'key_hash', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: KEYS_BY_ACCOUNT_INDEX,
+          KeySchema: [
+            { AttributeName: 'account_id', KeyType: 'HASH' },
+            { AttributeName: 'key_id', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: KEYS_BY_ID_INDEX,
+          KeySchema: [{ AttributeName: 'key_id', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    },
+    {
+      TableName: names.tiers,
+      ...onDemand,
+      AttributeDefinitions: [{ AttributeName: 'tier_id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'tier_id', KeyType: 'HASH' }],
+    },
+    {
+      TableName: names.accounts,
+      ...onDemand,
+      AttributeDefinitions: [{ AttributeName: 'account_id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'account_id', KeyType: 'HASH' }],
+    },
+    {
+      TableName: names.usage,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'account_id', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'account_id', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    },
+  ];
+}

@@ -1,0 +1,138 @@
+import { type AttributeValue, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+
+/** One ledger item per admitted request, or per top-up. */
+export interface LedgerEntry {
+  accountId: string;
+  kind: 'request' | 'topup';
+  atMs: number;
+  /** Request id, or the top-up's reference. */
+  id: string;
+  /** Balance change in micro-USD: negative for a request's cost, positive for a top-up. */
+  amountMicroUsd: number;
+  keyId?: string;
+  model?: string;
+  route?: string;
+  status?: number;
+  errorCode?: string;
+  promptTokens?: number;
+  completionTokens?: number;
+  cachedTokens?: number;
+  estimatedTokens?: number;
+  holdMicroUsd?: number;
+  /** What the usage cost beyond the hold, which the balance could not be charged. */
+  unchargedMicroUsd?: number;
+  latencyMs?: number;
+  stream?: boolean;
+  clientAborted?: boolean;
+  /** True when token counts came from the tokenizer because the provider reported none. */
+  usageEstimated?: boolean;
+}
+
+/** Ledger items live this long; older ones expire by TTL. @default 400 days */
+export const LEDGER_TTL_MS = 400 * 24 * 3600 * 1000;
+
+type Item = Record<string, AttributeValue>;
+
+/** Sort key: requests by time (13-digit ms), top-ups by reference so the same reference lands once. */
+export function ledgerSortKey(entry: Pick<LedgerEntry, 'kind' | 'atMs' | 'id'>): string {
+  return entry.kind === 'topup' ? `topup#${entry.id}` : `${String(entry.atMs).padStart(13, '0')}#${entry.id}`;
+}
+
+export function ledgerToItem(e: LedgerEntry): Item {
+  const item: Item = {
+    account_id: { S: e.accountId },
+    sk: { S: ledgerSortKey(e) },
+    kind: { S: e.kind },
+    id: { S: e.id },
+    at_ms: { N: String(e.atMs) },
+    amount_micro_usd: { N: String(e.amountMicroUsd) },
+    expires_at: { N: String(Math.floor((e.atMs + LEDGER_TTL_MS) / 1000)) },
+  };
+  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode } as const;
+  for (const [name, value] of Object.entries(strings)) if (value) item[name] = { S: value };
+  const numbers = {
+    status: e.status,
+    prompt_tokens: e.promptTokens,
+    completion_tokens: e.completionTokens,
+    cached_tokens: e.cachedTokens,
+    estimated_tokens: e.estimatedTokens,
+    hold_micro_usd: e.holdMicroUsd,
+    uncharged_micro_usd: e.unchargedMicroUsd,
+    latency_ms: e.latencyMs,
+  } as const;
+  for (const [name, value] of Object.entries(numbers)) if (value !== undefined) item[name] = { N: String(value) };
+  if (e.stream !== undefined) item.stream = { BOOL: e.stream };
+  if (e.clientAborted) item.client_aborted = { BOOL: true };
+  if (e.usageEstimated) item.usage_estimated = { BOOL: true };
+  return item;
+}
+
+export function ledgerFromItem(item: Item): LedgerEntry {
+  const num = (name: string) => (item[name]?.N !== undefined ? Number(item[name].N) : undefined);
+  const str = (name: string) => item[name]?.S;
+  return {
+    accountId: item.account_id.S!,
+    kind: (str('kind') as LedgerEntry['kind']) ?? 'request',
+    atMs: num('at_ms') ?? 0,
+    id: str('id') ?? '',
+    amountMicroUsd: num('amount_micro_usd') ?? 0,
+    keyId: str('key_id'),
+    model: str('model'),
+    route: str('route'),
+    status: num('status'),
+    errorCode: str('error_code'),
+    promptTokens: num('prompt_tokens'),
+    completionTokens: num('completion_tokens'),
+    cachedTokens: num('cached_tokens'),
+    estimatedTokens: num('estimated_tokens'),
+    holdMicroUsd: num('hold_micro_usd'),
+    unchargedMicroUsd: num('uncharged_micro_usd'),
+    latencyMs: num('latency_ms'),
+    stream: item.stream?.BOOL,
+    clientAborted: item.client_aborted?.BOOL,
+    usageEstimated: item.usage_estimated?.BOOL,
+  };
+}
+
+/** The usage table, read side; writes happen in transactions with the account (see accounts.ts). */
+export class UsageStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    readonly tableName: string,
+  ) {}
+
+  /** Request items between two times (inclusive), oldest first. */
+  async requests(accountId: string, fromMs: number, toMs: number): Promise<LedgerEntry[]> {
+    return this.query(accountId, 'sk BETWEEN :from AND :to', {
+      ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
+      ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
+    });
+  }
+
+  async topUps(accountId: string): Promise<LedgerEntry[]> {
+    return this.query(accountId, 'begins_with(sk, :p)', { ':p': { S: 'topup#' } });
+  }
+
+  /** Every ledger item of an account. */
+  async all(accountId: string): Promise<LedgerEntry[]> {
+    return this.query(accountId, undefined, {});
+  }
+
+  private async query(accountId: string, skCondition: string | undefined, values: Item): Promise<LedgerEntry[]> {
+    const out: LedgerEntry[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: `account_id = :a${skCondition ? ` AND ${skCondition}` : ''}`,
+          ExpressionAttributeValues: { ':a': { S: accountId }, ...values },
+          ExclusiveStartKey: start,
+        }),
+      );
+      out.push(...(page.Items ?? []).map(ledgerFromItem));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}
