@@ -72,11 +72,12 @@ const INFERENCE_PROFILE_PREFIX = /^(us|eu|apac|us-gov|ca|jp|au|global)\./;
 /**
  * IAM resource ARNs for the Bedrock routes of a catalog: the foundation model in the route's
  * region, or for an inference profile the profile itself plus its model in any region the
- * profile may route to.
+ * profile may route to (`crossRegionModels` lists those models).
  */
-export function bedrockResourceArns(scope: IConstruct, catalog: ItapiCatalog): string[] {
+export function bedrockResourceArns(scope: IConstruct, catalog: ItapiCatalog): { arns: string[]; crossRegionModels: string[] } {
   const stack = Stack.of(scope);
   const arns = new Set<string>();
+  const crossRegionModels = new Set<string>();
   for (const model of Object.values(catalog.models)) {
     for (const route of model.routes) {
       if (route.provider !== 'bedrock') continue;
@@ -90,6 +91,7 @@ export function bedrockResourceArns(scope: IConstruct, catalog: ItapiCatalog): s
           ),
         );
         const foundationModel = route.model.slice(profile[0].length);
+        crossRegionModels.add(foundationModel);
         arns.add(
           Arn.format(
             { service: 'bedrock', region: '*', account: '', resource: 'foundation-model', resourceName: foundationModel, arnFormat: ArnFormat.SLASH_RESOURCE_NAME },
@@ -106,5 +108,5 @@ export function bedrockResourceArns(scope: IConstruct, catalog: ItapiCatalog): s
       }
     }
   }
-  return [...arns];
+  return { arns: [...arns], crossRegionModels: [...crossRegionModels] };
 }

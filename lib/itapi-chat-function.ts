@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -11,6 +11,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { bedrockResourceArns, validateCatalog, type ItapiCatalog } from './itapi-catalog';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
+import { acknowledgeNagRule } from './itapi-nag';
 import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
 import type { ItapiTables } from './itapi-tables';
 
@@ -105,7 +106,16 @@ export class ItapiChatFunction extends Construct {
     props.tables.grantGatewayAccess(this.function);
     props.providerSecret.grantRead(this.function);
     if (props.catalog) {
-      const arns = bedrockResourceArns(this, props.catalog);
+      const { arns, crossRegionModels } = bedrockResourceArns(this, props.catalog);
+      // cdk-nag prints the partition as a literal when the stack knows it, else as `<AWS::Partition>`.
+      const partition = Token.isUnresolved(Stack.of(this).partition) ? '<AWS::Partition>' : Stack.of(this).partition;
+      for (const model of crossRegionModels) {
+        acknowledgeNagRule(
+          built.role,
+          `AwsSolutions-IAM5[Resource::arn:${partition}:bedrock:*::foundation-model/${model}]`,
+          `A cross-region inference profile may serve ${model} from any region of its geography; the grant names this one model and the profile, never other models.`,
+        );
+      }
       if (arns.length > 0) {
         this.function.addToRolePolicy(
           new iam.PolicyStatement({
