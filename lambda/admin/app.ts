@@ -1,0 +1,343 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { Hono, type Context } from 'hono';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { TierCache } from '../admission/tier-cache';
+import type { Authenticator } from '../auth';
+import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
+import type { Catalog } from '../catalog';
+import {
+  errorResponse,
+  GatewayError,
+  internalError,
+  invalidRequest,
+  methodNotAllowed,
+  routeNotFound,
+  serverOverloaded,
+} from '../contract/errors';
+import type { Logger } from '../observability/log';
+import type { AccountsStore } from '../store/accounts';
+import type { KeyRecord, KeysStore } from '../store/keys';
+import type { Tier, TiersStore } from '../store/tiers';
+import type { UsageStore } from '../store/usage';
+import { AmountError, usdToMicro } from './money';
+import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
+
+export interface AdminDeps {
+  keys: KeysStore;
+  tiers: TiersStore;
+  accounts: AccountsStore;
+  usage: UsageStore;
+  tierCache: TierCache;
+  auth: Authenticator;
+  catalog: Catalog;
+  now?: () => number;
+  /** Where 5xx failures are written (ids and codes only). */
+  log?: Logger;
+}
+
+/** The default window of `GET /accounts/{id}/usage`. */
+export const DEFAULT_USAGE_WINDOW_MS = 30 * 24 * 3600 * 1000;
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+const idSchema = z.string().regex(ID, 'must be 1-128 letters, digits or _ . : @ - (starting with a letter or digit)');
+const nameSchema = z.string().max(200);
+const limitSchema = z.number().int().min(0).max(1_000_000_000);
+const capSchema = z.number().int().min(1).max(1_000_000_000);
+const amountSchema = z.union([z.number(), z.string()]);
+const modelsSchema = z.array(z.string().min(1)).min(1).max(1000);
+
+const createAccountBody = z.strictObject({
+  id: idSchema.optional(),
+  name: nameSchema.optional(),
+  tier: z.string().min(1),
+  credits_usd: amountSchema.optional(),
+  rpm: limitSchema.optional(),
+  tpm: limitSchema.optional(),
+});
+
+const creditsBody = z.strictObject({
+  amount_usd: amountSchema,
+  reference: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+});
+
+const createKeyBody = z.strictObject({
+  account_id: z.string().min(1),
+  name: nameSchema.optional(),
+  models: modelsSchema.optional(),
+  expires_at: z.union([z.string().min(1), z.number().int().positive()]).nullable().optional(),
+  rpm: capSchema.optional(),
+  tpm: capSchema.optional(),
+});
+
+const putTierBody = z.strictObject({
+  rpm: limitSchema,
+  tpm: limitSchema,
+  /** Omitted: unchanged; null: every model. */
+  models: modelsSchema.nullable().optional(),
+  /** Omitted: unchanged. */
+  description: z.string().max(500).nullable().optional(),
+});
+
+/**
+ * The admin API (ARCHITECTURE §8), with routes relative to its mount point (`/admin`). Who may call
+ * it is decided outside: IAM on API Gateway in AWS, a bearer token locally.
+ */
+export function createAdminApp(deps: AdminDeps): Hono {
+  const now = deps.now ?? Date.now;
+  const app = new Hono();
+
+  app.onError((err, c) => renderError(deps, c, err));
+  app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));
+
+  const requireAccount = async (id: string) => {
+    const account = await deps.accounts.get(id);
+    if (!account) throw notFound(`No account with id '${id}'.`);
+    return account;
+  };
+  const accountJson = async (id: string) => {
+    const account = await requireAccount(id);
+    return accountView(account, await deps.tiers.get(account.tier), now());
+  };
+
+  app.post('/accounts', async (c) => {
+    const body = parse(createAccountBody, await readJson(c));
+    const tier = await deps.tiers.get(body.tier);
+    if (!tier) throw invalidRequest(`Unknown tier '${body.tier}'. See GET /admin/tiers.`, 'tier', 'tier_not_found');
+    const credits = body.credits_usd === undefined ? 0 : amount(body.credits_usd, 'credits_usd', true);
+    const id = body.id ?? `acct_${randomBytes(12).toString('hex')}`;
+    const createdAtMs = now();
+    try {
+      await deps.accounts.create({
+        id,
+        name: body.name ?? id,
+        tier: tier.id,
+        balanceMicroUsd: 0,
+        rpm: body.rpm,
+        tpm: body.tpm,
+        status: 'active',
+        createdAtMs,
+      });
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) {
+        throw new GatewayError(409, 'invalid_request_error', 'account_exists', `An account with id '${id}' already exists.`, { param: 'id' });
+      }
+      throw err;
+    }
+    // Initial credits go through the ledger like any top-up, so the ledger sums to the balance.
+    if (credits > 0) await deps.accounts.topUp(id, credits, 'initial', createdAtMs);
+    return c.json(await accountJson(id), 201);
+  });
+
+  app.get('/accounts/:id', async (c) => c.json(await accountJson(c.req.param('id'))));
+
+  app.post('/accounts/:id/credits', async (c) => {
+    const id = c.req.param('id');
+    const body = parse(creditsBody, await readJson(c));
+    const micro = amount(body.amount_usd, 'amount_usd', false);
+    const result = await deps.accounts.topUp(id, micro, body.reference, now());
+    if (result === 'no-account') throw notFound(`No account with id '${id}'.`);
+    c.header('x-itapi-top-up', result === 'added' ? 'added' : 'duplicate');
+    const view = await accountJson(id);
+    return c.json({ ...view, top_up: { reference: body.reference, amount_micro_usd: micro, result } });
+  });
+
+  app.get('/accounts/:id/keys', async (c) => {
+    const id = c.req.param('id');
+    await requireAccount(id);
+    const keys = await deps.keys.listByAccount(id);
+    keys.sort((a, b) => a.createdAtMs - b.createdAtMs || a.keyId.localeCompare(b.keyId));
+    return c.json({ object: 'list', data: keys.map(keyView) });
+  });
+
+  app.get('/accounts/:id/usage', async (c) => {
+    const id = c.req.param('id');
+    const toMs = c.req.query('to') !== undefined ? timeParam(c.req.query('to')!, 'to') : now();
+    const fromMs = c.req.query('from') !== undefined ? timeParam(c.req.query('from')!, 'from') : toMs - DEFAULT_USAGE_WINDOW_MS;
+    if (fromMs > toMs) throw invalidRequest('`from` must not be after `to`.', 'from');
+    await requireAccount(id);
+    const [requests, allTopUps] = await Promise.all([deps.usage.requests(id, fromMs, toMs), deps.usage.topUps(id)]);
+    const topUps = allTopUps.filter((t) => t.atMs >= fromMs && t.atMs <= toMs);
+    const items = [...requests, ...topUps].sort((a, b) => a.atMs - b.atMs).map(ledgerView);
+    return c.json({
+      object: 'usage',
+      account_id: id,
+      from: new Date(fromMs).toISOString(),
+      to: new Date(toMs).toISOString(),
+      items,
+      totals: usageTotals(requests, topUps),
+    });
+  });
+
+  app.post('/keys', async (c) => {
+    const body = parse(createKeyBody, await readJson(c));
+    for (const [i, model] of (body.models ?? []).entries()) {
+      if (!deps.catalog.get(model)) throw invalidRequest(`Unknown model '${model}'.`, `models[${i}]`, 'model_not_found');
+    }
+    let expiresAtMs: number | undefined;
+    if (body.expires_at !== undefined && body.expires_at !== null) {
+      expiresAtMs = expiryMs(body.expires_at);
+      if (expiresAtMs <= now()) throw invalidRequest('`expires_at` must be in the future.', 'expires_at');
+    }
+    const account = await deps.accounts.get(body.account_id);
+    if (!account) throw notFound(`No account with id '${body.account_id}'.`, 'account_id');
+    const key = generateApiKey();
+    const record: KeyRecord = {
+      keyHash: hashApiKey(key),
+      keyId: `key_${randomBytes(12).toString('hex')}`,
+      accountId: account.id,
+      name: body.name ?? '',
+      prefix: displayPrefix(key),
+      status: 'active',
+      createdAtMs: now(),
+      expiresAtMs,
+      models: body.models,
+      rpm: body.rpm,
+      tpm: body.tpm,
+      // Admission reads the account's limits from the key, so a cached key needs no account read.
+      accountTier: account.tier,
+      accountRpm: account.rpm,
+      accountTpm: account.tpm,
+    };
+    await deps.keys.create(record);
+    // The only place the plaintext key ever leaves the gateway.
+    return c.json({ ...keyView(record), key }, 201);
+  });
+
+  app.delete('/keys/:id', async (c) => {
+    const id = c.req.param('id');
+    const revoked = await deps.keys.revoke(id);
+    if (!revoked) throw notFound(`No key with id '${id}'.`);
+    deps.auth.forget(revoked.keyHash);
+    return c.json(keyView(revoked));
+  });
+
+  app.get('/tiers', async (c) => c.json({ object: 'list', data: (await deps.tiers.list()).map(tierView) }));
+
+  app.get('/tiers/:id', async (c) => {
+    const tier = await deps.tiers.get(c.req.param('id'));
+    if (!tier) throw notFound(`No tier with id '${c.req.param('id')}'.`);
+    return c.json(tierView(tier));
+  });
+
+  app.put('/tiers/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!ID.test(id)) throw invalidRequest(`Invalid tier id '${id.slice(0, 100)}'.`, 'id');
+    const body = parse(putTierBody, await readJson(c));
+    for (const [i, model] of (body.models ?? []).entries()) {
+      if (!deps.catalog.get(model)) throw invalidRequest(`Unknown model '${model}'.`, `models[${i}]`, 'model_not_found');
+    }
+    const existing = await deps.tiers.get(id);
+    const tier: Tier = { id, rpm: body.rpm, tpm: body.tpm };
+    const models = body.models === undefined ? existing?.models : (body.models ?? undefined);
+    const description = body.description === undefined ? existing?.description : (body.description ?? undefined);
+    if (models) tier.models = models;
+    if (description) tier.description = description;
+    await deps.tiers.put(tier);
+    deps.tierCache.set(tier);
+    return c.json(tierView(tier));
+  });
+
+  // Known paths answer a wrong method with 405, not 404.
+  for (const path of ['/accounts', '/accounts/:id', '/accounts/:id/credits', '/accounts/:id/keys', '/accounts/:id/usage', '/keys', '/keys/:id', '/tiers', '/tiers/:id']) {
+    app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
+  }
+
+  return app;
+}
+
+const notFound = (message: string, param: string | null = null) =>
+  new GatewayError(404, 'invalid_request_error', 'not_found', message, { param });
+
+async function readJson(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type');
+  if (type && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
+  }
+  const text = await c.req.text();
+  if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalidRequest('The request body is not valid JSON.', null, 'invalid_json');
+  }
+}
+
+/** Validates with zod; the first issue becomes a 400 naming the field (`models[1]`). */
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  let path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
+  if (issue.code === 'unrecognized_keys') path = [...path, issue.keys[0]];
+  const param = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || null;
+  if (issue.code === 'unrecognized_keys') {
+    return fail(`Unrecognized request argument supplied: ${issue.keys.join(', ')}`, param, 'unknown_parameter');
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return fail(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
+  }
+  if (!param && issue.code === 'invalid_type') return fail('The request body must be a JSON object.', null, 'invalid_value');
+  return fail(`Invalid value for '${param}': ${issue.message}.`, param, 'invalid_value');
+}
+
+function fail(message: string, param: string | null, code: string): never {
+  throw invalidRequest(message, param, code);
+}
+
+function amount(value: number | string, param: string, zeroAllowed: boolean): number {
+  let micro: number;
+  try {
+    micro = usdToMicro(value);
+  } catch (err) {
+    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
+    throw err;
+  }
+  if (micro < 0 || (micro === 0 && !zeroAllowed)) {
+    throw invalidRequest(`Invalid value for '${param}': the amount must be ${zeroAllowed ? 'zero or more' : 'more than zero'}.`, param);
+  }
+  return micro;
+}
+
+/** `expires_at`: unix seconds (number or digits), or an ISO 8601 date-time. */
+function expiryMs(value: string | number): number {
+  if (typeof value === 'number' || /^\d+$/.test(value)) {
+    const s = Number(value);
+    if (!Number.isSafeInteger(s) || s > 1e11) throw invalidRequest('`expires_at` in unix seconds is out of range.', 'expires_at');
+    return s * 1000;
+  }
+  const ms = isoMs(value);
+  if (ms === undefined) throw invalidRequest('`expires_at` must be an ISO 8601 date-time or unix seconds.', 'expires_at');
+  return ms;
+}
+
+/** Usage bounds: milliseconds since the epoch (digits) or an ISO 8601 date/date-time. */
+function timeParam(value: string, param: string): number {
+  if (/^\d+$/.test(value)) return Number(value);
+  const ms = isoMs(value);
+  if (ms === undefined) throw invalidRequest(`\`${param}\` must be an ISO 8601 date-time or milliseconds since the epoch.`, param);
+  return ms;
+}
+
+function isoMs(value: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(value)) return undefined;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function renderError(deps: AdminDeps, c: Context, err: unknown): Response {
+  const error = toGatewayError(err);
+  if (error.status >= 500) {
+    const e = err instanceof Error ? { error: err.name, message: err.message.slice(0, 300) } : { error: String(err).slice(0, 200) };
+    deps.log?.error('admin_request_failed', { method: c.req.method, path: c.req.path, status: error.status, ...e });
+  }
+  return errorResponse(error);
+}
+
+function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err && typeof err === 'object' && '$metadata' in err) {
+    return serverOverloaded('A dependency of the admin API is unavailable; try again shortly.', { cause: err });
+  }
+  return internalError(err);
+}

@@ -1,0 +1,138 @@
+import { countsAt, formatResetDuration, msUntilReset, remaining } from '../admission/sliding-window';
+import type { Account } from '../store/accounts';
+import type { KeyRecord } from '../store/keys';
+import type { Tier } from '../store/tiers';
+import type { LedgerEntry } from '../store/usage';
+import { microToUsd } from './money';
+
+/** JSON shapes of the admin API (ARCHITECTURE §8). Nothing here ever holds a key or its hash. */
+
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
+/** The limits in force for an account: its custom ones, else its tier's; 0 means no limit. */
+export function effectiveLimits(account: Pick<Account, 'rpm' | 'tpm'>, tier: Tier | undefined): { rpm: number; tpm: number } {
+  return { rpm: account.rpm ?? tier?.rpm ?? 0, tpm: account.tpm ?? tier?.tpm ?? 0 };
+}
+
+/** What the account has used of the sliding minute at `nowMs`; `remaining_*` is null without a limit. */
+export function minuteUsage(account: Pick<Account, 'counts'>, limits: { rpm: number; tpm: number }, nowMs: number) {
+  const view = countsAt(account.counts, nowMs);
+  return {
+    requests: view.requests,
+    tokens: view.tokens,
+    previous_minute_requests: view.prevRequests,
+    previous_minute_tokens: view.prevTokens,
+    remaining_requests: limits.rpm ? remaining(limits.rpm, view.prevRequests, view.requests, nowMs) : null,
+    remaining_tokens: limits.tpm ? remaining(limits.tpm, view.prevTokens, view.tokens, nowMs) : null,
+    reset_requests: formatResetDuration(msUntilReset(view.prevRequests, view.requests, nowMs)),
+    reset_tokens: formatResetDuration(msUntilReset(view.prevTokens, view.tokens, nowMs)),
+  };
+}
+
+export function accountView(account: Account, tier: Tier | undefined, nowMs: number) {
+  const limits = effectiveLimits(account, tier);
+  return {
+    object: 'account' as const,
+    id: account.id,
+    name: account.name,
+    tier: account.tier,
+    status: account.status,
+    balance_micro_usd: account.balanceMicroUsd,
+    balance_usd: microToUsd(account.balanceMicroUsd),
+    /** The account's own limits; null means the tier's. */
+    rpm: account.rpm ?? null,
+    tpm: account.tpm ?? null,
+    /** The limits in force (custom, else the tier's); 0 means no limit. */
+    limits,
+    usage_this_minute: minuteUsage(account, limits, nowMs),
+    created_at: seconds(account.createdAtMs),
+  };
+}
+
+export function keyView(key: KeyRecord) {
+  return {
+    object: 'api_key' as const,
+    id: key.keyId,
+    account_id: key.accountId,
+    name: key.name,
+    /** Display form only, e.g. `it_Ab3…xYz9`; never enough to use the key. */
+    prefix: key.prefix,
+    status: key.status,
+    models: key.models ?? null,
+    rpm: key.rpm ?? null,
+    tpm: key.tpm ?? null,
+    created_at: seconds(key.createdAtMs),
+    expires_at: key.expiresAtMs !== undefined ? seconds(key.expiresAtMs) : null,
+  };
+}
+
+export function tierView(tier: Tier) {
+  return {
+    object: 'tier' as const,
+    id: tier.id,
+    rpm: tier.rpm,
+    tpm: tier.tpm,
+    models: tier.models ?? null,
+    description: tier.description ?? null,
+  };
+}
+
+export function ledgerView(e: LedgerEntry) {
+  const at = { at: new Date(e.atMs).toISOString(), at_ms: e.atMs };
+  if (e.kind === 'topup') {
+    return { kind: 'topup' as const, reference: e.id, ...at, amount_micro_usd: e.amountMicroUsd, amount_usd: microToUsd(e.amountMicroUsd) };
+  }
+  return {
+    kind: 'request' as const,
+    id: e.id,
+    ...at,
+    key_id: e.keyId ?? null,
+    model: e.model ?? null,
+    route: e.route ?? null,
+    status: e.status ?? null,
+    error_code: e.errorCode ?? null,
+    prompt_tokens: e.promptTokens ?? 0,
+    completion_tokens: e.completionTokens ?? 0,
+    cached_tokens: e.cachedTokens ?? 0,
+    cost_micro_usd: -e.amountMicroUsd,
+    hold_micro_usd: e.holdMicroUsd ?? null,
+    uncharged_micro_usd: e.unchargedMicroUsd ?? 0,
+    latency_ms: e.latencyMs ?? null,
+    stream: e.stream ?? false,
+    usage_estimated: e.usageEstimated ?? false,
+    client_aborted: e.clientAborted ?? false,
+  };
+}
+
+/** Sums over request and top-up items: the ledger's view of the balance change. */
+export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[]) {
+  let prompt = 0;
+  let completion = 0;
+  let cached = 0;
+  let cost = 0;
+  let uncharged = 0;
+  let errors = 0;
+  for (const r of requests) {
+    prompt += r.promptTokens ?? 0;
+    completion += r.completionTokens ?? 0;
+    cached += r.cachedTokens ?? 0;
+    cost += -r.amountMicroUsd;
+    uncharged += r.unchargedMicroUsd ?? 0;
+    if (r.status !== undefined && r.status >= 400) errors++;
+  }
+  const topUpMicro = topUps.reduce((sum, t) => sum + t.amountMicroUsd, 0);
+  return {
+    requests: requests.length,
+    failed_requests: errors,
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    cached_tokens: cached,
+    cost_micro_usd: cost,
+    cost_usd: microToUsd(cost),
+    uncharged_micro_usd: uncharged,
+    top_ups: topUps.length,
+    top_up_micro_usd: topUpMicro,
+    top_up_usd: microToUsd(topUpMicro),
+  };
+}
