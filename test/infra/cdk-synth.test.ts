@@ -19,7 +19,7 @@ function offlineEnv(): NodeJS.ProcessEnv {
 
 describe('npx cdk synth', () => {
   it('synthesizes the app offline, without AWS credentials, notices or telemetry', () => {
-    const cdkJson = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const cdkJson = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as Record<string, any>;
     expect(cdkJson.app).toBe('npx tsx bin/itapi.ts');
     expect(cdkJson.notices).toBe(false);
     expect(cdkJson.context['cli-telemetry']).toBe(false);

@@ -6,7 +6,7 @@ import { ItapiGateway, type ItapiCatalog } from '../../lib';
 import { CHAT_FUNCTION_PATH, findFunctionBundleDir } from './cdk-bundle';
 import { logicalIdByPath, resourcesOfType, synthesizeItapi, type SynthesizedItapi } from './synth-itapi';
 
-type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Props = Record<string, any>;
 
 const EXISTING_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:team/llm-keys-AbCdEf';
 

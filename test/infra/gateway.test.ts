@@ -10,7 +10,7 @@ beforeAll(() => {
   s = synthesizeItapi();
 });
 
-type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Props = Record<string, any>;
 
 function props(logicalId: string): Props {
   return s.json.Resources[logicalId].Properties as Props;
