@@ -1,4 +1,5 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { RouteConfig } from '../../lambda/catalog';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
@@ -30,8 +31,13 @@ export class StandIn {
   handler: StandInHandler = () => ({ status: 500, parts: ['no handler'] });
   private server: Server | undefined;
 
+  private h2Sessions = new Set<Http2Session>();
+
+  /** `h2c` speaks HTTP/2 without TLS (prior knowledge), as the AWS SDK's HTTP/2 handler does against an http:// endpoint. */
+  constructor(private readonly protocol: 'http1' | 'h2c' = 'http1') {}
+
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       const parts: Buffer[] = [];
       req.on('data', (d: Buffer) => parts.push(d));
       req.on('end', async () => {
@@ -40,15 +46,25 @@ export class StandIn {
         const reply = this.handler(recorded);
         if (reply.hang === 'before_headers') return;
         res.writeHead(reply.status ?? 200, reply.headers ?? {});
-        res.flushHeaders();
+        if ('flushHeaders' in res && typeof res.flushHeaders === 'function') res.flushHeaders();
         for (const part of reply.parts ?? []) {
           if (reply.gapMs) await new Promise((r) => setTimeout(r, reply.gapMs));
           if (res.destroyed) return;
-          res.write(part);
+          (res as { write(chunk: string | Uint8Array): boolean }).write(part);
         }
         if (reply.hang !== 'after_parts') res.end();
       });
-    });
+    };
+    if (this.protocol === 'h2c') {
+      const server = createH2cServer(onRequest);
+      server.on('session', (session) => {
+        this.h2Sessions.add(session);
+        session.on('close', () => this.h2Sessions.delete(session));
+      });
+      this.server = server as unknown as Server;
+    } else {
+      this.server = createServer(onRequest);
+    }
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
@@ -61,7 +77,8 @@ export class StandIn {
 
   async stop(): Promise<void> {
     if (!this.server) return;
-    this.server.closeAllConnections();
+    for (const session of this.h2Sessions) session.destroy();
+    if (this.protocol === 'http1') this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
   }
 }

@@ -80,13 +80,11 @@ async function* relay(
       let next: IteratorResult<AnthropicStreamEvent>;
       try {
         next = await events.next();
+        if (next.done) mapper.end();
       } catch (err) {
         throw deadline.failure(err, false);
       }
-      if (next.done) {
-        mapper.end();
-        return;
-      }
+      if (next.done) return;
       yield* mapper.push(next.value);
     }
   } finally {

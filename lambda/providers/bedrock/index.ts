@@ -138,13 +138,12 @@ async function* relay(
       let next: IteratorResult<ConverseStreamOutput>;
       try {
         next = await nextWithin(events, deadline, idleMs);
+        // An aborted SDK stream may just end: the deadline says whether it was a timeout.
+        if (next.done) mapper.end();
       } catch (err) {
         throw deadline.failure(bedrockError(err), false);
       }
-      if (next.done) {
-        mapper.end();
-        return;
-      }
+      if (next.done) return;
       yield* mapper.push(next.value);
     }
   } finally {
