@@ -1,4 +1,6 @@
 import type { ProviderName } from '../catalog';
+import { anthropicProvider } from './anthropic';
+import { bedrockProvider } from './bedrock';
 import { mockProvider } from './mock';
 import { openAiCompatibleProvider } from './openai-compatible';
 import type { Provider } from './types';
@@ -9,6 +11,8 @@ export type ProviderRegistry = Partial<Record<ProviderName, Provider>>;
 export function defaultProviders(): ProviderRegistry {
   return {
     'openai-compatible': openAiCompatibleProvider(),
+    anthropic: anthropicProvider(),
+    bedrock: bedrockProvider(),
     mock: mockProvider(),
   };
 }
