@@ -274,11 +274,17 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   if (issue.code === 'unrecognized_keys') {
     return fail(`Unrecognized request argument supplied: ${issue.keys.join(', ')}`, param, 'unknown_parameter');
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (issue.code !== 'unrecognized_keys' && path.length > 0 && valueAt(body, path) === undefined) {
     return fail(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
   }
   if (!param && issue.code === 'invalid_type') return fail('The request body must be a JSON object.', null, 'invalid_value');
   return fail(`Invalid value for '${param}': ${issue.message}.`, param, 'invalid_value');
+}
+
+function valueAt(body: unknown, path: Array<string | number>): unknown {
+  let value = body;
+  for (const p of path) value = value && typeof value === 'object' ? (value as Record<string | number, unknown>)[p] : undefined;
+  return value;
 }
 
 function fail(message: string, param: string | null, code: string): never {
