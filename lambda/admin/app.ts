@@ -274,7 +274,7 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   if (issue.code === 'unrecognized_keys') {
     return fail(`Unrecognized request argument supplied: ${issue.keys.join(', ')}`, param, 'unknown_parameter');
   }
-  if (issue.code !== 'unrecognized_keys' && path.length > 0 && valueAt(body, path) === undefined) {
+  if (path.length > 0 && valueAt(body, path) === undefined) {
     return fail(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
   }
   if (!param && issue.code === 'invalid_type') return fail('The request body must be a JSON object.', null, 'invalid_value');
