@@ -20,7 +20,7 @@ import { KeysStore } from './store/keys';
 import type { TableNames } from './store/tables';
 import { TiersStore } from './store/tiers';
 import { UsageStore } from './store/usage';
-import { createAdminApp } from './admin/app';
+import type { AdminDeps } from './admin/app';
 import { accountCredits } from './admin/credits';
 
 export interface GatewayOptions {
@@ -30,6 +30,8 @@ export interface GatewayOptions {
   providerKeys: ProviderKeys;
   /** Serve the admin API under `/admin` behind this bearer token (local mode). */
   adminToken?: string;
+  /** Builds the admin app; passed in so that the chat function's bundle leaves it out (AWS serves it from its own function). */
+  createAdminApp?: (deps: AdminDeps) => Hono<any>;
   providers?: ProviderRegistry;
   timeouts?: Partial<UpstreamTimeouts>;
   log?: Logger;
@@ -94,7 +96,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     options.metrics?.record(record);
   };
 
-  const admin = createAdminApp({ ...stores, tierCache, auth, catalog: options.catalog, now });
+  const admin =
+    options.adminToken && options.createAdminApp
+      ? protectAdmin(options.createAdminApp({ ...stores, tierCache, auth, catalog: options.catalog, now }), options.adminToken)
+      : undefined;
   const app = createApp({
     catalog: options.catalog,
     providers: options.providers ?? defaultProviders(),
@@ -105,7 +110,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     observe,
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
-    admin: options.adminToken ? protectAdmin(admin, options.adminToken) : undefined,
+    admin,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
   });
   return { app, background, stores, auth, tierCache, log };

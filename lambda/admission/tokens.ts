@@ -17,7 +17,9 @@ let loading: Promise<void> | undefined;
  * for the first requests of a cold instance, corrected at settlement, never an undercount.
  */
 export function warmTokenizer(): Promise<void> {
-  loading ??= import('gpt-tokenizer/encoding/o200k_base').then(
+  // The Lambda bundle ships the tokenizer as a file of its own beside index.js (see scripts/bundle.ts).
+  const specifier = process.env.ITAPI_TOKENIZER_MODULE ?? 'gpt-tokenizer/encoding/o200k_base';
+  loading ??= (import(specifier) as Promise<{ countTokens: CountTokens }>).then(
     (m) => {
       encoder = m.countTokens;
     },

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createAdminApp } from '../admin/app';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import { loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
@@ -75,6 +76,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       catalog,
       providerKeys: envProviderKeys(env),
       adminToken,
+      createAdminApp,
       providers: options.providers,
       timeouts: options.timeouts,
       authTtlMs: options.authTtlMs,

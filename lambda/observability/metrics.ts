@@ -21,18 +21,22 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
         errors.addDimension('ErrorType', r.errorCode);
         errors.addMetric('Errors', MetricUnit.Count, 1);
       }
+      // A single metric publishes as soon as it is added: one EMF line per dimension set.
       const upstream = metrics.singleMetric();
       upstream.addDimension('Provider', provider);
       upstream.addMetric('UpstreamRequests', MetricUnit.Count, 1);
-      upstream.addMetric('UpstreamErrors', MetricUnit.Count, r.failed && r.status >= 500 ? 1 : 0);
-      upstream.publishStoredMetrics();
-      const usage = r.usage;
-      if (usage) {
-        const perModel = metrics.singleMetric();
-        perModel.addDimensions({ Model: r.model, Provider: provider });
-        perModel.addMetric('PromptTokens', MetricUnit.Count, usage.prompt_tokens);
-        perModel.addMetric('CompletionTokens', MetricUnit.Count, usage.completion_tokens);
-        perModel.publishStoredMetrics();
+      const upstreamErrors = metrics.singleMetric();
+      upstreamErrors.addDimension('Provider', provider);
+      upstreamErrors.addMetric('UpstreamErrors', MetricUnit.Count, r.failed && r.status >= 500 ? 1 : 0);
+      if (r.usage) {
+        for (const [name, value] of [
+          ['PromptTokens', r.usage.prompt_tokens],
+          ['CompletionTokens', r.usage.completion_tokens],
+        ] as const) {
+          const perModel = metrics.singleMetric();
+          perModel.addDimensions({ Model: r.model, Provider: provider });
+          perModel.addMetric(name, MetricUnit.Count, value);
+        }
       }
     },
   };

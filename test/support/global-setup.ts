@@ -3,6 +3,8 @@ import { createServer } from 'node:net';
 
 /** One DynamoDB Local for the whole run, on a free loopback port; tests read ITAPI_TEST_DYNAMODB_ENDPOINT. */
 export default async function globalSetup(): Promise<void> {
+  // Node 20 here, 24 in Lambda: the SDK's notice about future Node versions is noise in test output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const port = await freePort();
   const child = spawn({ port, sharedDb: true });
   child.stdout?.resume();

@@ -1,0 +1,71 @@
+import { Hono } from 'hono';
+import { handle } from 'hono/aws-lambda';
+import { createAdminApp, type AdminDeps } from '../admin/app';
+import { TierCache } from '../admission/tier-cache';
+import { Authenticator } from '../auth';
+import { loadCatalog } from '../catalog';
+import { errorResponse, internalError, routeNotFound } from '../contract/errors';
+import { jsonLogger, type Logger } from '../observability/log';
+import { AccountsStore } from '../store/accounts';
+import { createDynamoClient } from '../store/client';
+import { KeysStore } from '../store/keys';
+import { tableNamesFromEnv } from '../store/tables';
+import { TiersStore } from '../store/tiers';
+import { UsageStore } from '../store/usage';
+
+/**
+ * The admin function behind API Gateway REST (`/admin/{proxy+}`, payload v1). API Gateway has
+ * already checked the caller's IAM signature; this only routes, validates and writes one audit line
+ * per call (method, path, status, caller ARN — ids only, never a key).
+ */
+export function createAdminLambdaApp(deps: AdminDeps & { log: Logger }): Hono {
+  const root = new Hono();
+  root.use(async function audit(c, next) {
+    const started = Date.now();
+    await next();
+    const identity = (c.env as { requestContext?: { identity?: { userArn?: string | null } } } | undefined)?.requestContext?.identity;
+    deps.log.info('admin_request', {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      caller: identity?.userArn ?? undefined,
+      latency_ms: Date.now() - started,
+    });
+  });
+  root.route('/admin', createAdminApp(deps));
+  root.notFound((c) => errorResponse(routeNotFound(c.req.method, c.req.path)));
+  root.onError((err) => {
+    deps.log.error('admin_request_failed', { error: err.name, message: err.message.slice(0, 300) });
+    return errorResponse(internalError(err));
+  });
+  return root;
+}
+
+/** Built on the first event and kept for the container's life. */
+let cached: ReturnType<typeof handle> | undefined;
+
+function build(env: NodeJS.ProcessEnv = process.env): ReturnType<typeof handle> {
+  const log = jsonLogger();
+  const dynamo = createDynamoClient();
+  const tables = tableNamesFromEnv(env);
+  const keys = new KeysStore(dynamo, tables.keys);
+  const tiers = new TiersStore(dynamo, tables.tiers);
+  const accounts = new AccountsStore(dynamo, tables.accounts, tables.usage);
+  const usage = new UsageStore(dynamo, tables.usage);
+  const app = createAdminLambdaApp({
+    keys,
+    tiers,
+    accounts,
+    usage,
+    tierCache: new TierCache(tiers),
+    auth: new Authenticator(keys),
+    catalog: loadCatalog(env),
+    log,
+  });
+  return handle(app);
+}
+
+export const handler: ReturnType<typeof handle> = (event, context) => {
+  cached ??= build();
+  return cached(event, context);
+};
