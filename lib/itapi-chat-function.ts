@@ -85,7 +85,8 @@ export class ItapiChatFunction extends Construct {
 
     const environment: Record<string, string> = {
       ...props.tables.environment(),
-      ITAPI_PROVIDER_SECRET_ID: props.providerSecret.secretArn,
+      // A secret imported by name has only a partial ARN, which GetSecretValue may not resolve: use the name then.
+      ITAPI_PROVIDER_SECRET_ID: props.providerSecret.secretFullArn ?? props.providerSecret.secretName,
       ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
     };
     if (props.catalog) environment.ITAPI_MODELS = CATALOG_RUNTIME_PATH;
