@@ -1,4 +1,4 @@
-import { handle } from 'hono/aws-lambda';
+import { handle, type LambdaEvent } from 'hono/aws-lambda';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { createAdminLambdaApp } from '../../lambda/entry/admin-lambda';
 import { loadCatalog } from '../../lambda/catalog';
@@ -14,8 +14,8 @@ afterAll(async () => {
   await h.close();
 });
 
-function restEvent(method: string, path: string, body?: unknown, query?: Record<string, string>): APIGatewayProxyEvent {
-  return {
+function restEvent(method: string, path: string, body?: unknown, query?: Record<string, string>): LambdaEvent {
+  const event: APIGatewayProxyEvent = {
     resource: '/admin/{proxy+}',
     path,
     httpMethod: method,
@@ -42,6 +42,7 @@ function restEvent(method: string, path: string, body?: unknown, query?: Record<
     body: body === undefined ? null : JSON.stringify(body),
     isBase64Encoded: false,
   };
+  return event as unknown as LambdaEvent;
 }
 
 test('REST v1 proxy events reach the admin routes under /admin and are audited without secrets', async () => {
