@@ -342,6 +342,21 @@ describe('anthropic provider: errors', () => {
     expect(err).toMatchObject({ status: 502, code: 'upstream_error', fallback: true });
   });
 
+  it('stops reading and does not fall back when the client goes away', async () => {
+    serveStream(TEXT_STREAM, 50);
+    const controller = new AbortController();
+    const stream = await provider.stream(call({ stream: true }, { signal: controller.signal }));
+    const seen: ChatCompletionChunk[] = [];
+    const err = await thrown(async () => {
+      for await (const chunk of stream) {
+        seen.push(chunk);
+        controller.abort();
+      }
+    });
+    expect(seen).toHaveLength(1);
+    expect(err).toMatchObject({ status: 502, fallback: false, message: 'The request was cancelled.' });
+  });
+
   it('rejects parameters it cannot honour before calling the upstream', async () => {
     const before = standIn.requests.length;
     const err = await thrown(() => provider.complete(call({ seed: 7 })));
