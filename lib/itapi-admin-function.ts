@@ -2,12 +2,20 @@ import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { ItapiCatalog } from './itapi-catalog';
+import { CATALOG_RUNTIME_PATH, catalogFileHooks } from './itapi-chat-function';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
 import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
 import type { ItapiTables } from './itapi-tables';
 
 export interface ItapiAdminFunctionProps {
   readonly tables: ItapiTables;
+  /**
+   * The model catalog, shipped as `catalog.json` in the bundle as for the chat function (the
+   * admin API checks the models a key may use against it).
+   * @default - the runtime's built-in catalog
+   */
+  readonly catalog?: ItapiCatalog;
   /** @default 256 */
   readonly memorySize?: number;
   /** @default Duration.seconds(29) (the REST API's default integration timeout) */
@@ -36,8 +44,10 @@ export class ItapiAdminFunction extends Construct {
       environment: {
         ...props.tables.environment(),
         ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
+        ...(props.catalog ? { ITAPI_MODELS: CATALOG_RUNTIME_PATH } : {}),
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      commandHooks: props.catalog ? catalogFileHooks(props.catalog) : undefined,
     });
     this.function = built.function;
     this.logGroup = built.logGroup;

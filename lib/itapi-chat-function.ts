@@ -149,7 +149,7 @@ export class ItapiChatFunction extends Construct {
  * esbuild hooks that copy the catalog into the bundle directory as `catalog.json`. The JSON is
  * written once to a content-addressed temp file so the shell command stays short whatever its size.
  */
-function catalogFileHooks(catalog: ItapiCatalog): nodejs.ICommandHooks {
+export function catalogFileHooks(catalog: ItapiCatalog): nodejs.ICommandHooks {
   const json = JSON.stringify(catalog, null, 2);
   const dir = path.join(os.tmpdir(), 'itapi-catalog');
   mkdirSync(dir, { recursive: true });

@@ -134,7 +134,12 @@ export class ItapiGateway extends Construct {
       logRetention,
       metricsNamespace,
     });
-    this.admin = new ItapiAdminFunction(this, 'Admin', { tables: this.tables, logRetention, metricsNamespace });
+    this.admin = new ItapiAdminFunction(this, 'Admin', {
+      tables: this.tables,
+      catalog: props.catalog,
+      logRetention,
+      metricsNamespace,
+    });
     this.restApi = new ItapiRestApi(this, 'Api', {
       chatFunction: this.chat.function,
       adminFunction: this.admin.function,

@@ -4,8 +4,13 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 /** Default CloudWatch namespace of the runtime's EMF metrics (env `ITAPI_METRICS_NAMESPACE`). */
 export const DEFAULT_METRICS_NAMESPACE = 'Itapi';
 
-/** The base dimension every runtime metric carries: `Service=itapi`. */
-export const SERVICE_DIMENSION = { Service: 'itapi' } as const;
+/**
+ * The base dimension every runtime metric carries. Powertools Metrics' `serviceName: 'itapi'`
+ * (lambda/observability/metrics.ts) writes it as `service` (lower case).
+ */
+export const SERVICE_DIMENSION_NAME = 'service';
+export const SERVICE_NAME = 'itapi';
+export const SERVICE_DIMENSION: Readonly<Record<string, string>> = { [SERVICE_DIMENSION_NAME]: SERVICE_NAME };
 
 /** Metric names the runtime emits as EMF (keep in step with the Lambda code). */
 export const ItapiMetricName = {
@@ -23,14 +28,15 @@ export const ItapiMetricName = {
 
 /**
  * Typed handles on the runtime's EMF metrics. Dimension sets:
- * `{Service}` for Requests, Latency, TimeToFirstToken, Http5xx;
- * `{Service, ErrorType}` for Errors; `{Service, Provider}` for UpstreamRequests and UpstreamErrors;
- * `{Service, Model, Provider}` for PromptTokens, CompletionTokens and CostMicroUsd.
+ * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx;
+ * `{service, ErrorType}` for Errors; `{service, Provider}` for UpstreamRequests and UpstreamErrors
+ * (Provider = the catalog route's `provider`); `{service, Model, Provider}` for PromptTokens,
+ * CompletionTokens and CostMicroUsd.
  */
 export class ItapiMetrics {
   constructor(public readonly namespace: string = DEFAULT_METRICS_NAMESPACE) {}
 
-  /** Any runtime metric by name, with `Service=itapi` plus the given dimensions. */
+  /** Any runtime metric by name, with `service=itapi` plus the given dimensions. */
   public metric(
     metricName: string,
     dimensions: Record<string, string> = {},
@@ -119,9 +125,9 @@ export class ItapiMetrics {
    * shows every value the runtime has emitted without listing them here.
    */
   public searchBy(metricName: string, dimensions: string[], stat = 'Sum', period = Duration.minutes(5)): cloudwatch.MathExpression {
-    const schema = ['Service', ...dimensions].join(',');
+    const schema = [SERVICE_DIMENSION_NAME, ...dimensions].join(',');
     return new cloudwatch.MathExpression({
-      expression: `SEARCH('{${this.namespace},${schema}} MetricName="${metricName}" Service="${SERVICE_DIMENSION.Service}"', '${stat}', ${period.toSeconds()})`,
+      expression: `SEARCH('{${this.namespace},${schema}} MetricName="${metricName}" ${SERVICE_DIMENSION_NAME}="${SERVICE_NAME}"', '${stat}', ${period.toSeconds()})`,
       usingMetrics: {},
       label: metricName,
       period,

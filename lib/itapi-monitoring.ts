@@ -5,7 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { ItapiMetricName, type ItapiMetrics } from './itapi-metrics';
+import { ItapiMetricName, SERVICE_DIMENSION_NAME, SERVICE_NAME, type ItapiMetrics } from './itapi-metrics';
 import type { ItapiRestApi } from './itapi-rest-api';
 import type { ItapiTables } from './itapi-tables';
 
@@ -124,7 +124,7 @@ export class ItapiMonitoring extends Construct {
     const tableNames = Object.keys(props.tables.all);
     this.dashboard.addWidgets(
       new cloudwatch.TextWidget({
-        markdown: `# itapi gateway (${Stack.of(this).stackName})\nRuntime metrics in namespace \`${metrics.namespace}\`, dimension \`Service=itapi\`.`,
+        markdown: `# itapi gateway (${Stack.of(this).stackName})\nRuntime metrics in namespace \`${metrics.namespace}\`, dimension \`${SERVICE_DIMENSION_NAME}=${SERVICE_NAME}\`.`,
         width: 24,
         height: 2,
       }),

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { ItapiGateway, type ItapiCatalog } from '../../lib';
-import { CHAT_FUNCTION_PATH, findFunctionBundleDir } from './cdk-bundle';
+import { ADMIN_FUNCTION_PATH, CHAT_FUNCTION_PATH, findFunctionBundleDir } from './cdk-bundle';
 import { logicalIdByPath, resourcesOfType, synthesizeItapi, type SynthesizedItapi } from './synth-itapi';
 
 type Props = Record<string, any>;
@@ -88,6 +88,13 @@ describe('catalog from props', () => {
     expect(JSON.parse(readFileSync(path.join(dir, 'catalog.json'), 'utf8'))).toEqual(catalog);
   });
 
+  it('reaches the admin function the same way', () => {
+    const adminEnv = (s.json.Resources[logicalIdByPath(s.json, ADMIN_FUNCTION_PATH)].Properties as Props).Environment.Variables;
+    expect(adminEnv.ITAPI_MODELS).toBe('/var/task/catalog.json');
+    const dir = findFunctionBundleDir(s.outdir, s.stack.artifactId, ADMIN_FUNCTION_PATH);
+    expect(JSON.parse(readFileSync(path.join(dir, 'catalog.json'), 'utf8'))).toEqual(catalog);
+  });
+
   it('grants Bedrock invoke only on the catalog’s Bedrock models', () => {
     const bedrock = chatStatements().filter((st) => JSON.stringify(st.Action).includes('bedrock:'));
     expect(bedrock).toHaveLength(1);
@@ -166,6 +173,17 @@ describe('an existing provider secret', () => {
     const secretStatements = statements.filter((st) => [st.Action].flat().some((a: string) => a.startsWith('secretsmanager:')));
     expect(secretStatements).toHaveLength(1);
     expect(secretStatements[0].Resource).toBe(EXISTING_SECRET_ARN);
+  });
+
+  it('is passed to the runtime by name when imported by name (a partial ARN may not resolve)', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'ByName');
+    const gateway = new ItapiGateway(stack, 'Gateway', {
+      providerSecret: secretsmanager.Secret.fromSecretNameV2(stack, 'Keys', 'team/llm-keys'),
+    });
+    const template = app.synth().getStackByName('ByName').template as { Resources: Record<string, { Properties: Props }> };
+    const fnId = stack.getLogicalId(gateway.chatFunction.node.defaultChild as never);
+    expect(template.Resources[fnId].Properties.Environment.Variables.ITAPI_PROVIDER_SECRET_ID).toBe('team/llm-keys');
   });
 });
 

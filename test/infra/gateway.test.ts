@@ -61,6 +61,10 @@ describe('chat function', () => {
     const dir = findFunctionBundleDir(s.outdir, s.stack.artifactId, CHAT_FUNCTION_PATH);
     expect(existsSync(path.join(dir, 'index.js.map'))).toBe(true);
     expect(existsSync(path.join(dir, 'catalog.json'))).toBe(false);
+    const chatCode = readFileSync(path.join(dir, 'index.js'), 'utf8');
+    expect(chatCode).toContain('streamifyResponse');
+    expect(chatCode).toMatch(/require\("@aws-sdk\/client-dynamodb"\)/);
+    expect(chatCode).not.toContain('node_modules/@aws-sdk/client-dynamodb/');
     const seedDir = findFunctionBundleDir(s.outdir, s.stack.artifactId, 'Gateway/TierSeed/Handler/Function/Resource');
     const seedCode = readFileSync(path.join(seedDir, 'index.js'), 'utf8');
     // The seeding handler imports @aws-sdk/client-dynamodb: it must stay a runtime require, not be inlined.
@@ -308,15 +312,15 @@ describe('alarms and dashboard', () => {
     expect(gateway.Metrics.find((m: Props) => m.Expression)?.Expression).toMatch(/100 \* FILL\(err, 0\) \/ req/);
     expect(metricsOf(gateway)).toEqual(
       expect.arrayContaining([
-        { Namespace: 'Itapi', MetricName: 'Requests', Dimensions: [{ Name: 'Service', Value: 'itapi' }] },
-        { Namespace: 'Itapi', MetricName: 'Http5xx', Dimensions: [{ Name: 'Service', Value: 'itapi' }] },
+        { Namespace: 'Itapi', MetricName: 'Requests', Dimensions: [{ Name: 'service', Value: 'itapi' }] },
+        { Namespace: 'Itapi', MetricName: 'Http5xx', Dimensions: [{ Name: 'service', Value: 'itapi' }] },
       ]),
     );
     const anthropic = byName.get('UpstreamErrorRate-anthropic')!;
     expect(metricsOf(anthropic).map((m) => [m.MetricName, m.Dimensions])).toEqual(
       expect.arrayContaining([
-        ['UpstreamRequests', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'Service', Value: 'itapi' }]],
-        ['UpstreamErrors', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'Service', Value: 'itapi' }]],
+        ['UpstreamRequests', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'service', Value: 'itapi' }]],
+        ['UpstreamErrors', [{ Name: 'Provider', Value: 'anthropic' }, { Name: 'service', Value: 'itapi' }]],
       ]),
     );
   });
