@@ -135,7 +135,8 @@ export class ItapiChatFunction extends Construct {
         ? {
             allowedOrigins: props.corsOrigins,
             allowedMethods: [lambda.HttpMethod.GET, lambda.HttpMethod.POST],
-            allowedHeaders: ['authorization', 'content-type', 'x-stainless-*', 'openai-*'],
+            // `*` covers the SDKs' own headers (x-stainless-*, openai-*); browsers need `authorization` by name.
+            allowedHeaders: ['authorization', 'content-type', '*'],
             exposedHeaders: EXPOSED_HEADERS,
             maxAge: Duration.hours(1),
           }

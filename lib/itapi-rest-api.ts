@@ -101,7 +101,8 @@ export class ItapiRestApi extends Construct {
         ? {
             allowOrigins: props.corsOrigins,
             allowMethods: ['GET', 'POST', 'OPTIONS'],
-            allowHeaders: ['authorization', 'content-type'],
+            // `*` covers the SDKs' own headers (x-stainless-*, openai-*); browsers need `authorization` by name.
+            allowHeaders: ['authorization', 'content-type', '*'],
             maxAge: Duration.hours(1),
           }
         : undefined,
