@@ -9,7 +9,7 @@ const routeSchema = z
   .object({
     provider: z.enum(PROVIDERS),
     /** Upstream base URL for `openai-compatible` and `anthropic`; default: the provider's public API. */
-    base_url: z.url({ protocol: /^https?$/ }).optional(),
+    base_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
     /** Entry of the provider-keys secret (locally: ITAPI_SECRET_<NAME>). */
     secret: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
     /** The upstream's own model id. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { GatewayError, invalidRequest } from './errors';
 
-const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+const nullable = <T extends z.ZodTypeAny>(schema: T) => schema.nullable().optional();
 const int = () => z.number().int();
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
@@ -43,7 +43,7 @@ const tool = z.object({
   function: z.object({
     name: functionName,
     description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    parameters: z.record(z.unknown()).optional(),
     strict: nullable(z.boolean()),
   }),
 });
@@ -61,7 +61,7 @@ const responseFormat = z.discriminatedUnion('type', [
     json_schema: z.object({
       name: functionName,
       description: z.string().optional(),
-      schema: z.record(z.string(), z.unknown()).optional(),
+      schema: z.record(z.unknown()).optional(),
       strict: nullable(z.boolean()),
     }),
   }),
@@ -69,7 +69,7 @@ const responseFormat = z.discriminatedUnion('type', [
 
 /** The Chat Completions request as the gateway accepts it; unknown top-level fields are kept. */
 export const chatCompletionRequestSchema = z
-  .looseObject({
+  .object({
     model: z.string().min(1),
     messages: z.array(message).min(1),
     stream: nullable(z.boolean()),
@@ -91,6 +91,7 @@ export const chatCompletionRequestSchema = z
     logprobs: nullable(z.boolean()),
     top_logprobs: nullable(int().min(0).max(20)),
   })
+  .passthrough()
   .superRefine((req, ctx) => {
     if (req.top_logprobs != null && req.logprobs !== true) {
       ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: "requires 'logprobs' to be true" });
@@ -145,14 +146,14 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   throw toGatewayError(result.error.issues[0], body);
 }
 
-/** Follows a union's failures into the branch that matched the value's shape, with absolute paths. */
-function resolveIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue;
-  let best: z.core.$ZodIssue | undefined;
-  for (const branch of issue.errors) {
-    const first = branch[0];
+/** Follows a union's failures into the branch that matched the value's shape. */
+function resolveIssue(issue: z.ZodIssue): z.ZodIssue {
+  if (issue.code !== 'invalid_union') return issue;
+  let best: z.ZodIssue | undefined;
+  for (const branch of issue.unionErrors) {
+    const first = branch.issues[0];
     if (!first) continue;
-    const candidate = resolveIssue({ ...first, path: [...issue.path, ...first.path] } as z.core.$ZodIssue);
+    const candidate = resolveIssue(first);
     // A type mismatch at the union itself means the branch did not fit the value at all.
     const misfit = candidate.code === 'invalid_type' && candidate.path.length === issue.path.length;
     if (!misfit && (!best || candidate.path.length > best.path.length)) best = candidate;
@@ -160,7 +161,7 @@ function resolveIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
   return best ?? issue;
 }
 
-function toGatewayError(original: z.core.$ZodIssue, body: unknown): GatewayError {
+function toGatewayError(original: z.ZodIssue, body: unknown): GatewayError {
   const issue = resolveIssue(original);
   const param = formatParam(issue.path);
   const value = valueAt(body, issue.path);
@@ -174,8 +175,15 @@ function toGatewayError(original: z.core.$ZodIssue, body: unknown): GatewayError
       'invalid_type',
     );
   }
-  const detail = issue.code === 'invalid_union' && issue.errors.length === 0 && 'options' in issue
-    ? `expected one of ${(issue.options as unknown[]).map((o) => `'${String(o)}'`).join(', ')}`
-    : issue.message.replace(/^Invalid input: /, '').replace(/^Too (big|small): /, '');
+  const detail =
+    issue.code === 'invalid_union_discriminator' || issue.code === 'invalid_literal' || issue.code === 'invalid_enum_value'
+      ? `expected one of ${optionsOf(issue).map((o) => `'${String(o)}'`).join(', ')}`
+      : issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
   return invalidRequest(`Invalid value for '${param}': ${detail}.`, param, 'invalid_value');
+}
+
+function optionsOf(issue: z.ZodIssue): unknown[] {
+  if (issue.code === 'invalid_union_discriminator' || issue.code === 'invalid_enum_value') return [...issue.options];
+  if (issue.code === 'invalid_literal') return [issue.expected];
+  return [];
 }
