@@ -1,27 +1,32 @@
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import { GatewayError, invalidRequest, serverOverloaded, upstreamError, upstreamTimeout } from '../contract/errors';
+import type { UpstreamDeadline } from './upstream-deadline';
 import type { ProviderCall } from './types';
 
-/** An upstream HTTP call whose failures before the first byte come back as GatewayErrors. */
+/**
+ * An upstream HTTP call whose failures before the first byte come back as GatewayErrors. The
+ * deadline's first-byte timer is cleared once headers are in (it must not cut a flowing stream);
+ * the caller disposes of the deadline when the body is done.
+ */
 export async function fetchUpstream(
   url: string,
   init: { headers: Record<string, string>; body: string },
   call: ProviderCall,
-  timeoutMs: number,
+  deadline: UpstreamDeadline,
 ): Promise<Response> {
-  const timeout = AbortSignal.timeout(timeoutMs);
+  deadline.arm('first_byte', call.timeouts.firstByteMs);
   let response: Response;
   try {
     response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...init.headers },
       body: init.body,
-      signal: AbortSignal.any([call.signal, timeout]),
+      signal: deadline.signal,
     });
   } catch (err) {
-    if (timeout.aborted) throw upstreamTimeout('The upstream did not answer in time.', { fallback: true, cause: err });
-    if (call.signal.aborted) throw upstreamError('The request was cancelled.', { cause: err });
-    throw upstreamError('The upstream could not be reached.', { fallback: true, cause: err });
+    throw deadline.failure(err, true);
+  } finally {
+    deadline.disarm('first_byte');
   }
   if (!response.ok) throw await upstreamStatusError(response);
   return response;

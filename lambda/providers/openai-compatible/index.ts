@@ -2,6 +2,7 @@ import { upstreamError } from '../../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
 import { fetchUpstream, readJson, sseEvents } from '../http';
 import type { Provider, ProviderCall } from '../types';
+import { UpstreamDeadline } from '../upstream-deadline';
 
 const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
@@ -10,30 +11,50 @@ const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content
 export function openAiCompatibleProvider(): Provider {
   return {
     async complete(call) {
-      const response = await post(call, { ...call.request, model: call.route.model, stream: false, stream_options: undefined });
-      const completion = (await readJson(response)) as ChatCompletion;
-      if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
-      for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
-      return completion;
+      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
+      deadline.arm('total', call.timeouts.totalMs);
+      try {
+        const response = await post(call, { ...call.request, model: call.route.model, stream: false, stream_options: undefined }, deadline);
+        const completion = (await readJson(response).catch((err) => Promise.reject(deadline.failure(err, true)))) as ChatCompletion;
+        if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
+        for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
+        return completion;
+      } finally {
+        deadline.dispose(true);
+      }
     },
 
     async stream(call) {
       const body = { ...call.request, model: call.route.model, stream: true, stream_options: { include_usage: true } };
-      const response = await post(call, body);
-      if (!response.body) throw upstreamError('The upstream sent no stream.', { fallback: true });
-      return chunks(response.body, call);
+      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
+      try {
+        const response = await post(call, body, deadline);
+        if (!response.body) throw upstreamError('The upstream sent no stream.', { fallback: true });
+        return chunks(response.body, call, deadline);
+      } catch (err) {
+        deadline.dispose(true);
+        throw err;
+      }
     },
   };
 }
 
-function post(call: ProviderCall, body: object): Promise<Response> {
+function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Promise<Response> {
   const base = (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
   const headers: Record<string, string> = { accept: body && (body as { stream?: boolean }).stream ? 'text/event-stream' : 'application/json' };
   if (call.apiKey) headers.authorization = `Bearer ${call.apiKey}`;
-  return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, call.timeouts.firstByteMs);
+  return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, deadline);
 }
 
-async function* chunks(body: ReadableStream<Uint8Array>, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
+async function* chunks(body: ReadableStream<Uint8Array>, call: ProviderCall, deadline: UpstreamDeadline): AsyncGenerator<ChatCompletionChunk> {
+  try {
+    yield* relayEvents(body, call);
+  } finally {
+    deadline.dispose(true);
+  }
+}
+
+async function* relayEvents(body: ReadableStream<Uint8Array>, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
   for await (const event of sseEvents(body, call)) {
     if (event.data === '[DONE]') return;
     let chunk: ChatCompletionChunk & { error?: { message?: string } };
