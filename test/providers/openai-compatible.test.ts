@@ -8,10 +8,12 @@ import { completionBody, startUpstream, streamEvents } from '../support/upstream
 
 type Upstream = Awaited<ReturnType<typeof startUpstream>>;
 let upstream: Upstream;
-let reply: (body: any, res: import('node:http').ServerResponse) => void | Promise<void>;
+let reply: (body: any, res: import('node:http').ServerResponse) => unknown;
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => reply(body, res));
+  upstream = await startUpstream(async (_req, body, res) => {
+    await reply(body, res);
+  });
 });
 afterAll(() => upstream.close());
 
