@@ -16,12 +16,20 @@ export function jsonLogger(write: (line: string) => void = (line) => process.std
   };
 }
 
+/**
+ * A SyntaxError's message quotes the text it failed on (V8: `Unexpected token 'Z', "Zq7Kx9 wha"...`),
+ * which may be a piece of a prompt or completion: only its name is logged.
+ */
+function safeMessage(err: Error, max: number): string {
+  return err instanceof SyntaxError ? '(message withheld: it may quote request or response data)' : err.message.slice(0, max);
+}
+
 /** An error's name, message and AWS error code, without request data. */
 export function describeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { error: String(err).slice(0, 200) };
-  const out: Record<string, unknown> = { error: err.name, message: err.message.slice(0, 500) };
+  const out: Record<string, unknown> = { error: err.name, message: safeMessage(err, 500) };
   const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof Error) out.cause = `${cause.name}: ${cause.message.slice(0, 200)}`;
+  if (cause instanceof Error) out.cause = `${cause.name}: ${safeMessage(cause, 200)}`;
   if (err.stack) out.stack = err.stack.split('\n').slice(1, 6).join(' | ');
   return out;
 }
