@@ -1,0 +1,73 @@
+import type { LedgerEntry } from '../../lambda/store/usage';
+import type { LocalGateway } from '../../lambda/entry/local-server';
+import { openAiValidator } from '../support/openai-schema';
+
+/** POSTs a chat completion with a bearer key. */
+export function postChat(gw: Pick<LocalGateway, 'baseUrl'>, key: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${gw.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
+  });
+}
+
+/** Throws unless `body` is OpenAI's ErrorResponse with exactly the four fields. */
+export function expectErrorBody(body: unknown, type?: string, code?: string): void {
+  const validate = openAiValidator('ErrorResponse');
+  if (!validate(body)) throw new Error(`not an ErrorResponse: ${JSON.stringify(body).slice(0, 300)} ${JSON.stringify(validate.errors)}`);
+  const error = (body as { error: Record<string, unknown> }).error;
+  if (Object.keys(error).sort().join() !== 'code,message,param,type') throw new Error(`error fields: ${Object.keys(error)}`);
+  if (type !== undefined && error.type !== type) throw new Error(`type ${String(error.type)}, expected ${type}: ${error.message}`);
+  if (code !== undefined && error.code !== code) throw new Error(`code ${String(error.code)}, expected ${code}: ${error.message}`);
+}
+
+export interface Books {
+  balance: number;
+  topUps: number;
+  requests: LedgerEntry[];
+  ledgerSum: number;
+}
+
+/** The account's balance and its ledger, after every background settlement has finished. */
+export async function books(gw: LocalGateway, accountId: string): Promise<Books> {
+  await gw.gateway.background.drain();
+  const account = await gw.gateway.stores.accounts.get(accountId);
+  const items = await gw.gateway.stores.usage.all(accountId);
+  const requests = items.filter((i) => i.kind === 'request');
+  return {
+    balance: account!.balanceMicroUsd,
+    topUps: items.filter((i) => i.kind === 'topup').reduce((s, i) => s + i.amountMicroUsd, 0),
+    requests,
+    ledgerSum: items.reduce((s, i) => s + i.amountMicroUsd, 0),
+  };
+}
+
+/**
+ * The money invariant of ARCHITECTURE §3 for one account: the balance is exactly its ledger
+ * (top-ups positive, requests negative), never below zero, and no request took more than its hold.
+ */
+export function expectBooksBalance(b: Books): void {
+  expect(b.balance).toBe(b.ledgerSum);
+  expect(b.balance).toBeGreaterThanOrEqual(0);
+  for (const r of b.requests) {
+    expect(r.amountMicroUsd).toBeLessThanOrEqual(0);
+    expect(-r.amountMicroUsd).toBeLessThanOrEqual(r.holdMicroUsd ?? 0);
+  }
+}
+
+/** Lines of `logs` that contain any of `secrets` (keys, prompts, completions). */
+export function leaks(logs: readonly string[], secrets: readonly string[]): string[] {
+  return logs.filter((line) => secrets.some((s) => s && line.includes(s)));
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Parses SSE `data:` payloads; `[DONE]` stays a string. */
+export function parseSse(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length))
+    .map((data) => (data === '[DONE]' ? data : JSON.parse(data)));
+}
