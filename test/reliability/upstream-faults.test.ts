@@ -138,7 +138,7 @@ let upstream: Awaited<ReturnType<typeof startUpstream>>;
 const keys: string[] = [];
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => BEHAVIOUR[body.model](body, res, _req));
+  upstream = await startUpstream((_req, body, res) => void BEHAVIOUR[body.model](body, res, _req));
   const dead = `http://127.0.0.1:${await freePort()}/v1`;
   const models: CatalogFile['models'] = {};
   for (const name of ['ok', ...FAULTS.map((f) => f.name)]) {
