@@ -73,7 +73,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const now = options.now ?? Date.now;
   const tierCache = new TierCache(stores.tiers, 60_000, now);
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
-  const admission = new CreditAdmission(stores.accounts, tierCache, stores.accounts, now);
+  const admission = new CreditAdmission(stores.accounts, tierCache, stores.accounts, now, options.tables.keys);
   const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   void warmTokenizer();
 

@@ -85,12 +85,16 @@ export const usd = (micro: number) => `$${(micro / 1e6).toFixed(6)}`;
 export class CreditAdmission implements Admission {
   /** The account item as this instance last saw it; only a hint, the write's condition decides. */
   private readonly accounts = new Map<string, Account>();
+  /** Own counters of keys with caps, as last seen. */
+  private readonly keyCounts = new Map<string, WindowCounts>();
 
   constructor(
     private readonly store: AccountsStore,
     private readonly tiers: TierLookup,
     private readonly ledger: Ledger,
     private readonly now: () => number = Date.now,
+    /** The keys table, where capped keys keep their own counters. */
+    private readonly keysTable = 'itapi-keys',
   ) {}
 
   allowsModel(key: KeyRecord, modelId: string): boolean {
@@ -132,7 +136,9 @@ export class CreditAdmission implements Admission {
       if (!this.tiers.get(limits.tier) && (limits.customRpm === undefined || limits.customTpm === undefined)) {
         throw new GatewayError(403, 'permission_error', 'tier_not_found', `The account's tier '${limits.tier}' is not configured.`);
       }
-      const believed = account?.counts ?? { window: minuteOf(nowMs), requests: 0, tokens: 0, prevRequests: 0, prevTokens: 0 };
+      const believed = account?.counts ?? freshCounts(nowMs);
+      const keyLimits = keyCaps(key);
+      const keyBelieved = keyLimits ? (this.keyCounts.get(key.keyId) ?? freshCounts(nowMs)) : undefined;
       const result = await this.store.admit({
         accountId: key.accountId,
         nowMs,
@@ -141,10 +147,30 @@ export class CreditAdmission implements Admission {
         holdMicroUsd: hold.holdMicroUsd,
         tokens: hold.rateTokens,
         ...writeBounds(limits, believed, hold.rateTokens, nowMs),
+        key:
+          keyLimits && keyBelieved
+            ? {
+                keysTable: this.keysTable,
+                keyHash: key.keyHash,
+                believed: keyBelieved,
+                tokens: hold.rateTokens,
+                ...writeBounds(keyLimits, keyBelieved, hold.rateTokens, nowMs),
+              }
+            : undefined,
       });
+      if (result.keyCounts) this.keyCounts.set(key.keyId, result.keyCounts);
       if (result.ok) {
-        this.accounts.set(key.accountId, result.account);
-        return this.admitted(req, result.account, limits, hold, promptTokens);
+        // A transaction returns no item: the account is what the write's conditions proved, advanced.
+        const next = result.account ?? {
+          ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0 }),
+          tier: limits.tier,
+          rpm: limits.customRpm,
+          tpm: limits.customTpm,
+          balanceMicroUsd: (account?.balanceMicroUsd ?? hold.holdMicroUsd) - hold.holdMicroUsd,
+          counts: result.accountCounts,
+        };
+        this.accounts.set(key.accountId, next);
+        return this.admitted(req, next, limits, hold, promptTokens, keyLimits && result.keyCounts);
       }
       const old = result.account;
       if (!old) {
@@ -155,17 +181,21 @@ export class CreditAdmission implements Admission {
       if (old.status !== 'active') {
         throw new GatewayError(403, 'permission_error', 'account_disabled', 'The account of this key is disabled.');
       }
-      const stale = isStale(believed, limits, old, nowMs);
+      const accountStale = result.accountFailed && (limitsChanged(limits, old) || countsStale(believed, old.counts, nowMs));
+      const keyStale = result.keyFailed && keyBelieved !== undefined && result.keyCounts !== undefined && countsStale(keyBelieved, result.keyCounts, nowMs);
       account = old;
-      if (stale) continue;
-      // The belief was right, so the old item says exactly why: rate limit first, then money.
+      if (accountStale || keyStale) continue;
+      // The beliefs were right, so the old items say exactly why: rate limits first, then money.
+      if (result.keyFailed && keyLimits && result.keyCounts) {
+        const view = countsAt(result.keyCounts, nowMs);
+        const waitMs = waitFor(keyLimits, view, hold.rateTokens, nowMs);
+        if (waitMs > 0) throw this.rateLimitError(keyLimits, view, hold, waitMs, nowMs, 'this key');
+      }
+      if (!result.accountFailed) continue;
       const trueLimits = this.limitsOf(key, old);
       const view = countsAt(old.counts, nowMs);
-      const waitMs = Math.max(
-        trueLimits.rpm ? msUntilAllowed(trueLimits.rpm, view.prevRequests, view.requests, 1, nowMs) : 0,
-        trueLimits.tpm ? msUntilAllowed(trueLimits.tpm, view.prevTokens, view.tokens, hold.rateTokens, nowMs) : 0,
-      );
-      if (waitMs > 0) throw this.rateLimitError(trueLimits, view, hold, waitMs, nowMs);
+      const waitMs = waitFor(trueLimits, view, hold.rateTokens, nowMs);
+      if (waitMs > 0) throw this.rateLimitError(trueLimits, view, hold, waitMs, nowMs, 'the account');
       if (old.balanceMicroUsd < hold.holdMicroUsd) {
         if (hold.lowerable) {
           const lowered = this.lowered(model, request, promptTokens, old.balanceMicroUsd);
@@ -195,23 +225,45 @@ export class CreditAdmission implements Admission {
     return { ...computeHold(model, request, promptTokens, out), lowerable: true };
   }
 
-  private rateLimitError(limits: Limits, view: WindowCounts, hold: Hold, waitMs: number, nowMs: number): GatewayError {
+  private rateLimitError(
+    limits: Pick<Limits, 'rpm' | 'tpm'>,
+    view: WindowCounts,
+    hold: Hold,
+    waitMs: number,
+    nowMs: number,
+    whose: string,
+  ): GatewayError {
     const requestsBound = limits.rpm && msUntilAllowed(limits.rpm, view.prevRequests, view.requests, 1, nowMs) > 0;
     const message = !Number.isFinite(waitMs)
       ? `Request too large: it needs ${hold.rateTokens} tokens and the limit is ${limits.tpm} tokens per minute.`
       : requestsBound
-        ? `Rate limit reached for requests: limit ${limits.rpm} per minute. Please try again in ${formatResetDuration(waitMs)}.`
-        : `Rate limit reached for tokens: limit ${limits.tpm} per minute, this request needs ${hold.rateTokens}. Please try again in ${formatResetDuration(waitMs)}.`;
+        ? `Rate limit reached for requests of ${whose}: limit ${limits.rpm} per minute. Please try again in ${formatResetDuration(waitMs)}.`
+        : `Rate limit reached for tokens of ${whose}: limit ${limits.tpm} per minute, this request needs ${hold.rateTokens}. Please try again in ${formatResetDuration(waitMs)}.`;
     const error = rateLimited(message, Number.isFinite(waitMs) ? waitMs : WINDOW_MS);
     Object.assign(error.headers, rateLimitHeaders(limits, view, nowMs));
     return error;
   }
 
-  private admitted(req: AdmissionRequest, account: Account, limits: Limits, hold: Hold, promptTokens: number): Admitted {
+  private admitted(
+    req: AdmissionRequest,
+    account: Account,
+    limits: Limits,
+    hold: Hold,
+    promptTokens: number,
+    keyCounts: WindowCounts | undefined,
+  ): Admitted {
     const nowMs = this.now();
+    const headers = rateLimitHeaders(limits, account.counts, nowMs);
+    const caps = keyCaps(req.key);
+    // Where the key's own cap is the lower one, the headers tell the key's numbers.
+    if (caps && keyCounts) {
+      const keyHeaders = rateLimitHeaders(caps, keyCounts, nowMs);
+      if (caps.rpm && (!limits.rpm || caps.rpm < limits.rpm)) copyKind(keyHeaders, headers, 'requests');
+      if (caps.tpm && (!limits.tpm || caps.tpm < limits.tpm)) copyKind(keyHeaders, headers, 'tokens');
+    }
     return {
       maxOutputTokens: hold.lowerable && hold.outputTokens < req.model.maxOutputTokens ? hold.outputTokens : undefined,
-      headers: rateLimitHeaders(limits, account.counts, nowMs),
+      headers,
       settle: (outcome) =>
         settleRequest(this.ledger, {
           requestId: req.requestId,
@@ -229,7 +281,7 @@ export class CreditAdmission implements Admission {
 }
 
 /** The write's conditions, from the believed item (see AccountsStore.admit). */
-function writeBounds(limits: Limits, believed: WindowCounts, tokens: number, nowMs: number) {
+function writeBounds(limits: Pick<Limits, 'rpm' | 'tpm'>, believed: WindowCounts, tokens: number, nowMs: number) {
   const minute = minuteOf(nowMs);
   if (believed.window === minute) {
     return {
@@ -245,16 +297,42 @@ function writeBounds(limits: Limits, believed: WindowCounts, tokens: number, now
   };
 }
 
-/** True when the write failed because its belief about the item was wrong, not because of limits. */
-function isStale(believed: WindowCounts, limits: Limits, old: Account, nowMs: number): boolean {
-  if (old.tier !== limits.tier || old.rpm !== limits.customRpm || old.tpm !== limits.customTpm) return true;
+function freshCounts(nowMs: number): WindowCounts {
+  return { window: minuteOf(nowMs), requests: 0, tokens: 0, prevRequests: 0, prevTokens: 0 };
+}
+
+/** A key's own caps, when it has any (0 in one dimension means that dimension is the account's alone). */
+function keyCaps(key: KeyRecord): Pick<Limits, 'rpm' | 'tpm'> | undefined {
+  if (!key.rpm && !key.tpm) return undefined;
+  return { rpm: key.rpm ?? 0, tpm: key.tpm ?? 0 };
+}
+
+function waitFor(limits: Pick<Limits, 'rpm' | 'tpm'>, view: WindowCounts, tokens: number, nowMs: number): number {
+  return Math.max(
+    limits.rpm ? msUntilAllowed(limits.rpm, view.prevRequests, view.requests, 1, nowMs) : 0,
+    limits.tpm ? msUntilAllowed(limits.tpm, view.prevTokens, view.tokens, tokens, nowMs) : 0,
+  );
+}
+
+function limitsChanged(limits: Limits, old: Account): boolean {
+  return old.tier !== limits.tier || old.rpm !== limits.customRpm || old.tpm !== limits.customTpm;
+}
+
+/** True when a write failed because its belief about the counters was wrong, not because of limits. */
+function countsStale(believed: WindowCounts, actual: WindowCounts, nowMs: number): boolean {
   const minute = minuteOf(nowMs);
-  const oldWindow = old.counts.window;
   if (believed.window === minute) {
-    return oldWindow !== minute || old.counts.prevRequests !== believed.prevRequests || old.counts.prevTokens !== believed.prevTokens;
+    return actual.window !== minute || actual.prevRequests !== believed.prevRequests || actual.prevTokens !== believed.prevTokens;
   }
-  if (believed.window === minute - 1) return oldWindow !== minute - 1;
-  return oldWindow >= minute - 1;
+  if (believed.window === minute - 1) return actual.window !== minute - 1;
+  return actual.window >= minute - 1;
+}
+
+function copyKind(from: Record<string, string>, to: Record<string, string>, kind: 'requests' | 'tokens'): void {
+  for (const part of ['limit', 'remaining', 'reset']) {
+    const name = `x-ratelimit-${part}-${kind}`;
+    if (from[name] !== undefined) to[name] = from[name];
+  }
 }
 
 /** The six OpenAI `x-ratelimit-*` headers for an account's state at `nowMs`. */

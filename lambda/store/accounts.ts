@@ -6,7 +6,9 @@ import {
   PutItemCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
+  type TransactWriteItem,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { minuteOf, WINDOW_MS, type WindowCounts } from '../admission/sliding-window';
 import { type LedgerEntry, ledgerToItem } from './usage';
@@ -35,22 +37,17 @@ export function accountFromItem(item: Item): Account {
     balanceMicroUsd: n('balance'),
     status: (item.st?.S as Account['status']) ?? 'active',
     createdAtMs: n('created_at_ms'),
-    counts: { window: n('win'), requests: n('req'), tokens: n('tok'), prevRequests: n('preq'), prevTokens: n('ptok') },
+    counts: countsFromItem(item),
   };
   if (item.rpm?.N !== undefined) a.rpm = Number(item.rpm.N);
   if (item.tpm?.N !== undefined) a.tpm = Number(item.tpm.N);
   return a;
 }
 
-/** The admission write's inputs: what to add, and the conditions computed from the item last seen. */
-export interface AdmitWrite {
-  accountId: string;
-  nowMs: number;
+/** One set of minute counters to advance, with the conditions computed from the item last seen. */
+export interface CounterWrite {
   /** The window the writer believes the item holds, with that window's immutable previous counts. */
   believed: WindowCounts;
-  /** The tier and custom limits the conditions were computed from; a mismatch fails the write. */
-  limits: { tier: string; rpm?: number; tpm?: number };
-  holdMicroUsd: number;
   tokens: number;
   /** Highest current-minute request/token count at which this request still fits; undefined = no limit. */
   maxRequestsBefore?: number;
@@ -60,7 +57,21 @@ export interface AdmitWrite {
   maxPrevTokens?: number;
 }
 
-export type AdmitResult = { ok: true; account: Account } | { ok: false; account: Account | undefined };
+/** The admission write's inputs: the account's counters and hold, and a capped key's own counters. */
+export interface AdmitWrite extends CounterWrite {
+  accountId: string;
+  nowMs: number;
+  /** The tier and custom limits the conditions were computed from; a mismatch fails the write. */
+  limits: { tier: string; rpm?: number; tpm?: number };
+  holdMicroUsd: number;
+  /** Only for keys with their own caps: their counters live on the key item (a second write). */
+  key?: CounterWrite & { keysTable: string; keyHash: string };
+}
+
+export type AdmitResult =
+  /** `account` is absent after a transaction (it returns no items): `accountCounts` has the new counters. */
+  | { ok: true; account?: Account; accountCounts: WindowCounts; keyCounts?: WindowCounts }
+  | { ok: false; account: Account | undefined; keyCounts?: WindowCounts; accountFailed: boolean; keyFailed: boolean };
 
 export interface SettleWrite {
   accountId: string;
@@ -72,6 +83,44 @@ export interface SettleWrite {
 }
 
 const num = (v: number): AttributeValue => ({ N: String(v) });
+
+export function countsFromItem(item: Item): WindowCounts {
+  const n = (name: string) => Number(item[name]?.N ?? 0);
+  return { window: n('win'), requests: n('req'), tokens: n('tok'), prevRequests: n('preq'), prevTokens: n('ptok') };
+}
+
+/**
+ * The counter part of an admission write, in one of three forms by the believed window: same
+ * minute (add), the minute before (roll over and add), older (start afresh).
+ */
+function counterUpdate(c: CounterWrite, nowMs: number): { conditions: string[]; sets: string[]; values: Item } {
+  const minute = minuteOf(nowMs);
+  const values: Item = { ':one': num(1), ':tok': num(c.tokens), ':m': num(minute) };
+  const conditions: string[] = [];
+  const bound = (condition: string, name: string, value: number | undefined) => {
+    if (value === undefined) return;
+    conditions.push(condition);
+    values[name] = num(value);
+  };
+  if (c.believed.window === minute) {
+    conditions.push('win = :m', 'preq = :preq', 'ptok = :ptok');
+    values[':preq'] = num(c.believed.prevRequests);
+    values[':ptok'] = num(c.believed.prevTokens);
+    bound('req <= :maxReq', ':maxReq', c.maxRequestsBefore);
+    bound('tok <= :maxTok', ':maxTok', c.maxTokensBefore);
+    return { conditions, sets: ['req = req + :one', 'tok = tok + :tok'], values };
+  }
+  values[':prevMinute'] = num(minute - 1);
+  if (c.believed.window === minute - 1) {
+    conditions.push('win = :prevMinute');
+    bound('req <= :maxPrevReq', ':maxPrevReq', c.maxPrevRequests);
+    bound('tok <= :maxPrevTok', ':maxPrevTok', c.maxPrevTokens);
+    return { conditions, sets: ['preq = req', 'ptok = tok', 'req = :one', 'tok = :tok', 'win = :m'], values };
+  }
+  conditions.push('(attribute_not_exists(win) OR win < :prevMinute)');
+  values[':zero'] = num(0);
+  return { conditions, sets: ['preq = :zero', 'ptok = :zero', 'req = :one', 'tok = :tok', 'win = :m'], values };
+}
 
 /** The accounts table: balance and the minute counters on one item, so admission is one write. */
 export class AccountsStore {
@@ -112,14 +161,13 @@ export class AccountsStore {
    * Admission: one conditional UpdateItem that counts the request and its tokens in the current
    * minute and takes the hold from the balance. Which of three forms it takes depends on the
    * window the writer believes the item is in; a wrong belief fails the condition and the old
-   * item comes back to decide (stale, rate limited or unaffordable).
+   * item comes back to decide (stale, rate limited or unaffordable). A key with caps of its own
+   * adds its counters in the same transaction.
    */
   async admit(w: AdmitWrite): Promise<AdmitResult> {
-    const minute = minuteOf(w.nowMs);
-    const names: Record<string, string> = { '#st': 'st' };
-    const values: Item = { ':active': { S: 'active' }, ':hold': num(w.holdMicroUsd), ':one': num(1), ':tok': num(w.tokens), ':m': num(minute) };
-    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier'];
-    values[':tier'] = { S: w.limits.tier };
+    const counters = counterUpdate(w, w.nowMs);
+    const values: Item = { ...counters.values, ':active': { S: 'active' }, ':hold': num(w.holdMicroUsd), ':tier': { S: w.limits.tier } };
+    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier', ...counters.conditions];
     for (const field of ['rpm', 'tpm'] as const) {
       const value = w.limits[field];
       if (value === undefined) conditions.push(`attribute_not_exists(${field})`);
@@ -128,58 +176,69 @@ export class AccountsStore {
         values[`:l${field}`] = num(value);
       }
     }
-    let update: string;
-    if (w.believed.window === minute) {
-      conditions.push('win = :m', 'preq = :preq', 'ptok = :ptok');
-      values[':preq'] = num(w.believed.prevRequests);
-      values[':ptok'] = num(w.believed.prevTokens);
-      if (w.maxRequestsBefore !== undefined) {
-        conditions.push('req <= :maxReq');
-        values[':maxReq'] = num(w.maxRequestsBefore);
-      }
-      if (w.maxTokensBefore !== undefined) {
-        conditions.push('tok <= :maxTok');
-        values[':maxTok'] = num(w.maxTokensBefore);
-      }
-      update = 'SET req = req + :one, tok = tok + :tok, balance = balance - :hold';
-    } else if (w.believed.window === minute - 1) {
-      conditions.push('win = :prevMinute');
-      values[':prevMinute'] = num(minute - 1);
-      if (w.maxPrevRequests !== undefined) {
-        conditions.push('req <= :maxPrevReq');
-        values[':maxPrevReq'] = num(w.maxPrevRequests);
-      }
-      if (w.maxPrevTokens !== undefined) {
-        conditions.push('tok <= :maxPrevTok');
-        values[':maxPrevTok'] = num(w.maxPrevTokens);
-      }
-      update = 'SET preq = req, ptok = tok, req = :one, tok = :tok, win = :m, balance = balance - :hold';
-    } else {
-      conditions.push('win < :prevMinute');
-      values[':prevMinute'] = num(minute - 1);
-      values[':zero'] = num(0);
-      update = 'SET preq = :zero, ptok = :zero, req = :one, tok = :tok, win = :m, balance = balance - :hold';
-    }
+    const accountUpdate = {
+      TableName: this.tableName,
+      Key: { account_id: { S: w.accountId } },
+      UpdateExpression: `SET ${[...counters.sets, 'balance = balance - :hold'].join(', ')}`,
+      ConditionExpression: conditions.join(' AND '),
+      ExpressionAttributeNames: { '#st': 'st' },
+      ExpressionAttributeValues: values,
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
+    if (w.key) return this.admitWithKey(w, accountUpdate);
     try {
-      const out = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { account_id: { S: w.accountId } },
-          UpdateExpression: update,
-          ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      return { ok: true, account: accountFromItem(out.Attributes!) };
+      const out = await this.client.send(new UpdateItemCommand({ ...accountUpdate, ReturnValues: 'ALL_NEW' }));
+      const account = accountFromItem(out.Attributes!);
+      return { ok: true, account, accountCounts: account.counts };
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
-        return { ok: false, account: err.Item ? accountFromItem(err.Item) : undefined };
+        return { ok: false, account: err.Item ? accountFromItem(err.Item) : undefined, accountFailed: true, keyFailed: false };
       }
       throw err;
     }
+  }
+
+  /** Account and key counters in one transaction; the new account item is computed, not re-read. */
+  private async admitWithKey(w: AdmitWrite, accountUpdate: UpdateItemCommandInput): Promise<AdmitResult> {
+    const key = w.key!;
+    const keyCounters = counterUpdate(key, w.nowMs);
+    try {
+      await this.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Update: accountUpdate as NonNullable<TransactWriteItem['Update']> },
+            {
+              Update: {
+                TableName: key.keysTable,
+                Key: { key_hash: { S: key.keyHash } },
+                UpdateExpression: `SET ${keyCounters.sets.join(', ')}`,
+                ConditionExpression: ['attribute_exists(key_hash)', ...keyCounters.conditions].join(' AND '),
+                ExpressionAttributeValues: keyCounters.values,
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof TransactionCanceledException)) throw err;
+      const [account, keyReason] = err.CancellationReasons ?? [];
+      const accountFailed = account?.Code === 'ConditionalCheckFailed';
+      const keyFailed = keyReason?.Code === 'ConditionalCheckFailed';
+      if (!accountFailed && !keyFailed) throw err;
+      // Only the items whose condition failed come back; the other is re-read so both are known.
+      const old = account?.Item ? accountFromItem(account.Item) : accountFailed ? undefined : await this.get(w.accountId);
+      return { ok: false, account: old, keyCounts: keyReason?.Item ? countsFromItem(keyReason.Item) : undefined, accountFailed, keyFailed };
+    }
+    // The transaction returns no items: the new state is the believed one advanced by this request.
+    const minute = minuteOf(w.nowMs);
+    const advance = (c: CounterWrite): WindowCounts => {
+      const b = c.believed;
+      if (b.window === minute) return { ...b, requests: b.requests + 1, tokens: b.tokens + c.tokens };
+      const prev = b.window === minute - 1 ? { prevRequests: b.requests, prevTokens: b.tokens } : { prevRequests: 0, prevTokens: 0 };
+      return { window: minute, requests: 1, tokens: c.tokens, ...prev };
+    };
+    return { ok: true, accountCounts: advance(w), keyCounts: advance(key) };
   }
 
   /**

@@ -206,3 +206,37 @@ describe('limits across separate gateway processes', () => {
     }
   }, 60_000);
 });
+
+describe('a key with caps of its own', () => {
+  it('is held to its own lower limit while the account’s other keys are not', async () => {
+    const { stores, tables, key: accountKey } = await setup({ rpm: 100, tpm: 10_000_000 });
+    let now = 4_000 * 60_000 + 10_000;
+    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers, 60_000, () => now), stores.accounts, () => now, tables.keys);
+    const capped: KeyRecord = { ...accountKey, keyHash: `${accountKey.keyHash}_capped`, keyId: `${accountKey.keyId}_capped`, rpm: 2 };
+    await stores.keys.create(capped);
+    const admit = (key: KeyRecord) => outcomeOf(admission.admit({ requestId: `r${Math.random()}`, key, model, request: request(), startedAtMs: now }));
+
+    expect([await admit(capped), await admit(capped), await admit(capped)]).toEqual([200, 200, 429]);
+    const err = (await admission.admit({ requestId: 'x', key: capped, model, request: request(), startedAtMs: now }).catch((e) => e)) as GatewayError;
+    expect(err.message).toContain('requests of this key');
+    expect(err.headers['x-ratelimit-limit-requests']).toBe('2');
+    // The account's other key still has the account's 100.
+    expect([await admit(accountKey), await admit(accountKey)]).toEqual([200, 200]);
+    // Both keys' requests count against the account.
+    expect((await stores.accounts.get(accountKey.accountId))!.counts.requests).toBe(4);
+    // The key's window slides like the account's: a minute and a half later it may send again.
+    now += 90_000;
+    expect(await admit(capped)).toBe(200);
+  });
+
+  it('tells its own numbers in the rate-limit headers when its cap is the lower one', async () => {
+    const { stores, tables, key: accountKey } = await setup({ rpm: 100, tpm: 10_000_000 });
+    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts, Date.now, tables.keys);
+    const capped: KeyRecord = { ...accountKey, keyHash: `${accountKey.keyHash}_c2`, keyId: `${accountKey.keyId}_c2`, rpm: 5 };
+    await stores.keys.create(capped);
+    const admitted = await admission.admit({ requestId: 'h', key: capped, model, request: request(), startedAtMs: Date.now() });
+    expect(admitted.headers['x-ratelimit-limit-requests']).toBe('5');
+    expect(admitted.headers['x-ratelimit-remaining-requests']).toBe('4');
+    expect(admitted.headers['x-ratelimit-limit-tokens']).toBe('10000000');
+  });
+});
