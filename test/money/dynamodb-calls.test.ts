@@ -1,0 +1,74 @@
+import type { CatalogFile } from '../../lambda/catalog';
+import { addKey, catalogOf, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { completionBody, startUpstream } from '../support/upstream';
+
+/** DynamoDB calls per request, counted by an SDK middleware on the gateway's own client. */
+let gw: TestGateway;
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+const calls: string[] = [];
+const callsSeenByUpstream: string[][] = [];
+
+beforeAll(async () => {
+  upstream = await startUpstream((_req, body, res) => {
+    callsSeenByUpstream.push([...calls]);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(body.model, 'ok')));
+  });
+  const catalog: CatalogFile = {
+    models: {
+      m: {
+        owned_by: 'test',
+        pricing: { input_per_mtok: 1, output_per_mtok: 2 },
+        context_window: 1000,
+        max_output_tokens: 100,
+        routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'm' }],
+      },
+    },
+  };
+  // No demo seeding: the client caches each command's middleware stack at its first send (cacheMiddleware),
+  // so the counter must be in place before the first GetItem or TransactWriteItems.
+  gw = await startTestGateway({ catalog: catalogOf(catalog), seedDemo: false });
+  gw.dynamo.middlewareStack.add(
+    (next, context) => async (args) => {
+      calls.push(String(context.commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: 'countDynamoCalls' },
+  );
+});
+
+afterAll(async () => {
+  await gw.stop();
+  await upstream.close();
+});
+
+async function complete(key: string) {
+  callsSeenByUpstream.length = 0;
+  calls.length = 0;
+  const res = await fetch(`${gw.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }),
+  });
+  expect(res.status).toBe(200);
+  await res.json();
+  await gw.gateway.background.drain();
+  return { beforeUpstream: callsSeenByUpstream[0], total: [...calls] };
+}
+
+describe('DynamoDB calls per request', () => {
+  it('makes exactly one call before the upstream call when the key is cached, and one transaction after', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
+    await complete(acct.key); // warms the key, tier and account caches
+    const warm = await complete(acct.key);
+    expect(warm.beforeUpstream).toEqual(['UpdateItemCommand']);
+    expect(warm.total).toEqual(['UpdateItemCommand', 'TransactWriteItemsCommand']);
+  });
+
+  it('makes two calls before the upstream call when the key is not cached', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
+    await complete(acct.key);
+    const second = await addKey(gw, acct.accountId, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
+    const cold = await complete(second.key);
+    expect(cold.beforeUpstream).toEqual(['GetItemCommand', 'UpdateItemCommand']);
+  });
+});
