@@ -117,8 +117,9 @@ async function readJsonBody(c: Context<Env>): Promise<unknown> {
   }
   const text = await c.req.text();
   if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
     throw invalidRequest(
       'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.',
@@ -126,6 +127,29 @@ async function readJsonBody(c: Context<Env>): Promise<unknown> {
       'invalid_json',
     );
   }
+  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
+  }
+  return body;
+}
+
+/**
+ * JSON.parse takes any depth, but JSON.stringify (token estimate, upstream body) recurses and
+ * overflowed the stack at about 4,000 levels: a 500 for bad input. No real schema comes close.
+ */
+const MAX_JSON_DEPTH = 128;
+
+function nestedDeeperThan(root: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */
