@@ -63,7 +63,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     bodyLimit({
       maxSize: maxBodyBytes,
       onError: () => {
-        throw requestTooLarge(maxBodyBytes);
+        // The rest of the body is never read: close the connection after the answer, else the
+        // client's next request on it failed with 'other side closed' (local server).
+        const error = requestTooLarge(maxBodyBytes);
+        error.headers.connection = 'close';
+        throw error;
       },
     }),
     async (c) => {
