@@ -55,18 +55,21 @@ export const invalidApiKey = (message = 'Incorrect API key provided.') =>
 export const insufficientQuota = (message: string) =>
   new GatewayError(402, 'insufficient_quota', 'insufficient_quota', message);
 
+/** A client's own string quoted in an error message, cut so that a 5 MB model id is not echoed back whole. */
+const quoted = (value: string, max = 256) => (value.length > max ? `${value.slice(0, max)}…` : value);
+
 export const modelNotAllowed = (model: string) =>
-  new GatewayError(403, 'permission_error', 'model_not_allowed', `This API key may not use the model '${model}'.`, {
+  new GatewayError(403, 'permission_error', 'model_not_allowed', `This API key may not use the model '${quoted(model)}'.`, {
     param: 'model',
   });
 
 export const modelNotFound = (model: string) =>
-  new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model '${model}' does not exist.`, {
+  new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model '${quoted(model)}' does not exist.`, {
     param: 'model',
   });
 
 export const routeNotFound = (method: string, path: string) =>
-  new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${path}.`);
+  new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${quoted(path, 1024)}.`);
 
 export const methodNotAllowed = (method: string, path: string) =>
   new GatewayError(405, 'invalid_request_error', 'method_not_allowed', `Method ${method} is not allowed on ${path}.`);
