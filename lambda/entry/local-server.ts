@@ -3,7 +3,9 @@ import { serve } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { createAdminApp } from '../admin/app';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
@@ -86,6 +88,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
 
     const server = serve({ fetch: gateway.app.fetch, port: options.port ?? Number(env.PORT ?? 8787), hostname: '127.0.0.1' });
+    server.on('clientError', answerMalformedRequest);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -116,6 +119,25 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     await stopChild(java);
     throw err;
   }
+}
+
+/**
+ * A request Node's parser refuses (CR or LF inside a header, a bad request line, headers too
+ * large) gets OpenAI's error body like every other answer, not Node's bare `400 Bad Request`.
+ */
+function answerMalformedRequest(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = JSON.stringify({
+    error: { message: 'The HTTP request is malformed.', type: 'invalid_request_error', param: null, code: 'invalid_request' },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: req_${randomBytes(12).toString('hex')}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** The demo account and its key; the key's plaintext is kept in the data folder so restarts reuse it. */
