@@ -1,0 +1,86 @@
+// Child processes of the bench: each server in its own process, reporting its own CPU over IPC.
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const PROBE = join(__dirname, 'cpu-probe.cjs');
+
+export interface Server {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  info: any;
+  request<T = any>(msg: object, timeoutMs?: number): Promise<T>;
+  cpuMs(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+let nextId = 1;
+
+/** Forks a server that sends {type:'ready', url} when it listens. */
+export async function startServer(
+  name: string,
+  file: string,
+  opts: { env?: NodeJS.ProcessEnv; args?: string[]; ts?: boolean; cwd?: string; readyTimeoutMs?: number; waitReady?: (child: ChildProcess) => Promise<any> } = {},
+): Promise<Server> {
+  const execArgv = ['--require', PROBE, ...(opts.ts === false ? [] : ['--import', 'tsx'])];
+  const child = fork(file, opts.args ?? [], {
+    execArgv,
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready: ${stderr.trim()}`))));
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name} did not start in time: ${stderr.trim()}`)), opts.readyTimeoutMs ?? 60_000).unref());
+  const ready = opts.waitReady
+    ? opts.waitReady(child)
+    : new Promise<any>((resolve) => {
+        const onMsg = (m: any) => {
+          if (m?.type === 'ready') {
+            child.off('message', onMsg);
+            resolve(m);
+          }
+        };
+        child.on('message', onMsg);
+      });
+  let info: any;
+  try {
+    info = await Promise.race([ready, exited, timeout]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  exited.catch(() => undefined);
+  const request = <T>(msg: object, timeoutMs = 120_000) =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => reject(new Error(`${name}: no answer to ${JSON.stringify(msg)}`)), timeoutMs);
+      const onMsg = (m: any) => {
+        if (m?.id !== id) return;
+        clearTimeout(timer);
+        child.off('message', onMsg);
+        resolve(m as T);
+      };
+      child.on('message', onMsg);
+      child.send({ ...msg, id });
+    });
+  return {
+    name,
+    url: info.url,
+    child,
+    info,
+    request,
+    async cpuMs() {
+      const m = await request<{ usage: NodeJS.CpuUsage }>({ type: 'cpu' });
+      return (m.usage.user + m.usage.system) / 1000;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}

@@ -1,0 +1,377 @@
+// npm run bench: the gateway beside the upstream, a bare relay and a peer gateway, on loopback.
+// Prints a table with each figure beside its target (issue 6) and writes bench/results/latest.json
+// and docs/benchmarks-latest.json. See docs/BENCHMARKS.md.
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
+import { target, timedRequest, type Target, type Timed } from './client';
+import { coldStart, type ColdStart } from './coldstart';
+import type { MeterSnapshot } from './dynamo-meter';
+import { startServer, type Server } from './procs';
+import { report, type Results } from './report';
+import { CHUNKS } from './servers/upstream-shape';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const autocannon = require('autocannon');
+
+const ROOT = join(__dirname, '..');
+const PEER_DIR = join(__dirname, 'peer');
+const PEER_VERSION = '1.15.2';
+const HONO_NODE_SERVER = '1.13.8';
+
+const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 400);
+const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
+const KIND_REQUESTS = Number(process.env.BENCH_KIND_REQUESTS ?? 100);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
+const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+
+const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
+const t0 = Date.now();
+
+const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
+const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+
+/** Portkey's open-source gateway in bench/peer (never in the project's dependencies). */
+function ensurePeer(): string | undefined {
+  const pkg = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/package.json');
+  const hono = join(PEER_DIR, 'node_modules/@hono/node-server/package.json');
+  const nested = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/node_modules/@hono/node-server');
+  const installed = () =>
+    existsSync(pkg) &&
+    JSON.parse(readFileSync(pkg, 'utf8')).version === PEER_VERSION &&
+    existsSync(hono) &&
+    JSON.parse(readFileSync(hono, 'utf8')).version === HONO_NODE_SERVER &&
+    !existsSync(nested);
+  if (installed()) return undefined;
+  mkdirSync(PEER_DIR, { recursive: true });
+  // The override keeps Portkey on @hono/node-server 1.13.8: later versions do not stream its SSE.
+  writeFileSync(
+    join(PEER_DIR, 'package.json'),
+    JSON.stringify(
+      { private: true, dependencies: { '@portkey-ai/gateway': PEER_VERSION, '@hono/node-server': HONO_NODE_SERVER }, overrides: { '@hono/node-server': HONO_NODE_SERVER } },
+      null,
+      2,
+    ),
+  );
+  try {
+    log(`installing @portkey-ai/gateway@${PEER_VERSION} into bench/peer`);
+    execFileSync('npm', ['install', '--prefix', PEER_DIR, '--no-audit', '--no-fund', '--ignore-scripts', `@portkey-ai/gateway@${PEER_VERSION}`, `@hono/node-server@${HONO_NODE_SERVER}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 180_000,
+    });
+  } catch (err) {
+    return `npm install of the peer failed: ${String((err as { stderr?: Buffer }).stderr ?? err).slice(0, 300)}`;
+  }
+  return installed() ? undefined : 'the peer installed, but not with @hono/node-server 1.13.8 alone';
+}
+
+async function startPeer(upstreamUrl: string): Promise<Server> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  return startServer('portkey', join(PEER_DIR, 'node_modules/@portkey-ai/gateway/build/start-server.js'), {
+    ts: false,
+    cwd: PEER_DIR,
+    args: [`--port=${port}`, '--headless'],
+    env: { NODE_ENV: 'production' },
+    readyTimeoutMs: 30_000,
+    waitReady: async (child: ChildProcess) => {
+      for (;;) {
+        if (child.exitCode !== null) throw new Error('portkey exited');
+        try {
+          const res = await fetch(`${url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstreamUrl}/v1`, authorization: 'Bearer sk-bench' },
+            body: bodyFor('bench-upstream')(false),
+          });
+          await res.text();
+          if (res.ok) return { url };
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+  });
+}
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+export const pct = (xs: number[], p: number) => {
+  const s = sorted(xs);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+};
+
+async function latency(targets: Target[]): Promise<Record<string, { median: number; p99: number; failures: number }>> {
+  const times: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const failures: Record<string, number> = Object.fromEntries(targets.map((t) => [t.name, 0]));
+  for (let round = 0; round < LATENCY_ROUNDS; round++) {
+    // Interleaved, and the order rotates so no target always follows the same one.
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(round + i) % targets.length];
+      const r = await timedRequest(t, false);
+      if (r.status !== 200) failures[t.name]++;
+      else times[t.name].push(r.totalMs);
+    }
+  }
+  return Object.fromEntries(targets.map((t) => [t.name, { median: pct(times[t.name], 50), p99: pct(times[t.name], 99), failures: failures[t.name] }]));
+}
+
+interface StreamFigures {
+  ttfbMedianMs: number;
+  /** Median over runs of the longest gap between two of the content chunks. */
+  worstGapMedianMs: number;
+  worstGapMaxMs: number;
+  /** Content events received, median per run (a coalescing gateway delivers fewer separate arrivals). */
+  distinctArrivalsMedian: number;
+  failures: number;
+}
+
+async function streams(targets: Target[]): Promise<Record<string, StreamFigures>> {
+  const runs: Record<string, Timed[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const failures: Record<string, number> = Object.fromEntries(targets.map((t) => [t.name, 0]));
+  for (let round = 0; round < STREAM_ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(round + i) % targets.length];
+      const r = await timedRequest(t, true);
+      if (r.status !== 200 || r.eventsMs.length < CHUNKS) failures[t.name]++;
+      else runs[t.name].push(r);
+    }
+  }
+  const out: Record<string, StreamFigures> = {};
+  for (const t of targets) {
+    const rs = runs[t.name];
+    const worst = rs.map((r) => {
+      const ev = r.eventsMs.slice(0, CHUNKS);
+      let max = 0;
+      for (let i = 1; i < ev.length; i++) max = Math.max(max, ev[i] - ev[i - 1]);
+      return max;
+    });
+    const arrivals = rs.map((r) => new Set(r.eventsMs.slice(0, CHUNKS)).size);
+    out[t.name] = {
+      ttfbMedianMs: pct(rs.map((r) => r.eventsMs[0]), 50),
+      worstGapMedianMs: pct(worst, 50),
+      worstGapMaxMs: Math.max(...worst),
+      distinctArrivalsMedian: pct(arrivals, 50),
+      failures: failures[t.name],
+    };
+  }
+  return out;
+}
+
+async function load(t: Target, seconds: number): Promise<{ requests: number; non2xx: number; errors: number; seconds: number }> {
+  const result = await autocannon({
+    url: `${t.url}${t.path}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...t.headers },
+    body: t.body(false),
+    connections: CONNECTIONS,
+    duration: seconds,
+  });
+  return { requests: result.requests.total, non2xx: result.non2xx, errors: result.errors + result.timeouts, seconds: result.duration };
+}
+
+async function throughput(targets: Target[], servers: Record<string, Server>) {
+  const acc: Record<string, { requests: number; non2xx: number; errors: number; seconds: number; cpuMs: number }> = {};
+  for (let round = 0; round < LOAD_ROUNDS; round++) {
+    for (const t of targets) {
+      const server = servers[t.name];
+      const before = await server.cpuMs();
+      const r = await load(t, LOAD_SECONDS);
+      // The gateway's answer waits for its settlements to finish, so they count to its requests.
+      const after = await server.cpuMs();
+      const a = (acc[t.name] ??= { requests: 0, non2xx: 0, errors: 0, seconds: 0, cpuMs: 0 });
+      a.requests += r.requests;
+      a.non2xx += r.non2xx;
+      a.errors += r.errors;
+      a.seconds += r.seconds;
+      a.cpuMs += after - before;
+      log(`  load ${t.name}: ${Math.round(r.requests / r.seconds)} req/s, ${((after - before) / r.requests).toFixed(3)} CPU-ms/req, non-2xx ${r.non2xx}`);
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(acc).map(([name, a]) => [name, { rps: a.requests / a.seconds, cpuMsPerRequest: a.cpuMs / a.requests, requests: a.requests, non2xx: a.non2xx, errors: a.errors, connections: CONNECTIONS }]),
+  );
+}
+
+function summarise(snapshot: MeterSnapshot, requests: number) {
+  const out: Record<string, unknown> = {};
+  let calls = 0;
+  let cpu = 0;
+  let units = 0;
+  let reported = true;
+  for (const [name, s] of Object.entries(snapshot)) {
+    calls += s.calls;
+    const cpuSum = s.cpuMs.reduce((a, b) => a + b, 0);
+    cpu += cpuSum;
+    units += s.capacityUnits;
+    if (s.capacityReported < s.calls) reported = false;
+    out[name] = {
+      callsPerRequest: s.calls / requests,
+      errors: s.errors,
+      wallMsMedian: pct(s.wallMs, 50),
+      cpuMsMedian: pct(s.cpuMs, 50),
+      cpuMsBeforeHttpMedian: pct(s.preCpuMs, 50),
+      cpuMsHttpMedian: pct(s.httpCpuMs, 50),
+      cpuMsAfterHttpMedian: pct(s.postCpuMs, 50),
+      capacityUnitsReported: s.capacityUnits,
+      capacityReportedFor: s.capacityReported,
+    };
+  }
+  return { requests, callsPerRequest: calls / requests, sdkCpuMsPerRequest: cpu / requests, capacityUnitsPerRequest: units / requests, capacityFullyReported: reported, byCommand: out };
+}
+
+async function dynamoWork(gw: Server, t: Target) {
+  const keys = gw.info.keys as Record<'ok' | 'broke' | 'limited', string>;
+  const kinds: Array<{ kind: string; key: string; status: number; body?: string }> = [
+    { kind: 'success', key: keys.ok, status: 200 },
+    { kind: '402', key: keys.broke, status: 402 },
+    { kind: '402 (max_tokens set)', key: keys.broke, status: 402, body: JSON.stringify({ model: 'bench-model', messages: MESSAGES, max_tokens: 100 }) },
+    { kind: '429', key: keys.limited, status: 429 },
+  ];
+  // The limited account (1 request/minute) spends its one request here, so every later one is a 429.
+  await timedRequest({ ...t, headers: { authorization: `Bearer ${keys.limited}` } }, false);
+  const out: Record<string, unknown> = {};
+  for (const k of kinds) {
+    const kt: Target = { ...t, headers: { authorization: `Bearer ${k.key}` }, body: k.body ? () => k.body! : t.body };
+    // Warm: the key and the account are cached after the first request.
+    for (let i = 0; i < 5; i++) await timedRequest(kt, false);
+    await gw.request({ type: 'meter-reset', capacity: true });
+    let wrong = 0;
+    for (let i = 0; i < KIND_REQUESTS; i++) {
+      const r = await timedRequest(kt, false);
+      if (r.status !== k.status) wrong++;
+      // One request at a time, its settlement included, so the CPU of each SDK call is its own.
+      await gw.request({ type: 'drain' });
+    }
+    const { meter } = await gw.request<{ meter: MeterSnapshot }>({ type: 'meter' });
+    out[k.kind] = { ...summarise(meter, KIND_REQUESTS), unexpectedStatus: wrong };
+  }
+  await gw.request({ type: 'meter-reset', capacity: false });
+  return out;
+}
+
+async function main() {
+  const machine = {
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    memGb: Math.round(os.totalmem() / 2 ** 30),
+    loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+  log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAvgAtStart.join(' ')}`);
+
+  log('cold start: bundling the chat handler and importing it in fresh processes');
+  let cold: ColdStart | { error: string };
+  try {
+    cold = await coldStart(join(__dirname, 'results/bundle'), 7);
+  } catch (err) {
+    cold = { error: String(err) };
+  }
+
+  const peerProblem = ensurePeer();
+  if (peerProblem) log(`peer unavailable: ${peerProblem}`);
+
+  log('starting DynamoDB Local (in memory)');
+  const dynamo = await startDynamoLocal();
+  const servers: Server[] = [];
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+    dynamo.child.kill('SIGKILL'); // in memory: nothing to keep
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
+    servers.push(upstream);
+    const relay = await startServer('relay', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'http' } });
+    servers.push(relay);
+    const relayFetch = await startServer('relay-fetch', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' } });
+    servers.push(relayFetch);
+    const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
+    servers.push(gateway);
+    let peer: Server | undefined;
+    let peerError = peerProblem;
+    if (!peerProblem) {
+      try {
+        peer = await startPeer(upstream.url);
+        servers.push(peer);
+      } catch (err) {
+        peerError = `Portkey did not start: ${String(err).slice(0, 300)}`;
+        log(peerError);
+      }
+    }
+
+    const path = '/v1/chat/completions';
+    const targets: Target[] = [
+      target('direct', upstream.url, path, {}, bodyFor('bench-upstream')),
+      target('relay', relay.url, path, {}, bodyFor('bench-upstream')),
+      target('relay-fetch', relayFetch.url, path, {}, bodyFor('bench-upstream')),
+      target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
+    ];
+    if (peer) {
+      targets.push(
+        target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
+      );
+    }
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(peer ? { portkey: peer } : {}) };
+
+    log('warm-up');
+    for (let i = 0; i < 200; i++) for (const t of targets) await timedRequest(t, false);
+    for (const t of targets) {
+      const r = await timedRequest(t, true);
+      if (r.eventsMs.length < CHUNKS) log(`warning: ${t.name} streamed ${r.eventsMs.length} events (status ${r.status})`);
+    }
+
+    log(`non-streaming latency: ${LATENCY_ROUNDS} interleaved rounds`);
+    await gateway.request({ type: 'meter-reset', capacity: false });
+    const lat = await latency(targets);
+    const latMeter = (await gateway.request<{ meter: MeterSnapshot }>({ type: 'meter' })).meter;
+    const admissionWrites = latMeter.UpdateItemCommand?.wallMs ?? [];
+
+    log(`stream fidelity: ${STREAM_ROUNDS} interleaved rounds of ${CHUNKS} chunks`);
+    const str = await streams(targets);
+
+    log('DynamoDB work per request kind');
+    const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);
+    const sdk = (await gateway.request<{ result: any }>({ type: 'sdk-vs-http', n: 400 })).result;
+
+    log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
+    const tput = await throughput(targets, byName);
+
+    const results: Results = {
+      when: new Date().toISOString(),
+      command: 'npm run bench',
+      machine,
+      settings: { latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
+      latency: lat,
+      admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
+      streams: str,
+      throughput: tput,
+      dynamo: { kinds, sdkVsHttp: sdk },
+      coldStart: cold,
+      loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      durationS: (Date.now() - t0) / 1000,
+    };
+    const text = report(results);
+    process.stdout.write(text);
+    mkdirSync(join(__dirname, 'results'), { recursive: true });
+    const json = `${JSON.stringify({ ...results, table: text.split('\n') }, null, 2)}\n`;
+    writeFileSync(join(__dirname, 'results/latest.json'), json);
+    writeFileSync(join(ROOT, 'docs/benchmarks-latest.json'), json);
+    log('wrote bench/results/latest.json and docs/benchmarks-latest.json');
+  } finally {
+    await stopAll();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,98 @@
+// The gateway in local mode, in a process of its own so that its CPU accounting is its own:
+// real DynamoDB Local (started by the bench, reached at DYNAMO_ENDPOINT), the full admission
+// path (one conditional write per request, settlement after the last byte), warm key cache.
+// Talks to the bench over IPC: accounts and keys at start, CPU and DynamoDB figures on demand.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
+import { parseCatalog } from '../../lambda/catalog';
+import { startLocal, type LocalGateway } from '../../lambda/entry/local-server';
+import { DynamoMeter } from '../dynamo-meter';
+
+const upstream = process.env.UPSTREAM_URL!;
+const endpoint = process.env.DYNAMO_ENDPOINT!;
+
+export const BENCH_MODEL = 'bench-model';
+
+async function account(local: LocalGateway, name: string, o: { rpm: number; tpm: number; creditsMicroUsd: number }) {
+  const { stores } = local.gateway;
+  const accountId = `bench_${name}_${randomBytes(4).toString('hex')}`;
+  await stores.accounts.create({ id: accountId, name, tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), rpm: o.rpm, tpm: o.tpm });
+  if (o.creditsMicroUsd) await stores.accounts.topUp(accountId, o.creditsMicroUsd, 'initial');
+  const key = generateApiKey();
+  await stores.keys.create({
+    keyHash: hashApiKey(key),
+    keyId: `key_${randomBytes(6).toString('hex')}`,
+    accountId,
+    name,
+    prefix: displayPrefix(key),
+    status: 'active',
+    createdAtMs: Date.now(),
+    accountTier: 'enterprise',
+    accountRpm: o.rpm,
+    accountTpm: o.tpm,
+  });
+  return key;
+}
+
+async function main() {
+  const suffix = randomBytes(4).toString('hex');
+  const catalog = parseCatalog(
+    {
+      models: {
+        [BENCH_MODEL]: {
+          owned_by: 'bench',
+          pricing: { input_per_mtok: 2.5, output_per_mtok: 10 },
+          context_window: 128000,
+          max_output_tokens: 16384,
+          routes: [{ provider: 'openai-compatible', base_url: `${upstream}/v1`, model: 'bench-upstream' }],
+        },
+      },
+    },
+    'bench',
+  );
+  const local = await startLocal({
+    port: 0,
+    env: { ITAPI_ADMIN_TOKEN: `bench-${suffix}` },
+    dynamoEndpoint: endpoint,
+    tables: { keys: `bench-keys-${suffix}`, tiers: `bench-tiers-${suffix}`, accounts: `bench-accounts-${suffix}`, usage: `bench-usage-${suffix}` },
+    dataDir: mkdtempSync(join(tmpdir(), 'itapi-bench-')),
+    catalog,
+    seedDemo: false,
+  });
+  const meter = new DynamoMeter(local.dynamo);
+  const keys = {
+    ok: await account(local, 'ok', { rpm: 100_000_000, tpm: 1_000_000_000_000, creditsMicroUsd: 1_000_000_000_000 }),
+    broke: await account(local, 'broke', { rpm: 100_000_000, tpm: 1_000_000_000_000, creditsMicroUsd: 0 }),
+    limited: await account(local, 'limited', { rpm: 1, tpm: 1_000_000_000_000, creditsMicroUsd: 1_000_000_000 }),
+  };
+
+  process.on('message', async (msg: { type: string; id?: number; capacity?: boolean; n?: number }) => {
+    const reply = (body: object) => process.send!({ ...body, type: msg.type, id: msg.id });
+    if (msg.type === 'cpu') {
+      await local.gateway.background.drain();
+      reply({ usage: process.cpuUsage() });
+    } else if (msg.type === 'meter-reset') {
+      await local.gateway.background.drain();
+      meter.reset(msg.capacity === true);
+      reply({});
+    } else if (msg.type === 'meter') {
+      await local.gateway.background.drain();
+      reply({ meter: meter.snapshot() });
+    } else if (msg.type === 'drain') {
+      await local.gateway.background.drain();
+      reply({});
+    } else if (msg.type === 'sdk-vs-http') {
+      await local.gateway.background.drain();
+      reply({ result: await meter.sdkVsHttp(local.gateway.stores.accounts.tableName, msg.n ?? 400) });
+    }
+  });
+  process.send!({ type: 'ready', url: local.baseUrl.replace(/\/v1$/, ''), keys });
+}
+
+main().catch((err) => {
+  process.stderr.write(`gateway failed to start: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});
