@@ -8,7 +8,9 @@ export class BackgroundTasks {
   constructor(private readonly onError: (err: unknown) => void) {}
 
   run(task: () => Promise<unknown>): void {
-    const promise = Promise.resolve()
+    // Starts on the next turn of the event loop, not in a microtask: the answer's last bytes are
+    // written to the socket first, and the SDK's CPU work for the settlement does not delay them.
+    const promise = new Promise<void>((resolve) => setImmediate(resolve))
       .then(task)
       .catch(this.onError)
       .finally(() => this.pending.delete(promise));
