@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { bedrockResourceArns, validateCatalog, type ItapiCatalog } from './itapi-catalog';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
 import { acknowledgeNagRule } from './itapi-nag';
-import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
+import { ENTRY, ItapiNodeFunction, PROJECT_ROOT } from './itapi-node-function';
 import type { ItapiTables } from './itapi-tables';
 
 /** Where the catalog lands in the deployed bundle (`/var/task` is the unpacked asset). */
@@ -90,6 +90,7 @@ export class ItapiChatFunction extends Construct {
       ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
     };
     if (props.catalog) environment.ITAPI_MODELS = CATALOG_RUNTIME_PATH;
+    environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
 
     const built = new ItapiNodeFunction(this, 'Handler', {
       entry: ENTRY.chat,
@@ -99,7 +100,7 @@ export class ItapiChatFunction extends Construct {
       environment,
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       reservedConcurrentExecutions: props.reservedConcurrency,
-      commandHooks: props.catalog ? catalogFileHooks(props.catalog) : undefined,
+      commandHooks: combineHooks(tokenizerFileHooks(), props.catalog ? catalogFileHooks(props.catalog) : undefined),
     });
     this.function = built.function;
     this.logGroup = built.logGroup;
@@ -144,6 +145,37 @@ export class ItapiChatFunction extends Construct {
     });
     this.baseUrl = `${this.functionUrl.url}v1`;
   }
+}
+
+/** The o200k tokenizer, bundled as a file of its own beside index.js and loaded after start-up. */
+export const TOKENIZER_RUNTIME_PATH = '/var/task/tokenizer.js';
+
+function tokenizerFileHooks(): nodejs.ICommandHooks {
+  // The package's bin: a JS shim or, once its install script ran, the native binary; both run as they are.
+  const esbuild = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'esbuild');
+  const entry = path.join(PROJECT_ROOT, 'lambda', 'admission', 'tokenizer-entry.ts');
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir: string, outputDir: string) => [
+      // CDK runs hooks inside `bash -c "…"`: single quotes only.
+      [
+        `'${esbuild}'`,
+        `'${entry}'`,
+        '--bundle --minify --platform=node --format=cjs --target=node24 --log-level=error',
+        `'--outfile=${path.join(outputDir, 'tokenizer.js')}'`,
+      ].join(' '),
+    ],
+  };
+}
+
+function combineHooks(first: nodejs.ICommandHooks, second: nodejs.ICommandHooks | undefined): nodejs.ICommandHooks {
+  if (!second) return first;
+  return {
+    beforeBundling: (i, o) => [...first.beforeBundling(i, o), ...second.beforeBundling(i, o)],
+    beforeInstall: (i, o) => [...first.beforeInstall(i, o), ...second.beforeInstall(i, o)],
+    afterBundling: (i, o) => [...first.afterBundling(i, o), ...second.afterBundling(i, o)],
+  };
 }
 
 /**

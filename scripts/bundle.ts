@@ -18,11 +18,13 @@ export const CHAT_BUNDLE_OPTIONS: BuildOptions = {
   logLevel: 'error',
 };
 
+export const TOKENIZER_ENTRY = join(__dirname, '../lambda/admission/tokenizer-entry.ts');
+
 export async function bundleChat(outdir: string): Promise<{ handlerFile: string; tokenizerFile: string; bytes: number }> {
   const handlerFile = join(outdir, 'index.js');
   const tokenizerFile = join(outdir, 'tokenizer.js');
   await build({ ...CHAT_BUNDLE_OPTIONS, entryPoints: [join(__dirname, '../lambda/entry/lambda.ts')], outfile: handlerFile });
-  await build({ ...CHAT_BUNDLE_OPTIONS, sourcemap: false, stdin: { contents: "module.exports = require('gpt-tokenizer/encoding/o200k_base');", resolveDir: join(__dirname, '..') }, outfile: tokenizerFile });
+  await build({ ...CHAT_BUNDLE_OPTIONS, sourcemap: false, entryPoints: [TOKENIZER_ENTRY], outfile: tokenizerFile });
   return { handlerFile, tokenizerFile, bytes: statSync(handlerFile).size };
 }
 

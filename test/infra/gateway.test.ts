@@ -37,11 +37,13 @@ describe('chat function', () => {
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
         'ITAPI_TIERS_TABLE',
+        'ITAPI_TOKENIZER_MODULE',
         'ITAPI_USAGE_TABLE',
         'NODE_OPTIONS',
       ].sort(),
     );
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(env.ITAPI_TOKENIZER_MODULE).toBe('/var/task/tokenizer.js');
     expect(env.ITAPI_METRICS_NAMESPACE).toBe('Itapi');
     expect(env.ITAPI_KEYS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource') });
     expect(env.ITAPI_USAGE_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource') });

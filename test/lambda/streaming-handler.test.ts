@@ -1,25 +1,27 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { createStores } from '../../lambda/runtime';
 import { bundleChat } from '../../scripts/bundle';
+import { chatFunctionBundle } from '../infra/cdk-bundle';
 import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder, restApiEvent } from '../support/awslambda-standin';
 import { createTestTables } from '../support/dynamo';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
 import { startUpstream, streamEvents, completionBody } from '../support/upstream';
 
 /**
- * The chat handler as it deploys: the esbuild bundle of lambda/entry/lambda.ts, loaded in this
- * process under a stand-in for the runtime's `awslambda` global, driven with Function URL (v2)
- * and REST API (v1) events. The same checks run on the bundle CDK builds in test/infra.
+ * The chat handler as it deploys, loaded in this process under a stand-in for the runtime's
+ * `awslambda` global and driven with Function URL (v2) and REST API (v1) events: both the esbuild
+ * bundle of lambda/entry/lambda.ts and the very bundle CDK produced for the stack.
  */
 type Handler = (event: unknown, stream: ResponseStreamRecorder, context: unknown) => Promise<void>;
 
 const CHUNK_GAP_MS = 40;
-let handler: Handler;
 let key: string;
+let catalogFile: string;
+let workDir: string;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let stores: ReturnType<typeof createStores>;
 
@@ -53,11 +55,10 @@ beforeAll(async () => {
     accountTier: 'pro',
   });
 
-  const dir = mkdtempSync(join(tmpdir(), 'itapi-bundle-'));
-  const catalogFile = join(dir, 'catalog.json');
+  workDir = mkdtempSync(join(tmpdir(), 'itapi-bundle-'));
+  catalogFile = join(workDir, 'catalog.json');
   const gpt = DEFAULT_CATALOG.models['gpt-4o'];
   writeFileSync(catalogFile, JSON.stringify({ models: { 'gpt-4o': { ...gpt, routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'gpt-4o' }] } } }));
-  const bundle = await bundleChat(dir);
   Object.assign(process.env, {
     ITAPI_DYNAMODB_ENDPOINT: process.env.ITAPI_TEST_DYNAMODB_ENDPOINT,
     ITAPI_KEYS_TABLE: tables.keys,
@@ -65,13 +66,17 @@ beforeAll(async () => {
     ITAPI_ACCOUNTS_TABLE: tables.accounts,
     ITAPI_USAGE_TABLE: tables.usage,
     ITAPI_MODELS: catalogFile,
-    ITAPI_TOKENIZER_MODULE: bundle.tokenizerFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',
   });
   installAwsLambdaGlobal();
-  handler = require(bundle.handlerFile).handler;
 }, 60_000);
+
+/** Loads a bundle's handler as the runtime would: module scope runs once, with the function's environment. */
+function loadHandler(dir: string): Handler {
+  process.env.ITAPI_TOKENIZER_MODULE = join(dir, 'tokenizer.js');
+  return require(join(dir, 'index.js')).handler;
+}
 
 afterAll(async () => {
   await upstream.close();
@@ -79,17 +84,30 @@ afterAll(async () => {
 
 const chatBody = (stream: boolean) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'count' }], stream, max_tokens: 20 });
 
-async function invoke(event: unknown) {
-  const stream = new ResponseStreamRecorder();
-  await handler(event, stream, { awsRequestId: 'test' });
-  await stream.finished;
-  return stream.parse();
-}
+const BUNDLES: Array<[string, () => Promise<string>]> = [
+  ['esbuild bundle', async () => dirname((await bundleChat(join(workDir, 'esbuild'))).handlerFile)],
+  ['bundle CDK produced', async () => chatFunctionBundle().dir],
+];
 
-describe.each([
-  ['Function URL (payload v2)', functionUrlEvent],
-  ['REST API (payload v1)', restApiEvent],
-])('the bundled streaming handler, %s', (_name, makeEvent) => {
+describe.each(BUNDLES)('the %s', (_bundle, build) => {
+  let handler: Handler;
+  beforeAll(async () => {
+    const dir = await build();
+    expect(existsSync(join(dir, 'tokenizer.js'))).toBe(true);
+    handler = loadHandler(dir);
+  }, 120_000);
+
+  async function invoke(event: unknown) {
+    const stream = new ResponseStreamRecorder();
+    await handler(event, stream, { awsRequestId: 'test' });
+    await stream.finished;
+    return stream.parse();
+  }
+
+  describe.each([
+    ['Function URL (payload v2)', functionUrlEvent],
+    ['REST API (payload v1)', restApiEvent],
+  ])('driven by %s', (_name, makeEvent) => {
   const headers = () => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' });
 
   it('streams SSE chunk by chunk with status and headers in the prelude', async () => {
@@ -129,4 +147,5 @@ describe.each([
     // No drain here: the handler itself awaited settlement.
     expect((await stores.usage.all('lambda-acct')).length).toBe(before + 1);
   });
+});
 });
