@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
@@ -24,6 +25,8 @@ export interface AppDeps extends ChatDeps {
   credits?(key: KeyRecord): Promise<unknown>;
   /** Admin routes, mounted under `/admin` (locally behind a token, in AWS behind IAM). */
   admin?: Hono;
+  /** Browser origins allowed to call the API (never with credentials: keys travel in a header). @default none */
+  corsOrigins?: string[];
   /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
   logError(requestId: string, err: unknown): void;
 }
@@ -31,6 +34,14 @@ export interface AppDeps extends ChatDeps {
 type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
 
 const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+const CORS_EXPOSED_HEADERS = [
+  'x-request-id',
+  'x-itapi-route',
+  'retry-after',
+  'retry-after-ms',
+  ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
+];
 
 /** The gateway as a Web-standard app: the Lambda entry and the local server each wrap it in a few lines. */
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -46,6 +57,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (!c.res.headers.has(name)) c.res.headers.set(name, value);
     }
   });
+
+  if (deps.corsOrigins?.length) {
+    app.use(
+      cors({
+        origin: deps.corsOrigins,
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['authorization', 'content-type', 'x-stainless-*', 'openai-organization', 'openai-project'],
+        exposeHeaders: [...CORS_EXPOSED_HEADERS],
+        maxAge: 3600,
+      }),
+    );
+  }
 
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));

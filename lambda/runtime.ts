@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { GatewayError } from './contract/errors';
 import { CreditAdmission } from './admission';
+import type { Ledger } from './settlement';
 import { TierCache } from './admission/tier-cache';
 import { warmTokenizer } from './admission/tokens';
 import { createApp } from './app';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   timeouts?: Partial<UpstreamTimeouts>;
   log?: Logger;
   metrics?: MetricsSink;
+  /** Browser origins allowed by CORS. @default none */
+  corsOrigins?: string[];
   /** Auth cache lifetime. @default 60000 */
   authTtlMs?: number;
   now?: () => number;
@@ -73,7 +76,18 @@ export function createGateway(options: GatewayOptions): Gateway {
   const now = options.now ?? Date.now;
   const tierCache = new TierCache(stores.tiers, 60_000, now);
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
-  const admission = new CreditAdmission(stores.accounts, tierCache, stores.accounts, now, options.tables.keys);
+  const metrics = options.metrics;
+  // Settlements go to the accounts store; the cost metric is emitted once one has landed.
+  const ledger: Ledger = metrics
+    ? {
+        async settle(write) {
+          const landed = await stores.accounts.settle(write);
+          if (landed) metrics.cost(write.ledger.model ?? 'unknown', write.ledger.route, -write.ledger.amountMicroUsd);
+          return landed;
+        },
+      }
+    : stores.accounts;
+  const admission = new CreditAdmission(stores.accounts, tierCache, ledger, now, options.tables.keys);
   const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   void warmTokenizer();
 
@@ -111,6 +125,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
     admin,
+    corsOrigins: options.corsOrigins,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
   });
   return { app, background, stores, auth, tierCache, log };

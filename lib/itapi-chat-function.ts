@@ -91,6 +91,8 @@ export class ItapiChatFunction extends Construct {
     };
     if (props.catalog) environment.ITAPI_MODELS = CATALOG_RUNTIME_PATH;
     environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
+    // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
+    if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
 
     const built = new ItapiNodeFunction(this, 'Handler', {
       entry: ENTRY.chat,

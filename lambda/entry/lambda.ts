@@ -15,6 +15,7 @@ const gateway = createGateway({
   catalog: loadCatalog(),
   providerKeys: secretsManagerProviderKeys(process.env.ITAPI_PROVIDER_SECRET_ID ?? 'itapi/provider-keys'),
   metrics: emfMetrics(),
+  corsOrigins: process.env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
 });
 
 // Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the

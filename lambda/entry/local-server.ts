@@ -82,6 +82,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       providers: options.providers,
       timeouts: options.timeouts,
       authTtlMs: options.authTtlMs,
+      corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
       log: options.log,
     });
     await gateway.stores.tiers.seed();

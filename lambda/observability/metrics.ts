@@ -3,12 +3,19 @@ import type { RequestRecord } from '../chat/completions';
 
 /** Per-request figures for CloudWatch, written as EMF log lines (no API call on the request path). */
 export interface MetricsSink {
-  record(record: RequestRecord & { provider?: string; promptTokens?: number; completionTokens?: number }): void;
+  record(record: RequestRecord): void;
+  /** What a settled request cost, per model and provider. */
+  cost(model: string, route: string | undefined, costMicroUsd: number): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
   const metrics = new Metrics({ namespace, serviceName: 'itapi' });
   return {
+    cost(model, route, costMicroUsd) {
+      const perModel = metrics.singleMetric();
+      perModel.addDimensions({ Model: model, Provider: route?.split(':')[0] ?? 'none' });
+      perModel.addMetric('CostMicroUsd', MetricUnit.Count, costMicroUsd);
+    },
     record(r) {
       const provider = r.route?.split(':')[0] ?? 'none';
       metrics.addMetric('Requests', MetricUnit.Count, 1);

@@ -1,0 +1,34 @@
+import { startTestGateway, type TestGateway } from '../support/gateway';
+
+let gw: TestGateway;
+
+beforeAll(async () => {
+  gw = await startTestGateway({ env: { ITAPI_ADMIN_TOKEN: 'cors-admin', ITAPI_CORS_ORIGINS: 'https://app.example.com' } });
+});
+afterAll(() => gw.stop());
+
+describe('CORS', () => {
+  it('answers a preflight from an allowed origin, without credentials', async () => {
+    const res = await fetch(`${gw.baseUrl}/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(res.headers.get('access-control-allow-headers')).toMatch(/authorization/);
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  it('exposes the rate-limit headers on real answers to an allowed origin', async () => {
+    const res = await fetch(`${gw.baseUrl}/models`, { headers: { origin: 'https://app.example.com', authorization: `Bearer ${gw.apiKey}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(res.headers.get('access-control-expose-headers')).toMatch(/x-ratelimit-remaining-requests/);
+  });
+
+  it('does not echo an origin it was not given', async () => {
+    const res = await fetch(`${gw.baseUrl}/models`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${gw.apiKey}` } });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+});
