@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createAdminApp } from '../admin/app';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import { loadCatalog, type Catalog } from '../catalog';
@@ -60,7 +60,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
   let java: ChildProcess | undefined;
   let dynamoEndpoint = options.dynamoEndpoint ?? env.ITAPI_DYNAMODB_ENDPOINT;
   if (!dynamoEndpoint) {
-    const started = await startDynamoLocal(options.inMemory ? undefined : join(dataDir, 'dynamodb'));
+    // Absolute: DynamoDB Local runs with its package's folder as working directory.
+    const started = await startDynamoLocal(options.inMemory ? undefined : resolve(dataDir, 'dynamodb'));
     java = started.child;
     dynamoEndpoint = started.endpoint;
   }

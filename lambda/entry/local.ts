@@ -1,5 +1,8 @@
 import { startLocal } from './local-server';
 
+// Node 20 is supported here; the SDK's notice about its future Node versions would bury the three lines scripts read.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** `npm start`: prints the three lines scripts read, then serves until Ctrl-C. */
 async function main(): Promise<void> {
   const local = await startLocal();
