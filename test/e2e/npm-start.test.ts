@@ -1,0 +1,49 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+
+/** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
+function javaPids(): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', 'DynamoDBLocal.jar'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+it('starts, prints the base URL, key and admin token, serves a stream, and stops its Java on SIGINT', async () => {
+  const before = new Set(javaPids());
+  const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
+  const child = spawn(process.execPath, [join(__dirname, '../../node_modules/tsx/dist/cli.mjs'), join(__dirname, '../../lambda/entry/local.ts')], {
+    env: { ...process.env, PORT: '0', ITAPI_DATA_DIR: dataDir, ITAPI_ADMIN_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  const lines = await new Promise<Record<string, string>>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+      if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN) resolve(found);
+    });
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out}`)));
+  });
+  expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+  expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
+  expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
+  const started = javaPids().filter((pid) => !before.has(pid));
+  expect(started.length).toBe(1);
+
+  const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
+  let text = '';
+  for await (const chunk of await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }], stream: true })) {
+    text += chunk.choices[0]?.delta.content ?? '';
+  }
+  expect(text).toContain('Hello');
+
+  child.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(javaPids().filter((pid) => started.includes(pid))).toEqual([]);
+}, 60_000);
