@@ -68,7 +68,11 @@ describe('DynamoDB stopped and restarted mid-load', () => {
     };
     const workers = Array.from({ length: 4 }, (_, w) => worker(w));
 
-    await sleep(800);
+    // Load flowing: wait for some answers served (not a fixed time: the machine may be busy).
+    for (const deadline = Date.now() + 20_000; answers.filter((a) => a.status === 200).length < 6; ) {
+      if (Date.now() > deadline) throw new Error(`no load served: ${JSON.stringify(answers.slice(0, 5))}`);
+      await sleep(50);
+    }
     await stopChild(dynamo.child);
     phase = 'down';
     await sleep(1500);
