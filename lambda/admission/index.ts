@@ -46,7 +46,8 @@ export interface Hold {
   lowerable: boolean;
 }
 
-const ATTEMPTS = 3;
+/** Writes one admission may make: a stale belief costs one, a lowered hold under contention another. */
+const ATTEMPTS = 8;
 
 export function clientOutputLimit(request: ChatCompletionRequest): number | undefined {
   return request.max_completion_tokens ?? request.max_tokens ?? undefined;
@@ -130,6 +131,7 @@ export class CreditAdmission implements Admission {
       hold = this.lowered(model, request, promptTokens, account.balanceMicroUsd);
     }
 
+    let lastFailure: 'stale' | 'balance' = 'stale';
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const nowMs = this.now();
       const limits = this.limitsOf(key, account);
@@ -184,6 +186,7 @@ export class CreditAdmission implements Admission {
       const accountStale = result.accountFailed && (limitsChanged(limits, old) || countsStale(believed, old.counts, nowMs));
       const keyStale = result.keyFailed && keyBelieved !== undefined && result.keyCounts !== undefined && countsStale(keyBelieved, result.keyCounts, nowMs);
       account = old;
+      lastFailure = 'stale';
       if (accountStale || keyStale) continue;
       // The beliefs were right, so the old items say exactly why: rate limits first, then money.
       if (result.keyFailed && keyLimits && result.keyCounts) {
@@ -198,9 +201,11 @@ export class CreditAdmission implements Admission {
       if (waitMs > 0) throw this.rateLimitError(trueLimits, view, hold, waitMs, nowMs, 'the account');
       if (old.balanceMicroUsd < hold.holdMicroUsd) {
         if (hold.lowerable) {
+          // Others took from the balance meanwhile: lower again to what is left (402 once nothing is).
           const lowered = this.lowered(model, request, promptTokens, old.balanceMicroUsd);
           if (lowered.holdMicroUsd < hold.holdMicroUsd) {
             hold = lowered;
+            lastFailure = 'balance';
             continue;
           }
         }
@@ -210,6 +215,12 @@ export class CreditAdmission implements Admission {
             `and the balance is ${usd(old.balanceMicroUsd)}. Add credits, or lower max_tokens.`,
         );
       }
+    }
+    if (lastFailure === 'balance') {
+      throw insufficientQuota(
+        `You exceeded your current quota: the balance of ${usd(account?.balanceMicroUsd ?? 0)} kept falling below ` +
+          `what this request needs while other requests of the account were admitted. Add credits, or lower max_tokens.`,
+      );
     }
     throw new GatewayError(503, 'server_overloaded', 'server_overloaded', 'The account is too busy; try again shortly.');
   }
