@@ -16,7 +16,8 @@ function javaPids(): string[] {
 it('starts, prints the base URL, key and admin token, serves a stream, and stops its Java on SIGINT', async () => {
   const before = new Set(javaPids());
   const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
-  const child = spawn(process.execPath, [join(__dirname, '../../node_modules/tsx/dist/cli.mjs'), join(__dirname, '../../lambda/entry/local.ts')], {
+  // What `npm start` runs (tsx), as a single process so that the signal reaches it directly.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
     env: { ...process.env, PORT: '0', ITAPI_DATA_DIR: dataDir, ITAPI_ADMIN_TOKEN: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -168,10 +168,13 @@ describe('limits across separate gateway processes', () => {
       ITAPI_ACCOUNTS_TABLE: tables.accounts,
       ITAPI_USAGE_TABLE: tables.usage,
     };
-    const tsx = join(__dirname, '../../node_modules/tsx/dist/cli.mjs');
     const urls = await Promise.all(
       Array.from({ length: 4 }, () => {
-        const child = spawn(process.execPath, [tsx, join(__dirname, '../support/gateway-process.ts')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+        // `--import tsx` rather than the tsx CLI: one process each, so killing it leaves no orphan holding Jest's pipes.
+        const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../support/gateway-process.ts')], {
+          env,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
         processes.push(child);
         return new Promise<string>((resolve, reject) => {
           let out = '';
