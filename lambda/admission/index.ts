@@ -133,7 +133,10 @@ export class CreditAdmission implements Admission {
 
     let lastFailure: 'stale' | 'balance' = 'stale';
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const nowMs = this.now();
+      // A clock a moment behind another instance's sees the item already in the next minute: act
+      // as at that minute's start (the previous minute then weighs in full, the cautious side).
+      const seenWindow = Math.max(account?.counts.window ?? 0, this.keyCounts.get(key.keyId)?.window ?? 0);
+      const nowMs = Math.max(this.now(), seenWindow * WINDOW_MS);
       const limits = this.limitsOf(key, account);
       if (!this.tiers.get(limits.tier) && (limits.customRpm === undefined || limits.customTpm === undefined)) {
         throw new GatewayError(403, 'permission_error', 'tier_not_found', `The account's tier '${limits.tier}' is not configured.`);
