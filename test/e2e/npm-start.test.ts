@@ -5,16 +5,25 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 
 /** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
-function javaPids(): string[] {
+/** DynamoDB Local processes started by `parent` (other test files run their own at the same time). */
+function javaChildren(parent: number): string[] {
   try {
-    return execFileSync('pgrep', ['-f', 'DynamoDBLocal.jar'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    return execFileSync('pgrep', ['-P', String(parent), '-f', 'DynamoDBLocal.jar'], { encoding: 'utf8' }).split('\n').filter(Boolean);
   } catch {
     return [];
   }
 }
 
+function alive(pid: string): boolean {
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 it('starts, prints the base URL, key and admin token, serves a stream, and stops its Java on SIGINT', async () => {
-  const before = new Set(javaPids());
   const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
   // What `npm start` runs (tsx), as a single process so that the signal reaches it directly.
   const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
@@ -34,7 +43,7 @@ it('starts, prints the base URL, key and admin token, serves a stream, and stops
   expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
   expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
   expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
-  const started = javaPids().filter((pid) => !before.has(pid));
+  const started = javaChildren(child.pid!);
   expect(started.length).toBe(1);
 
   const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
@@ -46,5 +55,5 @@ it('starts, prints the base URL, key and admin token, serves a stream, and stops
 
   child.kill('SIGINT');
   expect(await exited).toBe(0);
-  expect(javaPids().filter((pid) => started.includes(pid))).toEqual([]);
+  expect(started.filter(alive)).toEqual([]);
 }, 60_000);
