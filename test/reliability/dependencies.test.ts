@@ -251,11 +251,9 @@ describe('a clock jump across a minute boundary', () => {
    * the account item already in the next minute. It should count the request in that minute (or
    * answer 429), never fail.
    *
-   * KNOWN DEFECT, for lambda/admission/index.ts (isStale / writeBounds) and store/accounts.ts
-   * (admit): when the item's window is *ahead* of this instance's minute, every attempt is judged
-   * stale and retried with the same belief, so after three the client gets 503 'The account is
-   * too busy' for as long as the skew lasts. This test fails while the defect is there
-   * (it.failing); when it is fixed, make it a plain `it`.
+   * Found here: when the item's window was ahead of this instance's minute, every attempt was
+   * judged stale and retried with the same belief, and the client got 503 'The account is too
+   * busy' for as long as the skew lasted.
    */
   it('serves an instance whose clock is a moment behind another that already rolled the minute', async () => {
     let now = T0 + MINUTE + 500;
