@@ -142,6 +142,12 @@ export class CreditAdmission implements Admission {
         throw new GatewayError(403, 'permission_error', 'tier_not_found', `The account's tier '${limits.tier}' is not configured.`);
       }
       const believed = account?.counts ?? freshCounts(nowMs);
+      // Requests are only ever added within a minute, and the previous minute's count is fixed: if
+      // the item as last seen is already over the request limit, the item is too. No write needed.
+      if (account && limits.rpm && believed.window === minuteOf(nowMs)) {
+        const waitMs = msUntilAllowed(limits.rpm, believed.prevRequests, believed.requests, 1, nowMs);
+        if (waitMs > 0) throw this.rateLimitError(limits, believed, hold, waitMs, nowMs, 'the account');
+      }
       const keyLimits = keyCaps(key);
       const keyBelieved = keyLimits ? (this.keyCounts.get(key.keyId) ?? freshCounts(nowMs)) : undefined;
       const result = await this.store.admit({
