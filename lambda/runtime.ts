@@ -16,11 +16,8 @@ import type { MetricsSink } from './observability/metrics';
 import { defaultProviders, type ProviderRegistry } from './providers';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './providers/types';
 import type { ProviderKeys } from './secrets/provider-keys';
-import { AccountsStore } from './store/accounts';
-import { KeysStore } from './store/keys';
+import { createStores, type Stores } from './store';
 import type { TableNames } from './store/tables';
-import { TiersStore } from './store/tiers';
-import { UsageStore } from './store/usage';
 import type { AdminDeps } from './admin/app';
 import { accountCredits } from './admin/credits';
 
@@ -44,12 +41,7 @@ export interface GatewayOptions {
   now?: () => number;
 }
 
-export interface Stores {
-  keys: KeysStore;
-  tiers: TiersStore;
-  accounts: AccountsStore;
-  usage: UsageStore;
-}
+export { createStores, type Stores };
 
 export interface Gateway {
   app: Hono<any>;
@@ -58,15 +50,6 @@ export interface Gateway {
   auth: Authenticator;
   tierCache: TierCache;
   log: Logger;
-}
-
-export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
-  return {
-    keys: new KeysStore(dynamo, tables.keys),
-    tiers: new TiersStore(dynamo, tables.tiers),
-    accounts: new AccountsStore(dynamo, tables.accounts, tables.usage),
-    usage: new UsageStore(dynamo, tables.usage),
-  };
 }
 
 /** Builds the whole gateway once per process; every entry point (Lambda, local server, tests) uses it. */

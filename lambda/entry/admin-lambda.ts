@@ -5,13 +5,10 @@ import { TierCache } from '../admission/tier-cache';
 import { Authenticator } from '../auth';
 import { loadCatalog } from '../catalog';
 import { errorResponse, internalError, routeNotFound } from '../contract/errors';
-import { jsonLogger, type Logger } from '../observability/log';
-import { AccountsStore } from '../store/accounts';
+import { describeError, jsonLogger, type Logger } from '../observability/log';
 import { createDynamoClient } from '../store/client';
-import { KeysStore } from '../store/keys';
+import { createStores } from '../store';
 import { tableNamesFromEnv } from '../store/tables';
-import { TiersStore } from '../store/tiers';
-import { UsageStore } from '../store/usage';
 
 /**
  * The admin function behind API Gateway REST (`/admin/{proxy+}`, payload v1). API Gateway has
@@ -35,7 +32,7 @@ export function createAdminLambdaApp(deps: AdminDeps & { log: Logger }): Hono {
   root.route('/admin', createAdminApp(deps));
   root.notFound((c) => errorResponse(routeNotFound(c.req.method, c.req.path)));
   root.onError((err) => {
-    deps.log.error('admin_request_failed', { error: err.name, message: err.message.slice(0, 300) });
+    deps.log.error('admin_request_failed', describeError(err));
     return errorResponse(internalError(err));
   });
   return root;
@@ -48,17 +45,11 @@ function build(env: NodeJS.ProcessEnv = process.env): ReturnType<typeof handle> 
   const log = jsonLogger();
   const dynamo = createDynamoClient();
   const tables = tableNamesFromEnv(env);
-  const keys = new KeysStore(dynamo, tables.keys);
-  const tiers = new TiersStore(dynamo, tables.tiers);
-  const accounts = new AccountsStore(dynamo, tables.accounts, tables.usage);
-  const usage = new UsageStore(dynamo, tables.usage);
+  const stores = createStores(dynamo, tables);
   const app = createAdminLambdaApp({
-    keys,
-    tiers,
-    accounts,
-    usage,
-    tierCache: new TierCache(tiers),
-    auth: new Authenticator(keys),
+    ...stores,
+    tierCache: new TierCache(stores.tiers),
+    auth: new Authenticator(stores.keys),
     catalog: loadCatalog(env),
     log,
   });

@@ -1,0 +1,23 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AccountsStore } from './accounts';
+import { KeysStore } from './keys';
+import type { TableNames } from './tables';
+import { TiersStore } from './tiers';
+import { UsageStore } from './usage';
+
+/** One module per table, over one client. */
+export interface Stores {
+  keys: KeysStore;
+  tiers: TiersStore;
+  accounts: AccountsStore;
+  usage: UsageStore;
+}
+
+export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
+  return {
+    keys: new KeysStore(dynamo, tables.keys),
+    tiers: new TiersStore(dynamo, tables.tiers),
+    accounts: new AccountsStore(dynamo, tables.accounts, tables.usage),
+    usage: new UsageStore(dynamo, tables.usage),
+  };
+}
