@@ -99,7 +99,8 @@ async function jsonCompletion(
     p.complete(call),
   );
   completion.model = model.id;
-  const text = completion.choices.map((c) => (c.message.content ?? '') + (c.message.tool_calls ?? []).map(argumentsOf).join('')).join('');
+  // The text is only counted when the provider reported no usage.
+  const text = completion.usage ? '' : completion.choices.map((c) => (c.message.content ?? '') + (c.message.tool_calls ?? []).map(argumentsOf).join('')).join('');
   const body = JSON.stringify(completion satisfies ChatCompletion);
   finish({ status: 200, failed: false, usage: completion.usage, completionText: text, route: routeName(route) });
   return new Response(body, { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
@@ -130,6 +131,19 @@ async function streamCompletion(
   let firstTokenMs: number | undefined;
   let pendingFirst: IteratorResult<ChatCompletionChunk> | undefined = first;
   const served = routeName(route);
+  /** Settles with what the upstream produced so far; nothing produced means the hold goes back whole. */
+  const finishWith = (extra: Partial<Outcome> = {}) => {
+    const text = pieces.join('');
+    finish({
+      status: 200,
+      failed: !extra.errorCode && !extra.clientAborted ? false : text.length === 0 && !usage,
+      usage: usage ?? undefined,
+      completionText: text,
+      route: served,
+      timeToFirstTokenMs: firstTokenMs,
+      ...extra,
+    });
+  };
 
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -140,7 +154,7 @@ async function streamCompletion(
           if (next.done) {
             controller.enqueue(SSE_DONE);
             controller.close();
-            finish({ status: 200, failed: false, usage: usage ?? undefined, completionText: pieces.join(''), route: served, timeToFirstTokenMs: firstTokenMs });
+            finishWith();
             return;
           }
           const chunk = next.value;
@@ -169,16 +183,14 @@ async function streamCompletion(
         controller.enqueue(SSE_DONE);
         controller.close();
         abort.abort();
-        const text = pieces.join('');
-        finish({ status: 200, failed: text.length === 0 && !usage, usage: usage ?? undefined, completionText: text, route: served, errorCode: error.code, timeToFirstTokenMs: firstTokenMs });
+        finishWith({ errorCode: error.code });
       }
     },
     async cancel() {
       // The client went away: stop the upstream and bill what it produced.
       abort.abort();
       await chunks.return?.().catch(() => undefined);
-      const text = pieces.join('');
-      finish({ status: 200, failed: text.length === 0 && !usage, usage: usage ?? undefined, completionText: text, route: served, clientAborted: true, timeToFirstTokenMs: firstTokenMs });
+      finishWith({ clientAborted: true });
     },
   });
 
