@@ -150,3 +150,28 @@ describe('openai-compatible provider', () => {
     expect([err.status, err.fallback]).toEqual([502, true]);
   });
 });
+
+describe('connections to the upstream', () => {
+  it('reuses one keep-alive connection for answers and streams read to their end', async () => {
+    const sockets = new Set<unknown>();
+    const onConnection = (socket: unknown) => sockets.add(socket);
+    upstream.server.on('connection', onConnection);
+    try {
+      upstream.server.closeIdleConnections();
+      reply = async (body, res) => {
+        if (!body.stream) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(body.model, 'ok')));
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const e of streamEvents(body.model, ['a', 'b'])) res.write(e);
+        res.end();
+      };
+      for (let i = 0; i < 3; i++) {
+        await provider.complete(call());
+        await collect(await provider.stream(call({ stream: true })));
+        await sleep(10);
+      }
+      expect(sockets.size).toBe(1);
+    } finally {
+      upstream.server.off('connection', onConnection);
+    }
+  });
+});

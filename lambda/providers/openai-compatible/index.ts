@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
 import { fetchUpstream, readJson, sseEvents } from '../http';
@@ -13,14 +14,17 @@ export function openAiCompatibleProvider(): Provider {
     async complete(call) {
       const deadline = new UpstreamDeadline(call.signal, 'The upstream');
       deadline.arm('total', call.timeouts.totalMs);
+      let whole = false;
       try {
         const response = await post(call, { ...call.request, model: call.route.model, stream: false, stream_options: undefined }, deadline);
         const completion = (await readJson(response).catch((err) => Promise.reject(deadline.failure(err, true)))) as ChatCompletion;
+        whole = true;
         if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
         for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
         return completion;
       } finally {
-        deadline.dispose(true);
+        // A body read to its end leaves the socket to the keep-alive pool; anything else cuts it.
+        deadline.dispose(!whole);
       }
     },
 
@@ -29,8 +33,7 @@ export function openAiCompatibleProvider(): Provider {
       const deadline = new UpstreamDeadline(call.signal, 'The upstream');
       try {
         const response = await post(call, body, deadline);
-        if (!response.body) throw upstreamError('The upstream sent no stream.', { fallback: true });
-        return chunks(response.body, call, deadline);
+        return chunks(response, call, deadline);
       } catch (err) {
         deadline.dispose(true);
         throw err;
@@ -39,22 +42,33 @@ export function openAiCompatibleProvider(): Provider {
   };
 }
 
-function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Promise<Response> {
+function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Promise<IncomingMessage> {
   const base = (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
   const headers: Record<string, string> = { accept: body && (body as { stream?: boolean }).stream ? 'text/event-stream' : 'application/json' };
   if (call.apiKey) headers.authorization = `Bearer ${call.apiKey}`;
   return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, deadline);
 }
 
-async function* chunks(body: ReadableStream<Uint8Array>, call: ProviderCall, deadline: UpstreamDeadline): AsyncGenerator<ChatCompletionChunk> {
+/** How long the rest of a body after `[DONE]` may take to arrive before its socket is cut. */
+const DRAIN_AFTER_DONE_MS = 5_000;
+
+async function* chunks(body: IncomingMessage, call: ProviderCall, deadline: UpstreamDeadline): AsyncGenerator<ChatCompletionChunk> {
+  let whole = false;
   try {
     yield* relayEvents(body, call);
+    whole = true;
   } finally {
-    deadline.dispose(true);
+    deadline.dispose(!whole);
+    if (whole) {
+      // Read what follows [DONE] (normally only the end of the body) off the request path, so the
+      // socket goes back to the keep-alive pool; an upstream that never ends the body loses it.
+      body.resume();
+      setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS).unref();
+    }
   }
 }
 
-async function* relayEvents(body: ReadableStream<Uint8Array>, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
+async function* relayEvents(body: IncomingMessage, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
   for await (const event of sseEvents(body, call)) {
     if (event.data === '[DONE]') return;
     let chunk: ChatCompletionChunk & { error?: { message?: string } };
