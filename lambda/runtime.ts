@@ -59,6 +59,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const now = options.now ?? Date.now;
   const tierCache = new TierCache(stores.tiers, 60_000, now);
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
+  const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   const metrics = options.metrics;
   // Settlements go to the accounts store; the cost metric is emitted once one has landed.
   const ledger: Ledger = metrics
@@ -70,8 +71,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
       }
     : stores.accounts;
-  const admission = new CreditAdmission(stores.accounts, tierCache, ledger, now, options.tables.keys);
-  const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
+  const admission = new CreditAdmission(stores.accounts, tierCache, ledger, now, options.tables.keys, (task) => background.run(task));
   void warmTokenizer();
 
   const observe = (record: RequestRecord) => {

@@ -49,6 +49,17 @@ export interface Hold {
 /** Writes one admission may make: a stale belief costs one, a lowered hold under contention another. */
 const ATTEMPTS = 8;
 
+/** When to try giving back the hold of an admission write whose answer never came. */
+const RELEASE_DELAYS_MS = [250, 3_000, 15_000];
+
+/** A refused connection or a 4xx (throttling, validation) means DynamoDB never applied the write. */
+function mayHaveLanded(err: unknown): boolean {
+  const e = err as { $metadata?: { httpStatusCode?: number }; code?: string; cause?: { code?: string } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status < 500) return false;
+  return (e.code ?? e.cause?.code) !== 'ECONNREFUSED';
+}
+
 export function clientOutputLimit(request: ChatCompletionRequest): number | undefined {
   return request.max_completion_tokens ?? request.max_tokens ?? undefined;
 }
@@ -96,6 +107,8 @@ export class CreditAdmission implements Admission {
     private readonly now: () => number = Date.now,
     /** The keys table, where capped keys keep their own counters. */
     private readonly keysTable = 'itapi-keys',
+    /** Runs work after the answer (BackgroundTasks.run). */
+    private readonly schedule: (task: () => Promise<unknown>) => void = (task) => void task().catch(() => undefined),
   ) {}
 
   allowsModel(key: KeyRecord, modelId: string): boolean {
@@ -150,8 +163,9 @@ export class CreditAdmission implements Admission {
       }
       const keyLimits = keyCaps(key);
       const keyBelieved = keyLimits ? (this.keyCounts.get(key.keyId) ?? freshCounts(nowMs)) : undefined;
-      const result = await this.store.admit({
+      const write = {
         accountId: key.accountId,
+        requestId: req.requestId,
         nowMs,
         believed,
         limits: { tier: limits.tier, rpm: limits.customRpm, tpm: limits.customTpm },
@@ -168,7 +182,16 @@ export class CreditAdmission implements Admission {
                 ...writeBounds(keyLimits, keyBelieved, hold.rateTokens, nowMs),
               }
             : undefined,
-      });
+      };
+      let result: Awaited<ReturnType<AccountsStore['admit']>>;
+      try {
+        result = await this.store.admit(write);
+      } catch (err) {
+        // No answer: the write may still have landed. Give its hold back if it did (the client
+        // gets 503); the release only acts on a hold that is there, so trying again is safe.
+        if (mayHaveLanded(err)) this.releaseLater(key.accountId, req.requestId, hold.holdMicroUsd);
+        throw err;
+      }
       if (result.keyCounts) this.keyCounts.set(key.keyId, result.keyCounts);
       if (result.ok) {
         // A transaction returns no item: the account is what the write's conditions proved, advanced.
@@ -189,6 +212,14 @@ export class CreditAdmission implements Admission {
         throw invalidApiKey("The key's account no longer exists.");
       }
       this.accounts.set(key.accountId, old);
+      if (old.holds?.[req.requestId] !== undefined) {
+        // This very write landed before (its answer was lost and it was sent again).
+        return this.admitted(req, old, limits, { ...hold, holdMicroUsd: old.holds[req.requestId] }, promptTokens, result.keyCounts);
+      }
+      if (!old.holds) {
+        await this.store.ensureHolds(key.accountId);
+        continue;
+      }
       if (old.status !== 'active') {
         throw new GatewayError(403, 'permission_error', 'account_disabled', 'The account of this key is disabled.');
       }
@@ -232,6 +263,20 @@ export class CreditAdmission implements Admission {
       );
     }
     throw new GatewayError(503, 'server_overloaded', 'server_overloaded', 'The account is too busy; try again shortly.');
+  }
+
+  private releaseLater(accountId: string, requestId: string, holdMicroUsd: number): void {
+    this.schedule(async () => {
+      // Soon, and again later in case the write was still on its way when the first try ran.
+      for (const delayMs of RELEASE_DELAYS_MS) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        try {
+          if (await this.store.releaseHold(accountId, requestId, holdMicroUsd)) return;
+        } catch {
+          // The store is still away: the next try.
+        }
+      }
+    });
   }
 
   private lowered(model: ModelEntry, request: ChatCompletionRequest, promptTokens: number, balanceMicroUsd: number): Hold {

@@ -24,6 +24,8 @@ export interface Account {
   status: 'active' | 'disabled';
   createdAtMs: number;
   counts: WindowCounts;
+  /** Holds of requests admitted and not yet settled, by request id (micro-USD); absent on items made before holds were kept. */
+  holds?: Record<string, number>;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -41,6 +43,7 @@ export function accountFromItem(item: Item): Account {
   };
   if (item.rpm?.N !== undefined) a.rpm = Number(item.rpm.N);
   if (item.tpm?.N !== undefined) a.tpm = Number(item.tpm.N);
+  if (item.holds?.M) a.holds = Object.fromEntries(Object.entries(item.holds.M).map(([id, v]) => [id, Number(v.N ?? 0)]));
   return a;
 }
 
@@ -60,6 +63,8 @@ export interface CounterWrite {
 /** The admission write's inputs: the account's counters and hold, and a capped key's own counters. */
 export interface AdmitWrite extends CounterWrite {
   accountId: string;
+  /** Kept in the account's `holds` until settled: a resent write finds it and changes nothing. */
+  requestId: string;
   nowMs: number;
   /** The tier and custom limits the conditions were computed from; a mismatch fails the write. */
   limits: { tier: string; rpm?: number; tpm?: number };
@@ -130,7 +135,7 @@ export class AccountsStore {
     private readonly usageTable: string,
   ) {}
 
-  async create(account: Omit<Account, 'counts'>): Promise<Account> {
+  async create(account: Omit<Account, 'counts' | 'holds'>): Promise<Account> {
     const item: Item = {
       account_id: { S: account.id },
       name: { S: account.name },
@@ -143,6 +148,7 @@ export class AccountsStore {
       tok: num(0),
       preq: num(0),
       ptok: num(0),
+      holds: { M: {} },
     };
     if (account.rpm !== undefined) item.rpm = num(account.rpm);
     if (account.tpm !== undefined) item.tpm = num(account.tpm);
@@ -167,7 +173,15 @@ export class AccountsStore {
   async admit(w: AdmitWrite): Promise<AdmitResult> {
     const counters = counterUpdate(w, w.nowMs);
     const values: Item = { ...counters.values, ':active': { S: 'active' }, ':hold': num(w.holdMicroUsd), ':tier': { S: w.limits.tier } };
-    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier', ...counters.conditions];
+    const conditions = [
+      'attribute_exists(account_id)',
+      '#st = :active',
+      'balance >= :hold',
+      'tier = :tier',
+      'attribute_exists(holds)',
+      'attribute_not_exists(holds.#rid)',
+      ...counters.conditions,
+    ];
     for (const field of ['rpm', 'tpm'] as const) {
       const value = w.limits[field];
       if (value === undefined) conditions.push(`attribute_not_exists(${field})`);
@@ -179,9 +193,9 @@ export class AccountsStore {
     const accountUpdate = {
       TableName: this.tableName,
       Key: { account_id: { S: w.accountId } },
-      UpdateExpression: `SET ${[...counters.sets, 'balance = balance - :hold'].join(', ')}`,
+      UpdateExpression: `SET ${[...counters.sets, 'balance = balance - :hold', 'holds.#rid = :hold'].join(', ')}`,
       ConditionExpression: conditions.join(' AND '),
-      ExpressionAttributeNames: { '#st': 'st' },
+      ExpressionAttributeNames: { '#st': 'st', '#rid': w.requestId },
       ExpressionAttributeValues: values,
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
     };
@@ -253,6 +267,7 @@ export class AccountsStore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const values: Item = { ':refund': num(s.refundMicroUsd) };
       let update = 'SET balance = balance + :refund';
+      const remove = ' REMOVE holds.#rid';
       let condition = 'attribute_exists(account_id)';
       if (s.tokenCorrection !== 0) {
         values[':w'] = num(s.admittedWindow);
@@ -279,8 +294,9 @@ export class AccountsStore {
                 Update: {
                   TableName: this.tableName,
                   Key: { account_id: { S: s.accountId } },
-                  UpdateExpression: update,
+                  UpdateExpression: update + remove,
                   ConditionExpression: condition,
+                  ExpressionAttributeNames: { '#rid': s.ledger.id },
                   ExpressionAttributeValues: values,
                   ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
                 },
@@ -298,6 +314,46 @@ export class AccountsStore {
       }
     }
     throw new Error(`settlement of ${s.ledger.id} did not converge on the account's window`);
+  }
+
+  /**
+   * Gives back a hold whose admission write may have landed though its answer was lost (the
+   * client saw 503). Changes nothing unless the hold is there, so it can be sent more than once.
+   */
+  async releaseHold(accountId: string, requestId: string, holdMicroUsd: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { account_id: { S: accountId } },
+          UpdateExpression: 'SET balance = balance + :hold REMOVE holds.#rid',
+          ConditionExpression: 'holds.#rid = :hold',
+          ExpressionAttributeNames: { '#rid': requestId },
+          ExpressionAttributeValues: { ':hold': num(holdMicroUsd) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  /** Adds the holds map to an account item made before holds were kept. */
+  async ensureHolds(accountId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { account_id: { S: accountId } },
+          UpdateExpression: 'SET holds = :empty',
+          ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(holds)',
+          ExpressionAttributeValues: { ':empty': { M: {} } },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   /** Adds credits once per reference: the ledger item and the balance change are one transaction. */

@@ -3,11 +3,11 @@ import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynam
 /**
  * Options that make each call as cheap as the SDK allows (see docs/BENCHMARKS.md): the
  * middleware stack is resolved once per command class instead of on every send (nothing on the
- * request path adds middleware per call). One attempt: the SDK would resend an admission write
- * whose answer was lost, taking a second hold; admission fails closed (503) instead, and
- * settlement retries on its own, idempotently.
+ * request path adds middleware per call), and two attempts at most. Every write is safe to send
+ * twice: admission records its request id in the account's `holds`, settlement and top-ups put
+ * their ledger item only if absent.
  */
-const CHEAP_CALLS: DynamoDBClientConfig = { maxAttempts: 1, cacheMiddleware: true };
+const CHEAP_CALLS: DynamoDBClientConfig = { maxAttempts: 2, cacheMiddleware: true };
 
 /**
  * The one DynamoDB client of a process. With an endpoint (local mode, tests) it gets a static

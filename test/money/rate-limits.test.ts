@@ -243,3 +243,44 @@ describe('a key with caps of its own', () => {
     expect(admitted.headers['x-ratelimit-limit-tokens']).toBe('10000000');
   });
 });
+
+describe('holds outstanding', () => {
+  it('keeps each admitted request’s hold on the account until it is settled', async () => {
+    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
+    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
+    const a = await admission.admit({ requestId: 'hold-a', key, model, request: request(), startedAtMs: Date.now() });
+    await admission.admit({ requestId: 'hold-b', key, model, request: request(), startedAtMs: Date.now() });
+    const held = (await stores.accounts.get(accountId))!;
+    expect(Object.keys(held.holds!).sort()).toEqual(['hold-a', 'hold-b']);
+    expect(held.balanceMicroUsd).toBe(1_000_000 - held.holds!['hold-a'] - held.holds!['hold-b']);
+    await a.settle(ok({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
+    expect(Object.keys((await stores.accounts.get(accountId))!.holds!)).toEqual(['hold-b']);
+  });
+
+  it('recognises an admission write sent again after its answer was lost, and takes the hold once', async () => {
+    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
+    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
+    const first = await admission.admit({ requestId: 'resent', key, model, request: request(), startedAtMs: Date.now() });
+    // A fresh instance (no cached state) sends the same request's write again.
+    const again = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
+    await again.admit({ requestId: 'resent', key, model, request: request(), startedAtMs: Date.now() });
+    const account = (await stores.accounts.get(accountId))!;
+    expect(Object.keys(account.holds!)).toEqual(['resent']);
+    expect(account.counts.requests).toBe(1);
+    expect(account.balanceMicroUsd).toBe(1_000_000 - account.holds!.resent);
+    await first.settle(ok({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
+    expect((await stores.accounts.get(accountId))!.holds).toEqual({});
+  });
+
+  it('gives back the hold of a write whose answer never came, once', async () => {
+    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
+    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
+    await admission.admit({ requestId: 'lost', key, model, request: request(), startedAtMs: Date.now() });
+    const hold = (await stores.accounts.get(accountId))!.holds!.lost;
+    expect(await stores.accounts.releaseHold(accountId, 'lost', hold)).toBe(true);
+    expect(await stores.accounts.releaseHold(accountId, 'lost', hold)).toBe(false);
+    const account = (await stores.accounts.get(accountId))!;
+    expect(account.balanceMicroUsd).toBe(1_000_000);
+    expect(account.holds).toEqual({});
+  });
+});

@@ -27,6 +27,8 @@ export interface Books {
   topUps: number;
   requests: LedgerEntry[];
   ledgerSum: number;
+  /** Holds still taken on the account (requests admitted and never settled or released). */
+  holds: Record<string, number>;
 }
 
 /** The account's balance and its ledger, after every background settlement has finished. */
@@ -40,6 +42,7 @@ export async function books(gw: LocalGateway, accountId: string): Promise<Books>
     topUps: items.filter((i) => i.kind === 'topup').reduce((s, i) => s + i.amountMicroUsd, 0),
     requests,
     ledgerSum: items.reduce((s, i) => s + i.amountMicroUsd, 0),
+    holds: account!.holds ?? {},
   };
 }
 
@@ -48,6 +51,7 @@ export async function books(gw: LocalGateway, accountId: string): Promise<Books>
  * (top-ups positive, requests negative), never below zero, and no request took more than its hold.
  */
 export function expectBooksBalance(b: Books): void {
+  expect(b.holds).toEqual({});
   expect(b.balance).toBe(b.ledgerSum);
   expect(b.balance).toBeGreaterThanOrEqual(0);
   for (const r of b.requests) {
