@@ -56,6 +56,15 @@ const createAccountBody = z.strictObject({
   tpm: limitSchema.optional(),
 });
 
+const updateAccountBody = z.strictObject({
+  name: nameSchema.optional(),
+  tier: z.string().min(1).optional(),
+  /** null: back to the tier's limit. */
+  rpm: limitSchema.nullable().optional(),
+  tpm: limitSchema.nullable().optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+});
+
 const creditsBody = z.strictObject({
   amount_usd: amountSchema,
   reference: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
@@ -130,6 +139,23 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
 
   app.get('/accounts/:id', async (c) => c.json(await accountJson(c.req.param('id'))));
+
+  // An extension of §8: change an account's tier, custom limits, status or name.
+  app.patch('/accounts/:id', async (c) => {
+    const id = c.req.param('id');
+    const body = parse(updateAccountBody, await readJson(c));
+    if (body.tier !== undefined && !(await deps.tiers.get(body.tier))) {
+      throw invalidRequest(`Unknown tier '${body.tier}'. See GET /admin/tiers.`, 'tier', 'tier_not_found');
+    }
+    const updated = await deps.accounts.update(id, body);
+    if (!updated) throw notFound(`No account with id '${id}'.`);
+    // Keys carry a copy of the account's limits (so a cached key needs no account read): keep it in step.
+    for (const key of await deps.keys.listByAccount(id)) {
+      await deps.keys.setAccountLimits(key.keyHash, { tier: updated.tier, rpm: updated.rpm, tpm: updated.tpm });
+      deps.auth.forget(key.keyHash);
+    }
+    return c.json(await accountJson(id));
+  });
 
   app.post('/accounts/:id/credits', async (c) => {
     const id = c.req.param('id');

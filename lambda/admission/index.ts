@@ -49,6 +49,9 @@ export interface Hold {
 /** Writes one admission may make: a stale belief costs one, a lowered hold under contention another. */
 const ATTEMPTS = 8;
 
+/** How fresh the cached account item must be to answer a 429 without a write. */
+const CACHED_429_MS = 1_000;
+
 /** When to try giving back the hold of an admission write whose answer never came. */
 const RELEASE_DELAYS_MS = [250, 3_000, 15_000];
 
@@ -97,6 +100,8 @@ export const usd = (micro: number) => `$${(micro / 1e6).toFixed(6)}`;
 export class CreditAdmission implements Admission {
   /** The account item as this instance last saw it; only a hint, the write's condition decides. */
   private readonly accounts = new Map<string, Account>();
+  /** When each cached account item was read or written. */
+  private readonly seenAtMs = new Map<string, number>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
 
@@ -156,8 +161,9 @@ export class CreditAdmission implements Admission {
       }
       const believed = account?.counts ?? freshCounts(nowMs);
       // Requests are only ever added within a minute, and the previous minute's count is fixed: if
-      // the item as last seen is already over the request limit, the item is too. No write needed.
-      if (account && limits.rpm && believed.window === minuteOf(nowMs)) {
+      // the item as seen within the last second is over the request limit, the item is too. No
+      // write needed (a limit raised or an account changed meanwhile shows within that second).
+      if (account && limits.rpm && believed.window === minuteOf(nowMs) && nowMs - (this.seenAtMs.get(key.accountId) ?? 0) < CACHED_429_MS) {
         const waitMs = msUntilAllowed(limits.rpm, believed.prevRequests, believed.requests, 1, nowMs);
         if (waitMs > 0) throw this.rateLimitError(limits, believed, hold, waitMs, nowMs, 'the account');
       }
@@ -203,7 +209,7 @@ export class CreditAdmission implements Admission {
           balanceMicroUsd: (account?.balanceMicroUsd ?? hold.holdMicroUsd) - hold.holdMicroUsd,
           counts: result.accountCounts,
         };
-        this.accounts.set(key.accountId, next);
+        this.remember(key.accountId, next);
         return this.admitted(req, next, limits, hold, promptTokens, keyLimits && result.keyCounts);
       }
       const old = result.account;
@@ -211,7 +217,7 @@ export class CreditAdmission implements Admission {
         this.accounts.delete(key.accountId);
         throw invalidApiKey("The key's account no longer exists.");
       }
-      this.accounts.set(key.accountId, old);
+      this.remember(key.accountId, old);
       if (old.holds?.[req.requestId] !== undefined) {
         // This very write landed before (its answer was lost and it was sent again).
         return this.admitted(req, old, limits, { ...hold, holdMicroUsd: old.holds[req.requestId] }, promptTokens, result.keyCounts);
@@ -263,6 +269,11 @@ export class CreditAdmission implements Admission {
       );
     }
     throw new GatewayError(503, 'server_overloaded', 'server_overloaded', 'The account is too busy; try again shortly.');
+  }
+
+  private remember(accountId: string, account: Account): void {
+    this.accounts.set(accountId, account);
+    this.seenAtMs.set(accountId, this.now());
   }
 
   private releaseLater(accountId: string, requestId: string, holdMicroUsd: number): void {

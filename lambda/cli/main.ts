@@ -21,6 +21,7 @@ const HELP = `itapi — manage an itapi gateway: accounts, credits, keys, tiers,
 Usage:
   itapi accounts create --tier TIER [--id ID] [--name NAME] [--credits USD] [--rpm N] [--tpm N]
   itapi accounts get ACCOUNT
+  itapi accounts update ACCOUNT [--tier TIER] [--name NAME] [--rpm N|tier] [--tpm N|tier] [--status active|disabled]
   itapi credits add ACCOUNT --amount USD --reference REF
   itapi keys create --account ACCOUNT [--name NAME] [--models a,b] [--expires ISO|UNIX_SECONDS] [--rpm N] [--tpm N]
   itapi keys list ACCOUNT
@@ -94,6 +95,25 @@ const COMMANDS: Record<string, Command> = {
     positionals: ['ACCOUNT'],
     async run(ctx, _v, [id]) {
       return show(ctx, await ctx.call('GET', `/accounts/${seg(id)}`), printAccount);
+    },
+  },
+  'accounts update': {
+    usage: 'itapi accounts update ACCOUNT [--tier TIER] [--name NAME] [--rpm N|tier] [--tpm N|tier] [--status active|disabled]',
+    options: { tier: { type: 'string' }, name: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, status: { type: 'string' } },
+    positionals: ['ACCOUNT'],
+    async run(ctx, v, [id]) {
+      const body: Record<string, unknown> = {};
+      if (v.tier !== undefined) body.tier = v.tier;
+      if (v.name !== undefined) body.name = v.name;
+      // `tier` puts a limit back to the tier's own.
+      if (v.rpm !== undefined) body.rpm = v.rpm === 'tier' ? null : integer(v.rpm as string, '--rpm');
+      if (v.tpm !== undefined) body.tpm = v.tpm === 'tier' ? null : integer(v.tpm as string, '--tpm');
+      if (v.status !== undefined) {
+        if (v.status !== 'active' && v.status !== 'disabled') throw new UsageError(`--status must be active or disabled, not '${v.status}'`);
+        body.status = v.status;
+      }
+      if (!Object.keys(body).length) throw new UsageError('nothing to change: give --tier, --name, --rpm, --tpm or --status');
+      return show(ctx, await ctx.call('PATCH', `/accounts/${seg(id)}`, body), printAccount);
     },
   },
   'credits add': {

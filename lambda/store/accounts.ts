@@ -317,6 +317,58 @@ export class AccountsStore {
   }
 
   /**
+   * Changes an account's name, tier, custom limits (null removes one) or status. Admission
+   * conditions name the tier and limits they were computed from, so the next request on every
+   * instance sees the change at once.
+   */
+  async update(
+    id: string,
+    change: { name?: string; tier?: string; rpm?: number | null; tpm?: number | null; status?: Account['status'] },
+  ): Promise<Account | undefined> {
+    const sets: string[] = [];
+    const removes: string[] = [];
+    const values: Item = {};
+    if (change.name !== undefined) {
+      sets.push('#name = :name');
+      values[':name'] = { S: change.name };
+    }
+    if (change.tier !== undefined) {
+      sets.push('tier = :tier');
+      values[':tier'] = { S: change.tier };
+    }
+    if (change.status !== undefined) {
+      sets.push('st = :st');
+      values[':st'] = { S: change.status };
+    }
+    for (const field of ['rpm', 'tpm'] as const) {
+      const value = change[field];
+      if (value === null) removes.push(field);
+      else if (value !== undefined) {
+        sets.push(`${field} = :${field}`);
+        values[`:${field}`] = num(value);
+      }
+    }
+    if (!sets.length && !removes.length) return this.get(id);
+    try {
+      const out = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { account_id: { S: id } },
+          UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].join(' ').trim(),
+          ConditionExpression: 'attribute_exists(account_id)',
+          ExpressionAttributeNames: change.name !== undefined ? { '#name': 'name' } : undefined,
+          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return accountFromItem(out.Attributes!);
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Gives back a hold whose admission write may have landed though its answer was lost (the
    * client saw 503). Changes nothing unless the hold is there, so it can be sent more than once.
    */

@@ -115,6 +115,30 @@ export class KeysStore {
     return records;
   }
 
+  /** Keeps a key's copy of its account's tier and custom limits in step with the account. */
+  async setAccountLimits(keyHash: string, limits: { tier: string; rpm?: number; tpm?: number }): Promise<void> {
+    const sets = ['account_tier = :tier'];
+    const removes: string[] = [];
+    const values: Record<string, AttributeValue> = { ':tier': { S: limits.tier } };
+    for (const field of ['rpm', 'tpm'] as const) {
+      const value = limits[field];
+      if (value === undefined) removes.push(`account_${field}`);
+      else {
+        sets.push(`account_${field} = :${field}`);
+        values[`:${field}`] = { N: String(value) };
+      }
+    }
+    await this.client.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { key_hash: { S: keyHash } },
+        UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+        ConditionExpression: 'attribute_exists(key_hash)',
+        ExpressionAttributeValues: values,
+      }),
+    );
+  }
+
   /** Marks the key revoked; returns the updated record, or undefined when no such key exists. */
   async revoke(keyId: string): Promise<KeyRecord | undefined> {
     const found = await this.getById(keyId);

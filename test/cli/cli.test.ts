@@ -201,3 +201,16 @@ test('--help prints usage and exits 0', async () => {
   expect(one.code).toBe(0);
   expect(one.out).toMatch(/^Usage: itapi keys create/);
 });
+
+test('accounts update changes tier, limits and status; `tier` puts a limit back', async () => {
+  await itapi(['accounts', 'create', '--tier', 'free', '--id', 'cli-upd']);
+  const up = await itapi(['accounts', 'update', 'cli-upd', '--tier', 'pro', '--rpm', '50', '--json']);
+  expect(up.code).toBe(0);
+  expect(JSON.parse(up.out)).toMatchObject({ tier: 'pro', rpm: 50 });
+  const back = await itapi(['accounts', 'update', 'cli-upd', '--rpm', 'tier', '--status', 'disabled', '--json']);
+  expect(JSON.parse(back.out)).toMatchObject({ status: 'disabled', rpm: null, limits: { rpm: 300 } });
+  const readable = await itapi(['accounts', 'update', 'cli-upd', '--status', 'active']);
+  expect(readable.out).toMatch(/^status:\s+active$/m);
+  expect((await itapi(['accounts', 'update', 'cli-upd'])).code).toBe(2);
+  expect((await itapi(['accounts', 'update', 'cli-upd', '--status', 'paused'])).code).toBe(2);
+});
