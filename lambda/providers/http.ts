@@ -28,7 +28,7 @@ export async function fetchUpstream(
   deadline.arm('first_byte', call.timeouts.firstByteMs);
   let response: IncomingMessage;
   try {
-    response = await post(url, init.headers, init.body, deadline.signal);
+    response = await postUpstream(url, init.headers, init.body, deadline.signal);
   } catch (err) {
     throw deadline.failure(err, true);
   } finally {
@@ -39,7 +39,8 @@ export async function fetchUpstream(
   return response;
 }
 
-function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+/** A POST of a JSON body on the shared keep-alive agents; settles with the response head. */
+export function postUpstream(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -116,14 +117,14 @@ function providerParam(text: string): string | null {
  * The events of an SSE body, as they arrive. A silence longer than `idleMs` or a body that breaks
  * becomes a GatewayError; the caller decides what an early end means.
  */
-export async function* sseEvents(body: AsyncIterable<Buffer>, call: ProviderCall): AsyncGenerator<EventSourceMessage> {
+export async function* sseEvents(body: AsyncIterable<Buffer>, idleMs: number): AsyncGenerator<EventSourceMessage> {
   const events: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => events.push(event) });
   const decoder = new TextDecoder();
   // The caller owns the body: it cuts it (an abort) or lets it finish and go back to the pool.
   const parts = body[Symbol.asyncIterator]();
   for (;;) {
-    const next = await readWithin(parts, call.timeouts.idleMs);
+    const next = await readWithin(parts, idleMs);
     parser.feed(next.done ? decoder.decode() : decoder.decode(next.value, { stream: true }));
     while (events.length) yield events.shift()!;
     if (next.done) return;

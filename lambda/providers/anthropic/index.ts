@@ -1,6 +1,7 @@
-import { EventSourceParserStream } from 'eventsource-parser/stream';
+import type { IncomingMessage } from 'node:http';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletionChunk } from '../../contract/openai';
+import { postUpstream, readText, sseEvents } from '../http';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { anthropicError } from './errors';
@@ -29,7 +30,7 @@ export function anthropicProvider(): Provider {
       try {
         const response = await postMessages(call, plan.body, deadline);
         deadline.disarm('first_byte');
-        const message = parseMessage(await response.text());
+        const message = parseMessage(await readText(response));
         return anthropicResponseToCompletion(message, plan.jsonToolName);
       } catch (err) {
         throw deadline.failure(err, true);
@@ -48,8 +49,7 @@ export function anthropicProvider(): Provider {
         deadline.arm('first_byte', call.timeouts.firstByteMs);
         const response = await postMessages(call, plan.body, deadline);
         deadline.disarm('first_byte');
-        if (!response.body) throw upstreamError('Anthropic sent no stream.', { fallback: true });
-        events = anthropicEvents(response.body, deadline, call.timeouts.idleMs);
+        events = anthropicEvents(response, call.timeouts.idleMs);
         // Read up to message_start before answering: an overloaded error as the first event can still fall back.
         while (first.length === 0) {
           const next = await events.next();
@@ -93,7 +93,7 @@ async function* relay(
   }
 }
 
-async function postMessages(call: ProviderCall, body: AnthropicMessagesRequest, deadline: UpstreamDeadline): Promise<Response> {
+async function postMessages(call: ProviderCall, body: AnthropicMessagesRequest, deadline: UpstreamDeadline): Promise<IncomingMessage> {
   const base = (call.route.base_url ?? ANTHROPIC_DEFAULT_BASE_URL).replace(/\/+$/, '');
   const headers: Record<string, string> = {
     'content-type': 'application/json',
@@ -101,10 +101,11 @@ async function postMessages(call: ProviderCall, body: AnthropicMessagesRequest, 
     'anthropic-version': ANTHROPIC_VERSION,
   };
   if (call.apiKey) headers['x-api-key'] = call.apiKey;
-  const response = await fetch(`${base}/v1/messages`, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal });
-  if (!response.ok) {
-    const error = parseErrorBody(await response.text().catch(() => ''));
-    throw anthropicError(error?.error.type, error?.error.message, response.status);
+  const response = await postUpstream(`${base}/v1/messages`, headers, JSON.stringify(body), deadline.signal);
+  const status = response.statusCode ?? 0;
+  if (status < 200 || status > 299) {
+    const error = parseErrorBody(await readText(response).catch(() => ''));
+    throw anthropicError(error?.error.type, error?.error.message, status);
   }
   return response;
 }
@@ -136,26 +137,13 @@ function parseMessage(text: string): AnthropicMessageResponse {
   return doc as unknown as AnthropicMessageResponse;
 }
 
-/** The SSE body as typed events; the idle timer runs while waiting for each one. */
-async function* anthropicEvents(body: ReadableStream<Uint8Array>, deadline: UpstreamDeadline, idleMs: number): AsyncGenerator<AnthropicStreamEvent> {
-  const reader = body
-    .pipeThrough(new TextDecoderStream() as unknown as ReadableWritablePair<string, Uint8Array>)
-    .pipeThrough(new EventSourceParserStream())
-    .getReader();
-  try {
-    for (;;) {
-      deadline.arm('idle', idleMs);
-      const next = await reader.read();
-      deadline.disarm('idle');
-      if (next.done) return;
-      const doc = parseJson(next.value.data);
-      if (!isObject(doc) || typeof doc.type !== 'string') {
-        throw upstreamError(`Anthropic sent a stream event that is not JSON (event: ${next.value.event ?? 'message'}).`);
-      }
-      yield doc as unknown as AnthropicStreamEvent;
+/** The SSE body as typed events; a silence longer than `idleMs` ends it with a timeout. */
+async function* anthropicEvents(body: IncomingMessage, idleMs: number): AsyncGenerator<AnthropicStreamEvent> {
+  for await (const event of sseEvents(body, idleMs)) {
+    const doc = parseJson(event.data);
+    if (!isObject(doc) || typeof doc.type !== 'string') {
+      throw upstreamError(`Anthropic sent a stream event that is not JSON (event: ${event.event ?? 'message'}).`);
     }
-  } finally {
-    deadline.disarm('idle');
-    reader.cancel().catch(() => undefined);
+    yield doc as unknown as AnthropicStreamEvent;
   }
 }

@@ -69,7 +69,7 @@ async function* chunks(body: IncomingMessage, call: ProviderCall, deadline: Upst
 }
 
 async function* relayEvents(body: IncomingMessage, call: ProviderCall): AsyncGenerator<ChatCompletionChunk> {
-  for await (const event of sseEvents(body, call)) {
+  for await (const event of sseEvents(body, call.timeouts.idleMs)) {
     if (event.data === '[DONE]') return;
     let chunk: ChatCompletionChunk & { error?: { message?: string } };
     try {
