@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 
 /** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
+
 /** DynamoDB Local processes started by `parent` (other test files run their own at the same time). */
 function javaChildren(parent: number): string[] {
   try {
@@ -31,29 +32,37 @@ it('starts, prints the base URL, key and admin token, serves a stream, and stops
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let out = '';
-  const lines = await new Promise<Record<string, string>>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
-      if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN) resolve(found);
+  try {
+    let out = '';
+    const lines = await new Promise<Record<string, string>>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+        if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN) resolve(found);
+      });
+      child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out}`)));
     });
-    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out}`)));
-  });
-  expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
-  expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
-  expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
-  const started = javaChildren(child.pid!);
-  expect(started.length).toBe(1);
+    expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
+    expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
+    const started = javaChildren(child.pid!);
+    expect(started.length).toBe(1);
 
-  const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
-  let text = '';
-  for await (const chunk of await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }], stream: true })) {
-    text += chunk.choices[0]?.delta.content ?? '';
+    const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
+    let text = '';
+    for await (const chunk of await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }], stream: true })) {
+      text += chunk.choices[0]?.delta.content ?? '';
+    }
+    expect(text).toContain('Hello');
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(started.filter(alive)).toEqual([]);
+  } finally {
+    // A failed assertion above must not leave the gateway and its Java running.
+    if (child.exitCode === null && child.signalCode === null) {
+      for (const pid of javaChildren(child.pid!)) process.kill(Number(pid), 'SIGKILL');
+      child.kill('SIGKILL');
+    }
   }
-  expect(text).toContain('Hello');
-
-  child.kill('SIGINT');
-  expect(await exited).toBe(0);
-  expect(started.filter(alive)).toEqual([]);
 }, 60_000);
