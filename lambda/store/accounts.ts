@@ -279,39 +279,19 @@ export class AccountsStore {
           condition += ' AND win <> :w';
         }
       }
-      try {
-        await this.client.send(
-          new TransactWriteItemsCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.usageTable,
-                  Item: ledgerToItem(s.ledger),
-                  ConditionExpression: 'attribute_not_exists(sk)',
-                },
-              },
-              {
-                Update: {
-                  TableName: this.tableName,
-                  Key: { account_id: { S: s.accountId } },
-                  UpdateExpression: update + remove,
-                  ConditionExpression: condition,
-                  ExpressionAttributeNames: { '#rid': s.ledger.id },
-                  ExpressionAttributeValues: values,
-                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-                },
-              },
-            ],
-          }),
-        );
-        return true;
-      } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw err;
-        const [ledger, account] = err.CancellationReasons ?? [];
-        if (ledger?.Code === 'ConditionalCheckFailed') return false;
-        if (account?.Code !== 'ConditionalCheckFailed' || !account.Item) throw err;
-        sameWindow = Number(account.Item.win?.N ?? 0) === s.admittedWindow;
-      }
+      const result = await this.ledgerTransaction(s.ledger, {
+        TableName: this.tableName,
+        Key: { account_id: { S: s.accountId } },
+        UpdateExpression: update + remove,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { '#rid': s.ledger.id },
+        ExpressionAttributeValues: values,
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      });
+      if (result === 'written') return true;
+      if (result === 'ledger-exists') return false;
+      if (!result.accountItem) throw new Error(`settlement of ${s.ledger.id}: the account is gone`);
+      sameWindow = Number(result.accountItem.win?.N ?? 0) === s.admittedWindow;
     }
     throw new Error(`settlement of ${s.ledger.id} did not converge on the account's window`);
   }
@@ -410,35 +390,43 @@ export class AccountsStore {
 
   /** Adds credits once per reference: the ledger item and the balance change are one transaction. */
   async topUp(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now()): Promise<'added' | 'duplicate' | 'no-account'> {
+    const result = await this.ledgerTransaction(
+      { accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd },
+      {
+        TableName: this.tableName,
+        Key: { account_id: { S: accountId } },
+        UpdateExpression: 'SET balance = balance + :amount',
+        ConditionExpression: 'attribute_exists(account_id)',
+        ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
+      },
+    );
+    if (result === 'written') return 'added';
+    return result === 'ledger-exists' ? 'duplicate' : 'no-account';
+  }
+
+  /**
+   * The exactly-once step under settlement and top-ups: the ledger item, put only if absent, and
+   * the account's change, in one transaction. Says which condition failed, if one did.
+   */
+  private async ledgerTransaction(
+    entry: LedgerEntry,
+    accountUpdate: NonNullable<TransactWriteItem['Update']>,
+  ): Promise<'written' | 'ledger-exists' | { accountItem: Item | undefined }> {
     try {
       await this.client.send(
         new TransactWriteItemsCommand({
           TransactItems: [
-            {
-              Put: {
-                TableName: this.usageTable,
-                Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd }),
-                ConditionExpression: 'attribute_not_exists(sk)',
-              },
-            },
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: { account_id: { S: accountId } },
-                UpdateExpression: 'SET balance = balance + :amount',
-                ConditionExpression: 'attribute_exists(account_id)',
-                ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
-              },
-            },
+            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
+            { Update: accountUpdate },
           ],
         }),
       );
-      return 'added';
+      return 'written';
     } catch (err) {
       if (!(err instanceof TransactionCanceledException)) throw err;
       const [ledger, account] = err.CancellationReasons ?? [];
-      if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
-      if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
+      if (ledger?.Code === 'ConditionalCheckFailed') return 'ledger-exists';
+      if (account?.Code === 'ConditionalCheckFailed') return { accountItem: account.Item };
       throw err;
     }
   }
