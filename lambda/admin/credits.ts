@@ -5,7 +5,7 @@ import type { KeyRecord, KeysStore } from '../store/keys';
 import type { TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
 import { microToUsd } from './money';
-import { effectiveLimits, minuteUsage } from './views';
+import { effectiveLimits, keyView, minuteUsage } from './views';
 
 export interface CreditsDeps {
   accounts: AccountsStore;
@@ -36,14 +36,6 @@ export async function accountCredits(deps: CreditsDeps, key: KeyRecord): Promise
     /** Requests and tokens per minute for the whole account, all keys together; 0 means no limit. */
     limits,
     usage_this_minute: minuteUsage(account, limits, nowMs),
-    key: {
-      id: key.keyId,
-      name: key.name,
-      prefix: key.prefix,
-      models: key.models ?? null,
-      rpm: key.rpm ?? null,
-      tpm: key.tpm ?? null,
-      expires_at: key.expiresAtMs !== undefined ? Math.floor(key.expiresAtMs / 1000) : null,
-    },
+    key: keyView(key),
   };
 }
