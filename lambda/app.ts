@@ -56,6 +56,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     for (const [name, value] of Object.entries(scope.responseHeaders)) {
       if (!c.res.headers.has(name)) c.res.headers.set(name, value);
     }
+    // Answers that ended before admission (a 400, a 403, /v1/models) tell the limits as last seen.
+    const key = c.get('key');
+    if (key && !c.res.headers.has('x-ratelimit-limit-requests') && !c.res.headers.has('x-ratelimit-limit-tokens')) {
+      for (const [name, value] of Object.entries(deps.admission.headersFor?.(key) ?? {})) c.res.headers.set(name, value);
+    }
   });
 
   if (deps.corsOrigins?.length) {
@@ -76,7 +81,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const authenticate = async (c: Context<Env>, next: () => Promise<void>) => {
     const key = await deps.auth.authenticate(c.req.header('authorization'));
     c.set('key', key);
-    Object.assign(c.var.scope.responseHeaders, deps.admission.headersFor?.(key));
     await next();
   };
 
