@@ -5,8 +5,15 @@ test('createTestTables makes four active tables with unique names', async () => 
   const a = await createTestTables();
   const b = await createTestTables();
   expect(new Set([...Object.values(a.tables), ...Object.values(b.tables)]).size).toBe(8);
-  const listed = await a.client.send(new ListTablesCommand({}));
-  for (const name of Object.values(a.tables)) expect(listed.TableNames).toContain(name);
+  // ListTables answers 100 names a page, and other test files create tables in the same DynamoDB Local.
+  const listed: string[] = [];
+  let start: string | undefined;
+  do {
+    const page = await a.client.send(new ListTablesCommand({ ExclusiveStartTableName: start }));
+    listed.push(...(page.TableNames ?? []));
+    start = page.LastEvaluatedTableName;
+  } while (start);
+  for (const name of Object.values(a.tables)) expect(listed).toContain(name);
   await deleteTestTables(a.client, a.tables);
   await deleteTestTables(b.client, b.tables);
 });
