@@ -2,10 +2,12 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Hono } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { GatewayError } from './contract/errors';
-import { CreditAdmission } from './admission';
-import type { Ledger } from './settlement';
-import { TierCache } from './admission/tier-cache';
-import { warmTokenizer } from './admission/tokens';
+import { CreditAdmission } from './money/admission';
+import { moneyRuntime } from './money';
+import type { Settlements, SettlementQueue } from './money/settlement';
+import type { HoldSweeper } from './money/sweeper';
+import { TierCache } from './money/tier-cache';
+import { warmTokenizer } from './money/tokens';
 import { createApp } from './app';
 import { Authenticator } from './auth';
 import type { Catalog } from './catalog';
@@ -38,8 +40,17 @@ export interface GatewayOptions {
   corsOrigins?: string[];
   /** Auth cache lifetime. @default 60000 */
   authTtlMs?: number;
+  /** The longest a request may run (ITAPI_MAX_REQUEST_S). @default 900000 */
+  maxRequestMs?: number;
+  /** How long past its deadline a hold is left before the sweeper settles it as abandoned. @default 60000 */
+  sweepGraceMs?: number;
+  /** Where settlements that keep failing go. @default none (the sweeper settles their holds as abandoned) */
+  settlementQueue?: SettlementQueue;
   now?: () => number;
 }
+
+/** The longest a request may run unless told otherwise: a Lambda's 15 minutes. */
+export const DEFAULT_MAX_REQUEST_MS = 900_000;
 
 export { createStores, type Stores };
 
@@ -50,6 +61,10 @@ export interface Gateway {
   auth: Authenticator;
   tierCache: TierCache;
   log: Logger;
+  /** Applies settlements (retries, then the durable queue). */
+  settlements: Settlements;
+  /** Settles holds left past their deadline (run it on a schedule: a timer locally, EventBridge in AWS). */
+  sweeper: HoldSweeper;
 }
 
 /** Builds the whole gateway once per process; every entry point (Lambda, local server, tests) uses it. */
@@ -61,17 +76,24 @@ export function createGateway(options: GatewayOptions): Gateway {
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
   const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   const metrics = options.metrics;
-  // Settlements go to the accounts store; the cost metric is emitted once one has landed.
-  const ledger: Ledger = metrics
-    ? {
-        async settle(write) {
-          const landed = await stores.accounts.settle(write);
-          if (landed) metrics.cost(write.ledger.model ?? 'unknown', write.ledger.route, -write.ledger.amountMicroUsd);
-          return landed;
-        },
-      }
-    : stores.accounts;
-  const admission = new CreditAdmission(stores.accounts, tierCache, ledger, now, options.tables.keys, (task) => background.run(task));
+  const { settlements, sweeper } = moneyRuntime({
+    stores,
+    tables: options.tables,
+    log,
+    metrics,
+    queue: options.settlementQueue,
+    sweepGraceMs: options.sweepGraceMs,
+    now,
+  });
+  const admission = new CreditAdmission({
+    store: stores.accounts,
+    tiers: tierCache,
+    settlements,
+    keysTable: options.tables.keys,
+    maxRequestMs: options.maxRequestMs ?? DEFAULT_MAX_REQUEST_MS,
+    now,
+    schedule: (task) => background.run(task),
+  });
   void warmTokenizer();
 
   const observe = (record: RequestRecord) => {
@@ -88,7 +110,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       ttft_ms: record.timeToFirstTokenMs,
       prompt_tokens: record.usage?.prompt_tokens,
       completion_tokens: record.usage?.completion_tokens,
-      client_aborted: record.clientAborted,
+      outcome: record.status,
     });
     options.metrics?.record(record);
   };
@@ -111,7 +133,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     corsOrigins: options.corsOrigins,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
   });
-  return { app, background, stores, auth, tierCache, log };
+  return { app, background, stores, auth, tierCache, log, settlements, sweeper };
 }
 
 /** Locally the admin API sits beside the public one, behind `Authorization: Bearer $ITAPI_ADMIN_TOKEN`. */

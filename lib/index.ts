@@ -5,6 +5,7 @@ export * from './itapi-chat-function';
 export * from './itapi-admin-function';
 export * from './itapi-rest-api';
 export * from './itapi-tier-seed';
+export * from './itapi-sweeper';
 export * from './itapi-monitoring';
 export * from './itapi-metrics';
 export * from './itapi-catalog';

@@ -22,6 +22,8 @@ export interface ItapiCatalogModel {
   readonly pricing: { readonly input_per_mtok: number; readonly output_per_mtok: number; readonly cached_input_per_mtok?: number };
   readonly context_window: number;
   readonly max_output_tokens: number;
+  /** How the model counts an image: `"anthropic"` or OpenAI's tiles `{base, tile}`. @default by model family */
+  readonly image_tokens?: 'anthropic' | { readonly base: number; readonly tile: number };
   readonly routes: ItapiCatalogRoute[];
 }
 

@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { bedrockResourceArns, validateCatalog, type ItapiCatalog } from './itapi-catalog';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
@@ -60,7 +61,12 @@ export interface ItapiChatFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'Itapi' */
   readonly metricsNamespace?: string;
+  /** Where settlements that keep failing are queued (the sweeper function applies them). @default - none: their holds are swept as abandoned */
+  readonly settlementQueue?: sqs.IQueue;
 }
+
+/** Time left after a request's deadline for its settlement (retries included) before Lambda's timeout. */
+export const SETTLEMENT_MARGIN = Duration.seconds(30);
 
 /**
  * The chat function (the streaming Hono app) and its public Function URL: invoke mode
@@ -77,6 +83,7 @@ export class ItapiChatFunction extends Construct {
     super(scope, id);
     const timeout = props.timeout ?? Duration.minutes(15);
     if (timeout.toSeconds() > 900) throw new Error('chat timeout: Lambda allows at most 15 minutes');
+    if (timeout.toSeconds() <= 2 * SETTLEMENT_MARGIN.toSeconds()) throw new Error(`chat timeout: at least ${2 * SETTLEMENT_MARGIN.toSeconds() + 1} s (requests end ${SETTLEMENT_MARGIN.toSeconds()} s before it)`);
     const memorySize = props.memorySize ?? 512;
     if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
       throw new Error(`memorySize: ${memorySize} is outside Lambda's 128–10240 MB`);
@@ -90,6 +97,9 @@ export class ItapiChatFunction extends Construct {
       ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
     };
     if (props.catalog) environment.ITAPI_MODELS = CATALOG_RUNTIME_PATH;
+    // A request ends (a stream with a final error event) early enough for its settlement to be written.
+    environment.ITAPI_MAX_REQUEST_S = String(timeout.toSeconds() - SETTLEMENT_MARGIN.toSeconds());
+    if (props.settlementQueue) environment.ITAPI_SETTLEMENT_QUEUE_URL = props.settlementQueue.queueUrl;
     environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
     // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
     if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
@@ -109,6 +119,7 @@ export class ItapiChatFunction extends Construct {
 
     props.tables.grantGatewayAccess(this.function);
     props.providerSecret.grantRead(this.function);
+    props.settlementQueue?.grantSendMessages(this.function);
     if (props.catalog) {
       const { arns, crossRegionModels } = bedrockResourceArns(this, props.catalog);
       // cdk-nag prints the partition as a literal when the stack knows it, else as `<AWS::Partition>`.
@@ -155,7 +166,7 @@ export const TOKENIZER_RUNTIME_PATH = '/var/task/tokenizer.js';
 function tokenizerFileHooks(): nodejs.ICommandHooks {
   // The package's bin: a JS shim or, once its install script ran, the native binary; both run as they are.
   const esbuild = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'esbuild');
-  const entry = path.join(PROJECT_ROOT, 'lambda', 'admission', 'tokenizer-entry.ts');
+  const entry = path.join(PROJECT_ROOT, 'lambda', 'money', 'tokenizer-entry.ts');
   return {
     beforeBundling: () => [],
     beforeInstall: () => [],

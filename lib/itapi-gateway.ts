@@ -13,6 +13,7 @@ import { DEFAULT_METRICS_NAMESPACE, ItapiMetrics } from './itapi-metrics';
 import { ItapiMonitoring } from './itapi-monitoring';
 import { acknowledgeNagRule } from './itapi-nag';
 import { ItapiRestApi } from './itapi-rest-api';
+import { ItapiSweeper } from './itapi-sweeper';
 import { ItapiTables } from './itapi-tables';
 import { DEFAULT_TIERS, ItapiTierSeed, type ItapiTier } from './itapi-tier-seed';
 
@@ -83,6 +84,8 @@ export class ItapiGateway extends Construct {
   public readonly tierSeed: ItapiTierSeed;
   public readonly monitoring: ItapiMonitoring;
   public readonly metrics: ItapiMetrics;
+  /** Settles overdue holds and queued settlements (every hold ends). */
+  public readonly sweeper: ItapiSweeper;
 
   constructor(scope: Construct, id: string, props: ItapiGatewayProps = {}) {
     super(scope, id);
@@ -123,7 +126,10 @@ export class ItapiGateway extends Construct {
       this.providerSecret = secret;
     }
 
+    this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace });
+
     this.chat = new ItapiChatFunction(this, 'Chat', {
+      settlementQueue: this.sweeper.settlementQueue,
       tables: this.tables,
       providerSecret: this.providerSecret,
       catalog: props.catalog,
@@ -163,6 +169,7 @@ export class ItapiGateway extends Construct {
       restApi: this.restApi,
       tables: this.tables,
       upstreamProviders: props.upstreamProviders ?? (props.catalog ? catalogProviders(props.catalog) : BUILT_IN_CATALOG_PROVIDERS),
+      sweeper: this.sweeper,
       alarmTopic: props.alarmTopic,
       alarmEmail: props.alarmEmail,
     });

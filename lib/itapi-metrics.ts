@@ -24,11 +24,14 @@ export const ItapiMetricName = {
   COMPLETION_TOKENS: 'CompletionTokens',
   COST_MICRO_USD: 'CostMicroUsd',
   HTTP_5XX: 'Http5xx',
+  ABANDONED_HOLDS: 'AbandonedHolds',
+  UNCHARGED_MICRO_USD: 'UnchargedMicroUsd',
 } as const;
 
 /**
  * Typed handles on the runtime's EMF metrics. Dimension sets:
  * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx;
+ * `{service}` for AbandonedHolds and UnchargedMicroUsd too;
  * `{service, ErrorType}` for Errors; `{service, Provider}` for UpstreamRequests and UpstreamErrors
  * (Provider = the catalog route's `provider`); `{service, Model, Provider}` for PromptTokens,
  * CompletionTokens and CostMicroUsd.
@@ -88,6 +91,16 @@ export class ItapiMetrics {
   /** Cost in micro-USD charged for one model on one provider. */
   public costMicroUsd(model: string, provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.COST_MICRO_USD, { Model: model, Provider: provider }, props);
+  }
+
+  /** Holds the sweeper settled because their request never did (an instance killed mid-request). */
+  public abandonedHolds(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ABANDONED_HOLDS, {}, props);
+  }
+
+  /** Usage beyond a hold the balance could not pay: a provider that went past the output limit it was sent. */
+  public unchargedMicroUsd(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.UNCHARGED_MICRO_USD, {}, props);
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

@@ -7,6 +7,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { ItapiMetricName, SERVICE_DIMENSION_NAME, SERVICE_NAME, type ItapiMetrics } from './itapi-metrics';
 import type { ItapiRestApi } from './itapi-rest-api';
+import type { ItapiSweeper } from './itapi-sweeper';
 import type { ItapiTables } from './itapi-tables';
 
 export interface ItapiMonitoringProps {
@@ -37,6 +38,8 @@ export interface ItapiMonitoringProps {
   readonly durationAlarmPercent?: number;
   /** @default - `<stack name>-itapi` */
   readonly dashboardName?: string;
+  /** The money path's background function and queues: their alarms. @default - none */
+  readonly sweeper?: ItapiSweeper;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -107,6 +110,31 @@ export class ItapiMonitoring extends Construct {
       this.alarm(`DynamoDbThrottles-${role}`, props.tables.metricThrottles(table, { period: FIVE_MINUTES }), {
         threshold: 1,
         description: `DynamoDB throttled requests on the ${role} table (the gateway answers 503 while this lasts).`,
+      });
+    }
+    if (props.sweeper) {
+      const sweeper = props.sweeper;
+      this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {
+        threshold: 1,
+        description: 'Holds settled by the sweeper because their request never settled them (a function killed mid-request: timeout, out of memory, crash). Each was charged its prompt estimate.',
+      });
+      this.alarm('UnchargedUsage', metrics.unchargedMicroUsd({ period: FIVE_MINUTES }), {
+        threshold: 1,
+        description: 'Usage beyond a hold that the balance could not pay: a provider went past the output limit it was sent.',
+      });
+      this.alarm('SettlementDeadLetters', sweeper.metricDeadLetters(), {
+        threshold: 1,
+        description: 'Settlements that failed every retry are in the dead-letter queue: money not yet booked. Replay them once the cause is fixed (docs/RELIABILITY.md).',
+      });
+      this.alarm('SettlementQueueAge', sweeper.metricOldestSettlementAge(), {
+        threshold: 900,
+        description: 'A queued settlement has waited more than 15 minutes.',
+      });
+      this.alarm('SweeperErrors', sweeper.function.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+        threshold: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        description: 'The hold sweeper failed in two of three 5-minute periods: overdue holds are not being settled.',
       });
     }
     this.alarm('ApiGateway5xxRate', props.restApi.metricServerErrorRatePercent(FIVE_MINUTES), {

@@ -15,6 +15,7 @@ export const ENTRY = {
   chat: path.join(PROJECT_ROOT, 'lambda', 'entry', 'lambda.ts'),
   admin: path.join(PROJECT_ROOT, 'lambda', 'entry', 'admin-lambda.ts'),
   seedTiers: path.join(PROJECT_ROOT, 'lambda', 'entry', 'seed-tiers.ts'),
+  sweeper: path.join(PROJECT_ROOT, 'lambda', 'entry', 'sweeper-lambda.ts'),
 } as const;
 
 export interface ItapiNodeFunctionProps {

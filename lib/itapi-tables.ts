@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';
 export const USAGE_TTL_ATTRIBUTE = 'expires_at';
+export const HOLDS_TTL_ATTRIBUTE = 'expires_at';
 
 export interface ItapiTablesProps {
   /**
@@ -49,6 +50,11 @@ export class ItapiTables extends Construct {
   public readonly tiers: dynamodb.TableV2;
   public readonly accounts: dynamodb.TableV2;
   public readonly usage: dynamodb.TableV2;
+  /**
+   * Holds in flight, one item per admitted request until settled. Its stream carries the items
+   * its TTL removes (a day past their deadline: the sweeper was failing) to the sweeper function.
+   */
+  public readonly holds: dynamodb.TableV2;
 
   constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
     super(scope, id);
@@ -90,11 +96,17 @@ export class ItapiTables extends Construct {
       sortKey: { name: 'sk', type: S },
       timeToLiveAttribute: USAGE_TTL_ATTRIBUTE,
     });
+    this.holds = new dynamodb.TableV2(this, 'Holds', {
+      ...common,
+      partitionKey: { name: 'request_id', type: S },
+      timeToLiveAttribute: HOLDS_TTL_ATTRIBUTE,
+      dynamoStream: dynamodb.StreamViewType.OLD_IMAGE,
+    });
   }
 
-  /** All four tables by their role, in a stable order. */
-  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage', dynamodb.TableV2> {
-    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage };
+  /** Every table by its role, in a stable order. */
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds', dynamodb.TableV2> {
+    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds };
   }
 
   /** The environment contract the runtime reads (`tableNamesFromEnv`). */
@@ -104,16 +116,19 @@ export class ItapiTables extends Construct {
       ITAPI_TIERS_TABLE: this.tiers.tableName,
       ITAPI_ACCOUNTS_TABLE: this.accounts.tableName,
       ITAPI_USAGE_TABLE: this.usage.tableName,
+      ITAPI_HOLDS_TABLE: this.holds.tableName,
     };
   }
 
   /**
    * What the chat path needs: read and write keys (per-key caps), accounts (admission and
-   * settlement) and usage (ledger, including transaction condition checks); read tiers.
+   * settlement), holds and usage (ledger, including transaction condition checks); read tiers.
+   * The sweeper function needs the same.
    */
   public grantGatewayAccess(grantee: iam.IGrantable): void {
     this.grantData(grantee, this.keys, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.accounts, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.holds, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.usage, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
   }

@@ -18,7 +18,7 @@ export const CHAT_BUNDLE_OPTIONS: BuildOptions = {
   logLevel: 'error',
 };
 
-export const TOKENIZER_ENTRY = join(__dirname, '../lambda/admission/tokenizer-entry.ts');
+export const TOKENIZER_ENTRY = join(__dirname, '../lambda/money/tokenizer-entry.ts');
 
 export async function bundleChat(outdir: string): Promise<{ handlerFile: string; tokenizerFile: string; bytes: number }> {
   const handlerFile = join(outdir, 'index.js');

@@ -2,7 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Hono, type Context } from 'hono';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { TierCache } from '../admission/tier-cache';
+import type { TierCache } from '../money/tier-cache';
 import type { Authenticator } from '../auth';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import type { Catalog } from '../catalog';

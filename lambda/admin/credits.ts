@@ -1,4 +1,4 @@
-import type { TierCache } from '../admission/tier-cache';
+import type { TierCache } from '../money/tier-cache';
 import { invalidApiKey } from '../contract/errors';
 import type { AccountsStore } from '../store/accounts';
 import type { KeyRecord, KeysStore } from '../store/keys';

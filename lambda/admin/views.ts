@@ -1,4 +1,4 @@
-import { countsAt, formatResetDuration, msUntilReset, remaining } from '../admission/sliding-window';
+import { countsAt, formatResetDuration, msUntilReset, remaining } from '../money/sliding-window';
 import type { Account } from '../store/accounts';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
@@ -39,6 +39,9 @@ export function accountView(account: Account, tier: Tier | undefined, nowMs: num
     status: account.status,
     balance_micro_usd: account.balanceMicroUsd,
     balance_usd: microToUsd(account.balanceMicroUsd),
+    /** Holds of requests in flight, already taken from the balance (refunded in part at settlement), and their count. */
+    held_micro_usd: account.heldMicroUsd,
+    in_flight: account.inFlight,
     /** The account's own limits; null means the tier's. */
     rpm: account.rpm ?? null,
     tpm: account.tpm ?? null,
@@ -89,7 +92,9 @@ export function ledgerView(e: LedgerEntry) {
     key_id: e.keyId ?? null,
     model: e.model ?? null,
     route: e.route ?? null,
+    /** completed, failed, interrupted, aborted or abandoned (swept). */
     status: e.status ?? null,
+    http_status: e.httpStatus ?? null,
     error_code: e.errorCode ?? null,
     prompt_tokens: e.promptTokens ?? 0,
     completion_tokens: e.completionTokens ?? 0,
@@ -100,7 +105,7 @@ export function ledgerView(e: LedgerEntry) {
     latency_ms: e.latencyMs ?? null,
     stream: e.stream ?? false,
     usage_estimated: e.usageEstimated ?? false,
-    client_aborted: e.clientAborted ?? false,
+    client_aborted: e.status === 'aborted' || (e.clientAborted ?? false),
   };
 }
 
@@ -118,7 +123,7 @@ export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[]) {
     cached += r.cachedTokens ?? 0;
     cost += -r.amountMicroUsd;
     uncharged += r.unchargedMicroUsd ?? 0;
-    if (r.status !== undefined && r.status >= 400) errors++;
+    if (r.status === 'failed' || r.status === 'abandoned') errors++;
   }
   const topUpMicro = topUps.reduce((sum, t) => sum + t.amountMicroUsd, 0);
   return {

@@ -17,6 +17,7 @@ export const DEFAULT_CATALOG: CatalogFile = {
       pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: 0.075 },
       context_window: 128000,
       max_output_tokens: 16384,
+      image_tokens: { base: 2833, tile: 5667 },
       routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'gpt-4o-mini' }],
     },
     'claude-3-5-sonnet-20241022': {

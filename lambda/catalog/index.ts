@@ -32,6 +32,14 @@ const modelSchema = z
       .strict(),
     context_window: z.number().int().positive(),
     max_output_tokens: z.number().int().positive(),
+    /**
+     * How the model counts an image: `"anthropic"` (pixels / 750, at most 1,600) or OpenAI's
+     * 512-px tiles, `{"base": 85, "tile": 170}` (gpt-4o-mini: 2833 and 5667).
+     * @default anthropic for Claude models, else OpenAI's tiles at 85 and 170
+     */
+    image_tokens: z
+      .union([z.literal('anthropic'), z.object({ base: z.number().int().nonnegative(), tile: z.number().int().nonnegative() }).strict()])
+      .optional(),
     routes: z.array(routeSchema).min(1),
   })
   .strict();
@@ -47,6 +55,19 @@ export interface PriceNanoUsd {
   cachedInputPerToken: number;
 }
 
+/**
+ * How a model's upstream counts a prompt, for holds that stay above what it bills: its image
+ * rule, and a margin on the o200k count of the text for tokenizers that count more (Claude's).
+ */
+export interface TokenRules {
+  image: { kind: 'tiles'; base: number; tile: number } | { kind: 'anthropic' };
+  /** The o200k text count is multiplied by this. */
+  textMargin: number;
+}
+
+/** Claude's tokenizer counts English text up to about a fifth above o200k. */
+const ANTHROPIC_TEXT_MARGIN = 1.25;
+
 export interface ModelEntry {
   id: string;
   ownedBy: string;
@@ -54,7 +75,18 @@ export interface ModelEntry {
   price: PriceNanoUsd;
   contextWindow: number;
   maxOutputTokens: number;
+  tokenRules: TokenRules;
   routes: RouteConfig[];
+}
+
+function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
+  const claude =
+    m.image_tokens === 'anthropic' ||
+    (m.image_tokens === undefined &&
+      (m.owned_by === 'anthropic' || m.routes.some((r) => r.provider === 'anthropic' || (r.provider === 'bedrock' && /anthropic|claude/i.test(r.model)))));
+  if (claude) return { image: { kind: 'anthropic' }, textMargin: ANTHROPIC_TEXT_MARGIN };
+  const tiles = typeof m.image_tokens === 'object' ? m.image_tokens : { base: 85, tile: 170 };
+  return { image: { kind: 'tiles', ...tiles }, textMargin: 1 };
 }
 
 export class Catalog {
@@ -75,6 +107,7 @@ export class Catalog {
           },
           contextWindow: m.context_window,
           maxOutputTokens: m.max_output_tokens,
+          tokenRules: tokenRulesOf(m),
           routes: m.routes,
         },
       ]),
@@ -108,6 +141,7 @@ export class Catalog {
         },
         context_window: m.contextWindow,
         max_output_tokens: m.maxOutputTokens,
+        image_tokens: m.tokenRules.image.kind === 'anthropic' ? 'anthropic' : { base: m.tokenRules.image.base, tile: m.tokenRules.image.tile },
         routes: [{ provider: 'mock', model: m.id }],
       };
     }

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { handle } from 'hono/aws-lambda';
 import { createAdminApp, type AdminDeps } from '../admin/app';
-import { TierCache } from '../admission/tier-cache';
+import { TierCache } from '../money/tier-cache';
 import { Authenticator } from '../auth';
 import { loadCatalog } from '../catalog';
 import { errorResponse, internalError, routeNotFound } from '../contract/errors';

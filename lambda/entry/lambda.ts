@@ -1,5 +1,6 @@
 import { streamHandle } from 'hono/aws-lambda';
 import { loadCatalog } from '../catalog';
+import { sqsSettlementQueue } from '../money/settlement-queue';
 import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
 import { secretsManagerProviderKeys } from '../secrets/provider-keys';
@@ -16,6 +17,9 @@ const gateway = createGateway({
   providerKeys: secretsManagerProviderKeys(process.env.ITAPI_PROVIDER_SECRET_ID ?? 'itapi/provider-keys'),
   metrics: emfMetrics(),
   corsOrigins: process.env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
+  // The stack sets it to the function's timeout less a margin in which the settlement is written.
+  maxRequestMs: process.env.ITAPI_MAX_REQUEST_S ? Number(process.env.ITAPI_MAX_REQUEST_S) * 1000 : undefined,
+  settlementQueue: process.env.ITAPI_SETTLEMENT_QUEUE_URL ? sqsSettlementQueue(process.env.ITAPI_SETTLEMENT_QUEUE_URL) : undefined,
 });
 
 // Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the

@@ -13,6 +13,9 @@ import { loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
+import { FileSettlementQueue } from '../money/settlement-queue';
+import type { SweepReport } from '../money/sweeper';
+import { describeError } from '../observability/log';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
@@ -36,6 +39,12 @@ export interface LocalOptions {
   log?: Logger;
   /** Seed the demo account and key. @default true */
   seedDemo?: boolean;
+  /** The longest a request may run. @default ITAPI_MAX_REQUEST_S, else 900 s */
+  maxRequestMs?: number;
+  /** How long past its deadline a hold waits before it is swept. @default ITAPI_SWEEP_GRACE_S, else 60 s */
+  sweepGraceMs?: number;
+  /** How often the in-process sweeper runs (and retries queued settlements). @default ITAPI_SWEEP_INTERVAL_S, else 15 s */
+  sweepIntervalMs?: number;
 }
 
 export interface LocalGateway {
@@ -47,6 +56,8 @@ export interface LocalGateway {
   gateway: Gateway;
   dynamo: DynamoDBClient;
   dynamoEndpoint: string;
+  /** Runs the sweeper once now (it also runs on its own every `sweepIntervalMs`). */
+  sweep(): Promise<SweepReport>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +84,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     const baseCatalog = options.catalog ?? loadCatalog(env);
     const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
     const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
+    const queue = new FileSettlementQueue(resolve(dataDir, 'settlements-queue.jsonl'));
     const gateway = createGateway({
+      maxRequestMs: options.maxRequestMs ?? secondsFromEnv(env, 'ITAPI_MAX_REQUEST_S'),
+      sweepGraceMs: options.sweepGraceMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_GRACE_S'),
+      settlementQueue: queue,
       dynamo,
       tables,
       catalog,
@@ -97,6 +112,22 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     });
     const { port } = server.address() as AddressInfo;
     const origin = `http://127.0.0.1:${port}`;
+    // The sweeper in-process (AWS runs it on a schedule): holds left past their deadline, and
+    // settlements that went to the queue while DynamoDB was away.
+    let sweeping: Promise<SweepReport> | undefined;
+    const sweep = () =>
+      (sweeping ??= (async () => {
+        await queue.drain(async (write) => {
+          const result = await gateway.settlements.apply(write);
+          return result !== 'queued' && result !== 'lost';
+        });
+        return gateway.sweeper.sweep();
+      })().finally(() => (sweeping = undefined)));
+    const sweepTimer = setInterval(
+      () => void sweep().catch((err) => gateway.log.error('sweep_failed', describeError(err))),
+      options.sweepIntervalMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_INTERVAL_S') ?? 15_000,
+    );
+    sweepTimer.unref();
     return {
       baseUrl: `${origin}/v1`,
       adminUrl: `${origin}/admin`,
@@ -106,7 +137,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       gateway,
       dynamo,
       dynamoEndpoint,
+      sweep,
       async stop() {
+        clearInterval(sweepTimer);
+        await sweeping?.catch(() => undefined);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -121,6 +155,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     await stopChild(java);
     throw err;
   }
+}
+
+/** A duration setting given in seconds (fractions allowed), in ms; undefined when unset. */
+function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`${name} must be a positive number of seconds, got '${text}'`);
+  return Math.round(seconds * 1000);
 }
 
 /**

@@ -6,6 +6,10 @@ export interface MetricsSink {
   record(record: RequestRecord): void;
   /** What a settled request cost, per model and provider. */
   cost(model: string, route: string | undefined, costMicroUsd: number): void;
+  /** Usage beyond the hold that the balance could not pay (a provider past its output limit). */
+  uncharged?(model: string, microUsd: number): void;
+  /** A hold settled by the sweeper because its request never settled it. */
+  abandoned?(model: string): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -16,11 +20,18 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
       perModel.addDimensions({ Model: model, Provider: route?.split(':')[0] ?? 'none' });
       perModel.addMetric('CostMicroUsd', MetricUnit.Count, costMicroUsd);
     },
+    // Service dimension only, so that one alarm covers every model.
+    uncharged(_model, microUsd) {
+      metrics.singleMetric().addMetric('UnchargedMicroUsd', MetricUnit.Count, microUsd);
+    },
+    abandoned() {
+      metrics.singleMetric().addMetric('AbandonedHolds', MetricUnit.Count, 1);
+    },
     record(r) {
       const provider = r.route?.split(':')[0] ?? 'none';
       metrics.addMetric('Requests', MetricUnit.Count, 1);
       metrics.addMetric('Latency', MetricUnit.Milliseconds, r.latencyMs);
-      if (r.status >= 500 || r.failed) metrics.addMetric('Http5xx', MetricUnit.Count, r.status >= 500 ? 1 : 0);
+      if (r.httpStatus >= 500 || r.status === 'failed') metrics.addMetric('Http5xx', MetricUnit.Count, r.httpStatus >= 500 ? 1 : 0);
       if (r.timeToFirstTokenMs !== undefined) metrics.addMetric('TimeToFirstToken', MetricUnit.Milliseconds, r.timeToFirstTokenMs);
       metrics.publishStoredMetrics();
       if (r.errorCode) {
@@ -34,7 +45,7 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
       upstream.addMetric('UpstreamRequests', MetricUnit.Count, 1);
       const upstreamErrors = metrics.singleMetric();
       upstreamErrors.addDimension('Provider', provider);
-      upstreamErrors.addMetric('UpstreamErrors', MetricUnit.Count, r.failed && r.status >= 500 ? 1 : 0);
+      upstreamErrors.addMetric('UpstreamErrors', MetricUnit.Count, r.status === 'failed' && r.httpStatus >= 500 ? 1 : 0);
       if (r.usage) {
         for (const [name, value] of [
           ['PromptTokens', r.usage.prompt_tokens],

@@ -5,13 +5,14 @@ import {
   GetItemCommand,
   PutItemCommand,
   TransactionCanceledException,
+  TransactionConflictException,
   TransactWriteItemsCommand,
   type TransactWriteItem,
   UpdateItemCommand,
-  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { minuteOf, WINDOW_MS, type WindowCounts } from '../admission/sliding-window';
-import { type LedgerEntry, ledgerToItem } from './usage';
+import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
+import { type HoldRecord, holdFromItem, holdToItem } from './holds';
+import { type LedgerEntry, ledgerSortKey, ledgerToItem } from './usage';
 
 export interface Account {
   id: string;
@@ -24,8 +25,9 @@ export interface Account {
   status: 'active' | 'disabled';
   createdAtMs: number;
   counts: WindowCounts;
-  /** Holds of requests admitted and not yet settled, by request id (micro-USD); absent on items made before holds were kept. */
-  holds?: Record<string, number>;
+  /** Sum of the holds outstanding (taken from the balance, not yet settled), and their count. */
+  heldMicroUsd: number;
+  inFlight: number;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -40,16 +42,17 @@ export function accountFromItem(item: Item): Account {
     status: (item.st?.S as Account['status']) ?? 'active',
     createdAtMs: n('created_at_ms'),
     counts: countsFromItem(item),
+    heldMicroUsd: n('held'),
+    inFlight: n('inflight'),
   };
   if (item.rpm?.N !== undefined) a.rpm = Number(item.rpm.N);
   if (item.tpm?.N !== undefined) a.tpm = Number(item.tpm.N);
-  if (item.holds?.M) a.holds = Object.fromEntries(Object.entries(item.holds.M).map(([id, v]) => [id, Number(v.N ?? 0)]));
   return a;
 }
 
 /** One set of minute counters to advance, with the conditions computed from the item last seen. */
 export interface CounterWrite {
-  /** The window the writer believes the item holds, with that window's immutable previous counts. */
+  /** The window the writer believes the item holds, with that window's previous counts. */
   believed: WindowCounts;
   tokens: number;
   /** Highest current-minute request/token count at which this request still fits; undefined = no limit. */
@@ -60,32 +63,61 @@ export interface CounterWrite {
   maxPrevTokens?: number;
 }
 
-/** The admission write's inputs: the account's counters and hold, and a capped key's own counters. */
+/** The admission write's inputs: the account's counters and balance, the hold item, a capped key's counters. */
 export interface AdmitWrite extends CounterWrite {
   accountId: string;
-  /** Kept in the account's `holds` until settled: a resent write finds it and changes nothing. */
-  requestId: string;
   nowMs: number;
   /** The tier and custom limits the conditions were computed from; a mismatch fails the write. */
   limits: { tier: string; rpm?: number; tpm?: number };
-  holdMicroUsd: number;
-  /** Only for keys with their own caps: their counters live on the key item (a second write). */
+  hold: HoldRecord;
+  /**
+   * The transaction's ClientRequestToken (at most 36 characters): the same write sent again with
+   * the same token, after an answer that never came, is applied once.
+   */
+  token: string;
+  /** Only for keys with their own caps: their counters live on the key item. */
   key?: CounterWrite & { keysTable: string; keyHash: string };
 }
 
 export type AdmitResult =
-  /** `account` is absent after a transaction (it returns no items): `accountCounts` has the new counters. */
-  | { ok: true; account?: Account; accountCounts: WindowCounts; keyCounts?: WindowCounts }
-  | { ok: false; account: Account | undefined; keyCounts?: WindowCounts; accountFailed: boolean; keyFailed: boolean };
+  /** Counted and held; the counters as they now stand (the believed ones advanced by this request). */
+  | { ok: true; accountCounts: WindowCounts; keyCounts?: WindowCounts }
+  /** The hold item exists: an earlier send of this very admission landed. */
+  | { ok: false; reason: 'admitted'; hold: HoldRecord | undefined }
+  /** Another transaction held one of the items (real DynamoDB only): nothing was applied, send again. */
+  | { ok: false; reason: 'conflict' }
+  /** A condition failed: the items as they are decide why (stale belief, rate limit, balance). */
+  | { ok: false; reason: 'condition'; account: Account | undefined; keyCounts?: WindowCounts; accountFailed: boolean; keyFailed: boolean };
 
+/** One finished request's settlement: the hold deleted, the cost charged, the ledger item written. */
 export interface SettleWrite {
-  accountId: string;
-  /** The minute the request was admitted in: its token count gets the correction. */
-  admittedWindow: number;
-  refundMicroUsd: number;
+  hold: Pick<HoldRecord, 'requestId' | 'accountId' | 'holdMicroUsd' | 'window' | 'keyHash' | 'keyWindow'>;
+  /** What the request cost. Beyond the hold it is charged only as far as the balance goes. */
+  costMicroUsd: number;
+  /** Actual tokens less those counted at admission, for the minute they were counted in. */
   tokenCorrection: number;
-  ledger: LedgerEntry;
+  /** Where a capped key's counters live. */
+  keysTable?: string;
+  /** The ledger item; its amount is what was charged. */
+  ledger: Omit<LedgerEntry, 'amountMicroUsd' | 'unchargedMicroUsd'>;
+  /** The hold item is gone already (expired by its TTL): the ledger item alone makes this once. */
+  holdGone?: boolean;
+  /**
+   * The release of an admission whose answer never came and whose client got an error: when no
+   * hold is there (the write never landed, or has not yet), the ledger item is written alone, so
+   * that a hold landing after all is an orphan the sweeper gives back whole.
+   */
+  release?: boolean;
 }
+
+export type SettleResult =
+  | { settled: true; chargedMicroUsd: number; refundMicroUsd: number; unchargedMicroUsd: number }
+  /**
+   * The hold was settled before (a retry, or the sweeper and the request raced): nothing changed.
+   * `orphan`: the request's ledger item exists while a hold is still there (an admission write that
+   * landed after its request had given up and released it); `releaseOrphan` gives it back.
+   */
+  | { settled: false; orphan?: boolean };
 
 const num = (v: number): AttributeValue => ({ N: String(v) });
 
@@ -96,7 +128,9 @@ export function countsFromItem(item: Item): WindowCounts {
 
 /**
  * The counter part of an admission write, in one of three forms by the believed window: same
- * minute (add), the minute before (roll over and add), older (start afresh).
+ * minute (add), the minute before (roll over and add), older (start afresh). The previous
+ * minute's token count may only have shrunk since it was seen (settlement gives back what a
+ * request did not use), which makes the bounds computed from it stricter, never looser.
  */
 function counterUpdate(c: CounterWrite, nowMs: number): { conditions: string[]; sets: string[]; values: Item } {
   const minute = minuteOf(nowMs);
@@ -108,7 +142,7 @@ function counterUpdate(c: CounterWrite, nowMs: number): { conditions: string[]; 
     values[name] = num(value);
   };
   if (c.believed.window === minute) {
-    conditions.push('win = :m', 'preq = :preq', 'ptok = :ptok');
+    conditions.push('win = :m', 'preq = :preq', 'ptok <= :ptok');
     values[':preq'] = num(c.believed.prevRequests);
     values[':ptok'] = num(c.believed.prevTokens);
     bound('req <= :maxReq', ':maxReq', c.maxRequestsBefore);
@@ -127,15 +161,46 @@ function counterUpdate(c: CounterWrite, nowMs: number): { conditions: string[]; 
   return { conditions, sets: ['preq = :zero', 'ptok = :zero', 'req = :one', 'tok = :tok', 'win = :m'], values };
 }
 
-/** The accounts table: balance and the minute counters on one item, so admission is one write. */
+/** The believed counters advanced by one admitted request (a transaction returns no items). */
+function advanced(c: CounterWrite, minute: number): WindowCounts {
+  const b = c.believed;
+  if (b.window === minute) return { ...b, requests: b.requests + 1, tokens: b.tokens + c.tokens };
+  const prev = b.window === minute - 1 ? { prevRequests: b.requests, prevTokens: b.tokens } : { prevRequests: 0, prevTokens: 0 };
+  return { window: minute, requests: 1, tokens: c.tokens, ...prev };
+}
+
+/**
+ * Where a token correction for minute `admitted` goes, given the minute the item is in: that
+ * minute's count while it is current, the previous-minute count once the item has rolled over,
+ * and nowhere once the minute has left the sliding window (it no longer counts).
+ */
+type CorrectionTarget = 'current' | 'previous' | 'none';
+
+function correctionTarget(admitted: number, itemWindow: number): CorrectionTarget {
+  if (itemWindow <= admitted) return 'current';
+  return itemWindow === admitted + 1 ? 'previous' : 'none';
+}
+
+/** The update and condition that put a correction where it belongs, on the condition that the item is in that state. */
+function correctionUpdate(target: CorrectionTarget, admitted: number, delta: number): { set?: string; condition: string; values: Item } {
+  if (target === 'current') return { set: 'tok = tok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted) } };
+  if (target === 'previous') return { set: 'ptok = ptok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted + 1) } };
+  return { condition: 'win > :cw', values: { ':cw': num(admitted + 1) } };
+}
+
+/** Attempts of one settlement: each failed condition tells the next one what the items hold. */
+const SETTLE_ATTEMPTS = 8;
+
+/** The accounts table: balance and the minute counters on one item of constant size. */
 export class AccountsStore {
   constructor(
     private readonly client: DynamoDBClient,
     readonly tableName: string,
     private readonly usageTable: string,
+    readonly holdsTable: string,
   ) {}
 
-  async create(account: Omit<Account, 'counts' | 'holds'>): Promise<Account> {
+  async create(account: Omit<Account, 'counts' | 'heldMicroUsd' | 'inFlight'>): Promise<Account> {
     const item: Item = {
       account_id: { S: account.id },
       name: { S: account.name },
@@ -148,7 +213,8 @@ export class AccountsStore {
       tok: num(0),
       preq: num(0),
       ptok: num(0),
-      holds: { M: {} },
+      held: num(0),
+      inflight: num(0),
     };
     if (account.rpm !== undefined) item.rpm = num(account.rpm);
     if (account.tpm !== undefined) item.tpm = num(account.tpm);
@@ -164,24 +230,21 @@ export class AccountsStore {
   }
 
   /**
-   * Admission: one conditional UpdateItem that counts the request and its tokens in the current
-   * minute and takes the hold from the balance. Which of three forms it takes depends on the
-   * window the writer believes the item is in; a wrong belief fails the condition and the old
-   * item comes back to decide (stale, rate limited or unaffordable). A key with caps of its own
-   * adds its counters in the same transaction.
+   * Admission, one transaction: the account's counters advanced and the hold taken from its
+   * balance (on condition of the window, the allowance, the limits believed and `balance >= hold`),
+   * the hold's own item put (on condition that it is absent, so one request holds once), and a
+   * capped key's counters. A failed condition brings the items back to say why.
    */
   async admit(w: AdmitWrite): Promise<AdmitResult> {
     const counters = counterUpdate(w, w.nowMs);
-    const values: Item = { ...counters.values, ':active': { S: 'active' }, ':hold': num(w.holdMicroUsd), ':tier': { S: w.limits.tier } };
-    const conditions = [
-      'attribute_exists(account_id)',
-      '#st = :active',
-      'balance >= :hold',
-      'tier = :tier',
-      'attribute_exists(holds)',
-      'attribute_not_exists(holds.#rid)',
-      ...counters.conditions,
-    ];
+    const values: Item = {
+      ...counters.values,
+      ':active': { S: 'active' },
+      ':hold': num(w.hold.holdMicroUsd),
+      ':tier': { S: w.limits.tier },
+      ':zero': num(0),
+    };
+    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier', ...counters.conditions];
     for (const field of ['rpm', 'tpm'] as const) {
       const value = w.limits[field];
       if (value === undefined) conditions.push(`attribute_not_exists(${field})`);
@@ -190,110 +253,234 @@ export class AccountsStore {
         values[`:l${field}`] = num(value);
       }
     }
-    const accountUpdate = {
-      TableName: this.tableName,
-      Key: { account_id: { S: w.accountId } },
-      UpdateExpression: `SET ${[...counters.sets, 'balance = balance - :hold', 'holds.#rid = :hold'].join(', ')}`,
-      ConditionExpression: conditions.join(' AND '),
-      ExpressionAttributeNames: { '#st': 'st', '#rid': w.requestId },
-      ExpressionAttributeValues: values,
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
-    };
-    if (w.key) return this.admitWithKey(w, accountUpdate);
-    try {
-      const out = await this.client.send(new UpdateItemCommand({ ...accountUpdate, ReturnValues: 'ALL_NEW' }));
-      const account = accountFromItem(out.Attributes!);
-      return { ok: true, account, accountCounts: account.counts };
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) {
-        return { ok: false, account: err.Item ? accountFromItem(err.Item) : undefined, accountFailed: true, keyFailed: false };
-      }
-      throw err;
+    const items: TransactWriteItem[] = [
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: { account_id: { S: w.accountId } },
+          UpdateExpression: `SET ${[
+            ...counters.sets,
+            'balance = balance - :hold',
+            'held = if_not_exists(held, :zero) + :hold',
+            'inflight = if_not_exists(inflight, :zero) + :one',
+          ].join(', ')}`,
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: { '#st': 'st' },
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      {
+        Put: {
+          TableName: this.holdsTable,
+          Item: holdToItem(w.hold),
+          ConditionExpression: 'attribute_not_exists(request_id)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+    ];
+    const key = w.key;
+    if (key) {
+      const keyCounters = counterUpdate(key, w.nowMs);
+      items.push({
+        Update: {
+          TableName: key.keysTable,
+          Key: { key_hash: { S: key.keyHash } },
+          UpdateExpression: `SET ${keyCounters.sets.join(', ')}`,
+          ConditionExpression: ['attribute_exists(key_hash)', ...keyCounters.conditions].join(' AND '),
+          ExpressionAttributeValues: keyCounters.values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
     }
-  }
-
-  /** Account and key counters in one transaction; the new account item is computed, not re-read. */
-  private async admitWithKey(w: AdmitWrite, accountUpdate: UpdateItemCommandInput): Promise<AdmitResult> {
-    const key = w.key!;
-    const keyCounters = counterUpdate(key, w.nowMs);
     try {
-      await this.client.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            { Update: accountUpdate as NonNullable<TransactWriteItem['Update']> },
-            {
-              Update: {
-                TableName: key.keysTable,
-                Key: { key_hash: { S: key.keyHash } },
-                UpdateExpression: `SET ${keyCounters.sets.join(', ')}`,
-                ConditionExpression: ['attribute_exists(key_hash)', ...keyCounters.conditions].join(' AND '),
-                ExpressionAttributeValues: keyCounters.values,
-                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-              },
-            },
-          ],
-        }),
-      );
+      await this.client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: w.token }));
     } catch (err) {
       if (!(err instanceof TransactionCanceledException)) throw err;
-      const [account, keyReason] = err.CancellationReasons ?? [];
+      const [account, hold, keyReason] = err.CancellationReasons ?? [];
+      if (hold?.Code === 'ConditionalCheckFailed') return { ok: false, reason: 'admitted', hold: hold.Item ? holdFromItem(hold.Item) : undefined };
       const accountFailed = account?.Code === 'ConditionalCheckFailed';
       const keyFailed = keyReason?.Code === 'ConditionalCheckFailed';
-      if (!accountFailed && !keyFailed) throw err;
-      // Only the items whose condition failed come back; the other is re-read so both are known.
+      if (!accountFailed && !keyFailed) {
+        if (isConflict(err)) return { ok: false, reason: 'conflict' };
+        throw err;
+      }
+      // Only the items whose condition failed come back; the account is re-read when it is needed.
       const old = account?.Item ? accountFromItem(account.Item) : accountFailed ? undefined : await this.get(w.accountId);
-      return { ok: false, account: old, keyCounts: keyReason?.Item ? countsFromItem(keyReason.Item) : undefined, accountFailed, keyFailed };
+      return {
+        ok: false,
+        reason: 'condition',
+        account: old,
+        keyCounts: keyReason?.Item ? countsFromItem(keyReason.Item) : undefined,
+        accountFailed,
+        keyFailed,
+      };
     }
-    // The transaction returns no items: the new state is the believed one advanced by this request.
     const minute = minuteOf(w.nowMs);
-    const advance = (c: CounterWrite): WindowCounts => {
-      const b = c.believed;
-      if (b.window === minute) return { ...b, requests: b.requests + 1, tokens: b.tokens + c.tokens };
-      const prev = b.window === minute - 1 ? { prevRequests: b.requests, prevTokens: b.tokens } : { prevRequests: 0, prevTokens: 0 };
-      return { window: minute, requests: 1, tokens: c.tokens, ...prev };
-    };
-    return { ok: true, accountCounts: advance(w), keyCounts: advance(key) };
+    return { ok: true, accountCounts: advanced(w, minute), keyCounts: key ? advanced(key, minute) : undefined };
   }
 
   /**
-   * Settlement: the ledger item (written only if absent) and the account's refund and token
-   * correction in one transaction. Returns false when the ledger item already existed: the
-   * request was settled before, and nothing changed.
+   * Settlement, one transaction: the hold item deleted (on condition that it exists: whoever
+   * deletes it, the request or the sweeper, is the one settlement), the account refunded
+   * `hold − cost` and its token count corrected, the ledger item put (only if absent), and a
+   * capped key's count corrected. A cost beyond the hold is charged as far as the balance goes
+   * and the rest recorded as uncharged. `guessWindow` is the minute the caller believes the
+   * account item is in; a wrong guess costs one more attempt, never a wrong correction.
    */
-  async settle(s: SettleWrite, nowMs = Date.now()): Promise<boolean> {
-    // The token correction goes to the minute the tokens were counted in, while it is still the
-    // current one; a minute that is over stays as it was (its counts are immutable, ARCHITECTURE §3).
-    let sameWindow = minuteOf(nowMs) === s.admittedWindow;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const values: Item = { ':refund': num(s.refundMicroUsd) };
-      let update = 'SET balance = balance + :refund';
-      const remove = ' REMOVE holds.#rid';
-      let condition = 'attribute_exists(account_id)';
-      if (s.tokenCorrection !== 0) {
-        values[':w'] = num(s.admittedWindow);
-        if (sameWindow) {
-          values[':delta'] = num(s.tokenCorrection);
-          update += ', tok = tok + :delta';
-          condition += ' AND win = :w';
-        } else {
-          condition += ' AND win <> :w';
+  async settle(s: SettleWrite, nowMs = Date.now(), guessWindow = minuteOf(nowMs)): Promise<SettleResult> {
+    const { hold } = s;
+    const minute = minuteOf(nowMs);
+    // Corrections for a minute that has left the sliding window change nothing that still counts.
+    const stillCounts = (admitted: number) => minute <= admitted + 1;
+    let accountTarget = correctionTarget(hold.window, guessWindow);
+    let keyTarget = hold.keyWindow !== undefined ? correctionTarget(hold.keyWindow, guessWindow) : 'none';
+    let charged = s.costMicroUsd;
+    let conflicts = 0;
+    for (let attempt = 0; attempt < SETTLE_ATTEMPTS; attempt++) {
+      const refund = hold.holdMicroUsd - charged;
+      const values: Item = { ':refund': num(refund), ':hold': num(hold.holdMicroUsd), ':one': num(1) };
+      const sets = ['balance = balance + :refund', 'held = held - :hold', 'inflight = inflight - :one'];
+      const conditions = ['attribute_exists(account_id)'];
+      if (refund < 0) {
+        conditions.push('balance >= :extra');
+        values[':extra'] = num(-refund);
+      }
+      const correctAccount = s.tokenCorrection !== 0 && stillCounts(hold.window);
+      if (correctAccount) {
+        const c = correctionUpdate(accountTarget, hold.window, s.tokenCorrection);
+        if (c.set) sets.push(c.set);
+        conditions.push(c.condition);
+        Object.assign(values, c.values);
+      }
+      const items: TransactWriteItem[] = [];
+      if (!s.holdGone) {
+        items.push({
+          Delete: {
+            TableName: this.holdsTable,
+            Key: { request_id: { S: hold.requestId } },
+            // The amount too: a release sent for one admission write must not settle another's hold.
+            ConditionExpression: 'attribute_exists(request_id) AND #amount = :amount',
+            ExpressionAttributeNames: { '#amount': 'hold' },
+            ExpressionAttributeValues: { ':amount': num(hold.holdMicroUsd) },
+          },
+        });
+      }
+      items.push(
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { account_id: { S: hold.accountId } },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: conditions.join(' AND '),
+            ExpressionAttributeValues: values,
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        },
+        {
+          Put: {
+            TableName: this.usageTable,
+            Item: ledgerToItem({
+              ...s.ledger,
+              amountMicroUsd: -charged,
+              unchargedMicroUsd: s.costMicroUsd > charged ? s.costMicroUsd - charged : undefined,
+            }),
+            ConditionExpression: 'attribute_not_exists(sk)',
+          },
+        },
+      );
+      const correctKey = s.tokenCorrection !== 0 && hold.keyHash && s.keysTable && hold.keyWindow !== undefined && stillCounts(hold.keyWindow);
+      if (correctKey) {
+        const c = correctionUpdate(keyTarget, hold.keyWindow!, s.tokenCorrection);
+        items.push({
+          Update: {
+            TableName: s.keysTable!,
+            Key: { key_hash: { S: hold.keyHash! } },
+            UpdateExpression: c.set ? `SET ${c.set}` : 'SET win = win',
+            ConditionExpression: ['attribute_exists(key_hash)', c.condition].join(' AND '),
+            ExpressionAttributeValues: c.values,
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        });
+      }
+      try {
+        await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+        return { settled: true, chargedMicroUsd: charged, refundMicroUsd: refund, unchargedMicroUsd: s.costMicroUsd - charged };
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw err;
+        const reasons = err.CancellationReasons ?? [];
+        const [holdReason, account, ledger, keyReason] = s.holdGone ? [undefined, ...reasons] : reasons;
+        if (holdReason?.Code === 'ConditionalCheckFailed') {
+          if (s.release) await this.putLedgerIfAbsent({ ...s.ledger, amountMicroUsd: 0 });
+          return { settled: false };
+        }
+        if (ledger?.Code === 'ConditionalCheckFailed') return { settled: false, orphan: !s.holdGone };
+        if (account?.Code === 'ConditionalCheckFailed') {
+          if (!account.Item) throw new Error(`settlement of ${hold.requestId}: the account ${hold.accountId} is gone`);
+          const old = accountFromItem(account.Item);
+          accountTarget = correctionTarget(hold.window, old.counts.window);
+          // Charge beyond the hold only what the balance has; the rest is recorded as uncharged.
+          if (charged > hold.holdMicroUsd && old.balanceMicroUsd < charged - hold.holdMicroUsd) {
+            charged = hold.holdMicroUsd + Math.max(0, old.balanceMicroUsd);
+          }
+        }
+        if (keyReason?.Code === 'ConditionalCheckFailed' && keyReason.Item) {
+          keyTarget = correctionTarget(hold.keyWindow!, countsFromItem(keyReason.Item).window);
+        }
+        const failed = [account, keyReason].some((r) => r?.Code === 'ConditionalCheckFailed');
+        if (!failed) {
+          if (!isConflict(err) || ++conflicts > SETTLE_ATTEMPTS) throw err;
+          await conflictBackoff(conflicts);
         }
       }
-      const result = await this.ledgerTransaction(s.ledger, {
-        TableName: this.tableName,
-        Key: { account_id: { S: s.accountId } },
-        UpdateExpression: update + remove,
-        ConditionExpression: condition,
-        ExpressionAttributeNames: { '#rid': s.ledger.id },
-        ExpressionAttributeValues: values,
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-      });
-      if (result === 'written') return true;
-      if (result === 'ledger-exists') return false;
-      if (!result.accountItem) throw new Error(`settlement of ${s.ledger.id}: the account is gone`);
-      sameWindow = Number(result.accountItem.win?.N ?? 0) === s.admittedWindow;
     }
-    throw new Error(`settlement of ${s.ledger.id} did not converge on the account's window`);
+    throw new Error(`settlement of ${hold.requestId} did not converge`);
+  }
+
+  private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {
+    try {
+      await this.client.send(new PutItemCommand({ TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' }));
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  /**
+   * Gives back in full a hold whose request's ledger item already exists (see SettleResult):
+   * deleted on condition that it exists, and only while that ledger item does.
+   */
+  async releaseOrphan(hold: Pick<HoldRecord, 'requestId' | 'accountId' | 'holdMicroUsd' | 'startedAtMs'>): Promise<boolean> {
+    try {
+      await retryConflicts(() =>
+        this.client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              { Delete: { TableName: this.holdsTable, Key: { request_id: { S: hold.requestId } }, ConditionExpression: 'attribute_exists(request_id)' } },
+              {
+                ConditionCheck: {
+                  TableName: this.usageTable,
+                  Key: { account_id: { S: hold.accountId }, sk: { S: ledgerSortKey({ kind: 'request', atMs: hold.startedAtMs, id: hold.requestId }) } },
+                  ConditionExpression: 'attribute_exists(sk)',
+                },
+              },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: { account_id: { S: hold.accountId } },
+                  UpdateExpression: 'SET balance = balance + :hold, held = held - :hold, inflight = inflight - :one',
+                  ConditionExpression: 'attribute_exists(account_id)',
+                  ExpressionAttributeValues: { ':hold': num(hold.holdMicroUsd), ':one': num(1) },
+                },
+              },
+            ],
+          }),
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof TransactionCanceledException && (err.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed')) return false;
+      throw err;
+    }
   }
 
   /**
@@ -330,16 +517,18 @@ export class AccountsStore {
     }
     if (!sets.length && !removes.length) return this.get(id);
     try {
-      const out = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { account_id: { S: id } },
-          UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].join(' ').trim(),
-          ConditionExpression: 'attribute_exists(account_id)',
-          ExpressionAttributeNames: change.name !== undefined ? { '#name': 'name' } : undefined,
-          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
-          ReturnValues: 'ALL_NEW',
-        }),
+      const out = await retryConflicts(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: { account_id: { S: id } },
+            UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].join(' ').trim(),
+            ConditionExpression: 'attribute_exists(account_id)',
+            ExpressionAttributeNames: change.name !== undefined ? { '#name': 'name' } : undefined,
+            ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
       );
       return accountFromItem(out.Attributes!);
     } catch (err) {
@@ -348,86 +537,68 @@ export class AccountsStore {
     }
   }
 
-  /**
-   * Gives back a hold whose admission write may have landed though its answer was lost (the
-   * client saw 503). Changes nothing unless the hold is there, so it can be sent more than once.
-   */
-  async releaseHold(accountId: string, requestId: string, holdMicroUsd: number): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { account_id: { S: accountId } },
-          UpdateExpression: 'SET balance = balance + :hold REMOVE holds.#rid',
-          ConditionExpression: 'holds.#rid = :hold',
-          ExpressionAttributeNames: { '#rid': requestId },
-          ExpressionAttributeValues: { ':hold': num(holdMicroUsd) },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
-    }
-  }
-
-  /** Adds the holds map to an account item made before holds were kept. */
-  async ensureHolds(accountId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { account_id: { S: accountId } },
-          UpdateExpression: 'SET holds = :empty',
-          ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(holds)',
-          ExpressionAttributeValues: { ':empty': { M: {} } },
-        }),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
-  }
-
   /** Adds credits once per reference: the ledger item and the balance change are one transaction. */
   async topUp(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now()): Promise<'added' | 'duplicate' | 'no-account'> {
-    const result = await this.ledgerTransaction(
-      { accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd },
-      {
-        TableName: this.tableName,
-        Key: { account_id: { S: accountId } },
-        UpdateExpression: 'SET balance = balance + :amount',
-        ConditionExpression: 'attribute_exists(account_id)',
-        ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
-      },
-    );
-    if (result === 'written') return 'added';
-    return result === 'ledger-exists' ? 'duplicate' : 'no-account';
+    for (let conflicts = 1; ; conflicts++) {
+      try {
+        await this.client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.usageTable,
+                  Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd }),
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
+              },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: { account_id: { S: accountId } },
+                  UpdateExpression: 'SET balance = balance + :amount',
+                  ConditionExpression: 'attribute_exists(account_id)',
+                  ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
+                },
+              },
+            ],
+          }),
+        );
+        return 'added';
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw err;
+        const [ledger, account] = err.CancellationReasons ?? [];
+        if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
+        if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
+        if (!isConflict(err) || conflicts > SETTLE_ATTEMPTS) throw err;
+        await conflictBackoff(conflicts);
+      }
+    }
   }
+}
 
-  /**
-   * The exactly-once step under settlement and top-ups: the ledger item, put only if absent, and
-   * the account's change, in one transaction. Says which condition failed, if one did.
-   */
-  private async ledgerTransaction(
-    entry: LedgerEntry,
-    accountUpdate: NonNullable<TransactWriteItem['Update']>,
-  ): Promise<'written' | 'ledger-exists' | { accountItem: Item | undefined }> {
+/**
+ * True when DynamoDB refused a write because another transaction held one of its items (never
+ * seen on DynamoDB Local): nothing was applied, and the same write may be sent again.
+ */
+export function isConflict(err: unknown): boolean {
+  if (err instanceof TransactionConflictException) return true;
+  if (err instanceof TransactionCanceledException) return (err.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict');
+  return false;
+}
+
+/** A few milliseconds, growing and jittered, so that writers on one hot item spread out. */
+export function conflictBackoff(attempt: number): Promise<void> {
+  const ms = Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function retryConflicts<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
     try {
-      await this.client.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
-            { Update: accountUpdate },
-          ],
-        }),
-      );
-      return 'written';
+      return await send();
     } catch (err) {
-      if (!(err instanceof TransactionCanceledException)) throw err;
-      const [ledger, account] = err.CancellationReasons ?? [];
-      if (ledger?.Code === 'ConditionalCheckFailed') return 'ledger-exists';
-      if (account?.Code === 'ConditionalCheckFailed') return { accountItem: account.Item };
-      throw err;
+      if (!isConflict(err) || attempt >= SETTLE_ATTEMPTS) throw err;
+      await conflictBackoff(attempt);
     }
   }
 }

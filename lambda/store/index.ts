@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AccountsStore } from './accounts';
+import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
@@ -11,13 +12,15 @@ export interface Stores {
   tiers: TiersStore;
   accounts: AccountsStore;
   usage: UsageStore;
+  holds: HoldsStore;
 }
 
 export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
   return {
     keys: new KeysStore(dynamo, tables.keys),
     tiers: new TiersStore(dynamo, tables.tiers),
-    accounts: new AccountsStore(dynamo, tables.accounts, tables.usage),
+    accounts: new AccountsStore(dynamo, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(dynamo, tables.usage),
+    holds: new HoldsStore(dynamo, tables.holds),
   };
 }

@@ -1,4 +1,6 @@
 import { type AttributeValue, DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { WindowCounts } from '../money/sliding-window';
+import { countsFromItem } from './accounts';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX } from './tables';
 
 export type KeyStatus = 'active' | 'revoked';
@@ -76,6 +78,14 @@ export class KeysStore {
   async getByHash(keyHash: string): Promise<KeyRecord | undefined> {
     const out = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { key_hash: { S: keyHash } } }));
     return out.Item ? fromItem(out.Item) : undefined;
+  }
+
+  /** A capped key's own minute counters, read consistently (undefined for an unknown key). */
+  async getCounts(keyHash: string): Promise<WindowCounts | undefined> {
+    const out = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { key_hash: { S: keyHash } }, ConsistentRead: true }),
+    );
+    return out.Item ? countsFromItem(out.Item) : undefined;
   }
 
   async create(record: KeyRecord): Promise<void> {

@@ -6,6 +6,8 @@ export interface TableNames {
   tiers: string;
   accounts: string;
   usage: string;
+  /** Holds in flight, one item per admitted request until it is settled. */
+  holds: string;
 }
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -14,6 +16,7 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     tiers: env.ITAPI_TIERS_TABLE ?? 'itapi-tiers',
     accounts: env.ITAPI_ACCOUNTS_TABLE ?? 'itapi-accounts',
     usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
+    holds: env.ITAPI_HOLDS_TABLE ?? 'itapi-holds',
   };
 }
 
@@ -24,7 +27,8 @@ export const KEYS_BY_ID_INDEX = 'by-key-id';
 /**
  * Key schemas (ARCHITECTURE §4), used to create the tables locally:
  * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
- * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`.
+ * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`;
+ * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before).
  */
 export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
   const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
@@ -77,6 +81,12 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
         { AttributeName: 'account_id', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
+    },
+    {
+      TableName: names.holds,
+      ...onDemand,
+      AttributeDefinitions: [{ AttributeName: 'request_id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'request_id', KeyType: 'HASH' }],
     },
   ];
 }

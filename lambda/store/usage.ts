@@ -1,5 +1,15 @@
 import { type AttributeValue, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 
+/**
+ * How an admitted request ended, as the ledger records it:
+ * `completed` answered in full; `failed` no billable answer (the hold went back whole);
+ * `interrupted` the upstream failed or the deadline came mid-answer (the prompt and the output
+ * delivered are charged); `aborted` the client went away after the upstream answered (the same);
+ * `abandoned` never settled by its request, settled by the sweeper (the prompt's estimate charged).
+ */
+export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned';
+export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned'];
+
 /** One ledger item per admitted request, or per top-up. */
 export interface LedgerEntry {
   accountId: string;
@@ -12,7 +22,9 @@ export interface LedgerEntry {
   keyId?: string;
   model?: string;
   route?: string;
-  status?: number;
+  status?: LedgerStatus;
+  /** The HTTP status the client got (200 for a stream that ended with an error event). */
+  httpStatus?: number;
   errorCode?: string;
   promptTokens?: number;
   completionTokens?: number;
@@ -48,10 +60,10 @@ export function ledgerToItem(e: LedgerEntry): Item {
     amount_micro_usd: { N: String(e.amountMicroUsd) },
     expires_at: { N: String(Math.floor((e.atMs + LEDGER_TTL_MS) / 1000)) },
   };
-  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode } as const;
+  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode, status: e.status } as const;
   for (const [name, value] of Object.entries(strings)) if (value) item[name] = { S: value };
   const numbers = {
-    status: e.status,
+    http_status: e.httpStatus,
     prompt_tokens: e.promptTokens,
     completion_tokens: e.completionTokens,
     cached_tokens: e.cachedTokens,
@@ -79,7 +91,8 @@ export function ledgerFromItem(item: Item): LedgerEntry {
     keyId: str('key_id'),
     model: str('model'),
     route: str('route'),
-    status: num('status'),
+    status: (str('status') as LedgerStatus | undefined) ?? legacyStatus(num('status')),
+    httpStatus: num('http_status') ?? num('status'),
     errorCode: str('error_code'),
     promptTokens: num('prompt_tokens'),
     completionTokens: num('completion_tokens'),
@@ -92,6 +105,12 @@ export function ledgerFromItem(item: Item): LedgerEntry {
     clientAborted: item.client_aborted?.BOOL,
     usageEstimated: item.usage_estimated?.BOOL,
   };
+}
+
+/** Items written before the ledger kept a status word carried only the HTTP status. */
+function legacyStatus(httpStatus: number | undefined): LedgerStatus | undefined {
+  if (httpStatus === undefined) return undefined;
+  return httpStatus < 400 ? 'completed' : 'failed';
 }
 
 /** The usage table, read side; writes happen in transactions with the account (see accounts.ts). */

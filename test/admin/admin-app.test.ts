@@ -331,7 +331,8 @@ describe('usage', () => {
       keyId: 'key_x',
       model: 'gpt-4o-mini',
       route: 'mock:gpt-4o-mini',
-      status: 200,
+      status: 'completed',
+      httpStatus: 200,
       promptTokens: 10 * n,
       completionTokens: 5 * n,
       holdMicroUsd: 5000 * n,
@@ -343,7 +344,7 @@ describe('usage', () => {
       request(1, t0 - 1000),
       request(2, t0 - 2000),
       request(3, t0 - 40 * 24 * 3600 * 1000), // outside the default window
-      request(4, t0 - 500, { status: 502, amountMicroUsd: 0, completionTokens: 0, errorCode: 'upstream_error' }),
+      request(4, t0 - 500, { status: 'failed', httpStatus: 502, amountMicroUsd: 0, completionTokens: 0, errorCode: 'upstream_error' }),
     ];
     for (const e of entries) await h.client.send(new PutItemCommand({ TableName: h.tables.usage, Item: ledgerToItem(e) }));
 
@@ -358,7 +359,8 @@ describe('usage', () => {
       at_ms: t0 - 2000,
       key_id: 'key_x',
       model: 'gpt-4o-mini',
-      status: 200,
+      status: 'completed',
+      http_status: 200,
       prompt_tokens: 20,
       completion_tokens: 10,
       cost_micro_usd: 2000,

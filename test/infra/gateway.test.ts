@@ -33,15 +33,22 @@ describe('chat function', () => {
     expect(Object.keys(env).sort()).toEqual(
       [
         'ITAPI_ACCOUNTS_TABLE',
+        'ITAPI_HOLDS_TABLE',
         'ITAPI_KEYS_TABLE',
+        'ITAPI_MAX_REQUEST_S',
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
+        'ITAPI_SETTLEMENT_QUEUE_URL',
         'ITAPI_TIERS_TABLE',
         'ITAPI_TOKENIZER_MODULE',
         'ITAPI_USAGE_TABLE',
         'NODE_OPTIONS',
       ].sort(),
     );
+    // Requests end 30 s before the function's 15 minutes, so their settlement is written in time.
+    expect(env.ITAPI_MAX_REQUEST_S).toBe('870');
+    expect(env.ITAPI_HOLDS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Holds/Resource') });
+    expect(env.ITAPI_SETTLEMENT_QUEUE_URL).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource') });
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(env.ITAPI_TOKENIZER_MODULE).toBe('/var/task/tokenizer.js');
     expect(env.ITAPI_METRICS_NAMESPACE).toBe('Itapi');
@@ -123,7 +130,7 @@ describe('REST API', () => {
 });
 
 describe('tables', () => {
-  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage'];
+  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'];
 
   it.each(roles)('%s is on-demand with point-in-time recovery, deletion protection and retain', (role) => {
     const id = logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`);
@@ -145,6 +152,7 @@ describe('tables', () => {
     expect(keySchema('Keys')).toEqual([{ AttributeName: 'key_hash', KeyType: 'HASH' }]);
     expect(keySchema('Tiers')).toEqual([{ AttributeName: 'tier_id', KeyType: 'HASH' }]);
     expect(keySchema('Accounts')).toEqual([{ AttributeName: 'account_id', KeyType: 'HASH' }]);
+    expect(keySchema('Holds')).toEqual([{ AttributeName: 'request_id', KeyType: 'HASH' }]);
     expect(keySchema('Usage')).toEqual([
       { AttributeName: 'account_id', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
@@ -156,10 +164,22 @@ describe('tables', () => {
     ]);
   });
 
-  it('expires usage items by TTL on expires_at, and only usage items', () => {
+  it('expires usage and hold items by TTL on expires_at, and only those', () => {
     const ttl = (role: string): unknown => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).TimeToLiveSpecification;
     expect(ttl('Usage')).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    expect(ttl('Holds')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     for (const role of ['Keys', 'Tiers', 'Accounts']) expect(ttl(role)).toBeUndefined();
+  });
+
+  it('streams the holds table’s removals to the sweeper, filtered to what its TTL removed', () => {
+    expect(props(logicalIdByPath(s.json, 'Gateway/Tables/Holds/Resource')).StreamSpecification).toEqual({ StreamViewType: 'OLD_IMAGE' });
+    const mappings = resourcesOfType(s.json, 'AWS::Lambda::EventSourceMapping').map(([, r]) => r.Properties as Props);
+    const stream = mappings.find((m) => JSON.stringify(m.EventSourceArn).includes('StreamArn'))!;
+    expect(stream.FunctionName).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Sweeper/Handler/Function/Resource') });
+    expect(JSON.parse(stream.FilterCriteria.Filters[0].Pattern)).toEqual({
+      eventName: ['REMOVE'],
+      userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] },
+    });
   });
 });
 
@@ -175,7 +195,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -207,6 +227,7 @@ describe('IAM', () => {
       ...ownResources(),
       logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource'),
       logicalIdByPath(s.json, 'Gateway/Chat/Handler/Logs/Resource'),
+      logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource'),
     ]);
     for (const st of statements) {
       expect(st.Effect).toBe('Allow');
@@ -282,11 +303,17 @@ describe('alarms and dashboard', () => {
         'ChatFunctionDurationP99',
         'ChatFunctionErrors',
         'ChatFunctionThrottles',
+        'AbandonedHolds',
         'DynamoDbThrottles-accounts',
+        'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
+        'SettlementDeadLetters',
+        'SettlementQueueAge',
+        'SweeperErrors',
+        'UnchargedUsage',
         'UpstreamErrorRate-anthropic',
         'UpstreamErrorRate-openai-compatible',
       ].sort(),

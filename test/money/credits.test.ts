@@ -91,7 +91,7 @@ describe('prepaid credits', () => {
     expect((await gw.gateway.stores.accounts.get(acct.accountId))!.balanceMicroUsd).toBe(1_000_000 - charged);
     const { items } = await ledgerSum(acct.accountId);
     const request = items.find((i) => i.kind === 'request')!;
-    expect(request).toMatchObject({ amountMicroUsd: -charged, holdMicroUsd: 50_000, model: 'priced', route: 'mock:priced', status: 200 });
+    expect(request).toMatchObject({ amountMicroUsd: -charged, holdMicroUsd: 50_000, model: 'priced', route: 'mock:priced', status: 'completed', httpStatus: 200 });
   });
 });
 
@@ -119,7 +119,7 @@ describe('upstream failure', () => {
       expect((await failing.gateway.stores.accounts.get(acct.accountId))!.balanceMicroUsd).toBe(100_000);
       const items = (await failing.gateway.stores.usage.all(acct.accountId)).filter((i) => i.kind === 'request');
       expect(items).toHaveLength(1);
-      expect(items[0]).toMatchObject({ amountMicroUsd: 0, status: 502, errorCode: 'upstream_error' });
+      expect(items[0]).toMatchObject({ amountMicroUsd: 0, status: 'failed', httpStatus: 502, errorCode: 'upstream_error' });
     } finally {
       await failing.stop();
       await upstream.close();

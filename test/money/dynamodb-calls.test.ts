@@ -60,8 +60,8 @@ describe('DynamoDB calls per request', () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
     await complete(acct.key); // warms the key, tier and account caches
     const warm = await complete(acct.key);
-    expect(warm.beforeUpstream).toEqual(['UpdateItemCommand']);
-    expect(warm.total).toEqual(['UpdateItemCommand', 'TransactWriteItemsCommand']);
+    expect(warm.beforeUpstream).toEqual(['TransactWriteItemsCommand']);
+    expect(warm.total).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
   });
 
   it('makes two calls before the upstream call when the key is not cached', async () => {
@@ -69,6 +69,6 @@ describe('DynamoDB calls per request', () => {
     await complete(acct.key);
     const second = await addKey(gw, acct.accountId, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
     const cold = await complete(second.key);
-    expect(cold.beforeUpstream).toEqual(['GetItemCommand', 'UpdateItemCommand']);
+    expect(cold.beforeUpstream).toEqual(['GetItemCommand', 'TransactWriteItemsCommand']);
   });
 });

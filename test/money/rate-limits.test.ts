@@ -1,9 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { CreditAdmission } from '../../lambda/admission';
-import { TierCache } from '../../lambda/admission/tier-cache';
-import { warmTokenizer } from '../../lambda/admission/tokens';
-import type { Outcome } from '../../lambda/admission/types';
+import { warmTokenizer } from '../../lambda/money/tokens';
 import { parseCatalog } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { GatewayError } from '../../lambda/contract/errors';
@@ -11,6 +8,7 @@ import { parseChatCompletionRequest } from '../../lambda/contract/request';
 import { createStores } from '../../lambda/runtime';
 import type { KeyRecord } from '../../lambda/store/keys';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
+import { chatAdmission, completed as ok, moneyOver } from '../support/money';
 
 const catalog = parseCatalog(DEFAULT_CATALOG, 'test');
 const model = catalog.get('gpt-4o-mini')!;
@@ -51,16 +49,15 @@ async function outcomeOf(promise: Promise<unknown>): Promise<number> {
   }
 }
 
-const ok = (usage?: Outcome['usage']): Outcome => ({ status: 200, failed: false, usage, completionText: '', latencyMs: 1, stream: false });
 
 beforeAll(() => warmTokenizer());
 
 describe('sliding window with a controllable clock', () => {
   it('carries the previous minute into the next one, with no double burst at the boundary', async () => {
-    const { stores, key } = await setup({ rpm: 10, tpm: 1_000_000 });
+    const { stores, tables, key } = await setup({ rpm: 10, tpm: 1_000_000 });
     let now = 1_000 * 60_000 + 59_000; // 59 s into a minute
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers, 60_000, () => now), stores.accounts, () => now);
-    const admit = () => outcomeOf(admission.admit({ requestId: `r${Math.random()}`, key, model, request: request(), startedAtMs: now }));
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const admit = () => outcomeOf(admission.admit(chatAdmission(`r${Math.random()}`, key, model, request(), now)));
 
     const first = [];
     for (let i = 0; i < 12; i++) first.push(await admit());
@@ -77,10 +74,10 @@ describe('sliding window with a controllable clock', () => {
   });
 
   it('tells a 429 when capacity actually frees', async () => {
-    const { stores, key } = await setup({ rpm: 2, tpm: 1_000_000 });
+    const { stores, tables, key } = await setup({ rpm: 2, tpm: 1_000_000 });
     let now = 2_000 * 60_000 + 15_000;
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers, 60_000, () => now), stores.accounts, () => now);
-    const admit = () => admission.admit({ requestId: `r${Math.random()}`, key, model, request: request(), startedAtMs: now });
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const admit = () => admission.admit(chatAdmission(`r${Math.random()}`, key, model, request(), now));
     await admit();
     await admit();
     const err = (await admit().catch((e) => e)) as GatewayError;
@@ -94,31 +91,31 @@ describe('sliding window with a controllable clock', () => {
   });
 
   it('admits on tokens per minute and corrects the count at settlement', async () => {
-    const { stores, key, accountId } = await setup({ rpm: 1000, tpm: 100 });
+    const { stores, tables, key, accountId } = await setup({ rpm: 1000, tpm: 100 });
     const now = 3_000 * 60_000 + 1_000;
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers, 60_000, () => now), stores.accounts, () => now);
+    const admission = moneyOver(stores, tables, () => now).admission;
     const big = request('hello', { max_tokens: 40 });
-    const a = await admission.admit({ requestId: 'a', key, model, request: big, startedAtMs: now });
+    const a = await admission.admit(chatAdmission('a', key, model, big, now));
     const tokensAfterAdmit = (await stores.accounts.get(accountId))!.counts.tokens;
     expect(tokensAfterAdmit).toBeGreaterThan(40);
-    const b = await admission.admit({ requestId: 'b', key, model, request: big, startedAtMs: now });
+    const b = await admission.admit(chatAdmission('b', key, model, big, now));
     const tokensAfterBoth = (await stores.accounts.get(accountId))!.counts.tokens;
     // A third needs as many again and no longer fits in 100.
-    await expect(admission.admit({ requestId: 'c', key, model, request: big, startedAtMs: now })).rejects.toMatchObject({ status: 429 });
+    await expect(admission.admit(chatAdmission('c', key, model, big, now))).rejects.toMatchObject({ status: 429 });
     // Each used only 8 tokens in all: settlement gives the rest back to the minute.
     await a.settle(ok({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 }));
     expect((await stores.accounts.get(accountId))!.counts.tokens).toBe(tokensAfterBoth - tokensAfterAdmit + 8);
     await b.settle(ok({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 }));
     expect((await stores.accounts.get(accountId))!.counts.tokens).toBe(16);
-    await expect(admission.admit({ requestId: 'c', key, model, request: big, startedAtMs: now })).resolves.toBeDefined();
+    await expect(admission.admit(chatAdmission('c', key, model, big, now))).resolves.toBeDefined();
   });
 });
 
 describe('exactly-once settlement', () => {
   it('does not charge twice when a settlement is retried after a crash', async () => {
-    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
-    const admitted = await admission.admit({ requestId: 'req-once', key, model, request: request(), startedAtMs: Date.now() });
+    const { stores, tables, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
+    const admission = moneyOver(stores, tables).admission;
+    const admitted = await admission.admit(chatAdmission('req-once', key, model, request(), Date.now()));
     const outcome = ok({ prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 });
     await admitted.settle(outcome);
     const once = (await stores.accounts.get(accountId))!.balanceMicroUsd;
@@ -167,6 +164,7 @@ describe('limits across separate gateway processes', () => {
       ITAPI_TIERS_TABLE: tables.tiers,
       ITAPI_ACCOUNTS_TABLE: tables.accounts,
       ITAPI_USAGE_TABLE: tables.usage,
+      ITAPI_HOLDS_TABLE: tables.holds,
     };
     const urls = await Promise.all(
       Array.from({ length: 4 }, () => {
@@ -214,13 +212,13 @@ describe('a key with caps of its own', () => {
   it('is held to its own lower limit while the account’s other keys are not', async () => {
     const { stores, tables, key: accountKey } = await setup({ rpm: 100, tpm: 10_000_000 });
     let now = 4_000 * 60_000 + 10_000;
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers, 60_000, () => now), stores.accounts, () => now, tables.keys);
+    const admission = moneyOver(stores, tables, () => now).admission;
     const capped: KeyRecord = { ...accountKey, keyHash: `${accountKey.keyHash}_capped`, keyId: `${accountKey.keyId}_capped`, rpm: 2 };
     await stores.keys.create(capped);
-    const admit = (key: KeyRecord) => outcomeOf(admission.admit({ requestId: `r${Math.random()}`, key, model, request: request(), startedAtMs: now }));
+    const admit = (key: KeyRecord) => outcomeOf(admission.admit(chatAdmission(`r${Math.random()}`, key, model, request(), now)));
 
     expect([await admit(capped), await admit(capped), await admit(capped)]).toEqual([200, 200, 429]);
-    const err = (await admission.admit({ requestId: 'x', key: capped, model, request: request(), startedAtMs: now }).catch((e) => e)) as GatewayError;
+    const err = (await admission.admit(chatAdmission('x', capped, model, request(), now)).catch((e) => e)) as GatewayError;
     expect(err.message).toContain('requests of this key');
     expect(err.headers['x-ratelimit-limit-requests']).toBe('2');
     // The account's other key still has the account's 100.
@@ -234,53 +232,12 @@ describe('a key with caps of its own', () => {
 
   it('tells its own numbers in the rate-limit headers when its cap is the lower one', async () => {
     const { stores, tables, key: accountKey } = await setup({ rpm: 100, tpm: 10_000_000 });
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts, Date.now, tables.keys);
+    const admission = moneyOver(stores, tables).admission;
     const capped: KeyRecord = { ...accountKey, keyHash: `${accountKey.keyHash}_c2`, keyId: `${accountKey.keyId}_c2`, rpm: 5 };
     await stores.keys.create(capped);
-    const admitted = await admission.admit({ requestId: 'h', key: capped, model, request: request(), startedAtMs: Date.now() });
+    const admitted = await admission.admit(chatAdmission('h', capped, model, request(), Date.now()));
     expect(admitted.headers['x-ratelimit-limit-requests']).toBe('5');
     expect(admitted.headers['x-ratelimit-remaining-requests']).toBe('4');
     expect(admitted.headers['x-ratelimit-limit-tokens']).toBe('10000000');
-  });
-});
-
-describe('holds outstanding', () => {
-  it('keeps each admitted request’s hold on the account until it is settled', async () => {
-    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
-    const a = await admission.admit({ requestId: 'hold-a', key, model, request: request(), startedAtMs: Date.now() });
-    await admission.admit({ requestId: 'hold-b', key, model, request: request(), startedAtMs: Date.now() });
-    const held = (await stores.accounts.get(accountId))!;
-    expect(Object.keys(held.holds!).sort()).toEqual(['hold-a', 'hold-b']);
-    expect(held.balanceMicroUsd).toBe(1_000_000 - held.holds!['hold-a'] - held.holds!['hold-b']);
-    await a.settle(ok({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
-    expect(Object.keys((await stores.accounts.get(accountId))!.holds!)).toEqual(['hold-b']);
-  });
-
-  it('recognises an admission write sent again after its answer was lost, and takes the hold once', async () => {
-    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
-    const first = await admission.admit({ requestId: 'resent', key, model, request: request(), startedAtMs: Date.now() });
-    // A fresh instance (no cached state) sends the same request's write again.
-    const again = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
-    await again.admit({ requestId: 'resent', key, model, request: request(), startedAtMs: Date.now() });
-    const account = (await stores.accounts.get(accountId))!;
-    expect(Object.keys(account.holds!)).toEqual(['resent']);
-    expect(account.counts.requests).toBe(1);
-    expect(account.balanceMicroUsd).toBe(1_000_000 - account.holds!.resent);
-    await first.settle(ok({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
-    expect((await stores.accounts.get(accountId))!.holds).toEqual({});
-  });
-
-  it('gives back the hold of a write whose answer never came, once', async () => {
-    const { stores, key, accountId } = await setup({ rpm: 100, tpm: 1_000_000 }, 1_000_000);
-    const admission = new CreditAdmission(stores.accounts, new TierCache(stores.tiers), stores.accounts);
-    await admission.admit({ requestId: 'lost', key, model, request: request(), startedAtMs: Date.now() });
-    const hold = (await stores.accounts.get(accountId))!.holds!.lost;
-    expect(await stores.accounts.releaseHold(accountId, 'lost', hold)).toBe(true);
-    expect(await stores.accounts.releaseHold(accountId, 'lost', hold)).toBe(false);
-    const account = (await stores.accounts.get(accountId))!;
-    expect(account.balanceMicroUsd).toBe(1_000_000);
-    expect(account.holds).toEqual({});
   });
 });

@@ -217,11 +217,11 @@ describe('upstream faults', () => {
       // Failed before the first byte: the whole hold is back.
       expect(item.amountMicroUsd).toBe(0);
       expect(b.balance).toBe(CREDITS);
-      expect(item).toMatchObject({ status: expected.status, errorCode: expected.code });
+      expect(item).toMatchObject({ status: 'failed', httpStatus: expected.status, errorCode: expected.code });
     } else if (expected.kind === 'sse_error') {
-      // Cut short after some words: billed for what was produced (estimated), never beyond the hold.
+      // Cut short after some words: billed for the prompt and what was produced (estimated), never beyond the hold.
       expect(item.amountMicroUsd).toBeLessThan(0);
-      expect(item).toMatchObject({ errorCode: expected.code, usageEstimated: true });
+      expect(item).toMatchObject({ status: 'interrupted', errorCode: expected.code, usageEstimated: true });
     } else {
       // completionBody / streamEvents report the usage; the provider's numbers are billed.
       expect(item.usageEstimated).toBeUndefined();

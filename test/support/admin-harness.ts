@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Hono } from 'hono';
 import { createAdminApp } from '../../lambda/admin/app';
-import { TierCache } from '../../lambda/admission/tier-cache';
+import { TierCache } from '../../lambda/money/tier-cache';
 import { Authenticator } from '../../lambda/auth';
 import { loadCatalog } from '../../lambda/catalog';
 import { GatewayError, errorResponse, routeNotFound } from '../../lambda/contract/errors';
@@ -30,7 +30,7 @@ export async function createAdminHarness(): Promise<AdminHarness> {
   const stores = {
     keys: new KeysStore(client, tables.keys),
     tiers: new TiersStore(client, tables.tiers),
-    accounts: new AccountsStore(client, tables.accounts, tables.usage),
+    accounts: new AccountsStore(client, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(client, tables.usage),
   };
   await stores.tiers.seed();

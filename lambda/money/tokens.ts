@@ -1,12 +1,14 @@
+import type { TokenRules } from '../catalog';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import { imageTokens } from './image-tokens';
 
 type CountTokens = (text: string) => number;
 
 /** OpenAI's per-message framing overhead (role and separators). */
 const TOKENS_PER_MESSAGE = 4;
-/** A 512-px tile image at `detail: low`, and the usual 1024-px image otherwise. */
-const IMAGE_TOKENS_LOW = 85;
-const IMAGE_TOKENS_HIGH = 765;
+
+/** OpenAI's rules, for callers that know no model. */
+export const OPENAI_TOKEN_RULES: TokenRules = { image: { kind: 'tiles', base: 85, tile: 170 }, textMargin: 1 };
 
 let encoder: CountTokens | undefined;
 let loading: Promise<void> | undefined;
@@ -70,16 +72,15 @@ function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
 }
 
-function messageText(message: ChatMessage): { text: string; images: number; lowImages: number } {
-  const out = { text: '', images: 0, lowImages: 0 };
+function messageText(message: ChatMessage, rules: TokenRules): { text: string; imageTokens: number } {
+  const out = { text: '', imageTokens: 0 };
   const content = message.content;
   if (typeof content === 'string') out.text = content;
   else if (Array.isArray(content)) {
     for (const part of content) {
       if (part.type === 'text') out.text += part.text;
       else if (part.type === 'refusal') out.text += part.refusal;
-      else if (part.image_url.detail === 'low') out.lowImages++;
-      else out.images++;
+      else out.imageTokens += imageTokens(part.image_url.url, part.image_url.detail, rules.image);
     }
   }
   if (message.role === 'assistant') {
@@ -90,16 +91,19 @@ function messageText(message: ChatMessage): { text: string; images: number; lowI
   return out;
 }
 
-/** Prompt tokens as the upstream will count them: messages, tools, images and response schema. */
-export function estimatePromptTokens(request: ChatCompletionRequest): number {
+/**
+ * Prompt tokens as the upstream will count them, or a little more: messages, tools, images (by
+ * the model's rule, from the image's own size when it is inline) and response schema.
+ */
+export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): number {
   let tokens = 3;
   let text = '';
   for (const message of request.messages) {
-    const m = messageText(message);
+    const m = messageText(message, rules);
     text += m.text;
-    tokens += TOKENS_PER_MESSAGE + m.images * IMAGE_TOKENS_HIGH + m.lowImages * IMAGE_TOKENS_LOW;
+    tokens += TOKENS_PER_MESSAGE + m.imageTokens;
   }
   if (request.tools?.length) text += JSON.stringify(request.tools);
   if (request.response_format?.type === 'json_schema') text += JSON.stringify(request.response_format.json_schema);
-  return tokens + countTokens(text);
+  return tokens + Math.ceil(countTokens(text) * rules.textMargin);
 }

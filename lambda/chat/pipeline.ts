@@ -1,0 +1,278 @@
+import type { Catalog, ModelEntry, RouteConfig } from '../catalog';
+import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout } from '../contract/errors';
+import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
+import type { ChatCompletionRequest } from '../contract/request';
+import { estimatePromptTokens } from '../money/tokens';
+import type { Admission, Admitted, Outcome } from '../money/types';
+import type { ProviderRegistry } from '../providers';
+import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/types';
+import type { ProviderKeys } from '../secrets/provider-keys';
+import type { KeyRecord } from '../store/keys';
+import type { BackgroundTasks } from './background';
+
+/** What every completion endpoint needs; the entry points build it once per process. */
+export interface CompletionDeps {
+  catalog: Catalog;
+  providers: ProviderRegistry;
+  providerKeys: ProviderKeys;
+  admission: Admission;
+  background: BackgroundTasks;
+  timeouts: UpstreamTimeouts;
+  /** Called once per admitted request, after its last byte: metrics and the access log. */
+  observe(record: RequestRecord): void;
+}
+
+export interface RequestRecord extends Outcome {
+  requestId: string;
+  keyId: string;
+  accountId: string;
+  model: string;
+}
+
+/** Per-request state shared with the app: headers every answer carries, errors included. */
+export interface RequestScope {
+  requestId: string;
+  startedAtMs: number;
+  responseHeaders: Record<string, string>;
+}
+
+export const ROUTE_HEADER = 'x-itapi-route';
+
+/** The catalog entry a key may use, or the 404/403 that says why not. */
+export function modelFor(deps: Pick<CompletionDeps, 'catalog' | 'admission'>, key: KeyRecord, modelId: string): ModelEntry {
+  const model = deps.catalog.get(modelId);
+  if (!model) throw modelNotFound(modelId);
+  if (!(deps.admission.allowsModel?.(key, model.id) ?? (!key.models || key.models.includes(model.id)))) throw modelNotAllowed(model.id);
+  return model;
+}
+
+/** An admitted completion whose upstream has answered: a whole answer, or a stream that settles itself. */
+export type OpenedCompletion =
+  | { kind: 'json'; completion: ChatCompletion; route: string }
+  | { kind: 'stream'; chunks: MeteredChunks; route: string };
+
+/**
+ * The path every completion endpoint shares (chat, responses, messages): admission, the route
+ * loop with fallback before the first byte, the request's deadline, metering of what is
+ * delivered, and exactly one settlement, however the request ends. Errors before the upstream
+ * answered are thrown as GatewayErrors (and the hold is released); the caller renders them.
+ */
+export async function openCompletion(
+  deps: CompletionDeps,
+  scope: RequestScope,
+  key: KeyRecord,
+  model: ModelEntry,
+  request: ChatCompletionRequest,
+): Promise<OpenedCompletion> {
+  const stream = request.stream === true;
+  const admitted = await deps.admission.admit({
+    requestId: scope.requestId,
+    key,
+    model,
+    startedAtMs: scope.startedAtMs,
+    promptTokens: estimatePromptTokens(request, model.tokenRules),
+    outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
+    n: request.n ?? 1,
+    stream,
+  });
+  Object.assign(scope.responseHeaders, admitted.headers);
+  const run = new AdmittedRun(deps, scope, key, model, admitted, stream);
+  const upstreamRequest = withOutputLimit(request, admitted.outputTokens);
+  try {
+    if (!stream) {
+      const { value: completion, route } = await run.route(upstreamRequest, (p, call) => p.complete(call));
+      completion.model = model.id;
+      run.finish({
+        status: 'completed',
+        httpStatus: 200,
+        usage: completion.usage,
+        // The text is only counted when the provider reported no usage.
+        completionText: completion.usage ? '' : completion.choices.map(choiceText).join(''),
+        route: routeName(route),
+      });
+      return { kind: 'json', completion, route: routeName(route) };
+    }
+    const { value, route } = await run.route(upstreamRequest, async (p, call) => {
+      const iterator = (await p.stream(call))[Symbol.asyncIterator]();
+      // Read the first chunk before answering, so a route that fails at once still falls through.
+      return { iterator, first: await iterator.next() };
+    });
+    return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, routeName(route)), route: routeName(route) };
+  } catch (err) {
+    const error = err instanceof GatewayError ? err : internalError(err);
+    run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+    throw error;
+  }
+}
+
+/**
+ * The output limit the hold pays for always goes upstream (ARCHITECTURE §3), in the field the
+ * client used (`max_tokens` when it named none); providers put it in their own words.
+ */
+function withOutputLimit(request: ChatCompletionRequest, outputTokens: number): ChatCompletionRequest {
+  if (request.max_completion_tokens != null) return { ...request, max_completion_tokens: outputTokens, max_tokens: undefined };
+  return { ...request, max_tokens: outputTokens };
+}
+
+function choiceText(choice: ChatCompletion['choices'][number]): string {
+  return (choice.message.content ?? '') + (choice.message.tool_calls ?? []).map((c) => ('function' in c ? c.function.arguments : '')).join('');
+}
+
+function routeName(route: RouteConfig): string {
+  return `${route.provider}:${route.model}`;
+}
+
+/** One admitted request between admission and settlement. */
+class AdmittedRun {
+  readonly abort = new AbortController();
+  /** Set when the request reached its deadline (ITAPI_MAX_REQUEST_S): what the client is told. */
+  deadlineError: GatewayError | undefined;
+  private readonly deadlineTimer: NodeJS.Timeout;
+  private done = false;
+
+  constructor(
+    private readonly deps: CompletionDeps,
+    readonly scope: RequestScope,
+    private readonly key: KeyRecord,
+    readonly model: ModelEntry,
+    private readonly admitted: Admitted,
+    private readonly stream: boolean,
+  ) {
+    const maxMs = admitted.deadlineMs - scope.startedAtMs;
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineError = upstreamTimeout(
+          `The request reached the gateway's longest request time of ${Math.round(maxMs / 1000)} s (ITAPI_MAX_REQUEST_S) and was ended.`,
+        );
+        this.abort.abort(this.deadlineError);
+      },
+      Math.max(0, admitted.deadlineMs - Date.now()),
+    );
+    this.deadlineTimer.unref?.();
+  }
+
+  /** Exactly once: settlement after the last byte (in the background), and the request's record. */
+  finish(outcome: Omit<Outcome, 'latencyMs' | 'stream'>): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.deadlineTimer);
+    const full: Outcome = { ...outcome, latencyMs: Date.now() - this.scope.startedAtMs, stream: this.stream };
+    this.deps.background.run(() => this.admitted.settle(full));
+    this.deps.observe({ ...full, requestId: this.scope.requestId, keyId: this.key.keyId, accountId: this.key.accountId, model: this.model.id });
+  }
+
+  /**
+   * Tries the model's routes in order. A route that fails before its first byte with a
+   * fallback-able error hands over to the next; the last error is what the client sees.
+   */
+  async route<T>(request: ChatCompletionRequest, attempt: (provider: Provider, call: ProviderCall) => Promise<T>): Promise<{ value: T; route: RouteConfig }> {
+    let lastError: GatewayError | undefined;
+    for (const route of this.model.routes) {
+      try {
+        const provider = this.deps.providers[route.provider];
+        if (!provider) throw upstreamError(`No '${route.provider}' provider is available in this build.`, { fallback: true });
+        const apiKey = route.secret ? await this.deps.providerKeys.get(route.secret) : undefined;
+        if (route.secret && !apiKey) throw upstreamError(`No upstream key is configured for '${route.secret}'.`, { fallback: true });
+        const call: ProviderCall = {
+          request,
+          route,
+          apiKey,
+          maxOutputTokens: this.model.maxOutputTokens,
+          signal: this.abort.signal,
+          timeouts: this.timeouts(),
+          requestId: this.scope.requestId,
+        };
+        const value = await attempt(provider, call);
+        this.scope.responseHeaders[ROUTE_HEADER] = routeName(route);
+        return { value, route };
+      } catch (err) {
+        if (this.deadlineError) throw this.deadlineError;
+        if (!(err instanceof GatewayError)) throw err;
+        lastError = err;
+        if (!err.fallback) break;
+      }
+    }
+    throw lastError ?? upstreamError('The model has no routes.');
+  }
+
+  /** The upstream timeouts, none past the request's deadline. */
+  private timeouts(): UpstreamTimeouts {
+    const leftMs = Math.max(1, this.admitted.deadlineMs - Date.now());
+    const t = this.deps.timeouts;
+    return { firstByteMs: Math.min(t.firstByteMs, leftMs), idleMs: t.idleMs, totalMs: Math.min(t.totalMs, leftMs) };
+  }
+}
+
+/**
+ * A completion's chunks as the upstream sends them (OpenAI's shapes), metered on the way: the
+ * text delivered and the provider's usage are recorded, and the request settles when the
+ * stream ends, fails (an error thrown by `next`, the deadline's included) or is cancelled by the
+ * client going away (`return`). Once the upstream has answered, every end bills the prompt and
+ * the output delivered, as the provider does.
+ */
+export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk> {
+  private readonly pieces: string[] = [];
+  private usage: CompletionUsage | undefined;
+  private firstTokenMs: number | undefined;
+  private pending: IteratorResult<ChatCompletionChunk> | undefined;
+
+  constructor(
+    private readonly run: AdmittedRun,
+    private readonly upstream: AsyncIterator<ChatCompletionChunk>,
+    first: IteratorResult<ChatCompletionChunk>,
+    readonly route: string,
+  ) {
+    this.pending = first;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<ChatCompletionChunk>> {
+    let next: IteratorResult<ChatCompletionChunk>;
+    try {
+      next = this.pending ?? (await this.upstream.next());
+      this.pending = undefined;
+    } catch (err) {
+      const error = this.run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
+      this.run.abort.abort();
+      this.end('interrupted', error.code);
+      throw error;
+    }
+    if (next.done) {
+      this.end('completed');
+      return next;
+    }
+    const chunk = next.value;
+    chunk.model = this.run.model.id;
+    if (chunk.usage) this.usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      const delta = choice.delta;
+      if (delta.content) this.pieces.push(delta.content);
+      if (delta.tool_calls) for (const call of delta.tool_calls) if (call.function?.arguments) this.pieces.push(call.function.arguments);
+    }
+    if (this.firstTokenMs === undefined && this.pieces.length) this.firstTokenMs = Date.now() - this.run.scope.startedAtMs;
+    return next;
+  }
+
+  /** The client went away: stop the upstream and bill what it delivered. */
+  async return(): Promise<IteratorResult<ChatCompletionChunk>> {
+    this.run.abort.abort();
+    await this.upstream.return?.().catch(() => undefined);
+    this.end('aborted', 'client_closed');
+    return { done: true, value: undefined };
+  }
+
+  private end(status: Outcome['status'], errorCode?: string): void {
+    this.run.finish({
+      status,
+      httpStatus: 200,
+      usage: this.usage,
+      completionText: this.pieces.join(''),
+      route: this.route,
+      errorCode,
+      timeToFirstTokenMs: this.firstTokenMs,
+    });
+  }
+}

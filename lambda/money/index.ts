@@ -1,0 +1,62 @@
+import type { Logger } from '../observability/log';
+import { describeError } from '../observability/log';
+import type { Stores } from '../store';
+import type { TableNames } from '../store/tables';
+import { Settlements, type SettlementQueue } from './settlement';
+import { HoldSweeper } from './sweeper';
+
+/** Metrics of the money path (EMF in AWS); every method is optional. */
+export interface MoneyMetrics {
+  cost(model: string, route: string | undefined, costMicroUsd: number): void;
+  uncharged?(model: string, microUsd: number): void;
+  abandoned?(model: string): void;
+}
+
+export interface MoneyOptions {
+  stores: Stores;
+  tables: TableNames;
+  log: Logger;
+  metrics?: MoneyMetrics;
+  queue?: SettlementQueue;
+  /** How long past its deadline a hold is left before it is swept. @default 60000 */
+  sweepGraceMs?: number;
+  now?: () => number;
+}
+
+/**
+ * The settlement writer and the sweeper over one set of stores, as the chat function, the local
+ * server and the sweeper function each build them.
+ */
+export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; sweeper: HoldSweeper } {
+  const now = o.now ?? Date.now;
+  const settlements = new Settlements({
+    store: o.stores.accounts,
+    queue: o.queue,
+    now,
+    onSettled(write, result) {
+      o.metrics?.cost(write.ledger.model ?? 'unknown', write.ledger.route, result.chargedMicroUsd);
+      if (result.unchargedMicroUsd > 0) {
+        // A provider that went past the output limit it was sent: charged as far as the balance went.
+        o.log.error('settlement_overrun', { request_id: write.ledger.id, account_id: write.hold.accountId, uncharged_micro_usd: result.unchargedMicroUsd });
+        o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
+      }
+    },
+    onLost(write, err) {
+      o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
+    },
+  });
+  const sweeper = new HoldSweeper({
+    holds: o.stores.holds,
+    accounts: o.stores.accounts,
+    // A sweep that cannot write now leaves the hold to the next sweep rather than queueing it.
+    settlements: new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled: (w, r) => o.metrics?.cost(w.ledger.model ?? 'unknown', undefined, r.chargedMicroUsd) }),
+    keysTable: o.tables.keys,
+    graceMs: o.sweepGraceMs,
+    now,
+    onAbandoned(hold) {
+      o.log.info('hold_abandoned', { request_id: hold.requestId, account_id: hold.accountId, hold_micro_usd: hold.holdMicroUsd });
+      o.metrics?.abandoned?.(hold.model);
+    },
+  });
+  return { settlements, sweeper };
+}

@@ -1,0 +1,168 @@
+import type { ModelEntry } from '../catalog';
+import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
+import type { HoldRecord } from '../store/holds';
+import { countTokens } from './tokens';
+import type { Outcome } from './types';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  /** True when some of the counts came from the tokenizer because the provider reported none. */
+  estimated: boolean;
+}
+
+/**
+ * Tokens to bill, as the provider bills them: nothing for a call that produced nothing; the
+ * provider's numbers for an answer that ended; and for one cut short (client gone, upstream
+ * failure, deadline) the prompt (reported, else estimated) plus the output delivered.
+ */
+export function billableUsage(outcome: Outcome, promptTokensEstimate: number): Usage {
+  if (outcome.status === 'failed') return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, estimated: false };
+  const usage = outcome.usage;
+  const cached = (prompt: number) => Math.min(usage?.prompt_tokens_details?.cached_tokens ?? 0, prompt);
+  if (usage && outcome.status === 'completed') {
+    return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, cachedTokens: cached(usage.prompt_tokens), estimated: false };
+  }
+  const promptTokens = usage?.prompt_tokens || promptTokensEstimate;
+  const delivered = countTokens(outcome.completionText);
+  return {
+    promptTokens,
+    completionTokens: Math.max(usage?.completion_tokens ?? 0, delivered),
+    cachedTokens: cached(promptTokens),
+    estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < delivered,
+  };
+}
+
+export function costMicroUsd(model: Pick<ModelEntry, 'price'>, usage: Usage): number {
+  const { price } = model;
+  const nano =
+    (usage.promptTokens - usage.cachedTokens) * price.inputPerToken +
+    usage.cachedTokens * price.cachedInputPerToken +
+    usage.completionTokens * price.outputPerToken;
+  return Math.ceil(nano / 1000);
+}
+
+/** The settlement of a request that ended (or failed) while its instance was alive. */
+export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'price'>, outcome: Outcome, keysTable?: string): SettleWrite {
+  const usage = billableUsage(outcome, hold.promptTokens);
+  return {
+    hold,
+    costMicroUsd: costMicroUsd(model, usage),
+    tokenCorrection: usage.promptTokens + usage.completionTokens - hold.rateTokens,
+    keysTable,
+    ledger: {
+      accountId: hold.accountId,
+      kind: 'request',
+      atMs: hold.startedAtMs,
+      id: hold.requestId,
+      keyId: hold.keyId,
+      model: hold.model,
+      route: outcome.route,
+      status: outcome.status,
+      httpStatus: outcome.httpStatus,
+      errorCode: outcome.errorCode,
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      cachedTokens: usage.cachedTokens || undefined,
+      estimatedTokens: hold.rateTokens,
+      holdMicroUsd: hold.holdMicroUsd,
+      latencyMs: outcome.latencyMs,
+      stream: outcome.stream,
+      clientAborted: outcome.status === 'aborted' || undefined,
+      usageEstimated: usage.estimated || undefined,
+    },
+  };
+}
+
+/**
+ * The settlement of a hold no request settled (its instance died, or its settlement was lost):
+ * the estimated prompt is charged, as the provider may have billed it, and the rest refunded.
+ */
+export function abandonedSettlement(hold: HoldRecord, keysTable?: string): SettleWrite {
+  return {
+    hold,
+    costMicroUsd: Math.min(hold.promptMicroUsd, hold.holdMicroUsd),
+    tokenCorrection: hold.promptTokens - hold.rateTokens,
+    keysTable,
+    ledger: {
+      accountId: hold.accountId,
+      kind: 'request',
+      atMs: hold.startedAtMs,
+      id: hold.requestId,
+      keyId: hold.keyId,
+      model: hold.model,
+      status: 'abandoned',
+      promptTokens: hold.promptTokens,
+      completionTokens: 0,
+      estimatedTokens: hold.rateTokens,
+      holdMicroUsd: hold.holdMicroUsd,
+      stream: hold.stream,
+      usageEstimated: true,
+    },
+  };
+}
+
+/** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
+export interface SettlementQueue {
+  send(write: SettleWrite): Promise<void>;
+}
+
+export interface SettlementsOptions {
+  store: Pick<AccountsStore, 'settle'>;
+  /** @default none: a settlement that keeps failing is left to the sweeper */
+  queue?: SettlementQueue;
+  /** Pauses between attempts. @default about 20 s in all, well inside a Lambda's settlement margin */
+  retryDelaysMs?: readonly number[];
+  /** Called once per settlement that landed (metrics). */
+  onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
+  /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
+  onLost?(write: SettleWrite, err: unknown): void;
+  now?: () => number;
+}
+
+const RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 4000, 5000, 7000];
+
+/**
+ * Applies settlements exactly once. The write is idempotent on the hold (deleted on condition
+ * that it exists) and on the ledger item (put only if absent), so it is retried through store
+ * outages without risk of charging twice; one that still fails goes to the durable queue.
+ */
+export class Settlements {
+  private readonly delaysMs: readonly number[];
+  private readonly now: () => number;
+
+  constructor(private readonly options: SettlementsOptions) {
+    this.delaysMs = options.retryDelaysMs ?? RETRY_DELAYS_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Applies one settlement; `guessWindow` is the minute the caller last saw the account in. */
+  async apply(write: SettleWrite, guessWindow?: number): Promise<SettleResult | 'queued' | 'lost'> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const nowMs = this.now();
+        const result = await this.options.store.settle(write, nowMs, guessWindow);
+        if (result.settled) this.options.onSettled?.(write, result);
+        return result;
+      } catch (err) {
+        if (attempt >= this.delaysMs.length) return this.enqueue(write, err);
+        await new Promise((resolve) => setTimeout(resolve, this.delaysMs[attempt]));
+      }
+    }
+  }
+
+  private async enqueue(write: SettleWrite, cause: unknown): Promise<'queued' | 'lost'> {
+    if (this.options.queue) {
+      try {
+        await this.options.queue.send(write);
+        return 'queued';
+      } catch (err) {
+        this.options.onLost?.(write, err);
+        return 'lost';
+      }
+    }
+    this.options.onLost?.(write, cause);
+    return 'lost';
+  }
+}

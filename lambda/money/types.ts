@@ -1,0 +1,66 @@
+import type { ModelEntry } from '../catalog';
+import type { CompletionUsage } from '../contract/openai';
+import type { KeyRecord } from '../store/keys';
+import type { LedgerStatus } from '../store/usage';
+
+/** What admission needs to know of a request, whatever its endpoint (chat, responses, messages, embeddings). */
+export interface AdmissionRequest {
+  requestId: string;
+  key: KeyRecord;
+  model: ModelEntry;
+  /** When the request arrived, ms since the epoch. */
+  startedAtMs: number;
+  /** The prompt as the upstream will count it (text, tools, images, schema), estimated. */
+  promptTokens: number;
+  /** The client's own output limit (`max_tokens`, `max_completion_tokens`, `max_output_tokens`); 0 for embeddings. */
+  outputLimit?: number;
+  /** Choices asked for. @default 1 */
+  n?: number;
+  stream: boolean;
+}
+
+/** How one admitted request ended, for settlement. */
+export interface Outcome {
+  /** For the ledger: completed, failed (nothing billable), interrupted, aborted. */
+  status: Exclude<LedgerStatus, 'abandoned'>;
+  /** HTTP status the client got (200 for a stream that ended with an error event). */
+  httpStatus: number;
+  /** Usage as the provider reported it; absent, or partial, when the answer was cut short. */
+  usage?: CompletionUsage;
+  /** What was delivered so far (text and tool arguments), to count tokens the provider did not report. */
+  completionText: string;
+  /** `provider:model` of the route that served the request. */
+  route?: string;
+  errorCode?: string;
+  latencyMs: number;
+  timeToFirstTokenMs?: number;
+  stream: boolean;
+}
+
+export interface Admitted {
+  /**
+   * The output limit the hold pays for, to be sent upstream as the request's limit: the client's,
+   * clamped to the model's maximum, else the model's maximum, lowered to what the balance pays.
+   */
+  outputTokens: number;
+  /** True when the client named no limit and `outputTokens` is below the model's maximum. */
+  outputLowered: boolean;
+  /** The six `x-ratelimit-*` headers as of this admission. */
+  headers: Record<string, string>;
+  /** When the request must have ended, ms since the epoch (ITAPI_MAX_REQUEST_S after it started). */
+  deadlineMs: number;
+  /** Exactly-once settlement; safe to call again, and safe to race with the sweeper. */
+  settle(outcome: Outcome): Promise<void>;
+}
+
+/**
+ * The money and limits step between validation and the upstream call. Throws a GatewayError:
+ * 429 (rate limit), 402 (cannot pay), 403 (model not in the tier), 503 (store unavailable).
+ */
+export interface Admission {
+  admit(req: AdmissionRequest): Promise<Admitted>;
+  /** Last known `x-ratelimit-*` headers for a key's account, for answers that end before admission. */
+  headersFor?(key: KeyRecord): Record<string, string> | undefined;
+  /** May this key use this model (key list and tier list)? Cheap, from cached state. */
+  allowsModel?(key: KeyRecord, modelId: string): boolean;
+}

@@ -1,0 +1,133 @@
+import { type AttributeValue, DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+
+/**
+ * One admitted request's hold, an item of its own from admission until settlement deletes it,
+ * so that the account item stays the same size whatever the account's concurrency.
+ */
+export interface HoldRecord {
+  requestId: string;
+  accountId: string;
+  keyId: string;
+  /** Only for keys with caps of their own: their counters get the settlement's correction too. */
+  keyHash?: string;
+  model: string;
+  holdMicroUsd: number;
+  /** What settling it as abandoned charges: the estimated prompt's cost (never above the hold). */
+  promptMicroUsd: number;
+  promptTokens: number;
+  /** Tokens counted against the minute's limit at admission. */
+  rateTokens: number;
+  /** The minute (ms / 60,000) the account's counters counted it in, and the key's when capped. */
+  window: number;
+  keyWindow?: number;
+  startedAtMs: number;
+  /** When the request must have ended (ITAPI_MAX_REQUEST_S after it started). */
+  deadlineMs: number;
+  stream: boolean;
+}
+
+/** A hold item outlives its deadline by this much at most: the sweeper settles it long before. */
+export const HOLD_TTL_AFTER_DEADLINE_MS = 24 * 3600 * 1000;
+
+type Item = Record<string, AttributeValue>;
+const num = (v: number): AttributeValue => ({ N: String(v) });
+
+export function holdToItem(h: HoldRecord): Item {
+  const item: Item = {
+    request_id: { S: h.requestId },
+    account_id: { S: h.accountId },
+    key_id: { S: h.keyId },
+    model: { S: h.model },
+    hold: num(h.holdMicroUsd),
+    prompt_micro_usd: num(h.promptMicroUsd),
+    prompt_tokens: num(h.promptTokens),
+    rate_tokens: num(h.rateTokens),
+    win: num(h.window),
+    started_at_ms: num(h.startedAtMs),
+    deadline_ms: num(h.deadlineMs),
+    stream: { BOOL: h.stream },
+    expires_at: num(Math.floor((h.deadlineMs + HOLD_TTL_AFTER_DEADLINE_MS) / 1000)),
+  };
+  if (h.keyHash) item.key_hash = { S: h.keyHash };
+  if (h.keyWindow !== undefined) item.key_win = num(h.keyWindow);
+  return item;
+}
+
+export function holdFromItem(item: Item): HoldRecord {
+  const n = (name: string) => Number(item[name]?.N ?? 0);
+  const hold: HoldRecord = {
+    requestId: item.request_id.S!,
+    accountId: item.account_id?.S ?? '',
+    keyId: item.key_id?.S ?? '',
+    model: item.model?.S ?? '',
+    holdMicroUsd: n('hold'),
+    promptMicroUsd: n('prompt_micro_usd'),
+    promptTokens: n('prompt_tokens'),
+    rateTokens: n('rate_tokens'),
+    window: n('win'),
+    startedAtMs: n('started_at_ms'),
+    deadlineMs: n('deadline_ms'),
+    stream: item.stream?.BOOL ?? false,
+  };
+  if (item.key_hash?.S) hold.keyHash = item.key_hash.S;
+  if (item.key_win?.N !== undefined) hold.keyWindow = Number(item.key_win.N);
+  return hold;
+}
+
+/** The holds table, read side; holds are written and deleted in transactions with the account (accounts.ts). */
+export class HoldsStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    readonly tableName: string,
+  ) {}
+
+  async get(requestId: string): Promise<HoldRecord | undefined> {
+    const out = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { request_id: { S: requestId } }, ConsistentRead: true }),
+    );
+    return out.Item ? holdFromItem(out.Item) : undefined;
+  }
+
+  /**
+   * Holds whose deadline passed before `beforeMs`, page by page. The table holds only requests in
+   * flight, so a scan reads about as many items as there are requests running right now.
+   */
+  async *overdue(beforeMs: number, pageSize = 500): AsyncGenerator<HoldRecord[]> {
+    let start: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'deadline_ms < :before',
+          ExpressionAttributeValues: { ':before': num(beforeMs) },
+          ExclusiveStartKey: start,
+          Limit: pageSize,
+          ConsistentRead: true,
+        }),
+      );
+      const holds = (page.Items ?? []).map(holdFromItem);
+      if (holds.length) yield holds;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /** Every hold of one account (tests and admin checks; scans the table). */
+  async ofAccount(accountId: string): Promise<HoldRecord[]> {
+    const out: HoldRecord[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'account_id = :a',
+          ExpressionAttributeValues: { ':a': { S: accountId } },
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+        }),
+      );
+      out.push(...(page.Items ?? []).map(holdFromItem));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}

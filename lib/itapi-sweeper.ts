@@ -1,0 +1,116 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
+import { acknowledgeNagRule } from './itapi-nag';
+import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
+import type { ItapiTables } from './itapi-tables';
+
+export interface ItapiSweeperProps {
+  readonly tables: ItapiTables;
+  /** How often overdue holds are swept. @default Duration.minutes(1) */
+  readonly interval?: Duration;
+  /** How long past its deadline a hold is left to its own request. @default Duration.minutes(1) */
+  readonly grace?: Duration;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'Itapi' */
+  readonly metricsNamespace?: string;
+}
+
+/** Receives of a queued settlement before it goes to the dead-letter queue (and its alarm). */
+const MAX_RECEIVES = 5;
+
+/**
+ * Every hold ends (ARCHITECTURE §3): a function that, every minute, settles as `abandoned` the
+ * holds left past their deadline (an instance killed mid-stream, a settlement lost); applies the
+ * settlements the chat function could not write and queued (SQS, with a dead-letter queue); and
+ * settles the holds the table's TTL removed if the sweeps were failing for a day (the holds
+ * table's stream).
+ */
+export class ItapiSweeper extends Construct {
+  public readonly function: lambda.Function;
+  /** Settlements that kept failing in the chat function, applied here. */
+  public readonly settlementQueue: sqs.Queue;
+  /** Settlements that kept failing here too: any message in it is money not yet booked (alarmed). */
+  public readonly deadLetterQueue: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: ItapiSweeperProps) {
+    super(scope, id);
+    const timeout = Duration.minutes(5);
+    this.deadLetterQueue = new sqs.Queue(this, 'SettlementDeadLetters', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledgeNagRule(this.deadLetterQueue, 'AwsSolutions-SQS3', 'This is the dead-letter queue of the settlement queue; its messages are alarmed and replayed by an operator.');
+    this.settlementQueue = new sqs.Queue(this, 'Settlements', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      // AWS's advice for a Lambda source: at least six times the function's timeout.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
+    });
+
+    const built = new ItapiNodeFunction(this, 'Handler', {
+      entry: ENTRY.sweeper,
+      description: 'itapi: settles overdue holds and queued settlements',
+      memorySize: 256,
+      timeout,
+      environment: {
+        ...props.tables.environment(),
+        ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
+        ITAPI_SWEEP_GRACE_S: String((props.grace ?? Duration.minutes(1)).toSeconds()),
+      },
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    this.function = built.function;
+    props.tables.grantGatewayAccess(this.function);
+
+    new events.Rule(this, 'Schedule', {
+      description: 'itapi: sweep holds left past their deadline',
+      schedule: events.Schedule.rate(props.interval ?? Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0 })],
+    });
+    this.function.addEventSource(new sources.SqsEventSource(this.settlementQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    this.function.addEventSource(
+      new sources.DynamoEventSource(props.tables.holds, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        retryAttempts: 20,
+        reportBatchItemFailures: true,
+        // Only what the table's TTL removed: settlements delete holds too, and those are settled.
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('REMOVE'),
+            userIdentity: { type: lambda.FilterRule.isEqual('Service'), principalId: lambda.FilterRule.isEqual('dynamodb.amazonaws.com') },
+          }),
+        ],
+        onFailure: new sources.SqsDlq(this.deadLetterQueue),
+      }),
+    );
+  }
+
+  /** Lets the chat function queue the settlements it could not write. */
+  public grantEnqueue(grantee: iam.IGrantable): iam.Grant {
+    return this.settlementQueue.grantSendMessages(grantee);
+  }
+
+  /** Messages in the dead-letter queue: settlements not booked after every retry. */
+  public metricDeadLetters(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5), ...props });
+  }
+
+  /** Age of the oldest queued settlement, in seconds. */
+  public metricOldestSettlementAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.settlementQueue.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: Duration.minutes(5), ...props });
+  }
+}

@@ -1,0 +1,335 @@
+import { TransactionCanceledException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { parseCatalog } from '../../lambda/catalog';
+import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
+import { parseChatCompletionRequest } from '../../lambda/contract/request';
+import { Settlements } from '../../lambda/money/settlement';
+import { HoldSweeper } from '../../lambda/money/sweeper';
+import { abandonedSettlement } from '../../lambda/money/settlement';
+import { warmTokenizer } from '../../lambda/money/tokens';
+import { createStores, type Stores } from '../../lambda/runtime';
+import type { AccountsStore, AdmitWrite } from '../../lambda/store/accounts';
+import type { KeyRecord } from '../../lambda/store/keys';
+import type { TableNames } from '../../lambda/store/tables';
+import { createDynamoClient } from '../../lambda/store/client';
+import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
+import { chatAdmission, completed, moneyOver } from '../support/money';
+
+const catalog = parseCatalog(DEFAULT_CATALOG, 'test');
+const model = catalog.get('gpt-4o-mini')!;
+const CREDITS = 1_000_000;
+
+interface Injection {
+  command: string;
+  count: number;
+  make: () => Error;
+  when: 'before' | 'after';
+  fired: number;
+}
+
+interface Fixture {
+  client: DynamoDBClient;
+  tables: TableNames;
+  stores: Stores;
+  accountId: string;
+  key: KeyRecord;
+  /** Makes the client throw `make()` in place of the next `count` calls of one command (before or after sending it). */
+  inject(command: string, count: number, make: () => Error, when: 'before' | 'after'): Injection;
+  /** The inputs of every call of one command the client sent. */
+  sent(command: string): Array<Record<string, unknown>>;
+}
+
+async function setup(limits = { rpm: 1000, tpm: 10_000_000 }): Promise<Fixture> {
+  const { tables } = await createTestTables();
+  // A client of its own, with the fault hook in place before its first call (the SDK caches each
+  // command's middleware stack at its first send).
+  const client = createDynamoClient(testDynamoEndpoint());
+  const injections: Injection[] = [];
+  const calls: Array<{ command: string; input: Record<string, unknown> }> = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      calls.push({ command: String(context.commandName), input: args.input as Record<string, unknown> });
+      const injection = injections.find((i) => i.command === context.commandName && i.fired < i.count);
+      if (!injection) return next(args);
+      injection.fired++;
+      if (injection.when === 'after') await next(args);
+      throw injection.make();
+    },
+    { step: 'initialize', name: 'faults' },
+  );
+  const inject = (command: string, count: number, make: () => Error, when: 'before' | 'after') => {
+    const injection = { command, count, make, when, fired: 0 };
+    injections.push(injection);
+    return injection;
+  };
+  const stores = createStores(client, tables);
+  await stores.tiers.seed();
+  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
+  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, ...limits });
+  await stores.accounts.topUp(accountId, CREDITS, 'initial');
+  const key: KeyRecord = {
+    keyHash: `hash_${accountId}`,
+    keyId: `key_${accountId}`,
+    accountId,
+    name: 'k',
+    prefix: 'it_x',
+    status: 'active',
+    createdAtMs: 0,
+    accountTier: 'enterprise',
+    accountRpm: limits.rpm,
+    accountTpm: limits.tpm,
+  };
+  await stores.keys.create(key);
+  const sent = (command: string) => calls.filter((c) => c.command === command).map((c) => c.input);
+  return { client, tables, stores, accountId, key, inject, sent };
+}
+
+const request = (extra: object = {}) =>
+  parseChatCompletionRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 10, ...extra });
+
+/** The balance is exactly the ledger, and nothing is held once everything is settled. */
+async function expectSettledBooks(f: Fixture): Promise<void> {
+  const account = (await f.stores.accounts.get(f.accountId))!;
+  const ledger = await f.stores.usage.all(f.accountId);
+  expect(account.balanceMicroUsd).toBe(ledger.reduce((s, i) => s + i.amountMicroUsd, 0));
+  expect(account.heldMicroUsd).toBe(0);
+  expect(account.inFlight).toBe(0);
+  expect(await f.stores.holds.ofAccount(f.accountId)).toEqual([]);
+}
+
+const lostAnswer = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+const conflict = () =>
+  new TransactionCanceledException({
+    message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]',
+    $metadata: { httpStatusCode: 400 },
+    CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }, { Code: 'None' }],
+  });
+
+beforeAll(() => warmTokenizer());
+
+describe('holds as items of their own', () => {
+  it('keeps each admitted request’s hold in the holds table, and the account’s sums, until it is settled', async () => {
+    const f = await setup();
+    const { admission } = moneyOver(f.stores, f.tables);
+    const now = Date.now();
+    const a = await admission.admit(chatAdmission('req_holda', f.key, model, request(), now));
+    await admission.admit(chatAdmission('req_holdb', f.key, model, request(), now));
+    const holds = await f.stores.holds.ofAccount(f.accountId);
+    expect(holds.map((h) => h.requestId).sort()).toEqual(['req_holda', 'req_holdb']);
+    const held = holds.reduce((s, h) => s + h.holdMicroUsd, 0);
+    const account = (await f.stores.accounts.get(f.accountId))!;
+    expect(account).toMatchObject({ heldMicroUsd: held, inFlight: 2, balanceMicroUsd: CREDITS - held });
+    expect(holds[0].deadlineMs).toBe(now + 900_000);
+
+    await a.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    expect((await f.stores.holds.ofAccount(f.accountId)).map((h) => h.requestId)).toEqual(['req_holdb']);
+    expect((await f.stores.accounts.get(f.accountId))!.inFlight).toBe(1);
+  });
+
+  it('keeps the account item the same size with a thousand holds outstanding', async () => {
+    const f = await setup();
+    const { admission } = moneyOver(f.stores, f.tables);
+    const sizeOf = async () => JSON.stringify(await f.stores.accounts.get(f.accountId)).length;
+    const before = await sizeOf();
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => admission.admit(chatAdmission(`req_size${i}`, f.key, model, request(), Date.now()))));
+    expect((await f.stores.holds.ofAccount(f.accountId)).length).toBe(1000);
+    // The sums grow by digits, never by entries.
+    expect(await sizeOf()).toBeLessThan(before + 20);
+  }, 60_000);
+});
+
+describe('an admission whose answer is lost', () => {
+  it('is sent again with the same ClientRequestToken and holds once', async () => {
+    const f = await setup();
+    const { admission } = moneyOver(f.stores, f.tables);
+    // A warm instance: its view of the account is current, so its first write is the one that lands.
+    const warm = await admission.admit(chatAdmission('req_warm1', f.key, model, request(), Date.now()));
+    // The write is applied, then the answer is lost on the way back.
+    const injected = f.inject('TransactWriteItemsCommand', 1, lostAnswer, 'after');
+    const admitted = await admission.admit(chatAdmission('req_lost1', f.key, model, request(), Date.now()));
+    expect(injected.fired).toBe(1);
+    expect(f.sent('TransactWriteItemsCommand').map((input) => input.ClientRequestToken).filter((t) => String(t).startsWith('req_lost1'))).toEqual([
+      'req_lost1.0',
+      'req_lost1.0',
+    ]);
+    const account = (await f.stores.accounts.get(f.accountId))!;
+    expect(account.counts.requests).toBe(2);
+    expect(account.inFlight).toBe(2);
+    expect(await f.stores.holds.ofAccount(f.accountId)).toHaveLength(2);
+    await warm.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await admitted.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await expectSettledBooks(f);
+  });
+
+  it('is recognised by another instance sending a different write for the same request', async () => {
+    const f = await setup();
+    const first = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_twice', f.key, model, request(), Date.now()));
+    // A fresh instance (nothing cached, another token) sends the same request's admission.
+    const again = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_twice', f.key, model, request(), Date.now()));
+    expect(again.outputTokens).toBe(first.outputTokens);
+    const account = (await f.stores.accounts.get(f.accountId))!;
+    expect(account.counts.requests).toBe(1);
+    expect(account.inFlight).toBe(1);
+    await first.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await again.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await expectSettledBooks(f);
+    expect((await f.stores.usage.all(f.accountId)).filter((i) => i.kind === 'request')).toHaveLength(1);
+  });
+
+  it('gives the hold back when the write landed but the resends get a 4xx and the client an error', async () => {
+    const f = await setup();
+    let sends = 0;
+    const store: Pick<AccountsStore, 'admit'> = {
+      async admit(w: AdmitWrite) {
+        sends++;
+        if (sends <= 2) {
+          // The first write of a fresh instance meets a window it did not know of and is refused;
+          // the second lands, and its answer never arrives.
+          const applied = await f.stores.accounts.admit(w);
+          if (sends === 1) return applied;
+          expect(applied).toMatchObject({ ok: true });
+          throw lostAnswer();
+        }
+        throw Object.assign(new Error('Throughput exceeds the current capacity'), {
+          name: 'ThrottlingException',
+          $metadata: { httpStatusCode: 400 },
+        });
+      },
+    };
+    const { admission } = moneyOver(f.stores, f.tables, Date.now, { store });
+    await expect(admission.admit(chatAdmission('req_lost4xx', f.key, model, request(), Date.now()))).rejects.toMatchObject({
+      name: 'ThrottlingException',
+    });
+    expect(await f.stores.holds.ofAccount(f.accountId)).toHaveLength(1);
+    // The release runs in the background a moment later.
+    for (let i = 0; i < 50 && (await f.stores.holds.ofAccount(f.accountId)).length; i++) await new Promise((r) => setTimeout(r, 100));
+    await expectSettledBooks(f);
+    expect((await f.stores.accounts.get(f.accountId))!.balanceMicroUsd).toBe(CREDITS);
+    const [released] = (await f.stores.usage.all(f.accountId)).filter((i) => i.kind === 'request');
+    expect(released).toMatchObject({ id: 'req_lost4xx', status: 'failed', amountMicroUsd: 0 });
+  });
+});
+
+describe('TransactionConflictException (real DynamoDB, injected here)', () => {
+  it('retries an admission another transaction held back, and admits once', async () => {
+    const f = await setup();
+    const injected = f.inject('TransactWriteItemsCommand', 3, conflict, 'before');
+    const admitted = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_conflict', f.key, model, request(), Date.now()));
+    expect(injected.fired).toBe(3);
+    expect((await f.stores.accounts.get(f.accountId))!.counts.requests).toBe(1);
+    await admitted.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await expectSettledBooks(f);
+  });
+
+  it('retries a settlement another transaction held back, and settles once', async () => {
+    const f = await setup();
+    const admitted = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_sconflict', f.key, model, request(), Date.now()));
+    const injected = f.inject('TransactWriteItemsCommand', 2, conflict, 'before');
+    await admitted.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    expect(injected.fired).toBe(2);
+    await expectSettledBooks(f);
+    expect((await f.stores.usage.all(f.accountId)).filter((i) => i.kind === 'request')).toHaveLength(1);
+  });
+});
+
+describe('the sweeper', () => {
+  function sweeperOver(f: Fixture, now: () => number, graceMs = 0) {
+    return new HoldSweeper({
+      holds: f.stores.holds,
+      accounts: f.stores.accounts,
+      settlements: new Settlements({ store: f.stores.accounts, retryDelaysMs: [], now }),
+      keysTable: f.tables.keys,
+      graceMs,
+      now,
+    });
+  }
+
+  it('settles a hold past its deadline as abandoned: the prompt charged, the rest refunded', async () => {
+    const f = await setup();
+    let now = Date.now();
+    const { admission } = moneyOver(f.stores, f.tables, () => now, { maxRequestMs: 1_000 });
+    await admission.admit(chatAdmission('req_abandon', f.key, model, request(), now));
+    const [hold] = await f.stores.holds.ofAccount(f.accountId);
+    const sweeper = sweeperOver(f, () => now, 60_000);
+    expect(await sweeper.sweep()).toMatchObject({ abandoned: 0 });
+    now += 1_000 + 60_001;
+    expect(await sweeper.sweep()).toMatchObject({ abandoned: 1 });
+    await expectSettledBooks(f);
+    const [item] = (await f.stores.usage.all(f.accountId)).filter((i) => i.kind === 'request');
+    expect(item).toMatchObject({ id: 'req_abandon', status: 'abandoned', amountMicroUsd: -hold.promptMicroUsd, promptTokens: hold.promptTokens });
+    expect(hold.promptMicroUsd).toBeGreaterThan(0);
+    expect(hold.promptMicroUsd).toBeLessThan(hold.holdMicroUsd);
+  });
+
+  it('races a late settlement of the same request safely: exactly one of them writes', async () => {
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 10; round++) {
+      const f = await setup();
+      const { admission } = moneyOver(f.stores, f.tables, Date.now, { maxRequestMs: 1 });
+      const admitted = await admission.admit(chatAdmission(`req_race${round}`, f.key, model, request(), Date.now() - 10));
+      // Both have the hold in hand and write at the same time: the sweeper's scan found it, and the request ends.
+      const [hold] = await f.stores.holds.ofAccount(f.accountId);
+      const sweeperWrites = new Settlements({ store: f.stores.accounts, retryDelaysMs: [] });
+      const [swept] = await Promise.all([
+        sweeperWrites.apply(abandonedSettlement(hold, f.tables.keys)),
+        admitted.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 })),
+      ]);
+      const items = (await f.stores.usage.all(f.accountId)).filter((i) => i.kind === 'request');
+      expect(items).toHaveLength(1);
+      expect(typeof swept).toBe('object');
+      const sweeperWon = typeof swept === 'object' && swept.settled;
+      expect(items[0].status).toBe(sweeperWon ? 'abandoned' : 'completed');
+      outcomes.add(items[0].status!);
+      await expectSettledBooks(f);
+    }
+  }, 60_000);
+
+  it('gives back whole a hold whose admission landed after its request had given up and been released', async () => {
+    const f = await setup();
+    const now = Date.now();
+    const { admission } = moneyOver(f.stores, f.tables, () => now, { maxRequestMs: 1 });
+    // Released first (the write was thought lost), then the same write lands after all.
+    const admitted = await admission.admit(chatAdmission('req_orphan', f.key, model, request(), now - 10));
+    const [hold] = await f.stores.holds.ofAccount(f.accountId);
+    await admitted.settle({ status: 'failed', httpStatus: 503, completionText: '', latencyMs: 1, stream: false });
+    await f.stores.accounts.admit({
+      accountId: f.accountId,
+      nowMs: now,
+      believed: (await f.stores.accounts.get(f.accountId))!.counts,
+      tokens: hold.rateTokens,
+      limits: { tier: 'enterprise', rpm: 1000, tpm: 10_000_000 },
+      hold,
+      token: 'req_orphan.late',
+    });
+    expect(await f.stores.holds.ofAccount(f.accountId)).toHaveLength(1);
+    expect(await sweeperOver(f, () => now + 100).sweep()).toMatchObject({ orphans: 1, abandoned: 0 });
+    await expectSettledBooks(f);
+    expect((await f.stores.accounts.get(f.accountId))!.balanceMicroUsd).toBe(CREDITS);
+  });
+});
+
+describe('token corrections', () => {
+  it('land on the previous minute once the window has rolled over, instead of being dropped', async () => {
+    const f = await setup({ rpm: 1000, tpm: 10_000 });
+    let now = 7_000 * 60_000 + 50_000;
+    const { admission } = moneyOver(f.stores, f.tables, () => now);
+    const a = await admission.admit(chatAdmission('req_corr_a', f.key, model, request({ max_tokens: 2000 }), now));
+    const counted = (await f.stores.accounts.get(f.accountId))!.counts.tokens;
+    now += 20_000; // the next minute; another request rolls the item over
+    await admission.admit(chatAdmission('req_corr_b', f.key, model, request({ max_tokens: 10 }), now));
+    expect((await f.stores.accounts.get(f.accountId))!.counts.prevTokens).toBe(counted);
+    await a.settle(completed({ prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }));
+    expect((await f.stores.accounts.get(f.accountId))!.counts.prevTokens).toBe(10);
+  });
+
+  it('correct a capped key’s own counter too', async () => {
+    const f = await setup();
+    const capped: KeyRecord = { ...f.key, keyHash: `${f.key.keyHash}_cap`, keyId: `${f.key.keyId}_cap`, tpm: 100_000 };
+    await f.stores.keys.create(capped);
+    const { admission } = moneyOver(f.stores, f.tables);
+    const admitted = await admission.admit(chatAdmission('req_keycorr', capped, model, request({ max_tokens: 500 }), Date.now()));
+    const counter = async () => (await f.stores.keys.getCounts(capped.keyHash))!.tokens;
+    expect(await counter()).toBeGreaterThan(500);
+    await admitted.settle(completed({ prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }));
+    expect(await counter()).toBe(10);
+  });
+});
