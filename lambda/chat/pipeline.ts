@@ -3,7 +3,7 @@ import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamEr
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
 import { estimatePromptTokens } from '../money/tokens';
-import type { Admission, Admitted, Outcome } from '../money/types';
+import type { Admission, AdmissionRequest, Admitted, Outcome } from '../money/types';
 import type { ProviderRegistry } from '../providers';
 import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/types';
 import type { ProviderKeys } from '../secrets/provider-keys';
@@ -65,19 +65,13 @@ export async function openCompletion(
   request: ChatCompletionRequest,
 ): Promise<OpenedCompletion> {
   const stream = request.stream === true;
-  const admitted = await deps.admission.admit({
-    requestId: scope.requestId,
-    key,
-    model,
-    startedAtMs: scope.startedAtMs,
+  const run = await admitRun(deps, scope, key, model, {
     promptTokens: estimatePromptTokens(request, model.tokenRules),
     outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
     n: request.n ?? 1,
     stream,
   });
-  Object.assign(scope.responseHeaders, admitted.headers);
-  const run = new AdmittedRun(deps, scope, key, model, admitted, stream);
-  const upstreamRequest = withOutputLimit(request, admitted.outputTokens);
+  const upstreamRequest = withOutputLimit(request, run.admitted.outputTokens);
   try {
     if (!stream) {
       const { value: completion, route } = await run.route(upstreamRequest, (p, call) => p.complete(call));
@@ -118,12 +112,32 @@ function choiceText(choice: ChatCompletion['choices'][number]): string {
   return (choice.message.content ?? '') + (choice.message.tool_calls ?? []).map((c) => ('function' in c ? c.function.arguments : '')).join('');
 }
 
-function routeName(route: RouteConfig): string {
+export function routeName(route: RouteConfig): string {
   return `${route.provider}:${route.model}`;
 }
 
-/** One admitted request between admission and settlement. */
-class AdmittedRun {
+/**
+ * Admission for any endpoint (chat, responses, messages, embeddings): the hold is taken and the
+ * rate-limit headers set on the scope. The run then tries routes and finishes exactly once.
+ */
+export async function admitRun(
+  deps: CompletionDeps,
+  scope: RequestScope,
+  key: KeyRecord,
+  model: ModelEntry,
+  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream'>,
+): Promise<AdmittedRun> {
+  const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
+  Object.assign(scope.responseHeaders, admitted.headers);
+  return new AdmittedRun(deps, scope, key, model, admitted, input.stream);
+}
+
+/**
+ * One admitted request between admission and settlement: the route loop, the deadline (its
+ * `abort` fires and `deadlineError` is set when ITAPI_MAX_REQUEST_S is reached), and `finish`,
+ * which settles (after the last byte) and records the request, once, whatever calls it.
+ */
+export class AdmittedRun {
   readonly abort = new AbortController();
   /** Set when the request reached its deadline (ITAPI_MAX_REQUEST_S): what the client is told. */
   deadlineError: GatewayError | undefined;
@@ -135,7 +149,7 @@ class AdmittedRun {
     readonly scope: RequestScope,
     private readonly key: KeyRecord,
     readonly model: ModelEntry,
-    private readonly admitted: Admitted,
+    readonly admitted: Admitted,
     private readonly stream: boolean,
   ) {
     const maxMs = admitted.deadlineMs - scope.startedAtMs;
