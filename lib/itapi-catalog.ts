@@ -14,6 +14,8 @@ export interface ItapiCatalogRoute {
   readonly model: string;
   /** AWS region, for `bedrock`; default: the stack's region. */
   readonly region?: string;
+  /** Where an `openai-compatible` upstream takes the output limit. @default max_completion_tokens for api.openai.com, else max_tokens */
+  readonly output_limit_field?: 'max_tokens' | 'max_completion_tokens';
 }
 
 export interface ItapiCatalogModel {

@@ -16,6 +16,11 @@ const routeSchema = z
     model: z.string().min(1),
     /** AWS region, for `bedrock`. */
     region: z.string().optional(),
+    /**
+     * Where an `openai-compatible` upstream takes the output limit.
+     * @default `max_completion_tokens` for api.openai.com, else `max_tokens`
+     */
+    output_limit_field: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   })
   .strict();
 

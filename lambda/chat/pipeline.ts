@@ -270,11 +270,12 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
     return next;
   }
 
-  /** The client went away: stop the upstream and bill what it delivered. */
+  /** The client went away: bill what was delivered, and stop the upstream. */
   async return(): Promise<IteratorResult<ChatCompletionChunk>> {
+    // Settled first: a read still pending fails once the upstream is cut, and must not count as an upstream failure.
+    this.end('aborted', 'client_closed');
     this.run.abort.abort();
     await this.upstream.return?.().catch(() => undefined);
-    this.end('aborted', 'client_closed');
     return { done: true, value: undefined };
   }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
+import type { ChatCompletionRequest } from '../../contract/request';
 import { fetchUpstream, readJson, sseEvents } from '../http';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
@@ -16,7 +17,7 @@ export function openAiCompatibleProvider(): Provider {
       deadline.arm('total', call.timeouts.totalMs);
       let whole = false;
       try {
-        const response = await post(call, { ...call.request, model: call.route.model, stream: false, stream_options: undefined }, deadline);
+        const response = await post(call, { ...upstreamBody(call), stream: false, stream_options: undefined }, deadline);
         const completion = (await readJson(response).catch((err) => Promise.reject(deadline.failure(err, true)))) as ChatCompletion;
         whole = true;
         if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
@@ -29,7 +30,7 @@ export function openAiCompatibleProvider(): Provider {
     },
 
     async stream(call) {
-      const body = { ...call.request, model: call.route.model, stream: true, stream_options: { include_usage: true } };
+      const body = { ...upstreamBody(call), stream: true, stream_options: { include_usage: true } };
       const deadline = new UpstreamDeadline(call.signal, 'The upstream');
       try {
         const response = await post(call, body, deadline);
@@ -40,6 +41,23 @@ export function openAiCompatibleProvider(): Provider {
       }
     },
   };
+}
+
+/**
+ * The client's body with the route's model and the output limit the hold pays for, in the field
+ * the upstream enforces: OpenAI's own API takes `max_completion_tokens` (and refuses `max_tokens`
+ * for its reasoning models); the others are only sure to honour `max_tokens`.
+ */
+function upstreamBody(call: ProviderCall): ChatCompletionRequest {
+  const limit = call.request.max_completion_tokens ?? call.request.max_tokens ?? undefined;
+  const field = call.route.output_limit_field ?? (isOpenAi(call.route.base_url ?? DEFAULT_BASE_URL) ? 'max_completion_tokens' : 'max_tokens');
+  const body: ChatCompletionRequest = { ...call.request, model: call.route.model, max_tokens: undefined, max_completion_tokens: undefined };
+  if (limit != null) body[field] = limit;
+  return body;
+}
+
+function isOpenAi(baseUrl: string): boolean {
+  return /^https:\/\/api\.openai\.com(\/|$)/.test(baseUrl);
 }
 
 function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Promise<IncomingMessage> {
