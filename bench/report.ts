@@ -12,6 +12,8 @@ export interface Results {
   throughput: Record<string, { rps: number; cpuMsPerRequest: number; requests: number; non2xx: number; errors: number; connections: number }>;
   dynamo: { kinds: Record<string, any>; sdkVsHttp: any };
   coldStart: any;
+  /** Write units per request with 10 and 1,000 requests of one account in flight (issue 10). */
+  inFlight?: Array<{ inFlight: number; admittedTogether: number; answered200: number; admissionUnitsPerRequest: number; settlementUnitsPerRequest: number; accountItemBytes: number; seconds: number }> | { error: string };
   durationS: number;
   loadAvgAtEnd?: number[];
   verdicts?: Verdict[];
@@ -59,6 +61,16 @@ export function verdicts(r: Results): Verdict[] {
   const cpu = r.throughput.gateway?.cpuMsPerRequest;
   out.push({ figure: 'CPU per request: gateway', value: `${f(cpu, 3)} ms`, target: `≤ ${TARGETS.cpuMsPerRequest} ms (Portkey ref ${REFERENCE.portkey.cpuMs})`, pass: cpu <= TARGETS.cpuMsPerRequest });
   out.push({ figure: 'requests/s: gateway (whole local stack)', value: f(r.throughput.gateway?.rps, 0), target: 'reported as is (DynamoDB Local bounds it)', pass: null });
+  if (r.inFlight && !('error' in r.inFlight) && r.inFlight.length >= 2) {
+    const [low, high] = [r.inFlight[0], r.inFlight[r.inFlight.length - 1]];
+    const per = (x: typeof low) => x.admissionUnitsPerRequest + x.settlementUnitsPerRequest;
+    out.push({
+      figure: `write units/request at ${low.inFlight} vs ${high.inFlight} in flight`,
+      value: `${f(per(low), 2)} vs ${f(per(high), 2)} (${high.admittedTogether} admitted together)`,
+      target: 'within 30 %, all admitted',
+      pass: Math.abs(per(high) - per(low)) / per(low) <= 0.3 && high.admittedTogether === high.inFlight,
+    });
+  }
   if ('bundleBytes' in (r.coldStart ?? {})) {
     const c = r.coldStart;
     out.push({ figure: 'bundle size (minified, SDK external)', value: `${f(c.bundleBytes / 1024, 1)} KB`, target: `≤ ${TARGETS.bundleBytes / 1024} KB`, pass: c.bundleBytes <= TARGETS.bundleBytes });
@@ -132,6 +144,17 @@ export function report(r: Results): string {
       `  one GetItem: SDK ${f(s.sdk.cpuMs, 3)} CPU-ms (${f(s.sdk.wallMs)} ms wall) vs the same bytes over bare node:http ${f(s.http.cpuMs, 3)} CPU-ms (${f(s.http.wallMs)} ms): ×${f(s.ratio, 1)}` +
         (s.sdkPhasesMedianCpuMs ? `; SDK before HTTP ${f(s.sdkPhasesMedianCpuMs.beforeHttp, 3)}, HTTP ${f(s.sdkPhasesMedianCpuMs.http, 3)}, after ${f(s.sdkPhasesMedianCpuMs.afterHttp, 3)}` : ''),
     );
+  }
+  if (r.inFlight) {
+    lines.push('');
+    lines.push('Write units per request with N requests of one account in flight (ReturnConsumedCapacity)');
+    if ('error' in r.inFlight) lines.push(`  failed: ${r.inFlight.error}`);
+    else {
+      lines.push(`  ${pad('in flight', 11)}${pad('admitted', 10)}${pad('admission', 11)}${pad('settlement', 12)}${pad('account item', 14)}seconds`);
+      for (const x of r.inFlight) {
+        lines.push(`  ${pad(String(x.inFlight), 11)}${pad(String(x.admittedTogether), 10)}${pad(f(x.admissionUnitsPerRequest, 2), 11)}${pad(f(x.settlementUnitsPerRequest, 2), 12)}${pad(`${x.accountItemBytes} B`, 14)}${f(x.seconds, 1)}`);
+      }
+    }
   }
   lines.push('');
   lines.push('Targets (issue 6)');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
+import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
 import { startServer, type Server } from './procs';
 import { report, type Results } from './report';
@@ -28,6 +29,7 @@ const KIND_REQUESTS = Number(process.env.BENCH_KIND_REQUESTS ?? 100);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? '10,1000').split(',').map(Number);
 
 const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 const t0 = Date.now();
@@ -329,7 +331,8 @@ async function main() {
     await gateway.request({ type: 'meter-reset', capacity: false });
     const lat = await latency(targets);
     const latMeter = (await gateway.request<{ meter: MeterSnapshot }>({ type: 'meter' })).meter;
-    const admissionWrites = latMeter.UpdateItemCommand?.wallMs ?? [];
+    // Admission and settlement are both TransactWriteItems of a few small items: one round trip each.
+    const admissionWrites = latMeter.TransactWriteItemsCommand?.wallMs ?? [];
 
     log(`stream fidelity: ${STREAM_ROUNDS} interleaved rounds of ${CHUNKS} chunks`);
     const str = await streams(targets);
@@ -340,6 +343,14 @@ async function main() {
 
     log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
     const tput = await throughput(targets, byName);
+
+    log(`write units per request with ${IN_FLIGHT.join(' and ')} requests of one account in flight`);
+    let inFlight: Results['inFlight'];
+    try {
+      inFlight = await writeUnitsInFlight(dynamo.endpoint, IN_FLIGHT);
+    } catch (err) {
+      inFlight = { error: String(err).slice(0, 300) };
+    }
 
     const results: Results = {
       when: new Date().toISOString(),
@@ -353,6 +364,7 @@ async function main() {
       throughput: tput,
       dynamo: { kinds, sdkVsHttp: sdk },
       coldStart: cold,
+      inFlight,
       loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
       durationS: (Date.now() - t0) / 1000,
     };

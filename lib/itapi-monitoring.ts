@@ -34,6 +34,8 @@ export interface ItapiMonitoringProps {
   readonly http5xxRatePercent?: number;
   /** Alarm when more than this share of one provider's calls fail. @default 20 */
   readonly upstreamErrorRatePercent?: number;
+  /** Alarm when the accounts table sees more transaction conflicts than this in 5 minutes, in 2 of 3 periods. @default 300 */
+  readonly accountConflictsPerFiveMinutes?: number;
   /** Alarm when p99 chat duration exceeds this share of the timeout. @default 80 */
   readonly durationAlarmPercent?: number;
   /** @default - `<stack name>-itapi` */
@@ -112,6 +114,13 @@ export class ItapiMonitoring extends Construct {
         description: `DynamoDB throttled requests on the ${role} table (the gateway answers 503 while this lasts).`,
       });
     }
+    this.alarm('HotAccount', props.tables.metricTransactionConflicts(props.tables.accounts, { period: FIVE_MINUTES }), {
+      threshold: props.accountConflictsPerFiveMinutes ?? 300,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      description:
+        'Admissions and settlements of one account keep meeting each other on its item (DynamoDB TransactionConflict on the accounts table): an account is near the ceiling of docs/SCALE.md. Contributor Insights on the table names it.',
+    });
     if (props.sweeper) {
       const sweeper = props.sweeper;
       this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {

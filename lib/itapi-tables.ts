@@ -89,6 +89,8 @@ export class ItapiTables extends Construct {
     this.accounts = new dynamodb.TableV2(this, 'Accounts', {
       ...common,
       partitionKey: { name: 'account_id', type: S },
+      // Names the account behind throttling when one account outgrows its item (docs/SCALE.md).
+      contributorInsightsSpecification: { enabled: true, mode: dynamodb.ContributorInsightsMode.THROTTLED_KEYS },
     });
     this.usage = new dynamodb.TableV2(this, 'Usage', {
       ...common,
@@ -149,6 +151,14 @@ export class ItapiTables extends Construct {
       actions: actionLists.flat(),
       resourceArns: [table.tableArn, ...indexes.map((name) => `${table.tableArn}/index/${name}`)],
     });
+  }
+
+  /**
+   * Writes refused because another transaction held the same item, summed over `period`: on the
+   * accounts table, one account's requests contending for its item (docs/SCALE.md).
+   */
+  public metricTransactionConflicts(table: dynamodb.ITableV2, props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return table.metric('TransactionConflict', { statistic: 'Sum', ...props });
   }
 
   /**

@@ -432,6 +432,7 @@ function printAccount(ctx: Ctx, a: any): void {
     ['tier', a.tier],
     ['status', a.status],
     ['balance', `${money(a.balance_micro_usd)} (${a.balance_micro_usd} micro-USD)`],
+    ...(a.in_flight ? ([['held', `${money(a.held_micro_usd)} by ${a.in_flight} request${a.in_flight === 1 ? '' : 's'} in flight`]] as Array<[string, string]>) : []),
     ['rpm', `${limit(a.limits.rpm)}${custom(a.rpm)}`],
     ['tpm', `${limit(a.limits.tpm)}${custom(a.tpm)}`],
     ...(m

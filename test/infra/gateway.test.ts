@@ -310,6 +310,7 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
+        'HotAccount',
         'SettlementDeadLetters',
         'SettlementQueueAge',
         'SweeperErrors',

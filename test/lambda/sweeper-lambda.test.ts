@@ -1,0 +1,113 @@
+import { DeleteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { parseCatalog } from '../../lambda/catalog';
+import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
+import { parseChatCompletionRequest } from '../../lambda/contract/request';
+import { requestSettlement } from '../../lambda/money/settlement';
+import { createStores, type Stores } from '../../lambda/runtime';
+import { holdToItem } from '../../lambda/store/holds';
+import type { KeyRecord } from '../../lambda/store/keys';
+import type { TableNames } from '../../lambda/store/tables';
+import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
+import { chatAdmission, completed, moneyOver } from '../support/money';
+
+/**
+ * The sweeper function (lambda/entry/sweeper-lambda.ts) as Lambda invokes it: the schedule, the
+ * settlement queue (SQS) and the holds table's stream, against DynamoDB Local.
+ */
+
+type Handler = (event: unknown) => Promise<{ batchItemFailures: Array<{ itemIdentifier: string }> } | void>;
+
+const model = parseCatalog(DEFAULT_CATALOG, 'test').get('gpt-4o-mini')!;
+let tables: TableNames;
+let client: DynamoDBClient;
+let stores: Stores;
+let handler: Handler;
+let key: KeyRecord;
+const CREDITS = 1_000_000;
+const request = parseChatCompletionRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 100 });
+
+beforeAll(async () => {
+  const made = await createTestTables();
+  tables = made.tables;
+  client = made.client;
+  stores = createStores(made.client, made.tables);
+  await stores.tiers.seed();
+  Object.assign(process.env, {
+    ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
+    ITAPI_KEYS_TABLE: tables.keys,
+    ITAPI_TIERS_TABLE: tables.tiers,
+    ITAPI_ACCOUNTS_TABLE: tables.accounts,
+    ITAPI_USAGE_TABLE: tables.usage,
+    ITAPI_HOLDS_TABLE: tables.holds,
+    ITAPI_SWEEP_GRACE_S: '0.05',
+  });
+  jest.isolateModules(() => {
+    handler = (require('../../lambda/entry/sweeper-lambda') as { handler: Handler }).handler;
+  });
+});
+
+async function account(): Promise<string> {
+  const id = `acct_${Math.random().toString(36).slice(2)}`;
+  await stores.accounts.create({ id, name: id, tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, rpm: 1000, tpm: 1_000_000 });
+  await stores.accounts.topUp(id, CREDITS, 'initial');
+  key = { keyHash: `h_${id}`, keyId: `k_${id}`, accountId: id, name: 'k', prefix: 'it_x', status: 'active', createdAtMs: 0, accountTier: 'enterprise', accountRpm: 1000, accountTpm: 1_000_000 };
+  return id;
+}
+
+async function expectBooks(accountId: string) {
+  const a = (await stores.accounts.get(accountId))!;
+  const ledger = await stores.usage.all(accountId);
+  expect(a.balanceMicroUsd).toBe(ledger.reduce((s, i) => s + i.amountMicroUsd, 0));
+  expect(a).toMatchObject({ heldMicroUsd: 0, inFlight: 0 });
+  expect(await stores.holds.ofAccount(accountId)).toEqual([]);
+  return ledger.filter((i) => i.kind === 'request');
+}
+
+it('sweeps holds past their deadline on the schedule', async () => {
+  const id = await account();
+  await moneyOver(stores, tables, Date.now, { maxRequestMs: 1 }).admission.admit(chatAdmission('req_sched', key, model, request, Date.now() - 1000));
+  await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+  const [item] = await expectBooks(id);
+  expect(item).toMatchObject({ id: 'req_sched', status: 'abandoned' });
+});
+
+it('applies queued settlements once each, and hands back the ones it cannot read', async () => {
+  const id = await account();
+  const admitted = await moneyOver(stores, tables).admission.admit(chatAdmission('req_queued', key, model, request, Date.now()));
+  const [hold] = await stores.holds.ofAccount(id);
+  const write = requestSettlement(hold, model, completed({ prompt_tokens: 8, completion_tokens: 40, total_tokens: 48 }), tables.keys);
+  const body = JSON.stringify(write);
+  const result = await handler({
+    Records: [
+      { eventSource: 'aws:sqs', messageId: 'm1', body },
+      { eventSource: 'aws:sqs', messageId: 'm2', body }, // delivered twice, as SQS may
+      { eventSource: 'aws:sqs', messageId: 'm3', body: '{not json' },
+    ],
+  });
+  expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm3' }] });
+  const [item] = await expectBooks(id);
+  expect(item).toMatchObject({ id: 'req_queued', status: 'completed', completionTokens: 40 });
+  // The request's own settlement, arriving late, changes nothing.
+  await admitted.settle(completed({ prompt_tokens: 8, completion_tokens: 40, total_tokens: 48 }));
+  expect(await expectBooks(id)).toHaveLength(1);
+});
+
+it('settles a hold the table’s TTL removed, from the stream’s old image, once', async () => {
+  const id = await account();
+  await moneyOver(stores, tables).admission.admit(chatAdmission('req_ttl', key, model, request, Date.now()));
+  const [hold] = await stores.holds.ofAccount(id);
+  // What TTL does: the item vanishes, with nothing settled.
+  await client.send(new DeleteItemCommand({ TableName: tables.holds, Key: { request_id: { S: hold.requestId } } }));
+  const record = (eventID: string, principalId: string) => ({
+    eventSource: 'aws:dynamodb',
+    eventName: 'REMOVE',
+    eventID,
+    userIdentity: { type: 'Service', principalId },
+    dynamodb: { OldImage: holdToItem(hold), SequenceNumber: eventID },
+  });
+  const result = await handler({ Records: [record('1', 'dynamodb.amazonaws.com'), record('2', 'dynamodb.amazonaws.com'), record('3', 'someone-else')] });
+  expect(result).toEqual({ batchItemFailures: [] });
+  const [item] = await expectBooks(id);
+  expect(item).toMatchObject({ id: 'req_ttl', status: 'abandoned', amountMicroUsd: -hold.promptMicroUsd });
+  expect((await stores.accounts.get(id))!.balanceMicroUsd).toBe(CREDITS - hold.promptMicroUsd);
+});
