@@ -58,13 +58,20 @@ export async function createEmbeddings(deps: CompletionDeps, scope: RequestScope
 }
 
 /**
- * Input tokens for the hold and the minute's token count: each text counted on its own (o200k,
- * with the model's margin), token arrays by their length. Embedding models bill no output.
+ * Embedding models count with tokenizers of their own (cl100k for OpenAI's, Titan's, Cohere's),
+ * which may count a text above o200k, plus a start or end token per input: the hold takes this
+ * margin and one token per input, so that it stays above what the provider bills.
+ */
+export const EMBEDDING_TEXT_MARGIN = 1.25;
+
+/**
+ * Input tokens for the hold and the minute's token count (corrected to the provider's count at
+ * settlement): each text counted on its own, token arrays by their length. No output is held.
  */
 export function estimateEmbeddingTokens(inputs: EmbeddingInputs, model: Pick<ModelEntry, 'tokenRules'>): number {
   if (inputs.kind === 'tokens') return inputs.tokens.reduce((sum, tokens) => sum + tokens.length, 0);
-  const text = inputs.texts.reduce((sum, t) => sum + countTokens(t), 0);
-  return Math.ceil(text * model.tokenRules.textMargin);
+  const margin = Math.max(EMBEDDING_TEXT_MARGIN, model.tokenRules.textMargin);
+  return inputs.texts.reduce((sum, t) => sum + Math.ceil(countTokens(t) * margin) + 1, 0);
 }
 
 /** A vector as the client asked for it; an upstream that sent the other format is converted. */
