@@ -15,6 +15,7 @@ import {
   serverOverloaded,
 } from './contract/errors';
 import type { Model } from './contract/openai';
+import { createEmbeddings } from './embeddings/create-embeddings';
 import type { KeyRecord } from './store/keys';
 
 export interface AppDeps extends ChatDeps {
@@ -103,6 +104,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     },
   );
 
+  // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
+  app.post('/v1/embeddings', authenticate, jsonBodyLimit(maxBodyBytes), async (c) => {
+    const body = await readJsonBody(c);
+    return createEmbeddings(deps, c.var.scope, c.var.key, body);
+  });
+  app.all('/v1/embeddings', (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
+
   app.get('/v1/models', authenticate, (c) => {
     const data = deps.catalog
       .list()
@@ -139,6 +147,18 @@ function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {
 
 function modelObject(id: string, created: number, ownedBy: string): Model {
   return { id, object: 'model', created, owned_by: ownedBy };
+}
+
+/** The body limit of a JSON route: 413 past it, and the connection closed (the rest is never read). */
+function jsonBodyLimit(maxBodyBytes: number) {
+  return bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: () => {
+      const error = requestTooLarge(maxBodyBytes);
+      error.headers.connection = 'close';
+      throw error;
+    },
+  });
 }
 
 async function readJsonBody(c: Context<Env>): Promise<unknown> {

@@ -19,11 +19,17 @@ export interface ItapiCatalogRoute {
 }
 
 export interface ItapiCatalogModel {
+  /** `embedding` models serve only `POST /v1/embeddings` and are priced per input token. @default chat */
+  readonly kind?: 'chat' | 'embedding';
   readonly owned_by: string;
   readonly created?: number;
-  readonly pricing: { readonly input_per_mtok: number; readonly output_per_mtok: number; readonly cached_input_per_mtok?: number };
+  /** `output_per_mtok` is required for chat models; embedding models have no output price. */
+  readonly pricing: { readonly input_per_mtok: number; readonly output_per_mtok?: number; readonly cached_input_per_mtok?: number };
   readonly context_window: number;
-  readonly max_output_tokens: number;
+  /** Required for chat models; not used by embedding models. */
+  readonly max_output_tokens?: number;
+  /** Embedding models: the length of their vectors; a request asking for more `dimensions` gets a 400. */
+  readonly dimensions?: number;
   /** How the model counts an image: `"anthropic"` or OpenAI's tiles `{base, tile}`. @default by model family */
   readonly image_tokens?: 'anthropic' | { readonly base: number; readonly tile: number };
   readonly routes: ItapiCatalogRoute[];

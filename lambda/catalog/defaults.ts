@@ -55,5 +55,21 @@ export const DEFAULT_CATALOG: CatalogFile = {
         },
       ],
     },
+    'text-embedding-3-small': {
+      kind: 'embedding',
+      owned_by: 'openai',
+      pricing: { input_per_mtok: 0.02 },
+      context_window: 8191,
+      dimensions: 1536,
+      routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'text-embedding-3-small' }],
+    },
+    'text-embedding-3-large': {
+      kind: 'embedding',
+      owned_by: 'openai',
+      pricing: { input_per_mtok: 0.13 },
+      context_window: 8191,
+      dimensions: 3072,
+      routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'text-embedding-3-large' }],
+    },
   },
 };

@@ -5,6 +5,13 @@ import { DEFAULT_CATALOG } from './defaults';
 export const PROVIDERS = ['openai-compatible', 'anthropic', 'bedrock', 'mock'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
+/** What a model serves: chat (chat completions, responses, messages) or embeddings (`POST /v1/embeddings`). */
+export const MODEL_KINDS = ['chat', 'embedding'] as const;
+export type ModelKind = (typeof MODEL_KINDS)[number];
+
+/** The providers that can serve an embedding model (Anthropic has no embeddings API). */
+export const EMBEDDING_PROVIDERS: readonly ProviderName[] = ['openai-compatible', 'bedrock', 'mock'];
+
 const routeSchema = z
   .object({
     provider: z.enum(PROVIDERS),
@@ -26,17 +33,23 @@ const routeSchema = z
 
 const modelSchema = z
   .object({
+    /** @default chat; an `embedding` model serves only `POST /v1/embeddings` and is priced per input token. */
+    kind: z.enum(MODEL_KINDS).optional(),
     owned_by: z.string().min(1),
     created: z.number().int().nonnegative().optional(),
     pricing: z
       .object({
         input_per_mtok: z.number().nonnegative(),
-        output_per_mtok: z.number().nonnegative(),
+        /** Required for chat models; embedding models produce no output tokens (default 0). */
+        output_per_mtok: z.number().nonnegative().optional(),
         cached_input_per_mtok: z.number().nonnegative().optional(),
       })
       .strict(),
     context_window: z.number().int().positive(),
-    max_output_tokens: z.number().int().positive(),
+    /** Required for chat models; not used by embedding models. */
+    max_output_tokens: z.number().int().positive().optional(),
+    /** Embedding models only: the length of the model's vectors; a request asking for more `dimensions` gets a 400. */
+    dimensions: z.number().int().positive().optional(),
     /**
      * How the model counts an image: `"anthropic"` (pixels / 750, at most 1,600) or OpenAI's
      * 512-px tiles, `{"base": 85, "tile": 170}` (gpt-4o-mini: 2833 and 5667).
@@ -47,7 +60,22 @@ const modelSchema = z
       .optional(),
     routes: z.array(routeSchema).min(1),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.kind === 'embedding') return checkEmbeddingRoutes(m.routes, ctx);
+    // Chat models keep the fields they always needed; zod's own words for a missing field.
+    if (m.pricing.output_per_mtok === undefined) ctx.addIssue({ code: 'custom', path: ['pricing', 'output_per_mtok'], message: 'Required' });
+    if (m.max_output_tokens === undefined) ctx.addIssue({ code: 'custom', path: ['max_output_tokens'], message: 'Required' });
+    if (m.dimensions !== undefined) ctx.addIssue({ code: 'custom', path: ['dimensions'], message: 'is only for models of kind "embedding"' });
+  });
+
+function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.RefinementCtx): void {
+  routes.forEach((route, i) => {
+    if (!EMBEDDING_PROVIDERS.includes(route.provider)) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'provider'], message: `cannot serve an embedding model (use one of ${EMBEDDING_PROVIDERS.join(', ')})` });
+    }
+  });
+}
 
 export const catalogFileSchema = z.object({ models: z.record(z.string().min(1), modelSchema) }).strict();
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
@@ -79,9 +107,14 @@ export interface ModelEntry {
   created: number;
   price: PriceNanoUsd;
   contextWindow: number;
+  /** 0 for embedding models: they produce no output tokens. */
   maxOutputTokens: number;
   tokenRules: TokenRules;
   routes: RouteConfig[];
+  /** Set by the catalog: `embedding` for embedding models, else `chat`. Only `'embedding'` means embeddings. */
+  kind?: ModelKind;
+  /** Embedding models: the length of the model's vectors, when the catalog names it. */
+  dimensions?: number;
 }
 
 function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
@@ -107,13 +140,15 @@ export class Catalog {
           created: m.created ?? CATALOG_EPOCH_S,
           price: {
             inputPerToken: perTokenNanoUsd(m.pricing.input_per_mtok),
-            outputPerToken: perTokenNanoUsd(m.pricing.output_per_mtok),
+            outputPerToken: perTokenNanoUsd(m.pricing.output_per_mtok ?? 0),
             cachedInputPerToken: perTokenNanoUsd(m.pricing.cached_input_per_mtok ?? m.pricing.input_per_mtok),
           },
           contextWindow: m.context_window,
-          maxOutputTokens: m.max_output_tokens,
+          maxOutputTokens: m.kind === 'embedding' ? 0 : (m.max_output_tokens ?? 0),
           tokenRules: tokenRulesOf(m),
           routes: m.routes,
+          kind: m.kind ?? 'chat',
+          ...(m.dimensions !== undefined && { dimensions: m.dimensions }),
         },
       ]),
     );
@@ -136,7 +171,9 @@ export class Catalog {
   withMockRoutes(): Catalog {
     const file: CatalogFile = { models: {} };
     for (const m of this.models.values()) {
+      const embedding = m.kind === 'embedding';
       file.models[m.id] = {
+        ...(embedding && { kind: 'embedding' as const, dimensions: m.dimensions }),
         owned_by: m.ownedBy,
         created: m.created,
         pricing: {
@@ -145,7 +182,7 @@ export class Catalog {
           cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
         },
         context_window: m.contextWindow,
-        max_output_tokens: m.maxOutputTokens,
+        max_output_tokens: embedding ? undefined : m.maxOutputTokens,
         image_tokens: m.tokenRules.image.kind === 'anthropic' ? 'anthropic' : { base: m.tokenRules.image.base, tile: m.tokenRules.image.tile },
         routes: [{ provider: 'mock', model: m.id }],
       };

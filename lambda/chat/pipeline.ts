@@ -1,5 +1,5 @@
-import type { Catalog, ModelEntry, RouteConfig } from '../catalog';
-import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout } from '../contract/errors';
+import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
+import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
 import { estimatePromptTokens } from '../money/tokens';
@@ -38,12 +38,23 @@ export interface RequestScope {
 
 export const ROUTE_HEADER = 'x-itapi-route';
 
-/** The catalog entry a key may use, or the 404/403 that says why not. */
-export function modelFor(deps: Pick<CompletionDeps, 'catalog' | 'admission'>, key: KeyRecord, modelId: string): ModelEntry {
+/**
+ * The catalog entry a key may use, or the 404/403 that says why not, or the 400 when the model is
+ * of another kind than the endpoint serves. Chat endpoints (chat, responses, messages) leave
+ * `kind` at its default; `POST /v1/embeddings` asks for `'embedding'`.
+ */
+export function modelFor(deps: Pick<CompletionDeps, 'catalog' | 'admission'>, key: KeyRecord, modelId: string, kind: ModelKind = 'chat'): ModelEntry {
   const model = deps.catalog.get(modelId);
   if (!model) throw modelNotFound(modelId);
   if (!(deps.admission.allowsModel?.(key, model.id) ?? (!key.models || key.models.includes(model.id)))) throw modelNotAllowed(model.id);
+  checkModelKind(model, kind);
   return model;
+}
+
+/** The 400 for a model of another kind than the endpoint serves (an embedding model on chat, or the reverse). */
+export function checkModelKind(model: ModelEntry, kind: ModelKind): void {
+  const actual: ModelKind = model.kind === 'embedding' ? 'embedding' : 'chat';
+  if (actual !== kind) throw wrongModelKind(model.id, actual);
 }
 
 /** An admitted completion whose upstream has answered: a whole answer, or a stream that settles itself. */
@@ -64,6 +75,8 @@ export async function openCompletion(
   model: ModelEntry,
   request: ChatCompletionRequest,
 ): Promise<OpenedCompletion> {
+  // Before admission: an embedding model has no output to hold for and no chat route.
+  checkModelKind(model, 'chat');
   const stream = request.stream === true;
   const run = await admitRun(deps, scope, key, model, {
     promptTokens: estimatePromptTokens(request, model.tokenRules),
@@ -179,7 +192,10 @@ export class AdmittedRun {
    * Tries the model's routes in order. A route that fails before its first byte with a
    * fallback-able error hands over to the next; the last error is what the client sees.
    */
-  async route<T>(request: ChatCompletionRequest, attempt: (provider: Provider, call: ProviderCall) => Promise<T>): Promise<{ value: T; route: RouteConfig }> {
+  async route<T, R = ChatCompletionRequest>(
+    request: R,
+    attempt: (provider: Provider, call: ProviderCall<R>) => Promise<T>,
+  ): Promise<{ value: T; route: RouteConfig }> {
     let lastError: GatewayError | undefined;
     for (const route of this.model.routes) {
       try {
@@ -187,7 +203,7 @@ export class AdmittedRun {
         if (!provider) throw upstreamError(`No '${route.provider}' provider is available in this build.`, { fallback: true });
         const apiKey = route.secret ? await this.deps.providerKeys.get(route.secret) : undefined;
         if (route.secret && !apiKey) throw upstreamError(`No upstream key is configured for '${route.secret}'.`, { fallback: true });
-        const call: ProviderCall = {
+        const call: ProviderCall<R> = {
           request,
           route,
           apiKey,

@@ -68,6 +68,21 @@ export const modelNotFound = (model: string) =>
     param: 'model',
   });
 
+/**
+ * A model of the wrong kind for the endpoint (an embedding model on chat, a chat model on
+ * embeddings): the client's mistake, so 400, never a 5xx from an upstream that cannot serve it.
+ */
+export const wrongModelKind = (model: string, kind: 'chat' | 'embedding') =>
+  new GatewayError(
+    400,
+    'invalid_request_error',
+    'model_not_supported',
+    kind === 'embedding'
+      ? `The model '${quoted(model)}' is an embedding model: it serves only POST /v1/embeddings.`
+      : `The model '${quoted(model)}' is a chat model: it does not serve POST /v1/embeddings.`,
+    { param: 'model' },
+  );
+
 export const routeNotFound = (method: string, path: string) =>
   new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${quoted(path, 1024)}.`);
 

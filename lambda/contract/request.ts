@@ -146,6 +146,19 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   throw toGatewayError(result.error.issues[0], body);
 }
 
+/**
+ * Validates a parsed JSON body against any endpoint's request schema; throws a 400 GatewayError
+ * naming the first offending field, in the same words as for chat completions.
+ */
+export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  throw toGatewayError(result.error.issues[0], body);
+}
+
 /** Follows a union's failures into the branch that matched the value's shape. */
 function resolveIssue(issue: z.ZodIssue): z.ZodIssue {
   if (issue.code !== 'invalid_union') return issue;

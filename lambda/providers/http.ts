@@ -22,7 +22,7 @@ const AGENTS = {
 export async function fetchUpstream(
   url: string,
   init: { headers: Record<string, string>; body: string },
-  call: ProviderCall,
+  call: Pick<ProviderCall, 'timeouts'>,
   deadline: UpstreamDeadline,
 ): Promise<IncomingMessage> {
   deadline.arm('first_byte', call.timeouts.firstByteMs);

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../catalog';
 import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
+import type { EmbeddingRequest } from '../contract/embeddings';
 import type { ChatCompletionRequest } from '../contract/request';
 
 export interface UpstreamTimeouts {
@@ -14,9 +15,9 @@ export interface UpstreamTimeouts {
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { firstByteMs: 60_000, idleMs: 60_000, totalMs: 600_000 };
 
 /** What one upstream call needs besides the request. */
-export interface ProviderCall {
+export interface ProviderCall<R = ChatCompletionRequest> {
   /** The validated OpenAI request; `model` is the gateway's id, `route.model` the upstream's. */
-  request: ChatCompletionRequest;
+  request: R;
   route: RouteConfig;
   /** The upstream key from the provider-keys secret, when the route names one. */
   apiKey: string | undefined;
@@ -39,4 +40,24 @@ export interface Provider {
   complete(call: ProviderCall): Promise<ChatCompletion>;
   /** The iterator throws a GatewayError when the upstream fails after the stream began. */
   stream(call: ProviderCall): Promise<AsyncIterable<ChatCompletionChunk>>;
+  /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
+  embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
+}
+
+/** One embeddings call: the validated request (`encoding_format` as the client asked) and the model's catalog facts. */
+export interface EmbeddingCall extends ProviderCall<EmbeddingRequest> {
+  /** The catalog's vector length for the model, when it names one. */
+  modelDimensions?: number;
+}
+
+/**
+ * One vector per input, in input order: numbers, or the base64 of little-endian float32 values
+ * as an upstream sent them when asked for base64 (the endpoint converts to what the client asked).
+ */
+export type EmbeddingVector = number[] | string;
+
+export interface EmbeddingResult {
+  vectors: EmbeddingVector[];
+  /** Input tokens as the provider reported them; absent when it reported none (the gateway's count is used). */
+  promptTokens?: number;
 }

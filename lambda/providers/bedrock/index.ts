@@ -10,6 +10,7 @@ import type { ChatCompletionChunk } from '../../contract/openai';
 import type { RouteConfig } from '../../catalog';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
+import { bedrockEmbeddings } from './embeddings';
 import { bedrockError } from './errors';
 import { bedrockRequest } from './request';
 import { bedrockResponseToCompletion } from './response';
@@ -108,6 +109,10 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
         throw deadline.failure(bedrockError(err), true);
       }
       return relay(first, events, mapper, deadline, call.timeouts.idleMs);
+    },
+
+    async embed(call) {
+      return bedrockEmbeddings(call, clientFor(call.route));
     },
   };
 }

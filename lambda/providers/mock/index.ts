@@ -1,6 +1,7 @@
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, FinishReason } from '../../contract/openai';
 import type { ChatCompletionRequest, ChatMessage } from '../../contract/request';
 import type { Provider, ProviderCall } from '../types';
+import { mockEmbeddings } from './embeddings';
 
 /** Stream pieces per answer: one word each, so clients see several chunks. */
 const CREATED_S = 1735689600;
@@ -45,6 +46,10 @@ export function mockProvider(): Provider {
 
     async stream(call) {
       return streamAnswer(call, plan(call));
+    },
+
+    async embed(call) {
+      return mockEmbeddings(call);
     },
   };
 }

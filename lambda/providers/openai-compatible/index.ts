@@ -5,6 +5,7 @@ import type { ChatCompletionRequest } from '../../contract/request';
 import { fetchUpstream, readJson, sseEvents } from '../http';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
+import { openAiCompatibleEmbeddings } from './embeddings';
 
 const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
@@ -39,6 +40,10 @@ export function openAiCompatibleProvider(): Provider {
         deadline.dispose(true);
         throw err;
       }
+    },
+
+    async embed(call) {
+      return openAiCompatibleEmbeddings(call, (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, ''));
     },
   };
 }
