@@ -125,16 +125,17 @@ describe('holds as items of their own', () => {
     expect((await f.stores.accounts.get(f.accountId))!.inFlight).toBe(1);
   });
 
-  it('keeps the account item the same size with a thousand holds outstanding', async () => {
+  it('keeps the account item the same size with hundreds of holds outstanding', async () => {
     const f = await setup();
     const { admission } = moneyOver(f.stores, f.tables);
     const sizeOf = async () => JSON.stringify(await f.stores.accounts.get(f.accountId)).length;
     const before = await sizeOf();
-    await Promise.all(Array.from({ length: 1000 }, (_, i) => admission.admit(chatAdmission(`req_size${i}`, f.key, model, request(), Date.now()))));
-    expect((await f.stores.holds.ofAccount(f.accountId)).length).toBe(1000);
+    // (A thousand, with the write units measured, in scale.test.ts.)
+    await Promise.all(Array.from({ length: 300 }, (_, i) => admission.admit(chatAdmission(`req_size${i}`, f.key, model, request(), Date.now()))));
+    expect((await f.stores.holds.ofAccount(f.accountId)).length).toBe(300);
     // The sums grow by digits, never by entries.
     expect(await sizeOf()).toBeLessThan(before + 20);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('an admission whose answer is lost', () => {
