@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AccountsStore } from './accounts';
 import { KeysStore } from './keys';
+import { SessionsStore } from './sessions';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
 import { UsageStore } from './usage';
@@ -11,6 +12,7 @@ export interface Stores {
   tiers: TiersStore;
   accounts: AccountsStore;
   usage: UsageStore;
+  sessions: SessionsStore;
 }
 
 export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
@@ -19,5 +21,6 @@ export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores
     tiers: new TiersStore(dynamo, tables.tiers),
     accounts: new AccountsStore(dynamo, tables.accounts, tables.usage),
     usage: new UsageStore(dynamo, tables.usage),
+    sessions: new SessionsStore(dynamo, tables.sessions),
   };
 }

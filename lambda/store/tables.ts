@@ -6,6 +6,8 @@ export interface TableNames {
   tiers: string;
   accounts: string;
   usage: string;
+  /** Console sign-in links and sessions. */
+  sessions: string;
 }
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -14,17 +16,20 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     tiers: env.ITAPI_TIERS_TABLE ?? 'itapi-tiers',
     accounts: env.ITAPI_ACCOUNTS_TABLE ?? 'itapi-accounts',
     usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
+    sessions: env.ITAPI_SESSIONS_TABLE ?? 'itapi-sessions',
   };
 }
 
 /** GSI names, shared with the CDK table definitions (lib/tables.ts repeats them by value). */
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';
+export const SESSIONS_BY_ACCOUNT_INDEX = 'by-account';
 
 /**
  * Key schemas (ARCHITECTURE §4), used to create the tables locally:
  * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
- * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`.
+ * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`;
+ * sessions `id` (`link#<sha256>` or `session#<sha256>`), GSI by `account_id`, TTL `expires_at`.
  */
 export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
   const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
@@ -76,6 +81,25 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
       KeySchema: [
         { AttributeName: 'account_id', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    },
+    {
+      TableName: names.sessions,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'id', AttributeType: 'S' },
+        { AttributeName: 'account_id', AttributeType: 'S' },
+      ],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: SESSIONS_BY_ACCOUNT_INDEX,
+          KeySchema: [
+            { AttributeName: 'account_id', KeyType: 'HASH' },
+            { AttributeName: 'id', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
     },
   ];

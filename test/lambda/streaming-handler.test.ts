@@ -65,6 +65,7 @@ beforeAll(async () => {
     ITAPI_TIERS_TABLE: tables.tiers,
     ITAPI_ACCOUNTS_TABLE: tables.accounts,
     ITAPI_USAGE_TABLE: tables.usage,
+    ITAPI_SESSIONS_TABLE: tables.sessions,
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',

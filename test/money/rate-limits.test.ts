@@ -167,6 +167,7 @@ describe('limits across separate gateway processes', () => {
       ITAPI_TIERS_TABLE: tables.tiers,
       ITAPI_ACCOUNTS_TABLE: tables.accounts,
       ITAPI_USAGE_TABLE: tables.usage,
+      ITAPI_SESSIONS_TABLE: tables.sessions,
     };
     const urls = await Promise.all(
       Array.from({ length: 4 }, () => {

@@ -27,6 +27,7 @@ export async function createTestTables(): Promise<{ client: DynamoDBClient; tabl
     tiers: `test-tiers-${suffix}`,
     accounts: `test-accounts-${suffix}`,
     usage: `test-usage-${suffix}`,
+    sessions: `test-sessions-${suffix}`,
   };
   await Promise.all(tableDefinitions(tables).map((def) => client.send(new CreateTableCommand(def))));
   await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));
