@@ -36,12 +36,22 @@ export interface GatewayOptions {
   metrics?: MetricsSink;
   /** Browser origins allowed by CORS. @default none */
   corsOrigins?: string[];
+  /**
+   * Loads the console module on the first `/console` request (the Lambda bundle ships it as a
+   * file of its own). @default - no console
+   */
+  loadConsole?: () => Promise<ConsoleModule>;
+  /** Where the console reads its settings (`ITAPI_TOP_UP_MIN_USD`, …). @default process.env */
+  env?: NodeJS.ProcessEnv;
   /** Auth cache lifetime. @default 60000 */
   authTtlMs?: number;
   now?: () => number;
 }
 
 export { createStores, type Stores };
+
+/** What a console module exports (lambda/console): a type only, so the module itself stays out of this bundle. */
+export type ConsoleModule = Pick<typeof import('./console'), 'createConsoleApp' | 'consoleSettings'>;
 
 export interface Gateway {
   app: Hono<any>;
@@ -108,10 +118,27 @@ export function createGateway(options: GatewayOptions): Gateway {
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
     admin,
+    console: options.loadConsole && (() => loadConsoleApp(options.loadConsole!)),
     corsOrigins: options.corsOrigins,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
   });
   return { app, background, stores, auth, tierCache, log };
+
+  async function loadConsoleApp(loadModule: () => Promise<ConsoleModule>) {
+    const loaded = (await loadModule()) as Partial<ConsoleModule> & { default?: ConsoleModule };
+    // A CommonJS file loaded with import() may put its exports under `default`.
+    const mod = (loaded.createConsoleApp ? loaded : loaded.default) as ConsoleModule;
+    return mod.createConsoleApp({
+      ...stores,
+      tierCache,
+      auth,
+      catalog: options.catalog,
+      secrets: options.providerKeys,
+      log,
+      now,
+      settings: mod.consoleSettings(options.env ?? process.env),
+    });
+  }
 }
 
 /** Locally the admin API sits beside the public one, behind `Authorization: Bearer $ITAPI_ADMIN_TOKEN`. */

@@ -1,4 +1,5 @@
 import { streamHandle } from 'hono/aws-lambda';
+import { join } from 'node:path';
 import { loadCatalog } from '../catalog';
 import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
@@ -16,6 +17,8 @@ const gateway = createGateway({
   providerKeys: secretsManagerProviderKeys(process.env.ITAPI_PROVIDER_SECRET_ID ?? 'itapi/provider-keys'),
   metrics: emfMetrics(),
   corsOrigins: process.env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
+  // The console is a file of its own beside index.js (lib/itapi-chat-function.ts), read on its first request only.
+  loadConsole: () => import(process.env.ITAPI_CONSOLE_MODULE || join(__dirname, 'console.js')),
 });
 
 // Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the

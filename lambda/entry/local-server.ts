@@ -13,6 +13,7 @@ import { loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
+import { createSignInLink } from '../console/sign-in';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
@@ -42,6 +43,8 @@ export interface LocalGateway {
   baseUrl: string;
   adminUrl: string;
   apiKey: string | undefined;
+  /** A one-time console sign-in link for the demo account (valid 15 minutes), when it was seeded. */
+  consoleLink: string | undefined;
   adminToken: string;
   usingMock: boolean;
   gateway: Gateway;
@@ -85,6 +88,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       authTtlMs: options.authTtlMs,
       corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
       log: options.log,
+      loadConsole: () => import('../console'),
+      env,
     });
     await gateway.stores.tiers.seed();
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
@@ -97,10 +102,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     });
     const { port } = server.address() as AddressInfo;
     const origin = `http://127.0.0.1:${port}`;
+    const consoleLink = apiKey ? (await createSignInLink(gateway.stores.sessions, DEMO_ACCOUNT_ID, `${origin}/console/`, Date.now())).url : undefined;
     return {
       baseUrl: `${origin}/v1`,
       adminUrl: `${origin}/admin`,
       apiKey,
+      consoleLink,
       adminToken,
       usingMock,
       gateway,
