@@ -19,7 +19,12 @@ export interface ConsoleAsset {
 export interface ConsoleAssets {
   script: ConsoleAsset;
   styles: ConsoleAsset;
+  icon: ConsoleAsset;
 }
+
+/** The tab icon: a small SVG, so browsers find one instead of asking for a missing `/favicon.ico`. */
+const ICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0969da"/><path d="M4 12V7h2v5zm0-6V4h2v2zm4 6V4h2v2h2v2h-2v4z" fill="#fff"/></svg>';
 
 /** esbuild options of the browser script; lib/itapi-chat-function.ts and scripts/bundle.ts pass the same flags. */
 export const CLIENT_ENTRY = join(__dirname, 'client', 'main.tsx');
@@ -52,6 +57,7 @@ export function loadConsoleAssets(scriptFile?: string): Promise<ConsoleAssets> {
     (script) => ({
       script: { body: script, contentType: 'text/javascript; charset=utf-8', version: versionOf(script) },
       styles: { body: CONSOLE_CSS, contentType: 'text/css; charset=utf-8', version: versionOf(CONSOLE_CSS) },
+      icon: { body: ICON_SVG, contentType: 'image/svg+xml', version: versionOf(ICON_SVG) },
     }),
     (err) => {
       loading = undefined;

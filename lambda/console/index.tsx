@@ -10,7 +10,17 @@ import { parse, readJson } from '../admin/request-body';
 import { accountView, keyView, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
 import type { Catalog } from '../catalog';
-import { errorResponse, GatewayError, internalError, invalidRequest, methodNotAllowed, requestTooLarge, routeNotFound, serverOverloaded } from '../contract/errors';
+import {
+  errorResponse,
+  GatewayError,
+  internalError,
+  invalidRequest,
+  methodNotAllowed,
+  requestTooLarge,
+  routeNotFound,
+  serverOverloaded,
+  upstreamError,
+} from '../contract/errors';
 import { describeError, type Logger } from '../observability/log';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { AccountsStore } from '../store/accounts';
@@ -18,7 +28,7 @@ import type { KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
-import { loadConsoleAssets, type ConsoleAssets } from './assets';
+import { loadConsoleAssets } from './assets';
 import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from './sign-in';
 import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings } from './stripe';
 import { dayRange, DEFAULT_PAGE_SIZE, ledgerPage, pageSize, summarizeUsage, usageCsv, type DayRange } from './usage';
@@ -147,7 +157,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     if (error.status >= 500) deps.log.error('console_request_failed', { method: c.req.method, path: c.req.path, status: error.status, ...describeError(err) });
     if (isApiPath(c.req.path)) return withSecurityHeaders(errorResponse(error));
     const title = error.status === 401 ? 'Not signed in' : error.status >= 500 ? 'Something went wrong' : 'That did not work';
-    let versions = { script: '', styles: '' };
+    let versions = { script: '', styles: '', icon: '' };
     try {
       versions = await assetVersions();
     } catch {
@@ -160,7 +170,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   const assetVersions = async () => {
     const a = await assets();
-    return { script: a.script.version, styles: a.styles.version };
+    return { script: a.script.version, styles: a.styles.version, icon: a.icon.version };
   };
 
   // ----- sessions ---------------------------------------------------------------------------
@@ -286,7 +296,11 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   app.get('/console/assets/:file', async (c) => {
     const a = await assets();
-    const asset = c.req.param('file') === 'console.js' ? a.script : c.req.param('file') === 'console.css' ? a.styles : undefined;
+    const asset = new Map([
+      ['console.js', a.script],
+      ['console.css', a.styles],
+      ['icon.svg', a.icon],
+    ]).get(c.req.param('file'));
     if (!asset) throw routeNotFound(c.req.method, c.req.path);
     // A versioned URL never changes content; an unversioned one is revalidated.
     const cache = c.req.query('v') === asset.version ? 'public, max-age=31536000, immutable' : 'no-cache';
@@ -374,7 +388,16 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     if (returnUrl.origin !== new URL(c.req.url).origin || !returnUrl.pathname.endsWith('/console/')) {
       throw invalidRequest('`return_url` must be this console’s own page.', 'return_url');
     }
-    const checkout = await createCheckout(stripe, stripeApi, { accountId: c.var.session.accountId, amountMicroUsd, returnUrl: returnUrl.href });
+    let checkout: { id: string; url: string };
+    try {
+      checkout = await createCheckout(stripe, stripeApi, { accountId: c.var.session.accountId, amountMicroUsd, returnUrl: returnUrl.href });
+    } catch (err) {
+      if (err instanceof GatewayError) throw err;
+      // Stripe's own message may quote the key's last characters: only its type and codes are logged.
+      const e = err as { type?: string; code?: string; statusCode?: number };
+      deps.log.error('stripe_checkout_failed', { account_id: c.var.session.accountId, type: e.type, code: e.code, status: e.statusCode });
+      throw upstreamError('Stripe could not start a Checkout session; try again shortly.');
+    }
     deps.log.info('console_checkout_created', { account_id: c.var.session.accountId, checkout_session: checkout.id, amount_micro_usd: amountMicroUsd });
     return c.json({ object: 'checkout_session', id: checkout.id, url: checkout.url, amount_micro_usd: amountMicroUsd });
   });

@@ -10,6 +10,7 @@ import type { AccountJson, KeyJson, LedgerPageJson, ModelChoiceJson, TopUpOption
 export interface AssetVersions {
   script: string;
   styles: string;
+  icon: string;
 }
 
 function Layout(props: { title: string; page: string; assets: AssetVersions; csrfToken?: string; children: Child }) {
@@ -21,6 +22,7 @@ function Layout(props: { title: string; page: string; assets: AssetVersions; csr
         <meta name="referrer" content="no-referrer" />
         {props.csrfToken ? <meta name="csrf-token" content={props.csrfToken} /> : null}
         <title>{props.title}</title>
+        <link rel="icon" href={`assets/icon.svg?v=${props.assets.icon}`} type="image/svg+xml" />
         <link rel="stylesheet" href={`assets/console.css?v=${props.assets.styles}`} />
         <script src={`assets/console.js?v=${props.assets.script}`} defer />
       </head>
