@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONSOLE_CSS } from './styles';
@@ -41,8 +42,12 @@ export const CLIENT_BUILD_OPTIONS = {
 
 const versionOf = (body: string) => createHash('sha256').update(body).digest('base64url').slice(0, 16);
 
+/** Where a bundle keeps the built script: beside the console module (lib/itapi-chat-function.ts, scripts/bundle.ts). */
+const BUNDLED_SCRIPT = join(__dirname, 'console-client.js');
+
 async function clientScript(scriptFile: string | undefined): Promise<string> {
-  if (scriptFile) return readFile(scriptFile, 'utf8');
+  const file = scriptFile ?? (existsSync(BUNDLED_SCRIPT) ? BUNDLED_SCRIPT : undefined);
+  if (file) return readFile(file, 'utf8');
   // A name, not a literal, so that bundlers leave esbuild (a native tool) out of the console bundle.
   const esbuildModule = 'esbuild';
   const esbuild = (await import(esbuildModule)) as typeof import('esbuild');
