@@ -34,6 +34,7 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 0.4rem 0.5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.nowrap { white-space: nowrap; }
 .status { display: inline-block; padding: 0 0.45rem; border-radius: 1rem; font-size: 0.8rem; border: 1px solid var(--line); }
 .status-active { color: var(--ok); border-color: var(--ok); }
 .status-revoked, .status-expired { color: var(--muted); }

@@ -41,6 +41,12 @@ export function AccountPanel(props: { account: AccountJson }) {
   );
 }
 
+/** A key's own caps, or the account's limits when it has none. */
+function keyCaps(k: KeyJson): string {
+  const caps = [k.rpm === null ? '' : `${count(k.rpm)} requests`, k.tpm === null ? '' : `${count(k.tpm)} tokens`].filter(Boolean);
+  return caps.length ? caps.join(', ') : 'the account’s';
+}
+
 function keyState(k: KeyJson, nowSeconds: number): string {
   if (k.status !== 'active') return k.status;
   return k.expires_at !== null && k.expires_at <= nowSeconds ? 'expired' : 'active';
@@ -78,7 +84,7 @@ export function KeysTable(props: { keys: KeyJson[]; nowSeconds: number }) {
                 <span class={`status status-${state}`}>{state}</span>
               </td>
               <td>{k.models ? k.models.join(', ') : 'all the tier allows'}</td>
-              <td>{k.rpm === null && k.tpm === null ? 'the account’s' : `${k.rpm === null ? '—' : count(k.rpm)} requests, ${k.tpm === null ? '—' : count(k.tpm)} tokens`}</td>
+              <td>{keyCaps(k)}</td>
               <td>{k.expires_at === null ? 'never' : day(k.expires_at)}</td>
               <td>{day(k.created_at)}</td>
               <td>
@@ -142,7 +148,7 @@ export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean }) 
           <tbody>
             {page.data.map((r) => (
               <tr data-request-id={r.id}>
-                <td>{dateTime(Math.floor(r.at_ms / 1000))}</td>
+                <td class="nowrap">{dateTime(Math.floor(r.at_ms / 1000)).replace(' UTC', '')}</td>
                 <td>
                   <code>{r.id}</code>
                 </td>
@@ -151,9 +157,7 @@ export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean }) 
                 <td>{r.status === null ? '—' : `${r.status}${r.error_code ? ` ${r.error_code}` : ''}`}</td>
                 <td class="num">{count(r.prompt_tokens)}</td>
                 <td class="num">{count(r.completion_tokens)}</td>
-                <td class="num" title={exactDollars(r.cost_micro_usd)}>
-                  {dollars(r.cost_micro_usd)}
-                </td>
+                <td class="num">{exactDollars(r.cost_micro_usd)}</td>
               </tr>
             ))}
           </tbody>
