@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { hasEnvProviderKeys } from '../../lambda/secrets/provider-keys';
 import { consoleApi, consoleOrigin, signIn, type ConsoleSession } from '../support/console';
 import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { startStripeStandIn } from '../support/stripe-stand-in';
@@ -231,4 +232,9 @@ describe('without Stripe', () => {
     expect(res.json.error.code).toBe('top_up_unavailable');
     expect((await deliver(plain, checkoutCompleted())).status).toBe(404);
   });
+});
+
+it('Stripe’s entries in the environment are not provider keys: the mock provider stays on', () => {
+  expect(hasEnvProviderKeys({ ITAPI_SECRET_STRIPE_SECRET_KEY: SECRET_KEY, ITAPI_SECRET_STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET })).toBe(false);
+  expect(hasEnvProviderKeys({ ITAPI_SECRET_STRIPE_SECRET_KEY: SECRET_KEY, ITAPI_SECRET_OPENAI: 'sk-x' })).toBe(true);
 });
