@@ -5,7 +5,13 @@ module.exports = {
   // Bundles under the OS temp dir resolve the AWS SDK (left out of them, as in Lambda) from here.
   modulePaths: ['<rootDir>/node_modules'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
+  // JSX (the console's pages) with Hono's runtime, as tsconfig.json says for tsc, tsx and esbuild.
+  transform: {
+    '^.+\\.(t|j)sx?$': [
+      '@swc/jest',
+      { jsc: { target: 'es2022', transform: { react: { runtime: 'automatic', importSource: 'hono/jsx' } } }, module: { type: 'commonjs' } },
+    ],
+  },
   transformIgnorePatterns: ['/node_modules/(?!(eventsource-parser)/)'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

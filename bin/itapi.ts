@@ -7,7 +7,8 @@ import { ItapiStack, type ItapiCatalog } from '../lib';
 /**
  * The itapi CDK app: one `ItapiStack`, checked by cdk-nag's AWS Solutions pack (a finding fails
  * synthesis). Optional context: `-c stackName=Itapi`, `-c alarmEmail=ops@example.com`,
- * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`.
+ * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`,
+ * `-c consoleUrl=https://llm.example.com/console/`, `-c topUpMinUsd=5`, `-c topUpMaxUsd=1000`.
  */
 export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiStack } {
   const app = new App(props);
@@ -17,12 +18,16 @@ export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiSt
   };
   const catalogFile = ctx('catalogFile');
   const memorySize = ctx('memorySize');
+  const dollars = (key: string) => (ctx(key) === undefined ? undefined : Number(ctx(key)));
   const stack = new ItapiStack(app, ctx('stackName') ?? 'Itapi', {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     alarmEmail: ctx('alarmEmail'),
     catalog: catalogFile ? (JSON.parse(readFileSync(catalogFile, 'utf8')) as ItapiCatalog) : undefined,
     memorySize: memorySize ? Number(memorySize) : undefined,
     corsOrigins: ctx('corsOrigins')?.split(',').map((o) => o.trim()),
+    consoleUrl: ctx('consoleUrl'),
+    topUpMinUsd: dollars('topUpMinUsd'),
+    topUpMaxUsd: dollars('topUpMaxUsd'),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack };

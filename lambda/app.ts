@@ -26,6 +26,8 @@ export interface AppDeps extends ChatDeps {
   credits?(key: KeyRecord): Promise<unknown>;
   /** Admin routes, mounted under `/admin` (locally behind a token, in AWS behind IAM). */
   admin?: Hono;
+  /** The account holder's console under `/console/`, loaded on its first request (it never weighs on `/v1`). */
+  console?: () => Promise<WebApp>;
   /** Browser origins allowed to call the API (never with credentials: keys travel in a header). @default none */
   corsOrigins?: string[];
   /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
@@ -33,6 +35,11 @@ export interface AppDeps extends ChatDeps {
 }
 
 type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
+
+/** Anything that answers Web-standard requests, as a Hono app does. */
+export interface WebApp {
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+}
 
 const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 
@@ -132,6 +139,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   if (deps.admin) app.route('/admin', deps.admin);
+
+  if (deps.console) {
+    const load = deps.console;
+    let loaded: Promise<WebApp> | undefined;
+    const serveConsole = async (c: Context<Env>) => {
+      loaded ??= load().catch((err: unknown) => {
+        loaded = undefined;
+        throw err;
+      });
+      return (await loaded).fetch(c.req.raw, c.env);
+    };
+    app.all('/console', serveConsole);
+    app.all('/console/*', serveConsole);
+  }
 
   // Known paths answer a wrong method with 405, not 404.
   for (const path of ['/v1/chat/completions', '/v1/models', '/v1/models/:model{.+}', '/v1/credits']) {

@@ -38,6 +38,13 @@ export interface GatewayOptions {
   metrics?: MetricsSink;
   /** Browser origins allowed by CORS. @default none */
   corsOrigins?: string[];
+  /**
+   * Loads the console module on the first `/console` request (the Lambda bundle ships it as a
+   * file of its own). @default - no console
+   */
+  loadConsole?: () => Promise<ConsoleModule>;
+  /** Where the console reads its settings (`ITAPI_TOP_UP_MIN_USD`, …). @default process.env */
+  env?: NodeJS.ProcessEnv;
   /** Auth cache lifetime. @default 60000 */
   authTtlMs?: number;
   /** The longest a request may run (ITAPI_MAX_REQUEST_S). @default 900000 */
@@ -53,6 +60,9 @@ export interface GatewayOptions {
 export const DEFAULT_MAX_REQUEST_MS = 900_000;
 
 export { createStores, type Stores };
+
+/** What a console module exports (lambda/console): a type only, so the module itself stays out of this bundle. */
+export type ConsoleModule = Pick<typeof import('./console'), 'createConsoleApp' | 'consoleSettings'>;
 
 export interface Gateway {
   app: Hono<any>;
@@ -130,10 +140,27 @@ export function createGateway(options: GatewayOptions): Gateway {
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
     admin,
+    console: options.loadConsole && (() => loadConsoleApp(options.loadConsole!)),
     corsOrigins: options.corsOrigins,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
   });
   return { app, background, stores, auth, tierCache, log, settlements, sweeper };
+
+  async function loadConsoleApp(loadModule: () => Promise<ConsoleModule>) {
+    const loaded = (await loadModule()) as Partial<ConsoleModule> & { default?: ConsoleModule };
+    // A CommonJS file loaded with import() may put its exports under `default`.
+    const mod = (loaded.createConsoleApp ? loaded : loaded.default) as ConsoleModule;
+    return mod.createConsoleApp({
+      ...stores,
+      tierCache,
+      auth,
+      catalog: options.catalog,
+      secrets: options.providerKeys,
+      log,
+      now,
+      settings: mod.consoleSettings(options.env ?? process.env),
+    });
+  }
 }
 
 /** Locally the admin API sits beside the public one, behind `Authorization: Bearer $ITAPI_ADMIN_TOKEN`. */

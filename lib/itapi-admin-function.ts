@@ -24,6 +24,11 @@ export interface ItapiAdminFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'Itapi' */
   readonly metricsNamespace?: string;
+  /**
+   * The console's public address, for the sign-in links of `POST /admin/accounts/{id}/console-links`.
+   * @default - links point at the admin API's own origin, which serves no console in AWS: set it
+   */
+  readonly consoleUrl?: string;
 }
 
 /**
@@ -45,6 +50,7 @@ export class ItapiAdminFunction extends Construct {
         ...props.tables.environment(),
         ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
         ...(props.catalog ? { ITAPI_MODELS: CATALOG_RUNTIME_PATH } : {}),
+        ...(props.consoleUrl ? { ITAPI_CONSOLE_URL: props.consoleUrl } : {}),
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       commandHooks: props.catalog ? catalogFileHooks(props.catalog) : undefined,

@@ -63,6 +63,12 @@ export interface ItapiChatFunctionProps {
   readonly metricsNamespace?: string;
   /** Where settlements that keep failing are queued (the sweeper function applies them). @default - none: their holds are swept as abandoned */
   readonly settlementQueue?: sqs.IQueue;
+  /**
+   * Smallest and largest Stripe top-up the console offers, in US dollars (whole cents).
+   * @default 5 and 1000
+   */
+  readonly topUpMinUsd?: number;
+  readonly topUpMaxUsd?: number;
 }
 
 /** Time left after a request's deadline for its settlement (retries included) before Lambda's timeout. */
@@ -78,6 +84,8 @@ export class ItapiChatFunction extends Construct {
   public readonly functionUrl: lambda.FunctionUrl;
   /** `<function url>v1`, the base URL OpenAI clients use. */
   public readonly baseUrl: string;
+  /** `<function url>console/`, the account holders' console. */
+  public readonly consoleUrl: string;
 
   constructor(scope: Construct, id: string, props: ItapiChatFunctionProps) {
     super(scope, id);
@@ -101,6 +109,21 @@ export class ItapiChatFunction extends Construct {
     environment.ITAPI_MAX_REQUEST_S = String(timeout.toSeconds() - SETTLEMENT_MARGIN.toSeconds());
     if (props.settlementQueue) environment.ITAPI_SETTLEMENT_QUEUE_URL = props.settlementQueue.queueUrl;
     environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
+    environment.ITAPI_CONSOLE_MODULE = CONSOLE_RUNTIME_PATH;
+    environment.ITAPI_CONSOLE_SCRIPT = CONSOLE_SCRIPT_RUNTIME_PATH;
+    const topUpMin = props.topUpMinUsd ?? 5;
+    const topUpMax = props.topUpMaxUsd ?? 1000;
+    for (const [name, value] of [
+      ['topUpMinUsd', topUpMin],
+      ['topUpMaxUsd', topUpMax],
+    ] as const) {
+      if (!Number.isFinite(value) || Math.round(value * 100) !== value * 100 || value < 0.5) {
+        throw new Error(`${name}: expected whole cents of at least 0.50 US dollars (Stripe's minimum), got ${value}`);
+      }
+    }
+    if (topUpMax < topUpMin) throw new Error(`topUpMaxUsd (${topUpMax}) is below topUpMinUsd (${topUpMin})`);
+    if (props.topUpMinUsd !== undefined) environment.ITAPI_TOP_UP_MIN_USD = String(topUpMin);
+    if (props.topUpMaxUsd !== undefined) environment.ITAPI_TOP_UP_MAX_USD = String(topUpMax);
     // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
     if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
 
@@ -112,7 +135,7 @@ export class ItapiChatFunction extends Construct {
       environment,
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       reservedConcurrentExecutions: props.reservedConcurrency,
-      commandHooks: combineHooks(tokenizerFileHooks(), props.catalog ? catalogFileHooks(props.catalog) : undefined),
+      commandHooks: combineHooks(combineHooks(tokenizerFileHooks(), consoleFileHooks()), props.catalog ? catalogFileHooks(props.catalog) : undefined),
     });
     this.function = built.function;
     this.logGroup = built.logGroup;
@@ -157,6 +180,7 @@ export class ItapiChatFunction extends Construct {
         : undefined,
     });
     this.baseUrl = `${this.functionUrl.url}v1`;
+    this.consoleUrl = `${this.functionUrl.url}console/`;
   }
 }
 
@@ -177,6 +201,39 @@ function tokenizerFileHooks(): nodejs.ICommandHooks {
         `'${entry}'`,
         '--bundle --minify --platform=node --format=cjs --target=node24 --log-level=error',
         `'--outfile=${path.join(outputDir, 'tokenizer.js')}'`,
+      ].join(' '),
+    ],
+  };
+}
+
+/** The console (a file of its own, loaded on the first `/console` request) and its browser script, beside index.js. */
+export const CONSOLE_RUNTIME_PATH = '/var/task/console.js';
+export const CONSOLE_SCRIPT_RUNTIME_PATH = '/var/task/console-client.js';
+
+/**
+ * esbuild hooks that build the console server module and its browser script (the flags of
+ * lambda/console/assets.ts CLIENT_BUILD_OPTIONS) into the bundle directory.
+ */
+function consoleFileHooks(): nodejs.ICommandHooks {
+  const esbuild = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'esbuild');
+  const server = path.join(PROJECT_ROOT, 'lambda', 'console', 'index.tsx');
+  const client = path.join(PROJECT_ROOT, 'lambda', 'console', 'client', 'main.tsx');
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir: string, outputDir: string) => [
+      [
+        `'${esbuild}'`,
+        `'${server}'`,
+        '--bundle --minify --sourcemap --sources-content=false --platform=node --format=cjs --target=node24 --log-level=error',
+        "--jsx=automatic --jsx-import-source=hono/jsx '--external:@aws-sdk/*'",
+        `'--outfile=${path.join(outputDir, 'console.js')}'`,
+      ].join(' '),
+      [
+        `'${esbuild}'`,
+        `'${client}'`,
+        '--bundle --minify --format=iife --target=es2020 --jsx=automatic --jsx-import-source=hono/jsx/dom --legal-comments=none --log-level=error',
+        `'--outfile=${path.join(outputDir, 'console-client.js')}'`,
       ].join(' '),
     ],
   };

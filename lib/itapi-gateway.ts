@@ -64,6 +64,19 @@ export interface ItapiGatewayProps {
   readonly apiThrottlingRateLimit?: number;
   /** REST API stage-wide burst. @default 1000 */
   readonly apiThrottlingBurstLimit?: number;
+  /**
+   * The console's public address, used in sign-in links (e.g. behind your own domain).
+   * @default - the console on the Function URL: `https://<id>.lambda-url.<region>.on.aws/console/`
+   */
+  readonly consoleUrl?: string;
+  /**
+   * Smallest Stripe top-up the console offers, in US dollars (whole cents). Top-ups are on once
+   * the provider-keys secret holds `stripe_secret_key` and `stripe_webhook_secret`.
+   * @default 5
+   */
+  readonly topUpMinUsd?: number;
+  /** Largest Stripe top-up the console offers, in US dollars (whole cents). @default 1000 */
+  readonly topUpMaxUsd?: number;
 }
 
 /**
@@ -86,6 +99,8 @@ export class ItapiGateway extends Construct {
   public readonly metrics: ItapiMetrics;
   /** Settles overdue holds and queued settlements (every hold ends). */
   public readonly sweeper: ItapiSweeper;
+  /** The console that sign-in links open. */
+  public readonly consoleUrl: string;
 
   constructor(scope: Construct, id: string, props: ItapiGatewayProps = {}) {
     super(scope, id);
@@ -139,12 +154,16 @@ export class ItapiGateway extends Construct {
       corsOrigins: props.corsOrigins,
       logRetention,
       metricsNamespace,
+      topUpMinUsd: props.topUpMinUsd,
+      topUpMaxUsd: props.topUpMaxUsd,
     });
+    this.consoleUrl = props.consoleUrl ?? this.chat.consoleUrl;
     this.admin = new ItapiAdminFunction(this, 'Admin', {
       tables: this.tables,
       catalog: props.catalog,
       logRetention,
       metricsNamespace,
+      consoleUrl: this.consoleUrl,
     });
     this.restApi = new ItapiRestApi(this, 'Api', {
       chatFunction: this.chat.function,
@@ -198,6 +217,11 @@ export class ItapiGateway extends Construct {
   /** Root of the IAM-signed admin API (`ITAPI_ADMIN_URL` for the CLI). */
   public get adminUrl(): string {
     return this.restApi.adminUrl;
+  }
+
+  /** Where Stripe sends its events: register it as a webhook endpoint for `checkout.session.*` events. */
+  public get stripeWebhookUrl(): string {
+    return `${this.chat.consoleUrl}stripe/webhook`;
   }
 
   /** Lets a principal (an operator role, a CI job) call the admin API. */

@@ -36,8 +36,9 @@ export interface ItapiRestApiProps {
 
 /**
  * A regional REST API in front of the same chat function as the Function URL: `/v1/{proxy+}`
- * streamed (`ResponseTransferMode.STREAM`, 15-minute integration timeout), `/admin/{proxy+}` on
- * the admin function with IAM (SigV4) authorization, JSON access logs and stage throttling.
+ * and the console (`/console`, `/console/{proxy+}`) streamed (`ResponseTransferMode.STREAM`,
+ * 15-minute integration timeout), `/admin/{proxy+}` on the admin function with IAM (SigV4)
+ * authorization, JSON access logs and stage throttling.
  */
 export class ItapiRestApi extends Construct {
   public readonly api: apigateway.RestApi;
@@ -46,6 +47,8 @@ export class ItapiRestApi extends Construct {
   public readonly baseUrl: string;
   /** `https://…/prod/admin`, the admin API's root (for `ITAPI_ADMIN_URL`). */
   public readonly adminUrl: string;
+  /** `https://…/prod/console/`, the account holders' console on this API. */
+  public readonly consoleUrl: string;
   private readonly adminResource: apigateway.Resource;
 
   constructor(scope: Construct, id: string, props: ItapiRestApiProps) {
@@ -107,13 +110,14 @@ export class ItapiRestApi extends Construct {
           }
         : undefined,
     });
+    const chatIntegration = new apigateway.LambdaIntegration(props.chatFunction, {
+      proxy: true,
+      responseTransferMode: apigateway.ResponseTransferMode.STREAM,
+      timeout: chatTimeout,
+    });
     const chatProxy = v1.addProxy({
       anyMethod: true,
-      defaultIntegration: new apigateway.LambdaIntegration(props.chatFunction, {
-        proxy: true,
-        responseTransferMode: apigateway.ResponseTransferMode.STREAM,
-        timeout: chatTimeout,
-      }),
+      defaultIntegration: chatIntegration,
       // The gateway authenticates its own `it_…` keys in code.
       defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.NONE },
     });
@@ -133,6 +137,25 @@ export class ItapiRestApi extends Construct {
       acknowledgeNagRule(v1, 'AwsSolutions-COG4', 'CORS preflight (OPTIONS) must be unauthenticated by the CORS protocol.');
     }
 
+    // The account holders' console: its pages, its JSON API and the Stripe webhook, all on the chat function.
+    const consoleResource = this.api.root.addResource('console');
+    consoleResource.addMethod('ANY', chatIntegration, { authorizationType: apigateway.AuthorizationType.NONE });
+    consoleResource.addProxy({
+      anyMethod: true,
+      defaultIntegration: chatIntegration,
+      defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.NONE },
+    });
+    acknowledgeNagRule(
+      consoleResource,
+      'AwsSolutions-APIG4',
+      'The console authenticates in the chat function: a session cookie from a one-time sign-in link (stored hashed in DynamoDB), CSRF checks on every change; its Stripe webhook is verified by signature.',
+    );
+    acknowledgeNagRule(
+      consoleResource,
+      'AwsSolutions-COG4',
+      'Console users sign in with one-time links their operator issues, not a Cognito user pool; the Stripe webhook is authenticated by its signature.',
+    );
+
     this.adminResource = this.api.root.addResource('admin');
     const adminProxy = this.adminResource.addProxy({
       anyMethod: true,
@@ -148,6 +171,7 @@ export class ItapiRestApi extends Construct {
 
     this.baseUrl = this.api.urlForPath('/v1');
     this.adminUrl = this.api.urlForPath('/admin');
+    this.consoleUrl = this.api.urlForPath('/console/');
   }
 
   /** Lets a principal call the admin API (`execute-api:Invoke` on `/admin/*` of this stage only). */

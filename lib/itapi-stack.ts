@@ -28,6 +28,14 @@ export class ItapiStack extends Stack {
       value: g.adminUrl,
       description: 'Admin API root, IAM (SigV4) signed: ITAPI_ADMIN_URL for `npx itapi`',
     });
+    new CfnOutput(this, 'ConsoleUrl', {
+      value: g.consoleUrl,
+      description: 'Account holders\' console; sign-in links: `npx itapi console-link ACCOUNT`',
+    });
+    new CfnOutput(this, 'StripeWebhookUrl', {
+      value: g.stripeWebhookUrl,
+      description: 'Stripe webhook endpoint for checkout.session.completed and checkout.session.async_payment_succeeded (when top-ups are on)',
+    });
     new CfnOutput(this, 'ProviderSecretName', {
       value: g.providerSecret.secretName,
       description: 'Secrets Manager secret for upstream keys: put-secret-value --secret-string \'{"openai":"sk-..."}\'',
@@ -37,6 +45,7 @@ export class ItapiStack extends Stack {
     new CfnOutput(this, 'TiersTableName', { value: g.tables.tiers.tableName });
     new CfnOutput(this, 'AccountsTableName', { value: g.tables.accounts.tableName });
     new CfnOutput(this, 'UsageTableName', { value: g.tables.usage.tableName });
+    new CfnOutput(this, 'SessionsTableName', { value: g.tables.sessions.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: g.monitoring.topic.topicArn });
   }
 }

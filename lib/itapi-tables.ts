@@ -12,6 +12,8 @@ export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';
 export const USAGE_TTL_ATTRIBUTE = 'expires_at';
 export const HOLDS_TTL_ATTRIBUTE = 'expires_at';
+export const SESSIONS_BY_ACCOUNT_INDEX = 'by-account';
+export const SESSIONS_TTL_ATTRIBUTE = 'expires_at';
 
 export interface ItapiTablesProps {
   /**
@@ -41,9 +43,10 @@ const DATA_READ_ACTIONS = [
 const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
 
 /**
- * The gateway's four on-demand tables: keys (by key hash, GSIs by account and by key id),
- * tiers, accounts and the usage ledger (TTL on `expires_at`). Each has point-in-time recovery,
- * deletion protection and, by default, a retain policy.
+ * The gateway's on-demand tables: keys (by key hash, GSIs by account and by key id), tiers,
+ * accounts, the usage ledger (TTL on `expires_at`) and the console's sign-in links and sessions
+ * (by hash, GSI by account, TTL on `expires_at`). Each has point-in-time recovery, deletion
+ * protection and, by default, a retain policy.
  */
 export class ItapiTables extends Construct {
   public readonly keys: dynamodb.TableV2;
@@ -55,6 +58,8 @@ export class ItapiTables extends Construct {
    * its TTL removes (a day past their deadline: the sweeper was failing) to the sweeper function.
    */
   public readonly holds: dynamodb.TableV2;
+  /** Console sign-in links and sessions, stored only as SHA-256 hashes. */
+  public readonly sessions: dynamodb.TableV2;
 
   constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
     super(scope, id);
@@ -104,11 +109,24 @@ export class ItapiTables extends Construct {
       timeToLiveAttribute: HOLDS_TTL_ATTRIBUTE,
       dynamoStream: dynamodb.StreamViewType.OLD_IMAGE,
     });
+    this.sessions = new dynamodb.TableV2(this, 'Sessions', {
+      ...common,
+      partitionKey: { name: 'id', type: S },
+      globalSecondaryIndexes: [
+        {
+          indexName: SESSIONS_BY_ACCOUNT_INDEX,
+          partitionKey: { name: 'account_id', type: S },
+          sortKey: { name: 'id', type: S },
+          projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+        },
+      ],
+      timeToLiveAttribute: SESSIONS_TTL_ATTRIBUTE,
+    });
   }
 
   /** Every table by its role, in a stable order. */
-  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds', dynamodb.TableV2> {
-    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds };
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'sessions', dynamodb.TableV2> {
+    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds, sessions: this.sessions };
   }
 
   /** The environment contract the runtime reads (`tableNamesFromEnv`). */
@@ -119,13 +137,15 @@ export class ItapiTables extends Construct {
       ITAPI_ACCOUNTS_TABLE: this.accounts.tableName,
       ITAPI_USAGE_TABLE: this.usage.tableName,
       ITAPI_HOLDS_TABLE: this.holds.tableName,
+      ITAPI_SESSIONS_TABLE: this.sessions.tableName,
     };
   }
 
   /**
-   * What the chat path needs: read and write keys (per-key caps), accounts (admission and
-   * settlement), holds and usage (ledger, including transaction condition checks); read tiers.
-   * The sweeper function needs the same.
+   * What the chat function needs: read and write keys (per-key caps, the console's keys),
+   * accounts (admission, settlement, top-ups), holds and usage (ledger, including transaction
+   * condition checks); read tiers; read and write the console's sessions. The sweeper function
+   * gets the same.
    */
   public grantGatewayAccess(grantee: iam.IGrantable): void {
     this.grantData(grantee, this.keys, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
@@ -133,6 +153,7 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.holds, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.usage, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
+    this.grantData(grantee, this.sessions, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
   }
 
   /** What the admin API needs: read and write data in every table and its named indexes. */
@@ -145,7 +166,7 @@ export class ItapiTables extends Construct {
    * so the policy lists exactly the resources of this gateway.
    */
   private grantData(grantee: iam.IGrantable, table: dynamodb.TableV2, ...actionLists: readonly string[][]): iam.Grant {
-    const indexes = table === this.keys ? [KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX] : [];
+    const indexes = table === this.keys ? [KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX] : table === this.sessions ? [SESSIONS_BY_ACCOUNT_INDEX] : [];
     return iam.Grant.addToPrincipal({
       grantee,
       actions: actionLists.flat(),

@@ -1,6 +1,7 @@
 import { build, type BuildOptions } from 'esbuild';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { CLIENT_BUILD_OPTIONS, CLIENT_ENTRY } from '../lambda/console/assets';
 
 /**
  * The chat function's bundle as CDK builds it (lib/ uses the same options): minified CommonJS
@@ -19,16 +20,35 @@ export const CHAT_BUNDLE_OPTIONS: BuildOptions = {
 };
 
 export const TOKENIZER_ENTRY = join(__dirname, '../lambda/money/tokenizer-entry.ts');
+export const CONSOLE_ENTRY = join(__dirname, '../lambda/console/index.tsx');
 
-export async function bundleChat(outdir: string): Promise<{ handlerFile: string; tokenizerFile: string; bytes: number }> {
+export interface ChatBundleFiles {
+  handlerFile: string;
+  tokenizerFile: string;
+  /** The console, loaded on the first `/console` request, and its browser script. */
+  consoleFile: string;
+  consoleScriptFile: string;
+  /** Size of index.js, what every cold start loads. */
+  bytes: number;
+}
+
+export async function bundleChat(outdir: string): Promise<ChatBundleFiles> {
   const handlerFile = join(outdir, 'index.js');
   const tokenizerFile = join(outdir, 'tokenizer.js');
+  const consoleFile = join(outdir, 'console.js');
+  const consoleScriptFile = join(outdir, 'console-client.js');
   await build({ ...CHAT_BUNDLE_OPTIONS, entryPoints: [join(__dirname, '../lambda/entry/lambda.ts')], outfile: handlerFile });
   await build({ ...CHAT_BUNDLE_OPTIONS, sourcemap: false, entryPoints: [TOKENIZER_ENTRY], outfile: tokenizerFile });
-  return { handlerFile, tokenizerFile, bytes: statSync(handlerFile).size };
+  await build({ ...CHAT_BUNDLE_OPTIONS, jsx: 'automatic', jsxImportSource: 'hono/jsx', entryPoints: [CONSOLE_ENTRY], outfile: consoleFile });
+  await build({ ...CLIENT_BUILD_OPTIONS, entryPoints: [CLIENT_ENTRY], outfile: consoleScriptFile });
+  return { handlerFile, tokenizerFile, consoleFile, consoleScriptFile, bytes: statSync(handlerFile).size };
 }
 
 if (require.main === module) {
   const outdir = process.argv[2] ?? join(__dirname, '../dist/chat');
-  bundleChat(outdir).then(({ handlerFile, bytes }) => process.stdout.write(`${handlerFile}: ${bytes} bytes\n`));
+  bundleChat(outdir).then((files) => {
+    for (const file of [files.handlerFile, files.tokenizerFile, files.consoleFile, files.consoleScriptFile]) {
+      process.stdout.write(`${file}: ${statSync(file).size} bytes\n`);
+    }
+  });
 }

@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
 import type { Authenticator } from '../auth';
-import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import type { Catalog } from '../catalog';
 import {
   errorResponse,
@@ -17,10 +16,14 @@ import {
 } from '../contract/errors';
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
-import type { KeyRecord, KeysStore } from '../store/keys';
+import { createSignInLink } from '../console/sign-in';
+import type { KeysStore } from '../store/keys';
+import type { SessionsStore } from '../store/sessions';
 import type { Tier, TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
+import { createApiKey, isoMs, keyFieldsSchema, keyNotFound, revokeApiKey } from './keys';
 import { AmountError, usdToMicro } from './money';
+import { parse, readJson } from './request-body';
 import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
 
 export interface AdminDeps {
@@ -28,10 +31,16 @@ export interface AdminDeps {
   tiers: TiersStore;
   accounts: AccountsStore;
   usage: UsageStore;
+  sessions: SessionsStore;
   tierCache: TierCache;
   auth: Authenticator;
   catalog: Catalog;
   now?: () => number;
+  /**
+   * The console's public address (`https://…/console/`), for sign-in links.
+   * @default - the console beside this admin API: `<origin of the request>/console/` (local mode)
+   */
+  consoleUrl?: string;
   /** Where 5xx failures are written (ids and codes only). */
   log?: Logger;
 }
@@ -43,7 +52,6 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 const idSchema = z.string().regex(ID, 'must be 1-128 letters, digits or _ . : @ - (starting with a letter or digit)');
 const nameSchema = z.string().max(200);
 const limitSchema = z.number().int().min(0).max(1_000_000_000);
-const capSchema = z.number().int().min(1).max(1_000_000_000);
 const amountSchema = z.union([z.number(), z.string()]);
 const modelsSchema = z.array(z.string().min(1)).min(1).max(1000);
 
@@ -70,14 +78,7 @@ const creditsBody = z.strictObject({
   reference: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
 });
 
-const createKeyBody = z.strictObject({
-  account_id: z.string().min(1),
-  name: nameSchema.optional(),
-  models: modelsSchema.optional(),
-  expires_at: z.union([z.string().min(1), z.number().int().positive()]).nullable().optional(),
-  rpm: capSchema.optional(),
-  tpm: capSchema.optional(),
-});
+const createKeyBody = z.strictObject({ account_id: z.string().min(1), ...keyFieldsSchema });
 
 const putTierBody = z.strictObject({
   rpm: limitSchema,
@@ -196,46 +197,34 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
 
   app.post('/keys', async (c) => {
-    const body = parse(createKeyBody, await readJson(c));
-    for (const [i, model] of (body.models ?? []).entries()) {
-      if (!deps.catalog.get(model)) throw invalidRequest(`Unknown model '${model}'.`, `models[${i}]`, 'model_not_found');
-    }
-    let expiresAtMs: number | undefined;
-    if (body.expires_at !== undefined && body.expires_at !== null) {
-      expiresAtMs = expiryMs(body.expires_at);
-      if (expiresAtMs <= now()) throw invalidRequest('`expires_at` must be in the future.', 'expires_at');
-    }
-    const account = await deps.accounts.get(body.account_id);
-    if (!account) throw notFound(`No account with id '${body.account_id}'.`, 'account_id');
-    const key = generateApiKey();
-    const record: KeyRecord = {
-      keyHash: hashApiKey(key),
-      keyId: `key_${randomBytes(12).toString('hex')}`,
-      accountId: account.id,
-      name: body.name ?? '',
-      prefix: displayPrefix(key),
-      status: 'active',
-      createdAtMs: now(),
-      expiresAtMs,
-      models: body.models,
-      rpm: body.rpm,
-      tpm: body.tpm,
-      // Admission reads the account's limits from the key, so a cached key needs no account read.
-      accountTier: account.tier,
-      accountRpm: account.rpm,
-      accountTpm: account.tpm,
-    };
-    await deps.keys.create(record);
-    // The only place the plaintext key ever leaves the gateway.
+    const { account_id: accountId, ...fields } = parse(createKeyBody, await readJson(c));
+    const { record, key } = await createApiKey(deps, accountId, fields, now());
+    // The only place the plaintext key ever leaves the admin API.
     return c.json({ ...keyView(record), key }, 201);
   });
 
   app.delete('/keys/:id', async (c) => {
     const id = c.req.param('id');
-    const revoked = await deps.keys.revoke(id);
-    if (!revoked) throw notFound(`No key with id '${id}'.`);
-    deps.auth.forget(revoked.keyHash);
+    const revoked = await revokeApiKey(deps, id);
+    if (!revoked) throw keyNotFound(id);
     return c.json(keyView(revoked));
+  });
+
+  // A one-time console sign-in link for the account's holder (ARCHITECTURE §8).
+  app.post('/accounts/:id/console-links', async (c) => {
+    const id = c.req.param('id');
+    await requireAccount(id);
+    const consoleUrl = deps.consoleUrl ?? new URL('/console/', c.req.url).href;
+    const link = await createSignInLink(deps.sessions, id, consoleUrl, now());
+    return c.json({ object: 'console_link', account_id: id, url: link.url, expires_at: Math.floor(link.expiresAtMs / 1000) }, 201);
+  });
+
+  // Ends every console session of the account and voids its unused links.
+  app.delete('/accounts/:id/console-sessions', async (c) => {
+    const id = c.req.param('id');
+    await requireAccount(id);
+    const revoked = await deps.sessions.revokeAccount(id);
+    return c.json({ object: 'console_sessions', account_id: id, revoked });
   });
 
   app.get('/tiers', async (c) => c.json({ object: 'list', data: (await deps.tiers.list()).map(tierView) }));
@@ -265,7 +254,19 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
 
   // Known paths answer a wrong method with 405, not 404.
-  for (const path of ['/accounts', '/accounts/:id', '/accounts/:id/credits', '/accounts/:id/keys', '/accounts/:id/usage', '/keys', '/keys/:id', '/tiers', '/tiers/:id']) {
+  for (const path of [
+    '/accounts',
+    '/accounts/:id',
+    '/accounts/:id/credits',
+    '/accounts/:id/keys',
+    '/accounts/:id/usage',
+    '/accounts/:id/console-links',
+    '/accounts/:id/console-sessions',
+    '/keys',
+    '/keys/:id',
+    '/tiers',
+    '/tiers/:id',
+  ]) {
     app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
   }
 
@@ -274,48 +275,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
 
 const notFound = (message: string, param: string | null = null) =>
   new GatewayError(404, 'invalid_request_error', 'not_found', message, { param });
-
-async function readJson(c: Context): Promise<unknown> {
-  const type = c.req.header('content-type');
-  if (type && !/^application\/json\s*(;|$)/i.test(type)) {
-    throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
-  }
-  const text = await c.req.text();
-  if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalidRequest('The request body is not valid JSON.', null, 'invalid_json');
-  }
-}
-
-/** Validates with zod; the first issue becomes a 400 naming the field (`models[1]`). */
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  let path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
-  if (issue.code === 'unrecognized_keys') path = [...path, issue.keys[0]];
-  const param = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || null;
-  if (issue.code === 'unrecognized_keys') {
-    return fail(`Unrecognized request argument supplied: ${issue.keys.join(', ')}`, param, 'unknown_parameter');
-  }
-  if (path.length > 0 && valueAt(body, path) === undefined) {
-    return fail(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
-  }
-  if (!param && issue.code === 'invalid_type') return fail('The request body must be a JSON object.', null, 'invalid_value');
-  return fail(`Invalid value for '${param}': ${issue.message}.`, param, 'invalid_value');
-}
-
-function valueAt(body: unknown, path: Array<string | number>): unknown {
-  let value = body;
-  for (const p of path) value = value && typeof value === 'object' ? (value as Record<string | number, unknown>)[p] : undefined;
-  return value;
-}
-
-function fail(message: string, param: string | null, code: string): never {
-  throw invalidRequest(message, param, code);
-}
 
 function amount(value: number | string, param: string, zeroAllowed: boolean): number {
   let micro: number;
@@ -331,30 +290,12 @@ function amount(value: number | string, param: string, zeroAllowed: boolean): nu
   return micro;
 }
 
-/** `expires_at`: unix seconds (number or digits), or an ISO 8601 date-time. */
-function expiryMs(value: string | number): number {
-  if (typeof value === 'number' || /^\d+$/.test(value)) {
-    const s = Number(value);
-    if (!Number.isSafeInteger(s) || s > 1e11) throw invalidRequest('`expires_at` in unix seconds is out of range.', 'expires_at');
-    return s * 1000;
-  }
-  const ms = isoMs(value);
-  if (ms === undefined) throw invalidRequest('`expires_at` must be an ISO 8601 date-time or unix seconds.', 'expires_at');
-  return ms;
-}
-
 /** Usage bounds: milliseconds since the epoch (digits) or an ISO 8601 date/date-time. */
 function timeParam(value: string, param: string): number {
   if (/^\d+$/.test(value)) return Number(value);
   const ms = isoMs(value);
   if (ms === undefined) throw invalidRequest(`\`${param}\` must be an ISO 8601 date-time or milliseconds since the epoch.`, param);
   return ms;
-}
-
-function isoMs(value: string): number | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(value)) return undefined;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 function renderError(deps: AdminDeps, c: Context, err: unknown): Response {

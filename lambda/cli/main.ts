@@ -4,7 +4,8 @@ import { apiGatewayRegion, signRequest, type AwsCredentials } from './sigv4';
 /**
  * `itapi` — the admin CLI (ARCHITECTURE §8). Wraps every admin call; readable output by default,
  * `--json` for the raw answer. Exit codes: 0 ok, 1 the API (or the network) failed, 2 usage error.
- * The only secret it ever prints is the key `keys create` returns.
+ * The only secrets it ever prints are the key `keys create` returns and the one-time sign-in link
+ * of `console-link`.
  */
 
 export interface CliIo {
@@ -29,6 +30,8 @@ Usage:
   itapi tiers list
   itapi tiers set TIER --rpm N --tpm N [--models a,b|all] [--description TEXT]
   itapi usage ACCOUNT [--from ISO|MS] [--to ISO|MS]
+  itapi console-link ACCOUNT
+  itapi console-sessions revoke ACCOUNT
 
 Options:
   --json        print the API's JSON answer as is
@@ -206,6 +209,28 @@ const COMMANDS: Record<string, Command> = {
           ['description', t.description ?? ''],
         ]),
       );
+    },
+  },
+  'console-link': {
+    usage: 'itapi console-link ACCOUNT',
+    options: {},
+    positionals: ['ACCOUNT'],
+    async run(ctx, _v, [id]) {
+      return show(ctx, await ctx.call('POST', `/accounts/${seg(id)}/console-links`), (c, l) => {
+        // The link alone on stdout, so that `$(itapi console-link acme)` is the link.
+        c.out(l.url);
+        c.io.stderr(`A one-time sign-in link to the console of ${l.account_id}, valid until ${date(l.expires_at)}: send it to the account holder only.\n`);
+      });
+    },
+  },
+  'console-sessions revoke': {
+    usage: 'itapi console-sessions revoke ACCOUNT',
+    options: {},
+    positionals: ['ACCOUNT'],
+    async run(ctx, _v, [id]) {
+      return show(ctx, await ctx.call('DELETE', `/accounts/${seg(id)}/console-sessions`), (c, a) => {
+        c.out(`Ended ${a.revoked} console session${a.revoked === 1 ? '' : 's'} and unused sign-in links of ${a.account_id}.`);
+      });
     },
   },
   usage: {

@@ -51,6 +51,8 @@ function build(env: NodeJS.ProcessEnv = process.env): ReturnType<typeof handle> 
     tierCache: new TierCache(stores.tiers),
     auth: new Authenticator(stores.keys),
     catalog: loadCatalog(env),
+    // The console's public address (the chat function's URL), for sign-in links.
+    consoleUrl: env.ITAPI_CONSOLE_URL || undefined,
     log,
   });
   return handle(app);

@@ -1,4 +1,5 @@
 import { streamHandle } from 'hono/aws-lambda';
+import { join } from 'node:path';
 import { loadCatalog } from '../catalog';
 import { sqsSettlementQueue } from '../money/settlement-queue';
 import { emfMetrics } from '../observability/metrics';
@@ -20,6 +21,8 @@ const gateway = createGateway({
   // The stack sets it to the function's timeout less a margin in which the settlement is written.
   maxRequestMs: process.env.ITAPI_MAX_REQUEST_S ? Number(process.env.ITAPI_MAX_REQUEST_S) * 1000 : undefined,
   settlementQueue: process.env.ITAPI_SETTLEMENT_QUEUE_URL ? sqsSettlementQueue(process.env.ITAPI_SETTLEMENT_QUEUE_URL) : undefined,
+  // The console is a file of its own beside index.js (lib/itapi-chat-function.ts), read on its first request only.
+  loadConsole: () => import(process.env.ITAPI_CONSOLE_MODULE || join(__dirname, 'console.js')),
 });
 
 // Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the

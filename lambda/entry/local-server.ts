@@ -16,6 +16,7 @@ import type { UpstreamTimeouts } from '../providers/types';
 import { FileSettlementQueue } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
+import { createSignInLink } from '../console/sign-in';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
@@ -51,6 +52,8 @@ export interface LocalGateway {
   baseUrl: string;
   adminUrl: string;
   apiKey: string | undefined;
+  /** A one-time console sign-in link for the demo account (valid 15 minutes), when it was seeded. */
+  consoleLink: string | undefined;
   adminToken: string;
   usingMock: boolean;
   gateway: Gateway;
@@ -100,6 +103,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       authTtlMs: options.authTtlMs,
       corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
       log: options.log,
+      loadConsole: () => import('../console'),
+      env,
     });
     await gateway.stores.tiers.seed();
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
@@ -128,10 +133,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       options.sweepIntervalMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_INTERVAL_S') ?? 15_000,
     );
     sweepTimer.unref();
+    const consoleLink = apiKey ? (await createSignInLink(gateway.stores.sessions, DEMO_ACCOUNT_ID, `${origin}/console/`, Date.now())).url : undefined;
     return {
       baseUrl: `${origin}/v1`,
       adminUrl: `${origin}/admin`,
       apiKey,
+      consoleLink,
       adminToken,
       usingMock,
       gateway,

@@ -1,4 +1,4 @@
-import { startLocal } from './local-server';
+import { DEMO_ACCOUNT_ID, startLocal } from './local-server';
 
 // Node 20 is supported here; the SDK's notice about its future Node versions would bury the three lines scripts read.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -7,11 +7,18 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 async function main(): Promise<void> {
   const local = await startLocal();
   process.stdout.write(`ITAPI_BASE_URL=${local.baseUrl}\nITAPI_API_KEY=${local.apiKey}\nITAPI_ADMIN_TOKEN=${local.adminToken}\n`);
+  // After the three lines scripts read: the demo account's console, one use within 15 minutes.
+  if (local.consoleLink) process.stdout.write(`ITAPI_CONSOLE_LINK=${local.consoleLink}\n`);
   process.stderr.write(
     local.usingMock
       ? 'itapi: no provider keys in the environment (ITAPI_SECRET_<NAME>), so every model is served by the offline mock provider.\n'
       : 'itapi: provider keys found; models route to their providers.\n',
   );
+  if (local.consoleLink) {
+    process.stderr.write(
+      `itapi: open ITAPI_CONSOLE_LINK in a browser for the demo account's console (it works once, within 15 minutes; another: npx itapi console-link ${DEMO_ACCOUNT_ID}).\n`,
+    );
+  }
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

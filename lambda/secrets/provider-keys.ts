@@ -15,9 +15,9 @@ export function envProviderKeys(env: NodeJS.ProcessEnv = process.env): ProviderK
   };
 }
 
-/** True when the environment holds at least one provider key. */
+/** True when the environment holds at least one provider key (Stripe's entries are not provider keys). */
 export function hasEnvProviderKeys(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Object.keys(env).some((k) => k.startsWith('ITAPI_SECRET_') && env[k]);
+  return Object.keys(env).some((k) => k.startsWith('ITAPI_SECRET_') && !k.startsWith('ITAPI_SECRET_STRIPE_') && env[k]);
 }
 
 const SECRET_TTL_MS = 5 * 60_000;

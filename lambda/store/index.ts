@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AccountsStore } from './accounts';
 import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
+import { SessionsStore } from './sessions';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
 import { UsageStore } from './usage';
@@ -13,6 +14,7 @@ export interface Stores {
   accounts: AccountsStore;
   usage: UsageStore;
   holds: HoldsStore;
+  sessions: SessionsStore;
 }
 
 export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
@@ -22,5 +24,6 @@ export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores
     accounts: new AccountsStore(dynamo, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(dynamo, tables.usage),
     holds: new HoldsStore(dynamo, tables.holds),
+    sessions: new SessionsStore(dynamo, tables.sessions),
   };
 }

@@ -8,6 +8,8 @@ export interface TableNames {
   usage: string;
   /** Holds in flight, one item per admitted request until it is settled. */
   holds: string;
+  /** Console sign-in links and sessions. */
+  sessions: string;
 }
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -17,18 +19,21 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     accounts: env.ITAPI_ACCOUNTS_TABLE ?? 'itapi-accounts',
     usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
     holds: env.ITAPI_HOLDS_TABLE ?? 'itapi-holds',
+    sessions: env.ITAPI_SESSIONS_TABLE ?? 'itapi-sessions',
   };
 }
 
 /** GSI names, shared with the CDK table definitions (lib/tables.ts repeats them by value). */
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';
+export const SESSIONS_BY_ACCOUNT_INDEX = 'by-account';
 
 /**
  * Key schemas (ARCHITECTURE §4), used to create the tables locally:
  * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
  * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`;
  * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before).
+ * sessions `id` (`link#<sha256>` or `session#<sha256>`), GSI by `account_id`, TTL `expires_at`.
  */
 export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
   const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
@@ -87,6 +92,25 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
       ...onDemand,
       AttributeDefinitions: [{ AttributeName: 'request_id', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'request_id', KeyType: 'HASH' }],
+    },
+    {
+      TableName: names.sessions,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'id', AttributeType: 'S' },
+        { AttributeName: 'account_id', AttributeType: 'S' },
+      ],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: SESSIONS_BY_ACCOUNT_INDEX,
+          KeySchema: [
+            { AttributeName: 'account_id', KeyType: 'HASH' },
+            { AttributeName: 'id', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
     },
   ];
 }

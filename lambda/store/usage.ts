@@ -137,6 +137,34 @@ export class UsageStore {
     return this.query(accountId, undefined, {});
   }
 
+  /**
+   * One page of request items between two times (inclusive), newest first unless `oldestFirst`.
+   * `after` is the `sk` of the last item of the previous page (the page's `lastSk`); a page ends
+   * early when DynamoDB's 1 MB read limit cuts it, and `lastSk` is undefined after the last page.
+   */
+  async requestsPage(
+    accountId: string,
+    fromMs: number,
+    toMs: number,
+    options: { limit: number; after?: string; oldestFirst?: boolean },
+  ): Promise<{ items: LedgerEntry[]; lastSk?: string }> {
+    const page = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'account_id = :a AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: {
+          ':a': { S: accountId },
+          ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
+          ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
+        },
+        ScanIndexForward: options.oldestFirst === true,
+        Limit: options.limit,
+        ExclusiveStartKey: options.after ? { account_id: { S: accountId }, sk: { S: options.after } } : undefined,
+      }),
+    );
+    return { items: (page.Items ?? []).map(ledgerFromItem), lastSk: page.LastEvaluatedKey?.sk?.S };
+  }
+
   private async query(accountId: string, skCondition: string | undefined, values: Item): Promise<LedgerEntry[]> {
     const out: LedgerEntry[] = [];
     let start: Item | undefined;

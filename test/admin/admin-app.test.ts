@@ -1,5 +1,8 @@
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { createAdminApp } from '../../lambda/admin/app';
 import { hashApiKey } from '../../lambda/auth/api-key';
+import { loadCatalog } from '../../lambda/catalog';
+import { redeemSignInLink } from '../../lambda/console/sign-in';
 import { GatewayError } from '../../lambda/contract/errors';
 import { ledgerToItem, type LedgerEntry } from '../../lambda/store/usage';
 import { createAdminHarness, type AdminHarness } from '../support/admin-harness';
@@ -398,6 +401,29 @@ describe('usage', () => {
     expectError(await call('GET', `/accounts/${id}/usage?from=yesterday`), 400, 'from');
     expectError(await call('GET', `/accounts/${id}/usage?to=soon`), 400, 'to');
     expectError(await call('GET', `/accounts/${id}/usage?from=2000&to=1000`), 400, 'from');
+  });
+});
+
+describe('console links', () => {
+  test('POST /accounts/{id}/console-links: 201 with a one-time URL on the console beside the admin API, valid 15 minutes', async () => {
+    const id = uniqueId('cl');
+    await call('POST', '/accounts', { id, tier: 'free' });
+    const res = await call('POST', `/accounts/${id}/console-links`);
+    expect(res.status).toBe(201);
+    expect(res.json).toEqual({ object: 'console_link', account_id: id, url: expect.stringMatching(/^http:\/\/localhost\/console\/sign-in#[A-Za-z0-9_-]{43}$/), expires_at: Math.floor(h.clock.now / 1000) + 900 });
+    const grant = await redeemSignInLink(h.stores.sessions, new URL(res.json.url).hash.slice(1), h.clock.now);
+    expect(grant).toMatchObject({ accountId: id, method: 'link' });
+    expectError(await call('POST', '/accounts/nobody-at-all/console-links'), 404, null, 'not_found');
+    expectError(await call('GET', `/accounts/${id}/console-links`), 405, null, 'method_not_allowed');
+  });
+
+  test('with consoleUrl set (AWS: the chat function URL), links point there', async () => {
+    const id = uniqueId('cl');
+    await call('POST', '/accounts', { id, tier: 'free' });
+    const app = createAdminApp({ ...h.stores, tierCache: h.tierCache, auth: h.auth, catalog: loadCatalog({}), consoleUrl: 'https://abc.lambda-url.eu-west-1.on.aws/console' });
+    const res = await app.request(`/accounts/${id}/console-links`, { method: 'POST' });
+    expect(res.status).toBe(201);
+    expect((await res.json()).url).toMatch(/^https:\/\/abc\.lambda-url\.eu-west-1\.on\.aws\/console\/sign-in#/);
   });
 });
 

@@ -2,11 +2,12 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { tableDefinitions } from '../../lambda/store/tables';
 import { createTestTables, deleteTestTables } from '../support/dynamo';
 
-test('createTestTables makes every itapi table, active, with unique names', async () => {
+test('createTestTables makes every table of tableDefinitions, active, with unique names', async () => {
   const a = await createTestTables();
   const b = await createTestTables();
-  expect(Object.keys(a.tables)).toHaveLength(tableDefinitions(a.tables).length);
-  expect(new Set([...Object.values(a.tables), ...Object.values(b.tables)]).size).toBe(2 * tableDefinitions(a.tables).length);
+  const count = tableDefinitions(a.tables).length;
+  expect(Object.keys(a.tables)).toHaveLength(count);
+  expect(new Set([...Object.values(a.tables), ...Object.values(b.tables)]).size).toBe(2 * count);
   // ListTables answers 100 names a page, and other test files create tables in the same DynamoDB Local.
   const listed: string[] = [];
   let start: string | undefined;

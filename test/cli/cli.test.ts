@@ -1,6 +1,7 @@
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { main } from '../../lambda/cli/main';
+import { redeemSignInLink } from '../../lambda/console/sign-in';
 import { createAdminHarness, mountWithToken, type AdminHarness } from '../support/admin-harness';
 
 const TOKEN = 'test-admin-token-123';
@@ -117,6 +118,26 @@ test('the account lifecycle: create, get, credits (idempotent), keys, revoke, us
 
   // Nothing but `keys create` ever printed a key.
   expect(transcript.join('\n')).not.toMatch(KEY);
+});
+
+test('console-link prints a one-time sign-in link alone on stdout; console-sessions revoke voids it', async () => {
+  await itapi(['accounts', 'create', '--tier', 'free', '--id', 'cli-console']);
+  const r = await itapi(['console-link', 'cli-console']);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(new RegExp(`^${baseUrl.replace('/admin', '')}/console/sign-in#[A-Za-z0-9_-]{43}\n$`));
+  expect(r.err).toContain('one-time sign-in link to the console of cli-console');
+  const token = new URL(r.out.trim()).hash.slice(1);
+  const json = await itapi(['console-link', 'cli-console', '--json']);
+  expect(JSON.parse(json.out)).toMatchObject({ object: 'console_link', account_id: 'cli-console', expires_at: expect.any(Number) });
+
+  const revoked = await itapi(['console-sessions', 'revoke', 'cli-console']);
+  expect(revoked.code).toBe(0);
+  expect(revoked.out).toBe('Ended 2 console sessions and unused sign-in links of cli-console.\n');
+  await expect(redeemSignInLink(h.stores.sessions, token, Date.now())).resolves.toBeUndefined();
+
+  const missing = await itapi(['console-link', 'nobody']);
+  expect(missing.code).toBe(1);
+  expect(missing.err).toContain("No account with id 'nobody'");
 });
 
 test('tiers set updates a tier', async () => {

@@ -24,7 +24,7 @@ function alive(pid: string): boolean {
   }
 }
 
-it('starts, prints the base URL, key and admin token, serves a stream, and stops its Java on SIGINT', async () => {
+it('starts, prints the base URL, key and admin token (then a console link), serves a stream and the console, and stops its Java on SIGINT', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
   // What `npm start` runs (tsx), as a single process so that the signal reaches it directly.
   const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
@@ -38,13 +38,17 @@ it('starts, prints the base URL, key and admin token, serves a stream, and stops
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
-        if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN) resolve(found);
+        if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN && found.ITAPI_CONSOLE_LINK) resolve(found);
       });
       child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out}`)));
     });
     expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
     expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
+    // The three lines scripts read come first, exactly in this order; the console link follows.
+    expect(out.split('\n').slice(0, 4).map((l) => l.split('=')[0])).toEqual(['ITAPI_BASE_URL', 'ITAPI_API_KEY', 'ITAPI_ADMIN_TOKEN', 'ITAPI_CONSOLE_LINK']);
+    const origin = new URL(lines.ITAPI_BASE_URL).origin;
+    expect(lines.ITAPI_CONSOLE_LINK).toMatch(new RegExp(`^${origin}/console/sign-in#[A-Za-z0-9_-]{43}$`));
     const started = javaChildren(child.pid!);
     expect(started.length).toBe(1);
 
@@ -54,6 +58,19 @@ it('starts, prints the base URL, key and admin token, serves a stream, and stops
       text += chunk.choices[0]?.delta.content ?? '';
     }
     expect(text).toContain('Hello');
+
+    // The printed link signs in to the demo account's console (as the sign-in page's script would post it).
+    const signIn = await fetch(`${origin}/console/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+      body: new URLSearchParams({ token: new URL(lines.ITAPI_CONSOLE_LINK).hash.slice(1) }).toString(),
+      redirect: 'manual',
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = signIn.headers.getSetCookie()[0].split(';')[0];
+    const page = await fetch(`${origin}/console/`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<code class="account-id">demo</code>');
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);

@@ -62,6 +62,9 @@ beforeAll(() => {
       removalPolicy: RemovalPolicy.DESTROY,
       deletionProtection: false,
       metricsNamespace: 'TeamGateway',
+      topUpMinUsd: 10,
+      topUpMaxUsd: 250.5,
+      consoleUrl: 'https://llm.example.com/console/',
     },
   });
 });
@@ -147,8 +150,14 @@ describe('other props', () => {
     expect(methods).toContain('OPTIONS');
   });
 
+  it('passes the top-up bounds to the console and a custom console URL to sign-in links', () => {
+    expect(chatEnv()).toMatchObject({ ITAPI_TOP_UP_MIN_USD: '10', ITAPI_TOP_UP_MAX_USD: '250.5' });
+    const admin = (s.json.Resources[logicalIdByPath(s.json, ADMIN_FUNCTION_PATH)].Properties as Props).Environment.Variables;
+    expect(admin.ITAPI_CONSOLE_URL).toBe('https://llm.example.com/console/');
+  });
+
   it('honours removal policy and deletion protection', () => {
-    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage']) {
+    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage', 'Sessions']) {
       const table = s.json.Resources[logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)];
       expect(table.DeletionPolicy).toBe('Delete');
       expect((table.Properties as Props).Replicas[0].DeletionProtectionEnabled).toBe(false);
@@ -210,5 +219,11 @@ describe('props validation', () => {
     expect(() => build({ alarmEmail: 'not-an-email' })).toThrow(/alarmEmail/);
     expect(() => build({ memorySize: 64 })).toThrow(/memorySize/);
     expect(() => build({ reservedConcurrency: 0 })).toThrow(/reservedConcurrency/);
+  });
+
+  it('rejects top-up bounds Stripe cannot charge or that are upside down', () => {
+    expect(() => build({ topUpMinUsd: 0.25 })).toThrow(/topUpMinUsd: expected whole cents of at least 0\.50/);
+    expect(() => build({ topUpMaxUsd: 10.001 })).toThrow(/topUpMaxUsd/);
+    expect(() => build({ topUpMinUsd: 50, topUpMaxUsd: 20 })).toThrow(/topUpMaxUsd \(20\) is below topUpMinUsd \(50\)/);
   });
 });

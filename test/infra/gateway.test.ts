@@ -34,11 +34,14 @@ describe('chat function', () => {
       [
         'ITAPI_ACCOUNTS_TABLE',
         'ITAPI_HOLDS_TABLE',
+        'ITAPI_CONSOLE_MODULE',
+        'ITAPI_CONSOLE_SCRIPT',
         'ITAPI_KEYS_TABLE',
         'ITAPI_MAX_REQUEST_S',
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
         'ITAPI_SETTLEMENT_QUEUE_URL',
+        'ITAPI_SESSIONS_TABLE',
         'ITAPI_TIERS_TABLE',
         'ITAPI_TOKENIZER_MODULE',
         'ITAPI_USAGE_TABLE',
@@ -51,6 +54,9 @@ describe('chat function', () => {
     expect(env.ITAPI_SETTLEMENT_QUEUE_URL).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource') });
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(env.ITAPI_TOKENIZER_MODULE).toBe('/var/task/tokenizer.js');
+    expect(env.ITAPI_CONSOLE_MODULE).toBe('/var/task/console.js');
+    expect(env.ITAPI_CONSOLE_SCRIPT).toBe('/var/task/console-client.js');
+    expect(env.ITAPI_SESSIONS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Sessions/Resource') });
     expect(env.ITAPI_METRICS_NAMESPACE).toBe('Itapi');
     expect(env.ITAPI_KEYS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource') });
     expect(env.ITAPI_USAGE_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource') });
@@ -69,6 +75,15 @@ describe('chat function', () => {
   it('ships a minified bundle with a source map and leaves the AWS SDK to the runtime', () => {
     const dir = findFunctionBundleDir(s.outdir, s.stack.artifactId, CHAT_FUNCTION_PATH);
     expect(existsSync(path.join(dir, 'index.js.map'))).toBe(true);
+    // The console and Stripe's library are files of their own, loaded on the first /console request only.
+    const consoleCode = readFileSync(path.join(dir, 'console.js'), 'utf8');
+    expect(consoleCode).toContain('checkout.session.completed');
+    expect(consoleCode).toMatch(/require\("@aws-sdk\/client-dynamodb"\)/);
+    expect(readFileSync(path.join(dir, 'console-client.js'), 'utf8')).toContain('csrf-token');
+    const indexCode = readFileSync(path.join(dir, 'index.js'), 'utf8');
+    expect(indexCode).not.toContain('checkout.session.completed');
+    expect(indexCode).not.toContain('api.stripe.com');
+    expect(indexCode).not.toContain('content-security-policy');
     expect(existsSync(path.join(dir, 'catalog.json'))).toBe(false);
     const chatCode = readFileSync(path.join(dir, 'index.js'), 'utf8');
     expect(chatCode).toContain('streamifyResponse');
@@ -114,8 +129,22 @@ describe('REST API', () => {
         Uri: { 'Fn::Join': ['', Match.arrayWith([{ 'Fn::GetAtt': [logicalIdByPath(s.json, ADMIN_FUNCTION_PATH), 'Arn'] }])] },
       },
     });
-    // Exactly two methods: nothing else is reachable, and nothing else is unauthenticated.
-    expect(resourcesOfType(s.json, 'AWS::ApiGateway::Method')).toHaveLength(2);
+    // Exactly these methods: nothing else is reachable, and nothing else is unauthenticated.
+    expect(resourcesOfType(s.json, 'AWS::ApiGateway::Method').map(([, r]) => String(r.Metadata?.['aws:cdk:path']).replace('Itapi/Gateway/Api/Api/Default/', '')).sort()).toEqual(
+      ['admin/{proxy+}/ANY/Resource', 'console/ANY/Resource', 'console/{proxy+}/ANY/Resource', 'v1/{proxy+}/ANY/Resource'].sort(),
+    );
+  });
+
+  it('streams /console and /console/{proxy+} (pages, console API, Stripe webhook) to the chat function', () => {
+    const chatFn = logicalIdByPath(s.json, CHAT_FUNCTION_PATH);
+    for (const resource of ['Gateway/Api/Api/Default/console/Resource', 'Gateway/Api/Api/Default/console/{proxy+}/Resource']) {
+      s.template.hasResourceProperties('AWS::ApiGateway::Method', {
+        HttpMethod: 'ANY',
+        AuthorizationType: 'NONE',
+        ResourceId: { Ref: logicalIdByPath(s.json, resource) },
+        Integration: { Type: 'AWS_PROXY', ResponseTransferMode: 'STREAM', Uri: { 'Fn::Join': ['', Match.arrayWith([{ 'Fn::GetAtt': [chatFn, 'Arn'] }])] } },
+      });
+    }
   });
 
   it('writes JSON access logs and throttles the stage', () => {
@@ -130,7 +159,7 @@ describe('REST API', () => {
 });
 
 describe('tables', () => {
-  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'];
+  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions'];
 
   it.each(roles)('%s is on-demand with point-in-time recovery, deletion protection and retain', (role) => {
     const id = logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`);
@@ -162,11 +191,17 @@ describe('tables', () => {
       ['by-account', ['account_id:HASH', 'key_id:RANGE']],
       ['by-key-id', ['key_id:HASH']],
     ]);
+    expect(keySchema('Sessions')).toEqual([{ AttributeName: 'id', KeyType: 'HASH' }]);
+    const sessionGsis = props(logicalIdByPath(s.json, 'Gateway/Tables/Sessions/Resource')).GlobalSecondaryIndexes as Props[];
+    expect(sessionGsis.map((g) => [g.IndexName, g.KeySchema.map((k: Props) => `${k.AttributeName}:${k.KeyType}`), g.Projection.ProjectionType])).toEqual([
+      ['by-account', ['account_id:HASH', 'id:RANGE'], 'KEYS_ONLY'],
+    ]);
   });
 
-  it('expires usage and hold items by TTL on expires_at, and only those', () => {
+  it('expires usage items, holds, and console links and sessions by TTL on expires_at, and nothing else', () => {
     const ttl = (role: string): unknown => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).TimeToLiveSpecification;
     expect(ttl('Usage')).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    expect(ttl('Sessions')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     expect(ttl('Holds')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     for (const role of ['Keys', 'Tiers', 'Accounts']) expect(ttl(role)).toBeUndefined();
   });
@@ -195,7 +230,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -246,6 +281,12 @@ describe('IAM', () => {
     const tiersWrites = statements.filter((st) => referencedLogicalIds(st.Resource).includes(tiersId) && [st.Action].flat().some((a: string) => /Put|Update|Delete|Write/.test(a)));
     expect(tiersWrites).toEqual([]); // the chat path only reads tiers
     expect(JSON.stringify(statements)).not.toMatch(/bedrock:/); // no Bedrock routes, no Bedrock grant
+  });
+
+  it('gives the admin function the console URL on the Function URL for sign-in links', () => {
+    const env = props(logicalIdByPath(s.json, ADMIN_FUNCTION_PATH)).Environment.Variables as Props;
+    expect(JSON.stringify(env.ITAPI_CONSOLE_URL)).toMatch(/"FunctionUrl"\]\},"console\/"\]/);
+    expect(env.ITAPI_SESSIONS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Sessions/Resource') });
   });
 
   it('scopes the admin function to these tables and its own log group', () => {
@@ -307,6 +348,7 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-accounts',
         'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
+        'DynamoDbThrottles-sessions',
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
@@ -384,9 +426,14 @@ describe('outputs and cdk-nag', () => {
       'TiersTableName',
       'AccountsTableName',
       'UsageTableName',
+      'SessionsTableName',
+      'ConsoleUrl',
+      'StripeWebhookUrl',
     ]) {
       expect(outputs[name]).toBeDefined();
     }
+    expect(JSON.stringify(outputs.ConsoleUrl.Value)).toMatch(/"FunctionUrl"\]\},"console\/"\]/);
+    expect(JSON.stringify(outputs.StripeWebhookUrl.Value)).toMatch(/"FunctionUrl"\]\},"console\/stripe\/webhook"\]/);
     expect(JSON.stringify(outputs.FunctionBaseUrl.Value)).toMatch(/"FunctionUrl"\]\},"v1"\]/);
     expect(JSON.stringify(outputs.ApiBaseUrl.Value)).toMatch(/"\/v1"\]/);
     expect(JSON.stringify(outputs.AdminUrl.Value)).toMatch(/"\/admin"\]/);

@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
+import { createSignInLink } from '../../lambda/console/sign-in';
 import { createStores } from '../../lambda/runtime';
 import { bundleChat } from '../../scripts/bundle';
 import { chatFunctionBundle } from '../infra/cdk-bundle';
@@ -66,6 +67,7 @@ beforeAll(async () => {
     ITAPI_ACCOUNTS_TABLE: tables.accounts,
     ITAPI_USAGE_TABLE: tables.usage,
     ITAPI_HOLDS_TABLE: tables.holds,
+    ITAPI_SESSIONS_TABLE: tables.sessions,
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -92,9 +94,12 @@ const BUNDLES: Array<[string, () => Promise<string>]> = [
 
 describe.each(BUNDLES)('the %s', (_bundle, build) => {
   let handler: Handler;
+  let dir: string;
   beforeAll(async () => {
-    const dir = await build();
+    dir = await build();
     expect(existsSync(join(dir, 'tokenizer.js'))).toBe(true);
+    expect(existsSync(join(dir, 'console.js'))).toBe(true);
+    expect(existsSync(join(dir, 'console-client.js'))).toBe(true);
     handler = loadHandler(dir);
   }, 120_000);
 
@@ -149,4 +154,38 @@ describe.each(BUNDLES)('the %s', (_bundle, build) => {
     expect((await stores.usage.all('lambda-acct')).length).toBe(before + 1);
   });
 });
+
+  describe.each([
+    ['Function URL (payload v2)', functionUrlEvent],
+    ['REST API (payload v1)', restApiEvent],
+  ])('serves the console (loaded from console.js on first use) to %s', (_name, makeEvent) => {
+    it('signs in with a one-time link: a __Host- cookie, Secure and SameSite=Strict, then the API answers with it', async () => {
+      const link = await createSignInLink(stores.sessions, 'lambda-acct', 'https://abc.lambda-url.us-east-1.on.aws/console/', Date.now());
+      const token = new URL(link.url).hash.slice(1);
+      const page = await invoke(makeEvent('GET', '/console/sign-in', {}));
+      expect(page.prelude.statusCode).toBe(200);
+      expect(page.prelude.headers['content-security-policy']).toContain("script-src 'self'");
+      expect(page.body).toContain('data-page="sign-in"');
+
+      const signIn = await invoke(
+        makeEvent('POST', '/console/session', { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' }, `token=${token}`),
+      );
+      expect(signIn.prelude.statusCode).toBe(303);
+      expect(signIn.prelude.headers.location).toBe('./');
+      expect(signIn.prelude.cookies).toHaveLength(1);
+      const cookie = signIn.prelude.cookies![0];
+      expect(cookie).toMatch(/^__Host-itapi_console=[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/; HttpOnly; Secure; SameSite=Strict$/);
+
+      const account = await invoke(makeEvent('GET', '/console/api/account', { cookie: cookie.split(';')[0] }));
+      expect(account.prelude.statusCode).toBe(200);
+      expect(JSON.parse(account.body)).toMatchObject({ object: 'account', id: 'lambda-acct' });
+      // The same cookie without the __Host- prefix is not the session on https.
+      const plain = await invoke(makeEvent('GET', '/console/api/account', { cookie: cookie.split(';')[0].replace('__Host-', '') }));
+      expect(plain.prelude.statusCode).toBe(401);
+
+      const script = await invoke(makeEvent('GET', '/console/assets/console.js', {}));
+      expect(script.prelude.statusCode).toBe(200);
+      expect(script.body).toBe(readFileSync(join(dir, 'console-client.js'), 'utf8'));
+    });
+  });
 });

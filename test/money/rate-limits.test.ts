@@ -165,6 +165,7 @@ describe('limits across separate gateway processes', () => {
       ITAPI_ACCOUNTS_TABLE: tables.accounts,
       ITAPI_USAGE_TABLE: tables.usage,
       ITAPI_HOLDS_TABLE: tables.holds,
+      ITAPI_SESSIONS_TABLE: tables.sessions,
     };
     const urls = await Promise.all(
       Array.from({ length: 4 }, () => {

@@ -7,6 +7,7 @@ import { loadCatalog } from '../../lambda/catalog';
 import { GatewayError, errorResponse, routeNotFound } from '../../lambda/contract/errors';
 import { AccountsStore } from '../../lambda/store/accounts';
 import { KeysStore } from '../../lambda/store/keys';
+import { SessionsStore } from '../../lambda/store/sessions';
 import type { TableNames } from '../../lambda/store/tables';
 import { TiersStore } from '../../lambda/store/tiers';
 import { UsageStore } from '../../lambda/store/usage';
@@ -16,7 +17,7 @@ export interface AdminHarness {
   app: Hono;
   client: DynamoDBClient;
   tables: TableNames;
-  stores: { keys: KeysStore; tiers: TiersStore; accounts: AccountsStore; usage: UsageStore };
+  stores: { keys: KeysStore; tiers: TiersStore; accounts: AccountsStore; usage: UsageStore; sessions: SessionsStore };
   tierCache: TierCache;
   auth: Authenticator;
   /** The clock the admin app sees; tests move it. */
@@ -32,6 +33,7 @@ export async function createAdminHarness(): Promise<AdminHarness> {
     tiers: new TiersStore(client, tables.tiers),
     accounts: new AccountsStore(client, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(client, tables.usage),
+    sessions: new SessionsStore(client, tables.sessions),
   };
   await stores.tiers.seed();
   const clock = { now: Date.now() };

@@ -61,19 +61,22 @@ export function installAwsLambdaGlobal(): void {
   };
 }
 
-/** A Function URL (payload v2) event. */
-export function functionUrlEvent(method: string, path: string, headers: Record<string, string>, body?: string) {
+/** A Function URL (payload v2) event; a `cookie` header arrives as the event's `cookies`, as Lambda sends it. */
+export function functionUrlEvent(method: string, path: string, headersIn: Record<string, string>, body?: string) {
+  const { cookie, ...headers } = headersIn;
+  const [rawPath, rawQueryString = ''] = path.split('?');
   return {
     version: '2.0',
     routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
+    rawPath,
+    rawQueryString,
+    ...(cookie ? { cookies: cookie.split('; ') } : {}),
     headers: { host: 'abc.lambda-url.us-east-1.on.aws', ...headers },
     requestContext: {
       accountId: '123456789012',
       apiId: 'abc',
       domainName: 'abc.lambda-url.us-east-1.on.aws',
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
       requestId: 'fn-url-request',
       routeKey: '$default',
       stage: '$default',

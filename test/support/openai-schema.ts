@@ -1,10 +1,20 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
-/** The official OpenAI OpenAPI document, shared by every engineer on the project. */
-export const OPENAI_SPEC_PATH = process.env.ITAPI_OPENAI_SPEC ?? join(__dirname, '../../../shared/contract/openai-openapi.json');
+/**
+ * The official OpenAI OpenAPI document, shared by every engineer on the project: the nearest
+ * `shared/contract/openai-openapi.json` above this checkout (a worktree sits a level deeper than main).
+ */
+export const OPENAI_SPEC_PATH = process.env.ITAPI_OPENAI_SPEC ?? findUp(join('shared', 'contract', 'openai-openapi.json'));
+
+function findUp(relative: string): string {
+  for (let dir = join(__dirname, '../../..'); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, relative))) return join(dir, relative);
+    if (dirname(dir) === dir) return join(__dirname, '../../..', relative);
+  }
+}
 
 let ajv: Ajv | undefined;
 const compiled = new Map<string, ValidateFunction>();

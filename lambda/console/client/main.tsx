@@ -1,0 +1,245 @@
+import { render } from 'hono/jsx/dom';
+import { AccountPanel, KeysTable, LedgerTable, UsageSummary } from '../views/panels';
+import type { AccountJson, KeyJson, LedgerPageJson, UsageSummaryJson } from '../views/types';
+
+/**
+ * The console's browser script (built by esbuild, served as `assets/console.js`). The server
+ * renders every page whole; this script posts the sign-in token, sends changes to the JSON API
+ * with the CSRF token, and renders the changed panel again with the same components.
+ */
+
+type Json = Record<string, unknown>;
+
+const $ = <T extends Element = HTMLElement>(selector: string, root: ParentNode = document) => root.querySelector(selector) as T | null;
+
+const byId = (id: string) => document.getElementById(id) as HTMLElement;
+
+function csrfToken(): string {
+  return $('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
+}
+
+class ApiError extends Error {}
+
+async function api<T>(method: string, path: string, body?: Json): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', 'x-csrf-token': csrfToken() };
+  if (body) headers['content-type'] = 'application/json';
+  const res = await fetch(`api/${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined, credentials: 'same-origin' });
+  const json = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
+  if (res.status === 401) {
+    // The session ended (signed out elsewhere, expired, revoked): the page says so.
+    location.reload();
+  }
+  if (!res.ok) throw new ApiError(json?.error?.message ?? `The console API answered HTTP ${res.status}.`);
+  return json as T;
+}
+
+function showError(element: HTMLElement | null, err: unknown): void {
+  if (!element) return;
+  element.textContent = err instanceof Error ? err.message : String(err);
+  element.hidden = false;
+}
+
+function clearError(element: HTMLElement | null): void {
+  if (element) {
+    element.textContent = '';
+    element.hidden = true;
+  }
+}
+
+// ----- sign-in --------------------------------------------------------------------------------
+
+function signIn(): void {
+  const form = $<HTMLFormElement>('form[data-form="sign-in"]');
+  if (!form) return;
+  const token = location.hash.slice(1);
+  // The token leaves the address bar (and the history entry) before anything else happens.
+  history.replaceState(null, '', location.pathname + location.search);
+  if (!token) {
+    $('[data-state="working"]', form)!.hidden = true;
+    $('[data-state="no-token"]', form)!.hidden = false;
+    return;
+  }
+  (form.elements.namedItem('token') as HTMLInputElement).value = token;
+  form.submit();
+}
+
+// ----- console --------------------------------------------------------------------------------
+
+const state = {
+  range: { from: '', to: '' },
+  /** Cursors of the ledger pages shown so far; the last is the current page's (undefined: the first). */
+  cursors: [undefined] as Array<string | undefined>,
+  revokeKeyId: '',
+};
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+async function refreshKeys(): Promise<void> {
+  const keys = await api<{ data: KeyJson[] }>('GET', 'keys');
+  render(<KeysTable keys={keys.data} nowSeconds={nowSeconds()} />, byId('keys-panel'));
+}
+
+async function refreshAccount(): Promise<void> {
+  const account = await api<AccountJson>('GET', 'account');
+  render(<AccountPanel account={account} />, byId('account-panel'));
+}
+
+const rangeQuery = () => `from=${encodeURIComponent(state.range.from)}&to=${encodeURIComponent(state.range.to)}`;
+
+async function showLedger(cursor: string | undefined): Promise<void> {
+  const page = await api<LedgerPageJson>('GET', `usage/requests?${rangeQuery()}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+  render(<LedgerTable page={page} hasNewer={state.cursors.length > 1} />, byId('ledger-panel'));
+}
+
+async function showUsage(): Promise<void> {
+  const error = $('[data-error="range"]');
+  clearError(error);
+  try {
+    const summary = await api<UsageSummaryJson>('GET', `usage?${rangeQuery()}`);
+    render(<UsageSummary summary={summary} />, byId('usage-panel'));
+    state.cursors = [undefined];
+    await showLedger(undefined);
+    $<HTMLAnchorElement>('a[data-link="csv"]')!.href = `api/usage.csv?${rangeQuery()}`;
+  } catch (err) {
+    showError(error, err);
+  }
+}
+
+function openDialog(id: string): HTMLDialogElement {
+  const dialog = $<HTMLDialogElement>(`#${id}`)!;
+  for (const e of dialog.querySelectorAll<HTMLElement>('.error')) clearError(e);
+  dialog.showModal();
+  return dialog;
+}
+
+async function createKey(form: HTMLFormElement): Promise<void> {
+  const data = new FormData(form);
+  const body: Json = {};
+  const name = String(data.get('name') ?? '').trim();
+  if (name) body.name = name;
+  const models = data.getAll('models').map(String);
+  if (models.length) body.models = models;
+  for (const cap of ['rpm', 'tpm']) {
+    const value = String(data.get(cap) ?? '').trim();
+    if (value) body[cap] = Number(value);
+  }
+  const expires = String(data.get('expires') ?? '');
+  if (expires) body.expires_at = `${expires}T23:59:59Z`;
+  const created = await api<KeyJson & { key: string }>('POST', 'keys', body);
+  form.reset();
+  $<HTMLDialogElement>('#create-key')!.close();
+  $('#new-key-secret')!.textContent = created.key;
+  $('#key-created .copied')!.hidden = true;
+  openDialog('key-created');
+  await refreshKeys();
+}
+
+async function copyKey(): Promise<void> {
+  const code = $('#new-key-secret')!;
+  try {
+    await navigator.clipboard.writeText(code.textContent ?? '');
+  } catch {
+    // Without clipboard access, select the key so that Ctrl-C copies it.
+    getSelection()?.selectAllChildren(code);
+    document.execCommand('copy');
+  }
+  $('#key-created .copied')!.hidden = false;
+}
+
+async function topUp(form: HTMLFormElement): Promise<void> {
+  const amount = String(new FormData(form).get('amount_usd') ?? '');
+  const returnUrl = new URL(location.href);
+  returnUrl.search = '';
+  returnUrl.hash = '';
+  const checkout = await api<{ url: string }>('POST', 'top-up', { amount_usd: amount, return_url: returnUrl.href });
+  location.assign(checkout.url);
+}
+
+/** Runs an action with its button disabled, showing a failure next to it. */
+async function withButton(button: HTMLButtonElement | null, errorTarget: HTMLElement | null, action: () => Promise<void>): Promise<void> {
+  if (button) button.disabled = true;
+  clearError(errorTarget);
+  try {
+    await action();
+  } catch (err) {
+    showError(errorTarget, err);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function consolePage(): void {
+  const range = $<HTMLFormElement>('form[data-form="range"]')!;
+  state.range = { from: (range.elements.namedItem('from') as HTMLInputElement).value, to: (range.elements.namedItem('to') as HTMLInputElement).value };
+
+  // The secret leaves the page when its dialog closes: it is shown once.
+  $('#key-created')!.addEventListener('close', () => {
+    $('#new-key-secret')!.textContent = '';
+  });
+
+  document.addEventListener('click', (event) => {
+    const button = (event.target as Element).closest<HTMLButtonElement>('[data-action]');
+    if (!button) return;
+    const dialog = button.closest('dialog');
+    switch (button.dataset.action) {
+      case 'open-create-key':
+        openDialog('create-key');
+        break;
+      case 'close-dialog':
+        dialog?.close();
+        break;
+      case 'copy-key':
+        void copyKey();
+        break;
+      case 'revoke':
+        state.revokeKeyId = button.dataset.keyId ?? '';
+        $('#revoke-key-name')!.textContent = button.dataset.keyName ?? state.revokeKeyId;
+        openDialog('revoke-key');
+        break;
+      case 'confirm-revoke':
+        void withButton(button, $('.error', dialog!), async () => {
+          await api('DELETE', `keys/${encodeURIComponent(state.revokeKeyId)}`);
+          dialog!.close();
+          await refreshKeys();
+        });
+        break;
+      case 'ledger-older':
+        state.cursors.push(button.dataset.cursor || undefined);
+        void withButton(button, $('[data-error="range"]'), () => showLedger(state.cursors.at(-1)));
+        break;
+      case 'ledger-newer':
+        if (state.cursors.length > 1) state.cursors.pop();
+        void withButton(button, $('[data-error="range"]'), () => showLedger(state.cursors.at(-1)));
+        break;
+    }
+  });
+
+  document.addEventListener('submit', (event) => {
+    const form = event.target as HTMLFormElement;
+    const submit = form.querySelector<HTMLButtonElement>('button[type="submit"]');
+    switch (form.dataset.form) {
+      case 'create-key':
+        event.preventDefault();
+        void withButton(submit, $('.error', form), () => createKey(form));
+        break;
+      case 'range':
+        event.preventDefault();
+        state.range = { from: (form.elements.namedItem('from') as HTMLInputElement).value, to: (form.elements.namedItem('to') as HTMLInputElement).value };
+        void withButton(submit, null, showUsage);
+        break;
+      case 'top-up':
+        event.preventDefault();
+        void withButton(submit, $('.error', form), () => topUp(form));
+        break;
+    }
+  });
+
+  // This minute's use moves while clients call the API: refresh it while the page is in view.
+  setInterval(() => {
+    if (document.visibilityState === 'visible') void refreshAccount().catch(() => undefined);
+  }, 15_000);
+}
+
+const page = document.body.dataset.page;
+if (page === 'sign-in') signIn();
+else if (page === 'console') consolePage();

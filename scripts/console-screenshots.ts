@@ -1,0 +1,67 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { startLocal } from '../lambda/entry/local-server';
+import { launchChromium } from '../test/support/chromium';
+
+/**
+ * `npm run screenshots`: the README's pictures of the console (docs/images/), taken in headless
+ * Chromium from a local gateway: the demo account after a few dozen real requests through the
+ * mock provider, with Stripe top-ups switched on (no Stripe call is made). No key is on a picture.
+ */
+async function main(): Promise<void> {
+  const out = join(__dirname, '..', 'docs', 'images');
+  const local = await startLocal({
+    port: 0,
+    inMemory: true,
+    dataDir: mkdtempSync(join(tmpdir(), 'itapi-shots-')),
+    env: {
+      ITAPI_SECRET_STRIPE_SECRET_KEY: 'sk_test_screenshots',
+      ITAPI_SECRET_STRIPE_WEBHOOK_SECRET: 'whsec_screenshots',
+    },
+    log: { info: () => undefined, error: (event, fields) => process.stderr.write(`${event} ${JSON.stringify(fields)}\n`) },
+  });
+  const browser = await launchChromium({ viewport: { width: 1100, height: 800 } });
+  try {
+    const admin = (path: string, body: unknown) =>
+      fetch(`${local.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${local.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await admin('/keys', { account_id: 'demo', name: 'ci', models: ['gpt-4o-mini'], rpm: 20, expires_at: '2030-01-01T00:00:00Z' });
+    await admin('/keys', { account_id: 'demo', name: 'chat-app', models: ['claude-3-5-sonnet-20241022', 'gpt-4o'] });
+    const client = new OpenAI({ baseURL: local.baseUrl, apiKey: local.apiKey!, maxRetries: 0 });
+    const models = ['gpt-4o', 'gpt-4o-mini', 'gpt-4o-mini', 'claude-3-5-sonnet-20241022', 'deepseek-chat', 'gpt-4o-mini'];
+    for (let i = 0; i < 30; i++) {
+      const model = models[i % models.length];
+      await client.chat.completions.create({ model, messages: [{ role: 'user', content: `Request ${i}: ${'tell me more '.repeat(1 + (i % 7) * 20)}` }] });
+    }
+    await local.gateway.background.drain();
+
+    const page = await browser.context.newPage();
+    await page.goto(local.consoleLink!);
+    await page.waitForSelector('body[data-page="console"]');
+    const today = new Date();
+    const weekAgo = new Date(today.getTime() - 6 * 24 * 3600 * 1000);
+    await page.fill('form[data-form="range"] input[name="from"]', weekAgo.toISOString().slice(0, 10));
+    await page.click('form[data-form="range"] button[type="submit"]');
+    await page.waitForSelector(`#usage-panel .usage-summary[data-from="${weekAgo.toISOString().slice(0, 10)}"]`);
+    await page.waitForSelector('form[data-form="range"] button[type="submit"]:not([disabled])');
+    // The top of the page: balance, top-up, keys, charts and the first rows of the ledger.
+    await page.setViewportSize({ width: 1100, height: 1180 });
+    await page.screenshot({ path: join(out, 'console.png') });
+
+    await page.click('button[data-action="open-create-key"]');
+    await page.fill('#create-key input[name="name"]', 'notebook');
+    await page.check('#create-key input[name="models"][value="gpt-4o-mini"]');
+    await page.fill('#create-key input[name="rpm"]', '30');
+    await page.locator('#create-key').screenshot({ path: join(out, 'console-create-key.png') });
+    process.stdout.write(`${join(out, 'console.png')}\n${join(out, 'console-create-key.png')}\n`);
+  } finally {
+    await browser.close();
+    await local.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

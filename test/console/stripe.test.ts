@@ -1,0 +1,240 @@
+import Stripe from 'stripe';
+import { hasEnvProviderKeys } from '../../lambda/secrets/provider-keys';
+import { consoleApi, consoleOrigin, signIn, type ConsoleSession } from '../support/console';
+import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { startStripeStandIn } from '../support/stripe-stand-in';
+
+/**
+ * Top-ups through Stripe: Checkout sessions created against a stand-in of Stripe's API on
+ * loopback, and webhooks signed the way Stripe signs them (its own library's test header).
+ */
+
+const SECRET_KEY = 'sk_test_itapiConsoleStandIn0123456789';
+const WEBHOOK_SECRET = 'whsec_itapiConsoleTestSecret0123456789';
+
+let stripeApi: Awaited<ReturnType<typeof startStripeStandIn>>;
+let gw: TestGateway;
+let plain: TestGateway;
+let account: { accountId: string; key: string };
+let session: ConsoleSession;
+const signer = new Stripe('sk_test_signer_only', { telemetry: false });
+
+beforeAll(async () => {
+  stripeApi = await startStripeStandIn();
+  gw = await startTestGateway({
+    env: {
+      ITAPI_ADMIN_TOKEN: 'test-admin-stripe',
+      ITAPI_SECRET_STRIPE_SECRET_KEY: SECRET_KEY,
+      ITAPI_SECRET_STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      ITAPI_STRIPE_API_URL: stripeApi.url,
+      ITAPI_TOP_UP_MIN_USD: '5',
+      ITAPI_TOP_UP_MAX_USD: '500',
+    },
+  });
+  plain = await startTestGateway();
+  account = await createAccount(gw, { creditsMicroUsd: 1_000_000 });
+  session = await signIn(gw, account.accountId);
+}, 60_000);
+
+afterAll(async () => {
+  await gw.stop();
+  await plain.stop();
+  await stripeApi.close();
+});
+
+const returnUrl = () => `${consoleOrigin(gw)}/console/`;
+
+function checkoutCompleted(overrides: Record<string, unknown> = {}, type = 'checkout.session.completed') {
+  return {
+    id: `evt_${Math.random().toString(36).slice(2)}`,
+    object: 'event',
+    type,
+    api_version: '2025-01-01',
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    data: {
+      object: {
+        id: `cs_test_${Math.random().toString(36).slice(2)}`,
+        object: 'checkout.session',
+        client_reference_id: account.accountId,
+        metadata: { itapi_account_id: account.accountId },
+        payment_status: 'paid',
+        status: 'complete',
+        currency: 'usd',
+        amount_subtotal: 2500,
+        amount_total: 2500,
+        ...overrides,
+      },
+    },
+  };
+}
+
+async function deliver(target: TestGateway, event: unknown, secret = WEBHOOK_SECRET, signatureOverride?: string) {
+  const payload = JSON.stringify(event);
+  const signature = signatureOverride ?? signer.webhooks.generateTestHeaderString({ payload, secret });
+  const res = await fetch(`${consoleOrigin(target)}/console/stripe/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+    body: payload,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+const balance = async () => (await gw.gateway.stores.accounts.get(account.accountId))!.balanceMicroUsd;
+
+describe('Checkout', () => {
+  it('creates a Checkout session on Stripe for the amount, tied to the account, and returns its URL', async () => {
+    const options = await consoleApi(gw, session, 'GET', 'top-up');
+    expect(options.json).toMatchObject({ object: 'top_up_options', enabled: true, currency: 'usd', min_usd: 5, max_usd: 500 });
+
+    const res = await consoleApi(gw, session, 'POST', 'top-up', { amount_usd: '25.50', return_url: `${returnUrl()}?top_up=cancelled#x` });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ object: 'checkout_session', amount_micro_usd: 25_500_000 });
+    expect(res.json.url).toMatch(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_standin_\d+$/);
+
+    const call = stripeApi.calls.at(-1)!;
+    expect(call.method).toBe('POST');
+    expect(call.path).toBe('/v1/checkout/sessions');
+    expect(call.headers.authorization).toBe(`Bearer ${SECRET_KEY}`);
+    expect(call.form).toMatchObject({
+      mode: 'payment',
+      client_reference_id: account.accountId,
+      'metadata[itapi_account_id]': account.accountId,
+      'line_items[0][quantity]': '1',
+      'line_items[0][price_data][currency]': 'usd',
+      'line_items[0][price_data][unit_amount]': '2550',
+      success_url: `${returnUrl()}?top_up=paid`,
+      cancel_url: `${returnUrl()}?top_up=cancelled`,
+    });
+    // Nothing is credited before Stripe says the payment went through.
+    expect(await balance()).toBe(1_000_000);
+  });
+
+  it('refuses amounts outside the operator’s bounds or below a cent, and foreign return URLs', async () => {
+    const before = stripeApi.calls.length;
+    for (const [body, param] of [
+      [{ amount_usd: 4.99, return_url: returnUrl() }, 'amount_usd'],
+      [{ amount_usd: '500.01', return_url: returnUrl() }, 'amount_usd'],
+      [{ amount_usd: '10.005', return_url: returnUrl() }, 'amount_usd'],
+      [{ amount_usd: 'ten', return_url: returnUrl() }, 'amount_usd'],
+      [{ amount_usd: 10, return_url: 'https://evil.example/console/' }, 'return_url'],
+      [{ amount_usd: 10, return_url: `${consoleOrigin(gw)}/elsewhere` }, 'return_url'],
+    ] as const) {
+      const res = await consoleApi(gw, session, 'POST', 'top-up', body);
+      expect(res.status).toBe(400);
+      expect(res.json.error.param).toBe(param);
+    }
+    expect(stripeApi.calls.length).toBe(before);
+  });
+
+  it('a Stripe failure is a 502 and its message (which may quote the key) is not logged', async () => {
+    stripeApi.failWith = { status: 401, body: { error: { type: 'invalid_request_error', message: `Invalid API Key provided: ${SECRET_KEY.slice(0, 8)}****6789` } } };
+    try {
+      const res = await consoleApi(gw, session, 'POST', 'top-up', { amount_usd: 10, return_url: returnUrl() });
+      expect(res.status).toBe(502);
+      expect(res.json.error.code).toBe('upstream_error');
+      expect(res.text).not.toContain('sk_test');
+      expect(gw.logs.join('\n')).toContain('stripe_checkout_failed');
+      expect(gw.logs.join('\n')).not.toContain('sk_test');
+    } finally {
+      stripeApi.failWith = undefined;
+    }
+  });
+
+  it('needs a session and the CSRF token like every change', async () => {
+    expect((await consoleApi(gw, undefined, 'POST', 'top-up', { amount_usd: 10, return_url: returnUrl() })).status).toBe(401);
+    expect((await consoleApi(gw, session, 'POST', 'top-up', { amount_usd: 10, return_url: returnUrl() }, { 'x-csrf-token': null })).status).toBe(403);
+  });
+});
+
+describe('webhook', () => {
+  it('credits a paid Checkout session exactly once, however often Stripe delivers it, with the session id as reference', async () => {
+    const before = await balance();
+    const event = checkoutCompleted();
+    const sessionId = event.data.object.id;
+    const answers = await Promise.all([deliver(gw, event), deliver(gw, event), deliver(gw, event)]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(answers.map((a) => a.json.result).sort()).toEqual(['credited', 'duplicate', 'duplicate']);
+    expect(await deliver(gw, event)).toMatchObject({ status: 200, json: { result: 'duplicate' } });
+    expect(await balance()).toBe(before + 25_000_000);
+    const topUps = (await gw.gateway.stores.usage.topUps(account.accountId)).filter((t) => t.id === sessionId);
+    expect(topUps).toEqual([expect.objectContaining({ amountMicroUsd: 25_000_000 })]);
+    // The console lists it among the recent top-ups.
+    const options = await consoleApi(gw, session, 'GET', 'top-up');
+    expect(options.json.recent[0]).toMatchObject({ kind: 'topup', reference: sessionId, amount_micro_usd: 25_000_000 });
+  });
+
+  it('credits a delayed payment when it succeeds, not when the session completes unpaid', async () => {
+    const before = await balance();
+    const unpaid = checkoutCompleted({ payment_status: 'unpaid', amount_subtotal: 1000, amount_total: 1000 });
+    expect((await deliver(gw, unpaid)).json.result).toBe('ignored');
+    expect(await balance()).toBe(before);
+    const succeeded = checkoutCompleted({ id: unpaid.data.object.id, amount_subtotal: 1000, amount_total: 1000 }, 'checkout.session.async_payment_succeeded');
+    expect((await deliver(gw, succeeded)).json.result).toBe('credited');
+    expect(await balance()).toBe(before + 10_000_000);
+  });
+
+  it('refuses a bad or missing signature, or one made with another secret, and credits nothing', async () => {
+    const before = await balance();
+    const event = checkoutCompleted();
+    for (const res of [
+      await deliver(gw, event, 'whsec_someone_else'),
+      await deliver(gw, event, WEBHOOK_SECRET, 't=1,v1=deadbeef'),
+      await deliver(gw, event, WEBHOOK_SECRET, ''),
+    ]) {
+      expect(res.status).toBe(400);
+      expect(res.json.error.code).toBe('invalid_signature');
+    }
+    // A correctly signed body altered afterwards.
+    const payload = JSON.stringify(event);
+    const signature = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const tampered = await fetch(`${consoleOrigin(gw)}/console/stripe/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+      body: payload.replace('2500', '9900'),
+    });
+    expect(tampered.status).toBe(400);
+    expect(await balance()).toBe(before);
+  });
+
+  it('ignores sessions that are not ours or do not add up, and other events', async () => {
+    const before = await balance();
+    for (const event of [
+      checkoutCompleted({ metadata: {} }),
+      checkoutCompleted({ client_reference_id: 'someone-else' }),
+      checkoutCompleted({ currency: 'eur' }),
+      checkoutCompleted({ amount_subtotal: 0, amount_total: 0 }),
+      checkoutCompleted({ metadata: { itapi_account_id: 'no-such-account' }, client_reference_id: 'no-such-account' }),
+      { ...checkoutCompleted(), type: 'payment_intent.succeeded' },
+    ]) {
+      const res = await deliver(gw, event);
+      expect(res.status).toBe(200);
+      expect(res.json.result).toBe('ignored');
+    }
+    expect(await balance()).toBe(before);
+  });
+});
+
+describe('without Stripe', () => {
+  it('the console says how to ask the operator, top-ups are refused and the webhook route does not exist', async () => {
+    const other = await createAccount(plain);
+    const s = await signIn(plain, other.accountId);
+    const options = await consoleApi(plain, s, 'GET', 'top-up');
+    expect(options.json.enabled).toBe(false);
+    const page = await (await fetch(`${consoleOrigin(plain)}/console/`, { headers: { cookie: s.cookie } })).text();
+    expect(page).toContain(`itapi credits add ${other.accountId} --amount USD --reference REF`);
+    expect(page).not.toContain('data-form="top-up"');
+    const res = await consoleApi(plain, s, 'POST', 'top-up', { amount_usd: 10, return_url: `${consoleOrigin(plain)}/console/` });
+    expect(res.status).toBe(409);
+    expect(res.json.error.code).toBe('top_up_unavailable');
+    expect((await deliver(plain, checkoutCompleted())).status).toBe(404);
+  });
+});
+
+it('Stripe’s entries in the environment are not provider keys: the mock provider stays on', () => {
+  expect(hasEnvProviderKeys({ ITAPI_SECRET_STRIPE_SECRET_KEY: SECRET_KEY, ITAPI_SECRET_STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET })).toBe(false);
+  expect(hasEnvProviderKeys({ ITAPI_SECRET_STRIPE_SECRET_KEY: SECRET_KEY, ITAPI_SECRET_OPENAI: 'sk-x' })).toBe(true);
+});

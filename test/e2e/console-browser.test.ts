@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
+import { consoleLink } from '../support/console';
+import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
+
+/**
+ * The console in a real browser (Debian's headless Chromium through playwright-core): an account
+ * holder follows a sign-in link from another site, creates a key, uses it with the openai client,
+ * sees the usage, downloads the CSV and revokes the key. A missing Chromium fails this test.
+ */
+
+let gw: TestGateway;
+let browser: { context: BrowserContext; close(): Promise<void> };
+let mail: Server;
+let mailPort: number;
+let accountId: string;
+let linkUrl: string;
+const problems: string[] = [];
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  ({ accountId } = await createAccount(gw, { tier: 'starter', creditsMicroUsd: 5_000_000 }));
+  linkUrl = (await consoleLink(gw, accountId)).url;
+  // "Another site": a page on mail.example (mapped to loopback by the browser) that links to the console.
+  mail = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><p>Your console: <a id="sign-in" href="${linkUrl}">sign in</a></p>`);
+  });
+  await new Promise<void>((resolve) => mail.listen(0, '127.0.0.1', resolve));
+  mailPort = (mail.address() as AddressInfo).port;
+  browser = await launchChromium({ extraArgs: ['--host-resolver-rules=MAP mail.example 127.0.0.1'] });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => mail?.close(resolve));
+  await gw?.stop();
+});
+
+/** Collects what a page reports as wrong: script errors, CSP violations, failed loads. */
+function watch(page: Page): void {
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+  });
+}
+
+test('an account holder signs in from a link on another site, manages a key, sees its usage, downloads it, and revokes the key', async () => {
+  const page = await browser.context.newPage();
+  watch(page);
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(gw.baseUrl).origin });
+
+  // 1. Sign in: the link is clicked on another site; the sign-in page's same-site post sets the
+  // SameSite=Strict cookie, and the redirect that follows carries it.
+  await page.goto(`http://mail.example:${mailPort}/`);
+  await page.click('#sign-in');
+  await page.waitForSelector('body[data-page="console"]');
+  expect(new URL(page.url()).pathname).toBe('/console/');
+  expect(new URL(page.url()).hash).toBe('');
+  await expect(page.textContent('.account-id')).resolves.toBe(accountId);
+  await expect(page.textContent('.balance')).resolves.toBe('$5.00');
+  const cookies = await browser.context.cookies(new URL(gw.baseUrl).origin);
+  expect(cookies).toEqual([expect.objectContaining({ name: 'itapi_console', httpOnly: true, sameSite: 'Strict' })]);
+
+  // The link is spent: opening it again signs no one in.
+  const again = await browser.context.newPage();
+  watch(again);
+  await again.goto(linkUrl);
+  await again.waitForSelector('body[data-page="message"]');
+  await expect(again.textContent('main')).resolves.toContain('used already');
+  await again.close();
+  problems.splice(0); // that page's 400 is expected
+
+  // 2. Create a key: the secret is shown once, with a copy button.
+  await page.click('button[data-action="open-create-key"]');
+  await page.fill('#create-key input[name="name"]', 'browser-test');
+  await page.check('#create-key input[name="models"][value="gpt-4o-mini"]');
+  await page.check('#create-key input[name="models"][value="gpt-4o"]');
+  await page.click('#create-key button[type="submit"]');
+  await page.waitForSelector('#key-created[open]');
+  const secret = (await page.textContent('#new-key-secret'))!;
+  expect(secret).toMatch(/^it_[0-9A-Za-z]{40}$/);
+  await page.click('button[data-action="copy-key"]');
+  await page.waitForSelector('#key-created .copied:not([hidden])');
+  await expect(page.evaluate(() => navigator.clipboard.readText())).resolves.toBe(secret);
+  await page.click('#key-created button[data-action="close-dialog"]');
+  await expect(page.textContent('#new-key-secret')).resolves.toBe('');
+  const row = page.locator('#keys-panel tr', { hasText: 'browser-test' });
+  await expect(row.textContent()).resolves.toContain('gpt-4o, gpt-4o-mini');
+  await expect(row.textContent()).resolves.toContain(`${secret.slice(0, 6)}…${secret.slice(-4)}`);
+  expect(await page.content()).not.toContain(secret);
+
+  // 3. Use it: real requests through the gateway with the openai client.
+  const client = new OpenAI({ baseURL: gw.baseUrl, apiKey: secret, maxRetries: 0 });
+  const requestIds: string[] = [];
+  for (const model of ['gpt-4o-mini', 'gpt-4o', 'gpt-4o-mini']) {
+    const { data, response } = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello from the browser test' }] }).withResponse();
+    expect(data.choices[0].message.content).toBeTruthy();
+    requestIds.push(response.headers.get('x-request-id')!);
+  }
+  await gw.gateway.background.drain();
+
+  // 4. See the usage: the range's chart has bars for both models, the ledger lists the requests.
+  await page.click('form[data-form="range"] button[type="submit"]');
+  await page.waitForSelector(`#ledger-panel tr[data-request-id="${requestIds[2]}"]`);
+  const bars = await page.$$eval('#usage-panel svg rect.bar', (rects) => rects.map((r) => r.getAttribute('data-model')));
+  expect(new Set(bars)).toEqual(new Set(['gpt-4o', 'gpt-4o-mini']));
+  await expect(page.textContent('#usage-panel .totals')).resolves.toMatch(/for 3 requests/);
+  const listed = await page.$$eval('#ledger-panel tr[data-request-id]', (rows) => rows.map((r) => r.getAttribute('data-request-id')));
+  expect(listed).toEqual([...requestIds].reverse());
+  const ledger = await gw.gateway.stores.usage.all(accountId);
+  const spent = ledger.filter((e) => e.kind === 'request').reduce((sum, e) => sum - e.amountMicroUsd, 0);
+  expect(spent).toBeGreaterThan(0);
+
+  // 5. Download the CSV of the range.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('a[data-link="csv"]')]);
+  expect(download.suggestedFilename()).toMatch(new RegExp(`^itapi-usage-${accountId}-\\d{4}-\\d{2}-\\d{2}-\\d{4}-\\d{2}-\\d{2}\\.csv$`));
+  const csv = readFileSync((await download.path())!, 'utf8').trimEnd().split('\r\n');
+  expect(csv[0].startsWith('time,request_id,')).toBe(true);
+  expect(csv.slice(1).map((line) => line.split(',')[1])).toEqual(requestIds);
+  expect(csv.slice(1).reduce((sum, line) => sum + Number(line.split(',')[11]), 0)).toBe(spent);
+
+  // 6. Revoke the key, after a confirmation; the gateway refuses it from then on.
+  await row.locator('button[data-action="revoke"]').click();
+  await page.waitForSelector('#revoke-key[open]');
+  await expect(page.textContent('#revoke-key-name')).resolves.toBe('browser-test');
+  await page.click('#revoke-key button[data-action="confirm-revoke"]');
+  await page.waitForSelector('#revoke-key', { state: 'hidden' });
+  await row.locator('.status', { hasText: 'revoked' }).waitFor();
+  await expect(row.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
+  await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({ status: 401 });
+
+  // 7. Sign out: the session ends.
+  await page.click('header form button[type="submit"]');
+  await page.waitForSelector('body[data-page="message"]');
+  await expect(page.textContent('h1')).resolves.toBe('Not signed in');
+
+  // No script error, CSP violation or failed load on any page.
+  expect(problems.filter((p) => !p.includes('401'))).toEqual([]);
+}, 120_000);
