@@ -382,9 +382,11 @@ describe('usage', () => {
     for (const line of lines.slice(1)) {
       const f = line.split(',');
       const entry = ledger.find((e) => e.id === f[1])!;
-      expect(Number(f[11])).toBe(-entry.amountMicroUsd);
-      expect(f[10]).toBe((-entry.amountMicroUsd / 1e6).toFixed(6));
-      expect(f[3]).toBe(entry.model);
+      const column = (name: string) => f[lines[0].split(',').indexOf(name)];
+      expect(Number(column('cost_micro_usd'))).toBe(-entry.amountMicroUsd);
+      expect(column('cost_usd')).toBe((-entry.amountMicroUsd / 1e6).toFixed(6));
+      expect(column('model')).toBe(entry.model);
+      expect(column('status')).toBe(entry.status);
     }
   });
 });
