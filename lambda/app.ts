@@ -15,6 +15,7 @@ import {
   serverOverloaded,
 } from './contract/errors';
 import type { Model } from './contract/openai';
+import { messagesApp } from './messages/routes';
 import type { KeyRecord } from './store/keys';
 
 export interface AppDeps extends ChatDeps {
@@ -102,6 +103,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return chatCompletion(deps, c.var.scope, c.var.key, body);
     },
   );
+
+  // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors;
+  // ahead of /v1/models, whose Anthropic shape it serves to Anthropic clients.
+  app.route('/', messagesApp({ ...deps, maxBodyBytes, readJsonBody, toGatewayError }));
 
   app.get('/v1/models', authenticate, (c) => {
     const data = deps.catalog

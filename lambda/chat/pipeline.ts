@@ -272,10 +272,18 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
 
   /** The client went away: stop the upstream and bill what it delivered. */
   async return(): Promise<IteratorResult<ChatCompletionChunk>> {
+    // Ended first: the abort makes a `next` still waiting on the upstream fail, which is not an upstream failure.
+    this.end('aborted', 'client_closed');
     this.run.abort.abort();
     await this.upstream.return?.().catch(() => undefined);
-    this.end('aborted', 'client_closed');
     return { done: true, value: undefined };
+  }
+
+  /** The caller cannot go on with the chunks (its translation of them failed): stop the upstream and bill what it delivered. */
+  async fail(error: GatewayError): Promise<void> {
+    this.run.abort.abort();
+    await this.upstream.return?.().catch(() => undefined);
+    this.end('interrupted', error.code);
   }
 
   private end(status: Outcome['status'], errorCode?: string): void {
