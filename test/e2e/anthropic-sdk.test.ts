@@ -5,6 +5,9 @@ import { completionBody, streamEvents } from '../support/upstream';
 import { books, expectBooksBalance, sleep } from '../reliability/support';
 import { OVERLOADED_FIRST, OVERLOADED_MID_STREAM, sse, TEXT_MESSAGE, TEXT_STREAM, TOOL_STREAM, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockProvider } from '../providers/bedrock/stand-in';
+import { TOOL_RESPONSE as BEDROCK_TOOL_RESPONSE, TOOL_STREAM as BEDROCK_TOOL_STREAM } from '../providers/bedrock/transcripts';
+import { defaultProviders } from '../../lambda/providers';
 import { openAiValidator } from '../support/openai-schema';
 
 /**
@@ -14,6 +17,7 @@ import { openAiValidator } from '../support/openai-schema';
  */
 const anthropic = new StandIn('http1');
 const openai = new StandIn('http1');
+const bedrock = new StandIn('h2c');
 let gw: TestGateway;
 let acct: TestAccount;
 let origin: string;
@@ -26,6 +30,7 @@ const GPT = 'gpt-test';
 beforeAll(async () => {
   const anthropicUrl = await anthropic.start();
   const openaiUrl = await openai.start();
+  const bedrockUrl = await bedrock.start();
   const claude = { owned_by: 'anthropic', pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 }, context_window: 200000, max_output_tokens: 8192 };
   const catalog: CatalogFile = {
     models: {
@@ -37,6 +42,8 @@ beforeAll(async () => {
         max_output_tokens: 4096,
         routes: [{ provider: 'openai-compatible', base_url: `${openaiUrl}/v1`, model: 'gpt-upstream-id' }],
       },
+      'claude-on-bedrock': { ...claude, routes: [{ provider: 'bedrock', base_url: bedrockUrl, model: 'anthropic.claude-sonnet-test-v1:0', region: 'us-east-1' }] },
+      'mock-model': { ...claude, routes: [{ provider: 'mock', model: 'mock-model' }] },
       'claude-with-fallback': {
         ...claude,
         routes: [
@@ -46,7 +53,7 @@ beforeAll(async () => {
       },
     },
   };
-  gw = await startTestGateway({ catalog: catalogOf(catalog), env: { ITAPI_ADMIN_TOKEN: 'test-admin-anthropic-sdk', ITAPI_SECRET_ANTHROPIC: UPSTREAM_ANTHROPIC_KEY } });
+  gw = await startTestGateway({ catalog: catalogOf(catalog), providers: { ...defaultProviders(), bedrock: testBedrockProvider() }, env: { ITAPI_ADMIN_TOKEN: 'test-admin-anthropic-sdk', ITAPI_SECRET_ANTHROPIC: UPSTREAM_ANTHROPIC_KEY } });
   acct = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 100_000_000 });
   origin = gw.baseUrl.replace(/\/v1$/, '');
   client = new Anthropic({ baseURL: origin, apiKey: acct.key, maxRetries: 0 });
@@ -56,6 +63,7 @@ afterAll(async () => {
   await gw.stop();
   await anthropic.stop();
   await openai.stop();
+  await bedrock.stop();
 });
 
 const serveAnthropicStream = (frames: SseFrame[], gapMs = 0) => {
@@ -405,6 +413,70 @@ describe('on an OpenAI-compatible route (translated)', () => {
     serveOpenAi({ json: { ...cut, choices: [{ index: 0, message: { role: 'assistant', content: 'cut', refusal: null }, logprobs: null, finish_reason: 'length' }] } });
     const message = await client.messages.create({ model: GPT, max_tokens: 1, messages: [{ role: 'user', content: 'x' }] });
     expect(message.stop_reason).toBe('max_tokens');
+  });
+});
+
+describe('on a Bedrock route and on the mock (translated)', () => {
+  const SONG: Anthropic.Tool[] = [{ name: 'top_song', input_schema: { type: 'object', properties: { sign: { type: 'string' } } } }];
+
+  it('streams Converse tool uses as tool_use blocks, with the system prompts (also mid-conversation) folded into Converse’s system', async () => {
+    bedrockRoute(bedrock, { stream: eventStreamReply(BEDROCK_TOOL_STREAM) });
+    const stream = client.messages.stream({
+      model: 'claude-on-bedrock',
+      max_tokens: 64000,
+      system: 'Be brief.',
+      tools: SONG,
+      thinking: { type: 'adaptive' },
+      messages: [
+        { role: 'user', content: 'Top songs?' },
+        { role: 'system', content: 'Two stations.' },
+      ],
+    } as unknown as Anthropic.MessageStreamParams);
+    const events: Anthropic.MessageStreamEvent[] = [];
+    stream.on('streamEvent', (e) => events.push(e));
+    const final = await stream.finalMessage();
+    expectWellFormedEvents(events.filter((e) => e.type !== ('ping' as string)));
+    expect(final.stop_reason).toBe('tool_use');
+    expect(final.content).toEqual([
+      expect.objectContaining({ type: 'text', text: 'Let me look up both.' }),
+      expect.objectContaining({ type: 'tool_use', id: 'tooluse_kZJMlvQmRJ6eAyJE5GIl7Q', name: 'top_song', input: { sign: 'WZPZ' } }),
+      expect.objectContaining({ type: 'tool_use', id: 'tooluse_Qa1B2c3D4e5F6g7H8i9J0k', name: 'top_song', input: { sign: 'WKRP' } }),
+    ]);
+    expect(final.usage).toMatchObject({ input_tokens: 375, output_tokens: 65 });
+    const converse = bedrock.lastJson<Record<string, any>>();
+    expect(converse.system).toEqual([{ text: 'Be brief.' }, { text: 'Two stations.' }]);
+    expect(converse.messages).toEqual([{ role: 'user', content: [{ text: 'Top songs?' }] }]);
+    expect(converse.inferenceConfig.maxTokens).toBe(8192);
+    expect(JSON.stringify(converse)).not.toMatch(/thinking|adaptive/);
+  });
+
+  it('creates a message from Converse', async () => {
+    bedrockRoute(bedrock, { converse: jsonReply(BEDROCK_TOOL_RESPONSE) });
+    const message = await client.messages.create({ model: 'claude-on-bedrock', max_tokens: 500, tools: SONG, messages: [{ role: 'user', content: 'Top song?' }] });
+    expect(message.content).toEqual([
+      { type: 'text', text: 'Checking the charts.' },
+      { type: 'tool_use', id: 'tooluse_hbTgdi0CSLq_hM4P8csZJA', name: 'top_song', input: { sign: 'WZPZ' } },
+    ]);
+    expect(message.stop_reason).toBe('tool_use');
+  });
+
+  it('runs a tool round trip on the mock provider (what npm start serves without provider keys)', async () => {
+    const first = await client.messages.create({ model: 'mock-model', max_tokens: 500, tools: SONG, messages: [{ role: 'user', content: 'Call top_song' }] });
+    expect(first.stop_reason).toBe('tool_use');
+    const use = first.content.find((b) => b.type === 'tool_use')!;
+    expect(use).toMatchObject({ name: 'top_song', input: { sign: 'example' } });
+    const second = await client.messages.create({
+      model: 'mock-model',
+      max_tokens: 500,
+      tools: SONG,
+      messages: [
+        { role: 'user', content: 'Call top_song' },
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.type === 'tool_use' ? use.id : '', content: 'WZPZ: Hey Jude' }] },
+      ],
+    });
+    expect(second.stop_reason).toBe('end_turn');
+    expect(second.content).toEqual([{ type: 'text', text: expect.stringContaining('Hey Jude') }]);
   });
 });
 
