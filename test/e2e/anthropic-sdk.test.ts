@@ -22,6 +22,7 @@ let gw: TestGateway;
 let acct: TestAccount;
 let origin: string;
 let client: Anthropic;
+let anthropicBase: string;
 
 const UPSTREAM_ANTHROPIC_KEY = 'sk-ant-upstream-test';
 const CLAUDE = 'claude-test';
@@ -29,6 +30,7 @@ const GPT = 'gpt-test';
 
 beforeAll(async () => {
   const anthropicUrl = await anthropic.start();
+  anthropicBase = anthropicUrl;
   const openaiUrl = await openai.start();
   const bedrockUrl = await bedrock.start();
   const claude = { owned_by: 'anthropic', pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 }, context_window: 200000, max_output_tokens: 8192 };
@@ -681,5 +683,54 @@ describe('count_tokens, models and the pre-warm', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toMatch(/^req_/);
     expect((await fetch(`${origin}/`)).status).toBe(404);
+  });
+});
+
+describe('the request deadline (ITAPI_MAX_REQUEST_S)', () => {
+  let short: TestGateway;
+  let account: TestAccount;
+
+  beforeAll(async () => {
+    short = await startTestGateway({
+      catalog: catalogOf({
+        models: {
+          [CLAUDE]: {
+            owned_by: 'anthropic',
+            pricing: { input_per_mtok: 3, output_per_mtok: 15 },
+            context_window: 200000,
+            max_output_tokens: 8192,
+            routes: [{ provider: 'anthropic', base_url: anthropicBase, model: 'claude-upstream-id' }],
+          },
+        },
+      }),
+      maxRequestMs: 1500,
+    });
+    account = await createAccount(short, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000 });
+  });
+
+  afterAll(async () => {
+    await short.stop();
+  });
+
+  it('ends an Anthropic stream that runs past it with a timeout_error event, and bills what was delivered', async () => {
+    const slow: SseFrame[] = [
+      TEXT_STREAM[0],
+      TEXT_STREAM[1],
+      ...Array.from({ length: 40 }, (_, i): SseFrame => ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `w${i} ` } }]),
+      ...TEXT_STREAM.slice(5),
+    ];
+    serveAnthropicStream(slow, 100);
+    const res = await fetch(`${short.baseUrl}/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': account.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: CLAUDE, max_tokens: 500, stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    const frames = (await res.text()).trim().split('\n\n');
+    expect(frames.at(-1)!.split('\n')[0]).toBe('event: error');
+    expect(JSON.parse(frames.at(-1)!.split('\n')[1].slice(6)).error.type).toBe('timeout_error');
+    await short.gateway.background.drain();
+    const entries = await short.gateway.stores.usage.requests(account.accountId, 0, Date.now() + 1000);
+    expect(entries.at(-1)).toMatchObject({ status: 'interrupted', errorCode: 'upstream_timeout', promptTokens: 25 });
+    expectBooksBalance(await books(short, account.accountId));
   });
 });
