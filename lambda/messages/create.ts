@@ -103,7 +103,8 @@ export async function createMessage(
         status: 'completed',
         httpStatus: 200,
         usage: completion.usage,
-        completionText: completion.usage ? '' : completion.choices.map((c) => (c.message.content ?? '') + (c.message.tool_calls ?? []).map((t) => (t.type === 'function' ? t.function.arguments : '')).join('')).join(''),
+        // The text is only counted when the provider reported no usage.
+        completionText: completion.usage ? '' : completionText(completion),
         route,
       });
       return json(completionToMessage(completion, messageId, model.id, promptTokens), scope);
@@ -129,6 +130,13 @@ function nativeBody(body: Record<string, unknown>, request: MessagesRequest, ups
   return out;
 }
 
+function completionText(completion: ChatCompletion): string {
+  return completion.choices
+    .map((c) => (c.message.content ?? '') + (c.message.tool_calls ?? []).map((t) => (t.type === 'function' ? t.function.arguments : '')).join(''))
+    .join('');
+}
+
+/** A native message's text, thinking and tool input, for the tokenizer when Anthropic reported no usage. */
 function deliveredText(content: unknown): string {
   if (!Array.isArray(content)) return '';
   return content
