@@ -16,6 +16,7 @@ import {
 } from './contract/errors';
 import type { Model } from './contract/openai';
 import { createEmbeddings } from './embeddings/create-embeddings';
+import { messagesApp } from './messages/routes';
 import type { KeyRecord } from './store/keys';
 
 export interface AppDeps extends ChatDeps {
@@ -117,6 +118,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return createEmbeddings(deps, c.var.scope, c.var.key, body);
   });
   app.all('/v1/embeddings', (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
+  // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors;
+  // ahead of /v1/models, whose Anthropic shape it serves to Anthropic clients.
+  app.route('/', messagesApp({ ...deps, maxBodyBytes, readJsonBody, toGatewayError }));
 
   app.get('/v1/models', authenticate, (c) => {
     const data = deps.catalog

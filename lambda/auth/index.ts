@@ -50,7 +50,22 @@ export class Authenticator {
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match) throw invalidApiKey("The Authorization header must use the Bearer scheme: 'Bearer it_...'.");
-    const key = match[1];
+    return this.verify(match[1]);
+  }
+
+  /**
+   * Anthropic's clients send the key as `x-api-key` (the SDKs' `apiKey`) or as a Bearer token
+   * (`authToken`, Claude Code's ANTHROPIC_AUTH_TOKEN); `x-api-key` wins when both are present.
+   */
+  async authenticateAnthropic(apiKey: string | undefined, authorization: string | undefined): Promise<KeyRecord> {
+    if (apiKey !== undefined) return this.verify(apiKey.trim());
+    if (!authorization) {
+      throw invalidApiKey("You didn't provide an API key. Send it as 'x-api-key: it_...' or 'Authorization: Bearer it_...'.");
+    }
+    return this.authenticate(authorization);
+  }
+
+  private async verify(key: string): Promise<KeyRecord> {
     if (!API_KEY_PATTERN.test(key)) throw invalidApiKey('The API key is malformed: itapi keys look like it_ followed by letters and digits.');
     const record = await this.lookup(hashApiKey(key));
     if (!record || record.status !== 'active') throw invalidApiKey();

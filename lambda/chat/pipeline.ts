@@ -295,6 +295,13 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
     return { done: true, value: undefined };
   }
 
+  /** The caller cannot go on with the chunks (its translation of them failed): stop the upstream and bill what it delivered. */
+  async fail(error: GatewayError): Promise<void> {
+    this.run.abort.abort();
+    await this.upstream.return?.().catch(() => undefined);
+    this.end('interrupted', error.code);
+  }
+
   private end(status: Outcome['status'], errorCode?: string): void {
     this.run.finish({
       status,

@@ -15,8 +15,11 @@ interface MockChoice {
 
 /**
  * Offline and deterministic: the same request always gets the same answer. With tools offered
- * (and `tool_choice` not `none`) and no tool result yet, it calls a tool; otherwise it answers
- * in words, cut at the request's token limit.
+ * (and `tool_choice` not `none`) and no tool result yet, it calls a tool — the one `tool_choice`
+ * forces, else one the last user message names, else the only one offered; an agent's whole
+ * toolbox (Claude Code sends two dozen tools) gets words, not a call of its first tool, which
+ * for Claude Code's `Agent` tool would start sub-agents without end. Otherwise it answers in
+ * words (to the last message that is not a system message), cut at the request's token limit.
  */
 export function mockProvider(): Provider {
   return {
@@ -84,7 +87,8 @@ function plan(call: ProviderCall): { choices: MockChoice[]; usage: CompletionUsa
 }
 
 function answerOne(request: ChatCompletionRequest, choice: number, limit: number, requestId: string): MockChoice {
-  const last = request.messages[request.messages.length - 1];
+  const conversation = request.messages.filter((m) => m.role !== 'system' && m.role !== 'developer');
+  const last = conversation[conversation.length - 1] ?? request.messages[request.messages.length - 1];
   const tool = pickTool(request, last);
   if (tool) {
     return {
@@ -94,7 +98,7 @@ function answerOne(request: ChatCompletionRequest, choice: number, limit: number
       completionTokens: 10,
     };
   }
-  const words = `This is a mock answer from itapi to: ${textOf(last).slice(0, 200)}`.split(/\s+/).filter(Boolean);
+  const words = `This is a mock answer from itapi to: ${(last.role === 'user' ? ownWords(last) : textOf(last)).slice(0, 200)}`.split(/\s+/).filter(Boolean);
   if (choice > 0) words.push(`(choice ${choice})`);
   const cut = words.slice(0, limit);
   return { text: cut.join(' '), finishReason: cut.length < words.length ? 'length' : 'stop', completionTokens: cut.length };
@@ -103,7 +107,12 @@ function answerOne(request: ChatCompletionRequest, choice: number, limit: number
 function pickTool(request: ChatCompletionRequest, last: ChatMessage): { name: string; parameters?: Record<string, unknown> } | undefined {
   if (!request.tools?.length || request.tool_choice === 'none' || last.role === 'tool') return undefined;
   const choice = request.tool_choice;
-  const fn = typeof choice === 'object' ? request.tools.find((t) => t.function.name === choice.function.name) : request.tools[0];
+  const said = last.role === 'user' ? ownWords(last) : '';
+  const named = (name: string) => new RegExp(`(^|[^A-Za-z0-9_-])${name}($|[^A-Za-z0-9_-])`, 'i').test(said);
+  const fn =
+    typeof choice === 'object'
+      ? request.tools.find((t) => t.function.name === choice.function.name)
+      : (request.tools.find((t) => named(t.function.name)) ?? (request.tools.length === 1 || choice === 'required' ? request.tools[0] : undefined));
   return fn && { name: fn.function.name, parameters: fn.function.parameters };
 }
 
@@ -122,6 +131,12 @@ function exampleArguments(schema: Record<string, unknown> | undefined): Record<s
     else out[name] = 'example';
   }
   return out;
+}
+
+/** A user's own words are the last text part: clients put context (Claude Code's reminders) before them. */
+function ownWords(message: Extract<ChatMessage, { role: 'user' }>): string {
+  if (typeof message.content === 'string') return message.content;
+  return message.content.filter((p) => p.type === 'text').at(-1)?.text ?? '';
 }
 
 function textOf(message: ChatMessage): string {
