@@ -1,4 +1,4 @@
-import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { serve } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import type { UpstreamTimeouts } from '../providers/types';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
-import { tableDefinitions, tableNamesFromEnv, type TableNames } from '../store/tables';
+import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
 
 export interface LocalOptions {
   /** @default 8787; 0 picks a free port */
@@ -170,21 +170,6 @@ async function seedDemo(stores: Stores, dataDir: string): Promise<string> {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
   return key;
-}
-
-export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): Promise<void> {
-  for (const definition of tableDefinitions(tables)) {
-    try {
-      await dynamo.send(new CreateTableCommand(definition));
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
-    }
-    for (;;) {
-      const out = await dynamo.send(new DescribeTableCommand({ TableName: definition.TableName }));
-      if (out.Table?.TableStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 /** Starts DynamoDB Local on `port` (default: a free one); with `path`, its data survives a restart. */
