@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
@@ -7,13 +6,12 @@ import { chatCompletion, type ChatDeps, type RequestScope } from './chat/complet
 import {
   GatewayError,
   internalError,
-  invalidRequest,
   methodNotAllowed,
   modelNotFound,
-  requestTooLarge,
   routeNotFound,
   serverOverloaded,
 } from './contract/errors';
+import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
 import type { KeyRecord } from './store/keys';
 
@@ -87,18 +85,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/v1/chat/completions',
     authenticate,
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        // The rest of the body is never read: close the connection after the answer, else the
-        // client's next request on it failed with 'other side closed' (local server).
-        const error = requestTooLarge(maxBodyBytes);
-        error.headers.connection = 'close';
-        throw error;
-      },
-    }),
     async (c) => {
-      const body = await readJsonBody(c);
+      const body = await readJsonBody(c.req.raw, maxBodyBytes);
       return chatCompletion(deps, c.var.scope, c.var.key, body);
     },
   );
@@ -139,48 +127,6 @@ function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {
 
 function modelObject(id: string, created: number, ownedBy: string): Model {
   return { id, object: 'model', created, owned_by: ownedBy };
-}
-
-async function readJsonBody(c: Context<Env>): Promise<unknown> {
-  const type = c.req.header('content-type');
-  if (type && !/^application\/json\s*(;|$)/i.test(type)) {
-    throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
-  }
-  const text = await c.req.text();
-  if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw invalidRequest(
-      'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.',
-      null,
-      'invalid_json',
-    );
-  }
-  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
-    throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
-  }
-  return body;
-}
-
-/**
- * JSON.parse takes any depth, but JSON.stringify (token estimate, upstream body) recurses and
- * overflowed the stack at about 4,000 levels: a 500 for bad input. No real schema comes close.
- */
-const MAX_JSON_DEPTH = 128;
-
-function nestedDeeperThan(root: unknown, limit: number): boolean {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length) {
-    const [value, depth] = stack.pop()!;
-    if (value === null || typeof value !== 'object') continue;
-    if (depth > limit) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  return false;
 }
 
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */
