@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { createAdminApp } from '../admin/app';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
-import { loadCatalog, type Catalog } from '../catalog';
+import { explicitCatalogSource, loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
@@ -43,7 +43,10 @@ export interface LocalGateway {
   adminUrl: string;
   apiKey: string | undefined;
   adminToken: string;
+  /** True when the built-in catalog is served by the mock provider (no provider key set). */
   usingMock: boolean;
+  /** The catalog in force, as served (after the mock replaced its routes, if it did). */
+  catalog: Catalog;
   gateway: Gateway;
   dynamo: DynamoDBClient;
   dynamoEndpoint: string;
@@ -69,7 +72,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
   const tables = options.tables ?? tableNamesFromEnv(env);
   try {
     await ensureTables(dynamo, tables);
-    const usingMock = !options.catalog && !hasEnvProviderKeys(env);
+    // A catalog someone wrote (ITAPI_MODELS) is served as written, keys or not: its routes may
+    // need none (Ollama, vLLM). Only the built-in catalog falls back to the mock.
+    const usingMock = !options.catalog && !explicitCatalogSource(env) && !hasEnvProviderKeys(env);
     const baseCatalog = options.catalog ?? loadCatalog(env);
     const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
     const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
@@ -103,6 +108,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       apiKey,
       adminToken,
       usingMock,
+      catalog,
       gateway,
       dynamo,
       dynamoEndpoint,
