@@ -13,10 +13,13 @@ import {
 } from './contract/errors';
 import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
+import { RequestRecorder, type RequestObservation } from './observability/records';
 import type { KeyRecord } from './store/keys';
 
-export interface AppDeps extends ChatDeps {
+export interface AppDeps extends Omit<ChatDeps, 'observe'> {
   auth: Authenticator;
+  /** Called once per request, whatever its status, after its last byte: the access log and request metrics. */
+  observeRequest(observation: RequestObservation): void;
   /** Largest request body accepted. @default 6 MiB (the Lambda payload limit) */
   maxBodyBytes?: number;
   /** `GET /v1/credits`: the caller's balance, tier and limits. */
@@ -29,7 +32,7 @@ export interface AppDeps extends ChatDeps {
   logError(requestId: string, err: unknown): void;
 }
 
-type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
+type Env = { Variables: { scope: RequestScope; key: KeyRecord; recorder: RequestRecorder } };
 
 const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 
@@ -48,7 +51,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.use(async function requestScope(c, next) {
     const scope: RequestScope = { requestId: `req_${randomBytes(12).toString('hex')}`, startedAtMs: Date.now(), responseHeaders: {} };
+    const recorder = new RequestRecorder(scope.requestId, c.req.method, c.req.path, scope.startedAtMs, deps.observeRequest);
     c.set('scope', scope);
+    c.set('recorder', recorder);
     await next();
     c.res.headers.set('x-request-id', scope.requestId);
     for (const [name, value] of Object.entries(scope.responseHeaders)) {
@@ -59,6 +64,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (key && !c.res.headers.has('x-ratelimit-limit-requests') && !c.res.headers.has('x-ratelimit-limit-tokens')) {
       for (const [name, value] of Object.entries(deps.admission.headersFor?.(key) ?? {})) c.res.headers.set(name, value);
     }
+    // The outermost layer sees every answer, those refused before admission included.
+    recorder.answered(c.res.status, key);
   });
 
   if (deps.corsOrigins?.length) {
@@ -87,7 +94,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     authenticate,
     async (c) => {
       const body = await readJsonBody(c.req.raw, maxBodyBytes);
-      return chatCompletion(deps, c.var.scope, c.var.key, body);
+      const { recorder } = c.var;
+      const response = await chatCompletion({ ...deps, observe: (record) => recorder.chatEnded(record) }, c.var.scope, c.var.key, body);
+      recorder.chatAnswered();
+      return response;
     },
   );
 
@@ -132,6 +142,7 @@ function modelObject(id: string, created: number, ownedBy: string): Model {
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */
 function renderError(deps: AppDeps, c: Context<Env>, err: unknown): Response {
   const error = toGatewayError(err);
+  c.var.recorder?.failed(error);
   if (error.status >= 500) deps.logError(c.var.scope?.requestId ?? 'unknown', err);
   const headers: Record<string, string> = { 'content-type': 'application/json', ...error.headers };
   return new Response(JSON.stringify(error.toBody()), { status: error.status, headers });
