@@ -7,7 +7,9 @@ import { ItapiStack, type ItapiCatalog } from '../lib';
 /**
  * The itapi CDK app: one `ItapiStack`, checked by cdk-nag's AWS Solutions pack (a finding fails
  * synthesis). Optional context: `-c stackName=Itapi`, `-c alarmEmail=ops@example.com`,
- * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`.
+ * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`,
+ * `-c apiGatewayCloudWatchRole=false` (the account's API Gateway logging role is managed elsewhere),
+ * `-c apiAccessLogs=false`.
  */
 export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiStack } {
   const app = new App(props);
@@ -23,9 +25,18 @@ export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiSt
     catalog: catalogFile ? (JSON.parse(readFileSync(catalogFile, 'utf8')) as ItapiCatalog) : undefined,
     memorySize: memorySize ? Number(memorySize) : undefined,
     corsOrigins: ctx('corsOrigins')?.split(',').map((o) => o.trim()),
+    apiGatewayCloudWatchRole: flag(ctx('apiGatewayCloudWatchRole')),
+    apiAccessLogs: flag(ctx('apiAccessLogs')),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack };
+}
+
+/** A boolean context value (`-c name=false`); undefined when absent, so the prop's default applies. */
+function flag(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'true' && value !== 'false') throw new Error(`expected true or false, got "${value}"`);
+  return value === 'true';
 }
 
 if (require.main === module) {
