@@ -97,7 +97,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics?.request(o);
   };
   const observeAttempt = (a: UpstreamAttempt) => {
-    if (a.failed) log.info('upstream_failed', { request_id: a.requestId, route: a.route, status: a.status, error_code: a.errorCode, latency_ms: a.latencyMs });
+    if (a.failed) log.info('upstream_failed', { request_id: a.requestId, route: a.route, status: a.status, error_code: a.errorCode, message: a.message, latency_ms: a.latencyMs });
     metrics?.upstreamAttempt(a);
   };
 

@@ -39,6 +39,8 @@ export interface UpstreamAttempt {
   errorCode?: string;
   /** True when the upstream (or the gateway's access to it) failed, as opposed to refusing the client's request (4xx). */
   failed: boolean;
+  /** What the failure said, for the operator's log: only for `failed` calls (a 4xx may quote the request). */
+  message?: string;
   latencyMs: number;
 }
 
@@ -57,6 +59,7 @@ export function upstreamAttempt(
     status,
     errorCode: failure === undefined ? undefined : failure instanceof GatewayError ? failure.code : 'internal_error',
     failed: status >= 500,
+    message: status >= 500 && failure instanceof GatewayError ? failure.message.slice(0, 500) : undefined,
     latencyMs: Date.now() - startedAtMs,
   };
 }

@@ -10,7 +10,7 @@ import type { ChatCompletionChunk } from '../../contract/openai';
 import type { RouteConfig } from '../../catalog';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
-import { bedrockError } from './errors';
+import { bedrockError, type BedrockTarget } from './errors';
 import { bedrockRequest } from './request';
 import { bedrockResponseToCompletion } from './response';
 import { BedrockStreamMapper } from './stream';
@@ -74,7 +74,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
           jsonToolName: plan.jsonToolName,
         });
       } catch (err) {
-        throw deadline.failure(bedrockError(err), true);
+        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
       } finally {
         deadline.dispose();
       }
@@ -105,11 +105,15 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
         }
       } catch (err) {
         deadline.dispose(true);
-        throw deadline.failure(bedrockError(err), true);
+        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
       }
       return relay(first, events, mapper, deadline, call.timeouts.idleMs);
     },
   };
+}
+
+function targetOf(route: RouteConfig): BedrockTarget {
+  return { model: route.model, region: route.region ?? process.env.AWS_REGION };
 }
 
 function completionId(requestId: string | undefined, call: ProviderCall): string {
