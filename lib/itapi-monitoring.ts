@@ -38,7 +38,7 @@ export interface ItapiMonitoringProps {
   readonly upstreamErrorRatePercent?: number;
   /** Alarm when p99 chat duration exceeds this share of the timeout. @default 80 */
   readonly durationAlarmPercent?: number;
-  /** @default - `<stack name>-itapi` */
+  /** @default - the alarm name prefix, `<stack name>-<path of this construct>` */
   readonly dashboardName?: string;
 }
 
@@ -144,7 +144,7 @@ export class ItapiMonitoring extends Construct {
     });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: props.dashboardName,
+      dashboardName: props.dashboardName ?? this.alarmNamePrefix,
       defaultInterval: Duration.hours(3),
     });
     const tableNames = Object.keys(props.tables.all);

@@ -102,6 +102,12 @@ describe('alarm e-mails', () => {
     expect(statements.some((s) => s.Effect === 'Deny' && JSON.stringify(s.Condition).includes('aws:SecureTransport'))).toBe(true);
   });
 
+  it('name the alarms and the dashboard after the stack', () => {
+    const [[, dashboard]] = ofType(t, 'AWS::CloudWatch::Dashboard');
+    expect(dashboard.Properties.DashboardName).toBe('Itapi-Gateway-Monitoring');
+    for (const [, alarm] of ofType(t, 'AWS::CloudWatch::Alarm')) expect(alarm.Properties.AlarmName).toMatch(/^Itapi-Gateway-Monitoring-[A-Za-z0-9-]+$/);
+  });
+
   it('subscribe the e-mail address given', () => {
     const [[, subscription]] = ofType(t, 'AWS::SNS::Subscription');
     expect(subscription.Properties).toMatchObject({ Protocol: 'email', Endpoint: 'ops@example.com' });
