@@ -5,14 +5,13 @@ import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api
 import { createStores } from '../../lambda/runtime';
 import { DEFAULT_METRICS_NAMESPACE, SERVICE_DIMENSION, type ItapiCatalog } from '../../lib';
 import { bundleChat } from '../../scripts/bundle';
-import { synthesizeItapi } from '../infra/synth-itapi';
+import { cdkJsonContext, synthesizeItapi } from '../infra/synth-itapi';
 import { errorReply, route as bedrockRoute } from '../providers/bedrock/stand-in';
 import { StandIn } from '../providers/stand-in';
 import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder } from '../support/awslambda-standin';
 import { createTestTables } from '../support/dynamo';
 import { DynamoFaults } from '../support/dynamo-faults';
 import { emfDataPoints, pointsOf, type EmfDataPoint } from '../support/emf';
-import { cdkJsonContext } from '../infra/synth-itapi';
 import { completionBody, startUpstream, streamEvents } from '../support/upstream';
 
 /**
@@ -126,7 +125,6 @@ afterAll(async () => {
 /** Invokes the handler and returns the answer's status and the EMF data points its invocation wrote. */
 async function invoke(key: string | undefined, body: unknown): Promise<{ status: number; points: EmfDataPoint[] }> {
   const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
   const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     lines.push(...String(chunk).split('\n').filter(Boolean));
     return true;
@@ -139,7 +137,6 @@ async function invoke(key: string | undefined, body: unknown): Promise<{ status:
     return { status: stream.parse().prelude.statusCode, points: emfDataPoints(lines) };
   } finally {
     spy.mockRestore();
-    void write;
   }
 }
 
