@@ -9,6 +9,8 @@ import { ItapiStack, type ItapiCatalog } from '../lib';
  * synthesis). Optional context: `-c stackName=Itapi`, `-c alarmEmail=ops@example.com`,
  * `-c catalogFile=./catalog.json`, `-c memorySize=1024`, `-c corsOrigins=https://a.example,https://b.example`,
  * `-c consoleUrl=https://llm.example.com/console/`, `-c topUpMinUsd=5`, `-c topUpMaxUsd=1000`.
+ * `-c apiGatewayCloudWatchRole=false` (the account's API Gateway logging role is managed elsewhere),
+ * `-c apiAccessLogs=false`.
  */
 export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiStack } {
   const app = new App(props);
@@ -28,9 +30,18 @@ export function createItapiApp(props: AppProps = {}): { app: App; stack: ItapiSt
     consoleUrl: ctx('consoleUrl'),
     topUpMinUsd: dollars('topUpMinUsd'),
     topUpMaxUsd: dollars('topUpMaxUsd'),
+    apiGatewayCloudWatchRole: flag(ctx('apiGatewayCloudWatchRole')),
+    apiAccessLogs: flag(ctx('apiAccessLogs')),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack };
+}
+
+/** A boolean context value (`-c name=false`); undefined when absent, so the prop's default applies. */
+function flag(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'true' && value !== 'false') throw new Error(`expected true or false, got "${value}"`);
+  return value === 'true';
 }
 
 if (require.main === module) {

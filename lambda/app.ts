@@ -1,26 +1,28 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
+import type { CompletionDeps } from './chat/pipeline';
 import {
   GatewayError,
   internalError,
-  invalidRequest,
   methodNotAllowed,
   modelNotFound,
-  requestTooLarge,
   routeNotFound,
   serverOverloaded,
 } from './contract/errors';
+import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
 import { createEmbeddings } from './embeddings/create-embeddings';
 import { messagesApp } from './messages/routes';
+import { RequestRecorder, type RequestObservation } from './observability/records';
 import type { KeyRecord } from './store/keys';
 
-export interface AppDeps extends ChatDeps {
+export interface AppDeps extends Omit<ChatDeps, 'observe'> {
   auth: Authenticator;
+  /** Called once per request, whatever its status, after its last byte: the access log and request metrics. */
+  observeRequest(observation: RequestObservation): void;
   /** Largest request body accepted. @default 6 MiB (the Lambda payload limit) */
   maxBodyBytes?: number;
   /** `GET /v1/credits`: the caller's balance, tier and limits. */
@@ -35,7 +37,7 @@ export interface AppDeps extends ChatDeps {
   logError(requestId: string, err: unknown): void;
 }
 
-type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
+type Env = { Variables: { scope: RequestScope; key: KeyRecord; recorder: RequestRecorder } };
 
 /** Anything that answers Web-standard requests, as a Hono app does. */
 export interface WebApp {
@@ -59,7 +61,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.use(async function requestScope(c, next) {
     const scope: RequestScope = { requestId: `req_${randomBytes(12).toString('hex')}`, startedAtMs: Date.now(), responseHeaders: {} };
+    const recorder = new RequestRecorder(scope.requestId, c.req.method, c.req.path, scope.startedAtMs, deps.observeRequest);
     c.set('scope', scope);
+    c.set('recorder', recorder);
     await next();
     c.res.headers.set('x-request-id', scope.requestId);
     for (const [name, value] of Object.entries(scope.responseHeaders)) {
@@ -70,6 +74,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (key && !c.res.headers.has('x-ratelimit-limit-requests') && !c.res.headers.has('x-ratelimit-limit-tokens')) {
       for (const [name, value] of Object.entries(deps.admission.headersFor?.(key) ?? {})) c.res.headers.set(name, value);
     }
+    // The outermost layer sees every answer, those refused before admission included.
+    recorder.answered(c.res.status, key);
   });
 
   if (deps.corsOrigins?.length) {
@@ -93,34 +99,37 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
   };
 
-  app.post(
-    '/v1/chat/completions',
-    authenticate,
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        // The rest of the body is never read: close the connection after the answer, else the
-        // client's next request on it failed with 'other side closed' (local server).
-        const error = requestTooLarge(maxBodyBytes);
-        error.headers.connection = 'close';
-        throw error;
-      },
-    }),
-    async (c) => {
-      const body = await readJsonBody(c);
-      return chatCompletion(deps, c.var.scope, c.var.key, body);
-    },
-  );
+  /** An admitted request's record goes to the request's recorder, which emits one record per request. */
+  const observed = <T>(c: Context<Env>, run: (deps: CompletionDeps) => Promise<T>): Promise<T> =>
+    run({ ...deps, observe: (record) => c.var.recorder.chatEnded(record) }).then((answer) => {
+      c.var.recorder.chatAnswered();
+      return answer;
+    });
+
+  app.post('/v1/chat/completions', authenticate, async (c) => {
+    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    return observed(c, (d) => chatCompletion(d, c.var.scope, c.var.key, body));
+  });
 
   // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
-  app.post('/v1/embeddings', authenticate, jsonBodyLimit(maxBodyBytes), async (c) => {
-    const body = await readJsonBody(c);
-    return createEmbeddings(deps, c.var.scope, c.var.key, body);
+  app.post('/v1/embeddings', authenticate, async (c) => {
+    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    return observed(c, (d) => createEmbeddings(d, c.var.scope, c.var.key, body));
   });
   app.all('/v1/embeddings', (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
   // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors;
   // ahead of /v1/models, whose Anthropic shape it serves to Anthropic clients.
-  app.route('/', messagesApp({ ...deps, maxBodyBytes, readJsonBody, toGatewayError }));
+  app.route(
+    '/',
+    messagesApp({
+      ...deps,
+      observe: () => undefined,
+      readJsonBody: (c) => readJsonBody(c.req.raw, maxBodyBytes),
+      toGatewayError,
+      observed: (c, run) => observed(c as Context<Env>, run),
+      failed: (c, error) => (c as Context<Env>).var.recorder?.failed(error),
+    }),
+  );
 
   app.get('/v1/models', authenticate, (c) => {
     const data = deps.catalog
@@ -174,63 +183,10 @@ function modelObject(id: string, created: number, ownedBy: string): Model {
   return { id, object: 'model', created, owned_by: ownedBy };
 }
 
-/** The body limit of a JSON route: 413 past it, and the connection closed (the rest is never read). */
-function jsonBodyLimit(maxBodyBytes: number) {
-  return bodyLimit({
-    maxSize: maxBodyBytes,
-    onError: () => {
-      const error = requestTooLarge(maxBodyBytes);
-      error.headers.connection = 'close';
-      throw error;
-    },
-  });
-}
-
-async function readJsonBody(c: Context<Env>): Promise<unknown> {
-  const type = c.req.header('content-type');
-  if (type && !/^application\/json\s*(;|$)/i.test(type)) {
-    throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
-  }
-  const text = await c.req.text();
-  if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw invalidRequest(
-      'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.',
-      null,
-      'invalid_json',
-    );
-  }
-  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
-    throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
-  }
-  return body;
-}
-
-/**
- * JSON.parse takes any depth, but JSON.stringify (token estimate, upstream body) recurses and
- * overflowed the stack at about 4,000 levels: a 500 for bad input. No real schema comes close.
- */
-const MAX_JSON_DEPTH = 128;
-
-function nestedDeeperThan(root: unknown, limit: number): boolean {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length) {
-    const [value, depth] = stack.pop()!;
-    if (value === null || typeof value !== 'object') continue;
-    if (depth > limit) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  return false;
-}
-
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */
 function renderError(deps: AppDeps, c: Context<Env>, err: unknown): Response {
   const error = toGatewayError(err);
+  c.var.recorder?.failed(error);
   if (error.status >= 500) deps.logError(c.var.scope?.requestId ?? 'unknown', err);
   const headers: Record<string, string> = { 'content-type': 'application/json', ...error.headers };
   return new Response(JSON.stringify(error.toBody()), { status: error.status, headers });

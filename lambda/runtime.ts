@@ -12,9 +12,9 @@ import { createApp } from './app';
 import { Authenticator } from './auth';
 import type { Catalog } from './catalog';
 import { BackgroundTasks } from './chat/background';
-import type { RequestRecord } from './chat/completions';
 import { describeError, jsonLogger, type Logger } from './observability/log';
 import type { MetricsSink } from './observability/metrics';
+import type { RequestObservation, UpstreamAttempt } from './observability/records';
 import { defaultProviders, type ProviderRegistry } from './providers';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './providers/types';
 import type { ProviderKeys } from './secrets/provider-keys';
@@ -106,23 +106,31 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   void warmTokenizer();
 
-  const observe = (record: RequestRecord) => {
+  const observeRequest = (o: RequestObservation) => {
     log.info('request', {
-      request_id: record.requestId,
-      key_id: record.keyId,
-      account_id: record.accountId,
-      model: record.model,
-      route: record.route,
-      status: record.status,
-      error_code: record.errorCode,
-      stream: record.stream,
-      latency_ms: record.latencyMs,
-      ttft_ms: record.timeToFirstTokenMs,
-      prompt_tokens: record.usage?.prompt_tokens,
-      completion_tokens: record.usage?.completion_tokens,
-      outcome: record.status,
+      request_id: o.requestId,
+      method: o.method,
+      path: o.path,
+      status: o.status,
+      error_type: o.errorType,
+      error_code: o.errorCode,
+      key_id: o.keyId,
+      account_id: o.accountId,
+      admitted: o.admitted,
+      model: o.model,
+      route: o.route,
+      stream: o.stream,
+      latency_ms: o.latencyMs,
+      ttft_ms: o.timeToFirstTokenMs,
+      prompt_tokens: o.usage?.prompt_tokens,
+      completion_tokens: o.usage?.completion_tokens,
+      outcome: o.outcome,
     });
-    options.metrics?.record(record);
+    metrics?.request(o);
+  };
+  const observeAttempt = (a: UpstreamAttempt) => {
+    if (a.failed) log.info('upstream_failed', { request_id: a.requestId, route: a.route, status: a.status, error_code: a.errorCode, message: a.message, latency_ms: a.latencyMs });
+    metrics?.upstreamAttempt(a);
   };
 
   const admin =
@@ -136,7 +144,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     admission,
     background,
     timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
-    observe,
+    observeRequest,
+    observeAttempt,
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
     admin,

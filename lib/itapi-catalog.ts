@@ -76,47 +76,92 @@ export function catalogProviders(catalog: ItapiCatalog): ItapiProviderName[] {
   return [...found].sort();
 }
 
-/** Cross-region inference profile ids start with a geography: `us.anthropic.claude-…`. */
-const INFERENCE_PROFILE_PREFIX = /^(us|eu|apac|us-gov|ca|jp|au|global)\./;
+/**
+ * System-defined (cross-Region) inference profile ids start with a geography or `global`:
+ * `us.anthropic.claude-sonnet-4-5-20250929-v1:0`, `global.anthropic.claude-…`.
+ */
+const INFERENCE_PROFILE_PREFIX = /^(us|us-gov|eu|apac|ca|jp|au|in|global)\./;
+
+/** The Bedrock resources a catalog's routes invoke, and how the function's role must be granted them. */
+export interface BedrockGrants {
+  /** Granted as they are: foundation models in their route's region, inference profiles, application inference profiles, other model ARNs. */
+  readonly direct: string[];
+  /**
+   * Foundation models (and the system profiles an application profile may wrap) that are reached
+   * only through one of `profiles`: granted on condition `bedrock:InferenceProfileArn` ∈ `profiles`,
+   * in every region, since a profile routes to any destination Region of its geography.
+   */
+  readonly throughProfiles: { readonly resources: string[]; readonly profiles: string[] };
+  /** Models granted in every region through a profile (cdk-nag acknowledges each wildcard). */
+  readonly crossRegionModels: string[];
+  /** True when an application inference profile hides its model: any model is granted through it. */
+  readonly anyModelThroughApplicationProfiles: boolean;
+}
 
 /**
- * IAM resource ARNs for the Bedrock routes of a catalog: the foundation model in the route's
- * region, or for an inference profile the profile itself plus its model in any region the
- * profile may route to (`crossRegionModels` lists those models).
+ * IAM resources for the Bedrock routes of a catalog, as the Bedrock User Guide states them:
+ * - a foundation model id: that model in the route's region;
+ * - a system-defined inference profile (`us.…`, `eu.…`, `global.…`, or its ARN): the profile in the
+ *   route's region, plus its model in every destination Region (and, for `global.`, the
+ *   Region-less model ARN), only through the profile;
+ * - an application inference profile ARN: the profile, plus whatever model or system profile it
+ *   wraps (not knowable from the ARN), only through the profile;
+ * - any other ARN (provisioned or custom model): that ARN.
  */
-export function bedrockResourceArns(scope: IConstruct, catalog: ItapiCatalog): { arns: string[]; crossRegionModels: string[] } {
+export function bedrockGrants(scope: IConstruct, catalog: ItapiCatalog): BedrockGrants {
   const stack = Stack.of(scope);
-  const arns = new Set<string>();
+  const arn = (region: string, account: string, resource: string, resourceName: string) =>
+    Arn.format({ service: 'bedrock', region, account, resource, resourceName, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }, stack);
+  const direct = new Set<string>();
+  const through = new Set<string>();
+  const profiles = new Set<string>();
   const crossRegionModels = new Set<string>();
+  let anyModelThroughApplicationProfiles = false;
+
+  const systemProfile = (profileArn: string, profileId: string) => {
+    const geography = INFERENCE_PROFILE_PREFIX.exec(profileId);
+    if (!geography) throw new Error(`catalog: "${profileId}" is not a system-defined inference profile id`);
+    const model = profileId.slice(geography[0].length);
+    direct.add(profileArn);
+    profiles.add(profileArn);
+    crossRegionModels.add(model);
+    through.add(arn('*', '', 'foundation-model', model));
+    // A global profile also authorizes the model under a Region-less ARN.
+    if (geography[1] === 'global') through.add(arn('', '', 'foundation-model', model));
+  };
+
   for (const model of Object.values(catalog.models)) {
     for (const route of model.routes) {
       if (route.provider !== 'bedrock') continue;
       const region = route.region ?? stack.region;
-      const profile = INFERENCE_PROFILE_PREFIX.exec(route.model);
-      if (profile) {
-        arns.add(
-          Arn.format(
-            { service: 'bedrock', region, resource: 'inference-profile', resourceName: route.model, arnFormat: ArnFormat.SLASH_RESOURCE_NAME },
-            stack,
-          ),
-        );
-        const foundationModel = route.model.slice(profile[0].length);
-        crossRegionModels.add(foundationModel);
-        arns.add(
-          Arn.format(
-            { service: 'bedrock', region: '*', account: '', resource: 'foundation-model', resourceName: foundationModel, arnFormat: ArnFormat.SLASH_RESOURCE_NAME },
-            stack,
-          ),
-        );
+      if (route.model.startsWith('arn:')) {
+        const parsed = Arn.split(route.model, ArnFormat.SLASH_RESOURCE_NAME);
+        if (parsed.service !== 'bedrock' || !parsed.resourceName) throw new Error(`catalog: "${route.model}" is not an Amazon Bedrock model ARN`);
+        if (parsed.resource === 'inference-profile') {
+          systemProfile(route.model, parsed.resourceName);
+        } else if (parsed.resource === 'application-inference-profile') {
+          direct.add(route.model);
+          profiles.add(route.model);
+          anyModelThroughApplicationProfiles = true;
+        } else {
+          direct.add(route.model);
+        }
+      } else if (INFERENCE_PROFILE_PREFIX.test(route.model)) {
+        systemProfile(arn(region, stack.account, 'inference-profile', route.model), route.model);
       } else {
-        arns.add(
-          Arn.format(
-            { service: 'bedrock', region, account: '', resource: 'foundation-model', resourceName: route.model, arnFormat: ArnFormat.SLASH_RESOURCE_NAME },
-            stack,
-          ),
-        );
+        direct.add(arn(region, '', 'foundation-model', route.model));
       }
     }
   }
-  return { arns: [...arns], crossRegionModels: [...crossRegionModels] };
+  if (anyModelThroughApplicationProfiles) {
+    through.add(arn('*', '', 'foundation-model', '*'));
+    through.add(arn('', '', 'foundation-model', '*'));
+    through.add(arn('*', stack.account, 'inference-profile', '*'));
+  }
+  return {
+    direct: [...direct],
+    throughProfiles: { resources: [...through], profiles: [...profiles] },
+    crossRegionModels: [...crossRegionModels],
+    anyModelThroughApplicationProfiles,
+  };
 }

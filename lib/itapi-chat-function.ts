@@ -10,7 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { bedrockResourceArns, validateCatalog, type ItapiCatalog } from './itapi-catalog';
+import { bedrockGrants, validateCatalog, type ItapiCatalog } from './itapi-catalog';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
 import { acknowledgeNagRule } from './itapi-nag';
 import { ENTRY, ItapiNodeFunction, PROJECT_ROOT } from './itapi-node-function';
@@ -143,27 +143,7 @@ export class ItapiChatFunction extends Construct {
     props.tables.grantGatewayAccess(this.function);
     props.providerSecret.grantRead(this.function);
     props.settlementQueue?.grantSendMessages(this.function);
-    if (props.catalog) {
-      const { arns, crossRegionModels } = bedrockResourceArns(this, props.catalog);
-      // cdk-nag prints the partition as a literal when the stack knows it, else as `<AWS::Partition>`.
-      const partition = Token.isUnresolved(Stack.of(this).partition) ? '<AWS::Partition>' : Stack.of(this).partition;
-      for (const model of crossRegionModels) {
-        acknowledgeNagRule(
-          built.role,
-          `AwsSolutions-IAM5[Resource::arn:${partition}:bedrock:*::foundation-model/${model}]`,
-          `A cross-region inference profile may serve ${model} from any region of its geography; the grant names this one model and the profile, never other models.`,
-        );
-      }
-      if (arns.length > 0) {
-        this.function.addToRolePolicy(
-          new iam.PolicyStatement({
-            sid: 'InvokeCatalogBedrockModels',
-            actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
-            resources: arns,
-          }),
-        );
-      }
-    }
+    if (props.catalog) grantCatalogBedrock(this.function, built.role, props.catalog);
 
     this.functionUrl = this.function.addFunctionUrl({
       authType: lambda.FunctionUrlAuthType.NONE,
@@ -181,6 +161,49 @@ export class ItapiChatFunction extends Construct {
     });
     this.baseUrl = `${this.functionUrl.url}v1`;
     this.consoleUrl = `${this.functionUrl.url}console/`;
+  }
+}
+
+const BEDROCK_INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
+
+/**
+ * The chat function may invoke exactly the catalog's Bedrock routes (Converse and ConverseStream
+ * authorize as InvokeModel and InvokeModelWithResponseStream); models behind an inference profile
+ * only through that profile (`bedrock:InferenceProfileArn`), in whichever Region it routes to.
+ */
+function grantCatalogBedrock(fn: lambda.Function, role: iam.Role, catalog: ItapiCatalog): void {
+  const grants = bedrockGrants(fn, catalog);
+  if (grants.direct.length === 0) return;
+  fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'InvokeCatalogBedrockModels', actions: BEDROCK_INVOKE_ACTIONS, resources: grants.direct }));
+  if (grants.throughProfiles.profiles.length === 0) return;
+  fn.addToRolePolicy(
+    new iam.PolicyStatement({
+      sid: 'InvokeModelsThroughCatalogProfiles',
+      actions: BEDROCK_INVOKE_ACTIONS,
+      resources: grants.throughProfiles.resources,
+      conditions: { StringEquals: { 'bedrock:InferenceProfileArn': grants.throughProfiles.profiles } },
+    }),
+  );
+  // cdk-nag prints the partition and account as literals when the stack knows them, else as pseudo parameters.
+  const stack = Stack.of(fn);
+  const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  const onlyThroughProfile = 'granted only on condition bedrock:InferenceProfileArn = a profile of the catalog, so it is reachable through that profile and never directly';
+  for (const model of grants.crossRegionModels) {
+    acknowledgeNagRule(
+      role,
+      `AwsSolutions-IAM5[Resource::arn:${partition}:bedrock:*::foundation-model/${model}]`,
+      `A cross-Region inference profile may serve ${model} from any destination Region of its geography: this one model is ${onlyThroughProfile}.`,
+    );
+  }
+  if (grants.anyModelThroughApplicationProfiles) {
+    for (const resource of [`arn:${partition}:bedrock:*::foundation-model/*`, `arn:${partition}:bedrock:::foundation-model/*`, `arn:${partition}:bedrock:*:${account}:inference-profile/*`]) {
+      acknowledgeNagRule(
+        role,
+        `AwsSolutions-IAM5[Resource::${resource}]`,
+        `An application inference profile ARN does not say which model or system profile it wraps; whatever it wraps is ${onlyThroughProfile}.`,
+      );
+    }
   }
 }
 

@@ -77,6 +77,15 @@ export interface ItapiGatewayProps {
   readonly topUpMinUsd?: number;
   /** Largest Stripe top-up the console offers, in US dollars (whole cents). @default 1000 */
   readonly topUpMaxUsd?: number;
+  /**
+   * Set the account's API Gateway CloudWatch Logs role in the stack's Region, which the REST API's
+   * access logs need. Account-wide: it replaces a role set before (same AWS managed policy), and is
+   * retained when the stack is deleted. See `ItapiRestApiProps.cloudWatchRole`.
+   * @default true
+   */
+  readonly apiGatewayCloudWatchRole?: boolean;
+  /** JSON access logs on the REST API stage (they need the account's CloudWatch Logs role). @default true */
+  readonly apiAccessLogs?: boolean;
 }
 
 /**
@@ -173,6 +182,8 @@ export class ItapiGateway extends Construct {
       logRetention,
       throttlingRateLimit: props.apiThrottlingRateLimit,
       throttlingBurstLimit: props.apiThrottlingBurstLimit,
+      cloudWatchRole: props.apiGatewayCloudWatchRole,
+      accessLogs: props.apiAccessLogs,
     });
     this.tierSeed = new ItapiTierSeed(this, 'TierSeed', {
       table: this.tables.tiers,

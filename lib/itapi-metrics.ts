@@ -20,6 +20,7 @@ export const ItapiMetricName = {
   TIME_TO_FIRST_TOKEN: 'TimeToFirstToken',
   UPSTREAM_REQUESTS: 'UpstreamRequests',
   UPSTREAM_ERRORS: 'UpstreamErrors',
+  UPSTREAM_LATENCY: 'UpstreamLatency',
   PROMPT_TOKENS: 'PromptTokens',
   COMPLETION_TOKENS: 'CompletionTokens',
   COST_MICRO_USD: 'CostMicroUsd',
@@ -29,12 +30,16 @@ export const ItapiMetricName = {
 } as const;
 
 /**
- * Typed handles on the runtime's EMF metrics. Dimension sets:
- * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx;
- * `{service}` for AbandonedHolds and UnchargedMicroUsd too;
- * `{service, ErrorType}` for Errors; `{service, Provider}` for UpstreamRequests and UpstreamErrors
- * (Provider = the catalog route's `provider`); `{service, Model, Provider}` for PromptTokens,
- * CompletionTokens and CostMicroUsd.
+ * Typed handles on the runtime's EMF metrics (lambda/observability/metrics.ts). Dimension sets:
+ * `{service}` for AbandonedHolds (the sweeper) and UnchargedMicroUsd (settlement);
+ * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx — one record per request, whatever
+ * its status, from the app's outermost layer (Http5xx is 0 or 1: a 5xx answer, or a stream ended
+ * by an error event); `{service, ErrorType}` for Errors (ErrorType = the OpenAI error `type` the
+ * client got: `rate_limit_exceeded`, `insufficient_quota`, `authentication_error`, …);
+ * `{service, Provider}` for UpstreamRequests, UpstreamErrors (0 or 1: the call failed with a 5xx-class
+ * error) and UpstreamLatency — one record per call of the route loop (Provider = the catalog route's
+ * `provider`); `{service, Model, Provider}` for PromptTokens, CompletionTokens and CostMicroUsd.
+ * test/lambda/metrics.test.ts checks every alarm's metric against what the runtime emits.
  */
 export class ItapiMetrics {
   constructor(public readonly namespace: string = DEFAULT_METRICS_NAMESPACE) {}
@@ -86,6 +91,11 @@ export class ItapiMetrics {
 
   public upstreamErrors(provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.UPSTREAM_ERRORS, { Provider: provider }, props);
+  }
+
+  /** Time one upstream call took to answer (its first chunk, for a stream) or fail, in ms; p99 by default. */
+  public upstreamLatency(provider: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.UPSTREAM_LATENCY, { Provider: provider }, { statistic: 'p99', ...props });
   }
 
   /** Cost in micro-USD charged for one model on one provider. */

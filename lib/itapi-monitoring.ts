@@ -1,6 +1,7 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -21,8 +22,10 @@ export interface ItapiMonitoringProps {
   /** Upstream providers (the catalog's `provider` values) that get an error-rate alarm each. */
   readonly upstreamProviders: readonly string[];
   /**
-   * Topic the alarms notify (on alarm and back to OK).
-   * @default - a new topic
+   * Topic the alarms notify (on alarm and back to OK). Its access policy must let
+   * `cloudwatch.amazonaws.com` publish for alarms named `alarmNamePrefix`-* (see docs/DEPLOY.md);
+   * this construct does not change the policy of a topic it did not create.
+   * @default - a new topic whose policy allows exactly that, over TLS only
    */
   readonly alarmTopic?: sns.ITopic;
   /**
@@ -38,7 +41,7 @@ export interface ItapiMonitoringProps {
   readonly accountConflictsPerFiveMinutes?: number;
   /** Alarm when p99 chat duration exceeds this share of the timeout. @default 80 */
   readonly durationAlarmPercent?: number;
-  /** @default - `<stack name>-itapi` */
+  /** @default - the alarm name prefix, `<stack name>-<path of this construct>` */
   readonly dashboardName?: string;
   /** The money path's background function and queues: their alarms. @default - none */
   readonly sweeper?: ItapiSweeper;
@@ -54,6 +57,8 @@ export class ItapiMonitoring extends Construct {
   public readonly topic: sns.ITopic;
   public readonly dashboard: cloudwatch.Dashboard;
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** Every alarm is named `<alarmNamePrefix>-<what it watches>`, e.g. `Itapi-Gateway-Monitoring-Gateway5xxRate`. */
+  public readonly alarmNamePrefix: string;
 
   constructor(scope: Construct, id: string, props: ItapiMonitoringProps) {
     super(scope, id);
@@ -61,9 +66,30 @@ export class ItapiMonitoring extends Construct {
     if (props.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.alarmEmail)) {
       throw new Error(`alarmEmail: "${props.alarmEmail}" is not an email address`);
     }
-    this.topic =
-      props.alarmTopic ??
-      new sns.Topic(this, 'AlarmTopic', { displayName: 'itapi alarms', enforceSSL: true });
+    const stack = Stack.of(this);
+    // The stack's name and this construct's path in it: unique in the account and Region, and readable in the alarm e-mail.
+    this.alarmNamePrefix = [stack.stackName, ...this.node.path.split('/').slice(stack.node.path.split('/').length)].join('-');
+    if (props.alarmTopic) {
+      this.topic = props.alarmTopic;
+    } else {
+      const topic = new sns.Topic(this, 'AlarmTopic', { displayName: 'itapi alarms', enforceSSL: true });
+      // The topic policy enforceSSL writes replaces SNS's default one, which let CloudWatch publish: say so again, for these alarms only.
+      topic.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AllowItapiAlarmsToPublish',
+          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+          actions: ['sns:Publish'],
+          resources: [topic.topicArn],
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': stack.account },
+            ArnLike: {
+              'aws:SourceArn': Arn.format({ service: 'cloudwatch', resource: 'alarm', resourceName: `${this.alarmNamePrefix}-*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }, stack),
+            },
+          },
+        }),
+      );
+      this.topic = topic;
+    }
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
 
     const chat = props.chatFunction;
@@ -155,7 +181,7 @@ export class ItapiMonitoring extends Construct {
     });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: props.dashboardName,
+      dashboardName: props.dashboardName ?? this.alarmNamePrefix,
       defaultInterval: Duration.hours(3),
     });
     const tableNames = Object.keys(props.tables.all);
@@ -240,6 +266,7 @@ export class ItapiMonitoring extends Construct {
   ): cloudwatch.Alarm {
     const { description, ...rest } = options;
     const created = new cloudwatch.Alarm(this, id, {
+      alarmName: `${this.alarmNamePrefix}-${id}`,
       metric,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

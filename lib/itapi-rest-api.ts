@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -32,6 +32,22 @@ export interface ItapiRestApiProps {
   readonly corsOrigins?: string[];
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Set the account's API Gateway CloudWatch Logs role in this Region (`AWS::ApiGateway::Account`),
+   * which API Gateway needs to write any log: without it a stage with access logs fails to create
+   * ("CloudWatch Logs role ARN must be set in account settings to enable logging"). The setting is
+   * account-wide per Region: it replaces a role set before (with one of the same AWS managed policy,
+   * AmazonAPIGatewayPushToCloudWatchLogs), and the role stays when the stack is deleted, so other
+   * APIs keep logging. Turn it off when the account already has the role and you manage it elsewhere.
+   * @default true
+   */
+  readonly cloudWatchRole?: boolean;
+  /**
+   * JSON access logs for every request of the stage. Needs the account's CloudWatch Logs role
+   * (`cloudWatchRole`, or one set before).
+   * @default true
+   */
+  readonly accessLogs?: boolean;
 }
 
 /**
@@ -42,7 +58,8 @@ export interface ItapiRestApiProps {
  */
 export class ItapiRestApi extends Construct {
   public readonly api: apigateway.RestApi;
-  public readonly accessLogs: logs.LogGroup;
+  /** The stage's access log group; undefined when `accessLogs` is off. */
+  public readonly accessLogs?: logs.LogGroup;
   /** `https://…/prod/v1`, the base URL OpenAI clients use. */
   public readonly baseUrl: string;
   /** `https://…/prod/admin`, the admin API's root (for `ITAPI_ADMIN_URL`). */
@@ -54,29 +71,42 @@ export class ItapiRestApi extends Construct {
   constructor(scope: Construct, id: string, props: ItapiRestApiProps) {
     super(scope, id);
     const chatTimeout = props.chatTimeout ?? Duration.minutes(15);
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
+    const cloudWatchRole = props.cloudWatchRole ?? true;
+    const accessLogs = props.accessLogs ?? true;
+    if (accessLogs && !cloudWatchRole) {
+      Annotations.of(this).addInfo(
+        'itapi: access logs without cloudWatchRole need the account’s API Gateway CloudWatch Logs role to be set already in this Region (aws apigateway get-account).',
+      );
+    }
+    this.accessLogs = accessLogs
+      ? new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY })
+      : undefined;
 
+    const stack = Stack.of(this);
     this.api = new apigateway.RestApi(this, 'Api', {
+      // Its 5xx alarm reads ApiName: a name of its own, so another API named alike in the Region never merges into it.
+      restApiName: [stack.stackName, ...this.node.path.split('/').slice(stack.node.path.split('/').length)].join('-'),
       description: 'itapi: OpenAI-compatible LLM gateway (/v1) and admin API (/admin, IAM)',
       endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
-      cloudWatchRole: false,
+      cloudWatchRole,
       deployOptions: {
         stageName: props.stageName ?? 'prod',
-        accessLogDestination: new apigateway.LogGroupLogDestination(this.accessLogs),
-        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields({
-          caller: false,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
+        ...(this.accessLogs
+          ? {
+              accessLogDestination: new apigateway.LogGroupLogDestination(this.accessLogs),
+              accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields({
+                caller: false,
+                httpMethod: true,
+                ip: true,
+                protocol: true,
+                requestTime: true,
+                resourcePath: true,
+                responseLength: true,
+                status: true,
+                user: true,
+              }),
+            }
+          : {}),
         metricsEnabled: true,
         throttlingRateLimit: props.throttlingRateLimit ?? 500,
         throttlingBurstLimit: props.throttlingBurstLimit ?? 1000,
@@ -91,8 +121,18 @@ export class ItapiRestApi extends Construct {
     acknowledgeNagRule(
       this.api,
       'AwsSolutions-APIG6',
-      'JSON access logs are on for every request; execution logging needs the account-wide API Gateway CloudWatch role, a per-account setting this stack does not take over (cloudWatchRole: false).',
+      'JSON access logs record every request; execution logs are off on purpose: they go to a log group API Gateway creates outside the stack with no retention, and the chat function already logs every failure as JSON without keys or prompts.',
     );
+    if (!accessLogs) {
+      acknowledgeNagRule(this.api, 'AwsSolutions-APIG1', 'Access logs were turned off by the operator (accessLogs: false), for an account without the API Gateway CloudWatch Logs role; the chat function still logs every request.');
+    }
+    if (cloudWatchRole) {
+      acknowledgeNagRule(
+        this.api,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        'The account-wide API Gateway CloudWatch Logs role: API Gateway writes every API’s logs in this Region with it, and AWS documents this managed policy for it; a narrower role would break the logging of other APIs in the account.',
+      );
+    }
     acknowledgeNagRule(
       this.api,
       'AwsSolutions-APIG3',

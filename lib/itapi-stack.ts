@@ -47,5 +47,9 @@ export class ItapiStack extends Stack {
     new CfnOutput(this, 'UsageTableName', { value: g.tables.usage.tableName });
     new CfnOutput(this, 'SessionsTableName', { value: g.tables.sessions.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: g.monitoring.topic.topicArn });
+    new CfnOutput(this, 'AlarmNamePrefix', {
+      value: g.monitoring.alarmNamePrefix,
+      description: 'Every alarm is named <prefix>-<what it watches>, e.g. <prefix>-ChatFunctionErrors',
+    });
   }
 }

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Hono, type Context } from 'hono';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -17,7 +16,8 @@ import {
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
 import { createSignInLink } from '../console/sign-in';
-import type { KeysStore } from '../store/keys';
+import { ItemExistsError } from '../store/errors';
+import type { KeyRecord, KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { Tier, TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
@@ -129,7 +129,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
         createdAtMs,
       });
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) {
+      if (err instanceof ItemExistsError) {
         throw new GatewayError(409, 'invalid_request_error', 'account_exists', `An account with id '${id}' already exists.`, { param: 'id' });
       }
       throw err;

@@ -1,60 +1,106 @@
 import type { CatalogFile } from './index';
 
 const OPENAI = 'https://api.openai.com/v1';
+const DEEPSEEK = 'https://api.deepseek.com/v1';
+const GEMINI = 'https://generativelanguage.googleapis.com/v1beta/openai';
 
-/** Public list prices (USD per million tokens) and limits, as the providers document them. */
+type ModelSpec = CatalogFile['models'][string];
+
+const anthropic = (model: string, spec: Omit<ModelSpec, 'owned_by' | 'routes'>): ModelSpec => ({
+  owned_by: 'anthropic',
+  ...spec,
+  routes: [{ provider: 'anthropic', secret: 'anthropic', model }],
+});
+const compatible = (owner: string, baseUrl: string, secret: string, model: string, spec: Omit<ModelSpec, 'owned_by' | 'routes'>): ModelSpec => ({
+  owned_by: owner,
+  ...spec,
+  routes: [{ provider: 'openai-compatible', base_url: baseUrl, secret, model }],
+});
+
+/*
+ * Upstream models as of 2026-12-01 (each provider's models, pricing and deprecation pages):
+ * - Claude Sonnet 4.6 ($3 / $15, cache reads $0.30) and Opus 4.8 ($5 / $25, $0.50): 1M context;
+ *   output capped here at 64K. Haiku 4.5 ($1 / $5, $0.10): 200K context, 64K output.
+ * - DeepSeek V4 Flash ($0.14 / $0.28, cache hits $0.0028) and V4 Pro ($0.435 / $0.87, $0.003625):
+ *   1M context; DeepSeek retired the names deepseek-chat / deepseek-reasoner on 2026-07-24.
+ * - Gemini 3.5 Flash-Lite ($0.30 / $2.50) and 3.5 Flash ($1.50 / $9): 1M context, 64K output;
+ *   gemini-2.0-flash was shut down on 2026-06-01, its successor gemini-2.5-flash on 2026-12-01.
+ * - gpt-4o ($2.50 / $10) and gpt-4o-mini ($0.15 / $0.60) are served until OpenAI shuts them down on
+ *   2027-01-14 (its replacements, the GPT-6 family, price prompts over 272K tokens higher, which a
+ *   catalog price cannot express).
+ */
+const CLAUDE_SONNET = anthropic('claude-sonnet-4-6', {
+  pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 },
+  context_window: 1_000_000,
+  max_output_tokens: 64_000,
+});
+const CLAUDE_OPUS = anthropic('claude-opus-4-8', {
+  pricing: { input_per_mtok: 5, output_per_mtok: 25, cached_input_per_mtok: 0.5 },
+  context_window: 1_000_000,
+  max_output_tokens: 64_000,
+});
+const DEEPSEEK_FLASH = compatible('deepseek', DEEPSEEK, 'deepseek', 'deepseek-v4-flash', {
+  pricing: { input_per_mtok: 0.14, output_per_mtok: 0.28, cached_input_per_mtok: 0.0028 },
+  context_window: 1_000_000,
+  max_output_tokens: 65_536,
+});
+const GEMINI_FLASH_LITE = compatible('google', GEMINI, 'gemini', 'gemini-3.5-flash-lite', {
+  pricing: { input_per_mtok: 0.3, output_per_mtok: 2.5 },
+  context_window: 1_048_576,
+  max_output_tokens: 65_536,
+});
+
+/**
+ * The catalog served when none is given. The model ids the original design names stay as names
+ * clients may send; where the provider retired that model, the id is an alias of its current
+ * successor (`GET /v1/models` lists the id, `x-itapi-route` names the upstream model):
+ *
+ * | id | served by |
+ * |---|---|
+ * | `claude-3-5-sonnet-20241022` | Anthropic `claude-sonnet-4-6` |
+ * | `claude-3-opus-20240229` | Anthropic `claude-opus-4-8` |
+ * | `deepseek-chat` | DeepSeek `deepseek-v4-flash` |
+ * | `gemini-2.0-flash` | Google `gemini-3.5-flash-lite` |
+ *
+ * An alias is billed at the prices of the model that serves it.
+ */
 export const DEFAULT_CATALOG: CatalogFile = {
   models: {
-    'gpt-4o': {
-      owned_by: 'openai',
+    'gpt-4o': compatible('openai', OPENAI, 'openai', 'gpt-4o', {
       pricing: { input_per_mtok: 2.5, output_per_mtok: 10, cached_input_per_mtok: 1.25 },
-      context_window: 128000,
-      max_output_tokens: 16384,
-      routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'gpt-4o' }],
-    },
-    'gpt-4o-mini': {
-      owned_by: 'openai',
+      context_window: 128_000,
+      max_output_tokens: 16_384,
+    }),
+    'gpt-4o-mini': compatible('openai', OPENAI, 'openai', 'gpt-4o-mini', {
       pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: 0.075 },
-      context_window: 128000,
-      max_output_tokens: 16384,
+      context_window: 128_000,
+      max_output_tokens: 16_384,
+      // Its images count many more tokens than gpt-4o's, at its lower price (OpenAI's vision pricing).
       image_tokens: { base: 2833, tile: 5667 },
-      routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'gpt-4o-mini' }],
-    },
-    'claude-3-5-sonnet-20241022': {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 },
-      context_window: 200000,
-      max_output_tokens: 8192,
-      routes: [{ provider: 'anthropic', secret: 'anthropic', model: 'claude-3-5-sonnet-20241022' }],
-    },
-    'claude-3-opus-20240229': {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 15, output_per_mtok: 75, cached_input_per_mtok: 1.5 },
-      context_window: 200000,
-      max_output_tokens: 4096,
-      routes: [{ provider: 'anthropic', secret: 'anthropic', model: 'claude-3-opus-20240229' }],
-    },
-    'deepseek-chat': {
-      owned_by: 'deepseek',
-      pricing: { input_per_mtok: 0.27, output_per_mtok: 1.1, cached_input_per_mtok: 0.07 },
-      context_window: 64000,
-      max_output_tokens: 8192,
-      routes: [{ provider: 'openai-compatible', base_url: 'https://api.deepseek.com/v1', secret: 'deepseek', model: 'deepseek-chat' }],
-    },
-    'gemini-2.0-flash': {
-      owned_by: 'google',
-      pricing: { input_per_mtok: 0.1, output_per_mtok: 0.4, cached_input_per_mtok: 0.025 },
-      context_window: 1048576,
-      max_output_tokens: 8192,
-      routes: [
-        {
-          provider: 'openai-compatible',
-          base_url: 'https://generativelanguage.googleapis.com/v1beta/openai',
-          secret: 'gemini',
-          model: 'gemini-2.0-flash',
-        },
-      ],
-    },
+    }),
+    'claude-3-5-sonnet-20241022': CLAUDE_SONNET,
+    'claude-3-opus-20240229': CLAUDE_OPUS,
+    'deepseek-chat': DEEPSEEK_FLASH,
+    'gemini-2.0-flash': GEMINI_FLASH_LITE,
+    'claude-sonnet-4-6': CLAUDE_SONNET,
+    'claude-opus-4-8': CLAUDE_OPUS,
+    'claude-haiku-4-5': anthropic('claude-haiku-4-5-20251001', {
+      pricing: { input_per_mtok: 1, output_per_mtok: 5, cached_input_per_mtok: 0.1 },
+      context_window: 200_000,
+      max_output_tokens: 64_000,
+    }),
+    'deepseek-v4-flash': DEEPSEEK_FLASH,
+    'deepseek-v4-pro': compatible('deepseek', DEEPSEEK, 'deepseek', 'deepseek-v4-pro', {
+      pricing: { input_per_mtok: 0.435, output_per_mtok: 0.87, cached_input_per_mtok: 0.003625 },
+      context_window: 1_000_000,
+      max_output_tokens: 65_536,
+    }),
+    'gemini-3.5-flash-lite': GEMINI_FLASH_LITE,
+    'gemini-3.5-flash': compatible('google', GEMINI, 'gemini', 'gemini-3.5-flash', {
+      pricing: { input_per_mtok: 1.5, output_per_mtok: 9 },
+      context_window: 1_048_576,
+      max_output_tokens: 65_536,
+    }),
     'text-embedding-3-small': {
       kind: 'embedding',
       owned_by: 'openai',

@@ -228,6 +228,13 @@ export function loadCatalogFile(path: string): Catalog {
   return parseCatalog(doc, path);
 }
 
+/** Where an operator's own catalog comes from (`ITAPI_MODELS` or `ITAPI_MODELS_JSON`), or undefined for the built-in one. */
+export function explicitCatalogSource(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.ITAPI_MODELS) return env.ITAPI_MODELS;
+  if (env.ITAPI_MODELS_JSON) return 'ITAPI_MODELS_JSON';
+  return undefined;
+}
+
 /**
  * The catalog in force: `ITAPI_MODELS` (a file path) or `ITAPI_MODELS_JSON` (the document itself,
  * as the CDK stack passes it), else the defaults.

@@ -8,6 +8,7 @@ import type { ProviderRegistry } from '../providers';
 import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/types';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { KeyRecord } from '../store/keys';
+import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
 import type { BackgroundTasks } from './background';
 
 /** What every completion endpoint needs; the entry points build it once per process. */
@@ -18,8 +19,10 @@ export interface CompletionDeps {
   admission: Admission;
   background: BackgroundTasks;
   timeouts: UpstreamTimeouts;
-  /** Called once per admitted request, after its last byte: metrics and the access log. */
+  /** Called once per admitted request, after its last byte: the app folds it into the request's one record. */
   observe(record: RequestRecord): void;
+  /** Called once per upstream call of the route loop, answered or failed: the per-provider metrics. */
+  observeAttempt?(attempt: UpstreamAttempt): void;
 }
 
 export interface RequestRecord extends Outcome {
@@ -198,6 +201,8 @@ export class AdmittedRun {
   ): Promise<{ value: T; route: RouteConfig }> {
     let lastError: GatewayError | undefined;
     for (const route of this.model.routes) {
+      const attemptStartedAtMs = Date.now();
+      let failure: unknown;
       try {
         const provider = this.deps.providers[route.provider];
         if (!provider) throw upstreamError(`No '${route.provider}' provider is available in this build.`, { fallback: true });
@@ -216,10 +221,13 @@ export class AdmittedRun {
         this.scope.responseHeaders[ROUTE_HEADER] = routeName(route);
         return { value, route };
       } catch (err) {
+        failure = this.deadlineError ?? err;
         if (this.deadlineError) throw this.deadlineError;
         if (!(err instanceof GatewayError)) throw err;
         lastError = err;
         if (!err.fallback) break;
+      } finally {
+        this.deps.observeAttempt?.(upstreamAttempt(this.scope.requestId, route, attemptStartedAtMs, failure));
       }
     }
     throw lastError ?? upstreamError('The model has no routes.');

@@ -1,15 +1,31 @@
-import { streamHandle } from 'hono/aws-lambda';
-import { join } from 'node:path';
+import type { APIGatewayProxyEvent, LambdaFunctionURLEvent } from 'aws-lambda';
 import { loadCatalog } from '../catalog';
+import { internalError, invalidRequest } from '../contract/errors';
+import { describeError } from '../observability/log';
+import { join } from 'node:path';
 import { sqsSettlementQueue } from '../money/settlement-queue';
 import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
 import { secretsManagerProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
 import { tableNamesFromEnv } from '../store/tables';
+import { requestFromEvent, streamingRuntime, writeResponse } from './lambda-http';
 
-type StreamingHandler = (event: unknown, responseStream: unknown, context: unknown) => Promise<void>;
-declare const awslambda: { streamifyResponse(handler: StreamingHandler): StreamingHandler };
+/*
+ * The chat function: Function URL (payload 2.0) and API Gateway REST (payload 1.0, STREAM mode)
+ * events into the one Hono app, and its Response streamed back through the runtime's
+ * `awslambda.streamifyResponse`, taken as it is (never replaced). Settlement and metrics run
+ * after the client has its last byte; the handler awaits them (`background.drain()`), since on
+ * Node.js 24 Lambda no longer waits for promises left pending once the handler settles.
+ *
+ * Hono 5 drops `hono/aws-lambda` for a separate `@hono/aws-lambda` package (not yet on npm as
+ * of this writing). This entry needs neither: it converts events itself (lambda-http.ts). When
+ * moving to Hono 5, port the admin function's `handle` (entry/admin-lambda.ts) to
+ * `@hono/aws-lambda` and keep this entry as it is, unless that package lets a handler await work
+ * after the stream ends and cancels the body when the client goes away, as this one does.
+ */
+
+const runtime = streamingRuntime();
 
 const gateway = createGateway({
   dynamo: createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT),
@@ -25,23 +41,28 @@ const gateway = createGateway({
   loadConsole: () => import(process.env.ITAPI_CONSOLE_MODULE || join(__dirname, 'console.js')),
 });
 
-// Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the
-// Response. We take its inner function so that settlement, which runs after the client has its
-// last byte, finishes before the invocation ends (a Lambda may freeze as soon as it returns).
-const original = awslambda.streamifyResponse;
-let relay: StreamingHandler | undefined;
-awslambda.streamifyResponse = (handler) => (relay = handler);
-try {
-  streamHandle(gateway.app);
-} finally {
-  awslambda.streamifyResponse = original;
-}
-const relayHandler = relay!;
-
-export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+export const handler = runtime.streamifyResponse(async (event, responseStream, context) => {
   try {
-    await relayHandler(event, responseStream, context);
+    let request: Request;
+    try {
+      request = requestFromEvent(event as LambdaFunctionURLEvent | APIGatewayProxyEvent);
+    } catch (err) {
+      await writeResponse(runtime, responseStream, errorAnswer(invalidRequest('The HTTP request could not be read.', null, 'invalid_request').toBody(), 400));
+      gateway.log.error('event_unreadable', describeError(err));
+      return;
+    }
+    const response = await gateway.app.fetch(request, { event, context });
+    await writeResponse(runtime, responseStream, response).catch((err) => gateway.log.info('client_stream_failed', describeError(err)));
+  } catch (err) {
+    gateway.log.error('handler_failed', describeError(err));
+    if (!responseStream.writableEnded && !responseStream.destroyed) {
+      await writeResponse(runtime, responseStream, errorAnswer(internalError(err).toBody(), 500)).catch(() => undefined);
+    }
   } finally {
     await gateway.background.drain();
   }
 });
+
+function errorAnswer(body: unknown, status: number): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}

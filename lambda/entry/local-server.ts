@@ -1,4 +1,4 @@
-import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { serve } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { createAdminApp } from '../admin/app';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
-import { loadCatalog, type Catalog } from '../catalog';
+import { explicitCatalogSource, loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
@@ -20,7 +20,7 @@ import { createSignInLink } from '../console/sign-in';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
-import { tableDefinitions, tableNamesFromEnv, type TableNames } from '../store/tables';
+import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
 
 export interface LocalOptions {
   /** @default 8787; 0 picks a free port */
@@ -55,7 +55,10 @@ export interface LocalGateway {
   /** A one-time console sign-in link for the demo account (valid 15 minutes), when it was seeded. */
   consoleLink: string | undefined;
   adminToken: string;
+  /** True when the built-in catalog is served by the mock provider (no provider key set). */
   usingMock: boolean;
+  /** The catalog in force, as served (after the mock replaced its routes, if it did). */
+  catalog: Catalog;
   gateway: Gateway;
   dynamo: DynamoDBClient;
   dynamoEndpoint: string;
@@ -83,7 +86,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
   const tables = options.tables ?? tableNamesFromEnv(env);
   try {
     await ensureTables(dynamo, tables);
-    const usingMock = !options.catalog && !hasEnvProviderKeys(env);
+    // A catalog someone wrote (ITAPI_MODELS) is served as written, keys or not: its routes may
+    // need none (Ollama, vLLM). Only the built-in catalog falls back to the mock.
+    const usingMock = !options.catalog && !explicitCatalogSource(env) && !hasEnvProviderKeys(env);
     const baseCatalog = options.catalog ?? loadCatalog(env);
     const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
     const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
@@ -141,6 +146,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       consoleLink,
       adminToken,
       usingMock,
+      catalog,
       gateway,
       dynamo,
       dynamoEndpoint,
@@ -220,21 +226,6 @@ async function seedDemo(stores: Stores, dataDir: string): Promise<string> {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
   return key;
-}
-
-export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): Promise<void> {
-  for (const definition of tableDefinitions(tables)) {
-    try {
-      await dynamo.send(new CreateTableCommand(definition));
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
-    }
-    for (;;) {
-      const out = await dynamo.send(new DescribeTableCommand({ TableName: definition.TableName }));
-      if (out.Table?.TableStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 /** Starts DynamoDB Local on `port` (default: a free one); with `path`, its data survives a restart. */

@@ -1,9 +1,8 @@
 import { Hono, type Context, type Next } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Authenticator } from '../auth';
 import type { CompletionDeps, RequestScope } from '../chat/pipeline';
 import type { ModelEntry } from '../catalog';
-import { methodNotAllowed, modelNotFound, requestTooLarge, type GatewayError } from '../contract/errors';
+import { methodNotAllowed, modelNotFound, type GatewayError } from '../contract/errors';
 import type { KeyRecord } from '../store/keys';
 import { countMessageTokens, createMessage } from './create';
 import { anthropicErrorResponse } from './errors';
@@ -11,14 +10,16 @@ import type { ModelInfo, ModelInfoPage } from './wire';
 
 export interface MessagesAppDeps extends CompletionDeps {
   auth: Authenticator;
-  /** Largest request body accepted. */
-  maxBodyBytes: number;
   /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
   logError(requestId: string, err: unknown): void;
-  /** The app's JSON body reader (415, empty body, bad JSON, nesting), so every endpoint reads bodies alike. */
+  /** The app's JSON body reader (413 past the limit, 415, empty body, bad JSON, nesting), so every endpoint reads bodies alike. */
   readJsonBody(c: Context): Promise<unknown>;
   /** The app's reading of any failure as a GatewayError (a store that is down is a 503: fail closed). */
   toGatewayError(err: unknown): GatewayError;
+  /** Runs an admitted request with the app's per-request record (metrics and the access log). */
+  observed<T>(c: Context, run: (deps: CompletionDeps) => Promise<T>): Promise<T>;
+  /** Tells the app's per-request record the error the client was answered with. */
+  failed(c: Context, error: GatewayError): void;
 }
 
 type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
@@ -34,13 +35,14 @@ const REQUEST_ID_HEADER = 'request-id';
  * `{"type": "error", "error": {"type", "message"}}`.
  *
  * @example
- * app.route('/', messagesApp({ ...deps, maxBodyBytes, readJsonBody, toGatewayError }));
+ * app.route('/', messagesApp({ ...deps, readJsonBody, toGatewayError, observed, failed }));
  */
 export function messagesApp(deps: MessagesAppDeps): Hono<Env> {
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
     const error = deps.toGatewayError(err);
+    deps.failed(c, error);
     const requestId = c.var.scope?.requestId ?? null;
     if (error.status >= 500) deps.logError(requestId ?? 'unknown', err);
     return anthropicErrorResponse(error, requestId);
@@ -57,26 +59,18 @@ export function messagesApp(deps: MessagesAppDeps): Hono<Env> {
     c.set('key', await deps.auth.authenticateAnthropic(c.req.header('x-api-key'), c.req.header('authorization')));
     await next();
   };
-  const limitBody = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      // The rest of the body is never read: the connection closes after the answer.
-      const error = requestTooLarge(deps.maxBodyBytes);
-      error.headers.connection = 'close';
-      throw error;
-    },
-  });
   const clientHeaders = (c: Context<Env>) => ({
     anthropicVersion: c.req.header('anthropic-version'),
     anthropicBeta: c.req.header('anthropic-beta'),
     betaQuery: c.req.query('beta') === 'true',
   });
 
-  app.post('/v1/messages', authenticate, limitBody, async (c) =>
-    createMessage(deps, c.var.scope, c.var.key, await deps.readJsonBody(c), clientHeaders(c)),
-  );
+  app.post('/v1/messages', authenticate, async (c) => {
+    const body = await deps.readJsonBody(c);
+    return deps.observed(c, (d) => createMessage(d, c.var.scope, c.var.key, body, clientHeaders(c)));
+  });
 
-  app.post('/v1/messages/count_tokens', authenticate, limitBody, async (c) =>
+  app.post('/v1/messages/count_tokens', authenticate, async (c) =>
     c.json(countMessageTokens(deps, c.var.key, await deps.readJsonBody(c))),
   );
 

@@ -1,9 +1,18 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RequestRecord } from '../chat/completions';
+import type { RequestObservation, UpstreamAttempt } from './records';
 
-/** Per-request figures for CloudWatch, written as EMF log lines (no API call on the request path). */
+/**
+ * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
+ * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
+ * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds;
+ * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
+ * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
+ */
 export interface MetricsSink {
-  record(record: RequestRecord): void;
+  /** One answered request, whatever its status: from the app's outermost layer. */
+  request(observation: RequestObservation): void;
+  /** One call to an upstream route: from the route loop. */
+  upstreamAttempt(attempt: UpstreamAttempt): void;
   /** What a settled request cost, per model and provider. */
   cost(model: string, route: string | undefined, costMicroUsd: number): void;
   /** Usage beyond the hold that the balance could not pay (a provider past its output limit). */
@@ -13,49 +22,59 @@ export interface MetricsSink {
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
+  // One instance: each publishStoredMetrics() writes one EMF line and clears the dimensions it had.
   const metrics = new Metrics({ namespace, serviceName: 'itapi' });
+  const providerOf = (route: string | undefined) => route?.split(':')[0] ?? 'none';
   return {
+    request(o) {
+      metrics.addMetric('Requests', MetricUnit.Count, 1);
+      metrics.addMetric('Latency', MetricUnit.Milliseconds, o.latencyMs);
+      // 0 or 1 on every request, so the 5xx rate has a data point whenever there is traffic.
+      metrics.addMetric('Http5xx', MetricUnit.Count, o.serverError ? 1 : 0);
+      if (o.timeToFirstTokenMs !== undefined) metrics.addMetric('TimeToFirstToken', MetricUnit.Milliseconds, o.timeToFirstTokenMs);
+      metrics.addMetadata('request_id', o.requestId);
+      metrics.addMetadata('status', String(o.status));
+      metrics.publishStoredMetrics();
+      if (o.errorType) {
+        metrics.addDimension('ErrorType', o.errorType);
+        metrics.addMetric('Errors', MetricUnit.Count, 1);
+        if (o.errorCode) metrics.addMetadata('error_code', o.errorCode);
+        metrics.publishStoredMetrics();
+      }
+      if (o.usage && o.model) {
+        metrics.addDimensions({ Model: o.model, Provider: providerOf(o.route) });
+        metrics.addMetric('PromptTokens', MetricUnit.Count, o.usage.prompt_tokens);
+        metrics.addMetric('CompletionTokens', MetricUnit.Count, o.usage.completion_tokens);
+        metrics.publishStoredMetrics();
+      }
+    },
+    upstreamAttempt(a) {
+      metrics.addDimension('Provider', a.provider);
+      metrics.addMetric('UpstreamRequests', MetricUnit.Count, 1);
+      // 0 or 1 on every call, so the error rate has a data point whenever the provider is called.
+      metrics.addMetric('UpstreamErrors', MetricUnit.Count, a.failed ? 1 : 0);
+      metrics.addMetric('UpstreamLatency', MetricUnit.Milliseconds, a.latencyMs);
+      metrics.addMetadata('route', a.route);
+      metrics.addMetadata('status', String(a.status));
+      if (a.errorCode) metrics.addMetadata('error_code', a.errorCode);
+      metrics.addMetadata('request_id', a.requestId);
+      metrics.publishStoredMetrics();
+    },
     cost(model, route, costMicroUsd) {
-      const perModel = metrics.singleMetric();
-      perModel.addDimensions({ Model: model, Provider: route?.split(':')[0] ?? 'none' });
-      perModel.addMetric('CostMicroUsd', MetricUnit.Count, costMicroUsd);
+      // No route served it (every route failed): nothing was charged, and no provider to file it under.
+      if (!route) return;
+      metrics.addDimensions({ Model: model, Provider: providerOf(route) });
+      metrics.addMetric('CostMicroUsd', MetricUnit.Count, costMicroUsd);
+      metrics.publishStoredMetrics();
     },
     // Service dimension only, so that one alarm covers every model.
     uncharged(_model, microUsd) {
-      metrics.singleMetric().addMetric('UnchargedMicroUsd', MetricUnit.Count, microUsd);
+      metrics.addMetric('UnchargedMicroUsd', MetricUnit.Count, microUsd);
+      metrics.publishStoredMetrics();
     },
     abandoned() {
-      metrics.singleMetric().addMetric('AbandonedHolds', MetricUnit.Count, 1);
-    },
-    record(r) {
-      const provider = r.route?.split(':')[0] ?? 'none';
-      metrics.addMetric('Requests', MetricUnit.Count, 1);
-      metrics.addMetric('Latency', MetricUnit.Milliseconds, r.latencyMs);
-      if (r.httpStatus >= 500 || r.status === 'failed') metrics.addMetric('Http5xx', MetricUnit.Count, r.httpStatus >= 500 ? 1 : 0);
-      if (r.timeToFirstTokenMs !== undefined) metrics.addMetric('TimeToFirstToken', MetricUnit.Milliseconds, r.timeToFirstTokenMs);
+      metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
-      if (r.errorCode) {
-        const errors = metrics.singleMetric();
-        errors.addDimension('ErrorType', r.errorCode);
-        errors.addMetric('Errors', MetricUnit.Count, 1);
-      }
-      // A single metric publishes as soon as it is added: one EMF line per dimension set.
-      const upstream = metrics.singleMetric();
-      upstream.addDimension('Provider', provider);
-      upstream.addMetric('UpstreamRequests', MetricUnit.Count, 1);
-      const upstreamErrors = metrics.singleMetric();
-      upstreamErrors.addDimension('Provider', provider);
-      upstreamErrors.addMetric('UpstreamErrors', MetricUnit.Count, r.status === 'failed' && r.httpStatus >= 500 ? 1 : 0);
-      if (r.usage) {
-        for (const [name, value] of [
-          ['PromptTokens', r.usage.prompt_tokens],
-          ['CompletionTokens', r.usage.completion_tokens],
-        ] as const) {
-          const perModel = metrics.singleMetric();
-          perModel.addDimensions({ Model: r.model, Provider: provider });
-          perModel.addMetric(name, MetricUnit.Count, value);
-        }
-      }
     },
   };
 }

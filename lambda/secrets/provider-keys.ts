@@ -6,11 +6,16 @@ export interface ProviderKeys {
   get(name: string): Promise<string | undefined>;
 }
 
+/** The environment variable that holds a route's `secret` locally: `openai` → `ITAPI_SECRET_OPENAI`. */
+export function providerKeyVariable(name: string): string {
+  return `ITAPI_SECRET_${name.toUpperCase().replace(/-/g, '_')}`;
+}
+
 /** Local mode: `ITAPI_SECRET_<NAME>` from the environment. */
 export function envProviderKeys(env: NodeJS.ProcessEnv = process.env): ProviderKeys {
   return {
     async get(name) {
-      return env[`ITAPI_SECRET_${name.toUpperCase().replace(/-/g, '_')}`] || undefined;
+      return env[providerKeyVariable(name)] || undefined;
     },
   };
 }

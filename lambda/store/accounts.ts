@@ -11,6 +11,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
+import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type LedgerEntry, ledgerSortKey, ledgerToItem } from './usage';
 
@@ -218,7 +219,12 @@ export class AccountsStore {
     };
     if (account.rpm !== undefined) item.rpm = num(account.rpm);
     if (account.tpm !== undefined) item.tpm = num(account.tpm);
-    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(account_id)' }));
+    try {
+      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(account_id)' }));
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) throw new ItemExistsError('account', account.id);
+      throw err;
+    }
     return accountFromItem(item);
   }
 

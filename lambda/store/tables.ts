@@ -1,4 +1,4 @@
-import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 
 /** Table names; in AWS they come from the stack's environment, locally these defaults. */
 export interface TableNames {
@@ -113,4 +113,20 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
       ],
     },
   ];
+}
+
+/** Creates the tables that do not exist yet (local mode) and waits until each is ACTIVE. */
+export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): Promise<void> {
+  for (const definition of tableDefinitions(tables)) {
+    try {
+      await dynamo.send(new CreateTableCommand(definition));
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
+    }
+    for (;;) {
+      const out = await dynamo.send(new DescribeTableCommand({ TableName: definition.TableName }));
+      if (out.Table?.TableStatus === 'ACTIVE') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -1,8 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { testDynamoEndpoint } from '../support/dynamo';
+import { completionBody, startUpstream } from '../support/upstream';
 
 /** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
 
@@ -27,26 +30,18 @@ function alive(pid: string): boolean {
 it('starts, prints the base URL, key and admin token (then a console link), serves a stream and the console, and stops its Java on SIGINT', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
   // What `npm start` runs (tsx), as a single process so that the signal reaches it directly.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
-    env: { ...process.env, PORT: '0', ITAPI_DATA_DIR: dataDir, ITAPI_ADMIN_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { child, exited, started: ready } = startGateway({ ITAPI_DATA_DIR: dataDir });
   try {
-    let out = '';
-    const lines = await new Promise<Record<string, string>>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
-        if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN && found.ITAPI_CONSOLE_LINK) resolve(found);
-      });
-      child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out}`)));
-    });
+    const { lines, stdout, stderr } = await ready;
+    // The three lines scripts read come first, exactly, then the demo account's console link.
+    expect(stdout).toBe(
+      `ITAPI_BASE_URL=${lines.ITAPI_BASE_URL}\nITAPI_API_KEY=${lines.ITAPI_API_KEY}\nITAPI_ADMIN_TOKEN=${lines.ITAPI_ADMIN_TOKEN}\nITAPI_CONSOLE_LINK=${lines.ITAPI_CONSOLE_LINK}\n`,
+    );
+    expect(stderr()).toContain('the built-in catalog is served by the offline mock provider');
+    expect(stderr()).toMatch(/^itapi: {3}gpt-4o -> mock:gpt-4o$/m);
     expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
     expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);
-    // The three lines scripts read come first, exactly in this order; the console link follows.
-    expect(out.split('\n').slice(0, 4).map((l) => l.split('=')[0])).toEqual(['ITAPI_BASE_URL', 'ITAPI_API_KEY', 'ITAPI_ADMIN_TOKEN', 'ITAPI_CONSOLE_LINK']);
     const origin = new URL(lines.ITAPI_BASE_URL).origin;
     expect(lines.ITAPI_CONSOLE_LINK).toMatch(new RegExp(`^${origin}/console/sign-in#[A-Za-z0-9_-]{43}$`));
     const started = javaChildren(child.pid!);
@@ -81,5 +76,108 @@ it('starts, prints the base URL, key and admin token (then a console link), serv
       for (const pid of javaChildren(child.pid!)) process.kill(Number(pid), 'SIGKILL');
       child.kill('SIGKILL');
     }
+  }
+}, 60_000);
+
+const spawned: ChildProcess[] = [];
+// A test that timed out never reached its own cleanup: no gateway may outlive the file.
+afterAll(() => {
+  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+/** Spawns what `npm start` runs (tsx), as a single process so that a signal reaches it directly. */
+function startGateway(env: Record<string, string>): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  started: Promise<{ lines: Record<string, string>; stdout: string; stderr: () => string }>;
+} {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ITAPI_SECRET_') && k !== 'ITAPI_MODELS'));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
+    env: { ...inherited, PORT: '0', ITAPI_ADMIN_TOKEN: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  spawned.push(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const started = new Promise<{ lines: Record<string, string>; stdout: string; stderr: () => string }>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+      // The routing report follows the three lines on stderr: give it a moment to arrive as well.
+      if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN && found.ITAPI_CONSOLE_LINK) {
+        const deadline = Date.now() + 5_000;
+        const poll = () => (/ -> /.test(err) || Date.now() > deadline ? resolve({ lines: found, stdout: out, stderr: () => err }) : setTimeout(poll, 20));
+        poll();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out} ${err}`)));
+  });
+  return { child, exited, started };
+}
+
+it('serves a catalog given in ITAPI_MODELS as written, with no provider key set, and says where each model routes', async () => {
+  const upstream = await startUpstream((_req, body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(body.model, 'answered by the local model server')));
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'itapi-start-catalog-'));
+  const catalogFile = join(dir, 'models.json');
+  const route = { provider: 'openai-compatible', base_url: upstream.url, model: 'llama3.2' };
+  writeFileSync(
+    catalogFile,
+    JSON.stringify({
+      models: {
+        'local-llama': { owned_by: 'me', pricing: { input_per_mtok: 0, output_per_mtok: 0 }, context_window: 8192, max_output_tokens: 2048, routes: [route] },
+        'gpt-4o': {
+          owned_by: 'openai',
+          pricing: { input_per_mtok: 2.5, output_per_mtok: 10 },
+          context_window: 128000,
+          max_output_tokens: 16384,
+          routes: [{ provider: 'openai-compatible', secret: 'openai', model: 'gpt-4o' }, route],
+        },
+      },
+    }),
+  );
+  // A running DynamoDB with tables of this test's own: no second Java.
+  const suffix = randomBytes(4).toString('hex');
+  const { child, exited, started } = startGateway({
+    ITAPI_DATA_DIR: dir,
+    ITAPI_MODELS: catalogFile,
+    ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
+    ITAPI_KEYS_TABLE: `start-keys-${suffix}`,
+    ITAPI_TIERS_TABLE: `start-tiers-${suffix}`,
+    ITAPI_ACCOUNTS_TABLE: `start-accounts-${suffix}`,
+    ITAPI_USAGE_TABLE: `start-usage-${suffix}`,
+    ITAPI_HOLDS_TABLE: `start-holds-${suffix}`,
+    ITAPI_SESSIONS_TABLE: `start-sessions-${suffix}`,
+  });
+  try {
+    const { lines, stdout, stderr } = await started;
+    expect(stdout.split('\n')).toEqual([
+      `ITAPI_BASE_URL=${lines.ITAPI_BASE_URL}`,
+      `ITAPI_API_KEY=${lines.ITAPI_API_KEY}`,
+      `ITAPI_ADMIN_TOKEN=${lines.ITAPI_ADMIN_TOKEN}`,
+      `ITAPI_CONSOLE_LINK=${lines.ITAPI_CONSOLE_LINK}`,
+      '',
+    ]);
+    expect(stderr()).toContain(`serving the catalog ${catalogFile} as written`);
+    expect(stderr()).toContain(`local-llama -> openai-compatible:llama3.2 at ${upstream.url}`);
+    expect(stderr()).toContain(`gpt-4o -> openai-compatible:gpt-4o (ITAPI_SECRET_OPENAI is not set: this route fails), then openai-compatible:llama3.2 at ${upstream.url}`);
+
+    const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
+    const { data, response } = await client.chat.completions.create({ model: 'local-llama', messages: [{ role: 'user', content: 'Hi' }] }).withResponse();
+    expect(data.choices[0].message.content).toBe('answered by the local model server');
+    expect(response.headers.get('x-itapi-route')).toBe('openai-compatible:llama3.2');
+    expect(upstream.requests.map((r) => r.model)).toEqual(['llama3.2']);
+    // The keyless route falls through to the next, never to the mock.
+    const second = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }] });
+    expect(second.choices[0].message.content).toBe('answered by the local model server');
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await upstream.close();
   }
 }, 60_000);

@@ -1,5 +1,5 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { bedrockResourceArns, catalogProviders, validateCatalog, type ItapiCatalog } from '../../lib';
+import { bedrockGrants, catalogProviders, validateCatalog, type ItapiCatalog } from '../../lib';
 
 /** Embedding models in a deploy-time catalog: accepted without output fields, and their Bedrock models granted. */
 const catalog: ItapiCatalog = {
@@ -30,7 +30,7 @@ describe('a catalog with embedding models', () => {
 
   it('grants InvokeModel on each embedding model’s foundation model, in the route’s region or the stack’s', () => {
     const stack = new Stack(new App(), 'EmbeddingGrants', { env: { account: '111122223333', region: 'eu-west-1' } });
-    const arns = JSON.stringify(stack.resolve(bedrockResourceArns(stack, catalog).arns));
+    const arns = JSON.stringify(stack.resolve(bedrockGrants(stack, catalog).direct));
     expect(arns).toMatch(/:bedrock:us-east-1::foundation-model\/amazon\.titan-embed-text-v2:0/);
     expect(arns).toMatch(/:bedrock:eu-west-1::foundation-model\/cohere\.embed-english-v3/);
   });

@@ -100,13 +100,15 @@ describe('catalog from props', () => {
 
   it('grants Bedrock invoke only on the catalog’s Bedrock models', () => {
     const bedrock = chatStatements().filter((st) => JSON.stringify(st.Action).includes('bedrock:'));
-    expect(bedrock).toHaveLength(1);
-    expect([bedrock[0].Action].flat().sort()).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
-    const resources = [bedrock[0].Resource].flat().map((r: unknown) => JSON.stringify(r));
-    expect(resources).toHaveLength(3);
-    expect(resources.join('\n')).toContain(':bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0');
-    expect(resources.join('\n')).toContain(':bedrock:us-west-2:111122223333:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0');
-    expect(resources.join('\n')).toContain(':bedrock:*::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0');
+    expect(bedrock.map((st) => st.Sid)).toEqual(['InvokeCatalogBedrockModels', 'InvokeModelsThroughCatalogProfiles']);
+    for (const st of bedrock) expect([st.Action].flat().sort()).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
+    const direct = [bedrock[0].Resource].flat().map((r: unknown) => JSON.stringify(r));
+    expect(direct).toHaveLength(2);
+    expect(direct.join('\n')).toContain(':bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0');
+    expect(direct.join('\n')).toContain(':bedrock:us-west-2:111122223333:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0');
+    // The profile's model in any destination Region, only through the profile.
+    expect(JSON.stringify(bedrock[1].Resource)).toContain(':bedrock:*::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0');
+    expect(JSON.stringify(bedrock[1].Condition)).toContain('inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0');
   });
 
   it('alarms on the error rate of each provider the catalog routes to', () => {

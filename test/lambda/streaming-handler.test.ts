@@ -189,3 +189,75 @@ describe.each(BUNDLES)('the %s', (_bundle, build) => {
     });
   });
 });
+
+/** A client that goes away after the first body bytes: every later write fails, as a closed connection's do. */
+class ClientGoneStream extends ResponseStreamRecorder {
+  private bodyWrites = 0;
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error) => void): void {
+    const isPrelude = this.writes.length < 2;
+    if (!isPrelude && ++this.bodyWrites > 1) return callback(new Error('client went away'));
+    super._write(chunk, encoding, callback);
+  }
+}
+
+describe('the streaming entry', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = dirname((await bundleChat(join(workDir, 'entry'))).handlerFile);
+  }, 120_000);
+
+  /** A fresh module instance of the bundle, as a new Lambda execution environment loads it. */
+  function loadFresh(): Handler {
+    process.env.ITAPI_TOKENIZER_MODULE = join(dir, 'tokenizer.js');
+    let loaded: Handler | undefined;
+    jest.isolateModules(() => {
+      loaded = require(join(dir, 'index.js')).handler;
+    });
+    return loaded!;
+  }
+
+  const headers = () => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' });
+
+  afterEach(() => installAwsLambdaGlobal());
+
+  it('takes the runtime’s streamifyResponse as it is: read-only, it serves all the same', async () => {
+    installAwsLambdaGlobal();
+    // Only these two: the AWS SDK itself adds a property to the global (InvokeStore).
+    const runtime = (globalThis as Record<string, unknown>).awslambda as Record<string, unknown>;
+    Object.defineProperty(runtime, 'streamifyResponse', { writable: false, configurable: false });
+    Object.freeze(runtime.HttpResponseStream);
+    const handler = loadFresh();
+    for (let i = 0; i < 2; i++) {
+      const stream = new ResponseStreamRecorder();
+      await handler(functionUrlEvent('POST', '/v1/chat/completions', headers(), chatBody(false)), stream, { awsRequestId: `frozen-${i}` });
+      await stream.finished;
+      expect(stream.parse().prelude.statusCode).toBe(200);
+    }
+  });
+
+  it('fails at init with a reason when the runtime offers no response streaming', () => {
+    delete (globalThis as Record<string, unknown>).awslambda;
+    expect(() => loadFresh()).toThrow(/awslambda.*streamifyResponse.*RESPONSE_STREAM/s);
+  });
+
+  it('when the client goes away mid-stream, stops the upstream and settles before the invocation ends', async () => {
+    const handler = loadFresh();
+    const before = (await stores.usage.all('lambda-acct')).length;
+    const upstreamClosed = new Promise<void>((resolve) => upstream.server.once('request', (_req, res) => res.once('close', () => resolve())));
+    const stream = new ClientGoneStream();
+    stream.on('error', () => undefined);
+    const startedMs = Date.now();
+    await handler(functionUrlEvent('POST', '/v1/chat/completions', headers(), chatBody(true)), stream, { awsRequestId: 'gone' });
+    // No drain here: what the handler awaited is all a frozen environment would have done.
+    const entries = await stores.usage.all('lambda-acct');
+    expect(entries.length).toBe(before + 1);
+    const entry = entries.sort((a, b) => a.atMs - b.atMs).at(-1)!;
+    expect(entry).toMatchObject({ clientAborted: true, stream: true, status: 200 });
+    expect(entry.amountMicroUsd).toBeLessThan(0); // the prompt and what was delivered are billed
+    await upstreamClosed;
+    // Stopped early: the upstream would have taken 4 gaps to finish.
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+  });
+});
+

@@ -11,7 +11,7 @@ import type { RouteConfig } from '../../catalog';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
-import { bedrockError } from './errors';
+import { bedrockError, type BedrockTarget } from './errors';
 import { bedrockRequest } from './request';
 import { bedrockResponseToCompletion } from './response';
 import { BedrockStreamMapper } from './stream';
@@ -75,7 +75,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
           jsonToolName: plan.jsonToolName,
         });
       } catch (err) {
-        throw deadline.failure(bedrockError(err), true);
+        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
       } finally {
         deadline.dispose();
       }
@@ -106,7 +106,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
         }
       } catch (err) {
         deadline.dispose(true);
-        throw deadline.failure(bedrockError(err), true);
+        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
       }
       return relay(first, events, mapper, deadline, call.timeouts.idleMs);
     },
@@ -115,6 +115,10 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
       return bedrockEmbeddings(call, clientFor(call.route));
     },
   };
+}
+
+function targetOf(route: RouteConfig): BedrockTarget {
+  return { model: route.model, region: route.region ?? process.env.AWS_REGION };
 }
 
 function completionId(requestId: string | undefined, call: ProviderCall): string {

@@ -235,6 +235,55 @@ describe('bedrock provider: errors', () => {
     }
   });
 
+  // Bedrock's own words for an account that has not set a model up (docs/DEPLOY.md, "Amazon Bedrock models").
+  it.each([
+    [
+      'the AWS Marketplace subscription failed',
+      403,
+      'AccessDeniedException',
+      'Model access is denied due to IAM user or service role is not authorized to perform the required AWS Marketplace actions (aws-marketplace:ViewSubscriptions, aws-marketplace:Subscribe) to enable access to this model. Refer to the Amazon Bedrock documentation for further details. Your AWS Marketplace subscription for this model cannot be completed at this time. If you recently fixed this issue, try again after 15 minutes.',
+      /has not enabled 'anthropic\.claude-3-5-sonnet-20241022-v2:0' in us-east-1 for the gateway's AWS account yet.*first use.*AWS Marketplace subscription.*use case form.*docs\/DEPLOY\.md/,
+    ],
+    [
+      "Anthropic's use case form is missing",
+      404,
+      'ResourceNotFoundException',
+      'Model use case details have not been submitted for this account. Fill out the Anthropic use case details form before using the model. If you have already filled out the form, try again in 15 minutes.',
+      /has not enabled .* first use .*use case form.*docs\/DEPLOY\.md.*retry after about 15 minutes/,
+    ],
+    [
+      'the model needs an inference profile',
+      400,
+      'ValidationException',
+      'Invocation of model ID anthropic.claude-3-5-sonnet-20241022-v2:0 with on-demand throughput isn\u2019t supported. Retry your request with the ID or ARN of an inference profile that contains this model.',
+      /only through an inference profile.*'us\.anthropic\.claude-3-5-sonnet-20241022-v2:0'/,
+    ],
+    [
+      'the model is legacy',
+      404,
+      'ResourceNotFoundException',
+      'Access denied. This Model is marked by provider as Legacy and you have not been actively using the model in the last 15 days. Please upgrade to an active model on Amazon Bedrock',
+      /no longer serves .*current one in the catalog/,
+    ],
+    [
+      "the function's role lacks the grant",
+      403,
+      'AccessDeniedException',
+      'User: arn:aws:sts::111122223333:assumed-role/Itapi-Chat/fn is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/x because no identity-based policy allows the bedrock:InvokeModel action',
+      /IAM role may not invoke .*grant/,
+    ],
+  ] as const)('tells the client what the operator must do when %s: 502, and the next route is tried', async (_case, status, errorType, bedrockMessage, said) => {
+    const reply = errorReply(status, errorType, bedrockMessage);
+    route(standIn, { converse: reply, stream: reply });
+    for (const attempt of [() => provider.complete(call({})), () => provider.stream(call({ stream: true }))]) {
+      const err = await thrown(attempt);
+      expect(err).toMatchObject({ status: 502, code: 'upstream_error', fallback: true });
+      expect((err as GatewayError).message).toMatch(said);
+      // Bedrock's own words follow, for the operator reading the client's report.
+      expect((err as GatewayError).message).toContain(bedrockMessage.slice(0, 40));
+    }
+  });
+
   it("passes Bedrock's message on a ValidationException", async () => {
     route(standIn, { converse: errorReply(400, 'ValidationException', 'The model returned the following errors: temperature: range: 0..1') });
     const err = await thrown(() => provider.complete(call({})));

@@ -1,0 +1,79 @@
+import { GatewayError, invalidRequest, requestTooLarge } from './errors';
+
+/**
+ * How much of an oversized body is read and dropped before the 413 goes out. Answering and closing
+ * while the client still sends makes its next writes meet a reset, which throws away the 413 it
+ * has not read yet (clients that send the whole body first, as Python's do, never see it).
+ */
+export const MAX_DISCARDED_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * JSON.parse takes any depth, but JSON.stringify (token estimate, upstream body) recurses and
+ * overflowed the stack at about 4,000 levels: a 500 for bad input. No real schema comes close.
+ */
+const MAX_JSON_DEPTH = 128;
+
+/** The request's JSON body, at most `maxBytes` of it: 415 for another content type, 413 above the limit, 400 for bad JSON. */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const type = request.headers.get('content-type');
+  if (type && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
+  }
+  const text = await readBodyWithin(request, maxBytes);
+  if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw invalidRequest('We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.', null, 'invalid_json');
+  }
+  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
+  }
+  return body;
+}
+
+async function readBodyWithin(request: Request, maxBytes: number): Promise<string> {
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const declaredBytes = Number(request.headers.get('content-length') ?? Number.NaN);
+  if (declaredBytes > maxBytes) throw await tooLarge(reader, maxBytes, 0);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) throw await tooLarge(reader, maxBytes, size);
+    parts.push(value);
+  }
+  return Buffer.concat(parts, size).toString('utf8');
+}
+
+/** Reads and drops the rest of the body up to the bound, then answers 413 and closes the connection. */
+async function tooLarge(reader: ReadableStreamDefaultReader<Uint8Array>, maxBytes: number, readBytes: number): Promise<GatewayError> {
+  let dropped = readBytes;
+  while (dropped <= MAX_DISCARDED_BODY_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    dropped += value.byteLength;
+  }
+  if (dropped > MAX_DISCARDED_BODY_BYTES) await reader.cancel().catch(() => undefined);
+  const error = requestTooLarge(maxBytes);
+  // The connection's state after an unread or cut-short body is unknown: never reuse it.
+  error.headers.connection = 'close';
+  return error;
+}
+
+function nestedDeeperThan(root: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

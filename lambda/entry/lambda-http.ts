@@ -1,0 +1,102 @@
+import type { APIGatewayProxyEvent, LambdaFunctionURLEvent } from 'aws-lambda';
+import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+
+/**
+ * What the Lambda runtime's `awslambda` global offers a streaming handler (Node.js runtimes,
+ * response streaming): `streamifyResponse` marks the handler, `HttpResponseStream.from` writes the
+ * HTTP prelude (status, headers, cookies) that Function URLs and API Gateway's STREAM mode read.
+ */
+export interface StreamingRuntime {
+  streamifyResponse(handler: StreamingHandler): StreamingHandler;
+  HttpResponseStream: { from(stream: Writable, prelude: HttpPrelude): Writable };
+}
+
+export type StreamingHandler = (event: unknown, responseStream: Writable, context: unknown) => Promise<void>;
+
+export interface HttpPrelude {
+  statusCode: number;
+  headers: Record<string, string>;
+  cookies: string[];
+}
+
+/** The runtime's global, checked once at init so that a runtime without streaming fails there with a reason, not on every request. */
+export function streamingRuntime(): StreamingRuntime {
+  const runtime = (globalThis as unknown as { awslambda?: Partial<StreamingRuntime> }).awslambda;
+  if (typeof runtime?.streamifyResponse !== 'function' || typeof runtime.HttpResponseStream?.from !== 'function') {
+    throw new Error(
+      'itapi chat handler: the Lambda runtime global `awslambda` with streamifyResponse and HttpResponseStream is missing; ' +
+        'deploy it on a Node.js managed runtime (nodejs24.x) with invoke mode RESPONSE_STREAM.',
+    );
+  }
+  return runtime as StreamingRuntime;
+}
+
+type HttpEvent = LambdaFunctionURLEvent | APIGatewayProxyEvent;
+
+function isFunctionUrlEvent(event: HttpEvent): event is LambdaFunctionURLEvent {
+  return 'rawPath' in event && typeof (event.requestContext as { http?: unknown })?.http === 'object';
+}
+
+/** A Function URL (payload 2.0) or API Gateway REST proxy (payload 1.0) event as a Web Request. */
+export function requestFromEvent(event: HttpEvent): Request {
+  const headers = new Headers();
+  let method: string;
+  let url: string;
+  if (isFunctionUrlEvent(event)) {
+    for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers.set(name, headerSafe(value));
+    if (event.cookies?.length) headers.set('cookie', event.cookies.join('; '));
+    method = event.requestContext.http.method;
+    const host = event.requestContext.domainName ?? headers.get('host');
+    url = `https://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`;
+  } else {
+    for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) for (const v of values ?? []) headers.append(name, headerSafe(v));
+    for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined && !headers.has(name)) headers.set(name, headerSafe(value));
+    method = event.httpMethod;
+    const query = new URLSearchParams();
+    for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) for (const v of values ?? []) query.append(name, v);
+    if (!event.multiValueQueryStringParameters) for (const [name, v] of Object.entries(event.queryStringParameters ?? {})) if (v !== undefined) query.append(name, v);
+    const search = query.toString();
+    url = `https://${event.requestContext?.domainName ?? headers.get('host')}${event.path}${search ? `?${search}` : ''}`;
+  }
+  const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : undefined;
+  if (body) headers.set('content-length', String(body.byteLength));
+  return new Request(url, { method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : body });
+}
+
+/** Headers hold bytes 0–255 only; the runtime hands over decoded strings, so anything else is percent-encoded rather than thrown on. */
+function headerSafe(value: string): string {
+  return /[^\x00-\xff]/.test(value) ? encodeURIComponent(value) : value;
+}
+
+/**
+ * Writes the prelude, then the body chunk by chunk as the app produces it. If the stream to the
+ * client fails (it went away), the body is cancelled and the cancellation awaited, so the app has
+ * stopped its upstream and scheduled its settlement before this returns.
+ */
+export async function writeResponse(runtime: StreamingRuntime, responseStream: Writable, response: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers[name] = value;
+  });
+  const out = runtime.HttpResponseStream.from(responseStream, { statusCode: response.status, headers, cookies: response.headers.getSetCookie() });
+  if (!response.body) {
+    // The runtime sends the prelude with the first write: an empty body still needs one.
+    out.write('');
+    out.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  try {
+    await pipeline(async function* bodyChunks() {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    }, out);
+  } catch (err) {
+    await reader.cancel(err).catch(() => undefined);
+    throw err;
+  }
+}

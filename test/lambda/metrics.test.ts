@@ -1,0 +1,248 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
+import { createStores } from '../../lambda/runtime';
+import { DEFAULT_METRICS_NAMESPACE, SERVICE_DIMENSION, type ItapiCatalog } from '../../lib';
+import { bundleChat } from '../../scripts/bundle';
+import { cdkJsonContext, synthesizeItapi } from '../infra/synth-itapi';
+import { errorReply, route as bedrockRoute } from '../providers/bedrock/stand-in';
+import { StandIn } from '../providers/stand-in';
+import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder } from '../support/awslambda-standin';
+import { createTestTables } from '../support/dynamo';
+import { DynamoFaults } from '../support/dynamo-faults';
+import { emfDataPoints, pointsOf, type EmfDataPoint } from '../support/emf';
+import { completionBody, startUpstream, streamEvents } from '../support/upstream';
+
+/**
+ * Metrics that alarms can see (issue 11, item 8): the bundled chat handler, under a stand-in for
+ * the Lambda runtime, driven through each kind of failure; its EMF lines parsed as CloudWatch
+ * would, and every alarm the stack synthesizes on runtime metrics shown to receive data points.
+ */
+
+type Handler = (event: unknown, stream: ResponseStreamRecorder, context: unknown) => Promise<void>;
+
+const NS = DEFAULT_METRICS_NAMESPACE;
+const PRICING = { input_per_mtok: 1, output_per_mtok: 2 };
+const LIMITS = { context_window: 100_000, max_output_tokens: 1000 };
+
+let handler: Handler;
+let faults: DynamoFaults;
+let openai: Awaited<ReturnType<typeof startUpstream>>;
+let anthropic: Awaited<ReturnType<typeof startUpstream>>;
+const bedrock = new StandIn('h2c');
+let catalog: ItapiCatalog;
+const keys: Record<'rich' | 'poor' | 'capped' | 'limited', string> = { rich: '', poor: '', capped: '', limited: '' };
+
+beforeAll(async () => {
+  openai = await startUpstream((req, body, res) => {
+    if (body.model === 'broken') {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'boom', type: 'server_error' } }));
+    } else if (body.stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const event of streamEvents(body.model, ['one ', 'two'])) res.write(event);
+      res.end();
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(body.model, 'fine')));
+    }
+  });
+  anthropic = await startUpstream((_req, _body, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'Internal server error' } }));
+  });
+  const bedrockUrl = await bedrock.start();
+  bedrockRoute(bedrock, { converse: errorReply(500, 'InternalServerException', 'The server encountered an error.'), stream: errorReply(500, 'InternalServerException', 'The server encountered an error.') });
+
+  const model = (routes: ItapiCatalog['models'][string]['routes']) => ({ owned_by: 'test', pricing: PRICING, ...LIMITS, routes });
+  catalog = {
+    models: {
+      'works': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'works' }]),
+      'openai-down': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'broken' }]),
+      'anthropic-down': model([{ provider: 'anthropic', base_url: anthropic.url.replace(/\/v1$/, ''), model: 'claude-sonnet-4-5' }]),
+      'bedrock-down': model([{ provider: 'bedrock', base_url: bedrockUrl, region: 'us-east-1', model: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0' }]),
+    },
+  };
+
+  const { client, tables } = await createTestTables();
+  const stores = createStores(client, tables);
+  await stores.tiers.seed();
+  const account = async (id: string, credits: number, limits: { rpm?: number; tpm?: number } = {}) => {
+    await stores.accounts.create({ id, name: id, tier: 'pro', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), ...limits });
+    if (credits) await stores.accounts.topUp(id, credits, 'initial');
+  };
+  const key = async (accountId: string, options: { models?: string[]; rpm?: number; tpm?: number } = {}) => {
+    const plain = generateApiKey();
+    await stores.keys.create({
+      keyHash: hashApiKey(plain),
+      keyId: `key_${accountId}`,
+      accountId,
+      name: accountId,
+      prefix: displayPrefix(plain),
+      status: 'active',
+      createdAtMs: Date.now(),
+      accountTier: 'pro',
+      models: options.models,
+      accountRpm: options.rpm,
+      accountTpm: options.tpm,
+    });
+    return plain;
+  };
+  await account('rich', 5_000_000);
+  await account('poor', 0);
+  await account('limited', 5_000_000, { rpm: 1, tpm: 1_000_000 });
+  keys.rich = await key('rich');
+  keys.poor = await key('poor');
+  keys.capped = await key('rich', { models: ['works'] });
+  keys.limited = await key('limited', { rpm: 1, tpm: 1_000_000 });
+
+  faults = new DynamoFaults(process.env.ITAPI_TEST_DYNAMODB_ENDPOINT!);
+  const dir = mkdtempSync(join(tmpdir(), 'itapi-metrics-'));
+  const catalogFile = join(dir, 'catalog.json');
+  writeFileSync(catalogFile, JSON.stringify(catalog));
+  Object.assign(process.env, {
+    ITAPI_DYNAMODB_ENDPOINT: await faults.start(),
+    ITAPI_KEYS_TABLE: tables.keys,
+    ITAPI_TIERS_TABLE: tables.tiers,
+    ITAPI_ACCOUNTS_TABLE: tables.accounts,
+    ITAPI_USAGE_TABLE: tables.usage,
+    ITAPI_MODELS: catalogFile,
+    ITAPI_METRICS_NAMESPACE: NS,
+    POWERTOOLS_METRICS_DISABLED: 'false',
+    // The Bedrock client's default credential chain reads these, and never probes instance metadata.
+    AWS_ACCESS_KEY_ID: 'AKIDMETRICSTEST',
+    AWS_SECRET_ACCESS_KEY: 'metrics-test-secret',
+    AWS_REGION: 'us-east-1',
+  });
+  installAwsLambdaGlobal();
+  const built = await bundleChat(join(dir, 'bundle'));
+  process.env.ITAPI_TOKENIZER_MODULE = built.tokenizerFile;
+  handler = require(join(dirname(built.handlerFile), 'index.js')).handler;
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([faults.stop(), openai.close(), anthropic.close(), bedrock.stop()]);
+});
+
+/** Invokes the handler and returns the answer's status and the EMF data points its invocation wrote. */
+async function invoke(key: string | undefined, body: unknown): Promise<{ status: number; points: EmfDataPoint[] }> {
+  const lines: string[] = [];
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(...String(chunk).split('\n').filter(Boolean));
+    return true;
+  });
+  try {
+    const stream = new ResponseStreamRecorder();
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) };
+    await handler(functionUrlEvent('POST', '/v1/chat/completions', headers, typeof body === 'string' ? body : JSON.stringify(body)), stream, { awsRequestId: 'metrics' });
+    await stream.finished;
+    return { status: stream.parse().prelude.statusCode, points: emfDataPoints(lines) };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+const ask = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, ...extra });
+const service = SERVICE_DIMENSION;
+const value = (points: EmfDataPoint[], metric: string, dimensions: Record<string, string>) => pointsOf(points, NS, metric, { ...service, ...dimensions }).map((p) => p.value);
+
+/** Everything every invocation wrote, for the cross-check against the synthesized alarms. */
+const allPoints: EmfDataPoint[] = [];
+
+type Case = readonly [name: string, key: () => string, body: unknown, status: number, errorType: string, serverError: boolean];
+describe.each<Case>([
+  ['400 invalid_request_error', () => keys.rich, ask('works', { temperature: 7 }), 400, 'invalid_request_error', false],
+  ['400 for bad JSON', () => keys.rich, '{"model":', 400, 'invalid_request_error', false],
+  ['401 authentication_error', () => 'it_00000000000000000000000000000000000000ZZ', ask('works'), 401, 'authentication_error', false],
+  ['402 insufficient_quota', () => keys.poor, ask('works'), 402, 'insufficient_quota', false],
+  ['403 permission_error', () => keys.capped, ask('openai-down'), 403, 'permission_error', false],
+  ['404 model_not_found', () => keys.rich, ask('no-such-model'), 404, 'invalid_request_error', false],
+  ['502 from an upstream failure', () => keys.rich, ask('openai-down'), 502, 'api_error', true],
+])('a %s', (_name, key, body, status, errorType, serverError) => {
+  it('emits one request record with its error type and 5xx flag', async () => {
+    const { status: got, points } = await invoke(key(), body);
+    allPoints.push(...points);
+    expect(got).toBe(status);
+    expect(value(points, 'Requests', {})).toEqual([1]);
+    expect(value(points, 'Http5xx', {})).toEqual([serverError ? 1 : 0]);
+    expect(value(points, 'Latency', {})).toHaveLength(1);
+    expect(value(points, 'Errors', { ErrorType: errorType })).toEqual([1]);
+  });
+});
+
+it('a 429 from the rate limit emits Errors{rate_limit_exceeded}', async () => {
+  const first = await invoke(keys.limited, ask('works'));
+  expect(first.status).toBe(200);
+  const second = await invoke(keys.limited, ask('works'));
+  allPoints.push(...first.points, ...second.points);
+  expect(second.status).toBe(429);
+  expect(value(second.points, 'Requests', {})).toEqual([1]);
+  expect(value(second.points, 'Errors', { ErrorType: 'rate_limit_exceeded' })).toEqual([1]);
+  expect(value(second.points, 'Http5xx', {})).toEqual([0]);
+});
+
+it('a 503 raised during admission (DynamoDB throttling) counts as a 5xx and as server_overloaded', async () => {
+  faults.failing = new Set(['UpdateItem', 'TransactWriteItems']);
+  let answer: Awaited<ReturnType<typeof invoke>>;
+  try {
+    answer = await invoke(keys.rich, ask('works'));
+  } finally {
+    faults.failing = new Set();
+  }
+  allPoints.push(...answer.points);
+  expect(faults.refused).toBeGreaterThan(0);
+  expect(answer.status).toBe(503);
+  expect(value(answer.points, 'Http5xx', {})).toEqual([1]);
+  expect(value(answer.points, 'Errors', { ErrorType: 'server_overloaded' })).toEqual([1]);
+  // Refused before any upstream was called.
+  expect(answer.points.filter((p) => p.metric === 'UpstreamRequests')).toEqual([]);
+});
+
+describe.each([
+  ['openai-compatible', 'openai-down', false],
+  ['anthropic', 'anthropic-down', false],
+  ['bedrock', 'bedrock-down', false],
+  ['bedrock', 'bedrock-down', true],
+] as const)('an upstream failure on %s (%s, stream %s)', (provider, model, stream) => {
+  it('emits UpstreamRequests and UpstreamErrors under its own Provider, and a 5xx request', async () => {
+    const { status, points } = await invoke(keys.rich, ask(model, { stream }));
+    allPoints.push(...points);
+    expect(status).toBe(502);
+    expect(value(points, 'UpstreamRequests', { Provider: provider })).toEqual([1]);
+    expect(value(points, 'UpstreamErrors', { Provider: provider })).toEqual([1]);
+    expect(value(points, 'UpstreamLatency', { Provider: provider })).toHaveLength(1);
+    expect(points.filter((p) => p.dimensions.Provider === 'none')).toEqual([]);
+    expect(value(points, 'Http5xx', {})).toEqual([1]);
+  });
+});
+
+it('a served stream emits a healthy upstream call, tokens, time to first token and cost', async () => {
+  const { status, points } = await invoke(keys.rich, ask('works', { stream: true }));
+  allPoints.push(...points);
+  expect(status).toBe(200);
+  expect(value(points, 'UpstreamRequests', { Provider: 'openai-compatible' })).toEqual([1]);
+  expect(value(points, 'UpstreamErrors', { Provider: 'openai-compatible' })).toEqual([0]);
+  expect(value(points, 'Http5xx', {})).toEqual([0]);
+  expect(value(points, 'TimeToFirstToken', {})).toHaveLength(1);
+  expect(value(points, 'PromptTokens', { Model: 'works', Provider: 'openai-compatible' })).toEqual([10]);
+  expect(value(points, 'CostMicroUsd', { Model: 'works', Provider: 'openai-compatible' })).toHaveLength(1);
+});
+
+describe('every alarm the stack puts on runtime metrics', () => {
+  it('reads metric names and dimensions the runtime emits, and its error metrics took non-zero values above', () => {
+    const { json } = synthesizeItapi({ props: { catalog }, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+    const alarms = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
+    type Stat = { Namespace: string; MetricName: string; Dimensions?: Array<{ Name: string; Value: string }> };
+    const runtimeMetrics = alarms.flatMap(([id, r]) => {
+      const p = r.Properties as { Namespace?: string; MetricName?: string; Dimensions?: Stat['Dimensions']; Metrics?: Array<{ MetricStat?: { Metric: Stat } }> };
+      const stats: Stat[] = p.Metrics ? p.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])) : [{ Namespace: p.Namespace!, MetricName: p.MetricName!, Dimensions: p.Dimensions }];
+      return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
+    });
+    // The gateway 5xx rate and one upstream error rate per provider of the catalog.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(4);
+    for (const m of runtimeMetrics) {
+      const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
+      const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
+      expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
+      if (/Errors|5xx/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+    }
+  }, 60_000);
+});
