@@ -32,12 +32,17 @@ let openai: Awaited<ReturnType<typeof startUpstream>>;
 let anthropic: Awaited<ReturnType<typeof startUpstream>>;
 const bedrock = new StandIn('h2c');
 let catalog: ItapiCatalog;
-const keys: Record<'rich' | 'poor' | 'capped' | 'limited', string> = { rich: '', poor: '', capped: '', limited: '' };
+const keys: Record<'rich' | 'poor' | 'capped' | 'limited' | 'thin', string> = { rich: '', poor: '', capped: '', limited: '', thin: '' };
+let stores: ReturnType<typeof createStores>;
+let tableNames: Awaited<ReturnType<typeof createTestTables>>['tables'];
 
 beforeAll(async () => {
   openai = await startUpstream((req, body, res) => {
     if (body.model === 'broken') {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'boom', type: 'server_error' } }));
+    } else if (body.model === 'overrun') {
+      // A provider that ignores the output limit it was sent.
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(body.model, 'long', { prompt_tokens: 10, completion_tokens: 1_000_000, total_tokens: 1_000_010 })));
     } else if (body.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (const event of streamEvents(body.model, ['one ', 'two'])) res.write(event);
@@ -56,6 +61,7 @@ beforeAll(async () => {
   catalog = {
     models: {
       'works': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'works' }]),
+      'overrun': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'overrun' }]),
       'openai-down': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'broken' }]),
       'anthropic-down': model([{ provider: 'anthropic', base_url: anthropic.url.replace(/\/v1$/, ''), model: 'claude-sonnet-4-5' }]),
       'bedrock-down': model([{ provider: 'bedrock', base_url: bedrockUrl, region: 'us-east-1', model: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0' }]),
@@ -63,7 +69,8 @@ beforeAll(async () => {
   };
 
   const { client, tables } = await createTestTables();
-  const stores = createStores(client, tables);
+  tableNames = tables;
+  stores = createStores(client, tables);
   await stores.tiers.seed();
   const account = async (id: string, credits: number, limits: { rpm?: number; tpm?: number } = {}) => {
     await stores.accounts.create({ id, name: id, tier: 'pro', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), ...limits });
@@ -89,10 +96,12 @@ beforeAll(async () => {
   await account('rich', 5_000_000);
   await account('poor', 0);
   await account('limited', 5_000_000, { rpm: 1, tpm: 1_000_000 });
+  await account('thin', 50_000);
   keys.rich = await key('rich');
   keys.poor = await key('poor');
   keys.capped = await key('rich', { models: ['works'] });
   keys.limited = await key('limited', { rpm: 1, tpm: 1_000_000 });
+  keys.thin = await key('thin');
 
   faults = new DynamoFaults(process.env.ITAPI_TEST_DYNAMODB_ENDPOINT!);
   const dir = mkdtempSync(join(tmpdir(), 'itapi-metrics-'));
@@ -104,6 +113,9 @@ beforeAll(async () => {
     ITAPI_TIERS_TABLE: tables.tiers,
     ITAPI_ACCOUNTS_TABLE: tables.accounts,
     ITAPI_USAGE_TABLE: tables.usage,
+    ITAPI_HOLDS_TABLE: tables.holds,
+    ITAPI_SESSIONS_TABLE: tables.sessions,
+    ITAPI_SWEEP_GRACE_S: '0.01',
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: NS,
     POWERTOOLS_METRICS_DISABLED: 'false',
@@ -226,6 +238,49 @@ it('a served stream emits a healthy upstream call, tokens, time to first token a
   expect(value(points, 'CostMicroUsd', { Model: 'works', Provider: 'openai-compatible' })).toHaveLength(1);
 });
 
+/** Captures the EMF lines `run` writes to stdout. */
+async function emfOf(run: () => Promise<unknown>): Promise<EmfDataPoint[]> {
+  const lines: string[] = [];
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(...String(chunk).split('\n').filter(Boolean));
+    return true;
+  });
+  try {
+    await run();
+  } finally {
+    spy.mockRestore();
+  }
+  return emfDataPoints(lines);
+}
+
+it('usage beyond the hold that the balance cannot pay emits UnchargedMicroUsd', async () => {
+  const { status, points } = await invoke(keys.thin, ask('overrun'));
+  allPoints.push(...points);
+  expect(status).toBe(200);
+  const uncharged = value(points, 'UnchargedMicroUsd', {});
+  expect(uncharged).toHaveLength(1);
+  expect(uncharged[0]).toBeGreaterThan(0);
+});
+
+it('a hold the sweeper function settles as abandoned emits AbandonedHolds', async () => {
+  // A hold left past its deadline, as by a chat function killed mid-stream.
+  const { moneyOver, chatAdmission } = await import('../support/money');
+  const { parseCatalog } = await import('../../lambda/catalog');
+  const { parseChatCompletionRequest } = await import('../../lambda/contract/request');
+  const entry = parseCatalog(catalog, 'metrics').get('works')!;
+  const owner = (await stores.keys.listByAccount('rich'))[0];
+  await moneyOver(stores, tableNames, Date.now, { maxRequestMs: 1 }).admission.admit(
+    chatAdmission('req_metrics_abandoned', owner, entry, parseChatCompletionRequest(ask('works')), Date.now() - 1000),
+  );
+  let sweeper: { handler(event: unknown): Promise<unknown> } | undefined;
+  jest.isolateModules(() => {
+    sweeper = require('../../lambda/entry/sweeper-lambda');
+  });
+  const points = await emfOf(() => sweeper!.handler({ source: 'aws.events' }));
+  allPoints.push(...points);
+  expect(value(points, 'AbandonedHolds', {})).toEqual([1]);
+});
+
 describe('every alarm the stack puts on runtime metrics', () => {
   it('reads metric names and dimensions the runtime emits, and its error metrics took non-zero values above', () => {
     const { json } = synthesizeItapi({ props: { catalog }, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
@@ -236,13 +291,13 @@ describe('every alarm the stack puts on runtime metrics', () => {
       const stats: Stat[] = p.Metrics ? p.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])) : [{ Namespace: p.Namespace!, MetricName: p.MetricName!, Dimensions: p.Dimensions }];
       return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
     });
-    // The gateway 5xx rate and one upstream error rate per provider of the catalog.
-    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(4);
+    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds and uncharged usage.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(6);
     for (const m of runtimeMetrics) {
       const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
       const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
       expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
-      if (/Errors|5xx/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+      if (/Errors|5xx|Abandoned|Uncharged/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
     }
   }, 60_000);
 });

@@ -253,7 +253,7 @@ describe('the streaming entry', () => {
     const entries = await stores.usage.all('lambda-acct');
     expect(entries.length).toBe(before + 1);
     const entry = entries.sort((a, b) => a.atMs - b.atMs).at(-1)!;
-    expect(entry).toMatchObject({ clientAborted: true, stream: true, status: 200 });
+    expect(entry).toMatchObject({ clientAborted: true, stream: true, status: 'aborted', httpStatus: 200 });
     expect(entry.amountMicroUsd).toBeLessThan(0); // the prompt and what was delivered are billed
     await upstreamClosed;
     // Stopped early: the upstream would have taken 4 gaps to finish.
