@@ -45,6 +45,8 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
     tables: { keys: `if-keys-${suffix}`, tiers: `if-tiers-${suffix}`, accounts: `if-accounts-${suffix}`, usage: `if-usage-${suffix}`, holds: `if-holds-${suffix}`, sessions: `if-sessions-${suffix}` },
     dataDir: mkdtempSync(join(tmpdir(), 'itapi-inflight-')),
     seedDemo: false,
+    // The upstream holds every answer until all have arrived, which can take DynamoDB Local minutes.
+    timeouts: { firstByteMs: timeoutMs + 60_000 },
     log: { info: () => undefined, error: () => undefined },
     catalog: parseCatalog(
       {

@@ -274,7 +274,8 @@ describe('on an OpenAI-compatible route (translated)', () => {
         { role: 'system', content: 'Be brief.' },
         { role: 'user', content: [{ type: 'text', text: 'Hello' }] },
       ],
-      max_completion_tokens: 4096,
+      // Not api.openai.com: the limit goes in the field every OpenAI-compatible server honours.
+      max_tokens: 4096,
       temperature: 0.5,
       stop: ['END'],
       stream: false,

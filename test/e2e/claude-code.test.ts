@@ -256,8 +256,8 @@ describe('the requests Claude Code 2.1.197 sent in a recorded session, replayed'
     expect(events.at(-2).delta.stop_reason).toBe('tool_use');
 
     const sent = openai.lastJson<Record<string, any>>();
-    expect(Object.keys(sent).sort()).toEqual(['max_completion_tokens', 'messages', 'model', 'stream', 'stream_options', 'tools'].sort());
-    expect(sent.max_completion_tokens).toBe(16384);
+    expect(Object.keys(sent).sort()).toEqual(['max_tokens', 'messages', 'model', 'stream', 'stream_options', 'tools'].sort());
+    expect(sent.max_tokens).toBe(16384);
     expect(sent.tools).toHaveLength(24);
     expect(sent.tools.every((t: any) => t.type === 'function' && t.function.parameters && !('cache_control' in t.function))).toBe(true);
     expect(sent.messages.map((m: { role: string }) => m.role)).toEqual(['system', 'user', 'system']);
