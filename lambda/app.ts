@@ -15,7 +15,9 @@ import {
   serverOverloaded,
 } from './contract/errors';
 import type { Model } from './contract/openai';
+import { createResponse, deleteResponse, IGNORED_HEADER, listInputItems, retrieveResponse } from './responses/endpoints';
 import type { KeyRecord } from './store/keys';
+import type { ResponsesStore } from './store/responses';
 
 export interface AppDeps extends ChatDeps {
   auth: Authenticator;
@@ -29,6 +31,8 @@ export interface AppDeps extends ChatDeps {
   corsOrigins?: string[];
   /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
   logError(requestId: string, err: unknown): void;
+  /** Stored Responses API responses; without it `/v1/responses` is not served. */
+  responses?: Pick<ResponsesStore, 'get' | 'put' | 'delete'>;
 }
 
 type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
@@ -40,6 +44,7 @@ const CORS_EXPOSED_HEADERS = [
   'x-itapi-route',
   'retry-after',
   'retry-after-ms',
+  IGNORED_HEADER,
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
 
@@ -123,6 +128,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
     app.get('/v1/credits', authenticate, async (c) => c.json(await credits(c.var.key)));
   }
 
+  // OpenAI Responses API: POST (JSON or SSE), and the stored responses of the key's account.
+  if (deps.responses) {
+    const responsesDeps = { ...deps, responses: deps.responses };
+    app.post('/v1/responses', authenticate, jsonBodyLimit(maxBodyBytes), async (c) =>
+      createResponse(responsesDeps, c.var.scope, c.var.key, await readJsonBody(c)),
+    );
+    app.get('/v1/responses/:id/input_items', authenticate, (c) =>
+      listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
+    );
+    app.get('/v1/responses/:id', authenticate, (c) => retrieveResponse(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams));
+    app.delete('/v1/responses/:id', authenticate, (c) => deleteResponse(responsesDeps, c.var.key, c.req.param('id') ?? ''));
+    for (const path of ['/v1/responses', '/v1/responses/:id', '/v1/responses/:id/input_items']) {
+      app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
+    }
+  }
+
   if (deps.admin) app.route('/admin', deps.admin);
 
   // Known paths answer a wrong method with 405, not 404.
@@ -131,6 +152,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   return app;
+}
+
+/** The body limit of JSON endpoints; the rest of an oversized body is never read, so the connection closes after the 413. */
+function jsonBodyLimit(maxBodyBytes: number) {
+  return bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: () => {
+      const error = requestTooLarge(maxBodyBytes);
+      error.headers.connection = 'close';
+      throw error;
+    },
+  });
 }
 
 function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {

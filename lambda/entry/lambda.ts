@@ -5,6 +5,7 @@ import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
 import { secretsManagerProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
+import { responsesTtlDaysFromEnv } from '../store/responses';
 import { tableNamesFromEnv } from '../store/tables';
 
 type StreamingHandler = (event: unknown, responseStream: unknown, context: unknown) => Promise<void>;
@@ -20,6 +21,7 @@ const gateway = createGateway({
   // The stack sets it to the function's timeout less a margin in which the settlement is written.
   maxRequestMs: process.env.ITAPI_MAX_REQUEST_S ? Number(process.env.ITAPI_MAX_REQUEST_S) * 1000 : undefined,
   settlementQueue: process.env.ITAPI_SETTLEMENT_QUEUE_URL ? sqsSettlementQueue(process.env.ITAPI_SETTLEMENT_QUEUE_URL) : undefined,
+  responsesTtlDays: responsesTtlDaysFromEnv(),
 });
 
 // Hono's adapter turns Function URL (v2) and REST (v1) events into Requests and streams the

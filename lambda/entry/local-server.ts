@@ -19,6 +19,7 @@ import { describeError } from '../observability/log';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
+import { responsesTtlDaysFromEnv } from '../store/responses';
 import { tableDefinitions, tableNamesFromEnv, type TableNames } from '../store/tables';
 
 export interface LocalOptions {
@@ -100,6 +101,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       authTtlMs: options.authTtlMs,
       corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
       log: options.log,
+      responsesTtlDays: responsesTtlDaysFromEnv(env),
     });
     await gateway.stores.tiers.seed();
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);

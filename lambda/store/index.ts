@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AccountsStore } from './accounts';
 import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
+import { ResponsesStore } from './responses';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
 import { UsageStore } from './usage';
@@ -13,14 +14,21 @@ export interface Stores {
   accounts: AccountsStore;
   usage: UsageStore;
   holds: HoldsStore;
+  responses: ResponsesStore;
 }
 
-export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
+export interface StoreOptions {
+  /** How long stored responses are kept. @default 30 */
+  responsesTtlDays?: number;
+}
+
+export function createStores(dynamo: DynamoDBClient, tables: TableNames, options: StoreOptions = {}): Stores {
   return {
     keys: new KeysStore(dynamo, tables.keys),
     tiers: new TiersStore(dynamo, tables.tiers),
     accounts: new AccountsStore(dynamo, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(dynamo, tables.usage),
     holds: new HoldsStore(dynamo, tables.holds),
+    responses: new ResponsesStore(dynamo, tables.responses, options.responsesTtlDays),
   };
 }

@@ -8,6 +8,8 @@ export interface TableNames {
   usage: string;
   /** Holds in flight, one item per admitted request until it is settled. */
   holds: string;
+  /** Stored Responses API responses (`store: true`), split into parts, with a TTL. */
+  responses: string;
 }
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -17,6 +19,7 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     accounts: env.ITAPI_ACCOUNTS_TABLE ?? 'itapi-accounts',
     usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
     holds: env.ITAPI_HOLDS_TABLE ?? 'itapi-holds',
+    responses: env.ITAPI_RESPONSES_TABLE ?? 'itapi-responses',
   };
 }
 
@@ -28,7 +31,8 @@ export const KEYS_BY_ID_INDEX = 'by-key-id';
  * Key schemas (ARCHITECTURE §4), used to create the tables locally:
  * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
  * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`;
- * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before).
+ * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before);
+ * responses `response_id` + `part` (number), TTL `expires_at`.
  */
 export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
   const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
@@ -87,6 +91,18 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
       ...onDemand,
       AttributeDefinitions: [{ AttributeName: 'request_id', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'request_id', KeyType: 'HASH' }],
+    },
+    {
+      TableName: names.responses,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'response_id', AttributeType: 'S' },
+        { AttributeName: 'part', AttributeType: 'N' },
+      ],
+      KeySchema: [
+        { AttributeName: 'response_id', KeyType: 'HASH' },
+        { AttributeName: 'part', KeyType: 'RANGE' },
+      ],
     },
   ];
 }

@@ -28,6 +28,7 @@ export async function createTestTables(): Promise<{ client: DynamoDBClient; tabl
     accounts: `test-accounts-${suffix}`,
     usage: `test-usage-${suffix}`,
     holds: `test-holds-${suffix}`,
+    responses: `test-responses-${suffix}`,
   };
   await Promise.all(tableDefinitions(tables).map((def) => client.send(new CreateTableCommand(def))));
   await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));
