@@ -77,6 +77,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const events = new ResponseEventStream(base, ids);
   let pending: ResponseEvent[] = events.start();
   let ended = false;
+  let cancelled = false;
   const body$ = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const send = (list: ResponseEvent[]) => list.forEach((event) => controller.enqueue(responseEventFrame(event)));
@@ -100,6 +101,8 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
         }
       } catch (err) {
         ended = true;
+        // The client went away (its cancel aborted the upstream): nothing to tell it, nothing to store.
+        if (cancelled) return;
         const error = err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err });
         const usage = events.reportedUsage ? responseUsage(events.reportedUsage) : estimate(events.deliveredText);
         const failed = events.fail({ code: responseErrorCode(error), message: error.message }, usage, Date.now());
@@ -108,7 +111,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
       controller.close();
     },
     async cancel() {
-      ended = true;
+      ended = cancelled = true;
       await chunks.return();
     },
   });

@@ -42,6 +42,9 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
   const pieces = words.slice(0, limit);
   const finish = tool ? 'tool_calls' : pieces.length < words.length ? 'length' : 'stop';
   const base = { id: 'chatcmpl-standin', object: 'chat.completion.chunk', created: 1735689600, model: 'upstream-model' };
+  // A provider never bills past the output limit it was sent.
+  const completion = Math.min(OPENAI_USAGE.completion_tokens, limit);
+  const usage = { ...OPENAI_USAGE, completion_tokens: completion, total_tokens: OPENAI_USAGE.prompt_tokens + completion, completion_tokens_details: { reasoning_tokens: Math.min(4, completion) } };
   if (!body.stream) {
     const message = tool
       ? { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'call_standin_1', type: 'function', function: { name: tool, arguments: TOOL_ARGUMENTS } }] }
@@ -49,7 +52,7 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
     return {
       status: 200,
       headers: { 'content-type': 'application/json' },
-      parts: [JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage: OPENAI_USAGE })],
+      parts: [JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage })],
     };
   }
   const chunks: unknown[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }];
@@ -60,7 +63,7 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
     for (const piece of pieces) chunks.push({ ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }] });
   }
   chunks.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }] });
-  chunks.push({ ...base, choices: [], usage: OPENAI_USAGE });
+  chunks.push({ ...base, choices: [], usage });
   let parts = [...chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`), 'data: [DONE]\n\n'];
   if (options.cutAfter !== undefined) parts = parts.slice(0, options.cutAfter);
   return { status: 200, headers: { 'content-type': 'text/event-stream' }, parts, gapMs: options.gapMs };
