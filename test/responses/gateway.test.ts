@@ -168,7 +168,7 @@ describe.each(ROUTES)('POST /v1/responses on the $name route', ({ model, route, 
   it('runs a tool round trip with the full history and store: false', async () => {
     const input: OpenAI.Responses.ResponseInputItem[] = [{ role: 'user', content: 'What is the weather in Paris?' }];
     const first = await client.responses.create({ model, input, tools: [WEATHER_TOOL], store: false });
-    expect(first.store).toBe(false);
+    expect((first as { store?: boolean }).store).toBe(false);
     const call = first.output.find((o) => o.type === 'function_call');
     if (call?.type !== 'function_call') throw new Error('no function call');
     const second = await client.responses.create({
@@ -330,7 +330,7 @@ describe('stored responses', () => {
     const continued = await post({ model: 'mock-test', previous_response_id: mine.id, input: 'go on' }, other.key);
     expect(continued.status).toBe(400);
     expectErrorBody(await continued.json(), 'invalid_request_error', 'previous_response_not_found');
-    const referenced = await post({ model: 'mock-test', input: [{ type: 'item_reference', id: mine.output[0].id }, { role: 'user', content: 'and?' }] }, other.key);
+    const referenced = await post({ model: 'mock-test', input: [{ type: 'item_reference', id: mine.output[0].id! }, { role: 'user', content: 'and?' }] }, other.key);
     expect(referenced.status).toBe(404);
     // Still there for its owner.
     expect((await get(`/responses/${mine.id}`)).status).toBe(200);
@@ -340,7 +340,7 @@ describe('stored responses', () => {
     const first = await client.responses.create({ model: 'gpt-test', input: 'Hello there' });
     await client.responses.create({
       model: 'gpt-test',
-      input: [{ role: 'user', content: 'Hello there' }, { type: 'item_reference', id: first.output[0].id }, { role: 'user', content: 'And again' }],
+      input: [{ role: 'user', content: 'Hello there' }, { type: 'item_reference', id: first.output[0].id! }, { role: 'user', content: 'And again' }],
     });
     const upstream = lastUpstreamJson(openai);
     expect(upstream.messages).toEqual([

@@ -74,11 +74,12 @@ type AnthropicBody = { stream?: boolean; tools?: Array<{ name: string }>; messag
 /** What the Anthropic stand-in answers a Messages request with (usage with a cache read). */
 export function anthropicAnswer(request: RecordedRequest): StandInReply {
   const body = JSON.parse(request.body.toString('utf8')) as AnthropicBody;
-  const last = body.messages[body.messages.length - 1];
-  const lastBlocks = Array.isArray(last.content) ? (last.content as Array<{ type: string; text?: string }>) : [{ type: 'text', text: String(last.content) }];
-  const answeredTool = lastBlocks.some((b) => b.type === 'tool_result');
+  const blocksOf = (m: AnthropicBody['messages'][number]) =>
+    Array.isArray(m.content) ? (m.content as Array<{ type: string; text?: string }>) : [{ type: 'text', text: String(m.content) }];
+  const answeredTool = blocksOf(body.messages[body.messages.length - 1]).some((b) => b.type === 'tool_result');
   const tool = body.tools?.length && !answeredTool ? body.tools[0].name : undefined;
-  const text = `Echo: ${lastBlocks.map((b) => b.text ?? '').join(' ')}`;
+  const lastText = [...body.messages].reverse().find((m) => m.role === 'user' && blocksOf(m).some((b) => b.type === 'text'));
+  const text = `Echo: ${lastText ? blocksOf(lastText).flatMap((b) => (b.type === 'text' ? [b.text ?? ''] : [])).join(' ') : ''}`;
   const usage = { input_tokens: 30, output_tokens: 7, cache_read_input_tokens: 20, cache_creation_input_tokens: 0 };
   const message = { id: 'msg_standin', type: 'message', role: 'assistant', model: 'claude-standin', stop_sequence: null };
   if (!body.stream) {
@@ -168,11 +169,12 @@ export function expectWellFormedStream(events: ResponseEventData[]): ResponseEve
       case 'response.refusal.delta':
       case 'response.output_text.done':
       case 'response.refusal.done':
-        if (!parts.has(`${index}/${event.content_index}`)) problems.push(`${event.type} before its content part was added`);
-      // fall through
       case 'response.function_call_arguments.delta':
       case 'response.function_call_arguments.done':
       case 'response.content_part.done':
+        if (event.type.startsWith('response.output_text') || event.type.startsWith('response.refusal')) {
+          if (!parts.has(`${index}/${event.content_index}`)) problems.push(`${event.type} before its content part was added`);
+        }
         if (added.get(index) !== event.item_id) problems.push(`${event.type} for item ${event.item_id} not added at index ${index}`);
         if (done.has(index)) problems.push(`${event.type} after item ${index} was done`);
         break;
