@@ -33,7 +33,8 @@ function lastUserText(messages: ChatBody['messages']): string {
 }
 
 /** What the OpenAI-compatible stand-in answers a chat completion request with. */
-export function openAiAnswer(request: RecordedRequest, options: { pieces?: string[]; gapMs?: number; cutAfter?: number } = {}): StandInReply {
+export function openAiAnswer(request: RecordedRequest, options: { pieces?: string[]; gapMs?: number; cutAfter?: number; toolArguments?: string } = {}): StandInReply {
+  const toolArguments = options.toolArguments ?? TOOL_ARGUMENTS;
   const body = JSON.parse(request.body.toString('utf8')) as ChatBody;
   const last = body.messages[body.messages.length - 1];
   const tool = body.tools?.length && body.tool_choice !== 'none' && last.role !== 'tool' ? body.tools[0].function.name : undefined;
@@ -47,7 +48,7 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
   const usage = { ...OPENAI_USAGE, completion_tokens: completion, total_tokens: OPENAI_USAGE.prompt_tokens + completion, completion_tokens_details: { reasoning_tokens: Math.min(4, completion) } };
   if (!body.stream) {
     const message = tool
-      ? { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'call_standin_1', type: 'function', function: { name: tool, arguments: TOOL_ARGUMENTS } }] }
+      ? { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'call_standin_1', type: 'function', function: { name: tool, arguments: toolArguments } }] }
       : { role: 'assistant', content: pieces.join(''), refusal: null };
     return {
       status: 200,
@@ -58,7 +59,7 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
   const chunks: unknown[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }];
   if (tool) {
     chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_standin_1', type: 'function', function: { name: tool, arguments: '' } }] }, finish_reason: null }] });
-    for (const part of ['{"city":', '"Paris"}']) chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: part } }] }, finish_reason: null }] });
+    for (const part of [toolArguments.slice(0, 5), toolArguments.slice(5)]) chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: part } }] }, finish_reason: null }] });
   } else {
     for (const piece of pieces) chunks.push({ ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }] });
   }
@@ -72,7 +73,8 @@ export function openAiAnswer(request: RecordedRequest, options: { pieces?: strin
 type AnthropicBody = { stream?: boolean; tools?: Array<{ name: string }>; messages: Array<{ role: string; content: unknown }>; max_tokens: number };
 
 /** What the Anthropic stand-in answers a Messages request with (usage with a cache read). */
-export function anthropicAnswer(request: RecordedRequest): StandInReply {
+export function anthropicAnswer(request: RecordedRequest, options: { toolInput?: Record<string, unknown> } = {}): StandInReply {
+  const toolInput = options.toolInput ?? JSON.parse(TOOL_ARGUMENTS);
   const body = JSON.parse(request.body.toString('utf8')) as AnthropicBody;
   const blocksOf = (m: AnthropicBody['messages'][number]) =>
     Array.isArray(m.content) ? (m.content as Array<{ type: string; text?: string }>) : [{ type: 'text', text: String(m.content) }];
@@ -83,13 +85,13 @@ export function anthropicAnswer(request: RecordedRequest): StandInReply {
   const usage = { input_tokens: 30, output_tokens: 7, cache_read_input_tokens: 20, cache_creation_input_tokens: 0 };
   const message = { id: 'msg_standin', type: 'message', role: 'assistant', model: 'claude-standin', stop_sequence: null };
   if (!body.stream) {
-    const content = tool ? [{ type: 'tool_use', id: 'toolu_standin_1', name: tool, input: JSON.parse(TOOL_ARGUMENTS) }] : [{ type: 'text', text }];
+    const content = tool ? [{ type: 'tool_use', id: 'toolu_standin_1', name: tool, input: toolInput }] : [{ type: 'text', text }];
     return { status: 200, headers: { 'content-type': 'application/json' }, parts: [JSON.stringify({ ...message, content, stop_reason: tool ? 'tool_use' : 'end_turn', usage })] };
   }
   const frames: SseFrame[] = [['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } }]];
   if (tool) {
     frames.push(['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_standin_1', name: tool, input: {} } }]);
-    frames.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: TOOL_ARGUMENTS } }]);
+    frames.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: JSON.stringify(toolInput) } }]);
   } else {
     frames.push(['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }]);
     for (const piece of text.split(/(?<= )/)) frames.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: piece } }]);
