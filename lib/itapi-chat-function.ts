@@ -63,6 +63,12 @@ export interface ItapiChatFunctionProps {
   readonly metricsNamespace?: string;
   /** Where settlements that keep failing are queued (the sweeper function applies them). @default - none: their holds are swept as abandoned */
   readonly settlementQueue?: sqs.IQueue;
+  /**
+   * Days a response stored by `POST /v1/responses` (`store: true`, the default) is kept before
+   * its TTL removes it.
+   * @default 30
+   */
+  readonly responsesTtlDays?: number;
 }
 
 /** Time left after a request's deadline for its settlement (retries included) before Lambda's timeout. */
@@ -89,6 +95,9 @@ export class ItapiChatFunction extends Construct {
       throw new Error(`memorySize: ${memorySize} is outside Lambda's 128–10240 MB`);
     }
     if (props.catalog) validateCatalog(props.catalog);
+    if (props.responsesTtlDays !== undefined && (!Number.isInteger(props.responsesTtlDays) || props.responsesTtlDays < 1)) {
+      throw new Error(`responsesTtlDays: expected a positive whole number of days, got ${props.responsesTtlDays}`);
+    }
 
     const environment: Record<string, string> = {
       ...props.tables.environment(),
@@ -101,6 +110,7 @@ export class ItapiChatFunction extends Construct {
     environment.ITAPI_MAX_REQUEST_S = String(timeout.toSeconds() - SETTLEMENT_MARGIN.toSeconds());
     if (props.settlementQueue) environment.ITAPI_SETTLEMENT_QUEUE_URL = props.settlementQueue.queueUrl;
     environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
+    environment.ITAPI_RESPONSES_TTL_DAYS = String(props.responsesTtlDays ?? 30);
     // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
     if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
 
@@ -118,6 +128,7 @@ export class ItapiChatFunction extends Construct {
     this.logGroup = built.logGroup;
 
     props.tables.grantGatewayAccess(this.function);
+    props.tables.grantResponsesAccess(this.function);
     props.providerSecret.grantRead(this.function);
     props.settlementQueue?.grantSendMessages(this.function);
     if (props.catalog) {

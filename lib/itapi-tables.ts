@@ -12,6 +12,7 @@ export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';
 export const USAGE_TTL_ATTRIBUTE = 'expires_at';
 export const HOLDS_TTL_ATTRIBUTE = 'expires_at';
+export const RESPONSES_TTL_ATTRIBUTE = 'expires_at';
 
 export interface ItapiTablesProps {
   /**
@@ -27,6 +28,7 @@ export interface ItapiTablesProps {
 }
 
 const S = dynamodb.AttributeType.STRING;
+const N = dynamodb.AttributeType.NUMBER;
 
 /** Item reads, including `ConditionCheck` inside transactions. */
 const DATA_READ_ACTIONS = [
@@ -41,8 +43,8 @@ const DATA_READ_ACTIONS = [
 const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
 
 /**
- * The gateway's four on-demand tables: keys (by key hash, GSIs by account and by key id),
- * tiers, accounts and the usage ledger (TTL on `expires_at`). Each has point-in-time recovery,
+ * The gateway's on-demand tables: keys (by key hash, GSIs by account and by key id), tiers,
+ * accounts, the usage ledger (TTL on `expires_at`), holds in flight and stored responses (TTL). Each has point-in-time recovery,
  * deletion protection and, by default, a retain policy.
  */
 export class ItapiTables extends Construct {
@@ -55,6 +57,8 @@ export class ItapiTables extends Construct {
    * its TTL removes (a day past their deadline: the sweeper was failing) to the sweeper function.
    */
   public readonly holds: dynamodb.TableV2;
+  /** Stored Responses API responses (`store: true`), split into parts by `part`; TTL on `expires_at`. */
+  public readonly responses: dynamodb.TableV2;
 
   constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
     super(scope, id);
@@ -102,11 +106,17 @@ export class ItapiTables extends Construct {
       timeToLiveAttribute: HOLDS_TTL_ATTRIBUTE,
       dynamoStream: dynamodb.StreamViewType.OLD_IMAGE,
     });
+    this.responses = new dynamodb.TableV2(this, 'Responses', {
+      ...common,
+      partitionKey: { name: 'response_id', type: S },
+      sortKey: { name: 'part', type: N },
+      timeToLiveAttribute: RESPONSES_TTL_ATTRIBUTE,
+    });
   }
 
   /** Every table by its role, in a stable order. */
-  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds', dynamodb.TableV2> {
-    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds };
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'responses', dynamodb.TableV2> {
+    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds, responses: this.responses };
   }
 
   /** The environment contract the runtime reads (`tableNamesFromEnv`). */
@@ -117,6 +127,7 @@ export class ItapiTables extends Construct {
       ITAPI_ACCOUNTS_TABLE: this.accounts.tableName,
       ITAPI_USAGE_TABLE: this.usage.tableName,
       ITAPI_HOLDS_TABLE: this.holds.tableName,
+      ITAPI_RESPONSES_TABLE: this.responses.tableName,
     };
   }
 
@@ -133,9 +144,16 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
   }
 
-  /** What the admin API needs: read and write data in every table and its named indexes. */
+  /** What `/v1/responses` needs besides the chat path: read, write and delete stored responses. */
+  public grantResponsesAccess(grantee: iam.IGrantable): void {
+    this.grantData(grantee, this.responses, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+  }
+
+  /** What the admin API needs: read and write data in every table but the stored responses (customers' conversations). */
   public grantAdminAccess(grantee: iam.IGrantable): void {
-    for (const table of Object.values(this.all)) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    for (const table of Object.values(this.all)) {
+      if (table !== this.responses) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    }
   }
 
   /**

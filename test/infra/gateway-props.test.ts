@@ -62,6 +62,7 @@ beforeAll(() => {
       removalPolicy: RemovalPolicy.DESTROY,
       deletionProtection: false,
       metricsNamespace: 'TeamGateway',
+      responsesTtlDays: 7,
     },
   });
 });
@@ -126,6 +127,10 @@ describe('other props', () => {
     ]);
   });
 
+  it('keeps stored responses for responsesTtlDays', () => {
+    expect(chatEnv().ITAPI_RESPONSES_TTL_DAYS).toBe('7');
+  });
+
   it('sets memory and reserved concurrency', () => {
     expect(s.json.Resources[logicalIdByPath(s.json, CHAT_FUNCTION_PATH)].Properties).toMatchObject({
       MemorySize: 1024,
@@ -148,7 +153,7 @@ describe('other props', () => {
   });
 
   it('honours removal policy and deletion protection', () => {
-    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage']) {
+    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage', 'Responses']) {
       const table = s.json.Resources[logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)];
       expect(table.DeletionPolicy).toBe('Delete');
       expect((table.Properties as Props).Replicas[0].DeletionProtectionEnabled).toBe(false);
@@ -210,5 +215,6 @@ describe('props validation', () => {
     expect(() => build({ alarmEmail: 'not-an-email' })).toThrow(/alarmEmail/);
     expect(() => build({ memorySize: 64 })).toThrow(/memorySize/);
     expect(() => build({ reservedConcurrency: 0 })).toThrow(/reservedConcurrency/);
+    expect(() => build({ responsesTtlDays: 0 })).toThrow(/responsesTtlDays/);
   });
 });

@@ -38,6 +38,8 @@ describe('chat function', () => {
         'ITAPI_MAX_REQUEST_S',
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
+        'ITAPI_RESPONSES_TABLE',
+        'ITAPI_RESPONSES_TTL_DAYS',
         'ITAPI_SETTLEMENT_QUEUE_URL',
         'ITAPI_TIERS_TABLE',
         'ITAPI_TOKENIZER_MODULE',
@@ -55,6 +57,8 @@ describe('chat function', () => {
     expect(env.ITAPI_KEYS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource') });
     expect(env.ITAPI_USAGE_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource') });
     expect(env.ITAPI_PROVIDER_SECRET_ID).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource') });
+    expect(env.ITAPI_RESPONSES_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Responses/Resource') });
+    expect(env.ITAPI_RESPONSES_TTL_DAYS).toBe('30');
   });
 
   it('has a public Function URL in RESPONSE_STREAM mode, auth NONE, no CORS by default', () => {
@@ -130,7 +134,7 @@ describe('REST API', () => {
 });
 
 describe('tables', () => {
-  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'];
+  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Responses'];
 
   it.each(roles)('%s is on-demand with point-in-time recovery, deletion protection and retain', (role) => {
     const id = logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`);
@@ -153,6 +157,10 @@ describe('tables', () => {
     expect(keySchema('Tiers')).toEqual([{ AttributeName: 'tier_id', KeyType: 'HASH' }]);
     expect(keySchema('Accounts')).toEqual([{ AttributeName: 'account_id', KeyType: 'HASH' }]);
     expect(keySchema('Holds')).toEqual([{ AttributeName: 'request_id', KeyType: 'HASH' }]);
+    expect(keySchema('Responses')).toEqual([
+      { AttributeName: 'response_id', KeyType: 'HASH' },
+      { AttributeName: 'part', KeyType: 'RANGE' },
+    ]);
     expect(keySchema('Usage')).toEqual([
       { AttributeName: 'account_id', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
@@ -164,10 +172,11 @@ describe('tables', () => {
     ]);
   });
 
-  it('expires usage and hold items by TTL on expires_at, and only those', () => {
+  it('expires usage, hold and stored-response items by TTL on expires_at, and only those', () => {
     const ttl = (role: string): unknown => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).TimeToLiveSpecification;
     expect(ttl('Usage')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     expect(ttl('Holds')).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    expect(ttl('Responses')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     for (const role of ['Keys', 'Tiers', 'Accounts']) expect(ttl(role)).toBeUndefined();
   });
 
@@ -195,7 +204,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Responses'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -248,8 +257,10 @@ describe('IAM', () => {
     expect(JSON.stringify(statements)).not.toMatch(/bedrock:/); // no Bedrock routes, no Bedrock grant
   });
 
-  it('scopes the admin function to these tables and its own log group', () => {
+  it('scopes the admin function to these tables (never the stored responses) and its own log group', () => {
+    const responses = logicalIdByPath(s.json, 'Gateway/Tables/Responses/Resource');
     const allowed = new Set([...ownResources(), logicalIdByPath(s.json, 'Gateway/Admin/Handler/Logs/Resource')]);
+    allowed.delete(responses);
     for (const st of statementsOf('GatewayAdminHandlerRole')) {
       for (const resource of [st.Resource].flat()) {
         expect(typeof resource).not.toBe('string');
@@ -307,6 +318,7 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-accounts',
         'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
+        'DynamoDbThrottles-responses',
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
