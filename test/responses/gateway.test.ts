@@ -396,7 +396,8 @@ describe('request mapping', () => {
 
   it('narrows tools with allowed_tools and maps a named function choice', async () => {
     const other = { ...WEATHER_TOOL, name: 'get_time' };
-    await post({ model: 'gpt-test', input: 'x', tools: [WEATHER_TOOL, other], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'get_time' }] } });
+    const res = await post({ model: 'gpt-test', input: 'x', tools: [WEATHER_TOOL, other], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'get_time' }] } });
+    validateResponse(await res.json());
     let upstream = lastUpstreamJson(openai);
     expect(upstream.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(['get_time']);
     expect(upstream.tool_choice).toBe('required');
@@ -407,16 +408,22 @@ describe('request mapping', () => {
 
   it('maps text.format, reasoning.effort, sampling and the output limit to Chat Completions', async () => {
     const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'], additionalProperties: false };
-    await post({
+    const res = await post({
       model: 'gpt-test',
       input: 'x',
+      metadata: { team: 'search' },
       text: { format: { type: 'json_schema', name: 'answer', schema, strict: true }, verbosity: 'low' },
       reasoning: { effort: 'high', summary: 'auto' },
       temperature: 0.5,
       top_p: 0.9,
       max_output_tokens: 50,
     });
+    const echoed = await res.json();
+    validateResponse(echoed);
+    expect(echoed).toMatchObject({ metadata: { team: 'search' }, temperature: 0.5, top_p: 0.9, max_output_tokens: 50, reasoning: { effort: 'high', summary: 'auto' } });
+    expect(echoed.text.format).toMatchObject({ type: 'json_schema', name: 'answer', strict: true });
     const upstream = lastUpstreamJson(openai);
+    expect(upstream).not.toHaveProperty('metadata');
     expect(upstream.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } });
     expect(upstream).toMatchObject({ reasoning_effort: 'high', verbosity: 'low', temperature: 0.5, top_p: 0.9, max_completion_tokens: 50 });
 
