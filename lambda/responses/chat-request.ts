@@ -1,7 +1,7 @@
 import { invalidRequest } from '../contract/errors';
 import { parseChatCompletionRequest, type ChatCompletionRequest, type ChatMessage } from '../contract/request';
 import type { CreateResponseRequest, FunctionTool, HostedTool, StoredItem, TextFormat, ToolChoice } from '../contract/responses';
-import { chatMessagesOf } from './items';
+import { chatMessagesOf, headerWord } from './items';
 
 /** The Chat Completions request a Responses request becomes, and what the response echoes of it. */
 export interface ChatPlan {
@@ -86,7 +86,7 @@ export function chatRequestOf(request: CreateResponseRequest, conversation: Stor
 }
 
 function hostedToolName(tool: HostedTool): string {
-  return tool.name ? `${tool.toolType}:${tool.name}` : tool.toolType;
+  return headerWord(tool.name ? `${tool.toolType}:${tool.name}` : tool.toolType);
 }
 
 type ChatToolChoice = ChatCompletionRequest['tool_choice'];

@@ -49,10 +49,15 @@ export function storedItemsOf(input: ResolvedInputItem[], ids: ResponseIds): { i
         ignored.add('input:reasoning');
         return;
       case 'unsupported':
-        ignored.add(`input:${item.itemType}`);
+        ignored.add(headerWord(`input:${item.itemType}`));
     }
   });
   return { items, ignored: [...ignored] };
+}
+
+/** A client's word as it may appear in a header (`x-itapi-ignored`): no control characters, no commas, at most 80 characters. */
+export function headerWord(text: string): string {
+  return text.replace(/[^A-Za-z0-9_.:\-]/g, '_').slice(0, 80);
 }
 
 function messageItem(item: Extract<InputItem, { type: 'message' }>, fallbackId: string, param: string): ResponseInputMessageItem | ResponseOutputMessage {

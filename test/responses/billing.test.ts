@@ -2,7 +2,7 @@ import type { CatalogFile } from '../../lambda/catalog';
 import { OVERLOADED_MID_STREAM, sse } from '../providers/anthropic/transcripts';
 import { books, expectBooksBalance, expectErrorBody, sleep } from '../reliability/support';
 import { catalogOf, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
-import { anthropicAnswer, expectWellFormedStream, modelEntry, openAiAnswer, parseResponseEvents, StandIn } from './support';
+import { anthropicAnswer, expectWellFormedStream, modelEntry, openAiAnswer, parseResponseEvents, StandIn, warmResponseValidators } from './support';
 
 /**
  * Money on `/v1/responses`: every way a request ends settles exactly once and the books
@@ -14,6 +14,7 @@ const anthropic = new StandIn('http1');
 let gw: TestGateway;
 
 beforeAll(async () => {
+  warmResponseValidators();
   const [openaiUrl, anthropicUrl] = await Promise.all([openai.start(), anthropic.start()]);
   openai.handler = (request) => openAiAnswer(request);
   anthropic.handler = (request) => anthropicAnswer(request);

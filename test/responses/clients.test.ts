@@ -7,7 +7,7 @@ import type { CatalogFile } from '../../lambda/catalog';
 import { books, expectBooksBalance } from '../reliability/support';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { validateResponse, validateResponseEvent } from '../support/openai-schema';
-import { anthropicAnswer, modelEntry, openAiAnswer, StandIn } from './support';
+import { anthropicAnswer, modelEntry, openAiAnswer, StandIn, warmResponseValidators } from './support';
 
 /**
  * The clients people point at a Responses endpoint, unchanged but for the base URL and key:
@@ -23,6 +23,7 @@ let acct: TestAccount;
 const wire: { requests: Array<Record<string, any>>; bodies: unknown[] } = { requests: [], bodies: [] };
 
 beforeAll(async () => {
+  warmResponseValidators();
   const [openaiUrl, anthropicUrl] = await Promise.all([openai.start(), anthropic.start()]);
   openai.handler = (request) => openAiAnswer(request);
   anthropic.handler = (request) => anthropicAnswer(request);
@@ -100,7 +101,7 @@ describe.each([
     const result = streamText({ model: provider(model), prompt: 'Hello there', onError: ({ error }) => void errors.push(error) });
     const pieces: string[] = [];
     for await (const piece of result.textStream) pieces.push(piece);
-    expect(errors).toEqual([]);
+    expect(errors.map(String)).toEqual([]);
     expect(pieces.length).toBeGreaterThan(1);
     expect(pieces.join('')).toBe('Echo: Hello there');
     expect(await result.finishReason).toBe('stop');

@@ -17,6 +17,7 @@ import {
   StandIn,
   TOOL_ARGUMENTS,
   type ResponseEventData,
+  warmResponseValidators,
 } from './support';
 
 /**
@@ -46,6 +47,7 @@ const WEATHER_TOOL = {
 };
 
 beforeAll(async () => {
+  warmResponseValidators();
   const [openaiUrl, anthropicUrl, bedrockUrl] = await Promise.all([openai.start(), anthropic.start(), bedrock.start()]);
   openai.handler = (request) => openAiAnswer(request);
   anthropic.handler = (request) => anthropicAnswer(request);

@@ -1,7 +1,7 @@
 import type { CatalogFile } from '../../lambda/catalog';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn, type RecordedRequest, type StandInReply } from '../providers/stand-in';
-import { validateResponseEvent } from '../support/openai-schema';
+import { openAiValidator, validateResponseEvent } from '../support/openai-schema';
 
 /**
  * Upstream stand-ins that answer like a model with tools would: when the request offers tools
@@ -198,6 +198,15 @@ export function expectWellFormedStream(events: ResponseEventData[]): ResponseEve
   }
   if (problems.length) throw new Error(`malformed Responses stream:\n${problems.join('\n')}\n${JSON.stringify(events.map((e) => e.type))}`);
   return last;
+}
+
+/**
+ * Compiles the spec's Responses schemas up front: compiling them takes seconds on a loaded
+ * machine, and a pause that long between two requests outlives the server's keep-alive, so the
+ * client's next request could meet a socket being closed ('other side closed').
+ */
+export function warmResponseValidators(): void {
+  for (const name of ['Response', 'ResponseStreamEvent', 'ResponseItemList', 'ErrorResponse']) openAiValidator(name);
 }
 
 export { StandIn };

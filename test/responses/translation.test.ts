@@ -125,6 +125,13 @@ describe('Responses request → Chat Completions request', () => {
     expect(tools).toEqual([{ type: 'function', name: 'exec_command', description: null, parameters: { type: 'object', properties: {} }, strict: false }]);
   });
 
+  it('names dropped tools and items in words a header can carry, whatever the client wrote', () => {
+    const { ignoredTools, ignoredInput } = plan({ input: [{ role: 'user', content: 'x' }, { type: 'evil\r\nx-injected: 1', id: 'a' }], tools: [{ type: 'mcp', name: 'a,b\nc' }] });
+    expect(ignoredTools).toEqual(['mcp:a_b_c']);
+    expect(ignoredInput).toEqual(['input:evil__x-injected:_1']);
+    expect(() => new Headers({ 'x-itapi-ignored': [...ignoredTools, ...ignoredInput].join(', ') })).not.toThrow();
+  });
+
   it('leaves tool_choice and parallel_tool_calls out when every tool was dropped, and refuses required', () => {
     const { chat } = plan({ input: 'x', tools: [{ type: 'web_search' }], tool_choice: 'auto', parallel_tool_calls: true });
     expect(chat).not.toHaveProperty('tools');
