@@ -89,6 +89,8 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
             return;
           }
           const next = await chunks.next();
+          // The client left while the upstream was answering: nothing more is sent or stored.
+          if (cancelled) return;
           if (next.done) {
             ended = true;
             const usage = events.reportedUsage ? responseUsage(events.reportedUsage) : estimate(events.deliveredText);
