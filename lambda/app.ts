@@ -17,7 +17,9 @@ import type { Model } from './contract/openai';
 import { createEmbeddings } from './embeddings/create-embeddings';
 import { messagesApp } from './messages/routes';
 import { RequestRecorder, type RequestObservation } from './observability/records';
+import { createResponse, deleteResponse, IGNORED_HEADER, listInputItems, retrieveResponse } from './responses/endpoints';
 import type { KeyRecord } from './store/keys';
+import type { ResponsesStore } from './store/responses';
 
 export interface AppDeps extends Omit<ChatDeps, 'observe'> {
   auth: Authenticator;
@@ -35,6 +37,8 @@ export interface AppDeps extends Omit<ChatDeps, 'observe'> {
   corsOrigins?: string[];
   /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
   logError(requestId: string, err: unknown): void;
+  /** Stored Responses API responses; without it `/v1/responses` is not served. */
+  responses?: Pick<ResponsesStore, 'get' | 'put' | 'delete'>;
 }
 
 type Env = { Variables: { scope: RequestScope; key: KeyRecord; recorder: RequestRecorder } };
@@ -51,6 +55,7 @@ const CORS_EXPOSED_HEADERS = [
   'x-itapi-route',
   'retry-after',
   'retry-after-ms',
+  IGNORED_HEADER,
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
 
@@ -149,6 +154,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.credits) {
     const credits = deps.credits;
     app.get('/v1/credits', authenticate, async (c) => c.json(await credits(c.var.key)));
+  }
+
+  // OpenAI Responses API: POST (JSON or SSE), and the stored responses of the key's account.
+  if (deps.responses) {
+    const responses = deps.responses;
+    const responsesDeps = { ...deps, responses, observe: () => undefined };
+    app.post('/v1/responses', authenticate, async (c) => {
+      const body = await readJsonBody(c.req.raw, maxBodyBytes);
+      return observed(c, (d) => createResponse({ ...responsesDeps, ...d, responses }, c.var.scope, c.var.key, body));
+    });
+    app.get('/v1/responses/:id/input_items', authenticate, (c) =>
+      listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
+    );
+    app.get('/v1/responses/:id', authenticate, (c) => retrieveResponse(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams));
+    app.delete('/v1/responses/:id', authenticate, (c) => deleteResponse(responsesDeps, c.var.key, c.req.param('id') ?? ''));
+    for (const path of ['/v1/responses', '/v1/responses/:id', '/v1/responses/:id/input_items']) {
+      app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
+    }
   }
 
   if (deps.admin) app.route('/admin', deps.admin);

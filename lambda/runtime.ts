@@ -53,6 +53,8 @@ export interface GatewayOptions {
   sweepGraceMs?: number;
   /** Where settlements that keep failing go. @default none (the sweeper settles their holds as abandoned) */
   settlementQueue?: SettlementQueue;
+  /** How long stored responses (`POST /v1/responses` with `store`) are kept. @default 30 (ITAPI_RESPONSES_TTL_DAYS) */
+  responsesTtlDays?: number;
   now?: () => number;
 }
 
@@ -80,7 +82,7 @@ export interface Gateway {
 /** Builds the whole gateway once per process; every entry point (Lambda, local server, tests) uses it. */
 export function createGateway(options: GatewayOptions): Gateway {
   const log = options.log ?? jsonLogger();
-  const stores = createStores(options.dynamo, options.tables);
+  const stores = createStores(options.dynamo, options.tables, { responsesTtlDays: options.responsesTtlDays });
   const now = options.now ?? Date.now;
   const tierCache = new TierCache(stores.tiers, 60_000, now);
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
@@ -152,6 +154,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     console: options.loadConsole && (() => loadConsoleApp(options.loadConsole!)),
     corsOrigins: options.corsOrigins,
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
+    responses: stores.responses,
   });
   return { app, background, stores, auth, tierCache, log, settlements, sweeper };
 

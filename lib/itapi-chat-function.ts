@@ -69,6 +69,12 @@ export interface ItapiChatFunctionProps {
    */
   readonly topUpMinUsd?: number;
   readonly topUpMaxUsd?: number;
+  /**
+   * Days a response stored by `POST /v1/responses` (`store: true`, the default) is kept before
+   * its TTL removes it.
+   * @default 30
+   */
+  readonly responsesTtlDays?: number;
 }
 
 /** Time left after a request's deadline for its settlement (retries included) before Lambda's timeout. */
@@ -97,6 +103,9 @@ export class ItapiChatFunction extends Construct {
       throw new Error(`memorySize: ${memorySize} is outside Lambda's 128–10240 MB`);
     }
     if (props.catalog) validateCatalog(props.catalog);
+    if (props.responsesTtlDays !== undefined && (!Number.isInteger(props.responsesTtlDays) || props.responsesTtlDays < 1)) {
+      throw new Error(`responsesTtlDays: expected a positive whole number of days, got ${props.responsesTtlDays}`);
+    }
 
     const environment: Record<string, string> = {
       ...props.tables.environment(),
@@ -124,6 +133,7 @@ export class ItapiChatFunction extends Construct {
     if (topUpMax < topUpMin) throw new Error(`topUpMaxUsd (${topUpMax}) is below topUpMinUsd (${topUpMin})`);
     if (props.topUpMinUsd !== undefined) environment.ITAPI_TOP_UP_MIN_USD = String(topUpMin);
     if (props.topUpMaxUsd !== undefined) environment.ITAPI_TOP_UP_MAX_USD = String(topUpMax);
+    environment.ITAPI_RESPONSES_TTL_DAYS = String(props.responsesTtlDays ?? 30);
     // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
     if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
 
@@ -141,6 +151,7 @@ export class ItapiChatFunction extends Construct {
     this.logGroup = built.logGroup;
 
     props.tables.grantGatewayAccess(this.function);
+    props.tables.grantResponsesAccess(this.function);
     props.providerSecret.grantRead(this.function);
     props.settlementQueue?.grantSendMessages(this.function);
     if (props.catalog) grantCatalogBedrock(this.function, built.role, props.catalog);

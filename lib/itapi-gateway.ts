@@ -60,6 +60,12 @@ export interface ItapiGatewayProps {
    * @default - the catalog's providers (without `mock`), or those of the built-in catalog
    */
   readonly upstreamProviders?: string[];
+  /**
+   * Days a response stored by `POST /v1/responses` (`store: true`, the default, as OpenAI) is
+   * kept; DynamoDB's TTL removes it after that.
+   * @default 30
+   */
+  readonly responsesTtlDays?: number;
   /** REST API stage-wide requests per second. @default 500 */
   readonly apiThrottlingRateLimit?: number;
   /** REST API stage-wide burst. @default 1000 */
@@ -165,6 +171,7 @@ export class ItapiGateway extends Construct {
       metricsNamespace,
       topUpMinUsd: props.topUpMinUsd,
       topUpMaxUsd: props.topUpMaxUsd,
+      responsesTtlDays: props.responsesTtlDays,
     });
     this.consoleUrl = props.consoleUrl ?? this.chat.consoleUrl;
     this.admin = new ItapiAdminFunction(this, 'Admin', {

@@ -14,6 +14,7 @@ export const USAGE_TTL_ATTRIBUTE = 'expires_at';
 export const HOLDS_TTL_ATTRIBUTE = 'expires_at';
 export const SESSIONS_BY_ACCOUNT_INDEX = 'by-account';
 export const SESSIONS_TTL_ATTRIBUTE = 'expires_at';
+export const RESPONSES_TTL_ATTRIBUTE = 'expires_at';
 
 export interface ItapiTablesProps {
   /**
@@ -29,6 +30,7 @@ export interface ItapiTablesProps {
 }
 
 const S = dynamodb.AttributeType.STRING;
+const N = dynamodb.AttributeType.NUMBER;
 
 /** Item reads, including `ConditionCheck` inside transactions. */
 const DATA_READ_ACTIONS = [
@@ -44,9 +46,9 @@ const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb
 
 /**
  * The gateway's on-demand tables: keys (by key hash, GSIs by account and by key id), tiers,
- * accounts, the usage ledger (TTL on `expires_at`) and the console's sign-in links and sessions
- * (by hash, GSI by account, TTL on `expires_at`). Each has point-in-time recovery, deletion
- * protection and, by default, a retain policy.
+ * accounts, the usage ledger (TTL on `expires_at`), holds in flight and stored responses (TTL), and
+ * the console's sign-in links and sessions (by hash, GSI by account, TTL on `expires_at`). Each has
+ * point-in-time recovery, deletion protection and, by default, a retain policy.
  */
 export class ItapiTables extends Construct {
   public readonly keys: dynamodb.TableV2;
@@ -60,6 +62,8 @@ export class ItapiTables extends Construct {
   public readonly holds: dynamodb.TableV2;
   /** Console sign-in links and sessions, stored only as SHA-256 hashes. */
   public readonly sessions: dynamodb.TableV2;
+  /** Stored Responses API responses (`store: true`), split into parts by `part`; TTL on `expires_at`. */
+  public readonly responses: dynamodb.TableV2;
 
   constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
     super(scope, id);
@@ -122,11 +126,17 @@ export class ItapiTables extends Construct {
       ],
       timeToLiveAttribute: SESSIONS_TTL_ATTRIBUTE,
     });
+    this.responses = new dynamodb.TableV2(this, 'Responses', {
+      ...common,
+      partitionKey: { name: 'response_id', type: S },
+      sortKey: { name: 'part', type: N },
+      timeToLiveAttribute: RESPONSES_TTL_ATTRIBUTE,
+    });
   }
 
   /** Every table by its role, in a stable order. */
-  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'sessions', dynamodb.TableV2> {
-    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds, sessions: this.sessions };
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'sessions' | 'responses', dynamodb.TableV2> {
+    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds, sessions: this.sessions, responses: this.responses };
   }
 
   /** The environment contract the runtime reads (`tableNamesFromEnv`). */
@@ -138,6 +148,7 @@ export class ItapiTables extends Construct {
       ITAPI_USAGE_TABLE: this.usage.tableName,
       ITAPI_HOLDS_TABLE: this.holds.tableName,
       ITAPI_SESSIONS_TABLE: this.sessions.tableName,
+      ITAPI_RESPONSES_TABLE: this.responses.tableName,
     };
   }
 
@@ -156,9 +167,16 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.sessions, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
   }
 
-  /** What the admin API needs: read and write data in every table and its named indexes. */
+  /** What `/v1/responses` needs besides the chat path: read, write and delete stored responses. */
+  public grantResponsesAccess(grantee: iam.IGrantable): void {
+    this.grantData(grantee, this.responses, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+  }
+
+  /** What the admin API needs: read and write data in every table but the stored responses (customers' conversations). */
   public grantAdminAccess(grantee: iam.IGrantable): void {
-    for (const table of Object.values(this.all)) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    for (const table of Object.values(this.all)) {
+      if (table !== this.responses) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    }
   }
 
   /**

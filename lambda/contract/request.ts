@@ -174,7 +174,8 @@ function resolveIssue(issue: z.ZodIssue): z.ZodIssue {
   return best ?? issue;
 }
 
-function toGatewayError(original: z.ZodIssue, body: unknown): GatewayError {
+/** A zod issue as the 400 the gateway answers: `param` names the field, the message says what is wrong. */
+export function toGatewayError(original: z.ZodIssue, body: unknown): GatewayError {
   const issue = resolveIssue(original);
   const param = formatParam(issue.path);
   const value = valueAt(body, issue.path);

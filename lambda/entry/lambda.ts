@@ -8,6 +8,7 @@ import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
 import { secretsManagerProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
+import { responsesTtlDaysFromEnv } from '../store/responses';
 import { tableNamesFromEnv } from '../store/tables';
 import { requestFromEvent, streamingRuntime, writeResponse } from './lambda-http';
 
@@ -39,6 +40,7 @@ const gateway = createGateway({
   settlementQueue: process.env.ITAPI_SETTLEMENT_QUEUE_URL ? sqsSettlementQueue(process.env.ITAPI_SETTLEMENT_QUEUE_URL) : undefined,
   // The console is a file of its own beside index.js (lib/itapi-chat-function.ts), read on its first request only.
   loadConsole: () => import(process.env.ITAPI_CONSOLE_MODULE || join(__dirname, 'console.js')),
+  responsesTtlDays: responsesTtlDaysFromEnv(),
 });
 
 export const handler = runtime.streamifyResponse(async (event, responseStream, context) => {

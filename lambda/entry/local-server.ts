@@ -20,6 +20,7 @@ import { createSignInLink } from '../console/sign-in';
 import { createGateway, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
+import { responsesTtlDaysFromEnv } from '../store/responses';
 import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
 
 export interface LocalOptions {
@@ -110,6 +111,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       log: options.log,
       loadConsole: () => import('../console'),
       env,
+      responsesTtlDays: responsesTtlDaysFromEnv(env),
     });
     await gateway.stores.tiers.seed();
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);

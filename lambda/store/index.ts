@@ -3,6 +3,7 @@ import { AccountsStore } from './accounts';
 import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
 import { SessionsStore } from './sessions';
+import { ResponsesStore } from './responses';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
 import { UsageStore } from './usage';
@@ -15,9 +16,15 @@ export interface Stores {
   usage: UsageStore;
   holds: HoldsStore;
   sessions: SessionsStore;
+  responses: ResponsesStore;
 }
 
-export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores {
+export interface StoreOptions {
+  /** How long stored responses are kept. @default 30 */
+  responsesTtlDays?: number;
+}
+
+export function createStores(dynamo: DynamoDBClient, tables: TableNames, options: StoreOptions = {}): Stores {
   return {
     keys: new KeysStore(dynamo, tables.keys),
     tiers: new TiersStore(dynamo, tables.tiers),
@@ -25,5 +32,6 @@ export function createStores(dynamo: DynamoDBClient, tables: TableNames): Stores
     usage: new UsageStore(dynamo, tables.usage),
     holds: new HoldsStore(dynamo, tables.holds),
     sessions: new SessionsStore(dynamo, tables.sessions),
+    responses: new ResponsesStore(dynamo, tables.responses, options.responsesTtlDays),
   };
 }

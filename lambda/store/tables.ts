@@ -10,6 +10,8 @@ export interface TableNames {
   holds: string;
   /** Console sign-in links and sessions. */
   sessions: string;
+  /** Stored Responses API responses (`store: true`), split into parts, with a TTL. */
+  responses: string;
 }
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -20,6 +22,7 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     usage: env.ITAPI_USAGE_TABLE ?? 'itapi-usage',
     holds: env.ITAPI_HOLDS_TABLE ?? 'itapi-holds',
     sessions: env.ITAPI_SESSIONS_TABLE ?? 'itapi-sessions',
+    responses: env.ITAPI_RESPONSES_TABLE ?? 'itapi-responses',
   };
 }
 
@@ -32,8 +35,9 @@ export const SESSIONS_BY_ACCOUNT_INDEX = 'by-account';
  * Key schemas (ARCHITECTURE §4), used to create the tables locally:
  * keys `key_hash`; GSIs by `account_id` + `key_id` and by `key_id`; tiers `tier_id`;
  * accounts `account_id`; usage `account_id` + `sk` (`<time ms, 13 digits>#<request id>`), TTL `expires_at`;
- * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before).
- * sessions `id` (`link#<sha256>` or `session#<sha256>`), GSI by `account_id`, TTL `expires_at`.
+ * holds `request_id`, TTL `expires_at` (a day past the hold's deadline: the sweeper settles it long before);
+ * sessions `id` (`link#<sha256>` or `session#<sha256>`), GSI by `account_id`, TTL `expires_at`;
+ * responses `response_id` + `part` (number), TTL `expires_at`.
  */
 export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
   const onDemand = { BillingMode: 'PAY_PER_REQUEST' as const };
@@ -110,6 +114,18 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
           ],
           Projection: { ProjectionType: 'KEYS_ONLY' },
         },
+      ],
+    },
+    {
+      TableName: names.responses,
+      ...onDemand,
+      AttributeDefinitions: [
+        { AttributeName: 'response_id', AttributeType: 'S' },
+        { AttributeName: 'part', AttributeType: 'N' },
+      ],
+      KeySchema: [
+        { AttributeName: 'response_id', KeyType: 'HASH' },
+        { AttributeName: 'part', KeyType: 'RANGE' },
       ],
     },
   ];

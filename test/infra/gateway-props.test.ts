@@ -65,6 +65,7 @@ beforeAll(() => {
       topUpMinUsd: 10,
       topUpMaxUsd: 250.5,
       consoleUrl: 'https://llm.example.com/console/',
+      responsesTtlDays: 7,
     },
   });
 });
@@ -131,6 +132,10 @@ describe('other props', () => {
     ]);
   });
 
+  it('keeps stored responses for responsesTtlDays', () => {
+    expect(chatEnv().ITAPI_RESPONSES_TTL_DAYS).toBe('7');
+  });
+
   it('sets memory and reserved concurrency', () => {
     expect(s.json.Resources[logicalIdByPath(s.json, CHAT_FUNCTION_PATH)].Properties).toMatchObject({
       MemorySize: 1024,
@@ -159,7 +164,7 @@ describe('other props', () => {
   });
 
   it('honours removal policy and deletion protection', () => {
-    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage', 'Sessions']) {
+    for (const role of ['Keys', 'Tiers', 'Accounts', 'Usage', 'Sessions', 'Responses']) {
       const table = s.json.Resources[logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)];
       expect(table.DeletionPolicy).toBe('Delete');
       expect((table.Properties as Props).Replicas[0].DeletionProtectionEnabled).toBe(false);
@@ -221,6 +226,7 @@ describe('props validation', () => {
     expect(() => build({ alarmEmail: 'not-an-email' })).toThrow(/alarmEmail/);
     expect(() => build({ memorySize: 64 })).toThrow(/memorySize/);
     expect(() => build({ reservedConcurrency: 0 })).toThrow(/reservedConcurrency/);
+    expect(() => build({ responsesTtlDays: 0 })).toThrow(/responsesTtlDays/);
   });
 
   it('rejects top-up bounds Stripe cannot charge or that are upside down', () => {

@@ -40,6 +40,8 @@ describe('chat function', () => {
         'ITAPI_MAX_REQUEST_S',
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
+        'ITAPI_RESPONSES_TABLE',
+        'ITAPI_RESPONSES_TTL_DAYS',
         'ITAPI_SETTLEMENT_QUEUE_URL',
         'ITAPI_SESSIONS_TABLE',
         'ITAPI_TIERS_TABLE',
@@ -61,6 +63,8 @@ describe('chat function', () => {
     expect(env.ITAPI_KEYS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource') });
     expect(env.ITAPI_USAGE_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource') });
     expect(env.ITAPI_PROVIDER_SECRET_ID).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource') });
+    expect(env.ITAPI_RESPONSES_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Responses/Resource') });
+    expect(env.ITAPI_RESPONSES_TTL_DAYS).toBe('30');
   });
 
   it('has a public Function URL in RESPONSE_STREAM mode, auth NONE, no CORS by default', () => {
@@ -159,7 +163,7 @@ describe('REST API', () => {
 });
 
 describe('tables', () => {
-  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions'];
+  const roles = ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses'];
 
   it.each(roles)('%s is on-demand with point-in-time recovery, deletion protection and retain', (role) => {
     const id = logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`);
@@ -182,6 +186,10 @@ describe('tables', () => {
     expect(keySchema('Tiers')).toEqual([{ AttributeName: 'tier_id', KeyType: 'HASH' }]);
     expect(keySchema('Accounts')).toEqual([{ AttributeName: 'account_id', KeyType: 'HASH' }]);
     expect(keySchema('Holds')).toEqual([{ AttributeName: 'request_id', KeyType: 'HASH' }]);
+    expect(keySchema('Responses')).toEqual([
+      { AttributeName: 'response_id', KeyType: 'HASH' },
+      { AttributeName: 'part', KeyType: 'RANGE' },
+    ]);
     expect(keySchema('Usage')).toEqual([
       { AttributeName: 'account_id', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
@@ -198,11 +206,12 @@ describe('tables', () => {
     ]);
   });
 
-  it('expires usage items, holds, and console links and sessions by TTL on expires_at, and nothing else', () => {
+  it('expires usage, hold and stored-response items and console links and sessions by TTL on expires_at, and nothing else', () => {
     const ttl = (role: string): unknown => props(logicalIdByPath(s.json, `Gateway/Tables/${role}/Resource`)).TimeToLiveSpecification;
     expect(ttl('Usage')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     expect(ttl('Sessions')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     expect(ttl('Holds')).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    expect(ttl('Responses')).toEqual({ AttributeName: 'expires_at', Enabled: true });
     for (const role of ['Keys', 'Tiers', 'Accounts']) expect(ttl(role)).toBeUndefined();
   });
 
@@ -230,7 +239,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -289,8 +298,10 @@ describe('IAM', () => {
     expect(env.ITAPI_SESSIONS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Sessions/Resource') });
   });
 
-  it('scopes the admin function to these tables and its own log group', () => {
+  it('scopes the admin function to these tables (never the stored responses) and its own log group', () => {
+    const responses = logicalIdByPath(s.json, 'Gateway/Tables/Responses/Resource');
     const allowed = new Set([...ownResources(), logicalIdByPath(s.json, 'Gateway/Admin/Handler/Logs/Resource')]);
+    allowed.delete(responses);
     for (const st of statementsOf('GatewayAdminHandlerRole')) {
       for (const resource of [st.Resource].flat()) {
         expect(typeof resource).not.toBe('string');
@@ -349,6 +360,7 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
         'DynamoDbThrottles-sessions',
+        'DynamoDbThrottles-responses',
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',

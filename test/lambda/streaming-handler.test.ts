@@ -9,7 +9,7 @@ import { bundleChat } from '../../scripts/bundle';
 import { chatFunctionBundle } from '../infra/cdk-bundle';
 import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder, restApiEvent } from '../support/awslambda-standin';
 import { createTestTables } from '../support/dynamo';
-import { validateChunk, validateCompletion } from '../support/openai-schema';
+import { validateChunk, validateCompletion, validateResponseEvent } from '../support/openai-schema';
 import { startUpstream, streamEvents, completionBody } from '../support/upstream';
 
 /**
@@ -68,6 +68,7 @@ beforeAll(async () => {
     ITAPI_USAGE_TABLE: tables.usage,
     ITAPI_HOLDS_TABLE: tables.holds,
     ITAPI_SESSIONS_TABLE: tables.sessions,
+    ITAPI_RESPONSES_TABLE: tables.responses,
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -130,6 +131,22 @@ describe.each(BUNDLES)('the %s', (_bundle, build) => {
     // Relayed as they came: the body arrived in several writes spread over the upstream's gaps.
     expect(bodyWrites.length).toBeGreaterThanOrEqual(chunks.length);
     expect(bodyWrites[bodyWrites.length - 1].atMs - bodyWrites[0].atMs).toBeGreaterThanOrEqual(3 * CHUNK_GAP_MS);
+  });
+
+  it('streams a Responses API answer event by event, stored before response.completed', async () => {
+    const body = JSON.stringify({ model: 'gpt-4o', input: 'count', stream: true, max_output_tokens: 20 });
+    const { prelude, body: text, bodyWrites } = await invoke(makeEvent('POST', '/v1/responses', headers(), body));
+    expect(prelude.statusCode).toBe(200);
+    expect(prelude.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = text.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\n').find((l) => l.startsWith('data: '))!.slice(6)));
+    events.forEach(validateResponseEvent);
+    const last = events[events.length - 1];
+    expect(last.type).toBe('response.completed');
+    expect(last.response.output[0].content[0].text).toBe('one two three four');
+    expect(bodyWrites.length).toBeGreaterThan(3);
+    const stored = await invoke(makeEvent('GET', `/v1/responses/${last.response.id}`, headers()));
+    expect(stored.prelude.statusCode).toBe(200);
+    expect(JSON.parse(stored.body).output).toEqual(last.response.output);
   });
 
   it('answers JSON completions', async () => {

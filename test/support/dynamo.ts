@@ -29,6 +29,7 @@ export async function createTestTables(): Promise<{ client: DynamoDBClient; tabl
     usage: `test-usage-${suffix}`,
     holds: `test-holds-${suffix}`,
     sessions: `test-sessions-${suffix}`,
+    responses: `test-responses-${suffix}`,
   };
   await Promise.all(tableDefinitions(tables).map((def) => client.send(new CreateTableCommand(def))));
   await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));

@@ -72,3 +72,18 @@ export function validateCompletion(value: unknown): void {
 export function validateChunk(value: unknown): void {
   check('CreateChatCompletionStreamResponse', value);
 }
+
+/** Throws with ajv's errors unless `value` is a valid Responses API `Response`. */
+export function validateResponse(value: unknown): void {
+  check('Response', value);
+}
+
+/** Throws with ajv's errors unless `value` is a valid `ResponseStreamEvent`. */
+export function validateResponseEvent(value: unknown): void {
+  check('ResponseStreamEvent', value);
+}
+
+/** Throws with ajv's errors unless `value` is a valid `ResponseItemList` (`GET /v1/responses/{id}/input_items`). */
+export function validateResponseItemList(value: unknown): void {
+  check('ResponseItemList', value);
+}
