@@ -427,7 +427,8 @@ describe('request mapping', () => {
     const upstream = lastUpstreamJson(openai);
     expect(upstream).not.toHaveProperty('metadata');
     expect(upstream.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } });
-    expect(upstream).toMatchObject({ reasoning_effort: 'high', verbosity: 'low', temperature: 0.5, top_p: 0.9, max_completion_tokens: 50 });
+    // Not api.openai.com: the limit goes in the field every OpenAI-compatible server honours.
+    expect(upstream).toMatchObject({ reasoning_effort: 'high', verbosity: 'low', temperature: 0.5, top_p: 0.9, max_tokens: 50 });
 
     await post({ model: 'claude-test', input: 'x', reasoning: { effort: 'high' }, text: { format: { type: 'json_object' } } });
     const claude = lastUpstreamJson(anthropic);
@@ -440,7 +441,7 @@ describe('request mapping', () => {
     const json = await (await post({ model: 'gpt-test', input: 'a b c d e f g h', max_output_tokens: 3 })).json();
     validateResponse(json);
     expect(json).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
-    expect(lastUpstreamJson(openai).max_completion_tokens).toBe(3);
+    expect(lastUpstreamJson(openai).max_tokens).toBe(3);
     const { last } = await streamed({ model: 'gpt-test', input: 'a b c d e f g h', max_output_tokens: 3 });
     expect(last.type).toBe('response.incomplete');
     expect(last.response.incomplete_details).toEqual({ reason: 'max_output_tokens' });
@@ -450,7 +451,7 @@ describe('request mapping', () => {
 
   it('clamps max_output_tokens to the model’s maximum', async () => {
     await post({ model: 'gpt-test', input: 'x', max_output_tokens: 1_000_000 });
-    expect(lastUpstreamJson(openai).max_completion_tokens).toBe(4096);
+    expect(lastUpstreamJson(openai).max_tokens).toBe(4096);
   });
 
   it('sends images as image_url parts', async () => {
