@@ -3,7 +3,7 @@
 // and ReturnConsumedCapacity on the gateway's own DynamoDB client. Used by `npm run bench` and by
 // test/money/scale.test.ts.
 import { randomBytes } from 'node:crypto';
-import { createServer, type ServerResponse } from 'node:http';
+import { Agent, createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,21 @@ export interface InFlightFigures {
   accountItemBytes: number;
   seconds: number;
 }
+
+/** A POST over node:http, with no client-side timeout (fetch gives up on headers after 300 s); 0 when it fails. */
+function post(url: string, key: string, body: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', agent: CLIENT_AGENT, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+const CLIENT_AGENT = new Agent({ keepAlive: true, maxSockets: Infinity });
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,20 +80,16 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
   });
   const units = { admission: [] as number[], settlement: [] as number[] };
   const holdsTable = gw.gateway.stores.holds.tableName;
-  // On the gateway's own client, before its first transaction (the SDK caches each command's middleware).
-  gw.dynamo.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
-      const input = args.input as { ReturnConsumedCapacity?: string; TransactItems: Array<Record<string, { TableName?: string }>> };
-      input.ReturnConsumedCapacity = 'TOTAL';
-      const out = await next(args);
-      const total = ((out.output as { ConsumedCapacity?: Array<{ CapacityUnits?: number }> }).ConsumedCapacity ?? []).reduce((s, c) => s + (c.CapacityUnits ?? 0), 0);
-      if (input.TransactItems.some((i) => i.Put?.TableName === holdsTable)) units.admission.push(total);
-      if (input.TransactItems.some((i) => i.Delete?.TableName === holdsTable)) units.settlement.push(total);
-      return out;
-    },
-    { step: 'initialize', name: 'capacity' },
-  );
+  gw.dynamo.intercept(async (operation, input, next) => {
+    if (operation !== 'TransactWriteItems') return next();
+    const items = input.TransactItems as Array<Record<string, { TableName?: string }>>;
+    input.ReturnConsumedCapacity = 'TOTAL';
+    const out = await next();
+    const total = ((out.ConsumedCapacity as Array<{ CapacityUnits?: number }> | undefined) ?? []).reduce((s, c) => s + (c.CapacityUnits ?? 0), 0);
+    if (items.some((i) => i.Put?.TableName === holdsTable)) units.admission.push(total);
+    if (items.some((i) => i.Delete?.TableName === holdsTable)) units.settlement.push(total);
+    return out;
+  });
   try {
     const { stores } = gw.gateway;
     const accountId = `acct_${suffix}`;
@@ -108,14 +119,7 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
       const answers: Array<Promise<number>> = [];
       for (let i = 0; i < count; i++) {
         answers.push(
-          fetch(`${gw.baseUrl}/chat/completions`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 }),
-          }).then(
-            (res) => res.status,
-            () => 0,
-          ).then((status) => {
+          post(`${gw.baseUrl}/chat/completions`, key, JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 })).then((status) => {
             ended++;
             lastEnded = status;
             return status;

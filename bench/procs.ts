@@ -20,9 +20,9 @@ let nextId = 1;
 export async function startServer(
   name: string,
   file: string,
-  opts: { env?: NodeJS.ProcessEnv; args?: string[]; ts?: boolean; cwd?: string; readyTimeoutMs?: number; waitReady?: (child: ChildProcess) => Promise<any> } = {},
+  opts: { env?: NodeJS.ProcessEnv; args?: string[]; execArgv?: string[]; ts?: boolean; cwd?: string; readyTimeoutMs?: number; waitReady?: (child: ChildProcess) => Promise<any> } = {},
 ): Promise<Server> {
-  const execArgv = ['--require', PROBE, ...(opts.ts === false ? [] : ['--import', 'tsx'])];
+  const execArgv = ['--require', PROBE, ...(opts.execArgv ?? []), ...(opts.ts === false ? [] : ['--import', 'tsx'])];
   const child = fork(file, opts.args ?? [], {
     execArgv,
     cwd: opts.cwd,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
+import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
 import { startServer, type Server } from './procs';
@@ -215,9 +216,6 @@ function summarise(snapshot: MeterSnapshot, requests: number) {
       errors: s.errors,
       wallMsMedian: pct(s.wallMs, 50),
       cpuMsMedian: pct(s.cpuMs, 50),
-      cpuMsBeforeHttpMedian: pct(s.preCpuMs, 50),
-      cpuMsHttpMedian: pct(s.httpCpuMs, 50),
-      cpuMsAfterHttpMedian: pct(s.postCpuMs, 50),
       capacityUnitsReported: s.capacityUnits,
       capacityReportedFor: s.capacityReported,
     };
@@ -294,6 +292,8 @@ async function main() {
     servers.push(relayFetch);
     const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
     servers.push(gateway);
+    const gatewayMemory = await startServer('gateway-memory', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: 'memory' } });
+    servers.push(gatewayMemory);
     let peer: Server | undefined;
     let peerError = peerProblem;
     if (!peerProblem) {
@@ -312,13 +312,14 @@ async function main() {
       target('relay', relay.url, path, {}, bodyFor('bench-upstream')),
       target('relay-fetch', relayFetch.url, path, {}, bodyFor('bench-upstream')),
       target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
+      target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
     ];
     if (peer) {
       targets.push(
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, 'gateway-memory': gatewayMemory, ...(peer ? { portkey: peer } : {}) };
 
     log('warm-up');
     for (let i = 0; i < 200; i++) for (const t of targets) await timedRequest(t, false);
@@ -332,14 +333,15 @@ async function main() {
     const lat = await latency(targets);
     const latMeter = (await gateway.request<{ meter: MeterSnapshot }>({ type: 'meter' })).meter;
     // Admission and settlement are both TransactWriteItems of a few small items: one round trip each.
-    const admissionWrites = latMeter.TransactWriteItemsCommand?.wallMs ?? [];
+    const admissionWrites = latMeter.TransactWriteItems?.wallMs ?? [];
 
     log(`stream fidelity: ${STREAM_ROUNDS} interleaved rounds of ${CHUNKS} chunks`);
     const str = await streams(targets);
 
     log('DynamoDB work per request kind');
     const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);
-    const sdk = (await gateway.request<{ result: any }>({ type: 'sdk-vs-http', n: 400 })).result;
+    log('DynamoDB clients side by side (GetItem, admission-shaped TransactWriteItems)');
+    const clients = await compareDynamoClients(dynamo.endpoint, 400);
 
     log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
     const tput = await throughput(targets, byName);
@@ -362,7 +364,7 @@ async function main() {
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
       streams: str,
       throughput: tput,
-      dynamo: { kinds, sdkVsHttp: sdk },
+      dynamo: { kinds, clients },
       coldStart: cold,
       inFlight,
       loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),

@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Dynamo } from './store/dynamo';
 import { Hono } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { GatewayError } from './contract/errors';
@@ -24,7 +24,7 @@ import type { AdminDeps } from './admin/app';
 import { accountCredits } from './admin/credits';
 
 export interface GatewayOptions {
-  dynamo: DynamoDBClient;
+  dynamo: Dynamo;
   tables: TableNames;
   catalog: Catalog;
   providerKeys: ProviderKeys;

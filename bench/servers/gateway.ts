@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { parseCatalog } from '../../lambda/catalog';
 import { startLocal, type LocalGateway } from '../../lambda/entry/local-server';
+import type { DynamoStep } from '../../lambda/store/dynamo';
 import { DynamoMeter } from '../dynamo-meter';
 
 const upstream = process.env.UPSTREAM_URL!;
@@ -69,6 +70,11 @@ async function main() {
     limited: await account(local, 'limited', { rpm: 1, tpm: 1_000_000_000_000, creditsMicroUsd: 1_000_000_000 }),
   };
 
+  // BENCH_STORE=memory: the store answered from memory once the accounts exist (issue 12: the
+  // gateway's own ceiling). Reads are answered from the first answer to the same input, writes
+  // are acknowledged and kept nowhere: no DynamoDB client work, no DynamoDB Local.
+  if (process.env.BENCH_STORE === 'memory') local.dynamo.intercept(memoryStore());
+
   process.on('message', async (msg: { type: string; id?: number; capacity?: boolean; n?: number }) => {
     const reply = (body: object) => process.send!({ ...body, type: msg.type, id: msg.id });
     if (msg.type === 'cpu') {
@@ -84,12 +90,22 @@ async function main() {
     } else if (msg.type === 'drain') {
       await local.gateway.background.drain();
       reply({});
-    } else if (msg.type === 'sdk-vs-http') {
-      await local.gateway.background.drain();
-      reply({ result: await meter.sdkVsHttp(local.gateway.stores.accounts.tableName, msg.n ?? 400) });
     }
   });
   process.send!({ type: 'ready', url: local.baseUrl.replace(/\/v1$/, ''), keys });
+}
+
+function memoryStore(): DynamoStep {
+  const reads = new Map<string, Promise<Record<string, unknown>>>();
+  return (operation, input, next) => {
+    if (operation === 'GetItem' || operation === 'BatchGetItem' || operation === 'Query') {
+      const key = `${operation}${JSON.stringify(input)}`;
+      let answer = reads.get(key);
+      if (!answer) reads.set(key, (answer = next()));
+      return answer;
+    }
+    return Promise.resolve({});
+  };
 }
 
 main().catch((err) => {

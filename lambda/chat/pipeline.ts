@@ -9,6 +9,7 @@ import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/type
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { KeyRecord } from '../store/keys';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
+import { checkedEvent, dataMeter, type RelayedData } from './passthrough';
 import type { BackgroundTasks } from './background';
 
 /** What every completion endpoint needs; the entry points build it once per process. */
@@ -63,7 +64,9 @@ export function checkModelKind(model: ModelEntry, kind: ModelKind): void {
 /** An admitted completion whose upstream has answered: a whole answer, or a stream that settles itself. */
 export type OpenedCompletion =
   | { kind: 'json'; completion: ChatCompletion; route: string }
-  | { kind: 'stream'; chunks: MeteredChunks; route: string };
+  | { kind: 'stream'; chunks: MeteredChunks; route: string }
+  /** With `relayData`, on a route whose provider speaks OpenAI's protocol: the events as the upstream sent them. */
+  | { kind: 'data'; events: MeteredStream<string, RelayedData>; route: string };
 
 /**
  * The path every completion endpoint shares (chat, responses, messages): admission, the route
@@ -77,6 +80,22 @@ export async function openCompletion(
   key: KeyRecord,
   model: ModelEntry,
   request: ChatCompletionRequest,
+): Promise<Exclude<OpenedCompletion, { kind: 'data' }>>;
+export async function openCompletion(
+  deps: CompletionDeps,
+  scope: RequestScope,
+  key: KeyRecord,
+  model: ModelEntry,
+  request: ChatCompletionRequest,
+  options: { relayData: boolean },
+): Promise<OpenedCompletion>;
+export async function openCompletion(
+  deps: CompletionDeps,
+  scope: RequestScope,
+  key: KeyRecord,
+  model: ModelEntry,
+  request: ChatCompletionRequest,
+  options: { relayData?: boolean } = {},
 ): Promise<OpenedCompletion> {
   // Before admission: an embedding model has no output to hold for and no chat route.
   checkModelKind(model, 'chat');
@@ -103,11 +122,24 @@ export async function openCompletion(
       return { kind: 'json', completion, route: routeName(route) };
     }
     const { value, route } = await run.route(upstreamRequest, async (p, call) => {
+      // Read the first event before answering, so a route that fails at once still falls through.
+      if (options.relayData && p.streamData) {
+        const data = (await p.streamData(call))[Symbol.asyncIterator]();
+        const first = await data.next();
+        try {
+          if (!first.done) checkedEvent(first.value);
+        } catch (err) {
+          await data.return?.().catch(() => undefined);
+          throw err;
+        }
+        return { kind: 'data' as const, data, first };
+      }
       const iterator = (await p.stream(call))[Symbol.asyncIterator]();
-      // Read the first chunk before answering, so a route that fails at once still falls through.
-      return { iterator, first: await iterator.next() };
+      return { kind: 'stream' as const, iterator, first: await iterator.next() };
     });
-    return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, routeName(route)), route: routeName(route) };
+    const served = routeName(route);
+    if (value.kind === 'data') return { kind: 'data', events: new MeteredStream(run, value.data, value.first, served, dataMeter(model.id)), route: served };
+    return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, served), route: served };
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
     run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
@@ -241,24 +273,33 @@ export class AdmittedRun {
   }
 }
 
+/** What a metered stream records of the items that pass: the provider's usage, and the text it delivered. */
+export interface StreamMeter<In, Out = In> {
+  /** Records what the item carries and returns it as the client is to get it. */
+  observe(item: In): Out;
+  usage(): CompletionUsage | undefined;
+  /** The text and tool arguments delivered, for the tokenizer when the provider's usage did not come. */
+  text(): string;
+  /** True once an item carried output (for the time to first token). */
+  produced(): boolean;
+}
+
 /**
- * A completion's chunks as the upstream sends them (OpenAI's shapes), metered on the way: the
- * text delivered and the provider's usage are recorded, and the request settles when the
- * stream ends, fails (an error thrown by `next`, the deadline's included) or is cancelled by the
- * client going away (`return`). Once the upstream has answered, every end bills the prompt and
- * the output delivered, as the provider does.
+ * A completion's stream as the upstream sends it, metered on the way by a StreamMeter: the
+ * request settles when the stream ends, fails (an error thrown by `next`, the deadline's
+ * included) or is cancelled by the client going away (`return`). Once the upstream has
+ * answered, every end bills the prompt and the output delivered, as the provider does.
  */
-export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk> {
-  private readonly pieces: string[] = [];
-  private usage: CompletionUsage | undefined;
+export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
   private firstTokenMs: number | undefined;
-  private pending: IteratorResult<ChatCompletionChunk> | undefined;
+  private pending: IteratorResult<In> | undefined;
 
   constructor(
     private readonly run: AdmittedRun,
-    private readonly upstream: AsyncIterator<ChatCompletionChunk>,
-    first: IteratorResult<ChatCompletionChunk>,
+    private readonly upstream: AsyncIterator<In>,
+    first: IteratorResult<In>,
     readonly route: string,
+    private readonly meter: StreamMeter<In, Out>,
   ) {
     this.pending = first;
   }
@@ -267,35 +308,29 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
     return this;
   }
 
-  async next(): Promise<IteratorResult<ChatCompletionChunk>> {
-    let next: IteratorResult<ChatCompletionChunk>;
+  async next(): Promise<IteratorResult<Out>> {
+    let next: IteratorResult<In>;
+    let item: Out;
     try {
       next = this.pending ?? (await this.upstream.next());
       this.pending = undefined;
+      if (next.done) {
+        this.end('completed');
+        return { done: true, value: undefined };
+      }
+      item = this.meter.observe(next.value);
     } catch (err) {
       const error = this.run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
       this.run.abort.abort();
       this.end('interrupted', error.code);
       throw error;
     }
-    if (next.done) {
-      this.end('completed');
-      return next;
-    }
-    const chunk = next.value;
-    chunk.model = this.run.model.id;
-    if (chunk.usage) this.usage = chunk.usage;
-    for (const choice of chunk.choices) {
-      const delta = choice.delta;
-      if (delta.content) this.pieces.push(delta.content);
-      if (delta.tool_calls) for (const call of delta.tool_calls) if (call.function?.arguments) this.pieces.push(call.function.arguments);
-    }
-    if (this.firstTokenMs === undefined && this.pieces.length) this.firstTokenMs = Date.now() - this.run.scope.startedAtMs;
-    return next;
+    if (this.firstTokenMs === undefined && this.meter.produced()) this.firstTokenMs = Date.now() - this.run.scope.startedAtMs;
+    return { done: false, value: item };
   }
 
   /** The client went away: bill what was delivered, and stop the upstream. */
-  async return(): Promise<IteratorResult<ChatCompletionChunk>> {
+  async return(): Promise<IteratorResult<Out>> {
     // Settled first: a read still pending fails once the upstream is cut, and must not count as an upstream failure.
     this.end('aborted', 'client_closed');
     this.run.abort.abort();
@@ -303,7 +338,7 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
     return { done: true, value: undefined };
   }
 
-  /** The caller cannot go on with the chunks (its translation of them failed): stop the upstream and bill what it delivered. */
+  /** The caller cannot go on with the items (its translation of them failed): stop the upstream and bill what it delivered. */
   async fail(error: GatewayError): Promise<void> {
     this.run.abort.abort();
     await this.upstream.return?.().catch(() => undefined);
@@ -311,14 +346,43 @@ export class MeteredChunks implements AsyncIterableIterator<ChatCompletionChunk>
   }
 
   private end(status: Outcome['status'], errorCode?: string): void {
+    const usage = this.meter.usage();
     this.run.finish({
       status,
       httpStatus: 200,
-      usage: this.usage,
-      completionText: this.pieces.join(''),
+      usage,
+      // Counted only where the provider's usage will not settle it.
+      completionText: usage && status === 'completed' ? '' : this.meter.text(),
       route: this.route,
       errorCode,
       timeToFirstTokenMs: this.firstTokenMs,
     });
   }
+}
+
+/** Chunks parsed into OpenAI's shapes (every provider), with the gateway's model id. */
+export class MeteredChunks extends MeteredStream<ChatCompletionChunk> {
+  constructor(run: AdmittedRun, upstream: AsyncIterator<ChatCompletionChunk>, first: IteratorResult<ChatCompletionChunk>, route: string) {
+    super(run, upstream, first, route, chunkMeter(run.model.id));
+  }
+}
+
+function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
+  const pieces: string[] = [];
+  let usage: CompletionUsage | undefined;
+  return {
+    observe(chunk) {
+      chunk.model = modelId;
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        const delta = choice.delta;
+        if (delta.content) pieces.push(delta.content);
+        if (delta.tool_calls) for (const call of delta.tool_calls) if (call.function?.arguments) pieces.push(call.function.arguments);
+      }
+      return chunk;
+    },
+    usage: () => usage,
+    text: () => pieces.join(''),
+    produced: () => pieces.length > 0,
+  };
 }

@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../store/dynamo';
 import { serve } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -61,7 +61,7 @@ export interface LocalGateway {
   /** The catalog in force, as served (after the mock replaced its routes, if it did). */
   catalog: Catalog;
   gateway: Gateway;
-  dynamo: DynamoDBClient;
+  dynamo: Dynamo;
   dynamoEndpoint: string;
   /** Runs the sweeper once now (it also runs on its own every `sweepIntervalMs`). */
   sweep(): Promise<SweepReport>;

@@ -42,6 +42,12 @@ export interface Provider {
   stream(call: ProviderCall): Promise<AsyncIterable<ChatCompletionChunk>>;
   /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
   embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
+  /**
+   * The stream's events as the upstream sent them: each `data:` payload, a chat.completion.chunk
+   * in OpenAI's JSON, unparsed (`[DONE]` ends the iteration). Only providers that speak OpenAI's
+   * protocol have it; the chat endpoint relays these without a parse per chunk.
+   */
+  streamData?(call: ProviderCall): Promise<AsyncIterable<string>>;
 }
 
 /** One embeddings call: the validated request (`encoding_format` as the client asked) and the model's catalog facts. */

@@ -1,4 +1,4 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { serverOverloaded } from '../contract/errors';
 
 /** Upstream API keys by the name a catalog route gives in `secret`. */
@@ -28,11 +28,14 @@ export function hasEnvProviderKeys(env: NodeJS.ProcessEnv = process.env): boolea
 const SECRET_TTL_MS = 5 * 60_000;
 
 /** AWS: one Secrets Manager secret holding a JSON object `{name: key}`, cached for five minutes. */
-export function secretsManagerProviderKeys(secretId: string, client = new SecretsManagerClient({})): ProviderKeys {
+export function secretsManagerProviderKeys(secretId: string, client?: SecretsManagerClient): ProviderKeys {
   let cached: { values: Record<string, string>; expiresMs: number } | undefined;
   let inflight: Promise<Record<string, string>> | undefined;
 
   async function load(): Promise<Record<string, string>> {
+    // Loaded on the first read, not at start: a cold start that serves the console or a 401 never needs it.
+    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    client ??= new SecretsManagerClient({});
     const out = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     const parsed: unknown = JSON.parse(out.SecretString ?? '{}');
     if (parsed === null || typeof parsed !== 'object') throw new Error('provider-keys secret is not a JSON object');

@@ -1,15 +1,5 @@
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  TransactionCanceledException,
-  TransactionConflictException,
-  TransactWriteItemsCommand,
-  type TransactWriteItem,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { type Dynamo, isDynamoError } from './dynamo';
 import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
 import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
@@ -195,7 +185,7 @@ const SETTLE_ATTEMPTS = 8;
 /** The accounts table: balance and the minute counters on one item of constant size. */
 export class AccountsStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     readonly tableName: string,
     private readonly usageTable: string,
     readonly holdsTable: string,
@@ -220,17 +210,16 @@ export class AccountsStore {
     if (account.rpm !== undefined) item.rpm = num(account.rpm);
     if (account.tpm !== undefined) item.tpm = num(account.tpm);
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(account_id)' }));
+      await this.client.call('PutItem', { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(account_id)' });
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw new ItemExistsError('account', account.id);
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) throw new ItemExistsError('account', account.id);
       throw err;
     }
     return accountFromItem(item);
   }
 
   async get(id: string, consistent = true): Promise<Account | undefined> {
-    const out = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { account_id: { S: id } }, ConsistentRead: consistent }),
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { account_id: { S: id } }, ConsistentRead: consistent },
     );
     return out.Item ? accountFromItem(out.Item) : undefined;
   }
@@ -300,9 +289,9 @@ export class AccountsStore {
       });
     }
     try {
-      await this.client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: w.token }));
+      await this.client.call('TransactWriteItems', { TransactItems: items, ClientRequestToken: w.token });
     } catch (err) {
-      if (!(err instanceof TransactionCanceledException)) throw err;
+      if (!(isDynamoError(err, 'TransactionCanceledException'))) throw err;
       const [account, hold, keyReason] = err.CancellationReasons ?? [];
       if (hold?.Code === 'ConditionalCheckFailed') return { ok: false, reason: 'admitted', hold: hold.Item ? holdFromItem(hold.Item) : undefined };
       const accountFailed = account?.Code === 'ConditionalCheckFailed';
@@ -410,10 +399,10 @@ export class AccountsStore {
         });
       }
       try {
-        await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+        await this.client.call('TransactWriteItems', { TransactItems: items });
         return { settled: true, chargedMicroUsd: charged, refundMicroUsd: refund, unchargedMicroUsd: s.costMicroUsd - charged };
       } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw err;
+        if (!(isDynamoError(err, 'TransactionCanceledException'))) throw err;
         const reasons = err.CancellationReasons ?? [];
         const [holdReason, account, ledger, keyReason] = s.holdGone ? [undefined, ...reasons] : reasons;
         if (holdReason?.Code === 'ConditionalCheckFailed') {
@@ -445,9 +434,9 @@ export class AccountsStore {
 
   private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' }));
+      await this.client.call('PutItem', { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' });
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(isDynamoError(err, 'ConditionalCheckFailedException'))) throw err;
     }
   }
 
@@ -458,8 +447,7 @@ export class AccountsStore {
   async releaseOrphan(hold: Pick<HoldRecord, 'requestId' | 'accountId' | 'holdMicroUsd' | 'startedAtMs'>): Promise<boolean> {
     try {
       await retryConflicts(() =>
-        this.client.send(
-          new TransactWriteItemsCommand({
+        this.client.call('TransactWriteItems', {
             TransactItems: [
               { Delete: { TableName: this.holdsTable, Key: { request_id: { S: hold.requestId } }, ConditionExpression: 'attribute_exists(request_id)' } },
               {
@@ -479,12 +467,12 @@ export class AccountsStore {
                 },
               },
             ],
-          }),
+          },
         ),
       );
       return true;
     } catch (err) {
-      if (err instanceof TransactionCanceledException && (err.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed')) return false;
+      if (isDynamoError(err, 'TransactionCanceledException') && (err.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed')) return false;
       throw err;
     }
   }
@@ -524,8 +512,7 @@ export class AccountsStore {
     if (!sets.length && !removes.length) return this.get(id);
     try {
       const out = await retryConflicts(() =>
-        this.client.send(
-          new UpdateItemCommand({
+        this.client.call('UpdateItem', {
             TableName: this.tableName,
             Key: { account_id: { S: id } },
             UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].join(' ').trim(),
@@ -533,12 +520,12 @@ export class AccountsStore {
             ExpressionAttributeNames: change.name !== undefined ? { '#name': 'name' } : undefined,
             ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
             ReturnValues: 'ALL_NEW',
-          }),
+          },
         ),
       );
       return accountFromItem(out.Attributes!);
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return undefined;
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return undefined;
       throw err;
     }
   }
@@ -547,8 +534,7 @@ export class AccountsStore {
   async topUp(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now()): Promise<'added' | 'duplicate' | 'no-account'> {
     for (let conflicts = 1; ; conflicts++) {
       try {
-        await this.client.send(
-          new TransactWriteItemsCommand({
+        await this.client.call('TransactWriteItems', {
             TransactItems: [
               {
                 Put: {
@@ -567,11 +553,11 @@ export class AccountsStore {
                 },
               },
             ],
-          }),
+          },
         );
         return 'added';
       } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw err;
+        if (!(isDynamoError(err, 'TransactionCanceledException'))) throw err;
         const [ledger, account] = err.CancellationReasons ?? [];
         if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
         if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
@@ -587,8 +573,8 @@ export class AccountsStore {
  * seen on DynamoDB Local): nothing was applied, and the same write may be sent again.
  */
 export function isConflict(err: unknown): boolean {
-  if (err instanceof TransactionConflictException) return true;
-  if (err instanceof TransactionCanceledException) return (err.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict');
+  if (isDynamoError(err, 'TransactionConflictException')) return true;
+  if (isDynamoError(err, 'TransactionCanceledException')) return (err.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict');
   return false;
 }
 

@@ -1,12 +1,11 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Checksum, SourceData } from '@smithy/types';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { postSigner, type PostSigner } from './sigv4';
 
 /**
  * The gateway's DynamoDB client: the JSON protocol of DynamoDB (one POST per operation, `X-Amz-Target`
- * naming it, the input as its JSON body), signed with the AWS SDK's own SigV4 signer and sent over
+ * naming it, the input as its JSON body), signed with SigV4 (./sigv4.ts, checked against the SDK's) and sent over
  * a `node:http` keep-alive agent. The same signed bytes the SDK sends, at a fraction of its CPU per
  * call and with none of its load time (docs/BENCHMARKS.md, "A lean DynamoDB client").
  *
@@ -14,7 +13,8 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Checksum, So
  * (`ConditionalCheckFailedException`, `TransactionCanceledException` with `CancellationReasons`, …).
  */
 export interface Dynamo {
-  call<O = Record<string, unknown>>(operation: DynamoOperation, input: object): Promise<O>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the outputs are DynamoDB's JSON, typed where read
+  call<O = any>(operation: DynamoOperation, input: object): Promise<O>;
   /** Adds a step around every call (tests: counting, fault injection, consumed capacity). */
   intercept(step: DynamoStep): void;
   destroy(): void;
@@ -46,10 +46,15 @@ export class DynamoError extends Error {
   /** ConditionalCheckFailedException with `ReturnValuesOnConditionCheckFailure`: the item as it was. */
   readonly Item?: Record<string, any>;
 
-  constructor(name: string, message: string, httpStatusCode: number | undefined, attempts: number, body: Record<string, any> = {}) {
-    super(message);
+  /** A failure with no answer: the socket's error code (`ECONNREFUSED`, `ECONNRESET`, …). */
+  readonly code?: string;
+
+  constructor(name: string, message: string, httpStatusCode: number | undefined, attempts: number, body: Record<string, any> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
     this.name = name;
     this.$metadata = { httpStatusCode, attempts };
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    if (typeof code === 'string') this.code = code;
     if (Array.isArray(body.CancellationReasons)) this.CancellationReasons = body.CancellationReasons;
     if (body.Item) this.Item = body.Item;
   }
@@ -72,6 +77,8 @@ export interface DynamoOptions {
   timeoutMs?: number;
   /** Sockets per endpoint. @default 256 */
   maxSockets?: number;
+  /** Another SigV4 implementation (the bench compares the SDK's own). @default ./sigv4.ts */
+  signer?: (credentials: AwsCredentialIdentityProvider, region: string) => PostSigner;
 }
 
 const RETRYABLE = new Set([
@@ -82,29 +89,6 @@ const RETRYABLE = new Set([
   'ServiceUnavailable',
   'TransactionInProgressException',
 ]);
-
-/** node:crypto behind the signer's hash interface (the SDK's own @smithy/hash-node does the same). */
-class NodeSha256 implements Checksum {
-  private hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-  reset(): void {
-    throw new Error('not used by the signer');
-  }
-}
-
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
 
 /** Credentials from Lambda's environment; anything else goes to the SDK's default chain, loaded only then. */
 function defaultCredentials(): AwsCredentialIdentityProvider {
@@ -126,30 +110,17 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 256 };
   const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   const send = secure ? httpsRequest : httpRequest;
-  const credentials = options.credentials ?? defaultCredentials();
-  const signer = new SignatureV4({ credentials, region, service: 'dynamodb', sha256: NodeSha256 });
+  const given = options.credentials;
+  const credentials: AwsCredentialIdentityProvider = typeof given === 'function' ? given : given ? async () => given : defaultCredentials();
+  const sign = options.signer ? options.signer(credentials, region) : postSigner(credentials, region, 'dynamodb');
   const maxAttempts = options.maxAttempts ?? 3;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const steps: DynamoStep[] = [];
 
   async function once(operation: DynamoOperation, body: string): Promise<{ status: number; text: string }> {
-    const signed = await signer.sign({
-      method: 'POST',
-      protocol: endpoint.protocol,
-      hostname: endpoint.hostname,
-      port: endpoint.port ? Number(endpoint.port) : undefined,
-      path: '/',
-      query: {},
-      headers: {
-        host: endpoint.host,
-        'content-type': 'application/x-amz-json-1.0',
-        'x-amz-target': `DynamoDB_20120810.${operation}`,
-        'content-length': String(Buffer.byteLength(body)),
-      },
-      body,
-    });
+    const headers = await sign(endpoint.host, { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `DynamoDB_20120810.${operation}`, 'content-length': String(Buffer.byteLength(body)) }, body);
     return new Promise((resolve, reject) => {
-      const req = send({ method: 'POST', host: endpoint.hostname, port: endpoint.port || undefined, path: '/', headers: signed.headers, agent }, (res: IncomingMessage) => {
+      const req = send({ method: 'POST', host: endpoint.hostname, port: endpoint.port || undefined, path: '/', headers, agent }, (res: IncomingMessage) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
@@ -162,18 +133,28 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   }
 
   async function attempt(operation: DynamoOperation, input: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const body = JSON.stringify(input);
+    const body = JSON.stringify(input, binaryAsBase64);
     for (let n = 1; ; n++) {
       let answer: { status: number; text: string };
       try {
         answer = await once(operation, body);
       } catch (err) {
         // No answer: sent again as it was (a transaction with its ClientRequestToken is applied once).
-        if (n >= maxAttempts) throw err;
+        // Given up: one of our own errors, with the socket's code (callers tell "refused" from "may have landed").
+        if (n >= maxAttempts) throw noAnswer(operation, err, n);
         await backoff(n);
         continue;
       }
-      const parsed = answer.text ? (JSON.parse(answer.text) as Record<string, any>) : {};
+      let parsed: Record<string, any>;
+      try {
+        parsed = parseAnswer(answer.text);
+      } catch (err) {
+        // Not DynamoDB's JSON (a proxy's page, a cut answer): an unknown outcome, as for no answer.
+        // A 5xx page is sent again; anything else is not (a 2xx means the write was applied).
+        if (n >= maxAttempts || answer.status < 500) throw new DynamoError('SerializationError', `DynamoDB ${operation} answered ${answer.status} with a body that is not JSON`, answer.status >= 500 ? answer.status : undefined, n, {}, err);
+        await backoff(n);
+        continue;
+      }
       if (answer.status >= 200 && answer.status < 300) return parsed;
       const type = String(parsed.__type ?? 'UnknownError');
       const name = type.slice(type.lastIndexOf('#') + 1);
@@ -196,6 +177,31 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
       agent.destroy();
     },
   };
+}
+
+/** The error for a call that got no answer at all (refused, reset, timed out). */
+function noAnswer(operation: DynamoOperation, err: unknown, attempts: number): DynamoError {
+  const e = err as { name?: string; message?: string };
+  const name = e?.name === 'TimeoutError' ? 'TimeoutError' : 'NetworkingError';
+  return new DynamoError(name, `DynamoDB ${operation}: ${e?.message ?? String(err)}`, undefined, attempts, {}, err);
+}
+
+/** Binary attribute values travel as base64, as the SDK sends them (`B`, `BS`). */
+function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
+}
+
+/** The answer's JSON, with binary attribute values back as bytes (the reviver only when there are some). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function parseAnswer(text: string): Record<string, any> {
+  if (!text) return {};
+  if (!text.includes('"B":') && !text.includes('"BS":')) return JSON.parse(text);
+  return JSON.parse(text, (key, value) => {
+    if (key === 'B' && typeof value === 'string') return Buffer.from(value, 'base64');
+    if (key === 'BS' && Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.map((v: string) => Buffer.from(v, 'base64'));
+    return value;
+  });
 }
 
 /** 25, 50, 100 ms…, jittered: throttling and conflicts clear in milliseconds. */

@@ -1,4 +1,5 @@
-import { type AttributeValue, DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 
 /**
  * One admitted request's hold, an item of its own from admission until settlement deletes it,
@@ -77,13 +78,12 @@ export function holdFromItem(item: Item): HoldRecord {
 /** The holds table, read side; holds are written and deleted in transactions with the account (accounts.ts). */
 export class HoldsStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     readonly tableName: string,
   ) {}
 
   async get(requestId: string): Promise<HoldRecord | undefined> {
-    const out = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { request_id: { S: requestId } }, ConsistentRead: true }),
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { request_id: { S: requestId } }, ConsistentRead: true },
     );
     return out.Item ? holdFromItem(out.Item) : undefined;
   }
@@ -95,15 +95,14 @@ export class HoldsStore {
   async *overdue(beforeMs: number, pageSize = 500): AsyncGenerator<HoldRecord[]> {
     let start: Item | undefined;
     do {
-      const page = await this.client.send(
-        new ScanCommand({
+      const page = await this.client.call('Scan', {
           TableName: this.tableName,
           FilterExpression: 'deadline_ms < :before',
           ExpressionAttributeValues: { ':before': num(beforeMs) },
           ExclusiveStartKey: start,
           Limit: pageSize,
           ConsistentRead: true,
-        }),
+        },
       );
       const holds = (page.Items ?? []).map(holdFromItem);
       if (holds.length) yield holds;
@@ -116,14 +115,13 @@ export class HoldsStore {
     const out: HoldRecord[] = [];
     let start: Item | undefined;
     do {
-      const page = await this.client.send(
-        new ScanCommand({
+      const page = await this.client.call('Scan', {
           TableName: this.tableName,
           FilterExpression: 'account_id = :a',
           ExpressionAttributeValues: { ':a': { S: accountId } },
           ExclusiveStartKey: start,
           ConsistentRead: true,
-        }),
+        },
       );
       out.push(...(page.Items ?? []).map(holdFromItem));
       start = page.LastEvaluatedKey;

@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 import { AccountsStore } from './accounts';
 import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
@@ -24,7 +24,7 @@ export interface StoreOptions {
   responsesTtlDays?: number;
 }
 
-export function createStores(dynamo: DynamoDBClient, tables: TableNames, options: StoreOptions = {}): Stores {
+export function createStores(dynamo: Dynamo, tables: TableNames, options: StoreOptions = {}): Stores {
   return {
     keys: new KeysStore(dynamo, tables.keys),
     tiers: new TiersStore(dynamo, tables.tiers),

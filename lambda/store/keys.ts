@@ -1,4 +1,5 @@
-import { type AttributeValue, DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 import type { WindowCounts } from '../money/sliding-window';
 import { countsFromItem } from './accounts';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX } from './tables';
@@ -71,37 +72,34 @@ function fromItem(item: Item): KeyRecord {
 /** The keys table: one item per key, addressed by the key's SHA-256. */
 export class KeysStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     private readonly tableName: string,
   ) {}
 
   async getByHash(keyHash: string): Promise<KeyRecord | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { key_hash: { S: keyHash } } }));
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { key_hash: { S: keyHash } } });
     return out.Item ? fromItem(out.Item) : undefined;
   }
 
   /** A capped key's own minute counters, read consistently (undefined for an unknown key). */
   async getCounts(keyHash: string): Promise<WindowCounts | undefined> {
-    const out = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { key_hash: { S: keyHash } }, ConsistentRead: true }),
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { key_hash: { S: keyHash } }, ConsistentRead: true },
     );
     return out.Item ? countsFromItem(out.Item) : undefined;
   }
 
   async create(record: KeyRecord): Promise<void> {
-    await this.client.send(
-      new PutItemCommand({ TableName: this.tableName, Item: toItem(record), ConditionExpression: 'attribute_not_exists(key_hash)' }),
+    await this.client.call('PutItem', { TableName: this.tableName, Item: toItem(record), ConditionExpression: 'attribute_not_exists(key_hash)' },
     );
   }
 
   async getById(keyId: string): Promise<KeyRecord | undefined> {
-    const out = await this.client.send(
-      new QueryCommand({
+    const out = await this.client.call('Query', {
         TableName: this.tableName,
         IndexName: KEYS_BY_ID_INDEX,
         KeyConditionExpression: 'key_id = :id',
         ExpressionAttributeValues: { ':id': { S: keyId } },
-      }),
+      },
     );
     return out.Items?.[0] ? fromItem(out.Items[0]) : undefined;
   }
@@ -110,14 +108,13 @@ export class KeysStore {
     const records: KeyRecord[] = [];
     let start: Item | undefined;
     do {
-      const out = await this.client.send(
-        new QueryCommand({
+      const out = await this.client.call('Query', {
           TableName: this.tableName,
           IndexName: KEYS_BY_ACCOUNT_INDEX,
           KeyConditionExpression: 'account_id = :a',
           ExpressionAttributeValues: { ':a': { S: accountId } },
           ExclusiveStartKey: start,
-        }),
+        },
       );
       records.push(...(out.Items ?? []).map(fromItem));
       start = out.LastEvaluatedKey;
@@ -138,14 +135,13 @@ export class KeysStore {
         values[`:${field}`] = { N: String(value) };
       }
     }
-    await this.client.send(
-      new UpdateItemCommand({
+    await this.client.call('UpdateItem', {
         TableName: this.tableName,
         Key: { key_hash: { S: keyHash } },
         UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
         ConditionExpression: 'attribute_exists(key_hash)',
         ExpressionAttributeValues: values,
-      }),
+      },
     );
   }
 
@@ -153,8 +149,7 @@ export class KeysStore {
   async revoke(keyId: string): Promise<KeyRecord | undefined> {
     const found = await this.getById(keyId);
     if (!found) return undefined;
-    const out = await this.client.send(
-      new UpdateItemCommand({
+    const out = await this.client.call('UpdateItem', {
         TableName: this.tableName,
         Key: { key_hash: { S: found.keyHash } },
         UpdateExpression: 'SET #s = :revoked, revoked_at_ms = :now',
@@ -162,7 +157,7 @@ export class KeysStore {
         ExpressionAttributeNames: { '#s': 'status' },
         ExpressionAttributeValues: { ':revoked': { S: 'revoked' }, ':now': { N: String(Date.now()) } },
         ReturnValues: 'ALL_NEW',
-      }),
+      },
     );
     return out.Attributes ? fromItem(out.Attributes) : undefined;
   }

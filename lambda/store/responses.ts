@@ -1,11 +1,5 @@
-import {
-  type AttributeValue,
-  BatchWriteItemCommand,
-  type DynamoDBClient,
-  PutItemCommand,
-  QueryCommand,
-  type WriteRequest,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, WriteRequest } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 import { promisify } from 'node:util';
 import { gunzip, gzip, constants as zlib } from 'node:zlib';
 import type { ResponseObject, StoredItem } from '../contract/responses';
@@ -57,7 +51,7 @@ export class ResponsesStore {
   private readonly ttlMs: number;
 
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     readonly tableName: string,
     ttlDays: number = DEFAULT_RESPONSES_TTL_DAYS,
     private readonly now: () => number = Date.now,
@@ -90,7 +84,7 @@ export class ResponsesStore {
       items.push(item);
     }
     if (items.length === 1) {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: items[0] }));
+      await this.client.call('PutItem', { TableName: this.tableName, Item: items[0] });
       return;
     }
     const batches: WriteRequest[][] = [];
@@ -132,8 +126,7 @@ export class ResponsesStore {
     const items: Item[] = [];
     let start: Item | undefined;
     do {
-      const out = await this.client.send(
-        new QueryCommand({
+      const out = await this.client.call('Query', {
           TableName: this.tableName,
           KeyConditionExpression: '#id = :id',
           ExpressionAttributeValues: { ':id': { S: id } },
@@ -141,7 +134,7 @@ export class ResponsesStore {
           ProjectionExpression: Object.keys(names).join(', '),
           ConsistentRead: true,
           ExclusiveStartKey: start,
-        }),
+        },
       );
       items.push(...(out.Items ?? []));
       start = out.LastEvaluatedKey;
@@ -152,7 +145,7 @@ export class ResponsesStore {
   private async writeBatch(requests: WriteRequest[]): Promise<void> {
     let pending = requests;
     for (let attempt = 0; ; attempt++) {
-      const out = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }));
+      const out = await this.client.call('BatchWriteItem', { RequestItems: { [this.tableName]: pending } });
       pending = out.UnprocessedItems?.[this.tableName] ?? [];
       if (pending.length === 0) return;
       const delayMs = UNPROCESSED_RETRY_DELAYS_MS[attempt];

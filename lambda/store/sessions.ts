@@ -1,13 +1,5 @@
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  DeleteItemCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo, isDynamoError } from './dynamo';
 import { SESSIONS_BY_ACCOUNT_INDEX } from './tables';
 
 /**
@@ -65,13 +57,13 @@ function fromItem(item: Item): ConsoleGrant {
 /** The sessions table: console sign-in links and sessions. */
 export class SessionsStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     readonly tableName: string,
   ) {}
 
   /** Stores a new link or session; fails if one with the same hash exists (a 256-bit collision). */
   async put(grant: ConsoleGrant): Promise<void> {
-    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: toItem(grant), ConditionExpression: 'attribute_not_exists(id)' }));
+    await this.client.call('PutItem', { TableName: this.tableName, Item: toItem(grant), ConditionExpression: 'attribute_not_exists(id)' });
   }
 
   /**
@@ -80,26 +72,25 @@ export class SessionsStore {
    */
   async useLink(hash: string, nowMs: number): Promise<ConsoleGrant | undefined> {
     try {
-      const out = await this.client.send(
-        new UpdateItemCommand({
+      const out = await this.client.call('UpdateItem', {
           TableName: this.tableName,
           Key: { id: { S: itemId('link', hash) } },
           UpdateExpression: 'SET used_at_ms = :now',
           ConditionExpression: 'attribute_exists(id) AND attribute_not_exists(used_at_ms) AND expires_at_ms > :now',
           ExpressionAttributeValues: { ':now': { N: String(nowMs) } },
           ReturnValues: 'ALL_NEW',
-        }),
+        },
       );
       return out.Attributes ? fromItem(out.Attributes) : undefined;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException || (err as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      if (isDynamoError(err, 'ConditionalCheckFailedException') || (err as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
       throw err;
     }
   }
 
   /** A live session, or undefined when it is unknown, ended or expired. */
   async getSession(hash: string, nowMs: number): Promise<ConsoleGrant | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { id: { S: itemId('session', hash) } }, ConsistentRead: true }));
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { id: { S: itemId('session', hash) } }, ConsistentRead: true });
     if (!out.Item) return undefined;
     const grant = fromItem(out.Item);
     return grant.kind === 'session' && grant.expiresAtMs > nowMs ? grant : undefined;
@@ -107,7 +98,7 @@ export class SessionsStore {
 
   /** Ends one session (sign-out). */
   async deleteSession(hash: string): Promise<void> {
-    await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: { id: { S: itemId('session', hash) } } }));
+    await this.client.call('DeleteItem', { TableName: this.tableName, Key: { id: { S: itemId('session', hash) } } });
   }
 
   /** Ends every session of an account and voids its unused links; returns how many items went. */
@@ -115,17 +106,16 @@ export class SessionsStore {
     let removed = 0;
     let start: Item | undefined;
     do {
-      const page = await this.client.send(
-        new QueryCommand({
+      const page = await this.client.call('Query', {
           TableName: this.tableName,
           IndexName: SESSIONS_BY_ACCOUNT_INDEX,
           KeyConditionExpression: 'account_id = :a',
           ExpressionAttributeValues: { ':a': { S: accountId } },
           ExclusiveStartKey: start,
-        }),
+        },
       );
       for (const item of page.Items ?? []) {
-        await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: { id: item.id } }));
+        await this.client.call('DeleteItem', { TableName: this.tableName, Key: { id: item.id } });
         removed++;
       }
       start = page.LastEvaluatedKey;

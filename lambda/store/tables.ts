@@ -1,4 +1,5 @@
-import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 
 /** Table names; in AWS they come from the stack's environment, locally these defaults. */
 export interface TableNames {
@@ -132,15 +133,15 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
 }
 
 /** Creates the tables that do not exist yet (local mode) and waits until each is ACTIVE. */
-export async function ensureTables(dynamo: DynamoDBClient, tables: TableNames): Promise<void> {
+export async function ensureTables(dynamo: Dynamo, tables: TableNames): Promise<void> {
   for (const definition of tableDefinitions(tables)) {
     try {
-      await dynamo.send(new CreateTableCommand(definition));
+      await dynamo.call('CreateTable', definition);
     } catch (err) {
       if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
     }
     for (;;) {
-      const out = await dynamo.send(new DescribeTableCommand({ TableName: definition.TableName }));
+      const out = await dynamo.call('DescribeTable', { TableName: definition.TableName });
       if (out.Table?.TableStatus === 'ACTIVE') break;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,4 +1,4 @@
-import { ConditionalCheckFailedException, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo, isDynamoError } from './dynamo';
 
 /** A tier as the deploy seeds it. rpm/tpm 0 means "per-account custom limits" (enterprise). */
 export interface TierSeed {
@@ -19,12 +19,11 @@ export interface TierSeedResult {
  * Writes each tier only if no item with its id exists (`attribute_not_exists(tier_id)`), so a
  * tier an operator changed after the first deploy is never overwritten by a later deploy.
  */
-export async function seedTiers(client: DynamoDBClient, tableName: string, tiers: TierSeed[]): Promise<TierSeedResult> {
+export async function seedTiers(client: Dynamo, tableName: string, tiers: TierSeed[]): Promise<TierSeedResult> {
   const result: TierSeedResult = { created: [], kept: [] };
   for (const tier of tiers) {
     try {
-      await client.send(
-        new PutItemCommand({
+      await client.call('PutItem', {
           TableName: tableName,
           Item: {
             tier_id: { S: tier.id },
@@ -34,11 +33,11 @@ export async function seedTiers(client: DynamoDBClient, tableName: string, tiers
             ...(tier.models ? { models: { L: tier.models.map((m) => ({ S: m })) } } : {}),
           },
           ConditionExpression: 'attribute_not_exists(tier_id)',
-        }),
+        },
       );
       result.created.push(tier.id);
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(isDynamoError(err, 'ConditionalCheckFailedException'))) throw err;
       result.kept.push(tier.id);
     }
   }

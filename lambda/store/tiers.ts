@@ -1,4 +1,5 @@
-import { type AttributeValue, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 
 export interface Tier {
   id: string;
@@ -37,7 +38,7 @@ export function tierFromItem(item: Item): Tier {
 
 export class TiersStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     private readonly tableName: string,
   ) {}
 
@@ -45,7 +46,7 @@ export class TiersStore {
     const tiers: Tier[] = [];
     let start: Item | undefined;
     do {
-      const out = await this.client.send(new ScanCommand({ TableName: this.tableName, ExclusiveStartKey: start }));
+      const out = await this.client.call('Scan', { TableName: this.tableName, ExclusiveStartKey: start });
       tiers.push(...(out.Items ?? []).map(tierFromItem));
       start = out.LastEvaluatedKey;
     } while (start);
@@ -53,20 +54,19 @@ export class TiersStore {
   }
 
   async get(id: string): Promise<Tier | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { tier_id: { S: id } } }));
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { tier_id: { S: id } } });
     return out.Item ? tierFromItem(out.Item) : undefined;
   }
 
   async put(tier: Tier): Promise<void> {
-    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: tierToItem(tier) }));
+    await this.client.call('PutItem', { TableName: this.tableName, Item: tierToItem(tier) });
   }
 
   /** Writes each tier unless it exists already, so an operator's later changes survive. */
   async seed(tiers: Tier[] = DEFAULT_TIERS): Promise<void> {
     for (const tier of tiers) {
       try {
-        await this.client.send(
-          new PutItemCommand({ TableName: this.tableName, Item: tierToItem(tier), ConditionExpression: 'attribute_not_exists(tier_id)' }),
+        await this.client.call('PutItem', { TableName: this.tableName, Item: tierToItem(tier), ConditionExpression: 'attribute_not_exists(tier_id)' },
         );
       } catch (err) {
         if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;

@@ -1,4 +1,5 @@
-import { type AttributeValue, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from './dynamo';
 
 /**
  * How an admitted request ended, as the ledger records it:
@@ -116,7 +117,7 @@ function legacyStatus(httpStatus: number | undefined): LedgerStatus | undefined 
 /** The usage table, read side; writes happen in transactions with the account (see accounts.ts). */
 export class UsageStore {
   constructor(
-    private readonly client: DynamoDBClient,
+    private readonly client: Dynamo,
     readonly tableName: string,
   ) {}
 
@@ -148,8 +149,7 @@ export class UsageStore {
     toMs: number,
     options: { limit: number; after?: string; oldestFirst?: boolean },
   ): Promise<{ items: LedgerEntry[]; lastSk?: string }> {
-    const page = await this.client.send(
-      new QueryCommand({
+    const page = await this.client.call('Query', {
         TableName: this.tableName,
         KeyConditionExpression: 'account_id = :a AND sk BETWEEN :from AND :to',
         ExpressionAttributeValues: {
@@ -160,7 +160,7 @@ export class UsageStore {
         ScanIndexForward: options.oldestFirst === true,
         Limit: options.limit,
         ExclusiveStartKey: options.after ? { account_id: { S: accountId }, sk: { S: options.after } } : undefined,
-      }),
+      },
     );
     return { items: (page.Items ?? []).map(ledgerFromItem), lastSk: page.LastEvaluatedKey?.sk?.S };
   }
@@ -169,13 +169,12 @@ export class UsageStore {
     const out: LedgerEntry[] = [];
     let start: Item | undefined;
     do {
-      const page = await this.client.send(
-        new QueryCommand({
+      const page = await this.client.call('Query', {
           TableName: this.tableName,
           KeyConditionExpression: `account_id = :a${skCondition ? ` AND ${skCondition}` : ''}`,
           ExpressionAttributeValues: { ':a': { S: accountId }, ...values },
           ExclusiveStartKey: start,
-        }),
+        },
       );
       out.push(...(page.Items ?? []).map(ledgerFromItem));
       start = page.LastEvaluatedKey;

@@ -1,4 +1,3 @@
-import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { createAdminApp } from '../../lambda/admin/app';
 import { hashApiKey } from '../../lambda/auth/api-key';
 import { loadCatalog } from '../../lambda/catalog';
@@ -190,7 +189,7 @@ describe('keys', () => {
     expect(stored!.accountTpm).toBeUndefined();
 
     // Only the hash is in the table: no item holds the plaintext or any `it_` secret.
-    const scan = await h.client.send(new ScanCommand({ TableName: h.tables.keys }));
+    const scan = await h.client.call('Scan', { TableName: h.tables.keys });
     const dump = JSON.stringify(scan.Items);
     expect(dump).not.toContain(key);
     expect(dump).not.toContain(key.slice(3));
@@ -349,7 +348,7 @@ describe('usage', () => {
       request(3, t0 - 40 * 24 * 3600 * 1000), // outside the default window
       request(4, t0 - 500, { status: 'failed', httpStatus: 502, amountMicroUsd: 0, completionTokens: 0, errorCode: 'upstream_error' }),
     ];
-    for (const e of entries) await h.client.send(new PutItemCommand({ TableName: h.tables.usage, Item: ledgerToItem(e) }));
+    for (const e of entries) await h.client.call('PutItem', { TableName: h.tables.usage, Item: ledgerToItem(e) });
 
     const res = await call('GET', `/accounts/${id}/usage`);
     expect(res.status).toBe(200);

@@ -1,4 +1,3 @@
-import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { tableDefinitions } from '../../lambda/store/tables';
 import { createTestTables, deleteTestTables } from '../support/dynamo';
 
@@ -12,7 +11,7 @@ test('createTestTables makes every table of tableDefinitions, active, with uniqu
   const listed: string[] = [];
   let start: string | undefined;
   do {
-    const page = await a.client.send(new ListTablesCommand({ ExclusiveStartTableName: start }));
+    const page = await a.client.call('ListTables', { ExclusiveStartTableName: start });
     listed.push(...(page.TableNames ?? []));
     start = page.LastEvaluatedTableName;
   } while (start);

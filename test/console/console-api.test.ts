@@ -1,4 +1,3 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import OpenAI from 'openai';
 import { hashApiKey } from '../../lambda/auth/api-key';
 import { consoleApi, consoleLink, consoleOrigin, postSignIn, sessionCookieOf, signIn, type ConsoleSession } from '../support/console';
@@ -85,7 +84,7 @@ describe('sign-in links', () => {
     const { token } = await consoleLink(gw, alice.accountId);
     const cookie = sessionCookieOf(await postSignIn(gw, token));
     const sessionId = cookie.split('=')[1];
-    const scan = await gw.dynamo.send(new ScanCommand({ TableName: gw.gateway.stores.sessions.tableName }));
+    const scan = await gw.dynamo.call('Scan', { TableName: gw.gateway.stores.sessions.tableName });
     const dump = JSON.stringify(scan.Items);
     expect(scan.Items!.length).toBeGreaterThan(2);
     expect(dump).not.toContain(token);

@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../../lambda/store/dynamo';
 import { csrfTokenFor, csrfTokenMatches, createSignInLink, redeemSignInLink, secretHash, SESSION_TTL_MS, SIGN_IN_LINK_TTL_MS, startSession } from '../../lambda/console/sign-in';
 import { SessionsStore } from '../../lambda/store/sessions';
 import type { TableNames } from '../../lambda/store/tables';
@@ -6,7 +6,7 @@ import { createTestTables, deleteTestTables } from '../support/dynamo';
 
 /** Sign-in links and sessions against DynamoDB Local, with the clock in the test's hands. */
 
-let client: DynamoDBClient;
+let client: Dynamo;
 let tables: TableNames;
 let sessions: SessionsStore;
 

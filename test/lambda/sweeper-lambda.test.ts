@@ -1,4 +1,4 @@
-import { DeleteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../../lambda/store/dynamo';
 import { parseCatalog } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
@@ -19,7 +19,7 @@ type Handler = (event: unknown) => Promise<{ batchItemFailures: Array<{ itemIden
 
 const model = parseCatalog(DEFAULT_CATALOG, 'test').get('gpt-4o-mini')!;
 let tables: TableNames;
-let client: DynamoDBClient;
+let client: Dynamo;
 let stores: Stores;
 let handler: Handler;
 let key: KeyRecord;
@@ -97,7 +97,7 @@ it('settles a hold the table’s TTL removed, from the stream’s old image, onc
   await moneyOver(stores, tables).admission.admit(chatAdmission('req_ttl', key, model, request, Date.now()));
   const [hold] = await stores.holds.ofAccount(id);
   // What TTL does: the item vanishes, with nothing settled.
-  await client.send(new DeleteItemCommand({ TableName: tables.holds, Key: { request_id: { S: hold.requestId } } }));
+  await client.call('DeleteItem', { TableName: tables.holds, Key: { request_id: { S: hold.requestId } } });
   const record = (eventID: string, principalId: string) => ({
     eventSource: 'aws:dynamodb',
     eventName: 'REMOVE',

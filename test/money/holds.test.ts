@@ -1,4 +1,4 @@
-import { TransactionCanceledException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoError, type Dynamo } from '../../lambda/store/dynamo';
 import { parseCatalog } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
@@ -27,7 +27,7 @@ interface Injection {
 }
 
 interface Fixture {
-  client: DynamoDBClient;
+  client: Dynamo;
   tables: TableNames;
   stores: Stores;
   accountId: string;
@@ -40,22 +40,18 @@ interface Fixture {
 
 async function setup(limits = { rpm: 1000, tpm: 10_000_000 }): Promise<Fixture> {
   const { tables } = await createTestTables();
-  // A client of its own, with the fault hook in place before its first call (the SDK caches each
-  // command's middleware stack at its first send).
+  // A client of its own, with the fault hook on it.
   const client = createDynamoClient(testDynamoEndpoint());
   const injections: Injection[] = [];
   const calls: Array<{ command: string; input: Record<string, unknown> }> = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      calls.push({ command: String(context.commandName), input: args.input as Record<string, unknown> });
-      const injection = injections.find((i) => i.command === context.commandName && i.fired < i.count);
-      if (!injection) return next(args);
-      injection.fired++;
-      if (injection.when === 'after') await next(args);
-      throw injection.make();
-    },
-    { step: 'initialize', name: 'faults' },
-  );
+  client.intercept(async (operation, input, next) => {
+    calls.push({ command: operation, input });
+    const injection = injections.find((i) => i.command === operation && i.fired < i.count);
+    if (!injection) return next();
+    injection.fired++;
+    if (injection.when === 'after') await next();
+    throw injection.make();
+  });
   const inject = (command: string, count: number, make: () => Error, when: 'before' | 'after') => {
     const injection = { command, count, make, when, fired: 0 };
     injections.push(injection);
@@ -97,10 +93,9 @@ async function expectSettledBooks(f: Fixture): Promise<void> {
 }
 
 const lostAnswer = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+/** What DynamoDB answers when the write met another transaction on the same item. */
 const conflict = () =>
-  new TransactionCanceledException({
-    message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]',
-    $metadata: { httpStatusCode: 400 },
+  new DynamoError('TransactionCanceledException', 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]', 400, 1, {
     CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }, { Code: 'None' }],
   });
 
@@ -145,10 +140,10 @@ describe('an admission whose answer is lost', () => {
     // A warm instance: its view of the account is current, so its first write is the one that lands.
     const warm = await admission.admit(chatAdmission('req_warm1', f.key, model, request(), Date.now()));
     // The write is applied, then the answer is lost on the way back.
-    const injected = f.inject('TransactWriteItemsCommand', 1, lostAnswer, 'after');
+    const injected = f.inject('TransactWriteItems', 1, lostAnswer, 'after');
     const admitted = await admission.admit(chatAdmission('req_lost1', f.key, model, request(), Date.now()));
     expect(injected.fired).toBe(1);
-    expect(f.sent('TransactWriteItemsCommand').map((input) => input.ClientRequestToken).filter((t) => String(t).startsWith('req_lost1'))).toEqual([
+    expect(f.sent('TransactWriteItems').map((input) => input.ClientRequestToken).filter((t) => String(t).startsWith('req_lost1'))).toEqual([
       'req_lost1.0',
       'req_lost1.0',
     ]);
@@ -213,7 +208,7 @@ describe('an admission whose answer is lost', () => {
 describe('TransactionConflictException (real DynamoDB, injected here)', () => {
   it('retries an admission another transaction held back, and admits once', async () => {
     const f = await setup();
-    const injected = f.inject('TransactWriteItemsCommand', 3, conflict, 'before');
+    const injected = f.inject('TransactWriteItems', 3, conflict, 'before');
     const admitted = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_conflict', f.key, model, request(), Date.now()));
     expect(injected.fired).toBe(3);
     expect((await f.stores.accounts.get(f.accountId))!.counts.requests).toBe(1);
@@ -224,7 +219,7 @@ describe('TransactionConflictException (real DynamoDB, injected here)', () => {
   it('retries a settlement another transaction held back, and settles once', async () => {
     const f = await setup();
     const admitted = await moneyOver(f.stores, f.tables).admission.admit(chatAdmission('req_sconflict', f.key, model, request(), Date.now()));
-    const injected = f.inject('TransactWriteItemsCommand', 2, conflict, 'before');
+    const injected = f.inject('TransactWriteItems', 2, conflict, 'before');
     await admitted.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
     expect(injected.fired).toBe(2);
     await expectSettledBooks(f);

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../../lambda/store/dynamo';
 import { randomBytes } from 'node:crypto';
 import type { ResponseObject, StoredItem } from '../../lambda/contract/responses';
 import { ResponseIds } from '../../lambda/responses/response-ids';
@@ -6,20 +6,17 @@ import { PART_BYTES, ResponsesStore, responsesTtlDaysFromEnv, type StoredRespons
 import type { TableNames } from '../../lambda/store/tables';
 import { createTestTables, deleteTestTables } from '../support/dynamo';
 
-let client: DynamoDBClient;
+let client: Dynamo;
 let tables: TableNames;
 /** Commands sent, by name: the request path's cost is one write per response. */
 const sent: string[] = [];
 
 beforeAll(async () => {
   ({ client, tables } = await createTestTables());
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      sent.push(String(context.commandName));
-      return next(args);
-    },
-    { step: 'initialize', name: 'countCommands' },
-  );
+  client.intercept((operation, _input, next) => {
+    sent.push(operation);
+    return next();
+  });
 });
 
 afterAll(async () => {
@@ -41,7 +38,7 @@ function record(text: string): StoredResponse {
 }
 
 async function partsInTable(id: string): Promise<number> {
-  const out = await client.send(new QueryCommand({ TableName: tables.responses, KeyConditionExpression: 'response_id = :id', ExpressionAttributeValues: { ':id': { S: id } }, ConsistentRead: true }));
+  const out = await client.call('Query', { TableName: tables.responses, KeyConditionExpression: 'response_id = :id', ExpressionAttributeValues: { ':id': { S: id } }, ConsistentRead: true });
   return out.Items?.length ?? 0;
 }
 
@@ -52,7 +49,7 @@ describe('ResponsesStore', () => {
     const r = record('hello');
     sent.length = 0;
     await store().put('acct_a', r);
-    expect(sent).toEqual(['PutItemCommand']);
+    expect(sent).toEqual(['PutItem']);
     expect(await store().get('acct_a', r.response.id)).toEqual(r);
     expect(await store().get('acct_b', r.response.id)).toBeUndefined();
     expect(await store().delete('acct_b', r.response.id)).toBe(false);
@@ -64,7 +61,7 @@ describe('ResponsesStore', () => {
     const r = record(randomBytes(1_200_000).toString('base64'));
     sent.length = 0;
     await store().put('acct_a', r);
-    expect(sent).toEqual(['BatchWriteItemCommand']);
+    expect(sent).toEqual(['BatchWriteItem']);
     const parts = await partsInTable(r.response.id);
     expect(parts).toBeGreaterThanOrEqual(Math.floor(1_200_000 / PART_BYTES));
     expect(await store().get('acct_a', r.response.id)).toEqual(r);
@@ -76,7 +73,7 @@ describe('ResponsesStore', () => {
   it('reads a response with a part missing as absent, never as a truncated document', async () => {
     const r = record(randomBytes(500_000).toString('base64'));
     await store().put('acct_a', r);
-    await client.send(new DeleteItemCommand({ TableName: tables.responses, Key: { response_id: { S: r.response.id }, part: { N: '1' } } }));
+    await client.call('DeleteItem', { TableName: tables.responses, Key: { response_id: { S: r.response.id }, part: { N: '1' } } });
     expect(await store().get('acct_a', r.response.id)).toBeUndefined();
   });
 
@@ -85,7 +82,7 @@ describe('ResponsesStore', () => {
     const clocked = new ResponsesStore(client, tables.responses, 2, () => nowMs);
     const r = record('short-lived');
     await clocked.put('acct_a', r);
-    const out = await client.send(new QueryCommand({ TableName: tables.responses, KeyConditionExpression: 'response_id = :id', ExpressionAttributeValues: { ':id': { S: r.response.id } } }));
+    const out = await client.call('Query', { TableName: tables.responses, KeyConditionExpression: 'response_id = :id', ExpressionAttributeValues: { ':id': { S: r.response.id } } });
     expect(Number(out.Items![0].expires_at.N)).toBe(Math.floor((nowMs + 2 * 86_400_000) / 1000));
     nowMs += 2 * 86_400_000 + 1000;
     expect(await clocked.get('acct_a', r.response.id)).toBeUndefined();

@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../../lambda/store/dynamo';
 import { Hono } from 'hono';
 import { createAdminApp } from '../../lambda/admin/app';
 import { TierCache } from '../../lambda/money/tier-cache';
@@ -15,7 +15,7 @@ import { createTestTables, deleteTestTables } from './dynamo';
 
 export interface AdminHarness {
   app: Hono;
-  client: DynamoDBClient;
+  client: Dynamo;
   tables: TableNames;
   stores: { keys: KeysStore; tiers: TiersStore; accounts: AccountsStore; usage: UsageStore; sessions: SessionsStore };
   tierCache: TierCache;

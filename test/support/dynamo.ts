@@ -1,10 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  CreateTableCommand,
-  DeleteTableCommand,
-  DescribeTableCommand,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import { type Dynamo } from '../../lambda/store/dynamo';
 import { createDynamoClient } from '../../lambda/store/client';
 import { tableDefinitions, type TableNames } from '../../lambda/store/tables';
 
@@ -19,7 +14,7 @@ export function testDynamoEndpoint(): string {
  * Creates the four itapi tables with random names in the shared DynamoDB Local and waits until
  * they are ACTIVE. Each call gets its own tables, so test files never see each other's data.
  */
-export async function createTestTables(): Promise<{ client: DynamoDBClient; tables: TableNames }> {
+export async function createTestTables(): Promise<{ client: Dynamo; tables: TableNames }> {
   const client = createDynamoClient(testDynamoEndpoint());
   const suffix = randomBytes(6).toString('hex');
   const tables: TableNames = {
@@ -31,24 +26,24 @@ export async function createTestTables(): Promise<{ client: DynamoDBClient; tabl
     sessions: `test-sessions-${suffix}`,
     responses: `test-responses-${suffix}`,
   };
-  await Promise.all(tableDefinitions(tables).map((def) => client.send(new CreateTableCommand(def))));
+  await Promise.all(tableDefinitions(tables).map((def) => client.call('CreateTable', def)));
   await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));
   return { client, tables };
 }
 
 /** Deletes tables made by createTestTables (best effort) and closes the client. */
-export async function deleteTestTables(client: DynamoDBClient, tables: TableNames): Promise<void> {
+export async function deleteTestTables(client: Dynamo, tables: TableNames): Promise<void> {
   await Promise.all(
-    Object.values(tables).map((name) => client.send(new DeleteTableCommand({ TableName: name })).catch(() => undefined)),
+    Object.values(tables).map((name) => client.call('DeleteTable', { TableName: name }).catch(() => undefined)),
   );
   client.destroy();
 }
 
-async function waitActive(client: DynamoDBClient, name: string, timeoutMs = 20_000): Promise<void> {
+async function waitActive(client: Dynamo, name: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const out = await client.send(new DescribeTableCommand({ TableName: name }));
-    const indexesReady = (out.Table?.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === 'ACTIVE');
+    const out = await client.call('DescribeTable', { TableName: name });
+    const indexesReady = (out.Table?.GlobalSecondaryIndexes ?? []).every((i: { IndexStatus?: string }) => i.IndexStatus === 'ACTIVE');
     if (out.Table?.TableStatus === 'ACTIVE' && indexesReady) return;
     if (Date.now() > deadline) throw new Error(`table ${name} did not become ACTIVE`);
     await new Promise((r) => setTimeout(r, 50));

@@ -1,4 +1,5 @@
-import { InvokeModelCommand, type BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { bedrockSdk } from './sdk';
 import { embeddingInputs } from '../../contract/embeddings';
 import { invalidRequest, upstreamError } from '../../contract/errors';
 import type { EmbeddingCall, EmbeddingResult } from '../types';
@@ -104,6 +105,7 @@ interface Invoked {
 
 /** One InvokeModel call with a JSON body; the answer's JSON and the token count of its header. */
 async function invokeJson(client: BedrockRuntimeClient, modelId: string, body: object, abortSignal: AbortSignal): Promise<Invoked> {
+  const { InvokeModelCommand } = await bedrockSdk();
   const command = new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' });
   let headerTokens: number | undefined;
   // The SDK's output has no headers: read the token count off the raw response as it passes.

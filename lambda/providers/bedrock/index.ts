@@ -1,10 +1,4 @@
-import {
-  BedrockRuntimeClient,
-  ConverseCommand,
-  ConverseStreamCommand,
-  type BedrockRuntimeClientConfig,
-  type ConverseStreamOutput,
-} from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient, BedrockRuntimeClientConfig, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletionChunk } from '../../contract/openai';
 import type { RouteConfig } from '../../catalog';
@@ -13,6 +7,7 @@ import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
 import { bedrockError, type BedrockTarget } from './errors';
 import { bedrockRequest } from './request';
+import { bedrockSdk } from './sdk';
 import { bedrockResponseToCompletion } from './response';
 import { BedrockStreamMapper } from './stream';
 
@@ -27,13 +22,15 @@ export interface BedrockProviderOptions {
    * Builds the client for a region and endpoint; called once per pair, the client is reused.
    * @default a client with the default credential chain (the function's IAM role) and no SDK retries
    */
-  createClient?: (settings: BedrockClientSettings) => BedrockRuntimeClient;
+  createClient?: (settings: BedrockClientSettings) => BedrockRuntimeClient | Promise<BedrockRuntimeClient>;
 }
+
 
 /** The SDK's own retries would delay the fall-through to the next route; the pipeline decides instead. */
 const DEFAULT_CLIENT_CONFIG: Partial<BedrockRuntimeClientConfig> = { maxAttempts: 1 };
 
-export function defaultBedrockClient(settings: BedrockClientSettings): BedrockRuntimeClient {
+export async function defaultBedrockClient(settings: BedrockClientSettings): Promise<BedrockRuntimeClient> {
+  const { BedrockRuntimeClient } = await bedrockSdk();
   return new BedrockRuntimeClient({ ...DEFAULT_CLIENT_CONFIG, region: settings.region, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) });
 }
 
@@ -47,14 +44,14 @@ export function defaultBedrockClient(settings: BedrockClientSettings): BedrockRu
  */
 export function bedrockProvider(options: BedrockProviderOptions = {}): Provider {
   const createClient = options.createClient ?? defaultBedrockClient;
-  const clients = new Map<string, BedrockRuntimeClient>();
-  const clientFor = (route: RouteConfig): BedrockRuntimeClient => {
+  const clients = new Map<string, Promise<BedrockRuntimeClient>>();
+  const clientFor = (route: RouteConfig): Promise<BedrockRuntimeClient> => {
     const region = route.region ?? process.env.AWS_REGION;
     if (!region) throw upstreamError(`The Bedrock route for '${route.model}' names no region and AWS_REGION is not set.`, { fallback: true });
     const key = `${region} ${route.base_url ?? ''}`;
     let client = clients.get(key);
     if (!client) {
-      client = createClient({ region, ...(route.base_url ? { endpoint: route.base_url } : {}) });
+      client = Promise.resolve(createClient({ region, ...(route.base_url ? { endpoint: route.base_url } : {}) }));
       clients.set(key, client);
     }
     return client;
@@ -63,7 +60,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
   return {
     async complete(call) {
       const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const client = clientFor(call.route);
+      const [client, { ConverseCommand }] = await Promise.all([clientFor(call.route), bedrockSdk()]);
       const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
       // Converse answers only once the whole completion exists: the total limit is the one that applies.
       deadline.arm('total', call.timeouts.totalMs);
@@ -83,7 +80,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
 
     async stream(call) {
       const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const client = clientFor(call.route);
+      const [client, { ConverseStreamCommand }] = await Promise.all([clientFor(call.route), bedrockSdk()]);
       const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
       let events: AsyncIterator<ConverseStreamOutput>;
       let mapper: BedrockStreamMapper;
@@ -112,7 +109,7 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
     },
 
     async embed(call) {
-      return bedrockEmbeddings(call, clientFor(call.route));
+      return bedrockEmbeddings(call, await clientFor(call.route));
     },
   };
 }

@@ -31,15 +31,11 @@ export function openAiCompatibleProvider(): Provider {
     },
 
     async stream(call) {
-      const body = { ...upstreamBody(call), stream: true, stream_options: { include_usage: true } };
-      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
-      try {
-        const response = await post(call, body, deadline);
-        return chunks(response, call, deadline);
-      } catch (err) {
-        deadline.dispose(true);
-        throw err;
-      }
+      return relayed(call, relayEvents);
+    },
+
+    async streamData(call) {
+      return relayed(call, dataEvents);
     },
 
     async embed(call) {
@@ -75,10 +71,28 @@ function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Pro
 /** How long the rest of a body after `[DONE]` may take to arrive before its socket is cut. */
 const DRAIN_AFTER_DONE_MS = 5_000;
 
-async function* chunks(body: IncomingMessage, call: ProviderCall, deadline: UpstreamDeadline): AsyncGenerator<ChatCompletionChunk> {
+/** The streamed call, read event by event by `read` (parsed chunks, or the events' data as sent). */
+async function relayed<T>(call: ProviderCall, read: (body: IncomingMessage, call: ProviderCall) => AsyncGenerator<T>): Promise<AsyncIterable<T>> {
+  const body = { ...upstreamBody(call), stream: true, stream_options: { include_usage: true } };
+  const deadline = new UpstreamDeadline(call.signal, 'The upstream');
+  try {
+    const response = await post(call, body, deadline);
+    return events(response, call, deadline, read);
+  } catch (err) {
+    deadline.dispose(true);
+    throw err;
+  }
+}
+
+async function* events<T>(
+  body: IncomingMessage,
+  call: ProviderCall,
+  deadline: UpstreamDeadline,
+  read: (body: IncomingMessage, call: ProviderCall) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
   let whole = false;
   try {
-    yield* relayEvents(body, call);
+    yield* read(body, call);
     whole = true;
   } finally {
     deadline.dispose(!whole);
@@ -108,8 +122,17 @@ async function* relayEvents(body: IncomingMessage, call: ProviderCall): AsyncGen
   throw upstreamError('The upstream stream ended before [DONE].');
 }
 
+/** The events' data as the upstream sent them, up to `[DONE]` (a stream without it broke off). */
+async function* dataEvents(body: IncomingMessage, call: ProviderCall): AsyncGenerator<string> {
+  for await (const event of sseEvents(body, call.timeouts.idleMs)) {
+    if (event.data === '[DONE]') return;
+    yield event.data;
+  }
+  throw upstreamError('The upstream stream ended before [DONE].');
+}
+
 /** Upstreams that speak OpenAI's protocol may still use words of their own (`eos`, `STOP`). */
-function finishReason(reason: string | null | undefined): FinishReason {
+export function finishReason(reason: string | null | undefined): FinishReason {
   if (reason && FINISH_REASONS.has(reason)) return reason as FinishReason;
   if (reason && /length|max_tokens/i.test(reason)) return 'length';
   return 'stop';

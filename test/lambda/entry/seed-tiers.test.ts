@@ -1,4 +1,3 @@
-import { CreateTableCommand, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { CdkCustomResourceEvent } from 'aws-lambda';
 import { createDynamoClient } from '../../../lambda/store/client';
 
@@ -32,18 +31,17 @@ function event(type: 'Create' | 'Update' | 'Delete', tiers: unknown[]): CdkCusto
 }
 
 async function tier(id: string): Promise<Record<string, unknown> | undefined> {
-  const out = await dynamo.send(new GetItemCommand({ TableName: table, Key: { tier_id: { S: id } }, ConsistentRead: true }));
+  const out = await dynamo.call('GetItem', { TableName: table, Key: { tier_id: { S: id } }, ConsistentRead: true });
   return out.Item;
 }
 
 beforeAll(async () => {
-  await dynamo.send(
-    new CreateTableCommand({
+  await dynamo.call('CreateTable', {
       TableName: table,
       BillingMode: 'PAY_PER_REQUEST',
       AttributeDefinitions: [{ AttributeName: 'tier_id', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'tier_id', KeyType: 'HASH' }],
-    }),
+    },
   );
 });
 
@@ -60,13 +58,12 @@ describe('seed-tiers custom resource handler', () => {
   });
 
   it('never overwrites a tier an operator changed, and adds new tiers on Update', async () => {
-    await dynamo.send(
-      new UpdateItemCommand({
+    await dynamo.call('UpdateItem', {
         TableName: table,
         Key: { tier_id: { S: 'free' } },
         UpdateExpression: 'SET rpm = :r',
         ExpressionAttributeValues: { ':r': { N: '25' } },
-      }),
+      },
     );
     const out = await handler(event('Update', [...DEFAULTS, { id: 'team', rpm: 120, tpm: 250_000 }]));
     expect(out.Data).toEqual({ Created: 'team', Kept: 'free,pro,enterprise' });
