@@ -1,11 +1,13 @@
 // CPU profile of the gateway under load (issue 12: "profile with --cpu-prof, top ten self-time
-// entries"): DynamoDB Local, the stand-in upstream and a gateway server in a child process run
-// with --cpu-prof; autocannon drives JSON answers, then streams; the profile's self time is
-// summarised by function and by package.
+// entries"): DynamoDB Local, the stand-in upstream and a gateway server in a child process; after
+// a warm-up, the V8 CPU profiler (what --cpu-prof runs, started over IPC by bench/prof-control.cjs
+// so start-up stays out) records while autocannon drives JSON answers, then streams. Self time is
+// summarised by function and by package, per request. BENCH_METER=off keeps the bench's own
+// per-call CPU accounting out of the gateway.
 //   npx tsx bench/profile.ts [gateway server file] [seconds per phase]
 // The server file defaults to this checkout's bench/servers/gateway.ts; another checkout's
 // (e.g. the commit before a change) gives the "before" profile with the same driver.
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { startServer } from './procs';
@@ -56,9 +58,11 @@ async function main() {
   const dynamo = await startDynamoLocal();
   const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
   const gateway = await startServer('gateway', serverFile, {
-    env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint },
-    execArgv: ['--require', join(__dirname, 'prof-exit.cjs'), '--cpu-prof', `--cpu-prof-dir=${dir}`],
+    env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_METER: 'off' },
+    execArgv: ['--require', join(__dirname, 'prof-control.cjs')],
   });
+  const file = join(dir, 'gateway.cpuprofile');
+  let requests = 0;
   try {
     const body = (stream: boolean) => JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'Hello! Say something short, please.' }], ...(stream ? { stream: true } : {}) });
     const run = (stream: boolean, duration: number) =>
@@ -70,20 +74,25 @@ async function main() {
         connections: 16,
         duration,
       });
-    await run(false, 2); // warm-up, in the profile too but small against the rest
+    await run(false, 5);
+    await run(true, 2);
+    await gateway.request({ type: 'profile-start' });
     const json = await run(false, seconds);
     const streams = await run(true, seconds);
+    await gateway.request({ type: 'profile-stop', file });
+    requests = json.requests.total + streams.requests.total;
     process.stderr.write(`JSON: ${json.requests.total} requests (${json.non2xx} non-2xx); streams: ${streams.requests.total} (${streams.non2xx} non-2xx)\n`);
   } finally {
     await gateway.stop();
     await upstream.stop();
     dynamo.child.kill('SIGKILL');
   }
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error(`no profile written in ${dir}`);
-  const summary = topSelfTime(join(dir, file));
-  const row = (e: { name: string; ms: number; share: number }) => `| ${e.name.replace(/\|/g, '\\|')} | ${e.ms.toFixed(0)} | ${(100 * e.share).toFixed(1)} % |`;
-  process.stdout.write(`profile: ${join(dir, file)}\nbusy (not idle) ${summary.totalMs.toFixed(0)} ms sampled\n\n| function (self time) | ms | share |\n|---|---|---|\n${summary.functions.map(row).join('\n')}\n\n| package | ms | share |\n|---|---|---|\n${summary.packages.map(row).join('\n')}\n`);
+  const summary = topSelfTime(file);
+  const row = (e: { name: string; ms: number; share: number }) => `| ${e.name.replace(/\|/g, '\\|')} | ${((1000 * e.ms) / requests).toFixed(0)} | ${(100 * e.share).toFixed(1)} % |`;
+  process.stdout.write(
+    `profile: ${file}\n${requests} requests; busy (not idle) ${summary.totalMs.toFixed(0)} ms sampled, ${(summary.totalMs / requests).toFixed(3)} ms a request\n\n` +
+      `| function (self time) | µs / request | share |\n|---|---|---|\n${summary.functions.map(row).join('\n')}\n\n| package | µs / request | share |\n|---|---|---|\n${summary.packages.map(row).join('\n')}\n`,
+  );
 }
 
 if (require.main === module) {

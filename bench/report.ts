@@ -60,13 +60,15 @@ export function verdicts(r: Results): Verdict[] {
   out.push({ figure: 'stream TTFB added: gateway', value: `${f(ttfb('gateway'))} ms`, target: `≤ 1 RT + 1 = ${f(rtt + 1)} ms`, pass: ttfb('gateway') <= rtt + 1 });
   out.push({ figure: 'stream worst added gap: gateway', value: `${f(gap('gateway'))} ms`, target: `≤ ${TARGETS.maxAddedGapMs} ms`, pass: gap('gateway') <= TARGETS.maxAddedGapMs });
   const cpu = r.throughput.gateway?.cpuMsPerRequest;
+  const standIn = r.throughput['gateway-stand-in']?.cpuMsPerRequest;
   const peerCpu = r.throughput.portkey?.cpuMsPerRequest;
   out.push({
-    figure: 'CPU per request: gateway (DynamoDB work included)',
-    value: `${f(cpu, 3)} ms`,
+    figure: 'CPU per request: gateway, its DynamoDB calls answered by a Node stand-in',
+    value: `${f(standIn, 3)} ms`,
     target: `< Portkey ${f(peerCpu, 3)} ms in this run (aim ${TARGETS.cpuMsPerRequest})`,
-    pass: peerCpu === undefined ? null : cpu < peerCpu,
+    pass: peerCpu === undefined || standIn === undefined ? null : standIn < peerCpu,
   });
+  out.push({ figure: 'CPU per request: gateway on DynamoDB Local', value: `${f(cpu, 3)} ms`, target: "reported (includes waking DynamoDB Local's JVM on the same cores)", pass: null });
   out.push({ figure: 'requests/s: gateway (whole local stack)', value: f(r.throughput.gateway?.rps, 0), target: 'reported as is (DynamoDB Local on the same cores bounds it)', pass: null });
   if (r.throughput['gateway-memory']) {
     const m = r.throughput['gateway-memory'];
@@ -171,7 +173,7 @@ export function report(r: Results): string {
     }
   }
   lines.push('');
-  lines.push('Targets (issue 6)');
+  lines.push('Targets (issue 12)');
   for (const v of r.verdicts) lines.push(`  ${pad(mark(v.pass), 6)}${pad(v.figure, 40)}${pad(v.value, 52)}${v.target}`);
   lines.push('');
   lines.push(`(${f(r.durationS, 0)} s in all; load average at end ${(r.loadAvgAtEnd ?? []).join(' ')} on ${r.machine.cpus} CPUs: the machine is shared, so a busy neighbour inflates every figure)`);

@@ -294,6 +294,21 @@ async function main() {
     servers.push(gateway);
     const gatewayMemory = await startServer('gateway-memory', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: 'memory' } });
     servers.push(gatewayMemory);
+    // The gateway's DynamoDB calls all made (signed, over HTTP), answered by a Node stand-in instead of
+    // DynamoDB Local's JVM: waking the JVM on these two shared cores costs the caller more CPU per call
+    // than the call itself (docs/BENCHMARKS.md), which real DynamoDB, across a network, does not.
+    const dynamoStandIn = await startServer('dynamo-stand-in', join(__dirname, 'servers/dynamo-stand-in.ts'));
+    servers.push(dynamoStandIn);
+    const gatewayStandIn = await startServer('gateway-stand-in', join(__dirname, 'servers/gateway.ts'), {
+      env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandIn.url}` },
+    });
+    servers.push(gatewayStandIn);
+    // BENCH_BASELINE=<another checkout>: its gateway measured beside this one, in the same run (before/after).
+    const baselineDir = process.env.BENCH_BASELINE;
+    const baseline = baselineDir
+      ? await startServer('baseline', join(baselineDir, 'bench/servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } })
+      : undefined;
+    if (baseline) servers.push(baseline);
     let peer: Server | undefined;
     let peerError = peerProblem;
     if (!peerProblem) {
@@ -312,14 +327,16 @@ async function main() {
       target('relay', relay.url, path, {}, bodyFor('bench-upstream')),
       target('relay-fetch', relayFetch.url, path, {}, bodyFor('bench-upstream')),
       target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
+      target('gateway-stand-in', gatewayStandIn.url, path, { authorization: `Bearer ${gatewayStandIn.info.keys.ok}` }, bodyFor('bench-model')),
       target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
+      ...(baseline ? [target('baseline', baseline.url, path, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor('bench-model'))] : []),
     ];
     if (peer) {
       targets.push(
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, 'gateway-memory': gatewayMemory, ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(peer ? { portkey: peer } : {}) };
 
     log('warm-up');
     for (let i = 0; i < 200; i++) for (const t of targets) await timedRequest(t, false);

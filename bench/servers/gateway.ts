@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { parseCatalog } from '../../lambda/catalog';
 import { startLocal, type LocalGateway } from '../../lambda/entry/local-server';
-import type { DynamoStep } from '../../lambda/store/dynamo';
+import { createDynamoClient } from '../../lambda/store/client';
+import type { Dynamo, DynamoStep } from '../../lambda/store/dynamo';
 import { DynamoMeter } from '../dynamo-meter';
 
 const upstream = process.env.UPSTREAM_URL!;
@@ -63,7 +64,8 @@ async function main() {
     catalog,
     seedDemo: false,
   });
-  const meter = new DynamoMeter(local.dynamo);
+  // BENCH_METER=off (bench/profile.ts): no per-call CPU accounting in the way of the profile.
+  const meter = process.env.BENCH_METER === 'off' ? undefined : new DynamoMeter(local.dynamo);
   const keys = {
     ok: await account(local, 'ok', { rpm: 100_000_000, tpm: 1_000_000_000_000, creditsMicroUsd: 1_000_000_000_000 }),
     broke: await account(local, 'broke', { rpm: 100_000_000, tpm: 1_000_000_000_000, creditsMicroUsd: 0 }),
@@ -74,6 +76,9 @@ async function main() {
   // gateway's own ceiling). Reads are answered from the first answer to the same input, writes
   // are acknowledged and kept nowhere: no DynamoDB client work, no DynamoDB Local.
   if (process.env.BENCH_STORE === 'memory') local.dynamo.intercept(memoryStore());
+  // BENCH_STORE=stand-in:<url>: the same, but every write still goes out, signed, over HTTP to a
+  // Node process that answers {} (the client's whole cost, without DynamoDB Local's JVM).
+  if (process.env.BENCH_STORE?.startsWith('stand-in:')) local.dynamo.intercept(memoryStore(createDynamoClient(process.env.BENCH_STORE.slice('stand-in:'.length))));
 
   process.on('message', async (msg: { type: string; id?: number; capacity?: boolean; n?: number }) => {
     const reply = (body: object) => process.send!({ ...body, type: msg.type, id: msg.id });
@@ -82,11 +87,11 @@ async function main() {
       reply({ usage: process.cpuUsage() });
     } else if (msg.type === 'meter-reset') {
       await local.gateway.background.drain();
-      meter.reset(msg.capacity === true);
+      meter?.reset(msg.capacity === true);
       reply({});
     } else if (msg.type === 'meter') {
       await local.gateway.background.drain();
-      reply({ meter: meter.snapshot() });
+      reply({ meter: meter?.snapshot() ?? {} });
     } else if (msg.type === 'drain') {
       await local.gateway.background.drain();
       reply({});
@@ -95,7 +100,7 @@ async function main() {
   process.send!({ type: 'ready', url: local.baseUrl.replace(/\/v1$/, ''), keys });
 }
 
-function memoryStore(): DynamoStep {
+function memoryStore(writes?: Dynamo): DynamoStep {
   const reads = new Map<string, Promise<Record<string, unknown>>>();
   return (operation, input, next) => {
     if (operation === 'GetItem' || operation === 'BatchGetItem' || operation === 'Query') {
@@ -104,7 +109,7 @@ function memoryStore(): DynamoStep {
       if (!answer) reads.set(key, (answer = next()));
       return answer;
     }
-    return Promise.resolve({});
+    return writes ? writes.call(operation, input).then(() => ({})) : Promise.resolve({});
   };
 }
 

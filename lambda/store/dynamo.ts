@@ -1,7 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { postSigner, type PostSigner } from './sigv4';
+import { postSigner, type AwsCredentials, type CredentialsProvider, type PostSigner } from './sigv4';
 
 /**
  * The gateway's DynamoDB client: the JSON protocol of DynamoDB (one POST per operation, `X-Amz-Target`
@@ -70,7 +69,7 @@ export interface DynamoOptions {
   endpoint?: string;
   region?: string;
   /** Static credentials or a provider; default: the environment (Lambda's own), else the SDK's default chain. */
-  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  credentials?: AwsCredentials | CredentialsProvider;
   /** Attempts for throttling, 5xx and network errors (a write is sent again as it was). @default 3 */
   maxAttempts?: number;
   /** Silence after which a call is abandoned. @default 10000 */
@@ -78,7 +77,7 @@ export interface DynamoOptions {
   /** Sockets per endpoint. @default 256 */
   maxSockets?: number;
   /** Another SigV4 implementation (the bench compares the SDK's own). @default ./sigv4.ts */
-  signer?: (credentials: AwsCredentialIdentityProvider, region: string) => PostSigner;
+  signer?: (credentials: CredentialsProvider, region: string) => PostSigner;
 }
 
 const RETRYABLE = new Set([
@@ -91,8 +90,8 @@ const RETRYABLE = new Set([
 ]);
 
 /** Credentials from Lambda's environment; anything else goes to the SDK's default chain, loaded only then. */
-function defaultCredentials(): AwsCredentialIdentityProvider {
-  let chain: AwsCredentialIdentityProvider | undefined;
+function defaultCredentials(): CredentialsProvider {
+  let chain: CredentialsProvider | undefined;
   return async () => {
     const env = process.env;
     if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
@@ -111,7 +110,7 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   const send = secure ? httpsRequest : httpRequest;
   const given = options.credentials;
-  const credentials: AwsCredentialIdentityProvider = typeof given === 'function' ? given : given ? async () => given : defaultCredentials();
+  const credentials: CredentialsProvider = typeof given === 'function' ? given : given ? async () => given : defaultCredentials();
   const sign = options.signer ? options.signer(credentials, region) : postSigner(credentials, region, 'dynamodb');
   const maxAttempts = options.maxAttempts ?? 3;
   const timeoutMs = options.timeoutMs ?? 10_000;

@@ -1,5 +1,4 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
 /**
  * AWS Signature Version 4 for one kind of request: a POST of a JSON body to `/` with no query,
@@ -8,12 +7,21 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
  * a few lines of `node:crypto` instead of the 140 KB of `@smithy/core` that signer now pulls into
  * the bundle, synchronous hashing, and the day's signing key derived once (docs/BENCHMARKS.md).
  */
+/** The credentials the AWS SDK's providers resolve to (the same shape as its `AwsCredentialIdentity`). */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export type CredentialsProvider = () => Promise<AwsCredentials>;
+
 export type PostSigner = (host: string, headers: Record<string, string>, body: string) => Promise<Record<string, string>>;
 
-export function postSigner(credentials: AwsCredentialIdentityProvider, region: string, service: string, now: () => Date = () => new Date()): PostSigner {
+export function postSigner(credentials: CredentialsProvider, region: string, service: string, now: () => Date = () => new Date()): PostSigner {
   let cached: { day: string; secret: string; key: Buffer } | undefined;
   return async (host, headers, body) => {
-    const id: AwsCredentialIdentity = await credentials();
+    const id = await credentials();
     const iso = now().toISOString();
     const amzDate = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
     const day = amzDate.slice(0, 8);
