@@ -222,6 +222,24 @@ describe('POST /v1/responses on the Bedrock route', () => {
   });
 });
 
+describe('reasoning.effort', () => {
+  it('reaches an OpenAI-compatible route as reasoning_effort and an Anthropic route as a thinking budget', async () => {
+    expect((await post({ model: 'gpt-test', input: 'Hello there', reasoning: { effort: 'high' } })).status).toBe(200);
+    expect(lastUpstreamJson(openai)).toMatchObject({ reasoning_effort: 'high' });
+    expect(lastUpstreamJson(openai)).not.toHaveProperty('thinking');
+    const res = await post({ model: 'claude-test', input: 'Hello there', reasoning: { effort: 'medium' } });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    validateResponse(body);
+    expect(body.reasoning.effort).toBe('medium');
+    const upstream = lastUpstreamJson(anthropic);
+    // medium is 4,096 tokens of thinking; the model's ceiling here is 4,096 in all, so one less.
+    expect(upstream.max_tokens).toBe(4096);
+    expect(upstream.thinking).toEqual({ type: 'enabled', budget_tokens: 4095 });
+    expect(upstream).not.toHaveProperty('reasoning_effort');
+  });
+});
+
 describe('what Codex sends', () => {
   it('answers its first turn: developer messages, hosted tools dropped and named, nothing Responses-only upstream', async () => {
     const before = openai.requests.length;

@@ -58,6 +58,8 @@ export interface AnthropicMessagesRequest {
   tool_choice?: AnthropicToolChoice;
   metadata?: { user_id: string };
   stream?: boolean;
+  /** Extended thinking, from `reasoning_effort` (its blocks are skipped in the answer; their tokens are output tokens). */
+  thinking?: { type: 'enabled'; budget_tokens: number };
 }
 
 export interface AnthropicUsage {
@@ -67,7 +69,7 @@ export interface AnthropicUsage {
   cache_read_input_tokens?: number | null;
 }
 
-/** Response blocks; kinds the gateway does not ask for (thinking, server tools) are skipped. */
+/** Response blocks; kinds the client gets no part of (thinking, server tools) are skipped. */
 export type AnthropicResponseBlock = AnthropicTextBlock | AnthropicToolUseBlock | { type: 'thinking' | 'redacted_thinking' | 'server_tool_use' };
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal' | 'model_context_window_exceeded';

@@ -77,6 +77,39 @@ describe('anthropic provider: the upstream call', () => {
   });
 });
 
+describe('anthropic provider: extended thinking from reasoning_effort', () => {
+  const THINKING_MESSAGE = {
+    ...TEXT_MESSAGE,
+    content: [{ type: 'thinking', thinking: 'The user greets me.', signature: 'sig' }, { type: 'text', text: 'Hi! My name is Claude.' }],
+  };
+  const THINKING_STREAM: SseFrame[] = [
+    TEXT_STREAM[0],
+    ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } }],
+    ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'The user greets me.' } }],
+    ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig' } }],
+    ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+    ...TEXT_STREAM.slice(1).map(([event, data]): SseFrame => [event, 'index' in data ? { ...data, index: 1 } : data]),
+  ];
+
+  it('sends the budget upstream, answers with the text only, and bills the thinking as output', async () => {
+    serveJson(200, THINKING_MESSAGE);
+    const completion = await provider.complete(call({ max_tokens: 5000, reasoning_effort: 'medium' }));
+    expect(standIn.lastJson()).toMatchObject({ max_tokens: 5000, thinking: { type: 'enabled', budget_tokens: 4096 } });
+    validateCompletion(completion);
+    expect(completion.choices[0].message.content).toBe('Hi! My name is Claude.');
+    expect(completion.usage?.completion_tokens).toBe(503);
+  });
+
+  it('streams the text only, the thinking deltas skipped', async () => {
+    serveStream(THINKING_STREAM);
+    const chunks = await streamChunks({ max_tokens: 5000, reasoning_effort: 'low' });
+    expect(standIn.lastJson()).toMatchObject({ stream: true, thinking: { type: 'enabled', budget_tokens: 1024 } });
+    expect(deltas(chunks).map((d) => d.content ?? '').join('')).toBe('Hello!');
+    expect(JSON.stringify(chunks)).not.toContain('The user greets me');
+    expect(chunks.at(-1)?.usage?.completion_tokens).toBe(15);
+  });
+});
+
 describe('anthropic provider: JSON answers → ChatCompletion', () => {
   it('maps a text answer, with usage including cache reads and writes', async () => {
     serveJson(200, TEXT_MESSAGE);

@@ -242,3 +242,47 @@ describe('OpenAI request → Anthropic Messages body', () => {
     expect(badRequest({ messages: [user('x'), { role: 'function', name: 'f', content: 'r' }] }).param).toBe('messages[1].role');
   });
 });
+
+describe('reasoning_effort → extended thinking', () => {
+  it('asks for a thinking budget by effort, within max_tokens', () => {
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'low' }).body.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'medium' }).body.thinking).toEqual({ type: 'enabled', budget_tokens: 4096 });
+    // high wants 16,384, but the answer may only take 8,192 (the model's ceiling here): the budget stays under it.
+    const high = map({ messages: [user('Hi')], reasoning_effort: 'high' }).body;
+    expect(high.thinking).toEqual({ type: 'enabled', budget_tokens: 8191 });
+    expect(high.max_tokens).toBe(8192);
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'xhigh', max_tokens: 40_000 }, 64_000).body.thinking).toEqual({ type: 'enabled', budget_tokens: 32_000 });
+  });
+
+  it('does not think for none, minimal, no effort, or a max_tokens under the minimum budget', () => {
+    for (const extra of [{ reasoning_effort: 'none' }, { reasoning_effort: 'minimal' }, {}, { reasoning_effort: 'high', max_tokens: 1000 }]) {
+      expect(map({ messages: [user('Hi')], ...extra }).body).not.toHaveProperty('thinking');
+    }
+  });
+
+  it('does not think where Anthropic refuses thinking: forced tools, JSON mode, a sampling temperature, a low top_p', () => {
+    for (const extra of [
+      { tools: [WEATHER_TOOL], tool_choice: 'required' },
+      { tools: [WEATHER_TOOL], tool_choice: { type: 'function', function: { name: 'get_weather' } } },
+      { response_format: { type: 'json_object' } },
+      { temperature: 0.2 },
+      { top_p: 0.5 },
+    ]) {
+      expect(map({ messages: [user('Hi')], reasoning_effort: 'medium', ...extra }).body).not.toHaveProperty('thinking');
+    }
+    // temperature 1 and a high top_p are what thinking runs with: allowed.
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'medium', temperature: 1, top_p: 0.95 }).body.thinking).toBeDefined();
+  });
+
+  it('does not think when the last assistant turn called tools (its thinking block would have to come back)', () => {
+    const toolTurn = [
+      user('Weather in Paris?'),
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '18 °C' },
+    ];
+    expect(map({ messages: toolTurn, tools: [WEATHER_TOOL], reasoning_effort: 'medium' }).body).not.toHaveProperty('thinking');
+    // A later question, after a text answer, thinks again.
+    const later = [...toolTurn, { role: 'assistant', content: 'It is 18 °C.' }, user('And tomorrow?')];
+    expect(map({ messages: later, tools: [WEATHER_TOOL], reasoning_effort: 'medium' }).body.thinking).toEqual({ type: 'enabled', budget_tokens: 4096 });
+  });
+});
