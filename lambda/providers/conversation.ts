@@ -72,6 +72,33 @@ export function stopSequences(request: ChatCompletionRequest): string[] | undefi
 }
 
 /** Anthropic documents temperature as 0–1 where OpenAI takes 0–2: values above 1 become 1. */
+/** Thinking budgets (tokens) for OpenAI's `reasoning_effort`; `none` and `minimal` think not at all. */
+const THINKING_BUDGET: Record<string, number> = { low: 1024, medium: 4096, high: 16_384, xhigh: 32_000, max: 32_000 };
+/** Claude's smallest thinking budget. */
+const MIN_THINKING_BUDGET = 1024;
+
+/**
+ * Claude's extended-thinking budget for a `reasoning_effort` (Anthropic's API, and Claude on
+ * Bedrock), or undefined for none: the request is then answered without thinking rather than
+ * refused. None with forced tool use (JSON mode is one), a sampling temperature other than 1 or
+ * `top_p` under 0.95, which Claude refuses with thinking; none when the last assistant turn called
+ * tools (Claude then wants that turn's thinking block back, and the gateway gives clients none to
+ * send); the budget kept under `max_tokens`, so the hold still bounds the answer, and none under
+ * Claude's minimum.
+ */
+export function thinkingBudget(
+  request: ChatCompletionRequest,
+  sent: { maxTokens: number; temperature?: number; topP?: number; forcedTool: boolean; continuesToolCall: boolean },
+): number | undefined {
+  const effort = (request as { reasoning_effort?: unknown }).reasoning_effort;
+  const wanted = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
+  if (!wanted || sent.forcedTool || sent.continuesToolCall) return undefined;
+  if (sent.temperature !== undefined && sent.temperature !== 1) return undefined;
+  if (sent.topP !== undefined && sent.topP < 0.95) return undefined;
+  const budget = Math.min(wanted, sent.maxTokens - 1);
+  return budget >= MIN_THINKING_BUDGET ? budget : undefined;
+}
+
 export function claudeTemperature(temperature: number | null | undefined): number | undefined {
   return temperature == null ? undefined : Math.min(temperature, 1);
 }

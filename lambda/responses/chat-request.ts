@@ -33,7 +33,7 @@ const CHAT_REASONING_EFFORT = { none: 'none', minimal: 'minimal', low: 'low', me
  * | function tools; hosted tools | tools; dropped (named in `ignoredTools`) |
  * | `tool_choice` (`allowed_tools` narrows `tools`) | `tool_choice`; forcing a hosted tool → 400 |
  * | `text.format` json_object / json_schema; `text.verbosity` | `response_format`; `verbosity` |
- * | `reasoning.effort` | `reasoning_effort`: as is to OpenAI-compatible routes, as a thinking budget to Anthropic routes; Bedrock routes ignore it |
+ * | `reasoning.effort` | `reasoning_effort`: as is to OpenAI-compatible routes, as a thinking budget to Claude (Anthropic routes, Claude on Bedrock); other Bedrock models ignore it |
  * | `max_output_tokens`, `temperature`, `top_p`, `parallel_tool_calls` | `max_completion_tokens`, same names |
  * | `safety_identifier` (else `user`) | `user` |
  * | `store`, `include`, `prompt_cache_key`, `metadata`, `client_metadata`, `truncation`, … | not forwarded |

@@ -5,6 +5,7 @@ import {
   planTools,
   rejectUnsupportedParameters,
   stopSequences,
+  thinkingBudget,
   toConversation,
   type ToolPlan,
   type TurnPart,
@@ -32,7 +33,7 @@ export interface AnthropicRequestPlan {
  * | max_completion_tokens / max_tokens | max_tokens (else the catalog's ceiling) |
  * | response_format json | a forced tool whose input is the JSON |
  * | user | metadata.user_id |
- * | reasoning_effort low / medium / high / xhigh | thinking with a budget of 1,024 / 4,096 / 16,384 / 32,000 tokens, within max_tokens (see `thinkingFor`) |
+ * | reasoning_effort low / medium / high / xhigh | thinking with a budget of 1,024 / 4,096 / 16,384 / 32,000 tokens, within max_tokens (see `thinkingBudget`) |
  * | logprobs, top_logprobs, n > 1, seed, penalties | 400 |
  */
 export function anthropicRequest(request: ChatCompletionRequest, model: string, maxOutputTokens: number, stream: boolean): AnthropicRequestPlan {
@@ -66,30 +67,17 @@ export function anthropicRequest(request: ChatCompletionRequest, model: string, 
   return { body, jsonToolName: plan.json?.name };
 }
 
-/** Thinking budgets (tokens) for OpenAI's `reasoning_effort`; `none` and `minimal` think not at all. */
-const THINKING_BUDGET: Record<string, number> = { low: 1024, medium: 4096, high: 16_384, xhigh: 32_000, max: 32_000 };
-/** Anthropic's smallest thinking budget. */
-const MIN_THINKING_BUDGET = 1024;
-
-/**
- * Extended thinking for a `reasoning_effort`, where Anthropic allows it, else none (the request is
- * answered without thinking rather than refused): not with forced tool use (JSON mode is one) or
- * a sampling temperature other than 1 or `top_p` under 0.95, which Anthropic refuses with thinking;
- * not when the last assistant turn called tools (Anthropic then wants that turn's thinking block
- * back, and the gateway gives clients none to send); the budget kept under `max_tokens`, so the
- * hold still bounds the answer, and dropped when under Anthropic's minimum.
- */
+/** Extended thinking for the request's `reasoning_effort`, where Anthropic allows it (`thinkingBudget`). */
 function thinkingFor(request: ChatCompletionRequest, body: AnthropicMessagesRequest): AnthropicMessagesRequest['thinking'] {
-  const effort = (request as { reasoning_effort?: unknown }).reasoning_effort;
-  const wanted = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
-  if (!wanted) return undefined;
-  if (body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool') return undefined;
-  if (body.temperature !== undefined && body.temperature !== 1) return undefined;
-  if (body.top_p !== undefined && body.top_p < 0.95) return undefined;
   const lastAssistant = [...body.messages].reverse().find((m) => m.role === 'assistant');
-  if (lastAssistant?.content.some((b) => b.type === 'tool_use')) return undefined;
-  const budget = Math.min(wanted, body.max_tokens - 1);
-  return budget >= MIN_THINKING_BUDGET ? { type: 'enabled', budget_tokens: budget } : undefined;
+  const budget = thinkingBudget(request, {
+    maxTokens: body.max_tokens,
+    temperature: body.temperature,
+    topP: body.top_p,
+    forcedTool: body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool',
+    continuesToolCall: lastAssistant?.content.some((b) => b.type === 'tool_use') ?? false,
+  });
+  return budget === undefined ? undefined : { type: 'enabled', budget_tokens: budget };
 }
 
 function anthropicToolChoice(plan: ToolPlan): AnthropicToolChoice | undefined {

@@ -18,6 +18,7 @@ import {
   planTools,
   rejectUnsupportedParameters,
   stopSequences,
+  thinkingBudget,
   toConversation,
   type ImageMediaType,
   type ToolPlan,
@@ -61,7 +62,7 @@ export function bedrockRequest(request: ChatCompletionRequest, modelId: string, 
   const plan = planTools(request);
 
   const inferenceConfig: InferenceConfiguration = { maxTokens: outputTokenLimit(request, maxOutputTokens) };
-  const temperature = modelId.includes('anthropic.') ? claudeTemperature(request.temperature) : request.temperature ?? undefined;
+  const temperature = isClaude(modelId) ? claudeTemperature(request.temperature) : request.temperature ?? undefined;
   if (temperature !== undefined) inferenceConfig.temperature = temperature;
   if (request.top_p != null) inferenceConfig.topP = request.top_p;
   const stop = stopSequences(request);
@@ -72,7 +73,25 @@ export function bedrockRequest(request: ChatCompletionRequest, modelId: string, 
   if (conversation.system.length > 0) input.system = conversation.system.map((text): SystemContentBlock => ({ text }));
   const toolConfig = bedrockToolConfig(plan, conversation.turns.some((t) => t.parts.some((p) => p.type === 'tool_call' || p.type === 'tool_result')));
   if (toolConfig) input.toolConfig = toolConfig;
+  if (isClaude(modelId)) {
+    // Claude on Bedrock thinks as on Anthropic's API, asked through the model's own request fields.
+    const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
+    const choice = toolConfig?.toolChoice;
+    const budget = thinkingBudget(request, {
+      maxTokens: inferenceConfig.maxTokens!,
+      temperature: inferenceConfig.temperature,
+      topP: inferenceConfig.topP,
+      forcedTool: choice?.any !== undefined || choice?.tool !== undefined,
+      continuesToolCall: lastAssistant?.content?.some((b) => b.toolUse !== undefined) ?? false,
+    });
+    if (budget !== undefined) input.additionalModelRequestFields = { thinking: { type: 'enabled', budget_tokens: budget } };
+  }
   return { input, jsonToolName: plan.json?.name };
+}
+
+/** Anthropic's models on Bedrock: `anthropic.claude-…` and system inference profiles (`us.anthropic.claude-…`); an application inference profile's ARN does not say, and is treated as another model. */
+function isClaude(modelId: string): boolean {
+  return modelId.includes('anthropic.');
 }
 
 function bedrockToolConfig(plan: ToolPlan, historyHasTools: boolean): ToolConfiguration | undefined {

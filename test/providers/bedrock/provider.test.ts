@@ -110,6 +110,31 @@ describe('bedrock provider: Converse answers → ChatCompletion', () => {
   });
 });
 
+describe('bedrock provider: Claude thinking from reasoning_effort', () => {
+  it('answers with the text only, reasoning blocks and deltas skipped', async () => {
+    route(standIn, {
+      converse: jsonReply({ ...TEXT_RESPONSE, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Let me think.', signature: 'sig' } } }, { text: 'Hi! I am Claude on Bedrock.' }] } } }),
+    });
+    const completion = await provider.complete(call({ reasoning_effort: 'low', max_tokens: 4000 }));
+    expect(standIn.lastJson()).toMatchObject({ additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 1024 } } });
+    validateCompletion(completion);
+    expect(completion.choices[0].message.content).toBe('Hi! I am Claude on Bedrock.');
+
+    route(standIn, {
+      stream: eventStreamReply([
+        TEXT_STREAM[0],
+        ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'Let me think.' } } }],
+        ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'sig' } } }],
+        ['contentBlockStop', { contentBlockIndex: 0 }],
+        ...TEXT_STREAM.slice(1).map(([event, payload]) => [event, 'contentBlockIndex' in payload ? { ...payload, contentBlockIndex: 1 } : payload] as (typeof TEXT_STREAM)[number]),
+      ]),
+    });
+    const chunks = await streamChunks({ reasoning_effort: 'low', max_tokens: 4000 });
+    expect(deltas(chunks).map((d) => d.content ?? '').join('')).toBe('Hello!');
+    expect(JSON.stringify(chunks)).not.toContain('Let me think');
+  });
+});
+
 describe('bedrock provider: ConverseStream events → chunks', () => {
   it('maps a text stream chunk by chunk', async () => {
     route(standIn, { stream: eventStreamReply(TEXT_STREAM) });

@@ -164,3 +164,25 @@ describe('OpenAI request → Bedrock Converse input', () => {
     expect(err.param).toBe(param);
   });
 });
+
+describe('reasoning_effort → Claude thinking on Bedrock', () => {
+  it('asks Claude models for a thinking budget through additionalModelRequestFields, within maxTokens', () => {
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'medium' }).input.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 4096 } });
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'high' }, 'us.anthropic.claude-sonnet-4-5-20250929-v1:0').input.additionalModelRequestFields).toEqual({
+      thinking: { type: 'enabled', budget_tokens: 8191 },
+    });
+  });
+
+  it('leaves other models, and the cases Claude refuses, without thinking', () => {
+    expect(map({ messages: [user('Hi')], reasoning_effort: 'high' }, 'amazon.nova-pro-v1:0').input).not.toHaveProperty('additionalModelRequestFields');
+    for (const extra of [{ temperature: 0.3 }, { tools: [WEATHER_TOOL], tool_choice: 'required' }, { response_format: { type: 'json_object' } }, { reasoning_effort: 'minimal' }]) {
+      expect(map({ messages: [user('Hi')], reasoning_effort: 'high', ...extra }).input).not.toHaveProperty('additionalModelRequestFields');
+    }
+    const continuing = [
+      user('Weather?'),
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+    ];
+    expect(map({ messages: continuing, tools: [WEATHER_TOOL], reasoning_effort: 'high' }).input).not.toHaveProperty('additionalModelRequestFields');
+  });
+});
