@@ -7,10 +7,10 @@
 //   npx tsx bench/dynamo-clients.ts [endpoint]      (starts DynamoDB Local when no endpoint)
 import { DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { createHash, createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { createDynamoClient } from '../lambda/store/client';
+import { NodeSha256 } from './node-sha256';
 
 const N = Number(process.env.N ?? 400);
 const cpuNow = () => {
@@ -82,23 +82,6 @@ async function clients(endpoint: string): Promise<Array<{ name: string; loadMs: 
     },
   });
   return out;
-}
-
-const bytes = (d: ArrayBuffer | ArrayBufferView) => (ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d));
-
-/** node:crypto behind the hash interface of the SDK's signer (as @smithy/hash-node). */
-class NodeSha256 {
-  private hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-  reset(): void {}
 }
 
 async function measure(call: Call, op: 'GetItem' | 'TransactWriteItems', input: () => Record<string, unknown>, n: number) {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { DynamoError, leanDynamo } from '../../lambda/store/dynamo';
 import { postSigner } from '../../lambda/store/sigv4';
+import { NodeSha256 } from '../../bench/node-sha256';
 import { freePort } from '../../lambda/entry/local-server';
 
 /**
@@ -12,23 +13,6 @@ import { freePort } from '../../lambda/entry/local-server';
  * that records what each sends: the same signed request for the same input and clock, the same
  * error names and fields, and retries where the SDK retries.
  */
-
-const bytes = (d: ArrayBuffer | ArrayBufferView) => (ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d));
-
-/** node:crypto behind the hash interface the SDK's signer takes (as @smithy/hash-node). */
-class Sha256 {
-  private hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? secret : bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-  reset(): void {}
-}
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token-example' };
 const region = 'eu-west-3';
@@ -162,7 +146,7 @@ describe('the lean DynamoDB client against the AWS SDK', () => {
     for (const id of [credentials, { accessKeyId: 'AKIDOTHER', secretAccessKey: 'another/secret+key' }]) {
       let i = 0;
       const ours = postSigner(async () => id, region, 'dynamodb', () => new Date(dates[i]));
-      const sdk = new SignatureV4({ credentials: id, region, service: 'dynamodb', sha256: Sha256 });
+      const sdk = new SignatureV4({ credentials: id, region, service: 'dynamodb', sha256: NodeSha256 });
       for (; i < dates.length; i++) {
         const body = JSON.stringify({ TableName: 't', Key: { pk: { S: `k${i}  spaced` } } });
         const headers = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'DynamoDB_20120810.GetItem', 'content-length': String(Buffer.byteLength(body)) };
