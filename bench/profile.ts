@@ -5,6 +5,7 @@
 // summarised by function and by package, per request. BENCH_METER=off keeps the bench's own
 // per-call CPU accounting out of the gateway.
 //   npx tsx bench/profile.ts [gateway server file] [seconds per phase]
+//   PROFILE_STORE=dynamodb|stand-in|memory (dynamodb), PROFILE_CONNECTIONS=16
 // The server file defaults to this checkout's bench/servers/gateway.ts; another checkout's
 // (e.g. the commit before a change) gives the "before" profile with the same driver.
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -57,10 +58,16 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   const dynamo = await startDynamoLocal();
   const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
+  // PROFILE_STORE=stand-in: DynamoDB calls answered by bench/servers/dynamo-stand-in.ts; =memory: no calls.
+  const store = process.env.PROFILE_STORE ?? 'dynamodb';
+  const standIn = store === 'stand-in' ? await startServer('dynamo-stand-in', join(__dirname, 'servers/dynamo-stand-in.ts')) : undefined;
+  const benchStore = standIn ? `stand-in:${standIn.url}` : store === 'memory' ? 'memory' : undefined;
   const gateway = await startServer('gateway', serverFile, {
-    env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_METER: 'off' },
+    env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_METER: 'off', ...(benchStore ? { BENCH_STORE: benchStore } : {}) },
     execArgv: ['--require', join(__dirname, 'prof-control.cjs')],
   });
+  // PROFILE_CONNECTIONS=1: one request at a time, as a Lambda instance serves them.
+  const connections = Number(process.env.PROFILE_CONNECTIONS ?? 16);
   const file = join(dir, 'gateway.cpuprofile');
   let requests = 0;
   try {
@@ -71,7 +78,7 @@ async function main() {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${gateway.info.keys.ok}` },
         body: body(stream),
-        connections: 16,
+        connections,
         duration,
       });
     await run(false, 5);
@@ -81,10 +88,11 @@ async function main() {
     const streams = await run(true, seconds);
     await gateway.request({ type: 'profile-stop', file });
     requests = json.requests.total + streams.requests.total;
-    process.stderr.write(`JSON: ${json.requests.total} requests (${json.non2xx} non-2xx); streams: ${streams.requests.total} (${streams.non2xx} non-2xx)\n`);
+    process.stderr.write(`store ${store}, ${connections} connections. JSON: ${json.requests.total} requests (${json.non2xx} non-2xx); streams: ${streams.requests.total} (${streams.non2xx} non-2xx)\n`);
   } finally {
     await gateway.stop();
     await upstream.stop();
+    await standIn?.stop();
     dynamo.child.kill('SIGKILL');
   }
   const summary = topSelfTime(file);

@@ -152,6 +152,7 @@ export class ItapiChatFunction extends Construct {
 
     props.tables.grantGatewayAccess(this.function);
     props.tables.grantResponsesAccess(this.function);
+    props.tables.grantConsoleAccess(this.function);
     props.providerSecret.grantRead(this.function);
     props.settlementQueue?.grantSendMessages(this.function);
     if (props.catalog) grantCatalogBedrock(this.function, built.role, props.catalog);

@@ -155,8 +155,7 @@ export class ItapiTables extends Construct {
   /**
    * What the chat function needs: read and write keys (per-key caps, the console's keys),
    * accounts (admission, settlement, top-ups), holds and usage (ledger, including transaction
-   * condition checks); read tiers; read and write the console's sessions. The sweeper function
-   * gets the same.
+   * condition checks); read tiers. The sweeper function gets the same.
    */
   public grantGatewayAccess(grantee: iam.IGrantable): void {
     this.grantData(grantee, this.keys, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
@@ -164,6 +163,10 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.holds, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.usage, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
+  }
+
+  /** What the console (served by the chat function) needs besides: read and write its sessions and sign-in links. */
+  public grantConsoleAccess(grantee: iam.IGrantable): void {
     this.grantData(grantee, this.sessions, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
   }
 

@@ -43,6 +43,20 @@ export function costMicroUsd(model: Pick<ModelEntry, 'price'>, usage: Usage): nu
   return Math.ceil(nano / 1000);
 }
 
+/** What a request's ledger item takes from its hold, however it is settled. */
+function holdLedger(hold: HoldRecord) {
+  return {
+    accountId: hold.accountId,
+    kind: 'request' as const,
+    atMs: hold.startedAtMs,
+    id: hold.requestId,
+    keyId: hold.keyId,
+    model: hold.model,
+    estimatedTokens: hold.rateTokens,
+    holdMicroUsd: hold.holdMicroUsd,
+  };
+}
+
 /** The settlement of a request that ended (or failed) while its instance was alive. */
 export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'price'>, outcome: Outcome, keysTable?: string): SettleWrite {
   const usage = billableUsage(outcome, hold.promptTokens);
@@ -52,12 +66,7 @@ export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'pri
     tokenCorrection: usage.promptTokens + usage.completionTokens - hold.rateTokens,
     keysTable,
     ledger: {
-      accountId: hold.accountId,
-      kind: 'request',
-      atMs: hold.startedAtMs,
-      id: hold.requestId,
-      keyId: hold.keyId,
-      model: hold.model,
+      ...holdLedger(hold),
       route: outcome.route,
       status: outcome.status,
       httpStatus: outcome.httpStatus,
@@ -65,8 +74,6 @@ export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'pri
       promptTokens: usage.promptTokens,
       completionTokens: usage.completionTokens,
       cachedTokens: usage.cachedTokens || undefined,
-      estimatedTokens: hold.rateTokens,
-      holdMicroUsd: hold.holdMicroUsd,
       latencyMs: outcome.latencyMs,
       stream: outcome.stream,
       clientAborted: outcome.status === 'aborted' || undefined,
@@ -86,17 +93,10 @@ export function abandonedSettlement(hold: HoldRecord, keysTable?: string): Settl
     tokenCorrection: hold.promptTokens - hold.rateTokens,
     keysTable,
     ledger: {
-      accountId: hold.accountId,
-      kind: 'request',
-      atMs: hold.startedAtMs,
-      id: hold.requestId,
-      keyId: hold.keyId,
-      model: hold.model,
+      ...holdLedger(hold),
       status: 'abandoned',
       promptTokens: hold.promptTokens,
       completionTokens: 0,
-      estimatedTokens: hold.rateTokens,
-      holdMicroUsd: hold.holdMicroUsd,
       stream: hold.stream,
       usageEstimated: true,
     },

@@ -315,6 +315,12 @@ describe('IAM', () => {
     }
   });
 
+  it('keeps the sweeper to the money tables: never the console sessions or the stored responses', () => {
+    const referenced = statementsOf('GatewaySweeperHandlerRole').flatMap((st) => [st.Resource].flat().flatMap(referencedLogicalIds));
+    for (const table of ['Holds', 'Accounts', 'Usage']) expect(referenced).toContain(logicalIdByPath(s.json, `Gateway/Tables/${table}/Resource`));
+    for (const table of ['Sessions', 'Responses']) expect(referenced).not.toContain(logicalIdByPath(s.json, `Gateway/Tables/${table}/Resource`));
+  });
+
   it('attaches no AWS managed policies to the gateway functions', () => {
     for (const fn of ['Chat', 'Admin', 'TierSeed']) {
       const role = props(logicalIdByPath(s.json, `Gateway/${fn}/Handler/Role/Resource`));
