@@ -75,6 +75,8 @@ export interface Gateway {
   log: Logger;
   /** Applies settlements (retries, then the durable queue). */
   settlements: Settlements;
+  /** Applies replayed settlements (the local queue): short retries, no queue. */
+  replays: Settlements;
   /** Settles holds left past their deadline (run it on a schedule: a timer locally, EventBridge in AWS). */
   sweeper: HoldSweeper;
 }
@@ -88,7 +90,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
   const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   const metrics = options.metrics;
-  const { settlements, sweeper } = moneyRuntime({
+  const { settlements, replays, sweeper } = moneyRuntime({
     stores,
     tables: options.tables,
     log,
@@ -156,7 +158,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
     responses: stores.responses,
   });
-  return { app, background, stores, auth, tierCache, log, settlements, sweeper };
+  return { app, background, stores, auth, tierCache, log, settlements, replays, sweeper };
 
   async function loadConsoleApp(loadModule: () => Promise<ConsoleModule>) {
     const loaded = (await loadModule()) as Partial<ConsoleModule> & { default?: ConsoleModule };

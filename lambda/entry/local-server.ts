@@ -13,7 +13,7 @@ import { explicitCatalogSource, loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
-import { FileSettlementQueue } from '../money/settlement-queue';
+import { FileSettlementQueue, replayQueued } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
 import { createSignInLink } from '../console/sign-in';
@@ -129,10 +129,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
     let sweeping: Promise<SweepReport> | undefined;
     const sweep = () =>
       (sweeping ??= (async () => {
-        await queue.drain(async (write) => {
-          const result = await gateway.settlements.apply(write);
-          return result !== 'queued' && result !== 'lost';
-        });
+        await replayQueued(queue, gateway.replays);
         return gateway.sweeper.sweep();
       })().finally(() => (sweeping = undefined)));
     const sweepTimer = setInterval(

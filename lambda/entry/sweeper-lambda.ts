@@ -31,7 +31,7 @@ const log = jsonLogger();
 const tables = tableNamesFromEnv();
 const stores = createStores(createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT), tables);
 const graceS = Number(process.env.ITAPI_SWEEP_GRACE_S);
-const { settlements, sweeper } = moneyRuntime({
+const { replays, sweeper } = moneyRuntime({
   stores,
   tables,
   log,
@@ -53,8 +53,8 @@ async function applyQueued(event: SqsEvent): Promise<BatchResponse> {
   const batchItemFailures: BatchResponse['batchItemFailures'] = [];
   for (const record of event.Records) {
     try {
-      const result = await settlements.apply(JSON.parse(record.body) as SettleWrite);
-      if (result === 'queued' || result === 'lost') throw new Error('settlement still failing');
+      const result = await replays.apply(JSON.parse(record.body) as SettleWrite);
+      if (result === 'lost') throw new Error('settlement still failing');
     } catch (err) {
       log.error('queued_settlement_failed', { message_id: record.messageId, ...describeError(err) });
       batchItemFailures.push({ itemIdentifier: record.messageId });
@@ -72,7 +72,7 @@ async function settleExpired(event: StreamEvent): Promise<BatchResponse> {
     if (!byTtl || !image) continue;
     try {
       const hold = holdFromItem(image);
-      const result = await settlements.apply({ ...abandonedSettlement(hold, tables.keys), holdGone: true });
+      const result = await replays.apply({ ...abandonedSettlement(hold, tables.keys), holdGone: true });
       if (result === 'lost') throw new Error('settlement of an expired hold failed');
       log.error('hold_expired_unswept', { request_id: hold.requestId, account_id: hold.accountId });
     } catch (err) {

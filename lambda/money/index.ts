@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/log';
 import { describeError } from '../observability/log';
 import type { Stores } from '../store';
+import type { SettleResult, SettleWrite } from '../store/accounts';
 import type { TableNames } from '../store/tables';
 import { Settlements, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
@@ -27,29 +28,33 @@ export interface MoneyOptions {
  * The settlement writer and the sweeper over one set of stores, as the chat function, the local
  * server and the sweeper function each build them.
  */
-export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; sweeper: HoldSweeper } {
+export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; replays: Settlements; sweeper: HoldSweeper } {
   const now = o.now ?? Date.now;
+  const onSettled = (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
+    o.metrics?.cost(write.ledger.model ?? 'unknown', write.ledger.route, result.chargedMicroUsd);
+    if (result.unchargedMicroUsd > 0) {
+      // A provider that went past the output limit it was sent: charged as far as the balance went.
+      o.log.error('settlement_overrun', { request_id: write.ledger.id, account_id: write.hold.accountId, uncharged_micro_usd: result.unchargedMicroUsd });
+      o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
+    }
+  };
+  // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
     store: o.stores.accounts,
     queue: o.queue,
     now,
-    onSettled(write, result) {
-      o.metrics?.cost(write.ledger.model ?? 'unknown', write.ledger.route, result.chargedMicroUsd);
-      if (result.unchargedMicroUsd > 0) {
-        // A provider that went past the output limit it was sent: charged as far as the balance went.
-        o.log.error('settlement_overrun', { request_id: write.ledger.id, account_id: write.hold.accountId, uncharged_micro_usd: result.unchargedMicroUsd });
-        o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
-      }
-    },
+    onSettled,
     onLost(write, err) {
       o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
     },
   });
+  // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
+  // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.
+  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled });
   const sweeper = new HoldSweeper({
     holds: o.stores.holds,
     accounts: o.stores.accounts,
-    // A sweep that cannot write now leaves the hold to the next sweep rather than queueing it.
-    settlements: new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled: (w, r) => o.metrics?.cost(w.ledger.model ?? 'unknown', undefined, r.chargedMicroUsd) }),
+    settlements: replays,
     keysTable: o.tables.keys,
     graceMs: o.sweepGraceMs,
     now,
@@ -58,5 +63,5 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; sweep
       o.metrics?.abandoned?.(hold.model);
     },
   });
-  return { settlements, sweeper };
+  return { settlements, replays, sweeper };
 }

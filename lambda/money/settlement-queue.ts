@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SettleWrite } from '../store/accounts';
-import type { SettlementQueue } from './settlement';
+import type { SettlementQueue, Settlements } from './settlement';
 
 /**
  * Local mode's durable queue: one JSON line per settlement that kept failing, appended to a
@@ -42,6 +42,14 @@ export class FileSettlementQueue implements SettlementQueue {
     rmSync(draining, { force: true });
     return applied;
   }
+}
+
+/**
+ * Applies what the local queue holds through `replays` (a `Settlements` without a queue of its
+ * own): a settlement that still fails stays in the file once, for the next sweep.
+ */
+export function replayQueued(queue: FileSettlementQueue, replays: Pick<Settlements, 'apply'>): Promise<number> {
+  return queue.drain(async (write) => (await replays.apply(write)) !== 'lost');
 }
 
 /** AWS's durable queue: an SQS queue (with a dead-letter queue and an alarm) the sweeper function consumes. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { type Dynamo, isDynamoError } from './dynamo';
 import { SESSIONS_BY_ACCOUNT_INDEX } from './tables';
@@ -61,30 +62,36 @@ export class SessionsStore {
     readonly tableName: string,
   ) {}
 
-  /** Stores a new link or session; fails if one with the same hash exists (a 256-bit collision). */
+  /**
+   * Stores a new link or session. Unconditional: its id is the hash of 256 random bits, and a put
+   * resent after a lost answer must land again rather than fail on the item it wrote.
+   */
   async put(grant: ConsoleGrant): Promise<void> {
-    await this.client.call('PutItem', { TableName: this.tableName, Item: toItem(grant), ConditionExpression: 'attribute_not_exists(id)' });
+    await this.client.call('PutItem', { TableName: this.tableName, Item: toItem(grant) });
   }
 
   /**
    * Marks an unused, unexpired link used and returns it, in one conditional write: of two
    * concurrent uses exactly one gets the link. Undefined when the link is unknown, used or expired.
+   * The write carries a nonce of its own, so when its answer is lost and the client resends it,
+   * the failed condition that comes back shows the link was used by this very call.
    */
   async useLink(hash: string, nowMs: number): Promise<ConsoleGrant | undefined> {
+    const nonce = randomBytes(12).toString('base64url');
     try {
       const out = await this.client.call('UpdateItem', {
-          TableName: this.tableName,
-          Key: { id: { S: itemId('link', hash) } },
-          UpdateExpression: 'SET used_at_ms = :now',
-          ConditionExpression: 'attribute_exists(id) AND attribute_not_exists(used_at_ms) AND expires_at_ms > :now',
-          ExpressionAttributeValues: { ':now': { N: String(nowMs) } },
-          ReturnValues: 'ALL_NEW',
-        },
-      );
+        TableName: this.tableName,
+        Key: { id: { S: itemId('link', hash) } },
+        UpdateExpression: 'SET used_at_ms = :now, used_by = :nonce',
+        ConditionExpression: 'attribute_exists(id) AND attribute_not_exists(used_at_ms) AND expires_at_ms > :now',
+        ExpressionAttributeValues: { ':now': { N: String(nowMs) }, ':nonce': { S: nonce } },
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      });
       return out.Attributes ? fromItem(out.Attributes) : undefined;
     } catch (err) {
-      if (isDynamoError(err, 'ConditionalCheckFailedException') || (err as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
-      throw err;
+      if (!isDynamoError(err, 'ConditionalCheckFailedException')) throw err;
+      return err.Item?.used_by?.S === nonce ? fromItem(err.Item) : undefined;
     }
   }
 
