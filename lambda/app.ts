@@ -3,7 +3,7 @@ import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
-import type { CompletionDeps } from './chat/pipeline';
+import { IGNORED_HEADER, type CompletionDeps } from './chat/pipeline';
 import {
   GatewayError,
   internalError,
@@ -17,7 +17,7 @@ import type { Model } from './contract/openai';
 import { createEmbeddings } from './embeddings/create-embeddings';
 import { messagesApp } from './messages/routes';
 import { RequestRecorder, type RequestObservation } from './observability/records';
-import { createResponse, deleteResponse, IGNORED_HEADER, listInputItems, retrieveResponse } from './responses/endpoints';
+import { createResponse, deleteResponse, listInputItems, retrieveResponse } from './responses/endpoints';
 import type { KeyRecord } from './store/keys';
 import type { ResponsesStore } from './store/responses';
 

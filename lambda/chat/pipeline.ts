@@ -42,6 +42,19 @@ export interface RequestScope {
 
 export const ROUTE_HEADER = 'x-itapi-route';
 
+/** Names what a request carried that no route runs (hosted tools, server tools, reasoning items); the request itself is answered. */
+export const IGNORED_HEADER = 'x-itapi-ignored';
+
+/** A client's word as it may appear in a header: no control characters, no commas, at most 80 characters. */
+export function headerWord(text: string): string {
+  return text.replace(/[^A-Za-z0-9_.:\-]/g, '_').slice(0, 80);
+}
+
+/** Sets `x-itapi-ignored` to what was dropped, each word made safe for a header, whoever named it. */
+export function noteIgnored(scope: RequestScope, words: readonly string[]): void {
+  if (words.length) scope.responseHeaders[IGNORED_HEADER] = words.map(headerWord).join(', ').slice(0, 1024);
+}
+
 /**
  * The catalog entry a key may use, or the 404/403 that says why not, or the 400 when the model is
  * of another kind than the endpoint serves. Chat endpoints (chat, responses, messages) leave

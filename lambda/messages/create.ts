@@ -1,5 +1,5 @@
 import { SSE_HEADERS } from '../chat/completions';
-import { admitRun, MeteredChunks, modelFor, routeName, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitRun, MeteredChunks, modelFor, noteIgnored, routeName, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { GatewayError, internalError, upstreamError } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
@@ -18,8 +18,6 @@ export interface MessagesClientHeaders {
   betaQuery: boolean;
 }
 
-/** Names Anthropic-defined and server tools a translated route dropped. */
-export const IGNORED_HEADER = 'x-itapi-ignored';
 
 const encoder = new TextEncoder();
 
@@ -81,7 +79,7 @@ export async function createMessage(
     answer = routed.value;
     route = routeName(routed.route);
     if (answer.kind === 'chat_json' || answer.kind === 'chat_stream') {
-      if (translation.droppedTools.length) scope.responseHeaders[IGNORED_HEADER] = translation.droppedTools.join(', ').slice(0, 1024);
+      noteIgnored(scope, translation.droppedTools);
     }
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);

@@ -1,7 +1,8 @@
 import { invalidRequest } from '../contract/errors';
 import { parseChatCompletionRequest, type ChatCompletionRequest, type ChatMessage } from '../contract/request';
 import type { CreateResponseRequest, FunctionTool, HostedTool, StoredItem, TextFormat, ToolChoice } from '../contract/responses';
-import { chatMessagesOf, headerWord } from './items';
+import { headerWord } from '../chat/pipeline';
+import { chatMessagesOf } from './items';
 
 /** The Chat Completions request a Responses request becomes, and what the response echoes of it. */
 export interface ChatPlan {

@@ -11,7 +11,7 @@ import {
 import { countTokens, estimatePromptTokens } from '../money/tokens';
 import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
-import { modelFor, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { modelFor, noteIgnored, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
 import { chatRequestOf } from './chat-request';
 import { storedItemsOf, type ResolvedInputItem } from './items';
@@ -25,8 +25,6 @@ export interface ResponsesDeps extends CompletionDeps {
   logError(requestId: string, err: unknown): void;
 }
 
-/** Names what a request carried that no route runs (hosted tools, reasoning items); the request itself is answered. */
-export const IGNORED_HEADER = 'x-itapi-ignored';
 
 /**
  * `POST /v1/responses` once the key is known: validate, rebuild the conversation (previous
@@ -46,7 +44,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const { items: input, ignored: ignoredInput } = storedItemsOf(resolved, ids);
   const plan = chatRequestOf(request, [...context, ...input], model.id);
   const ignored = [...plan.ignoredTools, ...ignoredInput];
-  if (ignored.length) scope.responseHeaders[IGNORED_HEADER] = ignored.join(', ');
+  noteIgnored(scope, ignored);
 
   const frame: ResponseFrame = { ids, request, tools: plan.tools, modelId: model.id, createdAtMs: scope.startedAtMs, store };
   const base = inProgressResponse(frame);

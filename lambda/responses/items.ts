@@ -1,3 +1,4 @@
+import { headerWord } from '../chat/pipeline';
 import { invalidRequest } from '../contract/errors';
 import type { ChatMessage } from '../contract/request';
 import type {
@@ -53,11 +54,6 @@ export function storedItemsOf(input: ResolvedInputItem[], ids: ResponseIds): { i
     }
   });
   return { items, ignored: [...ignored] };
-}
-
-/** A client's word as it may appear in a header (`x-itapi-ignored`): no control characters, no commas, at most 80 characters. */
-export function headerWord(text: string): string {
-  return text.replace(/[^A-Za-z0-9_.:\-]/g, '_').slice(0, 80);
 }
 
 function messageItem(item: Extract<InputItem, { type: 'message' }>, fallbackId: string, param: string): ResponseInputMessageItem | ResponseOutputMessage {

@@ -404,6 +404,16 @@ describe('on an OpenAI-compatible route (translated)', () => {
     expect(response.headers.get('x-itapi-ignored')).toBe('web_search');
     expect((openai.lastJson().tools as unknown[]).length).toBe(2);
 
+    // A dropped tool's name is the client's: made safe for a header, never a 500 after the answer was billed.
+    const hostile = await fetch(`${origin}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': acct.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: GPT, max_tokens: 10, tools: [...TOOLS, { type: 'web_search_20250305', name: 'evil\r\nset-cookie: x=1', max_uses: 1 }], messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(hostile.status).toBe(200);
+    expect(hostile.headers.get('x-itapi-ignored')).toBe('evil__set-cookie:_x_1');
+    expect(hostile.headers.get('set-cookie')).toBeNull();
+
     const calls = openai.requests.length;
     const err = await client.messages.create({ model: GPT, max_tokens: 10, tools: [webSearch], tool_choice: { type: 'tool', name: 'web_search' }, messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
