@@ -33,7 +33,8 @@ export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
   let produced = false;
   return {
     observe(event) {
-      let data = checkedEvent(event).replace(MODEL, model);
+      // A function, so that `$` in a model id is not read as a replacement pattern.
+      let data = checkedEvent(event).replace(MODEL, () => model);
       if (data.includes('"finish_reason":"') || data.includes('"finish_reason": "')) {
         data = data.replace(FINISH_REASON, (whole, word: string) => (OPENAI_WORDS.has(word) ? whole : `"finish_reason":"${finishReason(word)}"`));
       }

@@ -289,7 +289,8 @@ export class AccountsStore {
       });
     }
     try {
-      await this.client.call('TransactWriteItems', { TransactItems: items, ClientRequestToken: w.token });
+      // No resend here when the answer is lost: admission resends it (same token), tracking the hold.
+      await this.client.call('TransactWriteItems', { TransactItems: items, ClientRequestToken: w.token }, { resendWithoutAnswer: false });
     } catch (err) {
       if (!(isDynamoError(err, 'TransactionCanceledException'))) throw err;
       const [account, hold, keyReason] = err.CancellationReasons ?? [];

@@ -13,10 +13,18 @@ import { postSigner, type AwsCredentials, type CredentialsProvider, type PostSig
  */
 export interface Dynamo {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the outputs are DynamoDB's JSON, typed where read
-  call<O = any>(operation: DynamoOperation, input: object): Promise<O>;
+  call<O = any>(operation: DynamoOperation, input: object, options?: CallOptions): Promise<O>;
   /** Adds a step around every call (tests: counting, fault injection, consumed capacity). */
   intercept(step: DynamoStep): void;
   destroy(): void;
+}
+
+export interface CallOptions {
+  /**
+   * Send the call again when no answer came (reset, timeout). @default true. Admission turns it off:
+   * it resends such a write itself, keeping track of the hold it may have taken.
+   */
+  resendWithoutAnswer?: boolean;
 }
 
 export type DynamoOperation =
@@ -116,8 +124,7 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const steps: DynamoStep[] = [];
 
-  async function once(operation: DynamoOperation, body: string): Promise<{ status: number; text: string }> {
-    const headers = await sign(endpoint.host, { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `DynamoDB_20120810.${operation}`, 'content-length': String(Buffer.byteLength(body)) }, body);
+  function once(operation: DynamoOperation, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = send({ method: 'POST', host: endpoint.hostname, port: endpoint.port || undefined, path: '/', headers, agent }, (res: IncomingMessage) => {
         const parts: Buffer[] = [];
@@ -131,16 +138,19 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
     });
   }
 
-  async function attempt(operation: DynamoOperation, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async function attempt(operation: DynamoOperation, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     const body = JSON.stringify(input, binaryAsBase64);
+    const target = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `DynamoDB_20120810.${operation}`, 'content-length': String(Buffer.byteLength(body)) };
     for (let n = 1; ; n++) {
+      // Signed outside the try below: a credentials failure is not a lost answer.
+      const headers = await sign(endpoint.host, target, body);
       let answer: { status: number; text: string };
       try {
-        answer = await once(operation, body);
+        answer = await once(operation, headers, body);
       } catch (err) {
         // No answer: sent again as it was (a transaction with its ClientRequestToken is applied once).
         // Given up: one of our own errors, with the socket's code (callers tell "refused" from "may have landed").
-        if (n >= maxAttempts) throw noAnswer(operation, err, n);
+        if (n >= maxAttempts || options.resendWithoutAnswer === false) throw noAnswer(operation, err, n);
         await backoff(n);
         continue;
       }
@@ -150,7 +160,7 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
       } catch (err) {
         // Not DynamoDB's JSON (a proxy's page, a cut answer): an unknown outcome, as for no answer.
         // A 5xx page is sent again; anything else is not (a 2xx means the write was applied).
-        if (n >= maxAttempts || answer.status < 500) throw new DynamoError('SerializationError', `DynamoDB ${operation} answered ${answer.status} with a body that is not JSON`, answer.status >= 500 ? answer.status : undefined, n, {}, err);
+        if (n >= maxAttempts || answer.status < 500) throw new DynamoError('SerializationError', `DynamoDB ${operation} answered ${answer.status} with a body that is not JSON`, undefined, n, {}, err);
         await backoff(n);
         continue;
       }
@@ -164,9 +174,9 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   }
 
   return {
-    call<O>(operation: DynamoOperation, input: object): Promise<O> {
+    call<O>(operation: DynamoOperation, input: object, options: CallOptions = {}): Promise<O> {
       const run = (i: number): Promise<Record<string, unknown>> =>
-        i < steps.length ? steps[i](operation, input as Record<string, unknown>, () => run(i + 1)) : attempt(operation, input as Record<string, unknown>);
+        i < steps.length ? steps[i](operation, input as Record<string, unknown>, () => run(i + 1)) : attempt(operation, input as Record<string, unknown>, options);
       return run(0) as Promise<O>;
     },
     intercept(step) {

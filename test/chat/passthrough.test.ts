@@ -17,6 +17,11 @@ describe('stream chunks relayed as the upstream wrote them', () => {
     expect(JSON.parse(data).choices[0].delta.content).toBe('aé');
   });
 
+  it('writes a model id with $ in it as it is (no replacement patterns)', () => {
+    const { data } = dataMeter("acme/m$&$'-1").observe(chunk({ content: 'x' }));
+    expect(JSON.parse(data).model).toBe("acme/m$&$'-1");
+  });
+
   it("puts a provider's own finish_reason words in OpenAI's and keeps OpenAI's", () => {
     const meter = dataMeter('m');
     expect(JSON.parse(meter.observe(chunk({}, 'eos')).data).choices[0].finish_reason).toBe('stop');

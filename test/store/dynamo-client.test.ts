@@ -272,6 +272,10 @@ describe('the lean DynamoDB client against the AWS SDK', () => {
       expect(timedOut.name).toBe('TimeoutError');
       // Sent twice, the same token both times: DynamoDB applies it once.
       expect(s.received.map((r) => JSON.parse(r.body).ClientRequestToken)).toEqual([transaction.ClientRequestToken, transaction.ClientRequestToken]);
+      // A caller that resends lost writes itself (admission) asks for one send: no retries stacked on its own.
+      const once: any = await silent.call('TransactWriteItems', transaction, { resendWithoutAnswer: false }).catch((e: unknown) => e);
+      expect(once).toMatchObject({ name: 'TimeoutError', $metadata: { attempts: 1 } });
+      expect(s.received).toHaveLength(3);
     } finally {
       silent.destroy();
       await close(s.server);
