@@ -10,7 +10,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { performance } from 'node:perf_hooks';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { createDynamoClient } from '../lambda/store/client';
-import { NodeSha256 } from './node-sha256';
+import { NodeSha256 } from '../lambda/cli/sigv4';
 
 const N = Number(process.env.N ?? 400);
 const cpuNow = () => {

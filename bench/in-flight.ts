@@ -134,7 +134,8 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
       }
       const admittedTogether = waiting.length;
       const account = await stores.accounts.get(accountId);
-      const item = JSON.stringify(account);
+      // The size of the item as DynamoDB holds it (the parsed account would hide an attribute that grows).
+      const item = JSON.stringify((await gw.dynamo.call('GetItem', { TableName: stores.accounts.tableName, Key: { account_id: { S: accountId } } })).Item);
       const body = JSON.stringify({
         id: 'c',
         object: 'chat.completion',

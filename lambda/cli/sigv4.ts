@@ -1,4 +1,5 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import type { AwsCredentials } from '../store/sigv4';
 
 /**
  * SigV4 for the admin API behind API Gateway (IAM auth). Uses @smithy/signature-v4 and the SDK's
@@ -6,11 +7,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
  * the local CLI never loads the AWS SDK. SHA-256 comes from node:crypto (no @aws-crypto/sha256-js).
  */
 
-export interface AwsCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+export type { AwsCredentials };
 
 /** `https://abc123.execute-api.eu-west-1.amazonaws.com/prod/admin` → `eu-west-1`. */
 export function apiGatewayRegion(url: URL): string | undefined {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type Dynamo, isDynamoError } from './dynamo';
 import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
@@ -332,7 +333,6 @@ export class AccountsStore {
     let accountTarget = correctionTarget(hold.window, guessWindow);
     let keyTarget = hold.keyWindow !== undefined ? correctionTarget(hold.keyWindow, guessWindow) : 'none';
     let charged = s.costMicroUsd;
-    let conflicts = 0;
     for (let attempt = 0; attempt < SETTLE_ATTEMPTS; attempt++) {
       const refund = hold.holdMicroUsd - charged;
       const values: Item = { ':refund': num(refund), ':hold': num(hold.holdMicroUsd), ':one': num(1) };
@@ -425,8 +425,9 @@ export class AccountsStore {
         }
         const failed = [account, keyReason].some((r) => r?.Code === 'ConditionalCheckFailed');
         if (!failed) {
-          if (!isConflict(err) || ++conflicts > SETTLE_ATTEMPTS) throw err;
-          await conflictBackoff(conflicts);
+          // A conflict uses up an attempt like a failed condition does.
+          if (!isConflict(err)) throw err;
+          await conflictBackoff(attempt + 1);
         }
       }
     }
@@ -531,40 +532,45 @@ export class AccountsStore {
     }
   }
 
-  /** Adds credits once per reference: the ledger item and the balance change are one transaction. */
+  /**
+   * Adds credits once per reference: the ledger item and the balance change are one transaction.
+   * Its token is this call's own, so that the client's resend after a lost answer lands once and
+   * still reports `added`, while another call with the same reference (a webhook delivered again)
+   * is another write that finds the ledger item: `duplicate`.
+   */
   async topUp(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now()): Promise<'added' | 'duplicate' | 'no-account'> {
-    for (let conflicts = 1; ; conflicts++) {
-      try {
-        await this.client.call('TransactWriteItems', {
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.usageTable,
-                  Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd }),
-                  ConditionExpression: 'attribute_not_exists(sk)',
-                },
+    const token = randomBytes(16).toString('hex');
+    try {
+      await retryConflicts(() =>
+        this.client.call('TransactWriteItems', {
+          ClientRequestToken: token,
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.usageTable,
+                Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd }),
+                ConditionExpression: 'attribute_not_exists(sk)',
               },
-              {
-                Update: {
-                  TableName: this.tableName,
-                  Key: { account_id: { S: accountId } },
-                  UpdateExpression: 'SET balance = balance + :amount',
-                  ConditionExpression: 'attribute_exists(account_id)',
-                  ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
-                },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { account_id: { S: accountId } },
+                UpdateExpression: 'SET balance = balance + :amount',
+                ConditionExpression: 'attribute_exists(account_id)',
+                ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
               },
-            ],
-          },
-        );
-        return 'added';
-      } catch (err) {
-        if (!(isDynamoError(err, 'TransactionCanceledException'))) throw err;
-        const [ledger, account] = err.CancellationReasons ?? [];
-        if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
-        if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
-        if (!isConflict(err) || conflicts > SETTLE_ATTEMPTS) throw err;
-        await conflictBackoff(conflicts);
-      }
+            },
+          ],
+        }),
+      );
+      return 'added';
+    } catch (err) {
+      if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+      const [ledger, account] = err.CancellationReasons ?? [];
+      if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
+      if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
+      throw err;
     }
   }
 }

@@ -82,12 +82,6 @@ export class HoldsStore {
     readonly tableName: string,
   ) {}
 
-  async get(requestId: string): Promise<HoldRecord | undefined> {
-    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { request_id: { S: requestId } }, ConsistentRead: true },
-    );
-    return out.Item ? holdFromItem(out.Item) : undefined;
-  }
-
   /**
    * Holds whose deadline passed before `beforeMs`, page by page. The table holds only requests in
    * flight, so a scan reads about as many items as there are requests running right now.

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { DynamoError, leanDynamo } from '../../lambda/store/dynamo';
 import { postSigner } from '../../lambda/store/sigv4';
-import { NodeSha256 } from '../../bench/node-sha256';
+import { NodeSha256 } from '../../lambda/cli/sigv4';
 import { freePort } from '../../lambda/entry/local-server';
 
 /**
