@@ -81,9 +81,12 @@ export function encodeCursor(entry: LedgerEntry): string {
   return Buffer.from(ledgerSortKey(entry)).toString('base64url');
 }
 
-export function decodeCursor(cursor: string): string {
+/** The sort key a cursor names; one outside the range asked for (another range's page) is refused, not sent to DynamoDB. */
+export function decodeCursor(cursor: string, range: Pick<DayRange, 'fromMs' | 'toMs'>): string {
   const sk = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   if (!CURSOR_SK.test(sk)) throw invalidRequest('`cursor` is not one this API gave out.', 'cursor');
+  const atMs = Number(sk.slice(0, 13));
+  if (atMs < range.fromMs || atMs > range.toMs) throw invalidRequest('`cursor` belongs to another range: ask for its first page again.', 'cursor');
   return sk;
 }
 
@@ -101,7 +104,7 @@ type PageReader = (options: { limit: number; after?: string; oldestFirst?: boole
  * is known to be the last and never offers an empty next page.
  */
 export async function ledgerPage(read: PageReader, range: DayRange, limit: number, cursor: string | undefined): Promise<LedgerPageJson> {
-  const { items } = await read({ limit: limit + 1, after: cursor ? decodeCursor(cursor) : undefined });
+  const { items } = await read({ limit: limit + 1, after: cursor ? decodeCursor(cursor, range) : undefined });
   const shown = items.slice(0, limit);
   return {
     object: 'list',

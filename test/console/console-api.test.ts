@@ -121,7 +121,7 @@ describe('sessions', () => {
     expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(401);
   });
 
-  it('sign-out without the CSRF token is refused and the session lives on', async () => {
+  it('sign-out from another site is refused and the session lives on', async () => {
     const s = await signIn(gw, alice.accountId);
     const out = await fetch(`${consoleOrigin(gw)}/console/sign-out`, {
       method: 'POST',
@@ -130,6 +130,20 @@ describe('sessions', () => {
       redirect: 'manual',
     });
     expect(out.status).toBe(403);
+    expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
+  });
+
+  it('sign-out without the CSRF token, or with a wrong one, is refused and the session lives on', async () => {
+    const s = await signIn(gw, alice.accountId);
+    for (const body of [{}, { csrf: 'not-the-token' }] as Array<Record<string, string>>) {
+      const out = await fetch(`${consoleOrigin(gw)}/console/sign-out`, {
+        method: 'POST',
+        headers: { cookie: s.cookie, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+        body: new URLSearchParams(body).toString(),
+        redirect: 'manual',
+      });
+      expect(out.status).toBe(403);
+    }
     expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
   });
 
@@ -367,6 +381,11 @@ describe('usage', () => {
     const bad = await consoleApi(gw, session, 'GET', 'usage/requests?cursor=bm90LWEtY3Vyc29y');
     expect(bad.status).toBe(400);
     expect(bad.json.error.param).toBe('cursor');
+    // A well-formed cursor from outside the range asked for (a stale page, another range): 400, not a DynamoDB error.
+    const elsewhere = Buffer.from('0000000000001#req_old').toString('base64url');
+    const stale = await consoleApi(gw, session, 'GET', `usage/requests?cursor=${elsewhere}`);
+    expect(stale.status).toBe(400);
+    expect(stale.json.error.param).toBe('cursor');
   });
 
   it('downloads the range as CSV: a header and one row per request, costs exact', async () => {

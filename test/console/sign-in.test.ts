@@ -42,9 +42,28 @@ describe('sign-in links', () => {
   it('carry a TTL so DynamoDB removes them, and only the token’s hash', async () => {
     const link = await createSignInLink(sessions, 'acct-c', 'https://gw.example/console/', T0);
     const token = tokenOf(link.url);
+    // The item as stored: TTL attribute in unix seconds, keyed by the hash, the token nowhere.
+    const { Item } = await client.call('GetItem', { TableName: tables.sessions, Key: { id: { S: `link#${secretHash(token)}` } } });
+    expect(Item.expires_at).toEqual({ N: String(Math.ceil((T0 + SIGN_IN_LINK_TTL_MS) / 1000)) });
+    expect(JSON.stringify(Item)).not.toContain(token);
     const grant = await redeemSignInLink(sessions, token, T0);
     expect(grant!.hash).toBe(secretHash(token));
-    expect(JSON.stringify(grant)).not.toContain(token);
+  });
+
+  it('sign in once when the answer to the use is lost and the write is sent again', async () => {
+    const link = await createSignInLink(sessions, 'acct-lost', 'https://gw.example/console/', T0);
+    let resent = 0;
+    client.intercept(async (operation, input, next) => {
+      if (operation !== 'UpdateItem' || input.TableName !== tables.sessions || resent > 0) return next();
+      resent++;
+      await next(); // the link is marked used, the answer lost…
+      return next(); // …and the same write sent again
+    });
+    const grant = await redeemSignInLink(sessions, tokenOf(link.url), T0 + 1000);
+    expect(resent).toBe(1);
+    expect(grant).toMatchObject({ kind: 'link', accountId: 'acct-lost' });
+    // And still once: another use is refused.
+    expect(await redeemSignInLink(sessions, tokenOf(link.url), T0 + 2000)).toBeUndefined();
   });
 });
 

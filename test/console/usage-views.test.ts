@@ -143,10 +143,13 @@ describe('CSV', () => {
 describe('ledger cursors', () => {
   it('round-trip a ledger sort key and refuse anything else', () => {
     const entry = request('req_abc', '2025-01-01T00:00:00Z', 'm', 1);
-    expect(decodeCursor(encodeCursor(entry))).toBe(`${String(entry.atMs).padStart(13, '0')}#req_abc`);
+    const range = { fromMs: entry.atMs - 1000, toMs: entry.atMs + 1000 };
+    expect(decodeCursor(encodeCursor(entry), range)).toBe(`${String(entry.atMs).padStart(13, '0')}#req_abc`);
     for (const bad of ['', '!!!', Buffer.from('topup#initial').toString('base64url'), Buffer.from('123#x').toString('base64url')]) {
-      expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ status: 400, param: 'cursor' }));
+      expect(() => decodeCursor(bad, range)).toThrow(expect.objectContaining({ status: 400, param: 'cursor' }));
     }
+    // A cursor of another range.
+    expect(() => decodeCursor(encodeCursor(entry), { fromMs: entry.atMs + 1, toMs: entry.atMs + 1000 })).toThrow(expect.objectContaining({ status: 400, param: 'cursor' }));
   });
 });
 
