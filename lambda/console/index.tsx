@@ -340,6 +340,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   });
 
   api.post('/keys', async (c) => {
+    await requireActive(c.var.session.accountId);
     const fields = parse(createKeyBody, await readJson(c));
     const { record, key } = await createApiKey(deps, c.var.session.accountId, fields, now(), null);
     deps.log.info('console_key_created', { account_id: record.accountId, key_id: record.keyId });
@@ -378,6 +379,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   api.get('/top-up', async (c) => c.json(await topUpOptions(c.var.session.accountId)));
 
   api.post('/top-up', async (c) => {
+    await requireActive(c.var.session.accountId);
     const body = parse(topUpBody, await readJson(c));
     const stripe = await stripeSettings(deps.secrets);
     if (!stripe) {
@@ -422,6 +424,15 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     const account = await accountJson(accountId);
     if (!account) throw sessionRequired();
     return account;
+  }
+
+  /** A disabled account may look at its console, but not take new keys or pay for credits it cannot use. */
+  async function requireActive(accountId: string): Promise<void> {
+    const account = await deps.accounts.get(accountId);
+    if (!account) throw sessionRequired();
+    if (account.status !== 'active') {
+      throw new GatewayError(403, 'permission_error', 'account_disabled', 'This account is disabled: ask your operator to enable it before creating keys or topping up.');
+    }
   }
 
   async function keysJson(accountId: string): Promise<KeyJson[]> {

@@ -239,6 +239,24 @@ describe('keys', () => {
   });
 });
 
+describe('a disabled account', () => {
+  it('may still look at its console, but not create keys or start a top-up', async () => {
+    const acct = await createAccount(gw);
+    const s = await signIn(gw, acct.accountId);
+    await gw.gateway.stores.accounts.update(acct.accountId, { status: 'disabled' });
+    expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
+    for (const [path, body] of [
+      ['keys', { name: 'late' }],
+      ['top-up', { amount_usd: 10, return_url: `${consoleOrigin(gw)}/console/` }],
+    ] as const) {
+      const res = await consoleApi(gw, s, 'POST', path, body);
+      expect(res.status).toBe(403);
+      expect(res.json.error.code).toBe('account_disabled');
+    }
+    expect((await gw.gateway.stores.keys.listByAccount(acct.accountId)).length).toBe(1);
+  });
+});
+
 describe('isolation between accounts', () => {
   it('another account’s key id answers 404, never its data, and is not revoked', async () => {
     const bobKeys = await gw.gateway.stores.keys.listByAccount(bob.accountId);
