@@ -71,7 +71,6 @@ export function stopSequences(request: ChatCompletionRequest): string[] | undefi
   return typeof request.stop === 'string' ? [request.stop] : request.stop;
 }
 
-/** Anthropic documents temperature as 0–1 where OpenAI takes 0–2: values above 1 become 1. */
 /** Thinking budgets (tokens) for OpenAI's `reasoning_effort`; `none` and `minimal` think not at all. */
 const THINKING_BUDGET: Record<string, number> = { low: 1024, medium: 4096, high: 16_384, xhigh: 32_000, max: 32_000 };
 /** Claude's smallest thinking budget. */
@@ -88,17 +87,23 @@ const MIN_THINKING_BUDGET = 1024;
  */
 export function thinkingBudget(
   request: ChatCompletionRequest,
-  sent: { maxTokens: number; temperature?: number; topP?: number; forcedTool: boolean; continuesToolCall: boolean },
+  conversation: Conversation,
+  plan: ToolPlan,
+  sent: { maxTokens: number; temperature?: number; topP?: number },
 ): number | undefined {
   const effort = (request as { reasoning_effort?: unknown }).reasoning_effort;
   const wanted = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
-  if (!wanted || sent.forcedTool || sent.continuesToolCall) return undefined;
+  if (!wanted) return undefined;
+  if (plan.tools.length > 0 && (plan.choice?.type === 'any' || plan.choice?.type === 'tool')) return undefined;
+  const lastAssistant = [...conversation.turns].reverse().find((t) => t.role === 'assistant');
+  if (lastAssistant?.parts.some((p) => p.type === 'tool_call')) return undefined;
   if (sent.temperature !== undefined && sent.temperature !== 1) return undefined;
   if (sent.topP !== undefined && sent.topP < 0.95) return undefined;
   const budget = Math.min(wanted, sent.maxTokens - 1);
   return budget >= MIN_THINKING_BUDGET ? budget : undefined;
 }
 
+/** Anthropic documents temperature as 0–1 where OpenAI takes 0–2: values above 1 become 1. */
 export function claudeTemperature(temperature: number | null | undefined): number | undefined {
   return temperature == null ? undefined : Math.min(temperature, 1);
 }

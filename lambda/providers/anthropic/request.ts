@@ -61,23 +61,10 @@ export function anthropicRequest(request: ChatCompletionRequest, model: string, 
     if (choice) body.tool_choice = choice;
   }
   if (request.user !== undefined) body.metadata = { user_id: request.user };
-  const thinking = thinkingFor(request, body);
-  if (thinking) body.thinking = thinking;
+  const budget = thinkingBudget(request, conversation, plan, { maxTokens: body.max_tokens, temperature: body.temperature, topP: body.top_p });
+  if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: budget };
   if (stream) body.stream = true;
   return { body, jsonToolName: plan.json?.name };
-}
-
-/** Extended thinking for the request's `reasoning_effort`, where Anthropic allows it (`thinkingBudget`). */
-function thinkingFor(request: ChatCompletionRequest, body: AnthropicMessagesRequest): AnthropicMessagesRequest['thinking'] {
-  const lastAssistant = [...body.messages].reverse().find((m) => m.role === 'assistant');
-  const budget = thinkingBudget(request, {
-    maxTokens: body.max_tokens,
-    temperature: body.temperature,
-    topP: body.top_p,
-    forcedTool: body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool',
-    continuesToolCall: lastAssistant?.content.some((b) => b.type === 'tool_use') ?? false,
-  });
-  return budget === undefined ? undefined : { type: 'enabled', budget_tokens: budget };
 }
 
 function anthropicToolChoice(plan: ToolPlan): AnthropicToolChoice | undefined {

@@ -73,19 +73,11 @@ export function bedrockRequest(request: ChatCompletionRequest, modelId: string, 
   if (conversation.system.length > 0) input.system = conversation.system.map((text): SystemContentBlock => ({ text }));
   const toolConfig = bedrockToolConfig(plan, conversation.turns.some((t) => t.parts.some((p) => p.type === 'tool_call' || p.type === 'tool_result')));
   if (toolConfig) input.toolConfig = toolConfig;
-  if (isClaude(modelId)) {
-    // Claude on Bedrock thinks as on Anthropic's API, asked through the model's own request fields.
-    const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
-    const choice = toolConfig?.toolChoice;
-    const budget = thinkingBudget(request, {
-      maxTokens: inferenceConfig.maxTokens!,
-      temperature: inferenceConfig.temperature,
-      topP: inferenceConfig.topP,
-      forcedTool: choice?.any !== undefined || choice?.tool !== undefined,
-      continuesToolCall: lastAssistant?.content?.some((b) => b.toolUse !== undefined) ?? false,
-    });
-    if (budget !== undefined) input.additionalModelRequestFields = { thinking: { type: 'enabled', budget_tokens: budget } };
-  }
+  // Claude on Bedrock thinks as on Anthropic's API, asked through the model's own request fields.
+  const budget = isClaude(modelId)
+    ? thinkingBudget(request, conversation, plan, { maxTokens: inferenceConfig.maxTokens!, temperature: inferenceConfig.temperature, topP: inferenceConfig.topP })
+    : undefined;
+  if (budget !== undefined) input.additionalModelRequestFields = { thinking: { type: 'enabled', budget_tokens: budget } };
   return { input, jsonToolName: plan.json?.name };
 }
 
