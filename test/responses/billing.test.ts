@@ -187,4 +187,33 @@ describe('billing of /v1/responses', () => {
     expectErrorBody(await res.json(), 'rate_limit_exceeded', 'rate_limit_exceeded');
     expectBooksBalance(await ledgerSettled(acct.accountId, 1));
   });
+  it('answers and bills a response whose storage write fails, says store: false, and keeps nothing readable', async () => {
+    const acct = await richAccount();
+    const table = gw.gateway.stores.responses.tableName;
+    let failed = 0;
+    let failing = true;
+    gw.dynamo.intercept(async (operation, input, next) => {
+      const target = operation === 'PutItem' ? input.TableName : operation === 'BatchWriteItem' ? Object.keys(input.RequestItems as object)[0] : undefined;
+      if (!failing || target !== table) return next();
+      failed++;
+      throw Object.assign(new Error('storage unavailable'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500, attempts: 3 } });
+    });
+    const json = await post(acct.key, { model: 'gpt-test', input: 'keep this' });
+    expect(json.status).toBe(200);
+    const body = await json.json();
+    expect(body).toMatchObject({ status: 'completed', store: false });
+    const streamed = await post(acct.key, { model: 'gpt-test', input: 'and this', stream: true });
+    const last = expectWellFormedStream(parseResponseEvents(await streamed.text()));
+    expect(last.type).toBe('response.completed');
+    expect(last.response.store).toBe(false);
+    expect(failed).toBe(2);
+    failing = false;
+    for (const id of [body.id, last.response.id]) {
+      expect((await fetch(`${gw.baseUrl}/responses/${id}`, { headers: { authorization: `Bearer ${acct.key}` } })).status).toBe(404);
+    }
+    const b = await ledgerSettled(acct.accountId, 2);
+    expectBooksBalance(b);
+    expect(b.requests.map((r) => r.status)).toEqual(['completed', 'completed']);
+    expect(gw.logs.some((line) => line.includes('storage unavailable'))).toBe(true);
+  });
 });
