@@ -16,7 +16,10 @@ const t0 = performance.now();
 if (which === 'sdk') require('@aws-sdk/client-dynamodb');
 else require(process.argv[3]);
 const ms = performance.now() - t0;
-process.stdout.write(JSON.stringify({ ms, rssMb: process.memoryUsage().rss / 1048576 }));
+const rssMb = process.memoryUsage().rss / 1048576;
+// The tokenizer, which the handler loads after start-up: the memory a warm instance holds.
+if (which !== 'sdk') require(process.env.ITAPI_TOKENIZER_MODULE);
+process.stdout.write(JSON.stringify({ ms, rssMb, rssWithTokenizerMb: process.memoryUsage().rss / 1048576 }));
 `;
 
 export interface ColdStart {
@@ -28,31 +31,35 @@ export interface ColdStart {
   /** Of which: requiring @aws-sdk/client-dynamodb alone in a fresh process (the runtime provides it, but loads it at init all the same). */
   sdkImportMsMedian: number;
   rssMb: number;
+  /** Once the tokenizer is loaded too (after start-up). */
+  rssWithTokenizerMb: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function coldStart(outdir: string, runs = 7): Promise<ColdStart> {
+export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleChat = bundleChat, nodePath = join(__dirname, '../node_modules')): Promise<ColdStart> {
   mkdirSync(outdir, { recursive: true });
-  const { handlerFile, tokenizerFile, bytes } = await bundleChat(outdir);
+  const { handlerFile, tokenizerFile, bytes } = await bundle(outdir);
   const probe = join(outdir, 'probe.cjs');
   writeFileSync(probe, PROBE);
   const env = {
     ...process.env,
     AWS_REGION: 'us-east-1',
     ITAPI_TOKENIZER_MODULE: tokenizerFile,
-    NODE_PATH: join(__dirname, '../node_modules'),
+    NODE_PATH: nodePath,
     NODE_OPTIONS: '',
   };
-  const run = (which: string) => JSON.parse(execFileSync(process.execPath, [probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { ms: number; rssMb: number };
+  const run = (which: string) => JSON.parse(execFileSync(process.execPath, [probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { ms: number; rssMb: number; rssWithTokenizerMb: number };
   run('bundle'); // warm the OS file cache
   const all: number[] = [];
   const sdk: number[] = [];
   let rss = 0;
+  let rssWithTokenizer = 0;
   for (let i = 0; i < runs; i++) {
     const r = run('bundle');
     all.push(r.ms);
     rss = r.rssMb;
+    rssWithTokenizer = r.rssWithTokenizerMb;
     sdk.push(run('sdk').ms);
   }
   return {
@@ -63,5 +70,25 @@ export async function coldStart(outdir: string, runs = 7): Promise<ColdStart> {
     importMsAll: all.map((x) => Math.round(x * 10) / 10),
     sdkImportMsMedian: median(sdk),
     rssMb: rss,
+    rssWithTokenizerMb: rssWithTokenizer,
   };
+}
+
+// npx tsx bench/coldstart.ts [another checkout]: this checkout's chat bundle, and the other's beside it
+// (built by its own scripts/bundle.ts), required in fresh processes, alternated run by run.
+if (require.main === module) {
+  (async () => {
+    const other = process.argv[2];
+    const rows: Array<[string, ColdStart]> = [];
+    for (let round = 0; round < 2; round++) {
+      rows.push(['this checkout', await coldStart(join(__dirname, 'results/cold/this'), 7)]);
+      if (other) {
+        const { bundleChat: otherBundle } = (await import(join(other, 'scripts/bundle'))) as { bundleChat: typeof bundleChat };
+        rows.push([other, await coldStart(join(__dirname, 'results/cold/other'), 7, otherBundle, join(other, 'node_modules'))]);
+      }
+    }
+    for (const [name, c] of rows) {
+      process.stdout.write(`${name}: bundle ${(c.bundleBytes / 1024).toFixed(1)} KiB, require median ${c.importMsMedian.toFixed(1)} ms (${c.importMsAll.join(', ')}), @aws-sdk/client-dynamodb alone ${c.sdkImportMsMedian.toFixed(1)} ms; RSS ${c.rssMb.toFixed(0)} MB, ${c.rssWithTokenizerMb.toFixed(0)} MB with the tokenizer\n`);
+    }
+  })();
 }

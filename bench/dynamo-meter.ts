@@ -11,6 +11,8 @@ export interface CallStats {
   cpuMs: number[];
   capacityUnits: number;
   capacityReported: number;
+  /** Write units by DynamoDB's documented rules for items under 1 KB: 1 a write (also when its condition fails), 2 an item in a transaction. */
+  ruleUnits: number;
 }
 
 export type MeterSnapshot = Record<string, CallStats>;
@@ -20,13 +22,16 @@ const cpuNow = () => {
   return (u.user + u.system) / 1000;
 };
 
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
+
 export class DynamoMeter {
   private stats: MeterSnapshot = {};
   private capacity = false;
 
   constructor(client: Dynamo) {
     client.intercept(async (operation, input, next) => {
-      const s = (this.stats[operation] ??= { calls: 0, errors: {}, wallMs: [], cpuMs: [], capacityUnits: 0, capacityReported: 0 });
+      const s = (this.stats[operation] ??= { calls: 0, errors: {}, wallMs: [], cpuMs: [], capacityUnits: 0, capacityReported: 0, ruleUnits: 0 });
+      s.ruleUnits += operation === 'TransactWriteItems' ? 2 * (input.TransactItems as unknown[]).length : WRITES.has(operation) ? 1 : 0;
       if (this.capacity) input.ReturnConsumedCapacity = 'TOTAL';
       const t0 = performance.now();
       const c0 = cpuNow();

@@ -34,9 +34,6 @@ export const REFERENCE = {
 
 export const TARGETS = { cpuMsPerRequest: 0.45, maxAddedGapMs: 1, bundleBytes: 250 * 1024, importMs: 60 };
 
-/** Write units by DynamoDB's documented rules, items under 1 KB: a write (even one whose condition fails) 1 WCU, a transactional write 2 per item. */
-/** Admission is a transaction of 2 items (4 WCU), settlement of 3 (6): 5 a transaction on average. */
-export const WCU_BY_RULE: Record<string, number> = { UpdateItem: 1, PutItem: 1, DeleteItem: 1, TransactWriteItems: 5, GetItem: 0, Query: 0 };
 
 const f = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -86,7 +83,7 @@ export function verdicts(r: Results): Verdict[] {
   }
   if ('bundleBytes' in (r.coldStart ?? {})) {
     const c = r.coldStart;
-    out.push({ figure: 'bundle size (minified, SDK external)', value: `${f(c.bundleBytes / 1024, 1)} KB`, target: `≤ ${TARGETS.bundleBytes / 1024} KB`, pass: c.bundleBytes <= TARGETS.bundleBytes });
+    out.push({ figure: 'bundle size (minified, SDK external)', value: `${f(c.bundleBytes / 1024, 1)} KiB`, target: `≤ ${TARGETS.bundleBytes / 1024} KiB`, pass: c.bundleBytes <= TARGETS.bundleBytes });
     out.push({
       figure: 'import time, fresh node (median)',
       value: `${f(c.importMsMedian, 1)} ms (@aws-sdk/client-dynamodb alone, no longer loaded: ${f(c.sdkImportMsMedian, 1)})`,
@@ -118,7 +115,7 @@ export function report(r: Results): string {
   const gwAdded = r.latency.gateway.median - direct.median;
   const wait = r.admissionWriteMs.median;
   lines.push(
-    `  gateway: waiting on DynamoDB (admission write, median ${f(wait)} ms, p99 ${f(r.admissionWriteMs.p99)}) = ${f((100 * wait) / gwAdded, 0)}% of the added median; own work ≈ ${f(gwAdded - wait)} ms`,
+    `  gateway: waiting on DynamoDB (one TransactWriteItems round trip, median ${f(wait)} ms, p99 ${f(r.admissionWriteMs.p99)}) = ${f((100 * wait) / gwAdded, 0)}% of the added median; own work ≈ ${f(gwAdded - wait)} ms`,
   );
   lines.push('');
   lines.push(`Streams (20 chunks 25 ms apart; ms)`);
@@ -140,15 +137,15 @@ export function report(r: Results): string {
   }
   lines.push('');
   lines.push('DynamoDB work per request kind (warm caches, one request at a time)');
-  lines.push(`  ${pad('kind', 22)}${pad('calls', 7)}${pad('WCU(rule)', 11)}${pad('WCU(reported)', 15)}${pad('SDK CPU-ms', 12)}calls`);
+  lines.push(`  ${pad('kind', 22)}${pad('calls', 7)}${pad('WCU(rule)', 11)}${pad('WCU(reported)', 15)}${pad('client CPU-ms', 14)}calls`);
   for (const [kind, k] of Object.entries(r.dynamo.kinds)) {
     const by = k.byCommand as Record<string, any>;
-    const rule = Object.entries(by).reduce((a, [cmd, c]) => a + (WCU_BY_RULE[cmd] ?? 0) * c.callsPerRequest, 0);
+    const rule = k.ruleUnitsPerRequest as number;
     const calls = Object.entries(by)
       .map(([cmd, c]) => `${cmd}×${f(c.callsPerRequest, 2)}${Object.keys(c.errors).length ? ` (${Object.entries(c.errors).map(([e, n]) => `${e} ${n}`).join(', ')})` : ''}`)
       .join(', ');
     lines.push(
-      `  ${pad(kind, 22)}${pad(f(k.callsPerRequest, 2), 7)}${pad(f(rule, 2), 11)}${pad(k.capacityUnitsPerRequest ? `${f(k.capacityUnitsPerRequest, 2)}${k.capacityFullyReported ? '' : ' (partial)'}` : 'none', 15)}${pad(f(k.sdkCpuMsPerRequest, 3), 12)}${calls || '-'}`,
+      `  ${pad(kind, 22)}${pad(f(k.callsPerRequest, 2), 7)}${pad(f(rule, 2), 11)}${pad(k.capacityUnitsPerRequest ? `${f(k.capacityUnitsPerRequest, 2)}${k.capacityFullyReported ? '' : ' (partial)'}` : 'none', 15)}${pad(f(k.clientCpuMsPerRequest, 3), 14)}${calls || '-'}`,
     );
   }
   if (r.dynamo.clients) {

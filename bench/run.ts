@@ -204,9 +204,11 @@ function summarise(snapshot: MeterSnapshot, requests: number) {
   let calls = 0;
   let cpu = 0;
   let units = 0;
+  let ruleUnits = 0;
   let reported = true;
   for (const [name, s] of Object.entries(snapshot)) {
     calls += s.calls;
+    ruleUnits += s.ruleUnits;
     const cpuSum = s.cpuMs.reduce((a, b) => a + b, 0);
     cpu += cpuSum;
     units += s.capacityUnits;
@@ -220,7 +222,15 @@ function summarise(snapshot: MeterSnapshot, requests: number) {
       capacityReportedFor: s.capacityReported,
     };
   }
-  return { requests, callsPerRequest: calls / requests, sdkCpuMsPerRequest: cpu / requests, capacityUnitsPerRequest: units / requests, capacityFullyReported: reported, byCommand: out };
+  return {
+    requests,
+    callsPerRequest: calls / requests,
+    clientCpuMsPerRequest: cpu / requests,
+    ruleUnitsPerRequest: ruleUnits / requests,
+    capacityUnitsPerRequest: units / requests,
+    capacityFullyReported: reported,
+    byCommand: out,
+  };
 }
 
 async function dynamoWork(gw: Server, t: Target) {
@@ -254,6 +264,7 @@ async function dynamoWork(gw: Server, t: Target) {
 }
 
 async function main() {
+  let baselineCommit: string | undefined;
   const machine = {
     cpus: os.availableParallelism(),
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -305,6 +316,7 @@ async function main() {
     servers.push(gatewayStandIn);
     // BENCH_BASELINE=<another checkout>: its gateway measured beside this one, in the same run (before/after).
     const baselineDir = process.env.BENCH_BASELINE;
+    baselineCommit = baselineDir ? execFileSync('git', ['-C', baselineDir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim() : undefined;
     const baseline = baselineDir
       ? await startServer('baseline', join(baselineDir, 'bench/servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } })
       : undefined;
@@ -375,7 +387,7 @@ async function main() {
       when: new Date().toISOString(),
       command: 'npm run bench',
       machine,
-      settings: { latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
       peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
       latency: lat,
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },

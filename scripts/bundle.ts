@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { CLIENT_BUILD_OPTIONS, CLIENT_ENTRY } from '../lambda/console/assets';
 
 /**
- * The chat function's bundle as CDK builds it (lib/ uses the same options): minified CommonJS
+ * The chat function's bundle as CDK builds it (lib/ uses the same options, but targets node24, the
+ * runtime; node20 here so that the bench and tests can run it on this Node): minified CommonJS
  * for Node, AWS SDK left to the runtime, the tokenizer as a separate file loaded after start-up.
  */
 export const CHAT_BUNDLE_OPTIONS: BuildOptions = {
