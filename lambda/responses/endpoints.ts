@@ -38,9 +38,12 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const store = request.store !== false;
   const ids = new ResponseIds();
 
-  const previous = request.previous_response_id ? await previousResponse(deps, key, request.previous_response_id) : undefined;
+  // The previous response and the items the input refers to, read together.
+  const [previous, resolved] = await Promise.all([
+    request.previous_response_id ? previousResponse(deps, key, request.previous_response_id) : undefined,
+    resolveReferences(deps, key, inputItemsOf(request)),
+  ]);
   const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...previous.response.output] : [];
-  const resolved = await resolveReferences(deps, key, inputItemsOf(request));
   const { items: input, ignored: ignoredInput } = storedItemsOf(resolved, ids);
   const plan = chatRequestOf(request, [...context, ...input], model.id);
   const ignored = [...plan.ignoredTools, ...ignoredInput];

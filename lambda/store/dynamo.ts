@@ -133,7 +133,8 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
         res.on('error', reject);
       });
       req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`DynamoDB ${operation} took longer than ${timeoutMs} ms`), { name: 'TimeoutError' })));
-      req.on('error', reject);
+      // Whether the socket was a kept-alive one: a reset on it is the server having closed it while idle.
+      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       req.end(body);
     });
   }
@@ -141,6 +142,7 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   async function attempt(operation: DynamoOperation, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
     const body = JSON.stringify(input, binaryAsBase64);
     const target = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `DynamoDB_20120810.${operation}`, 'content-length': String(Buffer.byteLength(body)) };
+    let staleSocketRetried = false;
     for (let n = 1; ; n++) {
       // Signed outside the try below: a credentials failure is not a lost answer.
       const headers = await sign(endpoint.host, target, body);
@@ -148,6 +150,14 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
       try {
         answer = await once(operation, headers, body);
       } catch (err) {
+        // A kept-alive socket the server had closed (idle, or a Lambda frozen between invocations):
+        // the request (almost always) never reached DynamoDB. Sent again at once on a new socket, once, not counted.
+        const e = err as { reusedSocket?: boolean; code?: string };
+        if (e.reusedSocket && e.code === 'ECONNRESET' && !staleSocketRetried) {
+          staleSocketRetried = true;
+          n--;
+          continue;
+        }
         // No answer: sent again as it was (a transaction with its ClientRequestToken is applied once).
         // Given up: one of our own errors, with the socket's code (callers tell "refused" from "may have landed").
         if (n >= maxAttempts || options.resendWithoutAnswer === false) throw noAnswer(operation, err, n);

@@ -281,4 +281,30 @@ describe('the lean DynamoDB client against the AWS SDK', () => {
       await close(s.server);
     }
   });
+  it('sends again at once, on a new socket, a call whose kept-alive socket the server had closed', async () => {
+    // The server drops every second request on a connection: the client's idle socket, closed under it.
+    const perSocket = new WeakMap<object, number>();
+    let received = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        const n = (perSocket.get(req.socket) ?? 0) + 1;
+        perSocket.set(req.socket, n);
+        if (n === 2) return req.socket.destroy();
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end('{"ok":1}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const lean = leanDynamo({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, region, credentials, maxAttempts: 1 });
+    try {
+      await expect(lean.call('GetItem', { TableName: 't', Key: {} })).resolves.toEqual({ ok: 1 });
+      // One attempt allowed and no resend of lost answers, yet the stale socket does not fail the call.
+      await expect(lean.call('TransactWriteItems', transaction, { resendWithoutAnswer: false })).resolves.toEqual({ ok: 1 });
+      expect(received).toBe(3);
+    } finally {
+      lean.destroy();
+      await close(server);
+    }
+  });
 });

@@ -4,7 +4,7 @@ import { embeddingInputs } from '../../contract/embeddings';
 import { invalidRequest, upstreamError } from '../../contract/errors';
 import type { EmbeddingCall, EmbeddingResult } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
-import { bedrockError } from './errors';
+import { bedrockError, targetOf } from './errors';
 
 /** Cohere Embed on Bedrock takes at most this many texts per call. */
 export const COHERE_BATCH_SIZE = 96;
@@ -82,7 +82,7 @@ export async function bedrockEmbeddings(call: EmbeddingCall, client: BedrockRunt
       promptTokens: sumTokens(answers.map(({ headerTokens }) => headerTokens)),
     };
   } catch (err) {
-    throw deadline.failure(bedrockError(err), true);
+    throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
   } finally {
     deadline.dispose(true);
   }

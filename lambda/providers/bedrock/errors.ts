@@ -20,6 +20,11 @@ const NEEDS_INFERENCE_PROFILE = /on-demand throughput isn.t supported|inference 
 const MODEL_RETIRED = /marked by provider as legacy|end of its life|reached the end/i;
 
 /** An SDK exception (or an exception event inside ConverseStream) on the gateway's table. */
+/** The model and Region an error names (model access, a wrong Region). */
+export function targetOf(route: { model: string; region?: string }): BedrockTarget {
+  return { model: route.model, region: route.region ?? process.env.AWS_REGION };
+}
+
 export function bedrockError(err: unknown, target?: BedrockTarget): GatewayError {
   if (err instanceof GatewayError) return err;
   const name = err instanceof Error ? err.name : undefined;

@@ -5,7 +5,7 @@ import type { RouteConfig } from '../../catalog';
 import type { Provider, ProviderCall } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
-import { bedrockError, type BedrockTarget } from './errors';
+import { bedrockError, targetOf } from './errors';
 import { bedrockRequest } from './request';
 import { bedrockSdk } from './sdk';
 import { bedrockResponseToCompletion } from './response';
@@ -112,10 +112,6 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
       return bedrockEmbeddings(call, await clientFor(call.route));
     },
   };
-}
-
-function targetOf(route: RouteConfig): BedrockTarget {
-  return { model: route.model, region: route.region ?? process.env.AWS_REGION };
 }
 
 function completionId(requestId: string | undefined, call: ProviderCall): string {
