@@ -27,6 +27,19 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
   };
 }
 
+/** The environment that names these tables, as `tableNamesFromEnv` reads it (tests, spawned processes). */
+export function tableEnv(t: TableNames): Record<string, string> {
+  return {
+    ITAPI_KEYS_TABLE: t.keys,
+    ITAPI_TIERS_TABLE: t.tiers,
+    ITAPI_ACCOUNTS_TABLE: t.accounts,
+    ITAPI_USAGE_TABLE: t.usage,
+    ITAPI_HOLDS_TABLE: t.holds,
+    ITAPI_SESSIONS_TABLE: t.sessions,
+    ITAPI_RESPONSES_TABLE: t.responses,
+  };
+}
+
 /** GSI names, shared with the CDK table definitions (lib/tables.ts repeats them by value). */
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 export const KEYS_BY_ID_INDEX = 'by-key-id';

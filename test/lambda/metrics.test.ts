@@ -1,3 +1,4 @@
+import { tableEnv } from '../../lambda/store/tables';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -109,12 +110,7 @@ beforeAll(async () => {
   writeFileSync(catalogFile, JSON.stringify(catalog));
   Object.assign(process.env, {
     ITAPI_DYNAMODB_ENDPOINT: await faults.start(),
-    ITAPI_KEYS_TABLE: tables.keys,
-    ITAPI_TIERS_TABLE: tables.tiers,
-    ITAPI_ACCOUNTS_TABLE: tables.accounts,
-    ITAPI_USAGE_TABLE: tables.usage,
-    ITAPI_HOLDS_TABLE: tables.holds,
-    ITAPI_SESSIONS_TABLE: tables.sessions,
+    ...tableEnv(tables),
     ITAPI_SWEEP_GRACE_S: '0.01',
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: NS,

@@ -1,3 +1,4 @@
+import { tableEnv } from '../../lambda/store/tables';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -62,13 +63,7 @@ beforeAll(async () => {
   writeFileSync(catalogFile, JSON.stringify({ models: { 'gpt-4o': { ...gpt, routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'gpt-4o' }] } } }));
   Object.assign(process.env, {
     ITAPI_DYNAMODB_ENDPOINT: process.env.ITAPI_TEST_DYNAMODB_ENDPOINT,
-    ITAPI_KEYS_TABLE: tables.keys,
-    ITAPI_TIERS_TABLE: tables.tiers,
-    ITAPI_ACCOUNTS_TABLE: tables.accounts,
-    ITAPI_USAGE_TABLE: tables.usage,
-    ITAPI_HOLDS_TABLE: tables.holds,
-    ITAPI_SESSIONS_TABLE: tables.sessions,
-    ITAPI_RESPONSES_TABLE: tables.responses,
+    ...tableEnv(tables),
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',

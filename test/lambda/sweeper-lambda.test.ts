@@ -6,7 +6,7 @@ import { requestSettlement } from '../../lambda/money/settlement';
 import { createStores, type Stores } from '../../lambda/runtime';
 import { holdToItem } from '../../lambda/store/holds';
 import type { KeyRecord } from '../../lambda/store/keys';
-import type { TableNames } from '../../lambda/store/tables';
+import { tableEnv, type TableNames } from '../../lambda/store/tables';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -34,11 +34,7 @@ beforeAll(async () => {
   await stores.tiers.seed();
   Object.assign(process.env, {
     ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
-    ITAPI_KEYS_TABLE: tables.keys,
-    ITAPI_TIERS_TABLE: tables.tiers,
-    ITAPI_ACCOUNTS_TABLE: tables.accounts,
-    ITAPI_USAGE_TABLE: tables.usage,
-    ITAPI_HOLDS_TABLE: tables.holds,
+    ...tableEnv(tables),
     ITAPI_SWEEP_GRACE_S: '0.05',
   });
   jest.isolateModules(() => {

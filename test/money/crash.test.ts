@@ -1,3 +1,4 @@
+import { tableEnv } from '../../lambda/store/tables';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,11 +79,7 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
   const env = {
     ...process.env,
     ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
-    ITAPI_KEYS_TABLE: tables.keys,
-    ITAPI_TIERS_TABLE: tables.tiers,
-    ITAPI_ACCOUNTS_TABLE: tables.accounts,
-    ITAPI_USAGE_TABLE: tables.usage,
-    ITAPI_HOLDS_TABLE: tables.holds,
+    ...tableEnv(tables),
     ITAPI_MODELS: join(dir, 'catalog.json'),
     ITAPI_MAX_REQUEST_S: '2',
     ITAPI_SWEEP_GRACE_S: '1',

@@ -1,3 +1,4 @@
+import { tableEnv } from '../../lambda/store/tables';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { warmTokenizer } from '../../lambda/money/tokens';
@@ -160,12 +161,7 @@ describe('limits across separate gateway processes', () => {
     const env = {
       ...process.env,
       ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
-      ITAPI_KEYS_TABLE: tables.keys,
-      ITAPI_TIERS_TABLE: tables.tiers,
-      ITAPI_ACCOUNTS_TABLE: tables.accounts,
-      ITAPI_USAGE_TABLE: tables.usage,
-      ITAPI_HOLDS_TABLE: tables.holds,
-      ITAPI_SESSIONS_TABLE: tables.sessions,
+      ...tableEnv(tables),
     };
     const urls = await Promise.all(
       Array.from({ length: 4 }, () => {
