@@ -21,7 +21,7 @@ import { createResponse, deleteResponse, listInputItems, retrieveResponse } from
 import type { KeyRecord } from './store/keys';
 import type { ResponsesStore } from './store/responses';
 
-export interface AppDeps extends Omit<ChatDeps, 'observe'> {
+export interface AppDeps extends ChatDeps {
   auth: Authenticator;
   /** Called once per request, whatever its status, after its last byte: the access log and request metrics. */
   observeRequest(observation: RequestObservation): void;
@@ -65,8 +65,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
   app.use(async function requestScope(c, next) {
-    const scope: RequestScope = { requestId: `req_${randomBytes(12).toString('hex')}`, startedAtMs: Date.now(), responseHeaders: {} };
-    const recorder = new RequestRecorder(scope.requestId, c.req.method, c.req.path, scope.startedAtMs, deps.observeRequest);
+    const requestId = `req_${randomBytes(12).toString('hex')}`;
+    const startedAtMs = Date.now();
+    const recorder = new RequestRecorder(requestId, c.req.method, c.req.path, startedAtMs, deps.observeRequest);
+    const scope: RequestScope = { requestId, startedAtMs, responseHeaders: {}, observe: (record) => recorder.chatEnded(record) };
     c.set('scope', scope);
     c.set('recorder', recorder);
     await next();
@@ -104,9 +106,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
   };
 
-  /** An admitted request's record goes to the request's recorder, which emits one record per request. */
+  /** Tells the request's recorder when a completion endpoint has its answer (its record comes through the scope). */
   const observed = <T>(c: Context<Env>, run: (deps: CompletionDeps) => Promise<T>): Promise<T> =>
-    run({ ...deps, observe: (record) => c.var.recorder.chatEnded(record) }).then((answer) => {
+    run(deps).then((answer) => {
       c.var.recorder.chatAnswered();
       return answer;
     });
@@ -128,7 +130,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
     '/',
     messagesApp({
       ...deps,
-      observe: () => undefined,
       readJsonBody: (c) => readJsonBody(c.req.raw, maxBodyBytes),
       toGatewayError,
       observed: (c, run) => observed(c as Context<Env>, run),
@@ -159,10 +160,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // OpenAI Responses API: POST (JSON or SSE), and the stored responses of the key's account.
   if (deps.responses) {
     const responses = deps.responses;
-    const responsesDeps = { ...deps, responses, observe: () => undefined };
+    const responsesDeps = { ...deps, responses };
     app.post('/v1/responses', authenticate, async (c) => {
       const body = await readJsonBody(c.req.raw, maxBodyBytes);
-      return observed(c, (d) => createResponse({ ...responsesDeps, ...d, responses }, c.var.scope, c.var.key, body));
+      return observed(c, () => createResponse(responsesDeps, c.var.scope, c.var.key, body));
     });
     app.get('/v1/responses/:id/input_items', authenticate, (c) =>
       listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),

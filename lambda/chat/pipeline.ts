@@ -20,8 +20,6 @@ export interface CompletionDeps {
   admission: Admission;
   background: BackgroundTasks;
   timeouts: UpstreamTimeouts;
-  /** Called once per admitted request, after its last byte: the app folds it into the request's one record. */
-  observe(record: RequestRecord): void;
   /** Called once per upstream call of the route loop, answered or failed: the per-provider metrics. */
   observeAttempt?(attempt: UpstreamAttempt): void;
 }
@@ -38,6 +36,8 @@ export interface RequestScope {
   requestId: string;
   startedAtMs: number;
   responseHeaders: Record<string, string>;
+  /** Called once if the request is admitted, after its last byte: the app folds it into the request's one record. */
+  observe?(record: RequestRecord): void;
 }
 
 export const ROUTE_HEADER = 'x-itapi-route';
@@ -233,7 +233,7 @@ export class AdmittedRun {
     clearTimeout(this.deadlineTimer);
     const full: Outcome = { ...outcome, latencyMs: Date.now() - this.scope.startedAtMs, stream: this.stream };
     this.deps.background.run(() => this.admitted.settle(full));
-    this.deps.observe({ ...full, requestId: this.scope.requestId, keyId: this.key.keyId, accountId: this.key.accountId, model: this.model.id });
+    this.scope.observe?.({ ...full, requestId: this.scope.requestId, keyId: this.key.keyId, accountId: this.key.accountId, model: this.model.id });
   }
 
   /**
