@@ -1,20 +1,21 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import OpenAI from 'openai';
-import type { BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium';
+import type { Page } from 'playwright-core';
+import { launchChromium, UNSAFE_ARGS, type LaunchedChromium } from '../support/chromium';
 import { consoleLink } from '../support/console';
 import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 
 /**
- * The console in a real browser (Debian's headless Chromium through playwright-core): an account
+ * The console in a real browser (the npm package's headless Chromium through playwright-core): an account
  * holder follows a sign-in link from another site, creates a key, uses it with the openai client,
  * sees the usage, downloads the CSV and revokes the key. A missing Chromium fails this test.
  */
 
 let gw: TestGateway;
-let browser: { context: BrowserContext; close(): Promise<void> };
+let browser: LaunchedChromium;
 let mail: Server;
 let mailPort: number;
 let accountId: string;
@@ -38,6 +39,51 @@ afterAll(async () => {
   await browser?.close();
   await new Promise((resolve) => mail?.close(resolve));
   await gw?.stop();
+});
+
+/** Processes running `executable` (the browser and its helpers), with their command lines. */
+function processesOf(executable: string): { pid: string; args: string[] }[] {
+  const found: { pid: string; args: string[] }[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readlinkSync(`/proc/${pid}/exe`) !== executable) continue;
+      found.push({ pid, args: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean) });
+    } catch {
+      // Not ours to read, or ended while we read.
+    }
+  }
+  return found;
+}
+
+test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpacked for this run, without flags that weaken it', async () => {
+  if (!process.env.ITAPI_CHROMIUM) {
+    expect(browser.executablePath.startsWith(tmpdir())).toBe(true);
+    expect(browser.executablePath).toMatch(/\/itapi-chromium-[^/]+\/browser\/chromium$/);
+  }
+  const running = processesOf(browser.executablePath);
+  expect(running.length).toBeGreaterThan(0);
+  for (const { args } of running) expect(args.filter((arg) => UNSAFE_ARGS.some((flag) => arg.startsWith(flag)))).toEqual([]);
+  if (!process.env.ITAPI_CHROMIUM) {
+    // NSS comes from the package's libraries, not the machine's.
+    const maps = readFileSync(`/proc/${running[0].pid}/maps`, 'utf8');
+    expect(maps).toMatch(new RegExp(`${browser.executablePath.replace(/chromium$/, '')}al2023/lib/libnss3\\.so`));
+  }
+});
+
+test('keeps the same-origin policy: a page on another site cannot read the console', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`http://mail.example:${mailPort}/`);
+  const read = await page.evaluate(async (url) => {
+    try {
+      const res = await fetch(url, { credentials: 'include' });
+      return `read ${res.status}: ${(await res.text()).slice(0, 40)}`;
+    } catch (err) {
+      return `refused: ${(err as Error).name}`;
+    }
+  }, `${new URL(gw.baseUrl).origin}/console/`);
+  expect(read).toBe('refused: TypeError');
+  await page.close();
+  problems.splice(0); // the refused read is reported on that page's console
 });
 
 /** Collects what a page reports as wrong: script errors, CSP violations, failed loads. */
@@ -87,7 +133,9 @@ test('an account holder signs in from a link on another site, manages a key, see
   await page.waitForSelector('#key-created .copied:not([hidden])');
   await expect(page.evaluate(() => navigator.clipboard.readText())).resolves.toBe(secret);
   await page.click('#key-created button[data-action="close-dialog"]');
-  await expect(page.textContent('#new-key-secret')).resolves.toBe('');
+  // The dialog's close event (which clears the secret) runs as a task after the click: wait for its effect.
+  await page.waitForSelector('#key-created', { state: 'hidden' });
+  await page.waitForFunction(() => document.querySelector('#new-key-secret')?.textContent === '');
   const row = page.locator('#keys-panel tr', { hasText: 'browser-test' });
   await expect(row.textContent()).resolves.toContain('gpt-4o, gpt-4o-mini');
   await expect(row.textContent()).resolves.toContain(`${secret.slice(0, 6)}…${secret.slice(-4)}`);
