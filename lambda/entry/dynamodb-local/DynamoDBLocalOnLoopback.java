@@ -66,12 +66,24 @@ public class DynamoDBLocalOnLoopback {
             } catch (Exception ignored) {
                 // A broken pipe is the same news as end of file.
             }
+            // Should an exit hook hang, end anyway: the parent is gone.
+            Thread deadline = new Thread(() -> {
+                try {
+                    Thread.sleep(20_000);
+                } catch (InterruptedException ignored) {
+                    // Halting now is as good.
+                }
+                Runtime.getRuntime().halt(0);
+            }, "exit-deadline");
+            deadline.setDaemon(true);
+            deadline.start();
             try {
                 proxy.stop();
             } catch (Exception ignored) {
-                // Exiting regardless: the parent is gone.
+                // Exiting regardless.
             }
-            Runtime.getRuntime().halt(0);
+            // A normal exit (not halt): the JVM writes its class-data archive when asked to (-XX:ArchiveClassesAtExit).
+            System.exit(0);
         }, "parent-watch");
         watcher.setDaemon(true);
         watcher.start();
