@@ -41,13 +41,13 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-/** Processes running `executable` (the browser and its helpers), with their command lines. */
-function processesOf(executable: string): { pid: string; args: string[] }[] {
-  const found: { pid: string; args: string[] }[] = [];
+/** The browser process of this launch (found by its own profile folder), with its binary and command line. */
+function browserProcesses(userDataDir: string): { pid: string; exe: string; args: string[] }[] {
+  const found: { pid: string; exe: string; args: string[] }[] = [];
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
-      if (readlinkSync(`/proc/${pid}/exe`) !== executable) continue;
-      found.push({ pid, args: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean) });
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (args.includes(`--user-data-dir=${userDataDir}`)) found.push({ pid, exe: readlinkSync(`/proc/${pid}/exe`), args });
     } catch {
       // Not ours to read, or ended while we read.
     }
@@ -60,10 +60,12 @@ test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpack
     expect(browser.executablePath.startsWith(tmpdir())).toBe(true);
     expect(browser.executablePath).toMatch(/\/itapi-chromium-[^/]+\/browser\/chromium$/);
   }
-  const running = processesOf(browser.executablePath);
+  const running = browserProcesses(browser.userDataDir);
   expect(running.length).toBeGreaterThan(0);
   for (const { args } of running) expect(args.filter((arg) => UNSAFE_ARGS.some((flag) => arg.startsWith(flag)))).toEqual([]);
   if (!process.env.ITAPI_CHROMIUM) {
+    // The binary that runs is the one unpacked for this launch (not /usr/bin/chromium or any other).
+    expect(running.map((p) => p.exe)).toEqual(running.map(() => browser.executablePath));
     // NSS comes from the package's libraries, not the machine's.
     const maps = readFileSync(`/proc/${running[0].pid}/maps`, 'utf8');
     expect(maps).toMatch(new RegExp(`${browser.executablePath.replace(/chromium$/, '')}al2023/lib/libnss3\\.so`));

@@ -36,6 +36,8 @@ export interface LaunchedChromium {
   context: BrowserContext;
   /** The binary that runs: inside this launch's own folder, unless ITAPI_CHROMIUM names one. */
   executablePath: string;
+  /** The launch's own profile folder (Chromium's `--user-data-dir`). */
+  userDataDir: string;
   close(): Promise<void>;
 }
 
@@ -86,7 +88,8 @@ export async function launchChromium(
     const extraArgs = options.extraArgs ?? [];
     const unsafe = extraArgs.filter((arg) => UNSAFE_ARGS.some((flag) => arg.startsWith(flag)));
     if (unsafe.length) throw new Error(`refusing to launch Chromium with ${unsafe.join(' ')}`);
-    const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    const userDataDir = join(dir, 'profile');
+    const context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: browser.executablePath,
       headless: true,
       args: [...ARGS, ...extraArgs],
@@ -97,6 +100,7 @@ export async function launchChromium(
     return {
       context,
       executablePath: browser.executablePath,
+      userDataDir,
       async close() {
         await context.close();
         remove();
