@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,25 @@ test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpack
     expect(maps).toMatch(new RegExp(`${browser.executablePath.replace(/chromium$/, '')}al2023/lib/libnss3\\.so`));
   }
 });
+
+// With ITAPI_CHROMIUM (one binary named by hand) nothing is unpacked, so there is nothing to collide.
+(process.env.ITAPI_CHROMIUM ? test.skip : test)('launches side by side with another run: each unpacks into a folder of its own', async () => {
+  const second = await launchChromium();
+  try {
+    expect(second.executablePath).not.toBe(browser.executablePath);
+    const page = await second.context.newPage();
+    await page.goto(`http://mail.example:${mailPort}/`).catch(() => undefined); // not mapped in this one: any answer will do
+    await page.close();
+  } finally {
+    await second.close();
+  }
+  // Closing the other removed only its own folder: this launch's browser still runs.
+  expect(existsSync(browser.executablePath)).toBe(true);
+  const page = await browser.context.newPage();
+  await page.goto(`http://mail.example:${mailPort}/`);
+  await expect(page.textContent('#sign-in')).resolves.toBe('sign in');
+  await page.close();
+}, 120_000);
 
 test('keeps the same-origin policy: a page on another site cannot read the console', async () => {
   const page = await browser.context.newPage();
