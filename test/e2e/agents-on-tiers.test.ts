@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OpenAI from 'openai';
+import { randomBytes } from 'node:crypto';
 import type { CatalogFile } from '../../lambda/catalog';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn, type RecordedRequest } from '../providers/stand-in';
@@ -17,6 +19,7 @@ import { catalogOf, createAccount, startTestGateway, type TestGateway } from '..
 const openai = new StandIn('http1');
 const anthropic = new StandIn('http1');
 let gw: TestGateway;
+let catalogFile: CatalogFile;
 let origin: string;
 let root: string;
 let deadProxy: string;
@@ -98,7 +101,7 @@ beforeAll(async () => {
   const [openaiUrl, anthropicUrl] = await Promise.all([openai.start(), anthropic.start()]);
   openai.handler = openAiAgentTurn;
   anthropic.handler = anthropicAgentTurn;
-  const catalog: CatalogFile = {
+  catalogFile = {
     models: {
       // A coding model with 128k of output: more than a Starter minute holds.
       'agent-128k': {
@@ -117,7 +120,7 @@ beforeAll(async () => {
       },
     },
   };
-  gw = await startTestGateway({ catalog: catalogOf(catalog) });
+  gw = await startTestGateway({ catalog: catalogOf(catalogFile) });
   origin = gw.baseUrl.replace(/\/v1$/, '');
   root = mkdtempSync(join(tmpdir(), 'itapi-agents-'));
   deadProxy = `http://127.0.0.1:${await closedPort()}`;
@@ -198,4 +201,94 @@ describe('claude -p (max_tokens 32000) on the tiers', () => {
     const statuses = statusesSince(mark);
     expect(statuses).toEqual([400]);
   }, 60_000);
+});
+
+/** OpenAI's duration form for a per-minute limit: never above a minute. */
+const WITHIN_A_MINUTE = /^(\d{1,3}ms|([1-5]?\d)(\.\d+)?s|1m0s)$/;
+const RATE_HEADERS = ['limit', 'remaining', 'reset'].flatMap((p) => ['requests', 'tokens'].map((k) => `x-ratelimit-${p}-${k}`));
+
+describe('what every answer tells', () => {
+  const post = (path: string, key: string, body: object, headers: Record<string, string> = {}) =>
+    fetch(`${gw.baseUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+  it('x-itapi-output-limit on chat, responses and messages whenever the limit sent upstream is not the client’s own', async () => {
+    toolCalls = 0;
+    anthropic.handler = anthropicAgentTurn;
+    const acct = await createAccount(gw, { tier: 'enterprise', ...TIERS.starter, creditsMicroUsd: 50_000_000 });
+    const messages = [{ role: 'user', content: 'hello' }];
+    // Streams, as agents ask (the scripted upstreams speak SSE only).
+    const chat = await post('/chat/completions', acct.key, { model: 'agent-128k', messages, stream: true });
+    expect(chat.status).toBe(200);
+    const sentChat = openai.lastJson<{ max_tokens: number }>().max_tokens;
+    expect(sentChat).toBeLessThan(100_000);
+    expect(chat.headers.get('x-itapi-output-limit')).toBe(String(sentChat));
+    const own = await post('/chat/completions', acct.key, { model: 'agent-128k', messages, max_tokens: 50, stream: true });
+    expect(own.headers.get('x-itapi-output-limit')).toBeNull();
+    const responses = await post('/responses', acct.key, { model: 'agent-128k', input: 'hello', stream: true });
+    expect(responses.status).toBe(200);
+    expect(Number(responses.headers.get('x-itapi-output-limit'))).toBe(openai.lastJson<{ max_tokens: number }>().max_tokens);
+    // Above the model's 32,000: clamped, and told.
+    const message = await post('/messages', acct.key, { model: 'claude-agent', max_tokens: 64_000, messages, stream: true }, { 'anthropic-version': '2023-06-01' });
+    expect(message.status).toBe(200);
+    expect(message.headers.get('x-itapi-output-limit')).toBe('32000');
+    expect(anthropic.lastJson<{ max_tokens: number }>().max_tokens).toBe(32_000);
+    for (const res of [chat, own, responses, message]) for (const name of RATE_HEADERS) expect(res.headers.get(name)).not.toBeNull();
+    await Promise.all([chat, own, responses, message].map((r) => r.text()));
+  });
+
+  it('refuses a request that can never fit with 400 (Anthropic’s shape on /v1/messages), no retry-after, and the SDK does not retry it', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', ...TIERS.free, creditsMicroUsd: 50_000_000 });
+    const huge = 'lorem ipsum dolor sit amet '.repeat(6_000);
+    const upstreamBefore = openai.requests.length + anthropic.requests.length;
+    const mark = gw.logs.length;
+    const client = new OpenAI({ baseURL: gw.baseUrl, apiKey: acct.key, maxRetries: 3 });
+    const err = (await client.chat.completions.create({ model: 'agent-128k', messages: [{ role: 'user', content: huge }] }).catch((e) => e)) as InstanceType<typeof OpenAI.APIError>;
+    expect(err.status).toBe(400);
+    expect(err.error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
+    expect(err.message).toMatch(/limit of the account is 20000 tokens per minute/);
+    expect(err.headers?.get('retry-after')).toBeNull();
+    expect(statusesSince(mark)).toEqual([400]);
+
+    const res = await post('/messages', acct.key, { model: 'claude-agent', max_tokens: 32_000, messages: [{ role: 'user', content: huge }] }, { 'anthropic-version': '2023-06-01' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('retry-after')).toBeNull();
+    expect(await res.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/20000 tokens per minute/) } });
+    expect(openai.requests.length + anthropic.requests.length).toBe(upstreamBefore);
+  });
+
+  it('tells all six x-ratelimit-* headers from a restarted instance’s first answer (GET /v1/models), as the minute stands, every reset within a minute', async () => {
+    const suffix = randomBytes(6).toString('hex');
+    const tables = { keys: `tier-keys-${suffix}`, tiers: `tier-tiers-${suffix}`, accounts: `tier-accounts-${suffix}`, usage: `tier-usage-${suffix}`, holds: `tier-holds-${suffix}`, sessions: `tier-sessions-${suffix}`, responses: `tier-responses-${suffix}` };
+    const first = await startTestGateway({ catalog: catalogOf(catalogFile), tables });
+    const acct = await createAccount(first, { tier: 'starter', creditsMicroUsd: 50_000_000 });
+    const used = await fetch(`${first.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${acct.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'agent-128k', messages: [{ role: 'user', content: 'hello' }], max_tokens: 2_000, stream: true }),
+    });
+    expect(used.status).toBe(200);
+    await used.text();
+    await first.gateway.background.drain();
+    await first.stop();
+    // A new instance on the same tables: nothing cached, not even the tiers.
+    const restarted = await startTestGateway({ catalog: catalogOf(catalogFile), tables });
+    try {
+      const res = await fetch(`${restarted.baseUrl}/models`, { headers: { authorization: `Bearer ${acct.key}` } });
+      expect(res.status).toBe(200);
+      await res.text();
+      for (const name of RATE_HEADERS) expect(res.headers.get(name)).not.toBeNull();
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe('60');
+      expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('100000');
+      expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('59');
+      expect(Number(res.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(100_000);
+      expect(res.headers.get('x-ratelimit-reset-requests')).toMatch(WITHIN_A_MINUTE);
+      expect(res.headers.get('x-ratelimit-reset-tokens')).toMatch(WITHIN_A_MINUTE);
+      const admin = await fetch(`${restarted.adminUrl}/accounts/${acct.accountId}`, { headers: { authorization: `Bearer ${restarted.adminToken}` } });
+      const usage = (await admin.json()).usage_this_minute;
+      expect(usage.reset_requests).toMatch(WITHIN_A_MINUTE);
+      expect(usage.reset_tokens).toMatch(WITHIN_A_MINUTE);
+    } finally {
+      await restarted.stop();
+    }
+  });
 });
