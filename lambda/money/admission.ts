@@ -468,7 +468,6 @@ export class CreditAdmission implements Admission {
     const counts = this.accounts.get(key.accountId)?.counts ?? freshCounts(nowMs);
     return {
       outputTokens: hold.outputTokens,
-      outputLowered: hold.lowerable && hold.outputTokens < model.maxOutputTokens,
       headers: this.headers(key, limits, counts, this.keyCounts.get(key.keyId), nowMs),
       deadlineMs: record.deadlineMs,
       settle: (outcome: Outcome) =>

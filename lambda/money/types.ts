@@ -44,8 +44,6 @@ export interface Admitted {
    * and fitted to what the minute has left (never below the floor of 1,024 tokens).
    */
   outputTokens: number;
-  /** True when the client named no limit and `outputTokens` is below the model's maximum. */
-  outputLowered: boolean;
   /** The six `x-ratelimit-*` headers as of this admission. */
   headers: Record<string, string>;
   /** When the request must have ended, ms since the epoch (ITAPI_MAX_REQUEST_S after it started). */
