@@ -283,13 +283,14 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return c.redirect('./', 303);
   });
 
-  app.post('/console/sign-out', async (c) => {
+  // Only the console's own page signs out: a post from anywhere else (no cookie, another origin, no
+  // CSRF token) is refused and the reply leaves the cookie alone, so no other site can sign the holder out.
+  app.post('/console/sign-out', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
     const id = cookieValue(c);
-    if (id && SECRET_PATTERN.test(id)) {
-      const form = await c.req.parseBody();
-      if (!fromSameOrigin(c) || !csrfTokenMatches(id, typeof form.csrf === 'string' ? form.csrf : undefined)) throw csrfRefused();
-      await deps.sessions.deleteSession(secretHash(id));
-    }
+    if (!id || !SECRET_PATTERN.test(id) || !fromSameOrigin(c)) throw csrfRefused();
+    const form = await c.req.parseBody();
+    if (!csrfTokenMatches(id, typeof form.csrf === 'string' ? form.csrf : undefined)) throw csrfRefused();
+    await deps.sessions.deleteSession(secretHash(id));
     setCookie(c, COOKIE, '', cookieOptions(c, 0));
     return c.redirect('./', 303);
   });
@@ -497,14 +498,17 @@ function topUpAmount(value: number | string, settings: ConsoleSettings): number 
 }
 
 /**
- * The browser's word that a request comes from a page of this origin: `Sec-Fetch-Site` where
- * sent (every current browser), else `Origin`. Neither: refused.
+ * The browser's word that a request comes from a page of this origin: `Sec-Fetch-Site:
+ * same-origin` and `Origin` equal to ours, each where sent (every current browser sends both on a
+ * post). Another port of the same host is another origin (its `Sec-Fetch-Site` says `same-site`).
+ * Neither header: refused.
  */
 function fromSameOrigin(c: Context): boolean {
   const site = c.req.header('sec-fetch-site');
-  if (site !== undefined) return site === 'same-origin';
   const origin = c.req.header('origin');
-  return origin !== undefined && origin === new URL(c.req.url).origin;
+  if (site === undefined && origin === undefined) return false;
+  if (site !== undefined && site !== 'same-origin') return false;
+  return origin === undefined || origin === new URL(c.req.url).origin;
 }
 
 function withSecurityHeaders(res: Response): Response {
