@@ -560,16 +560,17 @@ function topUpAmount(value: number | string, settings: ConsoleSettings): number 
 
 /**
  * The browser's word that a request comes from a page of this origin: `Sec-Fetch-Site:
- * same-origin` and `Origin` equal to ours, each where sent (every current browser sends both on a
- * post). Another port of the same host is another origin (its `Sec-Fetch-Site` says `same-site`).
- * Neither header: refused.
+ * same-origin` where sent, and an `Origin` equal to ours wherever it names one (our pages'
+ * `Referrer-Policy: no-referrer` makes a browser send `Origin: null` on their form posts).
+ * Another port of the same host is another origin (its `Sec-Fetch-Site` says `same-site`). A
+ * request with neither header, or with only `Origin: null`, is refused.
  */
 function fromSameOrigin(c: Context): boolean {
   const site = c.req.header('sec-fetch-site');
   const origin = c.req.header('origin');
-  if (site === undefined && origin === undefined) return false;
-  if (site !== undefined && site !== 'same-origin') return false;
-  return origin === undefined || origin === new URL(c.req.url).origin;
+  const ours = origin === new URL(c.req.url).origin;
+  if (site === undefined) return ours;
+  return site === 'same-origin' && (origin === undefined || origin === 'null' || ours);
 }
 
 function withSecurityHeaders(res: Response): Response {

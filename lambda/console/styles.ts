@@ -108,7 +108,7 @@ ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 0.3rem 1rem; 
 .series-other { fill: #8c8c8c; background: #8c8c8c; }
 .pager { display: flex; gap: 0.5rem; justify-content: flex-end; margin-top: 0.6rem; }
 ul.recent-top-ups { padding-left: 1.1rem; margin: 0; font-size: 0.9rem; }
-.table-scroll { overflow-x: auto; max-width: 100%; }
+.table-scroll { overflow-x: auto; max-width: 100%; position: relative; }
 .model-name code { font-weight: 600; }
 .model-name .status { margin-left: 0.4rem; }
 /* Phones: wide tables scroll inside their own box, the Models table becomes one card per model. */
@@ -118,7 +118,8 @@ ul.recent-top-ups { padding-left: 1.1rem; margin: 0; font-size: 0.9rem; }
   main.narrow { padding-top: 2rem; }
   .panel { padding: 0.8rem 0.8rem; }
   .grow { flex-basis: 100%; }
-  table.keys, .ledger > table { display: block; overflow-x: auto; max-width: 100%; }
+  table.keys, .ledger > table { display: block; overflow-x: auto; max-width: 100%; position: relative; }
+  table.cards { position: relative; }
   table.cards, table.cards tbody, table.cards tr, table.cards th, table.cards td { display: block; }
   table.cards thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   table.cards tr { border: 1px solid var(--line); border-radius: 6px; padding: 0.5rem 0.7rem; margin-bottom: 0.6rem; }
@@ -127,6 +128,6 @@ ul.recent-top-ups { padding-left: 1.1rem; margin: 0; font-size: 0.9rem; }
   table.cards td::before { content: attr(data-label); color: var(--muted); text-align: left; }
   dialog { padding: 1rem; }
 }
-.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+.visually-hidden { position: absolute; left: 0; top: 0; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 [hidden] { display: none !important; }
 `;
