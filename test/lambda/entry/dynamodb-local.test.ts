@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { startDynamoLocal, type DynamoLocal } from '../../../lambda/entry/dynamodb-local';
+import { compiledLauncher, startDynamoLocal, type DynamoLocal } from '../../../lambda/entry/dynamodb-local';
 import { isLoopback, listeningSocketsOf } from '../../support/listening-sockets';
 
 /** DynamoDB Local through its loopback launcher (lambda/entry/dynamodb-local/). */
@@ -37,4 +37,9 @@ it('fails on a taken port, naming it, with nothing left running', async () => {
   } finally {
     await new Promise((resolve) => blocker.close(resolve));
   }
+}, 60_000);
+
+it('compiles the launcher for each Java it is given: a Java that cannot run is an error, even after another compiled it', async () => {
+  await expect(compiledLauncher('java')).resolves.toEqual(expect.any(String));
+  await expect(compiledLauncher('/nonexistent/bin/java')).rejects.toThrow(/'\/nonexistent\/bin\/java -version' failed/);
 }, 60_000);
