@@ -156,8 +156,8 @@ export async function startDynamoLocal(path?: string, port = 0): Promise<DynamoL
         setImmediate(() => reject(new Error(`DynamoDB Local exited at start (${signal ?? `code ${code}`}): ${stderr.trim() || 'no output'}`)));
       });
     });
-    // Its banner and logs are not ours to print; reading them keeps the pipe from filling.
-    child.stdout!.resume();
+    // Its banner and logs are not ours to print or keep; reading them keeps the pipe from filling.
+    child.stdout!.removeAllListeners('data').resume();
     child.stderr!.removeAllListeners('data').resume();
     return { child, endpoint: `http://127.0.0.1:${listening}`, port: listening };
   } catch (err) {

@@ -16,6 +16,9 @@ it('listens on the port it reports, on loopback only, with telemetry off, and en
     expect(sockets.map((s) => s.port)).toEqual([local.port]);
     expect(sockets.filter((s) => !isLoopback(s.address))).toEqual([]);
     expect(readFileSync(`/proc/${local.child.pid}/cmdline`, 'utf8').split('\0')).toContain('-disableTelemetry');
+    // Once started, what it prints is read and dropped: nothing keeps it (no listener gathering it for its lifetime).
+    expect(local.child.stdout!.listenerCount('data')).toBe(0);
+    expect(local.child.stderr!.listenerCount('data')).toBe(0);
     const answer = await fetch(local.endpoint, { method: 'POST' });
     expect(answer.status).toBeGreaterThanOrEqual(400); // an unsigned request, answered by DynamoDB Local
     // What the parent's death looks like from the child's side: its end of the pipe closes.
