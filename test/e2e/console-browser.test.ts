@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -75,14 +76,21 @@ test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpack
 // With ITAPI_CHROMIUM (one binary named by hand) nothing is unpacked, so there is nothing to collide.
 (process.env.ITAPI_CHROMIUM ? test.skip : test)('launches side by side with another run: each unpacks into a folder of its own', async () => {
   const second = await launchChromium();
+  // A close that fails (a browser already gone, a lost pipe) still removes the launch's folder.
+  const closeContext = second.context.close.bind(second.context);
+  second.context.close = async () => {
+    await closeContext();
+    throw new Error('the browser went away');
+  };
   try {
     expect(second.executablePath).not.toBe(browser.executablePath);
     const page = await second.context.newPage();
     await page.goto(`http://mail.example:${mailPort}/`).catch(() => undefined); // not mapped in this one: any answer will do
     await page.close();
   } finally {
-    await second.close();
+    await expect(second.close()).rejects.toThrow('the browser went away');
   }
+  expect(existsSync(dirname(second.userDataDir))).toBe(false);
   // Closing the other removed only its own folder: this launch's browser still runs.
   expect(existsSync(browser.executablePath)).toBe(true);
   const page = await browser.context.newPage();
