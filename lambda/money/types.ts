@@ -32,6 +32,8 @@ export interface Outcome {
   /** `provider:model` of the route that served the request. */
   route?: string;
   errorCode?: string;
+  /** The `service_tier` the client asked for (priced when the answer names none). */
+  requestedServiceTier?: string;
   latencyMs: number;
   timeToFirstTokenMs?: number;
   stream: boolean;
