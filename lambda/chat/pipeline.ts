@@ -2,6 +2,7 @@ import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
 import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
+import { withUsageExtras } from '../contract/usage';
 import { estimatePromptTokens } from '../money/tokens';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from '../money/types';
 import type { ProviderRegistry } from '../providers';
@@ -383,10 +384,12 @@ export class MeteredChunks extends MeteredStream<ChatCompletionChunk> {
 function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
   const pieces: string[] = [];
   let usage: CompletionUsage | undefined;
+  let serviceTier: string | undefined;
   return {
     observe(chunk) {
       chunk.model = modelId;
       if (chunk.usage) usage = chunk.usage;
+      if (typeof chunk.service_tier === 'string') serviceTier = chunk.service_tier;
       for (const choice of chunk.choices) {
         const delta = choice.delta;
         if (delta.content) pieces.push(delta.content);
@@ -394,7 +397,7 @@ function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
       }
       return chunk;
     },
-    usage: () => usage,
+    usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => pieces.join(''),
     produced: () => pieces.length > 0,
   };
