@@ -289,7 +289,7 @@ export class CreditAdmission implements Admission {
   private fitted(req: AdmissionRequest, hold: Hold, limits: Caps, caps: Caps | undefined): Hold {
     const tpm = Math.min(limits.tpm || Infinity, caps?.tpm || Infinity);
     if (hold.rateTokens <= tpm) return hold;
-    const out = outputTokensWithin(tpm, req);
+    const out = outputTokensWithin(tpm, { ...req, promptTokens: hold.promptTokens });
     if (hold.lowerable && out >= 1) return computeHold(req.model, req, Math.min(out, hold.outputTokens));
     throw rateLimited(
       `Request too large for ${req.model.id}: it needs ${hold.rateTokens} tokens (${hold.promptTokens} in the prompt and up to ` +

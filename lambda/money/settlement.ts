@@ -23,7 +23,8 @@ export function billableUsage(outcome: Outcome, promptTokensEstimate: number): B
       cachedTokens,
       cacheWrite1hTokens,
       cacheWriteTokens: Math.min(extras.cacheWriteTokens ?? 0, promptTokens - cachedTokens - cacheWrite1hTokens),
-      serverToolCalls: extras.serverToolCalls ?? {},
+      // A provider that bills calls without counting them (OpenAI's search models) is charged the calls the request implied.
+      serverToolCalls: extras.serverToolCalls ?? outcome.impliedServerToolCalls ?? {},
       ...(extras.serviceTier !== undefined && { serviceTier: extras.serviceTier }),
     };
   };

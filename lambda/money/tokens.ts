@@ -111,8 +111,9 @@ function messageText(message: ChatMessage, rules: TokenRules): { text: string; i
 }
 
 /**
- * Prompt tokens as the upstream will count them, or a little more: messages, tools, images (by
- * the model's rule, from the image's own size when it is inline) and response schema.
+ * Prompt tokens as the upstream will count them, or a little more: messages, tools (and legacy
+ * `functions`), images (by the model's rule, from the image's own size when it is inline) and
+ * response schema.
  */
 export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): number {
   let tokens = 3;
@@ -123,6 +124,9 @@ export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messa
     tokens += TOKENS_PER_MESSAGE + m.imageTokens;
   }
   if (request.tools?.length) text += JSON.stringify(request.tools);
+  // Legacy `functions` are passed through to OpenAI-compatible upstreams, which bill them as tools.
+  const functions = (request as { functions?: unknown }).functions;
+  if (functions != null) text += JSON.stringify(functions);
   if (request.response_format?.type === 'json_schema') text += JSON.stringify(request.response_format.json_schema);
   return tokens + Math.ceil(countTokens(text) * rules.textMargin);
 }
