@@ -1,4 +1,6 @@
+import type { ModelEntry } from '../catalog';
 import { invalidRequest } from '../contract/errors';
+import { pricesServerTool, unpricedToolError } from '../money/billing-ask';
 import { parseChatCompletionRequest, type ChatCompletionRequest, type ChatMessage } from '../contract/request';
 import type { CreateResponseRequest, FunctionTool, HostedTool, StoredItem, TextFormat, ToolChoice } from '../contract/responses';
 import { headerWord } from '../chat/pipeline';
@@ -39,7 +41,24 @@ const CHAT_REASONING_EFFORT = { none: 'none', minimal: 'minimal', low: 'low', me
  * | `safety_identifier` (else `user`) | `user` |
  * | `store`, `include`, `prompt_cache_key`, `metadata`, `client_metadata`, `truncation`, … | not forwarded |
  */
-export function chatRequestOf(request: CreateResponseRequest, conversation: StoredItem[], modelId: string): ChatPlan {
+/** Responses' web-search tool types, current and preview. */
+const WEB_SEARCH_TOOL = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
+
+/**
+ * The 400 for a hosted tool the upstream would bill and the model does not price: a web search
+ * (run as Chat's `web_search_options` where the model prices `web_search`), an MCP server.
+ */
+export function checkBillableTools(request: CreateResponseRequest, model: ModelEntry): void {
+  (request.tools ?? []).forEach((tool, i) => {
+    if (tool.type === 'function') return;
+    if (WEB_SEARCH_TOOL.test(tool.toolType) && !pricesServerTool(model, 'web_search')) {
+      throw unpricedToolError(model, `Web search ('${tool.toolType}' in 'tools[${i}]')`, `tools[${i}]`);
+    }
+    if (tool.toolType === 'mcp') throw unpricedToolError(model, `An MCP server ('mcp' in 'tools[${i}]')`, `tools[${i}]`);
+  });
+}
+
+export function chatRequestOf(request: CreateResponseRequest, conversation: StoredItem[], modelId: string, options: { webSearch?: boolean } = {}): ChatPlan {
   const messages: ChatMessage[] = [];
   if (request.instructions) messages.push({ role: 'system', content: request.instructions });
   messages.push(...chatMessagesOf(conversation));
@@ -49,8 +68,10 @@ export function chatRequestOf(request: CreateResponseRequest, conversation: Stor
 
   const functionTools: FunctionTool[] = [];
   const ignoredTools: string[] = [];
+  let webSearch: Record<string, unknown> | undefined;
   for (const tool of request.tools ?? []) {
     if (tool.type === 'function') functionTools.push(tool);
+    else if (options.webSearch && WEB_SEARCH_TOOL.test(tool.toolType)) webSearch = tool.searchContextSize ? { search_context_size: tool.searchContextSize } : {};
     else ignoredTools.push(hostedToolName(tool));
   }
   const { tools, choice } = applyToolChoice(request.tool_choice ?? undefined, functionTools, request.tools ?? []);
@@ -78,6 +99,9 @@ export function chatRequestOf(request: CreateResponseRequest, conversation: Stor
   if (request.top_p != null) chat.top_p = request.top_p;
   const user = request.safety_identifier ?? request.user;
   if (user) chat.user = user;
+  // Billed: checked against the model's prices with the chat request (chatBillingAsk).
+  if (request.service_tier != null) chat.service_tier = request.service_tier;
+  if (webSearch) chat.web_search_options = webSearch;
 
   return {
     chat: parseChatCompletionRequest(chat),

@@ -13,7 +13,8 @@ import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
 import { modelFor, noteIgnored, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
-import { chatRequestOf } from './chat-request';
+import { pricesServerTool } from '../money/billing-ask';
+import { chatRequestOf, checkBillableTools } from './chat-request';
 import { storedItemsOf, type ResolvedInputItem } from './items';
 import { finalResponse, inProgressResponse, outputOfCompletion, responseUsage, terminalOf, type ResponseFrame } from './output';
 import { isResponseId, ResponseIds, responseIdOfItem } from './response-ids';
@@ -35,6 +36,7 @@ export interface ResponsesDeps extends CompletionDeps {
 export async function createResponse(deps: ResponsesDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseCreateResponseRequest(body);
   const model = modelFor(deps, key, request.model);
+  checkBillableTools(request, model);
   const store = request.store !== false;
   const ids = new ResponseIds();
 
@@ -45,7 +47,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   ]);
   const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...previous.response.output] : [];
   const { items: input, ignored: ignoredInput } = storedItemsOf(resolved, ids);
-  const plan = chatRequestOf(request, [...context, ...input], model.id);
+  const plan = chatRequestOf(request, [...context, ...input], model.id, { webSearch: pricesServerTool(model, 'web_search') });
   const ignored = [...plan.ignoredTools, ...ignoredInput];
   noteIgnored(scope, ignored);
 
