@@ -3,8 +3,8 @@ import type { CompletionUsage } from './openai';
 /**
  * What a provider reports beyond OpenAI's usage fields and bills for: cache writes by lifetime,
  * server-tool calls, the service tier that served the request. It rides on the usage object under
- * a symbol, so it reaches settlement through every endpoint's translation and is never
- * serialised to a client (`JSON.stringify` skips symbol keys); each endpoint writes what its
+ * a non-enumerable symbol, so it reaches settlement through every endpoint's translation (the
+ * usage object travels by reference) and is never serialised to a client; each endpoint writes what its
  * own wire has fields for (Anthropic's `cache_creation_input_tokens`, Responses'
  * `cache_write_tokens`).
  */
@@ -31,7 +31,9 @@ export function withUsageExtras<U extends CompletionUsage>(usage: U, extras: Usa
   const calls = Object.entries(extras.serverToolCalls ?? {}).filter(([, n]) => n > 0);
   if (calls.length) kept.serverToolCalls = Object.fromEntries(calls);
   if (extras.serviceTier) kept.serviceTier = extras.serviceTier;
-  return Object.assign(usage, { [USAGE_EXTRAS]: { ...(usage as CarriedUsage)[USAGE_EXTRAS], ...kept } });
+  // Not enumerable: equality checks and copies of the wire object see only OpenAI's fields; the object itself travels by reference.
+  Object.defineProperty(usage, USAGE_EXTRAS, { value: { ...(usage as CarriedUsage)[USAGE_EXTRAS], ...kept }, enumerable: false, writable: true, configurable: true });
+  return usage as U & CarriedUsage;
 }
 
 export function usageExtras(usage: CompletionUsage | undefined): UsageExtras {

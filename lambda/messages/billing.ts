@@ -13,7 +13,8 @@ import type { MessagesRequest } from './wire';
 
 /**
  * What a Messages request may be billed beyond its tokens, or the 400 (Anthropic's shape, no
- * `param`: the message names the tool or field) for what the model does not price: server tools
+ * `param`: the message names the tool or field) for what the model does not price: on a model
+ * with an Anthropic route (the only one they reach), server tools
  * (`web_search_…`, `web_fetch_…`, `code_execution_…`) held at `max_uses` (else
  * DEFAULT_SERVER_TOOL_USES, which the gateway then sends), `mcp_servers` (never priced), a
  * `service_tier` other than Anthropic's `auto` and `standard_only`; `cache_control` blocks (a
@@ -22,7 +23,9 @@ import type { MessagesRequest } from './wire';
  */
 export function messagesBillingAsk(request: MessagesRequest, model: ModelEntry): BillingAsk {
   const ask: BillingAsk = {};
-  for (const tool of request.tools ?? []) {
+  // Only an Anthropic route gets server tools and MCP servers; the others drop them (named in x-itapi-ignored), unbilled.
+  const reachesAnthropic = model.routes.some((r) => r.provider === 'anthropic');
+  for (const tool of reachesAnthropic ? (request.tools ?? []) : []) {
     const type = typeof tool.type === 'string' ? tool.type : undefined;
     const serverTool = anthropicServerTool(type);
     if (!serverTool) continue;
@@ -31,7 +34,7 @@ export function messagesBillingAsk(request: MessagesRequest, model: ModelEntry):
     askServerTool(ask, serverTool, maxUses);
   }
   const mcp = request.mcp_servers;
-  if (mcp != null && (!Array.isArray(mcp) || mcp.length > 0)) throw unpricedToolError(model, "An MCP server ('mcp_servers')", null);
+  if (reachesAnthropic && mcp != null && (!Array.isArray(mcp) || mcp.length > 0)) throw unpricedToolError(model, "An MCP server ('mcp_servers')", null);
   const tier = request.service_tier;
   if (tier != null) {
     if (typeof tier !== 'string' || !pricesTier(model, tier)) throw unpricedTierError(model, String(tier), null);
