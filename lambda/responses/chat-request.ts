@@ -1,6 +1,4 @@
-import type { ModelEntry } from '../catalog';
 import { invalidRequest } from '../contract/errors';
-import { pricesServerTool, unpricedToolError } from '../money/billing-ask';
 import { parseChatCompletionRequest, type ChatCompletionRequest, type ChatMessage } from '../contract/request';
 import type { CreateResponseRequest, FunctionTool, HostedTool, StoredItem, TextFormat, ToolChoice } from '../contract/responses';
 import { headerWord } from '../chat/pipeline';
@@ -41,22 +39,12 @@ const CHAT_REASONING_EFFORT = { none: 'none', minimal: 'minimal', low: 'low', me
  * | `safety_identifier` (else `user`) | `user` |
  * | `store`, `include`, `prompt_cache_key`, `metadata`, `client_metadata`, `truncation`, … | not forwarded |
  */
-/** Responses' web-search tool types, current and preview. */
-const WEB_SEARCH_TOOL = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
-
 /**
- * The 400 for a hosted tool the upstream would bill and the model does not price: a web search
- * (run as Chat's `web_search_options` where the model prices `web_search`), an MCP server.
+ * Responses' web-search tool types, current and preview: run as Chat's `web_search_options` where
+ * the model prices `web_search` (`options.webSearch`), else dropped like every hosted tool, so
+ * that nothing unpriced reaches the upstream (Codex sends one with every request).
  */
-export function checkBillableTools(request: CreateResponseRequest, model: ModelEntry): void {
-  (request.tools ?? []).forEach((tool, i) => {
-    if (tool.type === 'function') return;
-    if (WEB_SEARCH_TOOL.test(tool.toolType) && !pricesServerTool(model, 'web_search')) {
-      throw unpricedToolError(model, `Web search ('${tool.toolType}' in 'tools[${i}]')`, `tools[${i}]`);
-    }
-    if (tool.toolType === 'mcp') throw unpricedToolError(model, `An MCP server ('mcp' in 'tools[${i}]')`, `tools[${i}]`);
-  });
-}
+const WEB_SEARCH_TOOL = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
 
 export function chatRequestOf(request: CreateResponseRequest, conversation: StoredItem[], modelId: string, options: { webSearch?: boolean } = {}): ChatPlan {
   const messages: ChatMessage[] = [];

@@ -14,7 +14,7 @@ import type { ResponsesStore, StoredResponse } from '../store/responses';
 import { modelFor, noteIgnored, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
 import { pricesServerTool } from '../money/billing-ask';
-import { chatRequestOf, checkBillableTools } from './chat-request';
+import { chatRequestOf } from './chat-request';
 import { storedItemsOf, type ResolvedInputItem } from './items';
 import { finalResponse, inProgressResponse, outputOfCompletion, responseUsage, terminalOf, type ResponseFrame } from './output';
 import { isResponseId, ResponseIds, responseIdOfItem } from './response-ids';
@@ -36,7 +36,6 @@ export interface ResponsesDeps extends CompletionDeps {
 export async function createResponse(deps: ResponsesDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseCreateResponseRequest(body);
   const model = modelFor(deps, key, request.model);
-  checkBillableTools(request, model);
   const store = request.store !== false;
   const ids = new ResponseIds();
 

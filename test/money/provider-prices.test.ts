@@ -316,8 +316,6 @@ describe('nothing billable reaches a provider unpriced', () => {
     ['a service tier the model does not price', '/chat/completions', { model: 'oa-plain', messages: userTurn, service_tier: 'priority' }, false, 'service_tier', /'priority'/],
     ['flex, which only priority is priced for', '/chat/completions', { model: 'oa', messages: userTurn, service_tier: 'flex' }, false, 'service_tier', /'flex'/],
     ['web_search_options on a model with no web_search price', '/chat/completions', { model: 'oa-plain', messages: userTurn, web_search_options: {} }, false, 'web_search_options', /web_search_options/],
-    ['a Responses web_search tool, unpriced', '/responses', { model: 'oa-plain', input: 'hi', tools: [{ type: 'function', name: 'f' }, { type: 'web_search_preview' }] }, false, 'tools[1]', /web_search_preview/],
-    ['a Responses MCP tool', '/responses', { model: 'oa', input: 'hi', tools: [{ type: 'mcp', server_label: 'x', server_url: 'https://mcp.example' }] }, false, 'tools[0]', /MCP/],
     ['an Anthropic server tool the model does not price', '/messages', { model: 'cl-plain', max_tokens: 10, messages: userTurn, tools: [{ type: 'web_search_20250305', name: 'web_search' }] }, true, null, /web_search_20250305/],
     ['code execution (billed by container time, unpriced)', '/messages', { model: 'cl', max_tokens: 10, messages: userTurn, tools: [{ type: 'code_execution_20250825', name: 'code_execution' }] }, true, null, /code_execution_20250825/],
     ['mcp_servers', '/messages', { model: 'cl', max_tokens: 10, messages: userTurn, mcp_servers: [{ type: 'url', url: 'https://mcp.example', name: 'x' }] }, true, null, /mcp_servers/],
@@ -340,6 +338,19 @@ describe('nothing billable reaches a provider unpriced', () => {
     const b = await books(gw, acct.accountId);
     expect(b.requests).toEqual([]);
     expect(b.balance).toBe(10_000_000);
+  });
+
+  it('drops a Responses web_search or mcp tool the model does not price (Codex sends one with every turn): not sent, named, not billed', async () => {
+    const acct = await account();
+    plan.openaiUsage = { prompt_tokens: 100, completion_tokens: 10, total_tokens: 110 };
+    const res = await post('/responses', acct.key, { model: 'oa-plain', input: 'hi', store: false, tools: [{ type: 'web_search_preview' }, { type: 'mcp', server_label: 'x', server_url: 'https://mcp.example' }] });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-itapi-ignored')).toBe('web_search_preview, mcp');
+    expect(calls.at(-1)!.body.web_search_options).toBeUndefined();
+    expect(calls.at(-1)!.body.tools).toBeUndefined();
+    const item = await onlyItem(acct);
+    expect(item.serverToolCalls).toBeUndefined();
+    expect(item.amountMicroUsd).toBe(-micro(100 * 2000 + 10 * 8000));
   });
 
   it.each([
