@@ -132,6 +132,8 @@ function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.
 export const catalogFileSchema = z.object({ models: z.record(z.string().min(1), modelSchema) }).strict();
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+/** A model's prices as the catalog file states them, in USD per million tokens. */
+export type CatalogPricing = CatalogFile['models'][string]['pricing'];
 
 /** Per-token prices of one class of tokens each, as integer nano-USD: $2.50 per million tokens is 2,500 nUSD a token. */
 export interface TokenPricesNanoUsd {
@@ -175,8 +177,6 @@ export interface ModelEntry {
   ownedBy: string;
   created: number;
   price: PriceNanoUsd;
-  /** The catalog's `pricing` as written (USD per million tokens), for a catalog rebuilt from this one. */
-  pricing: CatalogFile['models'][string]['pricing'];
   /** The tokenizer the upstream counts with (embeddings are held by it). */
   tokenizer: TokenizerName;
   contextWindow: number;
@@ -188,6 +188,8 @@ export interface ModelEntry {
   kind?: ModelKind;
   /** Embedding models: the length of the model's vectors, when the catalog names it. */
   dimensions?: number;
+  /** The prices as the catalog file states them (every field it has), for the console's Models page. */
+  pricingPerMtok?: CatalogPricing;
 }
 
 /** Claude, served by Anthropic or by Bedrock: Anthropic's token and cache-write rules apply. */
@@ -214,7 +216,6 @@ export class Catalog {
           ownedBy: m.owned_by,
           created: m.created ?? CATALOG_EPOCH_S,
           price: priceOf(m),
-          pricing: m.pricing,
           tokenizer: m.tokenizer ?? defaultTokenizer(m),
           contextWindow: m.context_window,
           maxOutputTokens: m.kind === 'embedding' ? 0 : (m.max_output_tokens ?? 0),
@@ -222,6 +223,7 @@ export class Catalog {
           routes: m.routes,
           kind: m.kind ?? 'chat',
           ...(m.dimensions !== undefined && { dimensions: m.dimensions }),
+          pricingPerMtok: m.pricing,
         },
       ]),
     );
@@ -249,7 +251,12 @@ export class Catalog {
         ...(embedding && { kind: 'embedding' as const, dimensions: m.dimensions }),
         owned_by: m.ownedBy,
         created: m.created,
-        pricing: m.pricing,
+        pricing: {
+          ...m.pricingPerMtok,
+          input_per_mtok: m.price.inputPerToken / 1000,
+          output_per_mtok: m.price.outputPerToken / 1000,
+          cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
+        },
         tokenizer: m.tokenizer,
         context_window: m.contextWindow,
         max_output_tokens: embedding ? undefined : m.maxOutputTokens,
