@@ -518,10 +518,15 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   return app as unknown as Hono;
 }
 
-/** A catalog model as the console shows it: prices per million tokens as billed. */
+/**
+ * A catalog model as the console shows it: prices per million tokens as billed. A cache-write
+ * price is the one billing uses (stated, or Anthropic's 1.25× / 2× of input on Claude models), and
+ * null where cache writes are billed as plain input (no write price of their own).
+ */
 export function modelChoice(m: ModelEntry): ModelChoiceJson {
   const stated = (m.pricingPerMtok ?? {}) as Record<string, unknown>;
-  const statedPrice = (field: string) => (typeof stated[field] === 'number' ? (stated[field] as number) : null);
+  const writePrice = (field: string, perToken: number) =>
+    typeof stated[field] === 'number' || perToken !== m.price.inputPerToken ? perToken / 1000 : null;
   const embedding = m.kind === 'embedding';
   return {
     id: m.id,
@@ -533,8 +538,8 @@ export function modelChoice(m: ModelEntry): ModelChoiceJson {
       input_per_mtok: m.price.inputPerToken / 1000,
       output_per_mtok: embedding ? null : m.price.outputPerToken / 1000,
       cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
-      cache_write_per_mtok: statedPrice('cache_write_per_mtok'),
-      cache_write_1h_per_mtok: statedPrice('cache_write_1h_per_mtok'),
+      cache_write_per_mtok: embedding ? null : writePrice('cache_write_per_mtok', m.price.cacheWritePerToken),
+      cache_write_1h_per_mtok: embedding ? null : writePrice('cache_write_1h_per_mtok', m.price.cacheWrite1hPerToken),
     },
   };
 }
