@@ -107,6 +107,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       providers: options.providers,
       timeouts: options.timeouts,
       authTtlMs: options.authTtlMs,
+      rollupsInline: true,
       corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
       log: options.log,
       loadConsole: () => import('../console'),
@@ -114,6 +115,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
       responsesTtlDays: responsesTtlDaysFromEnv(env),
     });
     await gateway.stores.tiers.seed();
+    // Ledger items not yet rolled up (a process killed between settlement and roll-up, data from before roll-ups).
+    await gateway.stores.rollups.catchUp();
     const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
 
     const server = serve({ fetch: gateway.app.fetch, port: options.port ?? Number(env.PORT ?? 8787), hostname: '127.0.0.1' });

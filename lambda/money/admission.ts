@@ -1,7 +1,7 @@
 import { GatewayError, insufficientQuota, invalidApiKey, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
-import type { KeyRecord } from '../store/keys';
+import { type KeySpend, type KeyRecord, monthOf } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import { affordableOutputTokens, computeHold, outputTokensWithin, usd, type Hold } from './hold';
 import { requestSettlement, type Settlements } from './settlement';
@@ -84,6 +84,8 @@ export class CreditAdmission implements Admission {
   private readonly readAtMs = new Map<string, number>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
+  /** Month totals and caps of keys with a spend cap, as last seen (by key id). */
+  private readonly keySpends = new Map<string, KeySpend>();
   private readonly now: () => number;
   private readonly schedule: (task: () => Promise<unknown>) => void;
 
@@ -151,7 +153,16 @@ export class CreditAdmission implements Admission {
           if (waitMs > 0) throw this.rateLimitError(key, limits, believed, hold, waitMs, nowMs, 'the account');
         }
         hold = this.fitted(req, hold, limits, caps);
-        const record = this.holdRecord(req, hold, nowMs, caps !== undefined);
+        const spendCap = this.spendCapOf(key);
+        const month = monthOf(nowMs);
+        if (spendCap !== undefined && hold.holdMicroUsd > spendCap) {
+          // Whatever the month's total, this request alone is beyond the cap: lower it, or 402.
+          const out = hold.lowerable ? affordableOutputTokens(model, req, spendCap) : 0;
+          if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, 0, hold);
+          hold = computeHold(model, req, out);
+        }
+        const spendSeen = this.keySpends.get(key.keyId);
+        const record = this.holdRecord(req, hold, nowMs, caps !== undefined, spendCap !== undefined ? month : undefined);
         const write: AdmitWrite = {
           accountId: key.accountId,
           nowMs,
@@ -171,12 +182,28 @@ export class CreditAdmission implements Admission {
                   ...writeBounds(caps, keyBelieved, hold.rateTokens, nowMs),
                 }
               : undefined,
+          keySpend:
+            spendCap !== undefined
+              ? {
+                  keysTable: this.options.keysTable,
+                  keyHash: key.keyHash,
+                  month,
+                  believedMonth: spendSeen?.month ?? key.spendMonth ?? 0,
+                  capMicroUsd: spendCap,
+                  holdMicroUsd: hold.holdMicroUsd,
+                  maxUsedBefore: spendCap - hold.holdMicroUsd,
+                }
+              : undefined,
         };
         const result = await this.send(write, mayHaveLanded);
         tokenSeq++;
         if (result.ok) {
           mayHaveLanded.length = 0;
           if (result.keyCounts) this.keyCounts.set(key.keyId, result.keyCounts);
+          if (write.keySpend) {
+            const used = write.keySpend.believedMonth === month ? (spendSeen?.usedMicroUsd ?? key.spendUsedMicroUsd ?? 0) : 0;
+            this.keySpends.set(key.keyId, { capMicroUsd: spendCap, month, usedMicroUsd: used + hold.holdMicroUsd });
+          }
           const next: Account = {
             ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0 }),
             tier: limits.tier,
@@ -213,14 +240,25 @@ export class CreditAdmission implements Admission {
         }
         const accountStale = result.accountFailed && (limitsChanged(limits, old) || countsStale(believed, old.counts, nowMs));
         const keyStale = result.keyFailed && keyBelieved !== undefined && result.keyCounts !== undefined && countsStale(keyBelieved, result.keyCounts, nowMs);
+        const spendNow = result.keyFailed && spendCap !== undefined ? result.keySpend : undefined;
+        if (spendNow) this.keySpends.set(key.keyId, spendNow);
+        // The cap changed (or went), or the month is not the one believed: the item now says.
+        const spendStale = spendNow !== undefined && (spendNow.capMicroUsd !== spendCap || spendNow.month !== write.keySpend!.believedMonth);
         account = old;
         lastFailure = 'stale';
-        if (accountStale || keyStale) continue;
+        if (accountStale || keyStale || spendStale) continue;
         // The beliefs were right, so the old items say exactly why: rate limits first, then money.
         if (result.keyFailed && caps && result.keyCounts) {
           const view = countsAt(result.keyCounts, nowMs);
           const waitMs = waitFor(caps, view, hold.rateTokens, nowMs);
           if (waitMs > 0) throw this.rateLimitError(key, caps, view, hold, waitMs, nowMs, 'this key');
+        }
+        if (spendNow && spendCap !== undefined && spendNow.month === month && spendNow.usedMicroUsd + hold.holdMicroUsd > spendCap) {
+          const room = spendCap - spendNow.usedMicroUsd;
+          const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
+          if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, spendNow.usedMicroUsd, hold);
+          hold = computeHold(model, req, out);
+          continue;
         }
         if (!result.accountFailed) continue;
         const trueLimits = this.limitsOf(key, old);
@@ -297,13 +335,21 @@ export class CreditAdmission implements Admission {
     );
   }
 
-  private holdRecord(req: AdmissionRequest, hold: Hold, nowMs: number, capped: boolean): HoldRecord {
+  /** The key's monthly spend cap as the freshest view has it (the key item's, once a write brought it back). */
+  private spendCapOf(key: KeyRecord): number | undefined {
+    if (key.spendCapMicroUsd === undefined) return undefined;
+    const seen = this.keySpends.get(key.keyId);
+    return seen ? seen.capMicroUsd : key.spendCapMicroUsd;
+  }
+
+  private holdRecord(req: AdmissionRequest, hold: Hold, nowMs: number, capped: boolean, spendMonth?: number): HoldRecord {
     const minute = minuteOf(nowMs);
     return {
       requestId: req.requestId,
       accountId: req.key.accountId,
       keyId: req.key.keyId,
-      keyHash: capped ? req.key.keyHash : undefined,
+      keyHash: capped || spendMonth !== undefined ? req.key.keyHash : undefined,
+      spendMonth,
       model: req.model.id,
       holdMicroUsd: hold.holdMicroUsd,
       promptMicroUsd: hold.promptMicroUsd,
@@ -383,6 +429,16 @@ export class CreditAdmission implements Admission {
 /** The output tokens an already landed hold pays for (the same request's, so its prompt and n). */
 function outputOf(landed: HoldRecord, hold: Hold): number {
   return Math.max(0, Math.round((landed.rateTokens - landed.promptTokens) / hold.n));
+}
+
+/** Dollars and cents when the amount is whole cents (a cap set in the console), else to the micro-dollar. */
+const capUsd = (micro: number) => (micro % 10_000 === 0 ? `$${(micro / 1e6).toFixed(2)}` : usd(micro));
+
+function spendCapReached(capMicroUsd: number, usedMicroUsd: number, hold: Hold): GatewayError {
+  return insufficientQuota(
+    `This key has reached its monthly spend cap of ${capUsd(capMicroUsd)}: ${usd(usedMicroUsd)} spent or held this month (UTC), ` +
+      `and this request needs up to ${usd(hold.holdMicroUsd)}. Raise or remove the key's spend cap, or lower max_tokens.`,
+  );
 }
 
 function cannotPayOneToken(req: AdmissionRequest, balanceMicroUsd: number): GatewayError {
