@@ -155,12 +155,6 @@ export class CreditAdmission implements Admission {
         hold = this.fitted(req, hold, limits, caps);
         const spendCap = this.spendCapOf(key);
         const month = monthOf(nowMs);
-        if (spendCap !== undefined && hold.holdMicroUsd > spendCap) {
-          // Whatever the month's total, this request alone is beyond the cap: lower it, or 402.
-          const out = hold.lowerable ? affordableOutputTokens(model, req, spendCap) : 0;
-          if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, 0, hold);
-          hold = computeHold(model, req, out);
-        }
         const spendSeen = this.keySpends.get(key.keyId);
         const record = this.holdRecord(req, hold, nowMs, caps !== undefined, spendCap !== undefined ? month : undefined);
         const write: AdmitWrite = {
@@ -242,23 +236,28 @@ export class CreditAdmission implements Admission {
         const keyStale = result.keyFailed && keyBelieved !== undefined && result.keyCounts !== undefined && countsStale(keyBelieved, result.keyCounts, nowMs);
         const spendNow = result.keyFailed && spendCap !== undefined ? result.keySpend : undefined;
         if (spendNow) this.keySpends.set(key.keyId, spendNow);
-        // The cap changed (or went), or the month is not the one believed: the item now says.
-        const spendStale = spendNow !== undefined && (spendNow.capMicroUsd !== spendCap || spendNow.month !== write.keySpend!.believedMonth);
         account = old;
         lastFailure = 'stale';
-        if (accountStale || keyStale || spendStale) continue;
+        // The cap changed (or went): the item now says which, try again with it.
+        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) continue;
+        if (spendNow && spendCap !== undefined) {
+          const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
+          if (used + hold.holdMicroUsd > spendCap) {
+            // The month's spend and holds leave less than this request needs: lower it, or 402.
+            const room = spendCap - used;
+            const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
+            if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, used, hold);
+            hold = computeHold(model, req, out);
+            continue;
+          }
+          // The month was not the one believed.
+          if (spendNow.month !== write.keySpend!.believedMonth) continue;
+        }
         // The beliefs were right, so the old items say exactly why: rate limits first, then money.
         if (result.keyFailed && caps && result.keyCounts) {
           const view = countsAt(result.keyCounts, nowMs);
           const waitMs = waitFor(caps, view, hold.rateTokens, nowMs);
           if (waitMs > 0) throw this.rateLimitError(key, caps, view, hold, waitMs, nowMs, 'this key');
-        }
-        if (spendNow && spendCap !== undefined && spendNow.month === month && spendNow.usedMicroUsd + hold.holdMicroUsd > spendCap) {
-          const room = spendCap - spendNow.usedMicroUsd;
-          const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
-          if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, spendNow.usedMicroUsd, hold);
-          hold = computeHold(model, req, out);
-          continue;
         }
         if (!result.accountFailed) continue;
         const trueLimits = this.limitsOf(key, old);

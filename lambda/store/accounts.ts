@@ -92,7 +92,8 @@ export interface KeySpendWrite {
 
 function spendUpdate(w: KeySpendWrite): { conditions: string[]; sets: string[]; values: Item } {
   const values: Item = { ':scap': num(w.capMicroUsd), ':smonth': num(w.month), ':shold': num(w.holdMicroUsd) };
-  if (w.believedMonth === w.month) {
+  // A hold beyond the cap itself fits in no month: the same-month form, which then always fails.
+  if (w.believedMonth === w.month || w.maxUsedBefore < 0) {
     values[':sroom'] = num(w.maxUsedBefore);
     return { conditions: ['cap_musd = :scap', 'cap_month = :smonth', 'cap_used <= :sroom'], sets: ['cap_used = cap_used + :shold'], values };
   }
