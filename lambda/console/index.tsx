@@ -28,6 +28,7 @@ import type { KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
+import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { loadConsoleAssets } from './assets';
 import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from './sign-in';
 import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings } from './stripe';
@@ -56,6 +57,7 @@ export interface ConsoleDeps {
   keys: KeysStore;
   tiers: TiersStore;
   usage: UsageStore;
+  rollups: RollupsStore;
   sessions: SessionsStore;
   tierCache: TierCache;
   auth: Authenticator;
@@ -436,8 +438,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   }
 
   async function keysJson(accountId: string): Promise<KeyJson[]> {
-    const keys = await deps.keys.listByAccount(accountId);
-    return keys.sort((a, b) => b.createdAtMs - a.createdAtMs || a.keyId.localeCompare(b.keyId)).map(keyView);
+    const [keys, usage] = await Promise.all([deps.keys.listByAccount(accountId), readKeyUsage(deps.rollups, accountId, now())]);
+    return keys.sort((a, b) => b.createdAtMs - a.createdAtMs || a.keyId.localeCompare(b.keyId)).map((k) => keyView(k, usage.get(k.keyId)));
   }
 
   async function modelChoices(account: AccountJson): Promise<ModelChoiceJson[]> {
