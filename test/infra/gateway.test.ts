@@ -245,7 +245,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses', 'Rollups'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -376,7 +376,8 @@ describe('usage roll-ups consumer', () => {
     const policies = resourcesOfType(s.json, 'AWS::IAM::Policy').filter(([, r]) => ((r.Properties as Props).Roles as Props[]).some((x) => x.Ref === role));
     const statements = policies.flatMap(([, r]) => (r.Properties as Props).PolicyDocument.Statement as Props[]);
     const dataActions = statements.flatMap((st) => [st.Action].flat()).filter((a: string) => /^dynamodb:(Put|Update|Delete|Get|Query|Scan|Batch|Transact)/.test(a));
-    expect([...new Set(dataActions)].sort()).toEqual(['dynamodb:UpdateItem']);
+    // GetRecords and GetShardIterator are the stream's (the event source mapping's own grant).
+    expect([...new Set(dataActions)].sort()).toEqual(['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:UpdateItem']);
     const updateResources = statements.filter((st) => [st.Action].flat().includes('dynamodb:UpdateItem')).flatMap((st) => [st.Resource].flat());
     expect(updateResources.map((r: Props) => r['Fn::GetAtt']?.[0]).sort()).toEqual(
       [logicalIdByPath(s.json, 'Gateway/Tables/Rollups/Resource'), logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource')].sort(),
