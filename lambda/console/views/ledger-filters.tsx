@@ -4,27 +4,23 @@ import type { KeyJson } from './types';
 export function LedgerFilters(props: { keys: KeyJson[]; models: string[] }) {
   return (
     <>
-      <label>
-        Key{' '}
-        <select name="key">
-          <option value="">All</option>
-          {props.keys.map((k) => (
-            <option value={k.id} data-label={k.name || k.prefix}>
-              {k.name ? `${k.name} (${k.prefix})` : k.prefix}
-              {k.status === 'revoked' ? ' — revoked' : ''}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Model{' '}
-        <select name="model">
-          <option value="">All</option>
-          {props.models.map((m) => (
-            <option value={m}>{m}</option>
-          ))}
-        </select>
-      </label>
+      <label for="ledger-key">Key</label>
+      <select id="ledger-key" name="key">
+        <option value="">All</option>
+        {props.keys.map((k) => (
+          <option value={k.id} data-label={k.name || k.prefix}>
+            {k.name ? `${k.name} (${k.prefix})` : k.prefix}
+            {k.status === 'revoked' ? ' — revoked' : ''}
+          </option>
+        ))}
+      </select>
+      <label for="ledger-model">Model</label>
+      <select id="ledger-model" name="model">
+        <option value="">All</option>
+        {props.models.map((m) => (
+          <option value={m}>{m}</option>
+        ))}
+      </select>
     </>
   );
 }
