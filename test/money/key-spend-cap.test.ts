@@ -133,7 +133,7 @@ describe('a key with a monthly spend cap', () => {
     const req = chatAdmission(`l1-${accountId}`, key, model, parseChatCompletionRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), Date.now());
     const admitted = await admission.admit(req);
     expect(admitted.outputTokens).toBeLessThan(model.maxOutputTokens);
-    expect(admitted.outputLowered).toBe(true);
+    expect(admitted.outputTokens).toBeGreaterThan(0);
   });
 
   it('keeps its rate caps working beside the spend cap (one update of the key item)', async () => {
