@@ -163,8 +163,8 @@ async function saveKey(form: HTMLFormElement): Promise<void> {
   const cap = String(data.get('monthly_spend_cap_usd') ?? '').trim();
   const id = String(data.get('key_id') ?? '');
   await api('PATCH', `keys/${encodeURIComponent(id)}`, { name: String(data.get('name') ?? '').trim(), monthly_spend_cap_usd: cap ? cap : null });
-  $<HTMLDialogElement>('#edit-key')!.close();
   await refreshKeys();
+  $<HTMLDialogElement>('#edit-key')!.close();
 }
 
 async function copyKey(): Promise<void> {
