@@ -202,6 +202,11 @@ export const CSV_COLUMNS = [
   'cost_micro_usd',
   'latency_ms',
   'stream',
+  'cache_write_tokens',
+  'cache_write_1h_tokens',
+  'reasoning_tokens',
+  'server_tool_calls',
+  'service_tier',
 ] as const;
 
 /**
@@ -233,6 +238,11 @@ export function csvRow(e: LedgerEntry): string {
     cost,
     e.latencyMs,
     e.stream ?? false,
+    e.cacheWriteTokens ?? 0,
+    e.cacheWrite1hTokens ?? 0,
+    e.reasoningTokens ?? 0,
+    e.serverToolCalls ?? 0,
+    e.serviceTier,
   ];
   return `${fields.map(csvField).join(',')}\r\n`;
 }
