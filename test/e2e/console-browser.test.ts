@@ -206,8 +206,11 @@ test('an account holder signs in from a link on another site, manages a key, see
   await expect(page.textContent('#revoke-key-name')).resolves.toBe('browser-test');
   await page.click('#revoke-key button[data-action="confirm-revoke"]');
   await page.waitForSelector('#revoke-key', { state: 'hidden' });
-  await row.locator('.status', { hasText: 'revoked' }).waitFor();
-  await expect(row.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
+  // A revoked key folds away under "Revoked keys (1)".
+  await page.locator('#keys-panel details.revoked-keys summary', { hasText: 'Revoked keys (1)' }).click();
+  const revokedRow = page.locator('#keys-panel details.revoked-keys tr', { hasText: 'browser-test' });
+  await revokedRow.locator('.status', { hasText: 'revoked' }).waitFor();
+  await expect(revokedRow.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
   await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({ status: 401 });
 
   // 7. Sign out: the session ends.
