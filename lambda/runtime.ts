@@ -171,6 +171,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       catalog: options.catalog,
       secrets: options.providerKeys,
       log,
+      metrics,
       now,
       settings: mod.consoleSettings(options.env ?? process.env),
     });

@@ -147,6 +147,15 @@ export class ItapiMonitoring extends Construct {
       description:
         'Admissions and settlements of one account keep meeting each other on its item (DynamoDB TransactionConflict on the accounts table): an account is near the ceiling of docs/SCALE.md. Contributor Insights on the table names it.',
     });
+    this.alarm('StripeEventsIgnored', metrics.stripeEventsIgnored({ period: FIVE_MINUTES }), {
+      threshold: 1,
+      description:
+        'A paid Stripe event credited nothing (other currency, account ids that disagree, fractional amount, livemode against the key, unknown account): a customer may have been charged with nothing credited. The log line stripe_event_ignored names the event and the reason.',
+    });
+    this.alarm('AlertDeliveriesFailed', metrics.alertDeliveriesFailed({ period: FIVE_MINUTES }), {
+      threshold: 1,
+      description: 'A low-balance alert could not be delivered after every retry (log line balance_alert_undelivered names the account).',
+    });
     if (props.sweeper) {
       const sweeper = props.sweeper;
       this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {

@@ -22,6 +22,7 @@ import {
   upstreamError,
 } from '../contract/errors';
 import { describeError, type Logger } from '../observability/log';
+import type { MetricsSink } from '../observability/metrics';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { AccountsStore } from '../store/accounts';
 import type { KeysStore } from '../store/keys';
@@ -63,6 +64,8 @@ export interface ConsoleDeps {
   /** The provider-keys secret; Stripe's keys are two of its entries. */
   secrets: ProviderKeys;
   log: Logger;
+  /** Counters for CloudWatch (EMF in AWS). */
+  metrics?: Pick<MetricsSink, 'stripeEventIgnored'>;
   settings?: Partial<ConsoleSettings>;
   now?: () => number;
 }
@@ -315,7 +318,14 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     async (c) => {
       const stripe = await stripeSettings(deps.secrets);
       if (!stripe) throw routeNotFound(c.req.method, c.req.path);
-      const outcome = await handleStripeWebhook(deps, stripe, stripeApi, await c.req.text(), c.req.header('stripe-signature'), now());
+      const outcome = await handleStripeWebhook(
+        { accounts: deps.accounts, log: deps.log, onIgnoredPayment: (reason) => deps.metrics?.stripeEventIgnored?.(reason) },
+        stripe,
+        stripeApi,
+        await c.req.text(),
+        c.req.header('stripe-signature'),
+        now(),
+      );
       return c.json({ received: true, result: outcome.result });
     },
   );

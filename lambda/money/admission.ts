@@ -178,7 +178,7 @@ export class CreditAdmission implements Admission {
           mayHaveLanded.length = 0;
           if (result.keyCounts) this.keyCounts.set(key.keyId, result.keyCounts);
           const next: Account = {
-            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0 }),
+            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0, owedMicroUsd: 0 }),
             tier: limits.tier,
             rpm: limits.customRpm,
             tpm: limits.customTpm,
