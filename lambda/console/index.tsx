@@ -23,6 +23,9 @@ import {
 } from '../contract/errors';
 import { describeError, type Logger } from '../observability/log';
 import type { MetricsSink } from '../observability/metrics';
+import type { BalanceAlerts } from '../alerts/balance-alerts';
+import type { WebhookAddressPolicy } from '../alerts/webhook-address';
+import { alertRoutes, alertView } from './alerts';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { AccountsStore } from '../store/accounts';
 import type { KeysStore } from '../store/keys';
@@ -64,6 +67,9 @@ export interface ConsoleDeps {
   /** The provider-keys secret; Stripe's keys are two of its entries. */
   secrets: ProviderKeys;
   log: Logger;
+  /** Low-balance alerts: the check after a refund or dispute, and the webhook address policy. */
+  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'>;
+  alertPolicy?: WebhookAddressPolicy;
   /** Counters for CloudWatch (EMF in AWS). */
   metrics?: Pick<MetricsSink, 'stripeEventIgnored'>;
   settings?: Partial<ConsoleSettings>;
@@ -326,6 +332,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
         c.req.header('stripe-signature'),
         now(),
       );
+      // A refund or dispute lowered the balance: the low-balance alert may fire.
+      if (outcome.result === 'taken_back') await deps.alerts?.afterCharge(outcome.accountId);
       return c.json({ received: true, result: outcome.result });
     },
   );
@@ -385,6 +393,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
       headers: { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${name}"` },
     });
   });
+
+  alertRoutes(api, deps);
 
   api.get('/top-up', async (c) => c.json(await topUpOptions(c.var.session.accountId)));
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/log';
 import { describeError } from '../observability/log';
 import type { Stores } from '../store';
-import type { SettleResult, SettleWrite } from '../store/accounts';
+import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
 import type { TableNames } from '../store/tables';
 import { Settlements, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
@@ -21,6 +21,8 @@ export interface MoneyOptions {
   queue?: SettlementQueue;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
   sweepGraceMs?: number;
+  /** Called once after each settlement that landed, awaited, never throwing (low-balance alerts). */
+  afterCharge?(accountId: string): Promise<void>;
   now?: () => number;
 }
 
@@ -38,9 +40,20 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
       o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
     }
   };
+  // The settlement writes, each followed (once it landed) by the low-balance check.
+  const afterCharge = o.afterCharge;
+  const store: Pick<AccountsStore, 'settle'> = afterCharge
+    ? {
+        async settle(write, nowMs, guessWindow) {
+          const result = await o.stores.accounts.settle(write, nowMs, guessWindow);
+          if (result.settled) await afterCharge(write.hold.accountId);
+          return result;
+        },
+      }
+    : o.stores.accounts;
   // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
-    store: o.stores.accounts,
+    store,
     queue: o.queue,
     now,
     onSettled,
@@ -50,7 +63,7 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
   });
   // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
   // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.
-  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled });
+  const replays = new Settlements({ store, retryDelaysMs: [200, 1000], now, onSettled });
   const sweeper = new HoldSweeper({
     holds: o.stores.holds,
     accounts: o.stores.accounts,
