@@ -78,6 +78,13 @@ ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 0.3rem 1rem; 
 .series-6 { fill: #b07aa1; background: #b07aa1; } .series-7 { fill: #9c755f; background: #9c755f; }
 .pager { display: flex; gap: 0.5rem; justify-content: flex-end; margin-top: 0.6rem; }
 ul.recent-top-ups { padding-left: 1.1rem; margin: 0; font-size: 0.9rem; }
+form.alerts-form { display: grid; grid-template-columns: minmax(0, 14rem) minmax(0, 1fr); gap: 0.4rem 0.8rem; align-items: center; max-width: 44rem; }
+form.alerts-form label { font-size: 0.9rem; }
+form.alerts-form > p, form.alerts-form > div { grid-column: 1 / -1; margin: 0.2rem 0; }
+form.alerts-form input { min-width: 0; }
+@media (max-width: 600px) { form.alerts-form { grid-template-columns: minmax(0, 1fr); } }
+.alert-secret code { display: block; padding: 0.6rem; border: 1px solid var(--line); border-radius: 6px; word-break: break-all; user-select: all; }
+p.owed { margin: 0.2rem 0 0.6rem; color: #a4262c; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 [hidden] { display: none !important; }
 `;

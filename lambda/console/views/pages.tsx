@@ -1,5 +1,6 @@
 import type { Child } from 'hono/jsx';
 import { AccountPanel, KeysTable, LedgerTable, TopUpPanel, UsageSummary } from './panels';
+import { AlertsPanel } from './alerts-panel';
 import type { AccountJson, KeyJson, LedgerPageJson, ModelChoiceJson, TopUpOptionsJson, UsageSummaryJson } from './types';
 
 /**
@@ -75,6 +76,9 @@ export function ConsolePage(p: ConsolePageProps) {
           <div id="top-up-panel" class="grow">
             <TopUpPanel options={p.topUp} accountId={p.account.id} />
           </div>
+        </div>
+        <div id="alerts-panel">
+          <AlertsPanel alert={p.account.low_balance_alert} />
         </div>
 
         <section class="panel" aria-labelledby="keys-title">
