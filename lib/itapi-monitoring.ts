@@ -152,10 +152,6 @@ export class ItapiMonitoring extends Construct {
       description:
         'A paid Stripe event credited nothing (other currency, account ids that disagree, fractional amount, livemode against the key, unknown account): a customer may have been charged with nothing credited. The log line stripe_event_ignored names the event and the reason.',
     });
-    this.alarm('AlertDeliveriesFailed', metrics.alertDeliveriesFailed({ period: FIVE_MINUTES }), {
-      threshold: 1,
-      description: 'A low-balance alert could not be delivered after every retry (log line balance_alert_undelivered names the account).',
-    });
     if (props.sweeper) {
       const sweeper = props.sweeper;
       this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {
@@ -169,6 +165,10 @@ export class ItapiMonitoring extends Construct {
       this.alarm('SettlementDeadLetters', sweeper.metricDeadLetters(), {
         threshold: 1,
         description: 'Settlements that failed every retry are in the dead-letter queue: money not yet booked. Replay them once the cause is fixed (docs/RELIABILITY.md).',
+      });
+      this.alarm('UndeliveredAlerts', sweeper.metricUndeliveredAlerts(), {
+        threshold: 1,
+        description: 'Low-balance alerts that could not be delivered to their webhook after every retry are in the alert dead-letter queue.',
       });
       this.alarm('SettlementQueueAge', sweeper.metricOldestSettlementAge(), {
         threshold: 900,

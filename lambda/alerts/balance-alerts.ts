@@ -256,3 +256,61 @@ export class InProcessAlertOutbox implements AlertOutbox {
     }
   }
 }
+
+/** What goes on the AWS alert queue: the event only; the consumer reads the webhook and secret from the account as they are then. */
+export interface QueuedAlert {
+  id: string;
+  event: BalanceLowEvent;
+}
+
+/**
+ * AWS's outbox: the fired alert goes to an SQS queue (no secret in it), which the sweeper function
+ * consumes (`deliverQueuedAlert`); a failed delivery goes back to the queue and is tried again
+ * after its visibility timeout, then to a dead-letter queue with an alarm.
+ */
+export function sqsAlertOutbox(queueUrl: string): AlertOutbox {
+  let client: Promise<(body: string) => Promise<void>> | undefined;
+  return {
+    async send(message) {
+      client ??= import('@aws-sdk/client-sqs').then(({ SQSClient, SendMessageCommand }) => {
+        const sqs = new SQSClient({});
+        return async (body: string) => {
+          await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+        };
+      });
+      const queued: QueuedAlert = { id: message.id, event: message.event };
+      await (await client)(JSON.stringify(queued));
+    },
+  };
+}
+
+/**
+ * One delivery attempt of a queued alert to the account's webhook as it is now set (public
+ * addresses only); resolves when delivered or not deliverable (no webhook any more, a 4xx that
+ * will not change), rejects when it is worth trying again.
+ */
+export async function deliverQueuedAlert(
+  queued: QueuedAlert,
+  deps: { accounts: Pick<AccountsStore, 'get'>; log: Logger; sendEmail?(message: AlertMessage): Promise<void>; post?: typeof postWebhook },
+  options: WebhookPostOptions,
+): Promise<void> {
+  const account = await deps.accounts.get(queued.event.account_id);
+  const alert = account?.alert;
+  if (!alert) {
+    deps.log.info('balance_alert_dropped', { account_id: queued.event.account_id, event_id: queued.id, reason: 'no alert set any more' });
+    return;
+  }
+  const message: AlertMessage = { ...queued, webhookUrl: alert.webhookUrl, secret: alert.secret, email: alert.email };
+  if (message.email && deps.sendEmail) await deps.sendEmail(message);
+  if (!message.webhookUrl) return;
+  const status = await (deps.post ?? postWebhook)(message, options);
+  if (status >= 200 && status < 300) {
+    deps.log.info('balance_alert_delivered', { account_id: queued.event.account_id, event_id: queued.id, status });
+    return;
+  }
+  if (!retryable(status)) {
+    deps.log.error('balance_alert_undelivered', { account_id: queued.event.account_id, event_id: queued.id, channel: 'webhook', outcome: `status ${status}` });
+    return;
+  }
+  throw new Error(`webhook answered ${status}`);
+}
