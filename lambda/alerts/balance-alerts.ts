@@ -64,6 +64,10 @@ export class BalanceAlerts {
   private readonly now: () => number;
   /** Accounts seen without an alert, until when: no write for them. */
   private readonly withoutAlert = new Map<string, number>();
+  /** Accounts seen with an alert: every settlement checks. */
+  private readonly withAlert = new Set<string>();
+  /** The first check of an account this instance knows nothing of, which concurrent ones wait for. */
+  private readonly learning = new Map<string, Promise<void>>();
 
   constructor(private readonly options: BalanceAlertsOptions) {
     this.now = options.now ?? Date.now;
@@ -72,6 +76,7 @@ export class BalanceAlerts {
   /** Forget what this instance believes of the account (its alert was just saved). */
   forget(accountId: string): void {
     this.withoutAlert.delete(accountId);
+    this.withAlert.delete(accountId);
   }
 
   /**
@@ -79,15 +84,41 @@ export class BalanceAlerts {
    * disarms it. Never throws: an alert must not undo or repeat the write that preceded it.
    */
   async afterCharge(accountId: string): Promise<void> {
+    if (this.knownWithout(accountId)) return;
+    // While this instance is still learning whether the account has an alert, concurrent
+    // settlements wait for that one answer instead of each writing to the hot item.
+    const learning = this.learning.get(accountId);
+    if (learning) {
+      await learning;
+      if (this.knownWithout(accountId)) return;
+    }
+    const run = this.check(accountId);
+    if (!learning && !this.withAlert.has(accountId)) {
+      this.learning.set(accountId, run);
+      void run.finally(() => this.learning.delete(accountId));
+    }
+    await run;
+  }
+
+  private knownWithout(accountId: string): boolean {
     const until = this.withoutAlert.get(accountId);
-    if (until !== undefined && until > this.now()) return;
+    return until !== undefined && until > this.now();
+  }
+
+  private async check(accountId: string): Promise<void> {
     try {
       const out = await this.options.accounts.disarmBalanceAlert(accountId);
       if (!out.fired) {
-        if (out.account && !out.account.alert) this.withoutAlert.set(accountId, this.now() + NO_ALERT_TTL_MS);
-        else this.withoutAlert.delete(accountId);
+        if (out.account && !out.account.alert) {
+          this.withoutAlert.set(accountId, this.now() + NO_ALERT_TTL_MS);
+          this.withAlert.delete(accountId);
+        } else {
+          this.withoutAlert.delete(accountId);
+          this.withAlert.add(accountId);
+        }
         return;
       }
+      this.withAlert.add(accountId);
       await this.fire(out.account);
     } catch (err) {
       this.options.log.error('balance_alert_check_failed', { account_id: accountId, ...describeError(err) });
