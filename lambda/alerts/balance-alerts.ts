@@ -1,10 +1,10 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { describeError, type Logger } from '../observability/log';
 import type { Account, AccountsStore } from '../store/accounts';
-import { publicAddresses, type LookupAll } from './webhook-address';
+import { isPublicAddress, publicAddresses, WebhookAddressError, type LookupAll } from './webhook-address';
 
 /**
  * Low-balance alerts (ARCHITECTURE §8). The crossing is found where the balance falls: after a
@@ -184,6 +184,12 @@ export function postWebhook(message: AlertMessage, options: WebhookPostOptions):
           (err: Error) => callback(Object.assign(err, { code: 'EREFUSED' }) as NodeJS.ErrnoException, '', 4),
         );
       };
+  if (!options.allowPrivate) {
+    // An address literal is connected to without a lookup: checked here instead.
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    if (url.protocol !== 'https:') return Promise.reject(new WebhookAddressError('must use https'));
+    if (isIP(host) && !isPublicAddress(host)) return Promise.reject(new WebhookAddressError(`resolves to ${host}, a private, loopback or link-local address`));
+  }
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(url, { method: 'POST', headers, lookup: guarded, timeout: options.timeoutMs ?? 10_000 }, (res) => {

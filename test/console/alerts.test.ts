@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { postWebhook, signatureHeader } from '../../lambda/alerts/balance-alerts';
+import { deliverQueuedAlert, postWebhook, signatureHeader } from '../../lambda/alerts/balance-alerts';
 import { checkWebhookUrl, isPublicAddress, type LookupAll } from '../../lambda/alerts/webhook-address';
 import type { CatalogFile } from '../../lambda/catalog';
 import { consoleApi, signIn, type ConsoleSession } from '../support/console';
@@ -207,6 +207,38 @@ describe('low-balance alerts', () => {
   });
 });
 
+describe('the AWS delivery from the alert queue (one attempt per call, the sweeper function retries)', () => {
+  it('posts with the account’s current URL and secret, throws to be retried on a 500, drops a 4xx and an alert since removed', async () => {
+    const a = await createAccount(gw, { creditsMicroUsd: 1_000_000 });
+    const saved = await gw.gateway.stores.accounts.setBalanceAlert(a.accountId, { thresholdMicroUsd: 500_000, webhookUrl: receiver.url, secret: 'itapi_whsec_queued' });
+    expect(saved!.alert).toMatchObject({ armed: true });
+    receiver.secret = 'itapi_whsec_queued';
+    const queued = { id: 'evt_queued_1', event: { type: 'balance.low' as const, account_id: a.accountId, balance_micro_usd: 1, threshold_micro_usd: 500_000, at: new Date().toISOString() } };
+    const deps = { accounts: gw.gateway.stores.accounts, log: gw.gateway.log };
+    const start = receiver.received.length;
+    receiver.failNext = 1;
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: true })).rejects.toThrow(/500/);
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: true })).resolves.toBeUndefined();
+    const got = receiver.received.slice(start);
+    expect(got).toHaveLength(2);
+    expect(got.every((r) => r.signatureValid && r.headers['itapi-event-id'] === 'evt_queued_1')).toBe(true);
+    // In AWS mode the loopback receiver is refused at connection time: an error, so the queue retries and then dead-letters it.
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: false })).rejects.toThrow(/https/);
+    await gw.gateway.stores.accounts.setBalanceAlert(a.accountId, { thresholdMicroUsd: 500_000, webhookUrl: receiver.url.replace('http:', 'https:'), secret: 'itapi_whsec_queued' });
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: false })).rejects.toThrow(/127\.0\.0\.1, a private, loopback or link-local/);
+    await gw.gateway.stores.accounts.setBalanceAlert(a.accountId, { thresholdMicroUsd: 500_000, webhookUrl: 'https://[::ffff:169.254.169.254]/x', secret: 'itapi_whsec_queued' });
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: false })).rejects.toThrow(/private, loopback or link-local/);
+    // A 4xx that will not change is not retried.
+    const gone = await deliverQueuedAlert(queued, { ...deps, post: async () => 410 }, { allowPrivate: true });
+    expect(gone).toBeUndefined();
+    // Removed since: dropped.
+    await gw.gateway.stores.accounts.setBalanceAlert(a.accountId, null);
+    const before = receiver.received.length;
+    await expect(deliverQueuedAlert(queued, deps, { allowPrivate: true })).resolves.toBeUndefined();
+    expect(receiver.received.length).toBe(before);
+  });
+});
+
 describe('webhook addresses (SSRF)', () => {
   const resolvesTo =
     (...addresses: string[]): LookupAll =>
@@ -244,7 +276,7 @@ describe('webhook addresses (SSRF)', () => {
       const message = {
         id: 'evt_x',
         event: { type: 'balance.low' as const, account_id: 'x', balance_micro_usd: 1, threshold_micro_usd: 2, at: new Date().toISOString() },
-        webhookUrl: r.url.replace('127.0.0.1', 'rebind.example.com'),
+        webhookUrl: r.url.replace('http://127.0.0.1', 'https://rebind.example.com'),
         secret: 's',
       };
       await expect(postWebhook(message, { allowPrivate: false, lookup: resolvesTo('127.0.0.1') })).rejects.toThrow(/private, loopback or link-local/);
