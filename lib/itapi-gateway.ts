@@ -164,6 +164,7 @@ export class ItapiGateway extends Construct {
 
     this.chat = new ItapiChatFunction(this, 'Chat', {
       settlementQueue: this.sweeper.settlementQueue,
+      alertQueue: this.sweeper.alertQueue,
       tables: this.tables,
       providerSecret: this.providerSecret,
       catalog: props.catalog,

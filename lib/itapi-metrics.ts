@@ -27,6 +27,8 @@ export const ItapiMetricName = {
   HTTP_5XX: 'Http5xx',
   ABANDONED_HOLDS: 'AbandonedHolds',
   UNCHARGED_MICRO_USD: 'UnchargedMicroUsd',
+  STRIPE_EVENTS_IGNORED: 'StripeEventsIgnored',
+  ALERT_DELIVERIES_FAILED: 'AlertDeliveriesFailed',
 } as const;
 
 /**
@@ -111,6 +113,16 @@ export class ItapiMetrics {
   /** Usage beyond a hold the balance could not pay: a provider that went past the output limit it was sent. */
   public unchargedMicroUsd(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.UNCHARGED_MICRO_USD, {}, props);
+  }
+
+  /** Paid Stripe events that credited nothing (other currency, ids that disagree, livemode, …): a customer charged, nothing credited. */
+  public stripeEventsIgnored(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.STRIPE_EVENTS_IGNORED, {}, props);
+  }
+
+  /** Low-balance alerts whose every delivery attempt failed. */
+  public alertDeliveriesFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ALERT_DELIVERIES_FAILED, {}, props);
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

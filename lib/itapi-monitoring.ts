@@ -150,6 +150,11 @@ export class ItapiMonitoring extends Construct {
       description:
         'Admissions and settlements of one account keep meeting each other on its item (DynamoDB TransactionConflict on the accounts table): an account is near the ceiling of docs/SCALE.md. Contributor Insights on the table names it.',
     });
+    this.alarm('StripeEventsIgnored', metrics.stripeEventsIgnored({ period: FIVE_MINUTES }), {
+      threshold: 1,
+      description:
+        'A paid Stripe event credited nothing (other currency, account ids that disagree, fractional amount, livemode against the key, unknown account): a customer may have been charged with nothing credited. The log line stripe_event_ignored names the event and the reason.',
+    });
     if (props.sweeper) {
       const sweeper = props.sweeper;
       this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {
@@ -163,6 +168,10 @@ export class ItapiMonitoring extends Construct {
       this.alarm('SettlementDeadLetters', sweeper.metricDeadLetters(), {
         threshold: 1,
         description: 'Settlements that failed every retry are in the dead-letter queue: money not yet booked. Replay them once the cause is fixed (docs/RELIABILITY.md).',
+      });
+      this.alarm('UndeliveredAlerts', sweeper.metricUndeliveredAlerts(), {
+        threshold: 1,
+        description: 'Low-balance alerts that could not be delivered to their webhook after every retry are in the alert dead-letter queue.',
       });
       this.alarm('SettlementQueueAge', sweeper.metricOldestSettlementAge(), {
         threshold: 900,

@@ -27,6 +27,8 @@ export interface ItapiSweeperProps {
 
 /** Receives of a queued settlement before it goes to the dead-letter queue (and its alarm). */
 const MAX_RECEIVES = 5;
+/** Receives of a queued alert (three attempts each, about 30 minutes apart) before its dead-letter queue. */
+const ALERT_MAX_RECEIVES = 4;
 
 /**
  * Every hold ends (ARCHITECTURE §3): a function that, every minute, settles as `abandoned` the
@@ -41,6 +43,10 @@ export class ItapiSweeper extends Construct {
   public readonly settlementQueue: sqs.Queue;
   /** Settlements that kept failing here too: any message in it is money not yet booked (alarmed). */
   public readonly deadLetterQueue: sqs.Queue;
+  /** Low-balance alerts fired by the chat function (and by sweeps), delivered from here. */
+  public readonly alertQueue: sqs.Queue;
+  /** Alerts not delivered after every receive (alarmed). */
+  public readonly alertDeadLetterQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: ItapiSweeperProps) {
     super(scope, id);
@@ -60,6 +66,21 @@ export class ItapiSweeper extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
     });
 
+    this.alertDeadLetterQueue = new sqs.Queue(this, 'AlertDeadLetters', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledgeNagRule(this.alertDeadLetterQueue, 'AwsSolutions-SQS3', 'This is the dead-letter queue of the low-balance alert queue; its messages are alarmed.');
+    this.alertQueue = new sqs.Queue(this, 'Alerts', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+      // Each receive tries three times within a minute; a failed one comes back after this.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+      deadLetterQueue: { queue: this.alertDeadLetterQueue, maxReceiveCount: ALERT_MAX_RECEIVES },
+    });
+
     const built = new ItapiNodeFunction(this, 'Handler', {
       entry: ENTRY.sweeper,
       description: 'itapi: settles overdue holds and queued settlements',
@@ -69,6 +90,8 @@ export class ItapiSweeper extends Construct {
         ...props.tables.environment(),
         ITAPI_METRICS_NAMESPACE: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
         ITAPI_SWEEP_GRACE_S: String((props.grace ?? Duration.minutes(1)).toSeconds()),
+        ITAPI_ALERT_QUEUE_URL: this.alertQueue.queueUrl,
+        ITAPI_ALERT_QUEUE_ARN: this.alertQueue.queueArn,
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     });
@@ -81,6 +104,8 @@ export class ItapiSweeper extends Construct {
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0 })],
     });
     this.function.addEventSource(new sources.SqsEventSource(this.settlementQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    this.function.addEventSource(new sources.SqsEventSource(this.alertQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    this.alertQueue.grantSendMessages(this.function);
     this.function.addEventSource(
       new sources.DynamoEventSource(props.tables.holds, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -102,6 +127,16 @@ export class ItapiSweeper extends Construct {
   /** Lets the chat function queue the settlements it could not write. */
   public grantEnqueue(grantee: iam.IGrantable): iam.Grant {
     return this.settlementQueue.grantSendMessages(grantee);
+  }
+
+  /** Lets the chat function queue the low-balance alerts it fires. */
+  public grantAlertEnqueue(grantee: iam.IGrantable): iam.Grant {
+    return this.alertQueue.grantSendMessages(grantee);
+  }
+
+  /** Messages in the alert dead-letter queue: low-balance alerts not delivered after every retry. */
+  public metricUndeliveredAlerts(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.alertDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5), ...props });
   }
 
   /** Messages in the dead-letter queue: settlements not booked after every retry. */

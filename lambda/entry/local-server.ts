@@ -17,7 +17,7 @@ import { FileSettlementQueue, replayQueued } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
 import { createSignInLink } from '../console/sign-in';
-import { createGateway, type Gateway, type Stores } from '../runtime';
+import { createGateway, type AlertOptions, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
 import { responsesTtlDaysFromEnv } from '../store/responses';
@@ -52,6 +52,8 @@ export interface LocalOptions {
   sweepGraceMs?: number;
   /** How often the in-process sweeper runs (and retries queued settlements). @default ITAPI_SWEEP_INTERVAL_S, else 15 s */
   sweepIntervalMs?: number;
+  /** Low-balance alerts. @default webhooks to any address (ITAPI_ALERTS_PUBLIC_ONLY=1: public https only, as in AWS) */
+  alerts?: AlertOptions;
 }
 
 export interface LocalGateway {
@@ -167,6 +169,8 @@ async function serveGateway(
     loadConsole: () => import('../console'),
     env,
     responsesTtlDays: responsesTtlDaysFromEnv(env),
+    // Locally a webhook may point anywhere, a receiver on 127.0.0.1 included.
+    alerts: { allowPrivateWebhooks: env.ITAPI_ALERTS_PUBLIC_ONLY !== '1', ...options.alerts },
   });
   await gateway.stores.tiers.seed();
   // Ledger items not yet rolled up (a process killed between settlement and roll-up, data from before roll-ups).

@@ -1,3 +1,4 @@
+import { BalanceAlerts, deliverQueuedAlert, sqsAlertOutbox, type QueuedAlert } from '../alerts/balance-alerts';
 import { moneyRuntime } from '../money';
 import { abandonedSettlement } from '../money/settlement';
 import { emfMetrics } from '../observability/metrics';
@@ -15,7 +16,7 @@ import { tableNamesFromEnv } from '../store/tables';
  * table's TTL removed before any sweep settled it).
  */
 type ScheduledEvent = { source?: string; 'detail-type'?: string };
-type SqsEvent = { Records: Array<{ eventSource: 'aws:sqs'; messageId: string; body: string }> };
+type SqsEvent = { Records: Array<{ eventSource: 'aws:sqs'; messageId: string; body: string; eventSourceARN?: string }> };
 type StreamEvent = {
   Records: Array<{
     eventSource: 'aws:dynamodb';
@@ -31,21 +32,61 @@ const log = jsonLogger();
 const tables = tableNamesFromEnv();
 const stores = createStores(createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT), tables);
 const graceS = Number(process.env.ITAPI_SWEEP_GRACE_S);
+const sweeperAlerts = new BalanceAlerts({
+  accounts: stores.accounts,
+  outbox: process.env.ITAPI_ALERT_QUEUE_URL ? sqsAlertOutbox(process.env.ITAPI_ALERT_QUEUE_URL) : { send: async () => undefined },
+  log,
+});
 const { replays, sweeper } = moneyRuntime({
   stores,
   tables,
   log,
   metrics: emfMetrics(),
+  // Sweeps and replays lower balances too; their alerts go to the same queue.
+  afterCharge: process.env.ITAPI_ALERT_QUEUE_URL
+    ? (accountId) => sweeperAlerts.afterCharge(accountId)
+    : undefined,
   sweepGraceMs: Number.isFinite(graceS) && graceS > 0 ? graceS * 1000 : undefined,
 });
 
 export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent): Promise<BatchResponse | void> {
-  if ('Records' in event && event.Records[0]?.eventSource === 'aws:sqs') return applyQueued(event as SqsEvent);
+  if ('Records' in event && event.Records[0]?.eventSource === 'aws:sqs') {
+    const sqsEvent = event as SqsEvent;
+    if (alertQueueArn && sqsEvent.Records[0].eventSourceARN === alertQueueArn) return deliverAlerts(sqsEvent);
+    return applyQueued(sqsEvent);
+  }
   if ('Records' in event && event.Records[0]?.eventSource === 'aws:dynamodb') return settleExpired(event as StreamEvent);
   const report = await sweeper.sweep();
   log.info('sweep', { ...report });
   // A sweep that could not write reports it; the next one (a minute later) tries again.
   if (report.failed) throw new Error(`${report.failed} overdue holds could not be settled this time`);
+}
+
+const alertQueueArn = process.env.ITAPI_ALERT_QUEUE_ARN;
+/** Quick attempts within one receive; after them the message waits out the queue's visibility timeout. */
+const ALERT_ATTEMPT_PAUSES_MS = [1_000, 4_000];
+
+/** Low-balance alerts the chat function fired: one delivery attempt each; a failure comes back after the queue's visibility timeout. */
+async function deliverAlerts(event: SqsEvent): Promise<BatchResponse> {
+  const batchItemFailures: BatchResponse['batchItemFailures'] = [];
+  await Promise.all(
+    event.Records.map(async (record) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await deliverQueuedAlert(JSON.parse(record.body) as QueuedAlert, { accounts: stores.accounts, log }, { allowPrivate: false, timeoutMs: 10_000 });
+          return;
+        } catch (err) {
+          log.info('balance_alert_retry', { message_id: record.messageId, attempt: attempt + 1, ...describeError(err) });
+          if (attempt >= ALERT_ATTEMPT_PAUSES_MS.length) {
+            batchItemFailures.push({ itemIdentifier: record.messageId });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, ALERT_ATTEMPT_PAUSES_MS[attempt]));
+        }
+      }
+    }),
+  );
+  return { batchItemFailures };
 }
 
 /** Queued settlements, applied once each (idempotent); a failure goes back to the queue, then to its dead-letter queue. */

@@ -235,7 +235,7 @@ export class CreditAdmission implements Admission {
             this.keySpends.set(key.keyId, { capMicroUsd: spendCap, month, usedMicroUsd: used + hold.holdMicroUsd });
           }
           const next: Account = {
-            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0 }),
+            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0, owedMicroUsd: 0 }),
             tier: limits.tier,
             rpm: limits.customRpm,
             tpm: limits.customTpm,

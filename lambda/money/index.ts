@@ -26,6 +26,8 @@ export interface MoneyOptions {
   rollupsInline?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
   sweepGraceMs?: number;
+  /** Called once after each settlement that landed, awaited, never throwing (low-balance alerts). */
+  afterCharge?(accountId: string): Promise<void>;
   now?: () => number;
 }
 
@@ -43,16 +45,19 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
       o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
     }
   };
-  const afterSettled = o.rollupsInline
-    ? async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
-        try {
-          await o.stores.rollups.apply(settledLedgerEntry(write, result));
-        } catch (err) {
-          // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
-          o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
-        }
+  // Once a settlement has landed: the usage roll-up (local mode; the usage table's stream in AWS),
+  // then the low-balance check. Each reports its own failure and never throws.
+  const afterSettled = async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
+    if (o.rollupsInline) {
+      try {
+        await o.stores.rollups.apply(settledLedgerEntry(write, result));
+      } catch (err) {
+        // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
+        o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
       }
-    : undefined;
+    }
+    await o.afterCharge?.(write.hold.accountId);
+  };
   // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
     store: o.stores.accounts,

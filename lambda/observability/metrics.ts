@@ -4,7 +4,8 @@ import type { RequestObservation, UpstreamAttempt } from './records';
 /**
  * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
- * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds;
+ * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
+ * StripeEventsIgnored, AlertDeliveriesFailed;
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -19,6 +20,10 @@ export interface MetricsSink {
   uncharged?(model: string, microUsd: number): void;
   /** A hold settled by the sweeper because its request never settled it. */
   abandoned?(model: string): void;
+  /** A paid Stripe event that credited nothing (its reason is in the log line beside it). */
+  stripeEventIgnored?(reason: string): void;
+  /** A low-balance alert whose every delivery attempt failed. */
+  alertDeliveryFailed?(channel: string): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -74,6 +79,16 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     },
     abandoned() {
       metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    },
+    stripeEventIgnored(reason) {
+      metrics.addMetric('StripeEventsIgnored', MetricUnit.Count, 1);
+      metrics.addMetadata('reason', reason);
+      metrics.publishStoredMetrics();
+    },
+    alertDeliveryFailed(channel) {
+      metrics.addMetric('AlertDeliveriesFailed', MetricUnit.Count, 1);
+      metrics.addMetadata('channel', channel);
       metrics.publishStoredMetrics();
     },
   };

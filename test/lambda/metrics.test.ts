@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { createStores } from '../../lambda/runtime';
+import { emfMetrics } from '../../lambda/observability/metrics';
 import { DEFAULT_METRICS_NAMESPACE, SERVICE_DIMENSION, type ItapiCatalog } from '../../lib';
 import { bundleChat } from '../../scripts/bundle';
 import { cdkJsonContext, synthesizeItapi } from '../infra/synth-itapi';
@@ -277,6 +278,12 @@ it('a hold the sweeper function settles as abandoned emits AbandonedHolds', asyn
   expect(value(points, 'AbandonedHolds', {})).toEqual([1]);
 });
 
+it('counts a paid Stripe event that credited nothing (the sink the console is given)', async () => {
+  const points = await emfOf(async () => emfMetrics(NS).stripeEventIgnored!('currency eur'));
+  allPoints.push(...points);
+  expect(value(points, 'StripeEventsIgnored', {})).toEqual([1]);
+});
+
 describe('every alarm the stack puts on runtime metrics', () => {
   it('reads metric names and dimensions the runtime emits, and its error metrics took non-zero values above', () => {
     const { json } = synthesizeItapi({ props: { catalog }, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
@@ -287,13 +294,13 @@ describe('every alarm the stack puts on runtime metrics', () => {
       const stats: Stat[] = p.Metrics ? p.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])) : [{ Namespace: p.Namespace!, MetricName: p.MetricName!, Dimensions: p.Dimensions }];
       return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
     });
-    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds and uncharged usage.
-    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(6);
+    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds, uncharged usage and ignored Stripe events.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(7);
     for (const m of runtimeMetrics) {
       const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
       const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
       expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
-      if (/Errors|5xx|Abandoned|Uncharged/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
     }
   }, 60_000);
 });
