@@ -3,7 +3,8 @@ import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
-import { IGNORED_HEADER, type CompletionDeps } from './chat/pipeline';
+import type { ModelEntry } from './catalog';
+import { IGNORED_HEADER, routeName, type CompletionDeps } from './chat/pipeline';
 import {
   GatewayError,
   internalError,
@@ -141,7 +142,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const data = deps.catalog
       .list()
       .filter((m) => allows(deps, c.var.key, m.id))
-      .map((m) => modelObject(m.id, m.created, m.ownedBy));
+      .map((m) => modelObject(m));
     return c.json({ object: 'list', data });
   });
 
@@ -149,7 +150,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const id = c.req.param('model') ?? '';
     const entry = deps.catalog.get(id);
     if (!entry || !allows(deps, c.var.key, id)) throw modelNotFound(id);
-    return c.json(modelObject(entry.id, entry.created, entry.ownedBy));
+    return c.json(modelDetail(entry));
   });
 
   if (deps.credits) {
@@ -203,8 +204,18 @@ function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {
   return deps.admission.allowsModel?.(key, modelId) ?? (!key.models || key.models.includes(modelId));
 }
 
-function modelObject(id: string, created: number, ownedBy: string): Model {
-  return { id, object: 'model', created, owned_by: ownedBy };
+/** OpenAI's model object; `shutdown_date` is the earliest shutdown among the routes serving today (null when none). */
+function modelObject(m: ModelEntry): Model & { shutdown_date: string | null } {
+  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, shutdown_date: m.shutdownDate ?? null };
+}
+
+/**
+ * One model, as `GET /v1/models/{id}` answers it: the model object, and under `itapi` where it
+ * routes today (`provider:model`, as `x-itapi-route` names the route that answered) and which
+ * model takes over at `shutdown_date`.
+ */
+function modelDetail(m: ModelEntry): Model & { shutdown_date: string | null; itapi: { routes: string[]; successor: string | null } } {
+  return { ...modelObject(m), itapi: { routes: m.routes.map(routeName), successor: m.successor ?? null } };
 }
 
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */
