@@ -26,7 +26,7 @@ export interface AppDeps extends ChatDeps {
   auth: Authenticator;
   /** Called once per request, whatever its status, after its last byte: the access log and request metrics. */
   observeRequest(observation: RequestObservation): void;
-  /** Largest request body accepted. @default 6 MiB (the Lambda payload limit) */
+  /** Largest request body accepted. @default MAX_BODY_BYTES (4 MiB) */
   maxBodyBytes?: number;
   /** `GET /v1/credits`: the caller's balance, tier and limits. */
   credits?(key: KeyRecord): Promise<unknown>;
@@ -49,7 +49,15 @@ export interface WebApp {
   fetch(request: Request, env?: unknown): Response | Promise<Response>;
 }
 
-const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+/**
+ * The largest body the gateway accepts: 4 MiB. Lambda refuses an invocation whose event exceeds
+ * 6 MB (6,291,456 bytes), and the event carries the body as a JSON string (each `"` and `\\`
+ * escaped) beside the headers, twice over in a REST event: a body near 6 MiB never reached the
+ * function, and API Gateway answered its own 413. At 4 MiB the event stays under 6 MB unless about
+ * half the body needs escaping, so a body over the limit gets this gateway's own 413.
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES;
 
 const CORS_EXPOSED_HEADERS = [
   'x-request-id',

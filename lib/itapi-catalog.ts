@@ -16,6 +16,10 @@ export interface ItapiCatalogRoute {
   readonly region?: string;
   /** Where an `openai-compatible` upstream takes the output limit. @default max_completion_tokens for api.openai.com, else max_tokens */
   readonly output_limit_field?: 'max_tokens' | 'max_completion_tokens';
+  /** The provider's shutdown day of this route (UTC `YYYY-MM-DD`); from that day `successor`'s routes serve instead. */
+  readonly shutdown_date?: string;
+  /** Another model id of the catalog whose routes replace this one from `shutdown_date` on. */
+  readonly successor?: string;
 }
 
 export interface ItapiCatalogModel {

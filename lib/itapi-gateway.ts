@@ -156,7 +156,7 @@ export class ItapiGateway extends Construct {
       this.providerSecret = secret;
     }
 
-    this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace });
+    this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace, catalog: props.catalog, removalPolicy });
 
     this.chat = new ItapiChatFunction(this, 'Chat', {
       settlementQueue: this.sweeper.settlementQueue,

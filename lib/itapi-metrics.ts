@@ -27,6 +27,8 @@ export const ItapiMetricName = {
   HTTP_5XX: 'Http5xx',
   ABANDONED_HOLDS: 'AbandonedHolds',
   UNCHARGED_MICRO_USD: 'UnchargedMicroUsd',
+  ROUTES_NEAR_SHUTDOWN: 'RoutesNearShutdown',
+  ROUTES_PAST_SHUTDOWN: 'RoutesPastShutdown',
 } as const;
 
 /**
@@ -111,6 +113,14 @@ export class ItapiMetrics {
   /** Usage beyond a hold the balance could not pay: a provider that went past the output limit it was sent. */
   public unchargedMicroUsd(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.UNCHARGED_MICRO_USD, {}, props);
+  }
+
+  /**
+   * Catalog routes within 30 days of their `shutdown_date`, as the sweeper function's daily check
+   * counts them (`{service}`, one data point a day); `itapi catalog check` prints the same.
+   */
+  public routesNearShutdown(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ROUTES_NEAR_SHUTDOWN, {}, { statistic: 'Maximum', period: Duration.days(1), ...props });
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

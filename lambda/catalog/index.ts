@@ -241,6 +241,11 @@ export class Catalog {
     return [...this.models.keys()].flatMap((id) => this.get(id) ?? []);
   }
 
+  /** The catalog's clock (`ITAPI_NOW` in tests), in ms. */
+  nowMs(): number {
+    return this.now();
+  }
+
   /** The routes whose shutdown is at most `withinDays` days away, or past (the successor serves then), earliest first. */
   shutdowns(withinDays: number = SHUTDOWN_WARNING_DAYS): RouteShutdown[] {
     const today = utcDay(this.now());

@@ -1,3 +1,5 @@
+import { loadCatalog } from '../catalog';
+import { checkCatalog } from '../catalog/check';
 import { moneyRuntime } from '../money';
 import { abandonedSettlement } from '../money/settlement';
 import { emfMetrics } from '../observability/metrics';
@@ -15,6 +17,8 @@ import { tableNamesFromEnv } from '../store/tables';
  * table's TTL removed before any sweep settled it).
  */
 type ScheduledEvent = { source?: string; 'detail-type'?: string };
+/** The daily rule's input: check the catalog for routes near their shutdown. */
+type CatalogCheckEvent = { itapi: 'catalog-check' };
 type SqsEvent = { Records: Array<{ eventSource: 'aws:sqs'; messageId: string; body: string }> };
 type StreamEvent = {
   Records: Array<{
@@ -28,6 +32,7 @@ type StreamEvent = {
 type BatchResponse = { batchItemFailures: Array<{ itemIdentifier: string }> };
 
 const log = jsonLogger();
+const metrics = emfMetrics();
 const tables = tableNamesFromEnv();
 const stores = createStores(createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT), tables);
 const graceS = Number(process.env.ITAPI_SWEEP_GRACE_S);
@@ -35,17 +40,30 @@ const { replays, sweeper } = moneyRuntime({
   stores,
   tables,
   log,
-  metrics: emfMetrics(),
+  metrics,
   sweepGraceMs: Number.isFinite(graceS) && graceS > 0 ? graceS * 1000 : undefined,
 });
 
-export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent): Promise<BatchResponse | void> {
+export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent | CatalogCheckEvent): Promise<BatchResponse | void> {
+  if ('itapi' in event && event.itapi === 'catalog-check') return catalogCheck();
   if ('Records' in event && event.Records[0]?.eventSource === 'aws:sqs') return applyQueued(event as SqsEvent);
   if ('Records' in event && event.Records[0]?.eventSource === 'aws:dynamodb') return settleExpired(event as StreamEvent);
   const report = await sweeper.sweep();
   log.info('sweep', { ...report });
   // A sweep that could not write reports it; the next one (a minute later) tries again.
   if (report.failed) throw new Error(`${report.failed} overdue holds could not be settled this time`);
+}
+
+/**
+ * The daily catalog check (issue 20): the routes within 30 days of their `shutdown_date`, as the
+ * metric RoutesNearShutdown (alarmed) and one log line naming them; those past it as
+ * RoutesPastShutdown. The catalog is the one the chat function serves (`ITAPI_MODELS`, else the
+ * built-in one), read at each check.
+ */
+function catalogCheck(): void {
+  const check = checkCatalog(loadCatalog(process.env));
+  metrics.routeShutdowns?.(check.near, check.past);
+  log.info('catalog_check', { today: check.today, within_days: check.withinDays, near: check.near, past: check.past });
 }
 
 /** Queued settlements, applied once each (idempotent); a failure goes back to the queue, then to its dead-letter queue. */

@@ -1,10 +1,12 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RouteShutdown } from '../catalog/lifecycle';
 import type { RequestObservation, UpstreamAttempt } from './records';
 
 /**
  * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
- * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds;
+ * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
+ * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check);
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -19,6 +21,8 @@ export interface MetricsSink {
   uncharged?(model: string, microUsd: number): void;
   /** A hold settled by the sweeper because its request never settled it. */
   abandoned?(model: string): void;
+  /** The daily catalog check: routes within the warning window of their shutdown, and routes past it. */
+  routeShutdowns?(near: RouteShutdown[], past: RouteShutdown[]): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -74,6 +78,13 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     },
     abandoned() {
       metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    },
+    // Both every day, zeros included, so the alarm always has a data point to judge.
+    routeShutdowns(near, past) {
+      metrics.addMetric('RoutesNearShutdown', MetricUnit.Count, near.length);
+      metrics.addMetric('RoutesPastShutdown', MetricUnit.Count, past.length);
+      if (near.length) metrics.addMetadata('near', near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; '));
       metrics.publishStoredMetrics();
     },
   };
