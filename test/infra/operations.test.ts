@@ -66,6 +66,13 @@ describe('the sweeper function', () => {
   });
 });
 
+describe('outputs', () => {
+  it('name the chat function’s log group (its name is generated, not /aws/lambda/…)', () => {
+    const outputs = (s.json as { Outputs?: Record<string, Props> }).Outputs!;
+    expect(outputs.ChatLogGroupName.Value).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Chat/Handler/Logs/Resource') });
+  });
+});
+
 describe('cdk destroy', () => {
   it('keeps the settlement queue and its dead-letter queue, as it keeps the tables', () => {
     const queues = resourcesOfType(s.json, 'AWS::SQS::Queue');
