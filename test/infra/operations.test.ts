@@ -66,6 +66,16 @@ describe('the sweeper function', () => {
   });
 });
 
+describe('a catalog’s shutdown dates at synthesis', () => {
+  const withRoute = (route: Record<string, string>) => () =>
+    synth({ catalog: { models: { m: { owned_by: 't', pricing: { input_per_mtok: 1, output_per_mtok: 1 }, context_window: 10, max_output_tokens: 5, routes: [{ provider: 'mock', model: 'm', ...route }] } } } });
+
+  it('refuses a successor the catalog does not have and a date that is not one, before anything deploys', () => {
+    expect(withRoute({ shutdown_date: '2027-01-14', successor: 'nope' })).toThrow('models["m"].routes[0].successor "nope" is not another model of the catalog');
+    expect(withRoute({ shutdown_date: '14.01.2027' })).toThrow('is not a date YYYY-MM-DD');
+  });
+});
+
 describe('outputs', () => {
   it('name the chat function’s log group (its name is generated, not /aws/lambda/…)', () => {
     const outputs = (s.json as { Outputs?: Record<string, Props> }).Outputs!;
