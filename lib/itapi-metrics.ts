@@ -33,7 +33,8 @@ export const ItapiMetricName = {
 
 /**
  * Typed handles on the runtime's EMF metrics (lambda/observability/metrics.ts). Dimension sets:
- * `{service}` for AbandonedHolds (the sweeper) and UnchargedMicroUsd (settlement);
+ * `{service}` for AbandonedHolds (the sweeper), UnchargedMicroUsd (settlement), and
+ * RoutesNearShutdown and RoutesPastShutdown (the sweeper function's daily catalog check);
  * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx — one record per request, whatever
  * its status, from the app's outermost layer (Http5xx is 0 or 1: a 5xx answer, or a stream ended
  * by an error event); `{service, ErrorType}` for Errors (ErrorType = the OpenAI error `type` the
