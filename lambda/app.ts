@@ -59,6 +59,9 @@ export interface WebApp {
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES;
 
+/** The methods of the API under /v1 (DELETE: `DELETE /v1/responses/{id}`). */
+export const CORS_METHODS = ['GET', 'POST', 'DELETE'] as const;
+
 const CORS_EXPOSED_HEADERS = [
   'x-request-id',
   'x-itapi-route',
@@ -96,12 +99,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     recorder.answered(c.res.status, key);
   });
 
+  // The one place CORS is configured (the Function URL and the REST API add none): the API's
+  // methods, preflights answered here. The console is same-origin and gets no CORS headers.
   if (deps.corsOrigins?.length) {
     app.use(
+      '/v1/*',
       cors({
         origin: deps.corsOrigins,
-        allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['authorization', 'content-type', 'x-stainless-*', 'openai-organization', 'openai-project'],
+        allowMethods: [...CORS_METHODS],
+        // `*` covers the SDKs' own headers (x-stainless-*, openai-*, anthropic-*); `authorization` must be named.
+        allowHeaders: ['authorization', 'content-type', '*'],
         exposeHeaders: [...CORS_EXPOSED_HEADERS],
         maxAge: 3600,
       }),

@@ -119,6 +119,8 @@ function checkSuccessors(models: Record<string, z.infer<typeof modelSchema>>, ct
 }
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+/** A model's prices as the catalog file states them, in USD per million tokens. */
+export type CatalogPricing = CatalogFile['models'][string]['pricing'];
 
 /** Prices as integer nano-USD per token: $2.50 per million tokens is 2,500 nUSD a token. */
 export interface PriceNanoUsd {
@@ -163,6 +165,8 @@ export interface ModelEntry {
   successor?: string | null;
   /** When a successor serves in place of the model's own first route: the successor's id, whose prices and limits apply. */
   servedBy?: string;
+  /** The prices as the catalog file states them (every field it has), for the console's Models page. */
+  pricingPerMtok?: CatalogPricing;
 }
 
 function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
@@ -215,6 +219,7 @@ export class Catalog {
           routes: m.routes,
           kind: m.kind ?? 'chat',
           ...(m.dimensions !== undefined && { dimensions: m.dimensions }),
+          pricingPerMtok: m.pricing,
         },
       ]),
     );
@@ -310,6 +315,7 @@ export class Catalog {
         owned_by: m.ownedBy,
         created: m.created,
         pricing: {
+          ...m.pricingPerMtok,
           input_per_mtok: m.price.inputPerToken / 1000,
           output_per_mtok: m.price.outputPerToken / 1000,
           cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
