@@ -1,6 +1,7 @@
 import type { ModelEntry } from '../catalog';
 import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
+import type { LedgerEntry } from '../store/usage';
 import { usageExtras } from '../contract/usage';
 import { costOf, NO_USAGE, type BilledUsage } from './cost';
 import { countTokens } from './tokens';
@@ -118,6 +119,15 @@ export function abandonedSettlement(hold: HoldRecord, keysTable?: string): Settl
   };
 }
 
+/** The ledger item a settlement wrote, as the stream of the usage table carries it. */
+export function settledLedgerEntry(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): LedgerEntry {
+  return {
+    ...write.ledger,
+    amountMicroUsd: -result.chargedMicroUsd,
+    unchargedMicroUsd: result.unchargedMicroUsd > 0 ? result.unchargedMicroUsd : undefined,
+  };
+}
+
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
 export interface SettlementQueue {
   send(write: SettleWrite): Promise<void>;
@@ -131,6 +141,8 @@ export interface SettlementsOptions {
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
   onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
+  /** Awaited once per settlement that landed, after it (local mode: the usage roll-up); a failure is its own to report. */
+  afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
@@ -158,7 +170,10 @@ export class Settlements {
       try {
         const nowMs = this.now();
         const result = await this.options.store.settle(write, nowMs, guessWindow);
-        if (result.settled) this.options.onSettled?.(write, result);
+        if (result.settled) {
+          this.options.onSettled?.(write, result);
+          await this.options.afterSettled?.(write, result);
+        }
         return result;
       } catch (err) {
         if (attempt >= this.delaysMs.length) return this.enqueue(write, err);
