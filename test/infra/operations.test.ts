@@ -85,7 +85,7 @@ describe('outputs', () => {
 
 describe('cdk destroy', () => {
   it('keeps the settlement queue and its dead-letter queue, as it keeps the tables', () => {
-    const queues = resourcesOfType(s.json, 'AWS::SQS::Queue');
+    const queues = resourcesOfType(s.json, 'AWS::SQS::Queue').filter(([, q]) => String(q.Metadata?.['aws:cdk:path']).includes('/Sweeper/'));
     expect(queues).toHaveLength(2);
     for (const [, q] of queues) expect({ DeletionPolicy: q.DeletionPolicy, UpdateReplacePolicy: q.UpdateReplacePolicy }).toEqual({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
     for (const [, t] of resourcesOfType(s.json, 'AWS::DynamoDB::GlobalTable')) expect(t.DeletionPolicy).toBe('Retain');
@@ -93,7 +93,9 @@ describe('cdk destroy', () => {
 
   it('deletes both with the tables when the stack asks for RemovalPolicy.DESTROY', () => {
     const destroy = synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: false });
-    for (const [, q] of resourcesOfType(destroy.json, 'AWS::SQS::Queue')) expect(q.DeletionPolicy).toBe('Delete');
+    const sweeperQueues = resourcesOfType(destroy.json, 'AWS::SQS::Queue').filter(([, q]) => String(q.Metadata?.['aws:cdk:path']).includes('/Sweeper/'));
+    expect(sweeperQueues).toHaveLength(2);
+    for (const [, q] of sweeperQueues) expect(q.DeletionPolicy).toBe('Delete');
   });
 });
 
