@@ -29,11 +29,14 @@ export const ItapiMetricName = {
   UNCHARGED_MICRO_USD: 'UnchargedMicroUsd',
   STRIPE_EVENTS_IGNORED: 'StripeEventsIgnored',
   ALERT_DELIVERIES_FAILED: 'AlertDeliveriesFailed',
+  ROUTES_NEAR_SHUTDOWN: 'RoutesNearShutdown',
+  ROUTES_PAST_SHUTDOWN: 'RoutesPastShutdown',
 } as const;
 
 /**
  * Typed handles on the runtime's EMF metrics (lambda/observability/metrics.ts). Dimension sets:
- * `{service}` for AbandonedHolds (the sweeper) and UnchargedMicroUsd (settlement);
+ * `{service}` for AbandonedHolds (the sweeper), UnchargedMicroUsd (settlement), and
+ * RoutesNearShutdown and RoutesPastShutdown (the sweeper function's daily catalog check);
  * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx — one record per request, whatever
  * its status, from the app's outermost layer (Http5xx is 0 or 1: a 5xx answer, or a stream ended
  * by an error event); `{service, ErrorType}` for Errors (ErrorType = the OpenAI error `type` the
@@ -123,6 +126,14 @@ export class ItapiMetrics {
   /** Low-balance alerts whose every delivery attempt failed. */
   public alertDeliveriesFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.ALERT_DELIVERIES_FAILED, {}, props);
+  }
+
+  /**
+   * Catalog routes within 30 days of their `shutdown_date`, as the sweeper function's daily check
+   * counts them (`{service}`, one data point a day); `itapi catalog check` prints the same.
+   */
+  public routesNearShutdown(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ROUTES_NEAR_SHUTDOWN, {}, { statistic: 'Maximum', period: Duration.days(1), ...props });
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

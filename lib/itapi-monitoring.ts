@@ -177,6 +177,11 @@ export class ItapiMonitoring extends Construct {
         threshold: 900,
         description: 'A queued settlement has waited more than 15 minutes.',
       });
+      this.alarm('CatalogRoutesNearShutdown', metrics.routesNearShutdown(), {
+        threshold: 1,
+        description:
+          'A catalog route reaches its shutdown_date within 30 days (the sweeper function checks daily; `itapi catalog check` names them). Give it a successor, or check the one it has, before that day.',
+      });
       this.alarm('SweeperErrors', sweeper.function.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
         threshold: 1,
         evaluationPeriods: 3,

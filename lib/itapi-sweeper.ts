@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -8,6 +8,8 @@ import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { ItapiCatalog } from './itapi-catalog';
+import { CATALOG_RUNTIME_PATH, catalogFileHooks } from './itapi-chat-function';
 import { DEFAULT_METRICS_NAMESPACE } from './itapi-metrics';
 import { acknowledgeNagRule } from './itapi-nag';
 import { ENTRY, ItapiNodeFunction } from './itapi-node-function';
@@ -23,6 +25,20 @@ export interface ItapiSweeperProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'Itapi' */
   readonly metricsNamespace?: string;
+  /**
+   * The catalog the chat function serves, for the daily check of routes near their
+   * `shutdown_date` (shipped as `catalog.json` in this bundle too).
+   * @default - the runtime's built-in catalog
+   */
+  readonly catalog?: ItapiCatalog;
+  /** How often the catalog is checked for routes near their shutdown. @default Duration.days(1) */
+  readonly catalogCheckInterval?: Duration;
+  /**
+   * What happens to the settlement queue and its dead-letter queue when they leave the stack: kept
+   * by default, as the tables are, since a message in either is money not yet booked.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
 }
 
 /** Receives of a queued settlement before it goes to the dead-letter queue (and its alarm). */
@@ -51,10 +67,12 @@ export class ItapiSweeper extends Construct {
   constructor(scope: Construct, id: string, props: ItapiSweeperProps) {
     super(scope, id);
     const timeout = Duration.minutes(5);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.deadLetterQueue = new sqs.Queue(this, 'SettlementDeadLetters', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      removalPolicy,
     });
     acknowledgeNagRule(this.deadLetterQueue, 'AwsSolutions-SQS3', 'This is the dead-letter queue of the settlement queue; its messages are alarmed and replayed by an operator.');
     this.settlementQueue = new sqs.Queue(this, 'Settlements', {
@@ -64,12 +82,14 @@ export class ItapiSweeper extends Construct {
       // AWS's advice for a Lambda source: at least six times the function's timeout.
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
+      removalPolicy,
     });
 
     this.alertDeadLetterQueue = new sqs.Queue(this, 'AlertDeadLetters', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      removalPolicy,
     });
     acknowledgeNagRule(this.alertDeadLetterQueue, 'AwsSolutions-SQS3', 'This is the dead-letter queue of the low-balance alert queue; its messages are alarmed.');
     this.alertQueue = new sqs.Queue(this, 'Alerts', {
@@ -79,6 +99,7 @@ export class ItapiSweeper extends Construct {
       // Each receive tries three times within a minute; a failed one comes back after this.
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
       deadLetterQueue: { queue: this.alertDeadLetterQueue, maxReceiveCount: ALERT_MAX_RECEIVES },
+      removalPolicy,
     });
 
     const built = new ItapiNodeFunction(this, 'Handler', {
@@ -92,16 +113,27 @@ export class ItapiSweeper extends Construct {
         ITAPI_SWEEP_GRACE_S: String((props.grace ?? Duration.minutes(1)).toSeconds()),
         ITAPI_ALERT_QUEUE_URL: this.alertQueue.queueUrl,
         ITAPI_ALERT_QUEUE_ARN: this.alertQueue.queueArn,
+        ...(props.catalog ? { ITAPI_MODELS: CATALOG_RUNTIME_PATH } : {}),
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      commandHooks: props.catalog ? catalogFileHooks(props.catalog) : undefined,
     });
     this.function = built.function;
+    // Scheduled invocations are asynchronous: Lambda's own two retries would run a failed sweep three
+    // times a minute (and triple SweeperErrors); the next scheduled sweep is the retry.
+    this.function.configureAsyncInvoke({ retryAttempts: 0 });
     props.tables.grantGatewayAccess(this.function);
+    props.tables.grantSweep(this.function);
 
     new events.Rule(this, 'Schedule', {
       description: 'itapi: sweep holds left past their deadline',
       schedule: events.Schedule.rate(props.interval ?? Duration.minutes(1)),
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0 })],
+    });
+    new events.Rule(this, 'CatalogCheck', {
+      description: 'itapi: count catalog routes within 30 days of their shutdown date (metric RoutesNearShutdown)',
+      schedule: events.Schedule.rate(props.catalogCheckInterval ?? Duration.days(1)),
+      targets: [new targets.LambdaFunction(this.function, { event: events.RuleTargetInput.fromObject({ itapi: 'catalog-check' }), retryAttempts: 0 })],
     });
     this.function.addEventSource(new sources.SqsEventSource(this.settlementQueue, { batchSize: 10, reportBatchItemFailures: true }));
     this.function.addEventSource(new sources.SqsEventSource(this.alertQueue, { batchSize: 10, reportBatchItemFailures: true }));

@@ -1,4 +1,6 @@
 import { BalanceAlerts, deliverQueuedAlert, sqsAlertOutbox, type QueuedAlert } from '../alerts/balance-alerts';
+import { loadCatalog } from '../catalog';
+import { checkCatalog } from '../catalog/check';
 import { moneyRuntime } from '../money';
 import { abandonedSettlement } from '../money/settlement';
 import { emfMetrics } from '../observability/metrics';
@@ -16,6 +18,8 @@ import { tableNamesFromEnv } from '../store/tables';
  * table's TTL removed before any sweep settled it).
  */
 type ScheduledEvent = { source?: string; 'detail-type'?: string };
+/** The daily rule's input: check the catalog for routes near their shutdown. */
+type CatalogCheckEvent = { itapi: 'catalog-check' };
 type SqsEvent = { Records: Array<{ eventSource: 'aws:sqs'; messageId: string; body: string; eventSourceARN?: string }> };
 type StreamEvent = {
   Records: Array<{
@@ -29,6 +33,7 @@ type StreamEvent = {
 type BatchResponse = { batchItemFailures: Array<{ itemIdentifier: string }> };
 
 const log = jsonLogger();
+const metrics = emfMetrics();
 const tables = tableNamesFromEnv();
 const stores = createStores(createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT), tables);
 const graceS = Number(process.env.ITAPI_SWEEP_GRACE_S);
@@ -41,7 +46,7 @@ const { replays, sweeper } = moneyRuntime({
   stores,
   tables,
   log,
-  metrics: emfMetrics(),
+  metrics,
   // Sweeps and replays lower balances too; their alerts go to the same queue.
   afterCharge: process.env.ITAPI_ALERT_QUEUE_URL
     ? (accountId) => sweeperAlerts.afterCharge(accountId)
@@ -49,7 +54,8 @@ const { replays, sweeper } = moneyRuntime({
   sweepGraceMs: Number.isFinite(graceS) && graceS > 0 ? graceS * 1000 : undefined,
 });
 
-export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent): Promise<BatchResponse | void> {
+export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent | CatalogCheckEvent): Promise<BatchResponse | void> {
+  if ('itapi' in event && event.itapi === 'catalog-check') return catalogCheck();
   if ('Records' in event && event.Records[0]?.eventSource === 'aws:sqs') {
     const sqsEvent = event as SqsEvent;
     if (alertQueueArn && sqsEvent.Records[0].eventSourceARN === alertQueueArn) return deliverAlerts(sqsEvent);
@@ -87,6 +93,18 @@ async function deliverAlerts(event: SqsEvent): Promise<BatchResponse> {
     }),
   );
   return { batchItemFailures };
+}
+
+/**
+ * The daily catalog check (issue 20): the routes within 30 days of their `shutdown_date`, as the
+ * metric RoutesNearShutdown (alarmed) and one log line naming them; those past it as
+ * RoutesPastShutdown. The catalog is the one the chat function serves (`ITAPI_MODELS`, else the
+ * built-in one), read at each check.
+ */
+function catalogCheck(): void {
+  const check = checkCatalog(loadCatalog(process.env));
+  metrics.routeShutdowns?.(check.near, check.past);
+  log.info('catalog_check', { today: check.today, within_days: check.withinDays, near: check.near, past: check.past });
 }
 
 /** Queued settlements, applied once each (idempotent); a failure goes back to the queue, then to its dead-letter queue. */

@@ -1,11 +1,13 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RouteShutdown } from '../catalog/lifecycle';
 import type { RequestObservation, UpstreamAttempt } from './records';
 
 /**
  * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
  * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
- * StripeEventsIgnored, AlertDeliveriesFailed;
+ * StripeEventsIgnored, AlertDeliveriesFailed,
+ * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check);
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -24,6 +26,8 @@ export interface MetricsSink {
   stripeEventIgnored?(reason: string): void;
   /** A low-balance alert whose every delivery attempt failed. */
   alertDeliveryFailed?(channel: string): void;
+  /** The daily catalog check: routes within the warning window of their shutdown, and routes past it. */
+  routeShutdowns?(near: RouteShutdown[], past: RouteShutdown[]): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -89,6 +93,13 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     alertDeliveryFailed(channel) {
       metrics.addMetric('AlertDeliveriesFailed', MetricUnit.Count, 1);
       metrics.addMetadata('channel', channel);
+      metrics.publishStoredMetrics();
+    },
+    // Both every day, zeros included, so the alarm always has a data point to judge.
+    routeShutdowns(near, past) {
+      metrics.addMetric('RoutesNearShutdown', MetricUnit.Count, near.length);
+      metrics.addMetric('RoutesPastShutdown', MetricUnit.Count, past.length);
+      if (near.length) metrics.addMetadata('near', near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; '));
       metrics.publishStoredMetrics();
     },
   };

@@ -404,6 +404,7 @@ describe('alarms and dashboard', () => {
         'ChatFunctionErrors',
         'ChatFunctionThrottles',
         'AbandonedHolds',
+        'CatalogRoutesNearShutdown',
         'DynamoDbThrottles-accounts',
         'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
@@ -464,7 +465,8 @@ describe('alarms and dashboard', () => {
   it('alarms on DynamoDB throttle events of each table', () => {
     const [, keys] = alarms().find(([name]) => name === 'DynamoDbThrottles-keys')!;
     const names = keys.Metrics.filter((m: Props) => m.MetricStat).map((m: Props) => m.MetricStat.Metric.MetricName).sort();
-    expect(names).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    // The table's and each of its two indexes' (test/infra/operations.test.ts checks the dimensions).
+    expect(names).toEqual(['ReadThrottleEvents', 'ReadThrottleEvents', 'ReadThrottleEvents', 'WriteThrottleEvents', 'WriteThrottleEvents', 'WriteThrottleEvents']);
     expect(JSON.stringify(keys.Metrics)).toContain(logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource'));
   });
 

@@ -63,6 +63,8 @@ beforeAll(async () => {
   catalog = {
     models: {
       'works': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'works' }]),
+      // Shuts down in 10 days: the daily catalog check counts it near its shutdown.
+      'retiring': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'retiring', shutdown_date: new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10), successor: 'works' }]),
       'overrun': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'overrun' }]),
       'openai-down': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'broken' }]),
       'anthropic-down': model([{ provider: 'anthropic', base_url: anthropic.url.replace(/\/v1$/, ''), model: 'claude-sonnet-4-5' }]),
@@ -284,6 +286,17 @@ it('counts a paid Stripe event that credited nothing (the sink the console is gi
   expect(value(points, 'StripeEventsIgnored', {})).toEqual([1]);
 });
 
+it('the daily catalog check emits RoutesNearShutdown for a route 10 days from its shutdown', async () => {
+  let sweeper: { handler(event: unknown): Promise<unknown> } | undefined;
+  jest.isolateModules(() => {
+    sweeper = require('../../lambda/entry/sweeper-lambda');
+  });
+  const points = await emfOf(() => sweeper!.handler({ itapi: 'catalog-check' }));
+  allPoints.push(...points);
+  expect(value(points, 'RoutesNearShutdown', {})).toEqual([1]);
+  expect(value(points, 'RoutesPastShutdown', {})).toEqual([0]);
+});
+
 describe('every alarm the stack puts on runtime metrics', () => {
   it('reads metric names and dimensions the runtime emits, and its error metrics took non-zero values above', () => {
     const { json } = synthesizeItapi({ props: { catalog }, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
@@ -294,13 +307,14 @@ describe('every alarm the stack puts on runtime metrics', () => {
       const stats: Stat[] = p.Metrics ? p.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])) : [{ Namespace: p.Namespace!, MetricName: p.MetricName!, Dimensions: p.Dimensions }];
       return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
     });
-    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds, uncharged usage and ignored Stripe events.
-    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(7);
+    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds, uncharged usage,
+    // ignored Stripe events and routes near their shutdown.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(8);
     for (const m of runtimeMetrics) {
       const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
       const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
       expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
-      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored|NearShutdown/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
     }
   }, 60_000);
 });
