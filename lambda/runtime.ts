@@ -101,6 +101,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const admission = new CreditAdmission({
     store: stores.accounts,
+    holds: stores.holds,
     tiers: tierCache,
     settlements,
     keysTable: options.tables.keys,

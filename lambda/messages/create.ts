@@ -83,7 +83,7 @@ export async function createMessage(
     }
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
-    run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+    run.failed(error);
     throw error;
   }
 

@@ -1,10 +1,10 @@
 import { GatewayError, insufficientQuota, invalidApiKey, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
-import type { HoldRecord } from '../store/holds';
+import type { HoldRecord, HoldsStore } from '../store/holds';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import { affordableOutputTokens, computeHold, outputTokensWithin, usd, type Hold } from './hold';
-import { requestSettlement, type Settlements } from './settlement';
+import { checkpointMicroUsd, requestSettlement, type Settlements } from './settlement';
 import {
   countsAt,
   formatResetDuration,
@@ -38,6 +38,8 @@ type Caps = Pick<Limits, 'rpm' | 'tpm'>;
 
 export interface CreditAdmissionOptions {
   store: Pick<AccountsStore, 'admit'>;
+  /** Where streaming requests checkpoint the output they delivered. @default none: nothing checkpointed */
+  holds?: Pick<HoldsStore, 'checkpoint'>;
   tiers: TierLookup;
   settlements: Settlements;
   /** The keys table, where capped keys keep their own counters. */
@@ -376,6 +378,11 @@ export class CreditAdmission implements Admission {
         const cached = this.accounts.get(key.accountId);
         if (cached && typeof result === 'object' && result.settled) cached.balanceMicroUsd += result.refundMicroUsd;
       },
+      checkpoint: this.options.holds
+        ? async (outputTokens: number) => {
+            await this.options.holds!.checkpoint(record, outputTokens, checkpointMicroUsd(model, record, outputTokens), this.now());
+          }
+        : undefined,
     };
   }
 }

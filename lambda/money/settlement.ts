@@ -84,23 +84,31 @@ export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'pri
 
 /**
  * The settlement of a hold no request settled (its instance died, or its settlement was lost):
- * the estimated prompt is charged, as the provider may have billed it, and the rest refunded.
+ * the estimated prompt is charged, as the provider may have billed it, plus the output the
+ * request last checkpointed on its hold (delivered up to a few seconds before the instance
+ * died), and the rest refunded.
  */
 export function abandonedSettlement(hold: HoldRecord, keysTable?: string): SettleWrite {
+  const outputTokens = hold.outputTokens ?? 0;
   return {
     hold,
-    costMicroUsd: Math.min(hold.promptMicroUsd, hold.holdMicroUsd),
-    tokenCorrection: hold.promptTokens - hold.rateTokens,
+    costMicroUsd: Math.min(hold.promptMicroUsd + (hold.outputMicroUsd ?? 0), hold.holdMicroUsd),
+    tokenCorrection: hold.promptTokens + outputTokens - hold.rateTokens,
     keysTable,
     ledger: {
       ...holdLedger(hold),
       status: 'abandoned',
       promptTokens: hold.promptTokens,
-      completionTokens: 0,
+      completionTokens: outputTokens,
       stream: hold.stream,
       usageEstimated: true,
     },
   };
+}
+
+/** What the sweeper charges for output a request checkpointed: its tokens at the output price, within the hold less the prompt. */
+export function checkpointMicroUsd(model: Pick<ModelEntry, 'price'>, hold: Pick<HoldRecord, 'holdMicroUsd' | 'promptMicroUsd'>, outputTokens: number): number {
+  return Math.max(0, Math.min(Math.ceil((outputTokens * model.price.outputPerToken) / 1000), hold.holdMicroUsd - hold.promptMicroUsd));
 }
 
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */

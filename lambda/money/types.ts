@@ -51,6 +51,11 @@ export interface Admitted {
   deadlineMs: number;
   /** Exactly-once settlement; safe to call again, and safe to race with the sweeper. */
   settle(outcome: Outcome): Promise<void>;
+  /**
+   * Records on the hold item the output delivered so far (a streaming request calls it at least
+   * every 5 s), so that a sweep after a crash charges it. Absent where no hold item is kept.
+   */
+  checkpoint?(outputTokens: number): Promise<void>;
 }
 
 /**
