@@ -5,7 +5,7 @@ import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
 import { anthropicErrorBody } from './errors';
 import { ChatChunksToMessageEvents, completionToMessage } from './from-chat';
-import { messageUsage, MeteredMessageEvents, openNativeMessage, type NativeAnswer } from './native';
+import { messageUsage, MeteredMessageEvents, openNativeMessage, summarizesThinking, type NativeAnswer, type ThinkingBilling } from './native';
 import { parseCountTokensRequest, parseMessagesRequest } from './request';
 import { messagesToChat } from './to-chat';
 import { estimateMessagesPromptTokens } from './tokens';
@@ -108,10 +108,21 @@ export async function createMessage(
       return json(completionToMessage(completion, messageId, model.id, promptTokens), scope);
     }
     case 'stream':
-      return sse(nativeStream(new MeteredMessageEvents(run, answer, route), scope), scope);
+      return sse(nativeStream(new MeteredMessageEvents(run, answer, route, thinkingBilling(request, route, outputTokens)), scope), scope);
     case 'chat_stream':
       return sse(translatedStream(new MeteredChunks(run, answer.iterator, answer.first, route), new ChatChunksToMessageEvents(messageId, model.id, promptTokens), scope), scope);
   }
+}
+
+/** How thinking is billed if the stream is cut short: the budget as sent upstream (see nativeBody). */
+function thinkingBilling(request: MessagesRequest, route: string, outputTokens: number): ThinkingBilling | undefined {
+  if (!request.thinking || request.thinking.type === 'disabled') return undefined;
+  const budget = request.thinking.budget_tokens;
+  return {
+    budgetTokens: budget === undefined ? undefined : Math.min(budget, Math.max(1, outputTokens - 1)),
+    outputLimit: outputTokens,
+    summarized: summarizesThinking(route),
+  };
 }
 
 /**

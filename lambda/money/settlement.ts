@@ -28,9 +28,9 @@ export function billableUsage(outcome: Outcome, promptTokensEstimate: number): U
   const delivered = countTokens(outcome.completionText);
   return {
     promptTokens,
-    completionTokens: Math.max(usage?.completion_tokens ?? 0, delivered),
+    completionTokens: Math.max(usage?.completion_tokens ?? 0, delivered, outcome.outputTokensAtLeast ?? 0),
     cachedTokens: cached(promptTokens),
-    estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < delivered,
+    estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < Math.max(delivered, outcome.outputTokensAtLeast ?? 0),
   };
 }
 

@@ -29,6 +29,11 @@ export interface Outcome {
   usage?: CompletionUsage;
   /** What was delivered so far (text and tool arguments), to count tokens the provider did not report. */
   completionText: string;
+  /**
+   * For an answer cut short: output tokens the provider bills at least, where the text delivered
+   * understates them (Claude's summarized thinking, billed in full: estimated upward).
+   */
+  outputTokensAtLeast?: number;
   /** `provider:model` of the route that served the request. */
   route?: string;
   errorCode?: string;
