@@ -1,5 +1,5 @@
 import type { ModelEntry } from '../catalog';
-import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
+import type { AccountsStore, LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
 import { countTokens } from './tokens';
 import type { Outcome } from './types';
@@ -117,16 +117,23 @@ export interface SettlementQueue {
 }
 
 export interface SettlementsOptions {
-  store: Pick<AccountsStore, 'settle'>;
+  store: Pick<AccountsStore, 'settle'> & Partial<Pick<AccountsStore, 'settleLate'>>;
   /** @default none: a settlement that keeps failing is left to the sweeper */
   queue?: SettlementQueue;
   /** Pauses between attempts. @default about 20 s in all, well inside a Lambda's settlement margin */
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
   onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
+  /** Called once per late settlement applied: a request's own settlement that found its hold swept as abandoned (metric, log). */
+  onLate?(write: SettleWrite, late: LateSettleResult): void;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
+}
+
+/** A request's own settlement (not a sweep's, not a release) that found its hold gone may have been swept. */
+function mayBeLate(write: SettleWrite, result: Extract<SettleResult, { settled: false }>): boolean {
+  return !result.orphan && !write.release && !write.holdGone && write.ledger.status !== 'abandoned';
 }
 
 const RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 4000, 5000, 7000];
@@ -152,6 +159,14 @@ export class Settlements {
         const nowMs = this.now();
         const result = await this.options.store.settle(write, nowMs, guessWindow);
         if (result.settled) this.options.onSettled?.(write, result);
+        else if (mayBeLate(write, result) && this.options.store.settleLate) {
+          // Found swept as abandoned: the difference is applied once, as a ledger item of its own.
+          const late = await this.options.store.settleLate(write);
+          if (late) {
+            if (late.applied) this.options.onLate?.(write, late);
+            return { ...result, late };
+          }
+        }
         return result;
       } catch (err) {
         if (attempt >= this.delaysMs.length) return this.enqueue(write, err);

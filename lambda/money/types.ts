@@ -22,7 +22,7 @@ export interface AdmissionRequest {
 /** How one admitted request ended, for settlement. */
 export interface Outcome {
   /** For the ledger: completed, failed (nothing billable), interrupted, aborted. */
-  status: Exclude<LedgerStatus, 'abandoned'>;
+  status: Exclude<LedgerStatus, 'abandoned' | 'late_settlement'>;
   /** HTTP status the client got (200 for a stream that ended with an error event). */
   httpStatus: number;
   /** Usage as the provider reported it; absent, or partial, when the answer was cut short. */

@@ -4,7 +4,8 @@ import type { RequestObservation, UpstreamAttempt } from './records';
 /**
  * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
- * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds;
+ * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
+ * LateSettlements, LateSettlementMicroUsd, HoldsMismatchedAccounts;
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -19,6 +20,10 @@ export interface MetricsSink {
   uncharged?(model: string, microUsd: number): void;
   /** A hold settled by the sweeper because its request never settled it. */
   abandoned?(model: string): void;
+  /** A request's own settlement applied after the sweeper had settled its hold as abandoned: the difference charged. */
+  lateSettlement?(model: string, differenceMicroUsd: number): void;
+  /** The daily reconciliation: accounts whose `held` is not the sum of their hold items. */
+  holdsMismatch?(accounts: number): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -74,6 +79,16 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     },
     abandoned() {
       metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    },
+    lateSettlement(_model, differenceMicroUsd) {
+      metrics.addMetric('LateSettlements', MetricUnit.Count, 1);
+      metrics.addMetric('LateSettlementMicroUsd', MetricUnit.Count, differenceMicroUsd);
+      metrics.publishStoredMetrics();
+    },
+    // 0 or more on every run, so a missing data point means the reconciliation did not run.
+    holdsMismatch(accounts) {
+      metrics.addMetric('HoldsMismatchedAccounts', MetricUnit.Count, accounts);
       metrics.publishStoredMetrics();
     },
   };
