@@ -229,6 +229,21 @@ export class AccountsStore {
     return accountFromItem(item);
   }
 
+  /** Every account's `held` and `inflight`, page by page (the daily reconciliation; scans the table). */
+  async *heldSums(): AsyncGenerator<Array<{ accountId: string; heldMicroUsd: number; inFlight: number }>> {
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.tableName,
+        ProjectionExpression: 'account_id, held, inflight',
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      });
+      yield (page.Items ?? []).map((item: Item) => ({ accountId: item.account_id.S!, heldMicroUsd: Number(item.held?.N ?? 0), inFlight: Number(item.inflight?.N ?? 0) }));
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
   async get(id: string, consistent = true): Promise<Account | undefined> {
     const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { account_id: { S: id } }, ConsistentRead: consistent },
     );

@@ -138,6 +138,30 @@ export class HoldsStore {
     }
   }
 
+  /** Every account's holds, summed: amount and count (the daily reconciliation; scans the table). */
+  async sums(): Promise<Map<string, { microUsd: number; count: number }>> {
+    const out = new Map<string, { microUsd: number; count: number }>();
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.tableName,
+        ProjectionExpression: 'account_id, #amount',
+        ExpressionAttributeNames: { '#amount': 'hold' },
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      });
+      for (const item of page.Items ?? []) {
+        const id = item.account_id?.S ?? '';
+        const sum = out.get(id) ?? { microUsd: 0, count: 0 };
+        sum.microUsd += Number(item.hold?.N ?? 0);
+        sum.count++;
+        out.set(id, sum);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
   /** Every hold of one account (tests and admin checks; scans the table). */
   async ofAccount(accountId: string): Promise<HoldRecord[]> {
     const out: HoldRecord[] = [];
