@@ -3,7 +3,7 @@ import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
-import { IGNORED_HEADER, type CompletionDeps } from './chat/pipeline';
+import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, type CompletionDeps } from './chat/pipeline';
 import {
   GatewayError,
   internalError,
@@ -56,6 +56,7 @@ const CORS_EXPOSED_HEADERS = [
   'retry-after',
   'retry-after-ms',
   IGNORED_HEADER,
+  OUTPUT_LIMIT_HEADER,
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
 
@@ -79,7 +80,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Answers that ended before admission (a 400, a 403, /v1/models) tell the limits as last seen.
     const key = c.get('key');
     if (key && !c.res.headers.has('x-ratelimit-limit-requests') && !c.res.headers.has('x-ratelimit-limit-tokens')) {
-      for (const [name, value] of Object.entries(deps.admission.headersFor?.(key) ?? {})) c.res.headers.set(name, value);
+      const headers = await deps.admission.headersFor?.(key).catch(() => undefined);
+      for (const [name, value] of Object.entries(headers ?? {})) c.res.headers.set(name, value);
     }
     // The outermost layer sees every answer, those refused before admission included.
     recorder.answered(c.res.status, key);

@@ -31,6 +31,8 @@ const EXPOSED_HEADERS = [
   'x-ratelimit-reset-tokens',
   'retry-after',
   'retry-after-ms',
+  // The output limit the gateway sent upstream when it was not the client's own (docs/CLIENTS.md, "Tiers and agents").
+  'x-itapi-output-limit',
 ];
 
 export interface ItapiChatFunctionProps {

@@ -80,6 +80,8 @@ function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.
 export const catalogFileSchema = z.object({ models: z.record(z.string().min(1), modelSchema) }).strict();
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+/** A model's prices as the catalog file states them, in USD per million tokens. */
+export type CatalogPricing = CatalogFile['models'][string]['pricing'];
 
 /** Prices as integer nano-USD per token: $2.50 per million tokens is 2,500 nUSD a token. */
 export interface PriceNanoUsd {
@@ -115,6 +117,8 @@ export interface ModelEntry {
   kind?: ModelKind;
   /** Embedding models: the length of the model's vectors, when the catalog names it. */
   dimensions?: number;
+  /** The prices as the catalog file states them (every field it has), for the console's Models page. */
+  pricingPerMtok?: CatalogPricing;
 }
 
 function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
@@ -149,6 +153,7 @@ export class Catalog {
           routes: m.routes,
           kind: m.kind ?? 'chat',
           ...(m.dimensions !== undefined && { dimensions: m.dimensions }),
+          pricingPerMtok: m.pricing,
         },
       ]),
     );
@@ -177,6 +182,7 @@ export class Catalog {
         owned_by: m.ownedBy,
         created: m.created,
         pricing: {
+          ...m.pricingPerMtok,
           input_per_mtok: m.price.inputPerToken / 1000,
           output_per_mtok: m.price.outputPerToken / 1000,
           cached_input_per_mtok: m.price.cachedInputPerToken / 1000,

@@ -57,6 +57,13 @@ export interface RequestScope {
 
 export const ROUTE_HEADER = 'x-itapi-route';
 
+/**
+ * The output limit sent upstream, on every answer whose limit differs from the client's or whose
+ * client named none (ARCHITECTURE §8): the model's maximum, clamped, lowered to what the balance
+ * pays or fitted to what the minute has left.
+ */
+export const OUTPUT_LIMIT_HEADER = 'x-itapi-output-limit';
+
 /** Names what a request carried that no route runs (hosted tools, server tools, reasoning items); the request itself is answered. */
 export const IGNORED_HEADER = 'x-itapi-ignored';
 
@@ -205,6 +212,7 @@ export async function admitRun(
 ): Promise<AdmittedRun> {
   const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
   Object.assign(scope.responseHeaders, admitted.headers);
+  if (input.outputLimit === undefined || admitted.outputTokens !== input.outputLimit) scope.responseHeaders[OUTPUT_LIMIT_HEADER] = String(admitted.outputTokens);
   return new AdmittedRun(deps, scope, key, model, admitted, input.stream);
 }
 

@@ -9,7 +9,7 @@ import { AmountError, usdToMicro } from '../admin/money';
 import { parse, readJson } from '../admin/request-body';
 import { accountView, keyView, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
-import type { Catalog } from '../catalog';
+import type { Catalog, ModelEntry } from '../catalog';
 import {
   errorResponse,
   GatewayError,
@@ -32,7 +32,8 @@ import { loadConsoleAssets } from './assets';
 import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from './sign-in';
 import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings } from './stripe';
 import { dayRange, DEFAULT_PAGE_SIZE, ledgerPage, pageSize, summarizeUsage, usageCsv, type DayRange } from './usage';
-import { ConsolePage, MessagePage, SignInPage } from './views/pages';
+import { ModelsPage } from './views/models';
+import { ConsolePage, MessagePage, SignInPage, SwitchAccountPage } from './views/pages';
 import type { AccountJson, KeyJson, ModelChoiceJson, TopUpOptionsJson } from './views/types';
 
 /**
@@ -239,7 +240,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
         ? 'Thank you: the payment went through. The credits appear once Stripe confirms it, usually within seconds; reload to see them.'
         : topUpState === 'cancelled'
           ? 'The top-up was cancelled; nothing was charged.'
-          : undefined;
+          : c.req.query('notice') === 'link-used'
+            ? `That sign-in link was used already or has expired, so it changed nothing: you are still signed in to ${account.name}.`
+            : undefined;
     return htmlPage(
       c,
       200,
@@ -258,6 +261,23 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     );
   });
 
+  app.get('/console/models', async (c) => {
+    const session = await readSession(c);
+    const account = session && (await accountJson(session.accountId));
+    if (!session || !account) return c.redirect('./', 303);
+    const [models, keys, versions] = await Promise.all([modelChoices(account), deps.keys.listByAccount(session.accountId), assetVersions()]);
+    const usable = keys
+      .filter((k) => k.status === 'active' && (k.expiresAtMs === undefined || k.expiresAtMs > now()))
+      .sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const keysByModel: Record<string, string[]> = {};
+    for (const m of models) keysByModel[m.id] = usable.filter((k) => !k.models || k.models.includes(m.id)).map((k) => k.name || k.prefix);
+    return htmlPage(
+      c,
+      200,
+      <ModelsPage account={account} models={models} keysByModel={keysByModel} usableKeys={usable.length} csrfToken={csrfTokenFor(session.id)} assets={versions} />,
+    );
+  });
+
   app.get('/console/sign-in', async (c) => htmlPage(c, 200, <SignInPage assets={await assetVersions()} />));
 
   // The same-site step of a sign-in: the link's page posts the token here, from our own origin,
@@ -266,7 +286,27 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     if (!fromSameOrigin(c)) throw csrfRefused();
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token : '';
+    const current = await readSession(c);
+    if (current && form.switch !== 'yes') {
+      // Signed in already: a spent link leads back to the console, another account's link asks first.
+      const link = SECRET_PATTERN.test(token) ? await deps.sessions.getLink(secretHash(token), now()) : undefined;
+      if (!link) return c.redirect('./?notice=link-used', 303);
+      if (link.accountId !== current.accountId) {
+        const [from, to] = await Promise.all([deps.accounts.get(current.accountId), deps.accounts.get(link.accountId)]);
+        return htmlPage(
+          c,
+          200,
+          <SwitchAccountPage
+            current={{ id: current.accountId, name: from?.name ?? current.accountId }}
+            next={{ id: link.accountId, name: to?.name ?? link.accountId }}
+            token={token}
+            assets={await assetVersions()}
+          />,
+        );
+      }
+    }
     const grant = await redeemSignInLink(deps.sessions, token, now());
+    if (!grant && current) return c.redirect('./?notice=link-used', 303);
     if (!grant) {
       throw new GatewayError(
         400,
@@ -283,13 +323,14 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return c.redirect('./', 303);
   });
 
-  app.post('/console/sign-out', async (c) => {
+  // Only the console's own page signs out: a post from anywhere else (no cookie, another origin, no
+  // CSRF token) is refused and the reply leaves the cookie alone, so no other site can sign the holder out.
+  app.post('/console/sign-out', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
     const id = cookieValue(c);
-    if (id && SECRET_PATTERN.test(id)) {
-      const form = await c.req.parseBody();
-      if (!fromSameOrigin(c) || !csrfTokenMatches(id, typeof form.csrf === 'string' ? form.csrf : undefined)) throw csrfRefused();
-      await deps.sessions.deleteSession(secretHash(id));
-    }
+    if (!id || !SECRET_PATTERN.test(id) || !fromSameOrigin(c)) throw csrfRefused();
+    const form = await c.req.parseBody();
+    if (!csrfTokenMatches(id, typeof form.csrf === 'string' ? form.csrf : undefined)) throw csrfRefused();
+    await deps.sessions.deleteSession(secretHash(id));
     setCookie(c, COOKIE, '', cookieOptions(c, 0));
     return c.redirect('./', 303);
   });
@@ -446,7 +487,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return deps.catalog
       .list()
       .filter((m) => !allowed || allowed.has(m.id))
-      .map((m) => ({ id: m.id, owned_by: m.ownedBy }))
+      .map(modelChoice)
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
@@ -477,6 +518,27 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   return app as unknown as Hono;
 }
 
+/** A catalog model as the console shows it: prices per million tokens as billed. */
+export function modelChoice(m: ModelEntry): ModelChoiceJson {
+  const stated = (m.pricingPerMtok ?? {}) as Record<string, unknown>;
+  const statedPrice = (field: string) => (typeof stated[field] === 'number' ? (stated[field] as number) : null);
+  const embedding = m.kind === 'embedding';
+  return {
+    id: m.id,
+    owned_by: m.ownedBy,
+    kind: embedding ? 'embedding' : 'chat',
+    context_window: m.contextWindow,
+    max_output_tokens: embedding ? null : m.maxOutputTokens,
+    pricing: {
+      input_per_mtok: m.price.inputPerToken / 1000,
+      output_per_mtok: embedding ? null : m.price.outputPerToken / 1000,
+      cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
+      cache_write_per_mtok: statedPrice('cache_write_per_mtok'),
+      cache_write_1h_per_mtok: statedPrice('cache_write_1h_per_mtok'),
+    },
+  };
+}
+
 /** A top-up amount: whole cents within the operator's bounds. */
 function topUpAmount(value: number | string, settings: ConsoleSettings): number {
   let micro: number;
@@ -497,14 +559,18 @@ function topUpAmount(value: number | string, settings: ConsoleSettings): number 
 }
 
 /**
- * The browser's word that a request comes from a page of this origin: `Sec-Fetch-Site` where
- * sent (every current browser), else `Origin`. Neither: refused.
+ * The browser's word that a request comes from a page of this origin: `Sec-Fetch-Site:
+ * same-origin` where sent, and an `Origin` equal to ours wherever it names one (our pages'
+ * `Referrer-Policy: no-referrer` makes a browser send `Origin: null` on their form posts).
+ * Another port of the same host is another origin (its `Sec-Fetch-Site` says `same-site`). A
+ * request with neither header, or with only `Origin: null`, is refused.
  */
 function fromSameOrigin(c: Context): boolean {
   const site = c.req.header('sec-fetch-site');
-  if (site !== undefined) return site === 'same-origin';
   const origin = c.req.header('origin');
-  return origin !== undefined && origin === new URL(c.req.url).origin;
+  const ours = origin === new URL(c.req.url).origin;
+  if (site === undefined) return ours;
+  return site === 'same-origin' && (origin === undefined || origin === 'null' || ours);
 }
 
 function withSecurityHeaders(res: Response): Response {

@@ -1,9 +1,9 @@
-import { GatewayError, insufficientQuota, invalidApiKey, rateLimited } from '../contract/errors';
+import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
 import type { HoldRecord, HoldsStore } from '../store/holds';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
-import { affordableOutputTokens, computeHold, outputTokensWithin, usd, type Hold } from './hold';
+import { affordableOutputTokens, computeHold, usd, type Hold } from './hold';
 import { checkpointMicroUsd, requestSettlement, type Settlements } from './settlement';
 import {
   countsAt,
@@ -13,6 +13,7 @@ import {
   msUntilAllowed,
   msUntilReset,
   remaining,
+  toldWaitMs,
   WINDOW_MS,
   type WindowCounts,
 } from './sliding-window';
@@ -37,7 +38,8 @@ export interface Limits {
 type Caps = Pick<Limits, 'rpm' | 'tpm'>;
 
 export interface CreditAdmissionOptions {
-  store: Pick<AccountsStore, 'admit'>;
+  /** `get` (optional) lets the rate-limit headers of a cold instance's first answers tell the account as it is. */
+  store: Pick<AccountsStore, 'admit'> & Partial<Pick<AccountsStore, 'get'>>;
   /** Where streaming requests checkpoint the output they delivered. @default none: nothing checkpointed */
   holds?: Pick<HoldsStore, 'checkpoint'>;
   tiers: TierLookup;
@@ -64,6 +66,22 @@ const CACHED_VIEW_MS = 1_000;
 /** How long after giving up the hold of an admission write whose answer never came is given back. */
 const RELEASE_DELAY_MS = 250;
 
+/**
+ * The least output limit a request is admitted with when the minute has less left (per choice,
+ * or the model's maximum or the client's own limit if smaller): below it the request waits.
+ */
+export const OUTPUT_FLOOR_TOKENS = 1_024;
+
+/**
+ * A request fitted to what the minute has left takes at most this share of the tokens left after
+ * its prompt (never less than the floor), so concurrent requests of an account share the minute:
+ * each newcomer still finds half of what the one before it left.
+ */
+const FIT_SHARE = 0.5;
+
+/** How long an admission waits for this instance's own settlements on the account still under way. */
+const SETTLEMENT_WAIT_MS = 2_000;
+
 /** A 4xx (throttling, validation) means DynamoDB answered and applied nothing; anything else may have landed. */
 function answerMayBeLost(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; code?: string; cause?: { code?: string } };
@@ -86,6 +104,8 @@ export class CreditAdmission implements Admission {
   private readonly readAtMs = new Map<string, number>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
+  /** Settlements of this instance still under way, by account: the next admission counts after them. */
+  private readonly settling = new Map<string, Set<Promise<unknown>>>();
   private readonly now: () => number;
   private readonly schedule: (task: () => Promise<unknown>) => void;
 
@@ -101,7 +121,17 @@ export class CreditAdmission implements Admission {
     return !tierModels || tierModels.includes(modelId);
   }
 
-  headersFor(key: KeyRecord): Record<string, string> | undefined {
+  async headersFor(key: KeyRecord): Promise<Record<string, string> | undefined> {
+    // A cold instance's first answers wait for the tiers and read the account once, so they tell
+    // the limits and the minute as they are, not as an empty cache would.
+    await this.options.tiers.ready().catch(() => undefined);
+    if (!this.accounts.has(key.accountId) && this.options.store.get) {
+      const read = await this.options.store.get(key.accountId).catch(() => undefined);
+      if (read && !this.accounts.has(key.accountId)) {
+        this.accounts.set(key.accountId, read);
+        this.readAtMs.set(key.accountId, this.now());
+      }
+    }
     const account = this.accounts.get(key.accountId);
     const limits = this.limitsOf(key, account);
     const nowMs = this.now();
@@ -120,14 +150,18 @@ export class CreditAdmission implements Admission {
   async admit(req: AdmissionRequest): Promise<Admitted> {
     const { key, model } = req;
     await this.options.tiers.ready();
+    checkContext(req);
+    // A sequential agent's next turn counts after its last turn's settlement, not its inflated hold.
+    await this.settlementsOf(key.accountId);
     let account = this.accounts.get(key.accountId);
-    let hold = computeHold(model, req);
+    let ceiling = computeHold(model, req);
     // A balance read within the last second (and kept up by this instance's own holds and
     // refunds) may lower the hold at once; an older one only hints, and the write decides.
-    if (hold.lowerable && account && this.fresh(key.accountId) && account.balanceMicroUsd < hold.holdMicroUsd) {
+    if (ceiling.lowerable && account && this.fresh(key.accountId) && account.balanceMicroUsd < ceiling.holdMicroUsd) {
       const out = affordableOutputTokens(model, req, account.balanceMicroUsd);
-      if (out >= 1) hold = computeHold(model, req, out);
+      if (out >= 1) ceiling = computeHold(model, req, out);
     }
+    let hold = ceiling;
     /** Writes whose answer never came: one of them may hold the request's hold item. */
     const mayHaveLanded: HoldRecord[] = [];
     let tokenSeq = 0;
@@ -152,7 +186,8 @@ export class CreditAdmission implements Admission {
           const waitMs = msUntilAllowed(limits.rpm, believed.prevRequests, believed.requests, 1, nowMs);
           if (waitMs > 0) throw this.rateLimitError(key, limits, believed, hold, waitMs, nowMs, 'the account');
         }
-        hold = this.fitted(req, hold, limits, caps);
+        // `ceiling` is the output the balance pays for; the minute's tokens left may lower it further.
+        hold = this.fitted(req, ceiling, limits, caps, countsAt(believed, nowMs), keyBelieved && countsAt(keyBelieved, nowMs), nowMs, this.fresh(key.accountId));
         const record = this.holdRecord(req, hold, nowMs, caps !== undefined);
         const write: AdmitWrite = {
           accountId: key.accountId,
@@ -218,24 +253,33 @@ export class CreditAdmission implements Admission {
         account = old;
         lastFailure = 'stale';
         if (accountStale || keyStale) continue;
-        // The beliefs were right, so the old items say exactly why: rate limits first, then money.
-        if (result.keyFailed && caps && result.keyCounts) {
-          const view = countsAt(result.keyCounts, nowMs);
-          const waitMs = waitFor(caps, view, hold.rateTokens, nowMs);
-          if (waitMs > 0) throw this.rateLimitError(key, caps, view, hold, waitMs, nowMs, 'this key');
-        }
-        if (!result.accountFailed) continue;
+        // The beliefs were right, so the old items say exactly why: requests first, then tokens, then money.
         const trueLimits = this.limitsOf(key, old);
         const view = countsAt(old.counts, nowMs);
-        const waitMs = waitFor(trueLimits, view, hold.rateTokens, nowMs);
-        if (waitMs > 0) throw this.rateLimitError(key, trueLimits, view, hold, waitMs, nowMs, 'the account');
+        const keyView = result.keyCounts ? countsAt(result.keyCounts, nowMs) : keyBelieved && countsAt(keyBelieved, nowMs);
+        if (result.keyFailed && caps?.rpm && keyView) {
+          const waitMs = msUntilAllowed(caps.rpm, keyView.prevRequests, keyView.requests, 1, nowMs);
+          if (waitMs > 0) throw this.rateLimitError(key, caps, keyView, hold, waitMs, nowMs, 'this key');
+        }
+        if (result.accountFailed && trueLimits.rpm) {
+          const waitMs = msUntilAllowed(trueLimits.rpm, view.prevRequests, view.requests, 1, nowMs);
+          if (waitMs > 0) throw this.rateLimitError(key, trueLimits, view, hold, waitMs, nowMs, 'the account');
+        }
+        // Fitted again to what the items say the minute has left: a lower output, or 429 below the floor.
+        const refit = this.fitted(req, ceiling, trueLimits, caps, view, keyView, nowMs, true);
+        if (refit.rateTokens < hold.rateTokens) {
+          hold = refit;
+          continue;
+        }
+        if (!result.accountFailed) continue;
         if (old.balanceMicroUsd < hold.holdMicroUsd) {
           if (hold.lowerable) {
             // The balance cannot pay the model's maximum: lower the output to what it pays (402 once nothing).
             const out = affordableOutputTokens(model, req, old.balanceMicroUsd);
             if (out < 1) throw cannotPayOneToken(req, old.balanceMicroUsd);
             if (out < hold.outputTokens) {
-              hold = computeHold(model, req, out);
+              ceiling = computeHold(model, req, out);
+              hold = ceiling;
               lastFailure = 'balance';
               continue;
             }
@@ -261,6 +305,30 @@ export class CreditAdmission implements Admission {
     }
   }
 
+  /** Runs a settlement, known as under way on its account until it ends. */
+  private async track(accountId: string, task: () => Promise<void>): Promise<void> {
+    const pending = task();
+    let set = this.settling.get(accountId);
+    if (!set) this.settling.set(accountId, (set = new Set()));
+    set.add(pending);
+    try {
+      await pending;
+    } finally {
+      set.delete(pending);
+      if (!set.size) this.settling.delete(accountId);
+    }
+  }
+
+  /** This instance's settlements on the account still under way, awaited for at most SETTLEMENT_WAIT_MS. */
+  private async settlementsOf(accountId: string): Promise<void> {
+    const set = this.settling.get(accountId);
+    if (!set?.size) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLEMENT_WAIT_MS)));
+    await Promise.race([Promise.allSettled([...set]), timeout]);
+    clearTimeout(timer);
+  }
+
   /**
    * Sends one admission write; after an answer that never came, the very same write (same
    * ClientRequestToken) again, which DynamoDB applies at most once.
@@ -283,20 +351,54 @@ export class CreditAdmission implements Admission {
   }
 
   /**
-   * The hold fitted to the token limits: a request with no output limit of its own that would
-   * alone exceed the account's (or the key's) tokens per minute asks for fewer output tokens;
-   * one that cannot fit even so, or whose own limit does not fit, gets 429.
+   * The hold fitted to the tokens the minute has left (docs/CLIENTS.md, "Tiers and agents"): the
+   * output limit (the client's or the model's maximum, as far as the balance pays) is lowered to
+   * at most a share of what is left after the prompt, never below the floor (1,024 tokens, or the
+   * ceiling if smaller, or what an empty minute leaves after the prompt). Below the floor the
+   * request waits: 429 with the time the floor frees, when `trusted` (the view was just read);
+   * otherwise the floor goes to the write, whose conditions decide. A prompt that no minute can
+   * take is refused with 400.
    */
-  private fitted(req: AdmissionRequest, hold: Hold, limits: Caps, caps: Caps | undefined): Hold {
-    const tpm = Math.min(limits.tpm || Infinity, caps?.tpm || Infinity);
-    if (hold.rateTokens <= tpm) return hold;
-    const out = outputTokensWithin(tpm, req);
-    if (hold.lowerable && out >= 1) return computeHold(req.model, req, Math.min(out, hold.outputTokens));
-    throw rateLimited(
-      `Request too large for ${req.model.id}: it needs ${hold.rateTokens} tokens (${hold.promptTokens} in the prompt and up to ` +
-        `${hold.outputTokens * hold.n} of output) and the limit is ${tpm} tokens per minute. Send a shorter prompt or a lower max_tokens.`,
-      WINDOW_MS,
-    );
+  private fitted(
+    req: AdmissionRequest,
+    ceiling: Hold,
+    limits: Caps,
+    caps: Caps | undefined,
+    view: WindowCounts,
+    keyView: WindowCounts | undefined,
+    nowMs: number,
+    trusted: boolean,
+  ): Hold {
+    const counters = [{ whose: 'the account', limits, view }];
+    if (caps?.tpm) counters.push({ whose: 'this key', limits: caps, view: keyView ?? freshCounts(nowMs) });
+    const bounded = counters.filter((c) => c.limits.tpm);
+    if (!bounded.length) return ceiling;
+    const tpm = Math.min(...bounded.map((c) => c.limits.tpm));
+    const { promptTokens, n } = ceiling;
+    const minOutput = ceiling.outputTokens > 0 ? n : 0;
+    if (promptTokens + minOutput > tpm) {
+      const whose = bounded.find((c) => c.limits.tpm === tpm)!.whose;
+      throw invalidRequest(
+        `Request too large for ${req.model.id}: it asks for ${promptTokens + minOutput} tokens (${promptTokens} in the prompt` +
+          `${minOutput ? ` and at least ${minOutput} of output` : ''}), and the limit of ${whose} is ${tpm} tokens per minute, ` +
+          `so it can never be admitted. Send a shorter prompt, or ask for a higher tokens-per-minute limit.`,
+        'messages',
+        'request_too_large',
+      );
+    }
+    const floor = Math.min(OUTPUT_FLOOR_TOKENS, ceiling.outputTokens, Math.floor((tpm - promptTokens) / n));
+    const left = Math.min(...bounded.map((c) => remaining(c.limits.tpm, c.view.prevTokens, c.view.tokens, nowMs)));
+    const roomPerChoice = Math.floor((left - promptTokens) / n);
+    if (roomPerChoice >= floor) {
+      const share = Math.max(floor, Math.floor(((left - promptTokens) * FIT_SHARE) / n));
+      const out = Math.min(ceiling.outputTokens, roomPerChoice, share);
+      return out === ceiling.outputTokens ? ceiling : computeHold(req.model, req, out);
+    }
+    const atFloor = floor === ceiling.outputTokens ? ceiling : computeHold(req.model, req, floor);
+    if (!trusted) return atFloor;
+    const waits = bounded.map((c) => ({ ...c, waitMs: msUntilAllowed(c.limits.tpm, c.view.prevTokens, c.view.tokens, atFloor.rateTokens, nowMs) }));
+    const longest = waits.reduce((a, b) => (b.waitMs > a.waitMs ? b : a));
+    throw this.rateLimitError(req.key, longest.limits, longest.view, atFloor, Math.max(1, longest.waitMs), nowMs, longest.whose);
   }
 
   private holdRecord(req: AdmissionRequest, hold: Hold, nowMs: number, capped: boolean): HoldRecord {
@@ -336,12 +438,12 @@ export class CreditAdmission implements Admission {
 
   private rateLimitError(key: KeyRecord, limits: Caps, view: WindowCounts, hold: Hold, waitMs: number, nowMs: number, whose: string): GatewayError {
     const requestsBound = limits.rpm && msUntilAllowed(limits.rpm, view.prevRequests, view.requests, 1, nowMs) > 0;
-    const message = !Number.isFinite(waitMs)
-      ? `Request too large: it needs ${hold.rateTokens} tokens and the limit is ${limits.tpm} tokens per minute.`
-      : requestsBound
-        ? `Rate limit reached for requests of ${whose}: limit ${limits.rpm} per minute. Please try again in ${formatResetDuration(waitMs)}.`
-        : `Rate limit reached for tokens of ${whose}: limit ${limits.tpm} per minute, this request needs ${hold.rateTokens}. Please try again in ${formatResetDuration(waitMs)}.`;
-    const error = rateLimited(message, Number.isFinite(waitMs) ? waitMs : WINDOW_MS);
+    const toldMs = toldWaitMs(waitMs);
+    const message = requestsBound
+      ? `Rate limit reached for requests of ${whose}: limit ${limits.rpm} per minute. Please try again in ${formatResetDuration(toldMs)}.`
+      : `Rate limit reached for tokens of ${whose}: limit ${limits.tpm} per minute, this request needs at least ${hold.rateTokens} ` +
+        `(${hold.promptTokens} in the prompt and ${hold.outputTokens * hold.n} of output). Please try again in ${formatResetDuration(toldMs)}.`;
+    const error = rateLimited(message, toldMs);
     // All six headers, whichever counter refused: the account's, with the key's where its cap is lower.
     const account = this.accounts.get(key.accountId);
     const accountLimits = this.limitsOf(key, account);
@@ -368,16 +470,22 @@ export class CreditAdmission implements Admission {
     const counts = this.accounts.get(key.accountId)?.counts ?? freshCounts(nowMs);
     return {
       outputTokens: hold.outputTokens,
-      outputLowered: hold.lowerable && hold.outputTokens < model.maxOutputTokens,
       headers: this.headers(key, limits, counts, this.keyCounts.get(key.keyId), nowMs),
       deadlineMs: record.deadlineMs,
-      settle: async (outcome: Outcome) => {
-        const write = requestSettlement(record, model, outcome, this.options.keysTable);
-        const result = await this.options.settlements.apply(write, this.accounts.get(key.accountId)?.counts.window);
-        // A refund that landed raises this instance's view of the balance as well.
-        const cached = this.accounts.get(key.accountId);
-        if (cached && typeof result === 'object' && result.settled) cached.balanceMicroUsd += result.refundMicroUsd;
-      },
+      settle: (outcome: Outcome) =>
+        this.track(key.accountId, async () => {
+          const write = requestSettlement(record, model, outcome, this.options.keysTable);
+          const result = await this.options.settlements.apply(write, this.accounts.get(key.accountId)?.counts.window);
+          if (typeof result !== 'object' || !result.settled) return;
+          // A settlement that landed shows in this instance's view: the refund, and the minute's true count.
+          const cached = this.accounts.get(key.accountId);
+          if (cached) {
+            cached.balanceMicroUsd += result.refundMicroUsd;
+            cached.counts = corrected(cached.counts, record.window, write.tokenCorrection);
+          }
+          const keyCounts = this.keyCounts.get(key.keyId);
+          if (keyCounts && record.keyWindow !== undefined) this.keyCounts.set(key.keyId, corrected(keyCounts, record.keyWindow, write.tokenCorrection));
+        }),
       checkpoint: this.options.holds
         ? async (outputTokens: number) => {
             await this.options.holds!.checkpoint(record, outputTokens, checkpointMicroUsd(model, record, outputTokens), this.now());
@@ -385,6 +493,30 @@ export class CreditAdmission implements Admission {
         : undefined,
     };
   }
+}
+
+/**
+ * The counters with a settlement's token correction put where the store puts it (see
+ * `correctionTarget` in store/accounts.ts): the admitted minute's count while current, the
+ * previous-minute count once rolled over, nowhere once out of the window.
+ */
+function corrected(counts: WindowCounts, admittedWindow: number, correction: number): WindowCounts {
+  if (!correction) return counts;
+  if (counts.window === admittedWindow) return { ...counts, tokens: Math.max(0, counts.tokens + correction) };
+  if (counts.window === admittedWindow + 1) return { ...counts, prevTokens: Math.max(0, counts.prevTokens + correction) };
+  return counts;
+}
+
+/** A prompt above the model's context window can never be answered: 400 before anything is held. */
+function checkContext(req: AdmissionRequest): void {
+  const { model, promptTokens } = req;
+  if (model.kind === 'embedding' || !model.contextWindow || promptTokens <= model.contextWindow) return;
+  throw invalidRequest(
+    `This model's maximum context length is ${model.contextWindow} tokens. However, your messages resulted in about ` +
+      `${promptTokens} tokens (${model.id}). Please reduce the length of the messages.`,
+    'messages',
+    'context_length_exceeded',
+  );
 }
 
 /** The output tokens an already landed hold pays for (the same request's, so its prompt and n). */
@@ -424,13 +556,6 @@ function freshCounts(nowMs: number): WindowCounts {
 function keyCaps(key: KeyRecord): Caps | undefined {
   if (!key.rpm && !key.tpm) return undefined;
   return { rpm: key.rpm ?? 0, tpm: key.tpm ?? 0 };
-}
-
-function waitFor(limits: Caps, view: WindowCounts, tokens: number, nowMs: number): number {
-  return Math.max(
-    limits.rpm ? msUntilAllowed(limits.rpm, view.prevRequests, view.requests, 1, nowMs) : 0,
-    limits.tpm ? msUntilAllowed(limits.tpm, view.prevTokens, view.tokens, tokens, nowMs) : 0,
-  );
 }
 
 function limitsChanged(limits: Limits, old: Account): boolean {

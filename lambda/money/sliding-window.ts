@@ -60,12 +60,21 @@ export function msUntilAllowed(limit: number, prevCount: number, count: number, 
   return Math.ceil(untilNext + WINDOW_MS - (roomNext * WINDOW_MS) / count);
 }
 
-/** Milliseconds until the whole limit is available again. */
+/**
+ * Milliseconds until the whole limit is available again, told as at most 60 s: a per-minute limit
+ * never names a reset beyond a minute (what is counted now weighs on, sliding out, through the
+ * next minute; a client that comes back after 60 s finds most of it free).
+ */
 export function msUntilReset(prevCount: number, count: number, nowMs: number): number {
   const intoMinute = nowMs % WINDOW_MS;
-  if (count > 0) return 2 * WINDOW_MS - intoMinute;
+  if (count > 0) return Math.min(WINDOW_MS, 2 * WINDOW_MS - intoMinute);
   if (prevCount > 0) return WINDOW_MS - intoMinute;
   return 0;
+}
+
+/** A wait as told to clients (`retry-after`, `retry-after-ms`, "try again in"): at most 60 s on a per-minute limit. */
+export function toldWaitMs(waitMs: number): number {
+  return Math.min(WINDOW_MS, Math.max(0, Math.ceil(waitMs)));
 }
 
 /** OpenAI's duration form: `250ms`, `6s`, `1.5s`, `1m0s`, `1m30.5s`. */

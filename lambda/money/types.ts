@@ -45,11 +45,10 @@ export interface Outcome {
 export interface Admitted {
   /**
    * The output limit the hold pays for, to be sent upstream as the request's limit: the client's,
-   * clamped to the model's maximum, else the model's maximum, lowered to what the balance pays.
+   * clamped to the model's maximum, else the model's maximum, lowered to what the balance pays
+   * and fitted to what the minute has left (never below the floor of 1,024 tokens).
    */
   outputTokens: number;
-  /** True when the client named no limit and `outputTokens` is below the model's maximum. */
-  outputLowered: boolean;
   /** The six `x-ratelimit-*` headers as of this admission. */
   headers: Record<string, string>;
   /** When the request must have ended, ms since the epoch (ITAPI_MAX_REQUEST_S after it started). */
@@ -69,8 +68,11 @@ export interface Admitted {
  */
 export interface Admission {
   admit(req: AdmissionRequest): Promise<Admitted>;
-  /** Last known `x-ratelimit-*` headers for a key's account, for answers that end before admission. */
-  headersFor?(key: KeyRecord): Record<string, string> | undefined;
+  /**
+   * The `x-ratelimit-*` headers for a key's account, for answers that end before admission
+   * (`GET /v1/models`, a 400): as last seen, or read once on a cold instance.
+   */
+  headersFor?(key: KeyRecord): Promise<Record<string, string> | undefined>;
   /** May this key use this model (key list and tier list)? Cheap, from cached state. */
   allowsModel?(key: KeyRecord, modelId: string): boolean;
 }

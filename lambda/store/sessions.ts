@@ -95,6 +95,14 @@ export class SessionsStore {
     }
   }
 
+  /** An unused, unexpired link, without using it (to ask a signed-in holder before switching accounts). */
+  async getLink(hash: string, nowMs: number): Promise<ConsoleGrant | undefined> {
+    const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { id: { S: itemId('link', hash) } }, ConsistentRead: true });
+    if (!out.Item) return undefined;
+    const grant = fromItem(out.Item);
+    return grant.kind === 'link' && grant.usedAtMs === undefined && grant.expiresAtMs > nowMs ? grant : undefined;
+  }
+
   /** A live session, or undefined when it is unknown, ended or expired. */
   async getSession(hash: string, nowMs: number): Promise<ConsoleGrant | undefined> {
     const out = await this.client.call('GetItem', { TableName: this.tableName, Key: { id: { S: itemId('session', hash) } }, ConsistentRead: true });

@@ -130,6 +130,7 @@ describe('sessions', () => {
       redirect: 'manual',
     });
     expect(out.status).toBe(403);
+    expect(out.headers.getSetCookie()).toEqual([]);
     expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
   });
 
@@ -145,6 +146,56 @@ describe('sessions', () => {
       expect(out.status).toBe(403);
     }
     expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
+  });
+
+  /** A form post to sign-out, as a browser would send it, with the headers given. */
+  const postSignOut = (headers: Record<string, string>, body: Record<string, string>) =>
+    fetch(`${consoleOrigin(gw)}/console/sign-out`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(body).toString(),
+      redirect: 'manual',
+    });
+
+  it('a cross-site form post to sign-out (no cookie: SameSite=Strict) is refused and does not clear the cookie', async () => {
+    const s = await signIn(gw, alice.accountId);
+    for (const headers of [{ 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'https://evil.example' }, {}] as Array<Record<string, string>>) {
+      const out = await postSignOut(headers, {});
+      expect(out.status).toBe(403);
+      expect(out.headers.getSetCookie()).toEqual([]);
+      expect((await out.text())).toContain('console page itself');
+    }
+    expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
+  });
+
+  it('sign-out from another port of the same host is another origin: refused even with the cookie and the token', async () => {
+    const s = await signIn(gw, alice.accountId);
+    const own = new URL(consoleOrigin(gw));
+    const otherPort = `${own.protocol}//${own.hostname}:${Number(own.port) === 65535 ? 65534 : Number(own.port) + 1}`;
+    for (const headers of [
+      { 'sec-fetch-site': 'same-site', origin: otherPort },
+      { origin: otherPort },
+      // A browser that says same-origin but names another origin is not believed either.
+      { 'sec-fetch-site': 'same-origin', origin: otherPort },
+    ] as Array<Record<string, string>>) {
+      const out = await postSignOut({ cookie: s.cookie, ...headers }, { csrf: s.csrf });
+      expect(out.status).toBe(403);
+      expect(out.headers.getSetCookie()).toEqual([]);
+    }
+    expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(200);
+    // The same post from the console's own origin signs out.
+    const own2 = await postSignOut({ cookie: s.cookie, 'sec-fetch-site': 'same-origin', origin: consoleOrigin(gw) }, { csrf: s.csrf });
+    expect(own2.status).toBe(303);
+    expect(own2.headers.getSetCookie()[0]).toMatch(/^itapi_console=; Max-Age=0/);
+    expect((await consoleApi(gw, s, 'GET', 'account')).status).toBe(401);
+  });
+
+  it('an API change whose Origin is another port is refused whatever Sec-Fetch-Site says', async () => {
+    const own = new URL(consoleOrigin(gw));
+    const otherPort = `${own.protocol}//${own.hostname}:${Number(own.port) + 1}`;
+    const res = await consoleApi(gw, aliceSession, 'POST', 'keys', { name: 'x' }, { origin: otherPort });
+    expect(res.status).toBe(403);
+    expect(res.json.error.code).toBe('csrf_failed');
   });
 
   it('the operator revokes every session of an account (DELETE /admin/accounts/{id}/console-sessions)', async () => {

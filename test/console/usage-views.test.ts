@@ -1,7 +1,9 @@
 import { GatewayError } from '../../lambda/contract/errors';
 import { csvRow, CSV_COLUMNS, dayRange, decodeCursor, encodeCursor, MAX_RANGE_DAYS, summarizeUsage, usageCsv } from '../../lambda/console/usage';
 import { axisDollars, dollars } from '../../lambda/console/views/format';
-import { chartLayout, niceCeiling, PLOT_HEIGHT, UsageChart } from '../../lambda/console/views/usage-chart';
+import { CONSOLE_CSS } from '../../lambda/console/styles';
+import { perMtok } from '../../lambda/console/views/format';
+import { chartLayout, chartSeries, niceCeiling, PLOT_HEIGHT, seriesClass, UsageChart } from '../../lambda/console/views/usage-chart';
 import type { LedgerEntry } from '../../lambda/store/usage';
 
 /** The console's usage arithmetic and drawing, without a server. */
@@ -104,15 +106,63 @@ describe('the usage chart', () => {
     const svg = String(UsageChart({ summary, metric: 'cost', title: 'Spend per day' }));
     expect(svg).toContain('<svg');
     expect(svg).not.toMatch(/\sstyle=/);
-    expect(svg.match(/<rect /g)).toHaveLength(3);
+    expect(svg.match(/<rect class="bar /g)).toHaveLength(3);
     expect(svg).toContain('<title>2025-01-02 · m2: $0.000650</title>');
     expect(svg).toContain('aria-label="Spend per day: $0.00105 in total"');
+  });
+
+  it('puts no text inside the drawing (so none is scaled down with it): axes and values are HTML', () => {
+    const html = String(UsageChart({ summary, metric: 'cost', title: 'Spend per day' }));
+    expect(html).not.toContain('<text');
+    expect(html).toMatch(/<div class="y-axis"[^>]*><span>\$0\.01<\/span><span>\$0\.005<\/span><span>\$0\.00<\/span>/);
+    expect(html).toMatch(/<div class="x-axis"[^>]*><span>01-01<\/span><span>01-02<\/span><span>01-03<\/span>/);
+  });
+
+  it('makes each day one focusable mark whose label states its values, and gives the same values as a table', () => {
+    const html = String(UsageChart({ summary, metric: 'cost', title: 'Spend per day' }));
+    const marks = [...html.matchAll(/<rect class="day-mark"[^>]*>/g)].map((m) => m[0]);
+    expect(marks).toHaveLength(3);
+    for (const mark of marks) expect(mark).toContain('tabindex="0"');
+    expect(marks[0]).toContain('aria-label="2025-01-01: $0.000400 (m2 $0.000100, m1 $0.000300)"');
+    expect(marks[1]).toContain('aria-label="2025-01-02: $0.000650 (m2)"');
+    expect(marks[2]).toContain('aria-label="2025-01-03: nothing"');
+    const table = html.slice(html.indexOf('<table'));
+    expect(table).toContain('<th scope="col" class="num">m2</th><th scope="col" class="num">m1</th>');
+    expect(table).toContain('<th scope="row">2025-01-01</th><td class="num">$0.000100</td><td class="num">$0.000300</td><td class="num">$0.000400</td>');
+    expect(table).not.toContain('2025-01-03');
+  });
+
+  it('gives up to 12 models a colour each, and groups the rest as Other', () => {
+    const names = (n: number) => Array.from({ length: n }, (_, i) => `model-${String(i).padStart(2, '0')}`);
+    const twelve = chartSeries(names(12));
+    expect(twelve.map((s) => s.name)).toEqual(names(12));
+    expect(new Set(twelve.map((s, i) => seriesClass(i, s.name))).size).toBe(12);
+    const fifteen = chartSeries(names(15));
+    expect(fifteen).toHaveLength(12);
+    expect(fifteen.at(-1)).toEqual({ name: 'Other', models: names(15).slice(11) });
+    expect(new Set(fifteen.map((s, i) => seriesClass(i, s.name))).size).toBe(12);
+    // Every class has its own colour in the stylesheet.
+    const colours = [...Array.from({ length: 12 }, (_, i) => `series-${i}`), 'series-other'].map((cls) => new RegExp(`\\.${cls} \\{ fill: (#[0-9a-f]{6});`).exec(CONSOLE_CSS)?.[1]);
+    expect(colours.every(Boolean)).toBe(true);
+    expect(new Set(colours).size).toBe(13);
+    // The Other stack is the sum of the models in it.
+    const many = summarizeUsage(
+      names(15).map((m, i) => request(`r${i}`, '2025-01-01T01:00:00Z', m, 1000 - i)),
+      dayRange('2025-01-01', '2025-01-01', 0),
+    );
+    const other = chartLayout(many, 'cost').segments.filter((s) => s.model === 'Other');
+    expect(other).toHaveLength(1);
+    expect(other[0].value).toBe((1000 - 11) + (1000 - 12) + (1000 - 13) + (1000 - 14));
   });
 
   it('labels axes readably at any scale', () => {
     expect([0, 2_500, 10_000, 5_000_000, 12_345_678_900].map(axisDollars)).toEqual(['$0.00', '$0.0025', '$0.01', '$5.00', '$12,345.6789']);
     expect([0, 4_200, 10_000, 12_345_678, 5_000].map(dollars)).toEqual(['$0.00', '$0.0042', '$0.01', '$12.35', '$0.005']);
   });
+});
+
+it('writes prices per 1M tokens as plain numbers, every decimal they have, and — for none', () => {
+  expect([2.5, 0.075, 15, 0, 1234.5, 0.000123, null].map(perMtok)).toEqual(['2.50', '0.075', '15.00', '0.00', '1,234.50', '0.000123', '—']);
 });
 
 describe('CSV', () => {

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CatalogFile } from '../../lambda/catalog';
 import { books, expectBooksBalance } from '../reliability/support';
+import { runClaude as runAgent } from '../support/agents';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn, type RecordedRequest } from '../providers/stand-in';
@@ -27,7 +26,6 @@ const RECORDED = JSON.parse(readFileSync(join(__dirname, 'fixtures/claude-code-2
   gpt_model_turn1: { method: string; url: string; headers: Record<string, string>; body: any };
 };
 
-const CLAUDE_BIN = join(__dirname, '../../node_modules/@anthropic-ai/claude-code/bin/claude.exe');
 
 beforeAll(async () => {
   const anthropicUrl = await anthropic.start();
@@ -109,34 +107,8 @@ function openAiTurn(request: RecordedRequest) {
 }
 
 /** `claude -p` as a user runs it against the gateway, with nothing but the gateway reachable. */
-function runClaude(model: string, prompt: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const home = mkdtempSync(join(tmpdir(), 'itapi-claude-'));
-  const cwd = join(home, 'work');
-  mkdirSync(cwd);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    CLAUDE_CONFIG_DIR: join(home, '.claude'),
-    ANTHROPIC_BASE_URL: origin,
-    ANTHROPIC_AUTH_TOKEN: acct.key,
-    ANTHROPIC_MODEL: model,
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_AUTOUPDATER: '1',
-    CLAUDE_CODE_MAX_RETRIES: '0',
-  };
-  const child = spawn(CLAUDE_BIN, ['-p', '--allowedTools=Bash', '--output-format=json', prompt], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-  return new Promise((resolve) =>
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+function runClaude(model: string, prompt: string) {
+  return runAgent({ origin, key: acct.key, model, prompt, env: { CLAUDE_CODE_MAX_RETRIES: '0' } });
 }
 
 describe('claude -p against the gateway', () => {

@@ -390,12 +390,13 @@ describe('billing and limits', () => {
     expect(counts.tokens + counts.prevTokens).toBe(billed);
   });
 
-  it('holds and counts the input tokens at admission: a request above the TPM gets 429, one within it shows them in the headers', async () => {
+  it('holds and counts the input tokens at admission: a request above the whole TPM gets 400 (it can never fit), one within it shows them in the headers', async () => {
     const account = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 30, creditsMicroUsd: 50_000_000 });
     const calls = upstreamCalls.length;
     const big = await postEmbeddings(account.key, { model: 'emb-up', input: Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ') });
-    expect(big.status).toBe(429);
-    expectErrorBody(await big.json(), 'rate_limit_exceeded');
+    expect(big.status).toBe(400);
+    expect(big.headers.get('retry-after')).toBeNull();
+    expectErrorBody(await big.json(), 'invalid_request_error');
     expect(upstreamCalls.length).toBe(calls);
     const small = await postEmbeddings(account.key, { model: 'emb-up', input: 'hello world' });
     expect(small.status).toBe(200);

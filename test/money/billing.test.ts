@@ -149,7 +149,7 @@ describe('tokens per minute, counted as OpenAI counts them', () => {
     expectBooksBalance(await books(gw, acct.accountId));
   });
 
-  it('lowers the output limit of a request that alone would exceed the limit, and refuses one whose own limit does', async () => {
+  it('lowers the output limit of a request that alone would exceed the limit, and lowers a client limit that does not fit the minute', async () => {
     behaviour = usesTheWholeLimit;
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 600, creditsMicroUsd: 100_000_000 });
     const res = await ask(acct.key);
@@ -159,9 +159,12 @@ describe('tokens per minute, counted as OpenAI counts them', () => {
     const sent = upstream.requests.at(-1);
     expect(sent.max_tokens).toBeLessThan(600);
     expect(sent.max_tokens).toBeGreaterThan(500);
+    // The minute is used up: a client's own limit above what is left waits for the floor to free, told within a minute.
     const refused = await ask(acct.key, { max_tokens: 700 });
     expect(refused.status).toBe(429);
-    expect((await refused.json()).error.message).toMatch(/Request too large .* limit is 600 tokens per minute/);
+    expect((await refused.json()).error.message).toMatch(/Rate limit reached for tokens of the account: limit 600 per minute/);
+    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(Number(refused.headers.get('retry-after-ms'))).toBeLessThanOrEqual(60_000);
   });
 });
 

@@ -84,11 +84,18 @@ describe('sliding window with a controllable clock', () => {
     const err = (await admit().catch((e) => e)) as GatewayError;
     expect(err.status).toBe(429);
     // Both requests are in this minute: at the next minute they become the previous one (2 × 1.0), so
-    // one request fits once 1/2 of that minute has passed: 45 s + 30 s.
-    expect(Number(err.headers['retry-after-ms'])).toBe(75_000);
-    expect(err.headers['retry-after']).toBe('75');
+    // one request fits once 1/2 of that minute has passed: 45 s + 30 s, told as at most a minute.
+    expect(Number(err.headers['retry-after-ms'])).toBe(60_000);
+    expect(err.headers['retry-after']).toBe('60');
     expect(err.headers['x-ratelimit-remaining-requests']).toBe('0');
-    expect(err.headers['x-ratelimit-reset-requests']).toBe('1m45s');
+    expect(err.headers['x-ratelimit-reset-requests']).toBe('1m0s');
+    // A retry after what was told meets a short wait, the rest of the true one (15 s), never another minute.
+    now += 60_000;
+    const again = (await admit().catch((e) => e)) as GatewayError;
+    expect(again.status).toBe(429);
+    expect(Number(again.headers['retry-after-ms'])).toBe(15_000);
+    now += 15_000;
+    await expect(admit()).resolves.toBeDefined();
   });
 
   it('admits on tokens per minute and corrects the count at settlement', async () => {
@@ -236,5 +243,146 @@ describe('a key with caps of its own', () => {
     expect(admitted.headers['x-ratelimit-limit-requests']).toBe('5');
     expect(admitted.headers['x-ratelimit-remaining-requests']).toBe('4');
     expect(admitted.headers['x-ratelimit-limit-tokens']).toBe('10000000');
+  });
+});
+
+describe('output limits fitted to what the minute has left', () => {
+  // A coding agent's model: 128k of output, more than a Starter minute.
+  const agentModel = parseCatalog(
+    {
+      models: {
+        'agent-model': {
+          owned_by: 'openai',
+          pricing: { input_per_mtok: 1, output_per_mtok: 2 },
+          context_window: 400_000,
+          max_output_tokens: 128_000,
+          routes: [{ provider: 'mock', model: 'agent-model' }],
+        },
+      },
+    },
+    'test',
+  ).get('agent-model')!;
+  const ask = (key: KeyRecord, promptTokens: number, nowMs: number, outputLimit?: number) => ({
+    requestId: `r${Math.random().toString(36).slice(2)}`,
+    key,
+    model: agentModel,
+    startedAtMs: nowMs,
+    promptTokens,
+    outputLimit,
+    n: 1,
+    stream: true,
+  });
+  const used = (prompt: number, completion: number) => ok({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
+
+  it('gives an agent’s sequential turns a share of what is left, never a 429 while the minute has room', async () => {
+    const { stores, tables, key, accountId } = await setup({ rpm: 60, tpm: 100_000 });
+    let now = 5_000 * 60_000 + 5_000;
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const outputs: number[] = [];
+    for (let turn = 0; turn < 4; turn++) {
+      const prompt = 10_000 + turn * 500;
+      const admitted = await admission.admit(ask(key, prompt, now));
+      outputs.push(admitted.outputTokens);
+      // Counted at admission: the prompt and the fitted limit, within the minute's 100,000.
+      expect((await stores.accounts.get(accountId))!.counts.tokens).toBeLessThanOrEqual(100_000);
+      await admitted.settle(used(prompt, 200));
+      now += 2_000;
+    }
+    // Half of what the minute left after the prompt, never the model's 128,000 nor a wait.
+    expect(outputs[0]).toBe(Math.floor((100_000 - 10_000) / 2));
+    for (const out of outputs) expect(out).toBeGreaterThan(20_000);
+    expect((await stores.accounts.get(accountId))!.counts.tokens).toBe(4 * 10_000 + 500 * 6 + 4 * 200);
+  });
+
+  it('lowers a client’s own limit to what is left, down to the floor of 1,024, then tells when the floor frees (at most 60 s)', async () => {
+    const { stores, tables, key } = await setup({ rpm: 60, tpm: 20_000 });
+    const now = 6_000 * 60_000 + 10_000;
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const first = await admission.admit(ask(key, 12_000, now, 32_000));
+    expect(first.outputTokens).toBe(4_000); // half of the 8,000 left after the prompt
+    const second = await admission.admit(ask(key, 2_000, now, 32_000));
+    expect(second.outputTokens).toBe(1_024); // 2,000 left after its prompt: half is below the floor
+    const err = (await admission.admit(ask(key, 2_000, now, 32_000)).catch((e) => e)) as GatewayError;
+    expect(err.status).toBe(429);
+    expect(err.type).toBe('rate_limit_exceeded');
+    expect(err.message).toMatch(/needs at least 3024 \(2000 in the prompt and 1024 of output\)/);
+    expect(Number(err.headers['retry-after-ms'])).toBeGreaterThan(0);
+    expect(Number(err.headers['retry-after-ms'])).toBeLessThanOrEqual(60_000);
+    expect(Number(err.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(err.headers['x-ratelimit-reset-tokens']).toMatch(/^(\d+(\.\d+)?s|\d+ms|1m0s)$/);
+    // The first turn used little: its settlement gives the minute back, and the floor fits again.
+    await first.settle(used(12_000, 100));
+    const third = await admission.admit(ask(key, 2_000, now, 32_000));
+    expect(third.outputTokens).toBeGreaterThanOrEqual(1_024);
+  });
+
+  it('shares the minute between concurrent requests: each admitted one gets at least the floor, and the counted total stays within the limit', async () => {
+    const { stores, tables, key, accountId } = await setup({ rpm: 1_000, tpm: 100_000 });
+    const now = 7_000 * 60_000 + 1_000;
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const results = await Promise.all(Array.from({ length: 12 }, () => admission.admit(ask(key, 5_000, now)).catch((e: GatewayError) => e)));
+    const admitted = results.filter((r): r is Exclude<typeof r, GatewayError> => !(r instanceof GatewayError));
+    const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
+    // Each takes half of what the one before left: 47,500, 21,250, 8,125, then the floor's share.
+    expect(admitted.length).toBeGreaterThanOrEqual(4);
+    for (const a of admitted) expect(a.outputTokens).toBeGreaterThanOrEqual(1_024);
+    for (const e of refused) {
+      expect(e.status).toBe(429);
+      expect(Number(e.headers['retry-after-ms'])).toBeLessThanOrEqual(60_000);
+    }
+    const counted = (await stores.accounts.get(accountId))!.counts.tokens;
+    expect(counted).toBeLessThanOrEqual(100_000);
+    expect(counted).toBe(admitted.reduce((s, a) => s + 5_000 + a.outputTokens, 0));
+    // Those that waited are not starved for the minute: the answers' settlements give back what they did not use.
+    await Promise.all(admitted.map((a) => a.settle(used(5_000, 100))));
+    const retried = await Promise.all(refused.map(() => admission.admit(ask(key, 5_000, now)).catch((e: GatewayError) => e)));
+    const later = retried.filter((r) => !(r instanceof GatewayError)) as Array<Exclude<(typeof retried)[number], GatewayError>>;
+    expect(later.length).toBeGreaterThanOrEqual(3);
+    for (const a of later) expect(a.outputTokens).toBeGreaterThanOrEqual(1_024);
+    expect((await stores.accounts.get(accountId))!.counts.tokens).toBeLessThanOrEqual(100_000);
+  });
+
+  it('refuses with 400, no retry-after, a prompt that no minute of the account or the key can take, and one above the model’s context', async () => {
+    const { stores, tables, key } = await setup({ rpm: 10, tpm: 20_000 });
+    const now = 8_000 * 60_000 + 1_000;
+    const admission = moneyOver(stores, tables, () => now).admission;
+    const err = (await admission.admit(ask(key, 27_000, now, 32_000)).catch((e) => e)) as GatewayError;
+    expect({ status: err.status, type: err.type, code: err.code }).toEqual({ status: 400, type: 'invalid_request_error', code: 'request_too_large' });
+    expect(err.message).toMatch(/27001 tokens \(27000 in the prompt and at least 1 of output\).*limit of the account is 20000 tokens per minute/);
+    expect(err.headers['retry-after']).toBeUndefined();
+    const capped: KeyRecord = { ...key, keyHash: `${key.keyHash}_t`, keyId: `${key.keyId}_t`, tpm: 5_000 };
+    await stores.keys.create(capped);
+    const keyErr = (await admission.admit(ask(capped, 6_000, now)).catch((e) => e)) as GatewayError;
+    expect(keyErr.status).toBe(400);
+    expect(keyErr.message).toMatch(/limit of this key is 5000 tokens per minute/);
+    const context = (await admission.admit(ask(key, 400_001, now)).catch((e) => e)) as GatewayError;
+    expect({ status: context.status, code: context.code }).toEqual({ status: 400, code: 'context_length_exceeded' });
+    // Nothing was counted for any of them.
+    expect((await stores.accounts.get(key.accountId))!.counts.tokens).toBe(0);
+  });
+
+  it('counts the next turn after the last one’s settlement still under way on this instance', async () => {
+    const { stores, tables, key } = await setup({ rpm: 60, tpm: 100_000 });
+    const now = 9_000 * 60_000 + 1_000;
+    // Settlements that take 300 ms to land, as a slow store would.
+    const slow = { settle: async (...args: Parameters<typeof stores.accounts.settle>) => (await new Promise((r) => setTimeout(r, 300)), stores.accounts.settle(...args)) };
+    const { CreditAdmission } = await import('../../lambda/money/admission');
+    const { Settlements } = await import('../../lambda/money/settlement');
+    const { TierCache } = await import('../../lambda/money/tier-cache');
+    const admission = new CreditAdmission({
+      store: stores.accounts,
+      tiers: new TierCache(stores.tiers, 60_000, () => now),
+      settlements: new Settlements({ store: slow, retryDelaysMs: [10], now: () => now }),
+      keysTable: tables.keys,
+      maxRequestMs: 900_000,
+      now: () => now,
+    });
+    const first = await admission.admit(ask(key, 30_000, now));
+    expect(first.outputTokens).toBe(35_000);
+    // The answer's last byte is out; its settlement is on its way (not awaited) when the next turn comes.
+    void first.settle(used(30_000, 500));
+    const next = await admission.admit(ask(key, 30_600, now));
+    // Against the true 30,500, not the 65,000 held: half of 100,000 − 30,500 − 30,600.
+    expect(next.outputTokens).toBe(Math.floor((100_000 - 30_500 - 30_600) / 2));
   });
 });

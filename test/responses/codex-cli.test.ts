@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CatalogFile } from '../../lambda/catalog';
 import { books, expectBooksBalance } from '../reliability/support';
+import { closedPort, codexExec as runCodex, completedItems, type CodexRun } from '../support/agents';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { anthropicAnswer, modelEntry, openAiAnswer, StandIn } from './support';
 
@@ -14,7 +13,6 @@ import { anthropicAnswer, modelEntry, openAiAnswer, StandIn } from './support';
  * config.toml docs/CLIENTS.md gives, every proxy variable points at a closed loopback port (so
  * any attempt to leave the machine fails at once), and only 127.0.0.1 is exempt.
  */
-const CODEX_BIN = require.resolve('@openai/codex/bin/codex.js');
 const openai = new StandIn('http1');
 const anthropic = new StandIn('http1');
 let gw: TestGateway;
@@ -44,88 +42,9 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-/** A loopback port nothing listens on: connections to it are refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** The config.toml of docs/CLIENTS.md, with the test settings that stop retries and background traffic. */
-function writeConfig(codexHome: string, model: string): void {
-  writeFileSync(
-    join(codexHome, 'config.toml'),
-    [
-      `model = "${model}"`,
-      'model_provider = "itapi"',
-      'web_search = "disabled"',
-      '',
-      '[model_providers.itapi]',
-      'name = "itapi"',
-      `base_url = "${gw.baseUrl}"`,
-      'env_key = "ITAPI_KEY"',
-      'wire_api = "responses"',
-      'stream_max_retries = 0',
-      'request_max_retries = 0',
-      'stream_idle_timeout_ms = 20000',
-      '',
-      '[analytics]',
-      'enabled = false',
-      '',
-      '[features]',
-      'plugins = false',
-      '',
-    ].join('\n'),
-  );
-}
-
-interface CodexRun {
-  code: number | null;
-  events: Array<Record<string, any>>;
-  stderr: string;
-}
-
 function codexExec(model: string, prompt: string, key = acct.key): Promise<CodexRun> {
-  const codexHome = mkdtempSync(join(home, 'home-'));
-  const workdir = mkdtempSync(join(home, 'work-'));
-  writeConfig(codexHome, model);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CODEX_BIN, 'exec', '--skip-git-repo-check', '--ephemeral', '--json', prompt], {
-      cwd: workdir,
-      env: {
-        PATH: process.env.PATH,
-        HOME: codexHome,
-        CODEX_HOME: codexHome,
-        ITAPI_KEY: key,
-        HTTPS_PROXY: deadProxy,
-        HTTP_PROXY: deadProxy,
-        ALL_PROXY: deadProxy,
-        NO_PROXY: '127.0.0.1,localhost',
-        RUST_LOG: 'error',
-      },
-      // stdin closed: with a pipe `codex exec` waits to read more prompt from it.
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const events = stdout
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as Record<string, any>);
-      resolve({ code, events, stderr });
-    });
-  });
+  return runCodex({ baseUrl: gw.baseUrl, key, model, prompt, root: home, deadProxy });
 }
-
-const completedItems = (run: CodexRun, type: string) => run.events.filter((e) => e.type === 'item.completed' && e.item?.type === type).map((e) => e.item);
 
 describe.each([
   { name: 'OpenAI-compatible', model: 'gpt-test', upstream: () => openai, toolRole: 'tool' },

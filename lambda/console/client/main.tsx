@@ -109,6 +109,7 @@ function openDialog(id: string): HTMLDialogElement {
   const dialog = $<HTMLDialogElement>(`#${id}`)!;
   for (const e of dialog.querySelectorAll<HTMLElement>('.error')) clearError(e);
   dialog.showModal();
+  dialog.querySelector<HTMLElement>('[autofocus]')?.focus();
   return dialog;
 }
 
@@ -211,6 +212,21 @@ function consolePage(): void {
         if (state.cursors.length > 1) state.cursors.pop();
         void withButton(button, $('[data-error="range"]'), () => showLedger(state.cursors.at(-1)));
         break;
+    }
+  });
+
+  // A chart's day, focused by keyboard or tapped, has its values read out in words beside the chart.
+  const readOut = (mark: Element | null) => {
+    if (!mark?.matches('.day-mark')) return;
+    const readout = mark.closest('figure')?.querySelector('.readout');
+    if (readout) readout.textContent = mark.getAttribute('aria-label') ?? '';
+  };
+  document.addEventListener('focusin', (event) => readOut(event.target as Element));
+  document.addEventListener('pointerdown', (event) => {
+    const mark = (event.target as Element).closest?.('.day-mark');
+    if (mark instanceof SVGElement) {
+      mark.focus();
+      readOut(mark);
     }
   });
 

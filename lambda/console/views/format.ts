@@ -49,3 +49,10 @@ export function day(seconds: number): string {
 export function limit(n: number): string {
   return n ? count(n) : 'no limit';
 }
+
+/** A price in USD per million tokens as a plain number: at least two decimals, every one it has (`2.50`, `0.075`); `—` for none. */
+export function perMtok(usd: number | null): string {
+  if (usd === null) return '—';
+  const [whole, fraction = ''] = usd.toFixed(6).replace(/0+$/, '').split('.');
+  return `${Number(whole).toLocaleString('en-US')}.${fraction.padEnd(2, '0')}`;
+}

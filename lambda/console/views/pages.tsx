@@ -13,7 +13,7 @@ export interface AssetVersions {
   icon: string;
 }
 
-function Layout(props: { title: string; page: string; assets: AssetVersions; csrfToken?: string; children: Child }) {
+export function Layout(props: { title: string; page: string; assets: AssetVersions; csrfToken?: string; children: Child }) {
   return (
     <html lang="en">
       <head>
@@ -45,23 +45,39 @@ export interface ConsolePageProps {
   assets: AssetVersions;
 }
 
+/** The bar atop every signed-in page: the account, the console's pages, and sign-out. */
+export function TopBar(props: { account: AccountJson; csrfToken: string; current: 'overview' | 'models' }) {
+  const link = (page: 'overview' | 'models', href: string, text: string) => (
+    <a href={href} aria-current={props.current === page ? 'page' : undefined}>
+      {text}
+    </a>
+  );
+  return (
+    <header class="top">
+      <h1>
+        itapi <span class="muted">console</span>
+      </h1>
+      <nav class="pages" aria-label="Console pages">
+        {link('overview', './', 'Overview')}
+        {link('models', 'models', 'Models')}
+      </nav>
+      <p class="who">
+        <span class="account-name">{props.account.name}</span> <code class="account-id">{props.account.id}</code>
+      </p>
+      <form method="post" action="sign-out">
+        <input type="hidden" name="csrf" value={props.csrfToken} />
+        <button type="submit" class="link">
+          Sign out
+        </button>
+      </form>
+    </header>
+  );
+}
+
 export function ConsolePage(p: ConsolePageProps) {
   return (
     <Layout title={`${p.account.name} · itapi console`} page="console" assets={p.assets} csrfToken={p.csrfToken}>
-      <header class="top">
-        <h1>
-          itapi <span class="muted">console</span>
-        </h1>
-        <p class="who">
-          <span class="account-name">{p.account.name}</span> <code class="account-id">{p.account.id}</code>
-        </p>
-        <form method="post" action="sign-out">
-          <input type="hidden" name="csrf" value={p.csrfToken} />
-          <button type="submit" class="link">
-            Sign out
-          </button>
-        </form>
-      </header>
+      <TopBar account={p.account} csrfToken={p.csrfToken} current="overview" />
       <main>
         {p.notice ? (
           <p class="notice" role="status">
@@ -145,7 +161,8 @@ export function ConsolePage(p: ConsolePageProps) {
           <button type="button" class="danger" data-action="confirm-revoke">
             Revoke
           </button>
-          <button type="button" data-action="close-dialog">
+          {/* The safe choice has the focus: Enter pressed twice cancels, it never revokes. */}
+          <button type="button" data-action="close-dialog" autofocus>
             Cancel
           </button>
         </p>
@@ -220,6 +237,34 @@ export function SignInPage(props: { assets: AssetVersions }) {
         <noscript>
           <p>The console needs JavaScript.</p>
         </noscript>
+      </main>
+    </Layout>
+  );
+}
+
+/**
+ * A signed-in holder opened a link to another account: nothing changes until they choose. The
+ * link stays unused until "Switch" posts it again (from this page, so from our own origin).
+ */
+export function SwitchAccountPage(props: { current: { id: string; name: string }; next: { id: string; name: string }; token: string; assets: AssetVersions }) {
+  return (
+    <Layout title="Switch account? · itapi console" page="switch-account" assets={props.assets}>
+      <main class="narrow">
+        <h1>Switch account?</h1>
+        <p>
+          You are signed in to <strong>{props.current.name}</strong> <code>{props.current.id}</code>. This link signs you in to{' '}
+          <strong class="next-account">{props.next.name}</strong> <code>{props.next.id}</code> instead.
+        </p>
+        <form method="post" action="session" class="dialog-buttons">
+          <input type="hidden" name="token" value={props.token} />
+          <input type="hidden" name="switch" value="yes" />
+          <a class="button" href="./" autofocus>
+            Stay in {props.current.name}
+          </a>
+          <button type="submit" class="primary">
+            Switch to {props.next.name}
+          </button>
+        </form>
       </main>
     </Layout>
   );

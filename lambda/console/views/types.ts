@@ -51,8 +51,23 @@ export interface TopUpOptionsJson {
   recent: TopUpJson[];
 }
 
-/** A model an account may give a key (its tier's models, or the whole catalog). */
+/** A model an account may give a key (its tier's models, or the whole catalog), with its prices. */
 export interface ModelChoiceJson {
   id: string;
   owned_by: string;
+  kind: 'chat' | 'embedding';
+  /** Tokens of prompt and output together. */
+  context_window: number;
+  /** Null for embedding models (no output). */
+  max_output_tokens: number | null;
+  /** USD per million tokens, as the gateway bills them; null where the catalog names no such price. */
+  pricing: {
+    input_per_mtok: number;
+    output_per_mtok: number | null;
+    /** Cache reads; the input price where the catalog names none (that is what is billed). */
+    cached_input_per_mtok: number;
+    /** Cache writes (5-minute, and 1-hour where offered): from the catalog's `cache_write_per_mtok` fields. */
+    cache_write_per_mtok: number | null;
+    cache_write_1h_per_mtok: number | null;
+  };
 }
