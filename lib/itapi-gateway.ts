@@ -185,7 +185,6 @@ export class ItapiGateway extends Construct {
       chatFunction: this.chat.function,
       adminFunction: this.admin.function,
       chatTimeout,
-      corsOrigins: props.corsOrigins,
       logRetention,
       throttlingRateLimit: props.apiThrottlingRateLimit,
       throttlingBurstLimit: props.apiThrottlingBurstLimit,

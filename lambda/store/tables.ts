@@ -147,16 +147,19 @@ export function tableDefinitions(names: TableNames): CreateTableCommandInput[] {
 
 /** Creates the tables that do not exist yet (local mode) and waits until each is ACTIVE. */
 export async function ensureTables(dynamo: Dynamo, tables: TableNames): Promise<void> {
-  for (const definition of tableDefinitions(tables)) {
-    try {
-      await dynamo.call('CreateTable', definition);
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
-    }
-    for (;;) {
-      const out = await dynamo.call('DescribeTable', { TableName: definition.TableName });
-      if (out.Table?.TableStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  // All at once: one after another, the seven tables were a good part of `npm start`'s time.
+  await Promise.all(
+    tableDefinitions(tables).map(async (definition) => {
+      try {
+        await dynamo.call('CreateTable', definition);
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
+      }
+      for (;;) {
+        const out = await dynamo.call('DescribeTable', { TableName: definition.TableName });
+        if (out.Table?.TableStatus === 'ACTIVE') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }),
+  );
 }
