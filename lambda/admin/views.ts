@@ -99,6 +99,13 @@ export function ledgerView(e: LedgerEntry) {
     prompt_tokens: e.promptTokens ?? 0,
     completion_tokens: e.completionTokens ?? 0,
     cached_tokens: e.cachedTokens ?? 0,
+    /** 5-minute and 1-hour cache writes, inside prompt_tokens. */
+    cache_write_tokens: e.cacheWriteTokens ?? 0,
+    cache_write_1h_tokens: e.cacheWrite1hTokens ?? 0,
+    /** Inside completion_tokens. */
+    reasoning_tokens: e.reasoningTokens ?? 0,
+    server_tool_calls: e.serverToolCalls ?? 0,
+    service_tier: e.serviceTier ?? null,
     cost_micro_usd: -e.amountMicroUsd,
     hold_micro_usd: e.holdMicroUsd ?? null,
     uncharged_micro_usd: e.unchargedMicroUsd ?? 0,

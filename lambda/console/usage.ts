@@ -131,6 +131,11 @@ export const CSV_COLUMNS = [
   'cost_micro_usd',
   'latency_ms',
   'stream',
+  'cache_write_tokens',
+  'cache_write_1h_tokens',
+  'reasoning_tokens',
+  'server_tool_calls',
+  'service_tier',
 ] as const;
 
 /** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
@@ -157,6 +162,11 @@ export function csvRow(e: LedgerEntry): string {
     cost,
     e.latencyMs,
     e.stream ?? false,
+    e.cacheWriteTokens ?? 0,
+    e.cacheWrite1hTokens ?? 0,
+    e.reasoningTokens ?? 0,
+    e.serverToolCalls ?? 0,
+    e.serviceTier,
   ];
   return `${fields.map(csvField).join(',')}\r\n`;
 }

@@ -4,6 +4,7 @@ import type { HoldRecord, HoldsStore } from '../store/holds';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import { affordableOutputTokens, computeHold, usd, type Hold } from './hold';
+import { FREE_PRICE } from './cost';
 import { checkpointMicroUsd, requestSettlement, type Settlements } from './settlement';
 import {
   countsAt,
@@ -427,7 +428,7 @@ export class CreditAdmission implements Admission {
    * is retried, queued if the store stays away, and recorded even if the hold is not there yet.
    */
   private releaseLater(record: HoldRecord): void {
-    const free = { price: { inputPerToken: 0, outputPerToken: 0, cachedInputPerToken: 0 } };
+    const free = { price: FREE_PRICE };
     const outcome: Outcome = { status: 'failed', httpStatus: 503, errorCode: 'admission_unanswered', completionText: '', latencyMs: 0, stream: record.stream };
     const release = { ...requestSettlement(record, free, outcome, this.options.keysTable), release: true };
     this.schedule(async () => {
