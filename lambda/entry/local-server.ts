@@ -167,6 +167,7 @@ async function serveGateway(
     providers: options.providers,
     timeouts: options.timeouts,
     authTtlMs: options.authTtlMs,
+    rollupsInline: true,
     corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
     log: options.log,
     loadConsole: () => import('../console'),
@@ -174,6 +175,8 @@ async function serveGateway(
     responsesTtlDays: responsesTtlDaysFromEnv(env),
   });
   await gateway.stores.tiers.seed();
+  // Ledger items not yet rolled up (a process killed between settlement and roll-up, data from before roll-ups).
+  await gateway.stores.rollups.catchUp();
   const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
 
   ready(gateway.app.fetch);

@@ -1,6 +1,7 @@
 import type { ModelEntry } from '../catalog';
 import type { AccountsStore, LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
+import type { LedgerEntry } from '../store/usage';
 import { usageExtras } from '../contract/usage';
 import { costOf, NO_USAGE, type BilledUsage } from './cost';
 import { countTokens } from './tokens';
@@ -126,6 +127,15 @@ export function checkpointMicroUsd(model: Pick<ModelEntry, 'price'>, hold: Pick<
   return Math.max(0, Math.min(Math.ceil((outputTokens * model.price.outputPerToken) / 1000), hold.holdMicroUsd - hold.promptMicroUsd));
 }
 
+/** The ledger item a settlement wrote, as the stream of the usage table carries it. */
+export function settledLedgerEntry(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): LedgerEntry {
+  return {
+    ...write.ledger,
+    amountMicroUsd: -result.chargedMicroUsd,
+    unchargedMicroUsd: result.unchargedMicroUsd > 0 ? result.unchargedMicroUsd : undefined,
+  };
+}
+
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
 export interface SettlementQueue {
   send(write: SettleWrite): Promise<void>;
@@ -141,6 +151,8 @@ export interface SettlementsOptions {
   onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
   /** Called once per late settlement applied: a request's own settlement that found its hold swept as abandoned (metric, log). */
   onLate?(write: SettleWrite, late: LateSettleResult): void;
+  /** Awaited once per settlement that landed, after it (local mode: the usage roll-up); a failure is its own to report. */
+  afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
@@ -173,8 +185,10 @@ export class Settlements {
       try {
         const nowMs = this.now();
         const result = await this.options.store.settle(write, nowMs, guessWindow);
-        if (result.settled) this.options.onSettled?.(write, result);
-        else if (mayBeLate(write, result) && this.options.store.settleLate) {
+        if (result.settled) {
+          this.options.onSettled?.(write, result);
+          await this.options.afterSettled?.(write, result);
+        } else if (mayBeLate(write, result) && this.options.store.settleLate) {
           // Found swept as abandoned: the difference is applied once, as a ledger item of its own.
           const late = await this.options.store.settleLate(write);
           if (late) {

@@ -173,22 +173,44 @@ export class UsageStore {
     accountId: string,
     fromMs: number,
     toMs: number,
-    options: { limit: number; after?: string; oldestFirst?: boolean },
+    options: { limit: number; after?: string; oldestFirst?: boolean; keyId?: string; model?: string },
   ): Promise<{ items: LedgerEntry[]; lastSk?: string }> {
-    const page = await this.client.call('Query', {
+    const filters: string[] = [];
+    const values: Item = {
+      ':a': { S: accountId },
+      ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
+      ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
+    };
+    if (options.keyId !== undefined) {
+      filters.push('key_id = :key');
+      values[':key'] = { S: options.keyId };
+    }
+    if (options.model !== undefined) {
+      filters.push('model = :model');
+      values[':model'] = { S: options.model };
+    }
+    // A filter applies after the read: keep reading until the page is full or the range ends.
+    const items: LedgerEntry[] = [];
+    let after = options.after;
+    for (;;) {
+      const page = await this.client.call('Query', {
         TableName: this.tableName,
         KeyConditionExpression: 'account_id = :a AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: {
-          ':a': { S: accountId },
-          ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
-          ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
-        },
+        FilterExpression: filters.length ? filters.join(' AND ') : undefined,
+        ExpressionAttributeValues: values,
         ScanIndexForward: options.oldestFirst === true,
         Limit: options.limit,
-        ExclusiveStartKey: options.after ? { account_id: { S: accountId }, sk: { S: options.after } } : undefined,
-      },
-    );
-    return { items: (page.Items ?? []).map(ledgerFromItem), lastSk: page.LastEvaluatedKey?.sk?.S };
+        ExclusiveStartKey: after ? { account_id: { S: accountId }, sk: { S: after } } : undefined,
+      });
+      items.push(...(page.Items ?? []).map(ledgerFromItem));
+      after = page.LastEvaluatedKey?.sk?.S;
+      if (!after || !filters.length) break;
+      if (items.length >= options.limit) {
+        items.length = options.limit;
+        return { items, lastSk: ledgerSortKey(items[items.length - 1]) };
+      }
+    }
+    return { items, lastSk: after };
   }
 
   private async query(accountId: string, skCondition: string | undefined, values: Item): Promise<LedgerEntry[]> {

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -75,14 +76,21 @@ test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpack
 // With ITAPI_CHROMIUM (one binary named by hand) nothing is unpacked, so there is nothing to collide.
 (process.env.ITAPI_CHROMIUM ? test.skip : test)('launches side by side with another run: each unpacks into a folder of its own', async () => {
   const second = await launchChromium();
+  // A close that fails (a browser already gone, a lost pipe) still removes the launch's folder.
+  const closeContext = second.context.close.bind(second.context);
+  second.context.close = async () => {
+    await closeContext();
+    throw new Error('the browser went away');
+  };
   try {
     expect(second.executablePath).not.toBe(browser.executablePath);
     const page = await second.context.newPage();
     await page.goto(`http://mail.example:${mailPort}/`).catch(() => undefined); // not mapped in this one: any answer will do
     await page.close();
   } finally {
-    await second.close();
+    await expect(second.close()).rejects.toThrow('the browser went away');
   }
+  expect(existsSync(dirname(second.userDataDir))).toBe(false);
   // Closing the other removed only its own folder: this launch's browser still runs.
   expect(existsSync(browser.executablePath)).toBe(true);
   const page = await browser.context.newPage();
@@ -198,8 +206,11 @@ test('an account holder signs in from a link on another site, manages a key, see
   await expect(page.textContent('#revoke-key-name')).resolves.toBe('browser-test');
   await page.click('#revoke-key button[data-action="confirm-revoke"]');
   await page.waitForSelector('#revoke-key', { state: 'hidden' });
-  await row.locator('.status', { hasText: 'revoked' }).waitFor();
-  await expect(row.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
+  // A revoked key folds away under "Revoked keys (1)".
+  await page.locator('#keys-panel details.revoked-keys summary', { hasText: 'Revoked keys (1)' }).click();
+  const revokedRow = page.locator('#keys-panel details.revoked-keys tr', { hasText: 'browser-test' });
+  await revokedRow.locator('.status', { hasText: 'revoked' }).waitFor();
+  await expect(revokedRow.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
   await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({ status: 401 });
 
   // 7. Sign out: the session ends.

@@ -41,6 +41,18 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-expose-headers')).toMatch(/x-ratelimit-remaining-requests/);
   });
 
+  it('sets the CORS headers on error answers too, so a browser client can read the error (401, 404)', async () => {
+    for (const [path, headers] of [
+      ['/models', { authorization: 'Bearer it_not_a_key' }],
+      ['/no-such-route', { authorization: `Bearer ${gw.apiKey}` }],
+    ] as const) {
+      const res = await fetch(`${gw.baseUrl}${path}`, { headers: { origin: 'https://app.example.com', ...headers } });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+      expect(res.headers.get('access-control-expose-headers')).toMatch(/x-request-id/);
+    }
+  });
+
   it('does not echo an origin it was not given', async () => {
     const res = await fetch(`${gw.baseUrl}/models`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${gw.apiKey}` } });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();

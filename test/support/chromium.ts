@@ -102,8 +102,12 @@ export async function launchChromium(
       executablePath: browser.executablePath,
       userDataDir,
       async close() {
-        await context.close();
-        remove();
+        // The unpacked browser weighs hundreds of MB: removed even when closing fails.
+        try {
+          await context.close();
+        } finally {
+          remove();
+        }
       },
     };
   } catch (err) {

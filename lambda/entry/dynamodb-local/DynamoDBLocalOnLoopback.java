@@ -15,8 +15,9 @@ import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
  * This builds the server as DynamoDB Local's own ServerRunner does, sets the connector's host
  * (and port, 0 = any free one) before Jetty starts, then prints one line the parent reads:
  * "ITAPI_DYNAMODB_LOCAL_PORT=<port>". It exits when its standard input closes, which happens
- * whatever ended the parent (SIGKILL included). Run from source by `java` (JEP 330): nothing
- * compiled is shipped. Usage: java -cp DynamoDBLocal.jar DynamoDBLocalOnLoopback.java PORT [DynamoDB Local options]
+ * whatever ended the parent (SIGKILL included). Nothing compiled is shipped: index.ts compiles this
+ * file once per Java with the runtime's own compiler (module jdk.compiler) into a cache folder.
+ * Usage: java -cp DynamoDBLocal.jar:CACHE_FOLDER DynamoDBLocalOnLoopback PORT [DynamoDB Local options]
  */
 public class DynamoDBLocalOnLoopback {
     private static final String HOST = "127.0.0.1";

@@ -45,14 +45,20 @@ function run(file: string, args: string[], cwd?: string): Promise<{ stdout: stri
   });
 }
 
-let compiled: Promise<string> | undefined;
+/** Compilations by Java binary: a class compiled by one Java may not run on another (an older one). */
+const compiled = new Map<string, Promise<string>>();
 
 /** The folder holding the compiled launcher, compiling it the first time for this Java and source. */
 export function compiledLauncher(java = 'java'): Promise<string> {
-  return (compiled ??= compileLauncher(java).catch((err) => {
-    compiled = undefined;
-    throw err;
-  }));
+  let folder = compiled.get(java);
+  if (!folder) {
+    folder = compileLauncher(java).catch((err) => {
+      compiled.delete(java);
+      throw err;
+    });
+    compiled.set(java, folder);
+  }
+  return folder;
 }
 
 async function compileLauncher(java: string): Promise<string> {
@@ -150,8 +156,8 @@ export async function startDynamoLocal(path?: string, port = 0): Promise<DynamoL
         setImmediate(() => reject(new Error(`DynamoDB Local exited at start (${signal ?? `code ${code}`}): ${stderr.trim() || 'no output'}`)));
       });
     });
-    // Its banner and logs are not ours to print; reading them keeps the pipe from filling.
-    child.stdout!.resume();
+    // Its banner and logs are not ours to print or keep; reading them keeps the pipe from filling.
+    child.stdout!.removeAllListeners('data').resume();
     child.stderr!.removeAllListeners('data').resume();
     return { child, endpoint: `http://127.0.0.1:${listening}`, port: listening };
   } catch (err) {
