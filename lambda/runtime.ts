@@ -54,6 +54,10 @@ export interface GatewayOptions {
   maxRequestMs?: number;
   /** How long past its deadline a hold is left before the sweeper settles it as abandoned. @default 60000 */
   sweepGraceMs?: number;
+  /** How often a stream records its delivered output on its hold item. @default 5000 */
+  checkpointMs?: number;
+  /** Events a stream reads ahead of a client that does not keep up before the request is ended. @default 16384 */
+  maxBufferedEvents?: number;
   /** Where settlements that keep failing go. @default none (the sweeper settles their holds as abandoned) */
   settlementQueue?: SettlementQueue;
   /** How long stored responses (`POST /v1/responses` with `store`) are kept. @default 30 (ITAPI_RESPONSES_TTL_DAYS) */
@@ -131,6 +135,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const admission = new CreditAdmission({
     store: stores.accounts,
+    holds: stores.holds,
     tiers: tierCache,
     settlements,
     keysTable: options.tables.keys,
@@ -177,6 +182,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     providerKeys: options.providerKeys,
     admission,
     background,
+    checkpointMs: options.checkpointMs,
+    maxBufferedEvents: options.maxBufferedEvents,
     timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
     observeRequest,
     observeAttempt,

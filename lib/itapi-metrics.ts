@@ -31,12 +31,15 @@ export const ItapiMetricName = {
   ALERT_DELIVERIES_FAILED: 'AlertDeliveriesFailed',
   ROUTES_NEAR_SHUTDOWN: 'RoutesNearShutdown',
   ROUTES_PAST_SHUTDOWN: 'RoutesPastShutdown',
+  LATE_SETTLEMENTS: 'LateSettlements',
+  HOLDS_MISMATCHED_ACCOUNTS: 'HoldsMismatchedAccounts',
 } as const;
 
 /**
  * Typed handles on the runtime's EMF metrics (lambda/observability/metrics.ts). Dimension sets:
- * `{service}` for AbandonedHolds (the sweeper), UnchargedMicroUsd (settlement), and
- * RoutesNearShutdown and RoutesPastShutdown (the sweeper function's daily catalog check);
+ * `{service}` for AbandonedHolds (the sweeper), UnchargedMicroUsd and LateSettlements (settlement),
+ * HoldsMismatchedAccounts (the daily reconciliation), RoutesNearShutdown and RoutesPastShutdown
+ * (the sweeper function's daily catalog check);
  * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx — one record per request, whatever
  * its status, from the app's outermost layer (Http5xx is 0 or 1: a 5xx answer, or a stream ended
  * by an error event); `{service, ErrorType}` for Errors (ErrorType = the OpenAI error `type` the
@@ -134,6 +137,16 @@ export class ItapiMetrics {
    */
   public routesNearShutdown(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.ROUTES_NEAR_SHUTDOWN, {}, { statistic: 'Maximum', period: Duration.days(1), ...props });
+  }
+
+  /** Settlements that found their hold swept as abandoned and applied the difference late. */
+  public lateSettlements(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.LATE_SETTLEMENTS, {}, props);
+  }
+
+  /** Accounts whose `held` disagreed with their hold items at the last reconciliation (Maximum by default). */
+  public holdsMismatchedAccounts(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.HOLDS_MISMATCHED_ACCOUNTS, {}, { statistic: 'Maximum', ...props });
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

@@ -173,6 +173,20 @@ export class ItapiMonitoring extends Construct {
         threshold: 1,
         description: 'Low-balance alerts that could not be delivered to their webhook after every retry are in the alert dead-letter queue.',
       });
+      this.alarm('LateSettlements', metrics.lateSettlements({ period: FIVE_MINUTES }), {
+        threshold: 1,
+        description:
+          "A request's settlement arrived after the sweeper had settled its hold as abandoned (queued through an outage, or delayed past the sweep): the difference was applied as a late_settlement ledger item. Look at why it was late.",
+      });
+      this.alarm('HoldsMismatch', metrics.holdsMismatchedAccounts({ period: Duration.days(1) }), {
+        threshold: 1,
+        description:
+          "The daily reconciliation found accounts whose held amount is not the sum of their hold items (a hold removed by TTL whose stream record was lost): the held_mismatch log lines name them (docs/RELIABILITY.md).",
+      });
+      this.alarm('HoldStreamFailures', sweeper.metricStreamFailures(), {
+        threshold: 1,
+        description: 'A batch of the holds table stream failed every retry: TTL-removed holds in it are not settled until replayed (docs/RELIABILITY.md).',
+      });
       this.alarm('SettlementQueueAge', sweeper.metricOldestSettlementAge(), {
         threshold: 900,
         description: 'A queued settlement has waited more than 15 minutes.',

@@ -39,6 +39,8 @@ export interface ItapiSweeperProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /** How often the holds table is reconciled against the accounts' `held`. @default Duration.days(1) */
+  readonly reconciliationInterval?: Duration;
 }
 
 /** Receives of a queued settlement before it goes to the dead-letter queue (and its alarm). */
@@ -49,20 +51,28 @@ const ALERT_MAX_RECEIVES = 4;
 /**
  * Every hold ends (ARCHITECTURE §3): a function that, every minute, settles as `abandoned` the
  * holds left past their deadline (an instance killed mid-stream, a settlement lost); applies the
- * settlements the chat function could not write and queued (SQS, with a dead-letter queue); and
+ * settlements the chat function could not write and queued (SQS, with a dead-letter queue that
+ * receives only those settlements, so that each of its messages can be replayed as it is);
  * settles the holds the table's TTL removed if the sweeps were failing for a day (the holds
- * table's stream).
+ * table's stream, whose failed batches are described in a queue of their own); and once a day
+ * reconciles the holds table against the accounts' `held` (a hold removed with its stream record
+ * lost is reported, never silently kept).
  */
 export class ItapiSweeper extends Construct {
   public readonly function: lambda.Function;
   /** Settlements that kept failing in the chat function, applied here. */
   public readonly settlementQueue: sqs.Queue;
-  /** Settlements that kept failing here too: any message in it is money not yet booked (alarmed). */
+  /** Settlements that kept failing here too: any message in it is money not yet booked (alarmed); each is a settlement, replayable as it is. */
   public readonly deadLetterQueue: sqs.Queue;
   /** Low-balance alerts fired by the chat function (and by sweeps), delivered from here. */
   public readonly alertQueue: sqs.Queue;
   /** Alerts not delivered after every receive (alarmed). */
   public readonly alertDeadLetterQueue: sqs.Queue;
+  /**
+   * Descriptions (shard, sequence numbers) of holds-stream batches that failed every retry: not
+   * settlements, so kept apart from the dead-letter queue (alarmed; docs/RELIABILITY.md).
+   */
+  public readonly streamFailureQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: ItapiSweeperProps) {
     super(scope, id);
@@ -75,6 +85,12 @@ export class ItapiSweeper extends Construct {
       removalPolicy,
     });
     acknowledgeNagRule(this.deadLetterQueue, 'AwsSolutions-SQS3', 'This is the dead-letter queue of the settlement queue; its messages are alarmed and replayed by an operator.');
+    this.streamFailureQueue = new sqs.Queue(this, 'HoldStreamFailures', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledgeNagRule(this.streamFailureQueue, 'AwsSolutions-SQS3', 'This queue is the failure destination of the holds-stream event source; its messages are alarmed and handled by an operator.');
     this.settlementQueue = new sqs.Queue(this, 'Settlements', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -135,6 +151,11 @@ export class ItapiSweeper extends Construct {
       schedule: events.Schedule.rate(props.catalogCheckInterval ?? Duration.days(1)),
       targets: [new targets.LambdaFunction(this.function, { event: events.RuleTargetInput.fromObject({ itapi: 'catalog-check' }), retryAttempts: 0 })],
     });
+    new events.Rule(this, 'Reconciliation', {
+      description: 'itapi: reconcile the holds table against the accounts held amounts',
+      schedule: events.Schedule.rate(props.reconciliationInterval ?? Duration.days(1)),
+      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 2, event: events.RuleTargetInput.fromObject({ action: 'reconcile' }) })],
+    });
     this.function.addEventSource(new sources.SqsEventSource(this.settlementQueue, { batchSize: 10, reportBatchItemFailures: true }));
     this.function.addEventSource(new sources.SqsEventSource(this.alertQueue, { batchSize: 10, reportBatchItemFailures: true }));
     this.alertQueue.grantSendMessages(this.function);
@@ -151,7 +172,7 @@ export class ItapiSweeper extends Construct {
             userIdentity: { type: lambda.FilterRule.isEqual('Service'), principalId: lambda.FilterRule.isEqual('dynamodb.amazonaws.com') },
           }),
         ],
-        onFailure: new sources.SqsDlq(this.deadLetterQueue),
+        onFailure: new sources.SqsDlq(this.streamFailureQueue),
       }),
     );
   }
@@ -174,6 +195,11 @@ export class ItapiSweeper extends Construct {
   /** Messages in the dead-letter queue: settlements not booked after every retry. */
   public metricDeadLetters(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5), ...props });
+  }
+
+  /** Holds-stream batches that failed every retry (their holds are settled by no one until replayed). */
+  public metricStreamFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.streamFailureQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5), ...props });
   }
 
   /** Age of the oldest queued settlement, in seconds. */

@@ -50,6 +50,10 @@ export interface LocalOptions {
   maxRequestMs?: number;
   /** How long past its deadline a hold waits before it is swept. @default ITAPI_SWEEP_GRACE_S, else 60 s */
   sweepGraceMs?: number;
+  /** How often a stream records its delivered output on its hold item. @default ITAPI_CHECKPOINT_S, else 5 s */
+  checkpointMs?: number;
+  /** Events a stream reads ahead of a client that does not keep up. @default 16384 */
+  maxBufferedEvents?: number;
   /** How often the in-process sweeper runs (and retries queued settlements). @default ITAPI_SWEEP_INTERVAL_S, else 15 s */
   sweepIntervalMs?: number;
   /** Low-balance alerts. @default webhooks to any address (ITAPI_ALERTS_PUBLIC_ONLY=1: public https only, as in AWS) */
@@ -153,6 +157,8 @@ async function serveGateway(
   const gateway = createGateway({
     maxRequestMs: options.maxRequestMs ?? secondsFromEnv(env, 'ITAPI_MAX_REQUEST_S'),
     sweepGraceMs: options.sweepGraceMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_GRACE_S'),
+    checkpointMs: options.checkpointMs ?? secondsFromEnv(env, 'ITAPI_CHECKPOINT_S'),
+    maxBufferedEvents: options.maxBufferedEvents,
     settlementQueue: queue,
     dynamo,
     tables,

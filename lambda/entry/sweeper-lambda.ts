@@ -2,6 +2,7 @@ import { BalanceAlerts, deliverQueuedAlert, sqsAlertOutbox, type QueuedAlert } f
 import { loadCatalog } from '../catalog';
 import { checkCatalog } from '../catalog/check';
 import { moneyRuntime } from '../money';
+import { reconcileHolds } from '../money/reconcile';
 import { abandonedSettlement } from '../money/settlement';
 import { emfMetrics } from '../observability/metrics';
 import { describeError, jsonLogger } from '../observability/log';
@@ -12,12 +13,14 @@ import { holdFromItem } from '../store/holds';
 import { tableNamesFromEnv } from '../store/tables';
 
 /**
- * The money path's background function (ARCHITECTURE §3, "every hold ends"), for three kinds of
- * event: the one-minute schedule (sweep holds left past their deadline), the settlement queue
+ * The money path's background function (ARCHITECTURE §3, "every hold ends"), for four kinds of
+ * event: the one-minute schedule (sweep holds left past their deadline), the daily schedule
+ * (`{"action": "reconcile"}`: the holds table against the accounts' `held`), the settlement queue
  * (settlements that kept failing in the chat function), and the holds table's stream (a hold the
  * table's TTL removed before any sweep settled it).
  */
-type ScheduledEvent = { source?: string; 'detail-type'?: string };
+type ScheduledEvent = { source?: string; 'detail-type'?: string; action?: undefined };
+type ReconcileEvent = { action: 'reconcile' };
 /** The daily rule's input: check the catalog for routes near their shutdown. */
 type CatalogCheckEvent = { itapi: 'catalog-check' };
 type SqsEvent = { Records: Array<{ eventSource: 'aws:sqs'; messageId: string; body: string; eventSourceARN?: string }> };
@@ -54,8 +57,9 @@ const { replays, sweeper } = moneyRuntime({
   sweepGraceMs: Number.isFinite(graceS) && graceS > 0 ? graceS * 1000 : undefined,
 });
 
-export async function handler(event: ScheduledEvent | SqsEvent | StreamEvent | CatalogCheckEvent): Promise<BatchResponse | void> {
+export async function handler(event: ScheduledEvent | ReconcileEvent | SqsEvent | StreamEvent | CatalogCheckEvent): Promise<BatchResponse | void> {
   if ('itapi' in event && event.itapi === 'catalog-check') return catalogCheck();
+  if ('action' in event && event.action === 'reconcile') return reconcile();
   if ('Records' in event && event.Records[0]?.eventSource === 'aws:sqs') {
     const sqsEvent = event as SqsEvent;
     if (alertQueueArn && sqsEvent.Records[0].eventSourceARN === alertQueueArn) return deliverAlerts(sqsEvent);
@@ -105,6 +109,22 @@ function catalogCheck(): void {
   const check = checkCatalog(loadCatalog(process.env));
   metrics.routeShutdowns?.(check.near, check.past);
   log.info('catalog_check', { today: check.today, within_days: check.withinDays, near: check.near, past: check.past });
+}
+
+/** The daily reconciliation: every account whose `held` disagrees with its hold items is logged, and their count is a metric (alarmed). */
+async function reconcile(): Promise<void> {
+  const report = await reconcileHolds(stores);
+  for (const m of report.mismatches) {
+    log.error('held_mismatch', {
+      account_id: m.accountId,
+      held_micro_usd: m.heldMicroUsd,
+      in_flight: m.inFlight,
+      hold_items_micro_usd: m.holdItemsMicroUsd,
+      hold_items: m.holdItems,
+    });
+  }
+  metrics.holdsMismatch?.(report.mismatches.length);
+  log.info('reconciliation', { accounts: report.accounts, holds: report.holds, mismatched: report.mismatches.length });
 }
 
 /** Queued settlements, applied once each (idempotent); a failure goes back to the queue, then to its dead-letter queue. */

@@ -7,7 +7,8 @@ import type { RequestObservation, UpstreamAttempt } from './records';
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
  * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
  * StripeEventsIgnored, AlertDeliveriesFailed,
- * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check);
+ * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check),
+ * LateSettlements, LateSettlementMicroUsd, HoldsMismatchedAccounts;
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -28,6 +29,10 @@ export interface MetricsSink {
   alertDeliveryFailed?(channel: string): void;
   /** The daily catalog check: routes within the warning window of their shutdown, and routes past it. */
   routeShutdowns?(near: RouteShutdown[], past: RouteShutdown[]): void;
+  /** A request's own settlement applied after the sweeper had settled its hold as abandoned: the difference charged. */
+  lateSettlement?(model: string, differenceMicroUsd: number): void;
+  /** The daily reconciliation: accounts whose `held` is not the sum of their hold items. */
+  holdsMismatch?(accounts: number): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -100,6 +105,16 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
       metrics.addMetric('RoutesNearShutdown', MetricUnit.Count, near.length);
       metrics.addMetric('RoutesPastShutdown', MetricUnit.Count, past.length);
       if (near.length) metrics.addMetadata('near', near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; '));
+      metrics.publishStoredMetrics();
+    },
+    lateSettlement(_model, differenceMicroUsd) {
+      metrics.addMetric('LateSettlements', MetricUnit.Count, 1);
+      metrics.addMetric('LateSettlementMicroUsd', MetricUnit.Count, differenceMicroUsd);
+      metrics.publishStoredMetrics();
+    },
+    // 0 or more on every run, so a missing data point means the reconciliation did not run.
+    holdsMismatch(accounts) {
+      metrics.addMetric('HoldsMismatchedAccounts', MetricUnit.Count, accounts);
       metrics.publishStoredMetrics();
     },
   };

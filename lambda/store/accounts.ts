@@ -5,7 +5,7 @@ import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window'
 import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';
-import { type LedgerEntry, ledgerSortKey, ledgerToItem } from './usage';
+import { type LedgerEntry, ledgerFromItem, ledgerSortKey, ledgerToItem } from './usage';
 
 export interface Account {
   id: string;
@@ -167,7 +167,17 @@ export type SettleResult =
    * `orphan`: the request's ledger item exists while a hold is still there (an admission write that
    * landed after its request had given up and released it); `releaseOrphan` gives it back.
    */
-  | { settled: false; orphan?: boolean };
+  | { settled: false; orphan?: boolean; late?: LateSettleResult };
+
+/** What a late settlement did: `applied` false when its `#late` item existed already (a redelivery). */
+export interface LateSettleResult {
+  applied: boolean;
+  /** Charged by this late item (negative: refunded). */
+  chargedMicroUsd: number;
+  unchargedMicroUsd: number;
+  /** What the sweep had charged. */
+  abandonedMicroUsd: number;
+}
 
 const num = (v: number): AttributeValue => ({ N: String(v) });
 
@@ -275,6 +285,21 @@ export class AccountsStore {
       throw err;
     }
     return accountFromItem(item);
+  }
+
+  /** Every account's `held` and `inflight`, page by page (the daily reconciliation; scans the table). */
+  async *heldSums(): AsyncGenerator<Array<{ accountId: string; heldMicroUsd: number; inFlight: number }>> {
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.tableName,
+        ProjectionExpression: 'account_id, held, inflight',
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      });
+      yield (page.Items ?? []).map((item: Item) => ({ accountId: item.account_id.S!, heldMicroUsd: Number(item.held?.N ?? 0), inFlight: Number(item.inflight?.N ?? 0) }));
+      start = page.LastEvaluatedKey;
+    } while (start);
   }
 
   async get(id: string, consistent = true): Promise<Account | undefined> {
@@ -512,6 +537,87 @@ export class AccountsStore {
       }
     }
     throw new Error(`settlement of ${hold.requestId} did not converge`);
+  }
+
+  /**
+   * A request's own settlement that found its hold settled already. When the sweeper settled it
+   * as `abandoned` (the request's settlement was queued, or delayed past the sweep), the
+   * difference between what this settlement charges and what the sweep charged is applied as a
+   * ledger item of its own (`<request id>#late`, status `late_settlement`, put only if absent:
+   * exactly once), with the account's balance, in one transaction conditioned on the abandoned
+   * item. A charge beyond the balance is charged as far as it goes, the rest recorded as
+   * uncharged. The minute's token counters are left alone: that minute has long left the window.
+   * Returns undefined when there is nothing to apply (no abandoned item: the request settled
+   * itself before, or was released).
+   */
+  async settleLate(s: SettleWrite): Promise<LateSettleResult | undefined> {
+    const { hold } = s;
+    const requestKey = { account_id: { S: hold.accountId }, sk: { S: ledgerSortKey(s.ledger) } };
+    const got = await this.client.call('GetItem', { TableName: this.usageTable, Key: requestKey, ConsistentRead: true });
+    if (!got.Item) return undefined;
+    const abandoned = ledgerFromItem(got.Item);
+    if (abandoned.status !== 'abandoned') return undefined;
+    const difference = s.costMicroUsd - -abandoned.amountMicroUsd;
+    let charged = difference;
+    for (let attempt = 0; attempt < SETTLE_ATTEMPTS; attempt++) {
+      const values: Item = { ':change': num(-charged) };
+      const conditions = ['attribute_exists(account_id)'];
+      if (charged > 0) {
+        conditions.push('balance >= :extra');
+        values[':extra'] = num(charged);
+      }
+      const entry: LedgerEntry = {
+        ...s.ledger,
+        id: `${s.ledger.id}#late`,
+        status: 'late_settlement',
+        settles: s.ledger.id,
+        amountMicroUsd: -charged,
+        unchargedMicroUsd: difference > charged ? difference - charged : undefined,
+        // The tokens this settlement adds to (or takes from) the abandoned item's, so that sums stay true.
+        promptTokens: (s.ledger.promptTokens ?? 0) - (abandoned.promptTokens ?? 0),
+        completionTokens: (s.ledger.completionTokens ?? 0) - (abandoned.completionTokens ?? 0),
+        holdMicroUsd: undefined,
+      };
+      try {
+        await this.client.call('TransactWriteItems', {
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.usageTable,
+                Key: requestKey,
+                ConditionExpression: '#st = :abandoned AND amount_micro_usd = :amount',
+                ExpressionAttributeNames: { '#st': 'status' },
+                ExpressionAttributeValues: { ':abandoned': { S: 'abandoned' }, ':amount': num(abandoned.amountMicroUsd) },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { account_id: { S: hold.accountId } },
+                UpdateExpression: 'SET balance = balance + :change',
+                ConditionExpression: conditions.join(' AND '),
+                ExpressionAttributeValues: values,
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              },
+            },
+            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
+          ],
+        });
+        return { applied: true, chargedMicroUsd: charged, unchargedMicroUsd: difference - charged, abandonedMicroUsd: -abandoned.amountMicroUsd };
+      } catch (err) {
+        if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+        const [check, account, late] = err.CancellationReasons ?? [];
+        if (late?.Code === 'ConditionalCheckFailed' || check?.Code === 'ConditionalCheckFailed') {
+          return { applied: false, chargedMicroUsd: 0, unchargedMicroUsd: 0, abandonedMicroUsd: -abandoned.amountMicroUsd };
+        }
+        if (account?.Code === 'ConditionalCheckFailed') {
+          if (!account.Item) throw new Error(`late settlement of ${hold.requestId}: the account ${hold.accountId} is gone`);
+          charged = Math.max(0, Math.min(charged, accountFromItem(account.Item).balanceMicroUsd));
+        } else if (isConflict(err)) await conflictBackoff(attempt + 1);
+        else throw err;
+      }
+    }
+    throw new Error(`late settlement of ${hold.requestId} did not converge`);
   }
 
   private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {

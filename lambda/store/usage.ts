@@ -6,10 +6,12 @@ import { type Dynamo } from './dynamo';
  * `completed` answered in full; `failed` no billable answer (the hold went back whole);
  * `interrupted` the upstream failed or the deadline came mid-answer (the prompt and the output
  * delivered are charged); `aborted` the client went away after the upstream answered (the same);
- * `abandoned` never settled by its request, settled by the sweeper (the prompt's estimate charged).
+ * `abandoned` never settled by its request, settled by the sweeper (the prompt's estimate charged);
+ * `late_settlement` the request's own settlement, arriving after the sweeper had settled it as
+ * abandoned: the difference (charge or refund) as an item of its own (id `<request id>#late`).
  */
-export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned';
-export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned'];
+export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned' | 'late_settlement';
+export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned', 'late_settlement'];
 
 /** One ledger item per admitted request, per top-up, or per refund or dispute that took credits back. */
 export interface LedgerEntry {
@@ -58,6 +60,8 @@ export interface LedgerEntry {
   reason?: 'refund' | 'dispute';
   /** A reversal: the top-up (Checkout session) it took back from. */
   paymentReference?: string;
+  /** On a `late_settlement` item: the request whose abandoned settlement it corrects. */
+  settles?: string;
 }
 
 /** Ledger items live this long; older ones expire by TTL. @default 400 days */
@@ -113,6 +117,7 @@ export function ledgerToItem(e: LedgerEntry): Item {
   if (e.stream !== undefined) item.stream = { BOOL: e.stream };
   if (e.clientAborted) item.client_aborted = { BOOL: true };
   if (e.usageEstimated) item.usage_estimated = { BOOL: true };
+  if (e.settles) item.settles = { S: e.settles };
   return item;
 }
 
@@ -150,6 +155,7 @@ export function ledgerFromItem(item: Item): LedgerEntry {
     owedMicroUsd: num('owed_micro_usd'),
     reason: str('reason') as LedgerEntry['reason'],
     paymentReference: str('payment_reference'),
+    settles: str('settles'),
   };
 }
 

@@ -37,6 +37,7 @@ let catalog: ItapiCatalog;
 const keys: Record<'rich' | 'poor' | 'capped' | 'limited' | 'thin', string> = { rich: '', poor: '', capped: '', limited: '', thin: '' };
 let stores: ReturnType<typeof createStores>;
 let tableNames: Awaited<ReturnType<typeof createTestTables>>['tables'];
+let dynamo: Awaited<ReturnType<typeof createTestTables>>['client'];
 
 beforeAll(async () => {
   openai = await startUpstream((req, body, res) => {
@@ -73,6 +74,7 @@ beforeAll(async () => {
   };
 
   const { client, tables } = await createTestTables();
+  dynamo = client;
   tableNames = tables;
   stores = createStores(client, tables);
   await stores.tiers.seed();
@@ -275,9 +277,26 @@ it('a hold the sweeper function settles as abandoned emits AbandonedHolds', asyn
   jest.isolateModules(() => {
     sweeper = require('../../lambda/entry/sweeper-lambda');
   });
+  const hold = (await stores.holds.ofAccount('rich')).find((h) => h.requestId === 'req_metrics_abandoned')!;
   const points = await emfOf(() => sweeper!.handler({ source: 'aws.events' }));
   allPoints.push(...points);
   expect(value(points, 'AbandonedHolds', {})).toEqual([1]);
+
+  // Its own settlement, queued, arrives after the sweep: applied late, once.
+  const { requestSettlement } = await import('../../lambda/money/settlement');
+  const usage = { prompt_tokens: 10, completion_tokens: 50, total_tokens: 60 };
+  const write = requestSettlement(hold, entry, { status: 'completed', httpStatus: 200, usage, completionText: '', latencyMs: 1, stream: false }, tableNames.keys);
+  const late = await emfOf(() => sweeper!.handler({ Records: [{ eventSource: 'aws:sqs', messageId: 'late', body: JSON.stringify(write) }] }));
+  allPoints.push(...late);
+  expect(value(late, 'LateSettlements', {})).toEqual([1]);
+
+  // A hold whose TTL removal's stream record was lost: the daily reconciliation reports its account.
+  await moneyOver(stores, tableNames).admission.admit(chatAdmission('req_metrics_lost', owner, entry, parseChatCompletionRequest(ask('works')), Date.now()));
+  expect((await stores.holds.ofAccount('rich')).map((h) => h.requestId)).toContain('req_metrics_lost');
+  await dynamo.call('DeleteItem', { TableName: tableNames.holds, Key: { request_id: { S: 'req_metrics_lost' } } });
+  const reconciled = await emfOf(() => sweeper!.handler({ action: 'reconcile' }));
+  allPoints.push(...reconciled);
+  expect(value(reconciled, 'HoldsMismatchedAccounts', {})).toEqual([1]);
 });
 
 it('counts a paid Stripe event that credited nothing (the sink the console is given)', async () => {
@@ -308,13 +327,13 @@ describe('every alarm the stack puts on runtime metrics', () => {
       return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
     });
     // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds, uncharged usage,
-    // ignored Stripe events and routes near their shutdown.
-    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(8);
+    // ignored Stripe events, routes near their shutdown, late settlements and the reconciliation's mismatched accounts.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(10);
     for (const m of runtimeMetrics) {
       const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
       const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
       expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
-      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored|NearShutdown/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored|NearShutdown|Late|Mismatched/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
     }
   }, 60_000);
 });
