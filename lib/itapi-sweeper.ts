@@ -89,6 +89,7 @@ export class ItapiSweeper extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      removalPolicy,
     });
     acknowledgeNagRule(this.streamFailureQueue, 'AwsSolutions-SQS3', 'This queue is the failure destination of the holds-stream event source; its messages are alarmed and handled by an operator.');
     this.settlementQueue = new sqs.Queue(this, 'Settlements', {

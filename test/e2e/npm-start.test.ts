@@ -40,7 +40,7 @@ it('starts, prints the base URL, key and admin token (then a console link), serv
       `ITAPI_BASE_URL=${lines.ITAPI_BASE_URL}\nITAPI_API_KEY=${lines.ITAPI_API_KEY}\nITAPI_ADMIN_TOKEN=${lines.ITAPI_ADMIN_TOKEN}\nITAPI_CONSOLE_LINK=${lines.ITAPI_CONSOLE_LINK}\n`,
     );
     expect(stderr()).toContain('the built-in catalog is served by the offline mock provider');
-    expect(stderr()).toMatch(/^itapi: {3}gpt-4o -> mock:gpt-4o$/m);
+    expect(stderr()).toMatch(/^itapi: {3}gpt-4o -> mock:gpt-4o \(until 2027-01-14, then gpt-6\.1-sol\)$/m);
     expect(lines.ITAPI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     expect(lines.ITAPI_API_KEY).toMatch(/^it_[0-9A-Za-z]{40}$/);
     expect(lines.ITAPI_ADMIN_TOKEN.length).toBeGreaterThan(20);

@@ -33,6 +33,7 @@ describe('chat function', () => {
     expect(Object.keys(env).sort()).toEqual(
       [
         'ITAPI_ACCOUNTS_TABLE',
+        'ITAPI_ALERT_QUEUE_URL',
         'ITAPI_HOLDS_TABLE',
         'ITAPI_CONSOLE_MODULE',
         'ITAPI_CONSOLE_SCRIPT',
@@ -298,6 +299,7 @@ describe('IAM', () => {
       logicalIdByPath(s.json, 'Gateway/ProviderKeys/Resource'),
       logicalIdByPath(s.json, 'Gateway/Chat/Handler/Logs/Resource'),
       logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource'),
+      logicalIdByPath(s.json, 'Gateway/Sweeper/Alerts/Resource'),
     ]);
     for (const st of statements) {
       expect(st.Effect).toBe('Allow');
@@ -443,8 +445,10 @@ describe('alarms and dashboard', () => {
         'RollupIteratorAge',
         'SettlementDeadLetters',
         'SettlementQueueAge',
+        'StripeEventsIgnored',
         'SweeperErrors',
         'UnchargedUsage',
+        'UndeliveredAlerts',
         'UpstreamErrorRate-anthropic',
         'UpstreamErrorRate-openai-compatible',
       ].sort(),

@@ -84,17 +84,18 @@ describe('outputs', () => {
 });
 
 describe('cdk destroy', () => {
-  it('keeps the settlement queue and its dead-letter queue, as it keeps the tables', () => {
+  it('keeps the sweeper queues (settlements, their dead letters, stream failures, alerts), as it keeps the tables', () => {
     const queues = resourcesOfType(s.json, 'AWS::SQS::Queue').filter(([, q]) => String(q.Metadata?.['aws:cdk:path']).includes('/Sweeper/'));
-    expect(queues).toHaveLength(2);
+    // Settlements and their dead letters, the holds stream's failures, low-balance alerts and their dead letters.
+    expect(queues).toHaveLength(5);
     for (const [, q] of queues) expect({ DeletionPolicy: q.DeletionPolicy, UpdateReplacePolicy: q.UpdateReplacePolicy }).toEqual({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
     for (const [, t] of resourcesOfType(s.json, 'AWS::DynamoDB::GlobalTable')) expect(t.DeletionPolicy).toBe('Retain');
   });
 
-  it('deletes both with the tables when the stack asks for RemovalPolicy.DESTROY', () => {
+  it('deletes them with the tables when the stack asks for RemovalPolicy.DESTROY', () => {
     const destroy = synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: false });
     const sweeperQueues = resourcesOfType(destroy.json, 'AWS::SQS::Queue').filter(([, q]) => String(q.Metadata?.['aws:cdk:path']).includes('/Sweeper/'));
-    expect(sweeperQueues).toHaveLength(2);
+    expect(sweeperQueues).toHaveLength(5);
     for (const [, q] of sweeperQueues) expect(q.DeletionPolicy).toBe('Delete');
   });
 });
