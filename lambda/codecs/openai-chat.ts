@@ -244,7 +244,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
         };
   }
   const raw = request as Record<string, unknown>;
-  if (settings.reasoning?.effort) raw.reasoning_effort = settings.reasoning.effort;
+  if (settings.reasoning?.effort && settings.reasoning.mode !== 'disabled') raw.reasoning_effort = settings.reasoning.effort;
   if (settings.user !== undefined) request.user = settings.user;
   if (settings.serviceTier !== undefined) raw.service_tier = settings.serviceTier;
   if (settings.extensions?.wire === 'openai-chat') Object.assign(raw, settings.extensions.fields);
@@ -256,6 +256,10 @@ type Refuse = (param: string, why: string) => void;
 function chatMessages(turn: Turn, param: string, refuse: Refuse, options: ChatRequestEncodingOptions): ChatMessage[] {
   if (turn.role === 'system') return [{ role: 'system', content: textOf(turn.parts, '\n\n') }];
   if (turn.role === 'assistant') {
+    turn.parts.forEach((part, j) => {
+      // Server-tool calls and results are the provider's own turns: a translated route never made them.
+      if (part.type === 'opaque' && !/^(server_tool_use|.*_tool_result)$/.test(part.kind)) refuse(`${param}.content[${j}]`, `Assistant blocks of type '${part.kind}' are not supported here.`);
+    });
     const text = textOf(turn.parts);
     const calls = turn.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
     const thinking = options.thinkingFields ? thinkingFieldsOf(turn.parts) : {};
@@ -279,6 +283,9 @@ function chatMessages(turn: Turn, param: string, refuse: Refuse, options: ChatRe
       }
       case 'document':
         refuse(at, 'Documents are not supported here.');
+        return;
+      case 'opaque':
+        refuse(at, `Blocks of type '${part.kind}' are not supported here.`);
         return;
       case 'tool_result': {
         const texts: string[] = [];

@@ -204,3 +204,14 @@ export function collectAnswer(events: Iterable<AnswerEvent>): Answer {
   for (const event of events) collector.push(event);
   return collector.answer();
 }
+
+/** An error event a provider's stream carried after it began (Anthropic's `error`), for the provider to map to a GatewayError. */
+export class StreamErrorEvent extends Error {
+  constructor(
+    readonly errorType: string | undefined,
+    message: string | undefined,
+  ) {
+    super(message ?? 'The upstream stream failed.');
+    this.name = 'StreamErrorEvent';
+  }
+}

@@ -69,8 +69,20 @@ export interface ReasoningPart {
   id?: string;
 }
 
-export type UserPart = TextPart | ImagePart | DocumentPart | ToolResultPart;
-export type AssistantPart = TextPart | ReasoningPart | ToolCallPart;
+/**
+ * A block only its own wire knows (Anthropic's `server_tool_use`, `web_search_tool_result`,
+ * `search_result`, `container_upload`): kept as sent for a provider of that wire; other wires drop
+ * or refuse it.
+ */
+export interface OpaquePart {
+  type: 'opaque';
+  wire: WireName;
+  kind: string;
+  value: Record<string, unknown>;
+}
+
+export type UserPart = TextPart | ImagePart | DocumentPart | ToolResultPart | OpaquePart;
+export type AssistantPart = TextPart | ReasoningPart | ToolCallPart | OpaquePart;
 
 export type Turn =
   | { role: 'user'; parts: UserPart[] }
