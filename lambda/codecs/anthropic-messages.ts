@@ -130,7 +130,7 @@ function userPart(block: ContentBlockParam): UserPart[] {
             if (inner.type === 'document') return [documentOf(inner)];
             return [];
           });
-      return [{ type: 'tool_result', toolCallId: block.tool_use_id, content, ...(block.is_error && { isError: true }), ...cacheOf(block) }];
+      return [{ type: 'tool_result', toolCallId: block.tool_use_id, content, ...(block.is_error != null && { isError: block.is_error }), ...cacheOf(block) }];
     }
     case 'thinking':
     case 'redacted_thinking':
@@ -313,7 +313,7 @@ function userBlock(part: UserPart): ContentBlockParam {
         type: 'tool_result',
         tool_use_id: part.toolCallId,
         content: single ?? part.content.map((c) => (c.type === 'text' ? textBlock(c) : c.type === 'image' ? imageBlock(c) : documentBlock(c))),
-        ...(part.isError && { is_error: true }),
+        ...(part.isError !== undefined && { is_error: part.isError }),
         ...cacheControl(part),
       } as ContentBlockParam;
     }
