@@ -405,8 +405,9 @@ export function messagesUsage(usage: Usage): MessagesUsage {
     output_tokens: usage.outputTokens,
     cache_creation_input_tokens: usage.cacheWriteTokens + usage.cacheWrite1hTokens,
     cache_read_input_tokens: usage.cacheReadTokens,
-    cache_creation: { ephemeral_5m_input_tokens: usage.cacheWriteTokens, ephemeral_1h_input_tokens: usage.cacheWrite1hTokens },
   };
+  // The lifetime split is written when there are writes to split (as today's translated answers, which have none).
+  if (usage.cacheWriteTokens + usage.cacheWrite1hTokens > 0) out.cache_creation = { ephemeral_5m_input_tokens: usage.cacheWriteTokens, ephemeral_1h_input_tokens: usage.cacheWrite1hTokens };
   if (Object.keys(calls).length) {
     const byField: Record<string, number> = { web_search_requests: 0, web_fetch_requests: 0 };
     for (const [field, kind] of Object.entries(SERVER_TOOL_USAGE)) if (calls[kind] !== undefined) byField[field] = calls[kind];

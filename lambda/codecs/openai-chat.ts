@@ -244,7 +244,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
         };
   }
   const raw = request as Record<string, unknown>;
-  if (settings.reasoning?.effort && settings.reasoning.mode !== 'disabled') raw.reasoning_effort = settings.reasoning.effort;
+  if (settings.reasoning?.effort && (settings.reasoning.mode !== 'disabled' || settings.reasoning.effort === 'none')) raw.reasoning_effort = settings.reasoning.effort;
   if (settings.user !== undefined) request.user = settings.user;
   if (settings.serviceTier !== undefined) raw.service_tier = settings.serviceTier;
   if (settings.extensions?.wire === 'openai-chat') Object.assign(raw, settings.extensions.fields);
@@ -334,12 +334,20 @@ function thinkingFieldsOf(parts: ReadonlyArray<AssistantPart | AnswerPart>): Thi
 
 // ---- answers ----------------------------------------------------------------------------------
 
-export function chatFinishReason(reason: FinishReason): NonNullable<ChatCompletion.Choice['finish_reason']> {
+/** OpenAI's service tiers; another provider's (Anthropic's `standard`) is written as `default`. */
+const CHAT_SERVICE_TIERS = new Set(['auto', 'default', 'flex', 'scale', 'priority']);
+
+function chatServiceTier(tier: string): ChatCompletion['service_tier'] {
+  return (CHAT_SERVICE_TIERS.has(tier) ? tier : 'default') as ChatCompletion['service_tier'];
+}
+
+/** `tool_calls` only when a tool was called (a JSON-mode tool, or Anthropic's server tools, end with `stop`). */
+export function chatFinishReason(reason: FinishReason, calledTools = true): NonNullable<ChatCompletion.Choice['finish_reason']> {
   switch (reason) {
     case 'length':
       return 'length';
     case 'tool_calls':
-      return 'tool_calls';
+      return calledTools ? 'tool_calls' : 'stop';
     case 'refusal':
       return 'content_filter';
     default:
@@ -411,12 +419,12 @@ export function encodeChatCompletion(answer: Answer): ChatCompletionWithThinking
           ...(calls.length > 0 && { tool_calls: calls }),
           ...thinkingFieldsOf(answer.parts),
         },
-        finish_reason: chatFinishReason(answer.finishReason),
+        finish_reason: chatFinishReason(answer.finishReason, calls.length > 0),
         logprobs: null,
       },
     ],
     ...(answer.usage && { usage: chatUsage(answer.usage) }),
-    ...(answer.usage?.serviceTier !== undefined && { service_tier: answer.usage.serviceTier as ChatCompletion['service_tier'] }),
+    ...(answer.usage?.serviceTier !== undefined && { service_tier: chatServiceTier(answer.usage.serviceTier) }),
   };
 }
 
@@ -452,6 +460,7 @@ export class ChatChunkEncoder {
   private model = '';
   private createdS = 0;
   private roleSent = false;
+  private usage: Usage | undefined;
   private readonly toolIndex = new Map<number, number>();
 
   constructor(private readonly options: { includeUsage?: boolean } = {}) {}
@@ -487,19 +496,26 @@ export class ChatChunkEncoder {
         return event.arguments ? [this.choice({ tool_calls: [{ index, function: { arguments: event.arguments } }] }, null)] : [];
       }
       case 'finish':
-        return [this.choice({}, chatFinishReason(event.reason))];
+        return [this.choice({}, chatFinishReason(event.reason, this.toolIndex.size > 0))];
       case 'usage':
-        if (this.options.includeUsage === false) return [];
-        return [{
-          id: this.id,
-          object: 'chat.completion.chunk',
-          created: this.createdS,
-          model: this.model,
-          choices: [],
-          usage: chatUsage(event.usage),
-          ...(event.usage.serviceTier !== undefined && { service_tier: event.usage.serviceTier as ChatCompletionChunk['service_tier'] }),
-        }];
+        // Usage may come more than once (Anthropic reports it at the start and the end): the last is sent by `end`.
+        this.usage = event.usage;
+        return [];
     }
+  }
+
+  /** After the last answer event: the usage chunk (without choices), unless the client asked for none. */
+  end(): ChatCompletionChunk[] {
+    if (!this.usage || this.options.includeUsage === false) return [];
+    return [{
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.createdS,
+      model: this.model,
+      choices: [],
+      usage: chatUsage(this.usage),
+      ...(this.usage.serviceTier !== undefined && { service_tier: chatServiceTier(this.usage.serviceTier) }),
+    }];
   }
 
   private choice(delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason']): ChatCompletionChunk {

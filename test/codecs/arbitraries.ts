@@ -14,7 +14,7 @@ export const toolArguments = fc
   .map((o) => JSON.stringify(o));
 export const count = fc.nat({ max: 100_000 });
 
-export const usage = (classes: { cacheWrites?: boolean; serverTools?: boolean; reasoning?: boolean; tier?: boolean } = {}): fc.Arbitrary<Usage> =>
+export const usage = (classes: { cacheWrites?: boolean; serverTools?: boolean; reasoning?: boolean; tier?: boolean; tiers?: string[] } = {}): fc.Arbitrary<Usage> =>
   fc.record(
     {
       inputTokens: count,
@@ -24,7 +24,7 @@ export const usage = (classes: { cacheWrites?: boolean; serverTools?: boolean; r
       outputTokens: count,
       reasoningTokens: count,
       serverToolCalls: fc.dictionary(fc.constantFrom('web_search', 'web_fetch'), fc.integer({ min: 1, max: 50 }), { minKeys: 1 }),
-      serviceTier: fc.constantFrom('standard', 'priority'),
+      serviceTier: fc.constantFrom(...(classes.tiers ?? ['standard', 'priority'])),
     },
     {
       requiredKeys: ['inputTokens', 'cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'outputTokens'],
