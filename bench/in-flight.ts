@@ -57,7 +57,7 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
     port: 0,
     env: { ITAPI_ADMIN_TOKEN: `inflight-${suffix}` },
     dynamoEndpoint,
-    tables: { keys: `if-keys-${suffix}`, tiers: `if-tiers-${suffix}`, accounts: `if-accounts-${suffix}`, usage: `if-usage-${suffix}`, holds: `if-holds-${suffix}`, sessions: `if-sessions-${suffix}`, responses: `if-responses-${suffix}` },
+    tables: { keys: `if-keys-${suffix}`, tiers: `if-tiers-${suffix}`, accounts: `if-accounts-${suffix}`, usage: `if-usage-${suffix}`, holds: `if-holds-${suffix}`, sessions: `if-sessions-${suffix}`, responses: `if-responses-${suffix}`, rollups: `if-rollups-${suffix}` },
     dataDir: mkdtempSync(join(tmpdir(), 'itapi-inflight-')),
     seedDemo: false,
     // The upstream holds every answer until all have arrived, which can take DynamoDB Local minutes.

@@ -50,6 +50,9 @@ export interface WebApp {
 
 const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 
+/** The methods of the API under /v1 (DELETE: `DELETE /v1/responses/{id}`). */
+export const CORS_METHODS = ['GET', 'POST', 'DELETE'] as const;
+
 const CORS_EXPOSED_HEADERS = [
   'x-request-id',
   'x-itapi-route',
@@ -87,12 +90,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     recorder.answered(c.res.status, key);
   });
 
+  // The one place CORS is configured (the Function URL and the REST API add none): the API's
+  // methods, preflights answered here. The console is same-origin and gets no CORS headers.
   if (deps.corsOrigins?.length) {
     app.use(
+      '/v1/*',
       cors({
         origin: deps.corsOrigins,
-        allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['authorization', 'content-type', 'x-stainless-*', 'openai-organization', 'openai-project'],
+        allowMethods: [...CORS_METHODS],
+        // `*` covers the SDKs' own headers (x-stainless-*, openai-*, anthropic-*); `authorization` must be named.
+        allowHeaders: ['authorization', 'content-type', '*'],
         exposeHeaders: [...CORS_EXPOSED_HEADERS],
         maxAge: 3600,
       }),

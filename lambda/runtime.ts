@@ -45,8 +45,10 @@ export interface GatewayOptions {
   loadConsole?: () => Promise<ConsoleModule>;
   /** Where the console reads its settings (`ITAPI_TOP_UP_MIN_USD`, …). @default process.env */
   env?: NodeJS.ProcessEnv;
-  /** Auth cache lifetime. @default 60000 */
+  /** Auth cache lifetime. @default 5000 */
   authTtlMs?: number;
+  /** Roll usage up in-process after each settlement (local mode); in AWS the usage table's stream does. @default false */
+  rollupsInline?: boolean;
   /** The longest a request may run (ITAPI_MAX_REQUEST_S). @default 900000 */
   maxRequestMs?: number;
   /** How long past its deadline a hold is left before the sweeper settles it as abandoned. @default 60000 */
@@ -97,6 +99,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     queue: options.settlementQueue,
     sweepGraceMs: options.sweepGraceMs,
+    rollupsInline: options.rollupsInline,
     now,
   });
   const admission = new CreditAdmission({

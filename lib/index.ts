@@ -6,6 +6,7 @@ export * from './itapi-admin-function';
 export * from './itapi-rest-api';
 export * from './itapi-tier-seed';
 export * from './itapi-sweeper';
+export * from './itapi-usage-rollups';
 export * from './itapi-monitoring';
 export * from './itapi-metrics';
 export * from './itapi-catalog';

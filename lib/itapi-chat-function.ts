@@ -20,21 +20,6 @@ import type { ItapiTables } from './itapi-tables';
 export const CATALOG_FILE_NAME = 'catalog.json';
 export const CATALOG_RUNTIME_PATH = `/var/task/${CATALOG_FILE_NAME}`;
 
-/** Headers a browser client may read (request id and OpenAI rate-limit headers). */
-const EXPOSED_HEADERS = [
-  'x-request-id',
-  'x-ratelimit-limit-requests',
-  'x-ratelimit-remaining-requests',
-  'x-ratelimit-reset-requests',
-  'x-ratelimit-limit-tokens',
-  'x-ratelimit-remaining-tokens',
-  'x-ratelimit-reset-tokens',
-  'retry-after',
-  'retry-after-ms',
-  // The output limit the gateway sent upstream when it was not the client's own (docs/CLIENTS.md, "Tiers and agents").
-  'x-itapi-output-limit',
-];
-
 export interface ItapiChatFunctionProps {
   readonly tables: ItapiTables;
   /** The provider-keys secret (JSON object, name → upstream key). */
@@ -136,7 +121,8 @@ export class ItapiChatFunction extends Construct {
     if (props.topUpMinUsd !== undefined) environment.ITAPI_TOP_UP_MIN_USD = String(topUpMin);
     if (props.topUpMaxUsd !== undefined) environment.ITAPI_TOP_UP_MAX_USD = String(topUpMax);
     environment.ITAPI_RESPONSES_TTL_DAYS = String(props.responsesTtlDays ?? 30);
-    // The REST API answers only the preflight; the app itself sets CORS headers on real answers.
+    // CORS in one place: the app answers preflights and sets the headers of real answers, behind
+    // the Function URL (no Cors of its own) and the REST API (no preflight of its own) alike.
     if (props.corsOrigins?.length) environment.ITAPI_CORS_ORIGINS = props.corsOrigins.join(',');
 
     const built = new ItapiNodeFunction(this, 'Handler', {
@@ -162,16 +148,6 @@ export class ItapiChatFunction extends Construct {
     this.functionUrl = this.function.addFunctionUrl({
       authType: lambda.FunctionUrlAuthType.NONE,
       invokeMode: lambda.InvokeMode.RESPONSE_STREAM,
-      cors: props.corsOrigins?.length
-        ? {
-            allowedOrigins: props.corsOrigins,
-            allowedMethods: [lambda.HttpMethod.GET, lambda.HttpMethod.POST],
-            // `*` covers the SDKs' own headers (x-stainless-*, openai-*); browsers need `authorization` by name.
-            allowedHeaders: ['authorization', 'content-type', '*'],
-            exposedHeaders: EXPOSED_HEADERS,
-            maxAge: Duration.hours(1),
-          }
-        : undefined,
     });
     this.baseUrl = `${this.functionUrl.url}v1`;
     this.consoleUrl = `${this.functionUrl.url}console/`;

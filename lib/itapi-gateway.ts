@@ -14,6 +14,7 @@ import { ItapiMonitoring } from './itapi-monitoring';
 import { acknowledgeNagRule } from './itapi-nag';
 import { ItapiRestApi } from './itapi-rest-api';
 import { ItapiSweeper } from './itapi-sweeper';
+import { ItapiUsageRollups } from './itapi-usage-rollups';
 import { ItapiTables } from './itapi-tables';
 import { DEFAULT_TIERS, ItapiTierSeed, type ItapiTier } from './itapi-tier-seed';
 
@@ -114,6 +115,8 @@ export class ItapiGateway extends Construct {
   public readonly metrics: ItapiMetrics;
   /** Settles overdue holds and queued settlements (every hold ends). */
   public readonly sweeper: ItapiSweeper;
+  /** The usage table's stream consumer that keeps the usage roll-ups. */
+  public readonly rollups: ItapiUsageRollups;
   /** The console that sign-in links open. */
   public readonly consoleUrl: string;
 
@@ -157,6 +160,7 @@ export class ItapiGateway extends Construct {
     }
 
     this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace });
+    this.rollups = new ItapiUsageRollups(this, 'UsageRollups', { tables: this.tables, logRetention });
 
     this.chat = new ItapiChatFunction(this, 'Chat', {
       settlementQueue: this.sweeper.settlementQueue,
@@ -185,7 +189,6 @@ export class ItapiGateway extends Construct {
       chatFunction: this.chat.function,
       adminFunction: this.admin.function,
       chatTimeout,
-      corsOrigins: props.corsOrigins,
       logRetention,
       throttlingRateLimit: props.apiThrottlingRateLimit,
       throttlingBurstLimit: props.apiThrottlingBurstLimit,
@@ -207,6 +210,7 @@ export class ItapiGateway extends Construct {
       tables: this.tables,
       upstreamProviders: props.upstreamProviders ?? (props.catalog ? catalogProviders(props.catalog) : BUILT_IN_CATALOG_PROVIDERS),
       sweeper: this.sweeper,
+      rollups: this.rollups,
       alarmTopic: props.alarmTopic,
       alarmEmail: props.alarmEmail,
     });

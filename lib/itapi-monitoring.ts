@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { ItapiMetricName, SERVICE_DIMENSION_NAME, SERVICE_NAME, type ItapiMetrics } from './itapi-metrics';
 import type { ItapiRestApi } from './itapi-rest-api';
 import type { ItapiSweeper } from './itapi-sweeper';
+import type { ItapiUsageRollups } from './itapi-usage-rollups';
 import type { ItapiTables } from './itapi-tables';
 
 export interface ItapiMonitoringProps {
@@ -45,6 +46,8 @@ export interface ItapiMonitoringProps {
   readonly dashboardName?: string;
   /** The money path's background function and queues: their alarms. @default - none */
   readonly sweeper?: ItapiSweeper;
+  /** The usage roll-ups consumer: its alarms. @default - none */
+  readonly rollups?: ItapiUsageRollups;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -170,6 +173,25 @@ export class ItapiMonitoring extends Construct {
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
         description: 'The hold sweeper failed in two of three 5-minute periods: overdue holds are not being settled.',
+      });
+    }
+    if (props.rollups) {
+      const rollups = props.rollups;
+      this.alarm('RollupDeadLetters', rollups.metricDeadLetters(), {
+        threshold: 1,
+        description: 'Usage ledger items the roll-ups consumer failed to add after every retry: usage views and key spend are short of them. Replay from the ledger (docs/CONSOLE.md).',
+      });
+      this.alarm('RollupIteratorAge', rollups.metricIteratorAge(), {
+        threshold: 300_000,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        description: 'The roll-ups consumer is more than 5 minutes behind the usage table stream: usage views and key spend lag.',
+      });
+      this.alarm('RollupErrors', rollups.function.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+        threshold: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        description: 'The roll-ups consumer failed in two of three 5-minute periods.',
       });
     }
     this.alarm('ApiGateway5xxRate', props.restApi.metricServerErrorRatePercent(FIVE_MINUTES), {

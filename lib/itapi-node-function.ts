@@ -16,6 +16,7 @@ export const ENTRY = {
   admin: path.join(PROJECT_ROOT, 'lambda', 'entry', 'admin-lambda.ts'),
   seedTiers: path.join(PROJECT_ROOT, 'lambda', 'entry', 'seed-tiers.ts'),
   sweeper: path.join(PROJECT_ROOT, 'lambda', 'entry', 'sweeper-lambda.ts'),
+  rollups: path.join(PROJECT_ROOT, 'lambda', 'entry', 'rollup-lambda.ts'),
 } as const;
 
 export interface ItapiNodeFunctionProps {

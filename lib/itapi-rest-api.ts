@@ -24,12 +24,6 @@ export interface ItapiRestApiProps {
   readonly throttlingRateLimit?: number;
   /** Stage-wide burst. @default 1000 */
   readonly throttlingBurstLimit?: number;
-  /**
-   * Origins allowed to call `/v1` from a browser (answers the preflight; the app adds the
-   * CORS headers of the actual response).
-   * @default - no CORS preflight
-   */
-  readonly corsOrigins?: string[];
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
   /**
@@ -139,17 +133,9 @@ export class ItapiRestApi extends Construct {
       'No WAF by default: every request is authenticated by gateway key and rate-limited per account in code, and stage throttling caps totals; operators can associate their own web ACL with the stage.',
     );
 
-    const v1 = this.api.root.addResource('v1', {
-      defaultCorsPreflightOptions: props.corsOrigins?.length
-        ? {
-            allowOrigins: props.corsOrigins,
-            allowMethods: ['GET', 'POST', 'OPTIONS'],
-            // `*` covers the SDKs' own headers (x-stainless-*, openai-*); browsers need `authorization` by name.
-            allowHeaders: ['authorization', 'content-type', '*'],
-            maxAge: Duration.hours(1),
-          }
-        : undefined,
-    });
+    // No preflight here: CORS preflights (OPTIONS) reach the chat function like every method, and
+    // the app answers them (ItapiChatFunctionProps.corsOrigins), so CORS is configured in one place.
+    const v1 = this.api.root.addResource('v1');
     const chatIntegration = new apigateway.LambdaIntegration(props.chatFunction, {
       proxy: true,
       responseTransferMode: apigateway.ResponseTransferMode.STREAM,
@@ -172,10 +158,6 @@ export class ItapiRestApi extends Construct {
       'AwsSolutions-COG4',
       'OpenAI SDK clients cannot present Cognito tokens; they are authenticated by gateway keys in the chat function.',
     );
-    if (props.corsOrigins?.length) {
-      acknowledgeNagRule(v1, 'AwsSolutions-APIG4', 'CORS preflight (OPTIONS) is answered by a mock integration and must be unauthenticated by the CORS protocol.');
-      acknowledgeNagRule(v1, 'AwsSolutions-COG4', 'CORS preflight (OPTIONS) must be unauthenticated by the CORS protocol.');
-    }
 
     // The account holders' console: its pages, its JSON API and the Stripe webhook, all on the chat function.
     const consoleResource = this.api.root.addResource('console');

@@ -64,6 +64,11 @@ export class ItapiTables extends Construct {
   public readonly sessions: dynamodb.TableV2;
   /** Stored Responses API responses (`store: true`), split into parts by `part`; TTL on `expires_at`. */
   public readonly responses: dynamodb.TableV2;
+  /**
+   * Usage roll-ups per account, UTC day, key and model (`account_id` + `sk`), written by the usage
+   * table's stream consumer (ItapiUsageRollups); TTL on `expires_at`.
+   */
+  public readonly rollups: dynamodb.TableV2;
 
   constructor(scope: Construct, id: string, props: ItapiTablesProps = {}) {
     super(scope, id);
@@ -106,6 +111,8 @@ export class ItapiTables extends Construct {
       partitionKey: { name: 'account_id', type: S },
       sortKey: { name: 'sk', type: S },
       timeToLiveAttribute: USAGE_TTL_ATTRIBUTE,
+      // New ledger items go to the roll-ups consumer (ItapiUsageRollups).
+      dynamoStream: dynamodb.StreamViewType.NEW_IMAGE,
     });
     this.holds = new dynamodb.TableV2(this, 'Holds', {
       ...common,
@@ -132,11 +139,26 @@ export class ItapiTables extends Construct {
       sortKey: { name: 'part', type: N },
       timeToLiveAttribute: RESPONSES_TTL_ATTRIBUTE,
     });
+    this.rollups = new dynamodb.TableV2(this, 'Rollups', {
+      ...common,
+      partitionKey: { name: 'account_id', type: S },
+      sortKey: { name: 'sk', type: S },
+      timeToLiveAttribute: USAGE_TTL_ATTRIBUTE,
+    });
   }
 
   /** Every table by its role, in a stable order. */
-  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'sessions' | 'responses', dynamodb.TableV2> {
-    return { keys: this.keys, tiers: this.tiers, accounts: this.accounts, usage: this.usage, holds: this.holds, sessions: this.sessions, responses: this.responses };
+  public get all(): Record<'keys' | 'tiers' | 'accounts' | 'usage' | 'holds' | 'sessions' | 'responses' | 'rollups', dynamodb.TableV2> {
+    return {
+      keys: this.keys,
+      tiers: this.tiers,
+      accounts: this.accounts,
+      usage: this.usage,
+      holds: this.holds,
+      sessions: this.sessions,
+      responses: this.responses,
+      rollups: this.rollups,
+    };
   }
 
   /** The environment contract the runtime reads (`tableNamesFromEnv`). */
@@ -149,6 +171,7 @@ export class ItapiTables extends Construct {
       ITAPI_HOLDS_TABLE: this.holds.tableName,
       ITAPI_SESSIONS_TABLE: this.sessions.tableName,
       ITAPI_RESPONSES_TABLE: this.responses.tableName,
+      ITAPI_ROLLUPS_TABLE: this.rollups.tableName,
     };
   }
 
@@ -165,9 +188,16 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
   }
 
-  /** What the console (served by the chat function) needs besides: read and write its sessions and sign-in links. */
+  /** What the console (served by the chat function) needs besides: read and write its sessions and sign-in links, read the roll-ups. */
   public grantConsoleAccess(grantee: iam.IGrantable): void {
     this.grantData(grantee, this.sessions, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.rollups, DATA_READ_ACTIONS);
+  }
+
+  /** What the roll-ups consumer needs: mark ledger items rolled up, and add to the roll-ups. */
+  public grantRollupAccess(grantee: iam.IGrantable): void {
+    this.grantData(grantee, this.usage, ['dynamodb:UpdateItem']);
+    this.grantData(grantee, this.rollups, ['dynamodb:UpdateItem']);
   }
 
   /** What `/v1/responses` needs besides the chat path: read, write and delete stored responses. */

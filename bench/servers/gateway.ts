@@ -59,7 +59,7 @@ async function main() {
     port: 0,
     env: { ITAPI_ADMIN_TOKEN: `bench-${suffix}` },
     dynamoEndpoint: endpoint,
-    tables: { keys: `bench-keys-${suffix}`, tiers: `bench-tiers-${suffix}`, accounts: `bench-accounts-${suffix}`, usage: `bench-usage-${suffix}`, holds: `bench-holds-${suffix}`, sessions: `bench-sessions-${suffix}`, responses: `bench-responses-${suffix}` },
+    tables: { keys: `bench-keys-${suffix}`, tiers: `bench-tiers-${suffix}`, accounts: `bench-accounts-${suffix}`, usage: `bench-usage-${suffix}`, holds: `bench-holds-${suffix}`, sessions: `bench-sessions-${suffix}`, responses: `bench-responses-${suffix}`, rollups: `bench-rollups-${suffix}` },
     dataDir: mkdtempSync(join(tmpdir(), 'itapi-bench-')),
     catalog,
     seedDemo: false,

@@ -21,7 +21,8 @@ import type { KeyRecord, KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { Tier, TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
-import { createApiKey, isoMs, keyFieldsSchema, keyNotFound, revokeApiKey } from './keys';
+import { readKeyUsage, type RollupsStore } from '../store/rollups';
+import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
 import { AmountError, usdToMicro } from './money';
 import { parse, readJson } from './request-body';
 import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
@@ -31,6 +32,7 @@ export interface AdminDeps {
   tiers: TiersStore;
   accounts: AccountsStore;
   usage: UsageStore;
+  rollups: RollupsStore;
   sessions: SessionsStore;
   tierCache: TierCache;
   auth: Authenticator;
@@ -172,9 +174,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.get('/accounts/:id/keys', async (c) => {
     const id = c.req.param('id');
     await requireAccount(id);
-    const keys = await deps.keys.listByAccount(id);
+    const [keys, usage] = await Promise.all([deps.keys.listByAccount(id), readKeyUsage(deps.rollups, id, now())]);
     keys.sort((a, b) => a.createdAtMs - b.createdAtMs || a.keyId.localeCompare(b.keyId));
-    return c.json({ object: 'list', data: keys.map(keyView) });
+    return c.json({ object: 'list', data: keys.map((k) => keyView(k, usage.get(k.keyId))) });
   });
 
   app.get('/accounts/:id/usage', async (c) => {
@@ -201,6 +203,24 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const { record, key } = await createApiKey(deps, accountId, fields, now());
     // The only place the plaintext key ever leaves the admin API.
     return c.json({ ...keyView(record), key }, 201);
+  });
+
+  // An extension of §8: rename, disable or enable, set or remove (null) the monthly spend cap.
+  app.patch('/keys/:id', async (c) => {
+    const id = c.req.param('id');
+    const change = parse(keyChangeSchema, await readJson(c));
+    const updated = await updateApiKey(deps, id, change);
+    if (!updated) throw keyNotFound(id);
+    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
+    return c.json(keyView(updated, usage.get(updated.keyId)));
+  });
+
+  app.get('/keys/:id', async (c) => {
+    const id = c.req.param('id');
+    const key = await deps.keys.getById(id);
+    if (!key) throw keyNotFound(id);
+    const usage = await readKeyUsage(deps.rollups, key.accountId, now());
+    return c.json(keyView(key, usage.get(key.keyId)));
   });
 
   app.delete('/keys/:id', async (c) => {

@@ -5,7 +5,8 @@ import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import type { Catalog } from '../catalog';
 import { GatewayError, invalidRequest } from '../contract/errors';
 import type { AccountsStore } from '../store/accounts';
-import type { KeyRecord, KeysStore } from '../store/keys';
+import { type KeyRecord, type KeysStore, MAX_KEYS_PER_ACCOUNT, TooManyKeysError } from '../store/keys';
+import { AmountError, usdToMicro } from './money';
 
 /**
  * Creating and revoking API keys: one code path for the admin API (`POST /admin/keys`,
@@ -14,9 +15,25 @@ import type { KeyRecord, KeysStore } from '../store/keys';
 
 const capSchema = z.number().int().min(1).max(1_000_000_000);
 
+/**
+ * Characters a key name may not hold: control characters (line breaks included), line and
+ * paragraph separators, and the bidirectional controls that can make a name read as another.
+ */
+const NOT_PRINTABLE = /[\p{Cc}\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+/** A key's name: one line of printable text, at most 200 characters. */
+export const keyNameSchema = z
+  .string()
+  .max(200)
+  .refine((name) => !NOT_PRINTABLE.test(name), 'must be one line of printable text (no control, line-break or bidirectional characters)');
+
+/** A monthly spend cap in US dollars (a number or a decimal string); null removes it. */
+const spendCapSchema = z.union([z.number(), z.string()]).nullable();
+
 /** The fields of a new key, as both APIs take them. */
 export const keyFieldsSchema = {
-  name: z.string().max(200).optional(),
+  name: keyNameSchema.optional(),
+  monthly_spend_cap_usd: spendCapSchema.optional(),
   models: z.array(z.string().min(1)).min(1).max(1000).optional(),
   expires_at: z.union([z.string().min(1), z.number().int().positive()]).nullable().optional(),
   rpm: capSchema.optional(),
@@ -26,8 +43,29 @@ export const keyFieldsSchema = {
 const keyFields = z.object(keyFieldsSchema);
 export type KeyFields = z.infer<typeof keyFields>;
 
+/** What may change on a key (admin `PATCH /admin/keys/{id}`, console `PATCH /console/api/keys/{id}`). */
+export const keyChangeSchema = z.strictObject({
+  name: keyNameSchema.optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+  monthly_spend_cap_usd: spendCapSchema.optional(),
+});
+export type KeyChange = z.infer<typeof keyChangeSchema>;
+
+/** A spend cap in micro-USD: more than zero, at most $1,000,000 a month. */
+export function spendCapMicroUsd(value: number | string, param = 'monthly_spend_cap_usd'): number {
+  let micro: number;
+  try {
+    micro = usdToMicro(value);
+  } catch (err) {
+    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
+    throw err;
+  }
+  if (micro <= 0 || micro > 1_000_000 * 1_000_000) throw invalidRequest(`Invalid value for '${param}': a monthly spend cap is more than $0 and at most $1,000,000.`, param);
+  return micro;
+}
+
 export interface KeyDeps {
-  accounts: Pick<AccountsStore, 'get'>;
+  accounts: Pick<AccountsStore, 'get' | 'tableName'>;
   keys: KeysStore;
   catalog: Catalog;
 }
@@ -54,6 +92,7 @@ export async function createApiKey(
     expiresAtMs = expiryMs(fields.expires_at);
     if (expiresAtMs <= nowMs) throw invalidRequest('`expires_at` must be in the future.', 'expires_at');
   }
+  const spendCap = fields.monthly_spend_cap_usd === undefined || fields.monthly_spend_cap_usd === null ? undefined : spendCapMicroUsd(fields.monthly_spend_cap_usd);
   const account = await deps.accounts.get(accountId);
   if (!account) throw new GatewayError(404, 'invalid_request_error', 'not_found', `No account with id '${accountId}'.`, { param: accountParam });
   const key = generateApiKey();
@@ -69,12 +108,18 @@ export async function createApiKey(
     models: fields.models,
     rpm: fields.rpm,
     tpm: fields.tpm,
+    spendCapMicroUsd: spendCap,
     // Admission reads the account's limits from the key, so a cached key needs no account read.
     accountTier: account.tier,
     accountRpm: account.rpm,
     accountTpm: account.tpm,
   };
-  await deps.keys.create(record);
+  try {
+    await deps.keys.create(record, { accountsTable: deps.accounts.tableName, maxKeys: MAX_KEYS_PER_ACCOUNT });
+  } catch (err) {
+    if (err instanceof TooManyKeysError) throw new GatewayError(409, 'invalid_request_error', 'too_many_keys', err.message);
+    throw err;
+  }
   return { record, key };
 }
 
@@ -83,7 +128,7 @@ export async function createApiKey(
  * With `ownerAccountId`, a key of another account is treated as unknown: undefined, never revoked.
  */
 export async function revokeApiKey(
-  deps: { keys: KeysStore; auth: Pick<Authenticator, 'forget'> },
+  deps: { keys: KeysStore; auth: Pick<Authenticator, 'forget'>; accounts?: Pick<AccountsStore, 'tableName'> },
   keyId: string,
   ownerAccountId?: string,
 ): Promise<KeyRecord | undefined> {
@@ -91,9 +136,31 @@ export async function revokeApiKey(
     const found = await deps.keys.getById(keyId);
     if (!found || found.accountId !== ownerAccountId) return undefined;
   }
-  const revoked = await deps.keys.revoke(keyId);
+  const revoked = await deps.keys.revoke(keyId, deps.accounts?.tableName);
   if (revoked) deps.auth.forget(revoked.keyHash);
   return revoked;
+}
+
+/**
+ * Renames a key, disables or enables it, sets or removes its monthly spend cap, and drops it from
+ * this instance's auth cache (other instances read it again within 5 s). With `ownerAccountId`,
+ * another account's key is unknown. Undefined for an unknown or revoked key.
+ */
+export async function updateApiKey(
+  deps: { keys: KeysStore; auth: Pick<Authenticator, 'forget'> },
+  keyId: string,
+  change: KeyChange,
+  ownerAccountId?: string,
+): Promise<KeyRecord | undefined> {
+  const cap = change.monthly_spend_cap_usd;
+  const spendCap = cap === undefined ? undefined : cap === null ? null : spendCapMicroUsd(cap);
+  if (ownerAccountId !== undefined) {
+    const found = await deps.keys.getById(keyId);
+    if (!found || found.accountId !== ownerAccountId) return undefined;
+  }
+  const updated = await deps.keys.update(keyId, { name: change.name, status: change.status, spendCapMicroUsd: spendCap });
+  if (updated) deps.auth.forget(updated.keyHash);
+  return updated;
 }
 
 /** `expires_at`: unix seconds (number or digits), or an ISO 8601 date-time. */

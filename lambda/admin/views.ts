@@ -3,6 +3,7 @@ import type { Account } from '../store/accounts';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import type { LedgerEntry } from '../store/usage';
+import type { KeyUsage } from '../store/rollups';
 import { microToUsd } from './money';
 
 /** JSON shapes of the admin API (ARCHITECTURE §8). Nothing here ever holds a key or its hash. */
@@ -52,7 +53,8 @@ export function accountView(account: Account, tier: Tier | undefined, nowMs: num
   };
 }
 
-export function keyView(key: KeyRecord) {
+/** A key as the admin API and the console show it; `usage` from the roll-ups (zero and null without). */
+export function keyView(key: KeyRecord, usage?: KeyUsage) {
   return {
     object: 'api_key' as const,
     id: key.keyId,
@@ -66,6 +68,19 @@ export function keyView(key: KeyRecord) {
     tpm: key.tpm ?? null,
     created_at: seconds(key.createdAtMs),
     expires_at: key.expiresAtMs !== undefined ? seconds(key.expiresAtMs) : null,
+    revoked_at: key.revokedAtMs !== undefined ? seconds(key.revokedAtMs) : null,
+    /** The key's own monthly spend cap (UTC calendar month); null: none, the balance is the limit. */
+    monthly_spend_cap_usd: key.spendCapMicroUsd !== undefined ? microToUsd(key.spendCapMicroUsd) : null,
+    monthly_spend_cap_micro_usd: key.spendCapMicroUsd ?? null,
+    /** Start of the key's latest request in the current month or the 30 days before today; null: none. */
+    last_used_at: usage?.lastUsedAtMs !== undefined ? seconds(usage.lastUsedAtMs) : null,
+    /** What the key's settled requests cost: the last 30 days (today included) and this calendar month (UTC). */
+    spend: {
+      last_30_days_micro_usd: usage?.last30DaysMicroUsd ?? 0,
+      this_month_micro_usd: usage?.thisMonthMicroUsd ?? 0,
+      last_30_days_usd: microToUsd(usage?.last30DaysMicroUsd ?? 0),
+      this_month_usd: microToUsd(usage?.thisMonthMicroUsd ?? 0),
+    },
   };
 }
 
@@ -99,6 +114,13 @@ export function ledgerView(e: LedgerEntry) {
     prompt_tokens: e.promptTokens ?? 0,
     completion_tokens: e.completionTokens ?? 0,
     cached_tokens: e.cachedTokens ?? 0,
+    /** 5-minute and 1-hour cache writes, inside prompt_tokens. */
+    cache_write_tokens: e.cacheWriteTokens ?? 0,
+    cache_write_1h_tokens: e.cacheWrite1hTokens ?? 0,
+    /** Inside completion_tokens. */
+    reasoning_tokens: e.reasoningTokens ?? 0,
+    server_tool_calls: e.serverToolCalls ?? 0,
+    service_tier: e.serviceTier ?? null,
     cost_micro_usd: -e.amountMicroUsd,
     hold_micro_usd: e.holdMicroUsd ?? null,
     uncharged_micro_usd: e.unchargedMicroUsd ?? 0,

@@ -7,7 +7,10 @@ export interface KeyLookup {
 }
 
 export interface AuthenticatorOptions {
-  /** How long a found key is trusted without a read; a revoked key stops working within this. @default 60000 */
+  /**
+   * How long a found key is trusted without a read: a key disabled or revoked on another instance
+   * stops working here within this (one GetItem per key and instance this often). @default 5000
+   */
   positiveTtlMs?: number;
   /** How long an unknown key is remembered as unknown. @default 5000 */
   negativeTtlMs?: number;
@@ -15,6 +18,9 @@ export interface AuthenticatorOptions {
   maxEntries?: number;
   now?: () => number;
 }
+
+/** A disabled key must stop working on every instance within a few seconds (issue 21). */
+export const DEFAULT_POSITIVE_TTL_MS = 5_000;
 
 interface CacheEntry {
   record: KeyRecord | undefined;
@@ -37,7 +43,7 @@ export class Authenticator {
     private readonly keys: KeyLookup,
     options: AuthenticatorOptions = {},
   ) {
-    this.positiveTtlMs = Math.min(options.positiveTtlMs ?? 60_000, 60_000);
+    this.positiveTtlMs = Math.min(options.positiveTtlMs ?? DEFAULT_POSITIVE_TTL_MS, 60_000);
     this.negativeTtlMs = options.negativeTtlMs ?? 5_000;
     this.maxEntries = options.maxEntries ?? 10_000;
     this.now = options.now ?? Date.now;
@@ -68,6 +74,7 @@ export class Authenticator {
   private async verify(key: string): Promise<KeyRecord> {
     if (!API_KEY_PATTERN.test(key)) throw invalidApiKey('The API key is malformed: itapi keys look like it_ followed by letters and digits.');
     const record = await this.lookup(hashApiKey(key));
+    if (record?.status === 'disabled') throw invalidApiKey('This API key is disabled; its owner can enable it again in the console.');
     if (!record || record.status !== 'active') throw invalidApiKey();
     if (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now()) throw invalidApiKey('The API key has expired.');
     return record;

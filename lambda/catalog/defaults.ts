@@ -29,13 +29,26 @@ const compatible = (owner: string, baseUrl: string, secret: string, model: strin
  *   2027-01-14 (its replacements, the GPT-6 family, price prompts over 272K tokens higher, which a
  *   catalog price cannot express).
  */
+/*
+ * Prices beyond input and output, checked 2026-12-05 (docs/BILLING.md lists each and where it is published):
+ * - Claude: cache writes 1.25× input for 5 minutes, 2× for 1 hour; web search $10 per 1,000
+ *   searches; web fetch no charge beyond its tokens; code execution is billed by container time,
+ *   which no per-call price expresses, so it is not priced (requests with it are refused). Claude's
+ *   1M context is billed at the same prices throughout (no long-context tier since its GA).
+ * - OpenAI: Priority processing for gpt-4o ($4.25 / $17, cached $2.125) and gpt-4o-mini ($0.25 /
+ *   $1, cached $0.125); Flex is not offered for them; cache writes are not billed apart.
+ * - DeepSeek and Gemini (OpenAI endpoint): no service tiers, server tools or long-context prices
+ *   these routes can incur.
+ */
+const CLAUDE_SERVER_TOOLS = { web_search: 0.01, web_fetch: 0 };
+
 const CLAUDE_SONNET = anthropic('claude-sonnet-4-6', {
-  pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 },
+  pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75, cache_write_1h_per_mtok: 6, server_tools: CLAUDE_SERVER_TOOLS },
   context_window: 1_000_000,
   max_output_tokens: 64_000,
 });
 const CLAUDE_OPUS = anthropic('claude-opus-4-8', {
-  pricing: { input_per_mtok: 5, output_per_mtok: 25, cached_input_per_mtok: 0.5 },
+  pricing: { input_per_mtok: 5, output_per_mtok: 25, cached_input_per_mtok: 0.5, cache_write_per_mtok: 6.25, cache_write_1h_per_mtok: 10, server_tools: CLAUDE_SERVER_TOOLS },
   context_window: 1_000_000,
   max_output_tokens: 64_000,
 });
@@ -67,12 +80,22 @@ const GEMINI_FLASH_LITE = compatible('google', GEMINI, 'gemini', 'gemini-3.5-fla
 export const DEFAULT_CATALOG: CatalogFile = {
   models: {
     'gpt-4o': compatible('openai', OPENAI, 'openai', 'gpt-4o', {
-      pricing: { input_per_mtok: 2.5, output_per_mtok: 10, cached_input_per_mtok: 1.25 },
+      pricing: {
+        input_per_mtok: 2.5,
+        output_per_mtok: 10,
+        cached_input_per_mtok: 1.25,
+        service_tiers: { priority: { input_per_mtok: 4.25, output_per_mtok: 17, cached_input_per_mtok: 2.125 } },
+      },
       context_window: 128_000,
       max_output_tokens: 16_384,
     }),
     'gpt-4o-mini': compatible('openai', OPENAI, 'openai', 'gpt-4o-mini', {
-      pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: 0.075 },
+      pricing: {
+        input_per_mtok: 0.15,
+        output_per_mtok: 0.6,
+        cached_input_per_mtok: 0.075,
+        service_tiers: { priority: { input_per_mtok: 0.25, output_per_mtok: 1, cached_input_per_mtok: 0.125 } },
+      },
       context_window: 128_000,
       max_output_tokens: 16_384,
       // Its images count many more tokens than gpt-4o's, at its lower price (OpenAI's vision pricing).
@@ -85,7 +108,7 @@ export const DEFAULT_CATALOG: CatalogFile = {
     'claude-sonnet-4-6': CLAUDE_SONNET,
     'claude-opus-4-8': CLAUDE_OPUS,
     'claude-haiku-4-5': anthropic('claude-haiku-4-5-20251001', {
-      pricing: { input_per_mtok: 1, output_per_mtok: 5, cached_input_per_mtok: 0.1 },
+      pricing: { input_per_mtok: 1, output_per_mtok: 5, cached_input_per_mtok: 0.1, cache_write_per_mtok: 1.25, cache_write_1h_per_mtok: 2, server_tools: CLAUDE_SERVER_TOOLS },
       context_window: 200_000,
       max_output_tokens: 64_000,
     }),
@@ -105,6 +128,7 @@ export const DEFAULT_CATALOG: CatalogFile = {
       kind: 'embedding',
       owned_by: 'openai',
       pricing: { input_per_mtok: 0.02 },
+      tokenizer: 'cl100k_base',
       context_window: 8191,
       dimensions: 1536,
       routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'text-embedding-3-small' }],
@@ -113,6 +137,7 @@ export const DEFAULT_CATALOG: CatalogFile = {
       kind: 'embedding',
       owned_by: 'openai',
       pricing: { input_per_mtok: 0.13 },
+      tokenizer: 'cl100k_base',
       context_window: 8191,
       dimensions: 3072,
       routes: [{ provider: 'openai-compatible', base_url: OPENAI, secret: 'openai', model: 'text-embedding-3-large' }],

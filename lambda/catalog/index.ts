@@ -31,20 +31,67 @@ const routeSchema = z
   })
   .strict();
 
+const usdPerMtok = () => z.number().nonnegative();
+
+/** A service tier's prices (`service_tier: "priority"`, `"flex"`): what the tier bills instead of the base prices. */
+const tierPricingSchema = z
+  .object({
+    input_per_mtok: usdPerMtok(),
+    output_per_mtok: usdPerMtok(),
+    /** @default the tier's input price */
+    cached_input_per_mtok: usdPerMtok().optional(),
+  })
+  .strict();
+
+/**
+ * Prices above a prompt size, as some providers publish them: a request whose prompt (every
+ * input token, cached or not) exceeds `above_input_tokens` is billed wholly at these prices.
+ */
+const longContextSchema = z
+  .object({
+    above_input_tokens: z.number().int().positive(),
+    input_per_mtok: usdPerMtok(),
+    output_per_mtok: usdPerMtok(),
+    cached_input_per_mtok: usdPerMtok().optional(),
+    cache_write_per_mtok: usdPerMtok().optional(),
+    cache_write_1h_per_mtok: usdPerMtok().optional(),
+  })
+  .strict();
+
+/** Server tools a provider runs and bills per call, by the gateway's name for them. */
+export const SERVER_TOOLS = ['web_search', 'web_fetch', 'code_execution'] as const;
+export type ServerTool = (typeof SERVER_TOOLS)[number];
+
+const pricingSchema = z
+  .object({
+    input_per_mtok: usdPerMtok(),
+    /** Required for chat models; embedding models produce no output tokens (default 0). */
+    output_per_mtok: usdPerMtok().optional(),
+    /** Cache reads. @default the input price */
+    cached_input_per_mtok: usdPerMtok().optional(),
+    /** 5-minute cache writes. @default 1.25 × input on Anthropic-family models, else the input price */
+    cache_write_per_mtok: usdPerMtok().optional(),
+    /** 1-hour cache writes. @default 2 × input on Anthropic-family models, else the input price */
+    cache_write_1h_per_mtok: usdPerMtok().optional(),
+    /** USD per call of a server tool; a tool the model does not price here is refused with a 400. */
+    server_tools: z.record(z.enum(SERVER_TOOLS), z.number().nonnegative()).optional(),
+    /** Prices per service tier the client may ask for; a tier not named here (but `auto`, `default`) is refused. */
+    service_tiers: z.record(z.string().regex(/^[a-z_]+$/), tierPricingSchema).optional(),
+    long_context: longContextSchema.optional(),
+  })
+  .strict();
+
+/** Tokenizers the gateway ships (gpt-tokenizer's encodings). */
+export const TOKENIZERS = ['o200k_base', 'cl100k_base'] as const;
+export type TokenizerName = (typeof TOKENIZERS)[number];
+
 const modelSchema = z
   .object({
     /** @default chat; an `embedding` model serves only `POST /v1/embeddings` and is priced per input token. */
     kind: z.enum(MODEL_KINDS).optional(),
     owned_by: z.string().min(1),
     created: z.number().int().nonnegative().optional(),
-    pricing: z
-      .object({
-        input_per_mtok: z.number().nonnegative(),
-        /** Required for chat models; embedding models produce no output tokens (default 0). */
-        output_per_mtok: z.number().nonnegative().optional(),
-        cached_input_per_mtok: z.number().nonnegative().optional(),
-      })
-      .strict(),
+    pricing: pricingSchema,
     context_window: z.number().int().positive(),
     /** Required for chat models; not used by embedding models. */
     max_output_tokens: z.number().int().positive().optional(),
@@ -58,6 +105,11 @@ const modelSchema = z
     image_tokens: z
       .union([z.literal('anthropic'), z.object({ base: z.number().int().nonnegative(), tile: z.number().int().nonnegative() }).strict()])
       .optional(),
+    /**
+     * The tokenizer the upstream counts with, for holds and estimates.
+     * @default cl100k_base for OpenAI's text-embedding-3 and ada-002 upstream models, else o200k_base
+     */
+    tokenizer: z.enum(TOKENIZERS).optional(),
     routes: z.array(routeSchema).min(1),
   })
   .strict()
@@ -83,12 +135,29 @@ export type RouteConfig = z.infer<typeof routeSchema>;
 /** A model's prices as the catalog file states them, in USD per million tokens. */
 export type CatalogPricing = CatalogFile['models'][string]['pricing'];
 
-/** Prices as integer nano-USD per token: $2.50 per million tokens is 2,500 nUSD a token. */
-export interface PriceNanoUsd {
+/** Per-token prices of one class of tokens each, as integer nano-USD: $2.50 per million tokens is 2,500 nUSD a token. */
+export interface TokenPricesNanoUsd {
   inputPerToken: number;
   outputPerToken: number;
+  /** Cache reads. */
   cachedInputPerToken: number;
+  /** 5-minute cache writes. */
+  cacheWritePerToken: number;
+  cacheWrite1hPerToken: number;
 }
+
+/** A model's prices: the base token prices, and what a tier, a long prompt or a server tool bills instead or besides. */
+export interface PriceNanoUsd extends TokenPricesNanoUsd {
+  /** Nano-USD per call of each server tool the model prices; a tool absent here is refused. */
+  serverToolPerCall: Partial<Record<ServerTool, number>>;
+  /** Token prices per service tier the model prices (`priority`, `flex`). */
+  serviceTiers: Record<string, TokenPricesNanoUsd>;
+  /** Base-tier prices for a prompt of more than `aboveInputTokens` tokens. */
+  longContext?: TokenPricesNanoUsd & { aboveInputTokens: number };
+}
+
+/** Anthropic's published cache-write multipliers of the input price: 5-minute writes 1.25×, 1-hour writes 2×. */
+export const ANTHROPIC_CACHE_WRITE_MULTIPLIER = { fiveMinutes: 1.25, oneHour: 2 } as const;
 
 /**
  * How a model's upstream counts a prompt, for holds that stay above what it bills: its image
@@ -108,6 +177,8 @@ export interface ModelEntry {
   ownedBy: string;
   created: number;
   price: PriceNanoUsd;
+  /** The tokenizer the upstream counts with (embeddings are held by it). */
+  tokenizer: TokenizerName;
   contextWindow: number;
   /** 0 for embedding models: they produce no output tokens. */
   maxOutputTokens: number;
@@ -121,11 +192,13 @@ export interface ModelEntry {
   pricingPerMtok?: CatalogPricing;
 }
 
+/** Claude, served by Anthropic or by Bedrock: Anthropic's token and cache-write rules apply. */
+function anthropicFamily(m: CatalogFile['models'][string]): boolean {
+  return m.owned_by === 'anthropic' || m.routes.some((r) => r.provider === 'anthropic' || (r.provider === 'bedrock' && /anthropic|claude/i.test(r.model)));
+}
+
 function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
-  const claude =
-    m.image_tokens === 'anthropic' ||
-    (m.image_tokens === undefined &&
-      (m.owned_by === 'anthropic' || m.routes.some((r) => r.provider === 'anthropic' || (r.provider === 'bedrock' && /anthropic|claude/i.test(r.model)))));
+  const claude = m.image_tokens === 'anthropic' || (m.image_tokens === undefined && anthropicFamily(m));
   if (claude) return { image: { kind: 'anthropic' }, textMargin: ANTHROPIC_TEXT_MARGIN };
   const tiles = typeof m.image_tokens === 'object' ? m.image_tokens : { base: 85, tile: 170 };
   return { image: { kind: 'tiles', ...tiles }, textMargin: 1 };
@@ -142,11 +215,8 @@ export class Catalog {
           id,
           ownedBy: m.owned_by,
           created: m.created ?? CATALOG_EPOCH_S,
-          price: {
-            inputPerToken: perTokenNanoUsd(m.pricing.input_per_mtok),
-            outputPerToken: perTokenNanoUsd(m.pricing.output_per_mtok ?? 0),
-            cachedInputPerToken: perTokenNanoUsd(m.pricing.cached_input_per_mtok ?? m.pricing.input_per_mtok),
-          },
+          price: priceOf(m),
+          tokenizer: m.tokenizer ?? defaultTokenizer(m),
           contextWindow: m.context_window,
           maxOutputTokens: m.kind === 'embedding' ? 0 : (m.max_output_tokens ?? 0),
           tokenRules: tokenRulesOf(m),
@@ -187,6 +257,7 @@ export class Catalog {
           output_per_mtok: m.price.outputPerToken / 1000,
           cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
         },
+        tokenizer: m.tokenizer,
         context_window: m.contextWindow,
         max_output_tokens: embedding ? undefined : m.maxOutputTokens,
         image_tokens: m.tokenRules.image.kind === 'anthropic' ? 'anthropic' : { base: m.tokenRules.image.base, tile: m.tokenRules.image.tile },
@@ -202,6 +273,46 @@ const CATALOG_EPOCH_S = 1715558400;
 
 function perTokenNanoUsd(perMillionUsd: number): number {
   return Math.round(perMillionUsd * 1000);
+}
+
+type PricingFile = CatalogFile['models'][string]['pricing'];
+
+/**
+ * The catalog's USD prices as integer nano-USD. Unpriced cache writes: Anthropic's published
+ * multipliers (1.25× and 2× input) on Anthropic-family models, else the input price (OpenAI and
+ * the others bill no write premium). A tier's cache writes keep the base ratio to its input price.
+ */
+function priceOf(m: CatalogFile['models'][string]): PriceNanoUsd {
+  const p = m.pricing;
+  const claude = anthropicFamily(m);
+  const tokens = (t: { input_per_mtok: number; output_per_mtok?: number; cached_input_per_mtok?: number; cache_write_per_mtok?: number; cache_write_1h_per_mtok?: number }): TokenPricesNanoUsd => ({
+    inputPerToken: perTokenNanoUsd(t.input_per_mtok),
+    outputPerToken: perTokenNanoUsd(t.output_per_mtok ?? 0),
+    cachedInputPerToken: perTokenNanoUsd(t.cached_input_per_mtok ?? t.input_per_mtok),
+    cacheWritePerToken: perTokenNanoUsd(t.cache_write_per_mtok ?? t.input_per_mtok * (claude ? ANTHROPIC_CACHE_WRITE_MULTIPLIER.fiveMinutes : 1)),
+    cacheWrite1hPerToken: perTokenNanoUsd(t.cache_write_1h_per_mtok ?? t.input_per_mtok * (claude ? ANTHROPIC_CACHE_WRITE_MULTIPLIER.oneHour : 1)),
+  });
+  const base = tokens(p);
+  const ratio = (write: number | undefined, fallback: number) => (write ?? fallback) / (p.input_per_mtok || 1);
+  const tierTokens = (t: NonNullable<PricingFile['service_tiers']>[string]) =>
+    tokens({
+      ...t,
+      cache_write_per_mtok: p.input_per_mtok ? t.input_per_mtok * ratio(p.cache_write_per_mtok, base.cacheWritePerToken / 1000) : undefined,
+      cache_write_1h_per_mtok: p.input_per_mtok ? t.input_per_mtok * ratio(p.cache_write_1h_per_mtok, base.cacheWrite1hPerToken / 1000) : undefined,
+    });
+  const serverToolPerCall: PriceNanoUsd['serverToolPerCall'] = {};
+  for (const [tool, usd] of Object.entries(p.server_tools ?? {})) serverToolPerCall[tool as ServerTool] = Math.round(usd * 1e9);
+  return {
+    ...base,
+    serverToolPerCall,
+    serviceTiers: Object.fromEntries(Object.entries(p.service_tiers ?? {}).map(([tier, t]) => [tier, tierTokens(t)])),
+    ...(p.long_context && { longContext: { ...tokens(p.long_context), aboveInputTokens: p.long_context.above_input_tokens } }),
+  };
+}
+
+/** OpenAI's embedding models count with cl100k_base; everything else is estimated with o200k_base. */
+function defaultTokenizer(m: CatalogFile['models'][string]): TokenizerName {
+  return m.routes.some((r) => /^text-embedding-(3-|ada-002)/.test(r.model)) ? 'cl100k_base' : 'o200k_base';
 }
 
 export class CatalogError extends Error {

@@ -1,5 +1,6 @@
 import { upstreamError } from '../contract/errors';
 import type { ChatCompletionChunk, CompletionUsage } from '../contract/openai';
+import { withUsageExtras } from '../contract/usage';
 import { finishReason } from '../providers/openai-compatible';
 import type { StreamMeter } from './pipeline';
 
@@ -16,6 +17,7 @@ const FINISH_REASON = /"finish_reason"\s*:\s*"([^"\\]*)"/g;
 const MODEL = /"model"\s*:\s*"(?:[^"\\]|\\.)*"/;
 const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/;
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const SERVICE_TIER = /"service_tier"\s*:\s*"([a-z_]{1,32})"/;
 const PRODUCED = /"(?:content|arguments)"\s*:\s*"[^"]/;
 const OPENAI_WORDS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
 
@@ -30,6 +32,7 @@ export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
   const model = `"model":${JSON.stringify(modelId)}`;
   const kept: string[] = [];
   let usage: CompletionUsage | undefined;
+  let serviceTier: string | undefined;
   let produced = false;
   return {
     observe(event) {
@@ -47,13 +50,15 @@ export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
         // A chunk without choices at all is not OpenAI's shape: its usage is kept, the chunk is not sent as is.
         if (!Array.isArray(chunk.choices)) data = JSON.stringify({ ...chunk, choices: [] });
       }
+      // The tier that served the stream (any chunk may name it) bills its own prices.
+      if (serviceTier === undefined && data.includes('"service_tier"')) serviceTier = SERVICE_TIER.exec(data)?.[1];
       if (!usageOnly) {
         kept.push(data);
         if (!produced && PRODUCED.test(data)) produced = true;
       }
       return { data, usageOnly, carriesUsage };
     },
-    usage: () => usage,
+    usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => kept.map(textOf).join(''),
     produced: () => produced,
   };

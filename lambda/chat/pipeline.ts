@@ -1,7 +1,9 @@
 import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
-import { GatewayError, internalError, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
+import { GatewayError, internalError, invalidRequest, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
+import { withUsageExtras } from '../contract/usage';
+import { askServerTool, pricesServerTool, pricesTier, unpricedTierError, unpricedToolError, type BillingAsk } from '../money/billing-ask';
 import { estimatePromptTokens } from '../money/tokens';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from '../money/types';
 import type { ProviderRegistry } from '../providers';
@@ -120,11 +122,13 @@ export async function openCompletion(
   // Before admission: an embedding model has no output to hold for and no chat route.
   checkModelKind(model, 'chat');
   const stream = request.stream === true;
+  const billing = chatBillingAsk(request, model);
   const run = await admitRun(deps, scope, key, model, {
     promptTokens: estimatePromptTokens(request, model.tokenRules),
     outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
     n: request.n ?? 1,
     stream,
+    billing,
   });
   const upstreamRequest = withOutputLimit(request, run.admitted.outputTokens);
   try {
@@ -168,6 +172,27 @@ export async function openCompletion(
 }
 
 /**
+ * What a Chat Completions request may be billed beyond its tokens, or the 400 for what the model
+ * does not price: a `service_tier` (but `auto` and `default`), `web_search_options` (OpenAI's
+ * search models search once per request, and do not count it in their usage).
+ */
+export function chatBillingAsk(request: ChatCompletionRequest, model: ModelEntry): BillingAsk {
+  const ask: BillingAsk = {};
+  const tier = request.service_tier;
+  if (tier != null) {
+    if (typeof tier !== 'string') throw invalidRequest("Invalid type for 'service_tier': expected a string.", 'service_tier', 'invalid_type');
+    if (!pricesTier(model, tier)) throw unpricedTierError(model, tier);
+    ask.serviceTier = tier;
+  }
+  if (request.web_search_options != null) {
+    if (!pricesServerTool(model, 'web_search')) throw unpricedToolError(model, "Web search ('web_search_options')", 'web_search_options');
+    askServerTool(ask, 'web_search', 1);
+    ask.impliedServerToolCalls = { web_search: 1 };
+  }
+  return ask;
+}
+
+/**
  * The output limit the hold pays for always goes upstream (ARCHITECTURE §3), in the field the
  * client used (`max_tokens` when it named none); providers put it in their own words.
  */
@@ -193,12 +218,12 @@ export async function admitRun(
   scope: RequestScope,
   key: KeyRecord,
   model: ModelEntry,
-  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream'>,
+  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>,
 ): Promise<AdmittedRun> {
   const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
   Object.assign(scope.responseHeaders, admitted.headers);
   if (input.outputLimit === undefined || admitted.outputTokens !== input.outputLimit) scope.responseHeaders[OUTPUT_LIMIT_HEADER] = String(admitted.outputTokens);
-  return new AdmittedRun(deps, scope, key, model, admitted, input.stream);
+  return new AdmittedRun(deps, scope, key, model, admitted, input.stream, input.billing);
 }
 
 /**
@@ -220,6 +245,7 @@ export class AdmittedRun {
     readonly model: ModelEntry,
     readonly admitted: Admitted,
     private readonly stream: boolean,
+    private readonly billing?: BillingAsk,
   ) {
     const maxMs = admitted.deadlineMs - scope.startedAtMs;
     this.deadlineTimer = setTimeout(
@@ -239,7 +265,16 @@ export class AdmittedRun {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.deadlineTimer);
-    const full: Outcome = { ...outcome, latencyMs: Date.now() - this.scope.startedAtMs, stream: this.stream };
+    const full: Outcome = {
+      ...outcome,
+      // What settlement prices when the answer does not say: the tier asked for, the calls the request implied.
+      ...(this.billing?.serviceTier !== undefined && { requestedServiceTier: this.billing.serviceTier }),
+      // Only an OpenAI-protocol upstream takes `web_search_options` (others never see it, and never search).
+      ...(this.billing?.impliedServerToolCalls &&
+        outcome.route?.startsWith('openai-compatible:') && { impliedServerToolCalls: this.billing.impliedServerToolCalls as Record<string, number> }),
+      latencyMs: Date.now() - this.scope.startedAtMs,
+      stream: this.stream,
+    };
     this.deps.background.run(() => this.admitted.settle(full));
     this.scope.observe?.({ ...full, requestId: this.scope.requestId, keyId: this.key.keyId, accountId: this.key.accountId, model: this.model.id });
   }
@@ -391,10 +426,12 @@ export class MeteredChunks extends MeteredStream<ChatCompletionChunk> {
 function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
   const pieces: string[] = [];
   let usage: CompletionUsage | undefined;
+  let serviceTier: string | undefined;
   return {
     observe(chunk) {
       chunk.model = modelId;
       if (chunk.usage) usage = chunk.usage;
+      if (typeof chunk.service_tier === 'string') serviceTier = chunk.service_tier;
       for (const choice of chunk.choices) {
         const delta = choice.delta;
         if (delta.content) pieces.push(delta.content);
@@ -402,7 +439,7 @@ function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
       }
       return chunk;
     },
-    usage: () => usage,
+    usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => pieces.join(''),
     produced: () => pieces.length > 0,
   };

@@ -24,8 +24,12 @@ Usage:
   itapi accounts get ACCOUNT
   itapi accounts update ACCOUNT [--tier TIER] [--name NAME] [--rpm N|tier] [--tpm N|tier] [--status active|disabled]
   itapi credits add ACCOUNT --amount USD --reference REF
-  itapi keys create --account ACCOUNT [--name NAME] [--models a,b] [--expires ISO|UNIX_SECONDS] [--rpm N] [--tpm N]
+  itapi keys create --account ACCOUNT [--name NAME] [--models a,b] [--expires ISO|UNIX_SECONDS] [--rpm N] [--tpm N] [--spend-cap USD]
   itapi keys list ACCOUNT
+  itapi keys get KEY_ID
+  itapi keys update KEY_ID [--name NAME] [--status active|disabled] [--spend-cap USD|none]
+  itapi keys disable KEY_ID
+  itapi keys enable KEY_ID
   itapi keys revoke KEY_ID
   itapi tiers list
   itapi tiers set TIER --rpm N --tpm N [--models a,b|all] [--description TEXT]
@@ -134,8 +138,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'keys create': {
-    usage: 'itapi keys create --account ACCOUNT [--name NAME] [--models a,b] [--expires ISO|UNIX_SECONDS] [--rpm N] [--tpm N]',
-    options: { account: { type: 'string' }, name: { type: 'string' }, models: { type: 'string' }, expires: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },
+    usage: 'itapi keys create --account ACCOUNT [--name NAME] [--models a,b] [--expires ISO|UNIX_SECONDS] [--rpm N] [--tpm N] [--spend-cap USD]',
+    options: { account: { type: 'string' }, name: { type: 'string' }, models: { type: 'string' }, expires: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, 'spend-cap': { type: 'string' } },
     positionals: [],
     async run(ctx, v) {
       const body: Record<string, unknown> = { account_id: required(v.account, '--account') };
@@ -144,6 +148,7 @@ const COMMANDS: Record<string, Command> = {
       if (v.expires !== undefined) body.expires_at = /^\d+$/.test(v.expires as string) ? Number(v.expires) : v.expires;
       if (v.rpm !== undefined) body.rpm = integer(v.rpm as string, '--rpm');
       if (v.tpm !== undefined) body.tpm = integer(v.tpm as string, '--tpm');
+      if (v['spend-cap'] !== undefined) body.monthly_spend_cap_usd = v['spend-cap'];
       const key = await ctx.call('POST', '/keys', body);
       return show(ctx, key, (c, k) => {
         printKey(c, k);
@@ -160,10 +165,50 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx, _v, [id]) {
       return show(ctx, await ctx.call('GET', `/accounts/${seg(id)}/keys`), (c, a) => {
         if (!a.data.length) return c.out('No keys.');
-        table(c, ['ID', 'NAME', 'PREFIX', 'STATUS', 'MODELS', 'RPM', 'TPM', 'CREATED', 'EXPIRES'], a.data.map((k: any) => [
-          k.id, k.name || '-', k.prefix, k.status, k.models ? k.models.join(',') : 'tier', cap(k.rpm), cap(k.tpm), date(k.created_at), k.expires_at ? date(k.expires_at) : 'never',
+        table(c, ['ID', 'NAME', 'PREFIX', 'STATUS', 'LAST USED', 'SPEND 30D', 'SPEND MONTH', 'SPEND CAP', 'MODELS', 'RPM', 'TPM', 'CREATED', 'EXPIRES'], a.data.map((k: any) => [
+          k.id, k.name || '-', k.prefix, k.status, k.last_used_at ? date(k.last_used_at) : 'never', money(k.spend.last_30_days_micro_usd), money(k.spend.this_month_micro_usd),
+          k.monthly_spend_cap_micro_usd === null ? 'none' : money(k.monthly_spend_cap_micro_usd), k.models ? k.models.join(',') : 'tier', cap(k.rpm), cap(k.tpm), date(k.created_at), k.expires_at ? date(k.expires_at) : 'never',
         ]));
       });
+    },
+  },
+  'keys get': {
+    usage: 'itapi keys get KEY_ID',
+    options: {},
+    positionals: ['KEY_ID'],
+    async run(ctx, _v, [id]) {
+      return show(ctx, await ctx.call('GET', `/keys/${seg(id)}`), printKey);
+    },
+  },
+  'keys update': {
+    usage: 'itapi keys update KEY_ID [--name NAME] [--status active|disabled] [--spend-cap USD|none]',
+    options: { name: { type: 'string' }, status: { type: 'string' }, 'spend-cap': { type: 'string' } },
+    positionals: ['KEY_ID'],
+    async run(ctx, v, [id]) {
+      const body: Record<string, unknown> = {};
+      if (v.name !== undefined) body.name = v.name;
+      if (v.status !== undefined) body.status = v.status;
+      if (v['spend-cap'] !== undefined) body.monthly_spend_cap_usd = v['spend-cap'] === 'none' ? null : v['spend-cap'];
+      return show(ctx, await ctx.call('PATCH', `/keys/${seg(id)}`, body), printKey);
+    },
+  },
+  'keys disable': {
+    usage: 'itapi keys disable KEY_ID',
+    options: {},
+    positionals: ['KEY_ID'],
+    async run(ctx, _v, [id]) {
+      return show(ctx, await ctx.call('PATCH', `/keys/${seg(id)}`, { status: 'disabled' }), (c, k) => {
+        printKey(c, k);
+        c.out('Every gateway instance refuses it within 5 s (the auth cache lifetime); enable it again with: itapi keys enable ' + k.id);
+      });
+    },
+  },
+  'keys enable': {
+    usage: 'itapi keys enable KEY_ID',
+    options: {},
+    positionals: ['KEY_ID'],
+    async run(ctx, _v, [id]) {
+      return show(ctx, await ctx.call('PATCH', `/keys/${seg(id)}`, { status: 'active' }), printKey);
     },
   },
   'keys revoke': {
@@ -173,7 +218,7 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx, _v, [id]) {
       return show(ctx, await ctx.call('DELETE', `/keys/${seg(id)}`), (c, k) => {
         c.out(`Revoked ${k.id} (${k.prefix}) of account ${k.account_id}.`);
-        c.out('Other gateway instances stop accepting it within the auth cache lifetime (at most 60 s).');
+        c.out('Other gateway instances stop accepting it within the auth cache lifetime (5 s).');
       });
     },
   },
@@ -481,6 +526,10 @@ function printKey(ctx: Ctx, k: any): void {
     ['models', k.models ? k.models.join(', ') : "the tier's"],
     ['rpm', cap(k.rpm)],
     ['tpm', cap(k.tpm)],
+    ['spend cap', k.monthly_spend_cap_micro_usd == null ? 'none' : `${money(k.monthly_spend_cap_micro_usd)} a month`],
+    ['spend 30d', k.spend ? money(k.spend.last_30_days_micro_usd) : '-'],
+    ['spend month', k.spend ? money(k.spend.this_month_micro_usd) : '-'],
+    ['last used', k.last_used_at ? date(k.last_used_at) : 'never'],
     ['expires', k.expires_at ? date(k.expires_at) : 'never'],
   ]);
 }

@@ -4,7 +4,7 @@ import { getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
-import { createApiKey, keyFieldsSchema, keyNotFound, revokeApiKey } from '../admin/keys';
+import { createApiKey, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from '../admin/keys';
 import { AmountError, usdToMicro } from '../admin/money';
 import { parse, readJson } from '../admin/request-body';
 import { accountView, keyView, ledgerView } from '../admin/views';
@@ -28,10 +28,11 @@ import type { KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
+import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { loadConsoleAssets } from './assets';
 import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from './sign-in';
 import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings } from './stripe';
-import { dayRange, DEFAULT_PAGE_SIZE, ledgerPage, pageSize, summarizeUsage, usageCsv, type DayRange } from './usage';
+import { dayRange, DEFAULT_PAGE_SIZE, ledgerFilter, ledgerPage, pageSize, summarizeRollups, usageCsv, type DayRange, type LedgerFilter } from './usage';
 import { ModelsPage } from './views/models';
 import { ConsolePage, MessagePage, SignInPage, SwitchAccountPage } from './views/pages';
 import type { AccountJson, KeyJson, ModelChoiceJson, TopUpOptionsJson } from './views/types';
@@ -57,6 +58,7 @@ export interface ConsoleDeps {
   keys: KeysStore;
   tiers: TiersStore;
   usage: UsageStore;
+  rollups: RollupsStore;
   sessions: SessionsStore;
   tierCache: TierCache;
   auth: Authenticator;
@@ -389,6 +391,17 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return c.json({ ...keyView(record), key }, 201);
   });
 
+  // Rename, disable or enable, set or remove the monthly spend cap.
+  api.patch('/keys/:id', async (c) => {
+    const id = c.req.param('id');
+    const change = parse(keyChangeSchema, await readJson(c));
+    const updated = await updateApiKey(deps, id, change, c.var.session.accountId);
+    if (!updated) throw keyNotFound(id);
+    deps.log.info('console_key_updated', { account_id: updated.accountId, key_id: updated.keyId, fields: Object.keys(change) });
+    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
+    return c.json(keyView(updated, usage.get(updated.keyId)));
+  });
+
   api.delete('/keys/:id', async (c) => {
     const id = c.req.param('id');
     const revoked = await revokeApiKey(deps, id, c.var.session.accountId);
@@ -405,14 +418,16 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   api.get('/usage/requests', async (c) => {
     const range = dayRange(c.req.query('from'), c.req.query('to'), now());
     const limit = pageSize(c.req.query('limit'));
-    return c.json(await ledgerPage(readRequests(c.var.session.accountId, range), range, limit, c.req.query('cursor') || undefined));
+    const filter = ledgerFilter(c.req.query('key'), c.req.query('model'));
+    return c.json(await ledgerPage(readRequests(c.var.session.accountId, range, filter), range, limit, c.req.query('cursor') || undefined));
   });
 
   api.get('/usage.csv', async (c) => {
     const range = dayRange(c.req.query('from'), c.req.query('to'), now());
     const accountId = c.var.session.accountId;
+    const filter = ledgerFilter(c.req.query('key'), c.req.query('model'));
     const name = `itapi-usage-${accountId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${range.from}-${range.to}.csv`;
-    return new Response(usageCsv(readRequests(accountId, range)), {
+    return new Response(usageCsv(readRequests(accountId, range, filter)), {
       headers: { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${name}"` },
     });
   });
@@ -477,8 +492,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   }
 
   async function keysJson(accountId: string): Promise<KeyJson[]> {
-    const keys = await deps.keys.listByAccount(accountId);
-    return keys.sort((a, b) => b.createdAtMs - a.createdAtMs || a.keyId.localeCompare(b.keyId)).map(keyView);
+    const [keys, usage] = await Promise.all([deps.keys.listByAccount(accountId), readKeyUsage(deps.rollups, accountId, now())]);
+    return keys.sort((a, b) => b.createdAtMs - a.createdAtMs || a.keyId.localeCompare(b.keyId)).map((k) => keyView(k, usage.get(k.keyId)));
   }
 
   async function modelChoices(account: AccountJson): Promise<ModelChoiceJson[]> {
@@ -491,12 +506,13 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  function readRequests(accountId: string, range: DayRange) {
-    return (options: { limit: number; after?: string; oldestFirst?: boolean }) => deps.usage.requestsPage(accountId, range.fromMs, range.toMs, options);
+  function readRequests(accountId: string, range: DayRange, filter: LedgerFilter = {}) {
+    return (options: { limit: number; after?: string; oldestFirst?: boolean }) => deps.usage.requestsPage(accountId, range.fromMs, range.toMs, { ...options, ...filter });
   }
 
+  /** From the roll-ups: days × keys × models items, whatever the traffic. */
   async function usageSummary(accountId: string, range: DayRange) {
-    return summarizeUsage(await deps.usage.requests(accountId, range.fromMs, range.toMs), range);
+    return summarizeRollups(await deps.rollups.range(accountId, range.from, range.to), range);
   }
 
   async function topUpOptions(accountId: string): Promise<TopUpOptionsJson> {
@@ -518,10 +534,15 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   return app as unknown as Hono;
 }
 
-/** A catalog model as the console shows it: prices per million tokens as billed. */
+/**
+ * A catalog model as the console shows it: prices per million tokens as billed. A cache-write
+ * price is the one billing uses (stated, or Anthropic's 1.25× / 2× of input on Claude models), and
+ * null where cache writes are billed as plain input (no write price of their own).
+ */
 export function modelChoice(m: ModelEntry): ModelChoiceJson {
   const stated = (m.pricingPerMtok ?? {}) as Record<string, unknown>;
-  const statedPrice = (field: string) => (typeof stated[field] === 'number' ? (stated[field] as number) : null);
+  const writePrice = (field: string, perToken: number) =>
+    typeof stated[field] === 'number' || perToken !== m.price.inputPerToken ? perToken / 1000 : null;
   const embedding = m.kind === 'embedding';
   return {
     id: m.id,
@@ -533,8 +554,8 @@ export function modelChoice(m: ModelEntry): ModelChoiceJson {
       input_per_mtok: m.price.inputPerToken / 1000,
       output_per_mtok: embedding ? null : m.price.outputPerToken / 1000,
       cached_input_per_mtok: m.price.cachedInputPerToken / 1000,
-      cache_write_per_mtok: statedPrice('cache_write_per_mtok'),
-      cache_write_1h_per_mtok: statedPrice('cache_write_1h_per_mtok'),
+      cache_write_per_mtok: embedding ? null : writePrice('cache_write_per_mtok', m.price.cacheWritePerToken),
+      cache_write_1h_per_mtok: embedding ? null : writePrice('cache_write_1h_per_mtok', m.price.cacheWrite1hPerToken),
     },
   };
 }

@@ -2,6 +2,7 @@ import { ledgerView, usageTotals } from '../admin/views';
 import { formatMicroUsd } from '../admin/money';
 import { invalidRequest } from '../contract/errors';
 import { ledgerSortKey, type LedgerEntry } from '../store/usage';
+import type { Rollup } from '../store/rollups';
 import type { LedgerPageJson, ModelDayJson, RequestJson, UsageSummaryJson } from './views/types';
 
 /** The console's view of the usage ledger: days in UTC, per model, paged and as CSV. */
@@ -74,6 +75,76 @@ export function summarizeUsage(requests: LedgerEntry[], range: DayRange): UsageS
   };
 }
 
+/** Use per day and model over the range, from the roll-ups (a handful of items per day, whatever the traffic). */
+export function summarizeRollups(rollups: Rollup[], range: DayRange): UsageSummaryJson {
+  const days = new Map<string, Record<string, ModelDayJson>>();
+  for (let ms = range.fromMs; ms <= range.toMs; ms += DAY_MS) days.set(isoDay(ms), {});
+  const byModel = new Map<string, { cost: number; tokens: number }>();
+  const totals = { requests: 0, failed: 0, prompt: 0, completion: 0, cached: 0, cost: 0, uncharged: 0 };
+  for (const r of rollups) {
+    const models = days.get(r.day);
+    if (!models) continue;
+    const m = (models[r.model] ??= { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_micro_usd: 0 });
+    const tokens = r.promptTokens + r.completionTokens;
+    m.requests += r.requests;
+    m.prompt_tokens += r.promptTokens;
+    m.completion_tokens += r.completionTokens;
+    m.total_tokens += tokens;
+    m.cost_micro_usd += r.costMicroUsd;
+    const total = byModel.get(r.model) ?? { cost: 0, tokens: 0 };
+    byModel.set(r.model, { cost: total.cost + r.costMicroUsd, tokens: total.tokens + tokens });
+    totals.requests += r.requests;
+    totals.failed += r.failedRequests;
+    totals.prompt += r.promptTokens;
+    totals.completion += r.completionTokens;
+    totals.cached += r.cachedTokens;
+    totals.cost += r.costMicroUsd;
+    totals.uncharged += r.unchargedMicroUsd;
+  }
+  const models = [...byModel.keys()].sort(
+    (a, b) => byModel.get(b)!.cost - byModel.get(a)!.cost || byModel.get(b)!.tokens - byModel.get(a)!.tokens || a.localeCompare(b),
+  );
+  const empty = usageTotals([], []);
+  return {
+    object: 'usage_summary',
+    from: range.from,
+    to: range.to,
+    models,
+    days: [...days].map(([date, m]) => ({ date, models: m })),
+    totals: {
+      ...empty,
+      requests: totals.requests,
+      failed_requests: totals.failed,
+      prompt_tokens: totals.prompt,
+      completion_tokens: totals.completion,
+      total_tokens: totals.prompt + totals.completion,
+      cached_tokens: totals.cached,
+      cost_micro_usd: totals.cost,
+      cost_usd: totals.cost / 1_000_000,
+      uncharged_micro_usd: totals.uncharged,
+    },
+  };
+}
+
+/** The ledger's filters (`key`, `model`; absent or empty: all), checked. */
+export interface LedgerFilter {
+  keyId?: string;
+  model?: string;
+}
+
+export function ledgerFilter(key: string | undefined, model: string | undefined): LedgerFilter {
+  const filter: LedgerFilter = {};
+  if (key) {
+    if (!/^[\x21-\x7e]{1,128}$/.test(key)) throw invalidRequest('`key` must be a key id.', 'key');
+    filter.keyId = key;
+  }
+  if (model) {
+    if (!/^[\x21-\x7e]{1,256}$/.test(model)) throw invalidRequest('`model` must be a model id.', 'model');
+    filter.model = model;
+  }
+  return filter;
+}
+
 /** Cursors are the ledger's own sort keys, so a page continues exactly where the last one ended. */
 const CURSOR_SK = /^\d{13}#[\x21-\x7e]{1,256}$/;
 
@@ -131,11 +202,21 @@ export const CSV_COLUMNS = [
   'cost_micro_usd',
   'latency_ms',
   'stream',
+  'cache_write_tokens',
+  'cache_write_1h_tokens',
+  'reasoning_tokens',
+  'server_tool_calls',
+  'service_tier',
 ] as const;
 
-/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
-function csvField(value: string | number | boolean | null | undefined): string {
-  const text = value === null || value === undefined ? '' : String(value);
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. A text cell that a
+ * spreadsheet would read as a formula (it begins with = + - @, a tab or a carriage return) is
+ * neutralised with a leading apostrophe (OWASP's CSV injection advice); numbers stay numbers.
+ */
+export function csvField(value: string | number | boolean | null | undefined): string {
+  let text = value === null || value === undefined ? '' : String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
@@ -157,6 +238,11 @@ export function csvRow(e: LedgerEntry): string {
     cost,
     e.latencyMs,
     e.stream ?? false,
+    e.cacheWriteTokens ?? 0,
+    e.cacheWrite1hTokens ?? 0,
+    e.reasoningTokens ?? 0,
+    e.serverToolCalls ?? 0,
+    e.serviceTier,
   ];
   return `${fields.map(csvField).join(',')}\r\n`;
 }

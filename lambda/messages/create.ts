@@ -3,6 +3,8 @@ import { admitRun, MeteredChunks, modelFor, noteIgnored, routeName, type Complet
 import { GatewayError, internalError, upstreamError } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
+import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
+import { boundedServerTools, messagesBillingAsk } from './billing';
 import { anthropicErrorBody } from './errors';
 import { ChatChunksToMessageEvents, completionToMessage } from './from-chat';
 import { messageUsage, MeteredMessageEvents, openNativeMessage, type NativeAnswer } from './native';
@@ -52,8 +54,10 @@ export async function createMessage(
   if (translation.unsupported && !model.routes.some((r) => r.provider === 'anthropic')) throw translation.unsupported;
 
   const stream = request.stream === true;
-  const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules);
-  const run = await admitRun(deps, scope, key, model, { promptTokens, outputLimit: request.max_tokens, n: 1, stream });
+  const billing = messagesBillingAsk(request, model);
+  // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
+  const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules) + (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS;
+  const run = await admitRun(deps, scope, key, model, { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing });
   const outputTokens = run.admitted.outputTokens;
   const chatRequest = { ...translation.request, max_completion_tokens: outputTokens };
   const messageId = `msg_${scope.requestId.slice('req_'.length)}`;
@@ -117,10 +121,12 @@ export async function createMessage(
 /**
  * The client's body for an Anthropic route: as sent, with the route's model id and the output
  * limit admission paid for (a `max_tokens` above the model's maximum is clamped, not refused); a
- * thinking budget the clamped limit no longer leaves room for is lowered with it.
+ * thinking budget the clamped limit no longer leaves room for is lowered with it; a server tool
+ * with no `max_uses` gets the one its hold paid for.
  */
 function nativeBody(body: Record<string, unknown>, request: MessagesRequest, upstreamModel: string, outputTokens: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...body, model: upstreamModel, max_tokens: outputTokens };
+  if (body.tools !== undefined) out.tools = boundedServerTools(body.tools);
   const budget = request.thinking?.budget_tokens;
   if (request.thinking?.type === 'enabled' && budget !== undefined && budget >= outputTokens) {
     out.thinking = { ...request.thinking, budget_tokens: Math.max(1, outputTokens - 1) };

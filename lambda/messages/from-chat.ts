@@ -1,4 +1,5 @@
 import { upstreamError } from '../contract/errors';
+import { usageExtras } from '../contract/usage';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ContentBlock, Message, MessageStreamEvent, StopReason, Usage } from './wire';
 
@@ -17,11 +18,22 @@ export function stopReasonOf(finishReason: string | null | undefined): StopReaso
   }
 }
 
-/** Anthropic's `input_tokens` leaves out the cache reads that OpenAI's `prompt_tokens` includes. */
+/**
+ * Anthropic's `input_tokens` leaves out the cache reads and writes that OpenAI's `prompt_tokens`
+ * includes; writes (a Bedrock route's, say), server-tool calls and the tier go in Anthropic's own fields.
+ */
 export function anthropicUsage(usage: CompletionUsage | undefined, estimate: { promptTokens: number; completionTokens: number }): Usage {
   if (!usage) return { input_tokens: estimate.promptTokens, output_tokens: estimate.completionTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
   const cached = Math.min(usage.prompt_tokens_details?.cached_tokens ?? 0, usage.prompt_tokens);
-  return { input_tokens: usage.prompt_tokens - cached, output_tokens: usage.completion_tokens, cache_creation_input_tokens: 0, cache_read_input_tokens: cached };
+  const extras = usageExtras(usage);
+  const writes5m = extras.cacheWriteTokens ?? 0;
+  const writes1h = extras.cacheWrite1hTokens ?? 0;
+  const writes = Math.min(writes5m + writes1h, usage.prompt_tokens - cached);
+  const out: Usage = { input_tokens: usage.prompt_tokens - cached - writes, output_tokens: usage.completion_tokens, cache_creation_input_tokens: writes, cache_read_input_tokens: cached };
+  if (writes) out.cache_creation = { ephemeral_5m_input_tokens: writes5m, ephemeral_1h_input_tokens: writes1h };
+  if (extras.serverToolCalls) out.server_tool_use = Object.fromEntries(Object.entries(extras.serverToolCalls).map(([tool, n]) => [`${tool}_requests`, n]));
+  if (extras.serviceTier) out.service_tier = extras.serviceTier;
+  return out;
 }
 
 /** A tool call's arguments as the `input` object Anthropic's clients expect; text that is not a JSON object is kept under `arguments`. */

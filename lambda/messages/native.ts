@@ -3,6 +3,7 @@ import { GatewayError, upstreamError } from '../contract/errors';
 import type { CompletionUsage } from '../contract/openai';
 import type { Outcome } from '../money/types';
 import { anthropicError } from '../providers/anthropic/errors';
+import { applyAnthropicUsage } from '../providers/anthropic/response';
 import { anthropicRawEvents, postAnthropicPassthrough, type AnthropicPassthrough, type RawAnthropicEvent } from '../providers/anthropic/passthrough';
 import { readText } from '../providers/http';
 import { completionUsage, type ProviderTokenCounts } from '../providers/openai-shapes';
@@ -81,15 +82,7 @@ export function messageUsage(usage: Record<string, unknown> | undefined): Comple
 }
 
 /** Anthropic's counts replace, field by field, what was known: message_delta's are cumulative. */
-function applyCounts(counts: ProviderTokenCounts, usage: Record<string, unknown>): ProviderTokenCounts {
-  const n = (value: unknown, before: number) => (typeof value === 'number' && Number.isFinite(value) ? value : before);
-  return {
-    input: n(usage.input_tokens, counts.input),
-    output: n(usage.output_tokens, counts.output),
-    cacheRead: n(usage.cache_read_input_tokens, counts.cacheRead),
-    cacheWrite: n(usage.cache_creation_input_tokens, counts.cacheWrite),
-  };
-}
+const applyCounts = applyAnthropicUsage;
 
 /**
  * Anthropic's own stream, relayed event by event and metered on the way: usage from

@@ -108,6 +108,11 @@ export interface Usage {
   output_tokens: number;
   cache_creation_input_tokens: number | null;
   cache_read_input_tokens: number | null;
+  /** Cache writes by lifetime, when the route reported any. */
+  cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
+  /** Server-tool calls, when the route reported any (`web_search_requests`). */
+  server_tool_use?: Record<string, number>;
+  service_tier?: string;
 }
 
 export type ContentBlock =

@@ -1,9 +1,10 @@
 import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
-import type { KeyRecord } from '../store/keys';
+import { type KeySpend, type KeyRecord, monthOf } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import { affordableOutputTokens, computeHold, usd, type Hold } from './hold';
+import { FREE_PRICE } from './cost';
 import { requestSettlement, type Settlements } from './settlement';
 import {
   countsAt,
@@ -102,6 +103,8 @@ export class CreditAdmission implements Admission {
   private readonly readAtMs = new Map<string, number>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
+  /** Month totals and caps of keys with a spend cap, as last seen (by key id). */
+  private readonly keySpends = new Map<string, KeySpend>();
   /** Settlements of this instance still under way, by account: the next admission counts after them. */
   private readonly settling = new Map<string, Set<Promise<unknown>>>();
   private readonly now: () => number;
@@ -184,9 +187,12 @@ export class CreditAdmission implements Admission {
           const waitMs = msUntilAllowed(limits.rpm, believed.prevRequests, believed.requests, 1, nowMs);
           if (waitMs > 0) throw this.rateLimitError(key, limits, believed, hold, waitMs, nowMs, 'the account');
         }
-        // `ceiling` is the output the balance pays for; the minute's tokens left may lower it further.
+        // `ceiling` is the output the balance (and a key's spend cap) pays for; the minute's tokens left may lower it further.
         hold = this.fitted(req, ceiling, limits, caps, countsAt(believed, nowMs), keyBelieved && countsAt(keyBelieved, nowMs), nowMs, this.fresh(key.accountId));
-        const record = this.holdRecord(req, hold, nowMs, caps !== undefined);
+        const spendCap = this.spendCapOf(key);
+        const month = monthOf(nowMs);
+        const spendSeen = this.keySpends.get(key.keyId);
+        const record = this.holdRecord(req, hold, nowMs, caps !== undefined, spendCap !== undefined ? month : undefined);
         const write: AdmitWrite = {
           accountId: key.accountId,
           nowMs,
@@ -206,12 +212,28 @@ export class CreditAdmission implements Admission {
                   ...writeBounds(caps, keyBelieved, hold.rateTokens, nowMs),
                 }
               : undefined,
+          keySpend:
+            spendCap !== undefined
+              ? {
+                  keysTable: this.options.keysTable,
+                  keyHash: key.keyHash,
+                  month,
+                  believedMonth: spendSeen?.month ?? key.spendMonth ?? 0,
+                  capMicroUsd: spendCap,
+                  holdMicroUsd: hold.holdMicroUsd,
+                  maxUsedBefore: spendCap - hold.holdMicroUsd,
+                }
+              : undefined,
         };
         const result = await this.send(write, mayHaveLanded);
         tokenSeq++;
         if (result.ok) {
           mayHaveLanded.length = 0;
           if (result.keyCounts) this.keyCounts.set(key.keyId, result.keyCounts);
+          if (write.keySpend) {
+            const used = write.keySpend.believedMonth === month ? (spendSeen?.usedMicroUsd ?? key.spendUsedMicroUsd ?? 0) : 0;
+            this.keySpends.set(key.keyId, { capMicroUsd: spendCap, month, usedMicroUsd: used + hold.holdMicroUsd });
+          }
           const next: Account = {
             ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0 }),
             tier: limits.tier,
@@ -248,9 +270,26 @@ export class CreditAdmission implements Admission {
         }
         const accountStale = result.accountFailed && (limitsChanged(limits, old) || countsStale(believed, old.counts, nowMs));
         const keyStale = result.keyFailed && keyBelieved !== undefined && result.keyCounts !== undefined && countsStale(keyBelieved, result.keyCounts, nowMs);
+        const spendNow = result.keyFailed && spendCap !== undefined ? result.keySpend : undefined;
+        if (spendNow) this.keySpends.set(key.keyId, spendNow);
         account = old;
         lastFailure = 'stale';
-        if (accountStale || keyStale) continue;
+        // The cap changed (or went): the item now says which, try again with it.
+        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) continue;
+        if (spendNow && spendCap !== undefined) {
+          const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
+          if (used + hold.holdMicroUsd > spendCap) {
+            // The month's spend and holds leave less than this request needs: lower it, or 402.
+            const room = spendCap - used;
+            const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
+            if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, used, hold);
+            ceiling = computeHold(model, req, out);
+            hold = ceiling;
+            continue;
+          }
+          // The month was not the one believed.
+          if (spendNow.month !== write.keySpend!.believedMonth) continue;
+        }
         // The beliefs were right, so the old items say exactly why: requests first, then tokens, then money.
         const trueLimits = this.limitsOf(key, old);
         const view = countsAt(old.counts, nowMs);
@@ -399,13 +438,21 @@ export class CreditAdmission implements Admission {
     throw this.rateLimitError(req.key, longest.limits, longest.view, atFloor, Math.max(1, longest.waitMs), nowMs, longest.whose);
   }
 
-  private holdRecord(req: AdmissionRequest, hold: Hold, nowMs: number, capped: boolean): HoldRecord {
+  /** The key's monthly spend cap as the freshest view has it (the key item's, once a write brought it back). */
+  private spendCapOf(key: KeyRecord): number | undefined {
+    if (key.spendCapMicroUsd === undefined) return undefined;
+    const seen = this.keySpends.get(key.keyId);
+    return seen ? seen.capMicroUsd : key.spendCapMicroUsd;
+  }
+
+  private holdRecord(req: AdmissionRequest, hold: Hold, nowMs: number, capped: boolean, spendMonth?: number): HoldRecord {
     const minute = minuteOf(nowMs);
     return {
       requestId: req.requestId,
       accountId: req.key.accountId,
       keyId: req.key.keyId,
-      keyHash: capped ? req.key.keyHash : undefined,
+      keyHash: capped || spendMonth !== undefined ? req.key.keyHash : undefined,
+      spendMonth,
       model: req.model.id,
       holdMicroUsd: hold.holdMicroUsd,
       promptMicroUsd: hold.promptMicroUsd,
@@ -425,7 +472,7 @@ export class CreditAdmission implements Admission {
    * is retried, queued if the store stays away, and recorded even if the hold is not there yet.
    */
   private releaseLater(record: HoldRecord): void {
-    const free = { price: { inputPerToken: 0, outputPerToken: 0, cachedInputPerToken: 0 } };
+    const free = { price: FREE_PRICE };
     const outcome: Outcome = { status: 'failed', httpStatus: 503, errorCode: 'admission_unanswered', completionText: '', latencyMs: 0, stream: record.stream };
     const release = { ...requestSettlement(record, free, outcome, this.options.keysTable), release: true };
     this.schedule(async () => {
@@ -515,6 +562,16 @@ function checkContext(req: AdmissionRequest): void {
 /** The output tokens an already landed hold pays for (the same request's, so its prompt and n). */
 function outputOf(landed: HoldRecord, hold: Hold): number {
   return Math.max(0, Math.round((landed.rateTokens - landed.promptTokens) / hold.n));
+}
+
+/** Dollars and cents when the amount is whole cents (a cap set in the console), else to the micro-dollar. */
+const capUsd = (micro: number) => (micro % 10_000 === 0 ? `$${(micro / 1e6).toFixed(2)}` : usd(micro));
+
+function spendCapReached(capMicroUsd: number, usedMicroUsd: number, hold: Hold): GatewayError {
+  return insufficientQuota(
+    `This key has reached its monthly spend cap of ${capUsd(capMicroUsd)}: ${usd(usedMicroUsd)} spent or held this month (UTC), ` +
+      `and this request needs up to ${usd(hold.holdMicroUsd)}. Raise or remove the key's spend cap, or lower max_tokens.`,
+  );
 }
 
 function cannotPayOneToken(req: AdmissionRequest, balanceMicroUsd: number): GatewayError {

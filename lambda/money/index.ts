@@ -3,7 +3,7 @@ import { describeError } from '../observability/log';
 import type { Stores } from '../store';
 import type { SettleResult, SettleWrite } from '../store/accounts';
 import type { TableNames } from '../store/tables';
-import { Settlements, type SettlementQueue } from './settlement';
+import { Settlements, settledLedgerEntry, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
 
 /** Metrics of the money path (EMF in AWS); every method is optional. */
@@ -19,6 +19,11 @@ export interface MoneyOptions {
   log: Logger;
   metrics?: MoneyMetrics;
   queue?: SettlementQueue;
+  /**
+   * Roll usage up in-process right after each settlement (local mode). In AWS the usage table's
+   * stream does it (entry/rollup-lambda.ts). @default false
+   */
+  rollupsInline?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
   sweepGraceMs?: number;
   now?: () => number;
@@ -38,19 +43,30 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
       o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
     }
   };
+  const afterSettled = o.rollupsInline
+    ? async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
+        try {
+          await o.stores.rollups.apply(settledLedgerEntry(write, result));
+        } catch (err) {
+          // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
+          o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
+        }
+      }
+    : undefined;
   // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
     store: o.stores.accounts,
     queue: o.queue,
     now,
     onSettled,
+    afterSettled,
     onLost(write, err) {
       o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
     },
   });
   // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
   // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.
-  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled });
+  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled, afterSettled });
   const sweeper = new HoldSweeper({
     holds: o.stores.holds,
     accounts: o.stores.accounts,

@@ -1,46 +1,53 @@
 import type { ModelEntry } from '../catalog';
 import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
+import type { LedgerEntry } from '../store/usage';
+import { usageExtras } from '../contract/usage';
+import { costOf, NO_USAGE, type BilledUsage } from './cost';
 import { countTokens } from './tokens';
 import type { Outcome } from './types';
 
-export interface Usage {
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  /** True when some of the counts came from the tokenizer because the provider reported none. */
-  estimated: boolean;
-}
-
 /**
  * Tokens to bill, as the provider bills them: nothing for a call that produced nothing; the
- * provider's numbers for an answer that ended; and for one cut short (client gone, upstream
+ * provider's numbers for an answer that ended, every class apart (cache reads and writes,
+ * reasoning, server-tool calls, the tier answered); and for one cut short (client gone, upstream
  * failure, deadline) the prompt (reported, else estimated) plus the output delivered.
  */
-export function billableUsage(outcome: Outcome, promptTokensEstimate: number): Usage {
-  if (outcome.status === 'failed') return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, estimated: false };
+export function billableUsage(outcome: Outcome, promptTokensEstimate: number): BilledUsage {
+  if (outcome.status === 'failed') return NO_USAGE;
   const usage = outcome.usage;
-  const cached = (prompt: number) => Math.min(usage?.prompt_tokens_details?.cached_tokens ?? 0, prompt);
+  const extras = usageExtras(usage);
+  const classes = (promptTokens: number) => {
+    const cachedTokens = Math.min(usage?.prompt_tokens_details?.cached_tokens ?? 0, promptTokens);
+    const cacheWrite1hTokens = Math.min(extras.cacheWrite1hTokens ?? 0, promptTokens - cachedTokens);
+    return {
+      cachedTokens,
+      cacheWrite1hTokens,
+      cacheWriteTokens: Math.min(extras.cacheWriteTokens ?? 0, promptTokens - cachedTokens - cacheWrite1hTokens),
+      // A provider that bills calls without counting them (OpenAI's search models) is charged the calls the request implied.
+      serverToolCalls: extras.serverToolCalls ?? outcome.impliedServerToolCalls ?? {},
+      ...(extras.serviceTier !== undefined && { serviceTier: extras.serviceTier }),
+    };
+  };
   if (usage && outcome.status === 'completed') {
-    return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, cachedTokens: cached(usage.prompt_tokens), estimated: false };
+    return {
+      promptTokens: usage.prompt_tokens,
+      completionTokens: usage.completion_tokens,
+      reasoningTokens: Math.min(usage.completion_tokens_details?.reasoning_tokens ?? 0, usage.completion_tokens),
+      ...classes(usage.prompt_tokens),
+      estimated: false,
+    };
   }
   const promptTokens = usage?.prompt_tokens || promptTokensEstimate;
   const delivered = countTokens(outcome.completionText);
+  const completionTokens = Math.max(usage?.completion_tokens ?? 0, delivered);
   return {
     promptTokens,
-    completionTokens: Math.max(usage?.completion_tokens ?? 0, delivered),
-    cachedTokens: cached(promptTokens),
+    completionTokens,
+    reasoningTokens: Math.min(usage?.completion_tokens_details?.reasoning_tokens ?? 0, completionTokens),
+    ...classes(promptTokens),
     estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < delivered,
   };
-}
-
-export function costMicroUsd(model: Pick<ModelEntry, 'price'>, usage: Usage): number {
-  const { price } = model;
-  const nano =
-    (usage.promptTokens - usage.cachedTokens) * price.inputPerToken +
-    usage.cachedTokens * price.cachedInputPerToken +
-    usage.completionTokens * price.outputPerToken;
-  return Math.ceil(nano / 1000);
 }
 
 /** What a request's ledger item takes from its hold, however it is settled. */
@@ -62,7 +69,7 @@ export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'pri
   const usage = billableUsage(outcome, hold.promptTokens);
   return {
     hold,
-    costMicroUsd: costMicroUsd(model, usage),
+    costMicroUsd: costOf(usage, model.price, outcome.requestedServiceTier),
     tokenCorrection: usage.promptTokens + usage.completionTokens - hold.rateTokens,
     keysTable,
     ledger: {
@@ -74,12 +81,21 @@ export function requestSettlement(hold: HoldRecord, model: Pick<ModelEntry, 'pri
       promptTokens: usage.promptTokens,
       completionTokens: usage.completionTokens,
       cachedTokens: usage.cachedTokens || undefined,
+      cacheWriteTokens: usage.cacheWriteTokens || undefined,
+      cacheWrite1hTokens: usage.cacheWrite1hTokens || undefined,
+      reasoningTokens: usage.reasoningTokens || undefined,
+      serverToolCalls: totalCalls(usage.serverToolCalls) || undefined,
+      serviceTier: usage.serviceTier ?? outcome.requestedServiceTier,
       latencyMs: outcome.latencyMs,
       stream: outcome.stream,
       clientAborted: outcome.status === 'aborted' || undefined,
       usageEstimated: usage.estimated || undefined,
     },
   };
+}
+
+function totalCalls(calls: Record<string, number>): number {
+  return Object.values(calls).reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -103,6 +119,15 @@ export function abandonedSettlement(hold: HoldRecord, keysTable?: string): Settl
   };
 }
 
+/** The ledger item a settlement wrote, as the stream of the usage table carries it. */
+export function settledLedgerEntry(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): LedgerEntry {
+  return {
+    ...write.ledger,
+    amountMicroUsd: -result.chargedMicroUsd,
+    unchargedMicroUsd: result.unchargedMicroUsd > 0 ? result.unchargedMicroUsd : undefined,
+  };
+}
+
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
 export interface SettlementQueue {
   send(write: SettleWrite): Promise<void>;
@@ -116,6 +141,8 @@ export interface SettlementsOptions {
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
   onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
+  /** Awaited once per settlement that landed, after it (local mode: the usage roll-up); a failure is its own to report. */
+  afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
@@ -143,7 +170,10 @@ export class Settlements {
       try {
         const nowMs = this.now();
         const result = await this.options.store.settle(write, nowMs, guessWindow);
-        if (result.settled) this.options.onSettled?.(write, result);
+        if (result.settled) {
+          this.options.onSettled?.(write, result);
+          await this.options.afterSettled?.(write, result);
+        }
         return result;
       } catch (err) {
         if (attempt >= this.delaysMs.length) return this.enqueue(write, err);

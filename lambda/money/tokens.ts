@@ -1,4 +1,4 @@
-import type { TokenRules } from '../catalog';
+import type { TokenizerName, TokenRules } from '../catalog';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
 import { imageTokens } from './image-tokens';
 
@@ -12,6 +12,13 @@ export const OPENAI_TOKEN_RULES: TokenRules = { image: { kind: 'tiles', base: 85
 
 let encoder: CountTokens | undefined;
 let loading: Promise<void> | undefined;
+let cl100k: CountTokens | undefined;
+let loadingCl100k: Promise<void> | undefined;
+
+/** Where the tokenizers come from: the Lambda bundle ships them as a file of their own beside index.js (see scripts/bundle.ts). */
+function tokenizerModule(fallback: string): string {
+  return process.env.ITAPI_TOKENIZER_MODULE ?? fallback;
+}
 
 /**
  * Loads the o200k tokenizer (about 4 MB of ranks, ~300 ms) off the request path. Until it is in,
@@ -19,15 +26,25 @@ let loading: Promise<void> | undefined;
  * for the first requests of a cold instance, corrected at settlement, never an undercount.
  */
 export function warmTokenizer(): Promise<void> {
-  // The Lambda bundle ships the tokenizer as a file of its own beside index.js (see scripts/bundle.ts).
-  const specifier = process.env.ITAPI_TOKENIZER_MODULE ?? 'gpt-tokenizer/encoding/o200k_base';
-  loading ??= (import(specifier) as Promise<{ countTokens: CountTokens }>).then(
+  loading ??= (import(tokenizerModule('gpt-tokenizer/encoding/o200k_base')) as Promise<{ countTokens: CountTokens }>).then(
     (m) => {
       encoder = m.countTokens;
     },
     () => undefined,
   );
   return loading;
+}
+
+/** Loads cl100k_base (OpenAI's embedding models count with it), on the first request that needs it; the same byte-count fallback until then. */
+export function warmCl100kTokenizer(): Promise<void> {
+  const bundled = process.env.ITAPI_TOKENIZER_MODULE !== undefined;
+  loadingCl100k ??= (import(tokenizerModule('gpt-tokenizer/encoding/cl100k_base')) as Promise<{ countTokens: CountTokens; countCl100kTokens?: CountTokens }>).then(
+    (m) => {
+      cl100k = bundled ? m.countCl100kTokens : m.countTokens;
+    },
+    () => undefined,
+  );
+  return loadingCl100k;
 }
 
 /** Pieces longer than this are counted in slices (see countTokens). */
@@ -42,20 +59,22 @@ const RUN_PIECES = new RegExp(`\\S{1,${RUN_CHARS}}|\\s+`, 'gu');
  * letters with no space (`aaaa…`, or CJK text) is one piece: 80,000 such characters took 4-20 s
  * of CPU, a 6 MiB body hours. So long text is counted in slices, and long runs in short pieces;
  * a cut can only split a token, so the estimate stays at or a little above the exact count.
+ * `tokenizer` picks the encoding (o200k_base unless the model counts with another).
  */
-export function countTokens(text: string): number {
+export function countTokens(text: string, tokenizer: TokenizerName = 'o200k_base'): number {
   if (!text) return 0;
-  if (!encoder) {
-    void warmTokenizer();
+  const count = tokenizer === 'cl100k_base' ? cl100k : encoder;
+  if (!count) {
+    void (tokenizer === 'cl100k_base' ? warmCl100kTokenizer() : warmTokenizer());
     return Buffer.byteLength(text, 'utf8');
   }
-  if (text.length <= RUN_CHARS) return encoder(text);
+  if (text.length <= RUN_CHARS) return count(text);
   let total = 0;
   for (let start = 0; start < text.length; ) {
     let end = Math.min(start + SLICE_CHARS, text.length);
     // Never cut a surrogate pair in two.
     if (end < text.length && isLowSurrogate(text.charCodeAt(end))) end++;
-    total += countSlice(encoder, text.slice(start, end));
+    total += countSlice(count, text.slice(start, end));
     start = end;
   }
   return total;
@@ -92,8 +111,9 @@ function messageText(message: ChatMessage, rules: TokenRules): { text: string; i
 }
 
 /**
- * Prompt tokens as the upstream will count them, or a little more: messages, tools, images (by
- * the model's rule, from the image's own size when it is inline) and response schema.
+ * Prompt tokens as the upstream will count them, or a little more: messages, tools (and legacy
+ * `functions`), images (by the model's rule, from the image's own size when it is inline) and
+ * response schema.
  */
 export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): number {
   let tokens = 3;
@@ -104,6 +124,9 @@ export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messa
     tokens += TOKENS_PER_MESSAGE + m.imageTokens;
   }
   if (request.tools?.length) text += JSON.stringify(request.tools);
+  // Legacy `functions` are passed through to OpenAI-compatible upstreams, which bill them as tools.
+  const functions = (request as { functions?: unknown }).functions;
+  if (functions != null) text += JSON.stringify(functions);
   if (request.response_format?.type === 'json_schema') text += JSON.stringify(request.response_format.json_schema);
   return tokens + Math.ceil(countTokens(text) * rules.textMargin);
 }

@@ -1,4 +1,5 @@
 import type { ModelEntry } from '../catalog';
+import type { BillingAsk } from './billing-ask';
 import type { CompletionUsage } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
 import type { LedgerStatus } from '../store/usage';
@@ -17,6 +18,8 @@ export interface AdmissionRequest {
   /** Choices asked for. @default 1 */
   n?: number;
   stream: boolean;
+  /** What the request may be billed beyond its tokens at base prices (tier, cache writes, server tools, inputs of unknown size). */
+  billing?: BillingAsk;
 }
 
 /** How one admitted request ended, for settlement. */
@@ -32,6 +35,10 @@ export interface Outcome {
   /** `provider:model` of the route that served the request. */
   route?: string;
   errorCode?: string;
+  /** The `service_tier` the client asked for (priced when the answer names none). */
+  requestedServiceTier?: string;
+  /** Server-tool calls the provider bills without reporting them (BillingAsk.impliedServerToolCalls), charged once it answered. */
+  impliedServerToolCalls?: Record<string, number>;
   latencyMs: number;
   timeToFirstTokenMs?: number;
   stream: boolean;

@@ -1,3 +1,4 @@
+import { withUsageExtras, type CarriedUsage } from '../contract/usage';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageToolCall, CompletionUsage, FinishReason } from '../contract/openai';
 
 /** Token counts as Messages-style APIs report them: input excludes the cached parts. */
@@ -5,18 +6,33 @@ export interface ProviderTokenCounts {
   input: number;
   output: number;
   cacheRead: number;
+  /** Every cache write, whatever its lifetime. */
   cacheWrite: number;
+  /** The part of `cacheWrite` written for an hour (Anthropic's `cache_creation.ephemeral_1h_input_tokens`). */
+  cacheWrite1h?: number;
+  /** Server-tool calls by the catalog's tool name (`web_search`, `web_fetch`). */
+  serverToolCalls?: Record<string, number>;
+  /** The service tier the provider says it served with. */
+  serviceTier?: string;
 }
 
-/** Cache reads and writes are prompt tokens too; the reads are what OpenAI calls cached. */
-export function completionUsage(counts: ProviderTokenCounts): CompletionUsage {
+/**
+ * Cache reads and writes are prompt tokens too; the reads are what OpenAI calls cached. What
+ * OpenAI's usage has no field for (writes by lifetime, server-tool calls, the tier) rides along
+ * as the usage's extras, for settlement and for the endpoints whose wire has fields for it.
+ */
+export function completionUsage(counts: ProviderTokenCounts): CarriedUsage {
   const prompt = counts.input + counts.cacheRead + counts.cacheWrite;
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: counts.output,
-    total_tokens: prompt + counts.output,
-    prompt_tokens_details: { cached_tokens: counts.cacheRead },
-  };
+  const writes1h = Math.min(counts.cacheWrite1h ?? 0, counts.cacheWrite);
+  return withUsageExtras(
+    {
+      prompt_tokens: prompt,
+      completion_tokens: counts.output,
+      total_tokens: prompt + counts.output,
+      prompt_tokens_details: { cached_tokens: counts.cacheRead },
+    },
+    { cacheWriteTokens: counts.cacheWrite - writes1h, cacheWrite1hTokens: writes1h, serverToolCalls: counts.serverToolCalls, serviceTier: counts.serviceTier },
+  );
 }
 
 type ChunkDelta = ChatCompletionChunk.Choice.Delta;

@@ -39,7 +39,14 @@ const CHAT_REASONING_EFFORT = { none: 'none', minimal: 'minimal', low: 'low', me
  * | `safety_identifier` (else `user`) | `user` |
  * | `store`, `include`, `prompt_cache_key`, `metadata`, `client_metadata`, `truncation`, … | not forwarded |
  */
-export function chatRequestOf(request: CreateResponseRequest, conversation: StoredItem[], modelId: string): ChatPlan {
+/**
+ * Responses' web-search tool types, current and preview: run as Chat's `web_search_options` where
+ * the model prices `web_search` (`options.webSearch`), else dropped like every hosted tool, so
+ * that nothing unpriced reaches the upstream (Codex sends one with every request).
+ */
+const WEB_SEARCH_TOOL = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
+
+export function chatRequestOf(request: CreateResponseRequest, conversation: StoredItem[], modelId: string, options: { webSearch?: boolean } = {}): ChatPlan {
   const messages: ChatMessage[] = [];
   if (request.instructions) messages.push({ role: 'system', content: request.instructions });
   messages.push(...chatMessagesOf(conversation));
@@ -49,8 +56,10 @@ export function chatRequestOf(request: CreateResponseRequest, conversation: Stor
 
   const functionTools: FunctionTool[] = [];
   const ignoredTools: string[] = [];
+  let webSearch: Record<string, unknown> | undefined;
   for (const tool of request.tools ?? []) {
     if (tool.type === 'function') functionTools.push(tool);
+    else if (options.webSearch && WEB_SEARCH_TOOL.test(tool.toolType)) webSearch = tool.searchContextSize ? { search_context_size: tool.searchContextSize } : {};
     else ignoredTools.push(hostedToolName(tool));
   }
   const { tools, choice } = applyToolChoice(request.tool_choice ?? undefined, functionTools, request.tools ?? []);
@@ -78,6 +87,9 @@ export function chatRequestOf(request: CreateResponseRequest, conversation: Stor
   if (request.top_p != null) chat.top_p = request.top_p;
   const user = request.safety_identifier ?? request.user;
   if (user) chat.user = user;
+  // Billed: checked against the model's prices with the chat request (chatBillingAsk).
+  if (request.service_tier != null) chat.service_tier = request.service_tier;
+  if (webSearch) chat.web_search_options = webSearch;
 
   return {
     chat: parseChatCompletionRequest(chat),

@@ -13,6 +13,7 @@ import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
 import { modelFor, noteIgnored, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
+import { pricesServerTool } from '../money/billing-ask';
 import { chatRequestOf } from './chat-request';
 import { storedItemsOf, type ResolvedInputItem } from './items';
 import { finalResponse, inProgressResponse, outputOfCompletion, responseUsage, terminalOf, type ResponseFrame } from './output';
@@ -45,7 +46,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   ]);
   const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...previous.response.output] : [];
   const { items: input, ignored: ignoredInput } = storedItemsOf(resolved, ids);
-  const plan = chatRequestOf(request, [...context, ...input], model.id);
+  const plan = chatRequestOf(request, [...context, ...input], model.id, { webSearch: pricesServerTool(model, 'web_search') });
   const ignored = [...plan.ignoredTools, ...ignoredInput];
   noteIgnored(scope, ignored);
 

@@ -1,4 +1,5 @@
 import type { ChatCompletion, CompletionUsage, FinishReason } from '../contract/openai';
+import { cacheWritesOf } from '../contract/usage';
 import type { CreateResponseRequest, OutputItem, ResponseObject, ResponseUsage } from '../contract/responses';
 import type { EchoedFunctionTool } from './chat-request';
 import type { ResponseIds } from './response-ids';
@@ -60,12 +61,13 @@ export function terminalOf(finishReason: FinishReason | null | undefined): { sta
 
 /**
  * Chat usage → Responses usage. OpenAI's `input_tokens` includes cached ones, as `prompt_tokens`
- * does; every detail the spec requires is present (0 when the provider gave none).
+ * does; every detail the spec requires is present (0 when the provider gave none), and an
+ * Anthropic or Bedrock route's cache writes are its `cache_write_tokens`.
  */
 export function responseUsage(usage: CompletionUsage): ResponseUsage {
   return {
     input_tokens: usage.prompt_tokens,
-    input_tokens_details: { cached_tokens: usage.prompt_tokens_details?.cached_tokens ?? 0, cache_write_tokens: 0 } as ResponseUsage['input_tokens_details'],
+    input_tokens_details: { cached_tokens: usage.prompt_tokens_details?.cached_tokens ?? 0, cache_write_tokens: cacheWritesOf(usage) } as ResponseUsage['input_tokens_details'],
     output_tokens: usage.completion_tokens,
     output_tokens_details: { reasoning_tokens: usage.completion_tokens_details?.reasoning_tokens ?? 0 },
     total_tokens: usage.total_tokens ?? usage.prompt_tokens + usage.completion_tokens,

@@ -4,6 +4,7 @@ import { type Dynamo, isDynamoError } from './dynamo';
 import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
 import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
+import { type KeySpend, keySpendFromItem } from './keys';
 import { type LedgerEntry, ledgerSortKey, ledgerToItem } from './usage';
 
 export interface Account {
@@ -69,6 +70,38 @@ export interface AdmitWrite extends CounterWrite {
   token: string;
   /** Only for keys with their own caps: their counters live on the key item. */
   key?: CounterWrite & { keysTable: string; keyHash: string };
+  /** Only for keys with a monthly spend cap: the month's spend and holds live on the key item. */
+  keySpend?: KeySpendWrite;
+}
+
+/**
+ * The spend-cap part of an admission, on the key item: the hold added to the month's spend and
+ * holds (`cap_used`), on condition that the cap is the one believed and that the month's total
+ * before it is at most `maxUsedBefore` (cap − hold); a new month starts afresh at the hold.
+ */
+export interface KeySpendWrite {
+  keysTable: string;
+  keyHash: string;
+  month: number;
+  /** The month the writer believes the item is in (0: none yet). */
+  believedMonth: number;
+  capMicroUsd: number;
+  holdMicroUsd: number;
+  maxUsedBefore: number;
+}
+
+function spendUpdate(w: KeySpendWrite): { conditions: string[]; sets: string[]; values: Item } {
+  const values: Item = { ':scap': num(w.capMicroUsd), ':smonth': num(w.month), ':shold': num(w.holdMicroUsd) };
+  // A hold beyond the cap itself fits in no month: the same-month form, which then always fails.
+  if (w.believedMonth === w.month || w.maxUsedBefore < 0) {
+    values[':sroom'] = num(w.maxUsedBefore);
+    return { conditions: ['cap_musd = :scap', 'cap_month = :smonth', 'cap_used <= :sroom'], sets: ['cap_used = cap_used + :shold'], values };
+  }
+  return {
+    conditions: ['cap_musd = :scap', '(attribute_not_exists(cap_month) OR cap_month < :smonth)'],
+    sets: ['cap_month = :smonth', 'cap_used = :shold'],
+    values,
+  };
 }
 
 export type AdmitResult =
@@ -79,11 +112,11 @@ export type AdmitResult =
   /** Another transaction held one of the items (real DynamoDB only): nothing was applied, send again. */
   | { ok: false; reason: 'conflict' }
   /** A condition failed: the items as they are decide why (stale belief, rate limit, balance). */
-  | { ok: false; reason: 'condition'; account: Account | undefined; keyCounts?: WindowCounts; accountFailed: boolean; keyFailed: boolean };
+  | { ok: false; reason: 'condition'; account: Account | undefined; keyCounts?: WindowCounts; keySpend?: KeySpend; accountFailed: boolean; keyFailed: boolean };
 
 /** One finished request's settlement: the hold deleted, the cost charged, the ledger item written. */
 export interface SettleWrite {
-  hold: Pick<HoldRecord, 'requestId' | 'accountId' | 'holdMicroUsd' | 'window' | 'keyHash' | 'keyWindow'>;
+  hold: Pick<HoldRecord, 'requestId' | 'accountId' | 'holdMicroUsd' | 'window' | 'keyHash' | 'keyWindow' | 'spendMonth'>;
   /** What the request cost. Beyond the hold it is charged only as far as the balance goes. */
   costMicroUsd: number;
   /** Actual tokens less those counted at admission, for the minute they were counted in. */
@@ -276,15 +309,17 @@ export class AccountsStore {
       },
     ];
     const key = w.key;
-    if (key) {
-      const keyCounters = counterUpdate(key, w.nowMs);
+    const spend = w.keySpend;
+    if (key || spend) {
+      // One update of the key item, whether it carries rate caps, a spend cap or both.
+      const parts = [key ? counterUpdate(key, w.nowMs) : undefined, spend ? spendUpdate(spend) : undefined].filter((p) => p !== undefined);
       items.push({
         Update: {
-          TableName: key.keysTable,
-          Key: { key_hash: { S: key.keyHash } },
-          UpdateExpression: `SET ${keyCounters.sets.join(', ')}`,
-          ConditionExpression: ['attribute_exists(key_hash)', ...keyCounters.conditions].join(' AND '),
-          ExpressionAttributeValues: keyCounters.values,
+          TableName: (key?.keysTable ?? spend?.keysTable)!,
+          Key: { key_hash: { S: (key?.keyHash ?? spend?.keyHash)! } },
+          UpdateExpression: `SET ${parts.flatMap((p) => p.sets).join(', ')}`,
+          ConditionExpression: ['attribute_exists(key_hash)', ...parts.flatMap((p) => p.conditions)].join(' AND '),
+          ExpressionAttributeValues: Object.assign({}, ...parts.map((p) => p.values)),
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       });
@@ -309,6 +344,7 @@ export class AccountsStore {
         reason: 'condition',
         account: old,
         keyCounts: keyReason?.Item ? countsFromItem(keyReason.Item) : undefined,
+        keySpend: keyReason?.Item ? keySpendFromItem(keyReason.Item) : undefined,
         accountFailed,
         keyFailed,
       };
@@ -332,6 +368,8 @@ export class AccountsStore {
     const stillCounts = (admitted: number) => minute <= admitted + 1;
     let accountTarget = correctionTarget(hold.window, guessWindow);
     let keyTarget = hold.keyWindow !== undefined ? correctionTarget(hold.keyWindow, guessWindow) : 'none';
+    // A spend-capped key's month total takes `charged − hold`, while the item is still in the hold's month.
+    let spendApplies = hold.spendMonth !== undefined;
     let charged = s.costMicroUsd;
     for (let attempt = 0; attempt < SETTLE_ATTEMPTS; attempt++) {
       const refund = hold.holdMicroUsd - charged;
@@ -386,15 +424,30 @@ export class AccountsStore {
         },
       );
       const correctKey = s.tokenCorrection !== 0 && hold.keyHash && s.keysTable && hold.keyWindow !== undefined && stillCounts(hold.keyWindow);
-      if (correctKey) {
-        const c = correctionUpdate(keyTarget, hold.keyWindow!, s.tokenCorrection);
+      const spendDelta = charged - hold.holdMicroUsd;
+      const correctSpend = spendApplies && spendDelta !== 0 && hold.keyHash && s.keysTable;
+      if (correctKey || correctSpend) {
+        const keySets: string[] = [];
+        const keyConditions = ['attribute_exists(key_hash)'];
+        const keyValues: Item = {};
+        if (correctKey) {
+          const c = correctionUpdate(keyTarget, hold.keyWindow!, s.tokenCorrection);
+          if (c.set) keySets.push(c.set);
+          keyConditions.push(c.condition);
+          Object.assign(keyValues, c.values);
+        }
+        if (correctSpend) {
+          keySets.push('cap_used = cap_used + :sdelta');
+          keyConditions.push('cap_month = :smonth');
+          Object.assign(keyValues, { ':sdelta': num(spendDelta), ':smonth': num(hold.spendMonth!) });
+        }
         items.push({
           Update: {
             TableName: s.keysTable!,
             Key: { key_hash: { S: hold.keyHash! } },
-            UpdateExpression: c.set ? `SET ${c.set}` : 'SET win = win',
-            ConditionExpression: ['attribute_exists(key_hash)', c.condition].join(' AND '),
-            ExpressionAttributeValues: c.values,
+            UpdateExpression: keySets.length ? `SET ${keySets.join(', ')}` : 'SET key_hash = key_hash',
+            ConditionExpression: keyConditions.join(' AND '),
+            ExpressionAttributeValues: keyValues,
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         });
@@ -421,7 +474,9 @@ export class AccountsStore {
           }
         }
         if (keyReason?.Code === 'ConditionalCheckFailed' && keyReason.Item) {
-          keyTarget = correctionTarget(hold.keyWindow!, countsFromItem(keyReason.Item).window);
+          if (hold.keyWindow !== undefined) keyTarget = correctionTarget(hold.keyWindow, countsFromItem(keyReason.Item).window);
+          // The month is over: its total no longer limits anything.
+          if (hold.spendMonth !== undefined && keySpendFromItem(keyReason.Item).month !== hold.spendMonth) spendApplies = false;
         }
         const failed = [account, keyReason].some((r) => r?.Code === 'ConditionalCheckFailed');
         if (!failed) {

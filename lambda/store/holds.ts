@@ -21,6 +21,8 @@ export interface HoldRecord {
   /** The minute (ms / 60,000) the account's counters counted it in, and the key's when capped. */
   window: number;
   keyWindow?: number;
+  /** Only for keys with a monthly spend cap: the month (see monthOf) the hold was added to. */
+  spendMonth?: number;
   startedAtMs: number;
   /** When the request must have ended (ITAPI_MAX_REQUEST_S after it started). */
   deadlineMs: number;
@@ -51,6 +53,7 @@ export function holdToItem(h: HoldRecord): Item {
   };
   if (h.keyHash) item.key_hash = { S: h.keyHash };
   if (h.keyWindow !== undefined) item.key_win = num(h.keyWindow);
+  if (h.spendMonth !== undefined) item.spend_month = num(h.spendMonth);
   return item;
 }
 
@@ -72,6 +75,7 @@ export function holdFromItem(item: Item): HoldRecord {
   };
   if (item.key_hash?.S) hold.keyHash = item.key_hash.S;
   if (item.key_win?.N !== undefined) hold.keyWindow = Number(item.key_win.N);
+  if (item.spend_month?.N !== undefined) hold.spendMonth = Number(item.spend_month.N);
   return hold;
 }
 

@@ -4,6 +4,7 @@ import { HoldsStore } from './holds';
 import { KeysStore } from './keys';
 import { SessionsStore } from './sessions';
 import { ResponsesStore } from './responses';
+import { RollupsStore } from './rollups';
 import type { TableNames } from './tables';
 import { TiersStore } from './tiers';
 import { UsageStore } from './usage';
@@ -17,6 +18,7 @@ export interface Stores {
   holds: HoldsStore;
   sessions: SessionsStore;
   responses: ResponsesStore;
+  rollups: RollupsStore;
 }
 
 export interface StoreOptions {
@@ -33,5 +35,6 @@ export function createStores(dynamo: Dynamo, tables: TableNames, options: StoreO
     holds: new HoldsStore(dynamo, tables.holds),
     sessions: new SessionsStore(dynamo, tables.sessions),
     responses: new ResponsesStore(dynamo, tables.responses, options.responsesTtlDays),
+    rollups: new RollupsStore(dynamo, tables.rollups, tables.usage),
   };
 }

@@ -1,10 +1,43 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { type Dynamo } from './dynamo';
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { type Dynamo, isDynamoError } from './dynamo';
 import type { WindowCounts } from '../money/sliding-window';
 import { countsFromItem } from './accounts';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX } from './tables';
 
-export type KeyStatus = 'active' | 'revoked';
+/** `disabled` refuses the key (401) until it is enabled again; `revoked` is for good. */
+export type KeyStatus = 'active' | 'disabled' | 'revoked';
+
+/** Keys an account may hold at once (active and disabled; revoked ones free their place). */
+export const MAX_KEYS_PER_ACCOUNT = 50;
+
+/** The calendar month (UTC) of a time, as a number: 202612 for December 2026. A spend cap counts per such month. */
+export function monthOf(ms: number): number {
+  const d = new Date(ms);
+  return d.getUTCFullYear() * 100 + d.getUTCMonth() + 1;
+}
+
+/** What a spend-capped key's item says of its month: the cap, and spend plus holds taken in `month`. */
+export interface KeySpend {
+  capMicroUsd?: number;
+  month: number;
+  usedMicroUsd: number;
+}
+
+export function keySpendFromItem(item: Record<string, AttributeValue>): KeySpend {
+  return {
+    capMicroUsd: item.cap_musd?.N !== undefined ? Number(item.cap_musd.N) : undefined,
+    month: Number(item.cap_month?.N ?? 0),
+    usedMicroUsd: Number(item.cap_used?.N ?? 0),
+  };
+}
+
+/** Thrown when an account already holds MAX_KEYS_PER_ACCOUNT keys. */
+export class TooManyKeysError extends Error {
+  constructor(readonly max: number) {
+    super(`An account may hold at most ${max} keys (revoked ones do not count): revoke one first.`);
+  }
+}
 
 export interface KeyRecord {
   keyHash: string;
@@ -25,6 +58,12 @@ export interface KeyRecord {
   accountTier?: string;
   accountRpm?: number;
   accountTpm?: number;
+  /** The key's own monthly spend cap (UTC calendar month); absent means none. */
+  spendCapMicroUsd?: number;
+  /** Spend plus holds of the month `spendMonth`, as the key item last said (only keys with a cap keep it). */
+  spendMonth?: number;
+  spendUsedMicroUsd?: number;
+  revokedAtMs?: number;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -46,6 +85,7 @@ function toItem(k: KeyRecord): Item {
   if (k.accountTier) item.account_tier = { S: k.accountTier };
   if (k.accountRpm !== undefined) item.account_rpm = { N: String(k.accountRpm) };
   if (k.accountTpm !== undefined) item.account_tpm = { N: String(k.accountTpm) };
+  if (k.spendCapMicroUsd !== undefined) item.cap_musd = { N: String(k.spendCapMicroUsd) };
   return item;
 }
 
@@ -66,6 +106,13 @@ function fromItem(item: Item): KeyRecord {
   if (item.account_tier?.S) rec.accountTier = item.account_tier.S;
   if (item.account_rpm?.N) rec.accountRpm = Number(item.account_rpm.N);
   if (item.account_tpm?.N) rec.accountTpm = Number(item.account_tpm.N);
+  if (item.cap_musd?.N !== undefined) {
+    const spend = keySpendFromItem(item);
+    rec.spendCapMicroUsd = spend.capMicroUsd;
+    rec.spendMonth = spend.month;
+    rec.spendUsedMicroUsd = spend.usedMicroUsd;
+  }
+  if (item.revoked_at_ms?.N) rec.revokedAtMs = Number(item.revoked_at_ms.N);
   return rec;
 }
 
@@ -88,9 +135,79 @@ export class KeysStore {
     return out.Item ? countsFromItem(out.Item) : undefined;
   }
 
-  async create(record: KeyRecord): Promise<void> {
-    await this.client.call('PutItem', { TableName: this.tableName, Item: toItem(record), ConditionExpression: 'attribute_not_exists(key_hash)' },
-    );
+  /**
+   * Stores a new key; with `accountsTable`, in one transaction with the account's key count
+   * (`nkeys`, at most `maxKeys`), so that concurrent creations can never pass the limit.
+   */
+  async create(record: KeyRecord, count?: { accountsTable: string; maxKeys?: number }): Promise<void> {
+    const put: TransactWriteItem = { Put: { TableName: this.tableName, Item: toItem(record), ConditionExpression: 'attribute_not_exists(key_hash)' } };
+    if (!count) {
+      await this.client.call('PutItem', put.Put!);
+      return;
+    }
+    const max = count.maxKeys ?? MAX_KEYS_PER_ACCOUNT;
+    try {
+      await this.client.call('TransactWriteItems', {
+        TransactItems: [
+          {
+            Update: {
+              TableName: count.accountsTable,
+              Key: { account_id: { S: record.accountId } },
+              UpdateExpression: 'SET nkeys = if_not_exists(nkeys, :zero) + :one',
+              ConditionExpression: 'attribute_exists(account_id) AND (attribute_not_exists(nkeys) OR nkeys < :max)',
+              ExpressionAttributeValues: { ':zero': { N: '0' }, ':one': { N: '1' }, ':max': { N: String(max) } },
+            },
+          },
+          put,
+        ],
+      });
+    } catch (err) {
+      if (isDynamoError(err, 'TransactionCanceledException') && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') throw new TooManyKeysError(max);
+      throw err;
+    }
+  }
+
+  /**
+   * Renames a key, disables or enables it, sets or removes (null) its monthly spend cap. A revoked
+   * key changes no more: undefined, as for a key that does not exist.
+   */
+  async update(keyId: string, change: { name?: string; status?: 'active' | 'disabled'; spendCapMicroUsd?: number | null }): Promise<KeyRecord | undefined> {
+    const found = await this.getById(keyId);
+    if (!found || found.status === 'revoked') return undefined;
+    const sets: string[] = [];
+    const removes: string[] = [];
+    const values: Item = { ':revoked': { S: 'revoked' } };
+    const names: Record<string, string> = { '#s': 'status' };
+    if (change.name !== undefined) {
+      sets.push('#n = :name');
+      names['#n'] = 'name';
+      values[':name'] = { S: change.name };
+    }
+    if (change.status !== undefined) {
+      sets.push('#s = :status');
+      values[':status'] = { S: change.status };
+    }
+    if (change.spendCapMicroUsd === null) removes.push('cap_musd');
+    else if (change.spendCapMicroUsd !== undefined) {
+      sets.push('cap_musd = :cap');
+      values[':cap'] = { N: String(change.spendCapMicroUsd) };
+    }
+    if (!sets.length && !removes.length) return found;
+    try {
+      const out = await this.client.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: { key_hash: { S: found.keyHash } },
+        UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].join(' ').trim(),
+        ConditionExpression: 'attribute_exists(key_hash) AND #s <> :revoked',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
+      });
+      return out.Attributes ? fromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return undefined;
+      throw err;
+    }
   }
 
   async getById(keyId: string): Promise<KeyRecord | undefined> {
@@ -145,20 +262,49 @@ export class KeysStore {
     );
   }
 
-  /** Marks the key revoked; returns the updated record, or undefined when no such key exists. */
-  async revoke(keyId: string): Promise<KeyRecord | undefined> {
+  /**
+   * Marks the key revoked; returns the updated record (a key revoked before comes back as it is),
+   * or undefined when no such key exists. With `accountsTable`, the account's key count goes
+   * down in the same transaction, once.
+   */
+  async revoke(keyId: string, accountsTable?: string): Promise<KeyRecord | undefined> {
     const found = await this.getById(keyId);
     if (!found) return undefined;
-    const out = await this.client.call('UpdateItem', {
-        TableName: this.tableName,
-        Key: { key_hash: { S: found.keyHash } },
-        UpdateExpression: 'SET #s = :revoked, revoked_at_ms = :now',
-        ConditionExpression: 'attribute_exists(key_hash)',
-        ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':revoked': { S: 'revoked' }, ':now': { N: String(Date.now()) } },
-        ReturnValues: 'ALL_NEW',
-      },
-    );
-    return out.Attributes ? fromItem(out.Attributes) : undefined;
+    if (found.status === 'revoked') return found;
+    const nowMs = Date.now();
+    const update = {
+      TableName: this.tableName,
+      Key: { key_hash: { S: found.keyHash } },
+      UpdateExpression: 'SET #s = :revoked, revoked_at_ms = :now',
+      ConditionExpression: 'attribute_exists(key_hash) AND #s <> :revoked',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':revoked': { S: 'revoked' }, ':now': { N: String(nowMs) } },
+    };
+    try {
+      if (!accountsTable) await this.client.call('UpdateItem', update);
+      else {
+        await this.client.call('TransactWriteItems', {
+          TransactItems: [
+            { Update: update },
+            {
+              Update: {
+                TableName: accountsTable,
+                Key: { account_id: { S: found.accountId } },
+                UpdateExpression: 'SET nkeys = nkeys - :one',
+                ConditionExpression: 'nkeys > :zero',
+                ExpressionAttributeValues: { ':one': { N: '1' }, ':zero': { N: '0' } },
+              },
+            },
+          ],
+        });
+      }
+    } catch (err) {
+      const reasons = isDynamoError(err, 'TransactionCanceledException') ? (err.CancellationReasons ?? []) : [];
+      if (isDynamoError(err, 'ConditionalCheckFailedException') || reasons[0]?.Code === 'ConditionalCheckFailed') return this.getById(keyId);
+      // An account whose keys predate the count (no `nkeys`): the key is revoked alone.
+      if (reasons[1]?.Code === 'ConditionalCheckFailed') return this.revoke(keyId);
+      throw err;
+    }
+    return { ...found, status: 'revoked', revokedAtMs: nowMs };
   }
 }

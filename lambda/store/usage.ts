@@ -29,7 +29,18 @@ export interface LedgerEntry {
   errorCode?: string;
   promptTokens?: number;
   completionTokens?: number;
+  /** Cache reads. */
   cachedTokens?: number;
+  /** 5-minute cache writes (inside promptTokens). */
+  cacheWriteTokens?: number;
+  /** 1-hour cache writes (inside promptTokens). */
+  cacheWrite1hTokens?: number;
+  /** Reasoning tokens (inside completionTokens, charged once). */
+  reasoningTokens?: number;
+  /** Server-tool calls billed (web searches, fetches). */
+  serverToolCalls?: number;
+  /** The service tier billed: the one the upstream answered with, else the one requested. */
+  serviceTier?: string;
   estimatedTokens?: number;
   holdMicroUsd?: number;
   /** What the usage cost beyond the hold, which the balance could not be charged. */
@@ -61,13 +72,17 @@ export function ledgerToItem(e: LedgerEntry): Item {
     amount_micro_usd: { N: String(e.amountMicroUsd) },
     expires_at: { N: String(Math.floor((e.atMs + LEDGER_TTL_MS) / 1000)) },
   };
-  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode, status: e.status } as const;
+  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode, status: e.status, service_tier: e.serviceTier } as const;
   for (const [name, value] of Object.entries(strings)) if (value) item[name] = { S: value };
   const numbers = {
     http_status: e.httpStatus,
     prompt_tokens: e.promptTokens,
     completion_tokens: e.completionTokens,
     cached_tokens: e.cachedTokens,
+    cache_write_tokens: e.cacheWriteTokens,
+    cache_write_1h_tokens: e.cacheWrite1hTokens,
+    reasoning_tokens: e.reasoningTokens,
+    server_tool_calls: e.serverToolCalls,
     estimated_tokens: e.estimatedTokens,
     hold_micro_usd: e.holdMicroUsd,
     uncharged_micro_usd: e.unchargedMicroUsd,
@@ -98,6 +113,11 @@ export function ledgerFromItem(item: Item): LedgerEntry {
     promptTokens: num('prompt_tokens'),
     completionTokens: num('completion_tokens'),
     cachedTokens: num('cached_tokens'),
+    cacheWriteTokens: num('cache_write_tokens'),
+    cacheWrite1hTokens: num('cache_write_1h_tokens'),
+    reasoningTokens: num('reasoning_tokens'),
+    serverToolCalls: num('server_tool_calls'),
+    serviceTier: str('service_tier'),
     estimatedTokens: num('estimated_tokens'),
     holdMicroUsd: num('hold_micro_usd'),
     unchargedMicroUsd: num('uncharged_micro_usd'),
@@ -147,22 +167,44 @@ export class UsageStore {
     accountId: string,
     fromMs: number,
     toMs: number,
-    options: { limit: number; after?: string; oldestFirst?: boolean },
+    options: { limit: number; after?: string; oldestFirst?: boolean; keyId?: string; model?: string },
   ): Promise<{ items: LedgerEntry[]; lastSk?: string }> {
-    const page = await this.client.call('Query', {
+    const filters: string[] = [];
+    const values: Item = {
+      ':a': { S: accountId },
+      ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
+      ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
+    };
+    if (options.keyId !== undefined) {
+      filters.push('key_id = :key');
+      values[':key'] = { S: options.keyId };
+    }
+    if (options.model !== undefined) {
+      filters.push('model = :model');
+      values[':model'] = { S: options.model };
+    }
+    // A filter applies after the read: keep reading until the page is full or the range ends.
+    const items: LedgerEntry[] = [];
+    let after = options.after;
+    for (;;) {
+      const page = await this.client.call('Query', {
         TableName: this.tableName,
         KeyConditionExpression: 'account_id = :a AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: {
-          ':a': { S: accountId },
-          ':from': { S: String(Math.max(0, fromMs)).padStart(13, '0') },
-          ':to': { S: `${String(toMs).padStart(13, '0')}#~` },
-        },
+        FilterExpression: filters.length ? filters.join(' AND ') : undefined,
+        ExpressionAttributeValues: values,
         ScanIndexForward: options.oldestFirst === true,
         Limit: options.limit,
-        ExclusiveStartKey: options.after ? { account_id: { S: accountId }, sk: { S: options.after } } : undefined,
-      },
-    );
-    return { items: (page.Items ?? []).map(ledgerFromItem), lastSk: page.LastEvaluatedKey?.sk?.S };
+        ExclusiveStartKey: after ? { account_id: { S: accountId }, sk: { S: after } } : undefined,
+      });
+      items.push(...(page.Items ?? []).map(ledgerFromItem));
+      after = page.LastEvaluatedKey?.sk?.S;
+      if (!after || !filters.length) break;
+      if (items.length >= options.limit) {
+        items.length = options.limit;
+        return { items, lastSk: ledgerSortKey(items[items.length - 1]) };
+      }
+    }
+    return { items, lastSk: after };
   }
 
   private async query(accountId: string, skCondition: string | undefined, values: Item): Promise<LedgerEntry[]> {

@@ -95,8 +95,22 @@ test('the account lifecycle: create, get, credits (idempotent), keys, revoke, us
 
   const list = await itapi(['keys', 'list', 'cli-acct']);
   expect(list.code).toBe(0);
-  expect(list.out.split('\n')[0]).toMatch(/^ID\s+NAME\s+PREFIX\s+STATUS\s+MODELS\s+RPM\s+TPM\s+CREATED\s+EXPIRES$/);
-  expect(list.out).toMatch(new RegExp(`${keyId}\\s+ci\\s+it_\\w{3}…\\w{4}\\s+active\\s+gpt-4o-mini,deepseek-chat\\s+5\\s+-`));
+  expect(list.out.split('\n')[0]).toMatch(/^ID\s+NAME\s+PREFIX\s+STATUS\s+LAST USED\s+SPEND 30D\s+SPEND MONTH\s+SPEND CAP\s+MODELS\s+RPM\s+TPM\s+CREATED\s+EXPIRES$/);
+  expect(list.out).toMatch(new RegExp(`${keyId}\\s+ci\\s+it_\\w{3}…\\w{4}\\s+active\\s+never\\s+\\S+\\s+\\S+\\s+none\\s+gpt-4o-mini,deepseek-chat\\s+5\\s+-`));
+
+  // Rename, cap, disable and enable: the same fields as the console.
+  const updated = await itapi(['keys', 'update', keyId, '--name', 'ci-2', '--spend-cap', '1.10']);
+  expect(updated.code).toBe(0);
+  expect(updated.out).toMatch(/^name:\s+ci-2$/m);
+  expect(updated.out).toMatch(/^spend cap:\s+\$1\.10\d* a month$/m);
+  expect((await itapi(['keys', 'disable', keyId])).code).toBe(0);
+  await expect(h.auth.authenticate(`Bearer ${shown[0]}`)).rejects.toMatchObject({ status: 401 });
+  expect((await itapi(['keys', 'enable', keyId])).code).toBe(0);
+  await expect(h.auth.authenticate(`Bearer ${shown[0]}`)).resolves.toMatchObject({ name: 'ci-2', spendCapMicroUsd: 1_100_000 });
+  const badName = await itapi(['keys', 'update', keyId, '--name', 'a\nb']);
+  expect(badName.code).not.toBe(0);
+  expect(badName.err).toContain('printable');
+  expect((await itapi(['keys', 'update', keyId, '--spend-cap', 'none'])).out).toMatch(/^spend cap:\s+none$/m);
   const listJson = await itapi(['keys', 'list', 'cli-acct', '--json']);
   expect(JSON.parse(listJson.out).data).toHaveLength(2);
 

@@ -463,7 +463,7 @@ describe('usage', () => {
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     expect(res.headers.get('content-disposition')).toMatch(new RegExp(`^attachment; filename="itapi-usage-${carol.accountId}-\\d{4}-\\d{2}-\\d{2}-\\d{4}-\\d{2}-\\d{2}\\.csv"$`));
     const lines = res.text.trimEnd().split('\r\n');
-    expect(lines[0]).toBe('time,request_id,key_id,model,route,status,http_status,error_code,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_micro_usd,latency_ms,stream');
+    expect(lines[0]).toBe('time,request_id,key_id,model,route,status,http_status,error_code,prompt_tokens,completion_tokens,cached_tokens,cost_usd,cost_micro_usd,latency_ms,stream,cache_write_tokens,cache_write_1h_tokens,reasoning_tokens,server_tool_calls,service_tier');
     expect(lines.slice(1).map((l) => l.split(',')[1])).toEqual(requestIds);
     const ledger = await gw.gateway.stores.usage.all(carol.accountId);
     for (const line of lines.slice(1)) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { modelChoice } from '../../lambda/console/index';
-import { parseCatalog, type ModelEntry } from '../../lambda/catalog';
+import { parseCatalog } from '../../lambda/catalog';
 import { consoleApi, consoleLink, consoleOrigin, postSignIn, sessionCookieOf, signIn, type ConsoleSession } from '../support/console';
 import { addKey, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 
@@ -98,20 +98,25 @@ describe('the Models page', () => {
 describe('cache-write prices', () => {
   const base = { owned_by: 'x', context_window: 1000, max_output_tokens: 100, routes: [{ provider: 'mock', model: 'm' }] };
 
-  it('are “—” where the catalog names none, and the cached price is the input price it is billed at', () => {
+  it('are “—” where cache writes bill as plain input, and the cached price is the input price it is billed at', () => {
     const entry = parseCatalog({ models: { m: { ...base, pricing: { input_per_mtok: 3, output_per_mtok: 15 } } } }, 'test').get('m')!;
     expect(modelChoice(entry).pricing).toEqual({ input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 3, cache_write_per_mtok: null, cache_write_1h_per_mtok: null });
   });
 
-  it('are shown as the catalog states them when it has them (the fields issue 17a adds)', () => {
-    const entry = parseCatalog({ models: { m: { ...base, pricing: { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3 } } } }, 'test').get('m')!;
-    const withWrites: ModelEntry = { ...entry, pricingPerMtok: { ...entry.pricingPerMtok!, ...{ cache_write_per_mtok: 3.75, cache_write_1h_per_mtok: 6 } } };
-    expect(modelChoice(withWrites).pricing).toEqual({ input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75, cache_write_1h_per_mtok: 6 });
-    // The mock catalog local mode serves keeps them.
-    const mocked = parseCatalog({ models: { m: { ...base, pricing: { input_per_mtok: 3, output_per_mtok: 15 } } } }, 'test');
-    const stated = mocked.get('m')!.pricingPerMtok as Record<string, unknown>;
-    stated.cache_write_per_mtok = 3.75;
-    expect(modelChoice(mocked.withMockRoutes().get('m')!).pricing.cache_write_per_mtok).toBe(3.75);
+  it('are shown as the catalog states them when it has them, in local mode’s mock catalog too', () => {
+    const pricing = { input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75, cache_write_1h_per_mtok: 6 };
+    const catalog = parseCatalog({ models: { m: { ...base, pricing } } }, 'test');
+    expect(modelChoice(catalog.get('m')!).pricing).toEqual(pricing);
+    expect(modelChoice(catalog.withMockRoutes().get('m')!).pricing).toEqual(pricing);
+  });
+
+  it('are what billing charges on a Claude model whose catalog states none: Anthropic’s 1.25× and 2× of input', () => {
+    const entry = parseCatalog({ models: { m: { ...base, owned_by: 'anthropic', pricing: { input_per_mtok: 3, output_per_mtok: 15 } } } }, 'test').get('m')!;
+    const shown = modelChoice(entry).pricing;
+    expect(shown).toMatchObject({ cache_write_per_mtok: 3.75, cache_write_1h_per_mtok: 6 });
+    // The very prices the bill uses (nano-USD per token).
+    expect(shown.cache_write_per_mtok! * 1000).toBe(entry.price.cacheWritePerToken);
+    expect(shown.cache_write_1h_per_mtok! * 1000).toBe(entry.price.cacheWrite1hPerToken);
   });
 });
 

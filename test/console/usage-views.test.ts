@@ -168,7 +168,7 @@ it('writes prices per 1M tokens as plain numbers, every decimal they have, and â
 describe('CSV', () => {
   it('quotes fields with commas, quotes or line breaks (RFC 4180)', () => {
     const row = csvRow({ ...request('req_1', '2025-01-01T00:00:00Z', 'm,1', 1_234_567), errorCode: 'say "hi"\nbye' });
-    expect(row).toBe('2025-01-01T00:00:00.000Z,req_1,,"m,1","mock:m,1",completed,200,"say ""hi""\nbye",10,5,0,1.234567,1234567,,false\r\n');
+    expect(row).toBe('2025-01-01T00:00:00.000Z,req_1,,"m,1","mock:m,1",completed,200,"say ""hi""\nbye",10,5,0,1.234567,1234567,,false,0,0,0,0,\r\n');
   });
 
   it('streams a header, then every page of rows', async () => {

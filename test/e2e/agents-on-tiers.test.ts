@@ -258,7 +258,7 @@ describe('what every answer tells', () => {
 
   it('tells all six x-ratelimit-* headers from a restarted instance’s first answer (GET /v1/models), as the minute stands, every reset within a minute', async () => {
     const suffix = randomBytes(6).toString('hex');
-    const tables = { keys: `tier-keys-${suffix}`, tiers: `tier-tiers-${suffix}`, accounts: `tier-accounts-${suffix}`, usage: `tier-usage-${suffix}`, holds: `tier-holds-${suffix}`, sessions: `tier-sessions-${suffix}`, responses: `tier-responses-${suffix}` };
+    const tables = { keys: `tier-keys-${suffix}`, tiers: `tier-tiers-${suffix}`, accounts: `tier-accounts-${suffix}`, usage: `tier-usage-${suffix}`, holds: `tier-holds-${suffix}`, sessions: `tier-sessions-${suffix}`, responses: `tier-responses-${suffix}`, rollups: `tier-rollups-${suffix}` };
     const first = await startTestGateway({ catalog: catalogOf(catalogFile), tables });
     const acct = await createAccount(first, { tier: 'starter', creditsMicroUsd: 50_000_000 });
     const used = await fetch(`${first.baseUrl}/chat/completions`, {

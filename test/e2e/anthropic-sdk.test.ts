@@ -166,12 +166,13 @@ describe('on an Anthropic route (passed through)', () => {
       top_k: 5,
     });
 
-    // Billed from Anthropic's usage: 2095 input + 100 cache writes at $3, 1000 cache reads at $0.30, 503 output at $15 per million.
+    // Billed from Anthropic's usage: 2095 input at $3, 100 cache writes at $3.75, 1000 cache reads at $0.30, 503 output at $15 per million.
     const entry = await ledgerEntry(response.headers.get('x-request-id')!);
     expect(entry.status).toBe('completed');
     expect(entry.promptTokens).toBe(2095 + 100 + 1000);
     expect(entry.completionTokens).toBe(503);
-    expect(-entry.amountMicroUsd).toBe(Math.ceil((2195 * 3000 + 1000 * 300 + 503 * 15000) / 1000));
+    // Cache writes at Anthropic's 1.25× input (the catalog prices none), reads at the cached price.
+    expect(-entry.amountMicroUsd).toBe(Math.ceil((2095 * 3000 + 100 * 3750 + 1000 * 300 + 503 * 15000) / 1000));
   });
 
   it('streams tool use event by event; the SDK assembles the blocks and the usage bills the request', async () => {

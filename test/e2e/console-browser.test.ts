@@ -1,20 +1,22 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import OpenAI from 'openai';
-import type { BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium';
+import type { Page } from 'playwright-core';
+import { launchChromium, UNSAFE_ARGS, type LaunchedChromium } from '../support/chromium';
 import { consoleLink } from '../support/console';
 import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 
 /**
- * The console in a real browser (Debian's headless Chromium through playwright-core): an account
+ * The console in a real browser (the npm package's headless Chromium through playwright-core): an account
  * holder follows a sign-in link from another site, creates a key, uses it with the openai client,
  * sees the usage, downloads the CSV and revokes the key. A missing Chromium fails this test.
  */
 
 let gw: TestGateway;
-let browser: { context: BrowserContext; close(): Promise<void> };
+let browser: LaunchedChromium;
 let mail: Server;
 let mailPort: number;
 let accountId: string;
@@ -38,6 +40,79 @@ afterAll(async () => {
   await browser?.close();
   await new Promise((resolve) => mail?.close(resolve));
   await gw?.stop();
+});
+
+/** The browser process of this launch (found by its own profile folder), with its binary and command line. */
+function browserProcesses(userDataDir: string): { pid: string; exe: string; args: string[] }[] {
+  const found: { pid: string; exe: string; args: string[] }[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (args.includes(`--user-data-dir=${userDataDir}`)) found.push({ pid, exe: readlinkSync(`/proc/${pid}/exe`), args });
+    } catch {
+      // Not ours to read, or ended while we read.
+    }
+  }
+  return found;
+}
+
+test('runs the npm package\'s Chromium (unless ITAPI_CHROMIUM names one), unpacked for this run, without flags that weaken it', async () => {
+  if (!process.env.ITAPI_CHROMIUM) {
+    expect(browser.executablePath.startsWith(tmpdir())).toBe(true);
+    expect(browser.executablePath).toMatch(/\/itapi-chromium-[^/]+\/browser\/chromium$/);
+  }
+  const running = browserProcesses(browser.userDataDir);
+  expect(running.length).toBeGreaterThan(0);
+  for (const { args } of running) expect(args.filter((arg) => UNSAFE_ARGS.some((flag) => arg.startsWith(flag)))).toEqual([]);
+  if (!process.env.ITAPI_CHROMIUM) {
+    // The binary that runs is the one unpacked for this launch (not /usr/bin/chromium or any other).
+    expect(running.map((p) => p.exe)).toEqual(running.map(() => browser.executablePath));
+    // NSS comes from the package's libraries, not the machine's.
+    const maps = readFileSync(`/proc/${running[0].pid}/maps`, 'utf8');
+    expect(maps).toMatch(new RegExp(`${browser.executablePath.replace(/chromium$/, '')}al2023/lib/libnss3\\.so`));
+  }
+});
+
+// With ITAPI_CHROMIUM (one binary named by hand) nothing is unpacked, so there is nothing to collide.
+(process.env.ITAPI_CHROMIUM ? test.skip : test)('launches side by side with another run: each unpacks into a folder of its own', async () => {
+  const second = await launchChromium();
+  // A close that fails (a browser already gone, a lost pipe) still removes the launch's folder.
+  const closeContext = second.context.close.bind(second.context);
+  second.context.close = async () => {
+    await closeContext();
+    throw new Error('the browser went away');
+  };
+  try {
+    expect(second.executablePath).not.toBe(browser.executablePath);
+    const page = await second.context.newPage();
+    await page.goto(`http://mail.example:${mailPort}/`).catch(() => undefined); // not mapped in this one: any answer will do
+    await page.close();
+  } finally {
+    await expect(second.close()).rejects.toThrow('the browser went away');
+  }
+  expect(existsSync(dirname(second.userDataDir))).toBe(false);
+  // Closing the other removed only its own folder: this launch's browser still runs.
+  expect(existsSync(browser.executablePath)).toBe(true);
+  const page = await browser.context.newPage();
+  await page.goto(`http://mail.example:${mailPort}/`);
+  await expect(page.textContent('#sign-in')).resolves.toBe('sign in');
+  await page.close();
+}, 120_000);
+
+test('keeps the same-origin policy: a page on another site cannot read the console', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`http://mail.example:${mailPort}/`);
+  const read = await page.evaluate(async (url) => {
+    try {
+      const res = await fetch(url, { credentials: 'include' });
+      return `read ${res.status}: ${(await res.text()).slice(0, 40)}`;
+    } catch (err) {
+      return `refused: ${(err as Error).name}`;
+    }
+  }, `${new URL(gw.baseUrl).origin}/console/`);
+  expect(read).toBe('refused: TypeError');
+  await page.close();
+  problems.splice(0); // the refused read is reported on that page's console
 });
 
 /** Collects what a page reports as wrong: script errors, CSP violations, failed loads. */
@@ -86,7 +161,9 @@ test('an account holder signs in from a link on another site, manages a key, see
   await page.waitForSelector('#key-created .copied:not([hidden])');
   await expect(page.evaluate(() => navigator.clipboard.readText())).resolves.toBe(secret);
   await page.click('#key-created button[data-action="close-dialog"]');
-  await expect(page.textContent('#new-key-secret')).resolves.toBe('');
+  // The dialog's close event (which clears the secret) runs as a task after the click: wait for its effect.
+  await page.waitForSelector('#key-created', { state: 'hidden' });
+  await page.waitForFunction(() => document.querySelector('#new-key-secret')?.textContent === '');
   const row = page.locator('#keys-panel tr', { hasText: 'browser-test' });
   await expect(row.textContent()).resolves.toContain('gpt-4o, gpt-4o-mini');
   await expect(row.textContent()).resolves.toContain(`${secret.slice(0, 6)}…${secret.slice(-4)}`);
@@ -129,8 +206,11 @@ test('an account holder signs in from a link on another site, manages a key, see
   await expect(page.textContent('#revoke-key-name')).resolves.toBe('browser-test');
   await page.click('#revoke-key button[data-action="confirm-revoke"]');
   await page.waitForSelector('#revoke-key', { state: 'hidden' });
-  await row.locator('.status', { hasText: 'revoked' }).waitFor();
-  await expect(row.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
+  // A revoked key folds away under "Revoked keys (1)".
+  await page.locator('#keys-panel details.revoked-keys summary', { hasText: 'Revoked keys (1)' }).click();
+  const revokedRow = page.locator('#keys-panel details.revoked-keys tr', { hasText: 'browser-test' });
+  await revokedRow.locator('.status', { hasText: 'revoked' }).waitFor();
+  await expect(revokedRow.locator('button[data-action="revoke"]').count()).resolves.toBe(0);
   await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({ status: 401 });
 
   // 7. Sign out: the session ends.

@@ -19,11 +19,38 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
   });
 
+  it('allows the methods the API has, DELETE included (DELETE /v1/responses/{id})', async () => {
+    const res = await fetch(`${gw.baseUrl}/responses/resp_123`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(res.headers.get('access-control-allow-methods')!.split(',')).toEqual(['GET', 'POST', 'DELETE']);
+  });
+
+  it('gives the console (same-origin) no CORS headers', async () => {
+    const res = await fetch(`${new URL(gw.baseUrl).origin}/console/`, { headers: { origin: 'https://app.example.com' } });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('exposes the rate-limit headers on real answers to an allowed origin', async () => {
     const res = await fetch(`${gw.baseUrl}/models`, { headers: { origin: 'https://app.example.com', authorization: `Bearer ${gw.apiKey}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
     expect(res.headers.get('access-control-expose-headers')).toMatch(/x-ratelimit-remaining-requests/);
+  });
+
+  it('sets the CORS headers on error answers too, so a browser client can read the error (401, 404)', async () => {
+    for (const [path, headers] of [
+      ['/models', { authorization: 'Bearer it_not_a_key' }],
+      ['/no-such-route', { authorization: `Bearer ${gw.apiKey}` }],
+    ] as const) {
+      const res = await fetch(`${gw.baseUrl}${path}`, { headers: { origin: 'https://app.example.com', ...headers } });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+      expect(res.headers.get('access-control-expose-headers')).toMatch(/x-request-id/);
+    }
   });
 
   it('does not echo an origin it was not given', async () => {

@@ -115,7 +115,7 @@ afterAll(async () => {
 });
 
 /** What the gateway holds and counts for one text of a non-Claude model before the provider's count is known. */
-const gatewayCount = (text: string) => estimateEmbeddingTokens({ kind: 'text', texts: [text] }, { tokenRules: { image: { kind: 'tiles', base: 85, tile: 170 }, textMargin: 1 } });
+const gatewayCount = (text: string) => estimateEmbeddingTokens({ kind: 'text', texts: [text] }, { tokenizer: 'o200k_base', tokenRules: { image: { kind: 'tiles', base: 85, tile: 170 }, textMargin: 1 } });
 
 const lastUpstream = () => upstreamCalls[upstreamCalls.length - 1];
 const tokensOf = (texts: string[]) => texts.reduce((sum, t) => sum + standInTokens(t), 0);

@@ -1,10 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { testDynamoEndpoint } from '../support/dynamo';
+import { isLoopback, listeningSockets, listeningSocketsOf } from '../support/listening-sockets';
 import { completionBody, startUpstream } from '../support/upstream';
 
 /** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
@@ -46,6 +48,12 @@ it('starts, prints the base URL, key and admin token (then a console link), serv
     expect(lines.ITAPI_CONSOLE_LINK).toMatch(new RegExp(`^${origin}/console/sign-in#[A-Za-z0-9_-]{43}$`));
     const started = javaChildren(child.pid!);
     expect(started.length).toBe(1);
+    // Nothing it started listens beyond loopback: the gateway's port and DynamoDB Local's, read from the kernel.
+    const gatewaySockets = listeningSocketsOf(child.pid!);
+    const javaSockets = listeningSocketsOf(Number(started[0]));
+    expect(gatewaySockets.map((s) => s.port)).toEqual([Number(new URL(lines.ITAPI_BASE_URL).port)]);
+    expect(javaSockets.length).toBeGreaterThan(0);
+    expect([...gatewaySockets, ...javaSockets].filter((s) => !isLoopback(s.address))).toEqual([]);
 
     const client = new OpenAI({ baseURL: lines.ITAPI_BASE_URL, apiKey: lines.ITAPI_API_KEY, maxRetries: 0 });
     let text = '';
@@ -78,6 +86,63 @@ it('starts, prints the base URL, key and admin token (then a console link), serv
     }
   }
 }, 60_000);
+
+it('ends its DynamoDB Local when the gateway is killed with SIGKILL (no handler runs)', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-kill-'));
+  const { child, exited, started } = startGateway({ ITAPI_DATA_DIR: dataDir });
+  await started;
+  const java = javaChildren(child.pid!);
+  expect(java.length).toBe(1);
+  child.kill('SIGKILL');
+  await exited;
+  const deadline = Date.now() + 10_000;
+  while (alive(java[0]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const survivor = alive(java[0]);
+  if (survivor) process.kill(Number(java[0]), 'SIGKILL');
+  expect(survivor).toBe(false);
+}, 90_000);
+
+it('fails at once on a taken port, naming it, before DynamoDB Local starts and with nothing left running', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as AddressInfo).port;
+  const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-taken-'));
+  try {
+    const startedAt = Date.now();
+    const { child, exited, started } = startGateway({ ITAPI_DATA_DIR: dataDir, PORT: String(port) });
+    started.catch(() => undefined);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await exited).toBe(1);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    expect(stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    // DynamoDB Local never started: no process names this run's data folder (its -dbPath).
+    expect(processesMentioning(dataDir)).toEqual([]);
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+}, 30_000);
+
+it("binds the test suite's DynamoDB Local to loopback only", () => {
+  const port = Number(new URL(testDynamoEndpoint()).port);
+  const sockets = listeningSockets().filter((s) => s.port === port);
+  expect(sockets.length).toBeGreaterThan(0);
+  expect(sockets.filter((s) => !isLoopback(s.address))).toEqual([]);
+});
+
+/** Command lines of running processes that contain `text`. */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(text)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // Ended while we read.
+    }
+  }
+  return found;
+}
 
 const spawned: ChildProcess[] = [];
 // A test that timed out never reached its own cleanup: no gateway may outlive the file.

@@ -147,14 +147,15 @@ describe('other props', () => {
     s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
   });
 
-  it('configures CORS on the Function URL and a preflight on the REST API', () => {
+  it('configures CORS in one place, the app: no Function URL Cors, no REST API preflight, the origins in the function', () => {
     const [[, url]] = resourcesOfType(s.json, 'AWS::Lambda::Url');
-    const cors = (url.Properties as Props).Cors;
-    expect(cors).toMatchObject({ AllowOrigins: ['https://chat.example.com'], AllowMethods: ['GET', 'POST'] });
-    // Browser clients can read the request id and the OpenAI rate-limit headers.
-    expect(cors.ExposeHeaders).toEqual(expect.arrayContaining(['x-request-id', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-tokens', 'retry-after']));
-    const methods = resourcesOfType(s.json, 'AWS::ApiGateway::Method').map(([, r]) => (r.Properties as Props).HttpMethod);
-    expect(methods).toContain('OPTIONS');
+    expect((url.Properties as Props).Cors).toBeUndefined();
+    const methods = resourcesOfType(s.json, 'AWS::ApiGateway::Method').map(([, r]) => r.Properties as Props);
+    expect(methods.filter((m) => m.HttpMethod === 'OPTIONS' || m.Integration?.Type === 'MOCK')).toEqual([]);
+    // Preflights reach the function through the proxy's ANY method, as every method the API has does.
+    expect(methods.filter((m) => m.HttpMethod === 'ANY').length).toBeGreaterThan(0);
+    expect(chatEnv().ITAPI_CORS_ORIGINS).toBe('https://chat.example.com');
+    expect(JSON.stringify(s.json)).not.toMatch(/Access-Control-Allow-Origin/i);
   });
 
   it('passes the top-up bounds to the console and a custom console URL to sign-in links', () => {

@@ -41,6 +41,7 @@ describe('chat function', () => {
         'ITAPI_METRICS_NAMESPACE',
         'ITAPI_PROVIDER_SECRET_ID',
         'ITAPI_RESPONSES_TABLE',
+        'ITAPI_ROLLUPS_TABLE',
         'ITAPI_RESPONSES_TTL_DAYS',
         'ITAPI_SETTLEMENT_QUEUE_URL',
         'ITAPI_SESSIONS_TABLE',
@@ -244,7 +245,7 @@ describe('provider secret', () => {
 describe('IAM', () => {
   const ownResources = (): Set<string> =>
     new Set(
-      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
+      ['Keys', 'Tiers', 'Accounts', 'Usage', 'Holds', 'Sessions', 'Responses', 'Rollups'].map((r) => logicalIdByPath(s.json, `Gateway/Tables/${r}/Resource`)),
     );
 
   function referencedLogicalIds(value: unknown): string[] {
@@ -353,6 +354,42 @@ describe('tier seeding', () => {
   });
 });
 
+describe('usage roll-ups consumer', () => {
+  const fnId = () => logicalIdByPath(s.json, 'Gateway/UsageRollups/Handler/Function/Resource');
+
+  it('reads the usage table stream (new images), inserts of request items only, with partial batch failures, bisection and an on-failure queue', () => {
+    const usage = props(logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource'));
+    expect(usage.StreamSpecification).toEqual({ StreamViewType: 'NEW_IMAGE' });
+    const mappings = resourcesOfType(s.json, 'AWS::Lambda::EventSourceMapping').filter(([, r]) => (r.Properties as Props).FunctionName?.Ref === fnId());
+    expect(mappings).toHaveLength(1);
+    const m = mappings[0][1].Properties as Props;
+    expect(m.EventSourceArn).toEqual({ 'Fn::GetAtt': [logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource'), 'StreamArn'] });
+    expect(m).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'], BisectBatchOnFunctionError: true, MaximumRetryAttempts: 20, StartingPosition: 'TRIM_HORIZON' });
+    expect(JSON.parse(m.FilterCriteria.Filters[0].Pattern)).toEqual({ eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['request'] } } } });
+    expect(m.DestinationConfig.OnFailure.Destination).toEqual({ 'Fn::GetAtt': [logicalIdByPath(s.json, 'Gateway/UsageRollups/RollupFailures/Resource'), 'Arn'] });
+  });
+
+  it('may only update the usage and roll-ups tables (and read the stream)', () => {
+    const fn = props(fnId());
+    expect(fn).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+    const role = fn.Role['Fn::GetAtt'][0];
+    const policies = resourcesOfType(s.json, 'AWS::IAM::Policy').filter(([, r]) => ((r.Properties as Props).Roles as Props[]).some((x) => x.Ref === role));
+    const statements = policies.flatMap(([, r]) => (r.Properties as Props).PolicyDocument.Statement as Props[]);
+    const dataActions = statements.flatMap((st) => [st.Action].flat()).filter((a: string) => /^dynamodb:(Put|Update|Delete|Get|Query|Scan|Batch|Transact)/.test(a));
+    // GetRecords and GetShardIterator are the stream's (the event source mapping's own grant).
+    expect([...new Set(dataActions)].sort()).toEqual(['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:UpdateItem']);
+    const updateResources = statements.filter((st) => [st.Action].flat().includes('dynamodb:UpdateItem')).flatMap((st) => [st.Resource].flat());
+    expect(updateResources.map((r: Props) => r['Fn::GetAtt']?.[0]).sort()).toEqual(
+      [logicalIdByPath(s.json, 'Gateway/Tables/Rollups/Resource'), logicalIdByPath(s.json, 'Gateway/Tables/Usage/Resource')].sort(),
+    );
+  });
+
+  it('gives the chat function (console) read access to the roll-ups', () => {
+    const env = props(logicalIdByPath(s.json, CHAT_FUNCTION_PATH)).Environment.Variables;
+    expect(env.ITAPI_ROLLUPS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Rollups/Resource') });
+  });
+});
+
 describe('alarms and dashboard', () => {
   const alarms = (): Array<[string, Props]> =>
     resourcesOfType(s.json, 'AWS::CloudWatch::Alarm').map(([id, r]) => [String(r.Metadata?.['aws:cdk:path']).split('/').at(-2) ?? id, r.Properties as Props]);
@@ -372,10 +409,14 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-keys',
         'DynamoDbThrottles-sessions',
         'DynamoDbThrottles-responses',
+        'DynamoDbThrottles-rollups',
         'DynamoDbThrottles-tiers',
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
         'HotAccount',
+        'RollupDeadLetters',
+        'RollupErrors',
+        'RollupIteratorAge',
         'SettlementDeadLetters',
         'SettlementQueueAge',
         'SweeperErrors',

@@ -67,6 +67,8 @@ beforeAll(async () => {
     ITAPI_MODELS: catalogFile,
     ITAPI_METRICS_NAMESPACE: 'ItapiTest',
     POWERTOOLS_METRICS_DISABLED: 'true',
+    // As the template sets it for `corsOrigins` (lib/itapi-chat-function.ts): CORS is the app's alone.
+    ITAPI_CORS_ORIGINS: CORS_ORIGIN,
   });
   installAwsLambdaGlobal();
 }, 60_000);
@@ -80,6 +82,8 @@ function loadHandler(dir: string): Handler {
 afterAll(async () => {
   await upstream.close();
 });
+
+const CORS_ORIGIN = 'https://app.example.com';
 
 const chatBody = (stream: boolean) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'count' }], stream, max_tokens: 20 });
 
@@ -150,6 +154,25 @@ describe.each(BUNDLES)('the %s', (_bundle, build) => {
     const completion = JSON.parse(body);
     validateCompletion(completion);
     expect(completion.choices[0].message.content).toBe('hello from upstream');
+  });
+
+  it('answers a CORS preflight for DELETE itself, the allowed origin set once', async () => {
+    const { prelude } = await invoke(
+      makeEvent('OPTIONS', '/v1/responses/resp_123', { origin: CORS_ORIGIN, 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' }),
+    );
+    expect(prelude.statusCode).toBe(204);
+    expect(prelude.headers['access-control-allow-origin']).toBe(CORS_ORIGIN);
+    expect(prelude.headers['access-control-allow-methods']!.split(',')).toEqual(['GET', 'POST', 'DELETE']);
+    expect(prelude.headers['access-control-allow-headers']).toMatch(/authorization/);
+  });
+
+  it('sets CORS headers on a real answer once, and none for another origin', async () => {
+    const { prelude } = await invoke(makeEvent('GET', '/v1/models', { ...headers(), origin: CORS_ORIGIN }));
+    expect(prelude.statusCode).toBe(200);
+    expect(prelude.headers['access-control-allow-origin']).toBe(CORS_ORIGIN);
+    expect(prelude.headers['access-control-expose-headers']).toMatch(/x-request-id/);
+    const other = await invoke(makeEvent('GET', '/v1/models', { ...headers(), origin: 'https://evil.example' }));
+    expect(other.prelude.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('answers errors with their status and the OpenAI error body', async () => {

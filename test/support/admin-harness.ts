@@ -1,6 +1,7 @@
 import { type Dynamo } from '../../lambda/store/dynamo';
 import { Hono } from 'hono';
 import { createAdminApp } from '../../lambda/admin/app';
+import { RollupsStore } from '../../lambda/store/rollups';
 import { TierCache } from '../../lambda/money/tier-cache';
 import { Authenticator } from '../../lambda/auth';
 import { loadCatalog } from '../../lambda/catalog';
@@ -17,7 +18,7 @@ export interface AdminHarness {
   app: Hono;
   client: Dynamo;
   tables: TableNames;
-  stores: { keys: KeysStore; tiers: TiersStore; accounts: AccountsStore; usage: UsageStore; sessions: SessionsStore };
+  stores: { keys: KeysStore; tiers: TiersStore; accounts: AccountsStore; usage: UsageStore; sessions: SessionsStore; rollups: RollupsStore };
   tierCache: TierCache;
   auth: Authenticator;
   /** The clock the admin app sees; tests move it. */
@@ -34,6 +35,7 @@ export async function createAdminHarness(): Promise<AdminHarness> {
     accounts: new AccountsStore(client, tables.accounts, tables.usage, tables.holds),
     usage: new UsageStore(client, tables.usage),
     sessions: new SessionsStore(client, tables.sessions),
+    rollups: new RollupsStore(client, tables.rollups, tables.usage),
   };
   await stores.tiers.seed();
   const clock = { now: Date.now() };

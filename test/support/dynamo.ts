@@ -24,7 +24,7 @@ export async function createTestTables(): Promise<{ client: Dynamo; tables: Tabl
     usage: `test-usage-${suffix}`,
     holds: `test-holds-${suffix}`,
     sessions: `test-sessions-${suffix}`,
-    responses: `test-responses-${suffix}`,
+    responses: `test-responses-${suffix}`, rollups: `test-rollups-${suffix}`,
   };
   await Promise.all(tableDefinitions(tables).map((def) => client.call('CreateTable', def)));
   await Promise.all(Object.values(tables).map((name) => waitActive(client, name)));

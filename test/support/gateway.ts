@@ -36,7 +36,7 @@ export async function startTestGateway(options: Partial<LocalOptions> = {}): Pro
     port: 0,
     env: { ITAPI_ADMIN_TOKEN: `test-admin-${suffix}` },
     dynamoEndpoint: testDynamoEndpoint(),
-    tables: { keys: `e2e-keys-${suffix}`, tiers: `e2e-tiers-${suffix}`, accounts: `e2e-accounts-${suffix}`, usage: `e2e-usage-${suffix}`, holds: `e2e-holds-${suffix}`, sessions: `e2e-sessions-${suffix}`, responses: `e2e-responses-${suffix}` },
+    tables: { keys: `e2e-keys-${suffix}`, tiers: `e2e-tiers-${suffix}`, accounts: `e2e-accounts-${suffix}`, usage: `e2e-usage-${suffix}`, holds: `e2e-holds-${suffix}`, sessions: `e2e-sessions-${suffix}`, responses: `e2e-responses-${suffix}`, rollups: `e2e-rollups-${suffix}` },
     dataDir: mkdtempSync(join(tmpdir(), 'itapi-test-')),
     catalog: mockCatalog(),
     log,

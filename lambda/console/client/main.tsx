@@ -1,5 +1,6 @@
 import { render } from 'hono/jsx/dom';
 import { AccountPanel, KeysTable, LedgerTable, UsageSummary } from '../views/panels';
+import { keyNamesOf } from '../views/ledger-filters';
 import type { AccountJson, KeyJson, LedgerPageJson, UsageSummaryJson } from '../views/types';
 
 /**
@@ -70,12 +71,16 @@ const state = {
   /** Cursors of the ledger pages shown so far; the last is the current page's (undefined: the first). */
   cursors: [undefined] as Array<string | undefined>,
   revokeKeyId: '',
+  /** The ledger's filters (key id, model; empty: all), as the range form last said. */
+  filter: { key: '', model: '' },
+  keyNames: {} as Record<string, string>,
 };
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 async function refreshKeys(): Promise<void> {
   const keys = await api<{ data: KeyJson[] }>('GET', 'keys');
+  state.keyNames = keyNamesOf(keys.data);
   render(<KeysTable keys={keys.data} nowSeconds={nowSeconds()} />, byId('keys-panel'));
 }
 
@@ -85,10 +90,18 @@ async function refreshAccount(): Promise<void> {
 }
 
 const rangeQuery = () => `from=${encodeURIComponent(state.range.from)}&to=${encodeURIComponent(state.range.to)}`;
+const filterQuery = () => `${state.filter.key ? `&key=${encodeURIComponent(state.filter.key)}` : ''}${state.filter.model ? `&model=${encodeURIComponent(state.filter.model)}` : ''}`;
 
 async function showLedger(cursor: string | undefined): Promise<void> {
-  const page = await api<LedgerPageJson>('GET', `usage/requests?${rangeQuery()}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-  render(<LedgerTable page={page} hasNewer={state.cursors.length > 1} />, byId('ledger-panel'));
+  const page = await api<LedgerPageJson>('GET', `usage/requests?${rangeQuery()}${filterQuery()}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+  render(<LedgerTable page={page} hasNewer={state.cursors.length > 1} keyNames={state.keyNames} />, byId('ledger-panel'));
+  $<HTMLAnchorElement>('a[data-link="csv"]')!.href = `api/usage.csv?${rangeQuery()}${filterQuery()}`;
+}
+
+function readRangeForm(form: HTMLFormElement): void {
+  const value = (name: string) => (form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null)?.value ?? '';
+  state.range = { from: value('from'), to: value('to') };
+  state.filter = { key: value('key'), model: value('model') };
 }
 
 async function showUsage(): Promise<void> {
@@ -99,7 +112,6 @@ async function showUsage(): Promise<void> {
     render(<UsageSummary summary={summary} />, byId('usage-panel'));
     state.cursors = [undefined];
     await showLedger(undefined);
-    $<HTMLAnchorElement>('a[data-link="csv"]')!.href = `api/usage.csv?${rangeQuery()}`;
   } catch (err) {
     showError(error, err);
   }
@@ -124,6 +136,8 @@ async function createKey(form: HTMLFormElement): Promise<void> {
     const value = String(data.get(cap) ?? '').trim();
     if (value) body[cap] = Number(value);
   }
+  const spendCap = String(data.get('monthly_spend_cap_usd') ?? '').trim();
+  if (spendCap) body.monthly_spend_cap_usd = spendCap;
   const expires = String(data.get('expires') ?? '');
   if (expires) body.expires_at = `${expires}T23:59:59Z`;
   const created = await api<KeyJson & { key: string }>('POST', 'keys', body);
@@ -133,6 +147,25 @@ async function createKey(form: HTMLFormElement): Promise<void> {
   $('#key-created .copied')!.hidden = true;
   openDialog('key-created');
   await refreshKeys();
+}
+
+function openEditKey(button: HTMLButtonElement): void {
+  const dialog = openDialog('edit-key');
+  const form = $<HTMLFormElement>('form', dialog)!;
+  const field = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
+  field('key_id').value = button.dataset.keyId ?? '';
+  field('name').value = button.dataset.keyName ?? '';
+  field('monthly_spend_cap_usd').value = button.dataset.capUsd ?? '';
+  field(button.dataset.focus === 'cap' ? 'monthly_spend_cap_usd' : 'name').focus();
+}
+
+async function saveKey(form: HTMLFormElement): Promise<void> {
+  const data = new FormData(form);
+  const cap = String(data.get('monthly_spend_cap_usd') ?? '').trim();
+  const id = String(data.get('key_id') ?? '');
+  await api('PATCH', `keys/${encodeURIComponent(id)}`, { name: String(data.get('name') ?? '').trim(), monthly_spend_cap_usd: cap ? cap : null });
+  await refreshKeys();
+  $<HTMLDialogElement>('#edit-key')!.close();
 }
 
 async function copyKey(): Promise<void> {
@@ -171,7 +204,17 @@ async function withButton(button: HTMLButtonElement | null, errorTarget: HTMLEle
 
 function consolePage(): void {
   const range = $<HTMLFormElement>('form[data-form="range"]')!;
-  state.range = { from: (range.elements.namedItem('from') as HTMLInputElement).value, to: (range.elements.namedItem('to') as HTMLInputElement).value };
+  readRangeForm(range);
+  state.keyNames = Object.fromEntries(
+    [...document.querySelectorAll<HTMLOptionElement>('select[name="key"] option')].filter((o) => o.value).map((o) => [o.value, o.dataset.label ?? o.value]),
+  );
+  // A filter applies at once: the ledger and its CSV link follow it.
+  range.addEventListener('change', (event) => {
+    if (!(event.target instanceof HTMLSelectElement)) return;
+    readRangeForm(range);
+    state.cursors = [undefined];
+    void withButton(null, $('[data-error="range"]'), () => showLedger(undefined));
+  });
 
   // The secret leaves the page when its dialog closes: it is shown once.
   $('#key-created')!.addEventListener('close', () => {
@@ -196,6 +239,15 @@ function consolePage(): void {
         state.revokeKeyId = button.dataset.keyId ?? '';
         $('#revoke-key-name')!.textContent = button.dataset.keyName ?? state.revokeKeyId;
         openDialog('revoke-key');
+        break;
+      case 'edit-key':
+        openEditKey(button);
+        break;
+      case 'set-key-status':
+        void withButton(button, $('[data-error="keys"]'), async () => {
+          await api('PATCH', `keys/${encodeURIComponent(button.dataset.keyId ?? '')}`, { status: button.dataset.status });
+          await refreshKeys();
+        });
         break;
       case 'confirm-revoke':
         void withButton(button, $('.error', dialog!), async () => {
@@ -240,8 +292,12 @@ function consolePage(): void {
         break;
       case 'range':
         event.preventDefault();
-        state.range = { from: (form.elements.namedItem('from') as HTMLInputElement).value, to: (form.elements.namedItem('to') as HTMLInputElement).value };
+        readRangeForm(form);
         void withButton(submit, null, showUsage);
+        break;
+      case 'edit-key':
+        event.preventDefault();
+        void withButton(submit, $('.error', form), () => saveKey(form));
         break;
       case 'top-up':
         event.preventDefault();

@@ -1,5 +1,7 @@
 import type { Child } from 'hono/jsx';
 import { AccountPanel, KeysTable, LedgerTable, TopUpPanel, UsageSummary } from './panels';
+import { EditKeyDialog } from './keys';
+import { keyNamesOf, LedgerFilters } from './ledger-filters';
 import type { AccountJson, KeyJson, LedgerPageJson, ModelChoiceJson, TopUpOptionsJson, UsageSummaryJson } from './types';
 
 /**
@@ -100,6 +102,7 @@ export function ConsolePage(p: ConsolePageProps) {
               Create key
             </button>
           </div>
+          <p class="error" role="alert" data-error="keys" hidden />
           <div id="keys-panel">
             <KeysTable keys={p.keys} nowSeconds={Math.floor(p.nowMs / 1000)} />
           </div>
@@ -115,6 +118,7 @@ export function ConsolePage(p: ConsolePageProps) {
               <label>
                 To <input type="date" name="to" value={p.usage.to} required />
               </label>
+              <LedgerFilters keys={p.keys} models={[...new Set([...p.models.map((m) => m.id), ...p.usage.models])].sort()} />
               <button type="submit">Show</button>
               <a class="button" data-link="csv" href={`api/usage.csv?from=${p.usage.from}&to=${p.usage.to}`} download>
                 Download CSV
@@ -127,12 +131,13 @@ export function ConsolePage(p: ConsolePageProps) {
           </div>
           <h3>Requests</h3>
           <div id="ledger-panel">
-            <LedgerTable page={p.ledger} hasNewer={false} />
+            <LedgerTable page={p.ledger} hasNewer={false} keyNames={keyNamesOf(p.keys)} />
           </div>
         </section>
       </main>
 
       <CreateKeyDialog models={p.models} />
+      <EditKeyDialog />
       <dialog id="key-created" aria-labelledby="key-created-title">
         <h2 id="key-created-title">Your new key</h2>
         <p>Copy it now: it is shown only this once, and the gateway keeps only its hash.</p>
@@ -198,6 +203,10 @@ function CreateKeyDialog(props: { models: ModelChoiceJson[] }) {
           <label>
             Tokens a minute (optional cap)
             <input type="number" name="tpm" min={1} step={1} />
+          </label>
+          <label>
+            Monthly spend cap in USD (optional)
+            <input type="number" name="monthly_spend_cap_usd" min={0.01} step={0.01} inputmode="decimal" />
           </label>
           <label>
             Expires (optional, end of day UTC)

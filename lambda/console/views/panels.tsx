@@ -1,5 +1,5 @@
-import { count, dateTime, day, dollars, exactDollars, limit } from './format';
-import type { AccountJson, KeyJson, LedgerPageJson, TopUpOptionsJson, UsageSummaryJson } from './types';
+import { count, dateTime, dollars, exactDollars, limit } from './format';
+import type { AccountJson, LedgerPageJson, TopUpOptionsJson, UsageSummaryJson } from './types';
 import { ChartLegend, UsageChart } from './usage-chart';
 
 /**
@@ -41,66 +41,7 @@ export function AccountPanel(props: { account: AccountJson }) {
   );
 }
 
-/** A key's own caps, or the account's limits when it has none. */
-function keyCaps(k: KeyJson): string {
-  const caps = [k.rpm === null ? '' : `${count(k.rpm)} requests`, k.tpm === null ? '' : `${count(k.tpm)} tokens`].filter(Boolean);
-  return caps.length ? caps.join(', ') : 'the account’s';
-}
-
-function keyState(k: KeyJson, nowSeconds: number): string {
-  if (k.status !== 'active') return k.status;
-  return k.expires_at !== null && k.expires_at <= nowSeconds ? 'expired' : 'active';
-}
-
-export function KeysTable(props: { keys: KeyJson[]; nowSeconds: number }) {
-  const keys = [...props.keys].sort((a, b) => b.created_at - a.created_at || a.id.localeCompare(b.id));
-  if (!keys.length) return <p class="empty">No keys yet. Create one to call the API.</p>;
-  return (
-    <table class="keys">
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Key</th>
-          <th scope="col">Status</th>
-          <th scope="col">Models</th>
-          <th scope="col">Caps a minute</th>
-          <th scope="col">Expires</th>
-          <th scope="col">Created</th>
-          <th scope="col">
-            <span class="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
-      <tbody>
-        {keys.map((k) => {
-          const state = keyState(k, props.nowSeconds);
-          return (
-            <tr data-key-id={k.id} class={`key-${state}`}>
-              <td>{k.name || '—'}</td>
-              <td>
-                <code>{k.prefix}</code>
-              </td>
-              <td>
-                <span class={`status status-${state}`}>{state}</span>
-              </td>
-              <td>{k.models ? k.models.join(', ') : 'all the tier allows'}</td>
-              <td>{keyCaps(k)}</td>
-              <td>{k.expires_at === null ? 'never' : day(k.expires_at)}</td>
-              <td>{day(k.created_at)}</td>
-              <td>
-                {state === 'revoked' ? null : (
-                  <button type="button" class="danger" data-action="revoke" data-key-id={k.id} data-key-name={k.name || k.prefix}>
-                    Revoke
-                  </button>
-                )}
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
-  );
-}
+export { KeysTable } from './keys';
 
 export function UsageSummary(props: { summary: UsageSummaryJson }) {
   const s = props.summary;
@@ -121,7 +62,7 @@ export function UsageSummary(props: { summary: UsageSummaryJson }) {
   );
 }
 
-export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean }) {
+export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean; keyNames?: Record<string, string> }) {
   const { page } = props;
   return (
     <div class="ledger" data-from={page.from} data-to={page.to}>
@@ -131,6 +72,7 @@ export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean }) 
             <tr>
               <th scope="col">Time (UTC)</th>
               <th scope="col">Request id</th>
+              <th scope="col">Key</th>
               <th scope="col">Model</th>
               <th scope="col">Route</th>
               <th scope="col">Status</th>
@@ -152,6 +94,7 @@ export function LedgerTable(props: { page: LedgerPageJson; hasNewer: boolean }) 
                 <td>
                   <code>{r.id}</code>
                 </td>
+                <td class="ledger-key" data-key-id={r.key_id ?? ''}>{r.key_id === null ? '—' : props.keyNames?.[r.key_id] || r.key_id}</td>
                 <td>{r.model ?? '—'}</td>
                 <td>{r.route ?? '—'}</td>
                 <td>{r.status === null ? '—' : `${r.status}${r.error_code ? ` ${r.error_code}` : ''}`}</td>

@@ -66,7 +66,10 @@ export interface ModelChoiceJson {
     output_per_mtok: number | null;
     /** Cache reads; the input price where the catalog names none (that is what is billed). */
     cached_input_per_mtok: number;
-    /** Cache writes (5-minute, and 1-hour where offered): from the catalog's `cache_write_per_mtok` fields. */
+    /**
+     * Cache writes (5-minute, 1-hour) as billed: the catalog's `cache_write_per_mtok` fields, else
+     * Anthropic's multipliers of input on Claude models; null where writes bill as plain input.
+     */
     cache_write_per_mtok: number | null;
     cache_write_1h_per_mtok: number | null;
   };

@@ -22,12 +22,38 @@ export function anthropicFinishReason(stopReason: string | null | undefined, cal
 }
 
 export function anthropicTokenCounts(usage: AnthropicUsage | undefined): ProviderTokenCounts {
-  return {
-    input: usage?.input_tokens ?? 0,
-    output: usage?.output_tokens ?? 0,
-    cacheRead: usage?.cache_read_input_tokens ?? 0,
-    cacheWrite: usage?.cache_creation_input_tokens ?? 0,
+  return applyAnthropicUsage({ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, (usage ?? {}) as Record<string, unknown>);
+}
+
+/**
+ * Anthropic's usage fields over what was known, field by field: `message_delta`'s counts are
+ * cumulative and replace `message_start`'s, but only `message_start` splits cache writes by
+ * lifetime (`cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`), so a
+ * split once known is kept. `server_tool_use.<tool>_requests` counts calls of `<tool>`.
+ */
+export function applyAnthropicUsage(counts: ProviderTokenCounts, usage: Record<string, unknown>): ProviderTokenCounts {
+  const n = (value: unknown, before: number) => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : before);
+  const out: ProviderTokenCounts = {
+    ...counts,
+    input: n(usage.input_tokens, counts.input),
+    output: n(usage.output_tokens, counts.output),
+    cacheRead: n(usage.cache_read_input_tokens, counts.cacheRead),
+    cacheWrite: n(usage.cache_creation_input_tokens, counts.cacheWrite),
   };
+  const split = usage.cache_creation;
+  if (split && typeof split === 'object') out.cacheWrite1h = n((split as Record<string, unknown>).ephemeral_1h_input_tokens, counts.cacheWrite1h ?? 0);
+  const tools = usage.server_tool_use;
+  if (tools && typeof tools === 'object') {
+    const calls = { ...counts.serverToolCalls };
+    for (const [field, value] of Object.entries(tools)) {
+      if (!field.endsWith('_requests')) continue;
+      const tool = field.slice(0, -'_requests'.length);
+      calls[tool] = n(value, calls[tool] ?? 0);
+    }
+    out.serverToolCalls = calls;
+  }
+  if (typeof usage.service_tier === 'string') out.serviceTier = usage.service_tier;
+  return out;
 }
 
 /** A Messages API answer → a ChatCompletion; `jsonToolName`'s input becomes the message content. */

@@ -2,7 +2,7 @@ import { upstreamError } from '../../contract/errors';
 import type { ChatCompletionChunk, FinishReason } from '../../contract/openai';
 import { ChunkBuilder, completionUsage, type ProviderTokenCounts } from '../openai-shapes';
 import { anthropicError } from './errors';
-import { anthropicFinishReason, anthropicTokenCounts } from './response';
+import { anthropicFinishReason, anthropicTokenCounts, applyAnthropicUsage } from './response';
 import type { AnthropicStreamEvent } from './wire';
 
 /** What one Anthropic content block (by its `index`) is becoming on the OpenAI side. */
@@ -57,14 +57,8 @@ export class AnthropicStreamMapper {
         return this.blockStop(event.index);
       case 'message_delta': {
         this.stopReason = event.delta.stop_reason ?? this.stopReason;
-        const final = event.usage ?? {};
         // message_delta's counts are cumulative: they replace message_start's, field by field.
-        this.counts = {
-          input: final.input_tokens ?? this.counts.input,
-          output: final.output_tokens ?? this.counts.output,
-          cacheRead: final.cache_read_input_tokens ?? this.counts.cacheRead,
-          cacheWrite: final.cache_creation_input_tokens ?? this.counts.cacheWrite,
-        };
+        this.counts = applyAnthropicUsage(this.counts, (event.usage ?? {}) as Record<string, unknown>);
         return [];
       }
       case 'message_stop': {

@@ -1,3 +1,4 @@
+import { withUsageExtras } from '../../contract/usage';
 import type { IncomingMessage } from 'node:http';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
@@ -23,6 +24,8 @@ export function openAiCompatibleProvider(): Provider {
         whole = true;
         if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
         for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
+        // The tier that served the call bills its own prices.
+        if (completion.usage && typeof completion.service_tier === 'string') withUsageExtras(completion.usage, { serviceTier: completion.service_tier });
         return completion;
       } finally {
         // A body read to its end leaves the socket to the keep-alive pool; anything else cuts it.

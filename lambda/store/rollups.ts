@@ -1,0 +1,203 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type Dynamo, isDynamoError } from './dynamo';
+import { LEDGER_TTL_MS, ledgerFromItem, ledgerSortKey, type LedgerEntry } from './usage';
+
+/**
+ * Usage roll-ups: one item per account, UTC day, key and model, kept up as requests settle, so
+ * that usage views and a key's spend read a handful of items whatever the traffic.
+ *
+ * Table `rollups`: `account_id` + `sk` (`YYYY-MM-DD#<key id>#<model>`), TTL `expires_at`.
+ * Each ledger item is rolled up exactly once: the roll-up's additions and a `rolled_up` mark on
+ * the ledger item (on condition that it is absent) are one transaction, so a stream record
+ * delivered twice, or the in-process path racing a replay, adds nothing the second time.
+ */
+
+export interface Rollup {
+  accountId: string;
+  /** `YYYY-MM-DD`, UTC. */
+  day: string;
+  keyId: string;
+  model: string;
+  requests: number;
+  /** Requests that ended `failed` or `abandoned`. */
+  failedRequests: number;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  costMicroUsd: number;
+  unchargedMicroUsd: number;
+  /** Start time of the latest request rolled up here (requests of one account arrive in settlement order). */
+  lastAtMs: number;
+}
+
+type Item = Record<string, AttributeValue>;
+const num = (v: number): AttributeValue => ({ N: String(v) });
+
+export const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** The attribute on a ledger item that says it is in the roll-ups. */
+export const ROLLED_UP_ATTRIBUTE = 'rolled_up';
+
+export function rollupSortKey(day: string, keyId: string, model: string): string {
+  return `${day}#${keyId}#${model}`;
+}
+
+function rollupFromItem(item: Item): Rollup {
+  const n = (name: string) => Number(item[name]?.N ?? 0);
+  return {
+    accountId: item.account_id.S!,
+    day: item.day?.S ?? item.sk.S!.slice(0, 10),
+    keyId: item.key_id?.S ?? '',
+    model: item.model?.S ?? '',
+    requests: n('requests'),
+    failedRequests: n('failed_requests'),
+    promptTokens: n('prompt_tokens'),
+    completionTokens: n('completion_tokens'),
+    cachedTokens: n('cached_tokens'),
+    costMicroUsd: n('cost_micro_usd'),
+    unchargedMicroUsd: n('uncharged_micro_usd'),
+    lastAtMs: n('last_at_ms'),
+  };
+}
+
+export class RollupsStore {
+  constructor(
+    private readonly client: Dynamo,
+    readonly tableName: string,
+    private readonly usageTable: string,
+  ) {}
+
+  /**
+   * Adds one request's ledger item to its day's roll-up, once. `applied` when this call added
+   * it; `duplicate` when it was in already (or its ledger item is gone); top-ups are not rolled up.
+   */
+  async apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
+    if (entry.kind !== 'request') return 'skipped';
+    const day = isoDay(entry.atMs);
+    const keyId = entry.keyId ?? '';
+    const model = entry.model ?? 'unknown';
+    const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
+    try {
+      await this.client.call('TransactWriteItems', {
+        // Derived from the ledger item: a resend after a lost answer is applied once.
+        ClientRequestToken: `r${entry.id}`.slice(0, 36),
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.usageTable,
+              Key: { account_id: { S: entry.accountId }, sk: { S: ledgerSortKey(entry) } },
+              UpdateExpression: `SET ${ROLLED_UP_ATTRIBUTE} = :t`,
+              ConditionExpression: `attribute_exists(sk) AND attribute_not_exists(${ROLLED_UP_ATTRIBUTE})`,
+              ExpressionAttributeValues: { ':t': { BOOL: true } },
+            },
+          },
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { account_id: { S: entry.accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
+              UpdateExpression:
+                'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
+                'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
+              ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
+              ExpressionAttributeValues: {
+                ':day': { S: day },
+                ':key': { S: keyId },
+                ':model': { S: model },
+                ':at': num(entry.atMs),
+                ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
+                ':one': num(1),
+                ':failed': num(failed),
+                ':p': num(entry.promptTokens ?? 0),
+                ':c': num(entry.completionTokens ?? 0),
+                ':ca': num(entry.cachedTokens ?? 0),
+                ':cost': num(-entry.amountMicroUsd),
+                ':u': num(entry.unchargedMicroUsd ?? 0),
+              },
+            },
+          },
+        ],
+      });
+      return 'applied';
+    } catch (err) {
+      if (isDynamoError(err, 'TransactionCanceledException') && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') return 'duplicate';
+      throw err;
+    }
+  }
+
+  /**
+   * Rolls up every request item of the usage table not marked yet (local mode, at start: a
+   * process killed between a settlement and its roll-up). Scans the table; returns how many it added.
+   */
+  async catchUp(): Promise<number> {
+    let added = 0;
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.usageTable,
+        FilterExpression: `attribute_not_exists(${ROLLED_UP_ATTRIBUTE}) AND NOT begins_with(sk, :topup)`,
+        ExpressionAttributeValues: { ':topup': { S: 'topup#' } },
+        ExclusiveStartKey: start,
+      });
+      for (const item of page.Items ?? []) if ((await this.apply(ledgerFromItem(item))) === 'applied') added++;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return added;
+  }
+
+  /** The account's roll-ups from day `from` to day `to` (`YYYY-MM-DD`, both included). */
+  async range(accountId: string, from: string, to: string): Promise<Rollup[]> {
+    const out: Rollup[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Query', {
+        TableName: this.tableName,
+        KeyConditionExpression: 'account_id = :a AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: { ':a': { S: accountId }, ':from': { S: from }, ':to': { S: `${to}#~` } },
+        ExclusiveStartKey: start,
+      });
+      out.push(...(page.Items ?? []).map(rollupFromItem));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}
+
+/** A key's use as the console and the admin API show it. */
+export interface KeyUsage {
+  last30DaysMicroUsd: number;
+  thisMonthMicroUsd: number;
+  /** The latest request in the window read (the current month and the 30 days before today). */
+  lastUsedAtMs?: number;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The days `keyUsage` needs: from the earlier of the month's first day and 29 days before today, to today. */
+export function keyUsageRange(nowMs: number): { from: string; to: string } {
+  const today = isoDay(nowMs);
+  const thirty = isoDay(nowMs - 29 * DAY_MS);
+  const monthStart = `${today.slice(0, 8)}01`;
+  return { from: thirty < monthStart ? thirty : monthStart, to: today };
+}
+
+/** Spend per key over the last 30 days (today included) and this calendar month (UTC), and when each was last used. */
+export function keyUsage(rollups: Rollup[], nowMs: number): Map<string, KeyUsage> {
+  const today = isoDay(nowMs);
+  const thirty = isoDay(nowMs - 29 * DAY_MS);
+  const month = today.slice(0, 7);
+  const byKey = new Map<string, KeyUsage>();
+  for (const r of rollups) {
+    const u = byKey.get(r.keyId) ?? { last30DaysMicroUsd: 0, thisMonthMicroUsd: 0 };
+    if (r.day >= thirty && r.day <= today) u.last30DaysMicroUsd += r.costMicroUsd;
+    if (r.day.startsWith(month)) u.thisMonthMicroUsd += r.costMicroUsd;
+    if (r.requests > 0 && (u.lastUsedAtMs === undefined || r.lastAtMs > u.lastUsedAtMs)) u.lastUsedAtMs = r.lastAtMs;
+    byKey.set(r.keyId, u);
+  }
+  return byKey;
+}
+
+/** Reads what `keyUsage` needs: one query of the account's roll-ups. */
+export async function readKeyUsage(rollups: Pick<RollupsStore, 'range'>, accountId: string, nowMs: number): Promise<Map<string, KeyUsage>> {
+  const { from, to } = keyUsageRange(nowMs);
+  return keyUsage(await rollups.range(accountId, from, to), nowMs);
+}
