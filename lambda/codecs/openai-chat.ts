@@ -8,6 +8,7 @@ import { DONE_FRAME, type SseFrame, type StreamTerminals } from '../core/sse';
 import { invalidRequest, type GatewayError } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import { usageExtras, withUsageExtras } from '../contract/usage';
 
 /**
  * The provider's thinking on an assistant message (and in stream deltas), as LiteLLM names it:
@@ -370,30 +371,44 @@ export function finishReasonOfChat(reason: string | null | undefined): FinishRea
   }
 }
 
-/** Canonical usage → OpenAI's: cache reads and writes are prompt tokens; the reads are `cached_tokens`. */
+/**
+ * Canonical usage → OpenAI's: cache reads and writes are prompt tokens; the reads are
+ * `cached_tokens`. What OpenAI has no field for (writes by lifetime, server-tool calls, the tier)
+ * rides along as the usage extras settlement reads today (contract/usage.ts), never serialised.
+ */
 export function chatUsage(usage: Usage): CompletionUsage {
   const prompt = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens + usage.cacheWrite1hTokens;
-  return {
+  const wire: CompletionUsage = {
     prompt_tokens: prompt,
     completion_tokens: usage.outputTokens,
     total_tokens: prompt + usage.outputTokens,
     prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
     ...(usage.reasoningTokens !== undefined && { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
   };
+  return withUsageExtras(wire, {
+    cacheWriteTokens: usage.cacheWriteTokens,
+    cacheWrite1hTokens: usage.cacheWrite1hTokens,
+    ...(usage.serverToolCalls && { serverToolCalls: usage.serverToolCalls }),
+    ...(usage.serviceTier !== undefined && { serviceTier: usage.serviceTier }),
+  });
 }
 
-/** OpenAI's usage → canonical; OpenAI reports no cache writes, so none are counted. */
+/** OpenAI's usage → canonical; cache writes and server-tool calls only from the extras a provider attached (OpenAI reports none). */
 export function usageOfChat(usage: CompletionUsage, serviceTier?: string | null): Usage {
-  const cached = Math.min(usage.prompt_tokens_details?.cached_tokens ?? 0, usage.prompt_tokens);
+  const extras = usageExtras(usage);
+  const writes = (extras.cacheWriteTokens ?? 0) + (extras.cacheWrite1hTokens ?? 0);
+  const cached = Math.min(usage.prompt_tokens_details?.cached_tokens ?? 0, usage.prompt_tokens - writes);
   const reasoning = usage.completion_tokens_details?.reasoning_tokens;
+  const tier = extras.serviceTier ?? serviceTier;
   return {
-    inputTokens: usage.prompt_tokens - cached,
+    inputTokens: usage.prompt_tokens - cached - writes,
     cacheReadTokens: cached,
-    cacheWriteTokens: 0,
-    cacheWrite1hTokens: 0,
+    cacheWriteTokens: extras.cacheWriteTokens ?? 0,
+    cacheWrite1hTokens: extras.cacheWrite1hTokens ?? 0,
     outputTokens: usage.completion_tokens,
     ...(reasoning != null && { reasoningTokens: reasoning }),
-    ...(serviceTier != null && { serviceTier }),
+    ...(extras.serverToolCalls && { serverToolCalls: extras.serverToolCalls }),
+    ...(tier != null && { serviceTier: tier }),
   };
 }
 

@@ -4,6 +4,8 @@ import {
   ChatChunkEncoder,
   chatFrame,
   chatStreamTerminals,
+  chatUsage,
+  usageOfChat,
   decodeChatCompletion,
   decodeChatRequest,
   encodeChatCompletion,
@@ -15,6 +17,7 @@ import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
 import { sseFrameText } from '../../lambda/core/sse';
 import type { ChatCompletionChunk } from '../../lambda/contract/openai';
+import { usageExtras } from '../../lambda/contract/usage';
 import type { ChatCompletionRequest } from '../../lambda/contract/request';
 import { ChatChunksToMessageEvents } from '../../lambda/messages/from-chat';
 import { AnthropicStreamMapper } from '../../lambda/providers/anthropic/stream';
@@ -203,6 +206,18 @@ describe('the OpenAI Chat Completions codec: answers', () => {
     expect(chatStreamTerminals.failed({ status: 502, type: 'api_error', code: 'upstream_error', param: null, message: 'boom' }).map(sseFrameText))
       .toEqual(['data: {"error":{"message":"boom","type":"api_error","param":null,"code":"upstream_error"}}\n\n', 'data: [DONE]\n\n']);
     expect(sseFrameText(chatFrame({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [] }))).toBe('data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n\n');
+  });
+});
+
+describe('usage through the Chat codec', () => {
+  it('keeps every billed class in process (settlement reads the extras), and only OpenAI fields on the wire', () => {
+    fc.assert(fc.property(usage({ tiers: ['default', 'priority'] }), (u) => {
+      const wire = chatUsage(u);
+      expect(usageOfChat(wire)).toEqual(u);
+      expect(usageExtras(wire)).toMatchObject({ ...(u.cacheWriteTokens && { cacheWriteTokens: u.cacheWriteTokens }), ...(u.cacheWrite1hTokens && { cacheWrite1hTokens: u.cacheWrite1hTokens }) });
+      expect(Object.keys(JSON.parse(JSON.stringify(wire))).sort()).toEqual(['completion_tokens', 'prompt_tokens', ...(u.reasoningTokens !== undefined ? ['completion_tokens_details'] : []), 'prompt_tokens_details', 'total_tokens'].sort());
+      expect(wire.prompt_tokens).toBe(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens + u.cacheWrite1hTokens);
+    }));
   });
 });
 
