@@ -3,7 +3,8 @@ import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
-import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, type CompletionDeps } from './chat/pipeline';
+import type { ModelEntry } from './catalog';
+import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, routeName, type CompletionDeps } from './chat/pipeline';
 import {
   GatewayError,
   internalError,
@@ -25,7 +26,7 @@ export interface AppDeps extends ChatDeps {
   auth: Authenticator;
   /** Called once per request, whatever its status, after its last byte: the access log and request metrics. */
   observeRequest(observation: RequestObservation): void;
-  /** Largest request body accepted. @default 6 MiB (the Lambda payload limit) */
+  /** Largest request body accepted. @default MAX_BODY_BYTES (4 MiB) */
   maxBodyBytes?: number;
   /** `GET /v1/credits`: the caller's balance, tier and limits. */
   credits?(key: KeyRecord): Promise<unknown>;
@@ -48,7 +49,15 @@ export interface WebApp {
   fetch(request: Request, env?: unknown): Response | Promise<Response>;
 }
 
-const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+/**
+ * The largest body the gateway accepts: 4 MiB. Lambda refuses an invocation whose event exceeds
+ * 6 MB (6,291,456 bytes), and the event carries the body as a JSON string (each `"` and `\\`
+ * escaped) beside the headers, twice over in a REST event: a body near 6 MiB never reached the
+ * function, and API Gateway answered its own 413. At 4 MiB the event stays under 6 MB unless about
+ * half the body needs escaping, so a body over the limit gets this gateway's own 413.
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES;
 
 /** The methods of the API under /v1 (DELETE: `DELETE /v1/responses/{id}`). */
 export const CORS_METHODS = ['GET', 'POST', 'DELETE'] as const;
@@ -150,7 +159,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const data = deps.catalog
       .list()
       .filter((m) => allows(deps, c.var.key, m.id))
-      .map((m) => modelObject(m.id, m.created, m.ownedBy));
+      .map((m) => modelObject(m));
     return c.json({ object: 'list', data });
   });
 
@@ -158,7 +167,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const id = c.req.param('model') ?? '';
     const entry = deps.catalog.get(id);
     if (!entry || !allows(deps, c.var.key, id)) throw modelNotFound(id);
-    return c.json(modelObject(entry.id, entry.created, entry.ownedBy));
+    return c.json(modelDetail(entry));
   });
 
   if (deps.credits) {
@@ -212,8 +221,18 @@ function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {
   return deps.admission.allowsModel?.(key, modelId) ?? (!key.models || key.models.includes(modelId));
 }
 
-function modelObject(id: string, created: number, ownedBy: string): Model {
-  return { id, object: 'model', created, owned_by: ownedBy };
+/** OpenAI's model object; `shutdown_date` is the earliest shutdown among the routes serving today (null when none). */
+function modelObject(m: ModelEntry): Model & { shutdown_date: string | null } {
+  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, shutdown_date: m.shutdownDate ?? null };
+}
+
+/**
+ * One model, as `GET /v1/models/{id}` answers it: the model object, and under `itapi` where it
+ * routes today (`provider:model`, as `x-itapi-route` names the route that answered) and which
+ * model takes over at `shutdown_date`.
+ */
+function modelDetail(m: ModelEntry): Model & { shutdown_date: string | null; itapi: { routes: string[]; successor: string | null } } {
+  return { ...modelObject(m), itapi: { routes: m.routes.map(routeName), successor: m.successor ?? null } };
 }
 
 /** The one place failures become responses: OpenAI's error body, with the request's headers. */

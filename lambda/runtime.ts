@@ -22,6 +22,7 @@ import { createStores, type Stores } from './store';
 import type { TableNames } from './store/tables';
 import type { AdminDeps } from './admin/app';
 import { accountCredits } from './admin/credits';
+import { BalanceAlerts, InProcessAlertOutbox, type AlertOutbox } from './alerts/balance-alerts';
 
 export interface GatewayOptions {
   dynamo: Dynamo;
@@ -53,11 +54,26 @@ export interface GatewayOptions {
   maxRequestMs?: number;
   /** How long past its deadline a hold is left before the sweeper settles it as abandoned. @default 60000 */
   sweepGraceMs?: number;
+  /** How often a stream records its delivered output on its hold item. @default 5000 */
+  checkpointMs?: number;
+  /** Events a stream reads ahead of a client that does not keep up before the request is ended. @default 16384 */
+  maxBufferedEvents?: number;
   /** Where settlements that keep failing go. @default none (the sweeper settles their holds as abandoned) */
   settlementQueue?: SettlementQueue;
   /** How long stored responses (`POST /v1/responses` with `store`) are kept. @default 30 (ITAPI_RESPONSES_TTL_DAYS) */
   responsesTtlDays?: number;
+  /** Low-balance alerts. @default webhooks to public https addresses only, delivered in-process with retries */
+  alerts?: AlertOptions;
   now?: () => number;
+}
+
+export interface AlertOptions {
+  /** Local mode: webhooks to any address (a receiver on 127.0.0.1). In AWS false (no SSRF). @default false */
+  allowPrivateWebhooks?: boolean;
+  /** Where fired alerts go. @default delivered in this process, retried with backoff */
+  outbox?: AlertOutbox;
+  /** Pauses between in-process delivery attempts. @default DEFAULT_ALERT_RETRY_DELAYS_MS */
+  retryDelaysMs?: readonly number[];
 }
 
 /** The longest a request may run unless told otherwise: a Lambda's 15 minutes. */
@@ -81,6 +97,9 @@ export interface Gateway {
   replays: Settlements;
   /** Settles holds left past their deadline (run it on a schedule: a timer locally, EventBridge in AWS). */
   sweeper: HoldSweeper;
+  /** Low-balance alerts: the check after each settlement, and where fired alerts go. */
+  alerts: BalanceAlerts;
+  alertOutbox: AlertOutbox;
 }
 
 /** Builds the whole gateway once per process; every entry point (Lambda, local server, tests) uses it. */
@@ -92,7 +111,19 @@ export function createGateway(options: GatewayOptions): Gateway {
   const auth = new Authenticator(stores.keys, { positiveTtlMs: options.authTtlMs, now });
   const background = new BackgroundTasks((err) => log.error('background_task_failed', describeError(err)));
   const metrics = options.metrics;
+  const allowPrivateWebhooks = options.alerts?.allowPrivateWebhooks ?? false;
+  const alertOutbox =
+    options.alerts?.outbox ??
+    new InProcessAlertOutbox({
+      log,
+      allowPrivate: allowPrivateWebhooks,
+      retryDelaysMs: options.alerts?.retryDelaysMs,
+      onUndelivered: (channel) => metrics?.alertDeliveryFailed?.(channel),
+      now,
+    });
+  const alerts = new BalanceAlerts({ accounts: stores.accounts, outbox: alertOutbox, log, now });
   const { settlements, replays, sweeper } = moneyRuntime({
+    afterCharge: (accountId) => alerts.afterCharge(accountId),
     stores,
     tables: options.tables,
     log,
@@ -104,6 +135,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const admission = new CreditAdmission({
     store: stores.accounts,
+    holds: stores.holds,
     tiers: tierCache,
     settlements,
     keysTable: options.tables.keys,
@@ -150,6 +182,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     providerKeys: options.providerKeys,
     admission,
     background,
+    checkpointMs: options.checkpointMs,
+    maxBufferedEvents: options.maxBufferedEvents,
     timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
     observeRequest,
     observeAttempt,
@@ -161,7 +195,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     logError: (requestId, err) => log.error('request_failed', { request_id: requestId, ...describeError(err) }),
     responses: stores.responses,
   });
-  return { app, background, stores, auth, tierCache, log, settlements, replays, sweeper };
+  return { app, background, stores, auth, tierCache, log, settlements, replays, sweeper, alerts, alertOutbox };
 
   async function loadConsoleApp(loadModule: () => Promise<ConsoleModule>) {
     const loaded = (await loadModule()) as Partial<ConsoleModule> & { default?: ConsoleModule };
@@ -174,6 +208,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       catalog: options.catalog,
       secrets: options.providerKeys,
       log,
+      metrics,
+      alerts,
+      alertPolicy: { allowPrivate: allowPrivateWebhooks },
       now,
       settings: mod.consoleSettings(options.env ?? process.env),
     });

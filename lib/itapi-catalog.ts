@@ -16,6 +16,10 @@ export interface ItapiCatalogRoute {
   readonly region?: string;
   /** Where an `openai-compatible` upstream takes the output limit. @default max_completion_tokens for api.openai.com, else max_tokens */
   readonly output_limit_field?: 'max_tokens' | 'max_completion_tokens';
+  /** The provider's shutdown day of this route (UTC `YYYY-MM-DD`); from that day `successor`'s routes serve instead. */
+  readonly shutdown_date?: string;
+  /** Another model id of the catalog whose routes replace this one from `shutdown_date` on. */
+  readonly successor?: string;
 }
 
 export interface ItapiCatalogModel {
@@ -62,6 +66,13 @@ export function validateCatalog(catalog: ItapiCatalog): void {
       }
       if (typeof route.model !== 'string' || route.model.length === 0) {
         throw new Error(`catalog: models["${id}"].routes[${i}].model must be a non-empty string`);
+      }
+      // Caught here rather than by a function that fails to start after the deploy.
+      if (route.shutdown_date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(route.shutdown_date)) {
+        throw new Error(`catalog: models["${id}"].routes[${i}].shutdown_date "${route.shutdown_date}" is not a date YYYY-MM-DD`);
+      }
+      if (route.successor !== undefined && (route.successor === id || !catalog.models[route.successor])) {
+        throw new Error(`catalog: models["${id}"].routes[${i}].successor "${route.successor}" is not another model of the catalog`);
       }
     });
   }

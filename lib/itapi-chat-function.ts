@@ -50,6 +50,8 @@ export interface ItapiChatFunctionProps {
   readonly metricsNamespace?: string;
   /** Where settlements that keep failing are queued (the sweeper function applies them). @default - none: their holds are swept as abandoned */
   readonly settlementQueue?: sqs.IQueue;
+  /** Where fired low-balance alerts go (the sweeper function delivers them). @default - none: alerts are delivered in-process */
+  readonly alertQueue?: sqs.IQueue;
   /**
    * Smallest and largest Stripe top-up the console offers, in US dollars (whole cents).
    * @default 5 and 1000
@@ -104,6 +106,7 @@ export class ItapiChatFunction extends Construct {
     // A request ends (a stream with a final error event) early enough for its settlement to be written.
     environment.ITAPI_MAX_REQUEST_S = String(timeout.toSeconds() - SETTLEMENT_MARGIN.toSeconds());
     if (props.settlementQueue) environment.ITAPI_SETTLEMENT_QUEUE_URL = props.settlementQueue.queueUrl;
+    if (props.alertQueue) environment.ITAPI_ALERT_QUEUE_URL = props.alertQueue.queueUrl;
     environment.ITAPI_TOKENIZER_MODULE = TOKENIZER_RUNTIME_PATH;
     environment.ITAPI_CONSOLE_MODULE = CONSOLE_RUNTIME_PATH;
     environment.ITAPI_CONSOLE_SCRIPT = CONSOLE_SCRIPT_RUNTIME_PATH;
@@ -143,6 +146,7 @@ export class ItapiChatFunction extends Construct {
     props.tables.grantConsoleAccess(this.function);
     props.providerSecret.grantRead(this.function);
     props.settlementQueue?.grantSendMessages(this.function);
+    props.alertQueue?.grantSendMessages(this.function);
     if (props.catalog) grantCatalogBedrock(this.function, built.role, props.catalog);
 
     this.functionUrl = this.function.addFunctionUrl({

@@ -159,11 +159,12 @@ export class ItapiGateway extends Construct {
       this.providerSecret = secret;
     }
 
-    this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace });
+    this.sweeper = new ItapiSweeper(this, 'Sweeper', { tables: this.tables, logRetention, metricsNamespace, catalog: props.catalog, removalPolicy });
     this.rollups = new ItapiUsageRollups(this, 'UsageRollups', { tables: this.tables, logRetention });
 
     this.chat = new ItapiChatFunction(this, 'Chat', {
       settlementQueue: this.sweeper.settlementQueue,
+      alertQueue: this.sweeper.alertQueue,
       tables: this.tables,
       providerSecret: this.providerSecret,
       catalog: props.catalog,

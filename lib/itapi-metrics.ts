@@ -27,11 +27,19 @@ export const ItapiMetricName = {
   HTTP_5XX: 'Http5xx',
   ABANDONED_HOLDS: 'AbandonedHolds',
   UNCHARGED_MICRO_USD: 'UnchargedMicroUsd',
+  STRIPE_EVENTS_IGNORED: 'StripeEventsIgnored',
+  ALERT_DELIVERIES_FAILED: 'AlertDeliveriesFailed',
+  ROUTES_NEAR_SHUTDOWN: 'RoutesNearShutdown',
+  ROUTES_PAST_SHUTDOWN: 'RoutesPastShutdown',
+  LATE_SETTLEMENTS: 'LateSettlements',
+  HOLDS_MISMATCHED_ACCOUNTS: 'HoldsMismatchedAccounts',
 } as const;
 
 /**
  * Typed handles on the runtime's EMF metrics (lambda/observability/metrics.ts). Dimension sets:
- * `{service}` for AbandonedHolds (the sweeper) and UnchargedMicroUsd (settlement);
+ * `{service}` for AbandonedHolds (the sweeper), UnchargedMicroUsd and LateSettlements (settlement),
+ * HoldsMismatchedAccounts (the daily reconciliation), RoutesNearShutdown and RoutesPastShutdown
+ * (the sweeper function's daily catalog check);
  * `{service}` for Requests, Latency, TimeToFirstToken, Http5xx — one record per request, whatever
  * its status, from the app's outermost layer (Http5xx is 0 or 1: a 5xx answer, or a stream ended
  * by an error event); `{service, ErrorType}` for Errors (ErrorType = the OpenAI error `type` the
@@ -111,6 +119,34 @@ export class ItapiMetrics {
   /** Usage beyond a hold the balance could not pay: a provider that went past the output limit it was sent. */
   public unchargedMicroUsd(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(ItapiMetricName.UNCHARGED_MICRO_USD, {}, props);
+  }
+
+  /** Paid Stripe events that credited nothing (other currency, ids that disagree, livemode, …): a customer charged, nothing credited. */
+  public stripeEventsIgnored(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.STRIPE_EVENTS_IGNORED, {}, props);
+  }
+
+  /** Low-balance alerts whose every delivery attempt failed. */
+  public alertDeliveriesFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ALERT_DELIVERIES_FAILED, {}, props);
+  }
+
+  /**
+   * Catalog routes within 30 days of their `shutdown_date`, as the sweeper function's daily check
+   * counts them (`{service}`, one data point a day); `itapi catalog check` prints the same.
+   */
+  public routesNearShutdown(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.ROUTES_NEAR_SHUTDOWN, {}, { statistic: 'Maximum', period: Duration.days(1), ...props });
+  }
+
+  /** Settlements that found their hold swept as abandoned and applied the difference late. */
+  public lateSettlements(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.LATE_SETTLEMENTS, {}, props);
+  }
+
+  /** Accounts whose `held` disagreed with their hold items at the last reconciliation (Maximum by default). */
+  public holdsMismatchedAccounts(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(ItapiMetricName.HOLDS_MISMATCHED_ACCOUNTS, {}, { statistic: 'Maximum', ...props });
   }
 
   /** Share of requests answered with a 5xx, in percent; 0 while fewer than `minRequests` arrive. */

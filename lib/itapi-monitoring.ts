@@ -150,6 +150,11 @@ export class ItapiMonitoring extends Construct {
       description:
         'Admissions and settlements of one account keep meeting each other on its item (DynamoDB TransactionConflict on the accounts table): an account is near the ceiling of docs/SCALE.md. Contributor Insights on the table names it.',
     });
+    this.alarm('StripeEventsIgnored', metrics.stripeEventsIgnored({ period: FIVE_MINUTES }), {
+      threshold: 1,
+      description:
+        'A paid Stripe event credited nothing (other currency, account ids that disagree, fractional amount, livemode against the key, unknown account): a customer may have been charged with nothing credited. The log line stripe_event_ignored names the event and the reason.',
+    });
     if (props.sweeper) {
       const sweeper = props.sweeper;
       this.alarm('AbandonedHolds', metrics.abandonedHolds({ period: FIVE_MINUTES }), {
@@ -164,9 +169,32 @@ export class ItapiMonitoring extends Construct {
         threshold: 1,
         description: 'Settlements that failed every retry are in the dead-letter queue: money not yet booked. Replay them once the cause is fixed (docs/RELIABILITY.md).',
       });
+      this.alarm('UndeliveredAlerts', sweeper.metricUndeliveredAlerts(), {
+        threshold: 1,
+        description: 'Low-balance alerts that could not be delivered to their webhook after every retry are in the alert dead-letter queue.',
+      });
+      this.alarm('LateSettlements', metrics.lateSettlements({ period: FIVE_MINUTES }), {
+        threshold: 1,
+        description:
+          "A request's settlement arrived after the sweeper had settled its hold as abandoned (queued through an outage, or delayed past the sweep): the difference was applied as a late_settlement ledger item. Look at why it was late.",
+      });
+      this.alarm('HoldsMismatch', metrics.holdsMismatchedAccounts({ period: Duration.days(1) }), {
+        threshold: 1,
+        description:
+          "The daily reconciliation found accounts whose held amount is not the sum of their hold items (a hold removed by TTL whose stream record was lost): the held_mismatch log lines name them (docs/RELIABILITY.md).",
+      });
+      this.alarm('HoldStreamFailures', sweeper.metricStreamFailures(), {
+        threshold: 1,
+        description: 'A batch of the holds table stream failed every retry: TTL-removed holds in it are not settled until replayed (docs/RELIABILITY.md).',
+      });
       this.alarm('SettlementQueueAge', sweeper.metricOldestSettlementAge(), {
         threshold: 900,
         description: 'A queued settlement has waited more than 15 minutes.',
+      });
+      this.alarm('CatalogRoutesNearShutdown', metrics.routesNearShutdown(), {
+        threshold: 1,
+        description:
+          'A catalog route reaches its shutdown_date within 30 days (the sweeper function checks daily; `itapi catalog check` names them). Give it a successor, or check the one it has, before that day.',
       });
       this.alarm('SweeperErrors', sweeper.function.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
         threshold: 1,

@@ -46,6 +46,10 @@ export class ItapiStack extends Stack {
     new CfnOutput(this, 'AccountsTableName', { value: g.tables.accounts.tableName });
     new CfnOutput(this, 'UsageTableName', { value: g.tables.usage.tableName });
     new CfnOutput(this, 'SessionsTableName', { value: g.tables.sessions.tableName });
+    new CfnOutput(this, 'ChatLogGroupName', {
+      value: g.chat.logGroup.logGroupName,
+      description: 'CloudWatch log group of the chat function (a generated name, not /aws/lambda/<function>): one JSON line per request',
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: g.monitoring.topic.topicArn });
     new CfnOutput(this, 'AlarmNamePrefix', {
       value: g.monitoring.alarmNamePrefix,

@@ -33,16 +33,13 @@ const S = dynamodb.AttributeType.STRING;
 const N = dynamodb.AttributeType.NUMBER;
 
 /** Item reads, including `ConditionCheck` inside transactions. */
-const DATA_READ_ACTIONS = [
-  'dynamodb:GetItem',
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
-  'dynamodb:Scan',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:DescribeTable',
-];
+const DATA_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem', 'dynamodb:DescribeTable'];
 /** Item writes; `TransactWriteItems` is authorized per item by these actions. */
-const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+const DATA_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+/** Granted only on the tables the runtime scans: tiers (the tier cache, `GET /admin/tiers`) and holds (the sweeper). */
+const SCAN_ACTIONS = ['dynamodb:Scan'];
+/** Granted only on the stored responses (a large response is written in batches of 25 parts). */
+const BATCH_WRITE_ACTIONS = ['dynamodb:BatchWriteItem'];
 
 /**
  * The gateway's on-demand tables: keys (by key hash, GSIs by account and by key id), tiers,
@@ -185,7 +182,12 @@ export class ItapiTables extends Construct {
     this.grantData(grantee, this.accounts, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.holds, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
     this.grantData(grantee, this.usage, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
-    this.grantData(grantee, this.tiers, DATA_READ_ACTIONS);
+    this.grantData(grantee, this.tiers, DATA_READ_ACTIONS, SCAN_ACTIONS);
+  }
+
+  /** What the sweeper function needs besides the gateway's access: scan the holds table for overdue holds. */
+  public grantSweep(grantee: iam.IGrantable): iam.Grant {
+    return this.grantData(grantee, this.holds, SCAN_ACTIONS);
   }
 
   /** What the console (served by the chat function) needs besides: read and write its sessions and sign-in links, read the roll-ups. */
@@ -202,13 +204,13 @@ export class ItapiTables extends Construct {
 
   /** What `/v1/responses` needs besides the chat path: read, write and delete stored responses. */
   public grantResponsesAccess(grantee: iam.IGrantable): void {
-    this.grantData(grantee, this.responses, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+    this.grantData(grantee, this.responses, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS, BATCH_WRITE_ACTIONS);
   }
 
   /** What the admin API needs: read and write data in every table but the stored responses (customers' conversations). */
   public grantAdminAccess(grantee: iam.IGrantable): void {
     for (const table of Object.values(this.all)) {
-      if (table !== this.responses) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS);
+      if (table !== this.responses) this.grantData(grantee, table, DATA_READ_ACTIONS, DATA_WRITE_ACTIONS, table === this.tiers ? SCAN_ACTIONS : []);
     }
   }
 
@@ -217,7 +219,7 @@ export class ItapiTables extends Construct {
    * so the policy lists exactly the resources of this gateway.
    */
   private grantData(grantee: iam.IGrantable, table: dynamodb.TableV2, ...actionLists: readonly string[][]): iam.Grant {
-    const indexes = table === this.keys ? [KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX] : table === this.sessions ? [SESSIONS_BY_ACCOUNT_INDEX] : [];
+    const indexes = this.indexesOf(table);
     return iam.Grant.addToPrincipal({
       grantee,
       actions: actionLists.flat(),
@@ -233,21 +235,34 @@ export class ItapiTables extends Construct {
     return table.metric('TransactionConflict', { statistic: 'Sum', ...props });
   }
 
+  /** The global secondary indexes of one of these tables, by name. */
+  private indexesOf(table: dynamodb.ITableV2): string[] {
+    return table === this.keys ? [KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX] : table === this.sessions ? [SESSIONS_BY_ACCOUNT_INDEX] : [];
+  }
+
   /**
-   * Read and write throttle events of one table (partition throttling, on-demand included),
-   * summed over `period`.
+   * Read and write throttle events of one table and of each of its global secondary indexes
+   * (CloudWatch reports an index's under the dimension `GlobalSecondaryIndexName`, not in the
+   * table's own; a throttled index also throttles the table's writes), summed over `period`.
    */
   public metricThrottles(table: dynamodb.ITableV2, props: cloudwatch.MathExpressionOptions = {}): cloudwatch.IMetric {
     const period = props.period;
     // Ids unique per table, so several tables can share one graph.
     const key = Object.entries(this.all).find(([, t]) => t === table)?.[0] ?? table.node.addr.slice(0, 8);
-    const [r, w] = [`r_${key}`, `w_${key}`];
+    const usingMetrics: Record<string, cloudwatch.IMetric> = {
+      [`r_${key}`]: table.metric('ReadThrottleEvents', { statistic: 'Sum', period }),
+      [`w_${key}`]: table.metric('WriteThrottleEvents', { statistic: 'Sum', period }),
+    };
+    this.indexesOf(table).forEach((index, i) => {
+      const dimensionsMap = { TableName: table.tableName, GlobalSecondaryIndexName: index };
+      usingMetrics[`r_${key}_gsi${i}`] = table.metric('ReadThrottleEvents', { statistic: 'Sum', period, dimensionsMap });
+      usingMetrics[`w_${key}_gsi${i}`] = table.metric('WriteThrottleEvents', { statistic: 'Sum', period, dimensionsMap });
+    });
     return new cloudwatch.MathExpression({
-      expression: `FILL(${r}, 0) + FILL(${w}, 0)`,
-      usingMetrics: {
-        [r]: table.metric('ReadThrottleEvents', { statistic: 'Sum', period }),
-        [w]: table.metric('WriteThrottleEvents', { statistic: 'Sum', period }),
-      },
+      expression: Object.keys(usingMetrics)
+        .map((id) => `FILL(${id}, 0)`)
+        .join(' + '),
+      usingMetrics,
       label: props.label ?? 'Throttle events',
       period,
     });

@@ -185,16 +185,18 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const fromMs = c.req.query('from') !== undefined ? timeParam(c.req.query('from')!, 'from') : toMs - DEFAULT_USAGE_WINDOW_MS;
     if (fromMs > toMs) throw invalidRequest('`from` must not be after `to`.', 'from');
     await requireAccount(id);
-    const [requests, allTopUps] = await Promise.all([deps.usage.requests(id, fromMs, toMs), deps.usage.topUps(id)]);
-    const topUps = allTopUps.filter((t) => t.atMs >= fromMs && t.atMs <= toMs);
-    const items = [...requests, ...topUps].sort((a, b) => a.atMs - b.atMs).map(ledgerView);
+    const [requests, allTopUps, allReversals] = await Promise.all([deps.usage.requests(id, fromMs, toMs), deps.usage.topUps(id), deps.usage.reversals(id)]);
+    const inRange = (t: { atMs: number }) => t.atMs >= fromMs && t.atMs <= toMs;
+    const topUps = allTopUps.filter(inRange);
+    const reversals = allReversals.filter(inRange);
+    const items = [...requests, ...topUps, ...reversals].sort((a, b) => a.atMs - b.atMs).map(ledgerView);
     return c.json({
       object: 'usage',
       account_id: id,
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
       items,
-      totals: usageTotals(requests, topUps),
+      totals: usageTotals(requests, topUps, reversals),
     });
   });
 

@@ -43,6 +43,18 @@ export function accountView(account: Account, tier: Tier | undefined, nowMs: num
     /** Holds of requests in flight, already taken from the balance (refunded in part at settlement), and their count. */
     held_micro_usd: account.heldMicroUsd,
     in_flight: account.inFlight,
+    /** What refunds and disputes took back beyond the balance, still owed by the holder. */
+    owed_micro_usd: account.owedMicroUsd,
+    /** The low-balance alert (without its signing secret), or null. */
+    low_balance_alert: account.alert
+      ? {
+          threshold_micro_usd: account.alert.thresholdMicroUsd,
+          threshold_usd: microToUsd(account.alert.thresholdMicroUsd),
+          webhook_url: account.alert.webhookUrl ?? null,
+          email: account.alert.email ?? null,
+          armed: account.alert.armed,
+        }
+      : null,
     /** The account's own limits; null means the tier's. */
     rpm: account.rpm ?? null,
     tpm: account.tpm ?? null,
@@ -98,7 +110,31 @@ export function tierView(tier: Tier) {
 export function ledgerView(e: LedgerEntry) {
   const at = { at: new Date(e.atMs).toISOString(), at_ms: e.atMs };
   if (e.kind === 'topup') {
-    return { kind: 'topup' as const, reference: e.id, ...at, amount_micro_usd: e.amountMicroUsd, amount_usd: microToUsd(e.amountMicroUsd) };
+    return {
+      kind: 'topup' as const,
+      reference: e.id,
+      ...at,
+      amount_micro_usd: e.amountMicroUsd,
+      amount_usd: microToUsd(e.amountMicroUsd),
+      /** A card top-up's Stripe receipt, else null. */
+      receipt_url: e.receiptUrl ?? null,
+    };
+  }
+  if (e.kind === 'reversal') {
+    return {
+      kind: 'reversal' as const,
+      reference: e.id,
+      ...at,
+      /** `refund` or `dispute`. */
+      reason: e.reason ?? null,
+      /** The top-up (Checkout session) it reversed. */
+      payment_reference: e.paymentReference ?? null,
+      /** Taken from the balance (negative). */
+      amount_micro_usd: e.amountMicroUsd,
+      amount_usd: microToUsd(e.amountMicroUsd),
+      /** What the balance could not cover, added to the account's `owed_micro_usd`. */
+      owed_micro_usd: e.owedMicroUsd ?? 0,
+    };
   }
   return {
     kind: 'request' as const,
@@ -132,7 +168,7 @@ export function ledgerView(e: LedgerEntry) {
 }
 
 /** Sums over request and top-up items: the ledger's view of the balance change. */
-export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[]) {
+export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[], reversals: LedgerEntry[] = []) {
   let prompt = 0;
   let completion = 0;
   let cached = 0;
@@ -161,5 +197,9 @@ export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[]) {
     top_ups: topUps.length,
     top_up_micro_usd: topUpMicro,
     top_up_usd: microToUsd(topUpMicro),
+    /** Refunds and disputes: what they took from the balance (negative) and what they left owed. */
+    reversals: reversals.length,
+    reversal_micro_usd: reversals.reduce((sum, r) => sum + r.amountMicroUsd, 0),
+    reversal_owed_micro_usd: reversals.reduce((sum, r) => sum + (r.owedMicroUsd ?? 0), 0),
   };
 }

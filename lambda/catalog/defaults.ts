@@ -17,6 +17,26 @@ const compatible = (owner: string, baseUrl: string, secret: string, model: strin
   routes: [{ provider: 'openai-compatible', base_url: baseUrl, secret, model }],
 });
 
+/** The spec with each of its routes shut down on `date` (UTC), the successor's routes serving from that day on. */
+const retiring = (spec: ModelSpec, date: string, successor: string): ModelSpec => ({
+  ...spec,
+  routes: spec.routes.map((route) => ({ ...route, shutdown_date: date, successor })),
+});
+
+/*
+ * Shutdown dates and successors as the providers publish them (2026-12-05):
+ * - OpenAI (developers.openai.com/api/docs/deprecations): gpt-5, gpt-5-mini and gpt-5-nano shut
+ *   down on 2026-12-11, replaced by gpt-6.1-sol, gpt-6.1-terra and gpt-6-luna; gpt-4o and
+ *   gpt-4o-mini (and the 4.1 family) on 2027-01-14, replaced by gpt-6.1-sol and gpt-6-luna.
+ *   Prices per million tokens (input / output / cached input): gpt-6.1-sol $2 / $10 / $0.10,
+ *   gpt-6.1-terra $1 / $5 / $0.05, gpt-6-luna $0.10 / $0.50 / $0.01 (1.05M context, 128K output;
+ *   a prompt over 272K input tokens is billed 2x input and cached input, 1.5x output, as published
+ *   for gpt-6.1-terra and applied to the family); gpt-5 $1.25 / $10 / $0.125, gpt-5-mini
+ *   $0.25 / $2 / $0.025, gpt-5-nano $0.05 / $0.40 / $0.005 (400K context, 128K output).
+ * - Anthropic lists the Claude 4.x models served here as active or legacy, with no retirement
+ *   date yet; DeepSeek and Google have announced none for the models below.
+ */
+
 /*
  * Upstream models as of 2026-12-01 (each provider's models, pricing and deprecation pages):
  * - Claude Sonnet 4.6 ($3 / $15, cache reads $0.30) and Opus 4.8 ($5 / $25, $0.50): 1M context;
@@ -74,32 +94,99 @@ const GEMINI_FLASH_LITE = compatible('google', GEMINI, 'gemini', 'gemini-3.5-fla
  * | `claude-3-opus-20240229` | Anthropic `claude-opus-4-8` |
  * | `deepseek-chat` | DeepSeek `deepseek-v4-flash` |
  * | `gemini-2.0-flash` | Google `gemini-3.5-flash-lite` |
+ * | `gpt-4o`, `gpt-4o-mini` | OpenAI `gpt-4o`, `gpt-4o-mini` until 2027-01-14, then `gpt-6.1-sol`, `gpt-6-luna` |
+ * | `gpt-5`, `gpt-5-mini`, `gpt-5-nano` | themselves until 2026-12-11, then `gpt-6.1-sol`, `gpt-6.1-terra`, `gpt-6-luna` |
  *
  * An alias is billed at the prices of the model that serves it.
  */
 export const DEFAULT_CATALOG: CatalogFile = {
   models: {
-    'gpt-4o': compatible('openai', OPENAI, 'openai', 'gpt-4o', {
+    'gpt-4o': retiring(
+      compatible('openai', OPENAI, 'openai', 'gpt-4o', {
+        pricing: {
+          input_per_mtok: 2.5,
+          output_per_mtok: 10,
+          cached_input_per_mtok: 1.25,
+          service_tiers: { priority: { input_per_mtok: 4.25, output_per_mtok: 17, cached_input_per_mtok: 2.125 } },
+        },
+        context_window: 128_000,
+        max_output_tokens: 16_384,
+      }),
+      '2027-01-14',
+      'gpt-6.1-sol',
+    ),
+    'gpt-4o-mini': retiring(
+      compatible('openai', OPENAI, 'openai', 'gpt-4o-mini', {
+        pricing: {
+          input_per_mtok: 0.15,
+          output_per_mtok: 0.6,
+          cached_input_per_mtok: 0.075,
+          service_tiers: { priority: { input_per_mtok: 0.25, output_per_mtok: 1, cached_input_per_mtok: 0.125 } },
+        },
+        context_window: 128_000,
+        max_output_tokens: 16_384,
+        // Its images count many more tokens than gpt-4o's, at its lower price (OpenAI's vision pricing).
+        image_tokens: { base: 2833, tile: 5667 },
+      }),
+      '2027-01-14',
+      'gpt-6-luna',
+    ),
+    'gpt-5': retiring(
+      compatible('openai', OPENAI, 'openai', 'gpt-5', {
+        pricing: { input_per_mtok: 1.25, output_per_mtok: 10, cached_input_per_mtok: 0.125 },
+        context_window: 400_000,
+        max_output_tokens: 128_000,
+      }),
+      '2026-12-11',
+      'gpt-6.1-sol',
+    ),
+    'gpt-5-mini': retiring(
+      compatible('openai', OPENAI, 'openai', 'gpt-5-mini', {
+        pricing: { input_per_mtok: 0.25, output_per_mtok: 2, cached_input_per_mtok: 0.025 },
+        context_window: 400_000,
+        max_output_tokens: 128_000,
+      }),
+      '2026-12-11',
+      'gpt-6.1-terra',
+    ),
+    'gpt-5-nano': retiring(
+      compatible('openai', OPENAI, 'openai', 'gpt-5-nano', {
+        pricing: { input_per_mtok: 0.05, output_per_mtok: 0.4, cached_input_per_mtok: 0.005 },
+        context_window: 400_000,
+        max_output_tokens: 128_000,
+      }),
+      '2026-12-11',
+      'gpt-6-luna',
+    ),
+    'gpt-6.1-sol': compatible('openai', OPENAI, 'openai', 'gpt-6.1-sol', {
       pricing: {
-        input_per_mtok: 2.5,
+        input_per_mtok: 2,
         output_per_mtok: 10,
-        cached_input_per_mtok: 1.25,
-        service_tiers: { priority: { input_per_mtok: 4.25, output_per_mtok: 17, cached_input_per_mtok: 2.125 } },
+        cached_input_per_mtok: 0.1,
+        long_context: { above_input_tokens: 272_000, input_per_mtok: 4, output_per_mtok: 15, cached_input_per_mtok: 0.2 },
       },
-      context_window: 128_000,
-      max_output_tokens: 16_384,
+      context_window: 1_050_000,
+      max_output_tokens: 128_000,
     }),
-    'gpt-4o-mini': compatible('openai', OPENAI, 'openai', 'gpt-4o-mini', {
+    'gpt-6.1-terra': compatible('openai', OPENAI, 'openai', 'gpt-6.1-terra', {
       pricing: {
-        input_per_mtok: 0.15,
-        output_per_mtok: 0.6,
-        cached_input_per_mtok: 0.075,
-        service_tiers: { priority: { input_per_mtok: 0.25, output_per_mtok: 1, cached_input_per_mtok: 0.125 } },
+        input_per_mtok: 1,
+        output_per_mtok: 5,
+        cached_input_per_mtok: 0.05,
+        long_context: { above_input_tokens: 272_000, input_per_mtok: 2, output_per_mtok: 7.5, cached_input_per_mtok: 0.1 },
       },
-      context_window: 128_000,
-      max_output_tokens: 16_384,
-      // Its images count many more tokens than gpt-4o's, at its lower price (OpenAI's vision pricing).
-      image_tokens: { base: 2833, tile: 5667 },
+      context_window: 1_050_000,
+      max_output_tokens: 128_000,
+    }),
+    'gpt-6-luna': compatible('openai', OPENAI, 'openai', 'gpt-6-luna', {
+      pricing: {
+        input_per_mtok: 0.1,
+        output_per_mtok: 0.5,
+        cached_input_per_mtok: 0.01,
+        long_context: { above_input_tokens: 272_000, input_per_mtok: 0.2, output_per_mtok: 0.75, cached_input_per_mtok: 0.02 },
+      },
+      context_window: 1_050_000,
+      max_output_tokens: 128_000,
     }),
     'claude-3-5-sonnet-20241022': CLAUDE_SONNET,
     'claude-3-opus-20240229': CLAUDE_OPUS,

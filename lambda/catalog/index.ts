@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_CATALOG } from './defaults';
+import { catalogClock, ClockError, daysUntil, isCalendarDate, SHUTDOWN_WARNING_DAYS, utcDay, type RouteShutdown } from './lifecycle';
+
+export { SHUTDOWN_WARNING_DAYS, type RouteShutdown } from './lifecycle';
 
 export const PROVIDERS = ['openai-compatible', 'anthropic', 'bedrock', 'mock'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -28,8 +31,15 @@ const routeSchema = z
      * @default `max_completion_tokens` for api.openai.com, else `max_tokens`
      */
     output_limit_field: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
+    /** The provider's shutdown day of this route (UTC `YYYY-MM-DD`); from that day `successor`'s routes serve instead. */
+    shutdown_date: z.string().refine(isCalendarDate, 'must be a calendar date YYYY-MM-DD').optional(),
+    /** The id of another model of this catalog whose routes replace this one from `shutdown_date` on. */
+    successor: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.successor !== undefined && r.shutdown_date === undefined) ctx.addIssue({ code: 'custom', path: ['shutdown_date'], message: 'is required with successor' });
+  });
 
 const usdPerMtok = () => z.number().nonnegative();
 
@@ -129,7 +139,36 @@ function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.
   });
 }
 
-export const catalogFileSchema = z.object({ models: z.record(z.string().min(1), modelSchema) }).strict();
+export const catalogFileSchema = z
+  .object({ models: z.record(z.string().min(1), modelSchema) })
+  .strict()
+  .superRefine((file, ctx) => checkSuccessors(file.models, ctx));
+
+/** Every successor is another model of the catalog, of the same kind, and no chain of successors comes back. */
+function checkSuccessors(models: Record<string, z.infer<typeof modelSchema>>, ctx: z.RefinementCtx): void {
+  const next = (id: string) => (models[id]?.routes ?? []).flatMap((r) => (r.successor !== undefined && models[r.successor] ? [r.successor] : []));
+  for (const [id, m] of Object.entries(models)) {
+    m.routes.forEach((route, i) => {
+      const successor = route.successor;
+      if (successor === undefined) return;
+      const path = ['models', id, 'routes', i, 'successor'];
+      const target = models[successor];
+      if (!target) return ctx.addIssue({ code: 'custom', path, message: `'${successor}' is not a model of this catalog` });
+      if (successor === id) return ctx.addIssue({ code: 'custom', path, message: 'a model cannot succeed itself' });
+      if ((target.kind ?? 'chat') !== (m.kind ?? 'chat')) return ctx.addIssue({ code: 'custom', path, message: `'${successor}' is of another kind` });
+      // Depth-first from the successor: reaching `id` again is a loop that would never end once its dates pass.
+      const seen = new Set<string>();
+      const stack = [successor];
+      while (stack.length) {
+        const at = stack.pop()!;
+        if (at === id) return ctx.addIssue({ code: 'custom', path, message: `successors loop back to '${id}'` });
+        if (seen.has(at)) continue;
+        seen.add(at);
+        stack.push(...next(at));
+      }
+    });
+  }
+}
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 /** A model's prices as the catalog file states them, in USD per million tokens. */
@@ -188,6 +227,15 @@ export interface ModelEntry {
   kind?: ModelKind;
   /** Embedding models: the length of the model's vectors, when the catalog names it. */
   dimensions?: number;
+  /**
+   * The earliest shutdown day (UTC `YYYY-MM-DD`) among the routes serving today, or null: what
+   * `GET /v1/models` answers as `shutdown_date`.
+   */
+  shutdownDate?: string | null;
+  /** The model that moves in at `shutdownDate` (that route's `successor`), or null. */
+  successor?: string | null;
+  /** When a successor serves in place of the model's own first route: the successor's id, whose prices and limits apply. */
+  servedBy?: string;
   /** The prices as the catalog file states them (every field it has), for the console's Models page. */
   pricingPerMtok?: CatalogPricing;
 }
@@ -204,10 +252,28 @@ function tokenRulesOf(m: CatalogFile['models'][string]): TokenRules {
   return { image: { kind: 'tiles', ...tiles }, textMargin: 1 };
 }
 
-export class Catalog {
-  private readonly models: Map<string, ModelEntry>;
+export interface CatalogOptions {
+  /** The clock that decides which routes have reached their `shutdown_date`. @default Date.now (`ITAPI_NOW` through loadCatalog) */
+  now?: () => number;
+}
 
-  constructor(file: CatalogFile) {
+/** A route serving a model today, and the model whose own route it is. */
+interface ServingRoute {
+  route: RouteConfig;
+  owner: string;
+}
+
+export class Catalog {
+  /** Each model with its own routes, as the file writes them. */
+  private readonly models: Map<string, ModelEntry>;
+  private readonly now: () => number;
+  private readonly dated: boolean;
+  /** The entries as served on one UTC day (the routes past their shutdown replaced). */
+  private today?: { day: string; entries: Map<string, ModelEntry | undefined> };
+
+  constructor(file: CatalogFile, options: CatalogOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.dated = Object.values(file.models).some((m) => m.routes.some((r) => r.shutdown_date !== undefined));
     this.models = new Map(
       Object.entries(file.models).map(([id, m]) => [
         id,
@@ -229,17 +295,84 @@ export class Catalog {
     );
   }
 
+  /**
+   * The model as served today: each route past its `shutdown_date` replaced by its successor's
+   * routes (in order, themselves resolved the same way), the prices and limits of the model whose
+   * route comes first. Undefined for an unknown id, and for a model whose routes have all shut
+   * down with no successor.
+   */
   get(id: string): ModelEntry | undefined {
-    return this.models.get(id);
+    const own = this.models.get(id);
+    if (!own || !this.dated) return own;
+    const day = utcDay(this.now());
+    if (this.today?.day !== day) this.today = { day, entries: new Map() };
+    const entries = this.today.entries;
+    if (!entries.has(id)) entries.set(id, this.servedOn(own, day));
+    return entries.get(id);
   }
 
+  /** Every model served today (a model shut down without a successor is left out). */
   list(): ModelEntry[] {
-    return [...this.models.values()];
+    return [...this.models.keys()].flatMap((id) => this.get(id) ?? []);
+  }
+
+  /** The catalog's clock (`ITAPI_NOW` in tests), in ms. */
+  nowMs(): number {
+    return this.now();
+  }
+
+  /** The routes whose shutdown is at most `withinDays` days away, or past (the successor serves then), earliest first. */
+  shutdowns(withinDays: number = SHUTDOWN_WARNING_DAYS): RouteShutdown[] {
+    const today = utcDay(this.now());
+    return [...this.models.values()]
+      .flatMap((m) =>
+        m.routes.flatMap((r) => {
+          if (r.shutdown_date === undefined) return [];
+          const daysLeft = daysUntil(r.shutdown_date, today);
+          return daysLeft > withinDays ? [] : [{ model: m.id, route: `${r.provider}:${r.model}`, shutdownDate: r.shutdown_date, daysLeft, successor: r.successor ?? null }];
+        }),
+      )
+      .sort((a, b) => a.daysLeft - b.daysLeft || a.model.localeCompare(b.model));
+  }
+
+  private servedOn(own: ModelEntry, day: string): ModelEntry | undefined {
+    const serving = this.servingRoutes(own.id, day, new Set());
+    if (serving.length === 0) return undefined;
+    const first = this.models.get(serving[0].owner)!;
+    const upcoming = serving
+      .filter((s) => s.route.shutdown_date !== undefined)
+      .sort((a, b) => a.route.shutdown_date!.localeCompare(b.route.shutdown_date!))[0]?.route;
+    return {
+      // The prices, limits and token rules of the model that serves first: the client pays the successor's prices.
+      ...first,
+      id: own.id,
+      ownedBy: own.ownedBy,
+      created: own.created,
+      routes: serving.map((s) => s.route),
+      shutdownDate: upcoming?.shutdown_date ?? null,
+      successor: upcoming?.successor ?? null,
+      ...(first.id !== own.id && { servedBy: first.id }),
+    };
+  }
+
+  private servingRoutes(id: string, day: string, visiting: Set<string>): ServingRoute[] {
+    const model = this.models.get(id);
+    if (!model || visiting.has(id)) return [];
+    visiting.add(id);
+    const serving: ServingRoute[] = [];
+    for (const route of model.routes) {
+      if (route.shutdown_date === undefined || route.shutdown_date > day) serving.push({ route, owner: id });
+      else if (route.successor !== undefined) {
+        for (const s of this.servingRoutes(route.successor, day, visiting)) if (!serving.some((t) => t.route === s.route)) serving.push(s);
+      }
+    }
+    visiting.delete(id);
+    return serving;
   }
 
   /** Every route of every model that uses the given provider. */
   routesOf(provider: ProviderName): Array<{ model: string; route: RouteConfig }> {
-    return this.list().flatMap((m) => m.routes.filter((r) => r.provider === provider).map((route) => ({ model: m.id, route })));
+    return [...this.models.values()].flatMap((m) => m.routes.filter((r) => r.provider === provider).map((route) => ({ model: m.id, route })));
   }
 
   /** The same models, each served only by the offline `mock` provider. */
@@ -261,10 +394,13 @@ export class Catalog {
         context_window: m.contextWindow,
         max_output_tokens: embedding ? undefined : m.maxOutputTokens,
         image_tokens: m.tokenRules.image.kind === 'anthropic' ? 'anthropic' : { base: m.tokenRules.image.base, tile: m.tokenRules.image.tile },
-        routes: [{ provider: 'mock', model: m.id }],
+        // One mock route per own route, keeping its shutdown day and successor, so the lifecycle runs offline too.
+        routes: m.routes.some((r) => r.shutdown_date !== undefined)
+          ? m.routes.map((r) => ({ provider: 'mock' as const, model: m.id, ...(r.shutdown_date !== undefined && { shutdown_date: r.shutdown_date }), ...(r.successor !== undefined && { successor: r.successor }) }))
+          : [{ provider: 'mock', model: m.id }],
       };
     }
-    return new Catalog(file);
+    return new Catalog(file, { now: this.now });
   }
 }
 
@@ -320,16 +456,16 @@ export class CatalogError extends Error {
 }
 
 /** Validates a catalog document; the error names the source and every offending field. */
-export function parseCatalog(doc: unknown, source: string): Catalog {
+export function parseCatalog(doc: unknown, source: string, options: CatalogOptions = {}): Catalog {
   const result = catalogFileSchema.safeParse(doc);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `  ${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
     throw new CatalogError(`Invalid model catalog in ${source}:\n${problems.join('\n')}`);
   }
-  return new Catalog(result.data);
+  return new Catalog(result.data, options);
 }
 
-export function loadCatalogFile(path: string): Catalog {
+export function loadCatalogFile(path: string, options: CatalogOptions = {}): Catalog {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -342,7 +478,7 @@ export function loadCatalogFile(path: string): Catalog {
   } catch (err) {
     throw new CatalogError(`The model catalog ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  return parseCatalog(doc, path);
+  return parseCatalog(doc, path, options);
 }
 
 /** Where an operator's own catalog comes from (`ITAPI_MODELS` or `ITAPI_MODELS_JSON`), or undefined for the built-in one. */
@@ -357,7 +493,15 @@ export function explicitCatalogSource(env: NodeJS.ProcessEnv = process.env): str
  * as the CDK stack passes it), else the defaults.
  */
 export function loadCatalog(env: NodeJS.ProcessEnv = process.env): Catalog {
-  if (env.ITAPI_MODELS) return loadCatalogFile(env.ITAPI_MODELS);
+  let now: () => number;
+  try {
+    now = catalogClock(env);
+  } catch (err) {
+    if (err instanceof ClockError) throw new CatalogError(err.message);
+    throw err;
+  }
+  const options: CatalogOptions = { now };
+  if (env.ITAPI_MODELS) return loadCatalogFile(env.ITAPI_MODELS, options);
   if (env.ITAPI_MODELS_JSON) {
     let doc: unknown;
     try {
@@ -365,7 +509,7 @@ export function loadCatalog(env: NodeJS.ProcessEnv = process.env): Catalog {
     } catch (err) {
       throw new CatalogError(`ITAPI_MODELS_JSON is not valid JSON: ${(err as Error).message}`);
     }
-    return parseCatalog(doc, 'ITAPI_MODELS_JSON');
+    return parseCatalog(doc, 'ITAPI_MODELS_JSON', options);
   }
-  return parseCatalog(DEFAULT_CATALOG, 'the default catalog');
+  return parseCatalog(DEFAULT_CATALOG, 'the default catalog', options);
 }

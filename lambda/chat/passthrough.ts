@@ -2,7 +2,7 @@ import { upstreamError } from '../contract/errors';
 import type { ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import { withUsageExtras } from '../contract/usage';
 import { finishReason } from '../providers/openai-compatible';
-import type { StreamMeter } from './pipeline';
+import type { ReasoningDelta, StreamMeter } from './pipeline';
 
 /** One event of an OpenAI-compatible upstream's stream, relayed as its JSON text. */
 export interface RelayedData {
@@ -18,7 +18,7 @@ const MODEL = /"model"\s*:\s*"(?:[^"\\]|\\.)*"/;
 const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/;
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const SERVICE_TIER = /"service_tier"\s*:\s*"([a-z_]{1,32})"/;
-const PRODUCED = /"(?:content|arguments)"\s*:\s*"[^"]/;
+const PRODUCED = /"(?:content|arguments|reasoning_content|reasoning)"\s*:\s*"[^"]/;
 const OPENAI_WORDS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
 
 /**
@@ -31,6 +31,8 @@ const OPENAI_WORDS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 
 export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
   const model = `"model":${JSON.stringify(modelId)}`;
   const kept: string[] = [];
+  // The kept events' text, read back once each (checkpoints ask for it every few seconds).
+  const texts: string[] = [];
   let usage: CompletionUsage | undefined;
   let serviceTier: string | undefined;
   let produced = false;
@@ -59,7 +61,10 @@ export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
       return { data, usageOnly, carriesUsage };
     },
     usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
-    text: () => kept.map(textOf).join(''),
+    text: () => {
+      for (let i = texts.length; i < kept.length; i++) texts.push(textOf(kept[i]));
+      return texts.join('');
+    },
     produced: () => produced,
   };
 }
@@ -91,12 +96,15 @@ function parse(data: string): unknown {
   }
 }
 
-/** The text and tool arguments of one kept chunk (read only when the tokenizer must count them). */
+/** The text, reasoning and tool arguments of one kept chunk (read only when the tokenizer must count them). */
 function textOf(data: string): string {
   try {
     const chunk = JSON.parse(data) as ChatCompletionChunk;
     return (chunk.choices ?? [])
-      .map((c) => (c.delta?.content ?? '') + (c.delta?.tool_calls ?? []).map((t) => t.function?.arguments ?? '').join(''))
+      .map((c) => {
+        const reasoning = (c.delta as ReasoningDelta | undefined)?.reasoning_content ?? (c.delta as ReasoningDelta | undefined)?.reasoning;
+        return (typeof reasoning === 'string' ? reasoning : '') + (c.delta?.content ?? '') + (c.delta?.tool_calls ?? []).map((t) => t.function?.arguments ?? '').join('');
+      })
       .join('');
   } catch {
     return '';

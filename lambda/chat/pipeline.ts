@@ -13,6 +13,8 @@ import type { KeyRecord } from '../store/keys';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
 import { checkedEvent, dataMeter, type RelayedData } from './passthrough';
 import type { BackgroundTasks } from './background';
+import { UpstreamReader } from './upstream-reader';
+import { countTokens } from '../money/tokens';
 
 /** What every completion endpoint needs; the entry points build it once per process. */
 export interface CompletionDeps {
@@ -24,7 +26,20 @@ export interface CompletionDeps {
   timeouts: UpstreamTimeouts;
   /** Called once per upstream call of the route loop, answered or failed: the per-provider metrics. */
   observeAttempt?(attempt: UpstreamAttempt): void;
+  /** How often a stream records its delivered output on its hold item. @default 5000 */
+  checkpointMs?: number;
+  /** Events a stream reads ahead of a client that does not keep up. @default 16384 */
+  maxBufferedEvents?: number;
 }
+
+/** A streaming request as its run sees it: the output it delivered, and its settlement at the deadline. */
+export interface StreamingRun {
+  deliveredTokens(): number;
+  onDeadline(error: GatewayError): void;
+}
+
+/** Delivered output is on the hold item at least this often while a stream runs (issue 17). */
+export const DEFAULT_CHECKPOINT_MS = 5_000;
 
 export interface RequestRecord extends Outcome {
   requestId: string;
@@ -166,7 +181,7 @@ export async function openCompletion(
     return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, served), route: served };
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
-    run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+    run.failed(error);
     throw error;
   }
 }
@@ -236,6 +251,8 @@ export class AdmittedRun {
   /** Set when the request reached its deadline (ITAPI_MAX_REQUEST_S): what the client is told. */
   deadlineError: GatewayError | undefined;
   private readonly deadlineTimer: NodeJS.Timeout;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private streaming: StreamingRun | undefined;
   private done = false;
 
   constructor(
@@ -254,10 +271,43 @@ export class AdmittedRun {
           `The request reached the gateway's longest request time of ${Math.round(maxMs / 1000)} s (ITAPI_MAX_REQUEST_S) and was ended.`,
         );
         this.abort.abort(this.deadlineError);
+        // Settled now, by this timer, whatever the client's socket does: a client that stopped reading does not hold it open.
+        this.streaming?.onDeadline(this.deadlineError);
       },
       Math.max(0, admitted.deadlineMs - Date.now()),
     );
     this.deadlineTimer.unref?.();
+  }
+
+  /** Items a stream may read ahead of its client before the request is ended. */
+  get maxBuffered(): number | undefined {
+    return this.deps.maxBufferedEvents;
+  }
+
+  /**
+   * A stream has begun: at the deadline it is settled by `onDeadline`, and until it ends the output
+   * it delivered is checkpointed on the hold item every `checkpointMs` (when it grew), so that a
+   * sweep after a crash charges it.
+   */
+  whileStreaming(streaming: StreamingRun): void {
+    this.streaming = streaming;
+    const checkpoint = this.admitted.checkpoint;
+    if (!checkpoint || this.done) return;
+    let recorded = 0;
+    this.checkpointTimer = setInterval(() => {
+      if (this.done) return;
+      const tokens = streaming.deliveredTokens();
+      if (tokens <= recorded) return;
+      recorded = tokens;
+      this.deps.background.run(() => checkpoint(tokens));
+    }, this.deps.checkpointMs ?? DEFAULT_CHECKPOINT_MS);
+    this.checkpointTimer.unref?.();
+  }
+
+  /** The upstream call failed: released whole, unless the deadline cut it while the provider worked (the prompt is then charged). */
+  failed(error: GatewayError): void {
+    if (this.deadlineError) this.finish({ status: 'interrupted', httpStatus: error.status, completionText: '', errorCode: error.code });
+    else this.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
   }
 
   /** Exactly once: settlement after the last byte (in the background), and the request's record. */
@@ -265,6 +315,7 @@ export class AdmittedRun {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.deadlineTimer);
+    clearInterval(this.checkpointTimer);
     const full: Outcome = {
       ...outcome,
       // What settlement prices when the answer does not say: the tier asked for, the calls the request implied.
@@ -341,23 +392,64 @@ export interface StreamMeter<In, Out = In> {
 }
 
 /**
- * A completion's stream as the upstream sends it, metered on the way by a StreamMeter: the
- * request settles when the stream ends, fails (an error thrown by `next`, the deadline's
- * included) or is cancelled by the client going away (`return`). Once the upstream has
- * answered, every end bills the prompt and the output delivered, as the provider does.
+ * Tokens of the output an upstream delivered so far, counted as it grows (the new text only), for
+ * the checkpoints on the hold item: the provider's own count when it reported a larger one.
+ */
+export class DeliveredTokens {
+  private chars = 0;
+  private tokens = 0;
+
+  constructor(
+    private readonly text: () => string,
+    private readonly reported: () => number | undefined = () => undefined,
+  ) {}
+
+  count(): number {
+    const text = this.text();
+    if (text.length > this.chars) {
+      this.tokens += countTokens(text.slice(this.chars));
+      this.chars = text.length;
+    }
+    return Math.max(this.tokens, this.reported() ?? 0);
+  }
+}
+
+/**
+ * A completion's stream as the upstream sends it, metered on the way by a StreamMeter. The
+ * upstream is read at its own pace into a bounded buffer (UpstreamReader), whatever the client
+ * does, so the meter sees what the provider sent. The request settles when the client has read
+ * the end, when the upstream fails (an error, the deadline's included, or a client too far
+ * behind), at the deadline by the run's own timer whatever the client's socket does, or when the
+ * client goes away (`return`). Once the upstream has answered, every end bills the prompt and the
+ * output the upstream sent, as the provider does.
  */
 export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
   private firstTokenMs: number | undefined;
-  private pending: IteratorResult<In> | undefined;
+  private readonly reader: UpstreamReader<In, Out>;
 
   constructor(
     private readonly run: AdmittedRun,
-    private readonly upstream: AsyncIterator<In>,
+    upstream: AsyncIterator<In>,
     first: IteratorResult<In>,
     readonly route: string,
     private readonly meter: StreamMeter<In, Out>,
   ) {
-    this.pending = first;
+    const delivered = new DeliveredTokens(meter.text, () => meter.usage()?.completion_tokens);
+    this.reader = new UpstreamReader(upstream, first, {
+      observe: (item) => {
+        const out = meter.observe(item);
+        if (this.firstTokenMs === undefined && meter.produced()) this.firstTokenMs = Date.now() - run.scope.startedAtMs;
+        return out;
+      },
+      onFailure: (err) => {
+        const error = run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
+        run.abort.abort();
+        this.end('interrupted', error.code);
+        return error;
+      },
+      maxBuffered: run.maxBuffered,
+    });
+    run.whileStreaming({ deliveredTokens: () => delivered.count(), onDeadline: (error) => this.end('interrupted', error.code) });
   }
 
   [Symbol.asyncIterator](): this {
@@ -365,39 +457,25 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
   }
 
   async next(): Promise<IteratorResult<Out>> {
-    let next: IteratorResult<In>;
-    let item: Out;
-    try {
-      next = this.pending ?? (await this.upstream.next());
-      this.pending = undefined;
-      if (next.done) {
-        this.end('completed');
-        return { done: true, value: undefined };
-      }
-      item = this.meter.observe(next.value);
-    } catch (err) {
-      const error = this.run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
-      this.run.abort.abort();
-      this.end('interrupted', error.code);
-      throw error;
-    }
-    if (this.firstTokenMs === undefined && this.meter.produced()) this.firstTokenMs = Date.now() - this.run.scope.startedAtMs;
-    return { done: false, value: item };
+    // A failure was settled as it happened (onFailure); the client gets its error now.
+    const next = await this.reader.next();
+    if (next.done) this.end('completed');
+    return next;
   }
 
-  /** The client went away: bill what was delivered, and stop the upstream. */
+  /** The client went away: bill what the upstream sent, and stop it. */
   async return(): Promise<IteratorResult<Out>> {
     // Settled first: a read still pending fails once the upstream is cut, and must not count as an upstream failure.
     this.end('aborted', 'client_closed');
     this.run.abort.abort();
-    await this.upstream.return?.().catch(() => undefined);
+    await this.reader.stop();
     return { done: true, value: undefined };
   }
 
   /** The caller cannot go on with the items (its translation of them failed): stop the upstream and bill what it delivered. */
   async fail(error: GatewayError): Promise<void> {
     this.run.abort.abort();
-    await this.upstream.return?.().catch(() => undefined);
+    await this.reader.stop();
     this.end('interrupted', error.code);
   }
 
@@ -423,6 +501,12 @@ export class MeteredChunks extends MeteredStream<ChatCompletionChunk> {
   }
 }
 
+/** Reasoning text some OpenAI-compatible upstreams stream beside `content`. */
+export interface ReasoningDelta {
+  reasoning_content?: string | null;
+  reasoning?: string | null;
+}
+
 function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
   const pieces: string[] = [];
   let usage: CompletionUsage | undefined;
@@ -435,6 +519,9 @@ function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
       for (const choice of chunk.choices) {
         const delta = choice.delta;
         if (delta.content) pieces.push(delta.content);
+        // Reasoning is output, billed like text: DeepSeek's `reasoning_content`, and `reasoning` as some OpenAI-compatible upstreams name it.
+        const reasoning = (delta as ReasoningDelta).reasoning_content ?? (delta as ReasoningDelta).reasoning;
+        if (typeof reasoning === 'string' && reasoning) pieces.push(reasoning);
         if (delta.tool_calls) for (const call of delta.tool_calls) if (call.function?.arguments) pieces.push(call.function.arguments);
       }
       return chunk;

@@ -1,4 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CatalogError, loadCatalog } from '../catalog';
+import { checkCatalog, describeCatalogCheck } from '../catalog/check';
+import { SHUTDOWN_WARNING_DAYS } from '../catalog/lifecycle';
 import { apiGatewayRegion, signRequest, type AwsCredentials } from './sigv4';
 
 /**
@@ -36,6 +39,7 @@ Usage:
   itapi usage ACCOUNT [--from ISO|MS] [--to ISO|MS]
   itapi console-link ACCOUNT
   itapi console-sessions revoke ACCOUNT
+  itapi catalog check [--catalog FILE] [--days N] [--at YYYY-MM-DD]
 
 Options:
   --json        print the API's JSON answer as is
@@ -47,6 +51,10 @@ Environment:
   ITAPI_ADMIN_TOKEN  bearer token of a local gateway (npm start prints it)
   ITAPI_ADMIN_AUTH   token | sigv4 (default: sigv4 for *.execute-api.*.amazonaws.com, else token)
   AWS_REGION, AWS_PROFILE, …  credentials and region for SigV4 (the AWS SDK's default chain)
+
+\`catalog check\` reads the catalog locally (--catalog, else $ITAPI_MODELS, else the built-in one) and
+lists the routes within N days (default ${SHUTDOWN_WARNING_DAYS}) of their shutdown_date, as the deployed
+stack's daily check does (metric RoutesNearShutdown); --at (or $ITAPI_NOW) sets the day.
 
 Amounts are US dollars with at most 6 decimals; balances are kept in integer micro-USD.
 Limits: rpm/tpm per minute for the whole account; 0 means no limit.
@@ -82,6 +90,33 @@ interface Ctx {
 }
 
 const COMMANDS: Record<string, Command> = {
+  'catalog check': {
+    usage: 'itapi catalog check [--catalog FILE] [--days N] [--at YYYY-MM-DD]',
+    options: { catalog: { type: 'string' }, days: { type: 'string' }, at: { type: 'string' } },
+    positionals: [],
+    async run(ctx, v) {
+      const days = v.days === undefined ? SHUTDOWN_WARNING_DAYS : integer(v.days as string, '--days');
+      const env: NodeJS.ProcessEnv = { ...ctx.io.env };
+      if (v.catalog !== undefined) {
+        env.ITAPI_MODELS = v.catalog as string;
+        delete env.ITAPI_MODELS_JSON;
+      }
+      if (v.at !== undefined) env.ITAPI_NOW = v.at as string;
+      let check;
+      try {
+        check = checkCatalog(loadCatalog(env), days);
+      } catch (err) {
+        if (err instanceof CatalogError) throw new UsageError(err.message);
+        throw err;
+      }
+      if (ctx.common.json) {
+        ctx.out(JSON.stringify(check, null, 2));
+        return 0;
+      }
+      for (const line of describeCatalogCheck(check)) ctx.out(line);
+      return 0;
+    },
+  },
   'accounts create': {
     usage: 'itapi accounts create --tier TIER [--id ID] [--name NAME] [--credits USD] [--rpm N] [--tpm N]',
     options: { tier: { type: 'string' }, id: { type: 'string' }, name: { type: 'string' }, credits: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },

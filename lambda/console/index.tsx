@@ -22,6 +22,10 @@ import {
   upstreamError,
 } from '../contract/errors';
 import { describeError, type Logger } from '../observability/log';
+import type { MetricsSink } from '../observability/metrics';
+import type { BalanceAlerts } from '../alerts/balance-alerts';
+import type { WebhookAddressPolicy } from '../alerts/webhook-address';
+import { alertRoutes, alertView } from './alerts';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { AccountsStore } from '../store/accounts';
 import type { KeysStore } from '../store/keys';
@@ -66,6 +70,11 @@ export interface ConsoleDeps {
   /** The provider-keys secret; Stripe's keys are two of its entries. */
   secrets: ProviderKeys;
   log: Logger;
+  /** Low-balance alerts: the check after a refund or dispute, and the webhook address policy. */
+  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'>;
+  alertPolicy?: WebhookAddressPolicy;
+  /** Counters for CloudWatch (EMF in AWS). */
+  metrics?: Pick<MetricsSink, 'stripeEventIgnored'>;
   settings?: Partial<ConsoleSettings>;
   now?: () => number;
 }
@@ -358,7 +367,16 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     async (c) => {
       const stripe = await stripeSettings(deps.secrets);
       if (!stripe) throw routeNotFound(c.req.method, c.req.path);
-      const outcome = await handleStripeWebhook(deps, stripe, stripeApi, await c.req.text(), c.req.header('stripe-signature'), now());
+      const outcome = await handleStripeWebhook(
+        { accounts: deps.accounts, log: deps.log, onIgnoredPayment: (reason) => deps.metrics?.stripeEventIgnored?.(reason) },
+        stripe,
+        stripeApi,
+        await c.req.text(),
+        c.req.header('stripe-signature'),
+        now(),
+      );
+      // A refund or dispute lowered the balance: the low-balance alert may fire.
+      if (outcome.result === 'taken_back') await deps.alerts?.afterCharge(outcome.accountId);
       return c.json({ received: true, result: outcome.result });
     },
   );
@@ -431,6 +449,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
       headers: { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${name}"` },
     });
   });
+
+  alertRoutes(api, deps);
 
   api.get('/top-up', async (c) => c.json(await topUpOptions(c.var.session.accountId)));
 

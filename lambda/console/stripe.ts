@@ -98,14 +98,30 @@ export async function createCheckout(
 
 export type WebhookOutcome =
   | { result: 'credited' | 'duplicate'; accountId: string; reference: string; amountMicroUsd: number }
+  | { result: 'taken_back'; accountId: string; reference: string; takenMicroUsd: number; owedMicroUsd: number }
   | { result: 'ignored'; reason: string };
+
+export interface StripeWebhookDeps {
+  accounts: Pick<AccountsStore, 'topUp' | 'takeBack'>;
+  log: Logger;
+  /** Counts a paid event that credited nothing (a customer charged, nothing credited): alarmed. */
+  onIgnoredPayment?(reason: string): void;
+}
+
+/** Stripe amounts are integers in the currency's smallest unit; a US cent is 10,000 micro-USD. */
+const CENT = 10_000;
 
 /**
  * A webhook delivery: the signature is checked with Stripe's library against the raw body (a
- * failure is a 400), then a paid Checkout session of ours credits its account, once per session id.
+ * failure is a 400), and the event's `livemode` against the key's mode. Then:
+ * - a paid Checkout session of ours credits its account, once per session whatever the account,
+ *   tied to its PaymentIntent (and the charge's receipt);
+ * - `charge.refunded` takes back `amount_refunded` less what earlier reversals of that payment
+ *   took, `charge.dispute.created` the disputed amount: as far as the balance goes, the rest owed.
+ * Every paid event that credits nothing is logged with its reason and counted.
  */
 export async function handleStripeWebhook(
-  deps: { accounts: Pick<AccountsStore, 'topUp'>; log: Logger },
+  deps: StripeWebhookDeps,
   settings: StripeSettings,
   api: StripeApiAddress | undefined,
   rawBody: string,
@@ -119,24 +135,106 @@ export async function handleStripeWebhook(
   } catch {
     throw invalidRequest('The Stripe-Signature header does not match the body.', null, 'invalid_signature');
   }
-  if (event.type !== 'checkout.session.completed' && event.type !== 'checkout.session.async_payment_succeeded') {
-    return { result: 'ignored', reason: `event ${event.type}` };
+  const ignored = (reason: string, fields: Record<string, unknown> = {}, paid = true): WebhookOutcome => {
+    const line = { event_id: event.id, event_type: event.type, reason, ...fields };
+    if (paid) {
+      deps.log.error('stripe_event_ignored', line);
+      deps.onIgnoredPayment?.(reason);
+    } else deps.log.info('stripe_event_ignored', line);
+    return { result: 'ignored', reason };
+  };
+  const live = settings.secretKey.startsWith('sk_live_') || settings.secretKey.startsWith('rk_live_');
+  if (event.livemode !== live) return ignored(`livemode ${event.livemode} with a ${live ? 'live' : 'test'} key`);
+  switch (event.type) {
+    case 'checkout.session.completed':
+    case 'checkout.session.async_payment_succeeded':
+      return creditCheckout(deps, stripe, event.data.object, nowMs, ignored);
+    case 'charge.refunded': {
+      const charge = event.data.object;
+      const paymentIntentId = idOf(charge.payment_intent);
+      if (!paymentIntentId) return ignored('refund of a charge without a PaymentIntent', { charge: charge.id }, false);
+      if (charge.currency !== 'usd') return ignored(`refund in currency ${charge.currency}`, { charge: charge.id });
+      if (!Number.isSafeInteger(charge.amount_refunded) || charge.amount_refunded < 0) return ignored('refund amount not whole cents', { charge: charge.id });
+      return takeBack(deps, ignored, {
+        paymentIntentId,
+        kind: 'refund',
+        // The refunded total names the event: a redelivery finds its ledger item, a later refund is another.
+        reference: `refund:${charge.id}:${charge.amount_refunded}`,
+        cumulativeMicroUsd: charge.amount_refunded * CENT,
+        nowMs,
+      });
+    }
+    case 'charge.dispute.created': {
+      const dispute = event.data.object;
+      const paymentIntentId = idOf(dispute.payment_intent);
+      if (!paymentIntentId) return ignored('dispute of a charge without a PaymentIntent', { dispute: dispute.id }, false);
+      if (dispute.currency !== 'usd') return ignored(`dispute in currency ${dispute.currency}`, { dispute: dispute.id });
+      if (!Number.isSafeInteger(dispute.amount) || dispute.amount <= 0) return ignored('dispute amount not whole cents', { dispute: dispute.id });
+      return takeBack(deps, ignored, { paymentIntentId, kind: 'dispute', reference: `dispute:${dispute.id}`, amountMicroUsd: dispute.amount * CENT, nowMs });
+    }
+    default:
+      return ignored(`event ${event.type}`, {}, false);
   }
-  const session = event.data.object;
+}
+
+type Ignore = (reason: string, fields?: Record<string, unknown>, paid?: boolean) => WebhookOutcome;
+
+const idOf = (v: string | { id: string } | null | undefined) => (typeof v === 'string' ? v : v?.id);
+
+async function creditCheckout(deps: StripeWebhookDeps, stripe: Stripe, session: Stripe.Checkout.Session, nowMs: number, ignored: Ignore): Promise<WebhookOutcome> {
   const accountId = session.metadata?.[ACCOUNT_METADATA];
-  if (!accountId) return { result: 'ignored', reason: 'not an itapi Checkout session' };
-  if (session.payment_status !== 'paid') return { result: 'ignored', reason: `payment ${session.payment_status}` };
-  if (session.client_reference_id !== accountId) return { result: 'ignored', reason: 'account ids disagree' };
-  if (session.currency !== 'usd') return { result: 'ignored', reason: `currency ${session.currency}` };
+  const fields = { checkout_session: session.id, account_id: accountId };
+  // Another product's sessions on the same Stripe account, and unpaid ones, are not ours to credit.
+  if (!accountId) return ignored('not an itapi Checkout session', { checkout_session: session.id }, false);
+  if (session.payment_status !== 'paid') return ignored(`payment ${session.payment_status}`, fields, false);
+  if (session.client_reference_id !== accountId) return ignored('account ids disagree', { ...fields, client_reference_id: session.client_reference_id });
+  if (session.currency !== 'usd') return ignored(`currency ${session.currency}`, fields);
   // The credits' price before tax; a discount the operator grants still buys the full amount.
   const cents = session.amount_subtotal ?? session.amount_total;
-  if (!Number.isSafeInteger(cents) || cents === null || cents <= 0) return { result: 'ignored', reason: 'no amount' };
-  const amountMicroUsd = cents * 10_000;
-  const result = await deps.accounts.topUp(accountId, amountMicroUsd, session.id, nowMs);
-  if (result === 'no-account') {
-    deps.log.error('stripe_top_up_unknown_account', { account_id: accountId, reference: session.id });
-    return { result: 'ignored', reason: 'unknown account' };
-  }
-  deps.log.info('stripe_top_up', { account_id: accountId, reference: session.id, amount_micro_usd: amountMicroUsd, result });
+  if (cents === null || typeof cents !== 'number') return ignored('no amount', fields);
+  if (!Number.isSafeInteger(cents)) return ignored('fractional amount', { ...fields, amount: cents });
+  if (cents <= 0) return ignored('no amount', fields);
+  const paymentIntentId = idOf(session.payment_intent);
+  if (!paymentIntentId) return ignored('no PaymentIntent', fields);
+  const amountMicroUsd = cents * CENT;
+  const receiptUrl = await receiptOf(deps.log, stripe, paymentIntentId);
+  const result = await deps.accounts.topUp(accountId, amountMicroUsd, session.id, nowMs, { checkoutSessionId: session.id, paymentIntentId, receiptUrl });
+  if (result === 'no-account') return ignored('unknown account', fields);
+  deps.log.info('stripe_top_up', { account_id: accountId, reference: session.id, payment_intent: paymentIntentId, amount_micro_usd: amountMicroUsd, result });
   return { result: result === 'added' ? 'credited' : 'duplicate', accountId, reference: session.id, amountMicroUsd };
+}
+
+/** The payment's receipt, from its latest charge; a top-up goes through without one when Stripe cannot say. */
+async function receiptOf(log: Logger, stripe: Stripe, paymentIntentId: string): Promise<string | undefined> {
+  try {
+    const intent = await stripe.paymentIntents.retrieve(paymentIntentId, { expand: ['latest_charge'] });
+    const charge = intent.latest_charge;
+    const url = charge && typeof charge === 'object' ? charge.receipt_url : undefined;
+    return url && /^https:\/\//.test(url) ? url : undefined;
+  } catch (err) {
+    const e = err as { type?: string; code?: string; statusCode?: number };
+    log.info('stripe_receipt_unavailable', { payment_intent: paymentIntentId, type: e.type, code: e.code, status: e.statusCode });
+    return undefined;
+  }
+}
+
+async function takeBack(
+  deps: StripeWebhookDeps,
+  ignored: Ignore,
+  r: Parameters<AccountsStore['takeBack']>[0],
+): Promise<WebhookOutcome> {
+  const out = await deps.accounts.takeBack(r);
+  if (out.result === 'unknown-payment') return ignored(`${r.kind} of a payment that credited no account`, { payment_intent: r.paymentIntentId }, false);
+  if (out.result !== 'taken') {
+    deps.log.info('stripe_reversal_unchanged', { account_id: out.accountId, reference: r.reference, result: out.result });
+    return { result: 'ignored', reason: out.result === 'duplicate' ? 'delivered before' : 'nothing left to take back' };
+  }
+  deps.log.info('stripe_reversal', {
+    account_id: out.accountId,
+    reference: r.reference,
+    payment_reference: out.checkoutSessionId,
+    taken_micro_usd: out.takenMicroUsd,
+    owed_micro_usd: out.owedMicroUsd,
+  });
+  return { result: 'taken_back', accountId: out.accountId, reference: r.reference, takenMicroUsd: out.takenMicroUsd, owedMicroUsd: out.owedMicroUsd };
 }

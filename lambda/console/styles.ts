@@ -108,6 +108,13 @@ ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 0.3rem 1rem; 
 .series-other { fill: #8c8c8c; background: #8c8c8c; }
 .pager { display: flex; gap: 0.5rem; justify-content: flex-end; margin-top: 0.6rem; }
 ul.recent-top-ups { padding-left: 1.1rem; margin: 0; font-size: 0.9rem; }
+form.alerts-form { display: grid; grid-template-columns: minmax(0, 14rem) minmax(0, 1fr); gap: 0.4rem 0.8rem; align-items: center; max-width: 44rem; }
+form.alerts-form label { font-size: 0.9rem; }
+form.alerts-form > p, form.alerts-form > div { grid-column: 1 / -1; margin: 0.2rem 0; }
+form.alerts-form input { min-width: 0; }
+@media (max-width: 600px) { form.alerts-form { grid-template-columns: minmax(0, 1fr); } }
+.alert-secret code { display: block; padding: 0.6rem; border: 1px solid var(--line); border-radius: 6px; word-break: break-all; user-select: all; }
+p.owed { margin: 0.2rem 0 0.6rem; color: #a4262c; }
 .table-scroll { overflow-x: auto; max-width: 100%; position: relative; }
 .model-name code { font-weight: 600; }
 .model-name .status { margin-left: 0.4rem; }

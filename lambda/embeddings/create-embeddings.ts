@@ -51,7 +51,7 @@ export async function createEmbeddings(deps: CompletionDeps, scope: RequestScope
     });
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
-    run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+    run.failed(error);
     throw error;
   }
   return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });

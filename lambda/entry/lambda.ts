@@ -4,6 +4,7 @@ import { internalError, invalidRequest } from '../contract/errors';
 import { describeError } from '../observability/log';
 import { join } from 'node:path';
 import { sqsSettlementQueue } from '../money/settlement-queue';
+import { sqsAlertOutbox } from '../alerts/balance-alerts';
 import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
 import { secretsManagerProviderKeys } from '../secrets/provider-keys';
@@ -41,6 +42,8 @@ const gateway = createGateway({
   // The console is a file of its own beside index.js (lib/itapi-chat-function.ts), read on its first request only.
   loadConsole: () => import(process.env.ITAPI_CONSOLE_MODULE || join(__dirname, 'console.js')),
   responsesTtlDays: responsesTtlDaysFromEnv(),
+  // Fired low-balance alerts go to a queue the sweeper function delivers from (public https only).
+  alerts: { allowPrivateWebhooks: false, outbox: process.env.ITAPI_ALERT_QUEUE_URL ? sqsAlertOutbox(process.env.ITAPI_ALERT_QUEUE_URL) : undefined },
 });
 
 export const handler = runtime.streamifyResponse(async (event, responseStream, context) => {

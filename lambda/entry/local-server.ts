@@ -17,7 +17,7 @@ import { FileSettlementQueue, replayQueued } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
 import { createSignInLink } from '../console/sign-in';
-import { createGateway, type Gateway, type Stores } from '../runtime';
+import { createGateway, type AlertOptions, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';
 import { responsesTtlDaysFromEnv } from '../store/responses';
@@ -50,8 +50,14 @@ export interface LocalOptions {
   maxRequestMs?: number;
   /** How long past its deadline a hold waits before it is swept. @default ITAPI_SWEEP_GRACE_S, else 60 s */
   sweepGraceMs?: number;
+  /** How often a stream records its delivered output on its hold item. @default ITAPI_CHECKPOINT_S, else 5 s */
+  checkpointMs?: number;
+  /** Events a stream reads ahead of a client that does not keep up. @default 16384 */
+  maxBufferedEvents?: number;
   /** How often the in-process sweeper runs (and retries queued settlements). @default ITAPI_SWEEP_INTERVAL_S, else 15 s */
   sweepIntervalMs?: number;
+  /** Low-balance alerts. @default webhooks to any address (ITAPI_ALERTS_PUBLIC_ONLY=1: public https only, as in AWS) */
+  alerts?: AlertOptions;
 }
 
 export interface LocalGateway {
@@ -151,6 +157,8 @@ async function serveGateway(
   const gateway = createGateway({
     maxRequestMs: options.maxRequestMs ?? secondsFromEnv(env, 'ITAPI_MAX_REQUEST_S'),
     sweepGraceMs: options.sweepGraceMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_GRACE_S'),
+    checkpointMs: options.checkpointMs ?? secondsFromEnv(env, 'ITAPI_CHECKPOINT_S'),
+    maxBufferedEvents: options.maxBufferedEvents,
     settlementQueue: queue,
     dynamo,
     tables,
@@ -167,6 +175,8 @@ async function serveGateway(
     loadConsole: () => import('../console'),
     env,
     responsesTtlDays: responsesTtlDaysFromEnv(env),
+    // Locally a webhook may point anywhere, a receiver on 127.0.0.1 included.
+    alerts: { allowPrivateWebhooks: env.ITAPI_ALERTS_PUBLIC_ONLY !== '1', ...options.alerts },
   });
   await gateway.stores.tiers.seed();
   // Ledger items not yet rolled up (a process killed between settlement and roll-up, data from before roll-ups).

@@ -1,5 +1,6 @@
-import type { Catalog, RouteConfig } from '../catalog';
+import type { Catalog, ModelEntry, RouteConfig } from '../catalog';
 import { explicitCatalogSource } from '../catalog';
+import { checkCatalog } from '../catalog/check';
 import { providerKeyVariable } from '../secrets/provider-keys';
 import { DEMO_ACCOUNT_ID, startLocal } from './local-server';
 
@@ -37,7 +38,10 @@ function routingReport(catalog: Catalog, usingMock: boolean, env: NodeJS.Process
     : usingMock
       ? 'itapi: no provider keys in the environment (ITAPI_SECRET_<NAME>), so the built-in catalog is served by the offline mock provider:'
       : 'itapi: serving the built-in catalog; models route to:';
-  return [heading, ...catalog.list().map((m) => `itapi:   ${m.id} -> ${m.routes.map((r) => describeRoute(r, env)).join(', then ')}`)];
+  const until = (m: ModelEntry) => (m.shutdownDate ? ` (until ${m.shutdownDate}, then ${m.successor ?? 'no successor'})` : '');
+  // The same routes `itapi catalog check` lists: those within 30 days of their provider's shutdown.
+  const near = checkCatalog(catalog).near.map((s) => `itapi: note: ${s.model}'s route ${s.route} shuts down on ${s.shutdownDate}${s.successor ? `, then ${s.successor} serves it` : ''}`);
+  return [heading, ...catalog.list().map((m) => `itapi:   ${m.id} -> ${m.routes.map((r) => describeRoute(r, env)).join(', then ')}${until(m)}`), ...near];
 }
 
 function describeRoute(route: RouteConfig, env: NodeJS.ProcessEnv): string {

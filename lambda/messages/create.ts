@@ -7,7 +7,7 @@ import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import { boundedServerTools, messagesBillingAsk } from './billing';
 import { anthropicErrorBody } from './errors';
 import { ChatChunksToMessageEvents, completionToMessage } from './from-chat';
-import { messageUsage, MeteredMessageEvents, openNativeMessage, type NativeAnswer } from './native';
+import { messageUsage, MeteredMessageEvents, openNativeMessage, summarizesThinking, type NativeAnswer, type ThinkingBilling } from './native';
 import { parseCountTokensRequest, parseMessagesRequest } from './request';
 import { messagesToChat } from './to-chat';
 import { estimateMessagesPromptTokens } from './tokens';
@@ -87,7 +87,7 @@ export async function createMessage(
     }
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
-    run.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+    run.failed(error);
     throw error;
   }
 
@@ -112,10 +112,21 @@ export async function createMessage(
       return json(completionToMessage(completion, messageId, model.id, promptTokens), scope);
     }
     case 'stream':
-      return sse(nativeStream(new MeteredMessageEvents(run, answer, route), scope), scope);
+      return sse(nativeStream(new MeteredMessageEvents(run, answer, route, thinkingBilling(request, route, outputTokens)), scope), scope);
     case 'chat_stream':
       return sse(translatedStream(new MeteredChunks(run, answer.iterator, answer.first, route), new ChatChunksToMessageEvents(messageId, model.id, promptTokens), scope), scope);
   }
+}
+
+/** How thinking is billed if the stream is cut short: the budget as sent upstream (see nativeBody). */
+function thinkingBilling(request: MessagesRequest, route: string, outputTokens: number): ThinkingBilling | undefined {
+  if (!request.thinking || request.thinking.type === 'disabled') return undefined;
+  const budget = request.thinking.budget_tokens;
+  return {
+    budgetTokens: budget === undefined ? undefined : Math.min(budget, Math.max(1, outputTokens - 1)),
+    outputLimit: outputTokens,
+    summarized: summarizesThinking(route),
+  };
 }
 
 /**

@@ -1,4 +1,6 @@
-import type { AdmittedRun } from '../chat/pipeline';
+import { DeliveredTokens, type AdmittedRun } from '../chat/pipeline';
+import { UpstreamReader } from '../chat/upstream-reader';
+import { countTokens } from '../money/tokens';
 import { GatewayError, upstreamError } from '../contract/errors';
 import type { CompletionUsage } from '../contract/openai';
 import type { Outcome } from '../money/types';
@@ -84,64 +86,105 @@ export function messageUsage(usage: Record<string, unknown> | undefined): Comple
 /** Anthropic's counts replace, field by field, what was known: message_delta's are cumulative. */
 const applyCounts = applyAnthropicUsage;
 
+/** What a stream with extended thinking needs to bill thinking Anthropic summarized, when the stream is cut short. */
+export interface ThinkingBilling {
+  /** The thinking budget sent upstream; absent when the request set none (adaptive thinking). */
+  budgetTokens?: number;
+  /** The output limit sent upstream (`max_tokens`), thinking included. */
+  outputLimit: number;
+  /** The model streams a summary of its thinking, while Anthropic bills the full thinking (Claude 4 and later). */
+  summarized: boolean;
+}
+
+/** Claude 3.7 Sonnet streams its full thinking; later Claude models stream a summary and bill the thinking in full. */
+export function summarizesThinking(upstreamModel: string): boolean {
+  return !/3[-.]7/.test(upstreamModel);
+}
+
 /**
  * Anthropic's own stream, relayed event by event and metered on the way: usage from
  * `message_start` and `message_delta`, the text, tool input and thinking delivered (for the
- * tokenizer when the stream is cut short). The request settles when the stream ends (after
- * `message_stop`), fails (an error event, a broken body, the deadline: `next` throws a
- * GatewayError) or is cancelled by the client going away (`return`). `message_start` carries the
- * gateway's model id instead of the upstream's.
+ * tokenizer when the stream is cut short). The upstream is read at its own pace into a bounded
+ * buffer, whatever the client does (UpstreamReader). The request settles when the client has read
+ * the end (after `message_stop`), when the upstream fails (an error event, a broken body, the
+ * deadline, a client too far behind), at the deadline by the run's own timer, or when the client
+ * goes away (`return`). `message_start` carries the gateway's model id instead of the upstream's.
+ *
+ * Thinking that Anthropic summarizes is billed in full, and its count comes only with
+ * `message_delta`: a stream cut short after thinking began, before that count came, is charged
+ * upward, the whole thinking budget (else the output limit) plus the text delivered after it,
+ * within the output limit.
  */
 export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicEvent> {
   private counts: ProviderTokenCounts | undefined;
   private readonly pieces: string[] = [];
+  /** Text delivered outside thinking blocks (text, tool input), for the thinking estimate. */
+  private readonly answerPieces: string[] = [];
+  private readonly thinkingBlocks = new Set<number>();
+  private thinkingStarted = false;
+  private finalCount = false;
   private firstTokenMs: number | undefined;
   private stopped = false;
   private ended = false;
+  private readonly reader: UpstreamReader<RawAnthropicEvent, RawAnthropicEvent>;
 
   constructor(
     private readonly run: AdmittedRun,
     private readonly answer: Extract<NativeAnswer, { kind: 'stream' }>,
     readonly route: string,
-  ) {}
+    private readonly thinking?: ThinkingBilling,
+  ) {
+    const source: AsyncIterator<RawAnthropicEvent> = {
+      next: async () => {
+        const buffered = answer.first.shift();
+        return buffered ? { done: false, value: buffered } : answer.events.next();
+      },
+      return: async () => (await answer.events.return?.(undefined)) ?? { done: true, value: undefined },
+    };
+    const delivered = new DeliveredTokens(
+      () => this.pieces.join(''),
+      () => Math.max(this.finalCount ? (this.counts?.output ?? 0) : 0, this.thinkingEstimate() ?? 0),
+    );
+    this.reader = new UpstreamReader(source, undefined, {
+      observe: (event) => {
+        if (event.type === 'error') throw streamError(event.doc);
+        return this.meter(event);
+      },
+      onFailure: (err) => {
+        const error = run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('Anthropic failed mid-stream.', { cause: err }));
+        run.abort.abort();
+        this.end('interrupted', error.code);
+        return error;
+      },
+      maxBuffered: run.maxBuffered,
+    });
+    run.whileStreaming({ deliveredTokens: () => delivered.count(), onDeadline: (error) => this.end('interrupted', error.code) });
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
   async next(): Promise<IteratorResult<RawAnthropicEvent>> {
-    if (this.ended) return { done: true, value: undefined };
-    let event: RawAnthropicEvent;
-    try {
-      const buffered = this.answer.first.shift();
-      if (buffered) event = buffered;
-      else {
-        const next = await this.answer.events.next();
-        if (next.done) {
-          if (!this.stopped) throw upstreamError('Anthropic ended the stream before message_stop.');
-          this.end('completed');
-          return { done: true, value: undefined };
-        }
-        event = next.value;
-      }
-      if (event.type === 'error') throw streamError(event.doc);
-    } catch (err) {
-      const error = this.run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('Anthropic failed mid-stream.', { cause: err }));
-      this.run.abort.abort();
+    const next = await this.reader.next();
+    if (!next.done) return next;
+    if (!this.stopped) {
+      const error = this.run.deadlineError ?? upstreamError('Anthropic ended the stream before message_stop.');
       this.end('interrupted', error.code);
       throw error;
     }
-    return { done: false, value: this.meter(event) };
+    this.end('completed');
+    return next;
   }
 
   /** The client went away: stop the upstream and bill what it delivered. */
   async return(): Promise<IteratorResult<RawAnthropicEvent>> {
     if (!this.ended) {
-      // Ended first: the abort makes a `next` still waiting on the upstream fail, which is not an upstream failure.
+      // Ended first: the abort makes a read still waiting on the upstream fail, which is not an upstream failure.
       this.end('aborted', 'client_closed');
       this.run.abort.abort();
-      await this.answer.events.return?.(undefined).catch(() => undefined);
     }
+    await this.reader.stop();
     return { done: true, value: undefined };
   }
 
@@ -155,16 +198,28 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
         return { ...event, data: JSON.stringify(doc) };
       }
       case 'message_delta':
-        if (doc.usage && typeof doc.usage === 'object') this.counts = applyCounts(this.counts ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, doc.usage as Record<string, unknown>);
+        if (doc.usage && typeof doc.usage === 'object') {
+          this.counts = applyCounts(this.counts ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, doc.usage as Record<string, unknown>);
+          if (typeof (doc.usage as Record<string, unknown>).output_tokens === 'number') this.finalCount = true;
+        }
         return event;
       case 'message_stop':
         this.stopped = true;
         return event;
+      case 'content_block_start': {
+        const block = (doc.content_block ?? {}) as Record<string, unknown>;
+        if ((block.type === 'thinking' || block.type === 'redacted_thinking') && typeof doc.index === 'number') {
+          this.thinkingBlocks.add(doc.index);
+          this.thinkingStarted = true;
+        }
+        return event;
+      }
       case 'content_block_delta': {
         const delta = (doc.delta ?? {}) as Record<string, unknown>;
         const piece = delta.text ?? delta.partial_json ?? delta.thinking;
         if (typeof piece === 'string' && piece) {
           this.pieces.push(piece);
+          if (typeof delta.thinking !== 'string') this.answerPieces.push(piece);
           this.firstTokenMs ??= Date.now() - this.run.scope.startedAtMs;
         }
         return event;
@@ -174,7 +229,15 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
     }
   }
 
+  /** The upward estimate of output for summarized thinking whose count has not come (see the class). */
+  private thinkingEstimate(): number | undefined {
+    const t = this.thinking;
+    if (!t?.summarized || !this.thinkingStarted || this.finalCount) return undefined;
+    return Math.min(t.outputLimit, (t.budgetTokens ?? t.outputLimit) + countTokens(this.answerPieces.join('')));
+  }
+
   private end(status: Outcome['status'], errorCode?: string): void {
+    if (this.ended) return;
     this.ended = true;
     this.answer.deadline.dispose(status !== 'completed');
     this.run.finish({
@@ -182,6 +245,7 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
       httpStatus: 200,
       usage: this.counts ? completionUsage(this.counts) : undefined,
       completionText: this.pieces.join(''),
+      outputTokensAtLeast: status === 'completed' ? undefined : this.thinkingEstimate(),
       route: this.route,
       errorCode,
       timeToFirstTokenMs: this.firstTokenMs,

@@ -1,11 +1,11 @@
 import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
-import type { HoldRecord } from '../store/holds';
+import type { HoldRecord, HoldsStore } from '../store/holds';
 import { type KeySpend, type KeyRecord, monthOf } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import { affordableOutputTokens, computeHold, usd, type Hold } from './hold';
 import { FREE_PRICE } from './cost';
-import { requestSettlement, type Settlements } from './settlement';
+import { checkpointMicroUsd, requestSettlement, type Settlements } from './settlement';
 import {
   countsAt,
   formatResetDuration,
@@ -41,6 +41,8 @@ type Caps = Pick<Limits, 'rpm' | 'tpm'>;
 export interface CreditAdmissionOptions {
   /** `get` (optional) lets the rate-limit headers of a cold instance's first answers tell the account as it is. */
   store: Pick<AccountsStore, 'admit'> & Partial<Pick<AccountsStore, 'get'>>;
+  /** Where streaming requests checkpoint the output they delivered. @default none: nothing checkpointed */
+  holds?: Pick<HoldsStore, 'checkpoint'>;
   tiers: TierLookup;
   settlements: Settlements;
   /** The keys table, where capped keys keep their own counters. */
@@ -235,7 +237,7 @@ export class CreditAdmission implements Admission {
             this.keySpends.set(key.keyId, { capMicroUsd: spendCap, month, usedMicroUsd: used + hold.holdMicroUsd });
           }
           const next: Account = {
-            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0 }),
+            ...(account ?? { id: key.accountId, name: '', status: 'active' as const, createdAtMs: 0, balanceMicroUsd: 0, heldMicroUsd: 0, inFlight: 0, owedMicroUsd: 0 }),
             tier: limits.tier,
             rpm: limits.customRpm,
             tpm: limits.customTpm,
@@ -531,6 +533,11 @@ export class CreditAdmission implements Admission {
           const keyCounts = this.keyCounts.get(key.keyId);
           if (keyCounts && record.keyWindow !== undefined) this.keyCounts.set(key.keyId, corrected(keyCounts, record.keyWindow, write.tokenCorrection));
         }),
+      checkpoint: this.options.holds
+        ? async (outputTokens: number) => {
+            await this.options.holds!.checkpoint(record, outputTokens, checkpointMicroUsd(model, record, outputTokens), this.now());
+          }
+        : undefined,
     };
   }
 }

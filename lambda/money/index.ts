@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/log';
 import { describeError } from '../observability/log';
 import type { Stores } from '../store';
-import type { SettleResult, SettleWrite } from '../store/accounts';
+import type { LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
 import type { TableNames } from '../store/tables';
 import { Settlements, settledLedgerEntry, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
@@ -11,6 +11,8 @@ export interface MoneyMetrics {
   cost(model: string, route: string | undefined, costMicroUsd: number): void;
   uncharged?(model: string, microUsd: number): void;
   abandoned?(model: string): void;
+  /** A settlement that found its hold swept as abandoned, applied late: the difference charged (negative: refunded). */
+  lateSettlement?(model: string, differenceMicroUsd: number): void;
 }
 
 export interface MoneyOptions {
@@ -26,6 +28,8 @@ export interface MoneyOptions {
   rollupsInline?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
   sweepGraceMs?: number;
+  /** Called once after each settlement that landed, awaited, never throwing (low-balance alerts). */
+  afterCharge?(accountId: string): Promise<void>;
   now?: () => number;
 }
 
@@ -43,22 +47,37 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
       o.metrics?.uncharged?.(write.ledger.model ?? 'unknown', result.unchargedMicroUsd);
     }
   };
-  const afterSettled = o.rollupsInline
-    ? async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
-        try {
-          await o.stores.rollups.apply(settledLedgerEntry(write, result));
-        } catch (err) {
-          // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
-          o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
-        }
+  const onLate = (write: SettleWrite, late: LateSettleResult) => {
+    // Every one is worth a look: the request's settlement came after the sweep (a queue, an outage, a clock).
+    o.log.error('late_settlement', {
+      request_id: write.ledger.id,
+      account_id: write.hold.accountId,
+      abandoned_micro_usd: late.abandonedMicroUsd,
+      difference_micro_usd: late.chargedMicroUsd,
+      uncharged_micro_usd: late.unchargedMicroUsd || undefined,
+    });
+    o.metrics?.lateSettlement?.(write.ledger.model ?? 'unknown', late.chargedMicroUsd);
+  };
+  // Once a settlement has landed: the usage roll-up (local mode; the usage table's stream in AWS),
+  // then the low-balance check. Each reports its own failure and never throws.
+  const afterSettled = async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
+    if (o.rollupsInline) {
+      try {
+        await o.stores.rollups.apply(settledLedgerEntry(write, result));
+      } catch (err) {
+        // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
+        o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
       }
-    : undefined;
+    }
+    await o.afterCharge?.(write.hold.accountId);
+  };
   // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
     store: o.stores.accounts,
     queue: o.queue,
     now,
     onSettled,
+    onLate,
     afterSettled,
     onLost(write, err) {
       o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
@@ -66,7 +85,7 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
   });
   // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
   // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.
-  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled, afterSettled });
+  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled, onLate, afterSettled });
   const sweeper = new HoldSweeper({
     holds: o.stores.holds,
     accounts: o.stores.accounts,

@@ -1,5 +1,5 @@
 import type { ModelEntry } from '../catalog';
-import type { AccountsStore, SettleResult, SettleWrite } from '../store/accounts';
+import type { AccountsStore, LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
 import type { LedgerEntry } from '../store/usage';
 import { usageExtras } from '../contract/usage';
@@ -40,13 +40,13 @@ export function billableUsage(outcome: Outcome, promptTokensEstimate: number): B
   }
   const promptTokens = usage?.prompt_tokens || promptTokensEstimate;
   const delivered = countTokens(outcome.completionText);
-  const completionTokens = Math.max(usage?.completion_tokens ?? 0, delivered);
+  const completionTokens = Math.max(usage?.completion_tokens ?? 0, delivered, outcome.outputTokensAtLeast ?? 0);
   return {
     promptTokens,
     completionTokens,
     reasoningTokens: Math.min(usage?.completion_tokens_details?.reasoning_tokens ?? 0, completionTokens),
     ...classes(promptTokens),
-    estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < delivered,
+    estimated: !usage?.prompt_tokens || (usage.completion_tokens ?? 0) < Math.max(delivered, outcome.outputTokensAtLeast ?? 0),
   };
 }
 
@@ -100,23 +100,31 @@ function totalCalls(calls: Record<string, number>): number {
 
 /**
  * The settlement of a hold no request settled (its instance died, or its settlement was lost):
- * the estimated prompt is charged, as the provider may have billed it, and the rest refunded.
+ * the estimated prompt is charged, as the provider may have billed it, plus the output the
+ * request last checkpointed on its hold (delivered up to a few seconds before the instance
+ * died), and the rest refunded.
  */
 export function abandonedSettlement(hold: HoldRecord, keysTable?: string): SettleWrite {
+  const outputTokens = hold.outputTokens ?? 0;
   return {
     hold,
-    costMicroUsd: Math.min(hold.promptMicroUsd, hold.holdMicroUsd),
-    tokenCorrection: hold.promptTokens - hold.rateTokens,
+    costMicroUsd: Math.min(hold.promptMicroUsd + (hold.outputMicroUsd ?? 0), hold.holdMicroUsd),
+    tokenCorrection: hold.promptTokens + outputTokens - hold.rateTokens,
     keysTable,
     ledger: {
       ...holdLedger(hold),
       status: 'abandoned',
       promptTokens: hold.promptTokens,
-      completionTokens: 0,
+      completionTokens: outputTokens,
       stream: hold.stream,
       usageEstimated: true,
     },
   };
+}
+
+/** What the sweeper charges for output a request checkpointed: its tokens at the output price, within the hold less the prompt. */
+export function checkpointMicroUsd(model: Pick<ModelEntry, 'price'>, hold: Pick<HoldRecord, 'holdMicroUsd' | 'promptMicroUsd'>, outputTokens: number): number {
+  return Math.max(0, Math.min(Math.ceil((outputTokens * model.price.outputPerToken) / 1000), hold.holdMicroUsd - hold.promptMicroUsd));
 }
 
 /** The ledger item a settlement wrote, as the stream of the usage table carries it. */
@@ -134,18 +142,25 @@ export interface SettlementQueue {
 }
 
 export interface SettlementsOptions {
-  store: Pick<AccountsStore, 'settle'>;
+  store: Pick<AccountsStore, 'settle'> & Partial<Pick<AccountsStore, 'settleLate'>>;
   /** @default none: a settlement that keeps failing is left to the sweeper */
   queue?: SettlementQueue;
   /** Pauses between attempts. @default about 20 s in all, well inside a Lambda's settlement margin */
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
   onSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): void;
+  /** Called once per late settlement applied: a request's own settlement that found its hold swept as abandoned (metric, log). */
+  onLate?(write: SettleWrite, late: LateSettleResult): void;
   /** Awaited once per settlement that landed, after it (local mode: the usage roll-up); a failure is its own to report. */
   afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
+}
+
+/** A request's own settlement (not a sweep's, not a release) that found its hold gone may have been swept. */
+function mayBeLate(write: SettleWrite, result: Extract<SettleResult, { settled: false }>): boolean {
+  return !result.orphan && !write.release && !write.holdGone && write.ledger.status !== 'abandoned';
 }
 
 const RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 4000, 5000, 7000];
@@ -173,6 +188,13 @@ export class Settlements {
         if (result.settled) {
           this.options.onSettled?.(write, result);
           await this.options.afterSettled?.(write, result);
+        } else if (mayBeLate(write, result) && this.options.store.settleLate) {
+          // Found swept as abandoned: the difference is applied once, as a ledger item of its own.
+          const late = await this.options.store.settleLate(write);
+          if (late) {
+            if (late.applied) this.options.onLate?.(write, late);
+            return { ...result, late };
+          }
         }
         return result;
       } catch (err) {

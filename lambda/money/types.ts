@@ -25,13 +25,18 @@ export interface AdmissionRequest {
 /** How one admitted request ended, for settlement. */
 export interface Outcome {
   /** For the ledger: completed, failed (nothing billable), interrupted, aborted. */
-  status: Exclude<LedgerStatus, 'abandoned'>;
+  status: Exclude<LedgerStatus, 'abandoned' | 'late_settlement'>;
   /** HTTP status the client got (200 for a stream that ended with an error event). */
   httpStatus: number;
   /** Usage as the provider reported it; absent, or partial, when the answer was cut short. */
   usage?: CompletionUsage;
   /** What was delivered so far (text and tool arguments), to count tokens the provider did not report. */
   completionText: string;
+  /**
+   * For an answer cut short: output tokens the provider bills at least, where the text delivered
+   * understates them (Claude's summarized thinking, billed in full: estimated upward).
+   */
+  outputTokensAtLeast?: number;
   /** `provider:model` of the route that served the request. */
   route?: string;
   errorCode?: string;
@@ -57,6 +62,11 @@ export interface Admitted {
   deadlineMs: number;
   /** Exactly-once settlement; safe to call again, and safe to race with the sweeper. */
   settle(outcome: Outcome): Promise<void>;
+  /**
+   * Records on the hold item the output delivered so far (a streaming request calls it at least
+   * every 5 s), so that a sweep after a crash charges it. Absent where no hold item is kept.
+   */
+  checkpoint?(outputTokens: number): Promise<void>;
 }
 
 /**

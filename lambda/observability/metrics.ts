@@ -1,10 +1,14 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RouteShutdown } from '../catalog/lifecycle';
 import type { RequestObservation, UpstreamAttempt } from './records';
 
 /**
  * Per-request and per-upstream-call figures for CloudWatch, written as EMF log lines (no API call
  * on the request path). Names and dimensions are the ones lib/itapi-metrics.ts reads:
- * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds;
+ * `{service}`: Requests, Latency, Http5xx, TimeToFirstToken, UnchargedMicroUsd, AbandonedHolds,
+ * StripeEventsIgnored, AlertDeliveriesFailed,
+ * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check),
+ * LateSettlements, LateSettlementMicroUsd, HoldsMismatchedAccounts;
  * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
@@ -19,6 +23,16 @@ export interface MetricsSink {
   uncharged?(model: string, microUsd: number): void;
   /** A hold settled by the sweeper because its request never settled it. */
   abandoned?(model: string): void;
+  /** A paid Stripe event that credited nothing (its reason is in the log line beside it). */
+  stripeEventIgnored?(reason: string): void;
+  /** A low-balance alert whose every delivery attempt failed. */
+  alertDeliveryFailed?(channel: string): void;
+  /** The daily catalog check: routes within the warning window of their shutdown, and routes past it. */
+  routeShutdowns?(near: RouteShutdown[], past: RouteShutdown[]): void;
+  /** A request's own settlement applied after the sweeper had settled its hold as abandoned: the difference charged. */
+  lateSettlement?(model: string, differenceMicroUsd: number): void;
+  /** The daily reconciliation: accounts whose `held` is not the sum of their hold items. */
+  holdsMismatch?(accounts: number): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -74,6 +88,33 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     },
     abandoned() {
       metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    },
+    stripeEventIgnored(reason) {
+      metrics.addMetric('StripeEventsIgnored', MetricUnit.Count, 1);
+      metrics.addMetadata('reason', reason);
+      metrics.publishStoredMetrics();
+    },
+    alertDeliveryFailed(channel) {
+      metrics.addMetric('AlertDeliveriesFailed', MetricUnit.Count, 1);
+      metrics.addMetadata('channel', channel);
+      metrics.publishStoredMetrics();
+    },
+    // Both every day, zeros included, so the alarm always has a data point to judge.
+    routeShutdowns(near, past) {
+      metrics.addMetric('RoutesNearShutdown', MetricUnit.Count, near.length);
+      metrics.addMetric('RoutesPastShutdown', MetricUnit.Count, past.length);
+      if (near.length) metrics.addMetadata('near', near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; '));
+      metrics.publishStoredMetrics();
+    },
+    lateSettlement(_model, differenceMicroUsd) {
+      metrics.addMetric('LateSettlements', MetricUnit.Count, 1);
+      metrics.addMetric('LateSettlementMicroUsd', MetricUnit.Count, differenceMicroUsd);
+      metrics.publishStoredMetrics();
+    },
+    // 0 or more on every run, so a missing data point means the reconciliation did not run.
+    holdsMismatch(accounts) {
+      metrics.addMetric('HoldsMismatchedAccounts', MetricUnit.Count, accounts);
       metrics.publishStoredMetrics();
     },
   };

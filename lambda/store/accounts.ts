@@ -5,7 +5,7 @@ import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window'
 import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';
-import { type LedgerEntry, ledgerSortKey, ledgerToItem } from './usage';
+import { type LedgerEntry, ledgerFromItem, ledgerSortKey, ledgerToItem } from './usage';
 
 export interface Account {
   id: string;
@@ -21,6 +21,21 @@ export interface Account {
   /** Sum of the holds outstanding (taken from the balance, not yet settled), and their count. */
   heldMicroUsd: number;
   inFlight: number;
+  /** What refunds and disputes took back beyond the balance (the balance never goes below zero). */
+  owedMicroUsd: number;
+  /** The holder's low-balance alert, when set. */
+  alert?: BalanceAlertSettings;
+}
+
+/** A low-balance alert: fired once when the balance falls below the threshold, re-armed by a top-up above it. */
+export interface BalanceAlertSettings {
+  thresholdMicroUsd: number;
+  webhookUrl?: string;
+  /** The webhook's signing secret (HMAC-SHA256 key); never logged. */
+  secret?: string;
+  email?: string;
+  /** True until the alert fires; set again when the balance is topped up above the threshold. */
+  armed: boolean;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -37,7 +52,17 @@ export function accountFromItem(item: Item): Account {
     counts: countsFromItem(item),
     heldMicroUsd: n('held'),
     inFlight: n('inflight'),
+    owedMicroUsd: n('owed'),
   };
+  if (item.alert_below?.N !== undefined) {
+    a.alert = {
+      thresholdMicroUsd: Number(item.alert_below.N),
+      webhookUrl: item.alert_url?.S,
+      secret: item.alert_secret?.S,
+      email: item.alert_email?.S,
+      armed: item.alert_armed?.BOOL === true,
+    };
+  }
   if (item.rpm?.N !== undefined) a.rpm = Number(item.rpm.N);
   if (item.tpm?.N !== undefined) a.tpm = Number(item.tpm.N);
   return a;
@@ -142,7 +167,17 @@ export type SettleResult =
    * `orphan`: the request's ledger item exists while a hold is still there (an admission write that
    * landed after its request had given up and released it); `releaseOrphan` gives it back.
    */
-  | { settled: false; orphan?: boolean };
+  | { settled: false; orphan?: boolean; late?: LateSettleResult };
+
+/** What a late settlement did: `applied` false when its `#late` item existed already (a redelivery). */
+export interface LateSettleResult {
+  applied: boolean;
+  /** Charged by this late item (negative: refunded). */
+  chargedMicroUsd: number;
+  unchargedMicroUsd: number;
+  /** What the sweep had charged. */
+  abandonedMicroUsd: number;
+}
 
 const num = (v: number): AttributeValue => ({ N: String(v) });
 
@@ -225,7 +260,7 @@ export class AccountsStore {
     readonly holdsTable: string,
   ) {}
 
-  async create(account: Omit<Account, 'counts' | 'heldMicroUsd' | 'inFlight'>): Promise<Account> {
+  async create(account: Omit<Account, 'counts' | 'heldMicroUsd' | 'inFlight' | 'owedMicroUsd' | 'alert'>): Promise<Account> {
     const item: Item = {
       account_id: { S: account.id },
       name: { S: account.name },
@@ -250,6 +285,21 @@ export class AccountsStore {
       throw err;
     }
     return accountFromItem(item);
+  }
+
+  /** Every account's `held` and `inflight`, page by page (the daily reconciliation; scans the table). */
+  async *heldSums(): AsyncGenerator<Array<{ accountId: string; heldMicroUsd: number; inFlight: number }>> {
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.tableName,
+        ProjectionExpression: 'account_id, held, inflight',
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      });
+      yield (page.Items ?? []).map((item: Item) => ({ accountId: item.account_id.S!, heldMicroUsd: Number(item.held?.N ?? 0), inFlight: Number(item.inflight?.N ?? 0) }));
+      start = page.LastEvaluatedKey;
+    } while (start);
   }
 
   async get(id: string, consistent = true): Promise<Account | undefined> {
@@ -489,6 +539,87 @@ export class AccountsStore {
     throw new Error(`settlement of ${hold.requestId} did not converge`);
   }
 
+  /**
+   * A request's own settlement that found its hold settled already. When the sweeper settled it
+   * as `abandoned` (the request's settlement was queued, or delayed past the sweep), the
+   * difference between what this settlement charges and what the sweep charged is applied as a
+   * ledger item of its own (`<request id>#late`, status `late_settlement`, put only if absent:
+   * exactly once), with the account's balance, in one transaction conditioned on the abandoned
+   * item. A charge beyond the balance is charged as far as it goes, the rest recorded as
+   * uncharged. The minute's token counters are left alone: that minute has long left the window.
+   * Returns undefined when there is nothing to apply (no abandoned item: the request settled
+   * itself before, or was released).
+   */
+  async settleLate(s: SettleWrite): Promise<LateSettleResult | undefined> {
+    const { hold } = s;
+    const requestKey = { account_id: { S: hold.accountId }, sk: { S: ledgerSortKey(s.ledger) } };
+    const got = await this.client.call('GetItem', { TableName: this.usageTable, Key: requestKey, ConsistentRead: true });
+    if (!got.Item) return undefined;
+    const abandoned = ledgerFromItem(got.Item);
+    if (abandoned.status !== 'abandoned') return undefined;
+    const difference = s.costMicroUsd - -abandoned.amountMicroUsd;
+    let charged = difference;
+    for (let attempt = 0; attempt < SETTLE_ATTEMPTS; attempt++) {
+      const values: Item = { ':change': num(-charged) };
+      const conditions = ['attribute_exists(account_id)'];
+      if (charged > 0) {
+        conditions.push('balance >= :extra');
+        values[':extra'] = num(charged);
+      }
+      const entry: LedgerEntry = {
+        ...s.ledger,
+        id: `${s.ledger.id}#late`,
+        status: 'late_settlement',
+        settles: s.ledger.id,
+        amountMicroUsd: -charged,
+        unchargedMicroUsd: difference > charged ? difference - charged : undefined,
+        // The tokens this settlement adds to (or takes from) the abandoned item's, so that sums stay true.
+        promptTokens: (s.ledger.promptTokens ?? 0) - (abandoned.promptTokens ?? 0),
+        completionTokens: (s.ledger.completionTokens ?? 0) - (abandoned.completionTokens ?? 0),
+        holdMicroUsd: undefined,
+      };
+      try {
+        await this.client.call('TransactWriteItems', {
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.usageTable,
+                Key: requestKey,
+                ConditionExpression: '#st = :abandoned AND amount_micro_usd = :amount',
+                ExpressionAttributeNames: { '#st': 'status' },
+                ExpressionAttributeValues: { ':abandoned': { S: 'abandoned' }, ':amount': num(abandoned.amountMicroUsd) },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { account_id: { S: hold.accountId } },
+                UpdateExpression: 'SET balance = balance + :change',
+                ConditionExpression: conditions.join(' AND '),
+                ExpressionAttributeValues: values,
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              },
+            },
+            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
+          ],
+        });
+        return { applied: true, chargedMicroUsd: charged, unchargedMicroUsd: difference - charged, abandonedMicroUsd: -abandoned.amountMicroUsd };
+      } catch (err) {
+        if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+        const [check, account, late] = err.CancellationReasons ?? [];
+        if (late?.Code === 'ConditionalCheckFailed' || check?.Code === 'ConditionalCheckFailed') {
+          return { applied: false, chargedMicroUsd: 0, unchargedMicroUsd: 0, abandonedMicroUsd: -abandoned.amountMicroUsd };
+        }
+        if (account?.Code === 'ConditionalCheckFailed') {
+          if (!account.Item) throw new Error(`late settlement of ${hold.requestId}: the account ${hold.accountId} is gone`);
+          charged = Math.max(0, Math.min(charged, accountFromItem(account.Item).balanceMicroUsd));
+        } else if (isConflict(err)) await conflictBackoff(attempt + 1);
+        else throw err;
+      }
+    }
+    throw new Error(`late settlement of ${hold.requestId} did not converge`);
+  }
+
   private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {
     try {
       await this.client.call('PutItem', { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' });
@@ -593,8 +724,33 @@ export class AccountsStore {
    * still reports `added`, while another call with the same reference (a webhook delivered again)
    * is another write that finds the ledger item: `duplicate`.
    */
-  async topUp(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now()): Promise<'added' | 'duplicate' | 'no-account'> {
+  async topUp(
+    accountId: string,
+    amountMicroUsd: number,
+    reference: string,
+    nowMs = Date.now(),
+    payment?: CardPayment,
+  ): Promise<'added' | 'duplicate' | 'no-account'> {
     const token = randomBytes(16).toString('hex');
+    // A card payment also claims its Checkout session and PaymentIntent, whatever the account.
+    const claims: TransactWriteItem[] = payment
+      ? [
+          {
+            Put: {
+              TableName: this.usageTable,
+              Item: { account_id: { S: PAYMENTS_PARTITION }, sk: { S: `checkout#${payment.checkoutSessionId}` }, owner: { S: accountId } },
+              ConditionExpression: 'attribute_not_exists(sk)',
+            },
+          },
+          {
+            Put: {
+              TableName: this.usageTable,
+              Item: paymentToItem({ ...payment, accountId, creditedMicroUsd: amountMicroUsd, takenMicroUsd: 0, atMs: nowMs }),
+              ConditionExpression: 'attribute_not_exists(sk)',
+            },
+          },
+        ]
+      : [];
     try {
       await retryConflicts(() =>
         this.client.call('TransactWriteItems', {
@@ -603,7 +759,7 @@ export class AccountsStore {
             {
               Put: {
                 TableName: this.usageTable,
-                Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd }),
+                Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd, receiptUrl: payment?.receiptUrl }),
                 ConditionExpression: 'attribute_not_exists(sk)',
               },
             },
@@ -616,18 +772,245 @@ export class AccountsStore {
                 ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
               },
             },
+            ...claims,
           ],
         }),
       );
-      return 'added';
     } catch (err) {
       if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
-      const [ledger, account] = err.CancellationReasons ?? [];
-      if (ledger?.Code === 'ConditionalCheckFailed') return 'duplicate';
+      const [ledger, account, ...claimed] = err.CancellationReasons ?? [];
+      if (ledger?.Code === 'ConditionalCheckFailed' || claimed.some((r) => r.Code === 'ConditionalCheckFailed')) return 'duplicate';
       if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
       throw err;
     }
+    await this.rearmBalanceAlert(accountId);
+    return 'added';
   }
+
+  /** The card payment that credited an account, by its PaymentIntent. */
+  async payment(paymentIntentId: string): Promise<PaymentRecord | undefined> {
+    const out = await this.client.call('GetItem', {
+      TableName: this.usageTable,
+      Key: { account_id: { S: PAYMENTS_PARTITION }, sk: { S: `pi#${paymentIntentId}` } },
+      ConsistentRead: true,
+    });
+    return out.Item ? paymentFromItem(out.Item) : undefined;
+  }
+
+  /**
+   * Takes back what a refund or a dispute reversed of a card payment, once per `reference`: as
+   * much as the balance has, the rest recorded as owed. `cumulativeMicroUsd` (a refund's
+   * `amount_refunded`) takes what it says less what earlier reversals of the payment took;
+   * `amountMicroUsd` (a dispute) takes that amount, both within what the payment credited.
+   */
+  async takeBack(r: {
+    paymentIntentId: string;
+    reference: string;
+    kind: 'refund' | 'dispute';
+    cumulativeMicroUsd?: number;
+    amountMicroUsd?: number;
+    nowMs: number;
+  }): Promise<
+    | { result: 'taken'; accountId: string; takenMicroUsd: number; owedMicroUsd: number; checkoutSessionId: string }
+    | { result: 'nothing' | 'duplicate'; accountId: string }
+    | { result: 'unknown-payment' }
+  > {
+    for (let attempt = 1; attempt <= SETTLE_ATTEMPTS; attempt++) {
+      const payment = await this.payment(r.paymentIntentId);
+      if (!payment) return { result: 'unknown-payment' };
+      const { accountId } = payment;
+      const left = payment.creditedMicroUsd - payment.takenMicroUsd;
+      const delta =
+        r.cumulativeMicroUsd !== undefined
+          ? Math.min(r.cumulativeMicroUsd, payment.creditedMicroUsd) - payment.takenMicroUsd
+          : Math.min(r.amountMicroUsd ?? 0, left);
+      if (delta <= 0) return { result: 'nothing', accountId };
+      const account = await this.get(accountId);
+      if (!account) return { result: 'unknown-payment' };
+      const fromBalance = Math.min(Math.max(0, account.balanceMicroUsd), delta);
+      const owed = delta - fromBalance;
+      try {
+        await this.client.call('TransactWriteItems', {
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.usageTable,
+                Key: { account_id: { S: PAYMENTS_PARTITION }, sk: { S: `pi#${r.paymentIntentId}` } },
+                UpdateExpression: 'SET taken = taken + :delta',
+                ConditionExpression: 'taken = :seen',
+                ExpressionAttributeValues: { ':delta': num(delta), ':seen': num(payment.takenMicroUsd) },
+              },
+            },
+            {
+              Put: {
+                TableName: this.usageTable,
+                Item: ledgerToItem({
+                  accountId,
+                  kind: 'reversal',
+                  atMs: r.nowMs,
+                  id: r.reference,
+                  amountMicroUsd: -fromBalance,
+                  owedMicroUsd: owed || undefined,
+                  reason: r.kind,
+                  paymentReference: payment.checkoutSessionId,
+                }),
+                ConditionExpression: 'attribute_not_exists(sk)',
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { account_id: { S: accountId } },
+                UpdateExpression: 'SET balance = balance - :from, owed = if_not_exists(owed, :zero) + :owed',
+                ConditionExpression: 'attribute_exists(account_id) AND balance >= :from',
+                ExpressionAttributeValues: { ':from': num(fromBalance), ':owed': num(owed), ':zero': num(0) },
+              },
+            },
+          ],
+        });
+        return { result: 'taken', accountId, takenMicroUsd: fromBalance, owedMicroUsd: owed, checkoutSessionId: payment.checkoutSessionId };
+      } catch (err) {
+        if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+        const [, ledger] = err.CancellationReasons ?? [];
+        if (ledger?.Code === 'ConditionalCheckFailed') return { result: 'duplicate', accountId };
+        // Another reversal of the payment, or a charge on the balance, came first: read again.
+        if (!(err.CancellationReasons ?? []).some((x) => x.Code === 'ConditionalCheckFailed') && !isConflict(err)) throw err;
+        await conflictBackoff(attempt);
+      }
+    }
+    throw new Error(`the reversal ${r.reference} did not converge`);
+  }
+
+  /**
+   * Sets (or with null removes) the account's low-balance alert; a saved alert is armed. Returns
+   * the account, or undefined when it does not exist.
+   */
+  async setBalanceAlert(id: string, settings: Omit<BalanceAlertSettings, 'armed'> | null): Promise<Account | undefined> {
+    const fields = ['alert_below', 'alert_url', 'alert_secret', 'alert_email', 'alert_armed'];
+    let update: string;
+    let values: Item | undefined;
+    if (!settings) update = `REMOVE ${fields.join(', ')}`;
+    else {
+      values = { ':below': num(settings.thresholdMicroUsd), ':armed': { BOOL: true } };
+      const sets = ['alert_below = :below', 'alert_armed = :armed'];
+      const removes: string[] = [];
+      for (const [field, value] of [
+        ['alert_url', settings.webhookUrl],
+        ['alert_secret', settings.secret],
+        ['alert_email', settings.email],
+      ] as const) {
+        if (value) {
+          sets.push(`${field} = :${field}`);
+          values[`:${field}`] = { S: value };
+        } else removes.push(field);
+      }
+      update = `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`;
+    }
+    try {
+      const out = await retryConflicts(() =>
+        this.client.call('UpdateItem', {
+          TableName: this.tableName,
+          Key: { account_id: { S: id } },
+          UpdateExpression: update,
+          ConditionExpression: 'attribute_exists(account_id)',
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return accountFromItem(out.Attributes!);
+    } catch (err) {
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The one write that fires a low-balance alert: disarms it on condition that it is armed and
+   * the balance is below its threshold, so of any number of concurrent callers exactly one wins
+   * (`fired`, with the item after the write). Otherwise the item as it was (`alert` undefined:
+   * the account has none).
+   */
+  async disarmBalanceAlert(id: string): Promise<{ fired: true; account: Account } | { fired: false; account: Account | undefined }> {
+    try {
+      const out = await this.client.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: { account_id: { S: id } },
+        UpdateExpression: 'SET alert_armed = :off',
+        ConditionExpression: 'alert_armed = :on AND balance < alert_below',
+        ExpressionAttributeValues: { ':on': { BOOL: true }, ':off': { BOOL: false } },
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      });
+      return { fired: true, account: accountFromItem(out.Attributes!) };
+    } catch (err) {
+      if (!isDynamoError(err, 'ConditionalCheckFailedException')) throw err;
+      const item = (err as { Item?: Item }).Item;
+      return { fired: false, account: item ? accountFromItem(item) : undefined };
+    }
+  }
+
+  /** Arms a fired alert again once the balance is back at or above its threshold; true when it did. */
+  async rearmBalanceAlert(id: string): Promise<boolean> {
+    try {
+      await retryConflicts(() =>
+        this.client.call('UpdateItem', {
+          TableName: this.tableName,
+          Key: { account_id: { S: id } },
+          UpdateExpression: 'SET alert_armed = :on',
+          ConditionExpression: 'alert_armed = :off AND balance >= alert_below',
+          ExpressionAttributeValues: { ':on': { BOOL: true }, ':off': { BOOL: false } },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return false;
+      throw err;
+    }
+  }
+}
+
+/** Card payments live in the usage table under this partition (account ids cannot contain `#`). */
+export const PAYMENTS_PARTITION = '#stripe';
+
+/** What ties a card payment to the top-up it paid for. */
+export interface CardPayment {
+  checkoutSessionId: string;
+  paymentIntentId: string;
+  receiptUrl?: string;
+}
+
+export interface PaymentRecord extends CardPayment {
+  accountId: string;
+  creditedMicroUsd: number;
+  /** What refunds and disputes took back so far (from the balance or as owed). */
+  takenMicroUsd: number;
+  atMs: number;
+}
+
+function paymentToItem(p: PaymentRecord): Item {
+  const item: Item = {
+    account_id: { S: PAYMENTS_PARTITION },
+    sk: { S: `pi#${p.paymentIntentId}` },
+    owner: { S: p.accountId },
+    checkout_session: { S: p.checkoutSessionId },
+    credited: num(p.creditedMicroUsd),
+    taken: num(p.takenMicroUsd),
+    at_ms: num(p.atMs),
+  };
+  if (p.receiptUrl) item.receipt_url = { S: p.receiptUrl };
+  return item;
+}
+
+function paymentFromItem(item: Item): PaymentRecord {
+  return {
+    accountId: item.owner.S!,
+    paymentIntentId: item.sk.S!.slice('pi#'.length),
+    checkoutSessionId: item.checkout_session.S!,
+    receiptUrl: item.receipt_url?.S,
+    creditedMicroUsd: Number(item.credited.N),
+    takenMicroUsd: Number(item.taken.N),
+    atMs: Number(item.at_ms.N),
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { type Dynamo } from './dynamo';
+import { type Dynamo, isDynamoError } from './dynamo';
 
 /**
  * One admitted request's hold, an item of its own from admission until settlement deletes it,
@@ -27,6 +27,13 @@ export interface HoldRecord {
   /** When the request must have ended (ITAPI_MAX_REQUEST_S after it started). */
   deadlineMs: number;
   stream: boolean;
+  /**
+   * Output delivered so far, as last checkpointed by the request's instance (at least every 5 s
+   * of streaming): what the sweeper charges beyond the prompt if that instance dies.
+   */
+  outputTokens?: number;
+  /** Those tokens at the model's output price, never more than the hold less the prompt. */
+  outputMicroUsd?: number;
 }
 
 /** A hold item outlives its deadline by this much at most: the sweeper settles it long before. */
@@ -53,6 +60,8 @@ export function holdToItem(h: HoldRecord): Item {
   };
   if (h.keyHash) item.key_hash = { S: h.keyHash };
   if (h.keyWindow !== undefined) item.key_win = num(h.keyWindow);
+  if (h.outputTokens !== undefined) item.out_tok = num(h.outputTokens);
+  if (h.outputMicroUsd !== undefined) item.out_usd = num(h.outputMicroUsd);
   if (h.spendMonth !== undefined) item.spend_month = num(h.spendMonth);
   return item;
 }
@@ -75,6 +84,8 @@ export function holdFromItem(item: Item): HoldRecord {
   };
   if (item.key_hash?.S) hold.keyHash = item.key_hash.S;
   if (item.key_win?.N !== undefined) hold.keyWindow = Number(item.key_win.N);
+  if (item.out_tok?.N !== undefined) hold.outputTokens = Number(item.out_tok.N);
+  if (item.out_usd?.N !== undefined) hold.outputMicroUsd = Number(item.out_usd.N);
   if (item.spend_month?.N !== undefined) hold.spendMonth = Number(item.spend_month.N);
   return hold;
 }
@@ -106,6 +117,53 @@ export class HoldsStore {
       if (holds.length) yield holds;
       start = page.LastEvaluatedKey;
     } while (start);
+  }
+
+  /**
+   * Records the output a request has delivered so far on its hold item (never on the account
+   * item), so that the sweeper can charge it if the instance dies. Written only while the hold is
+   * there with its amount, and only upward; false when the hold is gone (settled meanwhile) or
+   * already records as much. One write of the small hold item: 1 write unit.
+   */
+  async checkpoint(hold: Pick<HoldRecord, 'requestId' | 'holdMicroUsd'>, outputTokens: number, outputMicroUsd: number, atMs = Date.now()): Promise<boolean> {
+    try {
+      await this.client.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: { request_id: { S: hold.requestId } },
+        UpdateExpression: 'SET out_tok = :tok, out_usd = :usd, out_at_ms = :at',
+        ConditionExpression: 'attribute_exists(request_id) AND #amount = :amount AND (attribute_not_exists(out_tok) OR out_tok < :tok)',
+        ExpressionAttributeNames: { '#amount': 'hold' },
+        ExpressionAttributeValues: { ':tok': num(outputTokens), ':usd': num(outputMicroUsd), ':at': num(atMs), ':amount': num(hold.holdMicroUsd) },
+      });
+      return true;
+    } catch (err) {
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return false;
+      throw err;
+    }
+  }
+
+  /** Every account's holds, summed: amount and count (the daily reconciliation; scans the table). */
+  async sums(): Promise<Map<string, { microUsd: number; count: number }>> {
+    const out = new Map<string, { microUsd: number; count: number }>();
+    let start: Item | undefined;
+    do {
+      const page = await this.client.call('Scan', {
+        TableName: this.tableName,
+        ProjectionExpression: 'account_id, #amount',
+        ExpressionAttributeNames: { '#amount': 'hold' },
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      });
+      for (const item of page.Items ?? []) {
+        const id = item.account_id?.S ?? '';
+        const sum = out.get(id) ?? { microUsd: 0, count: 0 };
+        sum.microUsd += Number(item.hold?.N ?? 0);
+        sum.count++;
+        out.set(id, sum);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   /** Every hold of one account (tests and admin checks; scans the table). */

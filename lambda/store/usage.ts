@@ -6,15 +6,17 @@ import { type Dynamo } from './dynamo';
  * `completed` answered in full; `failed` no billable answer (the hold went back whole);
  * `interrupted` the upstream failed or the deadline came mid-answer (the prompt and the output
  * delivered are charged); `aborted` the client went away after the upstream answered (the same);
- * `abandoned` never settled by its request, settled by the sweeper (the prompt's estimate charged).
+ * `abandoned` never settled by its request, settled by the sweeper (the prompt's estimate charged);
+ * `late_settlement` the request's own settlement, arriving after the sweeper had settled it as
+ * abandoned: the difference (charge or refund) as an item of its own (id `<request id>#late`).
  */
-export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned';
-export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned'];
+export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned' | 'late_settlement';
+export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned', 'late_settlement'];
 
-/** One ledger item per admitted request, or per top-up. */
+/** One ledger item per admitted request, per top-up, or per refund or dispute that took credits back. */
 export interface LedgerEntry {
   accountId: string;
-  kind: 'request' | 'topup';
+  kind: 'request' | 'topup' | 'reversal';
   atMs: number;
   /** Request id, or the top-up's reference. */
   id: string;
@@ -50,6 +52,16 @@ export interface LedgerEntry {
   clientAborted?: boolean;
   /** True when token counts came from the tokenizer because the provider reported none. */
   usageEstimated?: boolean;
+  /** A card top-up's receipt (the charge's `receipt_url`). */
+  receiptUrl?: string;
+  /** A reversal: what it could not take from the balance, recorded as owed. */
+  owedMicroUsd?: number;
+  /** A reversal: `refund` or `dispute`. */
+  reason?: 'refund' | 'dispute';
+  /** A reversal: the top-up (Checkout session) it took back from. */
+  paymentReference?: string;
+  /** On a `late_settlement` item: the request whose abandoned settlement it corrects. */
+  settles?: string;
 }
 
 /** Ledger items live this long; older ones expire by TTL. @default 400 days */
@@ -59,7 +71,9 @@ type Item = Record<string, AttributeValue>;
 
 /** Sort key: requests by time (13-digit ms), top-ups by reference so the same reference lands once. */
 export function ledgerSortKey(entry: Pick<LedgerEntry, 'kind' | 'atMs' | 'id'>): string {
-  return entry.kind === 'topup' ? `topup#${entry.id}` : `${String(entry.atMs).padStart(13, '0')}#${entry.id}`;
+  if (entry.kind === 'topup') return `topup#${entry.id}`;
+  if (entry.kind === 'reversal') return `reversal#${entry.id}`;
+  return `${String(entry.atMs).padStart(13, '0')}#${entry.id}`;
 }
 
 export function ledgerToItem(e: LedgerEntry): Item {
@@ -72,7 +86,17 @@ export function ledgerToItem(e: LedgerEntry): Item {
     amount_micro_usd: { N: String(e.amountMicroUsd) },
     expires_at: { N: String(Math.floor((e.atMs + LEDGER_TTL_MS) / 1000)) },
   };
-  const strings = { key_id: e.keyId, model: e.model, route: e.route, error_code: e.errorCode, status: e.status, service_tier: e.serviceTier } as const;
+  const strings = {
+    key_id: e.keyId,
+    model: e.model,
+    route: e.route,
+    error_code: e.errorCode,
+    status: e.status,
+    receipt_url: e.receiptUrl,
+    reason: e.reason,
+    payment_reference: e.paymentReference,
+    service_tier: e.serviceTier,
+  } as const;
   for (const [name, value] of Object.entries(strings)) if (value) item[name] = { S: value };
   const numbers = {
     http_status: e.httpStatus,
@@ -87,11 +111,13 @@ export function ledgerToItem(e: LedgerEntry): Item {
     hold_micro_usd: e.holdMicroUsd,
     uncharged_micro_usd: e.unchargedMicroUsd,
     latency_ms: e.latencyMs,
+    owed_micro_usd: e.owedMicroUsd,
   } as const;
   for (const [name, value] of Object.entries(numbers)) if (value !== undefined) item[name] = { N: String(value) };
   if (e.stream !== undefined) item.stream = { BOOL: e.stream };
   if (e.clientAborted) item.client_aborted = { BOOL: true };
   if (e.usageEstimated) item.usage_estimated = { BOOL: true };
+  if (e.settles) item.settles = { S: e.settles };
   return item;
 }
 
@@ -125,6 +151,11 @@ export function ledgerFromItem(item: Item): LedgerEntry {
     stream: item.stream?.BOOL,
     clientAborted: item.client_aborted?.BOOL,
     usageEstimated: item.usage_estimated?.BOOL,
+    receiptUrl: str('receipt_url'),
+    owedMicroUsd: num('owed_micro_usd'),
+    reason: str('reason') as LedgerEntry['reason'],
+    paymentReference: str('payment_reference'),
+    settles: str('settles'),
   };
 }
 
@@ -151,6 +182,11 @@ export class UsageStore {
 
   async topUps(accountId: string): Promise<LedgerEntry[]> {
     return this.query(accountId, 'begins_with(sk, :p)', { ':p': { S: 'topup#' } });
+  }
+
+  /** Refunds and disputes that took credits back. */
+  async reversals(accountId: string): Promise<LedgerEntry[]> {
+    return this.query(accountId, 'begins_with(sk, :p)', { ':p': { S: 'reversal#' } });
   }
 
   /** Every ledger item of an account. */

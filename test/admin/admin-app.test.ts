@@ -383,6 +383,9 @@ describe('usage', () => {
       top_ups: 1,
       top_up_micro_usd: 3_000_000,
       top_up_usd: 3,
+      reversals: 0,
+      reversal_micro_usd: 0,
+      reversal_owed_micro_usd: 0,
     });
 
     // Explicit range in ms and ISO: only the old request.

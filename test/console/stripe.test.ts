@@ -44,6 +44,47 @@ afterAll(async () => {
 
 const returnUrl = () => `${consoleOrigin(gw)}/console/`;
 
+function stripeEvent(type: string, object: Record<string, unknown>, livemode = false) {
+  return {
+    id: `evt_${Math.random().toString(36).slice(2)}`,
+    object: 'event',
+    type,
+    api_version: '2025-01-01',
+    created: Math.floor(Date.now() / 1000),
+    livemode,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    data: { object },
+  };
+}
+
+/** `charge.refunded` for a payment: `amount_refunded` is the charge's refunded total so far, in cents. */
+function chargeRefunded(paymentIntent: string, amountRefunded: number, overrides: Record<string, unknown> = {}) {
+  return stripeEvent('charge.refunded', {
+    id: `ch_for_${paymentIntent}`,
+    object: 'charge',
+    amount: 2500,
+    amount_refunded: amountRefunded,
+    currency: 'usd',
+    payment_intent: paymentIntent,
+    refunded: amountRefunded === 2500,
+    ...overrides,
+  });
+}
+
+function disputeCreated(paymentIntent: string, amount: number, id = `dp_${Math.random().toString(36).slice(2)}`) {
+  return stripeEvent('charge.dispute.created', {
+    id,
+    object: 'dispute',
+    amount,
+    currency: 'usd',
+    charge: `ch_for_${paymentIntent}`,
+    payment_intent: paymentIntent,
+    status: 'needs_response',
+    reason: 'fraudulent',
+  });
+}
+
 function checkoutCompleted(overrides: Record<string, unknown> = {}, type = 'checkout.session.completed') {
   return {
     id: `evt_${Math.random().toString(36).slice(2)}`,
@@ -65,6 +106,7 @@ function checkoutCompleted(overrides: Record<string, unknown> = {}, type = 'chec
         currency: 'usd',
         amount_subtotal: 2500,
         amount_total: 2500,
+        payment_intent: `pi_test_${Math.random().toString(36).slice(2)}`,
         ...overrides,
       },
     },
@@ -200,21 +242,144 @@ describe('webhook', () => {
     expect(await balance()).toBe(before);
   });
 
-  it('ignores sessions that are not ours or do not add up, and other events', async () => {
+  it('ignores sessions that are not ours or do not add up, and other events; every paid one is logged with its reason', async () => {
     const before = await balance();
-    for (const event of [
-      checkoutCompleted({ metadata: {} }),
-      checkoutCompleted({ client_reference_id: 'someone-else' }),
-      checkoutCompleted({ currency: 'eur' }),
-      checkoutCompleted({ amount_subtotal: 0, amount_total: 0 }),
-      checkoutCompleted({ metadata: { itapi_account_id: 'no-such-account' }, client_reference_id: 'no-such-account' }),
-      { ...checkoutCompleted(), type: 'payment_intent.succeeded' },
-    ]) {
+    for (const [event, reason] of [
+      [checkoutCompleted({ metadata: {} }), undefined],
+      [checkoutCompleted({ client_reference_id: 'someone-else' }), 'account ids disagree'],
+      [checkoutCompleted({ currency: 'eur' }), 'currency eur'],
+      [checkoutCompleted({ amount_subtotal: 0, amount_total: 0 }), 'no amount'],
+      [checkoutCompleted({ amount_subtotal: 2500.5, amount_total: 2500.5 }), 'fractional amount'],
+      [checkoutCompleted({ payment_intent: null }), 'no PaymentIntent'],
+      [checkoutCompleted({ metadata: { itapi_account_id: 'no-such-account' }, client_reference_id: 'no-such-account' }), 'unknown account'],
+      [{ ...checkoutCompleted(), livemode: true }, 'livemode true with a test key'],
+      [{ ...checkoutCompleted(), type: 'payment_intent.succeeded' }, undefined],
+    ] as const) {
       const res = await deliver(gw, event);
       expect(res.status).toBe(200);
       expect(res.json.result).toBe('ignored');
+      if (reason) {
+        expect(res.json).toEqual({ received: true, result: 'ignored' });
+        const line = gw.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'stripe_event_ignored' && l.event_id === event.id);
+        expect(line).toMatchObject({ level: 'error', reason, event_type: event.type });
+      }
     }
     expect(await balance()).toBe(before);
+  });
+
+  it('credits a session once whatever account a second event names for it', async () => {
+    const other = await createAccount(gw, { creditsMicroUsd: 0 });
+    const event = checkoutCompleted();
+    expect((await deliver(gw, event)).json.result).toBe('credited');
+    // The same session, signed, naming another account: nothing more is credited anywhere.
+    const forged = checkoutCompleted({
+      id: event.data.object.id,
+      payment_intent: event.data.object.payment_intent,
+      client_reference_id: other.accountId,
+      metadata: { itapi_account_id: other.accountId },
+    });
+    expect((await deliver(gw, forged)).json.result).toBe('duplicate');
+    // A new session for the same payment cannot credit it again either.
+    const samePayment = checkoutCompleted({ payment_intent: event.data.object.payment_intent, client_reference_id: other.accountId, metadata: { itapi_account_id: other.accountId } });
+    expect((await deliver(gw, samePayment)).json.result).toBe('duplicate');
+    expect((await gw.gateway.stores.accounts.get(other.accountId))!.balanceMicroUsd).toBe(0);
+    expect(await gw.gateway.stores.usage.topUps(other.accountId)).toEqual([]);
+  });
+
+  it('keeps the charge’s receipt with the top-up and shows it in the console', async () => {
+    const event = checkoutCompleted();
+    const pi = event.data.object.payment_intent;
+    expect((await deliver(gw, event)).json.result).toBe('credited');
+    expect(stripeApi.calls.some((c) => c.method === 'GET' && c.path.startsWith(`/v1/payment_intents/${pi}?`) && c.path.includes('latest_charge'))).toBe(true);
+    const options = await consoleApi(gw, session, 'GET', 'top-up');
+    const listed = options.json.recent.find((t: { reference: string }) => t.reference === event.data.object.id);
+    expect(listed.receipt_url).toBe(`https://pay.stripe.test/receipts/${pi}`);
+    const page = await (await fetch(`${consoleOrigin(gw)}/console/`, { headers: { cookie: session.cookie } })).text();
+    expect(page).toContain(`href="https://pay.stripe.test/receipts/${pi}"`);
+  });
+});
+
+describe('refunds and disputes', () => {
+  /** A fresh account credited $25 by a card payment; returns the account and the payment's ids. */
+  async function paidAccount(spendTo?: number) {
+    const a = await createAccount(gw, { creditsMicroUsd: 0 });
+    const event = checkoutCompleted({ client_reference_id: a.accountId, metadata: { itapi_account_id: a.accountId } });
+    expect((await deliver(gw, event)).json.result).toBe('credited');
+    if (spendTo !== undefined) {
+      // As if the holder had spent the rest on requests.
+      await gw.dynamo.call('UpdateItem', {
+        TableName: gw.gateway.stores.accounts.tableName,
+        Key: { account_id: { S: a.accountId } },
+        UpdateExpression: 'SET balance = :b',
+        ExpressionAttributeValues: { ':b': { N: String(spendTo) } },
+      });
+    }
+    const bal = async () => (await gw.gateway.stores.accounts.get(a.accountId))!;
+    return { accountId: a.accountId, pi: event.data.object.payment_intent as string, sessionId: event.data.object.id as string, account: bal };
+  }
+
+  it('a refund takes back amount_refunded less what earlier refunds of the charge took, once per delivery', async () => {
+    const p = await paidAccount();
+    expect((await p.account()).balanceMicroUsd).toBe(25_000_000);
+    const partial = chargeRefunded(p.pi, 1000);
+    expect((await deliver(gw, partial)).json).toEqual({ received: true, result: 'taken_back' });
+    expect((await p.account()).balanceMicroUsd).toBe(15_000_000);
+    // Redelivered: nothing changes.
+    expect((await deliver(gw, partial)).json.result).toBe('ignored');
+    expect((await p.account()).balanceMicroUsd).toBe(15_000_000);
+    // The rest refunded: amount_refunded is the charge's total, 25 − 10 taken already.
+    expect((await deliver(gw, chargeRefunded(p.pi, 2500))).json.result).toBe('taken_back');
+    expect((await p.account()).balanceMicroUsd).toBe(0);
+    // A dispute after the full refund has nothing left to take.
+    expect((await deliver(gw, disputeCreated(p.pi, 2500))).json.result).toBe('ignored');
+    const reversals = await gw.gateway.stores.usage.reversals(p.accountId);
+    expect(reversals.map((r) => r.amountMicroUsd).sort((a, b) => a - b)).toEqual([-15_000_000, -10_000_000]);
+    expect(reversals.every((r) => r.reason === 'refund' && r.paymentReference === p.sessionId)).toBe(true);
+    expect((await p.account()).owedMicroUsd).toBe(0);
+  });
+
+  it('takes what the balance has and records the rest as owed_micro_usd, in the admin API and the console', async () => {
+    const p = await paidAccount(4_000_000);
+    const dispute = disputeCreated(p.pi, 2500);
+    expect((await deliver(gw, dispute)).json.result).toBe('taken_back');
+    const after = await p.account();
+    expect(after.balanceMicroUsd).toBe(0);
+    expect(after.owedMicroUsd).toBe(21_000_000);
+    // Redelivered: once.
+    expect((await deliver(gw, dispute)).json.result).toBe('ignored');
+    expect((await p.account()).owedMicroUsd).toBe(21_000_000);
+    const admin = await fetch(`${gw.adminUrl}/accounts/${p.accountId}`, { headers: { authorization: `Bearer ${gw.adminToken}` } });
+    expect(await admin.json()).toMatchObject({ balance_micro_usd: 0, owed_micro_usd: 21_000_000 });
+    const usage = await (await fetch(`${gw.adminUrl}/accounts/${p.accountId}/usage?from=0`, { headers: { authorization: `Bearer ${gw.adminToken}` } })).json();
+    expect(usage.items).toContainEqual(expect.objectContaining({ kind: 'reversal', reason: 'dispute', amount_micro_usd: -4_000_000, owed_micro_usd: 21_000_000, payment_reference: p.sessionId }));
+    expect(usage.totals).toMatchObject({ reversals: 1, reversal_micro_usd: -4_000_000, reversal_owed_micro_usd: 21_000_000 });
+    const s = await signIn(gw, p.accountId);
+    expect((await consoleApi(gw, s, 'GET', 'account')).json.owed_micro_usd).toBe(21_000_000);
+    const page = await (await fetch(`${consoleOrigin(gw)}/console/`, { headers: { cookie: s.cookie } })).text();
+    expect(page).toContain('data-field="owed"');
+  });
+
+  it('concurrent refund and dispute events of one payment never take back more than it credited', async () => {
+    const p = await paidAccount();
+    const events = [chargeRefunded(p.pi, 1500), disputeCreated(p.pi, 2500), chargeRefunded(p.pi, 2500), disputeCreated(p.pi, 1000)];
+    const answers = await Promise.all(events.map((e) => deliver(gw, e)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const after = await p.account();
+    const reversals = await gw.gateway.stores.usage.reversals(p.accountId);
+    const taken = reversals.reduce((sum, r) => sum - r.amountMicroUsd + (r.owedMicroUsd ?? 0), 0);
+    expect(taken).toBe(25_000_000);
+    expect(after.balanceMicroUsd + after.owedMicroUsd).toBe(after.owedMicroUsd);
+    expect(after.balanceMicroUsd).toBe(0);
+    expect(after.owedMicroUsd).toBe(0);
+  });
+
+  it('ignores reversals of payments that credited no account, and in other currencies (logged)', async () => {
+    expect((await deliver(gw, chargeRefunded('pi_not_ours', 500))).json.result).toBe('ignored');
+    const p = await paidAccount();
+    const eur = chargeRefunded(p.pi, 500, { currency: 'eur' });
+    expect((await deliver(gw, eur)).json.result).toBe('ignored');
+    expect(gw.logs.map((l) => JSON.parse(l)).find((l) => l.event_id === eur.id)).toMatchObject({ event: 'stripe_event_ignored', level: 'error', reason: 'refund in currency eur' });
+    expect((await p.account()).balanceMicroUsd).toBe(25_000_000);
   });
 });
 

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { MAX_BODY_BYTES } from '../../lambda/app';
 import { createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 
 /**
@@ -7,7 +8,7 @@ import { createAccount, startTestGateway, type TestAccount, type TestGateway } f
  * a bound) before it answers and closes, so the client is never reset while still sending.
  */
 
-const LIMIT = 6 * 1024 * 1024;
+const LIMIT = MAX_BODY_BYTES;
 const ATTEMPTS = 25;
 
 let gw: TestGateway;

@@ -231,6 +231,26 @@ describe('tables', () => {
       userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] },
     });
   });
+
+  it('keeps the dead-letter queue to replayable settlements: failed stream batches go to a queue of their own (issue 17)', () => {
+    const mappings = resourcesOfType(s.json, 'AWS::Lambda::EventSourceMapping').map(([, r]) => r.Properties as Props);
+    const stream = mappings.find((m) => JSON.stringify(m.EventSourceArn).includes('StreamArn'))!;
+    const failures = logicalIdByPath(s.json, 'Gateway/Sweeper/HoldStreamFailures/Resource');
+    const deadLetters = logicalIdByPath(s.json, 'Gateway/Sweeper/SettlementDeadLetters/Resource');
+    expect(stream.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': [failures, 'Arn'] } } });
+    // The settlement queue's redrive is the only way into the dead-letter queue.
+    const redriving = resourcesOfType(s.json, 'AWS::SQS::Queue').filter(([, r]) => JSON.stringify((r.Properties as Props).RedrivePolicy ?? {}).includes(deadLetters));
+    expect(redriving.map(([id]) => id)).toEqual([logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource')]);
+    expect(JSON.stringify(mappings)).not.toContain(deadLetters);
+  });
+
+  it('reconciles the holds table against the accounts once a day', () => {
+    const rule = props(logicalIdByPath(s.json, 'Gateway/Sweeper/Reconciliation/Resource'));
+    expect(rule.ScheduleExpression).toBe('rate(1 day)');
+    expect(rule.Targets).toEqual([
+      expect.objectContaining({ Arn: { 'Fn::GetAtt': [logicalIdByPath(s.json, 'Gateway/Sweeper/Handler/Function/Resource'), 'Arn'] }, Input: JSON.stringify({ action: 'reconcile' }) }),
+    ]);
+  });
 });
 
 describe('provider secret', () => {
@@ -404,6 +424,7 @@ describe('alarms and dashboard', () => {
         'ChatFunctionErrors',
         'ChatFunctionThrottles',
         'AbandonedHolds',
+        'CatalogRoutesNearShutdown',
         'DynamoDbThrottles-accounts',
         'DynamoDbThrottles-holds',
         'DynamoDbThrottles-keys',
@@ -414,6 +435,9 @@ describe('alarms and dashboard', () => {
         'DynamoDbThrottles-usage',
         'Gateway5xxRate',
         'HotAccount',
+        'HoldsMismatch',
+        'HoldStreamFailures',
+        'LateSettlements',
         'RollupDeadLetters',
         'RollupErrors',
         'RollupIteratorAge',
@@ -464,7 +488,8 @@ describe('alarms and dashboard', () => {
   it('alarms on DynamoDB throttle events of each table', () => {
     const [, keys] = alarms().find(([name]) => name === 'DynamoDbThrottles-keys')!;
     const names = keys.Metrics.filter((m: Props) => m.MetricStat).map((m: Props) => m.MetricStat.Metric.MetricName).sort();
-    expect(names).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    // The table's and each of its two indexes' (test/infra/operations.test.ts checks the dimensions).
+    expect(names).toEqual(['ReadThrottleEvents', 'ReadThrottleEvents', 'ReadThrottleEvents', 'WriteThrottleEvents', 'WriteThrottleEvents', 'WriteThrottleEvents']);
     expect(JSON.stringify(keys.Metrics)).toContain(logicalIdByPath(s.json, 'Gateway/Tables/Keys/Resource'));
   });
 

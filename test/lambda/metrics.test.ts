@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { createStores } from '../../lambda/runtime';
+import { emfMetrics } from '../../lambda/observability/metrics';
 import { DEFAULT_METRICS_NAMESPACE, SERVICE_DIMENSION, type ItapiCatalog } from '../../lib';
 import { bundleChat } from '../../scripts/bundle';
 import { cdkJsonContext, synthesizeItapi } from '../infra/synth-itapi';
@@ -36,6 +37,7 @@ let catalog: ItapiCatalog;
 const keys: Record<'rich' | 'poor' | 'capped' | 'limited' | 'thin', string> = { rich: '', poor: '', capped: '', limited: '', thin: '' };
 let stores: ReturnType<typeof createStores>;
 let tableNames: Awaited<ReturnType<typeof createTestTables>>['tables'];
+let dynamo: Awaited<ReturnType<typeof createTestTables>>['client'];
 
 beforeAll(async () => {
   openai = await startUpstream((req, body, res) => {
@@ -62,6 +64,8 @@ beforeAll(async () => {
   catalog = {
     models: {
       'works': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'works' }]),
+      // Shuts down in 10 days: the daily catalog check counts it near its shutdown.
+      'retiring': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'retiring', shutdown_date: new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10), successor: 'works' }]),
       'overrun': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'overrun' }]),
       'openai-down': model([{ provider: 'openai-compatible', base_url: openai.url, model: 'broken' }]),
       'anthropic-down': model([{ provider: 'anthropic', base_url: anthropic.url.replace(/\/v1$/, ''), model: 'claude-sonnet-4-5' }]),
@@ -70,6 +74,7 @@ beforeAll(async () => {
   };
 
   const { client, tables } = await createTestTables();
+  dynamo = client;
   tableNames = tables;
   stores = createStores(client, tables);
   await stores.tiers.seed();
@@ -272,9 +277,43 @@ it('a hold the sweeper function settles as abandoned emits AbandonedHolds', asyn
   jest.isolateModules(() => {
     sweeper = require('../../lambda/entry/sweeper-lambda');
   });
+  const hold = (await stores.holds.ofAccount('rich')).find((h) => h.requestId === 'req_metrics_abandoned')!;
   const points = await emfOf(() => sweeper!.handler({ source: 'aws.events' }));
   allPoints.push(...points);
   expect(value(points, 'AbandonedHolds', {})).toEqual([1]);
+
+  // Its own settlement, queued, arrives after the sweep: applied late, once.
+  const { requestSettlement } = await import('../../lambda/money/settlement');
+  const usage = { prompt_tokens: 10, completion_tokens: 50, total_tokens: 60 };
+  const write = requestSettlement(hold, entry, { status: 'completed', httpStatus: 200, usage, completionText: '', latencyMs: 1, stream: false }, tableNames.keys);
+  const late = await emfOf(() => sweeper!.handler({ Records: [{ eventSource: 'aws:sqs', messageId: 'late', body: JSON.stringify(write) }] }));
+  allPoints.push(...late);
+  expect(value(late, 'LateSettlements', {})).toEqual([1]);
+
+  // A hold whose TTL removal's stream record was lost: the daily reconciliation reports its account.
+  await moneyOver(stores, tableNames).admission.admit(chatAdmission('req_metrics_lost', owner, entry, parseChatCompletionRequest(ask('works')), Date.now()));
+  expect((await stores.holds.ofAccount('rich')).map((h) => h.requestId)).toContain('req_metrics_lost');
+  await dynamo.call('DeleteItem', { TableName: tableNames.holds, Key: { request_id: { S: 'req_metrics_lost' } } });
+  const reconciled = await emfOf(() => sweeper!.handler({ action: 'reconcile' }));
+  allPoints.push(...reconciled);
+  expect(value(reconciled, 'HoldsMismatchedAccounts', {})).toEqual([1]);
+});
+
+it('counts a paid Stripe event that credited nothing (the sink the console is given)', async () => {
+  const points = await emfOf(async () => emfMetrics(NS).stripeEventIgnored!('currency eur'));
+  allPoints.push(...points);
+  expect(value(points, 'StripeEventsIgnored', {})).toEqual([1]);
+});
+
+it('the daily catalog check emits RoutesNearShutdown for a route 10 days from its shutdown', async () => {
+  let sweeper: { handler(event: unknown): Promise<unknown> } | undefined;
+  jest.isolateModules(() => {
+    sweeper = require('../../lambda/entry/sweeper-lambda');
+  });
+  const points = await emfOf(() => sweeper!.handler({ itapi: 'catalog-check' }));
+  allPoints.push(...points);
+  expect(value(points, 'RoutesNearShutdown', {})).toEqual([1]);
+  expect(value(points, 'RoutesPastShutdown', {})).toEqual([0]);
 });
 
 describe('every alarm the stack puts on runtime metrics', () => {
@@ -287,13 +326,14 @@ describe('every alarm the stack puts on runtime metrics', () => {
       const stats: Stat[] = p.Metrics ? p.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])) : [{ Namespace: p.Namespace!, MetricName: p.MetricName!, Dimensions: p.Dimensions }];
       return stats.filter((s) => s.Namespace === NS).map((s) => ({ alarm: id, ...s }));
     });
-    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds and uncharged usage.
-    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(6);
+    // The gateway 5xx rate, one upstream error rate per provider of the catalog, abandoned holds, uncharged usage,
+    // ignored Stripe events, routes near their shutdown, late settlements and the reconciliation's mismatched accounts.
+    expect(new Set(runtimeMetrics.map((m) => m.alarm)).size).toBe(10);
     for (const m of runtimeMetrics) {
       const dimensions = Object.fromEntries((m.Dimensions ?? []).map((d) => [d.Name, d.Value]));
       const points = pointsOf(allPoints, m.Namespace, m.MetricName, dimensions);
       expect({ alarm: m.alarm, metric: m.MetricName, dimensions, points: points.length > 0 }).toEqual({ alarm: m.alarm, metric: m.MetricName, dimensions, points: true });
-      if (/Errors|5xx|Abandoned|Uncharged/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
+      if (/Errors|5xx|Abandoned|Uncharged|StripeEventsIgnored|NearShutdown|Late|Mismatched/.test(m.MetricName)) expect({ alarm: m.alarm, fired: points.some((p) => p.value > 0) }).toEqual({ alarm: m.alarm, fired: true });
     }
   }, 60_000);
 });

@@ -107,3 +107,86 @@ it('settles a hold the table’s TTL removed, from the stream’s old image, onc
   expect(item).toMatchObject({ id: 'req_ttl', status: 'abandoned', amountMicroUsd: -hold.promptMicroUsd });
   expect((await stores.accounts.get(id))!.balanceMicroUsd).toBe(CREDITS - hold.promptMicroUsd);
 });
+
+describe('late settlements (issue 17)', () => {
+  const usage = { prompt_tokens: 8, completion_tokens: 60, total_tokens: 68 };
+
+  it('applies a queued settlement redelivered after the sweep as one late_settlement item, however often SQS delivers it', async () => {
+    const id = await account();
+    // The request's instance could not write its settlement and queued it; meanwhile its hold went past deadline and grace.
+    await moneyOver(stores, tables, Date.now, { maxRequestMs: 1 }).admission.admit(chatAdmission('req_late', key, model, request, Date.now() - 1000));
+    const [hold] = await stores.holds.ofAccount(id);
+    const write = requestSettlement(hold, model, completed(usage), tables.keys);
+    await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+    const [abandoned] = await expectBooks(id);
+    expect(abandoned).toMatchObject({ id: 'req_late', status: 'abandoned', amountMicroUsd: -hold.promptMicroUsd });
+
+    // The visibility timeout passes: SQS delivers the settlement, twice in one batch and once more later.
+    const body = JSON.stringify(write);
+    const sqs = (messageId: string) => ({ eventSource: 'aws:sqs', messageId, body });
+    expect(await handler({ Records: [sqs('a'), sqs('b')] })).toEqual({ batchItemFailures: [] });
+    expect(await handler({ Records: [sqs('c')] })).toEqual({ batchItemFailures: [] });
+
+    const items = await expectBooks(id);
+    expect(items.map((i) => i.status).sort()).toEqual(['abandoned', 'late_settlement']);
+    const late = items.find((i) => i.status === 'late_settlement')!;
+    expect(late).toMatchObject({ id: 'req_late#late', settles: 'req_late', completionTokens: 60 });
+    // Together they charge exactly what the settlement charges, to the micro-dollar.
+    expect(abandoned.amountMicroUsd + late.amountMicroUsd).toBe(-write.costMicroUsd);
+    expect(late.amountMicroUsd).toBe(-(write.costMicroUsd - hold.promptMicroUsd));
+    expect((await stores.accounts.get(id))!.balanceMicroUsd).toBe(CREDITS - write.costMicroUsd);
+  });
+
+  it('refunds through a late_settlement when the request cost less than the sweep charged', async () => {
+    const id = await account();
+    const admitted = await moneyOver(stores, tables, Date.now, { maxRequestMs: 1 }).admission.admit(chatAdmission('req_refund', key, model, request, Date.now() - 1000));
+    const [hold] = await stores.holds.ofAccount(id);
+    await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+    // The request's own settlement, after the sweep: the upstream had failed before answering (nothing billable).
+    await admitted.settle({ status: 'failed', httpStatus: 502, completionText: '', latencyMs: 1, stream: false });
+    await admitted.settle({ status: 'failed', httpStatus: 502, completionText: '', latencyMs: 1, stream: false });
+    const items = await expectBooks(id);
+    expect(items).toHaveLength(2);
+    expect(items.find((i) => i.status === 'late_settlement')).toMatchObject({ amountMicroUsd: hold.promptMicroUsd });
+    expect((await stores.accounts.get(id))!.balanceMicroUsd).toBe(CREDITS);
+  });
+
+  it('settles a TTL-removed hold for its prompt plus the output it checkpointed', async () => {
+    const id = await account();
+    const admitted = await moneyOver(stores, tables).admission.admit(chatAdmission('req_ttl_out', key, model, { ...request, stream: true }, Date.now()));
+    await admitted.checkpoint!(30);
+    await admitted.checkpoint!(20); // only upward
+    const [hold] = await stores.holds.ofAccount(id);
+    expect(hold).toMatchObject({ outputTokens: 30, outputMicroUsd: Math.ceil((30 * model.price.outputPerToken) / 1000) });
+    await client.call('DeleteItem', { TableName: tables.holds, Key: { request_id: { S: hold.requestId } } });
+    const record = { eventSource: 'aws:dynamodb', eventName: 'REMOVE', eventID: 'x', userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' }, dynamodb: { OldImage: holdToItem(hold), SequenceNumber: 'x' } };
+    expect(await handler({ Records: [record] })).toEqual({ batchItemFailures: [] });
+    const [item] = await expectBooks(id);
+    expect(item).toMatchObject({ status: 'abandoned', completionTokens: 30, amountMicroUsd: -(hold.promptMicroUsd + hold.outputMicroUsd!) });
+  });
+});
+
+describe('the daily reconciliation (issue 17)', () => {
+  it('reports an account whose held has no hold item behind it (a TTL removal whose stream record was lost)', async () => {
+    const healthy = await account();
+    await moneyOver(stores, tables).admission.admit(chatAdmission('req_healthy', key, model, request, Date.now()));
+    const broken = await account();
+    await moneyOver(stores, tables).admission.admit(chatAdmission('req_lost', key, model, request, Date.now()));
+    const [lost] = await stores.holds.ofAccount(broken);
+    await client.call('DeleteItem', { TableName: tables.holds, Key: { request_id: { S: lost.requestId } } });
+
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      await handler({ action: 'reconcile' });
+    } finally {
+      write.mockRestore();
+    }
+    const mismatches = lines.filter((l) => l.includes('"held_mismatch"')).map((l) => JSON.parse(l));
+    expect(mismatches).toEqual([expect.objectContaining({ account_id: broken, held_micro_usd: lost.holdMicroUsd, in_flight: 1, hold_items_micro_usd: 0, hold_items: 0 })]);
+    expect(mismatches.some((m) => m.account_id === healthy)).toBe(false);
+    // The metric the alarm reads: the count of mismatched accounts, on every run.
+    const emf = lines.filter((l) => l.includes('HoldsMismatchedAccounts')).map((l) => JSON.parse(l));
+    expect(emf.at(-1).HoldsMismatchedAccounts).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -115,14 +115,17 @@ describe('the longest request time (ITAPI_MAX_REQUEST_S)', () => {
     expect(item.amountMicroUsd).toBeLessThan(-item.completionTokens! * 1000 + 1);
   });
 
-  it('ends a JSON request that reaches it with a 504 and releases its hold', async () => {
+  it('ends a JSON request that reaches it with a 504 and charges the prompt, which the provider worked on', async () => {
     behaviour = () => undefined; // never answers
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     const res = await ask(acct.key, { max_tokens: 10 });
     expect(res.status).toBe(504);
     const b = await books(gw, acct.accountId);
     expectBooksBalance(b);
-    expect(b.requests[0]).toMatchObject({ status: 'failed', amountMicroUsd: 0 });
+    const [item] = b.requests;
+    expect(item).toMatchObject({ status: 'interrupted', errorCode: 'upstream_timeout', completionTokens: 0, usageEstimated: true });
+    expect(item.promptTokens).toBeGreaterThan(0);
+    expect(item.amountMicroUsd).toBe(-item.promptTokens! * 100);
   });
 });
 

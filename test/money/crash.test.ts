@@ -9,6 +9,9 @@ import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { startUpstream } from '../support/upstream';
 import { sleep } from '../reliability/support';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
+import { countTokens, warmTokenizer } from '../../lambda/money/tokens';
+
+beforeAll(() => warmTokenizer());
 
 /**
  * A gateway process killed mid-stream (kill -9: no settlement, no cleanup) leaves its hold
@@ -36,36 +39,34 @@ function startGateway(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ba
   });
 }
 
-it('settles the hold of a gateway killed mid-stream from another process, and the books balance', async () => {
-  // A provider that starts answering and then keeps the stream open.
-  const upstream = await startUpstream((_req, _body, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, logprobs: null, finish_reason: null }] })}\n\n`);
-  });
+const chunkOf = (content: string) =>
+  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }] })}\n\n`;
+
+/** An upstream stand-in, a catalog pointing at it, an account with $1 and its key, and the env a gateway process needs. */
+async function prepare(accountId: string, handler: Parameters<typeof startUpstream>[0], settings: NodeJS.ProcessEnv) {
+  const upstream = await startUpstream(handler);
   const dir = mkdtempSync(join(tmpdir(), 'itapi-crash-'));
   const catalog: CatalogFile = {
     models: {
       m: {
         owned_by: 'test',
-        pricing: { input_per_mtok: 100, output_per_mtok: 1000 },
+        pricing: { input_per_mtok: 100, output_per_mtok: 100 },
         context_window: 100_000,
-        max_output_tokens: 100,
+        max_output_tokens: 1000,
         routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'up' }],
       },
     },
   };
   writeFileSync(join(dir, 'catalog.json'), JSON.stringify(catalog));
-
   const { client, tables } = await createTestTables();
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const accountId = 'acct_crash';
   await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), rpm: 100, tpm: 1_000_000 });
   await stores.accounts.topUp(accountId, 1_000_000, 'initial');
   const key = generateApiKey();
   await stores.keys.create({
     keyHash: hashApiKey(key),
-    keyId: 'key_crash',
+    keyId: `key_${accountId}`,
     accountId,
     name: 'k',
     prefix: displayPrefix(key),
@@ -75,16 +76,29 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
     accountRpm: 100,
     accountTpm: 1_000_000,
   });
-
   const env = {
     ...process.env,
     ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
     ...tableEnv(tables),
     ITAPI_MODELS: join(dir, 'catalog.json'),
-    ITAPI_MAX_REQUEST_S: '2',
     ITAPI_SWEEP_GRACE_S: '1',
     ITAPI_SWEEP_INTERVAL_S: '0.5',
+    ...settings,
   };
+  return { upstream, dir, client, stores, key, env };
+}
+
+it('settles the hold of a gateway killed mid-stream from another process, and the books balance', async () => {
+  const accountId = 'acct_crash';
+  // A provider that starts answering and then keeps the stream open.
+  const { upstream, dir, client, stores, key, env } = await prepare(
+    accountId,
+    (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunkOf('Hel'));
+    },
+    { ITAPI_MAX_REQUEST_S: '4' },
+  );
   const doomed = await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
   const res = await fetch(`${doomed.baseUrl}/chat/completions`, {
     method: 'POST',
@@ -106,9 +120,9 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
   expect(hold.requestId).toBe(requestId);
   expect((await stores.accounts.get(accountId))!).toMatchObject({ inFlight: 1, heldMicroUsd: hold.holdMicroUsd, balanceMicroUsd: 1_000_000 - hold.holdMicroUsd });
 
-  // Another instance; its sweeper settles the hold once deadline (2 s) and grace (1 s) have passed.
+  // Another instance; its sweeper settles the hold once deadline (4 s) and grace (1 s) have passed.
   await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
-  for (const deadline = Date.now() + 15_000; (await stores.holds.ofAccount(accountId)).length; ) {
+  for (const deadline = Date.now() + 30_000; (await stores.holds.ofAccount(accountId)).length; ) {
     if (Date.now() > deadline) throw new Error('the hold was not swept');
     await sleep(200);
   }
@@ -122,3 +136,63 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
   await upstream.close();
   client.destroy();
 }, 60_000);
+
+it('charges the output a killed gateway checkpointed on its hold, up to a few seconds before the kill (issue 17)', async () => {
+  const accountId = 'acct_crash_checkpoint';
+  // A provider that writes a word every 100 ms, for ever.
+  const { upstream, dir, client, stores, key, env } = await prepare(
+    accountId,
+    async (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunkOf(''));
+      for (let i = 0; !res.destroyed && i < 600; i++) {
+        res.write(chunkOf(`word${i} `));
+        await sleep(100);
+      }
+    },
+    { ITAPI_MAX_REQUEST_S: '8', ITAPI_CHECKPOINT_S: '0.5' },
+  );
+  const doomed = await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
+  const res = await fetch(`${doomed.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'a long story please' }], stream: true, max_tokens: 1000 }),
+  });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  // Read for 3 s; keep what had arrived 1 s before the kill.
+  let text = '';
+  let secondBefore = '';
+  const started = Date.now();
+  while (Date.now() - started < 3_000) {
+    text += new TextDecoder().decode((await reader.read()).value);
+    if (Date.now() - started < 2_000) secondBefore = text;
+  }
+  doomed.child.kill('SIGKILL');
+  await new Promise((resolve) => doomed.child.once('exit', resolve));
+  await reader.cancel().catch(() => undefined);
+  reader.releaseLock();
+
+  const wordsOf = (t: string) => (t.match(/word\d+ /g) ?? []).join('');
+  const [hold] = await stores.holds.ofAccount(accountId);
+  // Checkpointed on the hold item: at least what was delivered a second before the kill, at most what was delivered.
+  expect(hold.outputTokens).toBeGreaterThanOrEqual(countTokens(wordsOf(secondBefore)));
+  expect(hold.outputTokens).toBeLessThanOrEqual(countTokens(wordsOf(text)) + 5);
+  expect(hold.outputMicroUsd).toBe(hold.outputTokens! * 100);
+
+  await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
+  for (const deadline = Date.now() + 30_000; (await stores.holds.ofAccount(accountId)).length; ) {
+    if (Date.now() > deadline) throw new Error('the hold was not swept');
+    await sleep(200);
+  }
+  const account = (await stores.accounts.get(accountId))!;
+  const ledger = await stores.usage.all(accountId);
+  const [item] = ledger.filter((i) => i.kind === 'request');
+  // The prompt plus the checkpointed output, at catalog prices, to the micro-dollar.
+  expect(item).toMatchObject({ status: 'abandoned', completionTokens: hold.outputTokens, amountMicroUsd: -(hold.promptMicroUsd + hold.outputMicroUsd!) });
+  expect(account).toMatchObject({ inFlight: 0, heldMicroUsd: 0, balanceMicroUsd: 1_000_000 - hold.promptMicroUsd - hold.outputMicroUsd! });
+  // Top-ups less charges.
+  expect(account.balanceMicroUsd).toBe(ledger.reduce((s, i) => s + i.amountMicroUsd, 0));
+  await upstream.close();
+  client.destroy();
+}, 90_000);

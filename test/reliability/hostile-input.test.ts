@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { connect } from 'node:net';
+import { MAX_BODY_BYTES } from '../../lambda/app';
 import { createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { expectErrorBody, leaks, postChat } from './support';
 
@@ -9,7 +10,7 @@ import { expectErrorBody, leaks, postChat } from './support';
  * never a 5xx, nothing pollutes Object.prototype, and the server keeps answering.
  */
 
-const MAX_BODY = 6 * 1024 * 1024;
+const MAX_BODY = MAX_BODY_BYTES;
 const BASE = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5 };
 
 let gw: TestGateway;
@@ -228,7 +229,7 @@ describe('hostile bodies', () => {
     expect(await expectHandled(res)).toBe(400);
   });
 
-  it('answers bodies over 6 MiB with 413, with or without a content-length', async () => {
+  it('answers bodies over 4 MiB with 413, with or without a content-length', async () => {
     const big = JSON.stringify({ ...BASE, messages: [{ role: 'user', content: 'a'.repeat(MAX_BODY) }] });
     const res = await postChat(gw, a.key, big);
     expect(res.status).toBe(413);
@@ -260,18 +261,19 @@ describe('hostile bodies', () => {
     const bodies = [
       { ...BASE, messages: many },
       { ...BASE, messages: [{ role: 'user', content: 'word '.repeat(1_000_000) }] },
-      // One 'word' of 5 million letters, and 1.5 million CJK characters: text the tokenizer's BPE
-      // was quadratic on (hours of CPU); the jest timeout fails this test if it comes back.
-      { ...BASE, messages: [{ role: 'user', content: 'a'.repeat(5_000_000) }] },
-      { ...BASE, messages: [{ role: 'user', content: Array.from({ length: 1_500_000 }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20_000))).join('') }] },
+      // One 'word' of 4 million letters, and 1.3 million CJK characters (3.9 MB), just under the
+      // 4 MiB limit: text the tokenizer's BPE was quadratic on (hours of CPU); the jest timeout
+      // fails this test if it comes back.
+      { ...BASE, messages: [{ role: 'user', content: 'a'.repeat(4_000_000) }] },
+      { ...BASE, messages: [{ role: 'user', content: Array.from({ length: 1_300_000 }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20_000))).join('') }] },
       { ...BASE, stop: Array.from({ length: 100_000 }, () => 'x') },
       { ...BASE, tools: Array.from({ length: 10_000 }, (_, i) => ({ type: 'function', function: { name: `f${i}` } })) },
-      { ...BASE, model: 'm'.repeat(5_000_000) },
-      { ...BASE, user: 'u'.repeat(5_000_000) },
+      { ...BASE, model: 'm'.repeat(4_000_000) },
+      { ...BASE, user: 'u'.repeat(4_000_000) },
     ];
     for (const body of bodies) await expectHandled(await postChat(gw, a.key, body));
-    // The 5 MB model id is not echoed back whole.
-    const res = await postChat(gw, a.key, { ...BASE, model: 'm'.repeat(5_000_000) });
+    // The 4 MB model id is not echoed back whole.
+    const res = await postChat(gw, a.key, { ...BASE, model: 'm'.repeat(4_000_000) });
     expect(res.status).toBe(404);
     expect((await res.text()).length).toBeLessThan(1000);
   });

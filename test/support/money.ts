@@ -19,6 +19,7 @@ export function moneyOver(
   const settlements = new Settlements({ store: stores.accounts, retryDelaysMs: [10, 50], now });
   const admission = new CreditAdmission({
     store: options.store ?? stores.accounts,
+    holds: stores.holds,
     tiers: new TierCache(stores.tiers, 60_000, now),
     settlements,
     keysTable: tables.keys,

@@ -11,7 +11,8 @@ export interface StripeCall {
 
 /**
  * A stand-in for Stripe's API on 127.0.0.1: `POST /v1/checkout/sessions` answers a Checkout
- * session as Stripe does (the fields the console reads); `failWith` makes it answer an error.
+ * session as Stripe does (the fields the console reads); `GET /v1/payment_intents/{id}` a
+ * PaymentIntent with its latest charge and receipt; `failWith` makes it answer an error.
  */
 export async function startStripeStandIn(): Promise<{
   url: string;
@@ -52,6 +53,20 @@ export async function startStripeStandIn(): Promise<{
             status: 'open',
             success_url: form.success_url,
             cancel_url: form.cancel_url,
+          }),
+        );
+        return;
+      }
+      const intent = /^\/v1\/payment_intents\/([A-Za-z0-9_]+)(\?|$)/.exec(req.url ?? '');
+      if (req.method === 'GET' && intent) {
+        // A PaymentIntent with its latest charge expanded (`expand[]=latest_charge`), as Stripe answers it.
+        const id = intent[1];
+        res.writeHead(200).end(
+          JSON.stringify({
+            id,
+            object: 'payment_intent',
+            status: 'succeeded',
+            latest_charge: { id: `ch_for_${id}`, object: 'charge', payment_intent: id, receipt_url: `https://pay.stripe.test/receipts/${id}` },
           }),
         );
         return;

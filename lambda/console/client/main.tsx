@@ -2,6 +2,7 @@ import { render } from 'hono/jsx/dom';
 import { AccountPanel, KeysTable, LedgerTable, UsageSummary } from '../views/panels';
 import { keyNamesOf } from '../views/ledger-filters';
 import type { AccountJson, KeyJson, LedgerPageJson, UsageSummaryJson } from '../views/types';
+import { installAlerts } from './alerts';
 
 /**
  * The console's browser script (built by esbuild, served as `assets/console.js`). The server
@@ -305,6 +306,8 @@ function consolePage(): void {
         break;
     }
   });
+
+  installAlerts(api);
 
   // This minute's use moves while clients call the API: refresh it while the page is in view.
   setInterval(() => {

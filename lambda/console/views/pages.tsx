@@ -2,6 +2,7 @@ import type { Child } from 'hono/jsx';
 import { AccountPanel, KeysTable, LedgerTable, TopUpPanel, UsageSummary } from './panels';
 import { EditKeyDialog } from './keys';
 import { keyNamesOf, LedgerFilters } from './ledger-filters';
+import { AlertsPanel } from './alerts-panel';
 import type { AccountJson, KeyJson, LedgerPageJson, ModelChoiceJson, TopUpOptionsJson, UsageSummaryJson } from './types';
 
 /**
@@ -93,6 +94,9 @@ export function ConsolePage(p: ConsolePageProps) {
           <div id="top-up-panel" class="grow">
             <TopUpPanel options={p.topUp} accountId={p.account.id} />
           </div>
+        </div>
+        <div id="alerts-panel">
+          <AlertsPanel alert={p.account.low_balance_alert} />
         </div>
 
         <section class="panel" aria-labelledby="keys-title">

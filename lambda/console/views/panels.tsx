@@ -17,6 +17,11 @@ export function AccountPanel(props: { account: AccountJson }) {
       <p class="balance" data-balance-micro-usd={a.balance_micro_usd} title={exactDollars(a.balance_micro_usd)}>
         {dollars(a.balance_micro_usd)}
       </p>
+      {a.owed_micro_usd > 0 ? (
+        <p class="owed" data-field="owed" data-owed-micro-usd={a.owed_micro_usd} title={exactDollars(a.owed_micro_usd)}>
+          Owed: <strong>{dollars(a.owed_micro_usd)}</strong> (refunds or disputes took back more than the balance held)
+        </p>
+      ) : null}
       <dl class="facts">
         <dt>Tier</dt>
         <dd class="tier">{a.tier}</dd>
@@ -151,6 +156,14 @@ export function TopUpPanel(props: { options: TopUpOptionsJson; accountId: string
             {o.recent.map((t) => (
               <li>
                 {dateTime(Math.floor(t.at_ms / 1000))}: <strong>{dollars(t.amount_micro_usd)}</strong> <code>{t.reference}</code>
+                {t.receipt_url ? (
+                  <>
+                    {' '}
+                    <a class="receipt" href={t.receipt_url} target="_blank" rel="noopener noreferrer">
+                      Receipt
+                    </a>
+                  </>
+                ) : null}
               </li>
             ))}
           </ul>
