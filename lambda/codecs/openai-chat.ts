@@ -1,0 +1,613 @@
+// OpenAI Chat Completions ↔ the canonical model, both ways: an endpoint decodes requests and encodes
+// answers with it; a provider speaking Chat Completions encodes requests and decodes answers.
+import type { Answer, AnswerEvent, AnswerPart, FinishReason, Usage } from '../core/answer';
+import type { Call, DecodedRequest, ReasoningEffort, ResponseFormat } from '../core/call';
+import type { AssistantPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
+import { textOf } from '../core/prompt';
+import { DONE_FRAME, type SseFrame, type StreamTerminals } from '../core/sse';
+import { invalidRequest, type GatewayError } from '../contract/errors';
+import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
+import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import { usageExtras, withUsageExtras } from '../contract/usage';
+
+/**
+ * The provider's thinking on an assistant message (and in stream deltas), as LiteLLM names it:
+ * `reasoning_content` is the thinking as text (vLLM, DeepSeek, LiteLLM); `thinking_blocks` are
+ * Anthropic's blocks unchanged, signature and redacted data included, so that a client sending the
+ * message back gives the provider its own thinking ahead of the tool calls.
+ */
+export type ThinkingBlock = { type: 'thinking'; thinking: string; signature?: string } | { type: 'redacted_thinking'; data: string };
+
+export interface ThinkingFields {
+  reasoning_content?: string;
+  thinking_blocks?: ThinkingBlock[];
+}
+
+type ChatTool = NonNullable<ChatCompletionRequest['tools']>[number];
+type UserContentPart = Exclude<Extract<ChatMessage, { role: 'user' }>['content'], string>[number];
+type AssistantMessage = Extract<ChatMessage, { role: 'assistant' }> & ThinkingFields;
+
+/** Top-level request fields the canonical model names; any other is kept as an extension. */
+const NAMED_FIELDS = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop',
+  'user', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'reasoning_effort', 'service_tier',
+]);
+const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const MAX_STOP_SEQUENCES = 4;
+const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
+
+// ---- requests ---------------------------------------------------------------------------------
+
+/** A validated Chat Completions request (contract/request.ts) → the canonical request. */
+export function decodeChatRequest(request: ChatCompletionRequest): DecodedRequest {
+  const prompt: Prompt = { system: [], turns: [] };
+  for (const message of request.messages) {
+    const turn = turnOf(message as ChatMessage & ThinkingFields);
+    if (!turn) continue;
+    if (turn.role === 'system' && prompt.turns.length === 0) {
+      prompt.system.push(...turn.parts);
+      continue;
+    }
+    const last = prompt.turns[prompt.turns.length - 1];
+    // Tool messages, and the user message after them, are one user turn (as Anthropic needs them).
+    if (turn.role === 'user' && last?.role === 'user' && last.parts.every((p) => p.type === 'tool_result')) (last.parts as UserPart[]).push(...turn.parts);
+    else prompt.turns.push(turn);
+  }
+
+  const raw = request as Record<string, unknown>;
+  const extensions = Object.fromEntries(Object.entries(raw).filter(([k, v]) => !NAMED_FIELDS.has(k) && v !== undefined));
+  const effort = raw.reasoning_effort;
+  const tier = raw.service_tier;
+  const limit = request.max_completion_tokens ?? request.max_tokens;
+  return {
+    prompt,
+    options: {
+      model: request.model,
+      stream: request.stream === true,
+      ...(limit != null && { outputLimit: limit }),
+      ...(request.temperature != null && { temperature: request.temperature }),
+      ...(request.top_p != null && { topP: request.top_p }),
+      ...(request.stop != null && { stop: typeof request.stop === 'string' ? [request.stop] : request.stop }),
+      tools: (request.tools ?? []).map((t): Tool => ({
+        kind: 'function',
+        name: t.function.name,
+        ...(t.function.description !== undefined && { description: t.function.description }),
+        parameters: t.function.parameters ?? { type: 'object' },
+        ...(t.function.strict != null && { strict: t.function.strict }),
+      })),
+      ...(request.tool_choice !== undefined && { toolChoice: toolChoiceOf(request.tool_choice) }),
+      ...(request.parallel_tool_calls !== undefined && { parallelToolCalls: request.parallel_tool_calls }),
+      ...(typeof effort === 'string' && { reasoning: effort === 'none' ? { mode: 'disabled', effort: 'none' } : { mode: 'enabled', effort: effort as ReasoningEffort } }),
+      ...(request.response_format && { responseFormat: responseFormatOf(request.response_format) }),
+      ...(request.user !== undefined && { user: request.user }),
+      ...(typeof tier === 'string' && { serviceTier: tier }),
+      ...(request.stream_options?.include_usage !== undefined && { includeUsage: request.stream_options.include_usage }),
+      ...(Object.keys(extensions).length > 0 && { extensions: { wire: 'openai-chat' as const, fields: extensions } }),
+    },
+  };
+}
+
+function contentTexts(content: string | Array<{ type: string; text?: string; refusal?: string }> | null | undefined): TextPart[] {
+  if (content == null) return [];
+  if (typeof content === 'string') return content ? [{ type: 'text', text: content }] : [];
+  return content.map((p) => ({ type: 'text' as const, text: p.text ?? p.refusal ?? '' }));
+}
+
+function turnOf(message: ChatMessage & ThinkingFields): Turn | undefined {
+  switch (message.role) {
+    case 'system':
+    case 'developer':
+      return { role: 'system', parts: contentTexts(message.content) };
+    case 'user': {
+      const parts: UserPart[] = typeof message.content === 'string'
+        ? [{ type: 'text', text: message.content }]
+        : message.content.map((p): UserPart => (p.type === 'text' ? { type: 'text', text: p.text } : imageOf(p.image_url)));
+      return { role: 'user', parts };
+    }
+    case 'assistant': {
+      const parts: AssistantPart[] = reasoningOf(message);
+      parts.push(...contentTexts(message.content));
+      for (const call of message.tool_calls ?? []) parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments });
+      return parts.length ? { role: 'assistant', parts } : undefined;
+    }
+    case 'tool':
+      return { role: 'user', parts: [{ type: 'tool_result', toolCallId: message.tool_call_id, content: contentTexts(message.content) }] };
+    default:
+      // Legacy `function` messages: no canonical meaning.
+      return undefined;
+  }
+}
+
+function reasoningOf(fields: ThinkingFields & { reasoning?: unknown }): AssistantPart[] {
+  if (fields.thinking_blocks?.length) {
+    return fields.thinking_blocks.map((b): AssistantPart =>
+      b.type === 'redacted_thinking'
+        ? { type: 'reasoning', text: '', redactedData: b.data }
+        : { type: 'reasoning', text: b.thinking, ...(b.signature !== undefined && { signature: b.signature }) },
+    );
+  }
+  const text = typeof fields.reasoning_content === 'string' ? fields.reasoning_content : typeof fields.reasoning === 'string' ? fields.reasoning : '';
+  return text ? [{ type: 'reasoning', text }] : [];
+}
+
+function imageOf(image: { url: string; detail?: 'auto' | 'low' | 'high' }): ImagePart {
+  const data = DATA_URL.exec(image.url);
+  return {
+    type: 'image',
+    source: data ? { kind: 'base64', mediaType: data[1], data: data[2] } : { kind: 'url', url: image.url },
+    ...(image.detail !== undefined && { detail: image.detail }),
+  };
+}
+
+function toolChoiceOf(choice: NonNullable<ChatCompletionRequest['tool_choice']>): ToolChoice {
+  return typeof choice === 'string' ? { type: choice } : { type: 'tool', name: choice.function.name };
+}
+
+function responseFormatOf(format: NonNullable<ChatCompletionRequest['response_format']>): ResponseFormat {
+  if (format.type !== 'json_schema') return { type: format.type };
+  const s = format.json_schema;
+  return {
+    type: 'json_schema',
+    name: s.name,
+    schema: s.schema ?? {},
+    ...(s.description !== undefined && { description: s.description }),
+    ...(s.strict != null && { strict: s.strict }),
+  };
+}
+
+export interface ChatRequestEncoding {
+  request: ChatCompletionRequest;
+  /** The first part a Chat Completions upstream cannot take (thrown only when such a route is tried). */
+  unsupported?: GatewayError;
+  /** Provider-defined tools the route cannot run: dropped, named in `x-itapi-ignored`. */
+  droppedTools: string[];
+}
+
+export interface ChatRequestEncodingOptions {
+  /** Send assistant thinking back as `reasoning_content` / `thinking_blocks` (only upstreams that read them). @default false */
+  thinkingFields?: boolean;
+}
+
+/**
+ * The canonical call → a Chat Completions request for an upstream. The same mapping as
+ * messages/to-chat.ts today (docs/CLIENTS.md has the table): system text joined by blank lines,
+ * a user turn's tool results first as `tool` messages, images from tool results in a user message
+ * after them, an assistant turn's text joined with its tool calls, provider tools dropped.
+ */
+export function encodeChatRequest(call: Call, options: ChatRequestEncodingOptions = {}): ChatRequestEncoding {
+  let unsupported: GatewayError | undefined;
+  const refuse = (param: string, why: string) => {
+    unsupported ??= invalidRequest(`${param}: ${why} The route serving this model speaks Chat Completions.`, param, 'unsupported_parameter');
+  };
+  const { prompt, settings } = call;
+  const messages: ChatMessage[] = [];
+  const system = textOf(prompt.system, '\n\n');
+  if (system) messages.push({ role: 'system', content: system });
+  prompt.turns.forEach((turn, i) => messages.push(...chatMessages(turn, `messages[${i}]`, refuse, options)));
+  if (messages.length === 0) refuse('messages', 'There is nothing to send once thinking is left out.');
+
+  const request: ChatCompletionRequest = { model: settings.model, messages, max_completion_tokens: settings.maxOutputTokens };
+  if (settings.stream) request.stream = true;
+  if (settings.stream && settings.includeUsage !== undefined) request.stream_options = { include_usage: settings.includeUsage };
+  if (settings.temperature !== undefined) request.temperature = settings.temperature;
+  if (settings.topP !== undefined) request.top_p = settings.topP;
+  if (settings.stop?.length) {
+    if (settings.stop.length > MAX_STOP_SEQUENCES) refuse('stop_sequences', `At most ${MAX_STOP_SEQUENCES} stop sequences are supported here.`);
+    else request.stop = settings.stop;
+  }
+
+  const droppedTools: string[] = [];
+  const tools: ChatTool[] = [];
+  settings.tools.forEach((tool, i) => {
+    if (tool.kind === 'provider') {
+      droppedTools.push(tool.name ?? tool.type);
+      return;
+    }
+    if (!FUNCTION_NAME.test(tool.name)) {
+      refuse(`tools[${i}].name`, 'Tool names must be 1-64 characters of a-z, A-Z, 0-9, _ and - here.');
+      return;
+    }
+    tools.push({
+      type: 'function',
+      function: {
+        name: tool.name,
+        ...(tool.description !== undefined && { description: tool.description }),
+        parameters: tool.parameters,
+        ...(tool.strict !== undefined && { strict: tool.strict }),
+      },
+    });
+  });
+  if (tools.length) request.tools = tools;
+
+  const choice = settings.toolChoice;
+  if (choice && tools.length) {
+    if (choice.type !== 'tool') request.tool_choice = choice.type;
+    else if (tools.some((t) => t.function.name === choice.name)) request.tool_choice = { type: 'function', function: { name: choice.name } };
+  }
+  if (settings.parallelToolCalls === false && tools.length && choice?.type !== 'none') request.parallel_tool_calls = false;
+  if ((choice?.type === 'required' || choice?.type === 'tool') && request.tool_choice === undefined) {
+    const named = choice.type === 'tool' ? `'${choice.name}'` : 'a tool';
+    refuse('tool_choice', `It forces ${named}, which the route cannot run${droppedTools.length ? ` (dropped: ${droppedTools.join(', ')})` : ''}.`);
+  }
+
+  const format = settings.responseFormat;
+  if (format) {
+    request.response_format = format.type !== 'json_schema'
+      ? { type: format.type }
+      : {
+          type: 'json_schema',
+          json_schema: {
+            name: format.name,
+            ...(format.description !== undefined && { description: format.description }),
+            schema: format.schema,
+            ...(format.strict !== undefined && { strict: format.strict }),
+          },
+        };
+  }
+  const raw = request as Record<string, unknown>;
+  if (settings.reasoning?.effort && (settings.reasoning.mode !== 'disabled' || settings.reasoning.effort === 'none')) raw.reasoning_effort = settings.reasoning.effort;
+  if (settings.user !== undefined) request.user = settings.user;
+  if (settings.serviceTier !== undefined) raw.service_tier = settings.serviceTier;
+  if (settings.extensions?.wire === 'openai-chat') Object.assign(raw, settings.extensions.fields);
+  return { request, unsupported, droppedTools };
+}
+
+type Refuse = (param: string, why: string) => void;
+
+function chatMessages(turn: Turn, param: string, refuse: Refuse, options: ChatRequestEncodingOptions): ChatMessage[] {
+  if (turn.role === 'system') return [{ role: 'system', content: textOf(turn.parts, '\n\n') }];
+  if (turn.role === 'assistant') {
+    turn.parts.forEach((part, j) => {
+      // Server-tool calls and results are the provider's own turns: a translated route never made them.
+      if (part.type === 'opaque' && !/^(server_tool_use|.*_tool_result)$/.test(part.kind)) refuse(`${param}.content[${j}]`, `Assistant blocks of type '${part.kind}' are not supported here.`);
+    });
+    const text = textOf(turn.parts);
+    const calls = turn.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
+    const thinking = options.thinkingFields ? thinkingFieldsOf(turn.parts) : {};
+    if (!text && calls.length === 0 && !thinking.thinking_blocks) return [];
+    const message: AssistantMessage = { role: 'assistant', content: text || null, ...(calls.length && { tool_calls: calls }), ...thinking };
+    return [message];
+  }
+  const toolMessages: ChatMessage[] = [];
+  const toolImages: UserContentPart[] = [];
+  const parts: UserContentPart[] = [];
+  turn.parts.forEach((part, j) => {
+    const at = `${param}.content[${j}]`;
+    switch (part.type) {
+      case 'text':
+        parts.push({ type: 'text', text: part.text });
+        return;
+      case 'image': {
+        const image = imagePartOf(part, at, refuse);
+        if (image) parts.push(image);
+        return;
+      }
+      case 'document':
+        refuse(at, 'Documents are not supported here.');
+        return;
+      case 'opaque':
+        refuse(at, `Blocks of type '${part.kind}' are not supported here.`);
+        return;
+      case 'tool_result': {
+        const texts: string[] = [];
+        part.content.forEach((inner, k) => {
+          if (inner.type === 'text') texts.push(inner.text);
+          else if (inner.type === 'image') {
+            const image = imagePartOf(inner, `${at}.content[${k}]`, refuse);
+            if (image) toolImages.push(image);
+          } else refuse(`${at}.content[${k}]`, `Tool results holding '${inner.type}' blocks are not supported here.`);
+        });
+        const text = texts.join('\n');
+        toolMessages.push({ role: 'tool', tool_call_id: part.toolCallId, content: part.isError ? `Error: ${text}` : text });
+        return;
+      }
+    }
+  });
+  const out = [...toolMessages];
+  if (toolImages.length) out.push({ role: 'user', content: [{ type: 'text', text: 'Images returned by the tool:' }, ...toolImages] });
+  // One plain text is sent as a string, as most clients write it.
+  if (parts.length === 1 && parts[0].type === 'text') out.push({ role: 'user', content: parts[0].text });
+  else if (parts.length) out.push({ role: 'user', content: parts });
+  return out;
+}
+
+function imagePartOf(part: ImagePart, param: string, refuse: Refuse): UserContentPart | undefined {
+  const source = part.source;
+  const detail = part.detail !== undefined ? { detail: part.detail } : {};
+  if (source.kind === 'base64') return { type: 'image_url', image_url: { url: `data:${source.mediaType};base64,${source.data}`, ...detail } };
+  if (source.kind === 'url') return { type: 'image_url', image_url: { url: source.url, ...detail } };
+  refuse(`${param}.source`, "Images from a provider's Files API are not supported here; send base64 or a URL.");
+  return undefined;
+}
+
+function thinkingFieldsOf(parts: ReadonlyArray<AssistantPart | AnswerPart>): ThinkingFields {
+  const reasoning = parts.filter((p): p is Extract<AssistantPart, { type: 'reasoning' }> => p.type === 'reasoning');
+  if (reasoning.length === 0) return {};
+  return {
+    reasoning_content: reasoning.map((p) => p.text).join(''),
+    thinking_blocks: reasoning.map((p): ThinkingBlock =>
+      p.redactedData !== undefined
+        ? { type: 'redacted_thinking', data: p.redactedData }
+        : { type: 'thinking', thinking: p.text, ...(p.signature !== undefined && { signature: p.signature }) },
+    ),
+  };
+}
+
+// ---- answers ----------------------------------------------------------------------------------
+
+/** OpenAI's service tiers; another provider's (Anthropic's `standard`) is written as `default`. */
+const CHAT_SERVICE_TIERS = new Set(['auto', 'default', 'flex', 'scale', 'priority']);
+
+function chatServiceTier(tier: string): ChatCompletion['service_tier'] {
+  return (CHAT_SERVICE_TIERS.has(tier) ? tier : 'default') as ChatCompletion['service_tier'];
+}
+
+/** `tool_calls` only when a tool was called (a JSON-mode tool, or Anthropic's server tools, end with `stop`). */
+export function chatFinishReason(reason: FinishReason, calledTools = true): NonNullable<ChatCompletion.Choice['finish_reason']> {
+  switch (reason) {
+    case 'length':
+      return 'length';
+    case 'tool_calls':
+      return calledTools ? 'tool_calls' : 'stop';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      // stop_sequence and pause have no word of their own in OpenAI's.
+      return 'stop';
+  }
+}
+
+export function finishReasonOfChat(reason: string | null | undefined): FinishReason {
+  switch (reason) {
+    case 'length':
+      return 'length';
+    case 'tool_calls':
+    case 'function_call':
+      return 'tool_calls';
+    case 'content_filter':
+      return 'refusal';
+    default:
+      return 'stop';
+  }
+}
+
+/**
+ * Canonical usage → OpenAI's: cache reads and writes are prompt tokens; the reads are
+ * `cached_tokens`. What OpenAI has no field for (writes by lifetime, server-tool calls, the tier)
+ * rides along as the usage extras settlement reads today (contract/usage.ts), never serialised.
+ */
+export function chatUsage(usage: Usage): CompletionUsage {
+  const prompt = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens + usage.cacheWrite1hTokens;
+  const wire: CompletionUsage = {
+    prompt_tokens: prompt,
+    completion_tokens: usage.outputTokens,
+    total_tokens: prompt + usage.outputTokens,
+    prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
+    ...(usage.reasoningTokens !== undefined && { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
+  };
+  return withUsageExtras(wire, {
+    cacheWriteTokens: usage.cacheWriteTokens,
+    cacheWrite1hTokens: usage.cacheWrite1hTokens,
+    ...(usage.serverToolCalls && { serverToolCalls: usage.serverToolCalls }),
+    ...(usage.serviceTier !== undefined && { serviceTier: usage.serviceTier }),
+  });
+}
+
+/** OpenAI's usage → canonical; cache writes and server-tool calls only from the extras a provider attached (OpenAI reports none). */
+export function usageOfChat(usage: CompletionUsage, serviceTier?: string | null): Usage {
+  const extras = usageExtras(usage);
+  const writes = (extras.cacheWriteTokens ?? 0) + (extras.cacheWrite1hTokens ?? 0);
+  const cached = Math.min(usage.prompt_tokens_details?.cached_tokens ?? 0, usage.prompt_tokens - writes);
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens;
+  const tier = extras.serviceTier ?? serviceTier;
+  return {
+    inputTokens: usage.prompt_tokens - cached - writes,
+    cacheReadTokens: cached,
+    cacheWriteTokens: extras.cacheWriteTokens ?? 0,
+    cacheWrite1hTokens: extras.cacheWrite1hTokens ?? 0,
+    outputTokens: usage.completion_tokens,
+    ...(reasoning != null && { reasoningTokens: reasoning }),
+    ...(extras.serverToolCalls && { serverToolCalls: extras.serverToolCalls }),
+    ...(tier != null && { serviceTier: tier }),
+  };
+}
+
+export type ChatCompletionWithThinking = ChatCompletion & { choices: Array<ChatCompletion.Choice & { message: ThinkingFields }> };
+
+/** A whole answer → a ChatCompletion (one choice); thinking in the message's extension fields. */
+export function encodeChatCompletion(answer: Answer): ChatCompletionWithThinking {
+  const text = answer.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('');
+  const refusal = answer.parts.flatMap((p) => (p.type === 'refusal' ? [p.text] : [])).join('');
+  const calls = answer.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
+  return {
+    id: answer.id,
+    object: 'chat.completion',
+    created: answer.createdS,
+    model: answer.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: text.length > 0 || calls.length === 0 ? text : null,
+          refusal: refusal || null,
+          ...(calls.length > 0 && { tool_calls: calls }),
+          ...thinkingFieldsOf(answer.parts),
+        },
+        finish_reason: chatFinishReason(answer.finishReason, calls.length > 0),
+        logprobs: null,
+      },
+    ],
+    ...(answer.usage && { usage: chatUsage(answer.usage) }),
+    ...(answer.usage?.serviceTier !== undefined && { service_tier: chatServiceTier(answer.usage.serviceTier) }),
+  };
+}
+
+/** A ChatCompletion's first choice → a whole answer: thinking first, then text, refusal, tool calls. */
+export function decodeChatCompletion(completion: ChatCompletion): Answer {
+  const choice = completion.choices[0];
+  const message = (choice?.message ?? {}) as ChatCompletion.Choice['message'] & ThinkingFields & { reasoning?: unknown };
+  const parts: AnswerPart[] = reasoningOf(message) as AnswerPart[];
+  if (message.content) parts.push({ type: 'text', text: message.content });
+  if (message.refusal) parts.push({ type: 'refusal', text: message.refusal });
+  for (const call of message.tool_calls ?? []) {
+    if (call.type === 'function') parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments });
+  }
+  return {
+    id: completion.id,
+    model: completion.model,
+    createdS: completion.created,
+    parts,
+    finishReason: finishReasonOfChat(choice?.finish_reason),
+    ...(completion.usage && { usage: usageOfChat(completion.usage, completion.service_tier) }),
+  };
+}
+
+type ChunkDelta = ChatCompletionChunk.Choice.Delta & ThinkingFields;
+
+/**
+ * Answer events → Chat Completions chunks, in the order clients rely on: `role` in the first
+ * delta, each tool call with its own index (0, 1, …) and its id and name in its first chunk, one
+ * finish chunk, then usage in a chunk without choices.
+ */
+export class ChatChunkEncoder {
+  private id = '';
+  private model = '';
+  private createdS = 0;
+  private roleSent = false;
+  private usage: Usage | undefined;
+  private readonly toolIndex = new Map<number, number>();
+
+  constructor(private readonly options: { includeUsage?: boolean } = {}) {}
+
+  push(event: AnswerEvent): ChatCompletionChunk[] {
+    switch (event.type) {
+      case 'start':
+        this.id = event.id;
+        this.model = event.model;
+        this.createdS = event.createdS ?? Math.floor(Date.now() / 1000);
+        return [this.choice({ content: '' }, null)];
+      case 'text':
+        return event.text ? [this.choice({ content: event.text }, null)] : [];
+      case 'refusal':
+        return event.text ? [this.choice({ refusal: event.text }, null)] : [];
+      case 'reasoning':
+        return event.text ? [this.choice({ reasoning_content: event.text }, null)] : [];
+      case 'reasoning_signature':
+        return [this.choice({ thinking_blocks: [{ type: 'thinking', thinking: '', signature: event.signature }] }, null)];
+      case 'reasoning_redacted':
+        return [this.choice({ thinking_blocks: [{ type: 'redacted_thinking', data: event.data }] }, null)];
+      case 'reasoning_encrypted':
+        // OpenAI's encrypted reasoning has no Chat Completions field.
+        return [];
+      case 'tool_call_start': {
+        const index = this.toolIndex.size;
+        this.toolIndex.set(event.index, index);
+        return [this.choice({ tool_calls: [{ index, id: event.id, type: 'function', function: { name: event.name, arguments: '' } }] }, null)];
+      }
+      case 'tool_call_delta': {
+        const index = this.toolIndex.get(event.index);
+        if (index === undefined) throw new Error(`Arguments for answer part ${event.index}, which is no tool call.`);
+        return event.arguments ? [this.choice({ tool_calls: [{ index, function: { arguments: event.arguments } }] }, null)] : [];
+      }
+      case 'finish':
+        return [this.choice({}, chatFinishReason(event.reason, this.toolIndex.size > 0))];
+      case 'usage':
+        // Usage may come more than once (Anthropic reports it at the start and the end): the last is sent by `end`.
+        this.usage = event.usage;
+        return [];
+    }
+  }
+
+  /** After the last answer event: the usage chunk (without choices), unless the client asked for none. */
+  end(): ChatCompletionChunk[] {
+    if (!this.usage || this.options.includeUsage === false) return [];
+    return [{
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.createdS,
+      model: this.model,
+      choices: [],
+      usage: chatUsage(this.usage),
+      ...(this.usage.serviceTier !== undefined && { service_tier: chatServiceTier(this.usage.serviceTier) }),
+    }];
+  }
+
+  private choice(delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason']): ChatCompletionChunk {
+    const first = this.roleSent ? {} : { role: 'assistant' as const };
+    this.roleSent = true;
+    return {
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.createdS,
+      model: this.model,
+      choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }],
+    };
+  }
+}
+
+/** Chat Completions chunks (first choice) → answer events; each new kind of content opens a new part. */
+export class ChatChunkDecoder {
+  private started = false;
+  private nextIndex = 0;
+  private open: { kind: 'text' | 'refusal' | 'reasoning'; index: number } | undefined;
+  private readonly toolParts = new Map<number, number>();
+
+  push(chunk: ChatCompletionChunk): AnswerEvent[] {
+    const events: AnswerEvent[] = [];
+    if (!this.started) {
+      this.started = true;
+      events.push({ type: 'start', id: chunk.id, model: chunk.model, createdS: chunk.created });
+    }
+    for (const choice of chunk.choices) {
+      if (choice.index !== 0) continue;
+      const delta = choice.delta as ChunkDelta & { reasoning?: unknown };
+      const reasoning = typeof delta.reasoning_content === 'string' ? delta.reasoning_content : typeof delta.reasoning === 'string' ? delta.reasoning : '';
+      if (reasoning) events.push({ type: 'reasoning', index: this.partFor('reasoning'), text: reasoning });
+      for (const block of delta.thinking_blocks ?? []) {
+        if (block.type === 'redacted_thinking') {
+          this.open = undefined;
+          events.push({ type: 'reasoning_redacted', index: this.nextIndex++, data: block.data });
+          continue;
+        }
+        if (block.thinking && !reasoning) events.push({ type: 'reasoning', index: this.partFor('reasoning'), text: block.thinking });
+        if (block.signature !== undefined) {
+          events.push({ type: 'reasoning_signature', index: this.partFor('reasoning'), signature: block.signature });
+          this.open = undefined; // a signature closes its block
+        }
+      }
+      if (delta.content) events.push({ type: 'text', index: this.partFor('text'), text: delta.content });
+      if (delta.refusal) events.push({ type: 'refusal', index: this.partFor('refusal'), text: delta.refusal });
+      for (const call of delta.tool_calls ?? []) {
+        let index = this.toolParts.get(call.index);
+        if (index === undefined) {
+          this.open = undefined;
+          index = this.nextIndex++;
+          this.toolParts.set(call.index, index);
+          events.push({ type: 'tool_call_start', index, id: call.id ?? '', name: call.function?.name ?? '' });
+        }
+        if (call.function?.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.function.arguments });
+      }
+      if (choice.finish_reason) events.push({ type: 'finish', reason: finishReasonOfChat(choice.finish_reason) });
+    }
+    if (chunk.usage) events.push({ type: 'usage', usage: usageOfChat(chunk.usage, chunk.service_tier) });
+    return events;
+  }
+
+  private partFor(kind: 'text' | 'refusal' | 'reasoning'): number {
+    if (this.open?.kind === kind) return this.open.index;
+    this.open = { kind, index: this.nextIndex++ };
+    return this.open.index;
+  }
+}
+
+/** Chat's stream ends with `[DONE]`; a failure after the first byte is an error event, then `[DONE]`. */
+export const chatStreamTerminals: StreamTerminals = {
+  ended: (): SseFrame[] => [DONE_FRAME],
+  failed: (error): SseFrame[] => [{ data: { error: { message: error.message, type: error.type, param: error.param, code: error.code } } }, DONE_FRAME],
+};
+
+/** The frames of a chunk: Chat names no events. */
+export function chatFrame(chunk: ChatCompletionChunk): SseFrame {
+  return { data: chunk };
+}
