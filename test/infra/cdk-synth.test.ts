@@ -36,7 +36,7 @@ describe('npx cdk synth', () => {
     const template = JSON.parse(readFileSync(path.join(outdir, 'Itapi.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
     const types = Object.values(template.Resources).map((r) => r.Type);
     expect(types.filter((t) => t === 'AWS::Lambda::Url')).toHaveLength(1);
-    expect(types.filter((t) => t === 'AWS::DynamoDB::GlobalTable')).toHaveLength(7);
+    expect(types.filter((t) => t === 'AWS::DynamoDB::GlobalTable')).toHaveLength(8);
     const report = JSON.parse(readFileSync(path.join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: Array<{ pluginName: string; conclusion: string }> };
     expect(report.pluginReports.find((p) => p.pluginName === 'AwsSolutions')?.conclusion).toBe('success');
     expect(existsSync(path.join(outdir, 'manifest.json'))).toBe(true);

@@ -175,9 +175,10 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
 
   const wordsOf = (t: string) => (t.match(/word\d+ /g) ?? []).join('');
   const [hold] = await stores.holds.ofAccount(accountId);
-  // Checkpointed on the hold item: at least what was delivered a second before the kill, at most what was delivered.
+  // Checkpointed on the hold item: at least what was delivered a second before the kill, at most what was delivered
+  // (what the client had read, plus the few chunks, about 3 tokens each, written to its socket but not yet read at the kill).
   expect(hold.outputTokens).toBeGreaterThanOrEqual(countTokens(wordsOf(secondBefore)));
-  expect(hold.outputTokens).toBeLessThanOrEqual(countTokens(wordsOf(text)) + 5);
+  expect(hold.outputTokens).toBeLessThanOrEqual(countTokens(wordsOf(text)) + 10);
   expect(hold.outputMicroUsd).toBe(hold.outputTokens! * 100);
 
   await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
