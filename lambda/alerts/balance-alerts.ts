@@ -37,6 +37,11 @@ export interface AlertMessage {
 /** Where fired alerts go: delivered in-process with retries (local mode), or queued (AWS). */
 export interface AlertOutbox {
   send(message: AlertMessage): Promise<void>;
+  /**
+   * AWS only: the holder saved an e-mail address; have it subscribed now, so SNS's confirmation
+   * mail goes out at save time rather than with the first alert (which it would not deliver).
+   */
+  subscribeEmail?(accountId: string, email: string): Promise<void>;
 }
 
 /** A fresh signing secret, shown to the holder. */
@@ -98,6 +103,21 @@ export class BalanceAlerts {
       void run.finally(() => this.learning.delete(accountId));
     }
     await run;
+  }
+
+  /**
+   * The holder saved an alert with this e-mail address: in AWS it is queued for subscription to
+   * the alert topic (the sweeper subscribes it); locally there is no e-mail, so nothing happens.
+   * Never throws: the save stands, and the first delivery subscribes the address as a fallback.
+   */
+  async emailSaved(accountId: string, email: string): Promise<void> {
+    if (!this.options.outbox.subscribeEmail) return;
+    try {
+      await this.options.outbox.subscribeEmail(accountId, email);
+      this.options.log.info('balance_alert_email_subscription_queued', { account_id: accountId });
+    } catch (err) {
+      this.options.log.error('balance_alert_email_subscription_not_queued', { account_id: accountId, ...describeError(err) });
+    }
   }
 
   private knownWithout(accountId: string): boolean {
@@ -300,23 +320,43 @@ export interface QueuedAlert {
   event: BalanceLowEvent;
 }
 
+/** Also on the alert queue: an address the holder just saved, for the sweeper to subscribe to the alert topic. */
+export interface QueuedSubscription {
+  type: 'subscribe';
+  account_id: string;
+  email: string;
+}
+
+export function isQueuedSubscription(body: unknown): body is QueuedSubscription {
+  const b = body as Partial<QueuedSubscription> | null;
+  return typeof b === 'object' && b !== null && b.type === 'subscribe' && typeof b.account_id === 'string' && typeof b.email === 'string';
+}
+
 /**
  * AWS's outbox: the fired alert goes to an SQS queue (no secret in it), which the sweeper function
  * consumes (`deliverQueuedAlert`); a failed delivery goes back to the queue and is tried again
- * after its visibility timeout, then to a dead-letter queue with an alarm.
+ * after its visibility timeout, then to a dead-letter queue with an alarm. A saved e-mail address
+ * goes to the same queue as a `QueuedSubscription`.
  */
-export function sqsAlertOutbox(queueUrl: string): AlertOutbox {
+export function sqsAlertOutbox(queueUrl: string, config: SnsClientConfig = {}): AlertOutbox {
   let client: Promise<(body: string) => Promise<void>> | undefined;
+  const sendBody = async (body: string) => {
+    client ??= import('@aws-sdk/client-sqs').then(({ SQSClient, SendMessageCommand }) => {
+      const sqs = new SQSClient({ ...config });
+      return async (text: string) => {
+        await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: text }));
+      };
+    });
+    await (await client)(body);
+  };
   return {
     async send(message) {
-      client ??= import('@aws-sdk/client-sqs').then(({ SQSClient, SendMessageCommand }) => {
-        const sqs = new SQSClient({});
-        return async (body: string) => {
-          await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
-        };
-      });
       const queued: QueuedAlert = { id: message.id, event: message.event };
-      await (await client)(JSON.stringify(queued));
+      await sendBody(JSON.stringify(queued));
+    },
+    async subscribeEmail(accountId, email) {
+      const queued: QueuedSubscription = { type: 'subscribe', account_id: accountId, email };
+      await sendBody(JSON.stringify(queued));
     },
   };
 }
@@ -377,14 +417,52 @@ export function alertEmailText(message: AlertMessage): string {
  * policy on the message attribute `account_id`) and the alert is published with that attribute,
  * so only the account's own addresses receive it. Subscribe is idempotent for an address already
  * subscribed with the same filter; SNS mails the address a confirmation first, and an
- * unconfirmed address receives nothing (docs/CONSOLE.md). An address subscribed for another
+ * unconfirmed address receives nothing, which is why the console's save subscribes it already
+ * (`snsEmailSubscriber`); this subscribe is the fallback (docs/CONSOLE.md). An address subscribed for another
  * account (another filter) is refused by SNS: logged, and the alert is published all the same.
  */
 export function snsEmailSender(topicArn: string, deps: { log: Logger; client?: SnsClientConfig }): (message: AlertMessage) => Promise<void> {
-  let sns: Promise<{ subscribe(email: string, accountId: string): Promise<void>; publish(message: AlertMessage): Promise<void> }> | undefined;
-  const load = () =>
+  const load = snsAlertTopic(topicArn, deps.client);
+  return async (message) => {
+    const client = await load();
+    try {
+      await client.subscribe(message.email!, message.event.account_id);
+    } catch (err) {
+      // Not retried: the alert still goes to the addresses already confirmed for the account.
+      deps.log.error('balance_alert_email_subscribe_failed', { account_id: message.event.account_id, event_id: message.id, ...describeError(err) });
+    }
+    await client.publish(message);
+    deps.log.info('balance_alert_email_published', { account_id: message.event.account_id, event_id: message.id });
+  };
+}
+
+/**
+ * Subscribes an address the holder just saved (a `QueuedSubscription`), with the same filter
+ * policy as `snsEmailSender`, so SNS mails the confirmation at save time. Rejects when worth
+ * trying again (SNS or the network failing); an address SNS refuses (a client error, such as one
+ * subscribed for another account) is logged and dropped: a retry would be refused the same way.
+ */
+export function snsEmailSubscriber(topicArn: string, deps: { log: Logger; client?: SnsClientConfig }): (queued: QueuedSubscription) => Promise<void> {
+  const load = snsAlertTopic(topicArn, deps.client);
+  return async (queued) => {
+    const client = await load();
+    try {
+      await client.subscribe(queued.email, queued.account_id);
+      deps.log.info('balance_alert_email_subscribed', { account_id: queued.account_id });
+    } catch (err) {
+      if ((err as { $fault?: string }).$fault !== 'client') throw err;
+      deps.log.error('balance_alert_email_subscribe_failed', { account_id: queued.account_id, ...describeError(err) });
+    }
+  };
+}
+
+type SnsAlertTopic = { subscribe(email: string, accountId: string): Promise<void>; publish(message: AlertMessage): Promise<void> };
+
+function snsAlertTopic(topicArn: string, config: SnsClientConfig | undefined): () => Promise<SnsAlertTopic> {
+  let sns: Promise<SnsAlertTopic> | undefined;
+  return () =>
     (sns ??= import('@aws-sdk/client-sns').then(({ SNSClient, SubscribeCommand, PublishCommand }) => {
-      const client = new SNSClient({ ...deps.client });
+      const client = new SNSClient({ ...config });
       return {
         async subscribe(email: string, accountId: string) {
           await client.send(
@@ -412,15 +490,4 @@ export function snsEmailSender(topicArn: string, deps: { log: Logger; client?: S
         },
       };
     }));
-  return async (message) => {
-    const client = await load();
-    try {
-      await client.subscribe(message.email!, message.event.account_id);
-    } catch (err) {
-      // Not retried: the alert still goes to the addresses already confirmed for the account.
-      deps.log.error('balance_alert_email_subscribe_failed', { account_id: message.event.account_id, event_id: message.id, ...describeError(err) });
-    }
-    await client.publish(message);
-    deps.log.info('balance_alert_email_published', { account_id: message.event.account_id, event_id: message.id });
-  };
 }

@@ -16,7 +16,7 @@ import type { Account, AccountsStore } from '../store/accounts';
 
 export interface AlertRouteDeps {
   accounts: Pick<AccountsStore, 'get' | 'setBalanceAlert'>;
-  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'>;
+  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'> & Partial<Pick<BalanceAlerts, 'emailSaved'>>;
   alertPolicy?: WebhookAddressPolicy;
   log: Logger;
 }
@@ -90,6 +90,8 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
     if (!saved) throw new GatewayError(401, 'authentication_error', 'session_required', 'Sign in to the console first.');
     deps.alerts?.forget(id);
     deps.log.info('console_alert_saved', { account_id: id, threshold_micro_usd: threshold, webhook: Boolean(webhookUrl), email: Boolean(email) });
+    // In AWS the address is subscribed now, so SNS's confirmation mail goes out before any alert.
+    if (email) await deps.alerts?.emailSaved?.(id, email);
     // Already below it: the alert fires now rather than at the next charge.
     await deps.alerts?.afterCharge(id);
     const now = (await deps.accounts.get(id)) ?? saved;

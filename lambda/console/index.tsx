@@ -71,7 +71,7 @@ export interface ConsoleDeps {
   secrets: ProviderKeys;
   log: Logger;
   /** Low-balance alerts: the check after a refund or dispute, and the webhook address policy. */
-  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'>;
+  alerts?: Pick<BalanceAlerts, 'forget' | 'afterCharge'> & Partial<Pick<BalanceAlerts, 'emailSaved'>>;
   alertPolicy?: WebhookAddressPolicy;
   /** Counters for CloudWatch (EMF in AWS). */
   metrics?: Pick<MetricsSink, 'stripeEventIgnored'>;

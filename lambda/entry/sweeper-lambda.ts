@@ -1,4 +1,4 @@
-import { BalanceAlerts, deliverQueuedAlert, snsEmailSender, sqsAlertOutbox, type AlertMessage, type QueuedAlert } from '../alerts/balance-alerts';
+import { BalanceAlerts, deliverQueuedAlert, isQueuedSubscription, snsEmailSender, snsEmailSubscriber, sqsAlertOutbox, type AlertMessage, type QueuedAlert } from '../alerts/balance-alerts';
 import { loadCatalog } from '../catalog';
 import { checkCatalog } from '../catalog/check';
 import { moneyRuntime } from '../money';
@@ -74,23 +74,44 @@ export async function handler(event: ScheduledEvent | ReconcileEvent | SqsEvent 
 
 const alertQueueArn = process.env.ITAPI_ALERT_QUEUE_ARN;
 /** E-mail alerts: published to this SNS topic, whose e-mail subscriptions filter on `account_id` (docs/CONSOLE.md). */
-const sendEmail = process.env.ITAPI_ALERT_TOPIC_ARN
-  ? snsEmailSender(process.env.ITAPI_ALERT_TOPIC_ARN, {
-      log,
-      // Outside Lambda (tests) a loopback stand-in, with a static region and credentials.
-      client: process.env.ITAPI_SNS_ENDPOINT
-        ? { endpoint: process.env.ITAPI_SNS_ENDPOINT, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-        : undefined,
-    })
-  : undefined;
+const snsDeps = {
+  log,
+  // Outside Lambda (tests) a loopback stand-in, with a static region and credentials.
+  client: process.env.ITAPI_SNS_ENDPOINT
+    ? { endpoint: process.env.ITAPI_SNS_ENDPOINT, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+    : undefined,
+};
+const sendEmail = process.env.ITAPI_ALERT_TOPIC_ARN ? snsEmailSender(process.env.ITAPI_ALERT_TOPIC_ARN, snsDeps) : undefined;
+/** Addresses the holder saved in the console (issue 21): subscribed at once, so the confirmation mail precedes any alert. */
+const subscribeEmail = process.env.ITAPI_ALERT_TOPIC_ARN ? snsEmailSubscriber(process.env.ITAPI_ALERT_TOPIC_ARN, snsDeps) : undefined;
 /** Quick attempts within one receive; after them the message waits out the queue's visibility timeout. */
 const ALERT_ATTEMPT_PAUSES_MS = [1_000, 4_000];
 
-/** Low-balance alerts the chat function fired: one delivery attempt each; a failure comes back after the queue's visibility timeout. */
+/**
+ * Low-balance alerts the chat function fired: one delivery attempt each; a failure comes back after
+ * the queue's visibility timeout. The same queue carries addresses saved in the console, to subscribe.
+ */
 async function deliverAlerts(event: SqsEvent): Promise<BatchResponse> {
   const batchItemFailures: BatchResponse['batchItemFailures'] = [];
   await Promise.all(
     event.Records.map(async (record) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(record.body);
+      } catch (err) {
+        log.error('balance_alert_unreadable', { message_id: record.messageId, ...describeError(err) });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+        return;
+      }
+      if (isQueuedSubscription(body)) {
+        try {
+          await subscribeEmail?.(body);
+        } catch (err) {
+          log.error('balance_alert_email_subscribe_retry', { message_id: record.messageId, account_id: body.account_id, ...describeError(err) });
+          batchItemFailures.push({ itemIdentifier: record.messageId });
+        }
+        return;
+      }
       // Within one receive the e-mail goes out once, however many times the webhook is retried.
       let emailed = false;
       const once = sendEmail
@@ -102,7 +123,7 @@ async function deliverAlerts(event: SqsEvent): Promise<BatchResponse> {
         : undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          await deliverQueuedAlert(JSON.parse(record.body) as QueuedAlert, { accounts: stores.accounts, log, sendEmail: once }, { allowPrivate: false, timeoutMs: 10_000 });
+          await deliverQueuedAlert(body as QueuedAlert, { accounts: stores.accounts, log, sendEmail: once }, { allowPrivate: false, timeoutMs: 10_000 });
           return;
         } catch (err) {
           log.info('balance_alert_retry', { message_id: record.messageId, attempt: attempt + 1, ...describeError(err) });
