@@ -29,6 +29,7 @@ let key: KeyRecord;
 let sns: Server;
 const snsCalls: URLSearchParams[] = [];
 let snsPublishStatus = 200;
+let snsSubscribeStatus = 200;
 const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:itapi-alerts';
 const ALERT_QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:itapi-alerts';
 const CREDITS = 1_000_000;
@@ -48,9 +49,11 @@ beforeAll(async () => {
       snsCalls.push(form);
       const action = form.get('Action');
       const ns = 'xmlns="http://sns.amazonaws.com/doc/2010-03-31/"';
-      if (action === 'Publish' && snsPublishStatus !== 200) {
-        res.writeHead(snsPublishStatus, { 'content-type': 'text/xml' });
-        res.end(`<ErrorResponse ${ns}><Error><Type>Sender</Type><Code>InvalidParameter</Code><Message>refused</Message></Error><RequestId>r</RequestId></ErrorResponse>`);
+      const failWith = action === 'Publish' ? snsPublishStatus : action === 'Subscribe' ? snsSubscribeStatus : 200;
+      if (failWith !== 200) {
+        const [type, code] = failWith >= 500 ? ['Receiver', 'InternalError'] : ['Sender', 'InvalidParameter'];
+        res.writeHead(failWith, { 'content-type': 'text/xml' });
+        res.end(`<ErrorResponse ${ns}><Error><Type>${type}</Type><Code>${code}</Code><Message>refused</Message></Error><RequestId>r</RequestId></ErrorResponse>`);
         return;
       }
       const result = action === 'Subscribe' ? '<SubscriptionArn>pending confirmation</SubscriptionArn>' : '<MessageId>msg-1</MessageId>';
@@ -280,4 +283,53 @@ describe('e-mail low-balance alerts through SNS (issue 21)', () => {
     expect(snsCalls.every((c) => c.get('Endpoint') === null || c.get('Endpoint') === 'ops@example.com')).toBe(true);
     expect(snsCalls.filter((c) => c.get('Action') === 'Publish')).toHaveLength(3);
   }, 30_000);
+
+  describe('an address saved in the console', () => {
+    const subscription = (id: string, email: string, messageId: string) => ({
+      eventSource: 'aws:sqs' as const,
+      eventSourceARN: ALERT_QUEUE_ARN,
+      messageId,
+      body: JSON.stringify({ type: 'subscribe', account_id: id, email }),
+    });
+    const filterOf = (call: URLSearchParams) => {
+      const attrs = new Map<string, string>();
+      for (let n = 1; call.get(`Attributes.entry.${n}.key`); n++) attrs.set(call.get(`Attributes.entry.${n}.key`)!, call.get(`Attributes.entry.${n}.value`)!);
+      return { policy: JSON.parse(attrs.get('FilterPolicy')!), scope: attrs.get('FilterPolicyScope') };
+    };
+
+    it('is subscribed at once with the account filter, and nothing is published', async () => {
+      snsCalls.length = 0;
+      const result = await handler({ Records: [subscription('acct_saved', 'new@example.com', 'm_sub1')] });
+      expect(result).toEqual({ batchItemFailures: [] });
+      expect(snsCalls.map((c) => c.get('Action'))).toEqual(['Subscribe']);
+      expect(snsCalls[0].get('TopicArn')).toBe(TOPIC_ARN);
+      expect(snsCalls[0].get('Protocol')).toBe('email');
+      expect(snsCalls[0].get('Endpoint')).toBe('new@example.com');
+      expect(filterOf(snsCalls[0])).toEqual({ policy: { account_id: ['acct_saved'] }, scope: 'MessageAttributes' });
+    });
+
+    it('is handed back when SNS fails, and dropped when SNS refuses the address', async () => {
+      snsCalls.length = 0;
+      snsSubscribeStatus = 500;
+      try {
+        const failed = await handler({ Records: [subscription('acct_a', 'a@example.com', 'm_sub_500')] });
+        expect(failed).toEqual({ batchItemFailures: [{ itemIdentifier: 'm_sub_500' }] });
+        snsSubscribeStatus = 400;
+        const refused = await handler({ Records: [subscription('acct_b', 'b@example.com', 'm_sub_400')] });
+        expect(refused).toEqual({ batchItemFailures: [] });
+      } finally {
+        snsSubscribeStatus = 200;
+      }
+      expect(snsCalls.some((c) => c.get('Endpoint') === 'a@example.com')).toBe(true);
+      expect(snsCalls.filter((c) => c.get('Endpoint') === 'b@example.com')).toHaveLength(1);
+      expect(snsCalls.every((c) => c.get('Action') === 'Subscribe')).toBe(true);
+    }, 30_000);
+
+    it('hands back a record it cannot read without failing the others', async () => {
+      snsCalls.length = 0;
+      const result = await handler({ Records: [{ ...subscription('x', 'x@example.com', 'm_bad'), body: '{not json' }, subscription('acct_c', 'c@example.com', 'm_ok')] });
+      expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm_bad' }] });
+      expect(snsCalls.map((c) => c.get('Endpoint'))).toEqual(['c@example.com']);
+    });
+  });
 });
