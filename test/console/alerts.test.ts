@@ -1,7 +1,7 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { deliverQueuedAlert, postWebhook, signatureHeader } from '../../lambda/alerts/balance-alerts';
+import { deliverQueuedAlert, postWebhook, signatureHeader, sqsAlertOutbox } from '../../lambda/alerts/balance-alerts';
 import { checkWebhookUrl, isPublicAddress, type LookupAll } from '../../lambda/alerts/webhook-address';
 import type { CatalogFile } from '../../lambda/catalog';
 import { consoleApi, signIn, type ConsoleSession } from '../support/console';
@@ -295,4 +295,77 @@ describe('webhook addresses (SSRF)', () => {
     expect(header).toBe(`t=1700000000,v1=${createHmac('sha256', 'secret').update('1700000000.{"a":1}').digest('hex')}`);
     expect(signatureHeader('other', '{"a":1}', 1700000000)).not.toBe(header);
   });
+});
+
+describe('saving an e-mail address in AWS (issue 21)', () => {
+  /** A loopback SQS stand-in (the SDK speaks JSON: `x-amz-target: AmazonSQS.SendMessage`, and checks the body's MD5). */
+  const sent: Array<{ QueueUrl: string; MessageBody: string }> = [];
+  let failStatus = 0;
+  const sqs = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      if (req.headers['x-amz-target'] !== 'AmazonSQS.SendMessage') {
+        res.writeHead(400).end();
+        return;
+      }
+      if (failStatus) {
+        res.writeHead(failStatus, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify({ __type: 'com.amazonaws.sqs#InternalError', message: 'down' }));
+        return;
+      }
+      sent.push(body);
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify({ MessageId: `msg-${sent.length}`, MD5OfMessageBody: createHash('md5').update(body.MessageBody).digest('hex') }));
+    });
+  });
+  let aws: TestGateway;
+  let queueUrl: string;
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => sqs.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(sqs.address() as AddressInfo).port}`;
+    queueUrl = `${endpoint}/123456789012/itapi-alerts`;
+    const outbox = sqsAlertOutbox(queueUrl, { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    aws = await startTestGateway({ catalog: catalogOf(CATALOG), alerts: { outbox } });
+  }, 60_000);
+
+  afterAll(async () => {
+    await aws.stop();
+    sqs.closeAllConnections();
+    await new Promise((resolve) => sqs.close(resolve));
+  });
+
+  it('queues the address for subscription at save time, and only when one is given', async () => {
+    const a = await createAccount(aws);
+    const session = await signIn(aws, a.accountId);
+    sent.length = 0;
+    expect((await consoleApi(aws, session, 'PUT', 'alerts', { threshold_usd: 1, webhook_url: 'https://hooks.example.com/itapi' })).status).toBe(200);
+    expect(sent).toEqual([]);
+    expect((await consoleApi(aws, session, 'PUT', 'alerts', { threshold_usd: 1, email: ' billing@example.com ' })).status).toBe(200);
+    expect((await consoleApi(aws, session, 'PUT', 'alerts', { threshold_usd: 1, email: 'finance@example.com' })).status).toBe(200);
+    expect(sent.map((m) => m.QueueUrl)).toEqual([queueUrl, queueUrl]);
+    expect(sent.map((m) => JSON.parse(m.MessageBody))).toEqual([
+      { type: 'subscribe', account_id: a.accountId, email: 'billing@example.com' },
+      { type: 'subscribe', account_id: a.accountId, email: 'finance@example.com' },
+    ]);
+    // Locally (the in-process outbox) there is no queue: nothing to subscribe, the save just stands.
+    expect('subscribeEmail' in gw.gateway.alertOutbox).toBe(false);
+  });
+
+  it('keeps the save when the queue is down (the first alert subscribes the address instead)', async () => {
+    const a = await createAccount(aws);
+    const session = await signIn(aws, a.accountId);
+    sent.length = 0;
+    failStatus = 500;
+    try {
+      const res = await consoleApi(aws, session, 'PUT', 'alerts', { threshold_usd: 1, email: 'ops@example.com' });
+      expect(res.status).toBe(200);
+      expect(res.json.email).toBe('ops@example.com');
+    } finally {
+      failStatus = 0;
+    }
+    expect(sent).toEqual([]);
+    expect((await aws.gateway.stores.accounts.get(a.accountId))!.alert?.email).toBe('ops@example.com');
+  }, 30_000);
 });
