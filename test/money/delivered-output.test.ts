@@ -4,6 +4,10 @@ import type { CatalogFile } from '../../lambda/catalog';
 import { countTokens, warmTokenizer } from '../../lambda/money/tokens';
 import { catalogOf, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { startUpstream } from '../support/upstream';
+import { defaultProviders } from '../../lambda/providers';
+import { eventStreamReply, route as bedrockRoute, testBedrockProvider } from '../providers/bedrock/stand-in';
+import type { BedrockEvent } from '../providers/bedrock/transcripts';
+import { StandIn } from '../providers/stand-in';
 import { books, expectBooksBalance, parseSse, postChat, sleep } from '../reliability/support';
 
 /**
@@ -323,3 +327,51 @@ describe('thinking on translated routes', () => {
     await expectCharged(acct.accountId, ending);
   }, 20_000);
 });
+
+it('charges Claude thinking on Bedrock upward when a /v1/chat/completions client aborts after it, before the usage came', async () => {
+  const bedrock = new StandIn('h2c');
+  const bedrockUrl = await bedrock.start();
+  const catalog: CatalogFile = {
+    models: {
+      claude: { ...CATALOG.models.claude, routes: [{ provider: 'bedrock', base_url: bedrockUrl, model: 'anthropic.claude-sonnet-4-5-20250929-v1:0', region: 'us-east-1' }] },
+    },
+  };
+  const onBedrock = await startTestGateway({ catalog: catalogOf(catalog), providers: { ...defaultProviders(), bedrock: testBedrockProvider() } });
+  try {
+    const answer = ['Hello', ' there,', ' here is', ' the answer.'];
+    bedrockRoute(bedrock, {
+      stream: {
+        ...eventStreamReply([
+          ['messageStart', { role: 'assistant' }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'A summary of a long think.' } } }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'sig' } } }],
+          ['contentBlockStop', { contentBlockIndex: 0 }],
+          ...answer.map((text): BedrockEvent => ['contentBlockDelta', { contentBlockIndex: 1, delta: { text } }]),
+        ]),
+        hang: 'after_parts',
+      },
+    });
+    const acct = await createAccount(onBedrock, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 10_000_000 });
+    const client = new OpenAI({ baseURL: onBedrock.baseUrl, apiKey: acct.key, maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'think' }], stream: true, max_tokens: 8_000, reasoning_effort: 'low' });
+    let content = '';
+    for await (const c of stream) {
+      content += c.choices[0]?.delta?.content ?? '';
+      if (content.includes('answer.')) break; // the SDK aborts the request
+    }
+    expect(content).toBe(answer.join(''));
+    expect(bedrock.lastJson()).toMatchObject({ additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 1_024 } } });
+
+    let item;
+    for (const until = Date.now() + 5_000; !item && Date.now() < until; await sleep(50)) {
+      item = (await onBedrock.gateway.stores.usage.all(acct.accountId)).find((i) => i.kind === 'request');
+    }
+    const floor = 1_024 + countTokens(answer.join(''));
+    expect(item).toMatchObject({ status: 'aborted', completionTokens: floor, usageEstimated: true });
+    expect(item!.amountMicroUsd).toBe(-(item!.promptTokens! * INPUT_MICRO_USD + floor * OUTPUT_MICRO_USD));
+    expectBooksBalance(await books(onBedrock, acct.accountId));
+  } finally {
+    await onBedrock.stop();
+    await bedrock.stop();
+  }
+}, 20_000);
