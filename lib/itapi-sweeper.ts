@@ -2,10 +2,12 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { ItapiCatalog } from './itapi-catalog';
@@ -69,6 +71,12 @@ export class ItapiSweeper extends Construct {
   /** Alerts not delivered after every receive (alarmed). */
   public readonly alertDeadLetterQueue: sqs.Queue;
   /**
+   * E-mail low-balance alerts: the delivering function subscribes each holder's address
+   * (protocol `email`, filter policy on `account_id`) and publishes each alert with that
+   * attribute. Encrypted with the AWS-managed SNS key; publishing requires TLS.
+   */
+  public readonly alertTopic: sns.Topic;
+  /**
    * Descriptions (shard, sequence numbers) of holds-stream batches that failed every retry: not
    * settlements, so kept apart from the dead-letter queue (alarmed; docs/RELIABILITY.md).
    */
@@ -119,6 +127,12 @@ export class ItapiSweeper extends Construct {
       removalPolicy,
     });
 
+    this.alertTopic = new sns.Topic(this, 'AlertEmails', {
+      displayName: 'itapi low-balance alerts',
+      enforceSSL: true,
+      masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+    });
+
     const built = new ItapiNodeFunction(this, 'Handler', {
       entry: ENTRY.sweeper,
       description: 'itapi: settles overdue holds and queued settlements',
@@ -130,6 +144,7 @@ export class ItapiSweeper extends Construct {
         ITAPI_SWEEP_GRACE_S: String((props.grace ?? Duration.minutes(1)).toSeconds()),
         ITAPI_ALERT_QUEUE_URL: this.alertQueue.queueUrl,
         ITAPI_ALERT_QUEUE_ARN: this.alertQueue.queueArn,
+        ITAPI_ALERT_TOPIC_ARN: this.alertTopic.topicArn,
         ...(props.catalog ? { ITAPI_MODELS: CATALOG_RUNTIME_PATH } : {}),
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -160,6 +175,9 @@ export class ItapiSweeper extends Construct {
     this.function.addEventSource(new sources.SqsEventSource(this.settlementQueue, { batchSize: 10, reportBatchItemFailures: true }));
     this.function.addEventSource(new sources.SqsEventSource(this.alertQueue, { batchSize: 10, reportBatchItemFailures: true }));
     this.alertQueue.grantSendMessages(this.function);
+    // Not grantPublish: that adds KMS permissions on every key behind the alias, which the
+    // AWS-managed SNS key does not need (its key policy admits callers through SNS in the account).
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['sns:Publish', 'sns:Subscribe'], resources: [this.alertTopic.topicArn] }));
     this.function.addEventSource(
       new sources.DynamoEventSource(props.tables.holds, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   try {
     const admin = (path: string, body: unknown) =>
       fetch(`${local.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${local.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    await admin('/keys', { account_id: 'demo', name: 'ci', models: ['gpt-4o-mini'], rpm: 20, expires_at: '2030-01-01T00:00:00Z' });
+    await admin('/keys', { account_id: 'demo', name: 'ci', models: ['gpt-4o-mini'], rpm: 20, expires_at: '2030-01-01T00:00:00Z', monthly_spend_cap_usd: 5 });
     await admin('/keys', { account_id: 'demo', name: 'chat-app', models: ['claude-3-5-sonnet-20241022', 'gpt-4o'] });
     const origin = new URL(local.baseUrl).origin;
     const written: string[] = [];
@@ -49,6 +49,15 @@ async function main(): Promise<void> {
       await page.waitForSelector(`#usage-panel .usage-summary[data-from="${weekAgo.toISOString().slice(0, 10)}"]`);
       await page.waitForSelector('form[data-form="range"] button[type="submit"]:not([disabled])');
     };
+    await showWeek();
+    // A low-balance alert, so that the alerts panel shows one armed (its secret stays off the pictures: the page is reloaded).
+    await page.fill('#alert-threshold', '2.50');
+    await page.fill('#alert-webhook', 'https://example.com/hooks/itapi');
+    await page.fill('#alert-email', 'billing@example.com');
+    await page.click('form[data-form="alerts"] button[type="submit"]');
+    await page.waitForSelector('#alert-secret:not(:empty)');
+    await page.reload();
+    await page.waitForSelector('body[data-page="console"]');
     await showWeek();
     // The top of the page: balance, top-up, keys, charts and the first rows of the ledger.
     await page.setViewportSize({ width: 1100, height: 1180 });
@@ -82,6 +91,21 @@ async function main(): Promise<void> {
       await page.locator('figure[data-metric="cost"]').scrollIntoViewIfNeeded();
       await page.locator('figure[data-metric="cost"]').screenshot({ path: join(out, `console-chart-${size}.png`) });
       written.push(`console-chart-${size}.png`);
+      await page.locator('section.alerts').scrollIntoViewIfNeeded();
+      await page.locator('section.alerts').screenshot({ path: join(out, `console-alerts-${size}.png`) });
+      written.push(`console-alerts-${size}.png`);
+      // The ledger filtered by one model (the Key and Model filters and the Key column).
+      // (viewport-sized: the filters at the top, the filtered rows below them)
+      await page.selectOption('#ledger-model', 'gpt-4o-mini');
+      await page.click('form[data-form="range"] button[type="submit"]');
+      await page.waitForSelector('form[data-form="range"] button[type="submit"]:not([disabled])');
+      await page.waitForLoadState('networkidle');
+      await page.evaluate(() => document.querySelector('form[data-form="range"]')!.scrollIntoView({ block: 'start' }));
+      await page.screenshot({ path: join(out, `console-ledger-${size}.png`) });
+      written.push(`console-ledger-${size}.png`);
+      await page.goto(`${origin}/console/`);
+      await page.waitForSelector('body[data-page="console"]');
+      await showWeek();
       await page.click('button[data-action="open-create-key"]');
       await page.fill('#create-key input[name="name"]', 'notebook');
       await shot('create-key', false);

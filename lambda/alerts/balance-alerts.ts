@@ -351,3 +351,76 @@ export async function deliverQueuedAlert(
   }
   throw new Error(`webhook answered ${status}`);
 }
+
+/** What the SNS client needs outside Lambda (tests: a loopback stand-in with a static region and credentials). */
+export interface SnsClientConfig {
+  endpoint?: string;
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** The plain-text e-mail of a low-balance alert (SNS e-mail subscriptions get the message as it is). */
+export function alertEmailText(message: AlertMessage): string {
+  const e = message.event;
+  const usd = (micro: number) => `$${(micro / 1_000_000).toFixed(2)}`;
+  return [
+    `The balance of itapi account ${e.account_id} is ${usd(e.balance_micro_usd)}, below your low-balance threshold of ${usd(e.threshold_micro_usd)}.`,
+    '',
+    `Found at ${e.at}. Top up in the console to keep your keys working; the alert re-arms once the balance is back at the threshold or above.`,
+    '',
+    JSON.stringify(e),
+  ].join('\n');
+}
+
+/**
+ * E-mail in AWS through one SNS topic: the address is subscribed (protocol `email`, filter
+ * policy on the message attribute `account_id`) and the alert is published with that attribute,
+ * so only the account's own addresses receive it. Subscribe is idempotent for an address already
+ * subscribed with the same filter; SNS mails the address a confirmation first, and an
+ * unconfirmed address receives nothing (docs/CONSOLE.md). An address subscribed for another
+ * account (another filter) is refused by SNS: logged, and the alert is published all the same.
+ */
+export function snsEmailSender(topicArn: string, deps: { log: Logger; client?: SnsClientConfig }): (message: AlertMessage) => Promise<void> {
+  let sns: Promise<{ subscribe(email: string, accountId: string): Promise<void>; publish(message: AlertMessage): Promise<void> }> | undefined;
+  const load = () =>
+    (sns ??= import('@aws-sdk/client-sns').then(({ SNSClient, SubscribeCommand, PublishCommand }) => {
+      const client = new SNSClient({ ...deps.client });
+      return {
+        async subscribe(email: string, accountId: string) {
+          await client.send(
+            new SubscribeCommand({
+              TopicArn: topicArn,
+              Protocol: 'email',
+              Endpoint: email,
+              Attributes: { FilterPolicy: JSON.stringify({ account_id: [accountId] }), FilterPolicyScope: 'MessageAttributes' },
+            }),
+          );
+        },
+        async publish(message: AlertMessage) {
+          await client.send(
+            new PublishCommand({
+              TopicArn: topicArn,
+              Subject: `itapi: low balance on ${message.event.account_id}`.slice(0, 100),
+              Message: alertEmailText(message),
+              MessageAttributes: {
+                account_id: { DataType: 'String', StringValue: message.event.account_id },
+                event_type: { DataType: 'String', StringValue: message.event.type },
+                event_id: { DataType: 'String', StringValue: message.id },
+              },
+            }),
+          );
+        },
+      };
+    }));
+  return async (message) => {
+    const client = await load();
+    try {
+      await client.subscribe(message.email!, message.event.account_id);
+    } catch (err) {
+      // Not retried: the alert still goes to the addresses already confirmed for the account.
+      deps.log.error('balance_alert_email_subscribe_failed', { account_id: message.event.account_id, event_id: message.id, ...describeError(err) });
+    }
+    await client.publish(message);
+    deps.log.info('balance_alert_email_published', { account_id: message.event.account_id, event_id: message.id });
+  };
+}

@@ -1,4 +1,4 @@
-import { BalanceAlerts, deliverQueuedAlert, sqsAlertOutbox, type QueuedAlert } from '../alerts/balance-alerts';
+import { BalanceAlerts, deliverQueuedAlert, snsEmailSender, sqsAlertOutbox, type AlertMessage, type QueuedAlert } from '../alerts/balance-alerts';
 import { loadCatalog } from '../catalog';
 import { checkCatalog } from '../catalog/check';
 import { moneyRuntime } from '../money';
@@ -73,6 +73,16 @@ export async function handler(event: ScheduledEvent | ReconcileEvent | SqsEvent 
 }
 
 const alertQueueArn = process.env.ITAPI_ALERT_QUEUE_ARN;
+/** E-mail alerts: published to this SNS topic, whose e-mail subscriptions filter on `account_id` (docs/CONSOLE.md). */
+const sendEmail = process.env.ITAPI_ALERT_TOPIC_ARN
+  ? snsEmailSender(process.env.ITAPI_ALERT_TOPIC_ARN, {
+      log,
+      // Outside Lambda (tests) a loopback stand-in, with a static region and credentials.
+      client: process.env.ITAPI_SNS_ENDPOINT
+        ? { endpoint: process.env.ITAPI_SNS_ENDPOINT, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+        : undefined,
+    })
+  : undefined;
 /** Quick attempts within one receive; after them the message waits out the queue's visibility timeout. */
 const ALERT_ATTEMPT_PAUSES_MS = [1_000, 4_000];
 
@@ -81,9 +91,18 @@ async function deliverAlerts(event: SqsEvent): Promise<BatchResponse> {
   const batchItemFailures: BatchResponse['batchItemFailures'] = [];
   await Promise.all(
     event.Records.map(async (record) => {
+      // Within one receive the e-mail goes out once, however many times the webhook is retried.
+      let emailed = false;
+      const once = sendEmail
+        ? async (message: AlertMessage) => {
+            if (emailed) return;
+            await sendEmail(message);
+            emailed = true;
+          }
+        : undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          await deliverQueuedAlert(JSON.parse(record.body) as QueuedAlert, { accounts: stores.accounts, log }, { allowPrivate: false, timeoutMs: 10_000 });
+          await deliverQueuedAlert(JSON.parse(record.body) as QueuedAlert, { accounts: stores.accounts, log, sendEmail: once }, { allowPrivate: false, timeoutMs: 10_000 });
           return;
         } catch (err) {
           log.info('balance_alert_retry', { message_id: record.messageId, attempt: attempt + 1, ...describeError(err) });

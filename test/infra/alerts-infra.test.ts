@@ -54,3 +54,31 @@ it('alarms on undelivered alerts and on paid Stripe events that credited nothing
     Threshold: 1,
   });
 });
+
+it('publishes e-mail alerts to an encrypted, TLS-only SNS topic the sweeper function may publish and subscribe to, named in its env', () => {
+  const topic = logicalIdByPath(s.json, '/Sweeper/AlertEmails/Resource');
+  const props = s.json.Resources[topic].Properties as { KmsMasterKeyId: unknown };
+  expect(JSON.stringify(props.KmsMasterKeyId)).toContain('alias/aws/sns');
+  // TLS only: a topic policy denying publishes without aws:SecureTransport.
+  s.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+    Topics: [{ Ref: topic }],
+    PolicyDocument: Match.objectLike({
+      Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+    }),
+  });
+  const sweeperFn = logicalIdByPath(s.json, '/Sweeper/Handler/Function/Resource');
+  const fn = s.json.Resources[sweeperFn].Properties as { Environment: { Variables: Record<string, unknown> }; Role: { 'Fn::GetAtt': [string, string] } };
+  expect(fn.Environment.Variables.ITAPI_ALERT_TOPIC_ARN).toEqual({ Ref: topic });
+  const role = fn.Role['Fn::GetAtt'][0];
+  const statements = Object.values(s.json.Resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify((r.Properties as { Roles: unknown }).Roles).includes(`"${role}"`))
+    .flatMap((r) => (r.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown }> } }).PolicyDocument.Statement);
+  const on = (action: string) => statements.filter((st) => [st.Action].flat().includes(action)).map((st) => st.Resource);
+  expect(on('sns:Publish')).toContainEqual({ Ref: topic });
+  expect(on('sns:Subscribe')).toContainEqual({ Ref: topic });
+  // Nobody else publishes: the chat function's role has no SNS permission.
+  const chatFn = logicalIdByPath(s.json, '/Chat/Handler/Function/Resource');
+  const chatRole = (s.json.Resources[chatFn].Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role['Fn::GetAtt'][0];
+  const chatPolicies = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify((r.Properties as { Roles: unknown }).Roles).includes(`"${chatRole}"`));
+  expect(JSON.stringify(chatPolicies)).not.toContain('sns:');
+});

@@ -7,6 +7,8 @@ import { createStores, type Stores } from '../../lambda/runtime';
 import { holdToItem } from '../../lambda/store/holds';
 import type { KeyRecord } from '../../lambda/store/keys';
 import { tableEnv, type TableNames } from '../../lambda/store/tables';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -23,6 +25,12 @@ let client: Dynamo;
 let stores: Stores;
 let handler: Handler;
 let key: KeyRecord;
+/** A loopback SNS stand-in (the SDK speaks the query protocol: form bodies, XML answers). */
+let sns: Server;
+const snsCalls: URLSearchParams[] = [];
+let snsPublishStatus = 200;
+const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:itapi-alerts';
+const ALERT_QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:itapi-alerts';
 const CREDITS = 1_000_000;
 const request = parseChatCompletionRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], max_tokens: 100 });
 
@@ -32,7 +40,29 @@ beforeAll(async () => {
   client = made.client;
   stores = createStores(made.client, made.tables);
   await stores.tiers.seed();
+  sns = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(parts).toString('utf8'));
+      snsCalls.push(form);
+      const action = form.get('Action');
+      const ns = 'xmlns="http://sns.amazonaws.com/doc/2010-03-31/"';
+      if (action === 'Publish' && snsPublishStatus !== 200) {
+        res.writeHead(snsPublishStatus, { 'content-type': 'text/xml' });
+        res.end(`<ErrorResponse ${ns}><Error><Type>Sender</Type><Code>InvalidParameter</Code><Message>refused</Message></Error><RequestId>r</RequestId></ErrorResponse>`);
+        return;
+      }
+      const result = action === 'Subscribe' ? '<SubscriptionArn>pending confirmation</SubscriptionArn>' : '<MessageId>msg-1</MessageId>';
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      res.end(`<${action}Response ${ns}><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></${action}Response>`);
+    });
+  });
+  await new Promise<void>((resolve) => sns.listen(0, '127.0.0.1', resolve));
   Object.assign(process.env, {
+    ITAPI_SNS_ENDPOINT: `http://127.0.0.1:${(sns.address() as AddressInfo).port}`,
+    ITAPI_ALERT_TOPIC_ARN: TOPIC_ARN,
+    ITAPI_ALERT_QUEUE_ARN: ALERT_QUEUE_ARN,
     ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
     ...tableEnv(tables),
     ITAPI_SWEEP_GRACE_S: '0.05',
@@ -40,6 +70,11 @@ beforeAll(async () => {
   jest.isolateModules(() => {
     handler = (require('../../lambda/entry/sweeper-lambda') as { handler: Handler }).handler;
   });
+});
+
+afterAll(async () => {
+  sns.closeAllConnections();
+  await new Promise((resolve) => sns.close(resolve));
 });
 
 async function account(): Promise<string> {
@@ -189,4 +224,60 @@ describe('the daily reconciliation (issue 17)', () => {
     const emf = lines.filter((l) => l.includes('HoldsMismatchedAccounts')).map((l) => JSON.parse(l));
     expect(emf.at(-1).HoldsMismatchedAccounts).toBeGreaterThanOrEqual(1);
   });
+});
+
+describe('e-mail low-balance alerts through SNS (issue 21)', () => {
+  const queued = (id: string, eventId: string) => ({
+    eventSource: 'aws:sqs',
+    eventSourceARN: ALERT_QUEUE_ARN,
+    messageId: `m_${eventId}`,
+    body: JSON.stringify({ id: eventId, event: { type: 'balance.low', account_id: id, balance_micro_usd: 400_000, threshold_micro_usd: 2_500_000, at: '2026-12-05T21:00:00.000Z' } }),
+  });
+
+  it('subscribes the address with a filter on the account and publishes the alert with account_id as an attribute', async () => {
+    const id = await account();
+    await stores.accounts.setBalanceAlert(id, { thresholdMicroUsd: 2_500_000, email: 'billing@example.com' });
+    snsCalls.length = 0;
+    const result = await handler({ Records: [queued(id, 'evt_mail1')] });
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(snsCalls.map((c) => c.get('Action'))).toEqual(['Subscribe', 'Publish']);
+    const [subscribe, publish] = snsCalls;
+    expect(subscribe.get('TopicArn')).toBe(TOPIC_ARN);
+    expect(subscribe.get('Protocol')).toBe('email');
+    expect(subscribe.get('Endpoint')).toBe('billing@example.com');
+    const attrs = new Map<string, string>();
+    for (let n = 1; subscribe.get(`Attributes.entry.${n}.key`); n++) attrs.set(subscribe.get(`Attributes.entry.${n}.key`)!, subscribe.get(`Attributes.entry.${n}.value`)!);
+    expect(JSON.parse(attrs.get('FilterPolicy')!)).toEqual({ account_id: [id] });
+    expect(attrs.get('FilterPolicyScope')).toBe('MessageAttributes');
+
+    expect(publish.get('TopicArn')).toBe(TOPIC_ARN);
+    const message = publish.get('Message')!;
+    expect(message).toContain('$0.40');
+    expect(message).toContain('$2.50');
+    expect(JSON.parse(message.split('\n').at(-1)!)).toMatchObject({ type: 'balance.low', account_id: id, balance_micro_usd: 400_000, threshold_micro_usd: 2_500_000 });
+    const messageAttrs = new Map<string, string>();
+    for (let n = 1; publish.get(`MessageAttributes.entry.${n}.Name`); n++) {
+      expect(publish.get(`MessageAttributes.entry.${n}.Value.DataType`)).toBe('String');
+      messageAttrs.set(publish.get(`MessageAttributes.entry.${n}.Name`)!, publish.get(`MessageAttributes.entry.${n}.Value.StringValue`)!);
+    }
+    expect(Object.fromEntries(messageAttrs)).toEqual({ account_id: id, event_type: 'balance.low', event_id: 'evt_mail1' });
+  });
+
+  it('publishes nothing for an account without an address, and hands back an alert SNS refused', async () => {
+    const quiet = await account();
+    await stores.accounts.setBalanceAlert(quiet, { thresholdMicroUsd: 2_500_000, webhookUrl: undefined, email: undefined });
+    const mailed = await account();
+    await stores.accounts.setBalanceAlert(mailed, { thresholdMicroUsd: 2_500_000, email: 'ops@example.com' });
+    snsCalls.length = 0;
+    snsPublishStatus = 400;
+    try {
+      const result = await handler({ Records: [queued(quiet, 'evt_quiet'), queued(mailed, 'evt_refused')] });
+      expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm_evt_refused' }] });
+    } finally {
+      snsPublishStatus = 200;
+    }
+    // Only the account with an address reached SNS: three attempts within the receive, each subscribing and publishing.
+    expect(snsCalls.every((c) => c.get('Endpoint') === null || c.get('Endpoint') === 'ops@example.com')).toBe(true);
+    expect(snsCalls.filter((c) => c.get('Action') === 'Publish')).toHaveLength(3);
+  }, 30_000);
 });

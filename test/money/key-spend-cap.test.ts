@@ -166,9 +166,10 @@ describe('keys per account', () => {
     // One key exists from setup: 7 more fit.
     expect(created.filter((r) => r.status === 'fulfilled')).toHaveLength(7);
     expect(created.find((r) => r.status === 'rejected')).toMatchObject({ reason: { max: 8 } });
-    // Revoking one frees its place, once (a second revoke changes nothing).
-    await stores.keys.revoke(`k0-${accountId}`, tables.accounts);
-    await stores.keys.revoke(`k0-${accountId}`, tables.accounts);
+    // Revoking one that was created (which ones won the race varies) frees its place, once (a second revoke changes nothing).
+    const winner = created.findIndex((r) => r.status === 'fulfilled');
+    await stores.keys.revoke(`k${winner}-${accountId}`, tables.accounts);
+    await stores.keys.revoke(`k${winner}-${accountId}`, tables.accounts);
     await stores.keys.create({ keyHash: `hx-${accountId}`, keyId: `kx-${accountId}`, accountId, name: '', prefix: '', status: 'active', createdAtMs: 0 }, { accountsTable: tables.accounts, maxKeys: 8 });
     await expect(
       stores.keys.create({ keyHash: `hy-${accountId}`, keyId: `ky-${accountId}`, accountId, name: '', prefix: '', status: 'active', createdAtMs: 0 }, { accountsTable: tables.accounts, maxKeys: 8 }),
