@@ -5,6 +5,7 @@ import type { ChatCompletionRequest } from '../contract/request';
 import { withUsageExtras } from '../contract/usage';
 import { askServerTool, pricesServerTool, pricesTier, unpricedTierError, unpricedToolError, type BillingAsk } from '../money/billing-ask';
 import { estimatePromptTokens } from '../money/tokens';
+import { THINKING, thinkingOutputFloor, type ThinkingBilling, type ThinkingSignal } from '../money/thinking';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from '../money/types';
 import type { ProviderRegistry } from '../providers';
 import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/types';
@@ -389,6 +390,8 @@ export interface StreamMeter<In, Out = In> {
   text(): string;
   /** True once an item carried output (for the time to first token). */
   produced(): boolean;
+  /** A floor under the output tokens while the provider's count has not come (summarized thinking cut short). */
+  outputTokensAtLeast?(): number | undefined;
 }
 
 /**
@@ -434,7 +437,7 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
     readonly route: string,
     private readonly meter: StreamMeter<In, Out>,
   ) {
-    const delivered = new DeliveredTokens(meter.text, () => meter.usage()?.completion_tokens);
+    const delivered = new DeliveredTokens(meter.text, () => Math.max(meter.usage()?.completion_tokens ?? 0, meter.outputTokensAtLeast?.() ?? 0));
     this.reader = new UpstreamReader(upstream, first, {
       observe: (item) => {
         const out = meter.observe(item);
@@ -487,6 +490,7 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
       usage,
       // Counted only where the provider's usage will not settle it.
       completionText: usage && status === 'completed' ? '' : this.meter.text(),
+      outputTokensAtLeast: status === 'completed' ? undefined : this.meter.outputTokensAtLeast?.(),
       route: this.route,
       errorCode,
       timeToFirstTokenMs: this.firstTokenMs,
@@ -509,25 +513,43 @@ export interface ReasoningDelta {
 
 function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
   const pieces: string[] = [];
+  /** Output outside thinking (text, tool input), for the thinking floor. */
+  const answerPieces: string[] = [];
   let usage: CompletionUsage | undefined;
   let serviceTier: string | undefined;
+  let thinking: ThinkingBilling | undefined;
   return {
     observe(chunk) {
       chunk.model = modelId;
       if (chunk.usage) usage = chunk.usage;
       if (typeof chunk.service_tier === 'string') serviceTier = chunk.service_tier;
+      // Thinking a provider's mapper passed beside the chunks (Claude on Anthropic and Bedrock): metered like text.
+      const signal = (chunk as { [THINKING]?: ThinkingSignal })[THINKING];
+      if (signal) {
+        if (signal.text) pieces.push(signal.text);
+        thinking ??= signal.billing;
+      }
       for (const choice of chunk.choices) {
         const delta = choice.delta;
-        if (delta.content) pieces.push(delta.content);
+        if (delta.content) {
+          pieces.push(delta.content);
+          answerPieces.push(delta.content);
+        }
         // Reasoning is output, billed like text: DeepSeek's `reasoning_content`, and `reasoning` as some OpenAI-compatible upstreams name it.
         const reasoning = (delta as ReasoningDelta).reasoning_content ?? (delta as ReasoningDelta).reasoning;
         if (typeof reasoning === 'string' && reasoning) pieces.push(reasoning);
-        if (delta.tool_calls) for (const call of delta.tool_calls) if (call.function?.arguments) pieces.push(call.function.arguments);
+        for (const call of delta.tool_calls ?? []) {
+          if (!call.function?.arguments) continue;
+          pieces.push(call.function.arguments);
+          answerPieces.push(call.function.arguments);
+        }
       }
       return chunk;
     },
     usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => pieces.join(''),
     produced: () => pieces.length > 0,
+    // Summarized thinking is billed in full and its count comes only with the usage: until then, the upward rule.
+    outputTokensAtLeast: () => (thinking && !usage ? thinkingOutputFloor(thinking, answerPieces.join('')) : undefined),
   };
 }

@@ -1,8 +1,8 @@
 import { DeliveredTokens, type AdmittedRun } from '../chat/pipeline';
 import { UpstreamReader } from '../chat/upstream-reader';
-import { countTokens } from '../money/tokens';
 import { GatewayError, upstreamError } from '../contract/errors';
 import type { CompletionUsage } from '../contract/openai';
+import { thinkingOutputFloor, type ThinkingBilling } from '../money/thinking';
 import type { Outcome } from '../money/types';
 import { anthropicError } from '../providers/anthropic/errors';
 import { applyAnthropicUsage } from '../providers/anthropic/response';
@@ -86,20 +86,7 @@ export function messageUsage(usage: Record<string, unknown> | undefined): Comple
 /** Anthropic's counts replace, field by field, what was known: message_delta's are cumulative. */
 const applyCounts = applyAnthropicUsage;
 
-/** What a stream with extended thinking needs to bill thinking Anthropic summarized, when the stream is cut short. */
-export interface ThinkingBilling {
-  /** The thinking budget sent upstream; absent when the request set none (adaptive thinking). */
-  budgetTokens?: number;
-  /** The output limit sent upstream (`max_tokens`), thinking included. */
-  outputLimit: number;
-  /** The model streams a summary of its thinking, while Anthropic bills the full thinking (Claude 4 and later). */
-  summarized: boolean;
-}
-
-/** Claude 3.7 Sonnet streams its full thinking; later Claude models stream a summary and bill the thinking in full. */
-export function summarizesThinking(upstreamModel: string): boolean {
-  return !/3[-.]7/.test(upstreamModel);
-}
+export { summarizesThinking, type ThinkingBilling } from '../money/thinking';
 
 /**
  * Anthropic's own stream, relayed event by event and metered on the way: usage from
@@ -233,7 +220,7 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
   private thinkingEstimate(): number | undefined {
     const t = this.thinking;
     if (!t?.summarized || !this.thinkingStarted || this.finalCount) return undefined;
-    return Math.min(t.outputLimit, (t.budgetTokens ?? t.outputLimit) + countTokens(this.answerPieces.join('')));
+    return thinkingOutputFloor(t, this.answerPieces.join(''));
   }
 
   private end(status: Outcome['status'], errorCode?: string): void {

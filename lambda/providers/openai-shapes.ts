@@ -80,6 +80,11 @@ export class ChunkBuilder {
     return { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage };
   }
 
+  /** A chunk with no choices and no usage: no client wire sends it (a carrier for the meter's side channels). */
+  bare(): ChatCompletionChunk {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [] };
+  }
+
   private choice(delta: ChunkDelta, finishReason: FinishReason | null): ChatCompletionChunk {
     const first = this.roleSent ? {} : { role: 'assistant' as const };
     this.roleSent = true;

@@ -1,8 +1,13 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import OpenAI from 'openai';
 import type { CatalogFile } from '../../lambda/catalog';
 import { countTokens, warmTokenizer } from '../../lambda/money/tokens';
 import { catalogOf, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { startUpstream } from '../support/upstream';
+import { defaultProviders } from '../../lambda/providers';
+import { eventStreamReply, route as bedrockRoute, testBedrockProvider } from '../providers/bedrock/stand-in';
+import type { BedrockEvent } from '../providers/bedrock/transcripts';
+import { StandIn } from '../providers/stand-in';
 import { books, expectBooksBalance, parseSse, postChat, sleep } from '../reliability/support';
 
 /**
@@ -216,3 +221,157 @@ it('charges summarized thinking upward (the whole budget) when a Messages stream
   expect(item).toMatchObject({ status: 'aborted', promptTokens: 40, completionTokens: BUDGET, usageEstimated: true });
   expect(item.amountMicroUsd).toBe(-(40 * INPUT_MICRO_USD + BUDGET * OUTPUT_MICRO_USD));
 });
+
+/**
+ * Thinking on translated routes (issue 17, item 5): Claude reached through /v1/chat/completions or
+ * /v1/responses with reasoning_effort. The client sees no thinking, but the meter does (the
+ * mapper's THINKING side channel), and a stream cut short before the usage came is charged by the
+ * same upward rule as /v1/messages: the budget sent plus the answer delivered after it.
+ */
+describe('thinking on translated routes', () => {
+  const REPORTED = { input: 40, output: 2_345 };
+  const ANSWER = ['Hello', ' there,', ' here is', ' the answer.'];
+  /** What the stand-in does after the thinking began. */
+  type Ending = 'mid_thinking' | 'after_thinking' | 'complete';
+  let sentBudget: number | undefined;
+  let wrote: Promise<void>;
+
+  function thinkingStandIn(ending: Ending): Behaviour {
+    let done!: () => void;
+    wrote = new Promise((resolve) => (done = resolve));
+    return (_req, body, res) => {
+      sentBudget = body.thinking?.budget_tokens;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(
+        anthropicEvent('message_start', {
+          message: { id: 'msg_t', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: REPORTED.input, output_tokens: 1 } },
+        }),
+      );
+      res.write(anthropicEvent('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+      res.write(anthropicEvent('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: 'A summary of a long think about the question.' } }));
+      if (ending === 'mid_thinking') return done();
+      res.write(anthropicEvent('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: 'sig' } }));
+      res.write(anthropicEvent('content_block_stop', { index: 0 }));
+      res.write(anthropicEvent('content_block_start', { index: 1, content_block: { type: 'text', text: '' } }));
+      for (const text of ANSWER) res.write(anthropicEvent('content_block_delta', { index: 1, delta: { type: 'text_delta', text } }));
+      if (ending === 'after_thinking') return done();
+      res.write(anthropicEvent('content_block_stop', { index: 1 }));
+      res.write(anthropicEvent('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: REPORTED.output } }));
+      res.end(anthropicEvent('message_stop', {}));
+      done();
+    };
+  }
+
+  async function newClient() {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 10_000_000 });
+    return { acct, client: new OpenAI({ baseURL: gw.baseUrl, apiKey: acct.key, maxRetries: 0 }) };
+  }
+
+  /** Reads a stream until `enough` says so, then (unless the stream completes) aborts it as a client would. */
+  async function readThenAbort<T>(stream: AsyncIterable<T> & { controller: AbortController }, enough: (seen: T[]) => boolean, ending: Ending): Promise<T[]> {
+    const seen: T[] = [];
+    for await (const event of stream) {
+      seen.push(event);
+      if (ending !== 'complete' && enough(seen)) {
+        // The stand-in has written all it will; give the gateway's reader time to take it in.
+        await wrote;
+        await sleep(300);
+        stream.controller.abort();
+        break;
+      }
+    }
+    return seen;
+  }
+
+  async function expectCharged(accountId: string, ending: Ending) {
+    await settledRequest(accountId, 5_000);
+    const b = await books(gw, accountId);
+    expectBooksBalance(b);
+    const [item] = b.requests;
+    expect(sentBudget).toBe(1_024);
+    if (ending === 'complete') {
+      expect(item).toMatchObject({ status: 'completed', promptTokens: REPORTED.input, completionTokens: REPORTED.output });
+      expect(item.amountMicroUsd).toBe(-(REPORTED.input * INPUT_MICRO_USD + REPORTED.output * OUTPUT_MICRO_USD));
+      return;
+    }
+    // The documented rule (lambda/money/thinking.ts thinkingOutputFloor): the budget sent plus the answer's tokens after it.
+    const floor = 1_024 + (ending === 'after_thinking' ? countTokens(ANSWER.join('')) : 0);
+    expect(item).toMatchObject({ status: 'aborted', completionTokens: floor, usageEstimated: true });
+    expect(item.promptTokens).toBeGreaterThan(0);
+    expect(item.amountMicroUsd).toBe(-(item.promptTokens! * INPUT_MICRO_USD + floor * OUTPUT_MICRO_USD));
+  }
+
+  it.each<Ending>(['mid_thinking', 'after_thinking', 'complete'])('/v1/chat/completions, %s', async (ending) => {
+    behaviour = thinkingStandIn(ending);
+    const { acct, client } = await newClient();
+    const stream = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'think' }], stream: true, max_tokens: 8_000, reasoning_effort: 'low' });
+    const seen = await readThenAbort(stream, (s) => (ending === 'mid_thinking' ? s.length >= 1 : s.map((c) => c.choices[0]?.delta?.content ?? '').join('').includes('answer.')), ending);
+    // The client sees no thinking, and no chunk the mapper passed to the meter.
+    expect(seen.every((c) => c.choices.length > 0 || c.usage)).toBe(true);
+    expect(JSON.stringify(seen)).not.toContain('long think');
+    if (ending !== 'mid_thinking') expect(seen.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe(ANSWER.join(''));
+    await expectCharged(acct.accountId, ending);
+  }, 20_000);
+
+  it.each<Ending>(['mid_thinking', 'after_thinking', 'complete'])('/v1/responses, %s', async (ending) => {
+    behaviour = thinkingStandIn(ending);
+    const { acct, client } = await newClient();
+    const stream = await client.responses.create({ model: 'claude', input: 'think', stream: true, max_output_tokens: 8_000, reasoning: { effort: 'low' } });
+    const seen = await readThenAbort(
+      stream,
+      (s) => (ending === 'mid_thinking' ? s.some((e) => e.type === 'response.created') : s.some((e) => e.type === 'response.output_text.delta' && e.delta.includes('answer.'))),
+      ending,
+    );
+    expect(JSON.stringify(seen)).not.toContain('long think');
+    if (ending === 'complete') expect(seen.at(-1)?.type).toBe('response.completed');
+    await expectCharged(acct.accountId, ending);
+  }, 20_000);
+});
+
+it('charges Claude thinking on Bedrock upward when a /v1/chat/completions client aborts after it, before the usage came', async () => {
+  const bedrock = new StandIn('h2c');
+  const bedrockUrl = await bedrock.start();
+  const catalog: CatalogFile = {
+    models: {
+      claude: { ...CATALOG.models.claude, routes: [{ provider: 'bedrock', base_url: bedrockUrl, model: 'anthropic.claude-sonnet-4-5-20250929-v1:0', region: 'us-east-1' }] },
+    },
+  };
+  const onBedrock = await startTestGateway({ catalog: catalogOf(catalog), providers: { ...defaultProviders(), bedrock: testBedrockProvider() } });
+  try {
+    const answer = ['Hello', ' there,', ' here is', ' the answer.'];
+    bedrockRoute(bedrock, {
+      stream: {
+        ...eventStreamReply([
+          ['messageStart', { role: 'assistant' }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'A summary of a long think.' } } }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'sig' } } }],
+          ['contentBlockStop', { contentBlockIndex: 0 }],
+          ...answer.map((text): BedrockEvent => ['contentBlockDelta', { contentBlockIndex: 1, delta: { text } }]),
+        ]),
+        hang: 'after_parts',
+      },
+    });
+    const acct = await createAccount(onBedrock, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 10_000_000 });
+    const client = new OpenAI({ baseURL: onBedrock.baseUrl, apiKey: acct.key, maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'think' }], stream: true, max_tokens: 8_000, reasoning_effort: 'low' });
+    let content = '';
+    for await (const c of stream) {
+      content += c.choices[0]?.delta?.content ?? '';
+      if (content.includes('answer.')) break; // the SDK aborts the request
+    }
+    expect(content).toBe(answer.join(''));
+    expect(bedrock.lastJson()).toMatchObject({ additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 1_024 } } });
+
+    let item;
+    for (const until = Date.now() + 5_000; !item && Date.now() < until; await sleep(50)) {
+      item = (await onBedrock.gateway.stores.usage.all(acct.accountId)).find((i) => i.kind === 'request');
+    }
+    const floor = 1_024 + countTokens(answer.join(''));
+    expect(item).toMatchObject({ status: 'aborted', completionTokens: floor, usageEstimated: true });
+    expect(item!.amountMicroUsd).toBe(-(item!.promptTokens! * INPUT_MICRO_USD + floor * OUTPUT_MICRO_USD));
+    expectBooksBalance(await books(onBedrock, acct.accountId));
+  } finally {
+    await onBedrock.stop();
+    await bedrock.stop();
+  }
+}, 20_000);

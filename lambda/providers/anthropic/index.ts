@@ -7,6 +7,7 @@ import { UpstreamDeadline } from '../upstream-deadline';
 import { anthropicError } from './errors';
 import { anthropicRequest } from './request';
 import { anthropicResponseToCompletion } from './response';
+import { summarizesThinking } from '../../money/thinking';
 import { AnthropicStreamMapper } from './stream';
 import type { AnthropicErrorBody, AnthropicMessageResponse, AnthropicMessagesRequest, AnthropicStreamEvent } from './wire';
 
@@ -42,7 +43,11 @@ export function anthropicProvider(): Provider {
     async stream(call) {
       const plan = anthropicRequest(call.request, call.route.model, call.maxOutputTokens, true);
       const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-      const mapper = new AnthropicStreamMapper(plan.jsonToolName);
+      const thinking = plan.body.thinking;
+      const mapper = new AnthropicStreamMapper(
+        plan.jsonToolName,
+        thinking && { budgetTokens: thinking.budget_tokens, outputLimit: plan.body.max_tokens, summarized: summarizesThinking(call.route.model) },
+      );
       let events: AsyncIterator<AnthropicStreamEvent>;
       let first: ChatCompletionChunk[] = [];
       try {

@@ -3,6 +3,7 @@ import type { ChatCompletionChunk, FinishReason } from '../../contract/openai';
 import { ChunkBuilder, completionUsage, type ProviderTokenCounts } from '../openai-shapes';
 import { anthropicError } from './errors';
 import { anthropicFinishReason, anthropicTokenCounts, applyAnthropicUsage } from './response';
+import { THINKING, type ThinkingBilling, type ThinkingSignal } from '../../money/thinking';
 import type { AnthropicStreamEvent } from './wire';
 
 /** What one Anthropic content block (by its `index`) is becoming on the OpenAI side. */
@@ -10,6 +11,7 @@ type BlockState =
   | { kind: 'text' }
   | { kind: 'tool_call'; toolIndex: number; argumentsSent: boolean }
   | { kind: 'json_answer'; textSent: boolean }
+  | { kind: 'thinking' }
   | { kind: 'ignored' };
 
 type Phase = 'before_message' | 'in_message' | 'stopped';
@@ -21,7 +23,9 @@ type Phase = 'before_message' | 'in_message' | 'stopped';
  * next OpenAI tool call (its own index, id and name in its first chunk); text_delta and
  * input_json_delta stream as they come; message_delta carries the stop reason and the final,
  * cumulative usage (replacing, never adding to, message_start's); message_stop emits the finish
- * chunk and the usage chunk; ping is ignored; an error event throws.
+ * chunk and the usage chunk; ping is ignored; an error event throws. Thinking blocks reach no
+ * client; they pass to the meter as choice-less chunks carrying THINKING (their text, and how to
+ * bill summarized thinking cut short: see lambda/money/thinking.ts).
  */
 export class AnthropicStreamMapper {
   private phase: Phase = 'before_message';
@@ -31,7 +35,11 @@ export class AnthropicStreamMapper {
   private stopReason: string | null = null;
   private calledTools = false;
 
-  constructor(private readonly jsonToolName: string | undefined) {}
+  constructor(
+    private readonly jsonToolName: string | undefined,
+    /** Set when the request enabled thinking: as sent upstream. */
+    private readonly thinking?: ThinkingBilling,
+  ) {}
 
   get finished(): boolean {
     return this.phase === 'stopped';
@@ -99,8 +107,17 @@ export class AnthropicStreamMapper {
       this.blocks.set(index, { kind: 'tool_call', toolIndex, argumentsSent: false });
       return [chunk];
     }
+    if (block.type === 'thinking' || block.type === 'redacted_thinking') {
+      this.blocks.set(index, { kind: 'thinking' });
+      return [this.thinkingChunk(builder, { text: '', billing: this.thinking?.summarized ? this.thinking : undefined })];
+    }
     this.blocks.set(index, { kind: 'ignored' });
     return [];
+  }
+
+  /** A chunk no client wire sends (no choices, no usage), carrying thinking to the meter. */
+  private thinkingChunk(builder: ChunkBuilder, signal: ThinkingSignal): ChatCompletionChunk {
+    return Object.assign(builder.bare(), { [THINKING]: signal });
   }
 
   private blockDelta(index: number, delta: Extract<AnthropicStreamEvent, { type: 'content_block_delta' }>['delta']): ChatCompletionChunk[] {
@@ -109,6 +126,10 @@ export class AnthropicStreamMapper {
     if (!block) throw upstreamError(`Anthropic sent a delta for content block ${index}, which never started.`);
     if (delta.type === 'text_delta') {
       return block.kind === 'text' && delta.text ? [builder.text(delta.text)] : [];
+    }
+    if (delta.type === 'thinking_delta') {
+      const text = (delta as { thinking?: unknown }).thinking;
+      return block.kind === 'thinking' && typeof text === 'string' && text ? [this.thinkingChunk(builder, { text })] : [];
     }
     if (delta.type === 'input_json_delta') {
       if (!delta.partial_json) return [];

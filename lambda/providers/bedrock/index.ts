@@ -9,6 +9,7 @@ import { bedrockError, targetOf } from './errors';
 import { bedrockRequest } from './request';
 import { bedrockSdk } from './sdk';
 import { bedrockResponseToCompletion } from './response';
+import { summarizesThinking } from '../../money/thinking';
 import { BedrockStreamMapper } from './stream';
 
 export interface BedrockClientSettings {
@@ -90,7 +91,13 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
         const response = await client.send(new ConverseStreamCommand(plan.input), { abortSignal: deadline.signal });
         deadline.disarm('first_byte');
         if (!response.stream) throw upstreamError('Amazon Bedrock sent no stream.', { fallback: true });
-        mapper = new BedrockStreamMapper(completionId(response.$metadata.requestId, call), call.route.model, plan.jsonToolName);
+        const thinking = (plan.input.additionalModelRequestFields as { thinking?: { budget_tokens: number } } | undefined)?.thinking;
+        mapper = new BedrockStreamMapper(
+          completionId(response.$metadata.requestId, call),
+          call.route.model,
+          plan.jsonToolName,
+          thinking && { budgetTokens: thinking.budget_tokens, outputLimit: plan.input.inferenceConfig!.maxTokens!, summarized: summarizesThinking(call.route.model) },
+        );
         events = response.stream[Symbol.asyncIterator]();
         // Read up to messageStart before answering: a throttling event as the first one can still fall back.
         while (first.length === 0) {

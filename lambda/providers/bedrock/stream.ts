@@ -2,6 +2,7 @@ import type { ContentBlockDelta, ContentBlockStart, ConverseStreamOutput } from 
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletionChunk } from '../../contract/openai';
 import { ChunkBuilder, completionUsage } from '../openai-shapes';
+import { THINKING, type ThinkingBilling, type ThinkingSignal } from '../../money/thinking';
 import { bedrockError } from './errors';
 import { bedrockFinishReason, bedrockTokenCounts } from './response';
 
@@ -10,6 +11,7 @@ type BlockState =
   | { kind: 'text' }
   | { kind: 'tool_call'; toolIndex: number; argumentsSent: boolean }
   | { kind: 'json_answer'; textSent: boolean }
+  | { kind: 'thinking' }
   | { kind: 'ignored' };
 
 type Phase = 'before_message' | 'in_message' | 'stopped' | 'done';
@@ -21,7 +23,9 @@ type Phase = 'before_message' | 'in_message' | 'stopped' | 'done';
  * OpenAI tool call (its own index, id and name in its first chunk); text blocks have no start
  * event and stream through contentBlockDelta.text; toolUse.input fragments stream as arguments;
  * messageStop gives the finish chunk; metadata, which follows it, gives the usage chunk, once.
- * Exception events throw.
+ * Exception events throw. Reasoning (Claude's thinking, reasoningContent deltas, which have no
+ * start event) reaches no client; it passes to the meter as choice-less chunks carrying THINKING
+ * (see lambda/money/thinking.ts).
  */
 export class BedrockStreamMapper {
   private phase: Phase = 'before_message';
@@ -29,7 +33,13 @@ export class BedrockStreamMapper {
   private readonly blocks = new Map<number, BlockState>();
   private calledTools = false;
 
-  constructor(id: string, model: string, private readonly jsonToolName: string | undefined) {
+  constructor(
+    id: string,
+    model: string,
+    private readonly jsonToolName: string | undefined,
+    /** Set when the request enabled thinking: as sent upstream. */
+    private readonly thinking?: ThinkingBilling,
+  ) {
     this.builder = new ChunkBuilder(id, model);
   }
 
@@ -106,6 +116,16 @@ export class BedrockStreamMapper {
       const block = this.blocks.get(index) ?? { kind: 'text' as const };
       this.blocks.set(index, block);
       return block.kind === 'text' && delta.text ? [this.builder.text(delta.text)] : [];
+    }
+    if (delta.reasoningContent) {
+      const block = this.blocks.get(index);
+      if (block && block.kind !== 'thinking') return [];
+      const signal: ThinkingSignal = { text: delta.reasoningContent.text ?? '' };
+      if (!block) {
+        this.blocks.set(index, { kind: 'thinking' });
+        if (this.thinking?.summarized) signal.billing = this.thinking;
+      } else if (!signal.text) return [];
+      return [Object.assign(this.builder.bare(), { [THINKING]: signal })];
     }
     if (delta.toolUse) {
       const fragment = delta.toolUse.input ?? '';
