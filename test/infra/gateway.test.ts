@@ -416,6 +416,14 @@ describe('alarms and dashboard', () => {
   const alarms = (): Array<[string, Props]> =>
     resourcesOfType(s.json, 'AWS::CloudWatch::Alarm').map(([id, r]) => [String(r.Metadata?.['aws:cdk:path']).split('/').at(-2) ?? id, r.Properties as Props]);
 
+  it('reads as many metrics as docs/COST.md prices (32 alarms, 49 metrics at $0.10 each)', () => {
+    const metrics = alarms().reduce((n, [, p]) => n + (p.Metrics ? (p.Metrics as Props[]).filter((m) => m.MetricStat).length : 1), 0);
+    expect({ alarms: alarms().length, metrics }).toEqual({ alarms: 32, metrics: 49 });
+    const cost = readFileSync(path.join(__dirname, '../../docs/COST.md'), 'utf8');
+    expect(cost).toContain('32 alarms reading 49 metrics');
+    expect(cost).toContain('CloudWatch alarms (49 alarm metrics) | $4.90');
+  });
+
   it('has every promised alarm', () => {
     expect(alarms().map(([name]) => name).sort()).toEqual(
       [
