@@ -265,19 +265,29 @@ export class AdmittedRun {
     private readonly stream: boolean,
     private readonly billing?: BillingAsk,
   ) {
-    const maxMs = admitted.deadlineMs - scope.startedAtMs;
-    this.deadlineTimer = setTimeout(
-      () => {
-        this.deadlineError = upstreamTimeout(
-          `The request reached the gateway's longest request time of ${Math.round(maxMs / 1000)} s (ITAPI_MAX_REQUEST_S) and was ended.`,
-        );
-        this.abort.abort(this.deadlineError);
-        // Settled now, by this timer, whatever the client's socket does: a client that stopped reading does not hold it open.
-        this.streaming?.onDeadline(this.deadlineError);
-      },
-      Math.max(0, admitted.deadlineMs - Date.now()),
-    );
+    this.deadlineTimer = setTimeout(() => this.reachDeadline(), Math.max(0, admitted.deadlineMs - Date.now()));
     this.deadlineTimer.unref?.();
+  }
+
+  /** The request's deadline: the client is told, the upstream aborted, and a stream settled now. */
+  private reachDeadline(): void {
+    if (this.deadlineError) return;
+    const maxMs = this.admitted.deadlineMs - this.scope.startedAtMs;
+    this.deadlineError = upstreamTimeout(
+      `The request reached the gateway's longest request time of ${Math.round(maxMs / 1000)} s (ITAPI_MAX_REQUEST_S) and was ended.`,
+    );
+    this.abort.abort(this.deadlineError);
+    // Settled now, by this timer, whatever the client's socket does: a client that stopped reading does not hold it open.
+    this.streaming?.onDeadline(this.deadlineError);
+  }
+
+  /**
+   * Whether the deadline has been reached. The upstream call's own timers are armed for the same
+   * instant and may fire before ours: a failure that arrives at the deadline is the deadline's.
+   */
+  pastDeadline(): GatewayError | undefined {
+    if (!this.deadlineError && !this.done && Date.now() >= this.admitted.deadlineMs) this.reachDeadline();
+    return this.deadlineError;
   }
 
   /** Items a stream may read ahead of its client before the request is ended. */
@@ -307,7 +317,7 @@ export class AdmittedRun {
 
   /** The upstream call failed: released whole, unless the deadline cut it while the provider worked (the prompt is then charged). */
   failed(error: GatewayError): void {
-    if (this.deadlineError) this.finish({ status: 'interrupted', httpStatus: error.status, completionText: '', errorCode: error.code });
+    if (this.pastDeadline()) this.finish({ status: 'interrupted', httpStatus: error.status, completionText: '', errorCode: error.code });
     else this.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
   }
 
@@ -361,8 +371,9 @@ export class AdmittedRun {
         this.scope.responseHeaders[ROUTE_HEADER] = routeName(route);
         return { value, route };
       } catch (err) {
+        const pastDeadline = this.pastDeadline();
         failure = this.deadlineError ?? err;
-        if (this.deadlineError) throw this.deadlineError;
+        if (pastDeadline) throw this.deadlineError;
         if (!(err instanceof GatewayError)) throw err;
         lastError = err;
         if (!err.fallback) break;
@@ -445,7 +456,7 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
         return out;
       },
       onFailure: (err) => {
-        const error = run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
+        const error = run.pastDeadline() ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
         run.abort.abort();
         this.end('interrupted', error.code);
         return error;

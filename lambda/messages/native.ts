@@ -138,7 +138,7 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
         return this.meter(event);
       },
       onFailure: (err) => {
-        const error = run.deadlineError ?? (err instanceof GatewayError ? err : upstreamError('Anthropic failed mid-stream.', { cause: err }));
+        const error = run.pastDeadline() ?? (err instanceof GatewayError ? err : upstreamError('Anthropic failed mid-stream.', { cause: err }));
         run.abort.abort();
         this.end('interrupted', error.code);
         return error;
@@ -156,7 +156,7 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
     const next = await this.reader.next();
     if (!next.done) return next;
     if (!this.stopped) {
-      const error = this.run.deadlineError ?? upstreamError('Anthropic ended the stream before message_stop.');
+      const error = this.run.pastDeadline() ?? upstreamError('Anthropic ended the stream before message_stop.');
       this.end('interrupted', error.code);
       throw error;
     }
