@@ -67,3 +67,46 @@ export interface EmbeddingResult {
   /** Input tokens as the provider reported them; absent when it reported none (the gateway's count is used). */
   promptTokens?: number;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The canonical provider interface (issue 18, step 2): providers take a `Call` (prompt and
+// settings whose output limit the hold paid for) and answer in `AnswerEvent`s. It replaces
+// `Provider` above as each provider moves over.
+// ---------------------------------------------------------------------------------------------
+
+/** One upstream call in the canonical model: what `ProviderCall` carries, with a `Call` as the request. */
+export type AnswerCall = ProviderCall<import('../core/call').Call>;
+
+/**
+ * One event of a same-wire relay: the upstream's SSE event as it sent it (`event` name, if any, and
+ * the `data` text unparsed), and what it means in the canonical model, for the meter. The endpoint
+ * of the same wire writes `event`/`data` to its client untouched.
+ */
+export interface RelayedEvent {
+  event?: string;
+  data: string;
+  answer: ReadonlyArray<import('../core/answer').AnswerEvent>;
+}
+
+/**
+ * One upstream protocol, in the canonical model. Every method settles only once the upstream has
+ * accepted the call (status and headers in, and for streams the first event read): a failure before
+ * then is thrown as a GatewayError, with `fallback: true` when the next route may be tried. A
+ * stream's iterator throws a GatewayError when the upstream fails after the stream began. Usage
+ * comes as `usage` events with every class the provider reported (a later one replaces an earlier).
+ */
+export interface AnswerProvider {
+  /** A whole answer (`stream: false`). */
+  answer(call: AnswerCall): Promise<import('../core/answer').Answer>;
+  /** A streamed answer, event by event. */
+  answerStream(call: AnswerCall): Promise<AsyncIterable<import('../core/answer').AnswerEvent>>;
+  /**
+   * The wire this provider speaks, when an endpoint of the same wire may relay its stream's events
+   * untouched (`openai-chat` for OpenAI-compatible upstreams, `anthropic-messages` for Anthropic).
+   */
+  readonly relayWire?: import('../core/prompt').WireName;
+  /** The stream's events as sent, each with its canonical meaning; only with `relayWire`. */
+  relayStream?(call: AnswerCall): Promise<AsyncIterable<RelayedEvent>>;
+  /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
+  embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
+}
