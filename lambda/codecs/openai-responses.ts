@@ -427,6 +427,108 @@ function responseFormatOf(format: NonNullable<CreateResponseRequest['text']>['fo
   return { type: 'json_schema', name: f.name, schema: f.schema, ...(f.description != null && { description: f.description }), ...(f.strict != null && { strict: f.strict }) };
 }
 
+/** Input items as a Responses upstream takes them (the SDK's `ResponseInputItem` shapes, loosely typed). */
+export type ResponsesInputItemWire = { type: string; [field: string]: unknown };
+
+export interface ResponsesRequestEncoding {
+  request: Record<string, unknown> & { model: string; input: ResponsesInputItemWire[] };
+  /** The first thing a Responses upstream cannot take (stop sequences). */
+  unsupported?: GatewayError;
+  /** Provider tools of another wire, dropped. */
+  droppedTools: string[];
+}
+
+/**
+ * The canonical call → a Responses request (for an upstream speaking Responses; and, decoded back,
+ * the round trip the tests pin). The system prompt and system turns are developer messages; an
+ * assistant turn is its items in order (a message per run of text, reasoning items, function
+ * calls); a user turn is its tool results as `function_call_output`s, then one user message.
+ * Thinking goes back only as OpenAI's own (`encryptedContent`); other providers' is left out.
+ */
+export function encodeResponsesRequest(call: Call): ResponsesRequestEncoding {
+  const { prompt, settings } = call;
+  const input: ResponsesInputItemWire[] = [];
+  const developer = (parts: TextPart[]) => input.push({ type: 'message', role: 'developer', content: parts.map((p) => ({ type: 'input_text', text: p.text })) });
+  prompt.system.forEach((part) => developer([part]));
+  for (const turn of prompt.turns) {
+    if (turn.role === 'system') developer(turn.parts);
+    else if (turn.role === 'assistant') input.push(...assistantItems(turn.parts));
+    else {
+      const own: ResponsesInputItemWire[] = [];
+      for (const part of turn.parts) {
+        if (part.type === 'tool_result') {
+          const single = part.content.length === 1 && part.content[0].type === 'text' ? part.content[0].text : undefined;
+          input.push({ type: 'function_call_output', call_id: part.toolCallId, output: single ?? part.content.map(inputContentOf) });
+        } else if (part.type !== 'opaque') own.push(inputContentOf(part));
+      }
+      if (own.length) input.push({ type: 'message', role: 'user', content: own });
+    }
+  }
+
+  const request: ResponsesRequestEncoding['request'] = { model: settings.model, input, max_output_tokens: settings.maxOutputTokens };
+  if (settings.stream) request.stream = true;
+  if (settings.temperature !== undefined) request.temperature = settings.temperature;
+  if (settings.topP !== undefined) request.top_p = settings.topP;
+  const droppedTools: string[] = [];
+  const tools = settings.tools.flatMap((tool): Record<string, unknown>[] => {
+    if (tool.kind === 'provider') {
+      if (tool.wire === 'openai-responses') return [tool.fields];
+      droppedTools.push(tool.name ?? tool.type);
+      return [];
+    }
+    return [{ type: 'function', name: tool.name, ...(tool.description !== undefined && { description: tool.description }), parameters: tool.parameters, strict: tool.strict ?? null }];
+  });
+  if (tools.length) request.tools = tools;
+  const choice = settings.toolChoice;
+  if (choice) request.tool_choice = choice.type === 'tool' ? { type: 'function', name: choice.name } : choice.type;
+  if (settings.parallelToolCalls !== undefined) request.parallel_tool_calls = settings.parallelToolCalls;
+  const r = settings.reasoning;
+  if (r && (r.effort !== undefined || r.summary !== undefined || r.mode === 'disabled')) {
+    request.reasoning = { ...(r.mode === 'disabled' ? { effort: 'none' } : r.effort !== undefined && { effort: r.effort }), ...(r.summary !== undefined && { summary: r.summary }) };
+  }
+  const format = settings.responseFormat;
+  const text: Record<string, unknown> = {};
+  if (format && format.type !== 'text') text.format = format.type === 'json_object' ? { type: 'json_object' } : { ...format };
+  if (settings.verbosity !== undefined) text.verbosity = settings.verbosity;
+  if (Object.keys(text).length) request.text = text;
+  if (settings.user !== undefined) request.user = settings.user;
+  if (settings.serviceTier !== undefined) request.service_tier = settings.serviceTier;
+  if (settings.extensions?.wire === 'openai-responses') Object.assign(request, settings.extensions.fields);
+  const unsupported = settings.stop?.length ? invalidRequest('stop_sequences: Stop sequences are not supported by the route serving this model, which speaks Responses.', 'stop_sequences', 'unsupported_parameter') : undefined;
+  return { request, ...(unsupported && { unsupported }), droppedTools };
+}
+
+function assistantItems(parts: ReadonlyArray<AssistantPart>): ResponsesInputItemWire[] {
+  const items: ResponsesInputItemWire[] = [];
+  let message: { type: 'message'; role: 'assistant'; content: Array<{ type: 'output_text'; text: string }> } | undefined;
+  for (const part of parts) {
+    if (part.type === 'text') {
+      if (!message) items.push((message = { type: 'message', role: 'assistant', content: [] }));
+      message.content.push({ type: 'output_text', text: part.text });
+      continue;
+    }
+    message = undefined;
+    if (part.type === 'tool_call') items.push({ type: 'function_call', call_id: part.id, name: part.name, arguments: part.arguments });
+    else if (part.type === 'reasoning' && part.encryptedContent !== undefined && !part.encryptedContent.startsWith(CARRIED)) {
+      items.push({ type: 'reasoning', ...(part.id !== undefined && { id: part.id }), summary: part.text ? [{ type: 'summary_text', text: part.text }] : [], encrypted_content: part.encryptedContent });
+    }
+  }
+  return items;
+}
+
+function inputContentOf(part: Exclude<UserPart, { type: 'tool_result' | 'opaque' }>): ResponsesInputItemWire {
+  if (part.type === 'text') return { type: 'input_text', text: part.text };
+  const s = part.source;
+  if (part.type === 'image') {
+    const where = s.kind === 'base64' ? { image_url: `data:${s.mediaType};base64,${s.data}` } : s.kind === 'url' ? { image_url: s.url } : s.kind === 'file' ? { file_id: s.fileId } : { image_url: '' };
+    return { type: 'input_image', ...where, detail: part.detail ?? 'auto' };
+  }
+  const where = s.kind === 'base64' ? { file_data: `data:${s.mediaType};base64,${s.data}` }
+    : s.kind === 'text' ? { file_data: `data:text/plain;base64,${Buffer.from(s.text, 'utf8').toString('base64')}` }
+    : s.kind === 'url' ? { file_url: s.url } : { file_id: s.fileId };
+  return { type: 'input_file', ...where, ...(part.title !== undefined && { filename: part.title }) };
+}
+
 // ---- answers ----------------------------------------------------------------------------------
 
 /** The Response object as itapi answers it, its output with reasoning items. */
