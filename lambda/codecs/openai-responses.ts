@@ -193,8 +193,8 @@ type WireTool = NonNullable<CreateResponseRequest['tools']>[number];
  *   `input_file` as a document); `function_call_output` → tool results, one user turn with the
  *   user message after them.
  * - assistant messages, reasoning items (via `reasoningPartOfItem`) and `function_call`s → one
- *   assistant turn in their order, thinking ahead of the calls it led to; a message or reasoning
- *   item after a call starts the next assistant turn.
+ *   assistant turn in their order, thinking ahead of the calls it led to; an assistant message
+ *   after a call starts the next assistant turn (as today).
  * - items of hosted tools (`custom_tool_call`, `web_search_call`, …) and hosted tools → dropped,
  *   named in `ignored`; forcing a dropped tool → 400, as responses/chat-request.ts does.
  */
@@ -316,7 +316,8 @@ function promptOf(request: CreateResponseRequest, resolved: ResolvedConversation
         continue;
       }
       case 'reasoning':
-        openAssistant(true).push(reasoningPartOfItem(item as Parameters<typeof reasoningPartOfItem>[0]));
+        // Thinking between two calls stays in their turn, in order (Chat gets both calls in one message).
+        openAssistant(false).push(reasoningPartOfItem(item as Parameters<typeof reasoningPartOfItem>[0]));
         continue;
       case 'function_call':
         openAssistant(false).push({ type: 'tool_call', id: item.call_id, name: item.name, arguments: item.arguments });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { decodeResponsesRequest, encodeResponsesRequest, responsesOutput, type ResponsesItem } from '../../lambda/codecs/openai-responses';
-import { encodeChatRequest } from '../../lambda/codecs/openai-chat';
+import { decodeChatRequest, encodeChatRequest } from '../../lambda/codecs/openai-chat';
 import { decodeMessagesAnswer, encodeMessagesRequest } from '../../lambda/codecs/anthropic-messages';
 import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
@@ -87,9 +87,9 @@ describe("decodeResponsesRequest + encodeChatRequest against today's responses/c
 
   it('gives the same Chat request for generated conversations of messages, calls, outputs, images and reasoning items', () => {
     fc.assert(fc.property(
-      fc.option(text, { nil: undefined }), message('user'), fc.array(round, { maxLength: 6 }), fc.option(fc.integer({ min: 1, max: 100_000 }), { nil: undefined }), fc.constantFrom('low', 'high', 'max', undefined),
-      (instructions, first, rounds, max, effort) => {
-        const body = { model: 'm', input: [first, ...rounds.flat()], ...(instructions && { instructions }), ...(max && { max_output_tokens: max }), ...(effort && { reasoning: { effort } }), tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }], parallel_tool_calls: false };
+      fc.option(text, { nil: undefined }), message('user'), fc.array(round, { maxLength: 6 }), fc.option(fc.integer({ min: 1, max: 100_000 }), { nil: undefined }), fc.constantFrom('low', 'high', 'max', undefined), fc.constantFrom('low', 'high', undefined),
+      (instructions, first, rounds, max, effort, verbosity) => {
+        const body = { model: 'm', input: [first, ...rounds.flat()], ...(instructions && { instructions }), ...(max && { max_output_tokens: max }), ...(effort && { reasoning: { effort } }), ...(verbosity && { text: { verbosity } }), tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }], parallel_tool_calls: false };
         const was = today(body, false);
         const now = viaCodecs(body, false);
         expect(now.chat).toEqual(withIntendedDifferences(was.chat));
@@ -189,6 +189,26 @@ describe('the Responses codec: requests', () => {
     const references = new Map(items.map((item: { id: string }) => [item.id, item]));
     const viaReference = decodeResponsesRequest(parseCreateResponseRequest({ ...body, input: [first, ...items.map((item: { id: string }) => ({ type: 'item_reference', id: item.id })), rest[rest.length - 1]] }), { references });
     expect(viaReference.prompt).toEqual(decoded.prompt);
+  });
+
+  it('keeps thinking between two calls in their one assistant turn, in order, and the calls in one Chat message', () => {
+    const rs = (text: string) => ({ type: 'reasoning', summary: [{ type: 'summary_text', text }], encrypted_content: `enc-${text}`, id: `rs_${text}` });
+    const fcall = (n: number) => ({ type: 'function_call', call_id: `c${n}`, name: 'f', arguments: '{}' });
+    const decoded = decodeResponsesRequest(parseCreateResponseRequest({ model: 'm', input: [{ role: 'user', content: 'go' }, rs('a'), fcall(1), rs('b'), fcall(2), { type: 'function_call_output', call_id: 'c1', output: '1' }, { type: 'function_call_output', call_id: 'c2', output: '2' }, { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'done' }] }] }));
+    expect(decoded.prompt.turns.map((t) => [t.role, t.parts.map((p) => p.type)])).toEqual([
+      ['user', ['text']], ['assistant', ['reasoning', 'tool_call', 'reasoning', 'tool_call']], ['user', ['tool_result', 'tool_result']], ['assistant', ['text']],
+    ]);
+    const chat = encodeChatRequest(callFor(decoded, heldOutputLimit(10))).request.messages;
+    expect(chat.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'tool', 'assistant']);
+  });
+
+  it("carries text.verbosity as the canonical verbosity, which the Chat codec reads and writes as Chat's own field", () => {
+    const decoded = decodeResponsesRequest(parseCreateResponseRequest({ model: 'm', input: 'hi', text: { verbosity: 'low' } }));
+    expect(decoded.options.verbosity).toBe('low');
+    const chat = encodeChatRequest(callFor(decoded, heldOutputLimit(10))).request;
+    expect((chat as Record<string, unknown>).verbosity).toBe('low');
+    expect(decodeChatRequest(chat).options).toMatchObject({ verbosity: 'low' });
+    expect(decodeChatRequest(chat).options.extensions).toBeUndefined();
   });
 
   it('answers 404 for an item_reference the endpoint did not resolve, naming the input item', () => {
