@@ -163,13 +163,16 @@ export interface DecodedResponsesRequest extends DecodedRequest {
   /** Hosted tools and input items no route runs, dropped (for `x-itapi-ignored`), in today's words (`web_search`, `namespace:multi_agent_v1`, `input:custom_tool_call`). */
   ignored: string[];
   /** The function tools sent upstream, as the response's `tools` echoes them. */
-  tools: ResponsesFunctionTool[];
+  tools: EchoedFunctionTool[];
   /** `store` (default true): the endpoint writes the response before its terminal event. */
   store: boolean;
   /** `include: ["reasoning.encrypted_content"]`: reasoning items carry `encrypted_content`. */
   includeEncrypted: boolean;
   metadata: Record<string, string>;
 }
+
+/** A function tool as a response's `tools` echoes it (the SDK's `FunctionTool`, every field present). */
+export type EchoedFunctionTool = Pick<ResponsesFunctionTool, 'type' | 'name' | 'parameters' | 'strict'> & { description: string | null };
 
 /** Top-level fields the canonical model names (or the endpoint resolves); any other is kept as an extension of this wire. */
 const NAMED_FIELDS = new Set([

@@ -186,7 +186,7 @@ describe('the Responses codec: requests', () => {
     const [first, ...rest] = body.input as ResponsesItem[];
     const viaPrevious = decodeResponsesRequest(parseCreateResponseRequest({ ...body, input: [rest[rest.length - 1]] }), { previous: [first, ...rest.slice(0, -1)] });
     expect(viaPrevious.prompt).toEqual(decoded.prompt);
-    const references = new Map(items.map((item: { id: string }) => [item.id, item]));
+    const references = new Map<string, ResponsesItem>(items.map((item: ResponsesItem & { id: string }) => [item.id, item]));
     const viaReference = decodeResponsesRequest(parseCreateResponseRequest({ ...body, input: [first, ...items.map((item: { id: string }) => ({ type: 'item_reference', id: item.id })), rest[rest.length - 1]] }), { references });
     expect(viaReference.prompt).toEqual(decoded.prompt);
   });
