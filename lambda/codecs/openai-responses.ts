@@ -9,7 +9,7 @@ import type {
   ResponseOutputMessage,
   ResponseReasoningItem,
 } from 'openai/resources/responses/responses';
-import type { Answer, AnswerEvent, AnswerPart, FinishReason, Usage } from '../core/answer';
+import { answerEvents as answerEventsOf, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type Usage } from '../core/answer';
 import type { Call, DecodedRequest, ReasoningRequest, ResponseFormat } from '../core/call';
 import type { AssistantPart, MediaSource, Prompt, ReasoningPart, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import { textOf } from '../core/prompt';
@@ -684,7 +684,13 @@ export class ResponsesEventEncoder {
         break;
       case 'reasoning': {
         const open = this.reasoningAt(event.index, undefined, frames);
-        if (!open || !event.text) break;
+        if (!event.text) break;
+        // Thinking for an item already closed reaches the final output only.
+        if (!open) {
+          const late = this.parts.get(event.index)?.state;
+          if (late) late.text += event.text;
+          break;
+        }
         open.state.text += event.text;
         if (!open.summaryOpen) {
           open.summaryOpen = true;
@@ -882,6 +888,21 @@ export class ResponsesEventEncoder {
     }
     frames.push(this.frame({ type: 'response.output_item.done', output_index: open.outputIndex, item: this.reasoningItem(open.item.id, status) }));
   }
+}
+
+/**
+ * A stored response as the stream that made it sent it (`GET /v1/responses/{id}?stream=true`):
+ * the same events, numbered from 0, ending with the stored response itself.
+ */
+export function replayResponseFrames(response: ResponsesObject, includeEncrypted: boolean): SseFrame[] {
+  const { usage: _usage, ...rest } = response;
+  const shell: ResponsesObject = { ...rest, status: 'in_progress', completed_at: null, error: null, incomplete_details: null, output: [] };
+  const encoder = new ResponsesEventEncoder(shell, { idFor: (_prefix, position) => response.output[position]?.id ?? '', includeEncrypted });
+  const answer = decodeResponse(response);
+  const frames = answerEventsOf(answer).flatMap((event) => encoder.push(event));
+  encoder.stored(response);
+  if (response.status !== 'failed') return [...frames, ...encoder.ended()];
+  return [...frames, ...encoder.failed({ status: response.error?.code === 'rate_limit_exceeded' ? 429 : 500, type: 'api_error', code: response.error?.code ?? null, param: null, message: response.error?.message ?? '' })];
 }
 
 /** The spec's `ResponseErrorCode` has no word for itapi's own codes: a limit is `rate_limit_exceeded`, the rest `server_error`. */

@@ -3,6 +3,7 @@ import {
   decodeResponse,
   decodeResponsesRequest,
   encodeResponse,
+  replayResponseFrames,
   responseShell,
   responsesStreamTerminals,
   ResponsesEventEncoder,
@@ -82,6 +83,8 @@ describe('the Responses codec: stream events', () => {
       expect(data.filter((d) => d.type === 'response.output_item.done').map((d) => d.item)).toEqual(final.output);
       const collected = collectAnswer(answerEvents(a));
       expect(final).toEqual(encodeResponse(collected, { shell, idFor, includeEncrypted, nowMs: NOW_MS }));
+      // Replayed from the store (GET ?stream=true), the same events.
+      expect(replayResponseFrames(JSON.parse(JSON.stringify(final)), includeEncrypted)).toEqual(JSON.parse(JSON.stringify(frames)));
     }), { numRuns: 200 });
   });
 
@@ -166,6 +169,9 @@ describe('the Responses codec: stream events', () => {
     expect(stored.output.map((i) => [i.type, i.status])).toEqual([['message', 'completed'], ['function_call', 'incomplete']]);
     expect(frames.map((f) => (f.data as Data).type)).not.toContain('response.function_call_arguments.done');
     expect(setup().encoder.failedResponse({ ...error, status: 429 }).error?.code).toBe('rate_limit_exceeded');
+    // Replayed from the store: the same events, the cut call without its done events.
+    const live = JSON.parse(JSON.stringify([...frames.map((f) => f.data), ...end]));
+    expect(JSON.parse(JSON.stringify(replayResponseFrames({ ...stored, store: true }, true).map((f) => f.data)))).toEqual(live.map((d: Data) => (d.response ? { ...d, response: { ...d.response, store: true } } : d)));
   });
 
   it('ends a cut answer with response.incomplete, only the cut item incomplete, and counts cache writes as Responses clients are promised', () => {
