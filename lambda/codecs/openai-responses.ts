@@ -892,9 +892,10 @@ export class ResponsesEventEncoder {
 
 /**
  * A stored response as the stream that made it sent it (`GET /v1/responses/{id}?stream=true`):
- * the same events, numbered from 0, ending with the stored response itself.
+ * the same events, numbered from 0, ending with the stored response itself. `includeEncrypted`
+ * defaults to what the stored items show.
  */
-export function replayResponseFrames(response: ResponsesObject, includeEncrypted: boolean): SseFrame[] {
+export function replayResponseFrames(response: ResponsesObject, includeEncrypted = response.output.some((item) => item.type === 'reasoning' && item.encrypted_content != null)): SseFrame[] {
   const { usage: _usage, ...rest } = response;
   const shell: ResponsesObject = { ...rest, status: 'in_progress', completed_at: null, error: null, incomplete_details: null, output: [] };
   const encoder = new ResponsesEventEncoder(shell, { idFor: (_prefix, position) => response.output[position]?.id ?? '', includeEncrypted });

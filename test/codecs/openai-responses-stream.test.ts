@@ -84,7 +84,7 @@ describe('the Responses codec: stream events', () => {
       const collected = collectAnswer(answerEvents(a));
       expect(final).toEqual(encodeResponse(collected, { shell, idFor, includeEncrypted, nowMs: NOW_MS }));
       // Replayed from the store (GET ?stream=true), the same events.
-      expect(replayResponseFrames(JSON.parse(JSON.stringify(final)), includeEncrypted)).toEqual(JSON.parse(JSON.stringify(frames)));
+      expect(replayResponseFrames(JSON.parse(JSON.stringify(final)))).toEqual(JSON.parse(JSON.stringify(frames)));
     }), { numRuns: 200 });
   });
 
