@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
-import { createSignInLink } from '../../lambda/console/sign-in';
+import { createSignInLink } from '../../lambda/auth/sign-in';
 import { createStores } from '../../lambda/runtime';
 import { bundleChat } from '../../scripts/bundle';
 import { chatFunctionBundle } from '../infra/cdk-bundle';
