@@ -229,7 +229,7 @@ const WALLS: Wall[] = [
   {
     rule: 'lambda/ never imports lib/',
     in: () => true,
-    breaks: (imp, to) => imp.from.startsWith('.') && to === undefined && relative(ROOT, resolve(dirname(imp.file), imp.from)).startsWith('lib'),
+    breaks: (imp, to) => imp.from.startsWith('.') && to === undefined && /^lib(\/|$)/.test(relative(ROOT, resolve(dirname(imp.file), imp.from)).split(sep).join('/')),
   },
 ];
 
