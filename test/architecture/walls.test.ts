@@ -247,28 +247,27 @@ describe('walls between the runtime folders', () => {
     });
   });
 
-  it('each wall catches what it forbids (on made-up imports)', () => {
-    const made = (file: string, from: string, typeOnly = false): Import => ({ file: join(LAMBDA, file), from, typeOnly });
-    const catches = (rule: string, imp: Import) => {
-      const wall = WALLS.find((w) => w.rule.startsWith(rule))!;
-      return wall.in(area(imp.file)) && wall.breaks(imp, targetFolder(LAMBDA, imp), targetPath(LAMBDA, imp));
-    };
-    expect(catches('core/', made('core/answer.ts', '../contract/errors'))).toBe(true);
-    expect(catches('core/', made('core/answer.ts', 'openai', true))).toBe(true);
-    expect(catches('core/', made('core/answer.ts', './prompt'))).toBe(false);
-    expect(catches('codecs/', made('codecs/openai-chat.ts', '../money/cost'))).toBe(true);
-    expect(catches('codecs/', made('codecs/openai-chat.ts', 'openai/resources'))).toBe(true);
-    expect(catches('codecs/', made('codecs/openai-chat.ts', 'openai/resources', true))).toBe(false);
-    expect(catches('codecs/', made('codecs/openai-chat.ts', '../core/answer'))).toBe(false);
-    expect(catches('store/', made('store/accounts.ts', '../money/sliding-window', true))).toBe(true);
-    expect(catches('endpoints', made('messages/create.ts', '../providers/anthropic/stream'))).toBe(true);
-    expect(catches('endpoints', made('responses/stream.ts', '../providers/http'))).toBe(true);
-    expect(catches('endpoints', made('chat/pipeline.ts', '../providers'))).toBe(false);
-    expect(catches('endpoints', made('chat/pipeline.ts', '../providers/types'))).toBe(false);
-    expect(catches('providers/ never import', made('providers/anthropic/index.ts', '../../messages/wire', true))).toBe(true);
-    expect(catches('providers/ never touch', made('providers/bedrock/index.ts', '../../store/keys'))).toBe(true);
-    expect(catches('contract/', made('contract/usage.ts', '../core/answer', true))).toBe(true);
-    expect(catches('lambda/ never imports lib/', made('entry/lambda.ts', '../../lib/gateway'))).toBe(true);
+  it.each([
+    ['core/', 'core/answer.ts', '../contract/errors', false, true],
+    ['core/', 'core/answer.ts', 'openai', true, true],
+    ['core/', 'core/answer.ts', './prompt', false, false],
+    ['codecs/', 'codecs/openai-chat.ts', '../money/cost', false, true],
+    ['codecs/', 'codecs/openai-chat.ts', 'openai/resources', false, true],
+    ['codecs/', 'codecs/openai-chat.ts', 'openai/resources', true, false],
+    ['codecs/', 'codecs/openai-chat.ts', '../core/answer', false, false],
+    ['store/', 'store/accounts.ts', '../money/sliding-window', true, true],
+    ['endpoints', 'messages/create.ts', '../providers/anthropic/stream', false, true],
+    ['endpoints', 'responses/stream.ts', '../providers/http', false, true],
+    ['endpoints', 'chat/pipeline.ts', '../providers', false, false],
+    ['endpoints', 'chat/pipeline.ts', '../providers/types', true, false],
+    ['providers/ never import', 'providers/anthropic/index.ts', '../../messages/wire', true, true],
+    ['providers/ never touch', 'providers/bedrock/index.ts', '../../store/keys', false, true],
+    ['contract/', 'contract/usage.ts', '../core/answer', true, true],
+    ['lambda/ never imports lib/', 'entry/lambda.ts', '../../lib/gateway', false, true],
+  ] as const)('the wall "%s…" on lambda/%s importing %s (type-only: %s) breaks it: %s', (rule, file, from, typeOnly, breaks) => {
+    const wall = WALLS.find((w) => w.rule.startsWith(rule))!;
+    const imp: Import = { file: join(LAMBDA, file), from, typeOnly };
+    expect(wall.in(area(imp.file)) && wall.breaks(imp, targetFolder(LAMBDA, imp), targetPath(LAMBDA, imp))).toBe(breaks);
   });
 
   it('only store/ speaks DynamoDB (type-only imports aside)', () => {
