@@ -11,8 +11,7 @@ import type {
 } from 'openai/resources/responses/responses';
 import { answerEvents as answerEventsOf, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type Usage } from '../core/answer';
 import type { Call, DecodedRequest, ReasoningRequest, ResponseFormat } from '../core/call';
-import type { AssistantPart, MediaSource, Prompt, ReasoningPart, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
-import { textOf } from '../core/prompt';
+import type { AssistantPart, MediaSource, Prompt, ReasoningPart, TextPart, Tool, ToolChoice, UserPart } from '../core/prompt';
 import type { SseFrame, StreamError, StreamTerminals } from '../core/sse';
 import { GatewayError, invalidRequest } from '../contract/errors';
 import type { CreateResponseRequest, InputItem, ResponseObject, ResponseUsage, StoredItem } from '../contract/responses';
