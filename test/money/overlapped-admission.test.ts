@@ -210,6 +210,12 @@ describe('an account that cannot pay', () => {
     expect(arrival.answeredAtMs).toBeUndefined();
     expect(cancellations).toEqual(['refused']);
     expect(gw.logs.filter((l) => l.includes('"speculation_cancelled"') && l.includes('"reason":"refused"'))).toHaveLength(1);
+    // The refusal brought the account back as it is: the next request is refused before any call.
+    const again = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(again.status).toBe(402);
+    await again.json();
+    expect(arrivalsOf(tag)).toHaveLength(1);
+    expect(cancellations).toEqual(['refused']);
 
     await drain.settle(completed({ prompt_tokens: 10, completion_tokens: 950, total_tokens: 960 }));
     const b = await books(gw, acct.accountId);
