@@ -17,7 +17,7 @@ import {
   toldWaitMs,
   WINDOW_MS,
   type WindowCounts,
-} from './sliding-window';
+} from '../limits/sliding-window';
 import { shouldSpeculate, SPECULATION_READ_MAX_AGE_MS, type AccountView, type SpeculationVerdict } from './speculation';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from './types';
 

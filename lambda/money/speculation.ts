@@ -1,5 +1,5 @@
 import type { Hold } from './hold';
-import { countsAt, remaining, type WindowCounts } from './sliding-window';
+import { countsAt, remaining, type WindowCounts } from '../limits/sliding-window';
 
 /**
  * When the upstream call may start while the admission write is still in flight (issue 22):
