@@ -196,7 +196,7 @@ describe('an account that cannot pay', () => {
       n: 1,
       stream: false,
     });
-    admissionDelayMs = 300;
+    admissionDelayMs = 1_000;
     answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag, { max_tokens: 100 });
@@ -230,7 +230,7 @@ describe('an admitted speculative request', () => {
   it('is sent upstream before the admission write has finished, and nothing reaches the client before it has (JSON)', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     await seeAccount(acct);
-    admissionDelayMs = 300;
+    admissionDelayMs = 1_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag, { max_tokens: 100 });
     const headersAtMs = Date.now();
@@ -257,7 +257,7 @@ describe('an admitted speculative request', () => {
   it('holds a stream’s first event until admission has succeeded, then relays the whole stream and settles once', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     await seeAccount(acct);
-    admissionDelayMs = 300;
+    admissionDelayMs = 1_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag, { max_tokens: 100, stream: true, stream_options: { include_usage: true } });
     const headersAtMs = Date.now();
@@ -293,8 +293,8 @@ describe('an admitted speculative request', () => {
       n: 1,
       stream: false,
     });
-    admissionDelayMs = 300;
-    answerAfterMs = 2_000;
+    admissionDelayMs = 1_000;
+    answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag);
     expect(res.status).toBe(200);
@@ -317,7 +317,7 @@ describe('an admitted speculative request', () => {
   it('cuts the speculative call when the client leaves during admission, and gives the hold back whole', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     await seeAccount(acct);
-    admissionDelayMs = 400;
+    admissionDelayMs = 1_500;
     answerAfterMs = 5_000;
     const tag = uniqueTag();
     const client = new AbortController();
