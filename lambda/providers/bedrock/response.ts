@@ -1,12 +1,14 @@
 import type { ConverseResponse, TokenUsage } from '@aws-sdk/client-bedrock-runtime';
-import type { ChatCompletion, ChatCompletionMessageToolCall, FinishReason } from '../../contract/openai';
+import type { ChatCompletion, ChatCompletionMessageToolCall, FinishReason as ChatFinishReason } from '../../contract/openai';
+import { finishReasonOfAnthropic } from '../../codecs/anthropic-messages';
+import type { Answer, AnswerPart, FinishReason, Usage } from '../../core/answer';
 import { chatCompletion, completionUsage, type ProviderTokenCounts } from '../openai-shapes';
 
 /**
  * Converse's stopReason in OpenAI's words. `tool_use` is `tool_calls` only when a real tool was
  * called: the JSON-mode tool is the answer itself, so it ends with `stop`.
  */
-export function bedrockFinishReason(stopReason: string | undefined, calledTools: boolean): FinishReason {
+export function bedrockFinishReason(stopReason: string | undefined, calledTools: boolean): ChatFinishReason {
   switch (stopReason) {
     case 'max_tokens':
     case 'model_context_window_exceeded':
@@ -55,4 +57,90 @@ export function bedrockResponseToCompletion(
     finishReason: bedrockFinishReason(response.stopReason, toolCalls.length > 0),
     usage: completionUsage(bedrockTokenCounts(response.usage)),
   });
+}
+
+// ---- the canonical model (issue 18) -----------------------------------------------------------
+
+/**
+ * Converse's stopReason as a canonical finish reason: Anthropic's words as the Anthropic codec
+ * reads them, filters as `refusal`, and `tool_use` ending a JSON-mode answer (no real tool called)
+ * as `stop`.
+ */
+export function finishReasonOfConverse(stopReason: string | undefined, calledTools: boolean): FinishReason {
+  switch (stopReason) {
+    case 'content_filtered':
+    case 'guardrail_intervened':
+      return 'refusal';
+    case 'tool_use':
+      return calledTools ? 'tool_calls' : 'stop';
+    default:
+      return finishReasonOfAnthropic(stopReason);
+  }
+}
+
+/** The stop sequence Claude matched, which Converse passes on in the model's own response fields. */
+export function stopSequenceOf(fields: unknown): string | undefined {
+  const value = fields !== null && typeof fields === 'object' ? (fields as { stop_sequence?: unknown }).stop_sequence : undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Converse's usage → canonical. `inputTokens` excludes cache reads and writes (as Anthropic
+ * counts); writes split by lifetime when `cacheDetails` says (what it does not place is a
+ * 5-minute write), and the tier Bedrock says it served.
+ */
+export function usageOfConverse(usage: TokenUsage | undefined, serviceTier?: { type?: string } | undefined): Usage {
+  const writes = usage?.cacheWriteInputTokens ?? 0;
+  const details = usage?.cacheDetails ?? [];
+  const oneHour = details.reduce((sum, d) => sum + (d.ttl === '1h' ? d.inputTokens ?? 0 : 0), 0);
+  const placed = details.reduce((sum, d) => sum + (d.inputTokens ?? 0), 0);
+  return {
+    inputTokens: usage?.inputTokens ?? 0,
+    cacheReadTokens: usage?.cacheReadInputTokens ?? 0,
+    cacheWriteTokens: Math.max(writes, placed) - oneHour,
+    cacheWrite1hTokens: oneHour,
+    outputTokens: usage?.outputTokens ?? 0,
+    ...(serviceTier?.type !== undefined && { serviceTier: serviceTier.type }),
+  };
+}
+
+/** A redacted thinking block's bytes as the canonical `redactedData` (base64, as Converse's JSON carries them). */
+export function redactedDataOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64');
+}
+
+/**
+ * A Converse answer → a canonical answer: text, reasoning (text + signature, or redacted bytes)
+ * and tool calls in the model's order; `jsonToolName`'s input becomes text.
+ */
+export function answerOfConverse(response: ConverseResponse, meta: { id: string; model: string; jsonToolName: string | undefined }): Answer {
+  const parts: AnswerPart[] = [];
+  let calledTools = false;
+  for (const block of response.output?.message?.content ?? []) {
+    if (block.text !== undefined) parts.push({ type: 'text', text: block.text });
+    else if (block.reasoningContent?.reasoningText) {
+      const { text, signature } = block.reasoningContent.reasoningText;
+      parts.push({ type: 'reasoning', text: text ?? '', ...(signature !== undefined && { signature }) });
+    } else if (block.reasoningContent?.redactedContent) {
+      parts.push({ type: 'reasoning', text: '', redactedData: redactedDataOf(block.reasoningContent.redactedContent) });
+    } else if (block.toolUse) {
+      const { toolUseId, name, input } = block.toolUse;
+      const args = JSON.stringify(input ?? {});
+      if (name === meta.jsonToolName) parts.push({ type: 'text', text: args });
+      else {
+        calledTools = true;
+        parts.push({ type: 'tool_call', id: toolUseId ?? '', name: name ?? '', arguments: args });
+      }
+    }
+  }
+  const stopSequence = stopSequenceOf(response.additionalModelResponseFields);
+  return {
+    id: meta.id,
+    model: meta.model,
+    createdS: Math.floor(Date.now() / 1000),
+    parts,
+    finishReason: finishReasonOfConverse(response.stopReason, calledTools),
+    ...(stopSequence !== undefined && { stopSequence }),
+    usage: usageOfConverse(response.usage, response.serviceTier),
+  };
 }
