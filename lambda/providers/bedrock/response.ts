@@ -1,61 +1,41 @@
 import type { ConverseResponse, TokenUsage } from '@aws-sdk/client-bedrock-runtime';
-import type { ChatCompletion, ChatCompletionMessageToolCall, FinishReason as ChatFinishReason } from '../../contract/openai';
+import type { ChatCompletion, ChatCompletionMessageToolCall } from '../../contract/openai';
 import { finishReasonOfAnthropic } from '../../codecs/anthropic-messages';
-import type { Answer, AnswerPart, FinishReason, Usage } from '../../core/answer';
+import { chatFinishReason } from '../../codecs/openai-chat';
+import { ZERO_USAGE, type Answer, type AnswerPart, type FinishReason, type Usage } from '../../core/answer';
 import { chatCompletion, completionUsage, type ProviderTokenCounts } from '../openai-shapes';
 
-/**
- * Converse's stopReason in OpenAI's words. `tool_use` is `tool_calls` only when a real tool was
- * called: the JSON-mode tool is the answer itself, so it ends with `stop`.
- */
-export function bedrockFinishReason(stopReason: string | undefined, calledTools: boolean): ChatFinishReason {
-  switch (stopReason) {
-    case 'max_tokens':
-    case 'model_context_window_exceeded':
-      return 'length';
-    case 'tool_use':
-      return calledTools ? 'tool_calls' : 'stop';
-    case 'content_filtered':
-    case 'guardrail_intervened':
-      return 'content_filter';
-    default:
-      // end_turn, stop_sequence and anything newer.
-      return 'stop';
-  }
-}
-
-export function bedrockTokenCounts(usage: TokenUsage | undefined): ProviderTokenCounts {
+/** Canonical usage in the counts the OpenAI-shaped usage is built from (every write, and the 1-hour part of them). */
+export function tokenCountsOf(usage: Usage): ProviderTokenCounts {
   return {
-    input: usage?.inputTokens ?? 0,
-    output: usage?.outputTokens ?? 0,
-    cacheRead: usage?.cacheReadInputTokens ?? 0,
-    cacheWrite: usage?.cacheWriteInputTokens ?? 0,
+    input: usage.inputTokens,
+    output: usage.outputTokens,
+    cacheRead: usage.cacheReadTokens,
+    cacheWrite: usage.cacheWriteTokens + usage.cacheWrite1hTokens,
+    cacheWrite1h: usage.cacheWrite1hTokens,
   };
 }
 
-/** A Converse answer → a ChatCompletion; `jsonToolName`'s input becomes the message content. */
+/**
+ * A Converse answer → a ChatCompletion, for the `Provider` interface until the pipeline takes
+ * answers: the canonical answer's text (a JSON-mode tool's input included) and tool calls, its
+ * reasoning left out, its finish reason in OpenAI's words.
+ */
 export function bedrockResponseToCompletion(
   response: ConverseResponse,
   meta: { id: string; model: string; jsonToolName: string | undefined },
 ): ChatCompletion {
-  const text: string[] = [];
-  const toolCalls: ChatCompletionMessageToolCall[] = [];
-  for (const block of response.output?.message?.content ?? []) {
-    if (block.text !== undefined) text.push(block.text);
-    else if (block.toolUse) {
-      const { toolUseId, name, input } = block.toolUse;
-      const args = JSON.stringify(input ?? {});
-      if (name === meta.jsonToolName) text.push(args);
-      else toolCalls.push({ id: toolUseId ?? '', type: 'function', function: { name: name ?? '', arguments: args } });
-    }
-  }
+  const answer = answerOfConverse(response, meta);
+  const toolCalls = answer.parts.flatMap((p): ChatCompletionMessageToolCall[] =>
+    p.type === 'tool_call' ? [{ id: p.id, type: 'function', function: { name: p.name, arguments: p.arguments } }] : [],
+  );
   return chatCompletion({
     id: meta.id,
     model: meta.model,
-    text,
+    text: answer.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])),
     toolCalls,
-    finishReason: bedrockFinishReason(response.stopReason, toolCalls.length > 0),
-    usage: completionUsage(bedrockTokenCounts(response.usage)),
+    finishReason: chatFinishReason(answer.finishReason, toolCalls.length > 0),
+    usage: completionUsage(tokenCountsOf(answer.usage ?? ZERO_USAGE)),
   });
 }
 

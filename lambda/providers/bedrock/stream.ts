@@ -5,151 +5,82 @@ import { ChunkBuilder, completionUsage } from '../openai-shapes';
 import { THINKING, type ThinkingBilling, type ThinkingSignal } from '../../money/thinking';
 import { bedrockError } from './errors';
 import type { AnswerEvent } from '../../core/answer';
-import { bedrockFinishReason, bedrockTokenCounts, finishReasonOfConverse, redactedDataOf, stopSequenceOf, usageOfConverse } from './response';
-
-/** What one Converse content block (by contentBlockIndex) is becoming on the OpenAI side. */
-type BlockState =
-  | { kind: 'text' }
-  | { kind: 'tool_call'; toolIndex: number; argumentsSent: boolean }
-  | { kind: 'json_answer'; textSent: boolean }
-  | { kind: 'thinking' }
-  | { kind: 'ignored' };
+import { chatFinishReason } from '../../codecs/openai-chat';
+import { finishReasonOfConverse, redactedDataOf, stopSequenceOf, tokenCountsOf, usageOfConverse } from './response';
 
 type Phase = 'before_message' | 'in_message' | 'stopped' | 'done';
 
 /**
- * ConverseStream events → OpenAI chunks, one event at a time.
- *
- * messageStart gives the first chunk (role); a contentBlockStart with toolUse opens the next
- * OpenAI tool call (its own index, id and name in its first chunk); text blocks have no start
- * event and stream through contentBlockDelta.text; toolUse.input fragments stream as arguments;
- * messageStop gives the finish chunk; metadata, which follows it, gives the usage chunk, once.
- * Exception events throw. Reasoning (Claude's thinking, reasoningContent deltas, which have no
- * start event) reaches no client; it passes to the meter as choice-less chunks carrying THINKING
- * (see lambda/money/thinking.ts).
+ * ConverseStream events → OpenAI chunks, for the `Provider` interface until the pipeline takes
+ * answer events: the canonical decoder's events in OpenAI's shapes. messageStart gives the first
+ * chunk (role); each tool call its own OpenAI index, with id and name in its first chunk; the
+ * finish and the usage chunks come from messageStop and metadata. Reasoning reaches no client; it
+ * passes to the meter as choice-less chunks carrying THINKING (see lambda/money/thinking.ts).
  */
 export class BedrockStreamMapper {
-  private phase: Phase = 'before_message';
+  private readonly decoder: ConverseEventDecoder;
   private readonly builder: ChunkBuilder;
-  private readonly blocks = new Map<number, BlockState>();
+  /** OpenAI tool-call index by answer part. */
+  private readonly toolIndex = new Map<number, number>();
+  private readonly thinkingParts = new Set<number>();
   private calledTools = false;
 
   constructor(
     id: string,
     model: string,
-    private readonly jsonToolName: string | undefined,
+    jsonToolName: string | undefined,
     /** Set when the request enabled thinking: as sent upstream. */
     private readonly thinking?: ThinkingBilling,
   ) {
+    this.decoder = new ConverseEventDecoder(id, model, jsonToolName);
     this.builder = new ChunkBuilder(id, model);
   }
 
   get finished(): boolean {
-    return this.phase === 'done';
+    return this.decoder.finished;
   }
 
   push(event: ConverseStreamOutput): ChatCompletionChunk[] {
-    throwException(event);
-    if (event.messageStart) {
-      this.phase = 'in_message';
-      return [this.builder.start()];
-    }
-    if (event.contentBlockStart) {
-      this.requireMessage();
-      return this.blockStart(event.contentBlockStart.contentBlockIndex ?? 0, event.contentBlockStart.start);
-    }
-    if (event.contentBlockDelta) {
-      this.requireMessage();
-      return this.blockDelta(event.contentBlockDelta.contentBlockIndex ?? 0, event.contentBlockDelta.delta);
-    }
-    if (event.contentBlockStop) {
-      this.requireMessage();
-      return this.blockStop(event.contentBlockStop.contentBlockIndex ?? 0);
-    }
-    if (event.messageStop) {
-      this.requireMessage();
-      this.phase = 'stopped';
-      return [this.builder.finish(bedrockFinishReason(event.messageStop.stopReason, this.calledTools))];
-    }
-    if (event.metadata) {
-      if (this.phase !== 'stopped') throw upstreamError('Amazon Bedrock sent usage before the message stopped.');
-      this.phase = 'done';
-      return [this.builder.usage(completionUsage(bedrockTokenCounts(event.metadata.usage)))];
-    }
-    return [];
+    return this.decoder.push(event).flatMap((e) => this.chunksOf(e));
   }
 
   /** Called when the event stream ends: a stream cut before messageStop is a failure, not an answer. */
   end(): void {
-    if (this.phase !== 'stopped' && this.phase !== 'done') throw upstreamError('Amazon Bedrock ended the stream before messageStop.');
+    this.decoder.end();
   }
 
-  private requireMessage(): void {
-    if (this.phase !== 'in_message') throw upstreamError('Amazon Bedrock sent an event outside a message.');
-  }
-
-  private blockStart(index: number, start: ContentBlockStart | undefined): ChatCompletionChunk[] {
-    const toolUse = start?.toolUse;
-    if (!toolUse) {
-      this.blocks.set(index, { kind: 'ignored' });
-      return [];
-    }
-    if (toolUse.name === this.jsonToolName) {
-      this.blocks.set(index, { kind: 'json_answer', textSent: false });
-      return [];
-    }
-    this.calledTools = true;
-    const { index: toolIndex, chunk } = this.builder.toolCallStart(toolUse.toolUseId ?? '', toolUse.name ?? '');
-    this.blocks.set(index, { kind: 'tool_call', toolIndex, argumentsSent: false });
-    return [chunk];
-  }
-
-  private blockDelta(index: number, delta: ContentBlockDelta | undefined): ChatCompletionChunk[] {
-    if (!delta) return [];
-    if (delta.text !== undefined) {
-      // Text blocks start with their first delta.
-      const block = this.blocks.get(index) ?? { kind: 'text' as const };
-      this.blocks.set(index, block);
-      return block.kind === 'text' && delta.text ? [this.builder.text(delta.text)] : [];
-    }
-    if (delta.reasoningContent) {
-      const block = this.blocks.get(index);
-      if (block && block.kind !== 'thinking') return [];
-      const signal: ThinkingSignal = { text: delta.reasoningContent.text ?? '' };
-      if (!block) {
-        this.blocks.set(index, { kind: 'thinking' });
-        if (this.thinking?.summarized) signal.billing = this.thinking;
-      } else if (!signal.text) return [];
-      return [Object.assign(this.builder.bare(), { [THINKING]: signal })];
-    }
-    if (delta.toolUse) {
-      const fragment = delta.toolUse.input ?? '';
-      const block = this.blocks.get(index);
-      if (!block) throw upstreamError(`Amazon Bedrock sent tool input for content block ${index}, which never started.`);
-      if (!fragment) return [];
-      if (block.kind === 'json_answer') {
-        block.textSent = true;
-        return [this.builder.text(fragment)];
+  private chunksOf(event: AnswerEvent): ChatCompletionChunk[] {
+    switch (event.type) {
+      case 'start':
+        return [this.builder.start()];
+      case 'text':
+        return event.text ? [this.builder.text(event.text)] : [];
+      case 'reasoning':
+      case 'reasoning_redacted': {
+        const signal: ThinkingSignal = { text: event.type === 'reasoning' ? event.text : '' };
+        if (this.thinkingParts.has(event.index)) {
+          if (!signal.text) return [];
+        } else {
+          this.thinkingParts.add(event.index);
+          if (this.thinking?.summarized) signal.billing = this.thinking;
+        }
+        return [Object.assign(this.builder.bare(), { [THINKING]: signal })];
       }
-      if (block.kind !== 'tool_call') return [];
-      block.argumentsSent = true;
-      return [this.builder.toolCallArguments(block.toolIndex, fragment)];
+      case 'tool_call_start': {
+        this.calledTools = true;
+        const { index, chunk } = this.builder.toolCallStart(event.id, event.name);
+        this.toolIndex.set(event.index, index);
+        return [chunk];
+      }
+      case 'tool_call_delta':
+        return [this.builder.toolCallArguments(this.toolIndex.get(event.index)!, event.arguments)];
+      case 'finish':
+        return [this.builder.finish(chatFinishReason(event.reason, this.calledTools))];
+      case 'usage':
+        return [this.builder.usage(completionUsage(tokenCountsOf(event.usage)))];
+      default:
+        return [];
     }
-    return [];
-  }
-
-  private blockStop(index: number): ChatCompletionChunk[] {
-    const block = this.blocks.get(index);
-    // A tool called with no input streams no JSON at all; clients parse the arguments, so send `{}`.
-    if (block?.kind === 'tool_call' && !block.argumentsSent) {
-      block.argumentsSent = true;
-      return [this.builder.toolCallArguments(block.toolIndex, '{}')];
-    }
-    if (block?.kind === 'json_answer' && !block.textSent) {
-      block.textSent = true;
-      return [this.builder.text('{}')];
-    }
-    return [];
   }
 }
 
