@@ -2,6 +2,7 @@ import type { BedrockRuntimeClient, BedrockRuntimeClientConfig, ConverseResponse
 import { upstreamError } from '../../contract/errors';
 import type { RouteConfig } from '../../catalog';
 import type { AnswerProvider, Provider, ProviderCall } from '../types';
+import { openDecodedStream, type StreamDecoder } from '../open-stream';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
 import { bedrockError, targetOf } from './errors';
@@ -135,13 +136,6 @@ async function converse(plan: BedrockRequestPlan, call: ConverseCall, client: Be
   }
 }
 
-/** A ConverseStream event decoder: the old chunk mapper or the canonical one. */
-interface ConverseStreamDecoder<T> {
-  readonly finished: boolean;
-  push(event: ConverseStreamOutput): T[];
-  end(): void;
-}
-
 /**
  * Opens a ConverseStream and reads up to messageStart before answering (a throttling event as the
  * first one can still fall back); the rest is relayed under the idle deadline.
@@ -150,33 +144,22 @@ async function converseStream<T>(
   plan: BedrockRequestPlan,
   call: ConverseCall,
   client: BedrockRuntimeClient,
-  decoderFor: (id: string) => ConverseStreamDecoder<T>,
+  decoderFor: (id: string) => StreamDecoder<ConverseStreamOutput, T>,
 ): Promise<AsyncIterable<T>> {
   const { ConverseStreamCommand } = await bedrockSdk();
   const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
-  let events: AsyncIterator<ConverseStreamOutput>;
-  let decoder: ConverseStreamDecoder<T>;
-  let first: T[] = [];
-  try {
-    deadline.arm('first_byte', call.timeouts.firstByteMs);
-    const response = await client.send(new ConverseStreamCommand(plan.input), { abortSignal: deadline.signal });
-    deadline.disarm('first_byte');
-    if (!response.stream) throw upstreamError('Amazon Bedrock sent no stream.', { fallback: true });
-    decoder = decoderFor(completionId(response.$metadata.requestId, call));
-    events = response.stream[Symbol.asyncIterator]();
-    while (first.length === 0) {
-      const next = await nextWithin(events, deadline, call.timeouts.idleMs);
-      if (next.done) {
-        decoder.end();
-        break;
-      }
-      first = decoder.push(next.value);
-    }
-  } catch (err) {
-    deadline.dispose(true);
-    throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
-  }
-  return relay(first, events, decoder, deadline, call.timeouts.idleMs);
+  return openDecodedStream({
+    deadline,
+    async open() {
+      deadline.arm('first_byte', call.timeouts.firstByteMs);
+      const response = await client.send(new ConverseStreamCommand(plan.input), { abortSignal: deadline.signal });
+      deadline.disarm('first_byte');
+      if (!response.stream) throw upstreamError('Amazon Bedrock sent no stream.', { fallback: true });
+      return { events: response.stream[Symbol.asyncIterator](), decoder: decoderFor(completionId(response.$metadata.requestId, call)) };
+    },
+    read: (events) => nextWithin(events, deadline, call.timeouts.idleMs),
+    toError: (err) => bedrockError(err, targetOf(call.route)),
+  });
 }
 
 function completionId(requestId: string | undefined, call: Pick<ProviderCall<unknown>, 'requestId'>): string {
@@ -189,32 +172,5 @@ async function nextWithin<T>(events: AsyncIterator<T>, deadline: UpstreamDeadlin
     return await events.next();
   } finally {
     deadline.disarm('idle');
-  }
-}
-
-async function* relay<T>(
-  first: T[],
-  events: AsyncIterator<ConverseStreamOutput>,
-  mapper: ConverseStreamDecoder<T>,
-  deadline: UpstreamDeadline,
-  idleMs: number,
-): AsyncGenerator<T> {
-  try {
-    yield* first;
-    while (!mapper.finished) {
-      let next: IteratorResult<ConverseStreamOutput>;
-      try {
-        next = await nextWithin(events, deadline, idleMs);
-        // An aborted SDK stream may just end: the deadline says whether it was a timeout.
-        if (next.done) mapper.end();
-      } catch (err) {
-        throw deadline.failure(bedrockError(err), false);
-      }
-      if (next.done) return;
-      yield* mapper.push(next.value);
-    }
-  } finally {
-    deadline.dispose(true);
-    await events.return?.().catch(() => undefined);
   }
 }
