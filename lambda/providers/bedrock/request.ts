@@ -169,7 +169,8 @@ export function converseRequest(call: Call, modelId: string): BedrockRequestPlan
     // A forced tool (JSON mode is one) rules thinking out, as Claude refuses both together.
     const forced = plan.choice?.type === 'any' || plan.choice?.type === 'tool';
     const thinking = forced ? undefined : thinkingFor({ prompt, settings: { ...settings, temperature } });
-    if (thinking) fields.thinking = thinking;
+    // No thinking field is Claude's "disabled", and the one Bedrock's Claude models without thinking accept.
+    if (thinking && thinking.type !== 'disabled') fields.thinking = thinking;
   }
   if (Object.keys(fields).length > 0) input.additionalModelRequestFields = fields as DocumentType;
   if (settings.serviceTier !== undefined && CONVERSE_SERVICE_TIERS.has(settings.serviceTier)) {

@@ -100,9 +100,18 @@ describe('bedrock answer provider: the prompt’s thinking goes back to Converse
     expect(wire.additionalModelRequestFields).toBeUndefined();
   });
 
-  it('never sends thinking to a model that is not Claude, nor reasoningContent it did not sign', async () => {
+  it('never sends thinking to a model that is not Claude, and sends no field when the client turned thinking off', async () => {
     route(standIn, { converse: jsonReply(TEXT_RESPONSE) });
     await provider.answer(answerCall(hi, { reasoning: { mode: 'enabled', effort: 'high' } }, { model: 'amazon.nova-pro-v1:0' }));
+    expect(sent().additionalModelRequestFields).toBeUndefined();
+    await provider.answer(answerCall(hi, { reasoning: { mode: 'disabled', effort: 'none' } }));
+    expect(sent().additionalModelRequestFields).toBeUndefined();
+  });
+
+  it('turns thinking off when JSON mode forces its tool, as Claude refuses both together', async () => {
+    route(standIn, { converse: jsonReply(TEXT_RESPONSE) });
+    await provider.answer(answerCall(hi, { responseFormat: { type: 'json_object' }, reasoning: { mode: 'enabled', effort: 'high' } }));
+    expect(sent().toolConfig?.toolChoice).toEqual({ tool: { name: 'json_object' } });
     expect(sent().additionalModelRequestFields).toBeUndefined();
   });
 
@@ -327,6 +336,11 @@ describe('bedrock answer provider: Converse (JSON) answers', () => {
       { type: 'tool_call', id: 'tooluse_1', name: 'get_weather', arguments: '{"city":"Oslo"}' },
     ]);
     expect(answer).toMatchObject({ id: 'chatcmpl-b7f1c6a2-0000-4000-8000-000000000002', model: CLAUDE, finishReason: 'tool_calls' });
+  });
+
+  it('names the stop sequence Claude matched, from the model’s own response fields', async () => {
+    route(standIn, { converse: jsonReply({ ...TEXT_RESPONSE, stopReason: 'stop_sequence', additionalModelResponseFields: { stop_sequence: 'END' } }) });
+    expect(await provider.answer(answerCall(hi, { stop: ['END'] }))).toMatchObject({ finishReason: 'stop_sequence', stopSequence: 'END' });
   });
 });
 
