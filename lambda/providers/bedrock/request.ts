@@ -17,7 +17,7 @@ import type {
 } from '@aws-sdk/client-bedrock-runtime';
 import { thinkingFor, toolInput } from '../../codecs/anthropic-messages';
 import type { Call, CallSettings } from '../../core/call';
-import type { AssistantPart, CacheMark, DocumentPart, ImagePart, UserPart } from '../../core/prompt';
+import type { AssistantPart, CacheMark, DocumentPart, ImagePart, TextPart, UserPart } from '../../core/prompt';
 import { invalidRequest } from '../../contract/errors';
 import type { ChatCompletionRequest } from '../../contract/request';
 import {
@@ -135,13 +135,14 @@ export function converseRequest(call: Call, modelId: string): BedrockRequestPlan
   if (settings.topP !== undefined) inferenceConfig.topP = settings.topP;
   if (settings.stop?.length) inferenceConfig.stopSequences = settings.stop;
 
-  const system: SystemContentBlock[] = prompt.system.flatMap((part) => withCachePoint<SystemContentBlock>({ text: part.text }, part));
+  const systemBlocks = (parts: TextPart[]) => parts.flatMap((part) => (part.text ? withCachePoint<SystemContentBlock>({ text: part.text }, part) : []));
+  const system: SystemContentBlock[] = systemBlocks(prompt.system);
   const messages: Message[] = [];
   const documents = { count: 0 };
   prompt.turns.forEach((turn, i) => {
     if (turn.role === 'system') {
       // Converse has no system turn: its text joins the system prompt, as a Chat system message does today.
-      system.push(...turn.parts.flatMap((part) => withCachePoint<SystemContentBlock>({ text: part.text }, part)));
+      system.push(...systemBlocks(turn.parts));
       return;
     }
     const content = turn.role === 'assistant'
@@ -240,7 +241,8 @@ function assistantBlocks(part: AssistantPart, param: string): ContentBlock[] {
 function userBlocks(part: UserPart, param: string, documents: { count: number }): ContentBlock[] {
   switch (part.type) {
     case 'text':
-      return withCachePoint<ContentBlock>({ text: part.text }, part);
+      // Converse refuses blank text blocks; an empty Chat message says nothing.
+      return part.text ? withCachePoint<ContentBlock>({ text: part.text }, part) : [];
     case 'image':
       return withCachePoint<ContentBlock>({ image: converseImage(part, param) }, part);
     case 'document':

@@ -168,6 +168,13 @@ describe('bedrock answer provider: the rest of the request', () => {
     expect(wire.toolConfig?.tools[1]).toEqual({ cachePoint: { type: 'default' } });
   });
 
+  it('leaves out empty text, which Converse refuses as blank', async () => {
+    route(standIn, { converse: jsonReply(TEXT_RESPONSE) });
+    await provider.answer(answerCall({ system: [{ type: 'text', text: '' }], turns: [{ role: 'user', parts: [{ type: 'text', text: '' }, { type: 'text', text: 'Hi' }] }] }));
+    expect(sent().system).toBeUndefined();
+    expect(sent().messages).toEqual([{ role: 'user', content: [{ text: 'Hi' }] }]);
+  });
+
   it('sends documents and errored tool results in Converse’s shapes, and joins a mid-conversation system turn to the system prompt', async () => {
     route(standIn, { converse: jsonReply(TEXT_RESPONSE) });
     const pdf = Buffer.from('%PDF-1.4 tiny').toString('base64');
