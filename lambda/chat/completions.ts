@@ -1,10 +1,15 @@
-import { GatewayError, upstreamError } from '../contract/errors';
-import type { ChatCompletion } from '../contract/openai';
-import { parseChatCompletionRequest } from '../contract/request';
-import { SSE_DONE, sseData, sseError, sseText } from '../contract/sse';
+import { ChatChunkEncoder, chatFrame, chatStreamTerminals, decodeChatRequest, encodeChatCompletion } from '../codecs/openai-chat';
+import { invalidRequest } from '../contract/errors';
+import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
+import type { AnswerEvent } from '../core/answer';
+import { DONE_FRAME, type SseFrame } from '../core/sse';
+import { estimatePromptTokens } from '../money/tokens';
+import { refuseWhatAnthropicCannotTake } from '../providers';
+import type { AnswerCall, AnswerProvider } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
-import { relayedForClient } from './passthrough';
-import { modelFor, openCompletion, type CompletionDeps, type MeteredStream, type RequestScope } from './pipeline';
+import { modelField, relayedChatData, relayedForClient } from './passthrough';
+import { chatBillingAsk, modelFor, openAnswer, type CompletionDeps, type RequestScope } from './pipeline';
+import { sseBody } from './sse-body';
 
 export { ROUTE_HEADER, type CompletionDeps as ChatDeps, type RequestRecord, type RequestScope } from './pipeline';
 
@@ -16,65 +21,78 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 };
 
-/** `POST /v1/chat/completions` once the key is known: validate, then the shared path, in OpenAI's shapes. */
+/**
+ * `POST /v1/chat/completions` once the key is known: decoded with the Chat codec, then the one
+ * pipeline (`openAnswer`), answered with the same codec: JSON by `encodeChatCompletion`, a stream
+ * by `ChatChunkEncoder` and Chat's terminals, or, on a route whose upstream speaks OpenAI's
+ * protocol, its `data:` frames relayed untouched (the model id and `finish_reason` words aside).
+ *
+ * `n > 1` needs an upstream that answers several choices and a relay that passes them: it is
+ * served on a streamed request to an OpenAI-compatible route, and refused with a 400 (`param: n`)
+ * everywhere else (JSON answers and translated routes carry one choice).
+ */
 export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseChatCompletionRequest(body);
   const model = modelFor(deps, key, request.model);
-  const opened = await openCompletion(deps, scope, key, model, request, { relayData: true });
+  const stream = request.stream === true;
+  const n = request.n ?? 1;
+  if (n > 1 && (!stream || !model.routes.some((r) => r.provider === 'openai-compatible'))) throw severalChoices(stream);
+  const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
+    promptTokens: estimatePromptTokens(request, model.tokenRules),
+    billing: chatBillingAsk(request, model),
+    n,
+    relay: 'openai-chat',
+    check: (call, provider) => refuseOnRoute(request, call, provider),
+  });
   if (opened.kind === 'json') {
-    return new Response(JSON.stringify(opened.completion satisfies ChatCompletion), {
+    return new Response(JSON.stringify(encodeChatCompletion({ ...opened.answer, id: chatId(opened.answer.id) })), {
       status: 200,
       headers: { 'content-type': 'application/json', ...scope.responseHeaders },
     });
   }
 
   const includeUsage = request.stream_options?.include_usage === true;
-  const body$ =
-    opened.kind === 'data'
-      ? sseStream(opened.events, (event) => {
-          // Relayed as the upstream wrote it (issue 12), the usage as the client asked.
-          const json = relayedForClient(event, includeUsage);
-          return json === undefined ? undefined : sseText(json);
-        })
-      : sseStream(opened.chunks, (chunk) => {
-          if (chunk.choices.length === 0) return includeUsage && chunk.usage ? sseData(chunk) : undefined;
-          if (!includeUsage && chunk.usage !== undefined) delete chunk.usage;
-          return sseData(chunk);
-        });
+  let body$: ReadableStream<Uint8Array>;
+  if (opened.kind === 'relay') {
+    const modelId = modelField(model.id);
+    body$ = sseBody(
+      opened.events,
+      (event) => {
+        // Relayed as the upstream wrote it (issue 12), the usage as the client asked.
+        const json = relayedForClient(relayedChatData(event.data, modelId), includeUsage);
+        return json === undefined ? NO_FRAMES : [{ data: json, raw: true }];
+      },
+      chatStreamTerminals,
+    );
+  } else {
+    const encoder = new ChatChunkEncoder({ includeUsage });
+    body$ = sseBody(
+      opened.events,
+      (event: AnswerEvent) => encoder.push(event.type === 'start' ? { ...event, id: chatId(event.id) } : event).map(chatFrame),
+      { ended: () => [...encoder.end().map(chatFrame), DONE_FRAME], failed: chatStreamTerminals.failed },
+    );
+  }
   return new Response(body$, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
 }
 
-/**
- * The SSE body of a metered stream: one frame per item (`frame` returns undefined for an item the
- * client does not get), `[DONE]` at the end, an error event then `[DONE]` when the upstream fails
- * mid-stream, and the upstream cut and the request billed when the client goes away.
- */
-function sseStream<T>(items: MeteredStream<unknown, T>, frame: (item: T) => Uint8Array | undefined): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        for (;;) {
-          const next = await items.next();
-          if (next.done) {
-            controller.enqueue(SSE_DONE);
-            controller.close();
-            return;
-          }
-          const bytes = frame(next.value);
-          if (bytes) {
-            controller.enqueue(bytes);
-            return;
-          }
-        }
-      } catch (err) {
-        const error = err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err });
-        controller.enqueue(sseError(error.toBody()));
-        controller.enqueue(SSE_DONE);
-        controller.close();
-      }
-    },
-    async cancel() {
-      await items.return();
-    },
-  });
+const NO_FRAMES: SseFrame[] = [];
+
+function chatId(id: string): string {
+  return id.startsWith('chatcmpl-') ? id : `chatcmpl-${id}`;
+}
+
+/** What a route cannot take from a Chat request, refused before its call (400, no fallback). */
+function refuseOnRoute(request: ChatCompletionRequest, call: AnswerCall, provider: AnswerProvider): void {
+  if (call.route.provider === 'anthropic') refuseWhatAnthropicCannotTake(request);
+  if ((request.n ?? 1) > 1 && !(call.request.settings.stream && provider.relayWire === 'openai-chat')) throw severalChoices(call.request.settings.stream);
+}
+
+function severalChoices(stream: boolean): ReturnType<typeof invalidRequest> {
+  return invalidRequest(
+    stream
+      ? "'n' above 1 is served only by routes that speak OpenAI's protocol (their stream is relayed as is); this model's route answers one choice."
+      : "'n' above 1 is served only on a streamed request ('stream': true) to a route that speaks OpenAI's protocol; a JSON answer carries one choice.",
+    'n',
+    'unsupported_parameter',
+  );
 }

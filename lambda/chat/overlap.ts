@@ -1,7 +1,7 @@
 import type { ModelEntry, RouteConfig } from '../catalog';
 import { GatewayError } from '../contract/errors';
 import type { AdmissionRequest } from '../money/types';
-import type { Provider, ProviderCall } from '../providers/types';
+import type { AnswerProvider, ProviderCall } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
 import { admitRun, callRoute, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
 
@@ -35,7 +35,7 @@ export interface SpeculationCancelled {
 export interface OverlappedUpstream<T, R> {
   /** The upstream request with this output limit (the one admission fits). */
   requestFor(outputTokens: number): R;
-  attempt(provider: Provider, call: ProviderCall<R>): Promise<T>;
+  attempt(provider: AnswerProvider, call: ProviderCall<R>): Promise<T>;
   /** Closes an answer that will not be relayed (a stream's iterator). */
   release?(value: T): Promise<void>;
 }

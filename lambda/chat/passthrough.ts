@@ -1,12 +1,10 @@
 import { upstreamError } from '../contract/errors';
-import type { ChatCompletionChunk, CompletionUsage } from '../contract/openai';
-import { withUsageExtras } from '../contract/usage';
-import { chatChunkText, checkedEvent, finishReason } from '../providers/openai-compatible';
+import type { ChatCompletionChunk } from '../contract/openai';
+import { checkedEvent, finishReason } from '../providers/openai-compatible';
 
 export { checkedEvent };
-import type { StreamMeter } from './pipeline';
 
-/** One event of an OpenAI-compatible upstream's stream, relayed as its JSON text. */
+/** One event of an OpenAI-compatible upstream's stream, as the chat endpoint relays it (JSON text). */
 export interface RelayedData {
   data: string;
   /** The usage chunk (no choices) that include_usage adds at the end. */
@@ -19,56 +17,29 @@ const FINISH_REASON = /"finish_reason"\s*:\s*"([^"\\]*)"/g;
 const MODEL = /"model"\s*:\s*"(?:[^"\\]|\\.)*"/;
 const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/;
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
-const SERVICE_TIER = /"service_tier"\s*:\s*"([a-z_]{1,32})"/;
-const PRODUCED = /"(?:content|arguments|reasoning_content|reasoning)"\s*:\s*"[^"]/;
 const OPENAI_WORDS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
 
 /**
- * Chunks relayed as the upstream wrote them (issue 12): the model id rewritten to the gateway's,
- * a provider's own `finish_reason` words put in OpenAI's, and nothing else parsed on the way.
- * Only the usage chunk (once per stream) and an event that may be an error are parsed; the text
- * delivered is read back from the kept events only when the provider's usage never came (a
- * client that went away, an upstream that broke off, one that reports no usage).
+ * A chunk relayed as the upstream wrote it (issue 12): the model id rewritten to the gateway's, a
+ * provider's own `finish_reason` words put in OpenAI's, and nothing else parsed on the way (only a
+ * chunk without any `choices` key, which is not OpenAI's shape, is rewritten with an empty list).
+ * The meter reads the frame's meaning from the provider's relay (`RelayedEvent.answer`).
  */
-export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
-  const model = `"model":${JSON.stringify(modelId)}`;
-  const kept: string[] = [];
-  // The kept events' text, read back once each (checkpoints ask for it every few seconds).
-  const texts: string[] = [];
-  let usage: CompletionUsage | undefined;
-  let serviceTier: string | undefined;
-  let produced = false;
-  return {
-    observe(event) {
-      // A function, so that `$` in a model id is not read as a replacement pattern.
-      let data = checkedEvent(event).replace(MODEL, () => model);
-      if (data.includes('"finish_reason":"') || data.includes('"finish_reason": "')) {
-        data = data.replace(FINISH_REASON, (whole, word: string) => (OPENAI_WORDS.has(word) ? whole : `"finish_reason":"${finishReason(word)}"`));
-      }
-      const usageOnly = NO_CHOICES.test(data) || !data.includes('"choices"');
-      // Usage comes once, mostly in a chunk of its own; some upstreams put it in the last chunk with choices.
-      const carriesUsage = USAGE_OBJECT.test(data);
-      if (carriesUsage || usageOnly) {
-        const chunk = parse(data) as Partial<ChatCompletionChunk>;
-        if (chunk.usage) usage = chunk.usage;
-        // A chunk without choices at all is not OpenAI's shape: its usage is kept, the chunk is not sent as is.
-        if (!Array.isArray(chunk.choices)) data = JSON.stringify({ ...chunk, choices: [] });
-      }
-      // The tier that served the stream (any chunk may name it) bills its own prices.
-      if (serviceTier === undefined && data.includes('"service_tier"')) serviceTier = SERVICE_TIER.exec(data)?.[1];
-      if (!usageOnly) {
-        kept.push(data);
-        if (!produced && PRODUCED.test(data)) produced = true;
-      }
-      return { data, usageOnly, carriesUsage };
-    },
-    usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
-    text: () => {
-      for (let i = texts.length; i < kept.length; i++) texts.push(chatChunkText(kept[i]));
-      return texts.join('');
-    },
-    produced: () => produced,
-  };
+export function relayedChatData(event: string, model: string): RelayedData {
+  // A function, so that `$` in a model id is not read as a replacement pattern.
+  let data = checkedEvent(event).replace(MODEL, () => model);
+  if (data.includes('"finish_reason":"') || data.includes('"finish_reason": "')) {
+    data = data.replace(FINISH_REASON, (whole, word: string) => (OPENAI_WORDS.has(word) ? whole : `"finish_reason":"${finishReason(word)}"`));
+  }
+  const hasChoices = data.includes('"choices"');
+  const usageOnly = !hasChoices || NO_CHOICES.test(data);
+  if (!hasChoices) data = JSON.stringify({ ...(parse(data) as Partial<ChatCompletionChunk>), choices: [] });
+  return { data, usageOnly, carriesUsage: USAGE_OBJECT.test(data) };
+}
+
+/** `"model":"<id>"` as relayed chunks carry it, made once per request. */
+export function modelField(modelId: string): string {
+  return `"model":${JSON.stringify(modelId)}`;
 }
 
 function parse(data: string): unknown {

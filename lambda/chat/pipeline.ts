@@ -1,18 +1,18 @@
 import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
+import { chatUsage } from '../codecs/openai-chat';
 import { GatewayError, internalError, invalidRequest, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
-import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
-import { usageExtras, withUsageExtras } from '../contract/usage';
+import { AnswerCollector, type Answer, type AnswerEvent, type Usage } from '../core/answer';
+import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
+import type { WireName } from '../core/prompt';
 import { askServerTool, pricesServerTool, pricesTier, unpricedTierError, unpricedToolError, type BillingAsk } from '../money/billing-ask';
-import { estimatePromptTokens } from '../money/tokens';
-import { THINKING, thinkingOutputFloor, type ThinkingBilling, type ThinkingSignal } from '../money/thinking';
+import { thinkingOutputFloor, type ThinkingBilling } from '../money/thinking';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from '../money/types';
 import type { ProviderRegistry } from '../providers';
-import type { Provider, ProviderCall, UpstreamTimeouts } from '../providers/types';
+import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, UpstreamTimeouts } from '../providers/types';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { KeyRecord } from '../store/keys';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
-import { checkedEvent, dataMeter, type RelayedData } from './passthrough';
 import type { BackgroundTasks } from './background';
 import { UpstreamReader } from './upstream-reader';
 import { countTokens } from '../money/tokens';
@@ -104,97 +104,78 @@ export function checkModelKind(model: ModelEntry, kind: ModelKind): void {
   if (actual !== kind) throw wrongModelKind(model.id, actual);
 }
 
-/** An admitted completion whose upstream has answered: a whole answer, or a stream that settles itself. */
-export type OpenedCompletion =
-  | { kind: 'json'; completion: ChatCompletion; route: string }
-  | { kind: 'stream'; chunks: MeteredChunks; route: string }
-  /** With `relayData`, on a route whose provider speaks OpenAI's protocol: the events as the upstream sent them. */
-  | { kind: 'data'; events: MeteredStream<string, RelayedData>; route: string };
-
 /**
- * The path every completion endpoint shares (chat, responses, messages): admission, the route
- * loop with fallback before the first byte, the request's deadline, metering of what is
- * delivered, and exactly one settlement, however the request ends. Errors before the upstream
- * answered are thrown as GatewayErrors (and the hold is released); the caller renders them.
+ * The one pipeline every completion endpoint calls (issue 18): `openAnswer(deps, scope, key, model,
+ * decoded, options)` takes the request as its wire's codec decoded it (`DecodedRequest`), admits it
+ * (overlapped with the first route's call when the rule allows, chat/overlap.ts), builds the
+ * `Call` with the output limit the hold paid for (`callFor(decoded, heldOutputLimit(...))`), tries
+ * the model's routes (`AnswerProvider`s, fallback before the first byte) and answers:
+ * - `{kind: 'json', answer}`: a whole `Answer` (already settled); the endpoint encodes it with its codec;
+ * - `{kind: 'stream', events}`: a `MeteredAnswer` of `AnswerEvent`s (the `start` event carries the
+ *   gateway's model id), which settles itself exactly once however it ends;
+ * - `{kind: 'relay', events}`: with `options.relay` naming the endpoint's wire and a route whose
+ *   provider speaks it, a `MeteredAnswer` of `RelayedEvent`s (frames as the upstream sent them).
+ * The endpoint writes a stream with `sseBody(events, encode, terminals)` (chat/sse-body.ts): an
+ * encoder from items to `SseFrame`s and its wire's `StreamTerminals`; the body's cancel reaches
+ * the meter's `return()`. Errors before the upstream answered are thrown as GatewayErrors (the
+ * hold released); the endpoint renders them in its wire's error shape.
  */
-export async function openCompletion(
+export type OpenedAnswer =
+  | { kind: 'json'; answer: Answer; route: string }
+  | { kind: 'stream'; events: MeteredAnswer<AnswerEvent>; route: string }
+  | { kind: 'relay'; events: MeteredAnswer<RelayedEvent>; route: string };
+
+/** What an endpoint tells the pipeline besides the decoded request. */
+export interface OpenAnswerOptions {
+  /** The prompt's estimated tokens, as the endpoint counts its wire's request (admission and TPM). */
+  promptTokens: number;
+  /** What the request may be billed beyond its tokens (tier, server tools), or the 400 already thrown. */
+  billing: BillingAsk;
+  /** Choices the hold pays for (only a same-wire relay can answer more than one). @default 1 */
+  n?: number;
+  /** The endpoint's wire: a stream on a route whose provider speaks it is relayed frame by frame. */
+  relay?: WireName;
+  /** The 400s of what a route cannot take, thrown before its upstream call (not a fallback). */
+  check?(call: AnswerCall, provider: AnswerProvider): void;
+}
+
+export async function openAnswer(
   deps: CompletionDeps,
   scope: RequestScope,
   key: KeyRecord,
   model: ModelEntry,
-  request: ChatCompletionRequest,
-): Promise<Exclude<OpenedCompletion, { kind: 'data' }>>;
-export async function openCompletion(
-  deps: CompletionDeps,
-  scope: RequestScope,
-  key: KeyRecord,
-  model: ModelEntry,
-  request: ChatCompletionRequest,
-  options: { relayData: boolean },
-): Promise<OpenedCompletion>;
-export async function openCompletion(
-  deps: CompletionDeps,
-  scope: RequestScope,
-  key: KeyRecord,
-  model: ModelEntry,
-  request: ChatCompletionRequest,
-  options: { relayData?: boolean } = {},
-): Promise<OpenedCompletion> {
+  decoded: DecodedRequest,
+  options: OpenAnswerOptions,
+): Promise<OpenedAnswer> {
   // Before admission: an embedding model has no output to hold for and no chat route.
   checkModelKind(model, 'chat');
-  const stream = request.stream === true;
-  const billing = chatBillingAsk(request, model);
+  const stream = decoded.options.stream;
   // The upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route loop.
-  const attempt = async (p: Provider, call: ProviderCall<ChatCompletionRequest>): Promise<Attempted> => {
-    if (!stream) return { kind: 'json', completion: await p.complete(call) };
-    // Read the first event before answering, so a route that fails at once still falls through.
-    if (options.relayData && p.streamData) {
-      const data = (await p.streamData(call))[Symbol.asyncIterator]();
-      const first = await data.next();
-      try {
-        if (!first.done) checkedEvent(first.value);
-      } catch (err) {
-        await data.return?.().catch(() => undefined);
-        throw err;
-      }
-      return { kind: 'data', data, first };
-    }
-    const iterator = (await p.stream(call))[Symbol.asyncIterator]();
-    return { kind: 'stream', iterator, first: await iterator.next() };
-  };
+  const attempt = (p: AnswerProvider, call: AnswerCall): Promise<Attempted> => attemptAnswer(p, call, options);
   const { run, head } = await admitOverlapped(
     deps,
     scope,
     key,
     model,
-    {
-      promptTokens: estimatePromptTokens(request, model.tokenRules),
-      outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
-      n: request.n ?? 1,
-      stream,
-      billing,
-    },
-    { requestFor: (outputTokens) => withOutputLimit(request, outputTokens), attempt, release: releaseAttempted },
+    { promptTokens: options.promptTokens, outputLimit: decoded.options.outputLimit, n: options.n ?? 1, stream, billing: options.billing },
+    { requestFor: (outputTokens) => callFor(decoded, heldOutputLimit(outputTokens)), attempt, release: releaseAttempted },
   );
-  const upstreamRequest = withOutputLimit(request, run.admitted.outputTokens);
   try {
-    const { value, route } = await run.route(upstreamRequest, attempt, head);
+    const { value, route } = await run.route(callFor(decoded, heldOutputLimit(run.admitted.outputTokens)), attempt, head);
+    const served = routeName(route);
     if (value.kind === 'json') {
-      const completion = value.completion;
-      completion.model = model.id;
+      const answer = { ...value.answer, model: model.id };
       run.finish({
         status: 'completed',
         httpStatus: 200,
-        usage: completion.usage,
+        usage: answer.usage ? chatUsage(answer.usage) : undefined,
         // The text is only counted when the provider reported no usage.
-        completionText: completion.usage ? '' : completion.choices.map(choiceText).join(''),
-        route: routeName(route),
+        completionText: answer.usage ? '' : collectedText(answer),
+        route: served,
       });
-      return { kind: 'json', completion, route: routeName(route) };
+      return { kind: 'json', answer, route: served };
     }
-    const served = routeName(route);
-    if (value.kind === 'data') return { kind: 'data', events: new MeteredStream(run, value.data, value.first, served, dataMeter(model.id)), route: served };
-    return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, served), route: served };
+    return meteredOf(run, value, served);
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
     run.failed(error);
@@ -203,15 +184,77 @@ export async function openCompletion(
 }
 
 /** What one upstream call of a completion gave: a whole answer, or a stream with its first event read. */
-type Attempted =
-  | { kind: 'json'; completion: ChatCompletion }
-  | { kind: 'data'; data: AsyncIterator<string>; first: IteratorResult<string> }
-  | { kind: 'stream'; iterator: AsyncIterator<ChatCompletionChunk>; first: IteratorResult<ChatCompletionChunk> };
+export type Attempted =
+  | { kind: 'json'; answer: Answer }
+  | { kind: 'stream'; iterator: AsyncIterator<AnswerEvent>; first: IteratorResult<AnswerEvent>; thinking?: ThinkingBilling }
+  | { kind: 'relay'; iterator: AsyncIterator<RelayedEvent>; first: IteratorResult<RelayedEvent>; deliveredText?: () => string; thinking?: ThinkingBilling };
+
+/**
+ * One upstream call in the canonical model: a whole answer, a relay (when `relay` names the
+ * provider's own wire), or a stream of answer events, read up to its first event so that a route
+ * that fails at once still falls through.
+ */
+export async function attemptAnswer(provider: AnswerProvider, call: AnswerCall, options: Pick<OpenAnswerOptions, 'relay' | 'check'> = {}): Promise<Attempted> {
+  options.check?.(call, provider);
+  if (!call.request.settings.stream) return { kind: 'json', answer: await provider.answer(call) };
+  const billing = provider.thinkingBilling?.(call);
+  const thinking = billing?.summarized ? billing : undefined;
+  if (options.relay !== undefined && provider.relayWire === options.relay && provider.relayStream) {
+    const relay = await provider.relayStream(call);
+    const iterator = relay[Symbol.asyncIterator]();
+    const first = await firstOf(iterator);
+    return { kind: 'relay', iterator, first, ...(relay.deliveredText && { deliveredText: relay.deliveredText.bind(relay) }), thinking };
+  }
+  const iterator = (await provider.answerStream(call))[Symbol.asyncIterator]();
+  return { kind: 'stream', iterator, first: await firstOf(iterator), thinking };
+}
+
+async function firstOf<T>(iterator: AsyncIterator<T>): Promise<IteratorResult<T>> {
+  try {
+    return await iterator.next();
+  } catch (err) {
+    await iterator.return?.().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The metered stream of an attempt that answered with a stream (relayed or in answer events). */
+export function meteredOf(run: AdmittedRun, value: Exclude<Attempted, { kind: 'json' }>, route: string): Exclude<OpenedAnswer, { kind: 'json' }> {
+  if (value.kind === 'relay') {
+    const deliveredText = value.deliveredText;
+    return {
+      kind: 'relay',
+      route,
+      events: new MeteredAnswer(run, value.iterator, value.first, route, {
+        meaning: (item) => item.answer,
+        thinking: value.thinking,
+        // A relay that decodes lazily (OpenAI chat) gives its text on demand, and output is seen in the frame as sent.
+        ...(deliveredText && { deliveredText, produced: (item: RelayedEvent) => PRODUCED.test(item.data) }),
+      }),
+    };
+  }
+  const modelId = run.model.id;
+  return {
+    kind: 'stream',
+    route,
+    events: new MeteredAnswer(run, value.iterator, value.first, route, {
+      meaning: (event) => [event],
+      relabel: (event) => (event.type === 'start' ? { ...event, model: modelId } : event),
+      thinking: value.thinking,
+    }),
+  };
+}
+
+/** Output in a relayed OpenAI chunk, seen without a parse (the time to first token). */
+const PRODUCED = /"(?:content|arguments|reasoning_content|reasoning)"\s*:\s*"[^"]/;
 
 /** Closes a speculative stream that will not be relayed (its socket is cut by the call's abort too). */
 async function releaseAttempted(value: Attempted): Promise<void> {
-  if (value.kind === 'data') await value.data.return?.();
-  else if (value.kind === 'stream') await value.iterator.return?.();
+  if (value.kind !== 'json') await value.iterator.return?.();
+}
+
+function collectedText(answer: Answer): string {
+  return answer.parts.map((p) => (p.type === 'tool_call' ? p.arguments : p.text)).join('');
 }
 
 /**
@@ -233,19 +276,6 @@ export function chatBillingAsk(request: ChatCompletionRequest, model: ModelEntry
     ask.impliedServerToolCalls = { web_search: 1 };
   }
   return ask;
-}
-
-/**
- * The output limit the hold pays for always goes upstream (ARCHITECTURE §3), in the field the
- * client used (`max_tokens` when it named none); providers put it in their own words.
- */
-function withOutputLimit(request: ChatCompletionRequest, outputTokens: number): ChatCompletionRequest {
-  if (request.max_completion_tokens != null) return { ...request, max_completion_tokens: outputTokens, max_tokens: undefined };
-  return { ...request, max_tokens: outputTokens };
-}
-
-function choiceText(choice: ChatCompletion['choices'][number]): string {
-  return (choice.message.content ?? '') + (choice.message.tool_calls ?? []).map((c) => ('function' in c ? c.function.arguments : '')).join('');
 }
 
 export function routeName(route: RouteConfig): string {
@@ -372,9 +402,9 @@ export class AdmittedRun {
    * Tries the model's routes in order. A route that fails before its first byte with a
    * fallback-able error hands over to the next; the last error is what the client sees.
    */
-  async route<T, R = ChatCompletionRequest>(
+  async route<T, R = Call>(
     request: R,
-    attempt: (provider: Provider, call: ProviderCall<R>) => Promise<T>,
+    attempt: (provider: AnswerProvider, call: ProviderCall<R>) => Promise<T>,
     /** The first route's call, already under way (a speculative call made while admission was in flight). */
     head?: RouteHead<T>,
   ): Promise<{ value: T; route: RouteConfig }> {
@@ -423,7 +453,7 @@ export async function callRoute<T, R>(
   model: ModelEntry,
   route: RouteConfig,
   request: R,
-  attempt: (provider: Provider, call: ProviderCall<R>) => Promise<T>,
+  attempt: (provider: AnswerProvider, call: ProviderCall<R>) => Promise<T>,
   signal: AbortSignal,
   timeouts: UpstreamTimeouts,
   requestId: string,
@@ -433,19 +463,6 @@ export async function callRoute<T, R>(
   const apiKey = route.secret ? await deps.providerKeys.get(route.secret) : undefined;
   if (route.secret && !apiKey) throw upstreamError(`No upstream key is configured for '${route.secret}'.`, { fallback: true });
   return attempt(provider, { request, route, apiKey, maxOutputTokens: model.maxOutputTokens, signal, timeouts, requestId });
-}
-
-/** What a metered stream records of the items that pass: the provider's usage, and the text it delivered. */
-export interface StreamMeter<In, Out = In> {
-  /** Records what the item carries and returns it as the client is to get it. */
-  observe(item: In): Out;
-  usage(): CompletionUsage | undefined;
-  /** The text and tool arguments delivered, for the tokenizer when the provider's usage did not come. */
-  text(): string;
-  /** True once an item carried output (for the time to first token). */
-  produced(): boolean;
-  /** A floor under the output tokens while the provider's count has not come (summarized thinking cut short). */
-  outputTokensAtLeast?(): number | undefined;
 }
 
 /**
@@ -471,33 +488,55 @@ export class DeliveredTokens {
   }
 }
 
+/** How a metered stream reads its items: what each means in the canonical model, and what the client gets. */
+export interface AnswerMeterSource<T> {
+  /** The item's canonical meaning (a relayed frame's `.answer`, an answer event itself). */
+  meaning(item: T): ReadonlyArray<AnswerEvent>;
+  /** The item as the client is to get it (the gateway's model id on `start`). */
+  relabel?(item: T): T;
+  /** A relay that decodes lazily: the text it delivered, read back only when the tokenizer must count it. */
+  deliveredText?(): string;
+  /** With `deliveredText`: whether the item carried output (the time to first token). */
+  produced?(item: T): boolean;
+  /** Summarized thinking billed in full (`AnswerProvider.thinkingBilling`): the upward rule while its count has not come. */
+  thinking?: ThinkingBilling;
+}
+
 /**
- * A completion's stream as the upstream sends it, metered on the way by a StreamMeter. The
- * upstream is read at its own pace into a bounded buffer (UpstreamReader), whatever the client
- * does, so the meter sees what the provider sent. The request settles when the client has read
+ * The one metered stream (issue 18): a completion's answer as the upstream sends it, answer
+ * events or relayed frames, metered on the way by their canonical meaning (usage events for
+ * settlement, an `AnswerCollector` for the text delivered, the thinking floor). The upstream is
+ * read at its own pace into a bounded buffer (UpstreamReader), whatever the client does, so the
+ * meter sees what the provider sent. The request settles exactly once: when the client has read
  * the end, when the upstream fails (an error, the deadline's included, or a client too far
- * behind), at the deadline by the run's own timer whatever the client's socket does, or when the
- * client goes away (`return`). Once the upstream has answered, every end bills the prompt and the
- * output the upstream sent, as the provider does.
+ * behind), at the deadline by the run's own timer whatever the client's socket does, when the
+ * client goes away (`return`), or when the endpoint cannot go on (`fail`). Once the upstream has
+ * answered, every end bills the prompt and the output the upstream sent, as the provider does.
  */
-export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
+export class MeteredAnswer<T = AnswerEvent> implements AsyncIterableIterator<T> {
   private firstTokenMs: number | undefined;
-  private readonly reader: UpstreamReader<In, Out>;
+  private readonly reader: UpstreamReader<T, T>;
+  private readonly collector = new AnswerCollector();
+  private usage: Usage | undefined;
+  /** A usage event after the finish: the provider's final count. */
+  private finalUsage = false;
+  private finished = false;
+  private thinkingStarted = false;
+  private produced = false;
 
   constructor(
     private readonly run: AdmittedRun,
-    upstream: AsyncIterator<In>,
-    first: IteratorResult<In>,
+    upstream: AsyncIterator<T>,
+    first: IteratorResult<T>,
     readonly route: string,
-    private readonly meter: StreamMeter<In, Out>,
+    private readonly source: AnswerMeterSource<T>,
   ) {
-    const delivered = new DeliveredTokens(meter.text, () => Math.max(meter.usage()?.completion_tokens ?? 0, meter.outputTokensAtLeast?.() ?? 0));
-    this.reader = new UpstreamReader(upstream, first, {
-      observe: (item) => {
-        const out = meter.observe(item);
-        if (this.firstTokenMs === undefined && meter.produced()) this.firstTokenMs = Date.now() - run.scope.startedAtMs;
-        return out;
-      },
+    const delivered = new DeliveredTokens(
+      () => this.text(),
+      () => Math.max(this.usage?.outputTokens ?? 0, this.thinkingFloor() ?? 0),
+    );
+    this.reader = new UpstreamReader<T, T>(upstream, first, {
+      observe: (item) => this.observe(item),
       onFailure: (err) => {
         const error = run.pastDeadline() ?? (err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
         run.abort.abort();
@@ -513,7 +552,7 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<Out>> {
+  async next(): Promise<IteratorResult<T>> {
     // A failure was settled as it happened (onFailure); the client gets its error now.
     const next = await this.reader.next();
     if (next.done) this.end('completed');
@@ -521,7 +560,7 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
   }
 
   /** The client went away: bill what the upstream sent, and stop it. */
-  async return(): Promise<IteratorResult<Out>> {
+  async return(): Promise<IteratorResult<T>> {
     // Settled first: a read still pending fails once the upstream is cut, and must not count as an upstream failure.
     this.end('aborted', 'client_closed');
     this.run.abort.abort();
@@ -536,75 +575,74 @@ export class MeteredStream<In, Out = In> implements AsyncIterableIterator<Out> {
     this.end('interrupted', error.code);
   }
 
+  /** The provider's usage so far (the last usage event), if any came. */
+  reportedUsage(): Usage | undefined {
+    return this.usage;
+  }
+
+  /** The answer the events added up to so far (a lazily decoded relay has only its usage in it). */
+  answer(): Answer {
+    return this.collector.answer();
+  }
+
+  private observe(item: T): T {
+    for (const event of this.source.meaning(item)) {
+      switch (event.type) {
+        case 'usage':
+          this.usage = event.usage;
+          if (this.finished) this.finalUsage = true;
+          break;
+        case 'finish':
+          this.finished = true;
+          break;
+        case 'reasoning':
+        case 'reasoning_redacted':
+          this.thinkingStarted = true;
+          if (event.type === 'reasoning' && event.text) this.produced = true;
+          break;
+        case 'text':
+        case 'refusal':
+          if (event.text) this.produced = true;
+          break;
+        case 'tool_call_delta':
+          if (event.arguments) this.produced = true;
+          break;
+      }
+      this.collector.push(event);
+    }
+    if (!this.produced && this.source.produced?.(item)) this.produced = true;
+    if (this.firstTokenMs === undefined && this.produced) this.firstTokenMs = Date.now() - this.run.scope.startedAtMs;
+    return this.source.relabel ? this.source.relabel(item) : item;
+  }
+
+  /** The text, thinking and tool arguments delivered, for the tokenizer when the provider's usage did not come. */
+  private text(): string {
+    return this.source.deliveredText ? this.source.deliveredText() : this.collector.deliveredText();
+  }
+
+  /** Summarized thinking is billed in full and its count comes only with the final usage: until then, the upward rule. */
+  private thinkingFloor(): number | undefined {
+    const thinking = this.source.thinking;
+    if (!thinking || !this.thinkingStarted || this.finalUsage) return undefined;
+    const answerText = this.collector
+      .answer()
+      .parts.map((p) => (p.type === 'tool_call' ? p.arguments : p.type === 'reasoning' ? '' : p.text))
+      .join('');
+    return thinkingOutputFloor(thinking, answerText);
+  }
+
   private end(status: Outcome['status'], errorCode?: string): void {
-    const usage = this.meter.usage();
+    const usage = this.usage;
     this.run.finish({
       status,
       httpStatus: 200,
-      usage,
+      usage: usage ? chatUsage(usage) : undefined,
       // Counted only where the provider's usage will not settle it.
-      completionText: usage && status === 'completed' ? '' : this.meter.text(),
-      outputTokensAtLeast: status === 'completed' ? undefined : this.meter.outputTokensAtLeast?.(),
+      completionText: usage && status === 'completed' ? '' : this.text(),
+      outputTokensAtLeast: status === 'completed' ? undefined : this.thinkingFloor(),
       route: this.route,
       errorCode,
       timeToFirstTokenMs: this.firstTokenMs,
     });
   }
-}
-
-/** Chunks parsed into OpenAI's shapes (every provider), with the gateway's model id. */
-export class MeteredChunks extends MeteredStream<ChatCompletionChunk> {
-  constructor(run: AdmittedRun, upstream: AsyncIterator<ChatCompletionChunk>, first: IteratorResult<ChatCompletionChunk>, route: string) {
-    super(run, upstream, first, route, chunkMeter(run.model.id));
-  }
-}
-
-/** Reasoning text some OpenAI-compatible upstreams stream beside `content`. */
-export interface ReasoningDelta {
-  reasoning_content?: string | null;
-  reasoning?: string | null;
-}
-
-function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
-  const pieces: string[] = [];
-  /** Output outside thinking (text, tool input), for the thinking floor. */
-  const answerPieces: string[] = [];
-  let usage: CompletionUsage | undefined;
-  let serviceTier: string | undefined;
-  let thinking: ThinkingBilling | undefined;
-  return {
-    observe(chunk) {
-      chunk.model = modelId;
-      if (chunk.usage) usage = chunk.usage;
-      if (typeof chunk.service_tier === 'string') serviceTier = chunk.service_tier;
-      // Thinking a provider's mapper passed beside the chunks (Claude on Anthropic and Bedrock): metered like text.
-      const signal = (chunk as { [THINKING]?: ThinkingSignal })[THINKING];
-      if (signal) {
-        if (signal.text) pieces.push(signal.text);
-        thinking ??= signal.billing;
-      }
-      for (const choice of chunk.choices) {
-        const delta = choice.delta;
-        if (delta.content) {
-          pieces.push(delta.content);
-          answerPieces.push(delta.content);
-        }
-        // Reasoning is output, billed like text: DeepSeek's `reasoning_content`, and `reasoning` as some OpenAI-compatible upstreams name it.
-        const reasoning = (delta as ReasoningDelta).reasoning_content ?? (delta as ReasoningDelta).reasoning;
-        if (typeof reasoning === 'string' && reasoning) pieces.push(reasoning);
-        for (const call of delta.tool_calls ?? []) {
-          if (!call.function?.arguments) continue;
-          pieces.push(call.function.arguments);
-          answerPieces.push(call.function.arguments);
-        }
-      }
-      return chunk;
-    },
-    // The provider's own tier word (Anthropic's `standard`), carried in the usage extras, wins over the chunk's OpenAI word for it.
-    usage: () => (usage && serviceTier && usageExtras(usage).serviceTier === undefined ? withUsageExtras(usage, { serviceTier }) : usage),
-    text: () => pieces.join(''),
-    produced: () => pieces.length > 0,
-    // Summarized thinking is billed in full and its count comes only with the usage: until then, the upward rule.
-    outputTokensAtLeast: () => (thinking && !usage ? thinkingOutputFloor(thinking, answerPieces.join('')) : undefined),
-  };
 }

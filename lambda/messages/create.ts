@@ -1,5 +1,8 @@
 import { SSE_HEADERS } from '../chat/completions';
-import { admitRun, MeteredChunks, modelFor, noteIgnored, routeName, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitRun, attemptAnswer, meteredOf, modelFor, noteIgnored, routeName, type Attempted, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { ChatChunks, chatCompletionOf } from '../chat/chat-hub';
+import { decodeChatRequest } from '../codecs/openai-chat';
+import { callFor, heldOutputLimit } from '../core/call';
 import { GatewayError, internalError, upstreamError } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
@@ -28,10 +31,8 @@ function sseEvent(type: string, data: string): Uint8Array {
   return encoder.encode(`event: ${type}\ndata: ${data}\n\n`);
 }
 
-type RouteAnswer =
-  | NativeAnswer
-  | { kind: 'chat_json'; completion: ChatCompletion }
-  | { kind: 'chat_stream'; iterator: AsyncIterator<ChatCompletionChunk>; first: IteratorResult<ChatCompletionChunk> };
+/** An Anthropic route's native answer, or another route's answer in the canonical model (read back in Chat's shapes until issue-18g). */
+type RouteAnswer = NativeAnswer | { kind: 'answer'; value: Attempted };
 
 /**
  * `POST /v1/messages` once the key is known. Same admission, limits, deadline, billing and
@@ -59,13 +60,13 @@ export async function createMessage(
   const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules) + (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS;
   const run = await admitRun(deps, scope, key, model, { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing });
   const outputTokens = run.admitted.outputTokens;
-  const chatRequest = { ...translation.request, max_completion_tokens: outputTokens };
+  const upstreamCall = callFor(decodeChatRequest(translation.request), heldOutputLimit(outputTokens));
   const messageId = `msg_${scope.requestId.slice('req_'.length)}`;
 
   let answer: RouteAnswer;
   let route: string;
   try {
-    const routed = await run.route<RouteAnswer>(chatRequest, async (provider, call) => {
+    const routed = await run.route<RouteAnswer>(upstreamCall, async (provider, call) => {
       if (call.route.provider === 'anthropic') {
         return openNativeMessage(call, {
           body: nativeBody(body as Record<string, unknown>, request, call.route.model, outputTokens),
@@ -75,14 +76,12 @@ export async function createMessage(
         });
       }
       if (translation.unsupported) throw translation.unsupported;
-      if (!stream) return { kind: 'chat_json', completion: await provider.complete(call) };
-      const iterator = (await provider.stream(call))[Symbol.asyncIterator]();
-      // Read the first chunk before answering, so a route that fails at once still falls through.
-      return { kind: 'chat_stream', iterator, first: await iterator.next() };
+      // A stream is read up to its first event, so a route that fails at once still falls through.
+      return { kind: 'answer', value: await attemptAnswer(provider, call) };
     });
     answer = routed.value;
     route = routeName(routed.route);
-    if (answer.kind === 'chat_json' || answer.kind === 'chat_stream') {
+    if (answer.kind === 'answer') {
       noteIgnored(scope, translation.droppedTools);
     }
   } catch (err) {
@@ -91,16 +90,10 @@ export async function createMessage(
     throw error;
   }
 
-  switch (answer.kind) {
-    case 'json': {
-      const message = answer.message;
-      message.model = model.id;
-      const usage = messageUsage(message.usage as unknown as Record<string, unknown> | undefined);
-      run.finish({ status: 'completed', httpStatus: 200, usage, completionText: usage ? '' : deliveredText(message.content), route });
-      return json(message, scope);
-    }
-    case 'chat_json': {
-      const completion = answer.completion;
+  if (answer.kind === 'answer') {
+    const value = answer.value;
+    if (value.kind === 'json') {
+      const completion = chatCompletionOf({ ...value.answer, model: model.id });
       run.finish({
         status: 'completed',
         httpStatus: 200,
@@ -111,10 +104,20 @@ export async function createMessage(
       });
       return json(completionToMessage(completion, messageId, model.id, promptTokens), scope);
     }
+    const metered = meteredOf(run, value, route);
+    if (metered.kind !== 'stream') throw internalError(new Error('A translated route relayed.'));
+    return sse(translatedStream(new ChatChunks(metered.events), new ChatChunksToMessageEvents(messageId, model.id, promptTokens), scope), scope);
+  }
+  switch (answer.kind) {
+    case 'json': {
+      const message = answer.message;
+      message.model = model.id;
+      const usage = messageUsage(message.usage as unknown as Record<string, unknown> | undefined);
+      run.finish({ status: 'completed', httpStatus: 200, usage, completionText: usage ? '' : deliveredText(message.content), route });
+      return json(message, scope);
+    }
     case 'stream':
       return sse(nativeStream(new MeteredMessageEvents(run, answer, route, thinkingBilling(request, route, outputTokens)), scope), scope);
-    case 'chat_stream':
-      return sse(translatedStream(new MeteredChunks(run, answer.iterator, answer.first, route), new ChatChunksToMessageEvents(messageId, model.id, promptTokens), scope), scope);
   }
 }
 
@@ -191,7 +194,7 @@ function nativeStream(events: MeteredMessageEvents, scope: RequestScope): Readab
   });
 }
 
-function translatedStream(chunks: MeteredChunks, events: ChatChunksToMessageEvents, scope: RequestScope): ReadableStream<Uint8Array> {
+function translatedStream(chunks: ChatChunks, events: ChatChunksToMessageEvents, scope: RequestScope): ReadableStream<Uint8Array> {
   const send = (controller: ReadableStreamDefaultController<Uint8Array>, list: MessageStreamEvent[]) => {
     for (const event of list) controller.enqueue(sseEvent(event.type, JSON.stringify(event)));
   };

@@ -23,7 +23,7 @@ export type NativeAnswer =
  * the output limit the hold pays for). A stream is read up to its first event before anything is
  * answered, so an error as its first event (overloaded) still falls through to the model's next route.
  */
-export async function openNativeMessage(call: ProviderCall, send: MessagesSend): Promise<NativeAnswer> {
+export async function openNativeMessage(call: ProviderCall<unknown>, send: MessagesSend): Promise<NativeAnswer> {
   const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
   if (send.body.stream !== true) {
     deadline.arm('total', call.timeouts.totalMs);

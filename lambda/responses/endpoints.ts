@@ -11,7 +11,8 @@ import {
 import { countTokens, estimatePromptTokens } from '../money/tokens';
 import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
-import { modelFor, noteIgnored, openCompletion, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { modelFor, noteIgnored, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { openCompletion } from '../chat/chat-hub';
 import { SSE_HEADERS } from '../chat/completions';
 import { pricesServerTool } from '../money/billing-ask';
 import { chatRequestOf } from './chat-request';

@@ -7,7 +7,7 @@ import { parseChatCompletionRequest } from '../../lambda/contract/request';
 import { anthropicChatProvider as anthropicProvider } from '../../lambda/providers/anthropic';
 import { DEFAULT_TIMEOUTS, type Provider } from '../../lambda/providers/types';
 import { sse, TOOL_STREAM as ANTHROPIC_TOOL_STREAM, TOOL_MESSAGE } from './anthropic/transcripts';
-import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockProvider } from './bedrock/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockChatProvider } from './bedrock/stand-in';
 import { TOOL_RESPONSE, TOOL_STREAM as BEDROCK_TOOL_STREAM } from './bedrock/transcripts';
 import { StandIn } from './stand-in';
 
@@ -79,7 +79,7 @@ describe.each([
   {
     name: 'bedrock',
     protocol: 'h2c' as const,
-    provider: testBedrockProvider(),
+    provider: testBedrockChatProvider(),
     route: (url: string): RouteConfig => ({ provider: 'bedrock', base_url: url, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', region: 'us-east-1' }),
     serve: (standIn: StandIn, stream: boolean) =>
       bedrockRoute(standIn, stream ? { stream: eventStreamReply(BEDROCK_TOOL_STREAM) } : { converse: jsonReply(TOOL_RESPONSE) }),

@@ -3,14 +3,14 @@ import type { ChatCompletionChunk } from '../../../lambda/contract/openai';
 import type { ProviderCall } from '../../../lambda/providers/types';
 import { validateChunk, validateCompletion } from '../../support/openai-schema';
 import { collect, providerCall, StandIn, thrown } from '../stand-in';
-import { errorReply, eventStreamReply, exceptionFrame, jsonReply, route, testBedrockProvider } from './stand-in';
+import { errorReply, eventStreamReply, exceptionFrame, jsonReply, route, testBedrockChatProvider } from './stand-in';
 import { CACHED_STREAM, jsonModeStream, stopStream, TEXT_RESPONSE, TEXT_STREAM, TOOL_RESPONSE, TOOL_STREAM } from './transcripts';
 
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
 // The SDK's Bedrock client speaks HTTP/2, so the stand-in does too.
 const standIn = new StandIn('h2c');
 let endpoint = '';
-const provider = testBedrockProvider();
+const provider = testBedrockChatProvider();
 const TOOLS = [{ type: 'function', function: { name: 'top_song', parameters: { type: 'object', properties: { sign: { type: 'string' } }, required: ['sign'] } } }];
 
 beforeAll(async () => {
