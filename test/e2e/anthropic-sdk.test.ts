@@ -273,7 +273,8 @@ describe('on an OpenAI-compatible route (translated)', () => {
       model: 'gpt-upstream-id',
       messages: [
         { role: 'system', content: 'Be brief.' },
-        { role: 'user', content: [{ type: 'text', text: 'Hello' }] },
+        // One text part goes as a string (the Chat codec's encoding, the same prompt to the upstream).
+        { role: 'user', content: 'Hello' },
       ],
       // Not api.openai.com: the limit goes in the field every OpenAI-compatible server honours.
       max_tokens: 4096,

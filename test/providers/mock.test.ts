@@ -2,11 +2,11 @@ import { decodeChatRequest } from '../../lambda/codecs/openai-chat';
 import { collectAnswer, type AnswerEvent } from '../../lambda/core/answer';
 import { callFor, heldOutputLimit } from '../../lambda/core/call';
 import { mockProvider } from '../../lambda/providers/mock';
-import { providerCall } from './stand-in';
+import { chatView, providerCall } from './stand-in';
 
 const tool = (name: string) => ({ type: 'function', function: { name, parameters: { type: 'object', properties: { q: { type: 'string' } } } } });
 const route = { provider: 'mock' as const, model: 'mock' };
-const answer = (body: Record<string, unknown>) => mockProvider().complete(providerCall(body, route));
+const answer = (body: Record<string, unknown>) => chatView(mockProvider()).complete(providerCall(body, route));
 
 describe('the mock provider’s tool calls', () => {
   it('calls the only tool offered, or the one tool_choice forces', async () => {

@@ -4,19 +4,19 @@ import OpenAI from 'openai';
 import type { RouteConfig } from '../../lambda/catalog';
 import { GatewayError } from '../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
-import { anthropicChatProvider as anthropicProvider } from '../../lambda/providers/anthropic';
-import { DEFAULT_TIMEOUTS, type Provider } from '../../lambda/providers/types';
+import { anthropicProvider, refuseWhatAnthropicCannotTake } from '../../lambda/providers/anthropic';
+import { DEFAULT_TIMEOUTS } from '../../lambda/providers/types';
 import { sse, TOOL_STREAM as ANTHROPIC_TOOL_STREAM, TOOL_MESSAGE } from './anthropic/transcripts';
-import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockChatProvider } from './bedrock/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockProvider } from './bedrock/stand-in';
 import { TOOL_RESPONSE, TOOL_STREAM as BEDROCK_TOOL_STREAM } from './bedrock/transcripts';
-import { StandIn } from './stand-in';
+import { chatView, StandIn } from './stand-in';
 
 /**
  * The official `openai` client against each adapter, through a bare relay that does what the
  * pipeline does with a provider's output (JSON as is; chunks as SSE, then [DONE]). The full
  * gateway is tested end to end elsewhere; this pins that the adapters' shapes satisfy the client.
  */
-async function relay(provider: Provider, routeConfig: RouteConfig): Promise<{ url: string; server: Server }> {
+async function relay(provider: ReturnType<typeof chatView>, routeConfig: RouteConfig): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
@@ -62,7 +62,7 @@ describe.each([
   {
     name: 'anthropic',
     protocol: 'http1' as const,
-    provider: anthropicProvider(),
+    provider: chatView(anthropicProvider(), refuseWhatAnthropicCannotTake),
     route: (url: string): RouteConfig => ({ provider: 'anthropic', base_url: url, model: 'claude-3-5-sonnet-20241022' }),
     serve: (standIn: StandIn, stream: boolean) => {
       standIn.handler = () =>
@@ -79,7 +79,7 @@ describe.each([
   {
     name: 'bedrock',
     protocol: 'h2c' as const,
-    provider: testBedrockChatProvider(),
+    provider: chatView(testBedrockProvider()),
     route: (url: string): RouteConfig => ({ provider: 'bedrock', base_url: url, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', region: 'us-east-1' }),
     serve: (standIn: StandIn, stream: boolean) =>
       bedrockRoute(standIn, stream ? { stream: eventStreamReply(BEDROCK_TOOL_STREAM) } : { converse: jsonReply(TOOL_RESPONSE) }),

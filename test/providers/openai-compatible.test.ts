@@ -6,6 +6,7 @@ import type { ProviderCall } from '../../lambda/providers/types';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
 import { completionBody, startUpstream, streamEvents } from '../support/upstream';
 
+import { chatView } from './stand-in';
 type Upstream = Awaited<ReturnType<typeof startUpstream>>;
 let upstream: Upstream;
 let reply: (body: any, res: import('node:http').ServerResponse) => unknown;
@@ -17,7 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => upstream.close());
 
-const provider = openAiCompatibleProvider();
+const provider = chatView(openAiCompatibleProvider());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function call(extra: object = {}, timeouts = { firstByteMs: 2000, idleMs: 2000, totalMs: 5000 }): ProviderCall {

@@ -3,7 +3,11 @@ import { createServer as createH2cServer, type Http2ServerRequest, type Http2Ser
 import type { AddressInfo } from 'node:net';
 import type { RouteConfig } from '../../lambda/catalog';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
-import { DEFAULT_TIMEOUTS, type ProviderCall, type UpstreamTimeouts } from '../../lambda/providers/types';
+import { DEFAULT_TIMEOUTS, type AnswerCall, type AnswerProvider, type ProviderCall, type UpstreamTimeouts } from '../../lambda/providers/types';
+import { ChatChunkEncoder, decodeChatRequest, encodeChatCompletion } from '../../lambda/codecs/openai-chat';
+import { callFor, heldOutputLimit } from '../../lambda/core/call';
+import type { ChatCompletion, ChatCompletionChunk } from '../../lambda/contract/openai';
+import type { ChatCompletionRequest } from '../../lambda/contract/request';
 
 export interface RecordedRequest {
   method: string;
@@ -114,4 +118,33 @@ export async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
     return err;
   }
   throw new Error('expected a failure, but the call succeeded');
+}
+
+/**
+ * A canonical provider seen in Chat Completions' shapes, as `/v1/chat/completions` shows it to a
+ * client: the Chat request decoded with the Chat codec into a `Call` (its output limit the one
+ * given, else the call's ceiling), the answer encoded back with it. `validate` runs the 400s the
+ * chat endpoint checks before a route's call. For provider tests written against Chat shapes.
+ */
+export function chatView(provider: AnswerProvider, validate?: (request: ChatCompletionRequest) => void) {
+  const callOf = (call: ProviderCall): AnswerCall => {
+    validate?.(call.request);
+    const limit = call.request.max_completion_tokens ?? call.request.max_tokens ?? call.maxOutputTokens;
+    return { ...call, request: callFor(decodeChatRequest(call.request), heldOutputLimit(limit)) };
+  };
+  const chatId = (id: string) => (id.startsWith('chatcmpl-') ? id : `chatcmpl-${id}`);
+  return {
+    async complete(call: ProviderCall): Promise<ChatCompletion> {
+      const answer = await provider.answer(callOf(call));
+      return encodeChatCompletion({ ...answer, id: chatId(answer.id) });
+    },
+    async stream(call: ProviderCall): Promise<AsyncIterable<ChatCompletionChunk>> {
+      const events = await provider.answerStream(callOf(call));
+      return (async function* () {
+        const encoder = new ChatChunkEncoder();
+        for await (const event of events) yield* encoder.push(event.type === 'start' ? { ...event, id: chatId(event.id) } : event);
+        yield* encoder.end();
+      })();
+    },
+  };
 }

@@ -8,9 +8,8 @@ import type { AssistantPart, FunctionTool, Prompt, Turn, UserPart } from '../../
 import { decodeMessagesAnswer, encodeMessagesRequest, MessagesEventDecoder, type MessagesWireRequest } from '../../codecs/anthropic-messages';
 import { summarizesThinking, type ThinkingBilling } from '../../money/thinking';
 import { openEventStream, postUpstream, providerMessage, readText } from '../http';
-import type { AnswerCall, AnswerProvider, Provider, ProviderCall, RelayedEvent } from '../types';
+import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
-import { chatProviderOf } from '../chat-bridge';
 import { rejectUnsupportedParameters, toConversation } from '../conversation';
 import { anthropicError } from './errors';
 
@@ -71,16 +70,11 @@ export function anthropicProvider(): AnswerProvider {
 }
 
 /**
- * The Anthropic provider behind the chat-chunk interface the pipeline calls today (chat-bridge.ts),
- * with the 400s of what Anthropic cannot take, naming the field (the canonical prompt no longer
- * knows message indices): n > 1, logprobs, seed, penalties, legacy function messages, images it
- * cannot read, tool-call arguments that are not a JSON object.
+ * The 400s of what Anthropic cannot take from a Chat Completions request, naming the field (the
+ * canonical prompt no longer knows message indices): n > 1, logprobs, seed, penalties, legacy
+ * function messages, images it cannot read, tool-call arguments that are not a JSON object. The
+ * chat endpoint runs it before an Anthropic route's call.
  */
-export function anthropicChatProvider(): Provider {
-  return chatProviderOf(anthropicProvider(), refuseWhatAnthropicCannotTake);
-}
-
-/** The 400s of `anthropicChatProvider`, before any upstream call. */
 export function refuseWhatAnthropicCannotTake(request: ChatCompletionRequest): void {
   rejectUnsupportedParameters(request, 'Anthropic');
   toConversation(request.messages);

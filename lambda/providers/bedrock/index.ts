@@ -1,16 +1,16 @@
 import type { BedrockRuntimeClient, BedrockRuntimeClientConfig, ConverseResponse, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
 import { upstreamError } from '../../contract/errors';
 import type { RouteConfig } from '../../catalog';
-import type { AnswerProvider, Provider, ProviderCall } from '../types';
+import type { AnswerProvider, ProviderCall } from '../types';
 import { openDecodedStream, type StreamDecoder } from '../open-stream';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
 import { bedrockError, targetOf } from './errors';
-import { bedrockRequest, converseRequest, type BedrockRequestPlan } from './request';
+import { converseRequest, type BedrockRequestPlan } from './request';
 import { bedrockSdk } from './sdk';
-import { answerOfConverse, bedrockResponseToCompletion } from './response';
+import { answerOfConverse } from './response';
 import { summarizesThinking } from '../../money/thinking';
-import { BedrockStreamMapper, ConverseEventDecoder } from './stream';
+import { ConverseEventDecoder } from './stream';
 
 export interface BedrockClientSettings {
   region: string;
@@ -36,46 +36,9 @@ export async function defaultBedrockClient(settings: BedrockClientSettings): Pro
 }
 
 /**
- * Amazon Bedrock's Converse and ConverseStream behind the OpenAI contract. The region is the
- * route's `region`, else `AWS_REGION`; no secret is needed.
- *
- * @example
- * const provider = bedrockProvider();
- * await provider.stream({ request, route: { provider: 'bedrock', model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', region: 'us-east-1' }, ... });
- */
-export function bedrockProvider(options: BedrockProviderOptions = {}): Provider {
-  const clientFor = bedrockClients(options.createClient ?? defaultBedrockClient);
-
-  return {
-    async complete(call) {
-      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const { response, id } = await converse(plan, call, await clientFor(call.route));
-      return bedrockResponseToCompletion(response, { id, model: call.route.model, jsonToolName: plan.jsonToolName });
-    },
-
-    async stream(call) {
-      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const thinking = (plan.input.additionalModelRequestFields as { thinking?: { budget_tokens: number } } | undefined)?.thinking;
-      return converseStream(plan, call, await clientFor(call.route), (id) =>
-        new BedrockStreamMapper(
-          id,
-          call.route.model,
-          plan.jsonToolName,
-          thinking && { budgetTokens: thinking.budget_tokens, outputLimit: plan.input.inferenceConfig!.maxTokens!, summarized: summarizesThinking(call.route.model) },
-        ),
-      );
-    },
-
-    async embed(call) {
-      return bedrockEmbeddings(call, await clientFor(call.route));
-    },
-  };
-}
-
-/**
  * Amazon Bedrock's Converse and ConverseStream in the canonical model (issue 18): a `Call` in,
  * `AnswerEvent`s out, Claude's reasoning blocks kept (text and signature, redacted bytes) and
- * usage with every class Bedrock reports. Errors, timeouts and fallback as `bedrockProvider`'s.
+ * usage with every class Bedrock reports. Errors map to GatewayErrors (throttling and 5xx fall through); the route's `region`, else `AWS_REGION`; no secret needed.
  *
  * @example
  * const provider = bedrockAnswerProvider();

@@ -22,16 +22,11 @@ import { invalidRequest } from '../../contract/errors';
 import type { ChatCompletionRequest } from '../../contract/request';
 import {
   claudeTemperature,
-  outputTokenLimit,
   planTools,
   rejectUnsupportedParameters,
-  stopSequences,
-  thinkingBudget,
-  toConversation,
   IMAGE_MEDIA_TYPES,
   type ImageMediaType,
   type ToolPlan,
-  type TurnPart,
 } from '../conversation';
 
 export interface BedrockRequestPlan {
@@ -49,46 +44,6 @@ const IMAGE_FORMATS: Record<ImageMediaType, ImageFormat> = {
   'image/gif': 'gif',
   'image/webp': 'webp',
 };
-
-/**
- * OpenAI Chat Completions request → Bedrock Converse / ConverseStream input.
- *
- * Same rules as the Anthropic map, in Converse's shapes, except: images must be data URLs
- * (Converse takes bytes, not URLs), `parallel_tool_calls: false` and `tool_choice: "none"` with
- * tool calls in the history cannot be expressed (400), `user` is not forwarded, and temperature is
- * clamped to 0–1 only for Anthropic models (other Bedrock models document other ranges).
- */
-export function bedrockRequest(request: ChatCompletionRequest, modelId: string, maxOutputTokens: number): BedrockRequestPlan {
-  rejectUnsupportedParameters(request, 'Amazon Bedrock');
-  if (request.parallel_tool_calls === false) {
-    throw invalidRequest(
-      "'parallel_tool_calls' is not supported for this model (served by Amazon Bedrock): Converse cannot disable parallel tool calls.",
-      'parallel_tool_calls',
-      'unsupported_parameter',
-    );
-  }
-  const conversation = toConversation(request.messages);
-  const plan = planTools(request);
-
-  const inferenceConfig: InferenceConfiguration = { maxTokens: outputTokenLimit(request, maxOutputTokens) };
-  const temperature = isClaude(modelId) ? claudeTemperature(request.temperature) : request.temperature ?? undefined;
-  if (temperature !== undefined) inferenceConfig.temperature = temperature;
-  if (request.top_p != null) inferenceConfig.topP = request.top_p;
-  const stop = stopSequences(request);
-  if (stop) inferenceConfig.stopSequences = stop;
-
-  const messages: Message[] = conversation.turns.map((turn) => ({ role: turn.role, content: turn.parts.map(bedrockBlock) }));
-  const input: ConverseRequest = { modelId, messages, inferenceConfig };
-  if (conversation.system.length > 0) input.system = conversation.system.map((text): SystemContentBlock => ({ text }));
-  const toolConfig = bedrockToolConfig(plan, conversation.turns.some((t) => t.parts.some((p) => p.type === 'tool_call' || p.type === 'tool_result')));
-  if (toolConfig) input.toolConfig = toolConfig;
-  // Claude on Bedrock thinks as on Anthropic's API, asked through the model's own request fields.
-  const budget = isClaude(modelId)
-    ? thinkingBudget(request, conversation, plan, { maxTokens: inferenceConfig.maxTokens!, temperature: inferenceConfig.temperature, topP: inferenceConfig.topP })
-    : undefined;
-  if (budget !== undefined) input.additionalModelRequestFields = { thinking: { type: 'enabled', budget_tokens: budget } };
-  return { input, jsonToolName: plan.json?.name };
-}
 
 const PROVIDER = 'Amazon Bedrock';
 const refuse = (param: string, why: string) => invalidRequest(`'${param}' is not supported for this model (served by ${PROVIDER}): ${why}`, param, 'unsupported_parameter');
@@ -169,7 +124,10 @@ export function converseRequest(call: Call, modelId: string): BedrockRequestPlan
   if (claude) {
     // A forced tool (JSON mode is one) rules thinking out, as Claude refuses both together.
     const forced = plan.choice?.type === 'any' || plan.choice?.type === 'tool';
-    const thinking = forced ? undefined : thinkingFor({ prompt, settings: { ...settings, temperature } });
+    // OpenAI's `minimal` effort is nearly no reasoning: Claude's smallest budget would be more (as on Anthropic routes).
+    const r = settings.reasoning;
+    const minimal = r?.mode === 'enabled' && r.effort === 'minimal' && r.budgetTokens === undefined;
+    const thinking = forced || minimal ? undefined : thinkingFor({ prompt, settings: { ...settings, temperature } });
     // No thinking field is Claude's "disabled", and the one Bedrock's Claude models without thinking accept.
     if (thinking && thinking.type !== 'disabled') fields.thinking = thinking;
   }
@@ -330,21 +288,3 @@ function bedrockToolChoice(choice: Exclude<ToolPlan['choice'], undefined | { typ
   }
 }
 
-function bedrockBlock(part: TurnPart): ContentBlock {
-  switch (part.type) {
-    case 'text':
-      return { text: part.text };
-    case 'image':
-      if (part.source.kind === 'url') {
-        throw invalidRequest(
-          `Image URLs are not supported for this model (served by Amazon Bedrock, which takes image bytes): send '${part.param}' as a base64 data URL.`,
-          part.param,
-        );
-      }
-      return { image: { format: IMAGE_FORMATS[part.source.mediaType], source: { bytes: Buffer.from(part.source.data, 'base64') } } };
-    case 'tool_call':
-      return { toolUse: { toolUseId: part.id, name: part.name, input: part.input as DocumentType } };
-    case 'tool_result':
-      return { toolResult: { toolUseId: part.toolCallId, content: part.text.map((text) => ({ text })) } };
-  }
-}

@@ -1,43 +1,6 @@
 import type { ConverseResponse, TokenUsage } from '@aws-sdk/client-bedrock-runtime';
-import type { ChatCompletion, ChatCompletionMessageToolCall } from '../../contract/openai';
 import { finishReasonOfAnthropic } from '../../codecs/anthropic-messages';
-import { chatFinishReason } from '../../codecs/openai-chat';
-import { ZERO_USAGE, type Answer, type AnswerPart, type FinishReason, type Usage } from '../../core/answer';
-import { chatCompletion, completionUsage, type ProviderTokenCounts } from '../openai-shapes';
-
-/** Canonical usage in the counts the OpenAI-shaped usage is built from (every write, and the 1-hour part of them). */
-export function tokenCountsOf(usage: Usage): ProviderTokenCounts {
-  return {
-    input: usage.inputTokens,
-    output: usage.outputTokens,
-    cacheRead: usage.cacheReadTokens,
-    cacheWrite: usage.cacheWriteTokens + usage.cacheWrite1hTokens,
-    cacheWrite1h: usage.cacheWrite1hTokens,
-  };
-}
-
-/**
- * A Converse answer → a ChatCompletion, for the `Provider` interface until the pipeline takes
- * answers: the canonical answer's text (a JSON-mode tool's input included) and tool calls, its
- * reasoning left out, its finish reason in OpenAI's words.
- */
-export function bedrockResponseToCompletion(
-  response: ConverseResponse,
-  meta: { id: string; model: string; jsonToolName: string | undefined },
-): ChatCompletion {
-  const answer = answerOfConverse(response, meta);
-  const toolCalls = answer.parts.flatMap((p): ChatCompletionMessageToolCall[] =>
-    p.type === 'tool_call' ? [{ id: p.id, type: 'function', function: { name: p.name, arguments: p.arguments } }] : [],
-  );
-  return chatCompletion({
-    id: meta.id,
-    model: meta.model,
-    text: answer.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])),
-    toolCalls,
-    finishReason: chatFinishReason(answer.finishReason, toolCalls.length > 0),
-    usage: completionUsage(tokenCountsOf(answer.usage ?? ZERO_USAGE)),
-  });
-}
+import { type Answer, type AnswerPart, type FinishReason, type Usage } from '../../core/answer';
 
 // ---- the canonical model (issue 18) -----------------------------------------------------------
 

@@ -1,88 +1,11 @@
 import type { ContentBlockDelta, ContentBlockStart, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
 import { upstreamError } from '../../contract/errors';
-import type { ChatCompletionChunk } from '../../contract/openai';
-import { ChunkBuilder, completionUsage } from '../openai-shapes';
-import { THINKING, type ThinkingBilling, type ThinkingSignal } from '../../money/thinking';
 import { bedrockError } from './errors';
 import type { AnswerEvent } from '../../core/answer';
-import { chatFinishReason } from '../../codecs/openai-chat';
-import { finishReasonOfConverse, redactedDataOf, stopSequenceOf, tokenCountsOf, usageOfConverse } from './response';
+import { finishReasonOfConverse, redactedDataOf, stopSequenceOf, usageOfConverse } from './response';
 
 type Phase = 'before_message' | 'in_message' | 'stopped' | 'done';
 
-/**
- * ConverseStream events → OpenAI chunks, for the `Provider` interface until the pipeline takes
- * answer events: the canonical decoder's events in OpenAI's shapes. messageStart gives the first
- * chunk (role); each tool call its own OpenAI index, with id and name in its first chunk; the
- * finish and the usage chunks come from messageStop and metadata. Reasoning reaches no client; it
- * passes to the meter as choice-less chunks carrying THINKING (see lambda/money/thinking.ts).
- */
-export class BedrockStreamMapper {
-  private readonly decoder: ConverseEventDecoder;
-  private readonly builder: ChunkBuilder;
-  /** OpenAI tool-call index by answer part. */
-  private readonly toolIndex = new Map<number, number>();
-  private readonly thinkingParts = new Set<number>();
-  private calledTools = false;
-
-  constructor(
-    id: string,
-    model: string,
-    jsonToolName: string | undefined,
-    /** Set when the request enabled thinking: as sent upstream. */
-    private readonly thinking?: ThinkingBilling,
-  ) {
-    this.decoder = new ConverseEventDecoder(id, model, jsonToolName);
-    this.builder = new ChunkBuilder(id, model);
-  }
-
-  get finished(): boolean {
-    return this.decoder.finished;
-  }
-
-  push(event: ConverseStreamOutput): ChatCompletionChunk[] {
-    return this.decoder.push(event).flatMap((e) => this.chunksOf(e));
-  }
-
-  /** Called when the event stream ends: a stream cut before messageStop is a failure, not an answer. */
-  end(): void {
-    this.decoder.end();
-  }
-
-  private chunksOf(event: AnswerEvent): ChatCompletionChunk[] {
-    switch (event.type) {
-      case 'start':
-        return [this.builder.start()];
-      case 'text':
-        return event.text ? [this.builder.text(event.text)] : [];
-      case 'reasoning':
-      case 'reasoning_redacted': {
-        const signal: ThinkingSignal = { text: event.type === 'reasoning' ? event.text : '' };
-        if (this.thinkingParts.has(event.index)) {
-          if (!signal.text) return [];
-        } else {
-          this.thinkingParts.add(event.index);
-          if (this.thinking?.summarized) signal.billing = this.thinking;
-        }
-        return [Object.assign(this.builder.bare(), { [THINKING]: signal })];
-      }
-      case 'tool_call_start': {
-        this.calledTools = true;
-        const { index, chunk } = this.builder.toolCallStart(event.id, event.name);
-        this.toolIndex.set(event.index, index);
-        return [chunk];
-      }
-      case 'tool_call_delta':
-        return [this.builder.toolCallArguments(this.toolIndex.get(event.index)!, event.arguments)];
-      case 'finish':
-        return [this.builder.finish(chatFinishReason(event.reason, this.calledTools))];
-      case 'usage':
-        return [this.builder.usage(completionUsage(tokenCountsOf(event.usage)))];
-      default:
-        return [];
-    }
-  }
-}
 
 // ---- the canonical model (issue 18) -----------------------------------------------------------
 

@@ -1,9 +1,9 @@
 import { GatewayError } from '../../../lambda/contract/errors';
 import type { ChatCompletionChunk } from '../../../lambda/contract/openai';
-import { anthropicChatProvider as anthropicProvider } from '../../../lambda/providers/anthropic';
+import { anthropicProvider, refuseWhatAnthropicCannotTake } from '../../../lambda/providers/anthropic';
 import type { ProviderCall } from '../../../lambda/providers/types';
 import { validateChunk, validateCompletion } from '../../support/openai-schema';
-import { collect, providerCall, StandIn, thrown } from '../stand-in';
+import { chatView, collect, providerCall, StandIn, thrown } from '../stand-in';
 import {
   CACHED_STREAM,
   ERROR_BODIES,
@@ -21,7 +21,7 @@ import {
 
 const standIn = new StandIn();
 let baseUrl = '';
-const provider = anthropicProvider();
+const provider = chatView(anthropicProvider(), refuseWhatAnthropicCannotTake);
 const TOOLS = [
   { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { location: { type: 'string' } } } } },
   { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { timezone: { type: 'string' } } } } },

@@ -2,15 +2,15 @@ import { GatewayError } from '../../../lambda/contract/errors';
 import type { ChatCompletionChunk } from '../../../lambda/contract/openai';
 import type { ProviderCall } from '../../../lambda/providers/types';
 import { validateChunk, validateCompletion } from '../../support/openai-schema';
-import { collect, providerCall, StandIn, thrown } from '../stand-in';
-import { errorReply, eventStreamReply, exceptionFrame, jsonReply, route, testBedrockChatProvider } from './stand-in';
+import { chatView, collect, providerCall, StandIn, thrown } from '../stand-in';
+import { errorReply, eventStreamReply, exceptionFrame, jsonReply, route, testBedrockProvider } from './stand-in';
 import { CACHED_STREAM, jsonModeStream, stopStream, TEXT_RESPONSE, TEXT_STREAM, TOOL_RESPONSE, TOOL_STREAM } from './transcripts';
 
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
 // The SDK's Bedrock client speaks HTTP/2, so the stand-in does too.
 const standIn = new StandIn('h2c');
 let endpoint = '';
-const provider = testBedrockChatProvider();
+const provider = chatView(testBedrockProvider());
 const TOOLS = [{ type: 'function', function: { name: 'top_song', parameters: { type: 'object', properties: { sign: { type: 'string' } }, required: ['sign'] } } }];
 
 beforeAll(async () => {
@@ -111,7 +111,7 @@ describe('bedrock provider: Converse answers → ChatCompletion', () => {
 });
 
 describe('bedrock provider: Claude thinking from reasoning_effort', () => {
-  it('answers with the text only, reasoning blocks and deltas skipped', async () => {
+  it('answers with the text in content and the thinking in reasoning_content', async () => {
     route(standIn, {
       converse: jsonReply({ ...TEXT_RESPONSE, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Let me think.', signature: 'sig' } } }, { text: 'Hi! I am Claude on Bedrock.' }] } } }),
     });
@@ -131,7 +131,8 @@ describe('bedrock provider: Claude thinking from reasoning_effort', () => {
     });
     const chunks = await streamChunks({ reasoning_effort: 'low', max_tokens: 4000 });
     expect(deltas(chunks).map((d) => d.content ?? '').join('')).toBe('Hello!');
-    expect(JSON.stringify(chunks)).not.toContain('Let me think');
+    // The thinking reaches a Chat client in the extension fields (issue 18: nothing lost), never in `content`.
+    expect(deltas(chunks).map((d) => (d as { reasoning_content?: string }).reasoning_content ?? '').join('')).toBe('Let me think.');
   });
 });
 
@@ -365,7 +366,7 @@ describe('bedrock provider: errors', () => {
   it('answers 400 before calling Bedrock for an http image URL', async () => {
     const before = standIn.requests.length;
     const err = await thrown(() => provider.complete(call({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x.test/a.png' } }] }] })));
-    expect(err).toMatchObject({ status: 400, param: 'messages[0].content[0].image_url.url' });
+    expect(err).toMatchObject({ status: 400, param: 'messages[0].content[0]' });
     expect(standIn.requests.length).toBe(before);
   });
 });
@@ -373,14 +374,14 @@ describe('bedrock provider: errors', () => {
 describe('bedrock provider: clients', () => {
   it('reuses one client per region and endpoint, and takes the region from AWS_REGION when the route names none', async () => {
     const created: string[] = [];
-    const { bedrockProvider } = await import('../../../lambda/providers/bedrock');
+    const { bedrockAnswerProvider } = await import('../../../lambda/providers/bedrock');
     const { testBedrockClient } = await import('./stand-in');
-    const counting = bedrockProvider({
+    const counting = chatView(bedrockAnswerProvider({
       createClient: (settings) => {
         created.push(`${settings.region} ${settings.endpoint}`);
         return testBedrockClient(settings);
       },
-    });
+    }));
     route(standIn, { converse: jsonReply(TEXT_RESPONSE) });
     const previous = process.env.AWS_REGION;
     process.env.AWS_REGION = 'eu-west-3';

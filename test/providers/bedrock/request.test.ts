@@ -1,6 +1,8 @@
 import { GatewayError } from '../../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../../lambda/contract/request';
-import { bedrockRequest } from '../../../lambda/providers/bedrock/request';
+import { decodeChatRequest } from '../../../lambda/codecs/openai-chat';
+import { callFor, heldOutputLimit } from '../../../lambda/core/call';
+import { converseRequest } from '../../../lambda/providers/bedrock/request';
 
 const CLAUDE = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
 const WEATHER_TOOL = {
@@ -10,7 +12,9 @@ const WEATHER_TOOL = {
 const user = (content: unknown) => ({ role: 'user', content });
 
 function map(body: Record<string, unknown>, modelId = CLAUDE, maxOutputTokens = 8192) {
-  return bedrockRequest(parseChatCompletionRequest({ model: 'gw', ...body }), modelId, maxOutputTokens);
+  // As the chat endpoint sends it: decoded with the Chat codec, the output limit the hold paid for (the client's, else the ceiling).
+  const request = parseChatCompletionRequest({ model: 'gw', ...body });
+  return converseRequest(callFor(decodeChatRequest(request), heldOutputLimit(request.max_completion_tokens ?? request.max_tokens ?? maxOutputTokens)), modelId);
 }
 
 function badRequest(body: Record<string, unknown>): GatewayError {
@@ -42,7 +46,8 @@ describe('OpenAI request → Bedrock Converse input', () => {
   it('answers 400 naming the part for an http image URL, since Converse needs bytes', () => {
     const err = badRequest({ messages: [user([{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }])] });
     expect(err.status).toBe(400);
-    expect(err.param).toBe('messages[0].content[1].image_url.url');
+    // The canonical prompt names the part (the Converse encoder no longer sees Chat's field names).
+    expect(err.param).toBe('messages[0].content[1]');
   });
 
   it('turns tool_calls into toolUse and tool messages into one user turn of toolResult', () => {
@@ -78,9 +83,9 @@ describe('OpenAI request → Bedrock Converse input', () => {
     ]);
   });
 
-  it('answers 400 naming the arguments when a tool call holds invalid JSON', () => {
-    const err = badRequest({ messages: [user('x'), { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'nope' } }] }] });
-    expect(err.param).toBe('messages[1].tool_calls[0].function.arguments');
+  it('sends a tool call whose arguments are not a JSON object as {arguments: text}, as the Anthropic codec does', () => {
+    const { input } = map({ messages: [user('x'), { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'nope' } }] }] });
+    expect(input.messages![1].content).toEqual([{ toolUse: { toolUseId: 'c', name: 'f', input: { arguments: 'nope' } } }]);
   });
 
   it('merges adjacent messages of the same role', () => {

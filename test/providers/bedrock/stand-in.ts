@@ -1,5 +1,5 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { bedrockAnswerProvider, bedrockProvider, type BedrockClientSettings } from '../../../lambda/providers/bedrock';
+import { bedrockAnswerProvider, type BedrockClientSettings } from '../../../lambda/providers/bedrock';
 import type { StandIn, StandInReply } from '../stand-in';
 import { eventFrame, exceptionFrame, type BedrockEvent } from './transcripts';
 
@@ -15,8 +15,6 @@ export function testBedrockClient(settings: BedrockClientSettings): BedrockRunti
 
 /** Bedrock as the gateway calls it (the canonical model), against the stand-in. */
 export const testBedrockProvider = () => bedrockAnswerProvider({ createClient: testBedrockClient });
-/** The Chat-shaped adapter (until it is deleted with the Chat hub, issue 18). */
-export const testBedrockChatProvider = () => bedrockProvider({ createClient: testBedrockClient });
 
 export function eventStreamReply(events: BedrockEvent[], extra: Uint8Array[] = [], gapMs = 0): StandInReply {
   return {
