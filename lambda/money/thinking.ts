@@ -19,23 +19,8 @@ export function summarizesThinking(upstreamModel: string): boolean {
  * The one rule for summarized thinking cut short before the provider's output count came: the
  * whole thinking budget sent (else the output limit) plus the tokens of the answer delivered after
  * it (text, tool input), within the output limit. Used by `/v1/messages` (MeteredMessageEvents)
- * and the translated routes (chunkMeter, fed by THINKING on the chunks).
+ * and the one metered stream (`chat/pipeline.ts` `MeteredAnswer`, from the provider's `thinkingBilling(call)`).
  */
 export function thinkingOutputFloor(billing: ThinkingBilling, answerText: string): number {
   return Math.min(billing.outputLimit, (billing.budgetTokens ?? billing.outputLimit) + countTokens(answerText));
-}
-
-/**
- * A side channel on OpenAI chunks from a provider's stream mapper to the meter: the thinking the
- * provider streamed, which the client's wire does not carry. A chunk carrying it has no choices
- * and no usage, so no client wire sends it (Chat drops a choice-less chunk without usage;
- * Responses and Messages translate choices only). A symbol: never serialised.
- */
-export const THINKING: unique symbol = Symbol('itapi.thinking');
-
-export interface ThinkingSignal {
-  /** Thinking text delivered by the provider (metered like text); '' when a thinking block only began. */
-  text: string;
-  /** Set when the thinking is summarized: an abort before the usage came is charged by thinkingOutputFloor. */
-  billing?: ThinkingBilling;
 }

@@ -1,5 +1,4 @@
 import type { RouteConfig } from '../catalog';
-import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
 import type { EmbeddingRequest } from '../contract/embeddings';
 import type { ChatCompletionRequest } from '../contract/request';
 
@@ -29,27 +28,6 @@ export interface ProviderCall<R = ChatCompletionRequest> {
   requestId: string;
 }
 
-/**
- * One upstream protocol. Both methods settle only once the upstream has accepted the call
- * (status and headers in): a failure before then is thrown as a GatewayError, with
- * `fallback: true` when the next route may be tried (connect error, timeout, 429, 5xx).
- * Chunks and completions come back in OpenAI's shapes with OpenAI's `finish_reason` words,
- * and carry `usage` as the provider reported it (streams: in a final chunk with no choices).
- */
-export interface Provider {
-  complete(call: ProviderCall): Promise<ChatCompletion>;
-  /** The iterator throws a GatewayError when the upstream fails after the stream began. */
-  stream(call: ProviderCall): Promise<AsyncIterable<ChatCompletionChunk>>;
-  /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
-  embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
-  /**
-   * The stream's events as the upstream sent them: each `data:` payload, a chat.completion.chunk
-   * in OpenAI's JSON, unparsed (`[DONE]` ends the iteration). Only providers that speak OpenAI's
-   * protocol have it; the chat endpoint relays these without a parse per chunk.
-   */
-  streamData?(call: ProviderCall): Promise<AsyncIterable<string>>;
-}
-
 /** One embeddings call: the validated request (`encoding_format` as the client asked) and the model's catalog facts. */
 export interface EmbeddingCall extends ProviderCall<EmbeddingRequest> {
   /** The catalog's vector length for the model, when it names one. */
@@ -69,9 +47,8 @@ export interface EmbeddingResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The canonical provider interface (issue 18, step 2): providers take a `Call` (prompt and
-// settings whose output limit the hold paid for) and answer in `AnswerEvent`s. It replaces
-// `Provider` above as each provider moves over.
+// The provider interface (issue 18): providers take a `Call` (prompt and settings whose output
+// limit the hold paid for) and answer in `AnswerEvent`s.
 // ---------------------------------------------------------------------------------------------
 
 /** One upstream call in the canonical model: what `ProviderCall` carries, with a `Call` as the request. */

@@ -2,7 +2,7 @@ import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, FinishReason
 import type { ChatCompletionRequest, ChatMessage } from '../../contract/request';
 import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../../codecs/openai-chat';
 import type { AnswerEvent } from '../../core/answer';
-import type { AnswerCall, AnswerProvider, Provider, ProviderCall } from '../types';
+import type { AnswerCall, AnswerProvider, ProviderCall } from '../types';
 import { mockEmbeddings } from './embeddings';
 
 /** Stream pieces per answer: one word each, so clients see several chunks. */
@@ -23,18 +23,25 @@ interface MockChoice {
  * for Claude Code's `Agent` tool would start sub-agents without end. Otherwise it answers in
  * words (to the last message that is not a system message), cut at the request's token limit.
  */
-export function mockProvider(): Provider & AnswerProvider {
+export function mockProvider(): AnswerProvider {
   return {
-    // The canonical interface (issue 18): the call as the Chat request a client would have sent, the answer decoded back (one choice).
+    // The call as the Chat request a client would have sent, the answer decoded back (one choice).
     async answer(call) {
-      return decodeChatCompletion(await this.complete(chatCall(call)));
+      return decodeChatCompletion(complete(chatCall(call)));
     },
 
     async answerStream(call) {
       return answerEventsOf(streamAnswer(chatCall(call), plan(chatCall(call))));
     },
 
-    async complete(call) {
+    async embed(call) {
+      return mockEmbeddings(call);
+    },
+  };
+}
+
+/** The mock's whole answer to a Chat request, in Chat's shape. */
+function complete(call: ProviderCall): ChatCompletion {
       const answer = plan(call);
       return {
         id: `chatcmpl-mock-${call.requestId}`,
@@ -56,16 +63,6 @@ export function mockProvider(): Provider & AnswerProvider {
         })),
         usage: answer.usage,
       } satisfies ChatCompletion;
-    },
-
-    async stream(call) {
-      return streamAnswer(call, plan(call));
-    },
-
-    async embed(call) {
-      return mockEmbeddings(call);
-    },
-  };
 }
 
 function chatCall(call: AnswerCall): ProviderCall {
