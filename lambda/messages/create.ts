@@ -1,6 +1,6 @@
 import { SSE_HEADERS } from '../chat/completions';
 import { admitRun, MeteredStream, modelFor, noteIgnored, routeName, type AdmittedRun, type CompletionDeps, type RequestScope, type StreamMeter } from '../chat/pipeline';
-import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals, type MessagesWireRequest } from '../codecs/anthropic-messages';
+import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { chatUsage, ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../codecs/openai-chat';
 import { AnswerCollector, type Answer, type AnswerEvent, type Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
@@ -12,9 +12,8 @@ import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import { THINKING, thinkingOutputFloor, type ThinkingBilling, type ThinkingSignal } from '../money/thinking';
 import { answerProviderOf, type AnswerCall, type AnswerProvider, type Provider, type ProviderCall } from '../providers/types';
 import { boundedServerTools, messagesBillingAsk } from './billing';
-import { parseCountTokensRequest, parseMessagesRequest } from './request';
+import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
 import { estimateMessagesPromptTokens } from './tokens';
-import type { MessagesRequest } from './wire';
 
 /** What the client sent besides its body, for an Anthropic route (a same-wire relay). */
 export interface MessagesClientHeaders {
@@ -61,7 +60,7 @@ export async function createMessage(
 ): Promise<Response> {
   const request = parseMessagesRequest(body);
   const model = modelFor(deps, key, request.model);
-  const decoded = decodeMessagesRequest(request as unknown as MessagesWireRequest);
+  const decoded = decodeMessagesRequest(request);
   // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the probe; nothing is sent).
   const probe = encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } });
   if (probe.unsupported && !model.routes.some((r) => r.provider === 'anthropic')) throw probe.unsupported;
@@ -212,9 +211,9 @@ function mapIterator<A, B>(source: AsyncIterator<A>, map: (a: A) => B): AsyncIte
 function relayBody(body: Record<string, unknown>, request: MessagesRequest, upstreamModel: string, outputTokens: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...body, model: upstreamModel, max_tokens: outputTokens };
   if (body.tools !== undefined) out.tools = boundedServerTools(body.tools);
-  const budget = request.thinking?.budget_tokens;
-  if (request.thinking?.type === 'enabled' && budget !== undefined && budget >= outputTokens) {
-    out.thinking = { ...request.thinking, budget_tokens: Math.max(1, outputTokens - 1) };
+  const thinking = request.thinking;
+  if (thinking?.type === 'enabled' && thinking.budget_tokens >= outputTokens) {
+    out.thinking = { ...thinking, budget_tokens: Math.max(1, outputTokens - 1) };
   }
   return out;
 }

@@ -6,7 +6,19 @@ import { methodNotAllowed, modelNotFound, type GatewayError } from '../contract/
 import type { KeyRecord } from '../store/keys';
 import { countMessageTokens, createMessage } from './create';
 import { anthropicErrorResponse } from './errors';
-import type { ModelInfo, ModelInfoPage } from './wire';
+
+/**
+ * `GET /v1/models` as Anthropic serves it (model discovery in Claude Code, `client.models.list()`):
+ * the fields of the SDK's `ModelInfo` the gateway knows (it has no capabilities or token limits to state).
+ */
+type ModelInfo = Pick<import('@anthropic-ai/sdk/resources/models').ModelInfo, 'type' | 'id' | 'display_name' | 'created_at'>;
+
+interface ModelInfoPage {
+  data: ModelInfo[];
+  has_more: boolean;
+  first_id: string | null;
+  last_id: string | null;
+}
 
 export interface MessagesAppDeps extends CompletionDeps {
   auth: Authenticator;

@@ -17,7 +17,7 @@ import { answerEvents, collectAnswer, type Answer, type AnswerEvent } from '../.
 import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
 import { sseFrameText } from '../../lambda/core/sse';
-import type { MessagesRequest } from '../../lambda/messages/wire';
+import type { MessagesRequest } from '../../lambda/messages/request';
 import { answer, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, usage, word } from './arbitraries';
 
 const RECORDED = JSON.parse(readFileSync(join(__dirname, '../e2e/fixtures/claude-code-2.1.197-requests.json'), 'utf8')) as {

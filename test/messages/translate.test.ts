@@ -5,7 +5,7 @@ import { anthropicErrorType } from '../../lambda/messages/errors';
 import { ChatChunkDecoder, encodeChatRequest } from '../../lambda/codecs/openai-chat';
 import { decodeMessagesRequest, MessagesEventEncoder, type MessagesWireRequest } from '../../lambda/codecs/anthropic-messages';
 import { callFor, heldOutputLimit } from '../../lambda/core/call';
-import type { MessagesRequest } from '../../lambda/messages/wire';
+import type { MessagesRequest } from '../../lambda/messages/request';
 import { callForRoute } from '../../lambda/messages/create';
 import { parseCountTokensRequest, parseMessagesRequest } from '../../lambda/messages/request';
 import { estimateMessagesPromptTokens } from '../../lambda/messages/tokens';
