@@ -5,7 +5,7 @@ import { defaultProviders, withAnswerProvider } from '../../lambda/providers';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
-import { jsonReply, route as bedrockRoute, testBedrockClient, testBedrockProvider } from '../providers/bedrock/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockClient, testBedrockProvider } from '../providers/bedrock/stand-in';
 import { sleep } from '../reliability/support';
 
 /**
@@ -213,6 +213,45 @@ describe('a tool-call continuation keeps Claude’s thinking', () => {
       { toolUse: { toolUseId: 'tooluse_1', name: 'get_weather', input: { city: 'Paris' } } },
     ]);
     expect(sent.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 2048 } });
+  });
+});
+
+describe('summarized thinking cut short', () => {
+  it('on a Bedrock route: a client leaving mid-thinking is charged the whole budget sent (the one upward rule)', async () => {
+    bedrockRoute(bedrock, {
+      stream: eventStreamReply(
+        [
+          ['messageStart', { role: 'assistant' }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'Let me think about ' } } }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'the weather in Paris.' } } }],
+          ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'sig-b' } } }],
+          ['contentBlockStop', { contentBlockIndex: 0 }],
+          ['contentBlockDelta', { contentBlockIndex: 1, delta: { text: 'Sunny.' } }],
+          ['contentBlockStop', { contentBlockIndex: 1 }],
+          ['messageStop', { stopReason: 'end_turn' }],
+          ['metadata', { usage: { inputTokens: 40, outputTokens: 2500, totalTokens: 2540 }, metrics: { latencyMs: 10 } }],
+        ],
+        [],
+        200,
+      ),
+    });
+    const abort = new AbortController();
+    const res = await fetch(`${origin}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': acct.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: BEDROCK_CLAUDE, max_tokens: 4096, stream: true, thinking: { type: 'enabled', budget_tokens: 2048 }, messages: [{ role: 'user', content: 'Weather?' }] }),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let seen = '';
+    while (!seen.includes('thinking_delta')) seen += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    await sleep(800);
+    const entries = await ledger(res.headers.get('request-id')!);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ status: 'aborted' });
+    // The budget sent (2,048) plus no answer text yet: what Bedrock bills for thinking it summarized.
+    expect(entries[0].completionTokens).toBe(2048);
   });
 });
 
