@@ -109,6 +109,8 @@ const server = http.createServer((req, res) => {
     };
     const record = { streamEndMs: NaN, handlerMs: NaN, cpuMs: NaN, tokenizer: { atStreamEnd: false, atHandlerEnd: false } };
     const stream = new ResponseStream(res);
+    // A client that goes away destroys the stream with an error; the handler sees it through its own pipeline.
+    stream.on('error', () => undefined);
     stream.once('finish', () => {
       record.streamEndMs = performance.now() - start;
       record.tokenizer.atStreamEnd = tokenizerLoaded();
