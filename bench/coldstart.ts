@@ -40,6 +40,8 @@ export interface ColdStart {
   importMsAll: number[];
   /** CPU time of the same require (user + system, all threads), median. */
   importCpuMsMedian: number;
+  /** The same require with `--enable-source-maps` (what the chat function ran with until issue 22), CPU median. */
+  importCpuMsWithSourceMapsMedian: number;
   /** Loading the o200k tokenizer after the first answer (require + first count), median wall and CPU. */
   tokenizerLoadMsMedian: number;
   tokenizerLoadCpuMsMedian: number;
@@ -70,8 +72,8 @@ export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleC
     NODE_PATH: nodePath,
     NODE_OPTIONS: '',
   };
-  const run = (which: string) =>
-    JSON.parse(execFileSync(process.execPath, [probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+  const run = (which: string, execArgv: string[] = []) =>
+    JSON.parse(execFileSync(process.execPath, [...execArgv, probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
       ms: number;
       cpuMs: number;
       rssMb: number;
@@ -85,6 +87,7 @@ export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleC
   const tokenizer: number[] = [];
   const tokenizerCpu: number[] = [];
   const sdk: number[] = [];
+  const withMaps: number[] = [];
   let rss = 0;
   let rssWithTokenizer = 0;
   for (let i = 0; i < runs; i++) {
@@ -96,6 +99,7 @@ export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleC
     rss = r.rssMb;
     rssWithTokenizer = r.rssWithTokenizerMb;
     sdk.push(run('sdk').ms);
+    withMaps.push(run('bundle', ['--enable-source-maps']).cpuMs);
   }
   return {
     files,
@@ -105,6 +109,7 @@ export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleC
     importMsMedian: median(all),
     importMsAll: all.map((x) => Math.round(x * 10) / 10),
     importCpuMsMedian: median(cpuAll),
+    importCpuMsWithSourceMapsMedian: median(withMaps),
     tokenizerLoadMsMedian: median(tokenizer),
     tokenizerLoadCpuMsMedian: median(tokenizerCpu),
     sdkImportMsMedian: median(sdk),

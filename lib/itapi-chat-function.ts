@@ -137,6 +137,8 @@ export class ItapiChatFunction extends Construct {
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       reservedConcurrentExecutions: props.reservedConcurrency,
       commandHooks: combineHooks(combineHooks(tokenizerFileHooks(), consoleFileHooks()), props.catalog ? catalogFileHooks(props.catalog) : undefined),
+      // index.js.map ships beside the bundle (map a logged stack with it), but Node does not parse it at every cold start.
+      sourceMapsAtRuntime: false,
     });
     this.function = built.function;
     this.logGroup = built.logGroup;
