@@ -1,3 +1,4 @@
+import { warmTokenizer } from './tokens';
 import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
 import type { HoldRecord, HoldsStore } from '../store/holds';
@@ -521,6 +522,9 @@ export class CreditAdmission implements Admission {
       deadlineMs: record.deadlineMs,
       settle: (outcome: Outcome) =>
         this.track(key.accountId, async () => {
+          // An answer without the provider's count is billed by counting what was delivered: with the
+          // tokenizer, never the byte count that stands in while it loads (the Lambda entry loads it after the answer).
+          if (outcome.status !== 'failed' && !(outcome.status === 'completed' && outcome.usage)) await warmTokenizer();
           const write = requestSettlement(record, model, outcome, this.options.keysTable);
           const result = await this.options.settlements.apply(write, this.accounts.get(key.accountId)?.counts.window);
           if (typeof result !== 'object' || !result.settled) return;
