@@ -15,7 +15,7 @@ import {
 } from '../contract/errors';
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
-import { createSignInLink } from '../console/sign-in';
+import { createSignInLink } from '../auth/sign-in';
 import { ItemExistsError } from '../store/errors';
 import type { KeyRecord, KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
