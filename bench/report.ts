@@ -164,7 +164,7 @@ function memoryTable(m: MemoryResults | { error: string }): string[] {
     );
   }
   out.push(
-    `  chosen: ${m.chosenMb ?? 'none'} MB — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
+    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
   );
   return out;
 }
