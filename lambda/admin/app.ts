@@ -4,15 +4,8 @@ import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
 import type { Authenticator } from '../auth';
 import type { Catalog } from '../catalog';
-import {
-  errorResponse,
-  GatewayError,
-  internalError,
-  invalidRequest,
-  methodNotAllowed,
-  routeNotFound,
-  serverOverloaded,
-} from '../contract/errors';
+import { errorResponse, GatewayError, invalidRequest, routeNotFound } from '../contract/errors';
+import { refuseOtherMethods, toGatewayError, type KnownRoutes } from '../contract/http';
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
 import { createSignInLink } from '../console/sign-in';
@@ -91,6 +84,21 @@ const putTierBody = z.strictObject({
   description: z.string().max(500).nullable().optional(),
 });
 
+/** Every path of the admin API (relative to `/admin`) and its methods: the one list its 405s come from. */
+export const ADMIN_ROUTES = {
+  '/accounts': ['POST'],
+  '/accounts/:id': ['GET', 'PATCH'],
+  '/accounts/:id/credits': ['POST'],
+  '/accounts/:id/keys': ['GET'],
+  '/accounts/:id/usage': ['GET'],
+  '/accounts/:id/console-links': ['POST'],
+  '/accounts/:id/console-sessions': ['DELETE'],
+  '/keys': ['POST'],
+  '/keys/:id': ['GET', 'PATCH', 'DELETE'],
+  '/tiers': ['GET'],
+  '/tiers/:id': ['GET', 'PUT'],
+} as const satisfies KnownRoutes;
+
 /**
  * The admin API (ARCHITECTURE §8), with routes relative to its mount point (`/admin`). Who may call
  * it is decided outside: IAM on API Gateway in AWS, a bearer token locally.
@@ -101,6 +109,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
 
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));
+  refuseOtherMethods(app, ADMIN_ROUTES);
 
   const requireAccount = async (id: string) => {
     const account = await deps.accounts.get(id);
@@ -275,23 +284,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.json(tierView(tier));
   });
 
-  // Known paths answer a wrong method with 405, not 404.
-  for (const path of [
-    '/accounts',
-    '/accounts/:id',
-    '/accounts/:id/credits',
-    '/accounts/:id/keys',
-    '/accounts/:id/usage',
-    '/accounts/:id/console-links',
-    '/accounts/:id/console-sessions',
-    '/keys',
-    '/keys/:id',
-    '/tiers',
-    '/tiers/:id',
-  ]) {
-    app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
-  }
-
   return app;
 }
 
@@ -327,12 +319,4 @@ function renderError(deps: AdminDeps, c: Context, err: unknown): Response {
     deps.log?.error('admin_request_failed', { method: c.req.method, path: c.req.path, status: error.status, ...e });
   }
   return errorResponse(error);
-}
-
-function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  if (err && typeof err === 'object' && '$metadata' in err) {
-    return serverOverloaded('A dependency of the admin API is unavailable; try again shortly.', { cause: err });
-  }
-  return internalError(err);
 }

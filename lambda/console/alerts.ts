@@ -4,7 +4,7 @@ import { AmountError, usdToMicro } from '../admin/money';
 import { parse, readJson } from '../admin/request-body';
 import { newWebhookSecret, type BalanceAlerts } from '../alerts/balance-alerts';
 import { checkWebhookUrl, WebhookAddressError, type WebhookAddressPolicy } from '../alerts/webhook-address';
-import { GatewayError, invalidRequest, methodNotAllowed } from '../contract/errors';
+import { GatewayError, invalidRequest } from '../contract/errors';
 import type { Logger } from '../observability/log';
 import type { Account, AccountsStore } from '../store/accounts';
 
@@ -110,8 +110,7 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
 
   api.post('/alerts/secret', async (c) => {
     const id = accountOf(c);
-    const text = await c.req.text();
-    const body = parse(secretBody, text.trim() ? JSON.parse(text) : undefined);
+    const body = parse(secretBody, await readJson(c, true));
     const current = await account(id);
     if (!current.alert) throw new GatewayError(404, 'invalid_request_error', 'not_found', 'No low-balance alert is set.');
     let secret = current.alert.secret;
@@ -122,10 +121,4 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
     }
     return c.json({ object: 'balance_alert_secret', secret });
   });
-
-  for (const path of ['/alerts', '/alerts/secret']) {
-    api.all(path, (c) => {
-      throw methodNotAllowed(c.req.method, c.req.path);
-    });
-  }
 }

@@ -10,17 +10,8 @@ import { parse, readJson } from '../admin/request-body';
 import { accountView, keyView, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
 import type { Catalog, ModelEntry } from '../catalog';
-import {
-  errorResponse,
-  GatewayError,
-  internalError,
-  invalidRequest,
-  methodNotAllowed,
-  requestTooLarge,
-  routeNotFound,
-  serverOverloaded,
-  upstreamError,
-} from '../contract/errors';
+import { errorResponse, GatewayError, invalidRequest, requestTooLarge, routeNotFound, upstreamError } from '../contract/errors';
+import { refuseOtherMethods, toGatewayError, type KnownRoutes } from '../contract/http';
 import { describeError, type Logger } from '../observability/log';
 import type { MetricsSink } from '../observability/metrics';
 import type { BalanceAlerts } from '../alerts/balance-alerts';
@@ -112,6 +103,37 @@ export function consoleSettings(env: NodeJS.ProcessEnv): ConsoleSettings {
   if (settings.topUpMaxMicroUsd < settings.topUpMinMicroUsd) throw new Error('ITAPI_TOP_UP_MAX_USD: must not be below ITAPI_TOP_UP_MIN_USD');
   return settings;
 }
+
+/** Every path of the console and its methods: the one list its 405s come from. */
+export const CONSOLE_ROUTES = {
+  '/console': ['GET'],
+  '/console/': ['GET'],
+  '/console/models': ['GET'],
+  '/console/sign-in': ['GET'],
+  '/console/session': ['POST'],
+  '/console/sign-out': ['POST'],
+  '/console/assets/:file': ['GET'],
+  '/console/stripe/webhook': ['POST'],
+  '/console/api/account': ['GET'],
+  '/console/api/models': ['GET'],
+  '/console/api/keys': ['GET', 'POST'],
+  '/console/api/keys/:id': ['GET', 'PATCH', 'DELETE'],
+  '/console/api/usage': ['GET'],
+  '/console/api/usage/requests': ['GET'],
+  '/console/api/usage.csv': ['GET'],
+  '/console/api/alerts': ['GET', 'PUT', 'DELETE'],
+  '/console/api/alerts/secret': ['POST'],
+  '/console/api/top-up': ['GET', 'POST'],
+} as const satisfies KnownRoutes;
+
+/** A body limit whose overflow is this console's 413, naming the limit. */
+const limitBody = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw requestTooLarge(maxSize);
+    },
+  });
 
 /** The session cookie: `__Host-` on https (Secure, Path=/, no Domain); plain on local http. */
 const COOKIE = 'itapi_console';
@@ -293,7 +315,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   // The same-site step of a sign-in: the link's page posts the token here, from our own origin,
   // so the SameSite=Strict cookie set now is sent on the redirect that follows.
-  app.post('/console/session', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
+  app.post('/console/session', limitBody(4096), async (c) => {
     if (!fromSameOrigin(c)) throw csrfRefused();
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token : '';
@@ -336,7 +358,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   // Only the console's own page signs out: a post from anywhere else (no cookie, another origin, no
   // CSRF token) is refused and the reply leaves the cookie alone, so no other site can sign the holder out.
-  app.post('/console/sign-out', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
+  app.post('/console/sign-out', limitBody(4096), async (c) => {
     const id = cookieValue(c);
     if (!id || !SECRET_PATTERN.test(id) || !fromSameOrigin(c)) throw csrfRefused();
     const form = await c.req.parseBody();
@@ -363,7 +385,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   app.post(
     '/console/stripe/webhook',
-    bodyLimit({ maxSize: WEBHOOK_BODY_BYTES, onError: () => { throw requestTooLarge(WEBHOOK_BODY_BYTES); } }),
+    limitBody(WEBHOOK_BODY_BYTES),
     async (c) => {
       const stripe = await stripeSettings(deps.secrets);
       if (!stripe) throw routeNotFound(c.req.method, c.req.path);
@@ -385,7 +407,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   const api = new Hono<ConsoleEnv>();
   api.use(requireSession, requireSameOriginChange);
-  api.use(bodyLimit({ maxSize: API_BODY_BYTES, onError: () => { throw requestTooLarge(API_BODY_BYTES); } }));
+  api.use(limitBody(API_BODY_BYTES));
 
   api.get('/account', async (c) => c.json(await accountJsonOrFail(c.var.session.accountId)));
 
@@ -480,12 +502,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return c.json({ object: 'checkout_session', id: checkout.id, url: checkout.url, amount_micro_usd: amountMicroUsd });
   });
 
-  for (const path of ['/account', '/models', '/keys', '/keys/:id', '/usage', '/usage/requests', '/usage.csv', '/top-up']) {
-    api.all(path, (c) => {
-      throw methodNotAllowed(c.req.method, c.req.path);
-    });
-  }
   app.route('/console/api', api);
+  // After the API's session and CSRF checks, as a route of the API would be.
+  refuseOtherMethods(app, CONSOLE_ROUTES);
 
   // ----- data -------------------------------------------------------------------------------
 
@@ -624,10 +643,4 @@ const isApiPath = (path: string) => path.startsWith('/console/api/') || path ===
 
 function htmlPage(c: Context, status: number, page: JSX.Element): Response {
   return c.html(`<!doctype html>${page}`, status as 200);
-}
-
-function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  if (err && typeof err === 'object' && '$metadata' in err) return serverOverloaded('A dependency of the console is unavailable; try again shortly.', { cause: err });
-  return internalError(err);
 }
