@@ -197,7 +197,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     } catch {
       // The page still says what went wrong, unstyled.
     }
-    return withSecurityHeaders(htmlPage(c, error.status, <MessagePage title={title} message={error.message} assets={versions} />));
+    const page = htmlPage(c, error.status, <MessagePage title={title} message={error.message} assets={versions} />);
+    for (const [name, value] of Object.entries(error.headers)) page.headers.set(name, value);
+    return withSecurityHeaders(page);
   };
   app.onError((err, c) => renderError(c, err));
   app.notFound((c) => renderError(c, routeNotFound(c.req.method, c.req.path)));
