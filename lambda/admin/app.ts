@@ -16,8 +16,7 @@ import type { Tier, TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
 import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
-import { AmountError, usdToMicro } from './money';
-import { parse, readJson } from './request-body';
+import { parse, readJson, usdParam } from './request-body';
 import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
 
 export interface AdminDeps {
@@ -291,13 +290,7 @@ const notFound = (message: string, param: string | null = null) =>
   new GatewayError(404, 'invalid_request_error', 'not_found', message, { param });
 
 function amount(value: number | string, param: string, zeroAllowed: boolean): number {
-  let micro: number;
-  try {
-    micro = usdToMicro(value);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
-    throw err;
-  }
+  const micro = usdParam(value, param);
   if (micro < 0 || (micro === 0 && !zeroAllowed)) {
     throw invalidRequest(`Invalid value for '${param}': the amount must be ${zeroAllowed ? 'zero or more' : 'more than zero'}.`, param);
   }

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { GatewayError, invalidRequest } from '../contract/errors';
+import { AmountError, usdToMicro } from './money';
 
 /** JSON request bodies of the admin API and the console's API: read, then validated with zod. */
 
@@ -17,6 +18,16 @@ export async function readJson(c: Context, emptyAllowed = false): Promise<unknow
     return JSON.parse(text);
   } catch {
     throw invalidRequest('The request body is not valid JSON.', null, 'invalid_json');
+  }
+}
+
+/** A request's USD amount (`param` names its field) as integer micro-USD; a malformed amount is a 400 naming the field. */
+export function usdParam(value: number | string, param: string): number {
+  try {
+    return usdToMicro(value);
+  } catch (err) {
+    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
+    throw err;
   }
 }
 

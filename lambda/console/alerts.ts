@@ -1,7 +1,6 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { AmountError, usdToMicro } from '../admin/money';
-import { parse, readJson } from '../admin/request-body';
+import { parse, readJson, usdParam } from '../admin/request-body';
 import { newWebhookSecret, type BalanceAlerts } from '../alerts/balance-alerts';
 import { checkWebhookUrl, WebhookAddressError, type WebhookAddressPolicy } from '../alerts/webhook-address';
 import { GatewayError, invalidRequest } from '../contract/errors';
@@ -64,13 +63,7 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
   api.put('/alerts', async (c) => {
     const id = accountOf(c);
     const body = parse(alertBody, await readJson(c));
-    let threshold: number;
-    try {
-      threshold = usdToMicro(body.threshold_usd);
-    } catch (err) {
-      if (err instanceof AmountError) throw invalidRequest(`Invalid value for 'threshold_usd': the amount ${err.message}.`, 'threshold_usd');
-      throw err;
-    }
+    const threshold = usdParam(body.threshold_usd, 'threshold_usd');
     if (threshold <= 0 || threshold > MAX_THRESHOLD_MICRO_USD) throw invalidRequest('`threshold_usd` must be above 0 and at most 1000000.', 'threshold_usd');
     const webhookUrl = body.webhook_url?.trim() || undefined;
     if (webhookUrl) {

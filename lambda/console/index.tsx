@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
 import { createApiKey, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from '../admin/keys';
 import { AmountError, usdToMicro } from '../admin/money';
-import { parse, readJson } from '../admin/request-body';
+import { parse, readJson, usdParam } from '../admin/request-body';
 import { accountView, keyView, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
 import type { Catalog, ModelEntry } from '../catalog';
@@ -603,13 +603,7 @@ export function modelChoice(m: ModelEntry): ModelChoiceJson {
 
 /** A top-up amount: whole cents within the operator's bounds. */
 function topUpAmount(value: number | string, settings: ConsoleSettings): number {
-  let micro: number;
-  try {
-    micro = usdToMicro(value);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(`Invalid value for 'amount_usd': the amount ${err.message}.`, 'amount_usd');
-    throw err;
-  }
+  const micro = usdParam(value, 'amount_usd');
   if (micro % CENT_MICRO_USD !== 0) throw invalidRequest('`amount_usd` must be whole cents.', 'amount_usd');
   if (micro < settings.topUpMinMicroUsd || micro > settings.topUpMaxMicroUsd) {
     throw invalidRequest(
