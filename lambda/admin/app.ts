@@ -17,7 +17,7 @@ import type { UsageStore } from '../store/usage';
 import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
 import { parse, readJson, usdParam } from './request-body';
-import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
+import { accountView, keyView, keyViewWithUsage, ledgerView, tierView, usageTotals } from './views';
 
 export interface AdminDeps {
   keys: KeysStore;
@@ -221,16 +221,14 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const change = parse(keyChangeSchema, await readJson(c));
     const updated = await updateApiKey(deps, id, change);
     if (!updated) throw keyNotFound(id);
-    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
-    return c.json(keyView(updated, usage.get(updated.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, updated, now()));
   });
 
   app.get('/keys/:id', async (c) => {
     const id = c.req.param('id');
     const key = await deps.keys.getById(id);
     if (!key) throw keyNotFound(id);
-    const usage = await readKeyUsage(deps.rollups, key.accountId, now());
-    return c.json(keyView(key, usage.get(key.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, key, now()));
   });
 
   app.delete('/keys/:id', async (c) => {

@@ -7,7 +7,7 @@ import type { TierCache } from '../money/tier-cache';
 import { createApiKey, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from '../admin/keys';
 import { AmountError, usdToMicro } from '../admin/money';
 import { parse, readJson, usdParam } from '../admin/request-body';
-import { accountView, keyView, ledgerView } from '../admin/views';
+import { accountView, keyView, keyViewWithUsage, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
 import type { Catalog, ModelEntry } from '../catalog';
 import { errorResponse, GatewayError, invalidRequest, requestTooLarge, routeNotFound, upstreamError } from '../contract/errors';
@@ -440,8 +440,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     const updated = await updateApiKey(deps, id, change, c.var.session.accountId);
     if (!updated) throw keyNotFound(id);
     deps.log.info('console_key_updated', { account_id: updated.accountId, key_id: updated.keyId, fields: Object.keys(change) });
-    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
-    return c.json(keyView(updated, usage.get(updated.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, updated, now()));
   });
 
   api.delete('/keys/:id', async (c) => {
