@@ -141,9 +141,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));
 
-  // Known paths answer a wrong method with 405, not 404.
-  refuseOtherMethods(app, GATEWAY_ROUTES);
-
   /** The one key check: `Authorization: Bearer`, and on Anthropic's wire `x-api-key` too (it wins), as Anthropic's clients send it. */
   const authenticate = async (c: Context<Env>, next: () => Promise<void>) => {
     if (speaksAnthropic(c)) {
@@ -236,6 +233,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     app.all('/console', serveConsole);
     app.all('/console/*', serveConsole);
   }
+
+  // Known paths answer a wrong method with 405, not 404; last, so a served method never runs it.
+  refuseOtherMethods(app, GATEWAY_ROUTES);
 
   return app;
 }

@@ -108,7 +108,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
 
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));
-  refuseOtherMethods(app, ADMIN_ROUTES);
 
   const requireAccount = async (id: string) => {
     const account = await deps.accounts.get(id);
@@ -280,6 +279,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
     deps.tierCache.set(tier);
     return c.json(tierView(tier));
   });
+
+  // Known paths answer a wrong method with 405, not 404; last, so a served method never runs it.
+  refuseOtherMethods(app, ADMIN_ROUTES);
 
   return app;
 }
