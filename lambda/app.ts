@@ -70,7 +70,7 @@ export const CORS_METHODS = ['GET', 'POST', 'DELETE'] as const;
 /**
  * Every path the gateway serves and its methods: the one list its 405s come from (a known path
  * asked with another method answers 405 with `Allow`, not 404). The admin API and the console keep
- * lists of their own (`ADMIN_ROUTES`, `CONSOLE_API_ROUTES`).
+ * lists of their own (`ADMIN_ROUTES`, `CONSOLE_ROUTES`).
  */
 export const GATEWAY_ROUTES = {
   '/v1/chat/completions': ['POST'],
