@@ -8,7 +8,7 @@ import { errorResponse, GatewayError, invalidRequest, routeNotFound } from '../c
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from '../contract/http';
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
-import { createSignInLink } from '../console/sign-in';
+import { createSignInLink } from '../auth/sign-in';
 import { ItemExistsError } from '../store/errors';
 import type { KeyRecord, KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';

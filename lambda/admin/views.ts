@@ -1,4 +1,4 @@
-import { countsAt, formatResetDuration, msUntilReset, remaining } from '../money/sliding-window';
+import { countsAt, formatResetDuration, msUntilReset, remaining } from '../limits/sliding-window';
 import type { Account } from '../store/accounts';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';

@@ -25,7 +25,7 @@ import type { TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
 import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { loadConsoleAssets } from './assets';
-import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from './sign-in';
+import { csrfTokenFor, csrfTokenMatches, redeemSignInLink, secretHash, SECRET_PATTERN, SESSION_TTL_MS, startSession } from '../auth/sign-in';
 import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings } from './stripe';
 import { dayRange, DEFAULT_PAGE_SIZE, ledgerFilter, ledgerPage, pageSize, summarizeRollups, usageCsv, type DayRange, type LedgerFilter } from './usage';
 import { ModelsPage } from './views/models';

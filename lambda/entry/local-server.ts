@@ -16,7 +16,7 @@ import type { UpstreamTimeouts } from '../providers/types';
 import { FileSettlementQueue, replayQueued } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
-import { createSignInLink } from '../console/sign-in';
+import { createSignInLink } from '../auth/sign-in';
 import { createGateway, type AlertOptions, type Gateway, type Stores } from '../runtime';
 import { envProviderKeys, hasEnvProviderKeys } from '../secrets/provider-keys';
 import { createDynamoClient } from '../store/client';

@@ -17,7 +17,7 @@ import {
   toldWaitMs,
   WINDOW_MS,
   type WindowCounts,
-} from './sliding-window';
+} from '../limits/sliding-window';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from './types';
 
 /** Tiers by id, kept fresh in the background (see TierCache). */

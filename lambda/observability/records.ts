@@ -1,6 +1,5 @@
 import { GatewayError } from '../contract/errors';
 import type { CompletionUsage } from '../contract/openai';
-import type { RequestRecord } from '../chat/pipeline';
 
 /** One answered request, as the app's outermost layer saw it: the source of the access log and the request metrics. */
 export interface RequestObservation {
@@ -28,6 +27,23 @@ export interface RequestObservation {
   clientAborted?: boolean;
   /** How an admitted request ended, as the ledger records it (completed, failed, interrupted, aborted). */
   outcome?: string;
+}
+
+/**
+ * What an endpoint reports when an admitted request has ended (after its last byte). Declared here,
+ * where it is read, so observability imports nothing of the endpoints (chat's `RequestRecord` is one).
+ */
+export interface AdmittedRequestEnd {
+  /** How it ended, as the ledger records it: completed, failed, interrupted, aborted. */
+  status: string;
+  errorCode?: string;
+  model: string;
+  /** `provider:model` of the route that served it. */
+  route?: string;
+  stream: boolean;
+  usage?: CompletionUsage;
+  latencyMs: number;
+  timeToFirstTokenMs?: number;
 }
 
 /** One call of the route loop to an upstream route, answered or failed. */
@@ -74,7 +90,7 @@ export function upstreamAttempt(
 export class RequestRecorder {
   private answer?: { status: number; keyId?: string; accountId?: string };
   private error?: GatewayError;
-  private chat?: RequestRecord;
+  private chat?: AdmittedRequestEnd;
   private streamRunning = false;
   private emitted = false;
 
@@ -92,7 +108,7 @@ export class RequestRecorder {
   }
 
   /** The chat route's own record, once an admitted request has ended (after its last byte). */
-  chatEnded(record: RequestRecord): void {
+  chatEnded(record: AdmittedRequestEnd): void {
     this.chat = record;
     this.flush();
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type Dynamo, isDynamoError } from './dynamo';
-import { minuteOf, WINDOW_MS, type WindowCounts } from '../money/sliding-window';
+import { minuteOf, WINDOW_MS, type WindowCounts } from '../limits/sliding-window';
 import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';

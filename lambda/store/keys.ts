@@ -1,7 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type Dynamo, isDynamoError } from './dynamo';
-import type { WindowCounts } from '../money/sliding-window';
+import type { WindowCounts } from '../limits/sliding-window';
 import { countsFromItem } from './accounts';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_BY_ID_INDEX } from './tables';
 

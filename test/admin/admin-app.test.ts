@@ -1,7 +1,7 @@
 import { createAdminApp } from '../../lambda/admin/app';
 import { hashApiKey } from '../../lambda/auth/api-key';
 import { loadCatalog } from '../../lambda/catalog';
-import { redeemSignInLink } from '../../lambda/console/sign-in';
+import { redeemSignInLink } from '../../lambda/auth/sign-in';
 import { GatewayError } from '../../lambda/contract/errors';
 import { ledgerToItem, type LedgerEntry } from '../../lambda/store/usage';
 import { createAdminHarness, type AdminHarness } from '../support/admin-harness';

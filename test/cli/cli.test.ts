@@ -1,7 +1,7 @@
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { main } from '../../lambda/cli/main';
-import { redeemSignInLink } from '../../lambda/console/sign-in';
+import { redeemSignInLink } from '../../lambda/auth/sign-in';
 import { createAdminHarness, mountWithToken, type AdminHarness } from '../support/admin-harness';
 
 const TOKEN = 'test-admin-token-123';

@@ -1,5 +1,5 @@
 import { type Dynamo } from '../../lambda/store/dynamo';
-import { csrfTokenFor, csrfTokenMatches, createSignInLink, redeemSignInLink, secretHash, SESSION_TTL_MS, SIGN_IN_LINK_TTL_MS, startSession } from '../../lambda/console/sign-in';
+import { csrfTokenFor, csrfTokenMatches, createSignInLink, redeemSignInLink, secretHash, SESSION_TTL_MS, SIGN_IN_LINK_TTL_MS, startSession } from '../../lambda/auth/sign-in';
 import { SessionsStore } from '../../lambda/store/sessions';
 import type { TableNames } from '../../lambda/store/tables';
 import { createTestTables, deleteTestTables } from '../support/dynamo';

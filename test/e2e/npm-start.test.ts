@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { testDynamoEndpoint } from '../support/dynamo';
 import { isLoopback, listeningSockets, listeningSocketsOf } from '../support/listening-sockets';
+import { NPM_START, spawnGateway, type SpawnedGateway } from '../support/spawned-gateway';
 import { completionBody, startUpstream } from '../support/upstream';
 
 /** `npm start` as a newcomer runs it: embedded DynamoDB Local, three lines printed, Ctrl-C stops it all. */
@@ -144,42 +145,20 @@ function processesMentioning(text: string): string[] {
   return found;
 }
 
-const spawned: ChildProcess[] = [];
-// A test that timed out never reached its own cleanup: no gateway may outlive the file.
-afterAll(() => {
-  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-/** Spawns what `npm start` runs (tsx), as a single process so that a signal reaches it directly. */
-function startGateway(env: Record<string, string>): {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  started: Promise<{ lines: Record<string, string>; stdout: string; stderr: () => string }>;
-} {
+/** Spawns what `npm start` runs, ready once it printed the four lines and the routing report that follows them on stderr. */
+function startGateway(env: Record<string, string>): SpawnedGateway {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ITAPI_SECRET_') && k !== 'ITAPI_MODELS'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../lambda/entry/local.ts')], {
-    env: { ...inherited, PORT: '0', ITAPI_ADMIN_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const gateway = spawnGateway(
+    NPM_START,
+    { ...inherited, PORT: '0', ITAPI_ADMIN_TOKEN: '', ...env },
+    (lines) => ['ITAPI_BASE_URL', 'ITAPI_API_KEY', 'ITAPI_ADMIN_TOKEN', 'ITAPI_CONSOLE_LINK'].every((name) => lines[name] !== undefined),
+  );
+  const started = gateway.started.then(async (ready) => {
+    const deadline = Date.now() + 5_000;
+    while (!/ -> /.test(ready.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return ready;
   });
-  spawned.push(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const started = new Promise<{ lines: Record<string, string>; stdout: string; stderr: () => string }>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const found = Object.fromEntries([...out.matchAll(/^(ITAPI_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
-      // The routing report follows the three lines on stderr: give it a moment to arrive as well.
-      if (found.ITAPI_BASE_URL && found.ITAPI_API_KEY && found.ITAPI_ADMIN_TOKEN && found.ITAPI_CONSOLE_LINK) {
-        const deadline = Date.now() + 5_000;
-        const poll = () => (/ -> /.test(err) || Date.now() > deadline ? resolve({ lines: found, stdout: out, stderr: () => err }) : setTimeout(poll, 20));
-        poll();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${out} ${err}`)));
-  });
-  return { child, exited, started };
+  return { ...gateway, started };
 }
 
 it('serves a catalog given in ITAPI_MODELS as written, with no provider key set, and says where each model routes', async () => {

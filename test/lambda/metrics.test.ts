@@ -2,7 +2,6 @@ import { tableEnv } from '../../lambda/store/tables';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { createStores } from '../../lambda/runtime';
 import { emfMetrics } from '../../lambda/observability/metrics';
 import { DEFAULT_METRICS_NAMESPACE, SERVICE_DIMENSION, type ItapiCatalog } from '../../lib';
@@ -11,6 +10,7 @@ import { cdkJsonContext, synthesizeItapi } from '../infra/synth-itapi';
 import { errorReply, route as bedrockRoute } from '../providers/bedrock/stand-in';
 import { StandIn } from '../providers/stand-in';
 import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder } from '../support/awslambda-standin';
+import { fundedAccount, mintKey } from '../support/accounts';
 import { createTestTables } from '../support/dynamo';
 import { DynamoFaults } from '../support/dynamo-faults';
 import { emfDataPoints, pointsOf, type EmfDataPoint } from '../support/emf';
@@ -78,36 +78,13 @@ beforeAll(async () => {
   tableNames = tables;
   stores = createStores(client, tables);
   await stores.tiers.seed();
-  const account = async (id: string, credits: number, limits: { rpm?: number; tpm?: number } = {}) => {
-    await stores.accounts.create({ id, name: id, tier: 'pro', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), ...limits });
-    if (credits) await stores.accounts.topUp(id, credits, 'initial');
-  };
-  const key = async (accountId: string, options: { models?: string[]; rpm?: number; tpm?: number } = {}) => {
-    const plain = generateApiKey();
-    await stores.keys.create({
-      keyHash: hashApiKey(plain),
-      keyId: `key_${accountId}`,
-      accountId,
-      name: accountId,
-      prefix: displayPrefix(plain),
-      status: 'active',
-      createdAtMs: Date.now(),
-      accountTier: 'pro',
-      models: options.models,
-      accountRpm: options.rpm,
-      accountTpm: options.tpm,
-    });
-    return plain;
-  };
-  await account('rich', 5_000_000);
-  await account('poor', 0);
-  await account('limited', 5_000_000, { rpm: 1, tpm: 1_000_000 });
-  await account('thin', 50_000);
-  keys.rich = await key('rich');
-  keys.poor = await key('poor');
-  keys.capped = await key('rich', { models: ['works'] });
-  keys.limited = await key('limited', { rpm: 1, tpm: 1_000_000 });
-  keys.thin = await key('thin');
+  const funded = async (accountId: string, creditsMicroUsd: number, limits: { rpm?: number; tpm?: number } = {}) =>
+    (await fundedAccount(stores, { accountId, creditsMicroUsd, ...limits })).key;
+  keys.rich = await funded('rich', 5_000_000);
+  keys.poor = await funded('poor', 0);
+  keys.capped = (await mintKey(stores, 'rich', { fields: { models: ['works'] } })).key;
+  keys.limited = await funded('limited', 5_000_000, { rpm: 1, tpm: 1_000_000 });
+  keys.thin = await funded('thin', 50_000);
 
   faults = new DynamoFaults(process.env.ITAPI_TEST_DYNAMODB_ENDPOINT!);
   const dir = mkdtempSync(join(tmpdir(), 'itapi-metrics-'));

@@ -2,13 +2,13 @@ import { tableEnv } from '../../lambda/store/tables';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
-import { createSignInLink } from '../../lambda/console/sign-in';
+import { createSignInLink } from '../../lambda/auth/sign-in';
 import { createStores } from '../../lambda/runtime';
 import { bundleChat } from '../../scripts/bundle';
 import { chatFunctionBundle } from '../infra/cdk-bundle';
 import { functionUrlEvent, installAwsLambdaGlobal, ResponseStreamRecorder, restApiEvent } from '../support/awslambda-standin';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables } from '../support/dynamo';
 import { validateChunk, validateCompletion, validateResponseEvent } from '../support/openai-schema';
 import { startUpstream, streamEvents, completionBody } from '../support/upstream';
@@ -43,19 +43,7 @@ beforeAll(async () => {
   const { client, tables } = await createTestTables();
   stores = createStores(client, tables);
   await stores.tiers.seed();
-  await stores.accounts.create({ id: 'lambda-acct', name: 'lambda', tier: 'pro', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now() });
-  await stores.accounts.topUp('lambda-acct', 5_000_000, 'initial');
-  key = generateApiKey();
-  await stores.keys.create({
-    keyHash: hashApiKey(key),
-    keyId: 'key_lambda',
-    accountId: 'lambda-acct',
-    name: 'lambda',
-    prefix: displayPrefix(key),
-    status: 'active',
-    createdAtMs: Date.now(),
-    accountTier: 'pro',
-  });
+  ({ key } = await fundedAccount(stores, { accountId: 'lambda-acct', creditsMicroUsd: 5_000_000 }));
 
   workDir = mkdtempSync(join(tmpdir(), 'itapi-bundle-'));
   catalogFile = join(workDir, 'catalog.json');

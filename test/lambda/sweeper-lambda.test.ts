@@ -9,6 +9,7 @@ import type { KeyRecord } from '../../lambda/store/keys';
 import { tableEnv, type TableNames } from '../../lambda/store/tables';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -81,11 +82,9 @@ afterAll(async () => {
 });
 
 async function account(): Promise<string> {
-  const id = `acct_${Math.random().toString(36).slice(2)}`;
-  await stores.accounts.create({ id, name: id, tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, rpm: 1000, tpm: 1_000_000 });
-  await stores.accounts.topUp(id, CREDITS, 'initial');
-  key = { keyHash: `h_${id}`, keyId: `k_${id}`, accountId: id, name: 'k', prefix: 'it_x', status: 'active', createdAtMs: 0, accountTier: 'enterprise', accountRpm: 1000, accountTpm: 1_000_000 };
-  return id;
+  const funded = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd: CREDITS, rpm: 1000, tpm: 1_000_000, createdAtMs: 0, storeKey: false });
+  key = funded.record;
+  return funded.accountId;
 }
 
 async function expectBooks(accountId: string) {

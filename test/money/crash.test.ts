@@ -1,14 +1,14 @@
 import { tableEnv } from '../../lambda/store/tables';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CatalogFile } from '../../lambda/catalog';
 import { createStores } from '../../lambda/runtime';
+import { fundedAccount } from '../support/accounts';
+import { startGatewayProcess } from '../support/spawned-gateway';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { startUpstream } from '../support/upstream';
 import { sleep } from '../reliability/support';
-import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { countTokens, warmTokenizer } from '../../lambda/money/tokens';
 
 beforeAll(() => warmTokenizer());
@@ -18,26 +18,6 @@ beforeAll(() => warmTokenizer());
  * behind; another process's sweeper settles it as abandoned once its deadline and the grace
  * have passed, and the books balance.
  */
-
-const processes: ChildProcess[] = [];
-afterAll(() => {
-  for (const p of processes) p.kill('SIGKILL');
-});
-
-function startGateway(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; baseUrl: string }> {
-  // `--import tsx` rather than the tsx CLI: one process, so SIGKILL leaves no orphan behind.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../support/gateway-process.ts')], { env, stdio: ['ignore', 'pipe', 'ignore'] });
-  processes.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /ITAPI_BASE_URL=(\S+)/.exec(out);
-      if (m) resolve({ child, baseUrl: m[1] });
-    });
-    child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
-  });
-}
 
 const chunkOf = (content: string) =>
   `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }] })}\n\n`;
@@ -61,21 +41,7 @@ async function prepare(accountId: string, handler: Parameters<typeof startUpstre
   const { client, tables } = await createTestTables();
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: Date.now(), rpm: 100, tpm: 1_000_000 });
-  await stores.accounts.topUp(accountId, 1_000_000, 'initial');
-  const key = generateApiKey();
-  await stores.keys.create({
-    keyHash: hashApiKey(key),
-    keyId: `key_${accountId}`,
-    accountId,
-    name: 'k',
-    prefix: displayPrefix(key),
-    status: 'active',
-    createdAtMs: Date.now(),
-    accountTier: 'enterprise',
-    accountRpm: 100,
-    accountTpm: 1_000_000,
-  });
+  const { key } = await fundedAccount(stores, { accountId, tier: 'enterprise', creditsMicroUsd: 1_000_000, rpm: 100, tpm: 1_000_000 });
   const env = {
     ...process.env,
     ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
@@ -99,7 +65,7 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
     },
     { ITAPI_MAX_REQUEST_S: '4' },
   );
-  const doomed = await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
+  const doomed = await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
   const res = await fetch(`${doomed.baseUrl}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -121,7 +87,7 @@ it('settles the hold of a gateway killed mid-stream from another process, and th
   expect((await stores.accounts.get(accountId))!).toMatchObject({ inFlight: 1, heldMicroUsd: hold.holdMicroUsd, balanceMicroUsd: 1_000_000 - hold.holdMicroUsd });
 
   // Another instance; its sweeper settles the hold once deadline (4 s) and grace (1 s) have passed.
-  await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
+  await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
   for (const deadline = Date.now() + 30_000; (await stores.holds.ofAccount(accountId)).length; ) {
     if (Date.now() > deadline) throw new Error('the hold was not swept');
     await sleep(200);
@@ -152,7 +118,7 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
     },
     { ITAPI_MAX_REQUEST_S: '8', ITAPI_CHECKPOINT_S: '0.5' },
   );
-  const doomed = await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
+  const doomed = await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
   const res = await fetch(`${doomed.baseUrl}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -181,7 +147,7 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
   expect(hold.outputTokens).toBeLessThanOrEqual(countTokens(wordsOf(text)) + 10);
   expect(hold.outputMicroUsd).toBe(hold.outputTokens! * 100);
 
-  await startGateway({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
+  await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
   for (const deadline = Date.now() + 30_000; (await stores.holds.ofAccount(accountId)).length; ) {
     if (Date.now() > deadline) throw new Error('the hold was not swept');
     await sleep(200);

@@ -11,6 +11,7 @@ import type { AccountsStore, AdmitWrite } from '../../lambda/store/accounts';
 import type { KeyRecord } from '../../lambda/store/keys';
 import type { TableNames } from '../../lambda/store/tables';
 import { createDynamoClient } from '../../lambda/store/client';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -59,22 +60,7 @@ async function setup(limits = { rpm: 1000, tpm: 10_000_000 }): Promise<Fixture> 
   };
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
-  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, ...limits });
-  await stores.accounts.topUp(accountId, CREDITS, 'initial');
-  const key: KeyRecord = {
-    keyHash: `hash_${accountId}`,
-    keyId: `key_${accountId}`,
-    accountId,
-    name: 'k',
-    prefix: 'it_x',
-    status: 'active',
-    createdAtMs: 0,
-    accountTier: 'enterprise',
-    accountRpm: limits.rpm,
-    accountTpm: limits.tpm,
-  };
-  await stores.keys.create(key);
+  const { accountId, record: key } = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd: CREDITS, createdAtMs: 0, ...limits });
   const sent = (command: string) => calls.filter((c) => c.command === command).map((c) => c.input);
   return { client, tables, stores, accountId, key, inject, sent };
 }

@@ -4,7 +4,8 @@ import { GatewayError } from '../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import { createStores } from '../../lambda/runtime';
-import { type KeyRecord, monthOf } from '../../lambda/store/keys';
+import { monthOf } from '../../lambda/store/keys';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -15,24 +16,15 @@ async function setup(spendCapMicroUsd: number | undefined, rpm?: number) {
   const { client, tables } = await createTestTables();
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
-  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, rpm: 100_000, tpm: 100_000_000 });
-  await stores.accounts.topUp(accountId, 100_000_000, 'initial');
-  const key: KeyRecord = {
-    keyHash: `hash_${accountId}`,
-    keyId: `key_${accountId}`,
-    accountId,
-    name: 'k',
-    prefix: 'it_x',
-    status: 'active',
+  const { accountId, record: key } = await fundedAccount(stores, {
+    tier: 'enterprise',
+    creditsMicroUsd: 100_000_000,
+    rpm: 100_000,
+    tpm: 100_000_000,
     createdAtMs: 0,
-    accountTier: 'enterprise',
-    accountRpm: 100_000,
-    accountTpm: 100_000_000,
-    spendCapMicroUsd,
-    rpm,
-  };
-  await stores.keys.create(key, { accountsTable: tables.accounts });
+    key: { spendCapMicroUsd, rpm },
+    storeKey: { accountsTable: tables.accounts },
+  });
   return { client, tables, stores, accountId, key };
 }
 

@@ -1,6 +1,4 @@
 import { tableEnv } from '../../lambda/store/tables';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import { parseCatalog } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
@@ -8,6 +6,8 @@ import { GatewayError } from '../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
 import { createStores } from '../../lambda/runtime';
 import type { KeyRecord } from '../../lambda/store/keys';
+import { fundedAccount, mintKey } from '../support/accounts';
+import { startGatewayProcess } from '../support/spawned-gateway';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { chatAdmission, completed as ok, moneyOver } from '../support/money';
 
@@ -18,21 +18,7 @@ async function setup(limits: { rpm: number; tpm: number }, creditsMicroUsd = 100
   const { client, tables } = await createTestTables();
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
-  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, ...limits });
-  await stores.accounts.topUp(accountId, creditsMicroUsd, 'initial');
-  const key: KeyRecord = {
-    keyHash: `hash_${accountId}`,
-    keyId: `key_${accountId}`,
-    accountId,
-    name: 'k',
-    prefix: 'it_x',
-    status: 'active',
-    createdAtMs: 0,
-    accountTier: 'enterprise',
-    accountRpm: limits.rpm,
-    accountTpm: limits.tpm,
-  };
+  const { accountId, record: key } = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd, createdAtMs: 0, ...limits, storeKey: false });
   return { client, tables, stores, accountId, key };
 }
 
@@ -144,51 +130,15 @@ describe('exactly-once settlement', () => {
 });
 
 describe('limits across separate gateway processes', () => {
-  const processes: ChildProcess[] = [];
-  afterAll(() => {
-    for (const p of processes) p.kill('SIGKILL');
-  });
-
   it('four processes sharing one table admit exactly the account’s 10 RPM out of 40 concurrent requests', async () => {
     const { tables, stores, accountId } = await setup({ rpm: 10, tpm: 10_000_000 });
-    const { generateApiKey, hashApiKey, displayPrefix } = await import('../../lambda/auth/api-key');
-    const key = generateApiKey();
-    await stores.keys.create({
-      keyHash: hashApiKey(key),
-      keyId: 'key_multi',
-      accountId,
-      name: 'multi',
-      prefix: displayPrefix(key),
-      status: 'active',
-      createdAtMs: Date.now(),
-      accountTier: 'enterprise',
-      accountRpm: 10,
-      accountTpm: 10_000_000,
-    });
+    const { key } = await mintKey(stores, accountId, { fields: { accountTier: 'enterprise', accountRpm: 10, accountTpm: 10_000_000 } });
     const env = {
       ...process.env,
       ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(),
       ...tableEnv(tables),
     };
-    const urls = await Promise.all(
-      Array.from({ length: 4 }, () => {
-        // `--import tsx` rather than the tsx CLI: one process each, so killing it leaves no orphan holding Jest's pipes.
-        const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../support/gateway-process.ts')], {
-          env,
-          stdio: ['ignore', 'pipe', 'ignore'],
-        });
-        processes.push(child);
-        return new Promise<string>((resolve, reject) => {
-          let out = '';
-          child.stdout!.on('data', (d: Buffer) => {
-            out += d.toString();
-            const m = /ITAPI_BASE_URL=(\S+)/.exec(out);
-            if (m) resolve(m[1]);
-          });
-          child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
-        });
-      }),
-    );
+    const urls = (await Promise.all(Array.from({ length: 4 }, () => startGatewayProcess(env)))).map((g) => g.baseUrl);
     const responses = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
         fetch(`${urls[i % 4]}/chat/completions`, {

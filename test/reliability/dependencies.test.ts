@@ -3,12 +3,12 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import type { CatalogFile } from '../../lambda/catalog';
 import { freePort, startDynamoLocal } from '../../lambda/entry/local-server';
 import { createGateway, type Gateway } from '../../lambda/runtime';
 import { secretsManagerProviderKeys } from '../../lambda/secrets/provider-keys';
 import { catalogOf, createAccount, memoryLogger, startTestGateway, type TestGateway } from '../support/gateway';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables, deleteTestTables } from '../support/dynamo';
 import { completionBody, startUpstream } from '../support/upstream';
 import { expectErrorBody, leaks, postChat, sleep } from './support';
@@ -144,25 +144,8 @@ async function inProcess(options: Partial<Parameters<typeof createGateway>[0]> &
   return { gateway, log, close };
 }
 
-async function account(gateway: Gateway, credits: number, limits: { rpm: number; tpm: number }) {
-  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
-  await gateway.stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, ...limits });
-  await gateway.stores.accounts.topUp(accountId, credits, 'initial');
-  const key = generateApiKey();
-  await gateway.stores.keys.create({
-    keyHash: hashApiKey(key),
-    keyId: `key_${accountId}`,
-    accountId,
-    name: 'k',
-    prefix: displayPrefix(key),
-    status: 'active',
-    createdAtMs: 0,
-    accountTier: 'enterprise',
-    accountRpm: limits.rpm,
-    accountTpm: limits.tpm,
-  });
-  return { accountId, key };
-}
+const account = (gateway: Gateway, creditsMicroUsd: number, limits: { rpm: number; tpm: number }) =>
+  fundedAccount(gateway.stores, { tier: 'enterprise', creditsMicroUsd, createdAtMs: 0, ...limits });
 
 async function call(gateway: Gateway, key: string, body: object): Promise<Response> {
   return gateway.app.fetch(

@@ -1,4 +1,4 @@
-import { minuteOf } from '../../lambda/money/sliding-window';
+import { minuteOf } from '../../lambda/limits/sliding-window';
 import { addKey, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { books, expectBooksBalance, expectErrorBody, leaks, postChat, sleep } from './support';
 

@@ -8,6 +8,7 @@ import type { KeyRecord } from '../../lambda/store/keys';
 import { keyUsage, readKeyUsage, type RollupsStore } from '../../lambda/store/rollups';
 import { ledgerSortKey, ledgerToItem } from '../../lambda/store/usage';
 import { memoryLogger } from '../support/gateway';
+import { fundedAccount } from '../support/accounts';
 import { createTestTables } from '../support/dynamo';
 import { chatAdmission, completed, moneyOver } from '../support/money';
 
@@ -18,21 +19,8 @@ async function setup() {
   const { client, tables } = await createTestTables();
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const accountId = `acct_${Math.random().toString(36).slice(2)}`;
-  await stores.accounts.create({ id: accountId, name: 'x', tier: 'enterprise', balanceMicroUsd: 0, status: 'active', createdAtMs: 0, rpm: 100_000, tpm: 100_000_000 });
-  await stores.accounts.topUp(accountId, 100_000_000, 'initial');
-  const key = (n: number): KeyRecord => ({
-    keyHash: `hash${n}_${accountId}`,
-    keyId: `key${n}_${accountId}`,
-    accountId,
-    name: `k${n}`,
-    prefix: 'it_x',
-    status: 'active',
-    createdAtMs: 0,
-    accountTier: 'enterprise',
-    accountRpm: 100_000,
-    accountTpm: 100_000_000,
-  });
+  const { accountId, record } = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd: 100_000_000, rpm: 100_000, tpm: 100_000_000, createdAtMs: 0, storeKey: false });
+  const key = (n: number): KeyRecord => ({ ...record, keyHash: `hash${n}_${accountId}`, keyId: `key${n}_${accountId}`, name: `k${n}` });
   return { client, tables, stores, accountId, key };
 }
 

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { parseCatalog, type Catalog, type CatalogFile } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { startLocal, type LocalGateway, type LocalOptions } from '../../lambda/entry/local-server';
 import type { Logger } from '../../lambda/observability/log';
 import type { KeyRecord } from '../../lambda/store/keys';
+import { fundedAccount, mintKey, type FundedAccount } from './accounts';
 import { testDynamoEndpoint } from './dynamo';
 
 /** Log lines captured in memory, so tests can read them and nothing is printed. */
@@ -45,57 +45,25 @@ export async function startTestGateway(options: Partial<LocalOptions> = {}): Pro
   return Object.assign(local, { logs: log.lines });
 }
 
-export interface TestAccount {
-  accountId: string;
-  key: string;
-  record: KeyRecord;
-}
+export type TestAccount = FundedAccount;
 
-/** Creates an account with credits and one key straight in the stores. */
+/** Creates an account with credits and one key in the gateway's stores (`fundedAccount` for stores without a gateway). */
 export async function createAccount(
   gw: LocalGateway,
   options: { tier?: string; creditsMicroUsd?: number; rpm?: number; tpm?: number; models?: string[]; expiresAtMs?: number } = {},
 ): Promise<TestAccount> {
-  const { stores } = gw.gateway;
-  const accountId = `acct_${randomBytes(6).toString('hex')}`;
-  const tier = options.tier ?? 'pro';
-  await stores.accounts.create({
-    id: accountId,
-    name: accountId,
-    tier,
-    balanceMicroUsd: 0,
-    status: 'active',
-    createdAtMs: Date.now(),
-    rpm: options.rpm,
-    tpm: options.tpm,
-  });
-  if (options.creditsMicroUsd !== 0) await stores.accounts.topUp(accountId, options.creditsMicroUsd ?? 10_000_000, 'initial');
-  const key = await addKey(gw, accountId, { tier, rpm: options.rpm, tpm: options.tpm, models: options.models, expiresAtMs: options.expiresAtMs });
-  return { accountId, ...key };
+  const { models, expiresAtMs, ...account } = options;
+  return fundedAccount(gw.gateway.stores, { ...account, key: { keyId: `key_${randomBytes(6).toString('hex')}`, models, expiresAtMs } });
 }
 
+/** Another key of an account, with the account's tier and limits as the key record carries them. */
 export async function addKey(
   gw: LocalGateway,
   accountId: string,
   options: { tier?: string; rpm?: number; tpm?: number; models?: string[]; expiresAtMs?: number } = {},
 ): Promise<{ key: string; record: KeyRecord }> {
-  const key = generateApiKey();
-  const record: KeyRecord = {
-    keyHash: hashApiKey(key),
-    keyId: `key_${randomBytes(6).toString('hex')}`,
-    accountId,
-    name: 'test',
-    prefix: displayPrefix(key),
-    status: 'active',
-    createdAtMs: Date.now(),
-    models: options.models,
-    expiresAtMs: options.expiresAtMs,
-    accountTier: options.tier ?? 'pro',
-    accountRpm: options.rpm,
-    accountTpm: options.tpm,
-  };
-  await gw.gateway.stores.keys.create(record);
-  return { key, record };
+  const { tier, rpm, tpm, ...fields } = options;
+  return mintKey(gw.gateway.stores, accountId, { fields: { accountTier: tier ?? 'pro', accountRpm: rpm, accountTpm: tpm, ...fields } });
 }
 
 /** Reads an SSE body into its `data:` payloads. */
