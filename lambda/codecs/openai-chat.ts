@@ -30,8 +30,13 @@ type AssistantMessage = Extract<ChatMessage, { role: 'assistant' }> & ThinkingFi
 /** Top-level request fields the canonical model names; any other is kept as an extension. */
 const NAMED_FIELDS = new Set([
   'model', 'messages', 'stream', 'stream_options', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop',
-  'user', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'reasoning_effort', 'service_tier',
+  'user', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'reasoning_effort', 'service_tier', 'verbosity',
 ]);
+/** Chat Completions' `reasoning_effort` has no `max` (Anthropic's word): `xhigh` is its highest. */
+const CHAT_EFFORT: Partial<Record<ReasoningEffort, ReasoningEffort>> = { max: 'xhigh' };
+/** Responses' web-search tool types, current and dated previews: Chat's `web_search_options`. */
+const RESPONSES_WEB_SEARCH = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
+const VERBOSITY = new Set(['low', 'medium', 'high']);
 const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_STOP_SEQUENCES = 4;
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
@@ -58,6 +63,7 @@ export function decodeChatRequest(request: ChatCompletionRequest): DecodedReques
   const extensions = Object.fromEntries(Object.entries(raw).filter(([k, v]) => !NAMED_FIELDS.has(k) && v !== undefined));
   const effort = raw.reasoning_effort;
   const tier = raw.service_tier;
+  const verbosity = raw.verbosity;
   const limit = request.max_completion_tokens ?? request.max_tokens;
   return {
     prompt,
@@ -79,6 +85,7 @@ export function decodeChatRequest(request: ChatCompletionRequest): DecodedReques
       ...(request.parallel_tool_calls !== undefined && { parallelToolCalls: request.parallel_tool_calls }),
       ...(typeof effort === 'string' && { reasoning: effort === 'none' ? { mode: 'disabled', effort: 'none' } : { mode: 'enabled', effort: effort as ReasoningEffort } }),
       ...(request.response_format && { responseFormat: responseFormatOf(request.response_format) }),
+      ...(typeof verbosity === 'string' && VERBOSITY.has(verbosity) && { verbosity: verbosity as 'low' | 'medium' | 'high' }),
       ...(request.user !== undefined && { user: request.user }),
       ...(typeof tier === 'string' && { serviceTier: tier }),
       ...(request.stream_options?.include_usage !== undefined && { includeUsage: request.stream_options.include_usage }),
@@ -199,6 +206,12 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
   const droppedTools: string[] = [];
   const tools: ChatTool[] = [];
   settings.tools.forEach((tool, i) => {
+    if (tool.kind === 'provider' && tool.wire === 'openai-responses' && RESPONSES_WEB_SEARCH.test(tool.type)) {
+      // Kept by the Responses decoder only where the model prices web search; billed per request.
+      const size = tool.fields.search_context_size;
+      (request as Record<string, unknown>).web_search_options = typeof size === 'string' ? { search_context_size: size } : {};
+      return;
+    }
     if (tool.kind === 'provider') {
       droppedTools.push(tool.name ?? tool.type);
       return;
@@ -245,7 +258,8 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
         };
   }
   const raw = request as Record<string, unknown>;
-  if (settings.reasoning?.effort && (settings.reasoning.mode !== 'disabled' || settings.reasoning.effort === 'none')) raw.reasoning_effort = settings.reasoning.effort;
+  if (settings.reasoning?.effort && (settings.reasoning.mode !== 'disabled' || settings.reasoning.effort === 'none')) raw.reasoning_effort = CHAT_EFFORT[settings.reasoning.effort] ?? settings.reasoning.effort;
+  if (settings.verbosity !== undefined) raw.verbosity = settings.verbosity;
   if (settings.user !== undefined) request.user = settings.user;
   if (settings.serviceTier !== undefined) raw.service_tier = settings.serviceTier;
   if (settings.extensions?.wire === 'openai-chat') Object.assign(raw, settings.extensions.fields);

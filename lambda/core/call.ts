@@ -35,6 +35,8 @@ export interface RequestOptions {
   parallelToolCalls?: boolean;
   reasoning?: ReasoningRequest;
   responseFormat?: ResponseFormat;
+  /** How much the model should write: Chat's `verbosity`, Responses' `text.verbosity` (OpenAI's GPT-5 family). */
+  verbosity?: 'low' | 'medium' | 'high';
   /** Chat's `user`, Anthropic's `metadata.user_id`. */
   user?: string;
   serviceTier?: string;
