@@ -20,6 +20,11 @@ const toolCall = z.object({
   function: z.object({ name: z.string().min(1), arguments: z.string() }),
 });
 
+const thinkingBlock = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().optional() }),
+  z.object({ type: z.literal('redacted_thinking'), data: z.string() }),
+]);
+
 const message = z.discriminatedUnion('role', [
   z.object({ role: z.literal('system'), content: textContent, name: z.string().optional() }),
   z.object({ role: z.literal('developer'), content: textContent, name: z.string().optional() }),
@@ -31,6 +36,9 @@ const message = z.discriminatedUnion('role', [
     refusal: nullable(z.string()),
     tool_calls: z.array(toolCall).optional(),
     function_call: nullable(z.object({ name: z.string(), arguments: z.string() })),
+    // The provider's thinking as the gateway answered it (extension fields, LiteLLM's names): sent back, it keeps Claude thinking on a tool turn.
+    reasoning_content: nullable(z.string()),
+    thinking_blocks: nullable(z.array(thinkingBlock)),
   }),
   z.object({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
   z.object({ role: z.literal('function'), name: z.string().min(1), content: z.string().nullable() }),
@@ -138,12 +146,7 @@ function describe(value: unknown): string {
 
 /** Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field. */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
-  }
-  const result = chatCompletionRequestSchema.safeParse(body);
-  if (result.success) return result.data;
-  throw toGatewayError(result.error.issues[0], body);
+  return parseRequestBody(chatCompletionRequestSchema, body);
 }
 
 /**
@@ -156,7 +159,7 @@ export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknow
   }
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  throw toGatewayError(result.error.issues[0], body);
+  throw zodIssueError(result.error.issues[0], body);
 }
 
 /** Follows a union's failures into the branch that matched the value's shape. */
@@ -175,7 +178,7 @@ function resolveIssue(issue: z.ZodIssue): z.ZodIssue {
 }
 
 /** A zod issue as the 400 the gateway answers: `param` names the field, the message says what is wrong. */
-export function toGatewayError(original: z.ZodIssue, body: unknown): GatewayError {
+export function zodIssueError(original: z.ZodIssue, body: unknown): GatewayError {
   const issue = resolveIssue(original);
   const param = formatParam(issue.path);
   const value = valueAt(body, issue.path);
