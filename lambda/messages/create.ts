@@ -2,7 +2,7 @@ import { SSE_HEADERS } from '../chat/completions';
 import { admitRun, MeteredStream, modelFor, noteIgnored, routeName, type AdmittedRun, type CompletionDeps, type RequestScope, type StreamMeter } from '../chat/pipeline';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { chatUsage, ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../codecs/openai-chat';
-import { AnswerCollector, type Answer, type AnswerEvent, type Usage } from '../core/answer';
+import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent, type Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
 import { sseBytes, type SseFrame } from '../core/sse';
 import { GatewayError, internalError, upstreamError } from '../contract/errors';
@@ -111,7 +111,9 @@ export async function createMessage(
     case 'json': {
       const answer = shownAnswer(opened.answer, thinkingShown);
       finishJson(run, opened.answer, route);
-      return json(encodeMessagesAnswer({ ...answer, id: messageId, model: model.id }), scope);
+      // No usage reported: the prompt estimate stands in for input_tokens, as on a stream's message_start.
+      const usage = answer.usage ?? { ...ZERO_USAGE, inputTokens: promptTokens };
+      return json(encodeMessagesAnswer({ ...answer, id: messageId, model: model.id, usage }), scope);
     }
     case 'stream': {
       const items = new MeteredStream(run, opened.items, opened.first, route, answerMeter(model.id, opened.thinking));

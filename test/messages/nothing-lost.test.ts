@@ -85,7 +85,8 @@ beforeAll(async () => {
   acct = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 100_000_000 });
   origin = gw.baseUrl.replace(/\/v1$/, '');
   client = new Anthropic({ baseURL: origin, apiKey: acct.key, maxRetries: 0 });
-});
+  // A gateway, three stand-ins and DynamoDB Local on a shared, loaded machine.
+}, 90_000);
 
 afterAll(async () => {
   await gw.stop();

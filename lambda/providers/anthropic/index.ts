@@ -40,19 +40,7 @@ export function anthropicProvider(): AnswerProvider {
 
     async answer(call) {
       const plan = messagesPlan(call, false);
-      const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-      deadline.arm('total', call.timeouts.totalMs);
-      let whole = false;
-      try {
-        const response = await postMessages(call, { body: plan.body }, deadline);
-        const message = parseMessage(await readText(response));
-        whole = true;
-        return plan.answerOf(decodeMessagesAnswer(message));
-      } catch (err) {
-        throw deadline.failure(err, true);
-      } finally {
-        deadline.dispose(!whole);
-      }
+      return plan.answerOf(decodeMessagesAnswer(await wholeMessage(call, { body: plan.body })));
     },
 
     async answerStream(call) {
@@ -65,20 +53,8 @@ export function anthropicProvider(): AnswerProvider {
     },
 
     async relayAnswer(call) {
-      const send = call.sameWire ?? { body: messagesPlan(call, false).body };
-      const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-      deadline.arm('total', call.timeouts.totalMs);
-      let whole = false;
-      try {
-        const response = await postMessages(call, send, deadline);
-        const message = parseMessage(await readText(response));
-        whole = true;
-        return { body: message as unknown as Record<string, unknown>, answer: decodeMessagesAnswer(message) };
-      } catch (err) {
-        throw deadline.failure(err, true);
-      } finally {
-        deadline.dispose(!whole);
-      }
+      const message = await wholeMessage(call, call.sameWire ?? { body: messagesPlan(call, false).body });
+      return { body: message as unknown as Record<string, unknown>, answer: decodeMessagesAnswer(message) };
     },
 
     thinkingBilling(call) {
@@ -140,6 +116,23 @@ export async function postMessages(call: ProviderCall<unknown>, send: MessagesSe
     throw anthropicError(errorTypeOf(text), providerMessage(text), status);
   }
   return response;
+}
+
+/** A whole (`stream: false`) message, within the call's total time. */
+async function wholeMessage(call: ProviderCall<unknown>, send: MessagesSend): Promise<Parameters<typeof decodeMessagesAnswer>[0]> {
+  const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
+  deadline.arm('total', call.timeouts.totalMs);
+  let whole = false;
+  try {
+    const response = await postMessages(call, send, deadline);
+    const message = parseMessage(await readText(response));
+    whole = true;
+    return message;
+  } catch (err) {
+    throw deadline.failure(err, true);
+  } finally {
+    deadline.dispose(!whole);
+  }
 }
 
 /** One event of Anthropic's stream, its data kept as the upstream wrote it. */
