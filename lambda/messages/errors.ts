@@ -1,5 +1,11 @@
-import type { GatewayError } from '../contract/errors';
-import type { AnthropicErrorBody, AnthropicErrorType } from './wire';
+import { errorResponse, type GatewayError } from '../contract/errors';
+import type { ErrorResponse, ErrorType } from '@anthropic-ai/sdk/resources/shared';
+
+/** Anthropic's error types: the SDK's, and `request_too_large` (413), which Anthropic answers but the SDK's type does not list. */
+export type AnthropicErrorType = ErrorType | 'request_too_large';
+
+/** Anthropic's error body (the SDK's `ErrorResponse`), with the 413's type. */
+export type AnthropicErrorBody = Omit<ErrorResponse, 'error'> & { error: { type: AnthropicErrorType; message: string } };
 
 /**
  * The gateway's error in Anthropic's words, by HTTP status as Anthropic documents them
@@ -35,8 +41,5 @@ export function anthropicErrorBody(error: GatewayError, requestId: string | null
 
 /** The HTTP answer for a GatewayError on the Messages routes: Anthropic's body, the error's own headers. */
 export function anthropicErrorResponse(error: GatewayError, requestId: string | null): Response {
-  return new Response(JSON.stringify(anthropicErrorBody(error, requestId)), {
-    status: error.status,
-    headers: { 'content-type': 'application/json', ...error.headers },
-  });
+  return errorResponse(error, anthropicErrorBody(error, requestId));
 }

@@ -18,8 +18,8 @@ export function summarizesThinking(upstreamModel: string): boolean {
 /**
  * The one rule for summarized thinking cut short before the provider's output count came: the
  * whole thinking budget sent (else the output limit) plus the tokens of the answer delivered after
- * it (text, tool input), within the output limit. Used by `/v1/messages` (MeteredMessageEvents)
- * and the one metered stream (`chat/pipeline.ts` `MeteredAnswer`, from the provider's `thinkingBilling(call)`).
+ * it (text, tool input), within the output limit. Used by the one metered stream (`chat/pipeline.ts`
+ * `MeteredAnswer`, from the provider's `thinkingBilling(call)`) on every endpoint.
  */
 export function thinkingOutputFloor(billing: ThinkingBilling, answerText: string): number {
   return Math.min(billing.outputLimit, (billing.budgetTokens ?? billing.outputLimit) + countTokens(answerText));

@@ -273,7 +273,7 @@ describe('on an OpenAI-compatible route (translated)', () => {
       model: 'gpt-upstream-id',
       messages: [
         { role: 'system', content: 'Be brief.' },
-        // One text part goes as a string (the Chat codec's encoding, the same prompt to the upstream).
+        // One plain text block goes as a string, as most clients write it (the Chat codec).
         { role: 'user', content: 'Hello' },
       ],
       // Not api.openai.com: the limit goes in the field every OpenAI-compatible server honours.

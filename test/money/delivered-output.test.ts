@@ -225,7 +225,7 @@ it('charges summarized thinking upward (the whole budget) when a Messages stream
 /**
  * Thinking on translated routes (issue 17, item 5): Claude reached through /v1/chat/completions or
  * /v1/responses with reasoning_effort. The client sees no thinking, but the meter does (the
- * mapper's THINKING side channel), and a stream cut short before the usage came is charged by the
+ * provider's thinkingBilling(call), read by the one metered stream), and a stream cut short before the usage came is charged by the
  * same upward rule as /v1/messages: the budget sent plus the answer delivered after it.
  */
 describe('thinking on translated routes', () => {

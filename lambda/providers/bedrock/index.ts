@@ -60,6 +60,7 @@ export function bedrockAnswerProvider(options: BedrockProviderOptions = {}): Ans
     },
 
     thinkingBilling(call) {
+      // Claude on Bedrock bills summarized thinking in full, like Anthropic: the meter's upward rule needs the budget sent.
       const plan = converseRequest(call.request, call.route.model);
       const thinking = (plan.input.additionalModelRequestFields as { thinking?: { type?: string; budget_tokens?: number } } | undefined)?.thinking;
       if (thinking?.type !== 'enabled' && thinking?.type !== 'adaptive') return undefined;
