@@ -20,6 +20,11 @@ const toolCall = z.object({
   function: z.object({ name: z.string().min(1), arguments: z.string() }),
 });
 
+const thinkingBlock = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().optional() }),
+  z.object({ type: z.literal('redacted_thinking'), data: z.string() }),
+]);
+
 const message = z.discriminatedUnion('role', [
   z.object({ role: z.literal('system'), content: textContent, name: z.string().optional() }),
   z.object({ role: z.literal('developer'), content: textContent, name: z.string().optional() }),
@@ -31,6 +36,9 @@ const message = z.discriminatedUnion('role', [
     refusal: nullable(z.string()),
     tool_calls: z.array(toolCall).optional(),
     function_call: nullable(z.object({ name: z.string(), arguments: z.string() })),
+    // The provider's thinking as the gateway answered it (extension fields, LiteLLM's names): sent back, it keeps Claude thinking on a tool turn.
+    reasoning_content: nullable(z.string()),
+    thinking_blocks: nullable(z.array(thinkingBlock)),
   }),
   z.object({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
   z.object({ role: z.literal('function'), name: z.string().min(1), content: z.string().nullable() }),

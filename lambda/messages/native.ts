@@ -1,14 +1,14 @@
 import { DeliveredTokens, type AdmittedRun } from '../chat/pipeline';
 import { UpstreamReader } from '../chat/upstream-reader';
+import { chatUsage } from '../codecs/openai-chat';
+import { usageOfMessages, type MessagesUsage } from '../codecs/anthropic-messages';
+import { ZERO_USAGE, type Usage } from '../core/answer';
 import { GatewayError, upstreamError } from '../contract/errors';
 import type { CompletionUsage } from '../contract/openai';
 import { thinkingOutputFloor, type ThinkingBilling } from '../money/thinking';
 import type { Outcome } from '../money/types';
-import { anthropicError } from '../providers/anthropic/errors';
-import { applyAnthropicUsage } from '../providers/anthropic/response';
-import { anthropicRawEvents, postAnthropicPassthrough, type AnthropicPassthrough, type RawAnthropicEvent } from '../providers/anthropic/passthrough';
-import { readText } from '../providers/http';
-import { completionUsage, type ProviderTokenCounts } from '../providers/openai-shapes';
+import { anthropicEventOf, anthropicStreamError, postMessages, type MessagesSend, type RawAnthropicEvent } from '../providers/anthropic';
+import { openEventStream, readText } from '../providers/http';
 import type { ProviderCall } from '../providers/types';
 import { UpstreamDeadline } from '../providers/upstream-deadline';
 import type { Message } from './wire';
@@ -16,20 +16,20 @@ import type { Message } from './wire';
 /** An Anthropic route's answer to a client's own Messages request, before it is metered. */
 export type NativeAnswer =
   | { kind: 'json'; message: Message & Record<string, unknown> }
-  | { kind: 'stream'; events: AsyncIterator<RawAnthropicEvent>; first: RawAnthropicEvent[]; deadline: UpstreamDeadline };
+  | { kind: 'stream'; events: AsyncIterator<RawAnthropicEvent>; deadline: UpstreamDeadline };
 
 /**
- * Calls the Anthropic route with the client's request. A stream is read up to `message_start`
- * before anything is answered, so an error as its first event (overloaded) still falls through to
- * the model's next route.
+ * Calls the Anthropic route with the client's request (as it came, but for the route's model and
+ * the output limit the hold pays for). A stream is read up to its first event before anything is
+ * answered, so an error as its first event (overloaded) still falls through to the model's next route.
  */
-export async function openNativeMessage(call: ProviderCall, passthrough: AnthropicPassthrough): Promise<NativeAnswer> {
+export async function openNativeMessage(call: ProviderCall, send: MessagesSend): Promise<NativeAnswer> {
   const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-  if (passthrough.body.stream !== true) {
+  if (send.body.stream !== true) {
     deadline.arm('total', call.timeouts.totalMs);
     let whole = false;
     try {
-      const response = await postAnthropicPassthrough(call, passthrough, deadline);
+      const response = await postMessages(call, send, deadline);
       const message = parseMessage(await readText(response));
       whole = true;
       return { kind: 'json', message };
@@ -39,23 +39,24 @@ export async function openNativeMessage(call: ProviderCall, passthrough: Anthrop
       deadline.dispose(!whole);
     }
   }
-  let events: AsyncIterator<RawAnthropicEvent> | undefined;
-  try {
-    const response = await postAnthropicPassthrough(call, passthrough, deadline);
-    events = anthropicRawEvents(response, call.timeouts.idleMs);
-    const first: RawAnthropicEvent[] = [];
-    for (;;) {
-      const next = await events.next();
-      if (next.done) throw upstreamError('Anthropic ended the stream before message_start.', { fallback: true });
-      if (next.value.type === 'error') throw streamError(next.value.doc);
-      first.push(next.value);
-      if (next.value.type === 'message_start') return { kind: 'stream', events, first, deadline };
-    }
-  } catch (err) {
-    await events?.return?.(undefined).catch(() => undefined);
-    deadline.dispose(true);
-    throw deadline.failure(err, true);
-  }
+  let stopped = false;
+  let read = 0;
+  const events = await openEventStream<RawAnthropicEvent>(deadline, call.timeouts.idleMs, () => postMessages(call, send, deadline), {
+    decode(event) {
+      const raw = anthropicEventOf(event);
+      if (raw.type === 'error') throw anthropicStreamError(raw.doc);
+      if (raw.type === 'message_stop') stopped = true;
+      read++;
+      return [raw];
+    },
+    end() {
+      if (read === 0) throw upstreamError('Anthropic ended the stream before message_start.', { fallback: true });
+      // A body that ends later, before message_stop, is told by the meter (MeteredMessageEvents.next).
+      return [];
+    },
+    finished: () => stopped,
+  });
+  return { kind: 'stream', events: events[Symbol.asyncIterator](), deadline };
 }
 
 function parseMessage(text: string): Message & Record<string, unknown> {
@@ -72,19 +73,11 @@ function parseMessage(text: string): Message & Record<string, unknown> {
   return message;
 }
 
-function streamError(doc: Record<string, unknown>): GatewayError {
-  const error = (doc.error ?? {}) as { type?: unknown; message?: unknown };
-  return anthropicError(typeof error.type === 'string' ? error.type : undefined, typeof error.message === 'string' ? error.message : undefined);
-}
-
 /** The usage Anthropic reported, in the OpenAI shape settlement reads (cache reads and writes are prompt tokens). */
 export function messageUsage(usage: Record<string, unknown> | undefined): CompletionUsage | undefined {
   if (!usage) return undefined;
-  return completionUsage(applyCounts({ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, usage));
+  return chatUsage(usageOfMessages(usage as Partial<MessagesUsage>));
 }
-
-/** Anthropic's counts replace, field by field, what was known: message_delta's are cumulative. */
-const applyCounts = applyAnthropicUsage;
 
 export { summarizesThinking, type ThinkingBilling } from '../money/thinking';
 
@@ -103,7 +96,7 @@ export { summarizesThinking, type ThinkingBilling } from '../money/thinking';
  * within the output limit.
  */
 export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicEvent> {
-  private counts: ProviderTokenCounts | undefined;
+  private usage: Usage | undefined;
   private readonly pieces: string[] = [];
   /** Text delivered outside thinking blocks (text, tool input), for the thinking estimate. */
   private readonly answerPieces: string[] = [];
@@ -122,19 +115,15 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
     private readonly thinking?: ThinkingBilling,
   ) {
     const source: AsyncIterator<RawAnthropicEvent> = {
-      next: async () => {
-        const buffered = answer.first.shift();
-        return buffered ? { done: false, value: buffered } : answer.events.next();
-      },
+      next: () => answer.events.next(),
       return: async () => (await answer.events.return?.(undefined)) ?? { done: true, value: undefined },
     };
     const delivered = new DeliveredTokens(
       () => this.pieces.join(''),
-      () => Math.max(this.finalCount ? (this.counts?.output ?? 0) : 0, this.thinkingEstimate() ?? 0),
+      () => Math.max(this.finalCount ? (this.usage?.outputTokens ?? 0) : 0, this.thinkingEstimate() ?? 0),
     );
     this.reader = new UpstreamReader(source, undefined, {
       observe: (event) => {
-        if (event.type === 'error') throw streamError(event.doc);
         return this.meter(event);
       },
       onFailure: (err) => {
@@ -180,13 +169,13 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
     switch (event.type) {
       case 'message_start': {
         const message = (doc.message ?? {}) as Record<string, unknown>;
-        this.counts = applyCounts({ input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, (message.usage ?? {}) as Record<string, unknown>);
+        this.usage = usageOfMessages((message.usage ?? {}) as Partial<MessagesUsage>);
         message.model = this.run.model.id;
         return { ...event, data: JSON.stringify(doc) };
       }
       case 'message_delta':
         if (doc.usage && typeof doc.usage === 'object') {
-          this.counts = applyCounts(this.counts ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, doc.usage as Record<string, unknown>);
+          this.usage = usageOfMessages(doc.usage as Partial<MessagesUsage>, this.usage ?? ZERO_USAGE);
           if (typeof (doc.usage as Record<string, unknown>).output_tokens === 'number') this.finalCount = true;
         }
         return event;
@@ -230,7 +219,7 @@ export class MeteredMessageEvents implements AsyncIterableIterator<RawAnthropicE
     this.run.finish({
       status,
       httpStatus: 200,
-      usage: this.counts ? completionUsage(this.counts) : undefined,
+      usage: this.usage ? chatUsage(this.usage) : undefined,
       completionText: this.pieces.join(''),
       outputTokensAtLeast: status === 'completed' ? undefined : this.thinkingEstimate(),
       route: this.route,

@@ -162,3 +162,87 @@ export async function readJson(response: IncomingMessage): Promise<unknown> {
   }
   return doc;
 }
+
+/** How long the rest of a body after a stream's last event may take to arrive before its socket is cut. */
+export const DRAIN_AFTER_END_MS = 5_000;
+
+/** How an upstream's SSE events become items, for `openEventStream`. */
+export interface EventStreamDecoding<T> {
+  /** The items one event becomes (none for a `ping`); throws a GatewayError for an error event. */
+  decode(event: EventSourceMessage): Iterable<T>;
+  /** What the end of the body means: the last items, or a throw when the stream was cut short. */
+  end(): Iterable<T>;
+  /** True once the stream's last event was read (`[DONE]`, `message_stop`): nothing more is read. */
+  finished(): boolean;
+}
+
+/**
+ * An upstream event stream, opened: `open` sends the call and settles with the response head; the
+ * stream is then read until its first item, so that a failure until then (an overloaded error as
+ * the first event, a body that ends at once) is thrown with `fallback` and the next route may be
+ * tried. The rest is read as the consumer pulls, each silence bounded by `idleMs`; a failure is
+ * thrown in the gateway's words. A stream read to its end leaves its socket to the keep-alive pool
+ * (what follows is drained off the request path); one the consumer stops early is cut.
+ */
+export async function openEventStream<T>(
+  deadline: UpstreamDeadline,
+  idleMs: number,
+  open: () => Promise<IncomingMessage>,
+  decoding: EventStreamDecoding<T>,
+): Promise<AsyncIterable<T>> {
+  let body: IncomingMessage | undefined;
+  let events: AsyncGenerator<EventSourceMessage> | undefined;
+  const first: T[] = [];
+  try {
+    body = await open();
+    events = sseEvents(body, idleMs);
+    while (first.length === 0 && !decoding.finished()) {
+      const next = await events.next();
+      if (next.done) {
+        first.push(...decoding.end());
+        break;
+      }
+      first.push(...decoding.decode(next.value));
+    }
+  } catch (err) {
+    await events?.return(undefined).catch(() => undefined);
+    deadline.dispose(true);
+    throw deadline.failure(err, true);
+  }
+  return restOfStream(first, body, events, deadline, decoding);
+}
+
+async function* restOfStream<T>(
+  first: T[],
+  body: IncomingMessage,
+  events: AsyncGenerator<EventSourceMessage>,
+  deadline: UpstreamDeadline,
+  decoding: EventStreamDecoding<T>,
+): AsyncGenerator<T> {
+  let whole = false;
+  try {
+    yield* first;
+    while (!decoding.finished()) {
+      let items: Iterable<T>;
+      try {
+        const next = await events.next();
+        items = next.done ? decoding.end() : decoding.decode(next.value);
+        if (next.done) whole = true;
+      } catch (err) {
+        throw deadline.failure(err, false);
+      }
+      yield* items;
+      if (whole) return;
+    }
+    whole = true;
+  } finally {
+    deadline.dispose(!whole);
+    await events.return(undefined).catch(() => undefined);
+    if (whole) {
+      // What follows the last event (normally only the end of the body) is read off the request
+      // path, so the socket goes back to the keep-alive pool; an upstream that never ends it loses it.
+      body.resume();
+      setTimeout(() => body.destroy(), DRAIN_AFTER_END_MS).unref();
+    }
+  }
+}

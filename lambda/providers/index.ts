@@ -1,5 +1,5 @@
 import type { ProviderName } from '../catalog';
-import { anthropicProvider } from './anthropic';
+import { anthropicChatProvider } from './anthropic';
 import { bedrockProvider } from './bedrock';
 import { mockProvider } from './mock';
 import { openAiCompatibleProvider } from './openai-compatible';
@@ -11,7 +11,7 @@ export type ProviderRegistry = Partial<Record<ProviderName, Provider>>;
 export function defaultProviders(): ProviderRegistry {
   return {
     'openai-compatible': openAiCompatibleProvider(),
-    anthropic: anthropicProvider(),
+    anthropic: anthropicChatProvider(),
     bedrock: bedrockProvider(),
     mock: mockProvider(),
   };

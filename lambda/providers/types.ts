@@ -89,6 +89,16 @@ export interface RelayedEvent {
 }
 
 /**
+ * A same-wire relay's events. A relay that decodes lazily, to keep the fast path free of a parse
+ * per event (OpenAI chat), gives in `answer` only what the meter needs at once (usage, errors
+ * thrown) and the text it delivered through `deliveredText`, read back only when the tokenizer
+ * must count it; a relay without `deliveredText` carries every event's whole meaning.
+ */
+export interface RelayStream extends AsyncIterable<RelayedEvent> {
+  deliveredText?(): string;
+}
+
+/**
  * One upstream protocol, in the canonical model. Every method settles only once the upstream has
  * accepted the call (status and headers in, and for streams the first event read): a failure before
  * then is thrown as a GatewayError, with `fallback: true` when the next route may be tried. A
@@ -106,7 +116,13 @@ export interface AnswerProvider {
    */
   readonly relayWire?: import('../core/prompt').WireName;
   /** The stream's events as sent, each with its canonical meaning; only with `relayWire`. */
-  relayStream?(call: AnswerCall): Promise<AsyncIterable<RelayedEvent>>;
+  relayStream?(call: AnswerCall): Promise<RelayStream>;
   /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
   embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
+  /**
+   * The thinking this call asks of a model that bills it in full but streams a summary (Claude),
+   * for the meter's upward rule when a stream is cut before the provider's count came
+   * (`money/thinking.ts`); absent or undefined when the call does not think so.
+   */
+  thinkingBilling?(call: AnswerCall): import('../money/thinking').ThinkingBilling | undefined;
 }

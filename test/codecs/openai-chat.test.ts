@@ -20,7 +20,6 @@ import type { ChatCompletionChunk } from '../../lambda/contract/openai';
 import { usageExtras } from '../../lambda/contract/usage';
 import type { ChatCompletionRequest } from '../../lambda/contract/request';
 import { ChatChunksToMessageEvents } from '../../lambda/messages/from-chat';
-import { AnthropicStreamMapper } from '../../lambda/providers/anthropic/stream';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
 import { answer, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, usage, word } from './arbitraries';
 
@@ -235,32 +234,4 @@ describe("the codecs match today's stream mappers", () => {
     }), { numRuns: 200 });
   });
 
-  it('Anthropic events → Chat chunks: as providers/anthropic/stream.ts AnthropicStreamMapper (ids and clock aside)', () => {
-    const messagesAnswer = answer(
-      fc.array(fc.oneof(textPart, toolCallPart, toolCallPart.map((p) => ({ ...p, arguments: '' }))), { maxLength: 5 }),
-      fc.constantFrom('stop', 'stop_sequence', 'length', 'tool_calls', 'refusal', 'pause'),
-      usage({ serverTools: false, reasoning: false, tier: false }),
-    );
-    fc.assert(fc.property(messagesAnswer, (a) => {
-      const encoder = new MessagesEventEncoder();
-      const events = JSON.parse(JSON.stringify([...answerEvents(a).flatMap((e) => encoder.push(e)), ...encoder.end()])) as never[];
-      const today = new AnthropicStreamMapper(undefined);
-      const expected = events.flatMap((e) => today.push(e)).map(sameClock);
-      const decoder = new MessagesEventDecoder();
-      const chat = new ChatChunkEncoder();
-      const actual = [...events.flatMap((e) => decoder.push(e)).flatMap((e) => chat.push(e)), ...chat.end()].map(sameClock);
-      expect(actual).toEqual(expected);
-    }), { numRuns: 200 });
-  });
-
-  it('whole Anthropic answers → ChatCompletion: as providers/anthropic/response.ts (ids and clock aside)', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { anthropicResponseToCompletion } = require('../../lambda/providers/anthropic/response') as typeof import('../../lambda/providers/anthropic/response');
-    fc.assert(fc.property(answer(fc.array(fc.oneof(textPart, toolCallPart), { maxLength: 4 }), fc.constantFrom('stop', 'length', 'tool_calls'), usage({ serverTools: false, reasoning: false, tier: false })), (a) => {
-      const message = JSON.parse(JSON.stringify(encodeMessagesAnswer(a)));
-      const expected = sameClock(anthropicResponseToCompletion(message, undefined));
-      const actual = sameClock(encodeChatCompletion(decodeMessagesAnswer(message)));
-      expect(actual).toEqual(expected);
-    }), { numRuns: 200 });
-  });
 });

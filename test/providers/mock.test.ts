@@ -1,3 +1,6 @@
+import { decodeChatRequest } from '../../lambda/codecs/openai-chat';
+import { collectAnswer, type AnswerEvent } from '../../lambda/core/answer';
+import { callFor, heldOutputLimit } from '../../lambda/core/call';
 import { mockProvider } from '../../lambda/providers/mock';
 import { providerCall } from './stand-in';
 
@@ -31,5 +34,31 @@ describe('the mock provider’s tool calls', () => {
       tools: [tool('lookup')],
     });
     expect(done.choices[0].message.content).toBe('This is a mock answer from itapi to: 42');
+  });
+});
+
+describe('the mock provider in the canonical model (issue 18)', () => {
+  const call = (body: Record<string, unknown>, limit: number) => {
+    const chat = providerCall(body, route);
+    return { ...chat, request: callFor(decodeChatRequest(chat.request), heldOutputLimit(limit)) };
+  };
+
+  it('answers a Call, cut at the held output limit, the same whole or streamed', async () => {
+    const provider = mockProvider();
+    const whole = await provider.answer(call({ messages: [{ role: 'user', content: 'tell me about the sea' }] }, 4));
+    expect(whole.parts).toEqual([{ type: 'text', text: 'This is a mock' }]);
+    expect(whole.finishReason).toBe('length');
+    expect(whole.usage).toMatchObject({ outputTokens: 4 });
+    const events: AnswerEvent[] = [];
+    for await (const e of await provider.answerStream(call({ messages: [{ role: 'user', content: 'tell me about the sea' }], stream: true }, 4))) events.push(e);
+    const streamed = collectAnswer(events);
+    expect(streamed.parts).toEqual(whole.parts);
+    expect(streamed.finishReason).toBe('length');
+  });
+
+  it('calls the tool of a Call as a tool-call part', async () => {
+    const answer = await mockProvider().answer(call({ messages: [{ role: 'user', content: 'Weather?' }], tools: [tool('lookup')] }, 100));
+    expect(answer.parts).toEqual([{ type: 'tool_call', id: expect.stringMatching(/^call_mock_/), name: 'lookup', arguments: '{"q":"example"}' }]);
+    expect(answer.finishReason).toBe('tool_calls');
   });
 });

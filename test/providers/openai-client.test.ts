@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import type { RouteConfig } from '../../lambda/catalog';
 import { GatewayError } from '../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
-import { anthropicProvider } from '../../lambda/providers/anthropic';
+import { anthropicChatProvider as anthropicProvider } from '../../lambda/providers/anthropic';
 import { DEFAULT_TIMEOUTS, type Provider } from '../../lambda/providers/types';
 import { sse, TOOL_STREAM as ANTHROPIC_TOOL_STREAM, TOOL_MESSAGE } from './anthropic/transcripts';
 import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockProvider } from './bedrock/stand-in';

@@ -1,6 +1,8 @@
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, FinishReason } from '../../contract/openai';
 import type { ChatCompletionRequest, ChatMessage } from '../../contract/request';
-import type { Provider, ProviderCall } from '../types';
+import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../../codecs/openai-chat';
+import type { AnswerEvent } from '../../core/answer';
+import type { AnswerCall, AnswerProvider, Provider, ProviderCall } from '../types';
 import { mockEmbeddings } from './embeddings';
 
 /** Stream pieces per answer: one word each, so clients see several chunks. */
@@ -21,8 +23,17 @@ interface MockChoice {
  * for Claude Code's `Agent` tool would start sub-agents without end. Otherwise it answers in
  * words (to the last message that is not a system message), cut at the request's token limit.
  */
-export function mockProvider(): Provider {
+export function mockProvider(): Provider & AnswerProvider {
   return {
+    // The canonical interface (issue 18): the call as the Chat request a client would have sent, the answer decoded back (one choice).
+    async answer(call) {
+      return decodeChatCompletion(await this.complete(chatCall(call)));
+    },
+
+    async answerStream(call) {
+      return answerEventsOf(streamAnswer(chatCall(call), plan(chatCall(call))));
+    },
+
     async complete(call) {
       const answer = plan(call);
       return {
@@ -55,6 +66,15 @@ export function mockProvider(): Provider {
       return mockEmbeddings(call);
     },
   };
+}
+
+function chatCall(call: AnswerCall): ProviderCall {
+  return { ...call, request: encodeChatRequest(call.request, { thinkingFields: false }).request };
+}
+
+async function* answerEventsOf(chunks: AsyncIterable<ChatCompletionChunk>): AsyncGenerator<AnswerEvent> {
+  const decoder = new ChatChunkDecoder();
+  for await (const chunk of chunks) yield* decoder.push(chunk);
 }
 
 async function* streamAnswer(call: ProviderCall, answer: ReturnType<typeof plan>): AsyncGenerator<ChatCompletionChunk> {

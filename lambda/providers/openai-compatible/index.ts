@@ -3,17 +3,67 @@ import type { IncomingMessage } from 'node:http';
 import { upstreamError } from '../../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../contract/openai';
 import type { ChatCompletionRequest } from '../../contract/request';
-import { fetchUpstream, readJson, sseEvents } from '../http';
-import type { Provider, ProviderCall } from '../types';
+import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest, usageOfChat } from '../../codecs/openai-chat';
+import type { AnswerEvent } from '../../core/answer';
+import { checkedEvent } from '../../chat/passthrough';
+import { fetchUpstream, openEventStream, readJson, sseEvents } from '../http';
+import type { AnswerCall, AnswerProvider, Provider, ProviderCall, RelayedEvent, RelayStream } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { openAiCompatibleEmbeddings } from './embeddings';
 
 const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']);
 
-/** OpenAI and every upstream that speaks its protocol: the body passes through, the stream is relayed. */
-export function openAiCompatibleProvider(): Provider {
+/**
+ * OpenAI and every upstream that speaks its protocol: the body passes through, the stream is
+ * relayed. Both interfaces while the pipeline moves over (issue 18): `Provider` (chat requests and
+ * chunks) and `AnswerProvider` (a `Call` encoded with the Chat codec, thinking fields left off;
+ * answers decoded with it; `relayStream` keeps the relay fast path: no parse per event).
+ */
+export function openAiCompatibleProvider(): Provider & AnswerProvider {
   return {
+    relayWire: 'openai-chat',
+
+    async answer(call) {
+      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
+      deadline.arm('total', call.timeouts.totalMs);
+      let whole = false;
+      try {
+        const response = await post(call, { ...chatBody(call), stream: false, stream_options: undefined }, deadline);
+        const completion = (await readJson(response).catch((err) => Promise.reject(deadline.failure(err, true)))) as ChatCompletion;
+        whole = true;
+        if (!Array.isArray(completion.choices)) throw upstreamError('The upstream answer has no choices.', { fallback: true });
+        for (const choice of completion.choices) choice.finish_reason = finishReason(choice.finish_reason);
+        return decodeChatCompletion(completion);
+      } finally {
+        deadline.dispose(!whole);
+      }
+    },
+
+    async answerStream(call) {
+      const decoder = new ChatChunkDecoder();
+      return openChatStream(call, (data) => {
+        const chunk = JSON.parse(checkedEvent(data)) as ChatCompletionChunk;
+        if (!Array.isArray(chunk.choices)) chunk.choices = [];
+        for (const choice of chunk.choices) if (choice.finish_reason) choice.finish_reason = finishReason(choice.finish_reason);
+        return decoder.push(chunk);
+      });
+    },
+
+    async relayStream(call) {
+      const kept: string[] = [];
+      const texts: string[] = [];
+      const events = await openChatStream<RelayedEvent>(call, (data) => [{ data, answer: relayedMeaning(data, kept) }]);
+      const stream: RelayStream = {
+        [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+        deliveredText() {
+          for (let i = texts.length; i < kept.length; i++) texts.push(chunkText(kept[i]));
+          return texts.join('');
+        },
+      };
+      return stream;
+    },
+
     async complete(call) {
       const deadline = new UpstreamDeadline(call.signal, 'The upstream');
       deadline.arm('total', call.timeouts.totalMs);
@@ -55,20 +105,101 @@ export function openAiCompatibleProvider(): Provider {
 function upstreamBody(call: ProviderCall): ChatCompletionRequest {
   const limit = call.request.max_completion_tokens ?? call.request.max_tokens ?? undefined;
   const field = call.route.output_limit_field ?? (isOpenAi(call.route.base_url ?? DEFAULT_BASE_URL) ? 'max_completion_tokens' : 'max_tokens');
-  const body: ChatCompletionRequest = { ...call.request, model: call.route.model, max_tokens: undefined, max_completion_tokens: undefined };
+  const body: ChatCompletionRequest = { ...call.request, model: call.route.model, messages: withoutThinkingFields(call.request.messages), max_tokens: undefined, max_completion_tokens: undefined };
   if (limit != null) body[field] = limit;
   return body;
+}
+
+/** The gateway's thinking extension fields stay off upstreams that never wrote them (an OpenAI upstream refuses unknown fields). */
+function withoutThinkingFields(messages: ChatCompletionRequest['messages']): ChatCompletionRequest['messages'] {
+  if (!messages.some((m) => m.role === 'assistant' && (m.thinking_blocks != null || m.reasoning_content != null))) return messages;
+  return messages.map((m) => {
+    if (m.role !== 'assistant') return m;
+    const { thinking_blocks: _blocks, reasoning_content: _text, ...rest } = m;
+    return rest;
+  });
 }
 
 function isOpenAi(baseUrl: string): boolean {
   return /^https:\/\/api\.openai\.com(\/|$)/.test(baseUrl);
 }
 
-function post(call: ProviderCall, body: object, deadline: UpstreamDeadline): Promise<IncomingMessage> {
+function post(call: ProviderCall<unknown>, body: object, deadline: UpstreamDeadline): Promise<IncomingMessage> {
   const base = (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
   const headers: Record<string, string> = { accept: body && (body as { stream?: boolean }).stream ? 'text/event-stream' : 'application/json' };
   if (call.apiKey) headers.authorization = `Bearer ${call.apiKey}`;
   return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, deadline);
+}
+
+/**
+ * The Chat request for a call: the Chat codec's, without the thinking extension fields (upstreams
+ * that never wrote them refuse them), the output limit in the field the upstream enforces.
+ */
+function chatBody(call: AnswerCall): ChatCompletionRequest {
+  const { request, unsupported } = encodeChatRequest({ ...call.request, settings: { ...call.request.settings, model: call.route.model } }, { thinkingFields: false });
+  if (unsupported) throw unsupported;
+  const limit = request.max_completion_tokens;
+  const field = call.route.output_limit_field ?? (isOpenAi(call.route.base_url ?? DEFAULT_BASE_URL) ? 'max_completion_tokens' : 'max_tokens');
+  const body: ChatCompletionRequest = { ...request, max_tokens: undefined, max_completion_tokens: undefined };
+  if (limit != null) body[field] = limit;
+  return body;
+}
+
+/** The call's stream, opened (a failure before its first event may fall back), each event's data as `decode` reads it, up to `[DONE]`. */
+async function openChatStream<T>(call: AnswerCall, decode: (data: string) => Iterable<T>): Promise<AsyncIterable<T>> {
+  const body = { ...chatBody(call), stream: true, stream_options: { include_usage: true } };
+  const deadline = new UpstreamDeadline(call.signal, 'The upstream');
+  let done = false;
+  return openEventStream<T>(deadline, call.timeouts.idleMs, () => post(call, body, deadline), {
+    decode(event) {
+      if (event.data === '[DONE]') {
+        done = true;
+        return [];
+      }
+      return decode(event.data);
+    },
+    end() {
+      throw upstreamError('The upstream stream ended before [DONE].');
+    },
+    finished: () => done,
+  });
+}
+
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const SERVICE_TIER = /"service_tier"\s*:\s*"([a-z_]{1,32})"/;
+
+/**
+ * What a relayed event means for the meter, read without a parse where the relay had none: an
+ * error is thrown, the usage (once per stream) decoded; the text is read back from the kept events
+ * only when the tokenizer must count it (`deliveredText`).
+ */
+function relayedMeaning(data: string, kept: string[]): AnswerEvent[] {
+  const checked = checkedEvent(data);
+  if (!USAGE_OBJECT.test(checked)) {
+    kept.push(checked);
+    return [];
+  }
+  const chunk = JSON.parse(checked) as Partial<ChatCompletionChunk>;
+  if (Array.isArray(chunk.choices) && chunk.choices.length) kept.push(checked);
+  if (!chunk.usage) return [];
+  const tier = typeof chunk.service_tier === 'string' ? chunk.service_tier : SERVICE_TIER.exec(kept.find((k) => k.includes('"service_tier"')) ?? '')?.[1];
+  return [{ type: 'usage', usage: usageOfChat(chunk.usage, tier) }];
+}
+
+/** The text, reasoning and tool arguments of one kept chunk (read only when the tokenizer must count them). */
+function chunkText(data: string): string {
+  try {
+    const chunk = JSON.parse(data) as ChatCompletionChunk;
+    return (chunk.choices ?? [])
+      .map((c) => {
+        const delta = c.delta as (typeof c.delta & { reasoning_content?: unknown; reasoning?: unknown }) | undefined;
+        const reasoning = delta?.reasoning_content ?? delta?.reasoning;
+        return (typeof reasoning === 'string' ? reasoning : '') + (delta?.content ?? '') + (delta?.tool_calls ?? []).map((t) => t.function?.arguments ?? '').join('');
+      })
+      .join('');
+  } catch {
+    return '';
+  }
 }
 
 /** How long the rest of a body after `[DONE]` may take to arrive before its socket is cut. */

@@ -1,6 +1,6 @@
 import { GatewayError } from '../../../lambda/contract/errors';
 import type { ChatCompletionChunk } from '../../../lambda/contract/openai';
-import { anthropicProvider } from '../../../lambda/providers/anthropic';
+import { anthropicChatProvider as anthropicProvider } from '../../../lambda/providers/anthropic';
 import type { ProviderCall } from '../../../lambda/providers/types';
 import { validateChunk, validateCompletion } from '../../support/openai-schema';
 import { collect, providerCall, StandIn, thrown } from '../stand-in';
@@ -91,21 +91,29 @@ describe('anthropic provider: extended thinking from reasoning_effort', () => {
     ...TEXT_STREAM.slice(1).map(([event, data]): SseFrame => [event, 'index' in data ? { ...data, index: 1 } : data]),
   ];
 
-  it('sends the budget upstream, answers with the text only, and bills the thinking as output', async () => {
+  it('sends the budget upstream, answers with the text and the thinking in its extension fields, and bills the thinking as output', async () => {
     serveJson(200, THINKING_MESSAGE);
     const completion = await provider.complete(call({ max_tokens: 5000, reasoning_effort: 'medium' }));
     expect(standIn.lastJson()).toMatchObject({ max_tokens: 5000, thinking: { type: 'enabled', budget_tokens: 4096 } });
     validateCompletion(completion);
     expect(completion.choices[0].message.content).toBe('Hi! My name is Claude.');
+    expect(completion.choices[0].message).toMatchObject({
+      reasoning_content: 'The user greets me.',
+      thinking_blocks: [{ type: 'thinking', thinking: 'The user greets me.', signature: 'sig' }],
+    });
     expect(completion.usage?.completion_tokens).toBe(503);
   });
 
-  it('streams the text only, the thinking deltas skipped', async () => {
+  it('streams the thinking as reasoning_content and its signature as thinking_blocks, ahead of the text', async () => {
     serveStream(THINKING_STREAM);
     const chunks = await streamChunks({ max_tokens: 5000, reasoning_effort: 'low' });
     expect(standIn.lastJson()).toMatchObject({ stream: true, thinking: { type: 'enabled', budget_tokens: 1024 } });
     expect(deltas(chunks).map((d) => d.content ?? '').join('')).toBe('Hello!');
-    expect(JSON.stringify(chunks)).not.toContain('The user greets me');
+    const thinking = deltas(chunks) as Array<{ reasoning_content?: string; thinking_blocks?: unknown[]; content?: string | null }>;
+    expect(thinking.map((d) => d.reasoning_content ?? '').join('')).toBe('The user greets me.');
+    expect(thinking.flatMap((d) => d.thinking_blocks ?? [])).toEqual([{ type: 'thinking', thinking: '', signature: 'sig' }]);
+    const firstText = thinking.findIndex((d) => d.content === 'Hello');
+    expect(thinking.findIndex((d) => d.thinking_blocks)).toBeLessThan(firstText);
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(15);
   });
 });

@@ -1,6 +1,16 @@
 import { GatewayError } from '../../../lambda/contract/errors';
 import { parseChatCompletionRequest } from '../../../lambda/contract/request';
-import { anthropicRequest } from '../../../lambda/providers/anthropic/request';
+import { decodeChatRequest } from '../../../lambda/codecs/openai-chat';
+import { callFor, heldOutputLimit } from '../../../lambda/core/call';
+import type { ChatCompletionRequest } from '../../../lambda/contract/request';
+import { messagesBody, refuseWhatAnthropicCannotTake } from '../../../lambda/providers/anthropic';
+
+/** The body the Anthropic provider sends for a Chat request on a route, through the Chat codec, as the pipeline calls it. */
+function anthropicRequest(request: ChatCompletionRequest, model: string, maxOutputTokens: number, stream: boolean) {
+  refuseWhatAnthropicCannotTake(request);
+  const limit = heldOutputLimit(request.max_completion_tokens ?? request.max_tokens ?? maxOutputTokens);
+  return messagesBody({ request: callFor(decodeChatRequest({ ...request, stream }), limit), route: { provider: 'anthropic', model } });
+}
 
 const MODEL = 'claude-3-5-sonnet-20241022';
 const WEATHER_TOOL = {
@@ -201,7 +211,7 @@ describe('OpenAI request → Anthropic Messages body', () => {
 
   it('lets the model choose between real tools and the JSON answer when both are asked for', () => {
     const plan = map({ messages: [user('x')], tools: [WEATHER_TOOL], response_format: { type: 'json_object' } });
-    expect(plan.body.tools?.map((t) => t.name)).toEqual(['get_weather', 'json_object']);
+    expect(plan.body.tools?.map((t) => (t as { name: string }).name)).toEqual(['get_weather', 'json_object']);
     expect(plan.body.tool_choice).toEqual({ type: 'any' });
   });
 
