@@ -1,8 +1,10 @@
 import { upstreamError } from '../contract/errors';
 import type { ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import { withUsageExtras } from '../contract/usage';
-import { finishReason } from '../providers/openai-compatible';
-import type { ReasoningDelta, StreamMeter } from './pipeline';
+import { chatChunkText, checkedEvent, finishReason } from '../providers/openai-compatible';
+
+export { checkedEvent };
+import type { StreamMeter } from './pipeline';
 
 /** One event of an OpenAI-compatible upstream's stream, relayed as its JSON text. */
 export interface RelayedData {
@@ -62,30 +64,11 @@ export function dataMeter(modelId: string): StreamMeter<string, RelayedData> {
     },
     usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => {
-      for (let i = texts.length; i < kept.length; i++) texts.push(textOf(kept[i]));
+      for (let i = texts.length; i < kept.length; i++) texts.push(chatChunkText(kept[i]));
       return texts.join('');
     },
     produced: () => produced,
   };
-}
-
-/**
- * The event's JSON text, trimmed, or the upstream error it is: an event that is not an object
- * (HTML, a bare word, a cut line) or that carries an `error`. The pipeline checks the first event
- * before answering, so that such an upstream is failed over, or answered 502, not relayed.
- */
-export function checkedEvent(event: string): string {
-  const data = isObjectText(event) ? event : event.trim();
-  if (!isObjectText(data)) throw upstreamError('The upstream sent a stream event that is not JSON.');
-  if (data.includes('"error"')) {
-    const parsed = parse(data) as { error?: { message?: string } };
-    if (parsed.error) throw upstreamError(`The upstream failed mid-stream: ${parsed.error.message ?? 'unknown error'}`);
-  }
-  return data;
-}
-
-function isObjectText(data: string): boolean {
-  return data.charCodeAt(0) === 123 && data.charCodeAt(data.length - 1) === 125;
 }
 
 function parse(data: string): unknown {
@@ -93,21 +76,6 @@ function parse(data: string): unknown {
     return JSON.parse(data);
   } catch (err) {
     throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
-  }
-}
-
-/** The text, reasoning and tool arguments of one kept chunk (read only when the tokenizer must count them). */
-function textOf(data: string): string {
-  try {
-    const chunk = JSON.parse(data) as ChatCompletionChunk;
-    return (chunk.choices ?? [])
-      .map((c) => {
-        const reasoning = (c.delta as ReasoningDelta | undefined)?.reasoning_content ?? (c.delta as ReasoningDelta | undefined)?.reasoning;
-        return (typeof reasoning === 'string' ? reasoning : '') + (c.delta?.content ?? '') + (c.delta?.tool_calls ?? []).map((t) => t.function?.arguments ?? '').join('');
-      })
-      .join('');
-  } catch {
-    return '';
   }
 }
 

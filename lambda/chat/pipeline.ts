@@ -2,7 +2,7 @@ import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
 import { GatewayError, internalError, invalidRequest, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage } from '../contract/openai';
 import type { ChatCompletionRequest } from '../contract/request';
-import { withUsageExtras } from '../contract/usage';
+import { usageExtras, withUsageExtras } from '../contract/usage';
 import { askServerTool, pricesServerTool, pricesTier, unpricedTierError, unpricedToolError, type BillingAsk } from '../money/billing-ask';
 import { estimatePromptTokens } from '../money/tokens';
 import { THINKING, thinkingOutputFloor, type ThinkingBilling, type ThinkingSignal } from '../money/thinking';
@@ -557,7 +557,8 @@ function chunkMeter(modelId: string): StreamMeter<ChatCompletionChunk> {
       }
       return chunk;
     },
-    usage: () => (usage && serviceTier ? withUsageExtras(usage, { serviceTier }) : usage),
+    // The provider's own tier word (Anthropic's `standard`), carried in the usage extras, wins over the chunk's OpenAI word for it.
+    usage: () => (usage && serviceTier && usageExtras(usage).serviceTier === undefined ? withUsageExtras(usage, { serviceTier }) : usage),
     text: () => pieces.join(''),
     produced: () => pieces.length > 0,
     // Summarized thinking is billed in full and its count comes only with the usage: until then, the upward rule.

@@ -422,8 +422,10 @@ export function messagesUsage(usage: Usage): MessagesUsage {
 export function usageOfMessages(usage: Partial<MessagesUsage>, before: Usage = ZERO_USAGE): Usage {
   const writes = usage.cache_creation_input_tokens ?? undefined;
   const split = usage.cache_creation;
-  const cacheWriteTokens = split ? split.ephemeral_5m_input_tokens : writes ?? before.cacheWriteTokens;
-  const cacheWrite1hTokens = split ? split.ephemeral_1h_input_tokens : writes !== undefined ? 0 : before.cacheWrite1hTokens;
+  // message_delta's cumulative total comes without the lifetime split message_start gave: the split once known is kept.
+  const kept1h = writes !== undefined ? Math.min(before.cacheWrite1hTokens, writes) : before.cacheWrite1hTokens;
+  const cacheWriteTokens = split ? split.ephemeral_5m_input_tokens : writes !== undefined ? writes - kept1h : before.cacheWriteTokens;
+  const cacheWrite1hTokens = split ? split.ephemeral_1h_input_tokens : kept1h;
   const calls: Record<string, number> = { ...before.serverToolCalls };
   for (const [field, n] of Object.entries(usage.server_tool_use ?? {})) {
     const kind = SERVER_TOOL_USAGE[field];

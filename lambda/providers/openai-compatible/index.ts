@@ -5,7 +5,6 @@ import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../co
 import type { ChatCompletionRequest } from '../../contract/request';
 import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest, usageOfChat } from '../../codecs/openai-chat';
 import type { AnswerEvent } from '../../core/answer';
-import { checkedEvent } from '../../chat/passthrough';
 import { fetchUpstream, openEventStream, readJson, sseEvents } from '../http';
 import type { AnswerCall, AnswerProvider, Provider, ProviderCall, RelayedEvent, RelayStream } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
@@ -57,7 +56,7 @@ export function openAiCompatibleProvider(): Provider & AnswerProvider {
       const stream: RelayStream = {
         [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
         deliveredText() {
-          for (let i = texts.length; i < kept.length; i++) texts.push(chunkText(kept[i]));
+          for (let i = texts.length; i < kept.length; i++) texts.push(chatChunkText(kept[i]));
           return texts.join('');
         },
       };
@@ -187,7 +186,7 @@ function relayedMeaning(data: string, kept: string[]): AnswerEvent[] {
 }
 
 /** The text, reasoning and tool arguments of one kept chunk (read only when the tokenizer must count them). */
-function chunkText(data: string): string {
+export function chatChunkText(data: string): string {
   try {
     const chunk = JSON.parse(data) as ChatCompletionChunk;
     return (chunk.choices ?? [])
@@ -270,4 +269,31 @@ export function finishReason(reason: string | null | undefined): FinishReason {
   if (reason && FINISH_REASONS.has(reason)) return reason as FinishReason;
   if (reason && /length|max_tokens/i.test(reason)) return 'length';
   return 'stop';
+}
+
+/**
+ * The event's JSON text, trimmed, or the upstream error it is: an event that is not an object
+ * (HTML, a bare word, a cut line) or that carries an `error`. The pipeline checks the first event
+ * before answering, so that such an upstream is failed over, or answered 502, not relayed.
+ */
+export function checkedEvent(event: string): string {
+  const data = isObjectText(event) ? event : event.trim();
+  if (!isObjectText(data)) throw upstreamError('The upstream sent a stream event that is not JSON.');
+  if (data.includes('"error"')) {
+    const parsed = parseEvent(data) as { error?: { message?: string } };
+    if (parsed.error) throw upstreamError(`The upstream failed mid-stream: ${parsed.error.message ?? 'unknown error'}`);
+  }
+  return data;
+}
+
+function isObjectText(data: string): boolean {
+  return data.charCodeAt(0) === 123 && data.charCodeAt(data.length - 1) === 125;
+}
+
+function parseEvent(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch (err) {
+    throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
+  }
 }
