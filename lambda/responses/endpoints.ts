@@ -3,6 +3,7 @@ import { parseCreateResponseRequest, type CreateResponseRequest, type InputItem,
 import {
   decodeResponsesRequest,
   encodeResponse,
+  encryptedContentOf,
   replayResponseFrames,
   responseShell,
   responsesStreamTerminals,
@@ -44,7 +45,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
     request.previous_response_id ? previousResponse(deps, key, request.previous_response_id) : undefined,
     resolveReferences(deps, key, input),
   ]);
-  const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...previous.response.output] : [];
+  const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...outputOf(previous)] : [];
   const decoded = decodeResponsesRequest(request, { previous: context, references }, { webSearch: pricesServerTool(model, 'web_search') });
   const plan = answerPlan(decoded, model);
   noteIgnored(scope, [...decoded.ignored, ...plan.dropped]);
@@ -52,10 +53,11 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
 
   const shell = responseShell(request, decoded, { id: ids.responseId, model: model.id, createdAtMs: scope.startedAtMs });
   const options: ResponseEncodingOptions = { idFor: (prefix, position) => ids.output(prefix, position), includeEncrypted: decoded.includeEncrypted };
-  const persist = async (response: ResponsesObject): Promise<ResponsesObject> => {
+  const persist = async (response: ResponsesObject, answer: Answer): Promise<ResponsesObject> => {
     if (!decoded.store) return response;
     try {
-      await deps.responses.put(key.accountId, { response: response as ResponseObject, input: stored, context });
+      const reasoning = carriedReasoning(answer, response);
+      await deps.responses.put(key.accountId, { response: response as ResponseObject, input: stored, context, ...(reasoning && { reasoning }) });
       return response;
     } catch (err) {
       // The answer is paid for and delivered; it says it was not stored, and a later reference to it gets a 400.
@@ -69,7 +71,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
     const answer = opened.answer;
     const collector = new AnswerCollector();
     const estimatedUsage = answer.usage ? undefined : plan.estimate(deliveredText(answer, collector));
-    const response = await persist(encodeResponse(answer, { ...options, shell, estimatedUsage }));
+    const response = await persist(encodeResponse(answer, { ...options, shell, estimatedUsage }), answer);
     return new Response(JSON.stringify(response), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
   }
 
@@ -96,7 +98,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
           if (cancelled) return;
           if (next.done) {
             ended = true;
-            encoder.stored(await persist(encoder.finalResponse(estimate())));
+            encoder.stored(await persist(encoder.finalResponse(estimate()), delivered.answer()));
             controller.enqueue(sseBytes(terminals.ended()));
             break;
           }
@@ -108,7 +110,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
         // The client went away (its cancel aborted the upstream): nothing to tell it, nothing to store.
         if (cancelled) return;
         const error = streamErrorOf(err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
-        encoder.stored(await persist(encoder.failedResponse(error, estimate())));
+        encoder.stored(await persist(encoder.failedResponse(error, estimate()), delivered.answer()));
         controller.enqueue(sseBytes(terminals.failed(error)));
       }
       controller.close();
@@ -201,11 +203,32 @@ async function resolveReferences(deps: ResponsesDeps, key: KeyRecord, input: Inp
   const found = new Map<string, StoredItem>();
   const loaded = await Promise.all([...responseIds].map((id) => deps.responses.get(key.accountId, id)));
   for (const stored of loaded) {
-    for (const candidate of stored ? [...stored.response.output, ...stored.input, ...stored.context] : []) {
+    for (const candidate of stored ? [...outputOf(stored), ...stored.input, ...stored.context] : []) {
       if (wanted.has(candidate.id) && !found.has(candidate.id)) found.set(candidate.id, candidate);
     }
   }
   return found;
+}
+
+/**
+ * The `encrypted_content` of each output reasoning item that the response shows without it (the
+ * client did not `include` it), by item id. Reasoning items are one per reasoning part, in order.
+ */
+function carriedReasoning(answer: Answer, response: ResponsesObject): Record<string, string> | undefined {
+  const parts = answer.parts.filter((p) => p.type === 'reasoning');
+  const carried: Record<string, string> = {};
+  response.output.filter((item) => item.type === 'reasoning').forEach((item, i) => {
+    const part = parts[i];
+    const content = part?.type === 'reasoning' ? encryptedContentOf(part) : undefined;
+    if (content !== undefined && item.encrypted_content == null) carried[item.id] = content;
+  });
+  return Object.keys(carried).length ? carried : undefined;
+}
+
+/** A stored response's output as the provider gave it: reasoning items with the content the answer left out. */
+function outputOf(stored: StoredResponse): StoredItem[] {
+  const carried = stored.reasoning ?? {};
+  return stored.response.output.map((item) => (item.type === 'reasoning' && carried[item.id] !== undefined ? { ...item, encrypted_content: carried[item.id] } : item));
 }
 
 /** The text and tool arguments of a whole answer, for the tokenizer when the provider counted none. */
