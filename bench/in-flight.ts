@@ -132,8 +132,14 @@ export async function writeUnitsInFlight(dynamoEndpoint: string, counts: number[
         if (ended > 0) throw new Error(`${ended} of ${count} requests ended before any was answered (the last with status ${lastEnded})`);
         if (Date.now() > deadline) throw new Error(`only ${waiting.length} of ${count} requests reached the upstream in ${timeoutMs} ms`);
       }
+      // A call may reach the upstream while its admission is still in flight (overlapped admission, issue 22): the
+      // answers are held until every request is also admitted, so no settlement overlaps an admission here.
+      let account = await stores.accounts.get(accountId);
+      for (const deadline = Date.now() + timeoutMs; (account?.inFlight ?? 0) < count && ended === 0; account = await stores.accounts.get(accountId)) {
+        if (Date.now() > deadline) throw new Error(`only ${account?.inFlight} of ${count} requests were admitted in ${timeoutMs} ms`);
+        await sleep(50);
+      }
       const admittedTogether = waiting.length;
-      const account = await stores.accounts.get(accountId);
       // The size of the item as DynamoDB holds it (the parsed account would hide an attribute that grows).
       const item = JSON.stringify((await gw.dynamo.call('GetItem', { TableName: stores.accounts.tableName, Key: { account_id: { S: accountId } } })).Item);
       const body = JSON.stringify({

@@ -81,7 +81,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const requestId = `req_${randomBytes(12).toString('hex')}`;
     const startedAtMs = Date.now();
     const recorder = new RequestRecorder(requestId, c.req.method, c.req.path, startedAtMs, deps.observeRequest);
-    const scope: RequestScope = { requestId, startedAtMs, responseHeaders: {}, observe: (record) => recorder.chatEnded(record) };
+    const scope: RequestScope = {
+      requestId,
+      startedAtMs,
+      responseHeaders: {},
+      signal: c.req.raw.signal,
+      observe: (record) => recorder.chatEnded(record),
+    };
     c.set('scope', scope);
     c.set('recorder', recorder);
     await next();

@@ -14,6 +14,7 @@ import type { Catalog } from './catalog';
 import { BackgroundTasks } from './chat/background';
 import { describeError, jsonLogger, type Logger } from './observability/log';
 import type { MetricsSink } from './observability/metrics';
+import type { SpeculationCancelled } from './chat/overlap';
 import type { RequestObservation, UpstreamAttempt } from './observability/records';
 import { defaultProviders, type ProviderRegistry } from './providers';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './providers/types';
@@ -171,6 +172,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (a.failed) log.info('upstream_failed', { request_id: a.requestId, route: a.route, status: a.status, error_code: a.errorCode, message: a.message, latency_ms: a.latencyMs });
     metrics?.upstreamAttempt(a);
   };
+  const observeSpeculationCancelled = (s: SpeculationCancelled) => {
+    log.info('speculation_cancelled', { request_id: s.requestId, account_id: s.accountId, model: s.model, route: s.route, reason: s.reason, answered: s.answered });
+    metrics?.speculativeCallCancelled?.(s.reason);
+  };
 
   const admin =
     options.adminToken && options.createAdminApp
@@ -187,6 +192,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     timeouts: { ...DEFAULT_TIMEOUTS, ...options.timeouts },
     observeRequest,
     observeAttempt,
+    observeSpeculationCancelled,
     auth,
     credits: (key) => accountCredits({ ...stores, tierCache }, key),
     admin,

@@ -16,6 +16,7 @@ import { checkedEvent, dataMeter, type RelayedData } from './passthrough';
 import type { BackgroundTasks } from './background';
 import { UpstreamReader } from './upstream-reader';
 import { countTokens } from '../money/tokens';
+import { admitOverlapped, type RouteHead, type SpeculationCancelled } from './overlap';
 
 /** What every completion endpoint needs; the entry points build it once per process. */
 export interface CompletionDeps {
@@ -27,6 +28,8 @@ export interface CompletionDeps {
   timeouts: UpstreamTimeouts;
   /** Called once per upstream call of the route loop, answered or failed: the per-provider metrics. */
   observeAttempt?(attempt: UpstreamAttempt): void;
+  /** Called once per speculative upstream call cancelled (chat/overlap.ts): never charged, always counted. */
+  observeSpeculationCancelled?(cancelled: SpeculationCancelled): void;
   /** How often a stream records its delivered output on its hold item. @default 5000 */
   checkpointMs?: number;
   /** Events a stream reads ahead of a client that does not keep up. @default 16384 */
@@ -54,6 +57,8 @@ export interface RequestScope {
   requestId: string;
   startedAtMs: number;
   responseHeaders: Record<string, string>;
+  /** Aborted when the client goes away before its answer began (local server; Lambda never aborts it). */
+  signal?: AbortSignal;
   /** Called once if the request is admitted, after its last byte: the app folds it into the request's one record. */
   observe?(record: RequestRecord): void;
 }
@@ -139,17 +144,43 @@ export async function openCompletion(
   checkModelKind(model, 'chat');
   const stream = request.stream === true;
   const billing = chatBillingAsk(request, model);
-  const run = await admitRun(deps, scope, key, model, {
-    promptTokens: estimatePromptTokens(request, model.tokenRules),
-    outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
-    n: request.n ?? 1,
-    stream,
-    billing,
-  });
+  // The upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route loop.
+  const attempt = async (p: Provider, call: ProviderCall<ChatCompletionRequest>): Promise<Attempted> => {
+    if (!stream) return { kind: 'json', completion: await p.complete(call) };
+    // Read the first event before answering, so a route that fails at once still falls through.
+    if (options.relayData && p.streamData) {
+      const data = (await p.streamData(call))[Symbol.asyncIterator]();
+      const first = await data.next();
+      try {
+        if (!first.done) checkedEvent(first.value);
+      } catch (err) {
+        await data.return?.().catch(() => undefined);
+        throw err;
+      }
+      return { kind: 'data', data, first };
+    }
+    const iterator = (await p.stream(call))[Symbol.asyncIterator]();
+    return { kind: 'stream', iterator, first: await iterator.next() };
+  };
+  const { run, head } = await admitOverlapped(
+    deps,
+    scope,
+    key,
+    model,
+    {
+      promptTokens: estimatePromptTokens(request, model.tokenRules),
+      outputLimit: request.max_completion_tokens ?? request.max_tokens ?? undefined,
+      n: request.n ?? 1,
+      stream,
+      billing,
+    },
+    { requestFor: (outputTokens) => withOutputLimit(request, outputTokens), attempt, release: releaseAttempted },
+  );
   const upstreamRequest = withOutputLimit(request, run.admitted.outputTokens);
   try {
-    if (!stream) {
-      const { value: completion, route } = await run.route(upstreamRequest, (p, call) => p.complete(call));
+    const { value, route } = await run.route(upstreamRequest, attempt, head);
+    if (value.kind === 'json') {
+      const completion = value.completion;
       completion.model = model.id;
       run.finish({
         status: 'completed',
@@ -161,22 +192,6 @@ export async function openCompletion(
       });
       return { kind: 'json', completion, route: routeName(route) };
     }
-    const { value, route } = await run.route(upstreamRequest, async (p, call) => {
-      // Read the first event before answering, so a route that fails at once still falls through.
-      if (options.relayData && p.streamData) {
-        const data = (await p.streamData(call))[Symbol.asyncIterator]();
-        const first = await data.next();
-        try {
-          if (!first.done) checkedEvent(first.value);
-        } catch (err) {
-          await data.return?.().catch(() => undefined);
-          throw err;
-        }
-        return { kind: 'data' as const, data, first };
-      }
-      const iterator = (await p.stream(call))[Symbol.asyncIterator]();
-      return { kind: 'stream' as const, iterator, first: await iterator.next() };
-    });
     const served = routeName(route);
     if (value.kind === 'data') return { kind: 'data', events: new MeteredStream(run, value.data, value.first, served, dataMeter(model.id)), route: served };
     return { kind: 'stream', chunks: new MeteredChunks(run, value.iterator, value.first, served), route: served };
@@ -185,6 +200,18 @@ export async function openCompletion(
     run.failed(error);
     throw error;
   }
+}
+
+/** What one upstream call of a completion gave: a whole answer, or a stream with its first event read. */
+type Attempted =
+  | { kind: 'json'; completion: ChatCompletion }
+  | { kind: 'data'; data: AsyncIterator<string>; first: IteratorResult<string> }
+  | { kind: 'stream'; iterator: AsyncIterator<ChatCompletionChunk>; first: IteratorResult<ChatCompletionChunk> };
+
+/** Closes a speculative stream that will not be relayed (its socket is cut by the call's abort too). */
+async function releaseAttempted(value: Attempted): Promise<void> {
+  if (value.kind === 'data') await value.data.return?.();
+  else if (value.kind === 'stream') await value.iterator.return?.();
 }
 
 /**
@@ -348,26 +375,18 @@ export class AdmittedRun {
   async route<T, R = ChatCompletionRequest>(
     request: R,
     attempt: (provider: Provider, call: ProviderCall<R>) => Promise<T>,
+    /** The first route's call, already under way (a speculative call made while admission was in flight). */
+    head?: RouteHead<T>,
   ): Promise<{ value: T; route: RouteConfig }> {
     let lastError: GatewayError | undefined;
-    for (const route of this.model.routes) {
-      const attemptStartedAtMs = Date.now();
+    for (const [index, route] of this.model.routes.entries()) {
+      const started = index === 0 ? head : undefined;
+      const attemptStartedAtMs = started?.startedAtMs ?? Date.now();
       let failure: unknown;
       try {
-        const provider = this.deps.providers[route.provider];
-        if (!provider) throw upstreamError(`No '${route.provider}' provider is available in this build.`, { fallback: true });
-        const apiKey = route.secret ? await this.deps.providerKeys.get(route.secret) : undefined;
-        if (route.secret && !apiKey) throw upstreamError(`No upstream key is configured for '${route.secret}'.`, { fallback: true });
-        const call: ProviderCall<R> = {
-          request,
-          route,
-          apiKey,
-          maxOutputTokens: this.model.maxOutputTokens,
-          signal: this.abort.signal,
-          timeouts: this.timeouts(),
-          requestId: this.scope.requestId,
-        };
-        const value = await attempt(provider, call);
+        const value = started
+          ? await started.value
+          : await callRoute(this.deps, this.model, route, request, attempt, this.abort.signal, this.timeouts(), this.scope.requestId);
         this.scope.responseHeaders[ROUTE_HEADER] = routeName(route);
         return { value, route };
       } catch (err) {
@@ -384,12 +403,36 @@ export class AdmittedRun {
     throw lastError ?? upstreamError('The model has no routes.');
   }
 
+  /** Ties a call started before admission (speculative) to the run: the run's abort (deadline, client, failure) aborts it. */
+  adopt(controller: AbortController): void {
+    if (this.abort.signal.aborted) controller.abort(this.abort.signal.reason);
+    else this.abort.signal.addEventListener('abort', () => controller.abort(this.abort.signal.reason), { once: true });
+  }
+
   /** The upstream timeouts, none past the request's deadline. */
   private timeouts(): UpstreamTimeouts {
     const leftMs = Math.max(1, this.admitted.deadlineMs - Date.now());
     const t = this.deps.timeouts;
     return { firstByteMs: Math.min(t.firstByteMs, leftMs), idleMs: t.idleMs, totalMs: Math.min(t.totalMs, leftMs) };
   }
+}
+
+/** One upstream call on one route: the provider and its key looked up (a missing one falls through), then `attempt`. */
+export async function callRoute<T, R>(
+  deps: Pick<CompletionDeps, 'providers' | 'providerKeys'>,
+  model: ModelEntry,
+  route: RouteConfig,
+  request: R,
+  attempt: (provider: Provider, call: ProviderCall<R>) => Promise<T>,
+  signal: AbortSignal,
+  timeouts: UpstreamTimeouts,
+  requestId: string,
+): Promise<T> {
+  const provider = deps.providers[route.provider];
+  if (!provider) throw upstreamError(`No '${route.provider}' provider is available in this build.`, { fallback: true });
+  const apiKey = route.secret ? await deps.providerKeys.get(route.secret) : undefined;
+  if (route.secret && !apiKey) throw upstreamError(`No upstream key is configured for '${route.secret}'.`, { fallback: true });
+  return attempt(provider, { request, route, apiKey, maxOutputTokens: model.maxOutputTokens, signal, timeouts, requestId });
 }
 
 /** What a metered stream records of the items that pass: the provider's usage, and the text it delivered. */

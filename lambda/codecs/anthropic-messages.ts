@@ -250,7 +250,7 @@ export function encodeMessagesRequest(call: Call): MessagesWireRequest {
  * temperature other than 1, top_p below 0.95, or a tool-call turn to continue that carries no
  * signed thinking of its own.
  */
-function thinkingFor(call: Call): MessageCreateParamsBase['thinking'] | undefined {
+export function thinkingFor(call: Call): MessageCreateParamsBase['thinking'] | undefined {
   const { settings, prompt } = call;
   const r = settings.reasoning;
   if (!r) return undefined;

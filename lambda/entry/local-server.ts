@@ -23,6 +23,7 @@ import { createDynamoClient } from '../store/client';
 import { responsesTtlDaysFromEnv } from '../store/responses';
 import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
 import { startDynamoLocal } from './dynamodb-local';
+import type { MetricsSink } from '../observability/metrics';
 
 export { startDynamoLocal } from './dynamodb-local';
 
@@ -44,6 +45,8 @@ export interface LocalOptions {
   timeouts?: Partial<UpstreamTimeouts>;
   authTtlMs?: number;
   log?: Logger;
+  /** Where request, upstream and money metrics go. @default none */
+  metrics?: MetricsSink;
   /** Seed the demo account and key. @default true */
   seedDemo?: boolean;
   /** The longest a request may run. @default ITAPI_MAX_REQUEST_S, else 900 s */
@@ -172,6 +175,7 @@ async function serveGateway(
     rollupsInline: true,
     corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
     log: options.log,
+    metrics: options.metrics,
     loadConsole: () => import('../console'),
     env,
     responsesTtlDays: responsesTtlDaysFromEnv(env),

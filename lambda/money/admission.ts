@@ -18,6 +18,7 @@ import {
   WINDOW_MS,
   type WindowCounts,
 } from '../limits/sliding-window';
+import { shouldSpeculate, SPECULATION_READ_MAX_AGE_MS, type AccountView, type SpeculationVerdict } from './speculation';
 import type { Admission, AdmissionRequest, Admitted, Outcome } from './types';
 
 /** Tiers by id, kept fresh in the background (see TierCache). */
@@ -64,6 +65,11 @@ const MAX_CONFLICTS = 12;
 /** How fresh the cached account item must be to answer a 429, or to lower a hold, without a write. */
 const CACHED_VIEW_MS = 1_000;
 
+/** A view read this long ago is read again in the background (when the account is in use), so speculation keeps its footing. */
+const VIEW_REREAD_MS = SPECULATION_READ_MAX_AGE_MS / 2;
+/** At most one background read of an account this often. */
+const VIEW_REREAD_INTERVAL_MS = 5_000;
+
 /** How long after giving up the hold of an admission write whose answer never came is given back. */
 const RELEASE_DELAY_MS = 250;
 
@@ -103,6 +109,14 @@ export class CreditAdmission implements Admission {
   private readonly accounts = new Map<string, Account>();
   /** When each cached account item was last read from DynamoDB (a failed write's old item). */
   private readonly readAtMs = new Map<string, number>();
+  /** When each cached account item last changed by a read, or this instance's own admission or settlement. */
+  private readonly updatedAtMs = new Map<string, number>();
+  /** Own admissions and settlements per account: a background read that crossed one is stale and dropped. */
+  private readonly changes = new Map<string, number>();
+  /** When each account was last read in the background for speculation's view. */
+  private readonly rereadAtMs = new Map<string, number>();
+  /** Admissions of this instance in flight, per account: a background read that crossed one is dropped. */
+  private readonly admitting = new Map<string, number>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
   /** Month totals and caps of keys with a spend cap, as last seen (by key id). */
@@ -133,6 +147,7 @@ export class CreditAdmission implements Admission {
       if (read && !this.accounts.has(key.accountId)) {
         this.accounts.set(key.accountId, read);
         this.readAtMs.set(key.accountId, this.now());
+        this.updatedAtMs.set(key.accountId, this.now());
       }
     }
     const account = this.accounts.get(key.accountId);
@@ -150,7 +165,89 @@ export class CreditAdmission implements Admission {
     return { tier, customRpm, customTpm, rpm: customRpm ?? t?.rpm ?? 0, tpm: customTpm ?? t?.tpm ?? 0 };
   }
 
+  /**
+   * Whether this request may go upstream while its admission write is in flight (speculation.ts):
+   * from the cached view alone, no I/O.
+   */
+  foresee(req: AdmissionRequest): SpeculationVerdict {
+    const { key, model } = req;
+    const nowMs = this.now();
+    const accountId = key.accountId;
+    const readAtMs = this.readAtMs.get(accountId);
+    const account = this.accounts.get(accountId);
+    if (!account) return { speculate: false, reason: 'no_view' };
+    const limits = this.limitsOf(key, account);
+    if (!this.options.tiers.get(limits.tier) && (limits.customRpm === undefined || limits.customTpm === undefined)) return { speculate: false, reason: 'no_view' };
+    // A prompt admission refuses outright (context window) is refused as today, before any call.
+    if (model.kind !== 'embedding' && model.contextWindow && req.promptTokens > model.contextWindow) return { speculate: false, reason: 'tokens' };
+    const caps = keyCaps(key);
+    const keyCounts = this.keyCounts.get(key.keyId);
+    let spend: AccountView['spend'];
+    const spendCap = this.spendCapOf(key);
+    if (spendCap !== undefined) {
+      const seen = this.keySpends.get(key.keyId);
+      const month = monthOf(nowMs);
+      const used = seen ? (seen.month === month ? seen.usedMicroUsd : 0) : key.spendMonth === month ? key.spendUsedMicroUsd : undefined;
+      spend = used === undefined ? null : { capMicroUsd: spendCap, usedMicroUsd: used };
+    }
+    const view: AccountView = {
+      active: account.status === 'active',
+      balanceMicroUsd: account.balanceMicroUsd,
+      account: { rpm: limits.rpm, tpm: limits.tpm, counts: account.counts },
+      key: caps ? (keyCounts ? { ...caps, counts: keyCounts } : null) : undefined,
+      spend,
+      readAtMs,
+      updatedAtMs: this.updatedAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY,
+      settling: (this.settling.get(accountId)?.size ?? 0) > 0,
+    };
+    return shouldSpeculate(view, computeHold(model, req), nowMs);
+  }
+
+  /** This instance changed the account (an admission or a settlement landed): the view is current, and reads in flight are stale. */
+  private changed(accountId: string): void {
+    this.updatedAtMs.set(accountId, this.now());
+    this.changes.set(accountId, (this.changes.get(accountId) ?? 0) + 1);
+  }
+
+  /**
+   * After an admission: an account whose view was never read, or read long ago, is read in the
+   * background (at most once per VIEW_REREAD_INTERVAL_MS), so that its next requests may
+   * speculate. A read that crossed an own admission or settlement (it may or may not include it)
+   * is dropped.
+   */
+  private rereadLater(accountId: string): void {
+    const get = this.options.store.get;
+    const nowMs = this.now();
+    const readAtMs = this.readAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY;
+    if (!get || nowMs - readAtMs <= VIEW_REREAD_MS) return;
+    if (nowMs - (this.rereadAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY) < VIEW_REREAD_INTERVAL_MS) return;
+    if (this.admitting.get(accountId)) return;
+    this.rereadAtMs.set(accountId, nowMs);
+    const before = this.changes.get(accountId) ?? 0;
+    this.schedule(async () => {
+      // A failed read only leaves the view as it was (no speculation); it is nobody's error.
+      const read = await get.call(this.options.store, accountId).catch(() => undefined);
+      if (!read || this.admitting.get(accountId) || (this.changes.get(accountId) ?? 0) !== before) return;
+      this.accounts.set(accountId, read);
+      this.readAtMs.set(accountId, this.now());
+      this.updatedAtMs.set(accountId, this.now());
+    });
+  }
+
   async admit(req: AdmissionRequest): Promise<Admitted> {
+    const accountId = req.key.accountId;
+    this.admitting.set(accountId, (this.admitting.get(accountId) ?? 0) + 1);
+    try {
+      return await this.admitOnce(req);
+    } finally {
+      const left = (this.admitting.get(accountId) ?? 1) - 1;
+      if (left) this.admitting.set(accountId, left);
+      else this.admitting.delete(accountId);
+      this.rereadLater(accountId);
+    }
+  }
+
+  private async admitOnce(req: AdmissionRequest): Promise<Admitted> {
     const { key, model } = req;
     await this.options.tiers.ready();
     checkContext(req);
@@ -245,6 +342,7 @@ export class CreditAdmission implements Admission {
             counts: result.accountCounts,
           };
           this.accounts.set(key.accountId, next);
+          this.changed(key.accountId);
           return this.admitted(req, record, limits, hold, nowMs);
         }
         if (result.reason === 'admitted') {
@@ -267,6 +365,7 @@ export class CreditAdmission implements Admission {
         }
         this.accounts.set(key.accountId, old);
         this.readAtMs.set(key.accountId, this.now());
+        this.updatedAtMs.set(key.accountId, this.now());
         if (old.status !== 'active') {
           throw new GatewayError(403, 'permission_error', 'account_disabled', 'The account of this key is disabled.');
         }
@@ -529,6 +628,7 @@ export class CreditAdmission implements Admission {
           if (cached) {
             cached.balanceMicroUsd += result.refundMicroUsd;
             cached.counts = corrected(cached.counts, record.window, write.tokenCorrection);
+            this.changed(key.accountId);
           }
           const keyCounts = this.keyCounts.get(key.keyId);
           if (keyCounts && record.keyWindow !== undefined) this.keyCounts.set(key.keyId, corrected(keyCounts, record.keyWindow, write.tokenCorrection));

@@ -3,6 +3,7 @@ import type { BillingAsk } from './billing-ask';
 import type { CompletionUsage } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
 import type { LedgerStatus } from '../store/usage';
+import type { SpeculationVerdict } from './speculation';
 
 /** What admission needs to know of a request, whatever its endpoint (chat, responses, messages, embeddings). */
 export interface AdmissionRequest {
@@ -80,6 +81,11 @@ export interface Admission {
    * (`GET /v1/models`, a 400): as last seen, or read once on a cold instance.
    */
   headersFor?(key: KeyRecord): Promise<Record<string, string> | undefined>;
+  /**
+   * Whether the upstream call may start while this request's admission write is in flight, and
+   * with which output limit (money/speculation.ts): from this instance's own recent view, no I/O.
+   */
+  foresee?(req: AdmissionRequest): SpeculationVerdict;
   /** May this key use this model (key list and tier list)? Cheap, from cached state. */
   allowsModel?(key: KeyRecord, modelId: string): boolean;
 }

@@ -9,7 +9,7 @@ import type { RequestObservation, UpstreamAttempt } from './records';
  * StripeEventsIgnored, AlertDeliveriesFailed,
  * RoutesNearShutdown and RoutesPastShutdown (the daily catalog check),
  * LateSettlements, LateSettlementMicroUsd, HoldsMismatchedAccounts;
- * `{service, ErrorType}`: Errors; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
+ * `{service, ErrorType}`: Errors; `{service, Reason}`: SpeculativeCallsCancelled; `{service, Provider}`: UpstreamRequests, UpstreamErrors, UpstreamLatency;
  * `{service, Model, Provider}`: PromptTokens, CompletionTokens, CostMicroUsd.
  */
 export interface MetricsSink {
@@ -33,6 +33,8 @@ export interface MetricsSink {
   lateSettlement?(model: string, differenceMicroUsd: number): void;
   /** The daily reconciliation: accounts whose `held` is not the sum of their hold items. */
   holdsMismatch?(accounts: number): void;
+  /** A speculative upstream call cut before its answer was relayed (chat/overlap.ts): refused, limit_changed or client_closed. */
+  speculativeCallCancelled?(reason: string): void;
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
@@ -110,6 +112,11 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
     lateSettlement(_model, differenceMicroUsd) {
       metrics.addMetric('LateSettlements', MetricUnit.Count, 1);
       metrics.addMetric('LateSettlementMicroUsd', MetricUnit.Count, differenceMicroUsd);
+      metrics.publishStoredMetrics();
+    },
+    speculativeCallCancelled(reason) {
+      metrics.addDimension('Reason', reason);
+      metrics.addMetric('SpeculativeCallsCancelled', MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
     },
     // 0 or more on every run, so a missing data point means the reconciliation did not run.

@@ -1,16 +1,16 @@
-import type { BedrockRuntimeClient, BedrockRuntimeClientConfig, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient, BedrockRuntimeClientConfig, ConverseResponse, ConverseStreamOutput } from '@aws-sdk/client-bedrock-runtime';
 import { upstreamError } from '../../contract/errors';
-import type { ChatCompletionChunk } from '../../contract/openai';
 import type { RouteConfig } from '../../catalog';
-import type { Provider, ProviderCall } from '../types';
+import type { AnswerProvider, Provider, ProviderCall } from '../types';
+import { openDecodedStream, type StreamDecoder } from '../open-stream';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { bedrockEmbeddings } from './embeddings';
 import { bedrockError, targetOf } from './errors';
-import { bedrockRequest } from './request';
+import { bedrockRequest, converseRequest, type BedrockRequestPlan } from './request';
 import { bedrockSdk } from './sdk';
-import { bedrockResponseToCompletion } from './response';
+import { answerOfConverse, bedrockResponseToCompletion } from './response';
 import { summarizesThinking } from '../../money/thinking';
-import { BedrockStreamMapper } from './stream';
+import { BedrockStreamMapper, ConverseEventDecoder } from './stream';
 
 export interface BedrockClientSettings {
   region: string;
@@ -44,9 +44,68 @@ export async function defaultBedrockClient(settings: BedrockClientSettings): Pro
  * await provider.stream({ request, route: { provider: 'bedrock', model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', region: 'us-east-1' }, ... });
  */
 export function bedrockProvider(options: BedrockProviderOptions = {}): Provider {
-  const createClient = options.createClient ?? defaultBedrockClient;
+  const clientFor = bedrockClients(options.createClient ?? defaultBedrockClient);
+
+  return {
+    async complete(call) {
+      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
+      const { response, id } = await converse(plan, call, await clientFor(call.route));
+      return bedrockResponseToCompletion(response, { id, model: call.route.model, jsonToolName: plan.jsonToolName });
+    },
+
+    async stream(call) {
+      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
+      const thinking = (plan.input.additionalModelRequestFields as { thinking?: { budget_tokens: number } } | undefined)?.thinking;
+      return converseStream(plan, call, await clientFor(call.route), (id) =>
+        new BedrockStreamMapper(
+          id,
+          call.route.model,
+          plan.jsonToolName,
+          thinking && { budgetTokens: thinking.budget_tokens, outputLimit: plan.input.inferenceConfig!.maxTokens!, summarized: summarizesThinking(call.route.model) },
+        ),
+      );
+    },
+
+    async embed(call) {
+      return bedrockEmbeddings(call, await clientFor(call.route));
+    },
+  };
+}
+
+/**
+ * Amazon Bedrock's Converse and ConverseStream in the canonical model (issue 18): a `Call` in,
+ * `AnswerEvent`s out, Claude's reasoning blocks kept (text and signature, redacted bytes) and
+ * usage with every class Bedrock reports. Errors, timeouts and fallback as `bedrockProvider`'s.
+ *
+ * @example
+ * const provider = bedrockAnswerProvider();
+ * const events = await provider.answerStream({ request: call, route: { provider: 'bedrock', model: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', region: 'us-east-1' }, ... });
+ */
+export function bedrockAnswerProvider(options: BedrockProviderOptions = {}): AnswerProvider {
+  const clientFor = bedrockClients(options.createClient ?? defaultBedrockClient);
+
+  return {
+    async answer(call) {
+      const plan = converseRequest(call.request, call.route.model);
+      const { response, id } = await converse(plan, call, await clientFor(call.route));
+      return answerOfConverse(response, { id, model: call.route.model, jsonToolName: plan.jsonToolName });
+    },
+
+    async answerStream(call) {
+      const plan = converseRequest(call.request, call.route.model);
+      return converseStream(plan, call, await clientFor(call.route), (id) => new ConverseEventDecoder(id, call.route.model, plan.jsonToolName));
+    },
+
+    async embed(call) {
+      return bedrockEmbeddings(call, await clientFor(call.route));
+    },
+  };
+}
+
+/** One client per region and endpoint, made on first use. */
+function bedrockClients(createClient: NonNullable<BedrockProviderOptions['createClient']>): (route: RouteConfig) => Promise<BedrockRuntimeClient> {
   const clients = new Map<string, Promise<BedrockRuntimeClient>>();
-  const clientFor = (route: RouteConfig): Promise<BedrockRuntimeClient> => {
+  return (route) => {
     const region = route.region ?? process.env.AWS_REGION;
     if (!region) throw upstreamError(`The Bedrock route for '${route.model}' names no region and AWS_REGION is not set.`, { fallback: true });
     const key = `${region} ${route.base_url ?? ''}`;
@@ -57,71 +116,53 @@ export function bedrockProvider(options: BedrockProviderOptions = {}): Provider 
     }
     return client;
   };
-
-  return {
-    async complete(call) {
-      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const [client, { ConverseCommand }] = await Promise.all([clientFor(call.route), bedrockSdk()]);
-      const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
-      // Converse answers only once the whole completion exists: the total limit is the one that applies.
-      deadline.arm('total', call.timeouts.totalMs);
-      try {
-        const response = await client.send(new ConverseCommand(plan.input), { abortSignal: deadline.signal });
-        return bedrockResponseToCompletion(response, {
-          id: completionId(response.$metadata.requestId, call),
-          model: call.route.model,
-          jsonToolName: plan.jsonToolName,
-        });
-      } catch (err) {
-        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
-      } finally {
-        deadline.dispose();
-      }
-    },
-
-    async stream(call) {
-      const plan = bedrockRequest(call.request, call.route.model, call.maxOutputTokens);
-      const [client, { ConverseStreamCommand }] = await Promise.all([clientFor(call.route), bedrockSdk()]);
-      const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
-      let events: AsyncIterator<ConverseStreamOutput>;
-      let mapper: BedrockStreamMapper;
-      let first: ChatCompletionChunk[] = [];
-      try {
-        deadline.arm('first_byte', call.timeouts.firstByteMs);
-        const response = await client.send(new ConverseStreamCommand(plan.input), { abortSignal: deadline.signal });
-        deadline.disarm('first_byte');
-        if (!response.stream) throw upstreamError('Amazon Bedrock sent no stream.', { fallback: true });
-        const thinking = (plan.input.additionalModelRequestFields as { thinking?: { budget_tokens: number } } | undefined)?.thinking;
-        mapper = new BedrockStreamMapper(
-          completionId(response.$metadata.requestId, call),
-          call.route.model,
-          plan.jsonToolName,
-          thinking && { budgetTokens: thinking.budget_tokens, outputLimit: plan.input.inferenceConfig!.maxTokens!, summarized: summarizesThinking(call.route.model) },
-        );
-        events = response.stream[Symbol.asyncIterator]();
-        // Read up to messageStart before answering: a throttling event as the first one can still fall back.
-        while (first.length === 0) {
-          const next = await nextWithin(events, deadline, call.timeouts.idleMs);
-          if (next.done) {
-            mapper.end();
-            break;
-          }
-          first = mapper.push(next.value);
-        }
-      } catch (err) {
-        deadline.dispose(true);
-        throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
-      }
-      return relay(first, events, mapper, deadline, call.timeouts.idleMs);
-    },
-
-    async embed(call) {
-      return bedrockEmbeddings(call, await clientFor(call.route));
-    },
-  };
 }
 
-function completionId(requestId: string | undefined, call: ProviderCall): string {
+/** What one upstream call needs besides its Converse input, in either request model. */
+type ConverseCall = Pick<ProviderCall<unknown>, 'route' | 'signal' | 'timeouts' | 'requestId'>;
+
+/** One Converse call under the total deadline (Converse answers only once the whole answer exists). */
+async function converse(plan: BedrockRequestPlan, call: ConverseCall, client: BedrockRuntimeClient): Promise<{ response: ConverseResponse; id: string }> {
+  const { ConverseCommand } = await bedrockSdk();
+  const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
+  deadline.arm('total', call.timeouts.totalMs);
+  try {
+    const response = await client.send(new ConverseCommand(plan.input), { abortSignal: deadline.signal });
+    return { response, id: completionId(response.$metadata.requestId, call) };
+  } catch (err) {
+    throw deadline.failure(bedrockError(err, targetOf(call.route)), true);
+  } finally {
+    deadline.dispose();
+  }
+}
+
+/**
+ * Opens a ConverseStream and reads up to messageStart before answering (a throttling event as the
+ * first one can still fall back); the rest is relayed under the idle deadline.
+ */
+async function converseStream<T>(
+  plan: BedrockRequestPlan,
+  call: ConverseCall,
+  client: BedrockRuntimeClient,
+  decoderFor: (id: string) => StreamDecoder<ConverseStreamOutput, T>,
+): Promise<AsyncIterable<T>> {
+  const { ConverseStreamCommand } = await bedrockSdk();
+  const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
+  return openDecodedStream({
+    deadline,
+    async open() {
+      deadline.arm('first_byte', call.timeouts.firstByteMs);
+      const response = await client.send(new ConverseStreamCommand(plan.input), { abortSignal: deadline.signal });
+      deadline.disarm('first_byte');
+      if (!response.stream) throw upstreamError('Amazon Bedrock sent no stream.', { fallback: true });
+      return { events: response.stream[Symbol.asyncIterator](), decoder: decoderFor(completionId(response.$metadata.requestId, call)) };
+    },
+    read: (events) => nextWithin(events, deadline, call.timeouts.idleMs),
+    toError: (err) => bedrockError(err, targetOf(call.route)),
+  });
+}
+
+function completionId(requestId: string | undefined, call: Pick<ProviderCall<unknown>, 'requestId'>): string {
   return `chatcmpl-${requestId ?? call.requestId}`;
 }
 
@@ -131,32 +172,5 @@ async function nextWithin<T>(events: AsyncIterator<T>, deadline: UpstreamDeadlin
     return await events.next();
   } finally {
     deadline.disarm('idle');
-  }
-}
-
-async function* relay(
-  first: ChatCompletionChunk[],
-  events: AsyncIterator<ConverseStreamOutput>,
-  mapper: BedrockStreamMapper,
-  deadline: UpstreamDeadline,
-  idleMs: number,
-): AsyncGenerator<ChatCompletionChunk> {
-  try {
-    yield* first;
-    while (!mapper.finished) {
-      let next: IteratorResult<ConverseStreamOutput>;
-      try {
-        next = await nextWithin(events, deadline, idleMs);
-        // An aborted SDK stream may just end: the deadline says whether it was a timeout.
-        if (next.done) mapper.end();
-      } catch (err) {
-        throw deadline.failure(bedrockError(err), false);
-      }
-      if (next.done) return;
-      yield* mapper.push(next.value);
-    }
-  } finally {
-    deadline.dispose(true);
-    await events.return?.().catch(() => undefined);
   }
 }

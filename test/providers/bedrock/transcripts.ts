@@ -5,6 +5,7 @@
 
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import type { Answer } from '../../../lambda/core/answer';
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
@@ -117,3 +118,88 @@ export const TOOL_RESPONSE = {
   usage: { inputTokens: 375, outputTokens: 65, totalTokens: 440 },
   metrics: { latencyMs: 1400 },
 };
+
+/** Claude's thinking, signed, then the text it led to (content blocks 0 and 1), as ConverseStream writes them. */
+export const THINKING_STREAM: BedrockEvent[] = [
+  ['messageStart', { role: 'assistant' }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'The user greets; ' } } }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'greet back.' } } }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'EqQBCkgIARABGAIiQL2signature' } } }],
+  ['contentBlockStop', { contentBlockIndex: 0 }],
+  ['contentBlockDelta', { contentBlockIndex: 1, delta: { text: 'Hello!' } }],
+  ['contentBlockStop', { contentBlockIndex: 1 }],
+  ['messageStop', { stopReason: 'end_turn' }],
+  metadata(40, 30),
+];
+
+/**
+ * The ConverseStream events Bedrock would send for an answer: each part a content block in
+ * order (text and reasoning without a start event, tool uses with one; redacted thinking as its
+ * bytes in base64, as the JSON protocol carries blobs), then messageStop and metadata with usage
+ * (cache writes split by lifetime in cacheDetails) and the tier served.
+ */
+export function converseStreamOf(answer: Answer, stopReason: string): BedrockEvent[] {
+  const events: BedrockEvent[] = [['messageStart', { role: 'assistant' }]];
+  answer.parts.forEach((part, contentBlockIndex) => {
+    const delta = (d: Record<string, unknown>): BedrockEvent => ['contentBlockDelta', { contentBlockIndex, delta: d }];
+    switch (part.type) {
+      case 'text':
+      case 'refusal':
+        events.push(delta({ text: part.text }));
+        break;
+      case 'reasoning':
+        if (part.redactedData !== undefined) events.push(delta({ reasoningContent: { redactedContent: part.redactedData } }));
+        else {
+          events.push(delta({ reasoningContent: { text: part.text } }));
+          if (part.signature !== undefined) events.push(delta({ reasoningContent: { signature: part.signature } }));
+        }
+        break;
+      case 'tool_call':
+        events.push(['contentBlockStart', { contentBlockIndex, start: { toolUse: { toolUseId: part.id, name: part.name } } }]);
+        if (part.arguments) events.push(delta({ toolUse: { input: part.arguments } }));
+        break;
+    }
+    events.push(['contentBlockStop', { contentBlockIndex }]);
+  });
+  events.push(['messageStop', { stopReason }]);
+  const u = answer.usage!;
+  events.push([
+    'metadata',
+    {
+      usage: {
+        inputTokens: u.inputTokens,
+        outputTokens: u.outputTokens,
+        totalTokens: u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens + u.cacheWrite1hTokens + u.outputTokens,
+        cacheReadInputTokens: u.cacheReadTokens,
+        cacheWriteInputTokens: u.cacheWriteTokens + u.cacheWrite1hTokens,
+        cacheDetails: [
+          { ttl: '5m', inputTokens: u.cacheWriteTokens },
+          { ttl: '1h', inputTokens: u.cacheWrite1hTokens },
+        ],
+      },
+      metrics: { latencyMs: 100 },
+      ...(u.serviceTier !== undefined && { serviceTier: { type: u.serviceTier } }),
+    },
+  ]);
+  return events;
+}
+
+/** The Converse (JSON) answer Bedrock would send for an answer: the same blocks, whole. */
+export function converseResponseOf(answer: Answer, stopReason: string): Record<string, unknown> {
+  const content = answer.parts.map((part) => {
+    switch (part.type) {
+      case 'text':
+      case 'refusal':
+        return { text: part.text };
+      case 'reasoning':
+        return part.redactedData !== undefined
+          ? { reasoningContent: { redactedContent: part.redactedData } }
+          : { reasoningContent: { reasoningText: { text: part.text, ...(part.signature !== undefined && { signature: part.signature }) } } };
+      case 'tool_call':
+        return { toolUse: { toolUseId: part.id, name: part.name, input: JSON.parse(part.arguments || '{}') } };
+    }
+  });
+  const stream = converseStreamOf(answer, stopReason);
+  const [, meta] = stream[stream.length - 1];
+  return { output: { message: { role: 'assistant', content } }, stopReason, ...meta };
+}

@@ -1,0 +1,141 @@
+import type { ModelEntry, RouteConfig } from '../catalog';
+import { GatewayError } from '../contract/errors';
+import type { AdmissionRequest } from '../money/types';
+import type { Provider, ProviderCall } from '../providers/types';
+import type { KeyRecord } from '../store/keys';
+import { admitRun, callRoute, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
+
+/**
+ * Overlapped admission (issue 22): when the account's view says the request will almost surely
+ * be admitted (money/speculation.ts), the first route's call starts while the admission write is
+ * in flight. Its answer is held, nothing reaches the client, until admission has succeeded; a
+ * refusal cuts the call and is answered as before, with no hold and nothing charged, and counted.
+ */
+
+/** The first route's call, already under way when the route loop starts. */
+export interface RouteHead<T> {
+  startedAtMs: number;
+  value: Promise<T>;
+}
+
+/** Why a speculative call was cut: admission refused it, admitted it with another output limit, or the client left first. */
+export type SpeculationCancelReason = 'refused' | 'limit_changed' | 'client_closed';
+
+export interface SpeculationCancelled {
+  requestId: string;
+  accountId: string;
+  model: string;
+  route: string;
+  reason: SpeculationCancelReason;
+  /** The upstream had already answered (its answer held, never forwarded): the provider may bill the gateway for it. */
+  answered: boolean;
+}
+
+/** The upstream side of a completion, as the overlap needs it. */
+export interface OverlappedUpstream<T, R> {
+  /** The upstream request with this output limit (the one admission fits). */
+  requestFor(outputTokens: number): R;
+  attempt(provider: Provider, call: ProviderCall<R>): Promise<T>;
+  /** Closes an answer that will not be relayed (a stream's iterator). */
+  release?(value: T): Promise<void>;
+}
+
+type AdmissionInput = Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>;
+
+/** The error a request gets when its client left during speculation and the upstream had not answered. */
+const clientClosed = () => new GatewayError(499 as number, 'invalid_request_error', 'client_closed', 'The client closed the request.');
+
+/**
+ * Admission, overlapped with the first route's call when the rule allows: resolves with the run
+ * (and the call under way, for the route loop to take as its first attempt), or throws admission's
+ * error exactly as `admitRun` does, after cutting the call.
+ */
+export async function admitOverlapped<T, R>(
+  deps: CompletionDeps,
+  scope: RequestScope,
+  key: KeyRecord,
+  model: ModelEntry,
+  input: AdmissionInput,
+  upstream: OverlappedUpstream<T, R>,
+): Promise<{ run: AdmittedRun; head?: RouteHead<T> }> {
+  const route = model.routes[0];
+  const verdict =
+    route && !scope.signal?.aborted
+      ? deps.admission.foresee?.({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input })
+      : undefined;
+  if (!verdict?.speculate) return { run: await admitRun(deps, scope, key, model, input) };
+
+  const call = new SpeculativeCall(deps, scope, model, route, upstream, verdict.outputTokens);
+  const cancel = (reason: SpeculationCancelReason) => {
+    const answered = call.cancel();
+    deps.observeSpeculationCancelled?.({ requestId: scope.requestId, accountId: key.accountId, model: model.id, route: routeName(route), reason, answered });
+  };
+  // The client leaving cuts the call at once; admission, a write already sent, runs to its end.
+  const clientGone = () => call.controller.abort(clientClosed());
+  scope.signal?.addEventListener('abort', clientGone, { once: true });
+  let run: AdmittedRun;
+  try {
+    run = await admitRun(deps, scope, key, model, input);
+  } catch (err) {
+    cancel('refused');
+    throw err;
+  } finally {
+    scope.signal?.removeEventListener('abort', clientGone);
+  }
+  run.adopt(call.controller);
+  if (run.admitted.outputTokens !== verdict.outputTokens) {
+    // The body sent is not the one admission produced: cut it, and the route loop sends the admitted one.
+    cancel('limit_changed');
+    return { run };
+  }
+  if (call.controller.signal.aborted && !call.answered) {
+    // Nothing was answered, so nothing is billable: the hold is given back whole.
+    cancel('client_closed');
+    const error = clientClosed();
+    run.failed(error);
+    throw error;
+  }
+  return { run, head: { startedAtMs: call.startedAtMs, value: call.value } };
+}
+
+/** The first route's call made before admission, with its own abort (tied to the run's once admitted). */
+class SpeculativeCall<T, R> {
+  readonly controller = new AbortController();
+  readonly startedAtMs = Date.now();
+  readonly value: Promise<T>;
+  /** True once the upstream answered (JSON whole, or a stream's first event). */
+  answered = false;
+
+  constructor(
+    private readonly deps: CompletionDeps,
+    scope: RequestScope,
+    model: ModelEntry,
+    route: RouteConfig,
+    private readonly upstream: OverlappedUpstream<T, R>,
+    outputTokens: number,
+  ) {
+    this.value = callRoute(deps, model, route, upstream.requestFor(outputTokens), upstream.attempt, this.controller.signal, deps.timeouts, scope.requestId);
+    // Handled here so that a failure while admission is pending is never an unhandled rejection; the route loop awaits it again.
+    this.value.then(
+      () => (this.answered = true),
+      () => undefined,
+    );
+  }
+
+  /** Cuts the call (its socket closed) and closes a held answer in the background; says whether the upstream had answered. */
+  cancel(): boolean {
+    const answered = this.answered;
+    if (!this.controller.signal.aborted) this.controller.abort(new Error('speculative call cancelled'));
+    const release = this.upstream.release;
+    if (release) {
+      this.deps.background.run(async () => {
+        const held = await this.value.then(
+          (value) => ({ value }),
+          () => undefined,
+        );
+        if (held) await release(held.value);
+      });
+    }
+    return answered;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Hold } from './hold';
+import { countsAt, remaining, type WindowCounts } from '../limits/sliding-window';
+
+/**
+ * When the upstream call may start while the admission write is still in flight (issue 22):
+ * only when this instance's own recent view of the account says the write will almost surely
+ * succeed, with the very output limit the call is sent with. Any doubt: today's order.
+ */
+
+/** The balance must pay this many holds of the request. */
+export const SPECULATION_BALANCE_HOLDS = 4;
+/** Requests and tokens of the minute, this request included, stay within this share of each limit. */
+export const SPECULATION_LIMIT_SHARE = 0.5;
+/** A key with a monthly spend cap keeps this many holds of the request below it. */
+export const SPECULATION_CAP_HOLDS = 4;
+/** The view was last brought up to date (a read, or this instance's own admission or settlement) at most this long ago. */
+export const SPECULATION_VIEW_MAX_AGE_MS = 5_000;
+/** The balance in the view comes from a read of the account item at most this long ago (own writes applied since). */
+export const SPECULATION_READ_MAX_AGE_MS = 60_000;
+
+/** One counter (the account's, or a capped key's) and its limits; 0 means no limit. */
+export interface CounterView {
+  rpm: number;
+  tpm: number;
+  counts: WindowCounts;
+}
+
+/** The account as this instance last saw it (CreditAdmission's cache), for the rule. */
+export interface AccountView {
+  active: boolean;
+  balanceMicroUsd: number;
+  account: CounterView;
+  /** A key with its own caps: its counter; `null` when it has caps but no counter was seen. */
+  key?: CounterView | null;
+  /** A key with a monthly spend cap: its month's spend and holds; `null` when none was seen this month. */
+  spend?: { capMicroUsd: number; usedMicroUsd: number } | null;
+  /** When the account item was last read from DynamoDB (undefined: never, its balance is a guess). */
+  readAtMs?: number;
+  /** When the view last changed by a read, an admission or a settlement of this instance. */
+  updatedAtMs: number;
+  /** This instance has settlements on the account under way (admission waits for them; their corrections are not in the view). */
+  settling: boolean;
+}
+
+export type SpeculationVerdict =
+  | { speculate: true; outputTokens: number }
+  | { speculate: false; reason: 'no_view' | 'unread' | 'stale' | 'inactive' | 'settling' | 'balance' | 'requests' | 'tokens' | 'spend_cap' };
+
+/**
+ * The rule: speculate only when the view is read and recent, the balance pays
+ * SPECULATION_BALANCE_HOLDS × the hold (so admission cannot lower the output to what the balance
+ * pays), the minute's requests and tokens with this request stay within SPECULATION_LIMIT_SHARE
+ * of each limit (so admission's fit, at most half of what is left, leaves the output as it is),
+ * and a capped key's month stays SPECULATION_CAP_HOLDS × the hold below its cap. The output limit
+ * sent is then the hold's: the one admission fits.
+ */
+export function shouldSpeculate(view: AccountView | undefined, hold: Hold, nowMs: number): SpeculationVerdict {
+  if (!view) return { speculate: false, reason: 'no_view' };
+  if (view.readAtMs === undefined || nowMs - view.readAtMs > SPECULATION_READ_MAX_AGE_MS) return { speculate: false, reason: 'unread' };
+  if (nowMs - view.updatedAtMs > SPECULATION_VIEW_MAX_AGE_MS) return { speculate: false, reason: 'stale' };
+  if (!view.active) return { speculate: false, reason: 'inactive' };
+  if (view.settling) return { speculate: false, reason: 'settling' };
+  if (view.balanceMicroUsd < SPECULATION_BALANCE_HOLDS * hold.holdMicroUsd) return { speculate: false, reason: 'balance' };
+  const counters = [view.account];
+  if (view.key === null) return { speculate: false, reason: 'requests' };
+  if (view.key) counters.push(view.key);
+  for (const c of counters) {
+    const at = countsAt(c.counts, nowMs);
+    if (c.rpm && used(c.rpm, at, 'requests', nowMs) + 1 > SPECULATION_LIMIT_SHARE * c.rpm) return { speculate: false, reason: 'requests' };
+    if (c.tpm && used(c.tpm, at, 'tokens', nowMs) + hold.rateTokens > SPECULATION_LIMIT_SHARE * c.tpm) return { speculate: false, reason: 'tokens' };
+  }
+  if (view.spend === null) return { speculate: false, reason: 'spend_cap' };
+  if (view.spend && view.spend.usedMicroUsd + SPECULATION_CAP_HOLDS * hold.holdMicroUsd > view.spend.capMicroUsd) {
+    return { speculate: false, reason: 'spend_cap' };
+  }
+  return { speculate: true, outputTokens: hold.outputTokens };
+}
+
+/** What the sliding window counts of a limit at `nowMs`: the limit less what it has left. */
+function used(limit: number, at: WindowCounts, kind: 'requests' | 'tokens', nowMs: number): number {
+  return kind === 'requests' ? limit - remaining(limit, at.prevRequests, at.requests, nowMs) : limit - remaining(limit, at.prevTokens, at.tokens, nowMs);
+}

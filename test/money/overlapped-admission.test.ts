@@ -1,0 +1,389 @@
+import { randomBytes } from 'node:crypto';
+import type { CatalogFile } from '../../lambda/catalog';
+import { warmTokenizer } from '../../lambda/money/tokens';
+import type { MetricsSink } from '../../lambda/observability/metrics';
+import type { TableNames } from '../../lambda/store/tables';
+import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
+import { completed, moneyOver } from '../support/money';
+import { completionBody, startUpstream, streamEvents } from '../support/upstream';
+import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep } from '../reliability/support';
+
+/**
+ * Overlapped admission (issue 22): the first route's call starts while the admission write is in
+ * flight when this instance's view says the request will be admitted; the client gets nothing
+ * before admission; a refused or re-fitted speculative call is cut, counted, and never charged.
+ * Admission writes are slowed by an interceptor on the gateway's own DynamoDB client, so the order
+ * of events is structural, not a race of milliseconds.
+ */
+
+const MAX_OUTPUT = 4_000;
+/** $100 per million input tokens (100 µUSD a token), $1,000 per million output (1,000 µUSD a token). */
+const CATALOG: CatalogFile = {
+  models: {
+    m: {
+      owned_by: 'test',
+      pricing: { input_per_mtok: 100, output_per_mtok: 1000 },
+      context_window: 100_000,
+      max_output_tokens: MAX_OUTPUT,
+      routes: [{ provider: 'openai-compatible', base_url: 'http://placeholder/v1', model: 'up' }],
+    },
+  },
+};
+
+interface Arrival {
+  tag: string;
+  maxTokens: number | undefined;
+  arrivedAtMs: number;
+  answeredAtMs?: number;
+  /** The gateway cut the socket before the stand-in answered. */
+  closedUnanswered: boolean;
+}
+
+interface AdmissionWrite {
+  startedAtMs: number;
+  endedAtMs?: number;
+}
+
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let gw: TestGateway;
+let tables: TableNames;
+const arrivals: Arrival[] = [];
+const admissionWrites: AdmissionWrite[] = [];
+const cancellations: string[] = [];
+/** How long each admission write waits before it is sent. */
+let admissionDelayMs = 0;
+/** How long the stand-in takes before it answers. */
+let answerAfterMs = 0;
+
+const metrics: MetricsSink = {
+  request: () => undefined,
+  upstreamAttempt: () => undefined,
+  cost: () => undefined,
+  speculativeCallCancelled: (reason) => void cancellations.push(reason),
+};
+
+beforeAll(async () => {
+  await warmTokenizer();
+  upstream = await startUpstream(async (_req, body, res) => {
+    const arrival: Arrival = { tag: body.messages[0].content, maxTokens: body.max_tokens, arrivedAtMs: Date.now(), closedUnanswered: false };
+    arrivals.push(arrival);
+    res.on('close', () => {
+      if (!res.writableEnded) arrival.closedUnanswered = true;
+    });
+    for (let waited = 0; waited < answerAfterMs && !res.destroyed; waited += 20) await sleep(20);
+    if (res.destroyed) return;
+    arrival.answeredAtMs = Date.now();
+    const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
+    if (body.stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const events = streamEvents('up', ['one ', 'two ', 'three ', 'four ', 'five'], usage);
+      res.write(events[0]);
+      await sleep(30);
+      res.end(events.slice(1).join(''));
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody('up', 'hello there', usage)));
+    }
+  });
+  CATALOG.models.m.routes[0].base_url = upstream.url;
+  const suffix = randomBytes(6).toString('hex');
+  tables = {
+    keys: `ov-keys-${suffix}`,
+    tiers: `ov-tiers-${suffix}`,
+    accounts: `ov-accounts-${suffix}`,
+    usage: `ov-usage-${suffix}`,
+    holds: `ov-holds-${suffix}`,
+    sessions: `ov-sessions-${suffix}`,
+    responses: `ov-responses-${suffix}`,
+    rollups: `ov-rollups-${suffix}`,
+  };
+  gw = await startTestGateway({ catalog: catalogOf(CATALOG), seedDemo: false, metrics, tables });
+  gw.dynamo.intercept(async (operation, input, next) => {
+    // An admission puts a hold item (a settlement deletes one).
+    const text = operation === 'TransactWriteItems' ? JSON.stringify(input) : '';
+    if (!text.includes(tables.holds) || text.includes('"Delete"')) return next();
+    const write: AdmissionWrite = { startedAtMs: Date.now() };
+    admissionWrites.push(write);
+    if (admissionDelayMs) await sleep(admissionDelayMs);
+    try {
+      return await next();
+    } finally {
+      write.endedAtMs = Date.now();
+    }
+  });
+});
+
+afterAll(async () => {
+  await gw.stop();
+  await upstream.close();
+});
+
+beforeEach(() => {
+  admissionDelayMs = 0;
+  answerAfterMs = 0;
+  cancellations.length = 0;
+  admissionWrites.length = 0;
+});
+
+const uniqueTag = () => `prompt ${randomBytes(6).toString('hex')}`;
+const ask = (key: string, tag: string, extra: object = {}, init: RequestInit = {}) =>
+  postChat(gw, key, { model: 'm', messages: [{ role: 'user', content: tag }], ...extra }, init);
+const arrivalsOf = (tag: string) => arrivals.filter((a) => a.tag === tag);
+
+/**
+ * This instance reads the account (a request refused before admission tells the limits as they
+ * are): its view is then read and recent, as it is for an account in use.
+ */
+async function seeAccount(acct: TestAccount): Promise<void> {
+  const res = await ask(acct.key, 'bad', { temperature: 5 });
+  expect(res.status).toBe(400);
+  await res.text();
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await sleep(10);
+  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Another gateway instance over the same tables: its admissions are not in this instance's view. */
+function otherInstance() {
+  return moneyOver(gw.gateway.stores, tables);
+}
+
+describe('an account that cannot pay', () => {
+  it('never gets its prompt sent upstream when this instance has seen that it cannot pay', async () => {
+    // max_tokens 100 holds 10 prompt tokens × 100 + 100 × 1,000 µUSD ≈ 101,000 µUSD.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 50_000 });
+    const tag = uniqueTag();
+    // The first from a cold view, the rest from the view the refusals brought back.
+    for (let i = 0; i < 4; i++) {
+      const res = await ask(acct.key, tag, { max_tokens: 100 });
+      expect(res.status).toBe(402);
+      expectErrorBody(await res.json(), 'insufficient_quota', 'insufficient_quota');
+    }
+    expect(arrivalsOf(tag)).toHaveLength(0);
+    expect(cancellations).toEqual([]);
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(0);
+    expect(b.balance).toBe(50_000);
+  });
+
+  it('waits for admission before calling when the balance pays the hold but not four of them', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 250_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 200;
+    const tag = uniqueTag();
+    const res = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(res.status).toBe(200);
+    await res.json();
+    const [arrival] = arrivalsOf(tag);
+    expect(arrival.arrivedAtMs).toBeGreaterThanOrEqual(admissionWrites.at(-1)!.endedAtMs!);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('cuts a speculative call that another instance drained the balance under, charges nothing, and counts it', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 1_000_000 });
+    await seeAccount(acct);
+    // Another instance holds 10 × 100 + 950 × 1,000 µUSD: 49,000 µUSD left, less than this request's hold.
+    const other = otherInstance();
+    const drain = await other.admission.admit({
+      requestId: `req_other_${randomBytes(4).toString('hex')}`,
+      key: acct.record,
+      model: gw.catalog.get('m')!,
+      startedAtMs: Date.now(),
+      promptTokens: 10,
+      outputLimit: 950,
+      n: 1,
+      stream: false,
+    });
+    admissionDelayMs = 1_000;
+    answerAfterMs = 5_000;
+    const tag = uniqueTag();
+    const res = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(res.status).toBe(402);
+    expectErrorBody(await res.json(), 'insufficient_quota', 'insufficient_quota');
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    // The call went out while the admission write was in flight, and was cut before it answered.
+    expect(arrival.arrivedAtMs).toBeLessThan(admissionWrites.at(-1)!.endedAtMs!);
+    await until(() => arrival.closedUnanswered, 'the speculative call to be cut');
+    expect(arrival.answeredAtMs).toBeUndefined();
+    expect(cancellations).toEqual(['refused']);
+    expect(gw.logs.filter((l) => l.includes('"speculation_cancelled"') && l.includes('"reason":"refused"'))).toHaveLength(1);
+    // The refusal brought the account back as it is: the next request is refused before any call.
+    const again = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(again.status).toBe(402);
+    await again.json();
+    expect(arrivalsOf(tag)).toHaveLength(1);
+    expect(cancellations).toEqual(['refused']);
+
+    await drain.settle(completed({ prompt_tokens: 10, completion_tokens: 950, total_tokens: 960 }));
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    // Only the other instance's request is on the ledger: 10 × 100 + 950 × 1,000.
+    expect(b.requests.map((r) => r.amountMicroUsd)).toEqual([-951_000]);
+    expect(b.balance).toBe(49_000);
+  });
+});
+
+describe('an admitted speculative request', () => {
+  it('is sent upstream before the admission write has finished, and nothing reaches the client before it has (JSON)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 1_000;
+    const tag = uniqueTag();
+    const res = await ask(acct.key, tag, { max_tokens: 100 });
+    const headersAtMs = Date.now();
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.choices[0].message.content).toBe('hello there');
+    const write = admissionWrites.at(-1)!;
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    expect(arrival.maxTokens).toBe(100);
+    expect(arrival.arrivedAtMs).toBeLessThan(write.endedAtMs!);
+    // The upstream answered while admission was still in flight; the client had nothing until it ended.
+    expect(arrival.answeredAtMs!).toBeLessThan(write.endedAtMs!);
+    expect(headersAtMs).toBeGreaterThanOrEqual(write.endedAtMs!);
+    expect(cancellations).toEqual([]);
+
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(1);
+    expect(b.requests[0]).toMatchObject({ status: 'completed', promptTokens: 10, completionTokens: 5 });
+    expect(b.requests[0].amountMicroUsd).toBe(-(10 * 100 + 5 * 1000));
+  });
+
+  it('holds a stream’s first event until admission has succeeded, then relays the whole stream and settles once', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 1_000;
+    const tag = uniqueTag();
+    const res = await ask(acct.key, tag, { max_tokens: 100, stream: true, stream_options: { include_usage: true } });
+    const headersAtMs = Date.now();
+    expect(res.status).toBe(200);
+    const events = parseSse(await res.text());
+    const write = admissionWrites.at(-1)!;
+    const [arrival] = arrivalsOf(tag);
+    expect(arrival.answeredAtMs!).toBeLessThan(write.endedAtMs!);
+    expect(headersAtMs).toBeGreaterThanOrEqual(write.endedAtMs!);
+    expect(events.at(-1)).toBe('[DONE]');
+    const text = events.slice(0, -1).map((e: any) => e.choices?.[0]?.delta?.content ?? '').join('');
+    expect(text).toBe('one two three four five');
+
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(1);
+    expect(b.requests[0]).toMatchObject({ status: 'completed', completionTokens: 5 });
+  });
+
+  it('sends the admitted body again when admission fitted another output limit, and counts the cut call', async () => {
+    // 20,000 tokens a minute; the request asks for the model's maximum (4,000): within half of the minute as this instance sees it.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 20_000, creditsMicroUsd: 100_000_000 });
+    await seeAccount(acct);
+    // Another instance counts 17,000 tokens: the write fails, and the refit gives half of what is left.
+    const other = otherInstance();
+    const taken = await other.admission.admit({
+      requestId: `req_other_${randomBytes(4).toString('hex')}`,
+      key: acct.record,
+      model: gw.catalog.get('m')!,
+      startedAtMs: Date.now(),
+      promptTokens: 16_000,
+      outputLimit: 1_000,
+      n: 1,
+      stream: false,
+    });
+    admissionDelayMs = 1_000;
+    answerAfterMs = 5_000;
+    const tag = uniqueTag();
+    const res = await ask(acct.key, tag);
+    expect(res.status).toBe(200);
+    const limit = Number(res.headers.get('x-itapi-output-limit'));
+    await res.json();
+    expect(limit).toBeLessThan(MAX_OUTPUT);
+    const [speculative, admitted, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    expect(speculative.maxTokens).toBe(MAX_OUTPUT);
+    expect(speculative.closedUnanswered).toBe(true);
+    expect(admitted.maxTokens).toBe(limit);
+    expect(cancellations).toEqual(['limit_changed']);
+
+    await taken.settle(completed({ prompt_tokens: 16_000, completion_tokens: 1_000, total_tokens: 17_000 }));
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(2);
+  });
+
+  it('cuts the speculative call when the client leaves during admission, and gives the hold back whole', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 1_500;
+    answerAfterMs = 5_000;
+    const tag = uniqueTag();
+    const client = new AbortController();
+    const asked = ask(acct.key, tag, { max_tokens: 100 }, { signal: client.signal }).catch((err: Error) => err);
+    await until(() => arrivalsOf(tag).length === 1, 'the speculative call');
+    client.abort();
+    expect(await asked).toMatchObject({ name: 'AbortError' });
+    const [arrival] = arrivalsOf(tag);
+    await until(() => arrival.closedUnanswered, 'the speculative call to be cut');
+    await until(() => cancellations.length === 1, 'the cancellation');
+    expect(cancellations).toEqual(['client_closed']);
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.balance).toBe(10_000_000);
+    for (const r of b.requests) expect(r.amountMicroUsd).toBe(0);
+  });
+});
+
+describe('200 concurrent requests on one account near its request limit', () => {
+  it('admits none beyond the limit, counts every refused speculative call, and charges only what was answered', async () => {
+    // Not across a minute boundary: the sliding window then lets the next minute's share in too.
+    const toBoundaryMs = 60_000 - (Date.now() % 60_000);
+    if (toBoundaryMs < 20_000) await sleep(toBoundaryMs + 100);
+    const rpm = 100;
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm, tpm: 10_000_000, creditsMicroUsd: 100_000_000 });
+    await seeAccount(acct);
+    // Other instances have counted 90 of the minute's 100 requests (their answers settled): this instance's view still says none.
+    await gw.dynamo.call('UpdateItem', {
+      TableName: tables.accounts,
+      Key: { account_id: { S: acct.accountId } },
+      UpdateExpression: 'SET win = :win, req = :req, tok = :tok, preq = :zero, ptok = :zero',
+      ExpressionAttributeValues: { ':win': { N: String(Math.floor(Date.now() / 60_000)) }, ':req': { N: '90' }, ':tok': { N: '5400' }, ':zero': { N: '0' } },
+    });
+    const calls = arrivals.length;
+    // Slow admission writes: the whole burst is in before the first of them answers and corrects the view.
+    admissionDelayMs = 1_000;
+    const tag = uniqueTag();
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const res = await ask(acct.key, tag, { max_tokens: 50 });
+        await res.text();
+        return res.status;
+      }),
+    );
+    const ok = answers.filter((s) => s === 200).length;
+    const limited = answers.filter((s) => s === 429).length;
+    expect(ok + limited).toBe(200);
+    expect(ok).toBeLessThanOrEqual(rpm - 90);
+    expect(ok).toBeGreaterThan(0);
+    await gw.gateway.background.drain();
+    // Every speculative call that admission refused is counted, and only those.
+    const refused = cancellations.filter((r) => r === 'refused').length;
+    expect(cancellations.filter((r) => r !== 'refused')).toEqual([]);
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeLessThanOrEqual(limited);
+    // What reached the stand-in: the admitted requests' calls and refused speculative calls, nothing else.
+    await sleep(200);
+    const reached = arrivals.length - calls;
+    expect(reached).toBeGreaterThanOrEqual(ok);
+    expect(reached).toBeLessThanOrEqual(ok + refused);
+
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(ok);
+    for (const r of b.requests) expect(r).toMatchObject({ status: 'completed', amountMicroUsd: -(10 * 100 + 5 * 1000) });
+    const account = (await gw.gateway.stores.accounts.get(acct.accountId))!;
+    expect(account.counts.requests + account.counts.prevRequests).toBe(ok + 90);
+  }, 60_000);
+});
