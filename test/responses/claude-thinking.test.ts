@@ -6,6 +6,10 @@ import { catalogOf, createAccount, startTestGateway, type TestAccount, type Test
 import { validateResponse } from '../support/openai-schema';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockClient } from '../providers/bedrock/stand-in';
+import type { BedrockEvent } from '../providers/bedrock/transcripts';
+import { bedrockAnswerProvider } from '../../lambda/providers/bedrock';
+import { chatProviderOf } from '../../lambda/providers/chat-bridge';
 import { expectWellFormedStream, parseResponseEvents, warmResponseValidators } from './support';
 
 /**
@@ -17,6 +21,7 @@ import { expectWellFormedStream, parseResponseEvents, warmResponseValidators } f
  * writes as the Responses clients are promised. A loopback Anthropic stand-in, the real openai client.
  */
 const anthropic = new StandIn('http1');
+const bedrock = new StandIn('h2c');
 let gw: TestGateway;
 let acct: TestAccount;
 let client: OpenAI;
@@ -72,16 +77,22 @@ const TOOL_OUTPUT = '{"sky": "sunny"}';
 
 beforeAll(async () => {
   warmResponseValidators();
-  const url = await anthropic.start();
-  const catalog: CatalogFile = { models: { [MODEL]: { ...DEFAULT_CATALOG.models[MODEL], routes: [{ provider: 'anthropic', base_url: url, model: MODEL }] } } };
-  gw = await startTestGateway({ catalog: catalogOf(catalog), providers: defaultProviders() });
+  const [url, bedrockUrl] = await Promise.all([anthropic.start(), bedrock.start()]);
+  const catalog: CatalogFile = {
+    models: {
+      [MODEL]: { ...DEFAULT_CATALOG.models[MODEL], routes: [{ provider: 'anthropic', base_url: url, model: MODEL }] },
+      [BEDROCK_MODEL]: { ...DEFAULT_CATALOG.models[MODEL], routes: [{ provider: 'bedrock', base_url: bedrockUrl, model: BEDROCK_CLAUDE, region: 'us-east-1' }] },
+    },
+  };
+  // Bedrock's canonical provider (reasoning blocks kept), as the registry will hold it once the pipeline takes AnswerProviders.
+  gw = await startTestGateway({ catalog: catalogOf(catalog), providers: { ...defaultProviders(), bedrock: chatProviderOf(bedrockAnswerProvider({ createClient: testBedrockClient })) } });
   acct = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 100_000_000 });
   client = new OpenAI({ baseURL: gw.baseUrl, apiKey: acct.key, maxRetries: 0 });
 });
 
 afterAll(async () => {
   await gw.stop();
-  await anthropic.stop();
+  await Promise.all([anthropic.stop(), bedrock.stop()]);
 });
 
 const json = (body: unknown) => ({ status: 200, headers: { 'content-type': 'application/json' }, parts: [JSON.stringify(body)] });
@@ -190,5 +201,89 @@ describe('thinking kept across a tool-call turn on an Anthropic route, through /
     anthropic.handler = () => json(FINAL_MESSAGE);
     await client.responses.create({ ...SETTINGS, previous_response_id: final.id, input: [toolOutput(final.output[2])] });
     expectThinkingKept(anthropic.lastJson());
+  });
+});
+
+// ---- the same on Claude through Bedrock (Converse) ------------------------------------------------
+
+const BEDROCK_MODEL = 'claude-on-bedrock';
+const BEDROCK_CLAUDE = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
+const REDACTED_BYTES = Buffer.from('opaque redacted thinking bytes').toString('base64');
+const CONVERSE_USAGE = { inputTokens: 120, outputTokens: 310, totalTokens: 580, cacheReadInputTokens: 50, cacheWriteInputTokens: 100 };
+const CONVERSE_TOOL_TURN = {
+  output: {
+    message: {
+      role: 'assistant',
+      content: [
+        { reasoningContent: { reasoningText: { text: THINKING.thinking, signature: THINKING.signature } } },
+        { reasoningContent: { redactedContent: REDACTED_BYTES } },
+        { toolUse: { toolUseId: TOOL_USE.id, name: TOOL_USE.name, input: TOOL_USE.input } },
+      ],
+    },
+  },
+  stopReason: 'tool_use',
+  usage: CONVERSE_USAGE,
+  metrics: { latencyMs: 900 },
+};
+const CONVERSE_TOOL_STREAM: BedrockEvent[] = [
+  ['messageStart', { role: 'assistant' }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: THINKING.thinking.slice(0, 20) } } }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: THINKING.thinking.slice(20) } } }],
+  ['contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { signature: THINKING.signature } } }],
+  ['contentBlockStop', { contentBlockIndex: 0 }],
+  ['contentBlockDelta', { contentBlockIndex: 1, delta: { reasoningContent: { redactedContent: REDACTED_BYTES } } }],
+  ['contentBlockStop', { contentBlockIndex: 1 }],
+  ['contentBlockStart', { contentBlockIndex: 2, start: { toolUse: { toolUseId: TOOL_USE.id, name: TOOL_USE.name } } }],
+  ['contentBlockDelta', { contentBlockIndex: 2, delta: { toolUse: { input: JSON.stringify(TOOL_USE.input) } } }],
+  ['contentBlockStop', { contentBlockIndex: 2 }],
+  ['messageStop', { stopReason: 'tool_use' }],
+  ['metadata', { usage: CONVERSE_USAGE, metrics: { latencyMs: 900 } }],
+];
+const CONVERSE_FINAL = { ...CONVERSE_TOOL_TURN, output: { message: { role: 'assistant', content: [{ text: 'It is sunny in Paris.' }] } }, stopReason: 'end_turn' };
+const BEDROCK = { ...SETTINGS, model: BEDROCK_MODEL };
+
+type ConverseBody = { messages: Array<{ role: string; content: unknown[] }>; additionalModelRequestFields?: { thinking?: unknown } };
+
+/** Converse gets Claude's own reasoning blocks, unchanged and in order ahead of toolUse, with thinking on. */
+function expectConverseThinkingKept(body: ConverseBody) {
+  expect(body.additionalModelRequestFields?.thinking).toEqual({ type: 'enabled', budget_tokens: expect.any(Number) });
+  expect(body.messages[1]).toEqual({
+    role: 'assistant',
+    content: [
+      { reasoningContent: { reasoningText: { text: THINKING.thinking, signature: THINKING.signature } } },
+      { reasoningContent: { redactedContent: REDACTED_BYTES } },
+      { toolUse: { toolUseId: TOOL_USE.id, name: TOOL_USE.name, input: TOOL_USE.input } },
+    ],
+  });
+  expect(body.messages[2]).toEqual({ role: 'user', content: [{ toolResult: { toolUseId: TOOL_USE.id, content: [{ text: TOOL_OUTPUT }] } }] });
+}
+
+describe('thinking kept across a tool-call turn on a Bedrock Claude route, through /v1/responses', () => {
+  it('answers reasoning items ahead of the call, and keeps thinking on through previous_response_id, the items, and item_reference', async () => {
+    bedrockRoute(bedrock, { converse: jsonReply(CONVERSE_TOOL_TURN) });
+    const first = await client.responses.create({ ...BEDROCK, input: QUESTION });
+    validateResponse(JSON.parse(JSON.stringify(first)));
+    expectReasoningFirst(first, false);
+    const withInclude = await client.responses.create({ ...BEDROCK, input: QUESTION, include: ['reasoning.encrypted_content'], store: false });
+    expectReasoningFirst(withInclude, true);
+
+    bedrockRoute(bedrock, { converse: jsonReply(CONVERSE_FINAL) });
+    await client.responses.create({ ...BEDROCK, previous_response_id: first.id, input: [toolOutput(first.output[2])] });
+    expectConverseThinkingKept(bedrock.lastJson());
+    await client.responses.create({ ...BEDROCK, input: [{ role: 'user', content: QUESTION }, ...withInclude.output, toolOutput(withInclude.output[2])] as OpenAI.Responses.ResponseInput, store: false });
+    expectConverseThinkingKept(bedrock.lastJson());
+    const references = first.output.map((item): OpenAI.Responses.ResponseInputItem.ItemReference => ({ type: 'item_reference', id: item.id! }));
+    await client.responses.create({ ...BEDROCK, input: [{ role: 'user', content: QUESTION }, ...references, toolOutput(first.output[2])] });
+    expectConverseThinkingKept(bedrock.lastJson());
+  });
+
+  it('streams the reasoning items from ConverseStream, and the streamed response continues with thinking on', async () => {
+    bedrockRoute(bedrock, { stream: eventStreamReply(CONVERSE_TOOL_STREAM) });
+    const final = await client.responses.stream({ ...BEDROCK, input: QUESTION }).finalResponse();
+    expectReasoningFirst(final, false);
+
+    bedrockRoute(bedrock, { converse: jsonReply(CONVERSE_FINAL) });
+    await client.responses.create({ ...BEDROCK, previous_response_id: final.id, input: [toolOutput(final.output[2])] });
+    expectConverseThinkingKept(bedrock.lastJson());
   });
 });
