@@ -1,14 +1,23 @@
 // The bench's table: each figure beside its target from issue 6, with PASS/MISS.
+import type { MemoryResults } from './lambda';
 
 export interface Results {
   when: string;
   command: string;
+  /** BENCH_QUICK=1: few rounds, a smoke check; its figures are never quoted. */
+  quick?: boolean;
   machine: { cpus: number; cpuModel: string; node: string; platform: string; memGb: number; loadAvgAtStart: number[] };
   settings: Record<string, unknown>;
   peer: Record<string, unknown>;
   latency: Record<string, { median: number; p99: number; failures: number }>;
   admissionWriteMs: { median: number; p99: number; count: number };
   streams: Record<string, { ttfbMedianMs: number; worstGapMedianMs: number; worstGapMaxMs: number; distinctArrivalsMedian: number; failures: number }>;
+  /** First body byte of a stream whose upstream waits 300 ms, per target (the `direct` row is the upstream's own). */
+  ttfb300?: Record<string, { medianMs: number; p95Ms: number; failures: number }>;
+  /** The Lambda memory step (bench/lambda.ts, docs/COST.md). */
+  memory?: MemoryResults | { error: string };
+  /** The Lambda bundle's init (require) and its first request, the tokenizer not loaded yet; the invocation runs on until the tokenizer is in. */
+  lambdaFirstRequest?: { initMs: number; initCpuMs: number; firstRequestMs: number; status: number; invocationMs: number };
   throughput: Record<string, { rps: number; cpuMsPerRequest: number; requests: number; non2xx: number; errors: number; connections: number }>;
   dynamo: { kinds: Record<string, any>; clients?: Array<{ client: string; loadMs: number; getItem: { cpuMs: number; wallMs: number }; transactWriteItems: { cpuMs: number; wallMs: number } }> };
   coldStart: any;
@@ -81,12 +90,24 @@ export function verdicts(r: Results): Verdict[] {
       pass: Math.abs(per(high) - per(low)) / per(low) <= 0.3 && high.admittedTogether === high.inFlight,
     });
   }
+  if (r.ttfb300?.gateway && r.ttfb300.direct) {
+    const added = r.ttfb300.gateway.medianMs - r.ttfb300.direct.medianMs;
+    out.push({ figure: 'first byte added, 300 ms upstream: gateway', value: `${f(added)} ms (p95 +${f(r.ttfb300.gateway.p95Ms - r.ttfb300.direct.p95Ms)})`, target: '≤ 3 ms (median; issue 22)', pass: added <= 3 });
+  }
+  if (r.throughput.gateway && r.throughput.portkey) {
+    out.push({
+      figure: 'CPU per request, books included: gateway vs Portkey',
+      value: `${f(r.throughput.gateway.cpuMsPerRequest, 3)} vs ${f(r.throughput.portkey.cpuMsPerRequest, 3)} ms`,
+      target: "< Portkey's, same run (issue 22)",
+      pass: r.throughput.gateway.cpuMsPerRequest < r.throughput.portkey.cpuMsPerRequest,
+    });
+  }
   if ('bundleBytes' in (r.coldStart ?? {})) {
     const c = r.coldStart;
     out.push({ figure: 'bundle size (minified, SDK external)', value: `${f(c.bundleBytes / 1024, 1)} KiB`, target: `≤ ${TARGETS.bundleBytes / 1024} KiB`, pass: c.bundleBytes <= TARGETS.bundleBytes });
     out.push({
       figure: 'import time, fresh node (median)',
-      value: `${f(c.importMsMedian, 1)} ms (@aws-sdk/client-dynamodb alone, no longer loaded: ${f(c.sdkImportMsMedian, 1)})`,
+      value: `${f(c.importMsMedian, 1)} ms, CPU ${f(c.importCpuMsMedian, 1)} ms (CPU with --enable-source-maps ${f(c.importCpuMsWithSourceMapsMedian, 1)}; @aws-sdk/client-dynamodb alone, not loaded: ${f(c.sdkImportMsMedian, 1)})`,
       target: `≤ ${TARGETS.importMs} ms, its DynamoDB client included`,
       pass: c.importMsMedian <= TARGETS.importMs,
     });
@@ -96,14 +117,69 @@ export function verdicts(r: Results): Verdict[] {
   return out;
 }
 
+/** Added figures beside the relay's: target ÷ relay, "n/a" where the relay's is too small to divide by. */
+const ratio = (x: number, relay: number) => (Number.isFinite(x) && Number.isFinite(relay) && relay > 0.01 ? `${(x / relay).toFixed(1)}×` : 'n/a');
+
+/** The one table the issue asks for: each target's added latency, added first byte with a 300 ms upstream, CPU per request, and each as a multiple of the relay's. */
+export function sideBySideRows(r: Results) {
+  const direct = r.latency.direct;
+  const t300 = r.ttfb300 ?? {};
+  const d300 = t300.direct;
+  return Object.keys(r.latency)
+    .filter((n) => n !== 'direct')
+    .map((name) => ({
+      name,
+      addedMedianMs: r.latency[name].median - direct.median,
+      firstByteAddedMedianMs: t300[name] && d300 ? t300[name].medianMs - d300.medianMs : NaN,
+      firstByteAddedP95Ms: t300[name] && d300 ? t300[name].p95Ms - d300.p95Ms : NaN,
+      cpuMsPerRequest: r.throughput[name]?.cpuMsPerRequest ?? NaN,
+    }));
+}
+
+function sideBySide(r: Results): string[] {
+  const rows = sideBySideRows(r);
+  const relay = rows.find((x) => x.name === 'relay');
+  const out = [
+    `Side by side (one run; "×relay" = the figure ÷ the bare relay's). JSON: added median to the last byte. First byte: streams from an upstream that waits 300 ms, the target's first byte less the upstream's (${r.ttfb300?.direct ? `${f(r.ttfb300.direct.medianMs)} ms median` : 'not measured'}). CPU: ms per request under load, books included (settlements drained)`,
+    `  ${pad('target', 18)}${pad('+JSON ms', 10)}${pad('×relay', 8)}${pad('+1st byte med', 15)}${pad('p95', 8)}${pad('×relay', 8)}${pad('CPU ms/req', 12)}×relay`,
+  ];
+  for (const x of rows) {
+    out.push(
+      `  ${pad(x.name, 18)}${pad(f(x.addedMedianMs), 10)}${pad(ratio(x.addedMedianMs, relay?.addedMedianMs ?? NaN), 8)}${pad(f(x.firstByteAddedMedianMs), 15)}${pad(f(x.firstByteAddedP95Ms), 8)}${pad(ratio(x.firstByteAddedMedianMs, relay?.firstByteAddedMedianMs ?? NaN), 8)}${pad(f(x.cpuMsPerRequest, 3), 12)}${ratio(x.cpuMsPerRequest, relay?.cpuMsPerRequest ?? NaN)}`,
+    );
+  }
+  return out;
+}
+
+function memoryTable(m: MemoryResults | { error: string }): string[] {
+  if ('error' in m) return [`Lambda memory: not measured (${m.error})`];
+  const out = [
+    `Lambda memory (the bundle under its streaming adapter, one invocation at a time; ${m.model})`,
+    `  measured on this machine's full core: ${m.json.shape}: invocation ${f(m.json.handlerMsMedian, 1)} ms, CPU ${f(m.json.cpuMsMedian, 2)} ms; ${m.stream.shape}: invocation ${f(m.stream.handlerMsMedian, 0)} ms, CPU ${f(m.stream.cpuMsMedian, 1)} ms; require CPU ${f(m.initCpuMs, 1)} ms, tokenizer load CPU ${f(m.tokenizerLoadCpuMs, 0)} ms, RSS with the tokenizer ${f(m.rssWithTokenizerMb, 0)} MB`,
+    `  ${pad('MB', 6)}${pad('JSON ms', 10)}${pad('$/M JSON', 10)}${pad('+JSON ms', 10)}${pad('stream ms', 11)}${pad('$/M stream', 12)}${pad('+stream ms', 12)}${pad('require ms', 12)}${pad('tokenizer ms', 14)}${pad('RSS share', 11)}fits`,
+  ];
+  for (const row of m.rows) {
+    out.push(
+      `  ${pad(String(row.memoryMb), 6)}${pad(f(row.json.durationMs, 1), 10)}${pad(f(row.json.usdPerMillion, 2), 10)}${pad(f(row.json.addedMs, 1), 10)}${pad(f(row.stream.durationMs, 0), 11)}${pad(f(row.stream.usdPerMillion, 2), 12)}${pad(f(row.stream.addedMs, 0), 12)}${pad(f(row.initMs, 0), 12)}${pad(f(row.tokenizerLoadMs, 0), 14)}${pad(`${f(100 * row.rssShare, 0)} %`, 11)}${row.fits ? 'yes' : 'no'}`,
+    );
+  }
+  out.push(
+    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
+  );
+  return out;
+}
+
 export function report(r: Results): string {
   r.verdicts = verdicts(r);
   const lines: string[] = [];
   const names = Object.keys(r.latency);
   const direct = r.latency.direct;
   lines.push('');
+  if (r.quick) lines.push('BENCH_QUICK: a smoke check with few rounds; quote none of these figures');
   lines.push(`itapi bench — ${r.when} — ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, load at start ${r.machine.loadAvgAtStart.join(' ')}`);
   if (!r.latency.portkey) lines.push(`PEER NOT MEASURED: ${String(r.peer.error ?? 'unknown')}`);
+  lines.push('');
+  lines.push(...sideBySide(r));
   lines.push('');
   lines.push('Non-streaming latency (sequential, interleaved, keep-alive; ms)');
   lines.push(`  ${pad('target', 16)}${pad('median', 9)}${pad('p99', 9)}${pad('+median', 9)}${pad('+p99', 9)}reference +median`);
@@ -169,8 +245,13 @@ export function report(r: Results): string {
       }
     }
   }
+  if (r.lambdaFirstRequest) {
+    const l = r.lambdaFirstRequest;
+    lines.push('', `Lambda bundle, cold: require ${f(l.initMs, 1)} ms (CPU ${f(l.initCpuMs, 1)}), then its first request ${f(l.firstRequestMs, 1)} ms to the last byte (status ${l.status}); that invocation ended after ${f(l.invocationMs, 0)} ms, the tokenizer loaded after the answer`);
+  }
+  if (r.memory) lines.push('', ...memoryTable(r.memory));
   lines.push('');
-  lines.push('Targets (issue 12)');
+  lines.push('Targets (issues 12 and 22)');
   for (const v of r.verdicts) lines.push(`  ${pad(mark(v.pass), 6)}${pad(v.figure, 40)}${pad(v.value, 52)}${v.target}`);
   lines.push('');
   lines.push(`(${f(r.durationS, 0)} s in all; load average at end ${(r.loadAvgAtEnd ?? []).join(' ')} on ${r.machine.cpus} CPUs: the machine is shared, so a busy neighbour inflates every figure)`);

@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
+import { lambdaMemory, startLambdaTarget, type MemoryResults } from './lambda';
+import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
 import { startServer, type Server } from './procs';
 import { report, type Results } from './report';
 import { CHUNKS } from './servers/upstream-shape';
+import type { ChatBundleFiles } from '../scripts/bundle';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');
@@ -24,13 +27,24 @@ const PEER_DIR = join(__dirname, 'peer');
 const PEER_VERSION = '1.15.2';
 const HONO_NODE_SERVER = '1.13.8';
 
-const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 400);
-const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
-const KIND_REQUESTS = Number(process.env.BENCH_KIND_REQUESTS ?? 100);
-const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
-const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 2);
+// BENCH_QUICK=1: every step, few rounds, under a minute: a smoke check of the bench itself, never figures to quote.
+const QUICK = process.env.BENCH_QUICK === '1';
+const knob = (name: string, full: number, quick: number) => Number(process.env[name] ?? (QUICK ? quick : full));
+const LATENCY_ROUNDS = knob('BENCH_LATENCY_ROUNDS', 400, 20);
+const STREAM_ROUNDS = knob('BENCH_STREAM_ROUNDS', 10, 2);
+/** Streams whose upstream waits 300 ms before its first byte, per target. */
+const TTFB_ROUNDS = knob('BENCH_TTFB_ROUNDS', 40, 4);
+const KIND_REQUESTS = knob('BENCH_KIND_REQUESTS', 100, 5);
+const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 5, 1);
+const LOAD_ROUNDS = knob('BENCH_LOAD_ROUNDS', 2, 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
-const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? '10,1000').split(',').map(Number);
+const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? (QUICK ? '10' : '10,1000')).split(',').map(Number);
+const CLIENT_CALLS = knob('BENCH_CLIENT_CALLS', 400, 20);
+const COLD_RUNS = knob('BENCH_COLD_RUNS', 7, 3);
+/** The memory step: 1 s JSON answers and 20 s streams, one at a time through the Lambda bundle. */
+const MEMORY_JSON_ROUNDS = knob('BENCH_MEMORY_JSON_ROUNDS', 10, 2);
+const MEMORY_STREAM_ROUNDS = knob('BENCH_MEMORY_STREAM_ROUNDS', 3, 1);
+if (QUICK) process.env.BENCH_MEMORY_STREAM ??= '50x20';
 
 const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 const t0 = Date.now();
@@ -39,7 +53,7 @@ const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.'
 const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
 
 /** Portkey's open-source gateway in bench/peer (never in the project's dependencies). */
-function ensurePeer(): string | undefined {
+function ensurePeer(install = true): string | undefined {
   const pkg = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/package.json');
   const hono = join(PEER_DIR, 'node_modules/@hono/node-server/package.json');
   const nested = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/node_modules/@hono/node-server');
@@ -50,6 +64,7 @@ function ensurePeer(): string | undefined {
     JSON.parse(readFileSync(hono, 'utf8')).version === HONO_NODE_SERVER &&
     !existsSync(nested);
   if (installed()) return undefined;
+  if (!install) return 'not installed (BENCH_QUICK never installs it; a full run does)';
   mkdirSync(PEER_DIR, { recursive: true });
   // The override keeps Portkey on @hono/node-server 1.13.8: later versions do not stream its SSE.
   writeFileSync(
@@ -162,6 +177,25 @@ async function streams(targets: Target[]): Promise<Record<string, StreamFigures>
     };
   }
   return out;
+}
+
+/**
+ * Time to first byte with an upstream that waits 300 ms before its own (a provider's time to first
+ * token): streams, interleaved round by round. Each target's first body byte less the upstream's
+ * (the `direct` row), median and p95 of each taken over the same rounds.
+ */
+async function firstByte300(targets: Target[]): Promise<Record<string, { medianMs: number; p95Ms: number; failures: number }>> {
+  const times: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const failures: Record<string, number> = Object.fromEntries(targets.map((t) => [t.name, 0]));
+  for (let round = 0; round < TTFB_ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(round + i) % targets.length];
+      const r = await timedRequest(t, true);
+      if (r.status !== 200 || r.ttfbMs < 0) failures[t.name]++;
+      else times[t.name].push(r.ttfbMs);
+    }
+  }
+  return Object.fromEntries(targets.map((t) => [t.name, { medianMs: pct(times[t.name], 50), p95Ms: pct(times[t.name], 95), failures: failures[t.name] }]));
 }
 
 async function load(t: Target, seconds: number): Promise<{ requests: number; non2xx: number; errors: number; seconds: number }> {
@@ -277,13 +311,16 @@ async function main() {
 
   log('cold start: bundling the chat handler and importing it in fresh processes');
   let cold: ColdStart | { error: string };
+  let bundle: ChatBundleFiles | undefined;
   try {
-    cold = await coldStart(join(__dirname, 'results/bundle'), 7);
+    const { files, ...figures } = await coldStart(join(__dirname, 'results/bundle'), COLD_RUNS);
+    bundle = files;
+    cold = figures;
   } catch (err) {
     cold = { error: String(err) };
   }
 
-  const peerProblem = ensurePeer();
+  const peerProblem = ensurePeer(!QUICK);
   if (peerProblem) log(`peer unavailable: ${peerProblem}`);
 
   log('starting DynamoDB Local (in memory)');
@@ -303,6 +340,16 @@ async function main() {
     servers.push(relayFetch);
     const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
     servers.push(gateway);
+    // The chat function's bundle as Lambda runs it, on the same tables (and so the same keys) as `gateway`.
+    let gatewayLambda: Server | undefined;
+    if (bundle) {
+      try {
+        gatewayLambda = await startLambdaTarget(bundle, upstream.url, dynamo.endpoint, gateway.info.tables);
+        servers.push(gatewayLambda);
+      } catch (err) {
+        log(`the Lambda bundle did not start: ${String(err).slice(0, 300)}`);
+      }
+    }
     const gatewayMemory = await startServer('gateway-memory', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: 'memory' } });
     servers.push(gatewayMemory);
     // The gateway's DynamoDB calls all made (signed, over HTTP), answered by a Node stand-in instead of
@@ -339,6 +386,7 @@ async function main() {
       target('relay', relay.url, path, {}, bodyFor('bench-upstream')),
       target('relay-fetch', relayFetch.url, path, {}, bodyFor('bench-upstream')),
       target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
+      ...(gatewayLambda ? [target('gateway-lambda', gatewayLambda.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model'))] : []),
       target('gateway-stand-in', gatewayStandIn.url, path, { authorization: `Bearer ${gatewayStandIn.info.keys.ok}` }, bodyFor('bench-model')),
       target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
       ...(baseline ? [target('baseline', baseline.url, path, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor('bench-model'))] : []),
@@ -348,10 +396,21 @@ async function main() {
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(peer ? { portkey: peer } : {}) };
+
+    // The bundle's first request, the tokenizer not yet loaded: what a cold instance's first client sees after init.
+    let lambdaFirst: Results['lambdaFirstRequest'];
+    const lambdaTarget = targets.find((t) => t.name === 'gateway-lambda');
+    if (gatewayLambda && lambdaTarget) {
+      await gatewayLambda.request({ type: 'invocations' });
+      const first = await timedRequest(lambdaTarget, false);
+      await gatewayLambda.request({ type: 'drain' });
+      const [inv] = (await gatewayLambda.request<{ invocations: Array<{ handlerMs: number; streamEndMs: number }> }>({ type: 'invocations' })).invocations;
+      lambdaFirst = { initMs: gatewayLambda.info.initMs, initCpuMs: gatewayLambda.info.initCpuMs, firstRequestMs: first.totalMs, status: first.status, invocationMs: inv?.handlerMs ?? NaN };
+    }
 
     log('warm-up');
-    for (let i = 0; i < 200; i++) for (const t of targets) await timedRequest(t, false);
+    for (let i = 0; i < (QUICK ? 20 : 200); i++) for (const t of targets) await timedRequest(t, false);
     for (const t of targets) {
       const r = await timedRequest(t, true);
       if (r.eventsMs.length < CHUNKS) log(`warning: ${t.name} streamed ${r.eventsMs.length} events (status ${r.status})`);
@@ -367,10 +426,23 @@ async function main() {
     log(`stream fidelity: ${STREAM_ROUNDS} interleaved rounds of ${CHUNKS} chunks`);
     const str = await streams(targets);
 
+    log(`first byte with a 300 ms upstream: ${TTFB_ROUNDS} interleaved rounds of streams`);
+    // The same targets, each pointed at the upstream's 300 ms path: a path prefix for the relays and
+    // Portkey's custom host, a model routed to it for the gateways.
+    const slow = (t: Target): Target => {
+      if (t.name === 'direct' || t.name.startsWith('relay') || t.name === 'portkey') {
+        const headers = t.name === 'portkey' ? { ...t.headers, 'x-portkey-custom-host': `${upstream.url}/delay/300/v1` } : t.headers;
+        return target(t.name, t.url, t.name === 'portkey' ? t.path : `/delay/300${t.path}`, headers, t.body);
+      }
+      return target(t.name, t.url, t.path, t.headers, bodyFor(BENCH_MODEL_300));
+    };
+    // The baseline's catalog has no 300 ms model: it sits this one out.
+    const ttfb300 = await firstByte300(targets.filter((t) => t.name !== 'baseline').map(slow));
+
     log('DynamoDB work per request kind');
     const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);
     log('DynamoDB clients side by side (GetItem, admission-shaped TransactWriteItems)');
-    const clients = await compareDynamoClients(dynamo.endpoint, 400);
+    const clients = await compareDynamoClients(dynamo.endpoint, CLIENT_CALLS);
 
     log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
     const tput = await throughput(targets, byName);
@@ -383,15 +455,29 @@ async function main() {
       inFlight = { error: String(err).slice(0, 300) };
     }
 
+    let memory: MemoryResults | { error: string } = { error: 'the Lambda bundle was not measured' };
+    if (gatewayLambda && 'importCpuMsMedian' in cold) {
+      log(`Lambda memory: ${MEMORY_JSON_ROUNDS} JSON answers after 1 s and ${MEMORY_STREAM_ROUNDS} streams of ${process.env.BENCH_MEMORY_STREAM ?? '1000x20'} (chunks x ms) through the bundle, one at a time`);
+      try {
+        memory = await lambdaMemory(gatewayLambda, gateway.info.keys.ok, cold, { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS });
+      } catch (err) {
+        memory = { error: String(err).slice(0, 300) };
+      }
+    }
+
     const results: Results = {
       when: new Date().toISOString(),
-      command: 'npm run bench',
+      command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
+      quick: QUICK,
       machine,
-      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
       peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
       latency: lat,
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
       streams: str,
+      ttfb300,
+      memory,
+      lambdaFirstRequest: lambdaFirst,
       throughput: tput,
       dynamo: { kinds, clients },
       coldStart: cold,
@@ -404,8 +490,12 @@ async function main() {
     mkdirSync(join(__dirname, 'results'), { recursive: true });
     const json = `${JSON.stringify({ ...results, table: text.split('\n') }, null, 2)}\n`;
     writeFileSync(join(__dirname, 'results/latest.json'), json);
-    writeFileSync(join(ROOT, 'docs/benchmarks-latest.json'), json);
-    log('wrote bench/results/latest.json and docs/benchmarks-latest.json');
+    // A quick run is a smoke check: its figures never replace the ones the docs quote.
+    if (QUICK) log('wrote bench/results/latest.json (BENCH_QUICK: docs/benchmarks-latest.json left as it was)');
+    else {
+      writeFileSync(join(ROOT, 'docs/benchmarks-latest.json'), json);
+      log('wrote bench/results/latest.json and docs/benchmarks-latest.json');
+    }
   } finally {
     await stopAll();
   }

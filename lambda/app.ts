@@ -5,18 +5,23 @@ import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
 import type { ModelEntry } from './catalog';
 import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, routeName, type CompletionDeps } from './chat/pipeline';
-import {
-  GatewayError,
-  internalError,
-  methodNotAllowed,
-  modelNotFound,
-  routeNotFound,
-  serverOverloaded,
-} from './contract/errors';
+import { errorResponse, modelNotFound, routeNotFound } from './contract/errors';
+import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
 import { createEmbeddings } from './embeddings/create-embeddings';
-import { messagesApp } from './messages/routes';
+import { countMessageTokens, createMessage } from './messages/create';
+import { anthropicErrorResponse } from './messages/errors';
+import {
+  anthropicClientHeaders,
+  anthropicModel,
+  anthropicModelList,
+  fromAnthropicClient,
+  keyMayUse,
+  REQUEST_ID_HEADER,
+  speaksAnthropic,
+  usableModels,
+} from './messages/routes';
 import { RequestRecorder, type RequestObservation } from './observability/records';
 import { createResponse, deleteResponse, listInputItems, retrieveResponse } from './responses/endpoints';
 import type { KeyRecord } from './store/keys';
@@ -61,6 +66,24 @@ const DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES;
 
 /** The methods of the API under /v1 (DELETE: `DELETE /v1/responses/{id}`). */
 export const CORS_METHODS = ['GET', 'POST', 'DELETE'] as const;
+
+/**
+ * Every path the gateway serves and its methods: the one list its 405s come from (a known path
+ * asked with another method answers 405 with `Allow`, not 404). The admin API and the console keep
+ * lists of their own (`ADMIN_ROUTES`, `CONSOLE_ROUTES`).
+ */
+export const GATEWAY_ROUTES = {
+  '/v1/chat/completions': ['POST'],
+  '/v1/embeddings': ['POST'],
+  '/v1/messages': ['POST'],
+  '/v1/messages/count_tokens': ['POST'],
+  '/v1/models': ['GET'],
+  '/v1/models/:model{.+}': ['GET'],
+  '/v1/credits': ['GET'],
+  '/v1/responses': ['POST'],
+  '/v1/responses/:id': ['GET', 'DELETE'],
+  '/v1/responses/:id/input_items': ['GET'],
+} as const satisfies KnownRoutes;
 
 const CORS_EXPOSED_HEADERS = [
   'x-request-id',
@@ -124,9 +147,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));
 
+  /** The one key check: `Authorization: Bearer`, and on Anthropic's wire `x-api-key` too (it wins), as Anthropic's clients send it. */
   const authenticate = async (c: Context<Env>, next: () => Promise<void>) => {
-    const key = await deps.auth.authenticate(c.req.header('authorization'));
-    c.set('key', key);
+    if (speaksAnthropic(c)) {
+      c.var.scope.responseHeaders[REQUEST_ID_HEADER] = c.var.scope.requestId;
+      c.set('key', await deps.auth.authenticateAnthropic(c.req.header('x-api-key'), c.req.header('authorization')));
+    } else {
+      c.set('key', await deps.auth.authenticate(c.req.header('authorization')));
+    }
     await next();
   };
 
@@ -147,32 +175,32 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const body = await readJsonBody(c.req.raw, maxBodyBytes);
     return observed(c, (d) => createEmbeddings(d, c.var.scope, c.var.key, body));
   });
-  app.all('/v1/embeddings', (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
-  // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors;
-  // ahead of /v1/models, whose Anthropic shape it serves to Anthropic clients.
-  app.route(
-    '/',
-    messagesApp({
-      ...deps,
-      readJsonBody: (c) => readJsonBody(c.req.raw, maxBodyBytes),
-      toGatewayError,
-      observed: (c, run) => observed(c as Context<Env>, run),
-      failed: (c, error) => (c as Context<Env>).var.recorder?.failed(error),
-    }),
-  );
 
+  // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors.
+  app.post('/v1/messages', authenticate, async (c) => {
+    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    return observed(c, (d) => createMessage(d, c.var.scope, c.var.key, body, anthropicClientHeaders(c)));
+  });
+  app.post('/v1/messages/count_tokens', authenticate, async (c) =>
+    c.json(countMessageTokens(deps, c.var.key, await readJsonBody(c.req.raw, maxBodyBytes))),
+  );
+  // Claude Code's connection pre-warm: no key, and its answer is ignored.
+  app.get('/', function preconnect(c) {
+    if (c.req.method !== 'HEAD') throw routeNotFound(c.req.method, c.req.path);
+    return c.body(null, 200);
+  });
+
+  // Model discovery in the client's own shape: Anthropic's for Anthropic clients, OpenAI's otherwise.
   app.get('/v1/models', authenticate, (c) => {
-    const data = deps.catalog
-      .list()
-      .filter((m) => allows(deps, c.var.key, m.id))
-      .map((m) => modelObject(m));
-    return c.json({ object: 'list', data });
+    if (fromAnthropicClient(c)) return c.json(anthropicModelList(deps, c.var.key, c.req.query()));
+    return c.json({ object: 'list', data: usableModels(deps, c.var.key).map(modelObject) });
   });
 
   app.get('/v1/models/:model{.+}', authenticate, (c) => {
     const id = c.req.param('model') ?? '';
+    if (fromAnthropicClient(c)) return c.json(anthropicModel(deps, c.var.key, id));
     const entry = deps.catalog.get(id);
-    if (!entry || !allows(deps, c.var.key, id)) throw modelNotFound(id);
+    if (!entry || !keyMayUse(deps, c.var.key, id)) throw modelNotFound(id);
     return c.json(modelDetail(entry));
   });
 
@@ -194,9 +222,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
     );
     app.get('/v1/responses/:id', authenticate, (c) => retrieveResponse(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams));
     app.delete('/v1/responses/:id', authenticate, (c) => deleteResponse(responsesDeps, c.var.key, c.req.param('id') ?? ''));
-    for (const path of ['/v1/responses', '/v1/responses/:id', '/v1/responses/:id/input_items']) {
-      app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
-    }
   }
 
   if (deps.admin) app.route('/admin', deps.admin);
@@ -215,16 +240,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     app.all('/console/*', serveConsole);
   }
 
-  // Known paths answer a wrong method with 405, not 404.
-  for (const path of ['/v1/chat/completions', '/v1/models', '/v1/models/:model{.+}', '/v1/credits']) {
-    app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
-  }
+  // Known paths answer a wrong method with 405, not 404; last, so a served method never runs it.
+  refuseOtherMethods(app, GATEWAY_ROUTES);
 
   return app;
-}
-
-function allows(deps: AppDeps, key: KeyRecord, modelId: string): boolean {
-  return deps.admission.allowsModel?.(key, modelId) ?? (!key.models || key.models.includes(modelId));
 }
 
 /** OpenAI's model object; `shutdown_date` is the earliest shutdown among the routes serving today (null when none). */
@@ -241,26 +260,16 @@ function modelDetail(m: ModelEntry): Model & { shutdown_date: string | null; ita
   return { ...modelObject(m), itapi: { routes: m.routes.map(routeName), successor: m.successor ?? null } };
 }
 
-/** The one place failures become responses: OpenAI's error body, with the request's headers. */
+/**
+ * The one place failures become responses, with the request's headers: Anthropic's error body on
+ * Anthropic's wire (`/v1/messages…`, model discovery by an Anthropic client), OpenAI's elsewhere.
+ */
 function renderError(deps: AppDeps, c: Context<Env>, err: unknown): Response {
   const error = toGatewayError(err);
   c.var.recorder?.failed(error);
-  if (error.status >= 500) deps.logError(c.var.scope?.requestId ?? 'unknown', err);
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...error.headers };
-  return new Response(JSON.stringify(error.toBody()), { status: error.status, headers });
-}
-
-function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  // A store or other AWS dependency that failed or throttled: fail closed, never unmetered.
-  if (isDependencyFailure(err)) return serverOverloaded('A dependency of the gateway is unavailable; try again shortly.', { cause: err });
-  return internalError(err);
-}
-
-function isDependencyFailure(err: unknown): boolean {
-  if (!err || typeof err !== 'object') return false;
-  const e = err as { $metadata?: unknown; name?: string; code?: string; cause?: { code?: string } };
-  if (e.$metadata !== undefined) return true;
-  const code = e.code ?? e.cause?.code;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || e.name === 'TimeoutError';
+  const requestId = c.var.scope?.requestId ?? null;
+  if (error.status >= 500) deps.logError(requestId ?? 'unknown', err);
+  if (!speaksAnthropic(c)) return errorResponse(error);
+  if (c.var.scope && requestId) c.var.scope.responseHeaders[REQUEST_ID_HEADER] = requestId;
+  return anthropicErrorResponse(error, requestId);
 }

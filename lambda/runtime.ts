@@ -65,6 +65,12 @@ export interface GatewayOptions {
   responsesTtlDays?: number;
   /** Low-balance alerts. @default webhooks to public https addresses only, delivered in-process with retries */
   alerts?: AlertOptions;
+  /**
+   * Start loading the o200k tokenizer now, off the request path (a long-lived server). The Lambda
+   * entry passes false and loads it after its first answer has left (lambda/entry/lambda.ts).
+   * @default true
+   */
+  warmTokenizerAtStart?: boolean;
   now?: () => number;
 }
 
@@ -144,7 +150,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     now,
     schedule: (task) => background.run(task),
   });
-  void warmTokenizer();
+  if (options.warmTokenizerAtStart !== false) void warmTokenizer();
 
   const observeRequest = (o: RequestObservation) => {
     log.info('request', {

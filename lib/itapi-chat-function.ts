@@ -137,6 +137,8 @@ export class ItapiChatFunction extends Construct {
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       reservedConcurrentExecutions: props.reservedConcurrency,
       commandHooks: combineHooks(combineHooks(tokenizerFileHooks(), consoleFileHooks()), props.catalog ? catalogFileHooks(props.catalog) : undefined),
+      // index.js.map ships beside the bundle (map a logged stack with it), but Node does not parse it at every cold start.
+      sourceMapsAtRuntime: false,
     });
     this.function = built.function;
     this.logGroup = built.logGroup;
@@ -201,25 +203,30 @@ function grantCatalogBedrock(fn: lambda.Function, role: iam.Role, catalog: Itapi
   }
 }
 
-/** The o200k tokenizer, bundled as a file of its own beside index.js and loaded after start-up. */
+/** The o200k tokenizer, bundled as a file of its own beside index.js and loaded after the first answer (cl100k_base beside it, as tokenizer-cl100k.js). */
 export const TOKENIZER_RUNTIME_PATH = '/var/task/tokenizer.js';
 
 function tokenizerFileHooks(): nodejs.ICommandHooks {
   // The package's bin: a JS shim or, once its install script ran, the native binary; both run as they are.
   const esbuild = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'esbuild');
-  const entry = path.join(PROJECT_ROOT, 'lambda', 'money', 'tokenizer-entry.ts');
+  const files: Array<[string, string]> = [
+    ['tokenizer-entry.ts', 'tokenizer.js'],
+    // lambda/money/tokens.ts looks for it beside tokenizer.js (CL100K_FILE).
+    ['tokenizer-cl100k-entry.ts', 'tokenizer-cl100k.js'],
+  ];
   return {
     beforeBundling: () => [],
     beforeInstall: () => [],
-    afterBundling: (_inputDir: string, outputDir: string) => [
-      // CDK runs hooks inside `bash -c "…"`: single quotes only.
-      [
-        `'${esbuild}'`,
-        `'${entry}'`,
-        '--bundle --minify --platform=node --format=cjs --target=node24 --log-level=error',
-        `'--outfile=${path.join(outputDir, 'tokenizer.js')}'`,
-      ].join(' '),
-    ],
+    afterBundling: (_inputDir: string, outputDir: string) =>
+      files.map(([entry, out]) =>
+        // CDK runs hooks inside `bash -c "…"`: single quotes only.
+        [
+          `'${esbuild}'`,
+          `'${path.join(PROJECT_ROOT, 'lambda', 'money', entry)}'`,
+          '--bundle --minify --platform=node --format=cjs --target=node24 --log-level=error',
+          `'--outfile=${path.join(outputDir, out)}'`,
+        ].join(' '),
+      ),
   };
 }
 

@@ -28,6 +28,13 @@ export interface ItapiNodeFunctionProps {
   readonly logRetention: logs.RetentionDays;
   readonly reservedConcurrentExecutions?: number;
   readonly commandHooks?: nodejs.ICommandHooks;
+  /**
+   * Map stack traces through the bundle's source map at run time (`NODE_OPTIONS=--enable-source-maps`).
+   * Node then parses the whole map when it loads the bundle: for the chat function that was the
+   * largest part of a cold start's require (docs/BENCHMARKS.md), so it ships the map without it.
+   * @default true
+   */
+  readonly sourceMapsAtRuntime?: boolean;
 }
 
 /**
@@ -67,7 +74,7 @@ export class ItapiNodeFunction extends Construct {
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: existsSync(lockFile) ? lockFile : undefined,
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        ...(props.sourceMapsAtRuntime === false ? {} : { NODE_OPTIONS: '--enable-source-maps' }),
         ...props.environment,
       },
       bundling: {

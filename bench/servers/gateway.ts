@@ -12,11 +12,12 @@ import { startLocal, type LocalGateway } from '../../lambda/entry/local-server';
 import { createDynamoClient } from '../../lambda/store/client';
 import type { Dynamo, DynamoStep } from '../../lambda/store/dynamo';
 import { DynamoMeter } from '../dynamo-meter';
+import { benchCatalogDocument } from './bench-catalog';
 
 const upstream = process.env.UPSTREAM_URL!;
 const endpoint = process.env.DYNAMO_ENDPOINT!;
 
-export const BENCH_MODEL = 'bench-model';
+export { BENCH_MODEL } from './bench-catalog';
 
 async function account(local: LocalGateway, name: string, o: { rpm: number; tpm: number; creditsMicroUsd: number }) {
   const { stores } = local.gateway;
@@ -41,25 +42,13 @@ async function account(local: LocalGateway, name: string, o: { rpm: number; tpm:
 
 async function main() {
   const suffix = randomBytes(4).toString('hex');
-  const catalog = parseCatalog(
-    {
-      models: {
-        [BENCH_MODEL]: {
-          owned_by: 'bench',
-          pricing: { input_per_mtok: 2.5, output_per_mtok: 10 },
-          context_window: 128000,
-          max_output_tokens: 16384,
-          routes: [{ provider: 'openai-compatible', base_url: `${upstream}/v1`, model: 'bench-upstream' }],
-        },
-      },
-    },
-    'bench',
-  );
+  const catalog = parseCatalog(benchCatalogDocument(upstream), 'bench');
+  const tables = { keys: `bench-keys-${suffix}`, tiers: `bench-tiers-${suffix}`, accounts: `bench-accounts-${suffix}`, usage: `bench-usage-${suffix}`, holds: `bench-holds-${suffix}`, sessions: `bench-sessions-${suffix}`, responses: `bench-responses-${suffix}`, rollups: `bench-rollups-${suffix}` };
   const local = await startLocal({
     port: 0,
     env: { ITAPI_ADMIN_TOKEN: `bench-${suffix}` },
     dynamoEndpoint: endpoint,
-    tables: { keys: `bench-keys-${suffix}`, tiers: `bench-tiers-${suffix}`, accounts: `bench-accounts-${suffix}`, usage: `bench-usage-${suffix}`, holds: `bench-holds-${suffix}`, sessions: `bench-sessions-${suffix}`, responses: `bench-responses-${suffix}`, rollups: `bench-rollups-${suffix}` },
+    tables,
     dataDir: mkdtempSync(join(tmpdir(), 'itapi-bench-')),
     catalog,
     seedDemo: false,
@@ -97,7 +86,8 @@ async function main() {
       reply({});
     }
   });
-  process.send!({ type: 'ready', url: local.baseUrl.replace(/\/v1$/, ''), keys });
+  // The tables travel with the keys: the Lambda bundle (bench/lambda-host.cjs) serves the same accounts.
+  process.send!({ type: 'ready', url: local.baseUrl.replace(/\/v1$/, ''), keys, tables });
 }
 
 function memoryStore(writes?: Dynamo): DynamoStep {

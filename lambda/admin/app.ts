@@ -4,15 +4,8 @@ import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
 import type { Authenticator } from '../auth';
 import type { Catalog } from '../catalog';
-import {
-  errorResponse,
-  GatewayError,
-  internalError,
-  invalidRequest,
-  methodNotAllowed,
-  routeNotFound,
-  serverOverloaded,
-} from '../contract/errors';
+import { errorResponse, GatewayError, invalidRequest, routeNotFound } from '../contract/errors';
+import { refuseOtherMethods, toGatewayError, type KnownRoutes } from '../contract/http';
 import type { Logger } from '../observability/log';
 import type { AccountsStore } from '../store/accounts';
 import { createSignInLink } from '../auth/sign-in';
@@ -23,9 +16,8 @@ import type { Tier, TiersStore } from '../store/tiers';
 import type { UsageStore } from '../store/usage';
 import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
-import { AmountError, usdToMicro } from './money';
-import { parse, readJson } from './request-body';
-import { accountView, keyView, ledgerView, tierView, usageTotals } from './views';
+import { parse, readJson, usdParam } from './request-body';
+import { accountView, keyView, keyViewWithUsage, ledgerView, tierView, usageTotals } from './views';
 
 export interface AdminDeps {
   keys: KeysStore;
@@ -90,6 +82,21 @@ const putTierBody = z.strictObject({
   /** Omitted: unchanged. */
   description: z.string().max(500).nullable().optional(),
 });
+
+/** Every path of the admin API (relative to `/admin`) and its methods: the one list its 405s come from. */
+export const ADMIN_ROUTES = {
+  '/accounts': ['POST'],
+  '/accounts/:id': ['GET', 'PATCH'],
+  '/accounts/:id/credits': ['POST'],
+  '/accounts/:id/keys': ['GET'],
+  '/accounts/:id/usage': ['GET'],
+  '/accounts/:id/console-links': ['POST'],
+  '/accounts/:id/console-sessions': ['DELETE'],
+  '/keys': ['POST'],
+  '/keys/:id': ['GET', 'PATCH', 'DELETE'],
+  '/tiers': ['GET'],
+  '/tiers/:id': ['GET', 'PUT'],
+} as const satisfies KnownRoutes;
 
 /**
  * The admin API (ARCHITECTURE §8), with routes relative to its mount point (`/admin`). Who may call
@@ -213,16 +220,14 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const change = parse(keyChangeSchema, await readJson(c));
     const updated = await updateApiKey(deps, id, change);
     if (!updated) throw keyNotFound(id);
-    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
-    return c.json(keyView(updated, usage.get(updated.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, updated, now()));
   });
 
   app.get('/keys/:id', async (c) => {
     const id = c.req.param('id');
     const key = await deps.keys.getById(id);
     if (!key) throw keyNotFound(id);
-    const usage = await readKeyUsage(deps.rollups, key.accountId, now());
-    return c.json(keyView(key, usage.get(key.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, key, now()));
   });
 
   app.delete('/keys/:id', async (c) => {
@@ -275,22 +280,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.json(tierView(tier));
   });
 
-  // Known paths answer a wrong method with 405, not 404.
-  for (const path of [
-    '/accounts',
-    '/accounts/:id',
-    '/accounts/:id/credits',
-    '/accounts/:id/keys',
-    '/accounts/:id/usage',
-    '/accounts/:id/console-links',
-    '/accounts/:id/console-sessions',
-    '/keys',
-    '/keys/:id',
-    '/tiers',
-    '/tiers/:id',
-  ]) {
-    app.all(path, (c) => renderError(deps, c, methodNotAllowed(c.req.method, c.req.path)));
-  }
+  // Known paths answer a wrong method with 405, not 404; last, so a served method never runs it.
+  refuseOtherMethods(app, ADMIN_ROUTES);
 
   return app;
 }
@@ -299,13 +290,7 @@ const notFound = (message: string, param: string | null = null) =>
   new GatewayError(404, 'invalid_request_error', 'not_found', message, { param });
 
 function amount(value: number | string, param: string, zeroAllowed: boolean): number {
-  let micro: number;
-  try {
-    micro = usdToMicro(value);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
-    throw err;
-  }
+  const micro = usdParam(value, param);
   if (micro < 0 || (micro === 0 && !zeroAllowed)) {
     throw invalidRequest(`Invalid value for '${param}': the amount must be ${zeroAllowed ? 'zero or more' : 'more than zero'}.`, param);
   }
@@ -327,12 +312,4 @@ function renderError(deps: AdminDeps, c: Context, err: unknown): Response {
     deps.log?.error('admin_request_failed', { method: c.req.method, path: c.req.path, status: error.status, ...e });
   }
   return errorResponse(error);
-}
-
-function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  if (err && typeof err === 'object' && '$metadata' in err) {
-    return serverOverloaded('A dependency of the admin API is unavailable; try again shortly.', { cause: err });
-  }
-  return internalError(err);
 }

@@ -6,7 +6,7 @@ import type { Catalog } from '../catalog';
 import { GatewayError, invalidRequest } from '../contract/errors';
 import type { AccountsStore } from '../store/accounts';
 import { type KeyRecord, type KeysStore, MAX_KEYS_PER_ACCOUNT, TooManyKeysError } from '../store/keys';
-import { AmountError, usdToMicro } from './money';
+import { usdParam } from './request-body';
 
 /**
  * Creating and revoking API keys: one code path for the admin API (`POST /admin/keys`,
@@ -53,13 +53,7 @@ export type KeyChange = z.infer<typeof keyChangeSchema>;
 
 /** A spend cap in micro-USD: more than zero, at most $1,000,000 a month. */
 export function spendCapMicroUsd(value: number | string, param = 'monthly_spend_cap_usd'): number {
-  let micro: number;
-  try {
-    micro = usdToMicro(value);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
-    throw err;
-  }
+  const micro = usdParam(value, param);
   if (micro <= 0 || micro > 1_000_000 * 1_000_000) throw invalidRequest(`Invalid value for '${param}': a monthly spend cap is more than $0 and at most $1,000,000.`, param);
   return micro;
 }

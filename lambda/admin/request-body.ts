@@ -1,20 +1,33 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { GatewayError, invalidRequest } from '../contract/errors';
+import { AmountError, usdToMicro } from './money';
 
 /** JSON request bodies of the admin API and the console's API: read, then validated with zod. */
 
-export async function readJson(c: Context): Promise<unknown> {
+/** The JSON body; an empty body is a 400 unless `emptyAllowed` (then `undefined`). */
+export async function readJson(c: Context, emptyAllowed = false): Promise<unknown> {
   const type = c.req.header('content-type');
   if (type && !/^application\/json\s*(;|$)/i.test(type)) {
     throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
   }
   const text = await c.req.text();
+  if (!text.trim() && emptyAllowed) return undefined;
   if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
   try {
     return JSON.parse(text);
   } catch {
     throw invalidRequest('The request body is not valid JSON.', null, 'invalid_json');
+  }
+}
+
+/** A request's USD amount (`param` names its field) as integer micro-USD; a malformed amount is a 400 naming the field. */
+export function usdParam(value: number | string, param: string): number {
+  try {
+    return usdToMicro(value);
+  } catch (err) {
+    if (err instanceof AmountError) throw invalidRequest(`Invalid value for '${param}': the amount ${err.message}.`, param);
+    throw err;
   }
 }
 

@@ -3,7 +3,7 @@ import type { Account } from '../store/accounts';
 import type { KeyRecord } from '../store/keys';
 import type { Tier } from '../store/tiers';
 import type { LedgerEntry } from '../store/usage';
-import type { KeyUsage } from '../store/rollups';
+import { readKeyUsage, type KeyUsage, type RollupsStore } from '../store/rollups';
 import { microToUsd } from './money';
 
 /** JSON shapes of the admin API (ARCHITECTURE §8). Nothing here ever holds a key or its hash. */
@@ -66,6 +66,12 @@ export function accountView(account: Account, tier: Tier | undefined, nowMs: num
 }
 
 /** A key as the admin API and the console show it; `usage` from the roll-ups (zero and null without). */
+/** A key with its spend this month (from the roll-ups), as the admin API and the console show one key. */
+export async function keyViewWithUsage(rollups: Pick<RollupsStore, 'range'>, key: KeyRecord, nowMs: number) {
+  const usage = await readKeyUsage(rollups, key.accountId, nowMs);
+  return keyView(key, usage.get(key.keyId));
+}
+
 export function keyView(key: KeyRecord, usage?: KeyUsage) {
   return {
     object: 'api_key' as const,

@@ -511,5 +511,7 @@ export function loadCatalog(env: NodeJS.ProcessEnv = process.env): Catalog {
     }
     return parseCatalog(doc, 'ITAPI_MODELS_JSON', options);
   }
-  return parseCatalog(DEFAULT_CATALOG, 'the default catalog', options);
+  // Not parsed again at every start: schema-checking its 21 models took a third of a cold start's
+  // require (docs/BENCHMARKS.md), and test/catalog/defaults.test.ts checks this very constant.
+  return new Catalog(DEFAULT_CATALOG, options);
 }

@@ -71,7 +71,11 @@ export async function admitOverlapped<T, R>(
     deps.observeSpeculationCancelled?.({ requestId: scope.requestId, accountId: key.accountId, model: model.id, route: routeName(route), reason, answered });
   };
   // The client leaving cuts the call at once; admission, a write already sent, runs to its end.
-  const clientGone = () => call.controller.abort(clientClosed());
+  let clientLeft = false;
+  const clientGone = () => {
+    clientLeft = true;
+    call.controller.abort(clientClosed());
+  };
   scope.signal?.addEventListener('abort', clientGone, { once: true });
   let run: AdmittedRun;
   try {
@@ -83,17 +87,21 @@ export async function admitOverlapped<T, R>(
     scope.signal?.removeEventListener('abort', clientGone);
   }
   run.adopt(call.controller);
-  if (run.admitted.outputTokens !== verdict.outputTokens) {
-    // The body sent is not the one admission produced: cut it, and the route loop sends the admitted one.
-    cancel('limit_changed');
-    return { run };
-  }
-  if (call.controller.signal.aborted && !call.answered) {
-    // Nothing was answered, so nothing is billable: the hold is given back whole.
+  const limitChanged = run.admitted.outputTokens !== verdict.outputTokens;
+  // The client left during admission: no answer of this call will be relayed (none came, or it has
+  // the wrong limit), and no other call is made for a client that is gone.
+  if (clientLeft && (limitChanged || !call.answered)) {
+    // Nothing reaches the client and nothing admitted was answered: the hold is given back whole (an
+    // answer with the wrong limit already in is the gateway's cost, counted as answered).
     cancel('client_closed');
     const error = clientClosed();
     run.failed(error);
     throw error;
+  }
+  if (limitChanged) {
+    // The body sent is not the one admission produced: cut it, and the route loop sends the admitted one.
+    cancel('limit_changed');
+    return { run };
   }
   return { run, head: { startedAtMs: call.startedAtMs, value: call.value } };
 }

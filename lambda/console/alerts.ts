@@ -1,10 +1,9 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { AmountError, usdToMicro } from '../admin/money';
-import { parse, readJson } from '../admin/request-body';
+import { parse, readJson, usdParam } from '../admin/request-body';
 import { newWebhookSecret, type BalanceAlerts } from '../alerts/balance-alerts';
 import { checkWebhookUrl, WebhookAddressError, type WebhookAddressPolicy } from '../alerts/webhook-address';
-import { GatewayError, invalidRequest, methodNotAllowed } from '../contract/errors';
+import { GatewayError, invalidRequest } from '../contract/errors';
 import type { Logger } from '../observability/log';
 import type { Account, AccountsStore } from '../store/accounts';
 
@@ -64,13 +63,7 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
   api.put('/alerts', async (c) => {
     const id = accountOf(c);
     const body = parse(alertBody, await readJson(c));
-    let threshold: number;
-    try {
-      threshold = usdToMicro(body.threshold_usd);
-    } catch (err) {
-      if (err instanceof AmountError) throw invalidRequest(`Invalid value for 'threshold_usd': the amount ${err.message}.`, 'threshold_usd');
-      throw err;
-    }
+    const threshold = usdParam(body.threshold_usd, 'threshold_usd');
     if (threshold <= 0 || threshold > MAX_THRESHOLD_MICRO_USD) throw invalidRequest('`threshold_usd` must be above 0 and at most 1000000.', 'threshold_usd');
     const webhookUrl = body.webhook_url?.trim() || undefined;
     if (webhookUrl) {
@@ -110,8 +103,7 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
 
   api.post('/alerts/secret', async (c) => {
     const id = accountOf(c);
-    const text = await c.req.text();
-    const body = parse(secretBody, text.trim() ? JSON.parse(text) : undefined);
+    const body = parse(secretBody, await readJson(c, true));
     const current = await account(id);
     if (!current.alert) throw new GatewayError(404, 'invalid_request_error', 'not_found', 'No low-balance alert is set.');
     let secret = current.alert.secret;
@@ -122,10 +114,4 @@ export function alertRoutes<E extends SessionEnv>(api: Hono<E>, deps: AlertRoute
     }
     return c.json({ object: 'balance_alert_secret', secret });
   });
-
-  for (const path of ['/alerts', '/alerts/secret']) {
-    api.all(path, (c) => {
-      throw methodNotAllowed(c.req.method, c.req.path);
-    });
-  }
 }

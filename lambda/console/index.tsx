@@ -6,21 +6,12 @@ import { z } from 'zod';
 import type { TierCache } from '../money/tier-cache';
 import { createApiKey, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from '../admin/keys';
 import { AmountError, usdToMicro } from '../admin/money';
-import { parse, readJson } from '../admin/request-body';
-import { accountView, keyView, ledgerView } from '../admin/views';
+import { parse, readJson, usdParam } from '../admin/request-body';
+import { accountView, keyView, keyViewWithUsage, ledgerView } from '../admin/views';
 import type { Authenticator } from '../auth';
 import type { Catalog, ModelEntry } from '../catalog';
-import {
-  errorResponse,
-  GatewayError,
-  internalError,
-  invalidRequest,
-  methodNotAllowed,
-  requestTooLarge,
-  routeNotFound,
-  serverOverloaded,
-  upstreamError,
-} from '../contract/errors';
+import { errorResponse, GatewayError, invalidRequest, requestTooLarge, routeNotFound, upstreamError } from '../contract/errors';
+import { refuseOtherMethods, toGatewayError, type KnownRoutes } from '../contract/http';
 import { describeError, type Logger } from '../observability/log';
 import type { MetricsSink } from '../observability/metrics';
 import type { BalanceAlerts } from '../alerts/balance-alerts';
@@ -113,6 +104,37 @@ export function consoleSettings(env: NodeJS.ProcessEnv): ConsoleSettings {
   return settings;
 }
 
+/** Every path of the console and its methods: the one list its 405s come from. */
+export const CONSOLE_ROUTES = {
+  '/console': ['GET'],
+  '/console/': ['GET'],
+  '/console/models': ['GET'],
+  '/console/sign-in': ['GET'],
+  '/console/session': ['POST'],
+  '/console/sign-out': ['POST'],
+  '/console/assets/:file': ['GET'],
+  '/console/stripe/webhook': ['POST'],
+  '/console/api/account': ['GET'],
+  '/console/api/models': ['GET'],
+  '/console/api/keys': ['GET', 'POST'],
+  '/console/api/keys/:id': ['GET', 'PATCH', 'DELETE'],
+  '/console/api/usage': ['GET'],
+  '/console/api/usage/requests': ['GET'],
+  '/console/api/usage.csv': ['GET'],
+  '/console/api/alerts': ['GET', 'PUT', 'DELETE'],
+  '/console/api/alerts/secret': ['POST'],
+  '/console/api/top-up': ['GET', 'POST'],
+} as const satisfies KnownRoutes;
+
+/** A body limit whose overflow is this console's 413, naming the limit. */
+const limitBody = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw requestTooLarge(maxSize);
+    },
+  });
+
 /** The session cookie: `__Host-` on https (Secure, Path=/, no Domain); plain on local http. */
 const COOKIE = 'itapi_console';
 
@@ -175,7 +197,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     } catch {
       // The page still says what went wrong, unstyled.
     }
-    return withSecurityHeaders(htmlPage(c, error.status, <MessagePage title={title} message={error.message} assets={versions} />));
+    const page = htmlPage(c, error.status, <MessagePage title={title} message={error.message} assets={versions} />);
+    for (const [name, value] of Object.entries(error.headers)) page.headers.set(name, value);
+    return withSecurityHeaders(page);
   };
   app.onError((err, c) => renderError(c, err));
   app.notFound((c) => renderError(c, routeNotFound(c.req.method, c.req.path)));
@@ -293,7 +317,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   // The same-site step of a sign-in: the link's page posts the token here, from our own origin,
   // so the SameSite=Strict cookie set now is sent on the redirect that follows.
-  app.post('/console/session', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
+  app.post('/console/session', limitBody(4096), async (c) => {
     if (!fromSameOrigin(c)) throw csrfRefused();
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token : '';
@@ -336,7 +360,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   // Only the console's own page signs out: a post from anywhere else (no cookie, another origin, no
   // CSRF token) is refused and the reply leaves the cookie alone, so no other site can sign the holder out.
-  app.post('/console/sign-out', bodyLimit({ maxSize: 4096, onError: () => { throw requestTooLarge(4096); } }), async (c) => {
+  app.post('/console/sign-out', limitBody(4096), async (c) => {
     const id = cookieValue(c);
     if (!id || !SECRET_PATTERN.test(id) || !fromSameOrigin(c)) throw csrfRefused();
     const form = await c.req.parseBody();
@@ -363,7 +387,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   app.post(
     '/console/stripe/webhook',
-    bodyLimit({ maxSize: WEBHOOK_BODY_BYTES, onError: () => { throw requestTooLarge(WEBHOOK_BODY_BYTES); } }),
+    limitBody(WEBHOOK_BODY_BYTES),
     async (c) => {
       const stripe = await stripeSettings(deps.secrets);
       if (!stripe) throw routeNotFound(c.req.method, c.req.path);
@@ -385,7 +409,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   const api = new Hono<ConsoleEnv>();
   api.use(requireSession, requireSameOriginChange);
-  api.use(bodyLimit({ maxSize: API_BODY_BYTES, onError: () => { throw requestTooLarge(API_BODY_BYTES); } }));
+  api.use(limitBody(API_BODY_BYTES));
 
   api.get('/account', async (c) => c.json(await accountJsonOrFail(c.var.session.accountId)));
 
@@ -416,8 +440,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     const updated = await updateApiKey(deps, id, change, c.var.session.accountId);
     if (!updated) throw keyNotFound(id);
     deps.log.info('console_key_updated', { account_id: updated.accountId, key_id: updated.keyId, fields: Object.keys(change) });
-    const usage = await readKeyUsage(deps.rollups, updated.accountId, now());
-    return c.json(keyView(updated, usage.get(updated.keyId)));
+    return c.json(await keyViewWithUsage(deps.rollups, updated, now()));
   });
 
   api.delete('/keys/:id', async (c) => {
@@ -480,12 +503,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return c.json({ object: 'checkout_session', id: checkout.id, url: checkout.url, amount_micro_usd: amountMicroUsd });
   });
 
-  for (const path of ['/account', '/models', '/keys', '/keys/:id', '/usage', '/usage/requests', '/usage.csv', '/top-up']) {
-    api.all(path, (c) => {
-      throw methodNotAllowed(c.req.method, c.req.path);
-    });
-  }
   app.route('/console/api', api);
+  // After the API's session and CSRF checks, as a route of the API would be.
+  refuseOtherMethods(app, CONSOLE_ROUTES);
 
   // ----- data -------------------------------------------------------------------------------
 
@@ -582,13 +602,7 @@ export function modelChoice(m: ModelEntry): ModelChoiceJson {
 
 /** A top-up amount: whole cents within the operator's bounds. */
 function topUpAmount(value: number | string, settings: ConsoleSettings): number {
-  let micro: number;
-  try {
-    micro = usdToMicro(value);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(`Invalid value for 'amount_usd': the amount ${err.message}.`, 'amount_usd');
-    throw err;
-  }
+  const micro = usdParam(value, 'amount_usd');
   if (micro % CENT_MICRO_USD !== 0) throw invalidRequest('`amount_usd` must be whole cents.', 'amount_usd');
   if (micro < settings.topUpMinMicroUsd || micro > settings.topUpMaxMicroUsd) {
     throw invalidRequest(
@@ -624,10 +638,4 @@ const isApiPath = (path: string) => path.startsWith('/console/api/') || path ===
 
 function htmlPage(c: Context, status: number, page: JSX.Element): Response {
   return c.html(`<!doctype html>${page}`, status as 200);
-}
-
-function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  if (err && typeof err === 'object' && '$metadata' in err) return serverOverloaded('A dependency of the console is unavailable; try again shortly.', { cause: err });
-  return internalError(err);
 }

@@ -86,11 +86,21 @@ export const wrongModelKind = (model: string, kind: 'chat' | 'embedding') =>
 export const routeNotFound = (method: string, path: string) =>
   new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${quoted(path, 1024)}.`);
 
-export const methodNotAllowed = (method: string, path: string) =>
-  new GatewayError(405, 'invalid_request_error', 'method_not_allowed', `Method ${method} is not allowed on ${path}.`);
+/** A known path asked with a method it does not serve; `allowed` becomes the `Allow` header. */
+export const methodNotAllowed = (method: string, path: string, allowed?: readonly string[]) =>
+  new GatewayError(405, 'invalid_request_error', 'method_not_allowed', `Method ${quoted(method, 32)} is not allowed on ${quoted(path, 1024)}.`, {
+    headers: allowed ? { allow: allowed.join(', ') } : undefined,
+  });
 
-export const requestTooLarge = (limitBytes: number) =>
-  new GatewayError(413, 'invalid_request_error', 'request_too_large', `Request body exceeds ${limitBytes} bytes.`);
+/** A body over the limit (in bytes, when the refusing layer knows it). */
+export const requestTooLarge = (limitBytes?: number, options: GatewayErrorOptions = {}) =>
+  new GatewayError(
+    413,
+    'invalid_request_error',
+    'request_too_large',
+    limitBytes === undefined ? 'The request body is too large.' : `Request body exceeds ${limitBytes} bytes.`,
+    options,
+  );
 
 export const rateLimited = (message: string, retryAfterMs: number) =>
   new GatewayError(429, 'rate_limit_exceeded', 'rate_limit_exceeded', message, {
@@ -109,9 +119,9 @@ export const upstreamTimeout = (message: string, options: GatewayErrorOptions = 
 export const serverOverloaded = (message: string, options: GatewayErrorOptions = {}) =>
   new GatewayError(503, 'server_overloaded', 'server_overloaded', message, options);
 
-/** The HTTP answer for a GatewayError: OpenAI's error body and the error's own headers. */
-export function errorResponse(error: GatewayError): Response {
-  return new Response(JSON.stringify(error.toBody()), {
+/** The HTTP answer for a GatewayError: OpenAI's error body (or another wire's `body` for it) and the error's own headers. */
+export function errorResponse(error: GatewayError, body: unknown = error.toBody()): Response {
+  return new Response(JSON.stringify(body), {
     status: error.status,
     headers: { 'content-type': 'application/json', ...error.headers },
   });

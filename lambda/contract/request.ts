@@ -146,12 +146,7 @@ function describe(value: unknown): string {
 
 /** Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field. */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
-  }
-  const result = chatCompletionRequestSchema.safeParse(body);
-  if (result.success) return result.data;
-  throw toGatewayError(result.error.issues[0], body);
+  return parseRequestBody(chatCompletionRequestSchema, body);
 }
 
 /**
@@ -164,7 +159,7 @@ export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknow
   }
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  throw toGatewayError(result.error.issues[0], body);
+  throw zodIssueError(result.error.issues[0], body);
 }
 
 /** Follows a union's failures into the branch that matched the value's shape. */
@@ -183,7 +178,7 @@ function resolveIssue(issue: z.ZodIssue): z.ZodIssue {
 }
 
 /** A zod issue as the 400 the gateway answers: `param` names the field, the message says what is wrong. */
-export function toGatewayError(original: z.ZodIssue, body: unknown): GatewayError {
+export function zodIssueError(original: z.ZodIssue, body: unknown): GatewayError {
   const issue = resolveIssue(original);
   const param = formatParam(issue.path);
   const value = valueAt(body, issue.path);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { invalidRequest } from './errors';
-import { toGatewayError as issueToError } from './request';
+import { zodIssueError } from './request';
 
 // The Responses wire types itapi produces, named as the official SDK (generated from the spec) names them.
 export type {
@@ -236,7 +236,7 @@ export function parseCreateResponseRequest(body: unknown): CreateResponseRequest
     throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
   }
   const result = createResponseRequestSchema.safeParse(body);
-  if (!result.success) throw issueToError(result.error.issues[0], body);
+  if (!result.success) throw zodIssueError(result.error.issues[0], body);
   const request = result.data;
   if (request.background === true) {
     throw invalidRequest("Background mode is not supported by this gateway: send 'background': false (or leave it out).", 'background', 'unsupported_parameter');

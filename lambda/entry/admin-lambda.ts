@@ -4,7 +4,8 @@ import { createAdminApp, type AdminDeps } from '../admin/app';
 import { TierCache } from '../money/tier-cache';
 import { Authenticator } from '../auth';
 import { loadCatalog } from '../catalog';
-import { errorResponse, internalError, routeNotFound } from '../contract/errors';
+import { errorResponse, routeNotFound } from '../contract/errors';
+import { toGatewayError } from '../contract/http';
 import { describeError, jsonLogger, type Logger } from '../observability/log';
 import { createDynamoClient } from '../store/client';
 import { createStores } from '../store';
@@ -33,7 +34,7 @@ export function createAdminLambdaApp(deps: AdminDeps & { log: Logger }): Hono {
   root.notFound((c) => errorResponse(routeNotFound(c.req.method, c.req.path)));
   root.onError((err) => {
     deps.log.error('admin_request_failed', describeError(err));
-    return errorResponse(internalError(err));
+    return errorResponse(toGatewayError(err));
   });
   return root;
 }

@@ -4,6 +4,7 @@ import { internalError, invalidRequest } from '../contract/errors';
 import { describeError } from '../observability/log';
 import { join } from 'node:path';
 import { sqsSettlementQueue } from '../money/settlement-queue';
+import { loadTokenizersWhenAsked, warmWantedTokenizers } from '../money/tokens';
 import { sqsAlertOutbox } from '../alerts/balance-alerts';
 import { emfMetrics } from '../observability/metrics';
 import { createGateway } from '../runtime';
@@ -29,6 +30,11 @@ import { requestFromEvent, streamingRuntime, writeResponse } from './lambda-http
 
 const runtime = streamingRuntime();
 
+// Nothing the first answer can do without is loaded at init (docs/BENCHMARKS.md, "Cold start"): the
+// tokenizers load after an answer that asked for one has left, inside that invocation; until then
+// counts are UTF-8 byte counts, never below the token count.
+loadTokenizersWhenAsked();
+
 const gateway = createGateway({
   dynamo: createDynamoClient(process.env.ITAPI_DYNAMODB_ENDPOINT),
   tables: tableNamesFromEnv(),
@@ -44,6 +50,7 @@ const gateway = createGateway({
   responsesTtlDays: responsesTtlDaysFromEnv(),
   // Fired low-balance alerts go to a queue the sweeper function delivers from (public https only).
   alerts: { allowPrivateWebhooks: false, outbox: process.env.ITAPI_ALERT_QUEUE_URL ? sqsAlertOutbox(process.env.ITAPI_ALERT_QUEUE_URL) : undefined },
+  warmTokenizerAtStart: false,
 });
 
 export const handler = runtime.streamifyResponse(async (event, responseStream, context) => {
@@ -65,6 +72,8 @@ export const handler = runtime.streamifyResponse(async (event, responseStream, c
     }
   } finally {
     await gateway.background.drain();
+    // After the settlement: the client has its last byte, and nothing else is in flight to stall.
+    await warmWantedTokenizers();
   }
 });
 

@@ -1,4 +1,4 @@
-import type { GatewayError } from '../contract/errors';
+import { errorResponse, type GatewayError } from '../contract/errors';
 import type { AnthropicErrorBody, AnthropicErrorType } from './wire';
 
 /**
@@ -35,8 +35,5 @@ export function anthropicErrorBody(error: GatewayError, requestId: string | null
 
 /** The HTTP answer for a GatewayError on the Messages routes: Anthropic's body, the error's own headers. */
 export function anthropicErrorResponse(error: GatewayError, requestId: string | null): Response {
-  return new Response(JSON.stringify(anthropicErrorBody(error, requestId)), {
-    status: error.status,
-    headers: { 'content-type': 'application/json', ...error.headers },
-  });
+  return errorResponse(error, anthropicErrorBody(error, requestId));
 }

@@ -1,107 +1,64 @@
-import { Hono, type Context, type Next } from 'hono';
-import type { Authenticator } from '../auth';
-import type { CompletionDeps, RequestScope } from '../chat/pipeline';
+import type { Context } from 'hono';
+import type { CompletionDeps } from '../chat/pipeline';
 import type { ModelEntry } from '../catalog';
-import { methodNotAllowed, modelNotFound, type GatewayError } from '../contract/errors';
+import { modelNotFound } from '../contract/errors';
 import type { KeyRecord } from '../store/keys';
-import { countMessageTokens, createMessage } from './create';
-import { anthropicErrorResponse } from './errors';
 import type { ModelInfo, ModelInfoPage } from './wire';
 
-export interface MessagesAppDeps extends CompletionDeps {
-  auth: Authenticator;
-  /** Writes one line for a failure the client saw as a 5xx; never keys, prompts or completions. */
-  logError(requestId: string, err: unknown): void;
-  /** The app's JSON body reader (413 past the limit, 415, empty body, bad JSON, nesting), so every endpoint reads bodies alike. */
-  readJsonBody(c: Context): Promise<unknown>;
-  /** The app's reading of any failure as a GatewayError (a store that is down is a 503: fail closed). */
-  toGatewayError(err: unknown): GatewayError;
-  /** Runs an admitted request with the app's per-request record (metrics and the access log). */
-  observed<T>(c: Context, run: (deps: CompletionDeps) => Promise<T>): Promise<T>;
-  /** Tells the app's per-request record the error the client was answered with. */
-  failed(c: Context, error: GatewayError): void;
-}
-
-type Env = { Variables: { scope: RequestScope; key: KeyRecord } };
+/**
+ * What the gateway's one app needs to serve Anthropic's Messages API to Claude Code and the
+ * Anthropic SDKs beside the OpenAI routes: which requests speak Anthropic's wire (their errors take
+ * Anthropic's `{"type": "error", "error": {"type", "message"}}` shape, their key may come as
+ * `x-api-key`), the client's Anthropic headers, and Anthropic's shape of the model list. The
+ * routes themselves are registered in `app.ts` with the others.
+ */
 
 /** Anthropic's own header for the request id, which its SDKs expose as `_request_id`. */
-const REQUEST_ID_HEADER = 'request-id';
+export const REQUEST_ID_HEADER = 'request-id';
+
+/** `/v1/messages` and every path below it. */
+export const isMessagesPath = (path: string): boolean => path === '/v1/messages' || path.startsWith('/v1/messages/');
+
+const isModelsPath = (path: string): boolean => path === '/v1/models' || path.startsWith('/v1/models/');
+
+/** A request from an Anthropic client: it names `anthropic-version` or sends its key as `x-api-key`. */
+export const fromAnthropicClient = (c: Context): boolean => c.req.header('anthropic-version') !== undefined || c.req.header('x-api-key') !== undefined;
 
 /**
- * Anthropic's Messages API for Claude Code and the Anthropic SDKs, mounted on the gateway's app:
- * `POST /v1/messages`, `POST /v1/messages/count_tokens`, Anthropic's shape of `GET /v1/models`
- * (for requests that carry `anthropic-version` or `x-api-key`; others fall through to OpenAI's),
- * and `HEAD /`, Claude Code's connection pre-warm. Errors here are Anthropic's
- * `{"type": "error", "error": {"type", "message"}}`.
- *
- * @example
- * app.route('/', messagesApp({ ...deps, readJsonBody, toGatewayError, observed, failed }));
+ * The request speaks Anthropic's wire: the Messages routes, and model discovery asked by an
+ * Anthropic client (others get OpenAI's list on the same path).
  */
-export function messagesApp(deps: MessagesAppDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export const speaksAnthropic = (c: Context): boolean => isMessagesPath(c.req.path) || (isModelsPath(c.req.path) && fromAnthropicClient(c));
 
-  app.onError((err, c) => {
-    const error = deps.toGatewayError(err);
-    deps.failed(c, error);
-    const requestId = c.var.scope?.requestId ?? null;
-    if (error.status >= 500) deps.logError(requestId ?? 'unknown', err);
-    return anthropicErrorResponse(error, requestId);
-  });
+/** The Anthropic headers a Messages request passes on: its API version, betas, and `?beta=true`. */
+export const anthropicClientHeaders = (c: Context) => ({
+  anthropicVersion: c.req.header('anthropic-version'),
+  anthropicBeta: c.req.header('anthropic-beta'),
+  betaQuery: c.req.query('beta') === 'true',
+});
 
-  // Claude Code's pre-warm: no key, and its answer is ignored; anything but HEAD goes on as before.
-  app.get('/', async function preconnect(c, next) {
-    if (c.req.method === 'HEAD') return c.body(null, 200);
-    await next();
-  });
+type ModelDeps = Pick<CompletionDeps, 'catalog' | 'admission'>;
 
-  const authenticate = async (c: Context<Env>, next: Next) => {
-    c.var.scope.responseHeaders[REQUEST_ID_HEADER] = c.var.scope.requestId;
-    c.set('key', await deps.auth.authenticateAnthropic(c.req.header('x-api-key'), c.req.header('authorization')));
-    await next();
-  };
-  const clientHeaders = (c: Context<Env>) => ({
-    anthropicVersion: c.req.header('anthropic-version'),
-    anthropicBeta: c.req.header('anthropic-beta'),
-    betaQuery: c.req.query('beta') === 'true',
-  });
-
-  app.post('/v1/messages', authenticate, async (c) => {
-    const body = await deps.readJsonBody(c);
-    return deps.observed(c, (d) => createMessage(d, c.var.scope, c.var.key, body, clientHeaders(c)));
-  });
-
-  app.post('/v1/messages/count_tokens', authenticate, async (c) =>
-    c.json(countMessageTokens(deps, c.var.key, await deps.readJsonBody(c))),
-  );
-
-  for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
-    app.all(path, (c) => {
-      throw methodNotAllowed(c.req.method, c.req.path);
-    });
-  }
-
-  const fromAnthropicClient = (c: Context<Env>) => c.req.header('anthropic-version') !== undefined || c.req.header('x-api-key') !== undefined;
-
-  app.get('/v1/models', async function anthropicModelList(c, next) {
-    if (!fromAnthropicClient(c)) return next();
-    await authenticate(c, async () => undefined);
-    return c.json(modelPage(usableModels(deps, c.var.key), c.req.query()) satisfies ModelInfoPage);
-  });
-
-  app.get('/v1/models/:model{.+}', async function anthropicModel(c, next) {
-    if (!fromAnthropicClient(c)) return next();
-    await authenticate(c, async () => undefined);
-    const id = c.req.param('model') ?? '';
-    const model = usableModels(deps, c.var.key).find((m) => m.id === id);
-    if (!model) throw modelNotFound(id);
-    return c.json(modelInfo(model));
-  });
-
-  return app;
+/** `GET /v1/models` for Anthropic clients: the key's models, paged as Anthropic pages them. */
+export function anthropicModelList(deps: ModelDeps, key: KeyRecord, query: Record<string, string>): ModelInfoPage {
+  return modelPage(usableModels(deps, key), query);
 }
 
-function usableModels(deps: Pick<CompletionDeps, 'catalog' | 'admission'>, key: KeyRecord): ModelEntry[] {
-  return deps.catalog.list().filter((m) => deps.admission.allowsModel?.(key, m.id) ?? (!key.models || key.models.includes(m.id)));
+/** `GET /v1/models/{id}` for Anthropic clients; 404 for a model the key may not use. */
+export function anthropicModel(deps: ModelDeps, key: KeyRecord, id: string): ModelInfo {
+  const model = usableModels(deps, key).find((m) => m.id === id);
+  if (!model) throw modelNotFound(id);
+  return modelInfo(model);
+}
+
+/** Whether the key may use the model: the admission's word (tier and key), else the key's own list. */
+export function keyMayUse(deps: Pick<CompletionDeps, 'admission'>, key: KeyRecord, modelId: string): boolean {
+  return deps.admission.allowsModel?.(key, modelId) ?? (!key.models || key.models.includes(modelId));
+}
+
+/** The catalog's models this key may use, in catalog order. */
+export function usableModels(deps: ModelDeps, key: KeyRecord): ModelEntry[] {
+  return deps.catalog.list().filter((m) => keyMayUse(deps, key, m.id));
 }
 
 function modelInfo(model: ModelEntry): ModelInfo {

@@ -1,3 +1,4 @@
+import { warmTokenizer } from './tokens';
 import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
 import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
 import type { HoldRecord, HoldsStore } from '../store/holds';
@@ -115,8 +116,9 @@ export class CreditAdmission implements Admission {
   private readonly changes = new Map<string, number>();
   /** When each account was last read in the background for speculation's view. */
   private readonly rereadAtMs = new Map<string, number>();
-  /** Admissions of this instance in flight, per account: a background read that crossed one is dropped. */
-  private readonly admitting = new Map<string, number>();
+  /** Admissions of this instance in flight, per account (and per key): what they may take is not in the view yet. */
+  private readonly admitting = new Map<string, InFlight>();
+  private readonly keyAdmitting = new Map<string, InFlight>();
   /** Own counters of keys with caps, as last seen. */
   private readonly keyCounts = new Map<string, WindowCounts>();
   /** Month totals and caps of keys with a spend cap, as last seen (by key id). */
@@ -190,12 +192,15 @@ export class CreditAdmission implements Admission {
       const used = seen ? (seen.month === month ? seen.usedMicroUsd : 0) : key.spendMonth === month ? key.spendUsedMicroUsd : undefined;
       spend = used === undefined ? null : { capMicroUsd: spendCap, usedMicroUsd: used };
     }
+    // This instance's own admissions still in flight may each take their worst case: the view counts them as taken.
+    const inFlight = this.admitting.get(accountId);
+    const keyInFlight = this.keyAdmitting.get(key.keyId);
     const view: AccountView = {
       active: account.status === 'active',
-      balanceMicroUsd: account.balanceMicroUsd,
-      account: { rpm: limits.rpm, tpm: limits.tpm, counts: account.counts },
-      key: caps ? (keyCounts ? { ...caps, counts: keyCounts } : null) : undefined,
-      spend,
+      balanceMicroUsd: account.balanceMicroUsd - (inFlight?.holdMicroUsd ?? 0),
+      account: { rpm: limits.rpm, tpm: limits.tpm, counts: account.counts, inFlight },
+      key: caps ? (keyCounts ? { ...caps, counts: keyCounts, inFlight: keyInFlight } : null) : undefined,
+      spend: spend && { ...spend, usedMicroUsd: spend.usedMicroUsd + (keyInFlight?.holdMicroUsd ?? 0) },
       readAtMs,
       updatedAtMs: this.updatedAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY,
       settling: (this.settling.get(accountId)?.size ?? 0) > 0,
@@ -206,7 +211,7 @@ export class CreditAdmission implements Admission {
   /** This instance changed the account (an admission or a settlement landed): the view is current, and reads in flight are stale. */
   private changed(accountId: string): void {
     this.updatedAtMs.set(accountId, this.now());
-    this.changes.set(accountId, (this.changes.get(accountId) ?? 0) + 1);
+    this.bump(accountId);
   }
 
   /**
@@ -219,7 +224,7 @@ export class CreditAdmission implements Admission {
     const get = this.options.store.get;
     const nowMs = this.now();
     const readAtMs = this.readAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY;
-    if (!get || nowMs - readAtMs <= VIEW_REREAD_MS) return;
+    if (!get || nowMs - readAtMs <= VIEW_REREAD_MS || this.settling.get(accountId)?.size) return;
     if (nowMs - (this.rereadAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY) < VIEW_REREAD_INTERVAL_MS) return;
     if (this.admitting.get(accountId)) return;
     this.rereadAtMs.set(accountId, nowMs);
@@ -227,7 +232,7 @@ export class CreditAdmission implements Admission {
     this.schedule(async () => {
       // A failed read only leaves the view as it was (no speculation); it is nobody's error.
       const read = await get.call(this.options.store, accountId).catch(() => undefined);
-      if (!read || this.admitting.get(accountId) || (this.changes.get(accountId) ?? 0) !== before) return;
+      if (!read || this.admitting.get(accountId) || this.settling.get(accountId)?.size || (this.changes.get(accountId) ?? 0) !== before) return;
       this.accounts.set(accountId, read);
       this.readAtMs.set(accountId, this.now());
       this.updatedAtMs.set(accountId, this.now());
@@ -236,15 +241,23 @@ export class CreditAdmission implements Admission {
 
   async admit(req: AdmissionRequest): Promise<Admitted> {
     const accountId = req.key.accountId;
-    this.admitting.set(accountId, (this.admitting.get(accountId) ?? 0) + 1);
+    // Until it ends, the admission may take its worst case: speculation (foresee) counts it as taken.
+    const worst = computeHold(req.model, req);
+    addInFlight(this.admitting, accountId, worst, 1);
+    addInFlight(this.keyAdmitting, req.key.keyId, worst, 1);
+    // A background read in flight may predate what this admission finds (a refusal's item): it is dropped.
+    this.bump(accountId);
     try {
       return await this.admitOnce(req);
     } finally {
-      const left = (this.admitting.get(accountId) ?? 1) - 1;
-      if (left) this.admitting.set(accountId, left);
-      else this.admitting.delete(accountId);
+      addInFlight(this.admitting, accountId, worst, -1);
+      addInFlight(this.keyAdmitting, req.key.keyId, worst, -1);
       this.rereadLater(accountId);
     }
+  }
+
+  private bump(accountId: string): void {
+    this.changes.set(accountId, (this.changes.get(accountId) ?? 0) + 1);
   }
 
   private async admitOnce(req: AdmissionRequest): Promise<Admitted> {
@@ -445,6 +458,9 @@ export class CreditAdmission implements Admission {
 
   /** Runs a settlement, known as under way on its account until it ends. */
   private async track(accountId: string, task: () => Promise<void>): Promise<void> {
+    // A background read that crosses a settlement may already hold its refund, which the settlement
+    // then adds to the view again when it lands: any read in flight from here on is dropped.
+    this.bump(accountId);
     const pending = task();
     let set = this.settling.get(accountId);
     if (!set) this.settling.set(accountId, (set = new Set()));
@@ -620,6 +636,9 @@ export class CreditAdmission implements Admission {
       deadlineMs: record.deadlineMs,
       settle: (outcome: Outcome) =>
         this.track(key.accountId, async () => {
+          // An answer without the provider's count is billed by counting what was delivered: with the
+          // tokenizer, never the byte count that stands in while it loads (the Lambda entry loads it after the answer).
+          if (outcome.status !== 'failed' && !(outcome.status === 'completed' && outcome.usage)) await warmTokenizer();
           const write = requestSettlement(record, model, outcome, this.options.keysTable);
           const result = await this.options.settlements.apply(write, this.accounts.get(key.accountId)?.counts.window);
           if (typeof result !== 'object' || !result.settled) return;
@@ -640,6 +659,20 @@ export class CreditAdmission implements Admission {
         : undefined,
     };
   }
+}
+
+/** Own admissions in flight on one account (or key): their count and the worst case they may take. */
+interface InFlight {
+  requests: number;
+  holdMicroUsd: number;
+  rateTokens: number;
+}
+
+function addInFlight(map: Map<string, InFlight>, id: string, hold: Hold, sign: 1 | -1): void {
+  const at = map.get(id) ?? { requests: 0, holdMicroUsd: 0, rateTokens: 0 };
+  const next = { requests: at.requests + sign, holdMicroUsd: at.holdMicroUsd + sign * hold.holdMicroUsd, rateTokens: at.rateTokens + sign * hold.rateTokens };
+  if (next.requests > 0) map.set(id, next);
+  else map.delete(id);
 }
 
 /**

@@ -23,6 +23,8 @@ export interface CounterView {
   rpm: number;
   tpm: number;
   counts: WindowCounts;
+  /** This instance's own admissions on the counter still in flight: counted as admitted with their worst case. */
+  inFlight?: { requests: number; rateTokens: number };
 }
 
 /** The account as this instance last saw it (CreditAdmission's cache), for the rule. */
@@ -66,8 +68,9 @@ export function shouldSpeculate(view: AccountView | undefined, hold: Hold, nowMs
   if (view.key) counters.push(view.key);
   for (const c of counters) {
     const at = countsAt(c.counts, nowMs);
-    if (c.rpm && used(c.rpm, at, 'requests', nowMs) + 1 > SPECULATION_LIMIT_SHARE * c.rpm) return { speculate: false, reason: 'requests' };
-    if (c.tpm && used(c.tpm, at, 'tokens', nowMs) + hold.rateTokens > SPECULATION_LIMIT_SHARE * c.tpm) return { speculate: false, reason: 'tokens' };
+    const ahead = c.inFlight ?? { requests: 0, rateTokens: 0 };
+    if (c.rpm && used(c.rpm, at, 'requests', nowMs) + ahead.requests + 1 > SPECULATION_LIMIT_SHARE * c.rpm) return { speculate: false, reason: 'requests' };
+    if (c.tpm && used(c.tpm, at, 'tokens', nowMs) + ahead.rateTokens + hold.rateTokens > SPECULATION_LIMIT_SHARE * c.tpm) return { speculate: false, reason: 'tokens' };
   }
   if (view.spend === null) return { speculate: false, reason: 'spend_cap' };
   if (view.spend && view.spend.usedMicroUsd + SPECULATION_CAP_HOLDS * hold.holdMicroUsd > view.spend.capMicroUsd) {

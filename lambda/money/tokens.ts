@@ -1,5 +1,6 @@
 import type { TokenizerName, TokenRules } from '../catalog';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import { dirname, join } from 'node:path';
 import { imageTokens } from './image-tokens';
 
 type CountTokens = (text: string) => number;
@@ -14,19 +15,31 @@ let encoder: CountTokens | undefined;
 let loading: Promise<void> | undefined;
 let cl100k: CountTokens | undefined;
 let loadingCl100k: Promise<void> | undefined;
-
-/** Where the tokenizers come from: the Lambda bundle ships them as a file of their own beside index.js (see scripts/bundle.ts). */
-function tokenizerModule(fallback: string): string {
-  return process.env.ITAPI_TOKENIZER_MODULE ?? fallback;
-}
+/** Whether a count that finds its tokenizer missing starts loading it at once (see loadTokenizersWhenAsked). */
+let loadOnFirstCount = true;
+/** Tokenizers a count asked for before they were loaded. */
+const wanted = new Set<TokenizerName>();
 
 /**
- * Loads the o200k tokenizer (about 4 MB of ranks, ~300 ms) off the request path. Until it is in,
- * counts fall back to the UTF-8 byte count, which is never below the token count: a larger hold
- * for the first requests of a cold instance, corrected at settlement, never an undercount.
+ * Where the tokenizers come from: the Lambda bundle ships each as a file of its own beside index.js
+ * (`tokenizer.js` for o200k_base, `tokenizer-cl100k.js` for cl100k_base; see scripts/bundle.ts).
+ */
+function tokenizerModule(name: TokenizerName): string {
+  const bundled = process.env.ITAPI_TOKENIZER_MODULE;
+  if (name === 'o200k_base') return bundled ?? 'gpt-tokenizer/encoding/o200k_base';
+  return bundled ? join(dirname(bundled), CL100K_FILE) : 'gpt-tokenizer/encoding/cl100k_base';
+}
+
+/** The cl100k_base tokenizer's file beside the o200k one in the Lambda bundle. */
+export const CL100K_FILE = 'tokenizer-cl100k.js';
+
+/**
+ * Loads the o200k tokenizer (about 4 MB of ranks, ~300 ms of CPU). Until it is in, counts fall
+ * back to the UTF-8 byte count, which is never below the token count: a larger hold for the first
+ * requests of a cold instance, corrected at settlement, never an undercount.
  */
 export function warmTokenizer(): Promise<void> {
-  loading ??= (import(tokenizerModule('gpt-tokenizer/encoding/o200k_base')) as Promise<{ countTokens: CountTokens }>).then(
+  loading ??= (import(tokenizerModule('o200k_base')) as Promise<{ countTokens: CountTokens }>).then(
     (m) => {
       encoder = m.countTokens;
     },
@@ -37,14 +50,31 @@ export function warmTokenizer(): Promise<void> {
 
 /** Loads cl100k_base (OpenAI's embedding models count with it), on the first request that needs it; the same byte-count fallback until then. */
 export function warmCl100kTokenizer(): Promise<void> {
-  const bundled = process.env.ITAPI_TOKENIZER_MODULE !== undefined;
-  loadingCl100k ??= (import(tokenizerModule('gpt-tokenizer/encoding/cl100k_base')) as Promise<{ countTokens: CountTokens; countCl100kTokens?: CountTokens }>).then(
+  loadingCl100k ??= (import(tokenizerModule('cl100k_base')) as Promise<{ countTokens: CountTokens }>).then(
     (m) => {
-      cl100k = bundled ? m.countCl100kTokens : m.countTokens;
+      cl100k = m.countTokens;
     },
     () => undefined,
   );
   return loadingCl100k;
+}
+
+/**
+ * From now on a count that finds its tokenizer missing only notes it (and counts bytes); the
+ * caller loads what was asked for with `warmWantedTokenizers`, at a moment of its choosing. The
+ * Lambda entry does so after an invocation's answer has left: loading a tokenizer holds the
+ * event loop for hundreds of milliseconds, which on the request path would stall that answer.
+ */
+export function loadTokenizersWhenAsked(): void {
+  loadOnFirstCount = false;
+}
+
+/** Loads every tokenizer a count asked for and found missing (nothing when none was). */
+export function warmWantedTokenizers(): Promise<void> {
+  const loads: Array<Promise<void>> = [];
+  for (const name of wanted) loads.push(name === 'cl100k_base' ? warmCl100kTokenizer() : warmTokenizer());
+  wanted.clear();
+  return Promise.all(loads).then(() => undefined);
 }
 
 /** Pieces longer than this are counted in slices (see countTokens). */
@@ -65,7 +95,8 @@ export function countTokens(text: string, tokenizer: TokenizerName = 'o200k_base
   if (!text) return 0;
   const count = tokenizer === 'cl100k_base' ? cl100k : encoder;
   if (!count) {
-    void (tokenizer === 'cl100k_base' ? warmCl100kTokenizer() : warmTokenizer());
+    if (loadOnFirstCount) void (tokenizer === 'cl100k_base' ? warmCl100kTokenizer() : warmTokenizer());
+    else wanted.add(tokenizer);
     return Buffer.byteLength(text, 'utf8');
   }
   if (text.length <= RUN_CHARS) return count(text);

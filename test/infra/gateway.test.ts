@@ -49,14 +49,14 @@ describe('chat function', () => {
         'ITAPI_TIERS_TABLE',
         'ITAPI_TOKENIZER_MODULE',
         'ITAPI_USAGE_TABLE',
-        'NODE_OPTIONS',
       ].sort(),
     );
     // Requests end 30 s before the function's 15 minutes, so their settlement is written in time.
     expect(env.ITAPI_MAX_REQUEST_S).toBe('870');
     expect(env.ITAPI_HOLDS_TABLE).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Tables/Holds/Resource') });
     expect(env.ITAPI_SETTLEMENT_QUEUE_URL).toEqual({ Ref: logicalIdByPath(s.json, 'Gateway/Sweeper/Settlements/Resource') });
-    expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
+    // No --enable-source-maps: Node would parse index.js.map at every cold start (docs/BENCHMARKS.md, "Cold start").
+    expect(env.NODE_OPTIONS).toBeUndefined();
     expect(env.ITAPI_TOKENIZER_MODULE).toBe('/var/task/tokenizer.js');
     expect(env.ITAPI_CONSOLE_MODULE).toBe('/var/task/console.js');
     expect(env.ITAPI_CONSOLE_SCRIPT).toBe('/var/task/console-client.js');

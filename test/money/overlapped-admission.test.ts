@@ -387,3 +387,66 @@ describe('200 concurrent requests on one account near its request limit', () => 
     expect(account.counts.requests + account.counts.prevRequests).toBe(ok + 90);
   }, 60_000);
 });
+
+describe('review-2: concurrent requests of one instance', () => {
+  it('does not speculate past what this instance already has in flight: a burst beyond the balance sends no refused prompt upstream', async () => {
+    // max_tokens 100 holds 10 × 100 + 100 × 1,000 = 101,000 µUSD; the balance pays four of them, the rule's margin for one.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 410_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 500;
+    // Nothing settles (and refunds) while the burst is admitted.
+    answerAfterMs = 3_000;
+    const tag = uniqueTag();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const res = await ask(acct.key, tag, { max_tokens: 100 });
+        await res.text();
+        return res.status;
+      }),
+    );
+    const ok = answers.filter((s) => s === 200).length;
+    expect(ok).toBeLessThanOrEqual(4);
+    await gw.gateway.background.drain();
+    await sleep(200);
+    // Every prompt that reached the provider is an admitted request's: none was refused after it was sent.
+    expect(arrivalsOf(tag)).toHaveLength(ok);
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  }, 30_000);
+});
+
+describe('review-2: the client leaving while admission re-fits the limit', () => {
+  it('makes no second call for a client that is gone, and charges nothing', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 20_000, creditsMicroUsd: 100_000_000 });
+    await seeAccount(acct);
+    const other = otherInstance();
+    const taken = await other.admission.admit({
+      requestId: `req_other_${randomBytes(4).toString('hex')}`,
+      key: acct.record,
+      model: gw.catalog.get('m')!,
+      startedAtMs: Date.now(),
+      promptTokens: 16_000,
+      outputLimit: 1_000,
+      n: 1,
+      stream: false,
+    });
+    admissionDelayMs = 1_500;
+    answerAfterMs = 1_000;
+    const tag = uniqueTag();
+    const client = new AbortController();
+    const asked = ask(acct.key, tag, {}, { signal: client.signal }).catch((err: Error) => err);
+    await until(() => arrivalsOf(tag).length === 1, 'the speculative call');
+    client.abort();
+    expect(await asked).toMatchObject({ name: 'AbortError' });
+    // Two admission writes (the first fails and brings the item back; the re-fitted one lands), then time for a second call to arrive.
+    await sleep(5_000);
+    await gw.gateway.background.drain();
+    expect(arrivalsOf(tag)).toHaveLength(1);
+    expect(cancellations).toEqual(['client_closed']);
+    await taken.settle(completed({ prompt_tokens: 16_000, completion_tokens: 1_000, total_tokens: 17_000 }));
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    // Only the other instance's request is charged.
+    expect(b.requests.filter((r) => r.amountMicroUsd !== 0)).toHaveLength(1);
+  }, 30_000);
+});
