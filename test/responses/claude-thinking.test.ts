@@ -3,7 +3,7 @@ import type { CatalogFile } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { defaultProviders } from '../../lambda/providers';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
-import { validateResponse } from '../support/openai-schema';
+import { validateResponse, validateResponseItemList } from '../support/openai-schema';
 import { sse, type SseFrame } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
 import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockClient } from '../providers/bedrock/stand-in';
@@ -168,8 +168,12 @@ describe('thinking kept across a tool-call turn on an Anthropic route, through /
 
     anthropic.handler = () => json(FINAL_MESSAGE);
     const references = first.output.map((item): OpenAI.Responses.ResponseInputItem.ItemReference => ({ type: 'item_reference', id: item.id! }));
-    await client.responses.create({ ...SETTINGS, input: [{ role: 'user', content: QUESTION }, ...references, toolOutput(first.output[2])] });
+    const second = await client.responses.create({ ...SETTINGS, input: [{ role: 'user', content: QUESTION }, ...references, toolOutput(first.output[2])] });
     expectThinkingKept(anthropic.lastJson());
+    // The referenced items are the second response's input items, reasoning items included, valid for the spec.
+    const listed = await client.responses.inputItems.list(second.id, { order: 'asc' });
+    validateResponseItemList(JSON.parse(JSON.stringify({ object: 'list', data: listed.data, first_id: listed.data[0].id, last_id: listed.data.at(-1)!.id, has_more: false })));
+    expect(listed.data.map((item) => item.type)).toEqual(['message', 'reasoning', 'reasoning', 'function_call', 'function_call_output']);
   });
 
   it('streams the thinking as reasoning items (summary deltas, encrypted_content with include), and the streamed response continues with thinking on', async () => {
