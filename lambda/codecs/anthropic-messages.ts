@@ -33,6 +33,9 @@ type MessagesFields = Omit<MessageCreateParamsBase, 'messages'> & SamplingFields
 /** A Messages request as clients send it: the SDK's fields, beta fields kept as sent. */
 export type MessagesWireRequest = MessagesFields & { [field: string]: unknown };
 
+/** A Messages prompt without an output limit (`count_tokens`): the SDK's fields, beta fields kept as sent. */
+export type MessagesWirePrompt = Omit<MessagesFields, 'max_tokens'> & { max_tokens?: number; [field: string]: unknown };
+
 /** Fields the canonical model names; any other top-level field is kept as an extension. */
 const NAMED_FIELDS = new Set([
   'model', 'messages', 'system', 'max_tokens', 'stream', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'tools', 'tool_choice',

@@ -9,7 +9,7 @@ import {
   unpricedToolError,
   type BillingAsk,
 } from '../money/billing-ask';
-import type { MessagesRequest } from './wire';
+import type { MessagesRequest } from './request';
 
 /**
  * What a Messages request may be billed beyond its tokens, or the 400 (Anthropic's shape, no
@@ -25,7 +25,7 @@ export function messagesBillingAsk(request: MessagesRequest, model: ModelEntry):
   const ask: BillingAsk = {};
   // Only an Anthropic route gets server tools and MCP servers; the others drop them (named in x-itapi-ignored), unbilled.
   const reachesAnthropic = model.routes.some((r) => r.provider === 'anthropic');
-  for (const tool of reachesAnthropic ? (request.tools ?? []) : []) {
+  for (const tool of (reachesAnthropic ? (request.tools ?? []) : []) as Array<{ type?: unknown; name?: unknown; max_uses?: unknown }>) {
     const type = typeof tool.type === 'string' ? tool.type : undefined;
     const serverTool = anthropicServerTool(type);
     if (!serverTool) continue;

@@ -1,44 +1,55 @@
 import { SSE_HEADERS } from '../chat/completions';
-import { admitRun, MeteredChunks, modelFor, noteIgnored, routeName, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitRun, MeteredStream, modelFor, noteIgnored, routeName, type AdmittedRun, type CompletionDeps, type RequestScope, type StreamMeter } from '../chat/pipeline';
+import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
+import { chatUsage, ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../codecs/openai-chat';
+import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent, type Usage } from '../core/answer';
+import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
+import { sseBytes, type SseFrame } from '../core/sse';
 import { GatewayError, internalError, upstreamError } from '../contract/errors';
-import type { ChatCompletion, ChatCompletionChunk } from '../contract/openai';
+import type { ChatCompletionChunk } from '../contract/openai';
 import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
+import { THINKING, thinkingOutputFloor, type ThinkingBilling, type ThinkingSignal } from '../money/thinking';
+import { answerProviderOf, type AnswerCall, type AnswerProvider, type Provider, type ProviderCall } from '../providers/types';
 import { boundedServerTools, messagesBillingAsk } from './billing';
-import { anthropicErrorBody } from './errors';
-import { ChatChunksToMessageEvents, completionToMessage } from './from-chat';
-import { messageUsage, MeteredMessageEvents, openNativeMessage, summarizesThinking, type NativeAnswer, type ThinkingBilling } from './native';
-import { parseCountTokensRequest, parseMessagesRequest } from './request';
-import { messagesToChat } from './to-chat';
+import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
 import { estimateMessagesPromptTokens } from './tokens';
-import type { MessagesRequest, MessageStreamEvent } from './wire';
 
-/** What the client sent besides its body, for the Anthropic passthrough. */
+/** What the client sent besides its body, for an Anthropic route (a same-wire relay). */
 export interface MessagesClientHeaders {
   anthropicVersion?: string;
   anthropicBeta?: string;
   betaQuery: boolean;
 }
 
-
-const encoder = new TextEncoder();
-
-/** One event as Anthropic frames it: `event: <type>` and `data: <json>`; its SDKs skip frames without the `event:` line. */
-function sseEvent(type: string, data: string): Uint8Array {
-  return encoder.encode(`event: ${type}\ndata: ${data}\n\n`);
+/**
+ * One step of an answer as the meter and the SSE body see it: its canonical meaning, and on a
+ * same-wire relay the upstream's frame as sent (written to the client untouched).
+ */
+interface AnswerItem {
+  answer: readonly AnswerEvent[];
+  frame?: { event?: string; data: string };
+  /** Thinking a chat-chunk provider passed beside its chunks (money/thinking.ts THINKING). */
+  thinking?: ThinkingSignal;
 }
 
-type RouteAnswer =
-  | NativeAnswer
-  | { kind: 'chat_json'; completion: ChatCompletion }
-  | { kind: 'chat_stream'; iterator: AsyncIterator<ChatCompletionChunk>; first: IteratorResult<ChatCompletionChunk> };
+/** An admitted route's answer, before it is metered. */
+type Opened =
+  | { kind: 'relay_json'; body: Record<string, unknown>; answer: Answer }
+  | { kind: 'json'; answer: Answer }
+  | { kind: 'stream'; items: AsyncIterator<AnswerItem>; first: IteratorResult<AnswerItem>; relay: boolean; thinking?: ThinkingBilling };
+
+/** Where `output_config.effort` is dropped (see docs/CLIENTS.md): the catalog does not say which OpenAI models reason. */
+const EFFORT_IGNORED = 'output_config.effort';
 
 /**
- * `POST /v1/messages` once the key is known. Same admission, limits, deadline, billing and
- * settlement as chat (lambda/chat/pipeline.ts): an `anthropic` route gets the client's request as
- * sent (model and `max_tokens` set by the gateway, `anthropic-version`/`anthropic-beta`
- * forwarded) and its stream is relayed event by event; any other route gets the request
- * translated to Chat Completions, and its answer translated back into Anthropic's shapes.
+ * `POST /v1/messages` once the key is known: decoded with the Messages codec, admitted and
+ * settled like every endpoint (lambda/chat/pipeline.ts). On an Anthropic route (the same wire) the
+ * client's request goes as sent (the route's model, the output limit the hold paid for, the
+ * client's `anthropic-version` / `anthropic-beta`) and the upstream's events are relayed
+ * untouched, metered from their canonical meaning; on any other route the provider answers the
+ * canonical call and its `AnswerEvent`s are encoded with `MessagesEventEncoder`. Every frame is
+ * written by `core/sse.ts`; a failure after the first byte is Anthropic's `error` event.
  */
 export async function createMessage(
   deps: CompletionDeps,
@@ -49,83 +60,147 @@ export async function createMessage(
 ): Promise<Response> {
   const request = parseMessagesRequest(body);
   const model = modelFor(deps, key, request.model);
-  const translation = messagesToChat(request, model.id);
-  // A request no route of the model can take is refused before any hold is taken.
-  if (translation.unsupported && !model.routes.some((r) => r.provider === 'anthropic')) throw translation.unsupported;
+  const decoded = decodeMessagesRequest(request);
+  // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the probe; nothing is sent).
+  const probe = encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } });
+  if (probe.unsupported && !model.routes.some((r) => r.provider === 'anthropic')) throw probe.unsupported;
 
-  const stream = request.stream === true;
+  const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
   // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
   const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules) + (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS;
   const run = await admitRun(deps, scope, key, model, { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing });
   const outputTokens = run.admitted.outputTokens;
-  const chatRequest = { ...translation.request, max_completion_tokens: outputTokens };
+  const call = callFor(decoded, heldOutputLimit(outputTokens));
   const messageId = `msg_${scope.requestId.slice('req_'.length)}`;
+  const thinkingShown = decoded.options.reasoning !== undefined && decoded.options.reasoning.mode !== 'disabled';
 
-  let answer: RouteAnswer;
+  let opened: Opened;
   let route: string;
   try {
-    const routed = await run.route<RouteAnswer>(chatRequest, async (provider, call) => {
-      if (call.route.provider === 'anthropic') {
-        return openNativeMessage(call, {
-          body: nativeBody(body as Record<string, unknown>, request, call.route.model, outputTokens),
+    const routed = await run.route<Opened, Call>(call, async (provider, providerCall) => {
+      const canonical = answerProviderOf(provider);
+      if (providerCall.route.provider === 'anthropic' && canonical?.relayWire === 'anthropic-messages') {
+        const sameWire = {
+          body: relayBody(body as Record<string, unknown>, request, providerCall.route.model, outputTokens),
           version: client.anthropicVersion,
           beta: client.anthropicBeta,
           betaQuery: client.betaQuery,
-        });
+        };
+        return openRelay(canonical, { ...providerCall, sameWire }, stream);
       }
-      if (translation.unsupported) throw translation.unsupported;
-      if (!stream) return { kind: 'chat_json', completion: await provider.complete(call) };
-      const iterator = (await provider.stream(call))[Symbol.asyncIterator]();
-      // Read the first chunk before answering, so a route that fails at once still falls through.
-      return { kind: 'chat_stream', iterator, first: await iterator.next() };
+      if (probe.unsupported) throw probe.unsupported;
+      const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
+      return canonical ? openCanonical(canonical, routeCall, stream) : openChat(provider, routeCall, stream);
     });
-    answer = routed.value;
+    opened = routed.value;
     route = routeName(routed.route);
-    if (answer.kind === 'chat_json' || answer.kind === 'chat_stream') {
-      noteIgnored(scope, translation.droppedTools);
-    }
+    if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...probe.droppedTools, ...effortIgnored(decoded, routed.route.provider)]);
   } catch (err) {
     const error = err instanceof GatewayError ? err : internalError(err);
     run.failed(error);
     throw error;
   }
 
-  switch (answer.kind) {
-    case 'json': {
-      const message = answer.message;
-      message.model = model.id;
-      const usage = messageUsage(message.usage as unknown as Record<string, unknown> | undefined);
-      run.finish({ status: 'completed', httpStatus: 200, usage, completionText: usage ? '' : deliveredText(message.content), route });
+  switch (opened.kind) {
+    case 'relay_json': {
+      const message = { ...opened.body, model: model.id };
+      finishJson(run, opened.answer, route);
       return json(message, scope);
     }
-    case 'chat_json': {
-      const completion = answer.completion;
-      run.finish({
-        status: 'completed',
-        httpStatus: 200,
-        usage: completion.usage,
-        // The text is only counted when the provider reported no usage.
-        completionText: completion.usage ? '' : completionText(completion),
-        route,
-      });
-      return json(completionToMessage(completion, messageId, model.id, promptTokens), scope);
+    case 'json': {
+      const answer = shownAnswer(opened.answer, thinkingShown);
+      finishJson(run, opened.answer, route);
+      // No usage reported: the prompt estimate stands in for input_tokens, as on a stream's message_start.
+      const usage = answer.usage ?? { ...ZERO_USAGE, inputTokens: promptTokens };
+      return json(encodeMessagesAnswer({ ...answer, id: messageId, model: model.id, usage }), scope);
     }
-    case 'stream':
-      return sse(nativeStream(new MeteredMessageEvents(run, answer, route, thinkingBilling(request, route, outputTokens)), scope), scope);
-    case 'chat_stream':
-      return sse(translatedStream(new MeteredChunks(run, answer.iterator, answer.first, route), new ChatChunksToMessageEvents(messageId, model.id, promptTokens), scope), scope);
+    case 'stream': {
+      const items = new MeteredStream(run, opened.items, opened.first, route, answerMeter(model.id, opened.thinking));
+      if (opened.relay) return sse(sseBody(items, relayedFrames, () => []), scope);
+      const encoder = new MessagesEventEncoder(promptTokens);
+      const frames = (item: AnswerItem) =>
+        item.answer
+          .filter((e) => thinkingShown || !isThinking(e))
+          .flatMap((e) => encoder.push(e.type === 'start' ? { ...e, id: messageId, model: model.id } : e))
+          .map(messagesFrame);
+      return sse(sseBody(items, frames, () => encoder.end().map(messagesFrame)), scope);
+    }
   }
 }
 
-/** How thinking is billed if the stream is cut short: the budget as sent upstream (see nativeBody). */
-function thinkingBilling(request: MessagesRequest, route: string, outputTokens: number): ThinkingBilling | undefined {
-  if (!request.thinking || request.thinking.type === 'disabled') return undefined;
-  const budget = request.thinking.budget_tokens;
+/**
+ * The call as a route other than Anthropic's takes it. Anthropic's `service_tier` words (`auto`,
+ * `standard_only`) and `metadata.user_id` (Claude Code's JSON device id) are not OpenAI's and are
+ * left out, as before. An OpenAI-compatible upstream gets no `output_config.effort` as
+ * `reasoning_effort`: the catalog does not say which of its models reason, and one that does not
+ * refuses the field with a 400 the Messages client cannot fix (Claude Code sends an effort
+ * unasked); it is named in `x-itapi-ignored` instead.
+ */
+export function callForRoute(call: Call, provider: string): Call {
+  const { serviceTier: _tier, user: _user, ...settings } = call.settings;
+  const r = settings.reasoning;
+  if (provider !== 'openai-compatible' || r?.effort === undefined) return { ...call, settings };
+  const { effort: _dropped, ...reasoning } = r;
+  return { ...call, settings: { ...settings, reasoning } };
+}
+
+function effortIgnored(decoded: DecodedRequest, provider: string): string[] {
+  return provider === 'openai-compatible' && decoded.options.reasoning?.effort !== undefined ? [EFFORT_IGNORED] : [];
+}
+
+async function openRelay(provider: AnswerProvider, call: AnswerCall, stream: boolean): Promise<Opened> {
+  if (!stream) {
+    if (!provider.relayAnswer) return { kind: 'json', answer: await provider.answer(call) };
+    return { kind: 'relay_json', ...(await provider.relayAnswer(call)) };
+  }
+  const thinking = summarized(provider.thinkingBilling?.(call));
+  if (!provider.relayStream) return openCanonical(provider, call, stream);
+  const relayed = (await provider.relayStream(call))[Symbol.asyncIterator]();
+  const items = mapIterator(relayed, (e): AnswerItem => ({ answer: e.answer, frame: { ...(e.event !== undefined && { event: e.event }), data: e.data } }));
+  return { kind: 'stream', items, first: await items.next(), relay: true, ...(thinking && { thinking }) };
+}
+
+async function openCanonical(provider: AnswerProvider, call: AnswerCall, stream: boolean): Promise<Opened> {
+  if (!stream) return { kind: 'json', answer: await provider.answer(call) };
+  const thinking = summarized(provider.thinkingBilling?.(call));
+  const events = (await provider.answerStream(call))[Symbol.asyncIterator]();
+  const items = mapIterator(events, (e): AnswerItem => ({ answer: [e] }));
+  // Read the first event before answering, so a route that fails at once still falls through.
+  return { kind: 'stream', items, first: await items.next(), relay: false, ...(thinking && { thinking }) };
+}
+
+/**
+ * Temporary (issue 18, until every provider speaks the canonical model — Bedrock today): the call
+ * encoded with the Chat codec (thinking fields on, so a Claude behind it gets its blocks back), the
+ * provider's chat chunks decoded back into `AnswerEvent`s.
+ */
+async function openChat(provider: Provider, call: ProviderCall<Call>, stream: boolean): Promise<Opened> {
+  const chatCall = { ...call, request: encodeChatRequest(call.request, { thinkingFields: true }).request };
+  if (!stream) return { kind: 'json', answer: decodeChatCompletion(await provider.complete(chatCall)) };
+  const decoder = new ChatChunkDecoder();
+  const chunks = (await provider.stream(chatCall))[Symbol.asyncIterator]();
+  const items = mapIterator(chunks, (chunk: ChatCompletionChunk): AnswerItem => {
+    const thinking = (chunk as { [THINKING]?: ThinkingSignal })[THINKING];
+    return { answer: decoder.push(chunk), ...(thinking && { thinking }) };
+  });
+  return { kind: 'stream', items, first: await items.next(), relay: false };
+}
+
+function summarized(billing: ThinkingBilling | undefined): ThinkingBilling | undefined {
+  return billing?.summarized ? billing : undefined;
+}
+
+function mapIterator<A, B>(source: AsyncIterator<A>, map: (a: A) => B): AsyncIterator<B> {
   return {
-    budgetTokens: budget === undefined ? undefined : Math.min(budget, Math.max(1, outputTokens - 1)),
-    outputLimit: outputTokens,
-    summarized: summarizesThinking(route),
+    async next() {
+      const next = await source.next();
+      return next.done ? { done: true, value: undefined } : { done: false, value: map(next.value) };
+    },
+    async return() {
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
   };
 }
 
@@ -135,28 +210,116 @@ function thinkingBilling(request: MessagesRequest, route: string, outputTokens: 
  * thinking budget the clamped limit no longer leaves room for is lowered with it; a server tool
  * with no `max_uses` gets the one its hold paid for.
  */
-function nativeBody(body: Record<string, unknown>, request: MessagesRequest, upstreamModel: string, outputTokens: number): Record<string, unknown> {
+function relayBody(body: Record<string, unknown>, request: MessagesRequest, upstreamModel: string, outputTokens: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...body, model: upstreamModel, max_tokens: outputTokens };
   if (body.tools !== undefined) out.tools = boundedServerTools(body.tools);
-  const budget = request.thinking?.budget_tokens;
-  if (request.thinking?.type === 'enabled' && budget !== undefined && budget >= outputTokens) {
-    out.thinking = { ...request.thinking, budget_tokens: Math.max(1, outputTokens - 1) };
+  const thinking = request.thinking;
+  if (thinking?.type === 'enabled' && thinking.budget_tokens >= outputTokens) {
+    out.thinking = { ...thinking, budget_tokens: Math.max(1, outputTokens - 1) };
   }
   return out;
 }
 
-function completionText(completion: ChatCompletion): string {
-  return completion.choices
-    .map((c) => (c.message.content ?? '') + (c.message.tool_calls ?? []).map((t) => (t.type === 'function' ? t.function.arguments : '')).join(''))
-    .join('');
+function isThinking(event: AnswerEvent): boolean {
+  return event.type === 'reasoning' || event.type === 'reasoning_signature' || event.type === 'reasoning_redacted' || event.type === 'reasoning_encrypted';
 }
 
-/** A native message's text, thinking and tool input, for the tokenizer when Anthropic reported no usage. */
-function deliveredText(content: unknown): string {
-  if (!Array.isArray(content)) return '';
-  return content
-    .map((b: Record<string, unknown>) => (typeof b.text === 'string' ? b.text : typeof b.thinking === 'string' ? b.thinking : b.input !== undefined ? JSON.stringify(b.input) : ''))
-    .join('');
+/** Thinking is shown only to a client that enabled it (an OpenAI-compatible upstream may reason unasked). */
+function shownAnswer(answer: Answer, thinkingShown: boolean): Answer {
+  return thinkingShown ? answer : { ...answer, parts: answer.parts.filter((p) => p.type !== 'reasoning') };
+}
+
+function finishJson(run: AdmittedRun, answer: Answer, route: string): void {
+  const collector = new AnswerCollector();
+  collector.push({ type: 'start', id: answer.id, model: answer.model });
+  answer.parts.forEach((part, index) => {
+    if (part.type === 'tool_call') collector.push({ type: 'tool_call_start', index, id: part.id, name: part.name });
+    if (part.type === 'tool_call') collector.push({ type: 'tool_call_delta', index, arguments: part.arguments });
+    else collector.push({ type: part.type, index, text: part.text });
+  });
+  run.finish({
+    status: 'completed',
+    httpStatus: 200,
+    usage: answer.usage ? chatUsage(answer.usage) : undefined,
+    // The text is only counted when the provider reported no usage.
+    completionText: answer.usage ? '' : collector.deliveredText(),
+    route,
+  });
+}
+
+/**
+ * The meter of a Messages stream, from the events' canonical meaning: the provider's usage (a
+ * later report replaces an earlier), the text, thinking and tool input delivered (for the
+ * tokenizer when the stream is cut short), and the upward rule for summarized thinking cut before
+ * its count came (money/thinking.ts). A relayed `message_start` carries the gateway's model id.
+ */
+function answerMeter(modelId: string, summarizedThinking: ThinkingBilling | undefined): StreamMeter<AnswerItem> {
+  const pieces: string[] = [];
+  const answerPieces: string[] = [];
+  let usage: Usage | undefined;
+  let finished = false;
+  let finalCount = false;
+  let thinkingStarted = false;
+  let thinking = summarizedThinking;
+  return {
+    observe(item) {
+      if (item.thinking) {
+        thinkingStarted = true;
+        if (item.thinking.text) pieces.push(item.thinking.text);
+        thinking ??= item.thinking.billing;
+      }
+      for (const event of item.answer) {
+        switch (event.type) {
+          case 'text':
+          case 'refusal':
+            if (event.text) {
+              pieces.push(event.text);
+              answerPieces.push(event.text);
+            }
+            break;
+          case 'tool_call_delta':
+            if (event.arguments) {
+              pieces.push(event.arguments);
+              answerPieces.push(event.arguments);
+            }
+            break;
+          case 'reasoning':
+            thinkingStarted = true;
+            if (event.text) pieces.push(event.text);
+            break;
+          case 'reasoning_redacted':
+            thinkingStarted = true;
+            break;
+          case 'finish':
+            finished = true;
+            break;
+          case 'usage':
+            usage = event.usage;
+            // The count that comes with the stop reason is the final one (Anthropic's message_delta, Chat's usage chunk).
+            if (finished) finalCount = true;
+            break;
+          default:
+            break;
+        }
+      }
+      if (item.frame?.event === 'message_start') return { ...item, frame: { ...item.frame, data: withModel(item.frame.data, modelId) } };
+      return item;
+    },
+    usage: () => (usage ? chatUsage(usage) : undefined),
+    text: () => pieces.join(''),
+    produced: () => pieces.length > 0,
+    outputTokensAtLeast: () => (thinking?.summarized && thinkingStarted && !finalCount ? thinkingOutputFloor(thinking, answerPieces.join('')) : undefined),
+  };
+}
+
+function withModel(data: string, modelId: string): string {
+  const doc = JSON.parse(data) as { message?: { model?: string } };
+  if (doc.message) doc.message.model = modelId;
+  return JSON.stringify(doc);
+}
+
+function relayedFrames(item: AnswerItem): SseFrame[] {
+  return item.frame ? [{ ...(item.frame.event !== undefined && { event: item.frame.event }), data: item.frame.data, raw: true }] : [];
 }
 
 function json(value: unknown, scope: RequestScope): Response {
@@ -167,69 +330,48 @@ function sse(body: ReadableStream<Uint8Array>, scope: RequestScope): Response {
   return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
 }
 
-/** A failure after the stream began: Anthropic's `error` event, then the end of the body. */
-function errorEvent(err: unknown, scope: RequestScope): Uint8Array {
-  const error = err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err });
-  return sseEvent('error', JSON.stringify(anthropicErrorBody(error, scope.requestId)));
-}
-
-function nativeStream(events: MeteredMessageEvents, scope: RequestScope): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const next = await events.next();
-        if (next.done) controller.close();
-        else controller.enqueue(sseEvent(next.value.type, next.value.data));
-      } catch (err) {
-        controller.enqueue(errorEvent(err, scope));
-        controller.close();
-      }
-    },
-    async cancel() {
-      await events.return();
-    },
-  });
-}
-
-function translatedStream(chunks: MeteredChunks, events: ChatChunksToMessageEvents, scope: RequestScope): ReadableStream<Uint8Array> {
-  const send = (controller: ReadableStreamDefaultController<Uint8Array>, list: MessageStreamEvent[]) => {
-    for (const event of list) controller.enqueue(sseEvent(event.type, JSON.stringify(event)));
+/**
+ * The pull-based SSE body of a Messages stream: one upstream item per pull (a pull that gives the
+ * client nothing reads on), the frames written by core/sse.ts. A failure after the first byte is
+ * Anthropic's `error` event (the metered stream has settled itself); the client going away
+ * cancels the metered stream, which bills what the upstream sent and stops it.
+ */
+function sseBody(items: MeteredStream<AnswerItem>, framesOf: (item: AnswerItem) => SseFrame[], end: () => SseFrame[]): ReadableStream<Uint8Array> {
+  const fail = (controller: ReadableStreamDefaultController<Uint8Array>, err: unknown) => {
+    const error = err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err });
+    controller.enqueue(sseBytes(messagesStreamTerminals.failed(error)));
+    controller.close();
   };
   return new ReadableStream<Uint8Array>({
-    start(controller) {
-      send(controller, events.start());
-    },
     async pull(controller) {
       for (;;) {
-        let next: IteratorResult<ChatCompletionChunk>;
+        let next: IteratorResult<AnswerItem>;
         try {
-          next = await chunks.next();
+          next = await items.next();
         } catch (err) {
-          // The metered stream has ended and settled itself.
-          controller.enqueue(errorEvent(err, scope));
-          controller.close();
+          fail(controller, err);
           return;
         }
-        let out: MessageStreamEvent[];
+        let frames: SseFrame[];
         try {
-          out = next.done ? events.finish() : events.push(next.value);
+          frames = next.done ? [...end(), ...messagesStreamTerminals.ended()] : framesOf(next.value);
         } catch (err) {
+          // The encoder cannot carry what came (two tool calls interleaved): stop the upstream, bill what it sent.
           const error = err instanceof GatewayError ? err : internalError(err);
-          await chunks.fail(error);
-          controller.enqueue(errorEvent(error, scope));
-          controller.close();
+          await items.fail(error);
+          fail(controller, error);
           return;
         }
-        send(controller, out);
+        if (frames.length) controller.enqueue(sseBytes(frames));
         if (next.done) {
           controller.close();
           return;
         }
-        if (out.length) return;
+        if (frames.length) return;
       }
     },
     async cancel() {
-      await chunks.return();
+      await items.return();
     },
   });
 }

@@ -1,5 +1,11 @@
 import { errorResponse, type GatewayError } from '../contract/errors';
-import type { AnthropicErrorBody, AnthropicErrorType } from './wire';
+import type { ErrorResponse, ErrorType } from '@anthropic-ai/sdk/resources/shared';
+
+/** Anthropic's error types: the SDK's, and `request_too_large` (413), which Anthropic answers but the SDK's type does not list. */
+export type AnthropicErrorType = ErrorType | 'request_too_large';
+
+/** Anthropic's error body (the SDK's `ErrorResponse`), with the 413's type. */
+export type AnthropicErrorBody = Omit<ErrorResponse, 'error'> & { error: { type: AnthropicErrorType; message: string } };
 
 /**
  * The gateway's error in Anthropic's words, by HTTP status as Anthropic documents them

@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { invalidRequest, type GatewayError } from '../contract/errors';
 import { formatParam } from '../contract/request';
-import type { MessagesPrompt, MessagesRequest } from './wire';
+import type { MessagesWirePrompt, MessagesWireRequest } from '../codecs/anthropic-messages';
+
+/** A validated `POST /v1/messages` body: the SDK's types (the Messages codec's), beta fields kept as sent. */
+export type MessagesRequest = MessagesWireRequest;
+/** A validated `count_tokens` body. */
+export type MessagesPrompt = MessagesWirePrompt;
 
 // Known block types are checked field by field; any other type (document, search_result, server
 // tool blocks, whatever Anthropic adds) is kept as sent: the Anthropic route takes it, and a

@@ -3,7 +3,19 @@ import type { CompletionDeps } from '../chat/pipeline';
 import type { ModelEntry } from '../catalog';
 import { modelNotFound } from '../contract/errors';
 import type { KeyRecord } from '../store/keys';
-import type { ModelInfo, ModelInfoPage } from './wire';
+
+/**
+ * `GET /v1/models` as Anthropic serves it (model discovery in Claude Code, `client.models.list()`):
+ * the fields of the SDK's `ModelInfo` the gateway knows (it has no capabilities or token limits to state).
+ */
+type ModelInfo = Pick<import('@anthropic-ai/sdk/resources/models').ModelInfo, 'type' | 'id' | 'display_name' | 'created_at'>;
+
+interface ModelInfoPage {
+  data: ModelInfo[];
+  has_more: boolean;
+  first_id: string | null;
+  last_id: string | null;
+}
 
 /**
  * What the gateway's one app needs to serve Anthropic's Messages API to Claude Code and the

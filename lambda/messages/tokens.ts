@@ -1,7 +1,8 @@
 import type { TokenRules } from '../catalog';
 import { imageTokens } from '../money/image-tokens';
 import { countTokens } from '../money/tokens';
-import type { ContentBlockParam, MessagesPrompt } from './wire';
+import type { ContentBlockParam } from '@anthropic-ai/sdk/resources/messages';
+import type { MessagesPrompt } from './request';
 
 /** Framing per message and per request, as the chat estimate counts them. */
 const TOKENS_PER_MESSAGE = 4;
@@ -54,7 +55,7 @@ function blockTokens(block: ContentBlockParam, rules: TokenRules, texts: string[
       return 0;
     }
     case 'tool_result':
-      add((block as Extract<ContentBlockParam, { type: 'tool_result' }>).content);
+      add((block as Extract<ContentBlockParam, { type: 'tool_result' }>).content as ContentBlockParam[] | string | undefined);
       return 0;
     case 'thinking':
       texts.push((block as Extract<ContentBlockParam, { type: 'thinking' }>).thinking);

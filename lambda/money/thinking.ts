@@ -18,7 +18,7 @@ export function summarizesThinking(upstreamModel: string): boolean {
 /**
  * The one rule for summarized thinking cut short before the provider's output count came: the
  * whole thinking budget sent (else the output limit) plus the tokens of the answer delivered after
- * it (text, tool input), within the output limit. Used by `/v1/messages` (MeteredMessageEvents)
+ * it (text, tool input), within the output limit. Used by `/v1/messages` (answerMeter)
  * and the translated routes (chunkMeter, fed by THINKING on the chunks).
  */
 export function thinkingOutputFloor(billing: ThinkingBilling, answerText: string): number {

@@ -15,13 +15,20 @@ import type { AnswerCall, AnswerProvider, Provider, ProviderCall } from './types
  * thinking's billing passed to the meter on the first thinking chunk (THINKING). `validate` throws
  * the 400s of what the route cannot take, before any upstream call.
  */
-export function chatProviderOf(provider: AnswerProvider, validate?: (request: ChatCompletionRequest) => void): Provider {
+export function chatProviderOf(provider: AnswerProvider, validate?: (request: ChatCompletionRequest) => void): Provider & AnswerProvider {
   const callOf = (call: ProviderCall): AnswerCall => {
     validate?.(call.request);
     const limit = call.request.max_completion_tokens ?? call.request.max_tokens ?? call.maxOutputTokens;
     return { ...call, request: callFor(decodeChatRequest(call.request), heldOutputLimit(limit)) };
   };
   return {
+    // The canonical side too, for endpoints already on it (`/v1/messages`).
+    answer: (call) => provider.answer(call),
+    answerStream: (call) => provider.answerStream(call),
+    ...(provider.relayWire && { relayWire: provider.relayWire }),
+    ...(provider.relayStream && { relayStream: provider.relayStream.bind(provider) }),
+    ...(provider.relayAnswer && { relayAnswer: provider.relayAnswer.bind(provider) }),
+    ...(provider.thinkingBilling && { thinkingBilling: provider.thinkingBilling.bind(provider) }),
     async complete(call) {
       const answer = await provider.answer(callOf(call));
       return encodeChatCompletion({ ...answer, id: chatId(answer.id) });

@@ -27,6 +27,23 @@ export interface ProviderCall<R = ChatCompletionRequest> {
   signal: AbortSignal;
   timeouts: UpstreamTimeouts;
   requestId: string;
+  /**
+   * On a same-wire relay (a `/v1/messages` client on an Anthropic route): the client's own request,
+   * sent as it came but for what the endpoint set (the route's model, the output limit the hold
+   * paid for), with the client's protocol headers. Only `relayStream` / `relayAnswer` read it.
+   */
+  sameWire?: SameWireRequest;
+}
+
+/** A client's request on the wire the provider speaks, for a relay. */
+export interface SameWireRequest {
+  body: Record<string, unknown>;
+  /** Anthropic's `anthropic-version` as the client sent it. @default the provider's own */
+  version?: string;
+  /** `anthropic-beta`, forwarded as is. */
+  beta?: string;
+  /** `?beta=true` (the SDKs' beta namespace, Claude Code). */
+  betaQuery?: boolean;
 }
 
 /**
@@ -117,6 +134,8 @@ export interface AnswerProvider {
   readonly relayWire?: import('../core/prompt').WireName;
   /** The stream's events as sent, each with its canonical meaning; only with `relayWire`. */
   relayStream?(call: AnswerCall): Promise<RelayStream>;
+  /** A whole answer as the upstream sent it (its JSON, parsed) and its canonical meaning; only with `relayWire`. */
+  relayAnswer?(call: AnswerCall): Promise<{ body: Record<string, unknown>; answer: import('../core/answer').Answer }>;
   /** `POST /v1/embeddings` on this upstream; absent when the provider has no embeddings API. */
   embed?(call: EmbeddingCall): Promise<EmbeddingResult>;
   /**
@@ -125,4 +144,9 @@ export interface AnswerProvider {
    * (`money/thinking.ts`); absent or undefined when the call does not think so.
    */
   thinkingBilling?(call: AnswerCall): import('../money/thinking').ThinkingBilling | undefined;
+}
+
+/** The canonical side of a registry entry (every provider that moved to the canonical model), else undefined. */
+export function answerProviderOf(provider: Provider | (Provider & AnswerProvider)): AnswerProvider | undefined {
+  return typeof (provider as Partial<AnswerProvider>).answerStream === 'function' ? (provider as AnswerProvider) : undefined;
 }

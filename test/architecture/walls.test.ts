@@ -202,10 +202,6 @@ const WALLS: Wall[] = [
     allowed: [
       // removed by issue 18 step 4 (chat/ on the one pipeline: finish reasons from the Chat codec)
       'lambda/chat/passthrough.ts imports ../providers/openai-compatible',
-      // removed by issue 18 step 2/3 (the Anthropic passthrough goes; /v1/messages runs on the pipeline)
-      'lambda/messages/native.ts imports ../providers/anthropic',
-      'lambda/messages/native.ts imports ../providers/http',
-      'lambda/messages/native.ts imports ../providers/upstream-deadline',
     ],
   },
   {

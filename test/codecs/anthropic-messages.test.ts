@@ -17,8 +17,7 @@ import { answerEvents, collectAnswer, type Answer, type AnswerEvent } from '../.
 import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
 import { sseFrameText } from '../../lambda/core/sse';
-import { messagesToChat } from '../../lambda/messages/to-chat';
-import type { MessagesRequest } from '../../lambda/messages/wire';
+import type { MessagesRequest } from '../../lambda/messages/request';
 import { answer, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, usage, word } from './arbitraries';
 
 const RECORDED = JSON.parse(readFileSync(join(__dirname, '../e2e/fixtures/claude-code-2.1.197-requests.json'), 'utf8')) as {
@@ -136,19 +135,6 @@ describe('the Anthropic Messages codec: requests', () => {
       // An empty `tools: []` and no tools are the same request.
       const { tools, ...rest } = request;
       expect(again).toEqual(tools?.length ? request : rest);
-    }
-  });
-
-  it("encodes Claude Code's recorded requests for a Chat Completions route as messages/to-chat.ts does today", () => {
-    for (const request of claudeCode) {
-      const today = messagesToChat(request as unknown as MessagesRequest, request.model);
-      const next = encodeChatRequest(callFor(decodeMessagesRequest(request), heldOutputLimit(request.max_tokens)));
-      // The one deliberate change: Anthropic's `output_config.effort` reaches the route as `reasoning_effort` (unless thinking is off).
-      const { reasoning_effort: effort, ...rest } = next.request as Record<string, unknown>;
-      expect(effort).toBe(request.thinking?.type === 'disabled' ? undefined : (request.output_config as { effort?: string } | undefined)?.effort);
-      expect(rest).toEqual(plainUserText(today.request as unknown as Record<string, unknown>));
-      expect(next.droppedTools).toEqual(today.droppedTools);
-      expect(next.unsupported?.param).toEqual(today.unsupported?.param);
     }
   });
 

@@ -19,7 +19,6 @@ import { sseFrameText } from '../../lambda/core/sse';
 import type { ChatCompletionChunk } from '../../lambda/contract/openai';
 import { usageExtras } from '../../lambda/contract/usage';
 import type { ChatCompletionRequest } from '../../lambda/contract/request';
-import { ChatChunksToMessageEvents } from '../../lambda/messages/from-chat';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
 import { answer, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, usage, word } from './arbitraries';
 
@@ -220,18 +219,4 @@ describe('usage through the Chat codec', () => {
   });
 });
 
-describe("the codecs match today's stream mappers", () => {
-  it('Chat chunks → Messages events: as messages/from-chat.ts ChatChunksToMessageEvents', () => {
-    fc.assert(fc.property(chatAnswer(false, false).map((a) => ({ ...a, usage: a.usage && { ...a.usage, reasoningTokens: undefined, serviceTier: undefined } })), fc.nat({ max: 5_000 }), (generated, estimate) => {
-      const a = JSON.parse(JSON.stringify(generated)) as Answer;
-      const chunks = chunksOf(a);
-      const today = new ChatChunksToMessageEvents(a.id, a.model, estimate);
-      const expected = [...today.start(), ...chunks.flatMap((c) => today.push(c)), ...today.finish()];
-      const decoder = new ChatChunkDecoder();
-      const encoder = new MessagesEventEncoder(estimate);
-      const actual = [...chunks.flatMap((c) => decoder.push(c)).flatMap((e: AnswerEvent) => encoder.push(e)), ...encoder.end()];
-      expect(actual).toEqual(expected);
-    }), { numRuns: 200 });
-  });
 
-});

@@ -273,7 +273,8 @@ describe('on an OpenAI-compatible route (translated)', () => {
       model: 'gpt-upstream-id',
       messages: [
         { role: 'system', content: 'Be brief.' },
-        { role: 'user', content: [{ type: 'text', text: 'Hello' }] },
+        // One plain text block goes as a string, as most clients write it (the Chat codec).
+        { role: 'user', content: 'Hello' },
       ],
       // Not api.openai.com: the limit goes in the field every OpenAI-compatible server honours.
       max_tokens: 4096,

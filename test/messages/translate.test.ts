@@ -2,9 +2,12 @@ import fc from 'fast-check';
 import { GatewayError, insufficientQuota, invalidRequest, modelNotAllowed, modelNotFound, rateLimited, requestTooLarge, serverOverloaded, upstreamError, upstreamTimeout, internalError, invalidApiKey } from '../../lambda/contract/errors';
 import type { ChatCompletionChunk } from '../../lambda/contract/openai';
 import { anthropicErrorType } from '../../lambda/messages/errors';
-import { ChatChunksToMessageEvents } from '../../lambda/messages/from-chat';
+import { ChatChunkDecoder, encodeChatRequest } from '../../lambda/codecs/openai-chat';
+import { decodeMessagesRequest, MessagesEventEncoder, type MessagesWireRequest } from '../../lambda/codecs/anthropic-messages';
+import { callFor, heldOutputLimit } from '../../lambda/core/call';
+import type { MessagesRequest } from '../../lambda/messages/request';
+import { callForRoute } from '../../lambda/messages/create';
 import { parseCountTokensRequest, parseMessagesRequest } from '../../lambda/messages/request';
-import { messagesToChat } from '../../lambda/messages/to-chat';
 import { estimateMessagesPromptTokens } from '../../lambda/messages/tokens';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import type { TokenRules } from '../../lambda/catalog';
@@ -54,7 +57,13 @@ describe('parseMessagesRequest', () => {
 /** Every field Chat Completions knows: nothing else may reach an OpenAI-compatible upstream. */
 const CHAT_FIELDS = new Set(['model', 'messages', 'max_completion_tokens', 'stream', 'temperature', 'top_p', 'stop', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format']);
 
-describe('messagesToChat', () => {
+/** What an OpenAI-compatible route is sent for a Messages request: the Messages codec's call, as the Chat codec writes it (thinking fields off). */
+function messagesToChat(request: MessagesRequest, model: string) {
+  const decoded = decodeMessagesRequest({ ...request, model } as unknown as MessagesWireRequest);
+  return encodeChatRequest(callForRoute(callFor(decoded, heldOutputLimit(request.max_tokens)), 'openai-compatible'));
+}
+
+describe('a Messages request on a Chat Completions route', () => {
   it('never lets a Claude-only field through, whatever else the request carries', () => {
     const claudeOnly = fc.record(
       {
@@ -126,7 +135,7 @@ describe('messagesToChat', () => {
       { role: 'user', content: 'go' },
       { role: 'assistant', content: 'calling', tool_calls: [{ id: 'toolu_9', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
       { role: 'tool', tool_call_id: 'toolu_9', content: 'one\ntwo' },
-      { role: 'user', content: [{ type: 'text', text: 'and also' }] },
+      { role: 'user', content: 'and also' },
       { role: 'system', content: 'mid' },
     ]);
     expect(request.tool_choice).toBe('required');
@@ -159,11 +168,17 @@ const chunk = (delta: Record<string, unknown>, finish: string | null = null): Ch
   choices: [{ index: 0, delta, finish_reason: finish as ChatCompletionChunk.Choice['finish_reason'], logprobs: null }],
 });
 
-describe('ChatChunksToMessageEvents', () => {
+/** Chat chunks → answer events → Messages events, as `/v1/messages` writes a chat-chunk route's stream. */
+function chunksToMessageEvents(estimate: number) {
+  const decoder = new ChatChunkDecoder();
+  const encoder = new MessagesEventEncoder(estimate);
+  return { push: (c: ChatCompletionChunk) => decoder.push(c).flatMap((e) => encoder.push(e)), finish: () => encoder.end() };
+}
+
+describe('chat chunks as Messages events', () => {
   it('closes a tool block before text opens the next index, and ends with the stop reason and estimated usage when none came', () => {
-    const t = new ChatChunksToMessageEvents('msg_1', 'm', 42);
+    const t = chunksToMessageEvents(42);
     const events = [
-      ...t.start(),
       ...t.push(chunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] })),
       ...t.push(chunk({ content: 'after' })),
       ...t.push(chunk({}, 'tool_calls')),
@@ -185,7 +200,7 @@ describe('ChatChunksToMessageEvents', () => {
   });
 
   it('refuses arguments for a tool call whose block is already closed (an Anthropic stream cannot reopen it)', () => {
-    const t = new ChatChunksToMessageEvents('msg_1', 'm', 1);
+    const t = chunksToMessageEvents(1);
     t.push(chunk({ tool_calls: [{ index: 0, id: 'a', type: 'function', function: { name: 'f', arguments: '' } }] }));
     t.push(chunk({ tool_calls: [{ index: 1, id: 'b', type: 'function', function: { name: 'g', arguments: '' } }] }));
     expect(() => t.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }))).toThrow(/interleaved/);

@@ -8,7 +8,7 @@ import type { AssistantPart, FunctionTool, Prompt, Turn, UserPart } from '../../
 import { decodeMessagesAnswer, encodeMessagesRequest, MessagesEventDecoder, type MessagesWireRequest } from '../../codecs/anthropic-messages';
 import { summarizesThinking, type ThinkingBilling } from '../../money/thinking';
 import { openEventStream, postUpstream, providerMessage, readText } from '../http';
-import type { AnswerCall, AnswerProvider, Provider, ProviderCall, RelayedEvent } from '../types';
+import type { AnswerCall, AnswerProvider, Provider, ProviderCall, RelayedEvent, SameWireRequest } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { chatProviderOf } from '../chat-bridge';
 import { rejectUnsupportedParameters, toConversation } from '../conversation';
@@ -40,19 +40,7 @@ export function anthropicProvider(): AnswerProvider {
 
     async answer(call) {
       const plan = messagesPlan(call, false);
-      const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-      deadline.arm('total', call.timeouts.totalMs);
-      let whole = false;
-      try {
-        const response = await postMessages(call, { body: plan.body }, deadline);
-        const message = parseMessage(await readText(response));
-        whole = true;
-        return plan.answerOf(decodeMessagesAnswer(message));
-      } catch (err) {
-        throw deadline.failure(err, true);
-      } finally {
-        deadline.dispose(!whole);
-      }
+      return plan.answerOf(decodeMessagesAnswer(await wholeMessage(call, { body: plan.body })));
     },
 
     async answerStream(call) {
@@ -61,11 +49,16 @@ export function anthropicProvider(): AnswerProvider {
     },
 
     async relayStream(call) {
-      return relayMessages(call, { body: messagesPlan(call, true).body });
+      return relayMessages(call, call.sameWire ?? { body: messagesPlan(call, true).body });
+    },
+
+    async relayAnswer(call) {
+      const message = await wholeMessage(call, call.sameWire ?? { body: messagesPlan(call, false).body });
+      return { body: message as unknown as Record<string, unknown>, answer: decodeMessagesAnswer(message) };
     },
 
     thinkingBilling(call) {
-      return thinkingBillingOf(messagesPlan(call, true).body, call.route.model);
+      return thinkingBillingOf((call.sameWire?.body as MessagesWireRequest | undefined) ?? messagesPlan(call, true).body, call.route.model);
     },
   };
 }
@@ -76,7 +69,7 @@ export function anthropicProvider(): AnswerProvider {
  * knows message indices): n > 1, logprobs, seed, penalties, legacy function messages, images it
  * cannot read, tool-call arguments that are not a JSON object.
  */
-export function anthropicChatProvider(): Provider {
+export function anthropicChatProvider(): Provider & AnswerProvider {
   return chatProviderOf(anthropicProvider(), refuseWhatAnthropicCannotTake);
 }
 
@@ -93,15 +86,7 @@ export function messagesBody(call: Pick<AnswerCall, 'request' | 'route'>): { bod
 }
 
 /** What a Messages request sends besides its body: the client's own version and beta words on a same-wire relay. */
-export interface MessagesSend {
-  body: Record<string, unknown>;
-  /** @default ANTHROPIC_VERSION */
-  version?: string;
-  /** `anthropic-beta`, forwarded as is. */
-  beta?: string;
-  /** `?beta=true` (the SDKs' beta namespace, Claude Code). */
-  betaQuery?: boolean;
-}
+export type MessagesSend = SameWireRequest;
 
 /**
  * `POST /v1/messages` on the route's Anthropic endpoint, with the route's key. Settles with the
@@ -131,6 +116,23 @@ export async function postMessages(call: ProviderCall<unknown>, send: MessagesSe
     throw anthropicError(errorTypeOf(text), providerMessage(text), status);
   }
   return response;
+}
+
+/** A whole (`stream: false`) message, within the call's total time. */
+async function wholeMessage(call: ProviderCall<unknown>, send: MessagesSend): Promise<Parameters<typeof decodeMessagesAnswer>[0]> {
+  const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
+  deadline.arm('total', call.timeouts.totalMs);
+  let whole = false;
+  try {
+    const response = await postMessages(call, send, deadline);
+    const message = parseMessage(await readText(response));
+    whole = true;
+    return message;
+  } catch (err) {
+    throw deadline.failure(err, true);
+  } finally {
+    deadline.dispose(!whole);
+  }
 }
 
 /** One event of Anthropic's stream, its data kept as the upstream wrote it. */

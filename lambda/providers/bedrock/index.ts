@@ -96,6 +96,18 @@ export function bedrockAnswerProvider(options: BedrockProviderOptions = {}): Ans
       return converseStream(plan, call, await clientFor(call.route), (id) => new ConverseEventDecoder(id, call.route.model, plan.jsonToolName));
     },
 
+    thinkingBilling(call) {
+      // Claude on Bedrock bills summarized thinking in full, like Anthropic: the meter's upward rule needs the budget sent.
+      const plan = converseRequest(call.request, call.route.model);
+      const thinking = (plan.input.additionalModelRequestFields as { thinking?: { type?: string; budget_tokens?: number } } | undefined)?.thinking;
+      if (thinking?.type !== 'enabled' && thinking?.type !== 'adaptive') return undefined;
+      return {
+        ...(thinking.budget_tokens !== undefined && { budgetTokens: thinking.budget_tokens }),
+        outputLimit: plan.input.inferenceConfig?.maxTokens ?? call.request.settings.maxOutputTokens,
+        summarized: summarizesThinking(call.route.model),
+      };
+    },
+
     async embed(call) {
       return bedrockEmbeddings(call, await clientFor(call.route));
     },
