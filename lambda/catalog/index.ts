@@ -15,121 +15,137 @@ export type ModelKind = (typeof MODEL_KINDS)[number];
 /** The providers that can serve an embedding model (Anthropic has no embeddings API). */
 export const EMBEDDING_PROVIDERS: readonly ProviderName[] = ['openai-compatible', 'bedrock', 'mock'];
 
-const routeSchema = z
-  .object({
-    provider: z.enum(PROVIDERS),
-    /** Upstream base URL for `openai-compatible` and `anthropic`; default: the provider's public API. */
-    base_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
-    /** Entry of the provider-keys secret (locally: ITAPI_SECRET_<NAME>). */
-    secret: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
-    /** The upstream's own model id. */
-    model: z.string().min(1),
-    /** AWS region, for `bedrock`. */
-    region: z.string().optional(),
-    /**
-     * Where an `openai-compatible` upstream takes the output limit.
-     * @default `max_completion_tokens` for api.openai.com, else `max_tokens`
-     */
-    output_limit_field: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
-    /** The provider's shutdown day of this route (UTC `YYYY-MM-DD`); from that day `successor`'s routes serve instead. */
-    shutdown_date: z.string().refine(isCalendarDate, 'must be a calendar date YYYY-MM-DD').optional(),
-    /** The id of another model of this catalog whose routes replace this one from `shutdown_date` on. */
-    successor: z.string().min(1).optional(),
-  })
-  .strict()
-  .superRefine((r, ctx) => {
-    if (r.successor !== undefined && r.shutdown_date === undefined) ctx.addIssue({ code: 'custom', path: ['shutdown_date'], message: 'is required with successor' });
-  });
-
-const usdPerMtok = () => z.number().nonnegative();
-
-/** A service tier's prices (`service_tier: "priority"`, `"flex"`): what the tier bills instead of the base prices. */
-const tierPricingSchema = z
-  .object({
-    input_per_mtok: usdPerMtok(),
-    output_per_mtok: usdPerMtok(),
-    /** @default the tier's input price */
-    cached_input_per_mtok: usdPerMtok().optional(),
-  })
-  .strict();
-
-/**
- * Prices above a prompt size, as some providers publish them: a request whose prompt (every
- * input token, cached or not) exceeds `above_input_tokens` is billed wholly at these prices.
- */
-const longContextSchema = z
-  .object({
-    above_input_tokens: z.number().int().positive(),
-    input_per_mtok: usdPerMtok(),
-    output_per_mtok: usdPerMtok(),
-    cached_input_per_mtok: usdPerMtok().optional(),
-    cache_write_per_mtok: usdPerMtok().optional(),
-    cache_write_1h_per_mtok: usdPerMtok().optional(),
-  })
-  .strict();
-
 /** Server tools a provider runs and bills per call, by the gateway's name for them. */
 export const SERVER_TOOLS = ['web_search', 'web_fetch', 'code_execution'] as const;
 export type ServerTool = (typeof SERVER_TOOLS)[number];
-
-const pricingSchema = z
-  .object({
-    input_per_mtok: usdPerMtok(),
-    /** Required for chat models; embedding models produce no output tokens (default 0). */
-    output_per_mtok: usdPerMtok().optional(),
-    /** Cache reads. @default the input price */
-    cached_input_per_mtok: usdPerMtok().optional(),
-    /** 5-minute cache writes. @default 1.25 × input on Anthropic-family models, else the input price */
-    cache_write_per_mtok: usdPerMtok().optional(),
-    /** 1-hour cache writes. @default 2 × input on Anthropic-family models, else the input price */
-    cache_write_1h_per_mtok: usdPerMtok().optional(),
-    /** USD per call of a server tool; a tool the model does not price here is refused with a 400. */
-    server_tools: z.record(z.enum(SERVER_TOOLS), z.number().nonnegative()).optional(),
-    /** Prices per service tier the client may ask for; a tier not named here (but `auto`, `default`) is refused. */
-    service_tiers: z.record(z.string().regex(/^[a-z_]+$/), tierPricingSchema).optional(),
-    long_context: longContextSchema.optional(),
-  })
-  .strict();
 
 /** Tokenizers the gateway ships (gpt-tokenizer's encodings). */
 export const TOKENIZERS = ['o200k_base', 'cl100k_base'] as const;
 export type TokenizerName = (typeof TOKENIZERS)[number];
 
-const modelSchema = z
-  .object({
-    /** @default chat; an `embedding` model serves only `POST /v1/embeddings` and is priced per input token. */
-    kind: z.enum(MODEL_KINDS).optional(),
-    owned_by: z.string().min(1),
-    created: z.number().int().nonnegative().optional(),
-    pricing: pricingSchema,
-    context_window: z.number().int().positive(),
-    /** Required for chat models; not used by embedding models. */
-    max_output_tokens: z.number().int().positive().optional(),
-    /** Embedding models only: the length of the model's vectors; a request asking for more `dimensions` gets a 400. */
-    dimensions: z.number().int().positive().optional(),
-    /**
-     * How the model counts an image: `"anthropic"` (pixels / 750, at most 1,600) or OpenAI's
-     * 512-px tiles, `{"base": 85, "tile": 170}` (gpt-4o-mini: 2833 and 5667).
-     * @default anthropic for Claude models, else OpenAI's tiles at 85 and 170
-     */
-    image_tokens: z
-      .union([z.literal('anthropic'), z.object({ base: z.number().int().nonnegative(), tile: z.number().int().nonnegative() }).strict()])
-      .optional(),
-    /**
-     * The tokenizer the upstream counts with, for holds and estimates.
-     * @default cl100k_base for OpenAI's text-embedding-3 and ada-002 upstream models, else o200k_base
-     */
-    tokenizer: z.enum(TOKENIZERS).optional(),
-    routes: z.array(routeSchema).min(1),
-  })
-  .strict()
-  .superRefine((m, ctx) => {
-    if (m.kind === 'embedding') return checkEmbeddingRoutes(m.routes, ctx);
-    // Chat models keep the fields they always needed; zod's own words for a missing field.
-    if (m.pricing.output_per_mtok === undefined) ctx.addIssue({ code: 'custom', path: ['pricing', 'output_per_mtok'], message: 'Required' });
-    if (m.max_output_tokens === undefined) ctx.addIssue({ code: 'custom', path: ['max_output_tokens'], message: 'Required' });
-    if (m.dimensions !== undefined) ctx.addIssue({ code: 'custom', path: ['dimensions'], message: 'is only for models of kind "embedding"' });
-  });
+/** The catalog file's schemas; built only when a catalog file is checked (the built-in one is not, at load). */
+function buildCatalogSchemas() {
+  const routeSchema = z
+    .object({
+      provider: z.enum(PROVIDERS),
+      /** Upstream base URL for `openai-compatible` and `anthropic`; default: the provider's public API. */
+      base_url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
+      /** Entry of the provider-keys secret (locally: ITAPI_SECRET_<NAME>). */
+      secret: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
+      /** The upstream's own model id. */
+      model: z.string().min(1),
+      /** AWS region, for `bedrock`. */
+      region: z.string().optional(),
+      /**
+       * Where an `openai-compatible` upstream takes the output limit.
+       * @default `max_completion_tokens` for api.openai.com, else `max_tokens`
+       */
+      output_limit_field: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
+      /** The provider's shutdown day of this route (UTC `YYYY-MM-DD`); from that day `successor`'s routes serve instead. */
+      shutdown_date: z.string().refine(isCalendarDate, 'must be a calendar date YYYY-MM-DD').optional(),
+      /** The id of another model of this catalog whose routes replace this one from `shutdown_date` on. */
+      successor: z.string().min(1).optional(),
+    })
+    .strict()
+    .superRefine((r, ctx) => {
+      if (r.successor !== undefined && r.shutdown_date === undefined) ctx.addIssue({ code: 'custom', path: ['shutdown_date'], message: 'is required with successor' });
+    });
+
+  const usdPerMtok = () => z.number().nonnegative();
+
+  /** A service tier's prices (`service_tier: "priority"`, `"flex"`): what the tier bills instead of the base prices. */
+  const tierPricingSchema = z
+    .object({
+      input_per_mtok: usdPerMtok(),
+      output_per_mtok: usdPerMtok(),
+      /** @default the tier's input price */
+      cached_input_per_mtok: usdPerMtok().optional(),
+    })
+    .strict();
+
+  /**
+   * Prices above a prompt size, as some providers publish them: a request whose prompt (every
+   * input token, cached or not) exceeds `above_input_tokens` is billed wholly at these prices.
+   */
+  const longContextSchema = z
+    .object({
+      above_input_tokens: z.number().int().positive(),
+      input_per_mtok: usdPerMtok(),
+      output_per_mtok: usdPerMtok(),
+      cached_input_per_mtok: usdPerMtok().optional(),
+      cache_write_per_mtok: usdPerMtok().optional(),
+      cache_write_1h_per_mtok: usdPerMtok().optional(),
+    })
+    .strict();
+
+  const pricingSchema = z
+    .object({
+      input_per_mtok: usdPerMtok(),
+      /** Required for chat models; embedding models produce no output tokens (default 0). */
+      output_per_mtok: usdPerMtok().optional(),
+      /** Cache reads. @default the input price */
+      cached_input_per_mtok: usdPerMtok().optional(),
+      /** 5-minute cache writes. @default 1.25 × input on Anthropic-family models, else the input price */
+      cache_write_per_mtok: usdPerMtok().optional(),
+      /** 1-hour cache writes. @default 2 × input on Anthropic-family models, else the input price */
+      cache_write_1h_per_mtok: usdPerMtok().optional(),
+      /** USD per call of a server tool; a tool the model does not price here is refused with a 400. */
+      server_tools: z.record(z.enum(SERVER_TOOLS), z.number().nonnegative()).optional(),
+      /** Prices per service tier the client may ask for; a tier not named here (but `auto`, `default`) is refused. */
+      service_tiers: z.record(z.string().regex(/^[a-z_]+$/), tierPricingSchema).optional(),
+      long_context: longContextSchema.optional(),
+    })
+    .strict();
+
+  const modelSchema = z
+    .object({
+      /** @default chat; an `embedding` model serves only `POST /v1/embeddings` and is priced per input token. */
+      kind: z.enum(MODEL_KINDS).optional(),
+      owned_by: z.string().min(1),
+      created: z.number().int().nonnegative().optional(),
+      pricing: pricingSchema,
+      context_window: z.number().int().positive(),
+      /** Required for chat models; not used by embedding models. */
+      max_output_tokens: z.number().int().positive().optional(),
+      /** Embedding models only: the length of the model's vectors; a request asking for more `dimensions` gets a 400. */
+      dimensions: z.number().int().positive().optional(),
+      /**
+       * How the model counts an image: `"anthropic"` (pixels / 750, at most 1,600) or OpenAI's
+       * 512-px tiles, `{"base": 85, "tile": 170}` (gpt-4o-mini: 2833 and 5667).
+       * @default anthropic for Claude models, else OpenAI's tiles at 85 and 170
+       */
+      image_tokens: z
+        .union([z.literal('anthropic'), z.object({ base: z.number().int().nonnegative(), tile: z.number().int().nonnegative() }).strict()])
+        .optional(),
+      /**
+       * The tokenizer the upstream counts with, for holds and estimates.
+       * @default cl100k_base for OpenAI's text-embedding-3 and ada-002 upstream models, else o200k_base
+       */
+      tokenizer: z.enum(TOKENIZERS).optional(),
+      routes: z.array(routeSchema).min(1),
+    })
+    .strict()
+    .superRefine((m, ctx) => {
+      if (m.kind === 'embedding') return checkEmbeddingRoutes(m.routes, ctx);
+      // Chat models keep the fields they always needed; zod's own words for a missing field.
+      if (m.pricing.output_per_mtok === undefined) ctx.addIssue({ code: 'custom', path: ['pricing', 'output_per_mtok'], message: 'Required' });
+      if (m.max_output_tokens === undefined) ctx.addIssue({ code: 'custom', path: ['max_output_tokens'], message: 'Required' });
+      if (m.dimensions !== undefined) ctx.addIssue({ code: 'custom', path: ['dimensions'], message: 'is only for models of kind "embedding"' });
+    });
+
+  const catalogFileSchema = z
+    .object({ models: z.record(z.string().min(1), modelSchema) })
+    .strict()
+    .superRefine((file, ctx) => checkSuccessors(file.models, ctx));
+  return { routeSchema, catalogFileSchema };
+}
+
+let catalogSchemas: ReturnType<typeof buildCatalogSchemas> | undefined;
+
+/** The catalog file's schema, built on first use. */
+export function catalogFileSchema(): ReturnType<typeof buildCatalogSchemas>['catalogFileSchema'] {
+  return (catalogSchemas ??= buildCatalogSchemas()).catalogFileSchema;
+}
 
 function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.RefinementCtx): void {
   routes.forEach((route, i) => {
@@ -139,13 +155,8 @@ function checkEmbeddingRoutes(routes: Array<{ provider: ProviderName }>, ctx: z.
   });
 }
 
-export const catalogFileSchema = z
-  .object({ models: z.record(z.string().min(1), modelSchema) })
-  .strict()
-  .superRefine((file, ctx) => checkSuccessors(file.models, ctx));
-
 /** Every successor is another model of the catalog, of the same kind, and no chain of successors comes back. */
-function checkSuccessors(models: Record<string, z.infer<typeof modelSchema>>, ctx: z.RefinementCtx): void {
+function checkSuccessors(models: Record<string, { kind?: ModelKind; routes: Array<{ successor?: string }> }>, ctx: z.RefinementCtx): void {
   const next = (id: string) => (models[id]?.routes ?? []).flatMap((r) => (r.successor !== undefined && models[r.successor] ? [r.successor] : []));
   for (const [id, m] of Object.entries(models)) {
     m.routes.forEach((route, i) => {
@@ -169,8 +180,8 @@ function checkSuccessors(models: Record<string, z.infer<typeof modelSchema>>, ct
     });
   }
 }
-export type CatalogFile = z.infer<typeof catalogFileSchema>;
-export type RouteConfig = z.infer<typeof routeSchema>;
+export type CatalogFile = z.infer<ReturnType<typeof buildCatalogSchemas>['catalogFileSchema']>;
+export type RouteConfig = z.infer<ReturnType<typeof buildCatalogSchemas>['routeSchema']>;
 /** A model's prices as the catalog file states them, in USD per million tokens. */
 export type CatalogPricing = CatalogFile['models'][string]['pricing'];
 
@@ -457,7 +468,7 @@ export class CatalogError extends Error {
 
 /** Validates a catalog document; the error names the source and every offending field. */
 export function parseCatalog(doc: unknown, source: string, options: CatalogOptions = {}): Catalog {
-  const result = catalogFileSchema.safeParse(doc);
+  const result = catalogFileSchema().safeParse(doc);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `  ${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
     throw new CatalogError(`Invalid model catalog in ${source}:\n${problems.join('\n')}`);

@@ -7,39 +7,48 @@ export const MAX_EMBEDDING_INPUTS = 2048;
 
 const INPUT_KINDS = 'a string, an array of strings, an array of token ids or an array of token-id arrays';
 
-const text = z.string().min(1, 'must not be an empty string');
-const tokenId = z.number().int().nonnegative();
-
-/** `input` as OpenAI's spec allows it: one text, texts, one token array, or token arrays. */
-const input = z.union(
-  [
-    text,
-    z.array(text).min(1).max(MAX_EMBEDDING_INPUTS),
-    z.array(tokenId).min(1).max(MAX_EMBEDDING_INPUTS),
-    z.array(z.array(tokenId).min(1, 'must not be an empty token array')).min(1).max(MAX_EMBEDDING_INPUTS),
-  ],
-  { errorMap: (issue, ctx) => (issue.code === 'invalid_union' ? { message: `must be ${INPUT_KINDS}` } : { message: ctx.defaultError }) },
-);
-
 /** The embeddings request as the gateway accepts it; unknown top-level fields are kept (for OpenAI-compatible upstreams). */
-export const embeddingRequestSchema = z
-  .object({
-    model: z.string().min(1),
-    input,
-    encoding_format: z.enum(['float', 'base64']).optional(),
-    dimensions: z.number().int().min(1).optional(),
-    user: z.string().optional(),
-    /** Not OpenAI's: Cohere's (and some OpenAI-compatible servers') word for what the text is for. */
-    input_type: z.string().min(1).optional(),
-  })
-  .passthrough();
+function buildEmbeddingRequestSchema() {
+  const text = z.string().min(1, 'must not be an empty string');
+  const tokenId = z.number().int().nonnegative();
 
-export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
+  /** `input` as OpenAI's spec allows it: one text, texts, one token array, or token arrays. */
+  const input = z.union(
+    [
+      text,
+      z.array(text).min(1).max(MAX_EMBEDDING_INPUTS),
+      z.array(tokenId).min(1).max(MAX_EMBEDDING_INPUTS),
+      z.array(z.array(tokenId).min(1, 'must not be an empty token array')).min(1).max(MAX_EMBEDDING_INPUTS),
+    ],
+    { errorMap: (issue, ctx) => (issue.code === 'invalid_union' ? { message: `must be ${INPUT_KINDS}` } : { message: ctx.defaultError }) },
+  );
+
+  return z
+    .object({
+      model: z.string().min(1),
+      input,
+      encoding_format: z.enum(['float', 'base64']).optional(),
+      dimensions: z.number().int().min(1).optional(),
+      user: z.string().optional(),
+      /** Not OpenAI's: Cohere's (and some OpenAI-compatible servers') word for what the text is for. */
+      input_type: z.string().min(1).optional(),
+    })
+    .passthrough();
+}
+
+let requestSchema: ReturnType<typeof buildEmbeddingRequestSchema> | undefined;
+
+/** Built on first use, not at load (the chat function's cold start). */
+export function embeddingRequestSchema(): ReturnType<typeof buildEmbeddingRequestSchema> {
+  return (requestSchema ??= buildEmbeddingRequestSchema());
+}
+
+export type EmbeddingRequest = z.infer<ReturnType<typeof buildEmbeddingRequestSchema>>;
 export type EncodingFormat = NonNullable<EmbeddingRequest['encoding_format']>;
 
 /** Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field. */
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
-  return parseRequestBody(embeddingRequestSchema, body);
+  return parseRequestBody(embeddingRequestSchema(), body);
 }
 
 /** The inputs of a request, one per vector to answer: texts, or token-id arrays. */

@@ -38,195 +38,213 @@ export type StoredItem =
   | ResponseFunctionToolCallOutputItem
   | ResponseReasoningItem;
 
-const nullish = <T extends z.ZodTypeAny>(schema: T) => schema.nullish();
-const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -');
+/** The input items' and function tools' schemas (their types are exported below). */
+function buildItemSchemas() {
+  const nullish = <T extends z.ZodTypeAny>(schema: T) => schema.nullish();
+  const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -');
 
-const inputText = z.object({ type: z.literal('input_text'), text: z.string() }).passthrough();
-const inputImage = z
-  .object({
-    type: z.literal('input_image'),
-    image_url: nullish(z.string().min(1)),
-    file_id: nullish(z.string()),
-    detail: nullish(z.enum(['low', 'high', 'auto', 'original'])),
-  })
-  .passthrough();
-const inputFile = z.object({ type: z.literal('input_file') }).passthrough();
-const outputText = z.object({ type: z.literal('output_text'), text: z.string() }).passthrough();
-const refusal = z.object({ type: z.literal('refusal'), refusal: z.string() }).passthrough();
-const contentPart = z.discriminatedUnion('type', [inputText, inputImage, inputFile, outputText, refusal]);
-
-const messageItem = z
-  .object({
-    type: z.literal('message'),
-    id: nullish(z.string()),
-    role: z.enum(['user', 'assistant', 'system', 'developer']),
-    content: z.union([z.string(), z.array(contentPart)]),
-  })
-  .passthrough();
-
-const functionCallItem = z
-  .object({
-    type: z.literal('function_call'),
-    id: nullish(z.string()),
-    call_id: z.string().min(1),
-    name: z.string().min(1),
-    arguments: z.string(),
-  })
-  .passthrough();
-
-const functionCallOutputItem = z
-  .object({
-    type: z.literal('function_call_output'),
-    id: nullish(z.string()),
-    call_id: z.string().min(1),
-    output: z.union([z.string(), z.array(contentPart)]),
-  })
-  .passthrough();
-
-const itemReference = z.object({ type: z.literal('item_reference'), id: z.string().min(1) }).passthrough();
-
-// Codex sends `content: null` on reasoning items, which the spec does not allow: accepted, never forwarded.
-const reasoningItem = z.object({ type: z.literal('reasoning'), id: nullish(z.string()) }).passthrough();
-
-export type MessageItem = z.infer<typeof messageItem>;
-export type ContentPart = z.infer<typeof contentPart>;
-export type FunctionCallItem = z.infer<typeof functionCallItem>;
-export type FunctionCallOutputItem = z.infer<typeof functionCallOutputItem>;
-export type ItemReference = z.infer<typeof itemReference>;
-/** An item of a kind no itapi route runs (hosted tool calls, compaction…): dropped, named in `x-itapi-ignored`. */
-export type UnsupportedItem = { type: 'unsupported'; itemType: string };
-export type InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ItemReference | z.infer<typeof reasoningItem> | UnsupportedItem;
-
-const ITEM_SCHEMAS: Record<string, z.ZodTypeAny> = {
-  message: messageItem,
-  function_call: functionCallItem,
-  function_call_output: functionCallOutputItem,
-  item_reference: itemReference,
-  reasoning: reasoningItem,
-};
-
-/** Picks the item's schema by `type`; messages and references may come without one (EasyInputMessage, ItemReferenceParam). */
-const inputItem = z
-  .object({ type: nullish(z.string()) })
-  .passthrough()
-  .transform((item, ctx): InputItem => {
-    const type = item.type ?? ('role' in item ? 'message' : 'id' in item ? 'item_reference' : undefined);
-    if (type === undefined) {
-      ctx.addIssue({ code: 'invalid_type', expected: 'string', received: 'undefined', path: ['type'] });
-      return z.NEVER;
-    }
-    const schema = ITEM_SCHEMAS[type];
-    if (!schema) return { type: 'unsupported', itemType: type };
-    const result = schema.safeParse({ ...item, type });
-    if (!result.success) {
-      for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);
-      return z.NEVER;
-    }
-    return result.data as InputItem;
-  });
-
-const functionTool = z
-  .object({
-    type: z.literal('function'),
-    name: functionName,
-    description: nullish(z.string()),
-    parameters: nullish(z.record(z.unknown())),
-    strict: nullish(z.boolean()),
-  })
-  .passthrough();
-
-export type FunctionTool = z.infer<typeof functionTool>;
-/** A tool itapi cannot run (web_search, file_search, code_interpreter, namespace, custom…): dropped. */
-export type HostedTool = { type: 'hosted'; toolType: string; name?: string; searchContextSize?: string };
-
-const tool = z
-  .object({ type: z.string().min(1), name: nullish(z.string()) })
-  .passthrough()
-  .transform((value, ctx): FunctionTool | HostedTool => {
-    if (value.type !== 'function') {
-      const size = (value as { search_context_size?: unknown }).search_context_size;
-      return { type: 'hosted', toolType: value.type, ...(value.name ? { name: value.name } : {}), ...(typeof size === 'string' && { searchContextSize: size }) };
-    }
-    const result = functionTool.safeParse(value);
-    if (!result.success) {
-      for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);
-      return z.NEVER;
-    }
-    return result.data;
-  });
-
-const toolChoice = z.union([
-  z.enum(['none', 'auto', 'required']),
-  z.object({ type: z.literal('function'), name: z.string().min(1) }).passthrough(),
-  z
+  const inputText = z.object({ type: z.literal('input_text'), text: z.string() }).passthrough();
+  const inputImage = z
     .object({
-      type: z.literal('allowed_tools'),
-      mode: z.enum(['auto', 'required']),
-      tools: z.array(z.object({ type: z.string(), name: nullish(z.string()) }).passthrough()),
+      type: z.literal('input_image'),
+      image_url: nullish(z.string().min(1)),
+      file_id: nullish(z.string()),
+      detail: nullish(z.enum(['low', 'high', 'auto', 'original'])),
     })
-    .passthrough(),
-  // Hosted-tool, MCP, custom, shell and apply_patch choices: they force a tool no route runs.
-  z.object({ type: z.string().min(1), name: nullish(z.string()), server_label: nullish(z.string()) }).passthrough(),
-]);
+    .passthrough();
+  const inputFile = z.object({ type: z.literal('input_file') }).passthrough();
+  const outputText = z.object({ type: z.literal('output_text'), text: z.string() }).passthrough();
+  const refusal = z.object({ type: z.literal('refusal'), refusal: z.string() }).passthrough();
+  const contentPart = z.discriminatedUnion('type', [inputText, inputImage, inputFile, outputText, refusal]);
 
-const textFormat = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('text') }).passthrough(),
-  z.object({ type: z.literal('json_object') }).passthrough(),
-  z
+  const messageItem = z
     .object({
-      type: z.literal('json_schema'),
+      type: z.literal('message'),
+      id: nullish(z.string()),
+      role: z.enum(['user', 'assistant', 'system', 'developer']),
+      content: z.union([z.string(), z.array(contentPart)]),
+    })
+    .passthrough();
+
+  const functionCallItem = z
+    .object({
+      type: z.literal('function_call'),
+      id: nullish(z.string()),
+      call_id: z.string().min(1),
+      name: z.string().min(1),
+      arguments: z.string(),
+    })
+    .passthrough();
+
+  const functionCallOutputItem = z
+    .object({
+      type: z.literal('function_call_output'),
+      id: nullish(z.string()),
+      call_id: z.string().min(1),
+      output: z.union([z.string(), z.array(contentPart)]),
+    })
+    .passthrough();
+
+  const itemReference = z.object({ type: z.literal('item_reference'), id: z.string().min(1) }).passthrough();
+
+  // Codex sends `content: null` on reasoning items, which the spec does not allow: accepted, never forwarded.
+  const reasoningItem = z.object({ type: z.literal('reasoning'), id: nullish(z.string()) }).passthrough();
+
+  const functionTool = z
+    .object({
+      type: z.literal('function'),
       name: functionName,
-      schema: z.record(z.unknown()),
       description: nullish(z.string()),
+      parameters: nullish(z.record(z.unknown())),
       strict: nullish(z.boolean()),
     })
-    .passthrough(),
-]);
+    .passthrough();
+  return { functionName, contentPart, messageItem, functionCallItem, functionCallOutputItem, itemReference, reasoningItem, functionTool };
+}
+
+type ItemSchemas = ReturnType<typeof buildItemSchemas>;
+
+export type MessageItem = z.infer<ItemSchemas['messageItem']>;
+export type ContentPart = z.infer<ItemSchemas['contentPart']>;
+export type FunctionCallItem = z.infer<ItemSchemas['functionCallItem']>;
+export type FunctionCallOutputItem = z.infer<ItemSchemas['functionCallOutputItem']>;
+export type ItemReference = z.infer<ItemSchemas['itemReference']>;
+/** An item of a kind no itapi route runs (hosted tool calls, compaction…): dropped, named in `x-itapi-ignored`. */
+export type UnsupportedItem = { type: 'unsupported'; itemType: string };
+export type InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ItemReference | z.infer<ItemSchemas['reasoningItem']> | UnsupportedItem;
+
+export type FunctionTool = z.infer<ItemSchemas['functionTool']>;
+/** A tool itapi cannot run (web_search, file_search, code_interpreter, namespace, custom…): dropped. */
+export type HostedTool = { type: 'hosted'; toolType: string; name?: string; searchContextSize?: string };
 
 /**
  * `POST /v1/responses` as itapi accepts it: lenient, as real clients send fields the spec lacks
  * or forbids (Codex's `client_metadata`, reasoning items with `content: null`, ids on input
  * messages); only what a route can use is forwarded.
  */
-export const createResponseRequestSchema = z
-  .object({
-    model: z.string().min(1),
-    input: z.union([z.string(), z.array(inputItem)]).optional(),
-    instructions: nullish(z.string()),
-    stream: nullish(z.boolean()),
-    store: nullish(z.boolean()),
-    background: nullish(z.boolean()),
-    previous_response_id: nullish(z.string().min(1)),
-    include: nullish(z.array(z.string())),
-    tools: nullish(z.array(tool).max(512)),
-    tool_choice: nullish(toolChoice),
-    parallel_tool_calls: nullish(z.boolean()),
-    text: nullish(z.object({ format: nullish(textFormat), verbosity: nullish(z.enum(['low', 'medium', 'high'])) }).passthrough()),
-    reasoning: nullish(
-      z
-        .object({
-          effort: nullish(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'])),
-          summary: nullish(z.enum(['auto', 'concise', 'detailed'])),
-        })
-        .passthrough(),
-    ),
-    max_output_tokens: nullish(z.number().int().min(1)),
-    max_tool_calls: nullish(z.number().int().min(0)),
-    temperature: nullish(z.number().min(0).max(2)),
-    top_p: nullish(z.number().min(0).max(1)),
-    top_logprobs: nullish(z.number().int().min(0).max(20)),
-    truncation: nullish(z.enum(['auto', 'disabled'])),
-    metadata: nullish(z.record(z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'must have at most 16 keys')),
-    user: nullish(z.string()),
-    safety_identifier: nullish(z.string().max(64)),
-    prompt_cache_key: nullish(z.string()),
-    service_tier: nullish(z.string()),
-    conversation: z.unknown().optional(),
-    prompt: z.unknown().optional(),
-  })
-  .passthrough();
+function buildCreateResponseRequestSchema() {
+  const nullish = <T extends z.ZodTypeAny>(schema: T) => schema.nullish();
+  const { functionName, messageItem, functionCallItem, functionCallOutputItem, itemReference, reasoningItem, functionTool } = buildItemSchemas();
 
-export type CreateResponseRequest = z.infer<typeof createResponseRequestSchema>;
+  const ITEM_SCHEMAS: Record<string, z.ZodTypeAny> = {
+    message: messageItem,
+    function_call: functionCallItem,
+    function_call_output: functionCallOutputItem,
+    item_reference: itemReference,
+    reasoning: reasoningItem,
+  };
+
+  /** Picks the item's schema by `type`; messages and references may come without one (EasyInputMessage, ItemReferenceParam). */
+  const inputItem = z
+    .object({ type: nullish(z.string()) })
+    .passthrough()
+    .transform((item, ctx): InputItem => {
+      const type = item.type ?? ('role' in item ? 'message' : 'id' in item ? 'item_reference' : undefined);
+      if (type === undefined) {
+        ctx.addIssue({ code: 'invalid_type', expected: 'string', received: 'undefined', path: ['type'] });
+        return z.NEVER;
+      }
+      const schema = ITEM_SCHEMAS[type];
+      if (!schema) return { type: 'unsupported', itemType: type };
+      const result = schema.safeParse({ ...item, type });
+      if (!result.success) {
+        for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);
+        return z.NEVER;
+      }
+      return result.data as InputItem;
+    });
+
+  const tool = z
+    .object({ type: z.string().min(1), name: nullish(z.string()) })
+    .passthrough()
+    .transform((value, ctx): FunctionTool | HostedTool => {
+      if (value.type !== 'function') {
+        const size = (value as { search_context_size?: unknown }).search_context_size;
+        return { type: 'hosted', toolType: value.type, ...(value.name ? { name: value.name } : {}), ...(typeof size === 'string' && { searchContextSize: size }) };
+      }
+      const result = functionTool.safeParse(value);
+      if (!result.success) {
+        for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);
+        return z.NEVER;
+      }
+      return result.data;
+    });
+
+  const toolChoice = z.union([
+    z.enum(['none', 'auto', 'required']),
+    z.object({ type: z.literal('function'), name: z.string().min(1) }).passthrough(),
+    z
+      .object({
+        type: z.literal('allowed_tools'),
+        mode: z.enum(['auto', 'required']),
+        tools: z.array(z.object({ type: z.string(), name: nullish(z.string()) }).passthrough()),
+      })
+      .passthrough(),
+    // Hosted-tool, MCP, custom, shell and apply_patch choices: they force a tool no route runs.
+    z.object({ type: z.string().min(1), name: nullish(z.string()), server_label: nullish(z.string()) }).passthrough(),
+  ]);
+
+  const textFormat = z.discriminatedUnion('type', [
+    z.object({ type: z.literal('text') }).passthrough(),
+    z.object({ type: z.literal('json_object') }).passthrough(),
+    z
+      .object({
+        type: z.literal('json_schema'),
+        name: functionName,
+        schema: z.record(z.unknown()),
+        description: nullish(z.string()),
+        strict: nullish(z.boolean()),
+      })
+      .passthrough(),
+  ]);
+
+  return z
+    .object({
+      model: z.string().min(1),
+      input: z.union([z.string(), z.array(inputItem)]).optional(),
+      instructions: nullish(z.string()),
+      stream: nullish(z.boolean()),
+      store: nullish(z.boolean()),
+      background: nullish(z.boolean()),
+      previous_response_id: nullish(z.string().min(1)),
+      include: nullish(z.array(z.string())),
+      tools: nullish(z.array(tool).max(512)),
+      tool_choice: nullish(toolChoice),
+      parallel_tool_calls: nullish(z.boolean()),
+      text: nullish(z.object({ format: nullish(textFormat), verbosity: nullish(z.enum(['low', 'medium', 'high'])) }).passthrough()),
+      reasoning: nullish(
+        z
+          .object({
+            effort: nullish(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'])),
+            summary: nullish(z.enum(['auto', 'concise', 'detailed'])),
+          })
+          .passthrough(),
+      ),
+      max_output_tokens: nullish(z.number().int().min(1)),
+      max_tool_calls: nullish(z.number().int().min(0)),
+      temperature: nullish(z.number().min(0).max(2)),
+      top_p: nullish(z.number().min(0).max(1)),
+      top_logprobs: nullish(z.number().int().min(0).max(20)),
+      truncation: nullish(z.enum(['auto', 'disabled'])),
+      metadata: nullish(z.record(z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'must have at most 16 keys')),
+      user: nullish(z.string()),
+      safety_identifier: nullish(z.string().max(64)),
+      prompt_cache_key: nullish(z.string()),
+      service_tier: nullish(z.string()),
+      conversation: z.unknown().optional(),
+      prompt: z.unknown().optional(),
+    })
+    .passthrough();
+}
+
+let requestSchema: ReturnType<typeof buildCreateResponseRequestSchema> | undefined;
+
+/** Built on first use, not at load: the chat function's cold start does not pay for the Responses endpoint's schemas. */
+export function createResponseRequestSchema(): ReturnType<typeof buildCreateResponseRequestSchema> {
+  return (requestSchema ??= buildCreateResponseRequestSchema());
+}
+
+export type CreateResponseRequest = z.infer<ReturnType<typeof buildCreateResponseRequestSchema>>;
 export type ToolChoice = NonNullable<CreateResponseRequest['tool_choice']>;
 export type TextFormat = NonNullable<NonNullable<CreateResponseRequest['text']>['format']>;
 
@@ -235,7 +253,7 @@ export function parseCreateResponseRequest(body: unknown): CreateResponseRequest
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
   }
-  const result = createResponseRequestSchema.safeParse(body);
+  const result = createResponseRequestSchema().safeParse(body);
   if (!result.success) throw zodIssueError(result.error.issues[0], body);
   const request = result.data;
   if (request.background === true) {

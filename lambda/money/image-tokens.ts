@@ -1,4 +1,3 @@
-import { imageSize } from 'image-size';
 import type { TokenRules } from '../catalog';
 
 /**
@@ -40,6 +39,16 @@ function tiles({ width, height }: { width: number; height: number }): number {
 
 /** Enough of the image for its header; a JPEG's size sits after its metadata segments. */
 const HEADER_BASE64_CHARS = 256 * 1024;
+
+type ImageSize = typeof import('image-size').imageSize;
+let imageSizeOf: ImageSize | undefined;
+
+/** image-size, loaded on the first inline image rather than at init (the chat function's cold start). */
+function imageSize(input: Uint8Array): ReturnType<ImageSize> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load, synchronous as its callers are
+  imageSizeOf ??= (require('image-size') as typeof import('image-size')).imageSize;
+  return imageSizeOf(input);
+}
 
 function inlineImageSize(url: string): { width: number; height: number } | undefined {
   if (!url.startsWith('data:')) return undefined;

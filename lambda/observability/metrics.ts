@@ -37,32 +37,44 @@ export interface MetricsSink {
   speculativeCallCancelled?(reason: string): void;
 }
 
+const REQUEST_METRICS = '{"Name":"Requests","Unit":"Count"},{"Name":"Latency","Unit":"Milliseconds"},{"Name":"Http5xx","Unit":"Count"}';
+const REQUEST_METRICS_TTFT = `${REQUEST_METRICS},{"Name":"TimeToFirstToken","Unit":"Milliseconds"}`;
+
+/** A finite number as JSON (EMF drops a line whose metric is not a number). */
+const num = (n: number) => (Number.isFinite(n) ? String(n) : '0');
+
+/** Powertools' own rule, kept for the line written by hand: POWERTOOLS_METRICS_DISABLED, else POWERTOOLS_DEV. */
+function metricsDisabled(env: NodeJS.ProcessEnv): boolean {
+  const truthy = (v: string | undefined) => ['1', 'y', 'yes', 't', 'true', 'on'].includes((v ?? '').trim().toLowerCase());
+  return env.POWERTOOLS_METRICS_DISABLED !== undefined ? truthy(env.POWERTOOLS_METRICS_DISABLED) : truthy(env.POWERTOOLS_DEV);
+}
+
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
   // One instance: each publishStoredMetrics() writes one EMF line and clears the dimensions it had.
   const metrics = new Metrics({ namespace, serviceName: 'itapi' });
   const providerOf = (route: string | undefined) => route?.split(':')[0] ?? 'none';
+  const ns = JSON.stringify(namespace);
+  const disabled = metricsDisabled(process.env);
   return {
+    // One EMF line per request, its three dimension sets as three directives, built as one string
+    // (it used to be up to three Powertools publishes a request: three JSON documents, three writes).
     request(o) {
-      metrics.addMetric('Requests', MetricUnit.Count, 1);
-      metrics.addMetric('Latency', MetricUnit.Milliseconds, o.latencyMs);
-      // 0 or 1 on every request, so the 5xx rate has a data point whenever there is traffic.
-      metrics.addMetric('Http5xx', MetricUnit.Count, o.serverError ? 1 : 0);
-      if (o.timeToFirstTokenMs !== undefined) metrics.addMetric('TimeToFirstToken', MetricUnit.Milliseconds, o.timeToFirstTokenMs);
-      metrics.addMetadata('request_id', o.requestId);
-      metrics.addMetadata('status', String(o.status));
-      metrics.publishStoredMetrics();
+      if (disabled) return;
+      const service = 'itapi';
+      const directives = [`{"Namespace":${ns},"Dimensions":[["service"]],"Metrics":[${o.timeToFirstTokenMs !== undefined ? REQUEST_METRICS_TTFT : REQUEST_METRICS}]}`];
+      let fields = `"service":"${service}","Requests":1,"Latency":${num(o.latencyMs)},"Http5xx":${o.serverError ? 1 : 0}`;
+      if (o.timeToFirstTokenMs !== undefined) fields += `,"TimeToFirstToken":${num(o.timeToFirstTokenMs)}`;
+      fields += `,"request_id":${JSON.stringify(o.requestId)},"status":"${o.status}"`;
       if (o.errorType) {
-        metrics.addDimension('ErrorType', o.errorType);
-        metrics.addMetric('Errors', MetricUnit.Count, 1);
-        if (o.errorCode) metrics.addMetadata('error_code', o.errorCode);
-        metrics.publishStoredMetrics();
+        directives.push(`{"Namespace":${ns},"Dimensions":[["service","ErrorType"]],"Metrics":[{"Name":"Errors","Unit":"Count"}]}`);
+        fields += `,"ErrorType":${JSON.stringify(o.errorType)},"Errors":1`;
+        if (o.errorCode) fields += `,"error_code":${JSON.stringify(o.errorCode)}`;
       }
       if (o.usage && o.model) {
-        metrics.addDimensions({ Model: o.model, Provider: providerOf(o.route) });
-        metrics.addMetric('PromptTokens', MetricUnit.Count, o.usage.prompt_tokens);
-        metrics.addMetric('CompletionTokens', MetricUnit.Count, o.usage.completion_tokens);
-        metrics.publishStoredMetrics();
+        directives.push(`{"Namespace":${ns},"Dimensions":[["service","Model","Provider"]],"Metrics":[{"Name":"PromptTokens","Unit":"Count"},{"Name":"CompletionTokens","Unit":"Count"}]}`);
+        fields += `,"Model":${JSON.stringify(o.model)},"Provider":${JSON.stringify(providerOf(o.route))},"PromptTokens":${num(o.usage.prompt_tokens)},"CompletionTokens":${num(o.usage.completion_tokens)}`;
       }
+      process.stdout.write(`{"_aws":{"Timestamp":${Date.now()},"CloudWatchMetrics":[${directives.join(',')}]},${fields}}\n`);
     },
     upstreamAttempt(a) {
       metrics.addDimension('Provider', a.provider);

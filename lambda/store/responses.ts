@@ -1,7 +1,6 @@
 import type { AttributeValue, WriteRequest } from '@aws-sdk/client-dynamodb';
 import { type Dynamo } from './dynamo';
 import { promisify } from 'node:util';
-import { gunzip, gzip, constants as zlib } from 'node:zlib';
 import type { ResponseObject, StoredItem } from '../contract/responses';
 
 /** A stored response: what `GET /v1/responses/{id}` answers, its input items and the conversation before them. */
@@ -33,8 +32,16 @@ const BATCH_SIZE = 25;
 /** Retries of items DynamoDB left unprocessed (throttling) before the write counts as failed. */
 const UNPROCESSED_RETRY_DELAYS_MS = [20, 80, 250];
 
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
+// node:zlib loads on the first stored response, not at init (the chat function's cold start).
+let zlibAsync: { gzip: (data: Buffer, options: import('node:zlib').ZlibOptions) => Promise<Buffer>; gunzip: (data: Buffer) => Promise<Buffer>; bestSpeed: number } | undefined;
+function zlib(): NonNullable<typeof zlibAsync> {
+  if (!zlibAsync) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load
+    const { gzip, gunzip, constants } = require('node:zlib') as typeof import('node:zlib');
+    zlibAsync = { gzip: promisify(gzip), gunzip: promisify(gunzip), bestSpeed: constants.Z_BEST_SPEED };
+  }
+  return zlibAsync;
+}
 
 type Item = Record<string, AttributeValue>;
 
@@ -70,7 +77,7 @@ export class ResponsesStore {
   async put(accountId: string, record: StoredResponse): Promise<void> {
     const id = record.response.id;
     // Level 1: most of the size gain for a fraction of the CPU of the default level.
-    const bytes = await gzipAsync(Buffer.from(JSON.stringify(record), 'utf8'), { level: zlib.Z_BEST_SPEED });
+    const bytes = await zlib().gzip(Buffer.from(JSON.stringify(record), 'utf8'), { level: zlib().bestSpeed });
     const parts = Math.max(1, Math.ceil(bytes.length / PART_BYTES));
     const nowMs = this.now();
     const expiresAt = { N: String(Math.floor((nowMs + this.ttlMs) / 1000)) };
@@ -108,7 +115,7 @@ export class ResponsesStore {
     const count = Number(head.parts?.N ?? 1);
     if (items.length < count) return undefined;
     const bytes = Buffer.concat(items.slice(0, count).map((item) => item.data?.B ?? new Uint8Array()));
-    return JSON.parse((await gunzipAsync(bytes)).toString('utf8')) as StoredResponse;
+    return JSON.parse((await zlib().gunzip(bytes)).toString('utf8')) as StoredResponse;
   }
 
   /** Deletes every part of the response; false when there is none for this account. */

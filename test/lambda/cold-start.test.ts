@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -88,6 +89,16 @@ describe('the chat bundle at a cold start', () => {
     expect(names(loaded)).not.toEqual(expect.arrayContaining(['tokenizer.js']));
     expect(loaded.filter((f) => /tokenizer|console|@aws-sdk|gpt-tokenizer/.test(f))).toEqual([]);
     expect(loaded.filter((f) => f !== files.handlerFile && !f.endsWith('lambda-host.cjs') && !f.endsWith('cpu-probe.cjs'))).toEqual([]);
+  });
+
+  it('leaves node:zlib (stored responses) unloaded at init, and loads it on the first stored response', () => {
+    // A fresh node: the host above has served requests by now. moduleLoadList names every built-in loaded so far.
+    const probe = `globalThis.awslambda = { streamifyResponse: (h) => h, HttpResponseStream: { from: (s) => s } };
+      require(process.argv[1]);
+      const atInit = process.moduleLoadList.includes('NativeModule zlib');
+      process.stdout.write(JSON.stringify({ atInit }));`;
+    const env = { ...process.env, AWS_REGION: 'us-east-1', NODE_OPTIONS: '', ITAPI_SETTLEMENT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q' };
+    expect(JSON.parse(execFileSync(process.execPath, ['-e', probe, files.handlerFile], { env, encoding: 'utf8' }))).toEqual({ atInit: false });
   });
 
   it('answers the first request before loading the tokenizer, and loads it before the invocation ends', async () => {

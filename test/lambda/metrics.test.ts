@@ -276,6 +276,39 @@ it('a hold the sweeper function settles as abandoned emits AbandonedHolds', asyn
   expect(value(reconciled, 'HoldsMismatchedAccounts', {})).toEqual([1]);
 });
 
+it('writes one EMF line per request, every dimension set in it (TTFT, error, tokens), and none when disabled', async () => {
+  const observation = {
+    requestId: 'req_one_line', method: 'POST', path: '/v1/chat/completions', status: 400, errorType: 'invalid_request_error', errorCode: 'invalid_value',
+    serverError: false, latencyMs: 12, admitted: true, model: 'm "quoted"', route: 'anthropic:0', timeToFirstTokenMs: 7,
+    usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+  };
+  const lines: string[] = [];
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+  try {
+    emfMetrics(NS).request(observation);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(lines).toHaveLength(1);
+  const points = emfDataPoints(lines);
+  expect(value(points, 'Requests', {})).toEqual([1]);
+  expect(value(points, 'Latency', {})).toEqual([12]);
+  expect(value(points, 'TimeToFirstToken', {})).toEqual([7]);
+  expect(value(points, 'Errors', { ErrorType: 'invalid_request_error' })).toEqual([1]);
+  expect(value(points, 'PromptTokens', { Model: 'm "quoted"', Provider: 'anthropic' })).toEqual([3]);
+  expect(value(points, 'CompletionTokens', { Model: 'm "quoted"', Provider: 'anthropic' })).toEqual([4]);
+  expect(JSON.parse(lines[0])).toMatchObject({ request_id: 'req_one_line', status: '400', error_code: 'invalid_value' });
+
+  const before = process.env.POWERTOOLS_METRICS_DISABLED;
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  try {
+    expect(await emfOf(async () => emfMetrics(NS).request(observation))).toEqual([]);
+  } finally {
+    if (before === undefined) delete process.env.POWERTOOLS_METRICS_DISABLED;
+    else process.env.POWERTOOLS_METRICS_DISABLED = before;
+  }
+});
+
 it('counts a paid Stripe event that credited nothing (the sink the console is given)', async () => {
   const points = await emfOf(async () => emfMetrics(NS).stripeEventIgnored!('currency eur'));
   allPoints.push(...points);
