@@ -21,6 +21,8 @@ export type OpenedAnswer = { kind: 'json'; answer: Answer } | { kind: 'stream'; 
 export interface AnswerEvents {
   next(): Promise<IteratorResult<AnswerEvent>>;
   return(): Promise<unknown>;
+  /** The endpoint cannot go on with the events (its encoding failed): stop the upstream, bill what it delivered. */
+  fail?(error: import('../contract/errors').GatewayError): Promise<void>;
 }
 
 /** What the endpoint needs before the run: what the route will not get, and the usage estimate when a provider reports none. */

@@ -1,4 +1,4 @@
-import { GatewayError, invalidRequest, upstreamError } from '../contract/errors';
+import { GatewayError, invalidRequest } from '../contract/errors';
 import { parseCreateResponseRequest, type CreateResponseRequest, type InputItem, type ResponseObject, type StoredItem } from '../contract/responses';
 import {
   decodeResponsesRequest,
@@ -11,12 +11,13 @@ import {
   type ResponseEncodingOptions,
   type ResponsesObject,
 } from '../codecs/openai-responses';
-import { AnswerCollector, answerEvents, type Answer } from '../core/answer';
-import { sseBytes, type StreamError } from '../core/sse';
+import { AnswerCollector, answerEvents, type Answer, type AnswerEvent } from '../core/answer';
+import { sseBytes } from '../core/sse';
 import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
 import { modelFor, noteIgnored, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
+import { sseBody, type SseSource } from '../chat/sse-body';
 import { pricesServerTool } from '../money/billing-ask';
 import { answerPlan } from './chat-seam';
 import { storedItemsOf } from './items';
@@ -80,44 +81,34 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const terminals = responsesStreamTerminals(encoder);
   const delivered = new AnswerCollector();
   const estimate = () => (encoder.reportedUsage ? undefined : plan.estimate(delivered.deliveredText()));
-  // `response.created` and `response.in_progress` go out at once.
-  let pending = encoder.push({ type: 'start', id: shell.id, model: shell.model });
-  let ended = false;
+  // `response.created` and `response.in_progress` go out at once, before the upstream's first event.
+  const opening: AnswerEvent = { type: 'start', id: shell.id, model: shell.model };
+  let opened$ = false;
+  // The client left while the upstream was answering: nothing more is sent or stored.
   let cancelled = false;
-  const body$ = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        while (!ended) {
-          if (pending.length) {
-            controller.enqueue(sseBytes(pending));
-            pending = [];
-            return;
-          }
-          const next = await events.next();
-          // The client left while the upstream was answering: nothing more is sent or stored.
-          if (cancelled) return;
-          if (next.done) {
-            ended = true;
-            encoder.stored(await persist(encoder.finalResponse(estimate()), delivered.answer()));
-            controller.enqueue(sseBytes(terminals.ended()));
-            break;
-          }
-          delivered.push(next.value);
-          pending = encoder.push(next.value);
-        }
-      } catch (err) {
-        ended = true;
-        // The client went away (its cancel aborted the upstream): nothing to tell it, nothing to store.
-        if (cancelled) return;
-        const error = streamErrorOf(err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
-        encoder.stored(await persist(encoder.failedResponse(error, estimate()), delivered.answer()));
-        controller.enqueue(sseBytes(terminals.failed(error)));
-      }
-      controller.close();
+  const source: SseSource<AnswerEvent> = {
+    next: async () => (opened$ ? events.next() : ((opened$ = true), { done: false, value: opening })),
+    return: async () => {
+      cancelled = true;
+      return events.return();
     },
-    async cancel() {
-      ended = cancelled = true;
-      await events.return();
+    ...(events.fail && { fail: (error: GatewayError) => events.fail!(error) }),
+  };
+  const encode = (event: AnswerEvent) => {
+    if (event !== opening) delivered.push(event);
+    return encoder.push(event);
+  };
+  // The terminal carries the stored response: written after the store write (issue 18 item 4).
+  const body$ = sseBody(source, encode, {
+    ended: async () => {
+      if (cancelled) return [];
+      encoder.stored(await persist(encoder.finalResponse(estimate()), delivered.answer()));
+      return terminals.ended();
+    },
+    failed: async (error) => {
+      if (cancelled) return [];
+      encoder.stored(await persist(encoder.failedResponse(error, estimate()), delivered.answer()));
+      return terminals.failed(error);
     },
   });
   return new Response(body$, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
@@ -235,10 +226,6 @@ function outputOf(stored: StoredResponse): StoredItem[] {
 function deliveredText(answer: Answer, collector: AnswerCollector): string {
   for (const event of answerEvents(answer)) collector.push(event);
   return collector.deliveredText();
-}
-
-function streamErrorOf(error: GatewayError): StreamError {
-  return { status: error.status, type: error.type, code: error.code, param: error.param, message: error.message };
 }
 
 function json(value: unknown): Response {
