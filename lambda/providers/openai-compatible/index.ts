@@ -22,8 +22,7 @@ export function openAiCompatibleProvider(): AnswerProvider {
     relayWire: 'openai-chat',
 
     async answer(call) {
-      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
-      deadline.arm('total', call.timeouts.totalMs);
+      const deadline = UpstreamDeadline.whole(call, 'The upstream');
       let whole = false;
       try {
         const response = await post(call, { ...chatBody(call), stream: false, stream_options: undefined }, deadline);
