@@ -222,12 +222,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
     }
     tools.push({
       type: 'function',
-      function: {
-        name: tool.name,
-        ...(tool.description !== undefined && { description: tool.description }),
-        parameters: tool.parameters,
-        ...(tool.strict !== undefined && { strict: tool.strict }),
-      },
+      function: namedSchema(tool, 'parameters', tool.parameters),
     });
   });
   if (tools.length) request.tools = tools;
@@ -249,12 +244,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
       ? { type: format.type }
       : {
           type: 'json_schema',
-          json_schema: {
-            name: format.name,
-            ...(format.description !== undefined && { description: format.description }),
-            schema: format.schema,
-            ...(format.strict !== undefined && { strict: format.strict }),
-          },
+          json_schema: namedSchema(format, 'schema', format.schema),
         };
   }
   const raw = request as Record<string, unknown>;
@@ -624,4 +614,21 @@ export const chatStreamTerminals: StreamTerminals = {
 /** The frames of a chunk: Chat names no events. */
 export function chatFrame(chunk: ChatCompletionChunk): SseFrame {
   return { data: chunk };
+}
+
+/**
+ * A named schema as OpenAI's Chat wire spells both a function tool and a `json_schema` format:
+ * `name`, `description` if given, the schema under its key, `strict` if given (in that order).
+ */
+function namedSchema<K extends 'parameters' | 'schema', S>(
+  entry: { name: string; description?: string; strict?: boolean },
+  key: K,
+  schema: S,
+): { name: string; description?: string; strict?: boolean } & Record<K, S> {
+  return {
+    name: entry.name,
+    ...(entry.description !== undefined && { description: entry.description }),
+    [key]: schema,
+    ...(entry.strict !== undefined && { strict: entry.strict }),
+  } as { name: string; description?: string; strict?: boolean } & Record<K, S>;
 }
