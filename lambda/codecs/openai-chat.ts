@@ -361,18 +361,16 @@ export function chatFinishReason(reason: FinishReason, calledTools = true): NonN
   }
 }
 
+/** OpenAI's finish reasons that are not `stop` (a Map: an unknown word such as `constructor` is no key). */
+const FINISH_OF_CHAT = new Map<string, FinishReason>([
+  ['length', 'length'],
+  ['tool_calls', 'tool_calls'],
+  ['function_call', 'tool_calls'],
+  ['content_filter', 'refusal'],
+]);
+
 export function finishReasonOfChat(reason: string | null | undefined): FinishReason {
-  switch (reason) {
-    case 'length':
-      return 'length';
-    case 'tool_calls':
-    case 'function_call':
-      return 'tool_calls';
-    case 'content_filter':
-      return 'refusal';
-    default:
-      return 'stop';
-  }
+  return FINISH_OF_CHAT.get(reason ?? '') ?? 'stop';
 }
 
 /**
