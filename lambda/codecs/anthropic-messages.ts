@@ -13,7 +13,7 @@ import type {
   ToolUnion,
 } from '@anthropic-ai/sdk/resources/messages';
 import { StreamErrorEvent, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type Usage, ZERO_USAGE } from '../core/answer';
-import type { Call, DecodedRequest, ReasoningEffort, ReasoningRequest } from '../core/call';
+import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ReasoningRequest } from '../core/call';
 import type { AssistantPart, CacheMark, DocumentPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import type { SseFrame, StreamError, StreamTerminals } from '../core/sse';
 import { upstreamError } from '../contract/errors';
@@ -59,11 +59,8 @@ export function decodeMessagesRequest(wire: MessagesWireRequest): DecodedRequest
   return {
     prompt,
     options: {
-      model: request.model,
-      stream: request.stream === true,
+      ...commonOptions(request),
       outputLimit: request.max_tokens,
-      ...(request.temperature != null && { temperature: request.temperature }),
-      ...(request.top_p != null && { topP: request.top_p }),
       ...(request.top_k != null && { topK: request.top_k }),
       ...(request.stop_sequences?.length && { stop: request.stop_sequences }),
       tools: (request.tools ?? []).map(toolOf),

@@ -1,7 +1,7 @@
 // OpenAI Chat Completions ↔ the canonical model, both ways: an endpoint decodes requests and encodes
 // answers with it; a provider speaking Chat Completions encodes requests and decodes answers.
 import type { Answer, AnswerEvent, AnswerPart, FinishReason, Usage } from '../core/answer';
-import type { Call, DecodedRequest, ReasoningEffort, ResponseFormat } from '../core/call';
+import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ResponseFormat } from '../core/call';
 import type { AssistantPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import { textOf } from '../core/prompt';
 import { DONE_FRAME, type SseFrame, type StreamTerminals } from '../core/sse';
@@ -68,11 +68,8 @@ export function decodeChatRequest(request: ChatCompletionRequest): DecodedReques
   return {
     prompt,
     options: {
-      model: request.model,
-      stream: request.stream === true,
+      ...commonOptions(request),
       ...(limit != null && { outputLimit: limit }),
-      ...(request.temperature != null && { temperature: request.temperature }),
-      ...(request.top_p != null && { topP: request.top_p }),
       ...(request.stop != null && { stop: typeof request.stop === 'string' ? [request.stop] : request.stop }),
       tools: (request.tools ?? []).map((t): Tool => ({
         kind: 'function',
@@ -525,10 +522,7 @@ export class ChatChunkEncoder {
   end(): ChatCompletionChunk[] {
     if (!this.usage || this.options.includeUsage === false) return [];
     return [{
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.createdS,
-      model: this.model,
+      ...this.head(),
       choices: [],
       usage: chatUsage(this.usage),
       ...(this.usage.serviceTier !== undefined && { service_tier: chatServiceTier(this.usage.serviceTier) }),
@@ -538,13 +532,12 @@ export class ChatChunkEncoder {
   private choice(delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason']): ChatCompletionChunk {
     const first = this.roleSent ? {} : { role: 'assistant' as const };
     this.roleSent = true;
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.createdS,
-      model: this.model,
-      choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }],
-    };
+    return { ...this.head(), choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }] };
+  }
+
+  /** What every chunk of the answer begins with. */
+  private head(): Pick<ChatCompletionChunk, 'id' | 'object' | 'created' | 'model'> {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.createdS, model: this.model };
   }
 }
 
