@@ -59,8 +59,8 @@ export function decodeMessagesRequest(wire: MessagesWireRequest): DecodedRequest
   return {
     prompt,
     options: {
-      ...commonOptions(request),
       outputLimit: request.max_tokens,
+      ...commonOptions(request),
       ...(request.top_k != null && { topK: request.top_k }),
       ...(request.stop_sequences?.length && { stop: request.stop_sequences }),
       tools: (request.tools ?? []).map(toolOf),
