@@ -188,7 +188,9 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
   const system = textOf(prompt.system, '\n\n');
   if (system) messages.push({ role: 'system', content: system });
   prompt.turns.forEach((turn, i) => messages.push(...chatMessages(turn, `messages[${i}]`, refuse, options)));
-  if (messages.length === 0) refuse('messages', 'There is nothing to send once thinking is left out.');
+  if (messages.length === 0) {
+    refuse('messages', prompt.turns.length ? 'There is nothing to send once thinking is left out.' : 'The messages carry no text, image or tool call to send.');
+  }
 
   const request: ChatCompletionRequest = { model: settings.model, messages, max_completion_tokens: settings.maxOutputTokens };
   if (settings.stream) request.stream = true;

@@ -407,3 +407,15 @@ function rawHttp(port: number, request: string): Promise<string> {
     socket.write(request);
   });
 }
+
+describe('a prompt with nothing to send', () => {
+  it('answers a lone empty system message with a 400 naming messages, JSON and stream alike (was a 500)', async () => {
+    for (const stream of [false, true]) {
+      const res = await postChat(gw, a.key, { ...BASE, messages: [{ role: 'system', content: '' }], stream });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { param: string; message: string } };
+      expect(body.error.param).toBe('messages');
+      expect(body.error.message).toMatch(/no text, image or tool call/);
+    }
+  });
+});

@@ -65,8 +65,11 @@ function complete(call: ProviderCall): ChatCompletion {
       } satisfies ChatCompletion;
 }
 
+/** The call as a Chat request; what Chat cannot carry is refused as an OpenAI-compatible route refuses it. */
 function chatCall(call: AnswerCall): ProviderCall {
-  return { ...call, request: encodeChatRequest(call.request, { thinkingFields: false }).request };
+  const { request, unsupported } = encodeChatRequest(call.request, { thinkingFields: false });
+  if (unsupported) throw unsupported;
+  return { ...call, request };
 }
 
 async function* answerEventsOf(chunks: AsyncIterable<ChatCompletionChunk>): AsyncGenerator<AnswerEvent> {
