@@ -1,4 +1,4 @@
-import { parseStreamEvent } from '../providers/http';
+import { parseStreamEvent } from '../contract/json-body';
 import type { ChatCompletionChunk } from '../contract/openai';
 import { checkedEvent, finishReason } from '../providers/openai-compatible';
 

@@ -43,15 +43,6 @@ export async function fetchUpstream(
   return response;
 }
 
-/** One SSE event's data as JSON; data that is not JSON is the upstream's failure (a 502). */
-export function parseStreamEvent(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch (err) {
-    throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
-  }
-}
-
 /** A POST of a JSON body on the shared keep-alive agents; settles with the response head. */
 export function postUpstream(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {

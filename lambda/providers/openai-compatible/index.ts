@@ -4,7 +4,8 @@ import type { ChatCompletion, ChatCompletionChunk, FinishReason } from '../../co
 import type { ChatCompletionRequest } from '../../contract/request';
 import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest, usageOfChat } from '../../codecs/openai-chat';
 import type { AnswerEvent } from '../../core/answer';
-import { fetchUpstream, openEventStream, parseStreamEvent, readJson } from '../http';
+import { fetchUpstream, openEventStream, readJson } from '../http';
+import { parseStreamEvent } from '../../contract/json-body';
 import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, RelayStream } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { openAiCompatibleEmbeddings } from './embeddings';
