@@ -11,6 +11,7 @@ export type {
   ResponseOutputMessage,
   ResponseOutputRefusal,
   ResponseOutputText,
+  ResponseReasoningItem,
   ResponseStreamEvent,
   ResponseUsage,
 } from 'openai/resources/responses/responses';
@@ -20,16 +21,22 @@ import type {
   ResponseFunctionToolCallOutputItem,
   ResponseInputMessageItem,
   ResponseOutputMessage,
+  ResponseReasoningItem,
 } from 'openai/resources/responses/responses';
 
-/** What itapi puts in `output`: assistant messages and function calls, never hosted-tool items. */
-export type OutputItem = ResponseOutputMessage | (ResponseFunctionToolCall & { id: string; status: 'in_progress' | 'completed' | 'incomplete' });
+/** What itapi puts in `output`: reasoning items (the provider's thinking), assistant messages and function calls, never hosted-tool items. */
+export type OutputItem = ResponseOutputMessage | (ResponseFunctionToolCall & { id: string; status: 'in_progress' | 'completed' | 'incomplete' }) | ResponseReasoningItem;
 
 /** The `Response` object as itapi answers it (the SDK's `output_text` is the SDK's own convenience, not on the wire). */
 export type ResponseObject = Omit<SdkResponse, 'output_text' | 'output'> & { output: OutputItem[]; store?: boolean; max_tool_calls?: number | null };
 
-/** An item as `GET /v1/responses/{id}/input_items` lists it: every item has an id. */
-export type StoredItem = ResponseInputMessageItem | ResponseOutputMessage | (ResponseFunctionToolCall & { id: string; status: 'completed' | 'incomplete' | 'in_progress' }) | ResponseFunctionToolCallOutputItem;
+/** An item as `GET /v1/responses/{id}/input_items` lists it: every item has an id (reasoning items too, kept for the provider that thought them). */
+export type StoredItem =
+  | ResponseInputMessageItem
+  | ResponseOutputMessage
+  | (ResponseFunctionToolCall & { id: string; status: 'completed' | 'incomplete' | 'in_progress' })
+  | ResponseFunctionToolCallOutputItem
+  | ResponseReasoningItem;
 
 /** The input items' and function tools' schemas (their types are exported below). */
 function buildItemSchemas() {

@@ -1,25 +1,26 @@
 import { GatewayError, invalidRequest, upstreamError } from '../contract/errors';
-import type { ChatCompletionChunk, CompletionUsage } from '../contract/openai';
+import { parseCreateResponseRequest, type CreateResponseRequest, type InputItem, type ResponseObject, type StoredItem } from '../contract/responses';
 import {
-  parseCreateResponseRequest,
-  type CreateResponseRequest,
-  type InputItem,
-  type ResponseObject,
-  type ResponseUsage,
-  type StoredItem,
-} from '../contract/responses';
-import { countTokens, estimatePromptTokens } from '../money/tokens';
+  decodeResponsesRequest,
+  encodeResponse,
+  encryptedContentOf,
+  replayResponseFrames,
+  responseShell,
+  responsesStreamTerminals,
+  ResponsesEventEncoder,
+  type ResponseEncodingOptions,
+  type ResponsesObject,
+} from '../codecs/openai-responses';
+import { AnswerCollector, answerEvents, type Answer } from '../core/answer';
+import { sseBytes, type StreamError } from '../core/sse';
 import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
 import { modelFor, noteIgnored, type CompletionDeps, type RequestScope } from '../chat/pipeline';
-import { openCompletion } from '../chat/chat-hub';
 import { SSE_HEADERS } from '../chat/completions';
 import { pricesServerTool } from '../money/billing-ask';
-import { chatRequestOf } from './chat-request';
-import { storedItemsOf, type ResolvedInputItem } from './items';
-import { finalResponse, inProgressResponse, outputOfCompletion, responseUsage, terminalOf, type ResponseFrame } from './output';
+import { answerPlan } from './chat-seam';
+import { storedItemsOf } from './items';
 import { isResponseId, ResponseIds, responseIdOfItem } from './response-ids';
-import { responseEventFrame, responseEventText, ResponseEventStream, type ResponseEvent } from './stream';
 
 /** What the Responses endpoints need besides the completion path: the store, and a log for its failures. */
 export interface ResponsesDeps extends CompletionDeps {
@@ -27,37 +28,36 @@ export interface ResponsesDeps extends CompletionDeps {
   logError(requestId: string, err: unknown): void;
 }
 
-
 /**
- * `POST /v1/responses` once the key is known: validate, rebuild the conversation (previous
- * response, item references), translate to Chat Completions and run it through the shared
- * completion path (admission, routes, deadline, billing), then answer in Responses' shapes.
- * With `store` (the default) the response is written before its terminal event is sent.
+ * `POST /v1/responses` once the key is known: validate, read the previous response and the items
+ * the input refers to, decode with the Responses codec, run on the pipeline, and answer with the
+ * codec (`encodeResponse`, or `ResponsesEventEncoder` through `core/sse.ts`). With `store` (the
+ * default) the response is written before its terminal event (`response.failed` included) is sent.
  */
 export async function createResponse(deps: ResponsesDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseCreateResponseRequest(body);
   const model = modelFor(deps, key, request.model);
-  const store = request.store !== false;
   const ids = new ResponseIds();
+  const input = inputItemsOf(request);
 
-  // The previous response and the items the input refers to, read together.
-  const [previous, resolved] = await Promise.all([
+  // The previous response and the items the input refers to, read together; the codec reads nothing.
+  const [previous, references] = await Promise.all([
     request.previous_response_id ? previousResponse(deps, key, request.previous_response_id) : undefined,
-    resolveReferences(deps, key, inputItemsOf(request)),
+    resolveReferences(deps, key, input),
   ]);
-  const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...previous.response.output] : [];
-  const { items: input, ignored: ignoredInput } = storedItemsOf(resolved, ids);
-  const plan = chatRequestOf(request, [...context, ...input], model.id, { webSearch: pricesServerTool(model, 'web_search') });
-  const ignored = [...plan.ignoredTools, ...ignoredInput];
-  noteIgnored(scope, ignored);
+  const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...outputOf(previous)] : [];
+  const decoded = decodeResponsesRequest(request, { previous: context, references }, { webSearch: pricesServerTool(model, 'web_search') });
+  const plan = answerPlan(decoded, model);
+  noteIgnored(scope, [...decoded.ignored, ...plan.dropped]);
+  const stored = storedItemsOf(input, references, ids);
 
-  const frame: ResponseFrame = { ids, request, tools: plan.tools, modelId: model.id, createdAtMs: scope.startedAtMs, store };
-  const base = inProgressResponse(frame);
-  const estimate = (text: string): ResponseUsage => responseUsage(estimatedUsage(estimatePromptTokens(plan.chat, model.tokenRules), text));
-  const persist = async (response: ResponseObject): Promise<ResponseObject> => {
-    if (!store) return response;
+  const shell = responseShell(request, decoded, { id: ids.responseId, model: model.id, createdAtMs: scope.startedAtMs });
+  const options: ResponseEncodingOptions = { idFor: (prefix, position) => ids.output(prefix, position), includeEncrypted: decoded.includeEncrypted };
+  const persist = async (response: ResponsesObject, answer: Answer): Promise<ResponsesObject> => {
+    if (!decoded.store) return response;
     try {
-      await deps.responses.put(key.accountId, { response, input, context });
+      const reasoning = carriedReasoning(answer, response);
+      await deps.responses.put(key.accountId, { response: response as ResponseObject, input: stored, context, ...(reasoning && { reasoning }) });
       return response;
     } catch (err) {
       // The answer is paid for and delivered; it says it was not stored, and a later reference to it gets a 400.
@@ -66,58 +66,58 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
     }
   };
 
-  const opened = await openCompletion(deps, scope, key, model, plan.chat);
+  const opened = await plan.open(deps, scope, key);
   if (opened.kind === 'json') {
-    const completion = opened.completion;
-    const { status, incompleteDetails } = terminalOf(completion.choices[0]?.finish_reason);
-    const output = outputOfCompletion(completion, ids, status);
-    const usage = completion.usage ? responseUsage(completion.usage) : estimate(output.map(itemText).join(''));
-    const response = await persist(finalResponse(base, { status, output, usage, incompleteDetails, nowMs: Date.now() }));
+    const answer = opened.answer;
+    const collector = new AnswerCollector();
+    const estimatedUsage = answer.usage ? undefined : plan.estimate(deliveredText(answer, collector));
+    const response = await persist(encodeResponse(answer, { ...options, shell, estimatedUsage }), answer);
     return new Response(JSON.stringify(response), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
   }
 
-  const chunks = opened.chunks;
-  const events = new ResponseEventStream(base, ids);
-  let pending: ResponseEvent[] = events.start();
+  const events = opened.events;
+  const encoder = new ResponsesEventEncoder(shell, options);
+  const terminals = responsesStreamTerminals(encoder);
+  const delivered = new AnswerCollector();
+  const estimate = () => (encoder.reportedUsage ? undefined : plan.estimate(delivered.deliveredText()));
+  // `response.created` and `response.in_progress` go out at once.
+  let pending = encoder.push({ type: 'start', id: shell.id, model: shell.model });
   let ended = false;
   let cancelled = false;
   const body$ = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const send = (list: ResponseEvent[]) => list.forEach((event) => controller.enqueue(responseEventFrame(event)));
       try {
         while (!ended) {
           if (pending.length) {
-            send(pending);
+            controller.enqueue(sseBytes(pending));
             pending = [];
             return;
           }
-          const next = await chunks.next();
+          const next = await events.next();
           // The client left while the upstream was answering: nothing more is sent or stored.
           if (cancelled) return;
           if (next.done) {
             ended = true;
-            const usage = events.reportedUsage ? responseUsage(events.reportedUsage) : estimate(events.deliveredText);
-            const { events: closing, response } = events.finish(usage, Date.now());
-            send(closing);
-            send([events.terminal(await persist(response))]);
+            encoder.stored(await persist(encoder.finalResponse(estimate()), delivered.answer()));
+            controller.enqueue(sseBytes(terminals.ended()));
             break;
           }
-          pending = events.push(next.value);
+          delivered.push(next.value);
+          pending = encoder.push(next.value);
         }
       } catch (err) {
         ended = true;
         // The client went away (its cancel aborted the upstream): nothing to tell it, nothing to store.
         if (cancelled) return;
-        const error = err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err });
-        const usage = events.reportedUsage ? responseUsage(events.reportedUsage) : estimate(events.deliveredText);
-        const failed = events.fail({ code: responseErrorCode(error), message: error.message }, usage, Date.now());
-        send([events.terminal(await persist(failed))]);
+        const error = streamErrorOf(err instanceof GatewayError ? err : upstreamError('The upstream failed mid-stream.', { cause: err }));
+        encoder.stored(await persist(encoder.failedResponse(error, estimate()), delivered.answer()));
+        controller.enqueue(sseBytes(terminals.failed(error)));
       }
       controller.close();
     },
     async cancel() {
       ended = cancelled = true;
-      await chunks.return();
+      await events.return();
     },
   });
   return new Response(body$, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
@@ -131,8 +131,8 @@ export async function retrieveResponse(deps: ResponsesDeps, key: KeyRecord, id: 
   const startingAfter = query.get('starting_after');
   const after = startingAfter === null ? -1 : Number(startingAfter);
   if (!Number.isInteger(after) || after < -1) throw invalidRequest("'starting_after' must be a sequence number (an integer).", 'starting_after');
-  const events = replayEvents(stored.response).filter((event) => event.sequence_number > after);
-  return new Response(events.map(responseEventText).join(''), { status: 200, headers: { ...SSE_HEADERS } });
+  const frames = replayResponseFrames(stored.response as ResponsesObject).filter((frame) => (frame.data as { sequence_number: number }).sequence_number > after);
+  return new Response(sseBytes(frames) as Uint8Array<ArrayBuffer>, { status: 200, headers: { ...SSE_HEADERS } });
 }
 
 /** `DELETE /v1/responses/{id}`. */
@@ -187,77 +187,58 @@ function inputItemsOf(request: CreateResponseRequest): InputItem[] {
   return request.input;
 }
 
-/** Replaces each `item_reference` with the stored item it names: one read per referenced response. */
-async function resolveReferences(deps: ResponsesDeps, key: KeyRecord, input: InputItem[]): Promise<ResolvedInputItem[]> {
+/**
+ * The stored items the input's `item_reference`s name, by item id: one read per referenced
+ * response. An id found nowhere is left out, and the codec answers it with a 404.
+ */
+async function resolveReferences(deps: ResponsesDeps, key: KeyRecord, input: InputItem[]): Promise<Map<string, StoredItem>> {
+  const wanted = new Set<string>();
   const responseIds = new Set<string>();
   for (const item of input) {
     if (item.type !== 'item_reference') continue;
+    wanted.add(item.id);
     const responseId = responseIdOfItem(item.id);
     if (responseId) responseIds.add(responseId);
   }
-  const loaded = new Map<string, StoredResponse | undefined>();
-  await Promise.all([...responseIds].map(async (id) => loaded.set(id, await deps.responses.get(key.accountId, id))));
-  return input.map((item, i): ResolvedInputItem => {
-    if (item.type !== 'item_reference') return item;
-    const responseId = responseIdOfItem(item.id);
-    const stored = responseId ? loaded.get(responseId) : undefined;
-    const found = stored && [...stored.response.output, ...stored.input, ...stored.context].find((candidate) => candidate.id === item.id);
-    if (!found) {
-      throw new GatewayError(
-        404,
-        'invalid_request_error',
-        'not_found',
-        `Item with id '${item.id.slice(0, 100)}' not found. Items are not persisted when 'store' is set to false; send the item itself instead of a reference.`,
-        { param: `input[${i}]` },
-      );
-    }
-    return { type: 'resolved', item: found };
-  });
-}
-
-/** The stored response as a stream would have sent it: the same events, numbered from 0. */
-function replayEvents(response: ResponseObject): ResponseEvent[] {
-  const ids = ResponseIds.of(response.id);
-  const { usage: _usage, ...rest } = response;
-  const base: ResponseObject = { ...rest, status: 'in_progress', completed_at: null, error: null, incomplete_details: null, output: [] };
-  const stream = new ResponseEventStream(base, ids);
-  const events = stream.start();
-  const chunk = (delta: ChatCompletionChunk.Choice.Delta, finishReason: ChatCompletionChunk.Choice['finish_reason'] = null): ChatCompletionChunk => ({
-    id: response.id,
-    object: 'chat.completion.chunk',
-    created: response.created_at,
-    model: response.model,
-    choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
-  });
-  let tools = 0;
-  for (const item of response.output) {
-    if (item.type === 'message') {
-      for (const part of item.content) events.push(...stream.push(chunk(part.type === 'output_text' ? { content: part.text } : { refusal: part.refusal })));
-    } else {
-      events.push(...stream.push(chunk({ tool_calls: [{ index: tools++, id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } }] })));
+  const found = new Map<string, StoredItem>();
+  const loaded = await Promise.all([...responseIds].map((id) => deps.responses.get(key.accountId, id)));
+  for (const stored of loaded) {
+    for (const candidate of stored ? [...outputOf(stored), ...stored.input, ...stored.context] : []) {
+      if (wanted.has(candidate.id) && !found.has(candidate.id)) found.set(candidate.id, candidate);
     }
   }
-  if (response.status !== 'failed') {
-    const finish = response.incomplete_details?.reason === 'content_filter' ? 'content_filter' : response.status === 'incomplete' ? 'length' : 'stop';
-    events.push(...stream.push(chunk({}, finish)));
-    events.push(...stream.finish(response.usage!, Date.now()).events);
-  }
-  events.push(stream.terminal(response));
-  return events;
+  return found;
 }
 
-function estimatedUsage(promptTokens: number, text: string): CompletionUsage {
-  const completion = countTokens(text);
-  return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+/**
+ * The `encrypted_content` of each output reasoning item that the response shows without it (the
+ * client did not `include` it), by item id. Reasoning items are one per reasoning part, in order.
+ */
+function carriedReasoning(answer: Answer, response: ResponsesObject): Record<string, string> | undefined {
+  const parts = answer.parts.filter((p) => p.type === 'reasoning');
+  const carried: Record<string, string> = {};
+  response.output.filter((item) => item.type === 'reasoning').forEach((item, i) => {
+    const part = parts[i];
+    const content = part?.type === 'reasoning' ? encryptedContentOf(part) : undefined;
+    if (content !== undefined && item.encrypted_content == null) carried[item.id] = content;
+  });
+  return Object.keys(carried).length ? carried : undefined;
 }
 
-function itemText(item: ResponseObject['output'][number]): string {
-  return item.type === 'function_call' ? item.arguments : item.content.map((p) => (p.type === 'output_text' ? p.text : p.refusal)).join('');
+/** A stored response's output as the provider gave it: reasoning items with the content the answer left out. */
+function outputOf(stored: StoredResponse): StoredItem[] {
+  const carried = stored.reasoning ?? {};
+  return stored.response.output.map((item) => (item.type === 'reasoning' && carried[item.id] !== undefined ? { ...item, encrypted_content: carried[item.id] } : item));
 }
 
-/** The spec's `ResponseErrorCode` has no word for itapi's own codes: a limit is `rate_limit_exceeded`, the rest `server_error`. */
-function responseErrorCode(error: GatewayError): 'rate_limit_exceeded' | 'server_error' {
-  return error.status === 429 ? 'rate_limit_exceeded' : 'server_error';
+/** The text and tool arguments of a whole answer, for the tokenizer when the provider counted none. */
+function deliveredText(answer: Answer, collector: AnswerCollector): string {
+  for (const event of answerEvents(answer)) collector.push(event);
+  return collector.deliveredText();
+}
+
+function streamErrorOf(error: GatewayError): StreamError {
+  return { status: error.status, type: error.type, code: error.code, param: error.param, message: error.message };
 }
 
 function json(value: unknown): Response {

@@ -23,13 +23,13 @@ export class ResponseIds {
     return new ResponseIds(match[1]);
   }
 
-  /** The id of output item `index` (`msg_…`, `fc_…`). */
-  output(prefix: 'msg' | 'fc', index: number): string {
+  /** The id of output item `index` (`rs_…`, `msg_…`, `fc_…`). */
+  output(prefix: 'rs' | 'msg' | 'fc', index: number): string {
     return `${prefix}_${this.hex}_o${index}`;
   }
 
   /** The id given to input item `index` when the client sent it without one. */
-  input(prefix: 'msg' | 'fc' | 'fco', index: number): string {
+  input(prefix: 'rs' | 'msg' | 'fc' | 'fco', index: number): string {
     return `${prefix}_${this.hex}_i${index}`;
   }
 }

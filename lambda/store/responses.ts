@@ -10,6 +10,12 @@ export interface StoredResponse {
   input: StoredItem[];
   /** What came before this request's input (earlier inputs and outputs), for a later `previous_response_id`. */
   context: StoredItem[];
+  /**
+   * Output reasoning item id → its `encrypted_content` (a Claude thinking signature or redacted
+   * block), for the items the answer showed without it (no `include`): a later
+   * `previous_response_id` or `item_reference` gives the provider its thinking back unchanged.
+   */
+  reasoning?: Record<string, string>;
 }
 
 /** Stored responses live this long unless told otherwise (ITAPI_RESPONSES_TTL_DAYS), as OpenAI keeps them. */

@@ -9,12 +9,9 @@ import {
   ResponsesEventEncoder,
   type ResponsesObject,
 } from '../../lambda/codecs/openai-responses';
-import { ChatChunkEncoder } from '../../lambda/codecs/openai-chat';
 import { answerEvents, collectAnswer, type Answer, type AnswerEvent } from '../../lambda/core/answer';
 import { sseFrameText, type SseFrame } from '../../lambda/core/sse';
 import { parseCreateResponseRequest } from '../../lambda/contract/responses';
-import { inProgressResponse } from '../../lambda/responses/output';
-import { ResponseEventStream } from '../../lambda/responses/stream';
 import { ResponseIds } from '../../lambda/responses/response-ids';
 import { validateResponse, validateResponseEvent } from '../support/openai-schema';
 import { answer, reasoningPart, text, textPart, toolCallPart, usage } from './arbitraries';
@@ -85,33 +82,6 @@ describe('the Responses codec: stream events', () => {
       expect(final).toEqual(encodeResponse(collected, { shell, idFor, includeEncrypted, nowMs: NOW_MS }));
       // Replayed from the store (GET ?stream=true), the same events.
       expect(replayResponseFrames(JSON.parse(JSON.stringify(final)))).toEqual(JSON.parse(JSON.stringify(frames)));
-    }), { numRuns: 200 });
-  });
-
-  it("writes the same events as today's responses/stream.ts for what Chat can carry (text, refusal, tool calls)", () => {
-    const chatAnswer = answer(
-      fc.tuple(fc.option(textPart, { nil: undefined }), fc.option(fc.record({ type: fc.constant('refusal' as const), text }), { nil: undefined }), fc.array(toolCallPart, { maxLength: 3 }))
-        .map(([t, r, c]) => [...(t ? [t] : []), ...(r ? [r] : []), ...c]),
-      fc.constantFrom('stop', 'length', 'refusal'),
-      usage({ serverTools: false, tier: false }),
-    );
-    fc.assert(fc.property(chatAnswer, (a) => {
-      const ids = new ResponseIds();
-      const base = inProgressResponse({ ids, request: REQUEST, tools: DECODED.tools, modelId: 'gpt-test', createdAtMs: NOW_MS, store: true });
-      const today = new ResponseEventStream(base, ids);
-      const chat = new ChatChunkEncoder();
-      const chunks = [...answerEvents(a).flatMap((e) => chat.push(e)), ...chat.end()];
-      const expected = [...today.start(), ...chunks.flatMap((c) => today.push(c))];
-      const { events, response } = today.finish(encodeResponse(a, { shell: base as ResponsesObject, idFor: () => '', includeEncrypted: false }).usage!, NOW_MS);
-      expected.push(...events, today.terminal(response));
-
-      const shell = responseShell(REQUEST, DECODED, { id: ids.responseId, model: 'gpt-test', createdAtMs: NOW_MS });
-      expect(shell).toEqual(base);
-      const encoder = new ResponsesEventEncoder(shell, { idFor: (p, i) => ids.output(p as 'msg' | 'fc', i), includeEncrypted: false });
-      const frames = answerEvents(a).flatMap((e) => encoder.push(e));
-      encoder.stored(encoder.finalResponse(undefined, NOW_MS));
-      frames.push(...encoder.ended());
-      expect(JSON.parse(JSON.stringify(frames.map((f) => f.data)))).toEqual(JSON.parse(JSON.stringify(expected)));
     }), { numRuns: 200 });
   });
 

@@ -3,8 +3,6 @@ import { encodeMessagesAnswer, decodeMessagesAnswer, encodeMessagesRequest } fro
 import { encryptedContentOf, reasoningPartOfItem, responsesOutput, responsesUsage, usageOfResponses } from '../../lambda/codecs/openai-responses';
 import type { Answer } from '../../lambda/core/answer';
 import { heldOutputLimit } from '../../lambda/core/call';
-import { responseUsage } from '../../lambda/responses/output';
-import { chatUsage } from '../../lambda/codecs/openai-chat';
 import { openAiValidator } from '../support/openai-schema';
 import { answer, id, reasoningPart, signature, text, textPart, toolCallPart, usage } from './arbitraries';
 
@@ -68,11 +66,11 @@ describe('the Responses codec (first slice): usage', () => {
     });
   });
 
-  it("writes what today's responses/output.ts writes from the same usage, valid for the spec, and reads it back", () => {
+  it('writes usage valid for the spec, and reads it back', () => {
     fc.assert(fc.property(usage({ serverTools: false, tier: false }), (u) => {
       const wire = responsesUsage(u);
       valid('ResponseUsage', wire);
-      expect(wire).toEqual(responseUsage(chatUsage(u)));
+      expect(wire.input_tokens).toBe(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens + u.cacheWrite1hTokens);
       expect(usageOfResponses(wire)).toEqual({ ...u, cacheWriteTokens: u.cacheWriteTokens + u.cacheWrite1hTokens, cacheWrite1hTokens: 0, reasoningTokens: u.reasoningTokens ?? 0 });
     }));
   });

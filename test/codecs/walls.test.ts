@@ -6,8 +6,8 @@ import { join } from 'node:path';
 const LAMBDA = join(__dirname, '..', '..', 'lambda');
 
 describe('SSE frame text in the canonical model and the codecs', () => {
-  it('nothing outside core/ writes SSE frame text among the new modules', () => {
-    const writers = ['core', 'codecs'].flatMap((folder) =>
+  it('nothing outside core/ writes SSE frame text among the new modules and the Responses endpoint', () => {
+    const writers = ['core', 'codecs', 'responses'].flatMap((folder) =>
       readdirSync(join(LAMBDA, folder)).filter((f) => f.endsWith('.ts')).filter((f) => /data: (\$\{|\[DONE\])|\[DONE\]\\n/.test(readFileSync(join(LAMBDA, folder, f), 'utf8'))).map((f) => `${folder}/${f}`),
     );
     expect(writers).toEqual(['core/sse.ts']);

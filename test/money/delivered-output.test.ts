@@ -323,7 +323,13 @@ describe('thinking on translated routes', () => {
       (s) => (ending === 'mid_thinking' ? s.some((e) => e.type === 'response.created') : s.some((e) => e.type === 'response.output_text.delta' && e.delta.includes('answer.'))),
       ending,
     );
-    expect(JSON.stringify(seen)).not.toContain('long think');
+    // The client sees the thinking as a reasoning item ahead of the message (issue 18), and is charged as before.
+    if (ending !== 'mid_thinking') {
+      const thinking = seen.filter((e) => e.type === 'response.reasoning_summary_text.delta').map((e) => (e as { delta: string }).delta).join('');
+      expect(thinking).toContain('long think');
+      const added = seen.flatMap((e) => (e.type === 'response.output_item.added' ? [e.item.type] : []));
+      expect(added).toEqual(['reasoning', 'message']);
+    }
     if (ending === 'complete') expect(seen.at(-1)?.type).toBe('response.completed');
     await expectCharged(acct.accountId, ending);
   }, 20_000);

@@ -1,25 +1,43 @@
 import type { ChatCompletionChunk } from '../../lambda/contract/openai';
-import { parseCreateResponseRequest } from '../../lambda/contract/responses';
+import { parseCreateResponseRequest, type StoredItem } from '../../lambda/contract/responses';
 import { GatewayError } from '../../lambda/contract/errors';
-import { chatRequestOf } from '../../lambda/responses/chat-request';
-import { storedItemsOf, type ResolvedInputItem } from '../../lambda/responses/items';
-import { inProgressResponse } from '../../lambda/responses/output';
+import { ChatChunkDecoder, encodeChatRequest } from '../../lambda/codecs/openai-chat';
+import { decodeResponsesRequest, responseShell, responsesStreamTerminals, ResponsesEventEncoder } from '../../lambda/codecs/openai-responses';
+import { callFor, heldOutputLimit } from '../../lambda/core/call';
+import { noteIgnored, type RequestScope } from '../../lambda/chat/pipeline';
+import { storedItemsOf } from '../../lambda/responses/items';
 import { isResponseId, ResponseIds, responseIdOfItem } from '../../lambda/responses/response-ids';
-import { ResponseEventStream, type ResponseEvent } from '../../lambda/responses/stream';
 import { validateResponse } from '../support/openai-schema';
 import { expectWellFormedStream, type ResponseEventData } from './support';
 
-/** The translation in both directions, without a gateway: request → Chat Completions, chunks → events. */
+/**
+ * The endpoint's translation in both directions, without a gateway: a Responses request decoded
+ * (`decodeResponsesRequest`) and encoded for a Chat route (`encodeChatRequest`), its input items as
+ * stored; a Chat upstream's chunks decoded (`ChatChunkDecoder`) and written as Responses events.
+ */
 
 function plan(body: Record<string, unknown>) {
   const request = parseCreateResponseRequest({ model: 'm', ...body });
   const ids = new ResponseIds();
   const input = typeof request.input === 'string' ? [{ type: 'message' as const, role: 'user' as const, content: request.input }] : (request.input ?? []);
-  const { items, ignored } = storedItemsOf(input as ResolvedInputItem[], ids);
-  return { ...chatRequestOf(request, items, 'm'), items, ignoredInput: ignored, request, ids };
+  const items = storedItemsOf(input, new Map<string, StoredItem>(), ids);
+  const decoded = decodeResponsesRequest(request);
+  const { request: chat } = encodeChatRequest(callFor(decoded, heldOutputLimit(100)));
+  // The words as the endpoint puts them in x-itapi-ignored.
+  const scope: RequestScope = { requestId: 'r', startedAtMs: 0, responseHeaders: {} };
+  noteIgnored(scope, decoded.ignored);
+  const ignored = scope.responseHeaders['x-itapi-ignored']?.split(', ') ?? [];
+  return {
+    chat,
+    items,
+    tools: decoded.tools,
+    ignoredTools: ignored.filter((w) => !w.startsWith('input:')),
+    ignoredInput: ignored.filter((w) => w.startsWith('input:')),
+    ids,
+  };
 }
 
-const USAGE = { input_tokens: 5, input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 }, output_tokens: 3, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 8 };
+const USAGE = { inputTokens: 5, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 3 };
 
 function chunk(delta: ChatCompletionChunk.Choice.Delta, finish: ChatCompletionChunk.Choice['finish_reason'] = null): ChatCompletionChunk {
   return { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] };
@@ -27,18 +45,22 @@ function chunk(delta: ChatCompletionChunk.Choice.Delta, finish: ChatCompletionCh
 
 function run(chunks: ChatCompletionChunk[], end: 'finish' | 'fail' = 'finish'): ResponseEventData[] {
   const ids = new ResponseIds();
-  const base = inProgressResponse({ ids, request: parseCreateResponseRequest({ model: 'm', input: 'x' }), tools: [], modelId: 'm', createdAtMs: Date.now(), store: true });
-  const stream = new ResponseEventStream(base, ids);
-  const events: ResponseEvent[] = stream.start();
-  for (const c of chunks) events.push(...stream.push(c));
+  const request = parseCreateResponseRequest({ model: 'm', input: 'x' });
+  const shell = responseShell(request, decodeResponsesRequest(request), { id: ids.responseId, model: 'm', createdAtMs: Date.now() });
+  const encoder = new ResponsesEventEncoder(shell, { idFor: (prefix, i) => ids.output(prefix, i), includeEncrypted: false });
+  const decoder = new ChatChunkDecoder();
+  const frames = chunks.flatMap((c) => decoder.push(c)).flatMap((event) => encoder.push(event));
+  const terminals = responsesStreamTerminals(encoder);
   if (end === 'finish') {
-    const { events: closing, response } = stream.finish(USAGE, Date.now());
-    events.push(...closing, stream.terminal(response));
+    encoder.stored(encoder.finalResponse(USAGE));
+    frames.push(...terminals.ended());
   } else {
-    events.push(stream.terminal(stream.fail({ code: 'server_error', message: 'boom' }, USAGE, Date.now())));
+    const error = { status: 502, type: 'api_error', code: 'upstream_error', param: null, message: 'boom' };
+    encoder.stored(encoder.failedResponse(error, USAGE));
+    frames.push(...terminals.failed(error));
   }
   // Through JSON, as a client receives them.
-  return JSON.parse(JSON.stringify(events));
+  return JSON.parse(JSON.stringify(frames.map((f) => f.data)));
 }
 
 describe('Responses request → Chat Completions request', () => {
@@ -53,9 +75,9 @@ describe('Responses request → Chat Completions request', () => {
         { role: 'user', content: [{ type: 'input_text', text: 'Again' }] },
       ],
     });
+    // The instructions and the developer message before the first turn are the system prompt: one message.
     expect(chat.messages).toEqual([
-      { role: 'system', content: 'Top.' },
-      { role: 'system', content: 'Dev.' },
+      { role: 'system', content: 'Top.\n\nDev.' },
       { role: 'user', content: 'Hi' },
       { role: 'assistant', content: 'Hello' },
       { role: 'system', content: 'Sys.' },
@@ -86,11 +108,12 @@ describe('Responses request → Chat Completions request', () => {
       },
       { role: 'tool', tool_call_id: 'call_A', content: 'sunny' },
       { role: 'tool', tool_call_id: 'call_B', content: 'rain' },
-      { role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/radar.png', detail: 'auto' } }] },
+      // The Chat codec's wording, shared with /v1/messages (codec difference 6).
+      { role: 'user', content: [{ type: 'text', text: 'Images returned by the tool:' }, { type: 'image_url', image_url: { url: 'https://example.com/radar.png', detail: 'auto' } }] },
     ]);
   });
 
-  it('stores input items with ids, keeping the client’s own and giving the rest ids of this response', () => {
+  it('stores input items with ids, keeping the client’s own (reasoning items too) and giving the rest ids of this response', () => {
     const { items, ignoredInput, ids } = plan({
       input: [
         { role: 'user', content: 'Hi' },
@@ -98,11 +121,13 @@ describe('Responses request → Chat Completions request', () => {
         { type: 'function_call_output', call_id: 'call_A', output: 'ok' },
         { type: 'web_search_call', id: 'ws_1', status: 'completed' },
         { type: 'reasoning', id: 'rs_1', summary: [] },
+        { type: 'reasoning', summary: [{ type: 'summary_text', text: 'thought' }], content: null, encrypted_content: 'opaque' },
       ],
     });
-    expect(items.map((i) => i.id)).toEqual([ids.input('msg', 0), 'fc_client', ids.input('fco', 2)]);
-    expect(items.every((i) => (i as { status?: string }).status === 'completed')).toBe(true);
-    expect(ignoredInput).toEqual(['input:web_search_call', 'input:reasoning']);
+    expect(items.map((i) => i.id)).toEqual([ids.input('msg', 0), 'fc_client', ids.input('fco', 2), 'rs_1', ids.input('rs', 5)]);
+    expect(items.slice(0, 3).every((i) => (i as { status?: string }).status === 'completed')).toBe(true);
+    expect(items[4]).toEqual({ id: ids.input('rs', 5), type: 'reasoning', summary: [{ type: 'summary_text', text: 'thought' }], encrypted_content: 'opaque' });
+    expect(ignoredInput).toEqual(['input:web_search_call']);
     expect(responseIdOfItem(ids.input('msg', 0))).toBe(ids.responseId);
   });
 
@@ -121,7 +146,9 @@ describe('Responses request → Chat Completions request', () => {
     });
     expect(ignoredTools).toEqual(['namespace:multi_agent_v1', 'web_search', 'custom:apply_patch', 'tool_search']);
     expect(chat.tools).toEqual([{ type: 'function', function: { name: 'exec_command', parameters: { type: 'object', properties: {} }, strict: false } }]);
-    expect(chat).toMatchObject({ tool_choice: 'auto', parallel_tool_calls: true });
+    // parallel_tool_calls is sent only when false (true is the default).
+    expect(chat).toMatchObject({ tool_choice: 'auto' });
+    expect(chat).not.toHaveProperty('parallel_tool_calls');
     expect(tools).toEqual([{ type: 'function', name: 'exec_command', description: null, parameters: { type: 'object', properties: {} }, strict: false }]);
   });
 
@@ -138,6 +165,7 @@ describe('Responses request → Chat Completions request', () => {
     expect(chat).not.toHaveProperty('tool_choice');
     expect(chat).not.toHaveProperty('parallel_tool_calls');
     expect(() => plan({ input: 'x', tools: [{ type: 'web_search' }], tool_choice: 'required' })).toThrow(GatewayError);
+    expect(plan({ input: 'x', tools: [{ type: 'function', name: 'f' }], parallel_tool_calls: false }).chat).toMatchObject({ parallel_tool_calls: false });
   });
 
   it('passes reasoning effort (max as xhigh) and verbosity, and nothing Responses-only', () => {
@@ -161,7 +189,7 @@ describe('Responses request → Chat Completions request', () => {
   });
 });
 
-describe('Chat Completions chunks → Responses events', () => {
+describe('Chat Completions chunks → answer events → Responses events', () => {
   it('text: created, in_progress, item, part, deltas, done events, completed; each valid', () => {
     const events = run([chunk({ role: 'assistant', content: '' }), chunk({ content: 'Hel' }), chunk({ content: 'lo' }), chunk({}, 'stop')]);
     const last = expectWellFormedStream(events);
