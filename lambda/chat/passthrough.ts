@@ -1,4 +1,4 @@
-import { upstreamError } from '../contract/errors';
+import { parseStreamEvent } from '../contract/json-body';
 import type { ChatCompletionChunk } from '../contract/openai';
 import { checkedEvent, finishReason } from '../providers/openai-compatible';
 
@@ -33,21 +33,13 @@ export function relayedChatData(event: string, model: string): RelayedData {
   }
   const hasChoices = data.includes('"choices"');
   const usageOnly = !hasChoices || NO_CHOICES.test(data);
-  if (!hasChoices) data = JSON.stringify({ ...(parse(data) as Partial<ChatCompletionChunk>), choices: [] });
+  if (!hasChoices) data = JSON.stringify({ ...(parseStreamEvent(data) as Partial<ChatCompletionChunk>), choices: [] });
   return { data, usageOnly, carriesUsage: USAGE_OBJECT.test(data) };
 }
 
 /** `"model":"<id>"` as relayed chunks carry it, made once per request. */
 export function modelField(modelId: string): string {
   return `"model":${JSON.stringify(modelId)}`;
-}
-
-function parse(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch (err) {
-    throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
-  }
 }
 
 /**

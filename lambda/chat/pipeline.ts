@@ -165,21 +165,12 @@ export async function openAnswer(
     const served = routeName(route);
     if (value.kind === 'json') {
       const answer = { ...value.answer, model: model.id };
-      run.finish({
-        status: 'completed',
-        httpStatus: 200,
-        usage: answer.usage ? chatUsage(answer.usage) : undefined,
-        // The text is only counted when the provider reported no usage.
-        completionText: answer.usage ? '' : collectedText(answer),
-        route: served,
-      });
+      run.finishJson(answer.usage, () => collectedText(answer), served);
       return { kind: 'json', answer, route: served };
     }
     return meteredOf(run, value, served);
   } catch (err) {
-    const error = err instanceof GatewayError ? err : internalError(err);
-    run.failed(error);
-    throw error;
+    throw run.failedWith(err);
   }
 }
 
@@ -376,6 +367,25 @@ export class AdmittedRun {
   failed(error: GatewayError): void {
     if (this.pastDeadline()) this.finish({ status: 'interrupted', httpStatus: error.status, completionText: '', errorCode: error.code });
     else this.finish({ status: 'failed', httpStatus: error.status, completionText: '', errorCode: error.code });
+  }
+
+  /** Settles a failure of anything between admission and the answer; returns the GatewayError the client gets. */
+  failedWith(err: unknown): GatewayError {
+    const error = err instanceof GatewayError ? err : internalError(err);
+    this.failed(error);
+    return error;
+  }
+
+  /** A whole (JSON) answer was served: usage as reported, else `deliveredText` (the answer's text) is counted. */
+  finishJson(usage: Usage | undefined, deliveredText: () => string, route: string): void {
+    this.finish({
+      status: 'completed',
+      httpStatus: 200,
+      usage: usage ? chatUsage(usage) : undefined,
+      // The text is only counted when the provider reported no usage.
+      completionText: usage ? '' : deliveredText(),
+      route,
+    });
   }
 
   /** Exactly once: settlement after the last byte (in the background), and the request's record. */

@@ -13,7 +13,7 @@ import type {
   ToolUnion,
 } from '@anthropic-ai/sdk/resources/messages';
 import { StreamErrorEvent, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type Usage, ZERO_USAGE } from '../core/answer';
-import type { Call, DecodedRequest, ReasoningEffort, ReasoningRequest } from '../core/call';
+import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ReasoningRequest } from '../core/call';
 import type { AssistantPart, CacheMark, DocumentPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import type { SseFrame, StreamError, StreamTerminals } from '../core/sse';
 import { upstreamError } from '../contract/errors';
@@ -59,11 +59,8 @@ export function decodeMessagesRequest(wire: MessagesWireRequest): DecodedRequest
   return {
     prompt,
     options: {
-      model: request.model,
-      stream: request.stream === true,
       outputLimit: request.max_tokens,
-      ...(request.temperature != null && { temperature: request.temperature }),
-      ...(request.top_p != null && { topP: request.top_p }),
+      ...commonOptions(request),
       ...(request.top_k != null && { topK: request.top_k }),
       ...(request.stop_sequences?.length && { stop: request.stop_sequences }),
       tools: (request.tools ?? []).map(toolOf),
@@ -354,39 +351,27 @@ export function toolInput(args: string): Record<string, unknown> {
 
 // ---- answers ----------------------------------------------------------------------------------
 
+/** The finish reasons other than `stop`, each with Anthropic's word (`stop` is `end_turn`). */
+const STOP_REASONS: ReadonlyArray<readonly [FinishReason, StopReason]> = [
+  ['stop_sequence', 'stop_sequence'],
+  ['length', 'max_tokens'],
+  ['tool_calls', 'tool_use'],
+  ['refusal', 'refusal'],
+  ['pause', 'pause_turn'],
+];
+const STOP_REASON_OF = new Map<FinishReason, StopReason>(STOP_REASONS);
+/** Anthropic's words back (a Map: an unknown word such as `constructor` is no key); a full context window is `length` too. */
+const FINISH_OF_ANTHROPIC = new Map<string, FinishReason>([
+  ...STOP_REASONS.map(([finish, stop]) => [stop, finish] as [string, FinishReason]),
+  ['model_context_window_exceeded', 'length'],
+]);
+
 export function anthropicStopReason(reason: FinishReason): StopReason {
-  switch (reason) {
-    case 'stop_sequence':
-      return 'stop_sequence';
-    case 'length':
-      return 'max_tokens';
-    case 'tool_calls':
-      return 'tool_use';
-    case 'refusal':
-      return 'refusal';
-    case 'pause':
-      return 'pause_turn';
-    default:
-      return 'end_turn';
-  }
+  return STOP_REASON_OF.get(reason) ?? 'end_turn';
 }
 
 export function finishReasonOfAnthropic(reason: string | null | undefined): FinishReason {
-  switch (reason) {
-    case 'stop_sequence':
-      return 'stop_sequence';
-    case 'max_tokens':
-    case 'model_context_window_exceeded':
-      return 'length';
-    case 'tool_use':
-      return 'tool_calls';
-    case 'refusal':
-      return 'refusal';
-    case 'pause_turn':
-      return 'pause';
-    default:
-      return 'stop';
-  }
+  return FINISH_OF_ANTHROPIC.get(reason ?? '') ?? 'stop';
 }
 
 /** Anthropic's usage as it reports it: `input_tokens` excludes cache reads and writes. */

@@ -1,7 +1,7 @@
 // OpenAI Chat Completions ↔ the canonical model, both ways: an endpoint decodes requests and encodes
 // answers with it; a provider speaking Chat Completions encodes requests and decodes answers.
 import type { Answer, AnswerEvent, AnswerPart, FinishReason, Usage } from '../core/answer';
-import type { Call, DecodedRequest, ReasoningEffort, ResponseFormat } from '../core/call';
+import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ResponseFormat } from '../core/call';
 import type { AssistantPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import { textOf } from '../core/prompt';
 import { DONE_FRAME, type SseFrame, type StreamTerminals } from '../core/sse';
@@ -68,11 +68,8 @@ export function decodeChatRequest(request: ChatCompletionRequest): DecodedReques
   return {
     prompt,
     options: {
-      model: request.model,
-      stream: request.stream === true,
+      ...commonOptions(request),
       ...(limit != null && { outputLimit: limit }),
-      ...(request.temperature != null && { temperature: request.temperature }),
-      ...(request.top_p != null && { topP: request.top_p }),
       ...(request.stop != null && { stop: typeof request.stop === 'string' ? [request.stop] : request.stop }),
       tools: (request.tools ?? []).map((t): Tool => ({
         kind: 'function',
@@ -224,12 +221,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
     }
     tools.push({
       type: 'function',
-      function: {
-        name: tool.name,
-        ...(tool.description !== undefined && { description: tool.description }),
-        parameters: tool.parameters,
-        ...(tool.strict !== undefined && { strict: tool.strict }),
-      },
+      function: namedSchema(tool, 'parameters', tool.parameters),
     });
   });
   if (tools.length) request.tools = tools;
@@ -251,12 +243,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
       ? { type: format.type }
       : {
           type: 'json_schema',
-          json_schema: {
-            name: format.name,
-            ...(format.description !== undefined && { description: format.description }),
-            schema: format.schema,
-            ...(format.strict !== undefined && { strict: format.strict }),
-          },
+          json_schema: namedSchema(format, 'schema', format.schema),
         };
   }
   const raw = request as Record<string, unknown>;
@@ -373,18 +360,16 @@ export function chatFinishReason(reason: FinishReason, calledTools = true): NonN
   }
 }
 
+/** OpenAI's finish reasons that are not `stop` (a Map: an unknown word such as `constructor` is no key). */
+const FINISH_OF_CHAT = new Map<string, FinishReason>([
+  ['length', 'length'],
+  ['tool_calls', 'tool_calls'],
+  ['function_call', 'tool_calls'],
+  ['content_filter', 'refusal'],
+]);
+
 export function finishReasonOfChat(reason: string | null | undefined): FinishReason {
-  switch (reason) {
-    case 'length':
-      return 'length';
-    case 'tool_calls':
-    case 'function_call':
-      return 'tool_calls';
-    case 'content_filter':
-      return 'refusal';
-    default:
-      return 'stop';
-  }
+  return FINISH_OF_CHAT.get(reason ?? '') ?? 'stop';
 }
 
 /**
@@ -539,10 +524,7 @@ export class ChatChunkEncoder {
   end(): ChatCompletionChunk[] {
     if (!this.usage || this.options.includeUsage === false) return [];
     return [{
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.createdS,
-      model: this.model,
+      ...this.head(),
       choices: [],
       usage: chatUsage(this.usage),
       ...(this.usage.serviceTier !== undefined && { service_tier: chatServiceTier(this.usage.serviceTier) }),
@@ -552,13 +534,12 @@ export class ChatChunkEncoder {
   private choice(delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason']): ChatCompletionChunk {
     const first = this.roleSent ? {} : { role: 'assistant' as const };
     this.roleSent = true;
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.createdS,
-      model: this.model,
-      choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }],
-    };
+    return { ...this.head(), choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }] };
+  }
+
+  /** What every chunk of the answer begins with. */
+  private head(): Pick<ChatCompletionChunk, 'id' | 'object' | 'created' | 'model'> {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.createdS, model: this.model };
   }
 }
 
@@ -626,4 +607,21 @@ export const chatStreamTerminals: StreamTerminals = {
 /** The frames of a chunk: Chat names no events. */
 export function chatFrame(chunk: ChatCompletionChunk): SseFrame {
   return { data: chunk };
+}
+
+/**
+ * A named schema as OpenAI's Chat wire spells both a function tool and a `json_schema` format:
+ * `name`, `description` if given, the schema under its key, `strict` if given (in that order).
+ */
+function namedSchema<K extends 'parameters' | 'schema', S>(
+  entry: { name: string; description?: string; strict?: boolean },
+  key: K,
+  schema: S,
+): { name: string; description?: string; strict?: boolean } & Record<K, S> {
+  return {
+    name: entry.name,
+    ...(entry.description !== undefined && { description: entry.description }),
+    [key]: schema,
+    ...(entry.strict !== undefined && { strict: entry.strict }),
+  } as { name: string; description?: string; strict?: boolean } & Record<K, S>;
 }

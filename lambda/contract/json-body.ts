@@ -1,4 +1,4 @@
-import { GatewayError, invalidRequest, requestTooLarge } from './errors';
+import { GatewayError, invalidRequest, requestTooLarge, upstreamError } from './errors';
 
 /**
  * How much of an oversized body is read and dropped before the 413 goes out. Answering and closing
@@ -76,4 +76,13 @@ function nestedDeeperThan(root: unknown, limit: number): boolean {
     }
   }
   return false;
+}
+
+/** One SSE event's data as JSON; data that is not JSON is the upstream's failure (a 502). */
+export function parseStreamEvent(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch (err) {
+    throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
+  }
 }

@@ -162,13 +162,18 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
  * Validates a parsed JSON body against any endpoint's request schema; throws a 400 GatewayError
  * naming the first offending field, in the same words as for chat completions.
  */
-export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
+export function parseRequestBody<T extends z.ZodTypeAny>(
+  schema: T,
+  body: unknown,
+  /** How the first zod issue is worded (the Messages endpoint words it as Anthropic does). */
+  issueError: (issue: z.ZodIssue, body: unknown) => GatewayError = zodIssueError,
+): z.output<T> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
   }
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  throw zodIssueError(result.error.issues[0], body);
+  throw issueError(result.error.issues[0], body);
 }
 
 /** Follows a union's failures into the branch that matched the value's shape. */

@@ -19,6 +19,21 @@ export type ResponseFormat =
   | { type: 'json_object' }
   | { type: 'json_schema'; name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
 
+/** The settings every client wire names alike (`model`, `stream`, `temperature`, `top_p`), as decoded. */
+export function commonOptions(request: {
+  model: string;
+  stream?: boolean | null;
+  temperature?: number | null;
+  top_p?: number | null;
+}): Pick<RequestOptions, 'model' | 'stream' | 'temperature' | 'topP'> {
+  return {
+    model: request.model,
+    stream: request.stream === true,
+    ...(request.temperature != null && { temperature: request.temperature }),
+    ...(request.top_p != null && { topP: request.top_p }),
+  };
+}
+
 /** The client's settings, as decoded: its output limit is a wish, not yet what the hold pays for. */
 export interface RequestOptions {
   model: string;

@@ -9,7 +9,7 @@ import {
   type EmbeddingsAnswer,
   type EncodingFormat,
 } from '../contract/embeddings';
-import { GatewayError, internalError, invalidRequest, upstreamError } from '../contract/errors';
+import { invalidRequest, upstreamError } from '../contract/errors';
 import { countTokens } from '../money/tokens';
 import type { EmbeddingVector } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
@@ -50,9 +50,7 @@ export async function createEmbeddings(deps: CompletionDeps, scope: RequestScope
       route: routeName(route),
     });
   } catch (err) {
-    const error = err instanceof GatewayError ? err : internalError(err);
-    run.failed(error);
-    throw error;
+    throw run.failedWith(err);
   }
   return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
 }

@@ -2,11 +2,10 @@ import { SSE_HEADERS } from '../chat/completions';
 import { admitRun, MeteredAnswer, modelFor, noteIgnored, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { sseBody } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
-import { chatUsage, encodeChatRequest } from '../codecs/openai-chat';
+import { encodeChatRequest } from '../codecs/openai-chat';
 import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
 import type { SseFrame } from '../core/sse';
-import { GatewayError, internalError } from '../contract/errors';
 import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import type { ThinkingBilling } from '../money/thinking';
@@ -94,9 +93,7 @@ export async function createMessage(
     route = routeName(routed.route);
     if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...probe.droppedTools, ...effortIgnored(decoded, routed.route.provider)]);
   } catch (err) {
-    const error = err instanceof GatewayError ? err : internalError(err);
-    run.failed(error);
-    throw error;
+    throw run.failedWith(err);
   }
 
   switch (opened.kind) {
@@ -226,14 +223,7 @@ function finishJson(run: AdmittedRun, answer: Answer, route: string): void {
     if (part.type === 'tool_call') collector.push({ type: 'tool_call_delta', index, arguments: part.arguments });
     else collector.push({ type: part.type, index, text: part.text });
   });
-  run.finish({
-    status: 'completed',
-    httpStatus: 200,
-    usage: answer.usage ? chatUsage(answer.usage) : undefined,
-    // The text is only counted when the provider reported no usage.
-    completionText: answer.usage ? '' : collector.deliveredText(),
-    route,
-  });
+  run.finishJson(answer.usage, () => collector.deliveredText(), route);
 }
 
 function withModel(data: string, modelId: string): string {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { invalidRequest, type GatewayError } from '../contract/errors';
-import { formatParam } from '../contract/request';
+import { formatParam, parseRequestBody } from '../contract/request';
 import type { MessagesWirePrompt, MessagesWireRequest } from '../codecs/anthropic-messages';
 
 /** A validated `POST /v1/messages` body: the SDK's types (the Messages codec's), beta fields kept as sent. */
@@ -136,12 +136,7 @@ export function parseCountTokensRequest(body: unknown): MessagesPrompt {
 }
 
 function parseWith(schema: z.ZodTypeAny, body: unknown): unknown {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
-  }
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  throw issueError(result.error.issues[0]);
+  return parseRequestBody(schema, body, issueError);
 }
 
 /** Anthropic's errors have no `param`: the field goes first in the message (`messages[0].content: Field required`). */

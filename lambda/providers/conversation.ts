@@ -1,5 +1,6 @@
 import { invalidRequest } from '../contract/errors';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import type { ToolCallPart as PromptToolCallPart } from '../core/prompt';
 
 /**
  * The OpenAI request reduced to what Messages-style APIs (Anthropic, Bedrock Converse) take:
@@ -35,12 +36,8 @@ export type ImageSource = { kind: 'url'; url: string } | { kind: 'base64'; media
 export const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
 export type ImageMediaType = (typeof IMAGE_MEDIA_TYPES)[number];
 
-export interface ToolCallPart {
-  type: 'tool_call';
-  id: string;
-  name: string;
-  input: Record<string, unknown>;
-}
+/** The prompt's tool call with its arguments parsed (Converse and Messages take an object, not JSON text). */
+export type ToolCallPart = Omit<PromptToolCallPart, 'arguments'> & { input: Record<string, unknown> };
 
 export interface ToolResultPart {
   type: 'tool_result';

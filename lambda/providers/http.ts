@@ -26,6 +26,8 @@ export async function fetchUpstream(
   init: { headers: Record<string, string>; body: string },
   call: Pick<ProviderCall, 'timeouts'>,
   deadline: UpstreamDeadline,
+  /** The error a status other than 2xx is thrown as (a provider with its own error body maps it). */
+  statusError: (status: number, response: IncomingMessage) => Promise<GatewayError> = upstreamStatusError,
 ): Promise<IncomingMessage> {
   deadline.arm('first_byte', call.timeouts.firstByteMs);
   let response: IncomingMessage;
@@ -37,7 +39,7 @@ export async function fetchUpstream(
     deadline.disarm('first_byte');
   }
   const status = response.statusCode ?? 0;
-  if (status < 200 || status > 299) throw await upstreamStatusError(status, response);
+  if (status < 200 || status > 299) throw await statusError(status, response);
   return response;
 }
 

@@ -20,6 +20,13 @@ export class UpstreamDeadline {
     else caller.addEventListener('abort', this.onCallerAbort, { once: true });
   }
 
+  /** A whole (`stream: false`) call's deadline: the call's total time armed from now. */
+  static whole(call: { signal: AbortSignal; timeouts: { totalMs: number } }, upstream: string): UpstreamDeadline {
+    const deadline = new UpstreamDeadline(call.signal, upstream);
+    deadline.arm('total', call.timeouts.totalMs);
+    return deadline;
+  }
+
   get signal(): AbortSignal {
     return this.controller.signal;
   }

@@ -7,7 +7,7 @@ import type { ChatCompletionRequest } from '../../contract/request';
 import type { AssistantPart, FunctionTool, Prompt, Turn, UserPart } from '../../core/prompt';
 import { decodeMessagesAnswer, encodeMessagesRequest, MessagesEventDecoder, type MessagesWireRequest } from '../../codecs/anthropic-messages';
 import { summarizesThinking, type ThinkingBilling } from '../../money/thinking';
-import { openEventStream, postUpstream, providerMessage, readText } from '../http';
+import { fetchUpstream, openEventStream, providerMessage, readText } from '../http';
 import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, SameWireRequest } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { rejectUnsupportedParameters, toConversation } from '../conversation';
@@ -95,27 +95,16 @@ export async function postMessages(call: ProviderCall<unknown>, send: MessagesSe
   };
   if (send.beta) headers['anthropic-beta'] = send.beta;
   if (call.apiKey) headers['x-api-key'] = call.apiKey;
-  deadline.arm('first_byte', call.timeouts.firstByteMs);
-  let response: IncomingMessage;
-  try {
-    response = await postUpstream(`${base}/v1/messages${send.betaQuery ? '?beta=true' : ''}`, headers, JSON.stringify(send.body), deadline.signal);
-  } catch (err) {
-    throw deadline.failure(err, true);
-  } finally {
-    deadline.disarm('first_byte');
-  }
-  const status = response.statusCode ?? 0;
-  if (status < 200 || status > 299) {
+  const url = `${base}/v1/messages${send.betaQuery ? '?beta=true' : ''}`;
+  return fetchUpstream(url, { headers, body: JSON.stringify(send.body) }, call, deadline, async (status, response) => {
     const text = await readText(response).catch(() => '');
-    throw anthropicError(errorTypeOf(text), providerMessage(text), status);
-  }
-  return response;
+    return anthropicError(errorTypeOf(text), providerMessage(text), status);
+  });
 }
 
 /** A whole (`stream: false`) message, within the call's total time. */
 async function wholeMessage(call: ProviderCall<unknown>, send: MessagesSend): Promise<Parameters<typeof decodeMessagesAnswer>[0]> {
-  const deadline = new UpstreamDeadline(call.signal, 'Anthropic');
-  deadline.arm('total', call.timeouts.totalMs);
+  const deadline = UpstreamDeadline.whole(call, 'Anthropic');
   let whole = false;
   try {
     const response = await postMessages(call, send, deadline);

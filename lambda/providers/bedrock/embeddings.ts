@@ -59,8 +59,7 @@ export async function bedrockEmbeddings(call: EmbeddingCall, client: BedrockRunt
     throw invalidRequest(`Invalid value for 'input_type': expected one of ${COHERE_INPUT_TYPES.map((t) => `'${t}'`).join(', ')}.`, 'input_type');
   }
 
-  const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
-  deadline.arm('total', call.timeouts.totalMs);
+  const deadline = UpstreamDeadline.whole(call, 'Amazon Bedrock');
   const invoke = (body: object) => invokeJson(client, modelId, body, deadline.signal);
   try {
     if (family.api === 'titan') {

@@ -99,8 +99,7 @@ type ConverseCall = Pick<ProviderCall<unknown>, 'route' | 'signal' | 'timeouts' 
 /** One Converse call under the total deadline (Converse answers only once the whole answer exists). */
 async function converse(plan: BedrockRequestPlan, call: ConverseCall, client: BedrockRuntimeClient): Promise<{ response: ConverseResponse; id: string }> {
   const { ConverseCommand } = await bedrockSdk();
-  const deadline = new UpstreamDeadline(call.signal, 'Amazon Bedrock');
-  deadline.arm('total', call.timeouts.totalMs);
+  const deadline = UpstreamDeadline.whole(call, 'Amazon Bedrock');
   try {
     const response = await client.send(new ConverseCommand(plan.input), { abortSignal: deadline.signal });
     return { response, id: completionId(response.$metadata.requestId, call) };

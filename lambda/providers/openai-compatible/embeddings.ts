@@ -15,8 +15,7 @@ interface UpstreamEmbeddings {
  * bytes of JSON numbers) and is never decoded; the endpoint converts an upstream that ignored it.
  */
 export async function openAiCompatibleEmbeddings(call: EmbeddingCall, baseUrl: string): Promise<EmbeddingResult> {
-  const deadline = new UpstreamDeadline(call.signal, 'The upstream');
-  deadline.arm('total', call.timeouts.totalMs);
+  const deadline = UpstreamDeadline.whole(call, 'The upstream');
   let whole = false;
   try {
     const headers: Record<string, string> = { accept: 'application/json' };

@@ -5,6 +5,7 @@ import type { ChatCompletionRequest } from '../../contract/request';
 import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest, usageOfChat } from '../../codecs/openai-chat';
 import type { AnswerEvent } from '../../core/answer';
 import { fetchUpstream, openEventStream, readJson } from '../http';
+import { parseStreamEvent } from '../../contract/json-body';
 import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, RelayStream } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { openAiCompatibleEmbeddings } from './embeddings';
@@ -22,8 +23,7 @@ export function openAiCompatibleProvider(): AnswerProvider {
     relayWire: 'openai-chat',
 
     async answer(call) {
-      const deadline = new UpstreamDeadline(call.signal, 'The upstream');
-      deadline.arm('total', call.timeouts.totalMs);
+      const deadline = UpstreamDeadline.whole(call, 'The upstream');
       let whole = false;
       try {
         const response = await post(call, { ...chatBody(call), stream: false, stream_options: undefined }, deadline);
@@ -165,7 +165,7 @@ export function checkedEvent(event: string): string {
   const data = isObjectText(event) ? event : event.trim();
   if (!isObjectText(data)) throw upstreamError('The upstream sent a stream event that is not JSON.');
   if (data.includes('"error"')) {
-    const parsed = parseEvent(data) as { error?: { message?: string } };
+    const parsed = parseStreamEvent(data) as { error?: { message?: string } };
     if (parsed.error) throw upstreamError(`The upstream failed mid-stream: ${parsed.error.message ?? 'unknown error'}`);
   }
   return data;
@@ -175,10 +175,3 @@ function isObjectText(data: string): boolean {
   return data.charCodeAt(0) === 123 && data.charCodeAt(data.length - 1) === 125;
 }
 
-function parseEvent(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch (err) {
-    throw upstreamError('The upstream sent a stream event that is not JSON.', { cause: err });
-  }
-}
