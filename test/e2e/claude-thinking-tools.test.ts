@@ -4,7 +4,7 @@ import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { defaultProviders } from '../../lambda/providers';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { validateCompletion } from '../support/openai-schema';
-import { sse, type SseFrame } from '../providers/anthropic/transcripts';
+import { sse, streamOfMessage } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
 
 /**
@@ -37,21 +37,7 @@ const THINKING_TOOL_MESSAGE = {
   usage: { input_tokens: 120, output_tokens: 310 },
 };
 
-const THINKING_TOOL_STREAM: SseFrame[] = [
-  ['message_start', { type: 'message_start', message: { ...THINKING_TOOL_MESSAGE, content: [], stop_reason: null, usage: { input_tokens: 120, output_tokens: 1 } } }],
-  ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: THINKING.thinking.slice(0, 20) } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: THINKING.thinking.slice(20) } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: THINKING.signature } }],
-  ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-  ['content_block_start', { type: 'content_block_start', index: 1, content_block: REDACTED }],
-  ['content_block_stop', { type: 'content_block_stop', index: 1 }],
-  ['content_block_start', { type: 'content_block_start', index: 2, content_block: { ...TOOL_USE, input: {} } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{"location": "Paris"}' } }],
-  ['content_block_stop', { type: 'content_block_stop', index: 2 }],
-  ['message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 310 } }],
-  ['message_stop', { type: 'message_stop' }],
-];
+const THINKING_TOOL_STREAM = streamOfMessage(THINKING_TOOL_MESSAGE);
 
 const FINAL_MESSAGE = {
   ...THINKING_TOOL_MESSAGE,

@@ -3,9 +3,9 @@ import type { CatalogFile } from '../../lambda/catalog';
 import { bedrockAnswerProvider } from '../../lambda/providers/bedrock';
 import { defaultProviders } from '../../lambda/providers';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
-import { sse, type SseFrame } from '../providers/anthropic/transcripts';
+import { sse, streamOfMessage } from '../providers/anthropic/transcripts';
 import { StandIn } from '../providers/stand-in';
-import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockClient, testBedrockProvider } from '../providers/bedrock/stand-in';
+import { eventStreamReply, jsonReply, route as bedrockRoute, testBedrockClient } from '../providers/bedrock/stand-in';
 import { sleep } from '../reliability/support';
 
 /**
@@ -31,21 +31,7 @@ const THINKING = { type: 'thinking', thinking: 'The user wants the weather; I sh
 const REDACTED = { type: 'redacted_thinking', data: 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP' } as const;
 const TOOL_USE = { type: 'tool_use', id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', input: { city: 'Paris' } } as const;
 
-const THINKING_TOOL_STREAM: SseFrame[] = [
-  ['message_start', { type: 'message_start', message: { id: 'msg_01Think', type: 'message', role: 'assistant', model: 'claude-upstream', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 120, output_tokens: 1 } } }],
-  ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: THINKING.thinking.slice(0, 20) } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: THINKING.thinking.slice(20) } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: THINKING.signature } }],
-  ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-  ['content_block_start', { type: 'content_block_start', index: 1, content_block: REDACTED }],
-  ['content_block_stop', { type: 'content_block_stop', index: 1 }],
-  ['content_block_start', { type: 'content_block_start', index: 2, content_block: { ...TOOL_USE, input: {} } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{"city": "Paris"}' } }],
-  ['content_block_stop', { type: 'content_block_stop', index: 2 }],
-  ['message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 310 } }],
-  ['message_stop', { type: 'message_stop' }],
-];
+const THINKING_TOOL_STREAM = streamOfMessage({ id: 'msg_01Think', model: 'claude-upstream', content: [THINKING, REDACTED, TOOL_USE], stop_reason: 'tool_use', usage: { input_tokens: 120, output_tokens: 310 } });
 
 const FINAL_MESSAGE = {
   id: 'msg_01Answer',

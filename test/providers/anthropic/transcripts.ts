@@ -142,3 +142,53 @@ export const ERROR_BODIES = {
   api_error: { type: 'error', error: { type: 'api_error', message: 'Internal server error' } },
   overloaded_error: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } },
 };
+
+/** Blocks of an Anthropic answer that `streamOfMessage` can stream. */
+type StreamableBlock =
+  | { type: 'thinking'; thinking: string; signature: string }
+  | { type: 'redacted_thinking'; data: string }
+  | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> }
+  | { type: 'text'; text: string };
+
+/**
+ * The stream Anthropic sends for a whole message, block by block as its API does: thinking in two
+ * deltas then its signature, redacted thinking whole, tool input as one JSON delta, text as one
+ * delta; `message_start` carries the input usage and one output token, `message_delta` the output.
+ */
+export function streamOfMessage(message: {
+  id: string;
+  model: string;
+  content: ReadonlyArray<{ readonly type: string }>;
+  stop_reason: string;
+  usage: { output_tokens: number; [field: string]: number };
+}): SseFrame[] {
+  const { output_tokens, ...input } = message.usage;
+  const frames: SseFrame[] = [
+    ['message_start', { type: 'message_start', message: { id: message.id, type: 'message', role: 'assistant', model: message.model, content: [], stop_reason: null, stop_sequence: null, usage: { ...input, output_tokens: 1 } } }],
+  ];
+  (message.content as ReadonlyArray<StreamableBlock>).forEach((block, index) => {
+    const delta = (d: Record<string, unknown>): SseFrame => ['content_block_delta', { type: 'content_block_delta', index, delta: d }];
+    switch (block.type) {
+      case 'thinking':
+        frames.push(['content_block_start', { type: 'content_block_start', index, content_block: { type: 'thinking', thinking: '' } }]);
+        frames.push(delta({ type: 'thinking_delta', thinking: block.thinking.slice(0, 20) }), delta({ type: 'thinking_delta', thinking: block.thinking.slice(20) }));
+        frames.push(delta({ type: 'signature_delta', signature: block.signature }));
+        break;
+      case 'redacted_thinking':
+        frames.push(['content_block_start', { type: 'content_block_start', index, content_block: block }]);
+        break;
+      case 'tool_use':
+        frames.push(['content_block_start', { type: 'content_block_start', index, content_block: { ...block, input: {} } }]);
+        frames.push(delta({ type: 'input_json_delta', partial_json: JSON.stringify(block.input) }));
+        break;
+      case 'text':
+        frames.push(['content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } }]);
+        frames.push(delta({ type: 'text_delta', text: block.text }));
+        break;
+    }
+    frames.push(['content_block_stop', { type: 'content_block_stop', index }]);
+  });
+  frames.push(['message_delta', { type: 'message_delta', delta: { stop_reason: message.stop_reason, stop_sequence: null }, usage: { output_tokens } }]);
+  frames.push(['message_stop', { type: 'message_stop' }]);
+  return frames;
+}
