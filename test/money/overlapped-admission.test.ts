@@ -408,9 +408,14 @@ describe('review-2: concurrent requests of one instance', () => {
     expect(ok).toBeLessThanOrEqual(4);
     await gw.gateway.background.drain();
     await sleep(200);
-    // Every prompt that reached the provider is an admitted request's: none was refused after it was sent.
-    expect(arrivalsOf(tag)).toHaveLength(ok);
-    expect(cancellations).toEqual([]);
+    // Every answered prompt is an admitted request's. The rule's margin lets one call go early; it
+    // can still lose the admission race to requests that waited (their writes land first), and is
+    // then cut and counted. Without the in-flight view all eight went early and four were cut.
+    const arrivals = arrivalsOf(tag);
+    const cut = arrivals.filter((a) => a.closedUnanswered);
+    expect(arrivals.length - cut.length).toBe(ok);
+    expect(cut.length).toBeLessThanOrEqual(1);
+    expect(cancellations).toHaveLength(cut.length);
     expectBooksBalance(await books(gw, acct.accountId));
   }, 30_000);
 });
