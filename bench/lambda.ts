@@ -179,3 +179,38 @@ export async function lambdaMemory(
     prices: { arm64UsdPerGbS: ARM64_USD_PER_GB_S, usdPerMillionRequests: USD_PER_MILLION_REQUESTS },
   };
 }
+
+// npx tsx bench/lambda.ts: the memory step alone, as `npm run bench` runs it last (same servers, same
+// knobs: BENCH_MEMORY_JSON_ROUNDS, BENCH_MEMORY_STREAM_ROUNDS, BENCH_MEMORY_STREAM, BENCH_COLD_RUNS),
+// without the rest of the bench; prints the table and writes bench/results/memory.json.
+if (require.main === module) {
+  (async () => {
+    const { startDynamoLocal } = await import('../lambda/entry/local-server');
+    const { coldStart } = await import('./coldstart');
+    const { memoryTable } = await import('./report');
+    const os = await import('node:os');
+    const n = (name: string, full: number) => Number(process.env[name] ?? full);
+    const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+    const { files, ...cold } = await coldStart(join(__dirname, 'results/memory-bundle'), n('BENCH_COLD_RUNS', 7));
+    const dynamo = await startDynamoLocal();
+    const servers: Server[] = [];
+    try {
+      const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
+      servers.push(upstream);
+      const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
+      servers.push(gateway);
+      const host = await startLambdaTarget(files, upstream.url, dynamo.endpoint, gateway.info.tables);
+      servers.push(host);
+      const memory = await lambdaMemory(host, gateway.info.keys.ok, cold, { json: n('BENCH_MEMORY_JSON_ROUNDS', 10), stream: n('BENCH_MEMORY_STREAM_ROUNDS', 3) });
+      const loadAtEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+      writeFileSync(join(__dirname, 'results/memory.json'), JSON.stringify({ when: new Date().toISOString(), node: process.version, loadAtStart, loadAtEnd, cold, memory }, null, 2));
+      process.stdout.write(`${memoryTable(memory).join('\n')}\n(load average ${loadAtStart} at the start, ${loadAtEnd} at the end; ${os.availableParallelism()} CPUs)\n`);
+    } finally {
+      await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+      dynamo.child.kill('SIGKILL');
+    }
+  })().catch((err) => {
+    process.stderr.write(`${err?.stack ?? err}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -151,7 +151,7 @@ function sideBySide(r: Results): string[] {
   return out;
 }
 
-function memoryTable(m: MemoryResults | { error: string }): string[] {
+export function memoryTable(m: MemoryResults | { error: string }): string[] {
   if ('error' in m) return [`Lambda memory: not measured (${m.error})`];
   const out = [
     `Lambda memory (the bundle under its streaming adapter, one invocation at a time; ${m.model})`,
