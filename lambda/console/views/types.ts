@@ -47,8 +47,8 @@ export interface TopUpOptionsJson {
   currency: 'usd';
   min_usd: number;
   max_usd: number;
-  /** The latest top-ups of the account (any source), newest first. */
-  recent: TopUpJson[];
+  /** The latest top-ups of the account (any source), newest first, each with what it paid of what was owed. */
+  recent: Array<TopUpJson & { owed_paid_micro_usd: number }>;
 }
 
 /** A model an account may give a key (its tier's models, or the whole catalog), with its prices. */
