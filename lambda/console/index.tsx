@@ -453,7 +453,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   api.get('/usage', async (c) => {
     const range = dayRange(c.req.query('from'), c.req.query('to'), now());
-    return c.json(await usageSummary(c.var.session.accountId, range));
+    const filter = ledgerFilter(c.req.query('key'), c.req.query('model'));
+    return c.json(await usageSummary(c.var.session.accountId, range, filter));
   });
 
   api.get('/usage/requests', async (c) => {
@@ -550,9 +551,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return (options: { limit: number; after?: string; oldestFirst?: boolean }) => deps.usage.requestsPage(accountId, range.fromMs, range.toMs, { ...options, ...filter });
   }
 
-  /** From the roll-ups: days × keys × models items, whatever the traffic. */
-  async function usageSummary(accountId: string, range: DayRange) {
-    return summarizeRollups(await deps.rollups.range(accountId, range.from, range.to), range);
+  /** From the roll-ups: days × keys × models items, whatever the traffic (a filter picks among them). */
+  async function usageSummary(accountId: string, range: DayRange, filter: LedgerFilter = {}) {
+    return summarizeRollups(await deps.rollups.range(accountId, range.from, range.to), range, filter);
   }
 
   async function topUpOptions(accountId: string): Promise<TopUpOptionsJson> {

@@ -52,7 +52,7 @@ export function UsageSummary(props: { summary: UsageSummaryJson }) {
   const s = props.summary;
   const t = s.totals;
   return (
-    <div class="usage-summary" data-from={s.from} data-to={s.to}>
+    <div class="usage-summary" data-from={s.from} data-to={s.to} data-key={s.key ?? ''} data-model={s.model ?? ''}>
       <p class="totals">
         <strong>{dollars(t.cost_micro_usd)}</strong> for <strong>{count(t.requests)}</strong> requests and{' '}
         <strong>{count(t.total_tokens)}</strong> tokens ({count(t.prompt_tokens)} prompt, {count(t.completion_tokens)} completion) from {s.from} to {s.to}

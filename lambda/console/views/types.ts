@@ -22,6 +22,9 @@ export interface UsageSummaryJson {
   /** First and last day of the range (UTC), `YYYY-MM-DD`. */
   from: string;
   to: string;
+  /** The filters it follows (a key id, a model id), null: all. */
+  key: string | null;
+  model: string | null;
   /** Models with use in the range, costliest first. */
   models: string[];
   /** Every day of the range, oldest first, with the models used that day. */
