@@ -25,7 +25,10 @@ interface MockChoice {
  */
 export function mockProvider(): AnswerProvider {
   return {
-    // The call as the Chat request a client would have sent, the answer decoded back (one choice).
+    // `n` choices, each its own deterministic answer.
+    servesSeveralChoices: true,
+
+    // The call as the Chat request a client would have sent, the answer decoded back (every choice).
     async answer(call) {
       return decodeChatCompletion(complete(chatCall(call)));
     },
