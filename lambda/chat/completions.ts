@@ -34,7 +34,6 @@ export const SSE_HEADERS = {
 export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseChatCompletionRequest(body);
   const model = modelFor(deps, key, request.model);
-  const stream = request.stream === true;
   const n = request.n ?? 1;
   if (n > 1 && !model.routes.some((r) => deps.providers[r.provider]?.servesSeveralChoices)) throw severalChoices();
   const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
