@@ -258,12 +258,24 @@ export function chatBillingAsk(request: ChatCompletionRequest, model: ModelEntry
     if (!pricesTier(model, tier)) throw unpricedTierError(model, tier);
     ask.serviceTier = tier;
   }
+  // Audio output is billed at audio-token prices the catalog has no field for (and a Chat answer would carry it unpriced).
+  const raw = request as { modalities?: unknown; audio?: unknown };
+  if (Array.isArray(raw.modalities) && raw.modalities.includes('audio')) throw unpricedAudioError(model, 'modalities');
+  if (raw.audio != null) throw unpricedAudioError(model, 'audio');
   if (request.web_search_options != null) {
     if (!pricesServerTool(model, 'web_search')) throw unpricedToolError(model, "Web search ('web_search_options')", 'web_search_options');
     askServerTool(ask, 'web_search', 1);
     ask.impliedServerToolCalls = { web_search: 1 };
   }
   return ask;
+}
+
+function unpricedAudioError(model: ModelEntry, param: string): GatewayError {
+  return invalidRequest(
+    `Audio output is billed by the provider at audio-token prices, and the model '${model.id}' prices no audio in this gateway's catalog, so it cannot be billed: ask for text only (omit 'audio' and 'modalities').`,
+    param,
+    'unsupported_parameter',
+  );
 }
 
 export function routeName(route: RouteConfig): string {

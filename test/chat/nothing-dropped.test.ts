@@ -259,3 +259,30 @@ describe('routes that cannot answer logprobs or several choices refuse them by n
   });
 
 });
+
+describe('what the gateway could carry but not price', () => {
+  it.each([
+    ['modalities', { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }],
+    ['audio', { audio: { voice: 'alloy', format: 'wav' } }],
+  ])('refuses audio output (%s) with a 400 before admission and any upstream call', async (param, asks) => {
+    const acct = await account();
+    const before = upstream.requests.length;
+    const res = await fetch(`${gw.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${acct.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'oa', messages: hello, ...asks }),
+    });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param, code: 'unsupported_parameter' });
+    expect(upstream.requests.length).toBe(before);
+    expect((await books(gw, acct.accountId)).requests).toEqual([]);
+  });
+
+  it('still serves modalities: ["text"]', async () => {
+    plan.choices = [helloChoice];
+    const acct = await account();
+    const completion = await client(acct.key).chat.completions.create({ model: 'oa', messages: hello, modalities: ['text'], max_tokens: 50 });
+    expect(completion.choices[0].message.content).toBe('Hello!');
+    expect(upstream.requests.at(-1)).toMatchObject({ modalities: ['text'] });
+  });
+});
