@@ -240,6 +240,25 @@ describe('a JSON chat answer from an OpenAI-compatible route keeps what the clie
   });
 });
 
+describe('the mock answers logprobs as it answers words', () => {
+  it('gives each word a token with logprob 0, JSON and stream alike, every choice', async () => {
+    const acct = await account();
+    const json = await client(acct.key).chat.completions.create({ model: 'mocked', messages: hello, n: 2, logprobs: true, top_logprobs: 1, max_tokens: 50 });
+    validateCompletion(json);
+    for (const c of json.choices) {
+      expect(c.logprobs!.content!.map((t) => t.token).join('')).toBe(c.message.content);
+      expect(c.logprobs!.content!.every((t) => t.logprob === 0 && t.top_logprobs.length === 1)).toBe(true);
+    }
+    const stream = await client(acct.key).chat.completions.create({ model: 'mocked', messages: hello, n: 2, logprobs: true, top_logprobs: 1, max_tokens: 50, stream: true });
+    const tokens: string[][] = [[], []];
+    for await (const chunk of stream) {
+      validateChunk(chunk);
+      for (const c of chunk.choices) tokens[c.index].push(...(c.logprobs?.content ?? []).map((t) => t.token));
+    }
+    expect(tokens.map((t) => t.join(''))).toEqual(json.choices.map((c) => c.message.content));
+  });
+});
+
 describe('routes that cannot answer logprobs or several choices refuse them by name', () => {
   it.each([
     ['Anthropic', 'cl'],
