@@ -244,7 +244,6 @@ async function releaseAttempted(value: Attempted): Promise<void> {
   if (value.kind !== 'json') await value.iterator.return?.();
 }
 
-
 /**
  * What a Chat Completions request may be billed beyond its tokens, or the 400 for what the model
  * does not price: a `service_tier` (but `auto` and `default`), `web_search_options` (OpenAI's
