@@ -82,6 +82,10 @@ let gw: TestGateway;
 let client: (key: string) => OpenAI;
 
 function serve(req: IncomingMessage, body: any, res: ServerResponse): void {
+  if ((req.url ?? '').endsWith('/chat/completions') && body.stream) {
+    streamChoices(body, res);
+    return;
+  }
   if ((req.url ?? '').endsWith('/chat/completions')) {
     const n = body.n ?? 1;
     const choices = plan.choices.slice(0, n).map((c, index) => ({ index, ...c }));
@@ -101,6 +105,25 @@ function serve(req: IncomingMessage, body: any, res: ServerResponse): void {
   // Anthropic: never to be called here.
   res.writeHead(500, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'not expected' } }));
+}
+
+/** The planned choices as OpenAI streams them: one chunk per token, the choices interleaved, a finish per choice, then the usage chunk. */
+function streamChoices(body: any, res: ServerResponse): void {
+  const base = { id: 'chatcmpl-AbC123', object: 'chat.completion.chunk', created: 1765000000, model: body.model, service_tier: plan.tier ?? 'default', system_fingerprint: FINGERPRINT };
+  const chunk = (choices: object[], usage: object | null = null) => `data: ${JSON.stringify({ ...base, choices, usage })}\n\n`;
+  const planned = plan.choices.slice(0, body.n ?? 1) as Array<{ logprobs: { content: Array<{ token: string }> } | null; finish_reason: string }>;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  planned.forEach((_c, index) => res.write(chunk([{ index, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }])));
+  const longest = Math.max(...planned.map((c) => c.logprobs?.content.length ?? 0));
+  for (let t = 0; t < longest; t++) {
+    planned.forEach((c, index) => {
+      const token = c.logprobs?.content[t];
+      if (token) res.write(chunk([{ index, delta: { content: token.token }, logprobs: { content: [token], refusal: null }, finish_reason: null }]));
+    });
+  }
+  planned.forEach((c, index) => res.write(chunk([{ index, delta: {}, logprobs: null, finish_reason: c.finish_reason }])));
+  if (body.stream_options?.include_usage && plan.usage) res.write(chunk([], plan.usage));
+  res.end('data: [DONE]\n\n');
 }
 
 const helloChoice = { message: { role: 'assistant', content: 'Hello!', refusal: null, annotations: [CITATION] }, logprobs: HELLO_LOGPROBS, finish_reason: 'stop' };
@@ -192,6 +215,29 @@ describe('a JSON chat answer from an OpenAI-compatible route keeps what the clie
     const item = await onlyItem(acct);
     expect(item).toMatchObject({ promptTokens: 12, completionTokens: 37 });
     expect(item.usageEstimated ?? false).toBe(false);
+    expect(item.amountMicroUsd).toBe(-micro(12 * OA.input + 37 * OA.output));
+  });
+
+  it('relays n = 2 streamed with each choice\'s logprobs and the fingerprint as sent, charged the usage reported to the micro-dollar', async () => {
+    const acct = await account();
+    const stream = await client(acct.key).chat.completions.create({ model: 'oa', messages: hello, n: 2, logprobs: true, max_tokens: 50, stream: true });
+    const texts = ['', ''];
+    const logprobs: unknown[][] = [[], []];
+    for await (const chunk of stream) {
+      validateChunk(chunk);
+      expect(chunk.system_fingerprint).toBe(FINGERPRINT);
+      expect(chunk).not.toHaveProperty('usage');
+      for (const c of chunk.choices) {
+        texts[c.index] += c.delta.content ?? '';
+        logprobs[c.index].push(...(c.logprobs?.content ?? []));
+      }
+    }
+    expect(texts).toEqual(['Hello!', 'Bonjour']);
+    expect(logprobs).toEqual([HELLO_LOGPROBS.content, BONJOUR_LOGPROBS.content]);
+    // The gateway asked for the usage the client did not, and billed it.
+    expect(upstream.requests.at(-1)).toMatchObject({ n: 2, stream_options: { include_usage: true } });
+    const item = await onlyItem(acct);
+    expect(item).toMatchObject({ promptTokens: 12, completionTokens: 37 });
     expect(item.amountMicroUsd).toBe(-micro(12 * OA.input + 37 * OA.output));
   });
 
