@@ -469,12 +469,11 @@ function annotationsOfChat(annotations: unknown): UrlCitation[] {
   });
 }
 
-/** OpenAI's per-choice `logprobs` as sent (`null`, or `{content, refusal}` each a list or null). */
+/** OpenAI's per-choice `logprobs` as sent: `null` (not asked), or `{content, refusal}`, each a list or null. */
 function logprobsOfChat(logprobs: unknown): ChoiceLogprobs | undefined {
-  if (logprobs === null || typeof logprobs !== 'object') return undefined;
+  if (logprobs === null || typeof logprobs !== 'object' || Array.isArray(logprobs)) return undefined;
   const { content, refusal } = logprobs as { content?: unknown; refusal?: unknown };
   const list = (v: unknown) => (Array.isArray(v) ? (v as TokenLogprob[]) : null);
-  if (!Array.isArray(content) && !Array.isArray(refusal)) return undefined;
   return { content: list(content), refusal: list(refusal) };
 }
 
@@ -670,8 +669,9 @@ export class ChatChunkDecoder {
         }
         if (call.function?.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.function.arguments, ...at });
       }
+      // A chunk's logprobs are the tokens it carries: one without any adds nothing.
       const logprobs = logprobsOfChat(choice.logprobs);
-      if (logprobs) events.push({ type: 'logprobs', ...(logprobs.content && { content: logprobs.content }), ...(logprobs.refusal && { refusal: logprobs.refusal }), ...at });
+      if (logprobs && (logprobs.content || logprobs.refusal)) events.push({ type: 'logprobs', ...(logprobs.content && { content: logprobs.content }), ...(logprobs.refusal && { refusal: logprobs.refusal }), ...at });
       for (const annotation of annotationsOfChat(delta.annotations)) events.push({ type: 'annotation', annotation, ...at });
       if (choice.finish_reason) events.push({ type: 'finish', reason: finishReasonOfChat(choice.finish_reason), ...at });
     }

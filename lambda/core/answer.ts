@@ -162,7 +162,7 @@ function choiceEvents(choice: AnswerChoice, c: number): AnswerEvent[] {
     }
   });
   const lp = choice.logprobs;
-  if (lp && (lp.content || lp.refusal)) events.push({ type: 'logprobs', ...(lp.content && { content: lp.content }), ...(lp.refusal && { refusal: lp.refusal }), ...at });
+  if (lp) events.push({ type: 'logprobs', ...(lp.content && { content: lp.content }), ...(lp.refusal && { refusal: lp.refusal }), ...at });
   for (const annotation of choice.annotations ?? []) events.push({ type: 'annotation', annotation, ...at });
   events.push({ type: 'finish', reason: choice.finishReason, ...(choice.stopSequence !== undefined && { stopSequence: choice.stopSequence }), ...at });
   return events;

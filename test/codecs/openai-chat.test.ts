@@ -197,6 +197,16 @@ describe('the OpenAI Chat Completions codec: answers', () => {
     }), { numRuns: 200 });
   });
 
+  it('keeps logprobs of neither content nor refusal as sent on JSON (asked, but no tokens to give), and null as null', () => {
+    const completion = { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [
+      { index: 0, message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }, logprobs: { content: null, refusal: null }, finish_reason: 'tool_calls' },
+      { index: 1, message: { role: 'assistant', content: 'x', refusal: null }, logprobs: null, finish_reason: 'stop' },
+    ] } as unknown as Parameters<typeof decodeChatCompletion>[0];
+    const wire = encodeChatCompletion(decodeChatCompletion(completion));
+    validateCompletion(wire);
+    expect(wire.choices.map((c) => c.logprobs)).toEqual([{ content: null, refusal: null }, null]);
+  });
+
   it('keeps every choice, its logprobs and citations, and the system fingerprint through a stream, each chunk valid', () => {
     fc.assert(fc.property(severalChoicesAnswer, fc.boolean(), (a, interleave) => {
       const chunks = chunksOf(a);
