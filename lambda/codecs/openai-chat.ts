@@ -535,7 +535,30 @@ export class ChatChunkEncoder {
 
   constructor(private readonly options: { includeUsage?: boolean } = {}) {}
 
+  /** Log probabilities held for the text event that follows them (a decoded chunk gives them first), so both go in one chunk as OpenAI sends them. */
+  private pendingLogprobs: { choice: number; logprobs: ChatLogprobs } | undefined;
+
   push(event: AnswerEvent): ChatCompletionChunk[] {
+    if (event.type === 'logprobs') {
+      const flushed = this.flushLogprobs();
+      this.pendingLogprobs = { choice: event.choice ?? 0, logprobs: { content: event.content ?? null, refusal: event.refusal ?? null } };
+      return flushed;
+    }
+    const pending = this.pendingLogprobs;
+    if (pending && (event.type === 'text' || event.type === 'refusal') && event.text && (event.choice ?? 0) === pending.choice) {
+      this.pendingLogprobs = undefined;
+      return this.encode(event, pending.logprobs);
+    }
+    return [...this.flushLogprobs(), ...this.encode(event)];
+  }
+
+  private flushLogprobs(): ChatCompletionChunk[] {
+    const pending = this.pendingLogprobs;
+    this.pendingLogprobs = undefined;
+    return pending ? [this.choice(pending.choice, {}, null, pending.logprobs)] : [];
+  }
+
+  private encode(event: Exclude<AnswerEvent, { type: 'logprobs' }>, logprobs: ChatLogprobs | null = null): ChatCompletionChunk[] {
     if (event.type === 'start') {
       this.id = event.id;
       this.model = event.model;
@@ -551,9 +574,9 @@ export class ChatChunkEncoder {
     const c = event.choice ?? 0;
     switch (event.type) {
       case 'text':
-        return event.text ? [this.choice(c, { content: event.text }, null)] : [];
+        return event.text ? [this.choice(c, { content: event.text }, null, logprobs)] : [];
       case 'refusal':
-        return event.text ? [this.choice(c, { refusal: event.text }, null)] : [];
+        return event.text ? [this.choice(c, { refusal: event.text }, null, logprobs)] : [];
       case 'reasoning':
         return event.text ? [this.choice(c, { reasoning_content: event.text }, null)] : [];
       case 'reasoning_signature':
@@ -574,8 +597,6 @@ export class ChatChunkEncoder {
         if (index === undefined) throw new Error(`Arguments for answer part ${event.index}, which is no tool call.`);
         return event.arguments ? [this.choice(c, { tool_calls: [{ index, function: { arguments: event.arguments } }] }, null)] : [];
       }
-      case 'logprobs':
-        return [this.choice(c, {}, null, { content: event.content ?? null, refusal: event.refusal ?? null })];
       case 'annotation':
         return [this.choice(c, { annotations: [chatAnnotation(event.annotation)] }, null)];
       case 'finish':
@@ -585,8 +606,9 @@ export class ChatChunkEncoder {
 
   /** After the last answer event: the usage chunk (without choices), unless the client asked for none. */
   end(): ChatCompletionChunk[] {
-    if (!this.usage || this.options.includeUsage === false) return [];
-    return [{
+    const flushed = this.flushLogprobs();
+    if (!this.usage || this.options.includeUsage === false) return flushed;
+    return [...flushed, {
       ...this.head(),
       choices: [],
       usage: chatUsage(this.usage),
@@ -657,6 +679,9 @@ export class ChatChunkDecoder {
           state.open = undefined; // a signature closes its block
         }
       }
+      // A chunk's logprobs are the tokens it carries (given before them, so an encoder writes both in one chunk); one without any adds nothing.
+      const logprobs = logprobsOfChat(choice.logprobs);
+      if (logprobs && (logprobs.content || logprobs.refusal)) events.push({ type: 'logprobs', ...(logprobs.content && { content: logprobs.content }), ...(logprobs.refusal && { refusal: logprobs.refusal }), ...at });
       if (delta.content) events.push({ type: 'text', index: partFor('text'), text: delta.content, ...at });
       if (delta.refusal) events.push({ type: 'refusal', index: partFor('refusal'), text: delta.refusal, ...at });
       for (const call of delta.tool_calls ?? []) {
@@ -669,9 +694,6 @@ export class ChatChunkDecoder {
         }
         if (call.function?.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.function.arguments, ...at });
       }
-      // A chunk's logprobs are the tokens it carries: one without any adds nothing.
-      const logprobs = logprobsOfChat(choice.logprobs);
-      if (logprobs && (logprobs.content || logprobs.refusal)) events.push({ type: 'logprobs', ...(logprobs.content && { content: logprobs.content }), ...(logprobs.refusal && { refusal: logprobs.refusal }), ...at });
       for (const annotation of annotationsOfChat(delta.annotations)) events.push({ type: 'annotation', annotation, ...at });
       if (choice.finish_reason) events.push({ type: 'finish', reason: finishReasonOfChat(choice.finish_reason), ...at });
     }

@@ -299,7 +299,12 @@ describe('the mock answers logprobs as it answers words', () => {
     const tokens: string[][] = [[], []];
     for await (const chunk of stream) {
       validateChunk(chunk);
-      for (const c of chunk.choices) tokens[c.index].push(...(c.logprobs?.content ?? []).map((t) => t.token));
+      for (const c of chunk.choices) {
+        const chunkTokens = (c.logprobs?.content ?? []).map((t) => t.token);
+        tokens[c.index].push(...chunkTokens);
+        // As OpenAI sends them: a chunk's logprobs are the tokens of its own content.
+        expect(chunkTokens.join('')).toBe(c.delta.content ?? '');
+      }
     }
     expect(tokens.map((t) => t.join(''))).toEqual(json.choices.map((c) => c.message.content));
   });
