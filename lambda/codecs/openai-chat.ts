@@ -1,6 +1,6 @@
 // OpenAI Chat Completions ↔ the canonical model, both ways: an endpoint decodes requests and encodes
 // answers with it; a provider speaking Chat Completions encodes requests and decodes answers.
-import { choicesOf, MAX_CHOICES, type Answer, type AnswerChoice, type AnswerEvent, type AnswerPart, type ChoiceLogprobs, type FinishReason, type TokenLogprob, type UrlCitation, type Usage } from '../core/answer';
+import { choicesOf, MAX_CHOICES, type Answer, type AnswerChoice, type AnswerExtensions, type AnswerEvent, type AnswerPart, type ChoiceLogprobs, type FinishReason, type TokenLogprob, type UrlCitation, type Usage } from '../core/answer';
 import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ResponseFormat } from '../core/call';
 import type { AssistantPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import { textOf } from '../core/prompt';
@@ -418,9 +418,26 @@ export type ChatCompletionWithThinking = ChatCompletion & { choices: Array<ChatC
 type ChatAnnotation = NonNullable<ChatCompletion.Choice['message']['annotations']>[number];
 type ChatLogprobs = NonNullable<ChatCompletion.Choice['logprobs']>;
 
+/** Top-level fields of a ChatCompletion the canonical answer names; any other is kept as an extension. */
+const NAMED_COMPLETION_FIELDS = new Set(['id', 'object', 'created', 'model', 'choices', 'usage', 'service_tier', 'system_fingerprint']);
+/** Message fields the canonical answer names (thinking's included); any other (`function_call`, a provider's own) is kept as an extension. */
+const NAMED_MESSAGE_FIELDS = new Set(['role', 'content', 'refusal', 'tool_calls', 'annotations', 'reasoning_content', 'reasoning', 'thinking_blocks']);
+
+/** The fields of `object` not in `named`, as a Chat-wire extension (undefined when there are none). */
+function chatExtensions(object: object, named: ReadonlySet<string>): AnswerExtensions | undefined {
+  const fields = Object.fromEntries(Object.entries(object).filter(([k, v]) => !named.has(k) && v !== undefined));
+  return Object.keys(fields).length > 0 ? { wire: 'openai-chat', fields } : undefined;
+}
+
+/** A Chat-wire extension's fields, for the Chat codec only. */
+function chatFieldsOf(extensions: AnswerExtensions | undefined): Record<string, unknown> {
+  return extensions?.wire === 'openai-chat' ? extensions.fields : {};
+}
+
 /** A whole answer → a ChatCompletion: one choice per answer choice (`n > 1`), thinking in the message's extension fields. */
 export function encodeChatCompletion(answer: Answer): ChatCompletionWithThinking {
   return {
+    ...chatFieldsOf(answer.answerExtensions),
     id: answer.id,
     object: 'chat.completion',
     created: answer.createdS,
@@ -436,17 +453,21 @@ function chatChoice(choice: AnswerChoice, index: number): ChatCompletionWithThin
   const text = choice.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('');
   const refusal = choice.parts.flatMap((p) => (p.type === 'refusal' ? [p.text] : [])).join('');
   const calls = choice.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
+  const extra = chatFieldsOf(choice.extensions);
+  // A legacy `functions` client's call (passed through as it came): its own finish word.
+  const legacyCall = extra.function_call != null && calls.length === 0 && choice.finishReason === 'tool_calls';
   return {
     index,
     message: {
+      ...extra,
       role: 'assistant',
-      content: text.length > 0 || calls.length === 0 ? text : null,
+      content: text.length > 0 || (calls.length === 0 && !legacyCall) ? text : null,
       refusal: refusal || null,
       ...(calls.length > 0 && { tool_calls: calls }),
       ...(choice.annotations?.length && { annotations: choice.annotations.map(chatAnnotation) }),
       ...thinkingFieldsOf(choice.parts),
     },
-    finish_reason: chatFinishReason(choice.finishReason, calls.length > 0),
+    finish_reason: legacyCall ? 'function_call' : chatFinishReason(choice.finishReason, calls.length > 0),
     logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
   };
 }
@@ -482,6 +503,7 @@ export function decodeChatCompletion(completion: ChatCompletion): Answer {
   const byIndex = [...completion.choices].sort((a, b) => (a?.index ?? 0) - (b?.index ?? 0));
   const [first = { parts: [], finishReason: 'stop' as const }, ...others] = byIndex.map(choiceOfChat);
   const fingerprint = (completion as { system_fingerprint?: unknown }).system_fingerprint;
+  const extensions = chatExtensions(completion, NAMED_COMPLETION_FIELDS);
   return {
     id: completion.id,
     model: completion.model,
@@ -489,6 +511,7 @@ export function decodeChatCompletion(completion: ChatCompletion): Answer {
     ...first,
     ...(typeof fingerprint === 'string' && { systemFingerprint: fingerprint }),
     ...(others.length > 0 && { otherChoices: others }),
+    ...(extensions && { answerExtensions: extensions }),
     ...(completion.usage && { usage: usageOfChat(completion.usage, completion.service_tier) }),
   };
 }
@@ -503,11 +526,13 @@ function choiceOfChat(choice: ChatCompletion.Choice | undefined): AnswerChoice {
   }
   const logprobs = logprobsOfChat(choice?.logprobs);
   const annotations = annotationsOfChat(message.annotations);
+  const extensions = chatExtensions(message, NAMED_MESSAGE_FIELDS);
   return {
     parts,
     finishReason: finishReasonOfChat(choice?.finish_reason),
     ...(logprobs && { logprobs }),
     ...(annotations.length > 0 && { annotations }),
+    ...(extensions && { extensions }),
   };
 }
 

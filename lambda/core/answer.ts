@@ -1,4 +1,5 @@
 // The canonical answer: the events a provider's stream becomes, and the whole answer they add up to.
+import type { WireName } from './prompt';
 
 /** Why the model stopped, in one vocabulary; each codec maps its wire's words to and from it. */
 export type FinishReason =
@@ -102,6 +103,16 @@ export type AnswerPart =
   | { type: 'reasoning'; text: string; signature?: string; redactedData?: string; encryptedContent?: string; id?: string }
   | { type: 'tool_call'; id: string; name: string; arguments: string };
 
+/**
+ * Fields of the wire a whole answer came in that the canonical model does not name, kept as sent
+ * (Chat's `metadata`, `moderation`, a message's legacy `function_call`): only a codec of the same
+ * wire writes them back. Whole (JSON) answers only: a stream of the same wire is relayed as sent.
+ */
+export interface AnswerExtensions {
+  wire: WireName;
+  fields: Record<string, unknown>;
+}
+
 /** One of the answer's choices: its message (parts) and how it ended. */
 export interface AnswerChoice {
   parts: AnswerPart[];
@@ -110,6 +121,8 @@ export interface AnswerChoice {
   /** Per-token log probabilities, when the client asked (`logprobs`) and the provider sent them. */
   logprobs?: ChoiceLogprobs;
   annotations?: UrlCitation[];
+  /** The message's fields the canonical model does not name. */
+  extensions?: AnswerExtensions;
 }
 
 /** A whole answer: its first choice at the top, any further ones (`n > 1`) in `otherChoices`. */
@@ -121,14 +134,16 @@ export interface Answer extends AnswerChoice {
   systemFingerprint?: string;
   /** Choices 1, 2, … when the provider answered several (Chat's `n > 1`); absent for one. */
   otherChoices?: AnswerChoice[];
+  /** The answer's top-level fields the canonical model does not name. */
+  answerExtensions?: AnswerExtensions;
   /** Absent when the provider reported none. */
   usage?: Usage;
 }
 
 /** Every choice of an answer, the first at index 0. */
 export function choicesOf(answer: Answer): AnswerChoice[] {
-  const { parts, finishReason, stopSequence, logprobs, annotations } = answer;
-  const first: AnswerChoice = { parts, finishReason, ...(stopSequence !== undefined && { stopSequence }), ...(logprobs && { logprobs }), ...(annotations && { annotations }) };
+  const { parts, finishReason, stopSequence, logprobs, annotations, extensions } = answer;
+  const first: AnswerChoice = { parts, finishReason, ...(stopSequence !== undefined && { stopSequence }), ...(logprobs && { logprobs }), ...(annotations && { annotations }), ...(extensions && { extensions }) };
   return [first, ...(answer.otherChoices ?? [])];
 }
 

@@ -74,6 +74,8 @@ interface Plan {
   choices: object[];
   usage?: object;
   tier?: string;
+  /** More top-level fields of the JSON answer. */
+  extra?: object;
 }
 let plan: Plan;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -99,6 +101,7 @@ function serve(req: IncomingMessage, body: any, res: ServerResponse): void {
       ...(plan.usage && { usage: plan.usage }),
       service_tier: plan.tier ?? 'default',
       system_fingerprint: FINGERPRINT,
+      ...plan.extra,
     }));
     return;
   }
@@ -190,6 +193,24 @@ describe('a JSON chat answer from an OpenAI-compatible route keeps what the clie
     expect(completion.model).toBe('oa');
     const item = await onlyItem(acct);
     expect(item.amountMicroUsd).toBe(-micro(12 * OA.input + 2 * OA.output));
+  });
+
+  it('gives a legacy functions client its function_call and finish_reason, and echoes the metadata a stored completion carries', async () => {
+    const call = { name: 'get_weather', arguments: '{"city":"Paris"}' };
+    plan.choices = [{ message: { role: 'assistant', content: null, refusal: null, function_call: call }, logprobs: null, finish_reason: 'function_call' }];
+    plan.extra = { metadata: { team: 'search' } };
+    const acct = await account();
+    const res = await fetch(`${gw.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${acct.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'oa', messages: hello, max_tokens: 50, store: true, metadata: { team: 'search' }, functions: [{ name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }] }),
+    });
+    const completion = await res.json();
+    validateCompletion(completion);
+    expect(upstream.requests.at(-1)).toMatchObject({ store: true, metadata: { team: 'search' }, functions: [{ name: 'get_weather' }] });
+    expect(completion.choices[0]).toMatchObject({ message: { content: null, function_call: call }, finish_reason: 'function_call' });
+    expect(completion.metadata).toEqual({ team: 'search' });
+    expect(completion.model).toBe('oa');
   });
 
   it('answers logprobs: null, not a made-up list, when the client did not ask', async () => {

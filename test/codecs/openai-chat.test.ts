@@ -197,6 +197,22 @@ describe('the OpenAI Chat Completions codec: answers', () => {
     }), { numRuns: 200 });
   });
 
+  it('writes back the top-level and message fields it does not name, as sent, never over the ones it does', () => {
+    fc.assert(fc.property(
+      fc.dictionary(word.map((w) => `x_${w}`), fc.jsonValue(), { maxKeys: 3 }),
+      fc.dictionary(word.map((w) => `x_${w}`), fc.jsonValue(), { maxKeys: 3 }),
+      (top, message) => {
+        const completion = {
+          id: 'c', object: 'chat.completion', created: 1, model: 'm', ...top,
+          choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null, ...message }, logprobs: null, finish_reason: 'stop' }],
+        } as unknown as Parameters<typeof decodeChatCompletion>[0];
+        const wire = JSON.parse(JSON.stringify(encodeChatCompletion({ ...decodeChatCompletion(completion), model: 'gateway-id' })));
+        expect(wire).toMatchObject({ ...JSON.parse(JSON.stringify(top)), model: 'gateway-id', object: 'chat.completion' });
+        expect(wire.choices[0].message).toEqual({ ...JSON.parse(JSON.stringify(message)), role: 'assistant', content: 'hi', refusal: null });
+      },
+    ), { numRuns: 100 });
+  });
+
   it('keeps logprobs of neither content nor refusal as sent on JSON (asked, but no tokens to give), and null as null', () => {
     const completion = { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [
       { index: 0, message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }, logprobs: { content: null, refusal: null }, finish_reason: 'tool_calls' },
