@@ -20,8 +20,8 @@ export const MEMORY_RULES = {
   /** A warm instance's resident memory, tokenizer loaded, at most this share of the size. */
   maxRssShare: 0.75,
   /**
-   * What the CPU share adds to the 1 s JSON answer (its CPU stretched by 1769 / MB, less the CPU
-   * itself): 3 % of it. Revised from 10 ms in issue 22 (docs/COST.md): 10 ms picked 1,024 MB, which
+   * What the CPU share adds to the client's wait for the 1 s JSON answer (the CPU before its last
+   * byte stretched by 1769 / MB, less that CPU itself): 3 % of it. Revised from 10 ms in issue 22 (docs/COST.md): 10 ms picked 1,024 MB, which
    * doubles every request's bill to save about 2 % of the answer's time.
    */
   maxAddedJsonMs: 30,
@@ -54,6 +54,8 @@ export async function startLambdaTarget(bundle: ChatBundleFiles, upstreamUrl: st
 
 interface Invocation {
   streamEndMs: number;
+  /** The CPU up to the client's last byte: what the client waits on (the rest is billed, not waited on). */
+  streamEndCpuMs: number;
   handlerMs: number;
   cpuMs: number;
 }
@@ -64,6 +66,8 @@ export interface MemoryShape {
   /** Medians over the rounds: the invocation's wall time on this machine's full core, and its CPU. */
   handlerMsMedian: number;
   cpuMsMedian: number;
+  /** Of that CPU, what ran before the client's last byte (median). */
+  cpuToLastByteMsMedian: number;
   /** The client's last byte, from the request's start. */
   clientMsMedian: number;
   failures: number;
@@ -127,6 +131,7 @@ async function measure(host: Server, t: Target, stream: boolean, rounds: number)
     rounds,
     handlerMsMedian: median(invocations.map((x) => x.handlerMs)),
     cpuMsMedian: median(invocations.map((x) => x.cpuMs)),
+    cpuToLastByteMsMedian: median(invocations.map((x) => x.streamEndCpuMs)),
     clientMsMedian: median(client),
     failures,
   };
@@ -159,7 +164,8 @@ export async function lambdaMemory(
     const sd = durationAt(memoryMb, stream.handlerMsMedian, stream.cpuMsMedian);
     const rssShare = cold.rssWithTokenizerMb / memoryMb;
     const initMs = cold.importCpuMsMedian * stretch;
-    const jsonAdded = json.cpuMsMedian * (stretch - 1);
+    // What the client waits longer: the CPU before its last byte, stretched (the settlement after it is billed, not waited on).
+    const jsonAdded = json.cpuToLastByteMsMedian * (stretch - 1);
     return {
       memoryMb,
       json: { durationMs: jd, usdPerMillion: usdPerMillion(memoryMb, jd), addedMs: jsonAdded },
