@@ -980,10 +980,20 @@ export class ResponsesEventEncoder {
     return taken;
   }
 
-  /** Logprobs no text followed (a whole answer gives them after its text) go to the last text part, seen in its `…done` events and the final output. */
+  /**
+   * Logprobs no text followed (a whole answer gives them after all its text) go where their tokens
+   * are, as `textPartExtras` places them: each to the text part its first character falls in, the
+   * rest to the last. They show in that part's `…done` events and the final output.
+   */
   private flushLogprobs(): void {
-    const last = this.textParts().at(-1);
-    if (last) this.takeLogprobs(last.part);
+    const texts = this.textParts();
+    if (!texts.length || !this.pendingLogprobs.length) return;
+    let position = texts.reduce((n, t) => n + (t.part.logprobs ?? []).reduce((m, l) => m + l.token.length, 0), 0);
+    for (const token of this.pendingLogprobs.splice(0)) {
+      const target = texts.find((t) => position < t.start + t.part.text.length) ?? texts[texts.length - 1];
+      (target.part.logprobs ??= []).push(outputTextLogprob(token));
+      position += token.token.length;
+    }
   }
 
   /** The `output_text` parts so far in the answer's order, each with where its text starts in the choice's text. */
