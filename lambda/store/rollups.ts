@@ -98,7 +98,18 @@ export class RollupsStore {
    */
   async applyMany(entries: LedgerEntry[]): Promise<Array<PromiseSettledResult<'applied' | 'duplicate' | 'skipped'>>> {
     const requests = entries.filter((e) => e.kind === 'request');
-    const oneByOne = () => Promise.allSettled(entries.map((e) => this.apply(e)));
+    // In their order, as settlements roll up one at a time (the roll-up keeps the last one's time).
+    const oneByOne = async () => {
+      const out: Array<PromiseSettledResult<'applied' | 'duplicate' | 'skipped'>> = [];
+      for (const e of entries) {
+        try {
+          out.push({ status: 'fulfilled', value: await this.apply(e) });
+        } catch (reason) {
+          out.push({ status: 'rejected', reason });
+        }
+      }
+      return out;
+    };
     if (requests.length <= 1) return oneByOne();
     if (requests.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} roll-ups in one transaction`);
     const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }>();
