@@ -1,4 +1,4 @@
-// npm run bench:ttfb: only the first byte with a 300 ms upstream, side by side in one run (about a
+// npx tsx bench/ttfb.ts: only the first byte with a 300 ms upstream, side by side in one run (about a
 // minute): the upstream itself (`direct`), the bare relays, the gateway in local mode on DynamoDB
 // Local, and optionally the Lambda bundle (BENCH_TTFB_LAMBDA=1) and another checkout's gateway
 // (BENCH_BASELINE=<dir>, before/after). Prints each target's first byte less the upstream's of

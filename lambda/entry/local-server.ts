@@ -118,7 +118,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
 
 /** Listens on 127.0.0.1:`port` (0: a free one); a taken port is an error that names it. */
 async function listenOnLoopback(port: number, fetch: FetchCallback): Promise<ServerType> {
-  const server = createAdaptorServer({ fetch: streamsAtOnce(fetch) });
+  const server = createAdaptorServer({ fetch });
   server.on('clientError', answerMalformedRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -128,23 +128,6 @@ async function listenOnLoopback(port: number, fetch: FetchCallback): Promise<Ser
     server.listen(port, '127.0.0.1');
   });
   return server;
-}
-
-/**
- * An event stream's head and first event written as soon as the app answers: marked chunked, so
- * that @hono/node-server does not first try to read the body ahead (a macrotask's wait before the
- * head when the second event is not there yet, as a stream's never is).
- */
-function streamsAtOnce(fetch: FetchCallback): FetchCallback {
-  return async (request, bindings) => {
-    const response = await fetch(request, bindings);
-    if (!(response instanceof Response)) return response;
-    const headers = response.headers;
-    if (response.body && headers.get('content-type')?.startsWith('text/event-stream') && !headers.has('content-length') && !headers.has('transfer-encoding')) {
-      headers.set('transfer-encoding', 'chunked');
-    }
-    return response;
-  };
 }
 
 function closeServer(server: ServerType): Promise<void> {
