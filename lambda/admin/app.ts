@@ -13,7 +13,7 @@ import { ItemExistsError } from '../store/errors';
 import type { KeyRecord, KeysStore } from '../store/keys';
 import type { SessionsStore } from '../store/sessions';
 import type { Tier, TiersStore } from '../store/tiers';
-import type { UsageStore } from '../store/usage';
+import type { LedgerEntry, UsageStore } from '../store/usage';
 import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
 import { parse, readJson, usdParam } from './request-body';
@@ -171,11 +171,23 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const id = c.req.param('id');
     const body = parse(creditsBody, await readJson(c));
     const micro = amount(body.amount_usd, 'amount_usd', false);
-    const result = await deps.accounts.topUp(id, micro, body.reference, now());
-    if (result === 'no-account') throw notFound(`No account with id '${id}'.`);
-    c.header('x-itapi-top-up', result === 'added' ? 'added' : 'duplicate');
+    // What the account owes (refunds and disputes beyond its balance) is paid first; the rest goes to the balance.
+    const out = await deps.accounts.credit(id, micro, body.reference, now());
+    if (out.result === 'no-account') throw notFound(`No account with id '${id}'.`);
+    c.header('x-itapi-top-up', out.result);
     const view = await accountJson(id);
-    return c.json({ ...view, top_up: { reference: body.reference, amount_micro_usd: micro, result } });
+    const added = out.result === 'added' ? out : { owedPaidMicroUsd: 0, balanceAddedMicroUsd: 0 };
+    return c.json({
+      ...view,
+      top_up: {
+        reference: body.reference,
+        amount_micro_usd: micro,
+        result: out.result,
+        /** What this call applied (0 for a duplicate): the part that paid what was owed, and the part added to the balance. */
+        owed_paid_micro_usd: added.owedPaidMicroUsd,
+        balance_added_micro_usd: added.balanceAddedMicroUsd,
+      },
+    });
   });
 
   app.get('/accounts/:id/keys', async (c) => {
@@ -192,18 +204,26 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const fromMs = c.req.query('from') !== undefined ? timeParam(c.req.query('from')!, 'from') : toMs - DEFAULT_USAGE_WINDOW_MS;
     if (fromMs > toMs) throw invalidRequest('`from` must not be after `to`.', 'from');
     await requireAccount(id);
-    const [requests, allTopUps, allReversals] = await Promise.all([deps.usage.requests(id, fromMs, toMs), deps.usage.topUps(id), deps.usage.reversals(id)]);
+    const [requests, allTopUps, allReversals, allOwedPayments] = await Promise.all([
+      deps.usage.requests(id, fromMs, toMs),
+      deps.usage.topUps(id),
+      deps.usage.reversals(id),
+      deps.usage.owedPayments(id),
+    ]);
     const inRange = (t: { atMs: number }) => t.atMs >= fromMs && t.atMs <= toMs;
     const topUps = allTopUps.filter(inRange);
     const reversals = allReversals.filter(inRange);
-    const items = [...requests, ...topUps, ...reversals].sort((a, b) => a.atMs - b.atMs).map(ledgerView);
+    const owedPayments = allOwedPayments.filter(inRange);
+    // A top-up's owed payment (same time) follows it.
+    const order = (e: LedgerEntry) => (e.kind === 'owed_payment' ? 1 : 0);
+    const items = [...requests, ...topUps, ...reversals, ...owedPayments].sort((a, b) => a.atMs - b.atMs || order(a) - order(b)).map(ledgerView);
     return c.json({
       object: 'usage',
       account_id: id,
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
       items,
-      totals: usageTotals(requests, topUps, reversals),
+      totals: usageTotals(requests, topUps, reversals, owedPayments),
     });
   });
 

@@ -131,14 +131,27 @@ export function ledgerView(e: LedgerEntry) {
       kind: 'reversal' as const,
       reference: e.id,
       ...at,
-      /** `refund` or `dispute`. */
+      /** `refund`, `dispute`, or `dispute_won` (giving back what its dispute took). */
       reason: e.reason ?? null,
       /** The top-up (Checkout session) it reversed. */
       payment_reference: e.paymentReference ?? null,
-      /** Taken from the balance (negative). */
+      /** Taken from the balance (negative), or given back to it (`dispute_won`). */
       amount_micro_usd: e.amountMicroUsd,
       amount_usd: microToUsd(e.amountMicroUsd),
-      /** What the balance could not cover, added to the account's `owed_micro_usd`. */
+      /** The change in the account's `owed_micro_usd`: what the balance could not cover, or (negative) what a won dispute paid of it. */
+      owed_micro_usd: e.owedMicroUsd ?? 0,
+    };
+  }
+  if (e.kind === 'owed_payment') {
+    return {
+      kind: 'owed_payment' as const,
+      /** The top-up that paid it. */
+      reference: e.id,
+      ...at,
+      /** Taken from the top-up for what was owed (negative: the balance got the top-up less this). */
+      amount_micro_usd: e.amountMicroUsd,
+      amount_usd: microToUsd(e.amountMicroUsd),
+      /** The change in `owed_micro_usd` (negative). */
       owed_micro_usd: e.owedMicroUsd ?? 0,
     };
   }
@@ -174,7 +187,7 @@ export function ledgerView(e: LedgerEntry) {
 }
 
 /** Sums over request and top-up items: the ledger's view of the balance change. */
-export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[], reversals: LedgerEntry[] = []) {
+export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[], reversals: LedgerEntry[] = [], owedPayments: LedgerEntry[] = []) {
   let prompt = 0;
   let completion = 0;
   let cached = 0;
@@ -207,5 +220,7 @@ export function usageTotals(requests: LedgerEntry[], topUps: LedgerEntry[], reve
     reversals: reversals.length,
     reversal_micro_usd: reversals.reduce((sum, r) => sum + r.amountMicroUsd, 0),
     reversal_owed_micro_usd: reversals.reduce((sum, r) => sum + (r.owedMicroUsd ?? 0), 0),
+    /** What top-ups paid of what was owed (positive): the balance got the top-ups less this. */
+    owed_paid_micro_usd: owedPayments.reduce((sum, p) => sum - p.amountMicroUsd, 0),
   };
 }

@@ -167,7 +167,9 @@ const COMMANDS: Record<string, Command> = {
       const answer = await ctx.call('POST', `/accounts/${seg(id)}/credits`, body);
       return show(ctx, answer, (c, a) => {
         if (a.top_up?.result === 'duplicate') c.out(`Reference '${a.top_up.reference}' was already applied; nothing added.`);
-        else if (a.top_up) c.out(`Added ${money(a.top_up.amount_micro_usd)} (reference '${a.top_up.reference}').`);
+        else if (a.top_up?.owed_paid_micro_usd > 0) {
+          c.out(`Added ${money(a.top_up.amount_micro_usd)} (reference '${a.top_up.reference}'): ${money(a.top_up.owed_paid_micro_usd)} paid what was owed, ${money(a.top_up.balance_added_micro_usd)} to the balance.`);
+        } else if (a.top_up) c.out(`Added ${money(a.top_up.amount_micro_usd)} (reference '${a.top_up.reference}').`);
         printAccount(c, a);
       });
     },
@@ -537,6 +539,7 @@ function printAccount(ctx: Ctx, a: any): void {
     ['tier', a.tier],
     ['status', a.status],
     ['balance', `${money(a.balance_micro_usd)} (${a.balance_micro_usd} micro-USD)`],
+    ...(a.owed_micro_usd > 0 ? ([['owed', `${money(a.owed_micro_usd)} (${a.owed_micro_usd} micro-USD; the next top-up pays it first)`]] as Array<[string, string]>) : []),
     ...(a.in_flight ? ([['held', `${money(a.held_micro_usd)} by ${a.in_flight} request${a.in_flight === 1 ? '' : 's'} in flight`]] as Array<[string, string]>) : []),
     ['rpm', `${limit(a.limits.rpm)}${custom(a.rpm)}`],
     ['tpm', `${limit(a.limits.tpm)}${custom(a.tpm)}`],

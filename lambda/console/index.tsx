@@ -30,7 +30,7 @@ import { createCheckout, handleStripeWebhook, stripeApiAddress, stripeSettings }
 import { dayRange, DEFAULT_PAGE_SIZE, ledgerFilter, ledgerPage, pageSize, summarizeRollups, usageCsv, type DayRange, type LedgerFilter } from './usage';
 import { ModelsPage } from './views/models';
 import { ConsolePage, MessagePage, SignInPage, SwitchAccountPage } from './views/pages';
-import type { AccountJson, KeyJson, ModelChoiceJson, TopUpOptionsJson } from './views/types';
+import type { AccountJson, KeyJson, ModelChoiceJson, TopUpJson, TopUpOptionsJson } from './views/types';
 
 /**
  * The account holder's console under `/console/` (ARCHITECTURE §1): server-rendered pages, a small
@@ -453,7 +453,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
 
   api.get('/usage', async (c) => {
     const range = dayRange(c.req.query('from'), c.req.query('to'), now());
-    return c.json(await usageSummary(c.var.session.accountId, range));
+    const filter = ledgerFilter(c.req.query('key'), c.req.query('model'));
+    return c.json(await usageSummary(c.var.session.accountId, range, filter));
   });
 
   api.get('/usage/requests', async (c) => {
@@ -550,17 +551,18 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     return (options: { limit: number; after?: string; oldestFirst?: boolean }) => deps.usage.requestsPage(accountId, range.fromMs, range.toMs, { ...options, ...filter });
   }
 
-  /** From the roll-ups: days × keys × models items, whatever the traffic. */
-  async function usageSummary(accountId: string, range: DayRange) {
-    return summarizeRollups(await deps.rollups.range(accountId, range.from, range.to), range);
+  /** From the roll-ups: days × keys × models items, whatever the traffic (a filter picks among them). */
+  async function usageSummary(accountId: string, range: DayRange, filter: LedgerFilter = {}) {
+    return summarizeRollups(await deps.rollups.range(accountId, range.from, range.to), range, filter);
   }
 
   async function topUpOptions(accountId: string): Promise<TopUpOptionsJson> {
-    const [stripe, topUps] = await Promise.all([stripeSettings(deps.secrets), deps.usage.topUps(accountId)]);
+    const [stripe, topUps, owedPayments] = await Promise.all([stripeSettings(deps.secrets), deps.usage.topUps(accountId), deps.usage.owedPayments(accountId)]);
+    const owedPaid = new Map(owedPayments.map((p) => [p.id, -p.amountMicroUsd]));
     const recent = topUps
       .sort((a, b) => b.atMs - a.atMs)
       .slice(0, RECENT_TOP_UPS)
-      .map((t) => ledgerView(t) as TopUpOptionsJson['recent'][number]);
+      .map((t) => ({ ...(ledgerView(t) as TopUpJson), owed_paid_micro_usd: owedPaid.get(t.id) ?? 0 }));
     return {
       object: 'top_up_options',
       enabled: stripe !== undefined,

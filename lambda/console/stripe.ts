@@ -96,13 +96,20 @@ export async function createCheckout(
   return { id: session.id, url: session.url };
 }
 
+/**
+ * A dispute closed with these statuses gives back what its `created` took: `won`, and
+ * `warning_closed` (an inquiry closed without becoming a chargeback: Stripe withdrew nothing).
+ */
+const GIVEN_BACK = new Set<string>(['won', 'warning_closed']);
+
 export type WebhookOutcome =
-  | { result: 'credited' | 'duplicate'; accountId: string; reference: string; amountMicroUsd: number }
+  | { result: 'credited' | 'duplicate'; accountId: string; reference: string; amountMicroUsd: number; owedPaidMicroUsd?: number }
+  | { result: 'given_back'; accountId: string; reference: string; toBalanceMicroUsd: number; owedPaidMicroUsd: number }
   | { result: 'taken_back'; accountId: string; reference: string; takenMicroUsd: number; owedMicroUsd: number }
   | { result: 'ignored'; reason: string };
 
 export interface StripeWebhookDeps {
-  accounts: Pick<AccountsStore, 'topUp' | 'takeBack'>;
+  accounts: Pick<AccountsStore, 'credit' | 'takeBack' | 'reinstateDispute'>;
   log: Logger;
   /** Counts a paid event that credited nothing (a customer charged, nothing credited): alarmed. */
   onIgnoredPayment?(reason: string): void;
@@ -117,7 +124,9 @@ const CENT = 10_000;
  * - a paid Checkout session of ours credits its account, once per session whatever the account,
  *   tied to its PaymentIntent (and the charge's receipt);
  * - `charge.refunded` takes back `amount_refunded` less what earlier reversals of that payment
- *   took, `charge.dispute.created` the disputed amount: as far as the balance goes, the rest owed.
+ *   took, `charge.dispute.created` the disputed amount: as far as the balance goes, the rest owed;
+ * - `charge.dispute.closed` `won` gives back what its `created` took (paying what is owed first),
+ *   once per dispute; `lost` keeps it.
  * Every paid event that credits nothing is logged with its reason and counted.
  */
 export async function handleStripeWebhook(
@@ -170,7 +179,16 @@ export async function handleStripeWebhook(
       if (!paymentIntentId) return ignored('dispute of a charge without a PaymentIntent', { dispute: dispute.id }, false);
       if (dispute.currency !== 'usd') return ignored(`dispute in currency ${dispute.currency}`, { dispute: dispute.id });
       if (!Number.isSafeInteger(dispute.amount) || dispute.amount <= 0) return ignored('dispute amount not whole cents', { dispute: dispute.id });
-      return takeBack(deps, ignored, { paymentIntentId, kind: 'dispute', reference: `dispute:${dispute.id}`, amountMicroUsd: dispute.amount * CENT, nowMs });
+      return takeBack(deps, ignored, { paymentIntentId, kind: 'dispute', disputeId: dispute.id, reference: `dispute:${dispute.id}`, amountMicroUsd: dispute.amount * CENT, nowMs });
+    }
+    case 'charge.dispute.closed': {
+      const dispute = event.data.object;
+      const fields = { dispute: dispute.id, status: dispute.status };
+      // Lost (or any other ending): what the dispute took stays taken.
+      if (!GIVEN_BACK.has(dispute.status)) return ignored(`dispute closed ${dispute.status}`, fields, false);
+      const paymentIntentId = idOf(dispute.payment_intent);
+      if (!paymentIntentId) return ignored('dispute of a charge without a PaymentIntent', fields, false);
+      return reinstate(deps, ignored, { paymentIntentId, disputeId: dispute.id, nowMs });
     }
     default:
       return ignored(`event ${event.type}`, {}, false);
@@ -198,10 +216,18 @@ async function creditCheckout(deps: StripeWebhookDeps, stripe: Stripe, session: 
   if (!paymentIntentId) return ignored('no PaymentIntent', fields);
   const amountMicroUsd = cents * CENT;
   const receiptUrl = await receiptOf(deps.log, stripe, paymentIntentId);
-  const result = await deps.accounts.topUp(accountId, amountMicroUsd, session.id, nowMs, { checkoutSessionId: session.id, paymentIntentId, receiptUrl });
-  if (result === 'no-account') return ignored('unknown account', fields);
-  deps.log.info('stripe_top_up', { account_id: accountId, reference: session.id, payment_intent: paymentIntentId, amount_micro_usd: amountMicroUsd, result });
-  return { result: result === 'added' ? 'credited' : 'duplicate', accountId, reference: session.id, amountMicroUsd };
+  const out = await deps.accounts.credit(accountId, amountMicroUsd, session.id, nowMs, { checkoutSessionId: session.id, paymentIntentId, receiptUrl });
+  if (out.result === 'no-account') return ignored('unknown account', fields);
+  const owedPaidMicroUsd = out.result === 'added' ? out.owedPaidMicroUsd : undefined;
+  deps.log.info('stripe_top_up', {
+    account_id: accountId,
+    reference: session.id,
+    payment_intent: paymentIntentId,
+    amount_micro_usd: amountMicroUsd,
+    owed_paid_micro_usd: owedPaidMicroUsd,
+    result: out.result,
+  });
+  return { result: out.result === 'added' ? 'credited' : 'duplicate', accountId, reference: session.id, amountMicroUsd, owedPaidMicroUsd };
 }
 
 /** The payment's receipt, from its latest charge; a top-up goes through without one when Stripe cannot say. */
@@ -237,4 +263,22 @@ async function takeBack(
     owed_micro_usd: out.owedMicroUsd,
   });
   return { result: 'taken_back', accountId: out.accountId, reference: r.reference, takenMicroUsd: out.takenMicroUsd, owedMicroUsd: out.owedMicroUsd };
+}
+
+async function reinstate(deps: StripeWebhookDeps, ignored: Ignore, r: Parameters<AccountsStore['reinstateDispute']>[0]): Promise<WebhookOutcome> {
+  const out = await deps.accounts.reinstateDispute(r);
+  const reference = `dispute_won:${r.disputeId}`;
+  if (out.result === 'unknown-payment') return ignored('dispute of a payment that credited no account', { payment_intent: r.paymentIntentId }, false);
+  if (out.result !== 'reinstated') {
+    deps.log.info('stripe_reversal_unchanged', { account_id: out.accountId, reference, result: out.result });
+    return { result: 'ignored', reason: out.result === 'duplicate' ? 'delivered before' : 'the dispute took nothing' };
+  }
+  deps.log.info('stripe_dispute_won', {
+    account_id: out.accountId,
+    reference,
+    payment_reference: out.checkoutSessionId,
+    to_balance_micro_usd: out.toBalanceMicroUsd,
+    owed_paid_micro_usd: out.owedPaidMicroUsd,
+  });
+  return { result: 'given_back', accountId: out.accountId, reference, toBalanceMicroUsd: out.toBalanceMicroUsd, owedPaidMicroUsd: out.owedPaidMicroUsd };
 }

@@ -69,14 +69,19 @@ export function summarizeUsage(requests: LedgerEntry[], range: DayRange): UsageS
     object: 'usage_summary',
     from: range.from,
     to: range.to,
+    key: null,
+    model: null,
     models,
     days: [...days].map(([date, m]) => ({ date, models: m })),
     totals: usageTotals(inRange, []),
   };
 }
 
-/** Use per day and model over the range, from the roll-ups (a handful of items per day, whatever the traffic). */
-export function summarizeRollups(rollups: Rollup[], range: DayRange): UsageSummaryJson {
+/**
+ * Use per day and model over the range, from the roll-ups (a handful of items per day, whatever the
+ * traffic), of one key and one model when the filter names them, as the ledger and its CSV are.
+ */
+export function summarizeRollups(rollups: Rollup[], range: DayRange, filter: LedgerFilter = {}): UsageSummaryJson {
   const days = new Map<string, Record<string, ModelDayJson>>();
   for (let ms = range.fromMs; ms <= range.toMs; ms += DAY_MS) days.set(isoDay(ms), {});
   const byModel = new Map<string, { cost: number; tokens: number }>();
@@ -84,6 +89,7 @@ export function summarizeRollups(rollups: Rollup[], range: DayRange): UsageSumma
   for (const r of rollups) {
     const models = days.get(r.day);
     if (!models) continue;
+    if ((filter.keyId !== undefined && r.keyId !== filter.keyId) || (filter.model !== undefined && r.model !== filter.model)) continue;
     const m = (models[r.model] ??= { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_micro_usd: 0 });
     const tokens = r.promptTokens + r.completionTokens;
     m.requests += r.requests;
@@ -109,6 +115,8 @@ export function summarizeRollups(rollups: Rollup[], range: DayRange): UsageSumma
     object: 'usage_summary',
     from: range.from,
     to: range.to,
+    key: filter.keyId ?? null,
+    model: filter.model ?? null,
     models,
     days: [...days].map(([date, m]) => ({ date, models: m })),
     totals: {

@@ -719,10 +719,8 @@ export class AccountsStore {
   }
 
   /**
-   * Adds credits once per reference: the ledger item and the balance change are one transaction.
-   * Its token is this call's own, so that the client's resend after a lost answer lands once and
-   * still reports `added`, while another call with the same reference (a webhook delivered again)
-   * is another write that finds the ledger item: `duplicate`.
+   * Adds credits once per reference (`credit`, reporting only whether it added). What the account
+   * owes is paid first: see `credit`.
    */
   async topUp(
     accountId: string,
@@ -731,7 +729,21 @@ export class AccountsStore {
     nowMs = Date.now(),
     payment?: CardPayment,
   ): Promise<'added' | 'duplicate' | 'no-account'> {
-    const token = randomBytes(16).toString('hex');
+    return (await this.credit(accountId, amountMicroUsd, reference, nowMs, payment)).result;
+  }
+
+  /**
+   * Adds credits once per reference: the ledger item and the balance change are one transaction.
+   * What the account owes (refunds and disputes beyond its balance) is paid first, in the same
+   * transaction: the balance gets `amount − paid`, `owed` goes down by `paid` (on condition that it
+   * is the amount read, so a reversal landing meanwhile makes it read again), and an `owed_payment`
+   * ledger item (`owed#<reference>`) says so. The first attempt assumes nothing is owed (one write,
+   * no read, for almost every account); a failed condition brings the item back.
+   * Each attempt's token is its own, so that the client's resend after a lost answer lands once and
+   * still reports `added`, while another call with the same reference (a webhook delivered again)
+   * is another write that finds the ledger item: `duplicate`.
+   */
+  async credit(accountId: string, amountMicroUsd: number, reference: string, nowMs = Date.now(), payment?: CardPayment): Promise<TopUpOutcome> {
     // A card payment also claims its Checkout session and PaymentIntent, whatever the account.
     const claims: TransactWriteItem[] = payment
       ? [
@@ -751,40 +763,61 @@ export class AccountsStore {
           },
         ]
       : [];
-    try {
-      await retryConflicts(() =>
-        this.client.call('TransactWriteItems', {
-          ClientRequestToken: token,
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.usageTable,
-                Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd, receiptUrl: payment?.receiptUrl }),
-                ConditionExpression: 'attribute_not_exists(sk)',
+    let owedSeen = 0;
+    for (let attempt = 1; ; attempt++) {
+      const paid = Math.min(owedSeen, amountMicroUsd);
+      const owedItem: TransactWriteItem[] =
+        paid > 0
+          ? [
+              {
+                Put: {
+                  TableName: this.usageTable,
+                  Item: ledgerToItem({ accountId, kind: 'owed_payment', atMs: nowMs, id: reference, amountMicroUsd: -paid, owedMicroUsd: -paid, paymentReference: reference }),
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
               },
-            },
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: { account_id: { S: accountId } },
-                UpdateExpression: 'SET balance = balance + :amount',
-                ConditionExpression: 'attribute_exists(account_id)',
-                ExpressionAttributeValues: { ':amount': num(amountMicroUsd) },
+            ]
+          : [];
+      try {
+        await retryConflicts(() =>
+          this.client.call('TransactWriteItems', {
+            ClientRequestToken: randomBytes(16).toString('hex'),
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.usageTable,
+                  Item: ledgerToItem({ accountId, kind: 'topup', atMs: nowMs, id: reference, amountMicroUsd, receiptUrl: payment?.receiptUrl }),
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
               },
-            },
-            ...claims,
-          ],
-        }),
-      );
-    } catch (err) {
-      if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
-      const [ledger, account, ...claimed] = err.CancellationReasons ?? [];
-      if (ledger?.Code === 'ConditionalCheckFailed' || claimed.some((r) => r.Code === 'ConditionalCheckFailed')) return 'duplicate';
-      if (account?.Code === 'ConditionalCheckFailed') return 'no-account';
-      throw err;
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: { account_id: { S: accountId } },
+                  UpdateExpression: paid > 0 ? 'SET balance = balance + :amount, owed = owed - :paid' : 'SET balance = balance + :amount',
+                  ConditionExpression: `attribute_exists(account_id) AND ${owedSeen > 0 ? 'owed = :seen' : '(attribute_not_exists(owed) OR owed <= :seen)'}`,
+                  ExpressionAttributeValues: { ':amount': num(amountMicroUsd - paid), ':seen': num(owedSeen), ...(paid > 0 ? { ':paid': num(paid) } : {}) },
+                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+                },
+              },
+              ...claims,
+              ...owedItem,
+            ],
+          }),
+        );
+        await this.rearmBalanceAlert(accountId);
+        return { result: 'added', owedPaidMicroUsd: paid, balanceAddedMicroUsd: amountMicroUsd - paid };
+      } catch (err) {
+        if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+        const [ledger, account, ...others] = err.CancellationReasons ?? [];
+        if (ledger?.Code === 'ConditionalCheckFailed' || others.some((r) => r.Code === 'ConditionalCheckFailed')) return { result: 'duplicate' };
+        if (account?.Code !== 'ConditionalCheckFailed') throw err;
+        if (!account.Item) return { result: 'no-account' };
+        // What is owed changed since it was read (or was never read): pay what is owed now.
+        owedSeen = Number(account.Item.owed?.N ?? 0);
+        if (attempt >= SETTLE_ATTEMPTS) throw new Error(`the top-up ${reference} did not converge`);
+      }
     }
-    await this.rearmBalanceAlert(accountId);
-    return 'added';
   }
 
   /** The card payment that credited an account, by its PaymentIntent. */
@@ -807,6 +840,8 @@ export class AccountsStore {
     paymentIntentId: string;
     reference: string;
     kind: 'refund' | 'dispute';
+    /** A dispute's id: a `won` closing delivered before it makes it take nothing. */
+    disputeId?: string;
     cumulativeMicroUsd?: number;
     amountMicroUsd?: number;
     nowMs: number;
@@ -829,6 +864,11 @@ export class AccountsStore {
       if (!account) return { result: 'unknown-payment' };
       const fromBalance = Math.min(Math.max(0, account.balanceMicroUsd), delta);
       const owed = delta - fromBalance;
+      // A dispute already closed in the holder's favour (its `won` delivered first) takes nothing.
+      const closed: TransactWriteItem[] =
+        r.kind === 'dispute' && r.disputeId
+          ? [{ ConditionCheck: { TableName: this.usageTable, Key: { account_id: { S: accountId }, sk: { S: ledgerSortKey({ kind: 'reversal', atMs: 0, id: disputeWonReference(r.disputeId) }) } }, ConditionExpression: 'attribute_not_exists(sk)' } }]
+          : [];
       try {
         await this.client.call('TransactWriteItems', {
           TransactItems: [
@@ -862,23 +902,113 @@ export class AccountsStore {
                 TableName: this.tableName,
                 Key: { account_id: { S: accountId } },
                 UpdateExpression: 'SET balance = balance - :from, owed = if_not_exists(owed, :zero) + :owed',
-                ConditionExpression: 'attribute_exists(account_id) AND balance >= :from',
+                // Something is owed only when the balance is emptied: a top-up landing meanwhile makes it read again.
+                ConditionExpression: `attribute_exists(account_id) AND ${owed > 0 ? 'balance = :from' : 'balance >= :from'}`,
                 ExpressionAttributeValues: { ':from': num(fromBalance), ':owed': num(owed), ':zero': num(0) },
               },
             },
+            ...closed,
           ],
         });
         return { result: 'taken', accountId, takenMicroUsd: fromBalance, owedMicroUsd: owed, checkoutSessionId: payment.checkoutSessionId };
       } catch (err) {
         if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
-        const [, ledger] = err.CancellationReasons ?? [];
+        const [, ledger, , closedCheck] = err.CancellationReasons ?? [];
         if (ledger?.Code === 'ConditionalCheckFailed') return { result: 'duplicate', accountId };
+        if (closedCheck?.Code === 'ConditionalCheckFailed') return { result: 'nothing', accountId };
         // Another reversal of the payment, or a charge on the balance, came first: read again.
         if (!(err.CancellationReasons ?? []).some((x) => x.Code === 'ConditionalCheckFailed') && !isConflict(err)) throw err;
         await conflictBackoff(attempt);
       }
     }
     throw new Error(`the reversal ${r.reference} did not converge`);
+  }
+
+  /**
+   * Gives back what a dispute took once it is closed in the holder's favour (`won`), once per
+   * dispute: what its `dispute:<id>` reversal took (from the balance and as owed) goes first to
+   * what the account owes now, the rest to the balance; the payment's `taken` goes down by it (a
+   * later refund may take it again). One transaction with the `dispute_won:<id>` ledger item (only
+   * if absent). A dispute that took nothing (nothing left of its payment, or its `created` not
+   * delivered yet) gets that ledger item at zero, so that a `created` delivered late takes nothing.
+   */
+  async reinstateDispute(r: { paymentIntentId: string; disputeId: string; nowMs: number }): Promise<
+    | { result: 'reinstated'; accountId: string; toBalanceMicroUsd: number; owedPaidMicroUsd: number; checkoutSessionId: string }
+    | { result: 'nothing' | 'duplicate'; accountId: string }
+    | { result: 'unknown-payment' }
+  > {
+    const reference = disputeWonReference(r.disputeId);
+    for (let attempt = 1; attempt <= SETTLE_ATTEMPTS; attempt++) {
+      const payment = await this.payment(r.paymentIntentId);
+      if (!payment) return { result: 'unknown-payment' };
+      const { accountId } = payment;
+      const ledgerKey = (id: string) => ({ account_id: { S: accountId }, sk: { S: ledgerSortKey({ kind: 'reversal', atMs: 0, id }) } });
+      const [takenItem, account] = await Promise.all([
+        this.client.call('GetItem', { TableName: this.usageTable, Key: ledgerKey(`dispute:${r.disputeId}`), ConsistentRead: true }),
+        this.get(accountId),
+      ]);
+      if (!account) return { result: 'unknown-payment' };
+      const wonItem = (amountMicroUsd: number, owedMicroUsd: number) =>
+        ledgerToItem({
+          accountId,
+          kind: 'reversal',
+          atMs: r.nowMs,
+          id: reference,
+          amountMicroUsd,
+          owedMicroUsd: owedMicroUsd || undefined,
+          reason: 'dispute_won',
+          paymentReference: payment.checkoutSessionId,
+        });
+      try {
+        if (!takenItem.Item) {
+          await this.client.call('TransactWriteItems', {
+            TransactItems: [
+              { Put: { TableName: this.usageTable, Item: wonItem(0, 0), ConditionExpression: 'attribute_not_exists(sk)' } },
+              // Its `created` landing meanwhile makes this read again.
+              { ConditionCheck: { TableName: this.usageTable, Key: ledgerKey(`dispute:${r.disputeId}`), ConditionExpression: 'attribute_not_exists(sk)' } },
+            ],
+          });
+          return { result: 'nothing', accountId };
+        }
+        const taken = ledgerFromItem(takenItem.Item);
+        const total = -taken.amountMicroUsd + (taken.owedMicroUsd ?? 0);
+        const owedPaid = Math.min(account.owedMicroUsd, total);
+        const toBalance = total - owedPaid;
+        await this.client.call('TransactWriteItems', {
+          TransactItems: [
+            { Put: { TableName: this.usageTable, Item: wonItem(toBalance, -owedPaid), ConditionExpression: 'attribute_not_exists(sk)' } },
+            {
+              Update: {
+                TableName: this.usageTable,
+                Key: { account_id: { S: PAYMENTS_PARTITION }, sk: { S: `pi#${r.paymentIntentId}` } },
+                UpdateExpression: 'SET taken = taken - :total',
+                ConditionExpression: 'taken = :seen',
+                ExpressionAttributeValues: { ':total': num(total), ':seen': num(payment.takenMicroUsd) },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { account_id: { S: accountId } },
+                UpdateExpression: 'SET balance = balance + :to, owed = if_not_exists(owed, :zero) - :paid',
+                ConditionExpression: `attribute_exists(account_id) AND ${account.owedMicroUsd > 0 ? 'owed = :owed' : '(attribute_not_exists(owed) OR owed <= :owed)'}`,
+                ExpressionAttributeValues: { ':to': num(toBalance), ':paid': num(owedPaid), ':owed': num(account.owedMicroUsd), ':zero': num(0) },
+              },
+            },
+          ],
+        });
+        await this.rearmBalanceAlert(accountId);
+        return { result: 'reinstated', accountId, toBalanceMicroUsd: toBalance, owedPaidMicroUsd: owedPaid, checkoutSessionId: payment.checkoutSessionId };
+      } catch (err) {
+        if (!isDynamoError(err, 'TransactionCanceledException')) throw err;
+        const [won] = err.CancellationReasons ?? [];
+        if (won?.Code === 'ConditionalCheckFailed') return { result: 'duplicate', accountId };
+        // A reversal of the payment, a top-up or its `created` came first: read again.
+        if (!(err.CancellationReasons ?? []).some((x) => x.Code === 'ConditionalCheckFailed') && !isConflict(err)) throw err;
+        await conflictBackoff(attempt);
+      }
+    }
+    throw new Error(`the reinstatement ${reference} did not converge`);
   }
 
   /**
@@ -969,6 +1099,9 @@ export class AccountsStore {
   }
 }
 
+/** The ledger reference of a dispute closed in the holder's favour (`reversal#dispute_won:<id>`). */
+export const disputeWonReference = (disputeId: string) => `dispute_won:${disputeId}`;
+
 /** Card payments live in the usage table under this partition (account ids cannot contain `#`). */
 export const PAYMENTS_PARTITION = '#stripe';
 
@@ -978,6 +1111,11 @@ export interface CardPayment {
   paymentIntentId: string;
   receiptUrl?: string;
 }
+
+/** What a top-up did: `owedPaidMicroUsd` of it paid what the account owed, the rest went to the balance. */
+export type TopUpOutcome =
+  | { result: 'added'; owedPaidMicroUsd: number; balanceAddedMicroUsd: number }
+  | { result: 'duplicate' | 'no-account' };
 
 export interface PaymentRecord extends CardPayment {
   accountId: string;

@@ -13,10 +13,13 @@ import { type Dynamo } from './dynamo';
 export type LedgerStatus = 'completed' | 'failed' | 'interrupted' | 'aborted' | 'abandoned' | 'late_settlement';
 export const LEDGER_STATUSES: readonly LedgerStatus[] = ['completed', 'failed', 'interrupted', 'aborted', 'abandoned', 'late_settlement'];
 
-/** One ledger item per admitted request, per top-up, or per refund or dispute that took credits back. */
+/**
+ * One ledger item per admitted request, per top-up, per refund or dispute that took credits back
+ * (or dispute won that gave them back), and per top-up that paid what the account owed.
+ */
 export interface LedgerEntry {
   accountId: string;
-  kind: 'request' | 'topup' | 'reversal';
+  kind: 'request' | 'topup' | 'reversal' | 'owed_payment';
   atMs: number;
   /** Request id, or the top-up's reference. */
   id: string;
@@ -54,11 +57,14 @@ export interface LedgerEntry {
   usageEstimated?: boolean;
   /** A card top-up's receipt (the charge's `receipt_url`). */
   receiptUrl?: string;
-  /** A reversal: what it could not take from the balance, recorded as owed. */
+  /**
+   * The change in what the account owes: a reversal's part it could not take from the balance
+   * (positive); a won dispute's or an owed payment's part that paid owed (negative).
+   */
   owedMicroUsd?: number;
-  /** A reversal: `refund` or `dispute`. */
-  reason?: 'refund' | 'dispute';
-  /** A reversal: the top-up (Checkout session) it took back from. */
+  /** A reversal: `refund`, `dispute`, or `dispute_won` (a dispute closed in the holder's favour, giving back). */
+  reason?: 'refund' | 'dispute' | 'dispute_won';
+  /** A reversal: the top-up (Checkout session) it took back from; an owed payment: the top-up that paid it. */
   paymentReference?: string;
   /** On a `late_settlement` item: the request whose abandoned settlement it corrects. */
   settles?: string;
@@ -73,6 +79,7 @@ type Item = Record<string, AttributeValue>;
 export function ledgerSortKey(entry: Pick<LedgerEntry, 'kind' | 'atMs' | 'id'>): string {
   if (entry.kind === 'topup') return `topup#${entry.id}`;
   if (entry.kind === 'reversal') return `reversal#${entry.id}`;
+  if (entry.kind === 'owed_payment') return `owed#${entry.id}`;
   return `${String(entry.atMs).padStart(13, '0')}#${entry.id}`;
 }
 
@@ -187,6 +194,11 @@ export class UsageStore {
   /** Refunds and disputes that took credits back. */
   async reversals(accountId: string): Promise<LedgerEntry[]> {
     return this.query(accountId, 'begins_with(sk, :p)', { ':p': { S: 'reversal#' } });
+  }
+
+  /** Top-ups' payments of what the account owed. */
+  async owedPayments(accountId: string): Promise<LedgerEntry[]> {
+    return this.query(accountId, 'begins_with(sk, :p)', { ':p': { S: 'owed#' } });
   }
 
   /** Every ledger item of an account. */

@@ -386,6 +386,7 @@ describe('usage', () => {
       reversals: 0,
       reversal_micro_usd: 0,
       reversal_owed_micro_usd: 0,
+      owed_paid_micro_usd: 0,
     });
 
     // Explicit range in ms and ISO: only the old request.

@@ -57,6 +57,23 @@ test('tiers list prints an aligned table; --json the raw answer', async () => {
   expect(parsed.data.map((t: any) => t.id)).toEqual(expect.arrayContaining(['free', 'starter', 'pro', 'enterprise']));
 });
 
+test('credits add says how much paid what the account owed; accounts get shows what is owed', async () => {
+  expect((await itapi(['accounts', 'create', '--tier', 'starter', '--id', 'cli-owes'])).code).toBe(0);
+  // As a refund beyond the balance leaves it: nothing on the balance, $3 owed.
+  await h.client.call('UpdateItem', {
+    TableName: h.tables.accounts,
+    Key: { account_id: { S: 'cli-owes' } },
+    UpdateExpression: 'SET owed = :o',
+    ExpressionAttributeValues: { ':o': { N: '3000000' } },
+  });
+  expect((await itapi(['accounts', 'get', 'cli-owes'])).out).toMatch(/^owed:\s+\$3\.000000 \(3000000 micro-USD; the next top-up pays it first\)$/m);
+  const add = await itapi(['credits', 'add', 'cli-owes', '--amount', '5', '--reference', 'pay-1']);
+  expect(add.code).toBe(0);
+  expect(add.out).toContain("Added $5.000000 (reference 'pay-1'): $3.000000 paid what was owed, $2.000000 to the balance.");
+  expect(add.out).toMatch(/^balance:\s+\$2\.000000/m);
+  expect(add.out).not.toMatch(/^owed:/m);
+});
+
 test('the account lifecycle: create, get, credits (idempotent), keys, revoke, usage', async () => {
   const created = await itapi(['accounts', 'create', '--tier', 'starter', '--id', 'cli-acct', '--name', 'CLI Co', '--credits', '10']);
   expect(created.code).toBe(0);

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { hashApiKey } from '../../lambda/auth/api-key';
 import { consoleApi, consoleLink, consoleOrigin, postSignIn, sessionCookieOf, signIn, type ConsoleSession } from '../support/console';
-import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
+import { addKey, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 
 /**
  * The console's JSON API and pages over real HTTP on the local gateway: sign-in by a one-time
@@ -414,6 +414,66 @@ describe('usage', () => {
     expect(summary.totals.requests).toBe(5);
     expect(Object.values(day).reduce((sum: number, m: any) => sum + m.cost_micro_usd, 0)).toBe(cost);
     expect(cost).toBeGreaterThan(0);
+  });
+
+  it('follows the Key and Model filters like the ledger, from the roll-ups alone', async () => {
+    const dave = await createAccount(gw);
+    const daveSession = await signIn(gw, dave.accountId);
+    const other = await addKey(gw, dave.accountId, { tier: 'pro' });
+    for (const [key, model] of [
+      [dave.key, 'gpt-4o'],
+      [dave.key, 'gpt-4o-mini'],
+      [dave.key, 'gpt-4o-mini'],
+      [other.key, 'gpt-4o'],
+      [other.key, 'claude-3-5-sonnet-20241022'],
+    ]) {
+      const client = new OpenAI({ baseURL: gw.baseUrl, apiKey: key, maxRetries: 0 });
+      await client.chat.completions.create({ model, messages: [{ role: 'user', content: `Hello ${model}, from a key` }] });
+    }
+    await gw.gateway.background.drain();
+    const today = new Date().toISOString().slice(0, 10);
+    const ledger = (await gw.gateway.stores.usage.all(dave.accountId)).filter((e) => e.kind === 'request');
+    const firstKey = ledger.find((e) => e.keyId !== other.record.keyId)!.keyId!;
+    const queried: string[] = [];
+    let recording = false;
+    gw.dynamo.intercept(async (operation, input, next) => {
+      if (recording && (operation === 'Query' || operation === 'Scan' || operation === 'GetItem')) queried.push(`${operation} ${String(input.TableName)}`);
+      return next();
+    });
+    const summaryOf = async (query: string) => {
+      recording = true;
+      try {
+        const res = await consoleApi(gw, daveSession, 'GET', `usage?from=${today}&to=${today}${query}`);
+        expect(res.status).toBe(200);
+        return res.json;
+      } finally {
+        recording = false;
+      }
+    };
+    const costOf = (entries: typeof ledger) => entries.reduce((sum, e) => sum - e.amountMicroUsd, 0);
+    const cases: Array<[string, (e: (typeof ledger)[number]) => boolean, Record<string, unknown>]> = [
+      [`&key=${other.record.keyId}`, (e) => e.keyId === other.record.keyId, { key: other.record.keyId, model: null }],
+      [`&key=${firstKey}`, (e) => e.keyId === firstKey, { key: firstKey, model: null }],
+      ['&model=gpt-4o-mini', (e) => e.model === 'gpt-4o-mini', { key: null, model: 'gpt-4o-mini' }],
+      [`&key=${firstKey}&model=gpt-4o`, (e) => e.keyId === firstKey && e.model === 'gpt-4o', { key: firstKey, model: 'gpt-4o' }],
+      ['', () => true, { key: null, model: null }],
+    ];
+    for (const [query, matches, echoed] of cases) {
+      const s = await summaryOf(query);
+      const expected = ledger.filter(matches);
+      expect(s).toMatchObject(echoed);
+      expect(s.totals).toMatchObject({ requests: expected.length, cost_micro_usd: costOf(expected) });
+      expect(s.models.sort()).toEqual([...new Set(expected.map((e) => e.model))].sort());
+      const drawn = Object.values(s.days[0].models).reduce((sum: number, m: any) => sum + m.cost_micro_usd, 0);
+      expect(drawn).toBe(costOf(expected));
+    }
+    expect(ledger.filter((e) => e.keyId === other.record.keyId)).toHaveLength(2);
+    // The roll-ups and the account, never the usage table (the ledger).
+    expect(queried.some((q) => q.endsWith(gw.gateway.stores.usage.tableName))).toBe(false);
+    expect(queried).toContain(`Query ${gw.gateway.stores.rollups.tableName}`);
+    const bad = await consoleApi(gw, daveSession, 'GET', `usage?model=${encodeURIComponent('bad model')}`);
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.param).toBe('model');
   });
 
   it('defaults to the last 30 days and refuses bad ranges, naming the parameter', async () => {

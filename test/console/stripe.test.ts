@@ -3,6 +3,7 @@ import { hasEnvProviderKeys } from '../../lambda/secrets/provider-keys';
 import { consoleApi, consoleOrigin, signIn, type ConsoleSession } from '../support/console';
 import { createAccount, startTestGateway, type TestGateway } from '../support/gateway';
 import { startStripeStandIn } from '../support/stripe-stand-in';
+import { ledgerToItem } from '../../lambda/store/usage';
 
 /**
  * Top-ups through Stripe: Checkout sessions created against a stand-in of Stripe's API on
@@ -300,24 +301,6 @@ describe('webhook', () => {
 });
 
 describe('refunds and disputes', () => {
-  /** A fresh account credited $25 by a card payment; returns the account and the payment's ids. */
-  async function paidAccount(spendTo?: number) {
-    const a = await createAccount(gw, { creditsMicroUsd: 0 });
-    const event = checkoutCompleted({ client_reference_id: a.accountId, metadata: { itapi_account_id: a.accountId } });
-    expect((await deliver(gw, event)).json.result).toBe('credited');
-    if (spendTo !== undefined) {
-      // As if the holder had spent the rest on requests.
-      await gw.dynamo.call('UpdateItem', {
-        TableName: gw.gateway.stores.accounts.tableName,
-        Key: { account_id: { S: a.accountId } },
-        UpdateExpression: 'SET balance = :b',
-        ExpressionAttributeValues: { ':b': { N: String(spendTo) } },
-      });
-    }
-    const bal = async () => (await gw.gateway.stores.accounts.get(a.accountId))!;
-    return { accountId: a.accountId, pi: event.data.object.payment_intent as string, sessionId: event.data.object.id as string, account: bal };
-  }
-
   it('a refund takes back amount_refunded less what earlier refunds of the charge took, once per delivery', async () => {
     const p = await paidAccount();
     expect((await p.account()).balanceMicroUsd).toBe(25_000_000);
@@ -380,6 +363,238 @@ describe('refunds and disputes', () => {
     expect((await deliver(gw, eur)).json.result).toBe('ignored');
     expect(gw.logs.map((l) => JSON.parse(l)).find((l) => l.event_id === eur.id)).toMatchObject({ event: 'stripe_event_ignored', level: 'error', reason: 'refund in currency eur' });
     expect((await p.account()).balanceMicroUsd).toBe(25_000_000);
+  });
+});
+
+/** `charge.dispute.closed` with its final status (`won`, `lost`, `warning_closed`). */
+function disputeClosed(paymentIntent: string, id: string, status: string, amount = 2500) {
+  return stripeEvent('charge.dispute.closed', {
+    id,
+    object: 'dispute',
+    amount,
+    currency: 'usd',
+    charge: `ch_for_${paymentIntent}`,
+    payment_intent: paymentIntent,
+    status,
+    reason: 'fraudulent',
+    is_charge_refundable: false,
+  });
+}
+
+async function adminCredit(accountId: string, amountUsd: number | string, reference: string) {
+  const res = await fetch(`${gw.adminUrl}/accounts/${accountId}/credits`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${gw.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ amount_usd: amountUsd, reference }),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** A fresh account credited $25 by a card payment, its balance then set as if spent down to `spendTo`. */
+async function paidAccount(spendTo?: number) {
+  const a = await createAccount(gw, { creditsMicroUsd: 0 });
+  const event = checkoutCompleted({ client_reference_id: a.accountId, metadata: { itapi_account_id: a.accountId } });
+  expect((await deliver(gw, event)).json.result).toBe('credited');
+  if (spendTo !== undefined) await setBalance(a.accountId, 25_000_000, spendTo);
+  const bal = async () => (await gw.gateway.stores.accounts.get(a.accountId))!;
+  return { accountId: a.accountId, pi: event.data.object.payment_intent as string, sessionId: event.data.object.id as string, account: bal };
+}
+
+/**
+ * As if the holder had spent down to `to` on requests: the balance set and the spend written as a
+ * ledger item, so that the ledger still sums to the balance.
+ */
+async function setBalance(accountId: string, from: number, to: number) {
+  await gw.dynamo.call('UpdateItem', {
+    TableName: gw.gateway.stores.accounts.tableName,
+    Key: { account_id: { S: accountId } },
+    UpdateExpression: 'SET balance = :b',
+    ExpressionAttributeValues: { ':b': { N: String(to) } },
+  });
+  await gw.dynamo.call('PutItem', {
+    TableName: gw.gateway.stores.usage.tableName,
+    Item: ledgerToItem({ accountId, kind: 'request', atMs: Date.now(), id: `spend_${Math.random().toString(36).slice(2)}`, amountMicroUsd: to - from, model: 'gpt-4o-mini', status: 'completed' }),
+  });
+}
+
+/** The books of an account with nothing in flight: the ledger sums to the balance and to what is owed, owed only on an empty balance. */
+async function expectBooksOf(accountId: string) {
+  const a = (await gw.gateway.stores.accounts.get(accountId))!;
+  const ledger = await gw.gateway.stores.usage.all(accountId);
+  expect(ledger.reduce((sum, e) => sum + e.amountMicroUsd, 0)).toBe(a.balanceMicroUsd);
+  expect(ledger.reduce((sum, e) => sum + (e.kind === 'topup' ? 0 : (e.owedMicroUsd ?? 0)), 0)).toBe(a.owedMicroUsd);
+  expect(a.owedMicroUsd).toBeGreaterThanOrEqual(0);
+  expect(a.balanceMicroUsd).toBeGreaterThanOrEqual(0);
+  if (a.owedMicroUsd > 0) expect(a.balanceMicroUsd).toBe(0);
+  return a;
+}
+
+describe('owed credits paid back by the next top-up', () => {
+  it('a card top-up pays what is owed first, in one transaction, once, with a ledger item saying so', async () => {
+    const p = await paidAccount(4_000_000);
+    expect((await deliver(gw, disputeCreated(p.pi, 2500))).json.result).toBe('taken_back');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 0, owedMicroUsd: 21_000_000 });
+    // A $10 top-up pays $10 of the $21 owed; nothing reaches the balance.
+    const ten = checkoutCompleted({ client_reference_id: p.accountId, metadata: { itapi_account_id: p.accountId }, amount_subtotal: 1000, amount_total: 1000 });
+    const answers = await Promise.all([deliver(gw, ten), deliver(gw, ten)]);
+    expect(answers.map((a) => a.json.result).sort()).toEqual(['credited', 'duplicate']);
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 0, owedMicroUsd: 11_000_000 });
+    // A $25 top-up pays the $11 left; the balance gets $14.
+    const twentyFive = checkoutCompleted({ client_reference_id: p.accountId, metadata: { itapi_account_id: p.accountId } });
+    expect((await deliver(gw, twentyFive)).json.result).toBe('credited');
+    expect((await deliver(gw, twentyFive)).json.result).toBe('duplicate');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 14_000_000, owedMicroUsd: 0 });
+    const paid = await gw.gateway.stores.usage.owedPayments(p.accountId);
+    expect(paid.map((e) => [e.id, e.amountMicroUsd, e.owedMicroUsd]).sort()).toEqual(
+      [
+        [ten.data.object.id, -10_000_000, -10_000_000],
+        [twentyFive.data.object.id, -11_000_000, -11_000_000],
+      ].sort(),
+    );
+    // The top-ups themselves are recorded whole: what the holder paid.
+    expect((await gw.gateway.stores.usage.topUps(p.accountId)).map((t) => t.amountMicroUsd).sort((a, b) => a - b)).toEqual([10_000_000, 25_000_000, 25_000_000]);
+    await expectBooksOf(p.accountId);
+    // The admin API lists the owed payments beside the top-ups, and totals them.
+    const usage = await (await fetch(`${gw.adminUrl}/accounts/${p.accountId}/usage?from=0`, { headers: { authorization: `Bearer ${gw.adminToken}` } })).json();
+    expect(usage.items).toContainEqual(expect.objectContaining({ kind: 'owed_payment', reference: twentyFive.data.object.id, amount_micro_usd: -11_000_000, owed_micro_usd: -11_000_000 }));
+    expect(usage.totals).toMatchObject({ owed_paid_micro_usd: 21_000_000, reversal_owed_micro_usd: 21_000_000 });
+    // The console shows each top-up with what it paid of what was owed, and no owed line any more.
+    const s = await signIn(gw, p.accountId);
+    const recent = (await consoleApi(gw, s, 'GET', 'top-up')).json.recent;
+    expect(recent.find((t: { reference: string }) => t.reference === ten.data.object.id)).toMatchObject({ amount_micro_usd: 10_000_000, owed_paid_micro_usd: 10_000_000 });
+    expect(recent.find((t: { reference: string }) => t.reference === p.sessionId)).toMatchObject({ owed_paid_micro_usd: 0 });
+    const page = await (await fetch(`${consoleOrigin(gw)}/console/`, { headers: { cookie: s.cookie } })).text();
+    expect(page).toContain('data-owed-paid-micro-usd="11000000"');
+    expect(page).not.toContain('data-field="owed"');
+  });
+
+  it('an admin credit pays what is owed first and says how much in its answer; the same reference adds once', async () => {
+    const p = await paidAccount(0);
+    expect((await deliver(gw, chargeRefunded(p.pi, 2500))).json.result).toBe('taken_back');
+    expect((await p.account()).owedMicroUsd).toBe(25_000_000);
+    const first = await adminCredit(p.accountId, '10.50', 'inv-1');
+    expect(first.status).toBe(200);
+    expect(first.json).toMatchObject({
+      balance_micro_usd: 0,
+      owed_micro_usd: 14_500_000,
+      top_up: { reference: 'inv-1', amount_micro_usd: 10_500_000, result: 'added', owed_paid_micro_usd: 10_500_000, balance_added_micro_usd: 0 },
+    });
+    const again = await adminCredit(p.accountId, '10.50', 'inv-1');
+    expect(again.json).toMatchObject({ owed_micro_usd: 14_500_000, top_up: { result: 'duplicate', owed_paid_micro_usd: 0, balance_added_micro_usd: 0 } });
+    const second = await adminCredit(p.accountId, 20, 'inv-2');
+    expect(second.json).toMatchObject({ balance_micro_usd: 5_500_000, owed_micro_usd: 0, top_up: { owed_paid_micro_usd: 14_500_000, balance_added_micro_usd: 5_500_000 } });
+    // Nothing owed: a top-up goes to the balance whole.
+    const third = await adminCredit(p.accountId, 1, 'inv-3');
+    expect(third.json).toMatchObject({ balance_micro_usd: 6_500_000, owed_micro_usd: 0, top_up: { owed_paid_micro_usd: 0, balance_added_micro_usd: 1_000_000 } });
+    expect(await gw.gateway.stores.usage.owedPayments(p.accountId)).toHaveLength(2);
+    await expectBooksOf(p.accountId);
+  });
+
+  it('top-ups racing refunds and disputes: balance − owed is top-ups − reversals − spend, owed only on an empty balance, nothing applied twice', async () => {
+    for (let round = 0; round < 6; round++) {
+      const p = await paidAccount(round % 2 ? 3_000_000 : 0);
+      const spent = 25_000_000 - (round % 2 ? 3_000_000 : 0);
+      const refund = chargeRefunded(p.pi, 2000);
+      const dispute = disputeCreated(p.pi, 500);
+      const card = checkoutCompleted({ client_reference_id: p.accountId, metadata: { itapi_account_id: p.accountId }, amount_subtotal: 700, amount_total: 700 });
+      const results = await Promise.all([
+        deliver(gw, refund),
+        adminCredit(p.accountId, 4, `race-${round}-a`),
+        deliver(gw, dispute),
+        deliver(gw, card),
+        adminCredit(p.accountId, 4, `race-${round}-a`),
+        deliver(gw, refund),
+        adminCredit(p.accountId, '2.5', `race-${round}-b`),
+        deliver(gw, card),
+      ]);
+      expect(results.every((r) => r.status === 200)).toBe(true);
+      const a = await expectBooksOf(p.accountId);
+      // Credited: 25 (card) + 4 + 7 (card) + 2.5, less the spend and what the refund and dispute took of the first payment.
+      const taken = (await gw.gateway.stores.accounts.payment(p.pi))!.takenMicroUsd;
+      expect([20_000_000, 25_000_000]).toContain(taken);
+      expect(a.balanceMicroUsd - a.owedMicroUsd).toBe(25_000_000 + 4_000_000 + 7_000_000 + 2_500_000 - spent - taken);
+      expect((await gw.gateway.stores.usage.topUps(p.accountId)).length).toBe(4);
+      expect((await gw.gateway.stores.usage.reversals(p.accountId)).length).toBe(2);
+    }
+  });
+});
+
+describe('disputes closed', () => {
+  it('a won dispute gives back what its creation took, paying what is owed first, once however often delivered', async () => {
+    const p = await paidAccount(4_000_000);
+    const id = `dp_won_${Math.random().toString(36).slice(2)}`;
+    expect((await deliver(gw, disputeCreated(p.pi, 2500, id))).json.result).toBe('taken_back');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 0, owedMicroUsd: 21_000_000 });
+    const won = disputeClosed(p.pi, id, 'won');
+    const answers = await Promise.all([deliver(gw, won), deliver(gw, won), deliver(gw, won)]);
+    expect(answers.map((a) => a.json.result).sort()).toEqual(['given_back', 'ignored', 'ignored']);
+    // $21 of the $25 it took was owed: it pays that; the $4 it took from the balance comes back.
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 4_000_000, owedMicroUsd: 0 });
+    expect((await deliver(gw, won)).json.result).toBe('ignored');
+    const back = (await gw.gateway.stores.usage.reversals(p.accountId)).find((r) => r.reason === 'dispute_won')!;
+    expect(back).toMatchObject({ id: `dispute_won:${id}`, amountMicroUsd: 4_000_000, owedMicroUsd: -21_000_000, paymentReference: p.sessionId });
+    await expectBooksOf(p.accountId);
+    // The payment is whole again: a refund may take it back.
+    expect((await deliver(gw, chargeRefunded(p.pi, 1000))).json.result).toBe('taken_back');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 0, owedMicroUsd: 6_000_000 });
+    await expectBooksOf(p.accountId);
+  });
+
+  it('a won dispute whose creation was fully covered puts it all back on the balance; a lost one keeps it taken', async () => {
+    const p = await paidAccount();
+    const wonId = `dp_${Math.random().toString(36).slice(2)}`;
+    expect((await deliver(gw, disputeCreated(p.pi, 1500, wonId))).json.result).toBe('taken_back');
+    expect((await p.account()).balanceMicroUsd).toBe(10_000_000);
+    expect((await deliver(gw, disputeClosed(p.pi, wonId, 'won', 1500))).json.result).toBe('given_back');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 25_000_000, owedMicroUsd: 0 });
+
+    const lostId = `dp_${Math.random().toString(36).slice(2)}`;
+    expect((await deliver(gw, disputeCreated(p.pi, 1000, lostId))).json.result).toBe('taken_back');
+    expect((await deliver(gw, disputeClosed(p.pi, lostId, 'lost', 1000))).json.result).toBe('ignored');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 15_000_000, owedMicroUsd: 0 });
+    const line = gw.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'stripe_event_ignored' && l.dispute === lostId);
+    expect(line).toMatchObject({ level: 'info', reason: 'dispute closed lost' });
+    await expectBooksOf(p.accountId);
+  });
+
+  it('an inquiry closed without a chargeback (warning_closed) gives back like a won dispute', async () => {
+    const p = await paidAccount();
+    const id = `dp_${Math.random().toString(36).slice(2)}`;
+    expect((await deliver(gw, disputeCreated(p.pi, 2500, id))).json.result).toBe('taken_back');
+    expect((await deliver(gw, disputeClosed(p.pi, id, 'warning_closed'))).json.result).toBe('given_back');
+    expect((await p.account()).balanceMicroUsd).toBe(25_000_000);
+  });
+
+  it('a won closing delivered before its creation: the late creation takes nothing', async () => {
+    const p = await paidAccount();
+    const id = `dp_${Math.random().toString(36).slice(2)}`;
+    expect((await deliver(gw, disputeClosed(p.pi, id, 'won'))).json.result).toBe('ignored');
+    expect((await deliver(gw, disputeCreated(p.pi, 2500, id))).json.result).toBe('ignored');
+    expect(await p.account()).toMatchObject({ balanceMicroUsd: 25_000_000, owedMicroUsd: 0 });
+    await expectBooksOf(p.accountId);
+  });
+
+  it('creation and won closing delivered at once, racing a top-up: given back exactly what was taken', async () => {
+    for (let round = 0; round < 5; round++) {
+      const p = await paidAccount(round % 2 ? 0 : 2_000_000);
+      const id = `dp_${Math.random().toString(36).slice(2)}`;
+      const created = disputeCreated(p.pi, 2500, id);
+      const won = disputeClosed(p.pi, id, 'won');
+      await Promise.all([deliver(gw, created), deliver(gw, won), adminCredit(p.accountId, 3, `race-won-${round}`), deliver(gw, won)]);
+      // Whichever order they landed in, the dispute nets to nothing.
+      const a = await expectBooksOf(p.accountId);
+      expect(a.balanceMicroUsd - a.owedMicroUsd).toBe((round % 2 ? 0 : 2_000_000) + 3_000_000);
+      expect(a.owedMicroUsd).toBe(0);
+    }
+  });
+
+  it('refuses an unsigned or wrongly signed closing', async () => {
+    const p = await paidAccount();
+    const id = `dp_${Math.random().toString(36).slice(2)}`;
+    await deliver(gw, disputeCreated(p.pi, 2500, id));
+    expect((await deliver(gw, disputeClosed(p.pi, id, 'won'), 'whsec_someone_else')).status).toBe(400);
+    expect((await deliver(gw, disputeClosed(p.pi, id, 'won'), WEBHOOK_SECRET, '')).status).toBe(400);
+    expect((await p.account()).balanceMicroUsd).toBe(0);
   });
 });
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import type { BrowserContext, Page } from 'playwright-core';
 import { csvField } from '../../lambda/console/usage';
+import { count, exactDollars } from '../../lambda/console/views/format';
 import { launchChromium } from '../support/chromium';
 import { consoleLink } from '../support/console';
 import { addKey, createAccount, startTestGateway, type TestGateway } from '../support/gateway';
@@ -150,13 +151,50 @@ test('the ledger shows each request’s key, filters by key and model, and the C
   await expect(keySelect.locator('option').first().textContent()).resolves.toBe('All');
   await expect(modelSelect.locator('option').first().textContent()).resolves.toBe('All');
 
+  const ledger = (await gw.gateway.stores.usage.all(accountId)).filter((e) => e.kind === 'request');
+  const today = new Date().toISOString().slice(0, 10);
+  /** What the charts show for the filter the page has: the models drawn, and today's value as read out. */
+  const charts = async (key: string, model: string) => {
+    await page.waitForSelector(`#usage-panel .usage-summary[data-key="${key}"][data-model="${model}"]`);
+    const models = await page.$$eval('#usage-panel figure[data-metric="cost"] rect.bar', (rects) => [...new Set(rects.map((r) => r.getAttribute('data-model')))].sort());
+    const readout = await page.getAttribute(`#usage-panel figure[data-metric="cost"] .day-mark[data-date="${today}"]`, 'aria-label');
+    const tokens = await page.getAttribute(`#usage-panel figure[data-metric="tokens"] .day-mark[data-date="${today}"]`, 'aria-label');
+    const totals = await page.textContent('#usage-panel .totals');
+    return { models, readout, tokens, totals };
+  };
+  const expected = (matches: (e: (typeof ledger)[number]) => boolean) => {
+    const entries = ledger.filter(matches);
+    const cost = entries.reduce((sum, e) => sum - e.amountMicroUsd, 0);
+    const tokens = entries.reduce((sum, e) => sum + (e.promptTokens ?? 0) + (e.completionTokens ?? 0), 0);
+    return { models: [...new Set(entries.map((e) => e.model!))].sort(), readoutStart: `${today}: ${exactDollars(cost)}`, tokensStart: `${today}: ${count(tokens)} tokens`, requests: entries.length };
+  };
+  const expectCharts = async (key: string, model: string, matches: (e: (typeof ledger)[number]) => boolean) => {
+    const shown = await charts(key, model);
+    const want = expected(matches);
+    expect(shown.models).toEqual(want.models);
+    expect(shown.readout!.startsWith(want.readoutStart)).toBe(true);
+    expect(shown.tokens!.startsWith(want.tokensStart)).toBe(true);
+    expect(shown.totals).toContain(` for ${want.requests} requests`);
+  };
+  await expectCharts('', '', () => true);
+
   await keySelect.selectOption(a.record.keyId);
   await page.waitForFunction((id) => {
     const cells = [...document.querySelectorAll('#ledger-panel td.ledger-key')];
     return cells.length === 2 && cells.every((c) => c.getAttribute('data-key-id') === id);
   }, a.record.keyId);
+  // The charts above the ledger follow the filter too: key A's two models, its spend and tokens.
+  await expectCharts(a.record.keyId, '', (e) => e.keyId === a.record.keyId);
   await modelSelect.selectOption('gpt-4o');
   await page.waitForFunction(() => document.querySelectorAll('#ledger-panel tr[data-request-id]').length === 1);
+  await expectCharts(a.record.keyId, 'gpt-4o', (e) => e.keyId === a.record.keyId && e.model === 'gpt-4o');
+  // Key B with the same model: nothing of B's on gpt-4o, so nothing drawn.
+  await keySelect.selectOption(b.record.keyId);
+  await page.waitForSelector(`#usage-panel .usage-summary[data-key="${b.record.keyId}"][data-model="gpt-4o"]`);
+  await expect(page.locator('#usage-panel figure[data-metric="cost"] rect.bar').count()).resolves.toBe(0);
+  await page.waitForSelector('#ledger-panel p.empty');
+  await keySelect.selectOption(a.record.keyId);
+  await expectCharts(a.record.keyId, 'gpt-4o', (e) => e.keyId === a.record.keyId && e.model === 'gpt-4o');
 
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('a[data-link="csv"]')]);
   const lines = readFileSync((await download.path())!, 'utf8').trimEnd().split('\r\n');
@@ -171,6 +209,11 @@ test('the ledger shows each request’s key, filters by key and model, and the C
   await modelSelect.selectOption('');
   const all = (await gw.gateway.stores.usage.all(accountId)).filter((e) => e.kind === 'request').length;
   await page.waitForFunction((n) => document.querySelectorAll('#ledger-panel tr[data-request-id]').length === Math.min(n, 25), all);
+  await expectCharts('', '', () => true);
+  // The charts read the roll-ups, not the ledger: the numbers come from the roll-up items.
+  const rollups = await gw.gateway.stores.rollups.range(accountId, today, today);
+  expect(rollups.filter((r) => r.keyId === a.record.keyId).reduce((sum, r) => sum + r.requests, 0)).toBe(2);
+  expect(problems.filter((p) => p.startsWith('pageerror'))).toEqual([]);
   await page.close();
 }, 120_000);
 

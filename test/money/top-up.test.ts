@@ -25,3 +25,43 @@ it('credits a top-up once and reports it added when its answer was lost and it w
     await deleteTestTables(client, tables);
   }
 });
+
+/** A top-up that pays what is owed, whose answer is lost after its owed-aware attempt: applied once, owed paid once. */
+it('pays what is owed once when the owed-aware attempt’s answer was lost and it was sent again', async () => {
+  const { client, tables } = await createTestTables();
+  try {
+    const stores = createStores(client, tables);
+    await stores.accounts.create({ id: 'acct_owes', name: 'a', tier: 'pro', balanceMicroUsd: 0, status: 'active', createdAtMs: 0 });
+    await client.call('UpdateItem', {
+      TableName: tables.accounts,
+      Key: { account_id: { S: 'acct_owes' } },
+      UpdateExpression: 'SET owed = :o',
+      ExpressionAttributeValues: { ':o': { N: '1500000' } },
+    });
+    const tokens: string[] = [];
+    let lost = 0;
+    client.intercept(async (operation, input, next) => {
+      if (operation !== 'TransactWriteItems') return next();
+      tokens.push(String((input as { ClientRequestToken?: string }).ClientRequestToken));
+      // The first attempt (which assumed nothing owed) fails its condition; the second lands but its answer is lost.
+      if (tokens.length !== 2 || lost > 0) return next();
+      lost++;
+      await next();
+      return next();
+    });
+    expect(await stores.accounts.credit('acct_owes', 2_000_000, 'inv-owes')).toEqual({ result: 'added', owedPaidMicroUsd: 1_500_000, balanceAddedMicroUsd: 500_000 });
+    expect(lost).toBe(1);
+    // Attempts carry their own tokens; the resend carries its attempt's.
+    expect(tokens).toHaveLength(2);
+    expect(new Set(tokens).size).toBe(2);
+    expect(await stores.accounts.get('acct_owes')).toMatchObject({ balanceMicroUsd: 500_000, owedMicroUsd: 0 });
+    expect(await stores.accounts.credit('acct_owes', 2_000_000, 'inv-owes')).toEqual({ result: 'duplicate' });
+    const ledger = await stores.usage.all('acct_owes');
+    expect(ledger.map((e) => [e.kind, e.amountMicroUsd, e.owedMicroUsd ?? 0]).sort()).toEqual([
+      ['owed_payment', -1_500_000, -1_500_000],
+      ['topup', 2_000_000, 0],
+    ]);
+  } finally {
+    await deleteTestTables(client, tables);
+  }
+});

@@ -81,7 +81,12 @@ describe('DynamoDB stopped and restarted mid-load', () => {
     }
     await stopChild(dynamo.child);
     phase = 'down';
-    await sleep(1500);
+    // Down until the gateway has answered a request sent during the outage with a 503 (the
+    // DynamoDB client retries for a while first, so a fixed short outage may be outlived by every
+    // request), or for 15 s at most: if no 503 came by then, the assertions below fail.
+    for (const downSince = Date.now(); Date.now() - downSince < 15_000; await sleep(50)) {
+      if (Date.now() - downSince >= 1500 && answers.some((a) => a.phase === 'down' && a.status === 503)) break;
+    }
     dynamo = await startDynamoLocal(join(dataDir, 'db'), port);
     // Recovering: requests sent after the restart. From the first one served on, every answer
     // must be served ('again'); wait for a few of those (load-driven, the machine may be busy).
@@ -122,7 +127,7 @@ describe('DynamoDB stopped and restarted mid-load', () => {
     expect(account!.balanceMicroUsd).toBe(items.reduce((s, i) => s + i.amountMicroUsd, 0));
     expect(g.logs.some((l) => l.includes('request_failed'))).toBe(true);
     expect(leaks(g.logs, [acct.key, 'Dep4Vx'])).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });
 
 /** A gateway built in-process (no server): its own tables, options the local server does not expose. */

@@ -93,8 +93,12 @@ async function refreshAccount(): Promise<void> {
 const rangeQuery = () => `from=${encodeURIComponent(state.range.from)}&to=${encodeURIComponent(state.range.to)}`;
 const filterQuery = () => `${state.filter.key ? `&key=${encodeURIComponent(state.filter.key)}` : ''}${state.filter.model ? `&model=${encodeURIComponent(state.filter.model)}` : ''}`;
 
-async function showLedger(cursor: string | undefined): Promise<void> {
+/** Bumped by every range or filter change: an answer to an older one is not drawn over a newer one's. */
+let usageView = 0;
+
+async function showLedger(cursor: string | undefined, view = usageView): Promise<void> {
   const page = await api<LedgerPageJson>('GET', `usage/requests?${rangeQuery()}${filterQuery()}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+  if (view !== usageView) return;
   render(<LedgerTable page={page} hasNewer={state.cursors.length > 1} keyNames={state.keyNames} />, byId('ledger-panel'));
   $<HTMLAnchorElement>('a[data-link="csv"]')!.href = `api/usage.csv?${rangeQuery()}${filterQuery()}`;
 }
@@ -105,14 +109,17 @@ function readRangeForm(form: HTMLFormElement): void {
   state.filter = { key: value('key'), model: value('model') };
 }
 
+/** The charts and the ledger (and its CSV link) for the range and filters the form says. */
 async function showUsage(): Promise<void> {
   const error = $('[data-error="range"]');
   clearError(error);
+  const view = ++usageView;
   try {
-    const summary = await api<UsageSummaryJson>('GET', `usage?${rangeQuery()}`);
+    const summary = await api<UsageSummaryJson>('GET', `usage?${rangeQuery()}${filterQuery()}`);
+    if (view !== usageView) return;
     render(<UsageSummary summary={summary} />, byId('usage-panel'));
     state.cursors = [undefined];
-    await showLedger(undefined);
+    await showLedger(undefined, view);
   } catch (err) {
     showError(error, err);
   }
@@ -209,13 +216,14 @@ function consolePage(): void {
   state.keyNames = Object.fromEntries(
     [...document.querySelectorAll<HTMLOptionElement>('select[name="key"] option')].filter((o) => o.value).map((o) => [o.value, o.dataset.label ?? o.value]),
   );
-  // A filter applies at once: the ledger and its CSV link follow it.
+  // A filter applies at once: the charts, the ledger and its CSV link follow it.
   range.addEventListener('change', (event) => {
     if (!(event.target instanceof HTMLSelectElement)) return;
     readRangeForm(range);
-    state.cursors = [undefined];
-    void withButton(null, $('[data-error="range"]'), () => showLedger(undefined));
+    void showUsage();
   });
+  // A filter the browser kept across a reload (or history step): the server drew everything unfiltered.
+  if (state.filter.key || state.filter.model) void showUsage();
 
   // The secret leaves the page when its dialog closes: it is shown once.
   $('#key-created')!.addEventListener('close', () => {

@@ -19,7 +19,7 @@ export function AccountPanel(props: { account: AccountJson }) {
       </p>
       {a.owed_micro_usd > 0 ? (
         <p class="owed" data-field="owed" data-owed-micro-usd={a.owed_micro_usd} title={exactDollars(a.owed_micro_usd)}>
-          Owed: <strong>{dollars(a.owed_micro_usd)}</strong> (refunds or disputes took back more than the balance held)
+          Owed: <strong>{dollars(a.owed_micro_usd)}</strong> (refunds or disputes took back more than the balance held; the next top-up pays it first)
         </p>
       ) : null}
       <dl class="facts">
@@ -52,7 +52,7 @@ export function UsageSummary(props: { summary: UsageSummaryJson }) {
   const s = props.summary;
   const t = s.totals;
   return (
-    <div class="usage-summary" data-from={s.from} data-to={s.to}>
+    <div class="usage-summary" data-from={s.from} data-to={s.to} data-key={s.key ?? ''} data-model={s.model ?? ''}>
       <p class="totals">
         <strong>{dollars(t.cost_micro_usd)}</strong> for <strong>{count(t.requests)}</strong> requests and{' '}
         <strong>{count(t.total_tokens)}</strong> tokens ({count(t.prompt_tokens)} prompt, {count(t.completion_tokens)} completion) from {s.from} to {s.to}
@@ -156,6 +156,12 @@ export function TopUpPanel(props: { options: TopUpOptionsJson; accountId: string
             {o.recent.map((t) => (
               <li>
                 {dateTime(Math.floor(t.at_ms / 1000))}: <strong>{dollars(t.amount_micro_usd)}</strong> <code>{t.reference}</code>
+                {t.owed_paid_micro_usd > 0 ? (
+                  <span class="owed-paid" data-owed-paid-micro-usd={t.owed_paid_micro_usd}>
+                    {' '}
+                    ({dollars(t.owed_paid_micro_usd)} of it paid what was owed)
+                  </span>
+                ) : null}
                 {t.receipt_url ? (
                   <>
                     {' '}

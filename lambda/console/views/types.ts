@@ -22,6 +22,9 @@ export interface UsageSummaryJson {
   /** First and last day of the range (UTC), `YYYY-MM-DD`. */
   from: string;
   to: string;
+  /** The filters it follows (a key id, a model id), null: all. */
+  key: string | null;
+  model: string | null;
   /** Models with use in the range, costliest first. */
   models: string[];
   /** Every day of the range, oldest first, with the models used that day. */
@@ -47,8 +50,8 @@ export interface TopUpOptionsJson {
   currency: 'usd';
   min_usd: number;
   max_usd: number;
-  /** The latest top-ups of the account (any source), newest first. */
-  recent: TopUpJson[];
+  /** The latest top-ups of the account (any source), newest first, each with what it paid of what was owed. */
+  recent: Array<TopUpJson & { owed_paid_micro_usd: number }>;
 }
 
 /** A model an account may give a key (its tier's models, or the whole catalog), with its prices. */
