@@ -27,16 +27,15 @@ export const SSE_HEADERS = {
  * by `ChatChunkEncoder` and Chat's terminals, or, on a route whose upstream speaks OpenAI's
  * protocol, its `data:` frames relayed untouched (the model id and `finish_reason` words aside).
  *
- * `n > 1` needs an upstream that answers several choices and a relay that passes them: it is
- * served on a streamed request to an OpenAI-compatible route, and refused with a 400 (`param: n`)
- * everywhere else (JSON answers and translated routes carry one choice).
+ * `n > 1` needs a provider that answers several choices (`servesSeveralChoices`: OpenAI-compatible
+ * upstreams, the mock): served there, JSON or stream, and refused with a 400 (`param: n`) on the
+ * routes of providers that answer one (Anthropic, Bedrock), before admission when no route can.
  */
 export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, key: KeyRecord, body: unknown): Promise<Response> {
   const request = parseChatCompletionRequest(body);
   const model = modelFor(deps, key, request.model);
-  const stream = request.stream === true;
   const n = request.n ?? 1;
-  if (n > 1 && (!stream || !model.routes.some((r) => r.provider === 'openai-compatible'))) throw severalChoices(stream);
+  if (n > 1 && !model.routes.some((r) => deps.providers[r.provider]?.servesSeveralChoices)) throw severalChoices();
   const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
     promptTokens: estimatePromptTokens(request, model.tokenRules),
     billing: chatBillingAsk(request, model),
@@ -84,14 +83,12 @@ function chatId(id: string): string {
 /** What a route cannot take from a Chat request, refused before its call (400, no fallback). */
 function refuseOnRoute(request: ChatCompletionRequest, call: AnswerCall, provider: AnswerProvider): void {
   if (call.route.provider === 'anthropic') refuseWhatAnthropicCannotTake(request);
-  if ((request.n ?? 1) > 1 && !(call.request.settings.stream && provider.relayWire === 'openai-chat')) throw severalChoices(call.request.settings.stream);
+  if ((request.n ?? 1) > 1 && !provider.servesSeveralChoices) throw severalChoices();
 }
 
-function severalChoices(stream: boolean): ReturnType<typeof invalidRequest> {
+function severalChoices(): ReturnType<typeof invalidRequest> {
   return invalidRequest(
-    stream
-      ? "'n' above 1 is served only by routes that speak OpenAI's protocol (their stream is relayed as is); this model's route answers one choice."
-      : "'n' above 1 is served only on a streamed request ('stream': true) to a route that speaks OpenAI's protocol; a JSON answer carries one choice.",
+    "'n' above 1 is served only by routes that speak OpenAI's protocol; this model's route answers one choice per request.",
     'n',
     'unsupported_parameter',
   );

@@ -2,7 +2,7 @@ import type { Catalog, ModelEntry, ModelKind, RouteConfig } from '../catalog';
 import { chatUsage } from '../codecs/openai-chat';
 import { GatewayError, internalError, invalidRequest, modelNotAllowed, modelNotFound, upstreamError, upstreamTimeout, wrongModelKind } from '../contract/errors';
 import type { ChatCompletionRequest } from '../contract/request';
-import { AnswerCollector, type Answer, type AnswerEvent, type Usage } from '../core/answer';
+import { AnswerCollector, deliveredTextOf, type Answer, type AnswerEvent, type Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
 import type { WireName } from '../core/prompt';
 import { askServerTool, pricesServerTool, pricesTier, unpricedTierError, unpricedToolError, type BillingAsk } from '../money/billing-ask';
@@ -131,7 +131,7 @@ export interface OpenAnswerOptions {
   promptTokens: number;
   /** What the request may be billed beyond its tokens (tier, server tools), or the 400 already thrown. */
   billing: BillingAsk;
-  /** Choices the hold pays for (only a same-wire relay can answer more than one). @default 1 */
+  /** Choices the hold pays for (only a provider with `servesSeveralChoices` answers more than one). @default 1 */
   n?: number;
   /** The endpoint's wire: a stream on a route whose provider speaks it is relayed frame by frame. */
   relay?: WireName;
@@ -165,7 +165,7 @@ export async function openAnswer(
     const served = routeName(route);
     if (value.kind === 'json') {
       const answer = { ...value.answer, model: model.id };
-      run.finishJson(answer.usage, () => collectedText(answer), served);
+      run.finishJson(answer.usage, () => deliveredTextOf(answer), served);
       return { kind: 'json', answer, route: served };
     }
     return meteredOf(run, value, served);
@@ -244,10 +244,6 @@ async function releaseAttempted(value: Attempted): Promise<void> {
   if (value.kind !== 'json') await value.iterator.return?.();
 }
 
-function collectedText(answer: Answer): string {
-  return answer.parts.map((p) => (p.type === 'tool_call' ? p.arguments : p.text)).join('');
-}
-
 /**
  * What a Chat Completions request may be billed beyond its tokens, or the 400 for what the model
  * does not price: a `service_tier` (but `auto` and `default`), `web_search_options` (OpenAI's
@@ -261,12 +257,24 @@ export function chatBillingAsk(request: ChatCompletionRequest, model: ModelEntry
     if (!pricesTier(model, tier)) throw unpricedTierError(model, tier);
     ask.serviceTier = tier;
   }
+  // Audio output is billed at audio-token prices the catalog has no field for (and a Chat answer would carry it unpriced).
+  const raw = request as { modalities?: unknown; audio?: unknown };
+  if (Array.isArray(raw.modalities) && raw.modalities.includes('audio')) throw unpricedAudioError(model, 'modalities');
+  if (raw.audio != null) throw unpricedAudioError(model, 'audio');
   if (request.web_search_options != null) {
     if (!pricesServerTool(model, 'web_search')) throw unpricedToolError(model, "Web search ('web_search_options')", 'web_search_options');
     askServerTool(ask, 'web_search', 1);
     ask.impliedServerToolCalls = { web_search: 1 };
   }
   return ask;
+}
+
+function unpricedAudioError(model: ModelEntry, param: string): GatewayError {
+  return invalidRequest(
+    `Audio output is billed by the provider at audio-token prices, and the model '${model.id}' prices no audio in this gateway's catalog, so it cannot be billed: ask for text only (omit 'audio' and 'modalities').`,
+    param,
+    'unsupported_parameter',
+  );
 }
 
 export function routeName(route: RouteConfig): string {

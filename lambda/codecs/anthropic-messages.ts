@@ -547,6 +547,8 @@ export class MessagesEventEncoder {
 
   push(event: AnswerEvent): MessagesStreamEvent[] {
     const out: MessagesStreamEvent[] = [];
+    // A message is one choice: later ones (Chat's `n > 1`, never asked on this wire) have no place in it.
+    if ('choice' in event && event.choice) return out;
     switch (event.type) {
       case 'start': {
         this.id = event.id;

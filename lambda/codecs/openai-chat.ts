@@ -1,6 +1,6 @@
 // OpenAI Chat Completions ↔ the canonical model, both ways: an endpoint decodes requests and encodes
 // answers with it; a provider speaking Chat Completions encodes requests and decodes answers.
-import type { Answer, AnswerEvent, AnswerPart, FinishReason, Usage } from '../core/answer';
+import { choicesOf, MAX_CHOICES, type Answer, type AnswerChoice, type AnswerExtensions, type AnswerEvent, type AnswerPart, type ChoiceLogprobs, type FinishReason, type TokenLogprob, type UrlCitation, type Usage } from '../core/answer';
 import { commonOptions, type Call, type DecodedRequest, type ReasoningEffort, type ResponseFormat } from '../core/call';
 import type { AssistantPart, ImagePart, Prompt, TextPart, Tool, ToolChoice, Turn, UserPart } from '../core/prompt';
 import { textOf } from '../core/prompt';
@@ -415,38 +415,108 @@ export function usageOfChat(usage: CompletionUsage, serviceTier?: string | null)
 
 export type ChatCompletionWithThinking = ChatCompletion & { choices: Array<ChatCompletion.Choice & { message: ThinkingFields }> };
 
-/** A whole answer → a ChatCompletion (one choice); thinking in the message's extension fields. */
+type ChatAnnotation = NonNullable<ChatCompletion.Choice['message']['annotations']>[number];
+type ChatLogprobs = NonNullable<ChatCompletion.Choice['logprobs']>;
+
+/** Top-level fields of a ChatCompletion the canonical answer names; any other is kept as an extension. */
+const NAMED_COMPLETION_FIELDS = new Set(['id', 'object', 'created', 'model', 'choices', 'usage', 'service_tier', 'system_fingerprint']);
+/** Message fields the canonical answer names (thinking's included); any other (`function_call`, a provider's own) is kept as an extension. */
+const NAMED_MESSAGE_FIELDS = new Set(['role', 'content', 'refusal', 'tool_calls', 'annotations', 'reasoning_content', 'reasoning', 'thinking_blocks']);
+
+/** The fields of `object` not in `named`, as a Chat-wire extension (undefined when there are none). */
+function chatExtensions(object: object, named: ReadonlySet<string>): AnswerExtensions | undefined {
+  const fields = Object.fromEntries(Object.entries(object).filter(([k, v]) => !named.has(k) && v !== undefined));
+  return Object.keys(fields).length > 0 ? { wire: 'openai-chat', fields } : undefined;
+}
+
+/** A Chat-wire extension's fields, for the Chat codec only. */
+function chatFieldsOf(extensions: AnswerExtensions | undefined): Record<string, unknown> {
+  return extensions?.wire === 'openai-chat' ? extensions.fields : {};
+}
+
+/** A whole answer → a ChatCompletion: one choice per answer choice (`n > 1`), thinking in the message's extension fields. */
 export function encodeChatCompletion(answer: Answer): ChatCompletionWithThinking {
-  const text = answer.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('');
-  const refusal = answer.parts.flatMap((p) => (p.type === 'refusal' ? [p.text] : [])).join('');
-  const calls = answer.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
   return {
+    ...chatFieldsOf(answer.answerExtensions),
     id: answer.id,
     object: 'chat.completion',
     created: answer.createdS,
     model: answer.model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: 'assistant',
-          content: text.length > 0 || calls.length === 0 ? text : null,
-          refusal: refusal || null,
-          ...(calls.length > 0 && { tool_calls: calls }),
-          ...thinkingFieldsOf(answer.parts),
-        },
-        finish_reason: chatFinishReason(answer.finishReason, calls.length > 0),
-        logprobs: null,
-      },
-    ],
+    choices: choicesOf(answer).map((choice, index) => chatChoice(choice, index)),
     ...(answer.usage && { usage: chatUsage(answer.usage) }),
     ...(answer.usage?.serviceTier !== undefined && { service_tier: chatServiceTier(answer.usage.serviceTier) }),
+    ...(answer.systemFingerprint !== undefined && { system_fingerprint: answer.systemFingerprint }),
   };
 }
 
-/** A ChatCompletion's first choice → a whole answer: thinking first, then text, refusal, tool calls. */
+function chatChoice(choice: AnswerChoice, index: number): ChatCompletionWithThinking['choices'][number] {
+  const text = choice.parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('');
+  const refusal = choice.parts.flatMap((p) => (p.type === 'refusal' ? [p.text] : [])).join('');
+  const calls = choice.parts.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, type: 'function' as const, function: { name: p.name, arguments: p.arguments } }] : []));
+  const extra = chatFieldsOf(choice.extensions);
+  // A legacy `functions` client's call (passed through as it came): its own finish word.
+  const legacyCall = extra.function_call != null && calls.length === 0 && choice.finishReason === 'tool_calls';
+  return {
+    index,
+    message: {
+      ...extra,
+      role: 'assistant',
+      content: text.length > 0 || (calls.length === 0 && !legacyCall) ? text : null,
+      refusal: refusal || null,
+      ...(calls.length > 0 && { tool_calls: calls }),
+      ...(choice.annotations?.length && { annotations: choice.annotations.map(chatAnnotation) }),
+      ...thinkingFieldsOf(choice.parts),
+    },
+    finish_reason: legacyCall ? 'function_call' : chatFinishReason(choice.finishReason, calls.length > 0),
+    logprobs: choice.logprobs ? chatLogprobs(choice.logprobs) : null,
+  };
+}
+
+function chatLogprobs(logprobs: ChoiceLogprobs): ChatLogprobs {
+  return { content: logprobs.content, refusal: logprobs.refusal };
+}
+
+function chatAnnotation(a: UrlCitation): ChatAnnotation {
+  return { type: 'url_citation', url_citation: { url: a.url, title: a.title, start_index: a.startIndex, end_index: a.endIndex } };
+}
+
+/** OpenAI's annotations that the canonical model names (URL citations); another kind is left out. */
+function annotationsOfChat(annotations: unknown): UrlCitation[] {
+  if (!Array.isArray(annotations)) return [];
+  return annotations.flatMap((a: Partial<ChatAnnotation> | null): UrlCitation[] => {
+    const c = a?.type === 'url_citation' ? a.url_citation : undefined;
+    if (!c || typeof c.url !== 'string') return [];
+    return [{ type: 'url_citation', url: c.url, title: typeof c.title === 'string' ? c.title : '', startIndex: Number(c.start_index) || 0, endIndex: Number(c.end_index) || 0 }];
+  });
+}
+
+/** OpenAI's per-choice `logprobs` as sent: `null` (not asked), or `{content, refusal}`, each a list or null. */
+function logprobsOfChat(logprobs: unknown): ChoiceLogprobs | undefined {
+  if (logprobs === null || typeof logprobs !== 'object' || Array.isArray(logprobs)) return undefined;
+  const { content, refusal } = logprobs as { content?: unknown; refusal?: unknown };
+  const list = (v: unknown) => (Array.isArray(v) ? (v as TokenLogprob[]) : null);
+  return { content: list(content), refusal: list(refusal) };
+}
+
+/** A ChatCompletion → a whole answer, every choice in index order: thinking first, then text, refusal, tool calls. */
 export function decodeChatCompletion(completion: ChatCompletion): Answer {
-  const choice = completion.choices[0];
+  const byIndex = [...completion.choices].sort((a, b) => (a?.index ?? 0) - (b?.index ?? 0));
+  const [first = { parts: [], finishReason: 'stop' as const }, ...others] = byIndex.map(choiceOfChat);
+  const fingerprint = (completion as { system_fingerprint?: unknown }).system_fingerprint;
+  const extensions = chatExtensions(completion, NAMED_COMPLETION_FIELDS);
+  return {
+    id: completion.id,
+    model: completion.model,
+    createdS: completion.created,
+    ...first,
+    ...(typeof fingerprint === 'string' && { systemFingerprint: fingerprint }),
+    ...(others.length > 0 && { otherChoices: others }),
+    ...(extensions && { answerExtensions: extensions }),
+    ...(completion.usage && { usage: usageOfChat(completion.usage, completion.service_tier) }),
+  };
+}
+
+function choiceOfChat(choice: ChatCompletion.Choice | undefined): AnswerChoice {
   const message = (choice?.message ?? {}) as ChatCompletion.Choice['message'] & ThinkingFields & { reasoning?: unknown };
   const parts: AnswerPart[] = reasoningOf(message) as AnswerPart[];
   if (message.content) parts.push({ type: 'text', text: message.content });
@@ -454,76 +524,116 @@ export function decodeChatCompletion(completion: ChatCompletion): Answer {
   for (const call of message.tool_calls ?? []) {
     if (call.type === 'function') parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments });
   }
+  const logprobs = logprobsOfChat(choice?.logprobs);
+  const annotations = annotationsOfChat(message.annotations);
+  const extensions = chatExtensions(message, NAMED_MESSAGE_FIELDS);
   return {
-    id: completion.id,
-    model: completion.model,
-    createdS: completion.created,
     parts,
     finishReason: finishReasonOfChat(choice?.finish_reason),
-    ...(completion.usage && { usage: usageOfChat(completion.usage, completion.service_tier) }),
+    ...(logprobs && { logprobs }),
+    ...(annotations.length > 0 && { annotations }),
+    ...(extensions && { extensions }),
   };
 }
 
-type ChunkDelta = ChatCompletionChunk.Choice.Delta & ThinkingFields;
+type ChunkDelta = ChatCompletionChunk.Choice.Delta & ThinkingFields & { annotations?: unknown };
+
+/** What the chunk encoder keeps per choice. */
+interface EncodedChoice {
+  roleSent: boolean;
+  readonly toolIndex: Map<number, number>;
+}
 
 /**
  * Answer events → Chat Completions chunks, in the order clients rely on: `role` in the first
- * delta, each tool call with its own index (0, 1, …) and its id and name in its first chunk, one
- * finish chunk, then usage in a chunk without choices.
+ * delta of each choice, each tool call with its own index (0, 1, … within its choice) and its id
+ * and name in its first chunk, one finish chunk per choice, then usage in a chunk without choices.
+ * Every chunk carries the `system_fingerprint` the provider gave, as OpenAI's do.
  */
 export class ChatChunkEncoder {
   private id = '';
   private model = '';
   private createdS = 0;
-  private roleSent = false;
+  private systemFingerprint: string | undefined;
   private usage: Usage | undefined;
-  private readonly toolIndex = new Map<number, number>();
+  private readonly choices = new Map<number, EncodedChoice>();
 
   constructor(private readonly options: { includeUsage?: boolean } = {}) {}
 
+  /** Log probabilities held for the text event that follows them (a decoded chunk gives them first), so both go in one chunk as OpenAI sends them. */
+  private pendingLogprobs: { choice: number; logprobs: ChatLogprobs } | undefined;
+
   push(event: AnswerEvent): ChatCompletionChunk[] {
+    if (event.type === 'logprobs') {
+      const flushed = this.flushLogprobs();
+      this.pendingLogprobs = { choice: event.choice ?? 0, logprobs: { content: event.content ?? null, refusal: event.refusal ?? null } };
+      return flushed;
+    }
+    const pending = this.pendingLogprobs;
+    if (pending && (event.type === 'text' || event.type === 'refusal') && event.text && (event.choice ?? 0) === pending.choice) {
+      this.pendingLogprobs = undefined;
+      return this.encode(event, pending.logprobs);
+    }
+    return [...this.flushLogprobs(), ...this.encode(event)];
+  }
+
+  private flushLogprobs(): ChatCompletionChunk[] {
+    const pending = this.pendingLogprobs;
+    this.pendingLogprobs = undefined;
+    return pending ? [this.choice(pending.choice, {}, null, pending.logprobs)] : [];
+  }
+
+  private encode(event: Exclude<AnswerEvent, { type: 'logprobs' }>, logprobs: ChatLogprobs | null = null): ChatCompletionChunk[] {
+    if (event.type === 'start') {
+      this.id = event.id;
+      this.model = event.model;
+      this.createdS = event.createdS ?? Math.floor(Date.now() / 1000);
+      this.systemFingerprint = event.systemFingerprint;
+      return [this.choice(0, { content: '' }, null)];
+    }
+    if (event.type === 'usage') {
+      // Usage may come more than once (Anthropic reports it at the start and the end): the last is sent by `end`.
+      this.usage = event.usage;
+      return [];
+    }
+    const c = event.choice ?? 0;
     switch (event.type) {
-      case 'start':
-        this.id = event.id;
-        this.model = event.model;
-        this.createdS = event.createdS ?? Math.floor(Date.now() / 1000);
-        return [this.choice({ content: '' }, null)];
       case 'text':
-        return event.text ? [this.choice({ content: event.text }, null)] : [];
+        return event.text ? [this.choice(c, { content: event.text }, null, logprobs)] : [];
       case 'refusal':
-        return event.text ? [this.choice({ refusal: event.text }, null)] : [];
+        return event.text ? [this.choice(c, { refusal: event.text }, null, logprobs)] : [];
       case 'reasoning':
-        return event.text ? [this.choice({ reasoning_content: event.text }, null)] : [];
+        return event.text ? [this.choice(c, { reasoning_content: event.text }, null)] : [];
       case 'reasoning_signature':
-        return [this.choice({ thinking_blocks: [{ type: 'thinking', thinking: '', signature: event.signature }] }, null)];
+        return [this.choice(c, { thinking_blocks: [{ type: 'thinking', thinking: '', signature: event.signature }] }, null)];
       case 'reasoning_redacted':
-        return [this.choice({ thinking_blocks: [{ type: 'redacted_thinking', data: event.data }] }, null)];
+        return [this.choice(c, { thinking_blocks: [{ type: 'redacted_thinking', data: event.data }] }, null)];
       case 'reasoning_encrypted':
         // OpenAI's encrypted reasoning has no Chat Completions field.
         return [];
       case 'tool_call_start': {
-        const index = this.toolIndex.size;
-        this.toolIndex.set(event.index, index);
-        return [this.choice({ tool_calls: [{ index, id: event.id, type: 'function', function: { name: event.name, arguments: '' } }] }, null)];
+        const tools = this.state(c).toolIndex;
+        const index = tools.size;
+        tools.set(event.index, index);
+        return [this.choice(c, { tool_calls: [{ index, id: event.id, type: 'function', function: { name: event.name, arguments: '' } }] }, null)];
       }
       case 'tool_call_delta': {
-        const index = this.toolIndex.get(event.index);
+        const index = this.state(c).toolIndex.get(event.index);
         if (index === undefined) throw new Error(`Arguments for answer part ${event.index}, which is no tool call.`);
-        return event.arguments ? [this.choice({ tool_calls: [{ index, function: { arguments: event.arguments } }] }, null)] : [];
+        return event.arguments ? [this.choice(c, { tool_calls: [{ index, function: { arguments: event.arguments } }] }, null)] : [];
       }
+      case 'annotation':
+        return [this.choice(c, { annotations: [chatAnnotation(event.annotation)] }, null)];
       case 'finish':
-        return [this.choice({}, chatFinishReason(event.reason, this.toolIndex.size > 0))];
-      case 'usage':
-        // Usage may come more than once (Anthropic reports it at the start and the end): the last is sent by `end`.
-        this.usage = event.usage;
-        return [];
+        return [this.choice(c, {}, chatFinishReason(event.reason, this.state(c).toolIndex.size > 0))];
     }
   }
 
   /** After the last answer event: the usage chunk (without choices), unless the client asked for none. */
   end(): ChatCompletionChunk[] {
-    if (!this.usage || this.options.includeUsage === false) return [];
-    return [{
+    const flushed = this.flushLogprobs();
+    if (!this.usage || this.options.includeUsage === false) return flushed;
+    return [...flushed, {
       ...this.head(),
       choices: [],
       usage: chatUsage(this.usage),
@@ -531,70 +641,95 @@ export class ChatChunkEncoder {
     }];
   }
 
-  private choice(delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason']): ChatCompletionChunk {
-    const first = this.roleSent ? {} : { role: 'assistant' as const };
-    this.roleSent = true;
-    return { ...this.head(), choices: [{ index: 0, delta: { ...first, ...delta }, finish_reason: finishReason, logprobs: null }] };
+  private state(index: number): EncodedChoice {
+    let state = this.choices.get(index);
+    if (!state) this.choices.set(index, (state = { roleSent: false, toolIndex: new Map() }));
+    return state;
+  }
+
+  private choice(index: number, delta: ChunkDelta, finishReason: ChatCompletionChunk.Choice['finish_reason'], logprobs: ChatLogprobs | null = null): ChatCompletionChunk {
+    const state = this.state(index);
+    const first = state.roleSent ? {} : { role: 'assistant' as const };
+    state.roleSent = true;
+    return { ...this.head(), choices: [{ index, delta: { ...first, ...delta } as ChatCompletionChunk.Choice.Delta, finish_reason: finishReason, logprobs }] };
   }
 
   /** What every chunk of the answer begins with. */
-  private head(): Pick<ChatCompletionChunk, 'id' | 'object' | 'created' | 'model'> {
-    return { id: this.id, object: 'chat.completion.chunk', created: this.createdS, model: this.model };
+  private head(): Pick<ChatCompletionChunk, 'id' | 'object' | 'created' | 'model' | 'system_fingerprint'> {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.createdS, model: this.model, ...(this.systemFingerprint !== undefined && { system_fingerprint: this.systemFingerprint }) };
   }
 }
 
-/** Chat Completions chunks (first choice) → answer events; each new kind of content opens a new part. */
+/** What the chunk decoder keeps per choice. */
+interface DecodedChoice {
+  nextIndex: number;
+  open: { kind: 'text' | 'refusal' | 'reasoning'; index: number } | undefined;
+  readonly toolParts: Map<number, number>;
+}
+
+/** Chat Completions chunks → answer events, every choice (`choice` on those after the first); each new kind of content opens a new part. */
 export class ChatChunkDecoder {
   private started = false;
-  private nextIndex = 0;
-  private open: { kind: 'text' | 'refusal' | 'reasoning'; index: number } | undefined;
-  private readonly toolParts = new Map<number, number>();
+  private readonly choices = new Map<number, DecodedChoice>();
 
   push(chunk: ChatCompletionChunk): AnswerEvent[] {
     const events: AnswerEvent[] = [];
     if (!this.started) {
       this.started = true;
-      events.push({ type: 'start', id: chunk.id, model: chunk.model, createdS: chunk.created });
+      const fingerprint = (chunk as { system_fingerprint?: unknown }).system_fingerprint;
+      events.push({ type: 'start', id: chunk.id, model: chunk.model, createdS: chunk.created, ...(typeof fingerprint === 'string' && { systemFingerprint: fingerprint }) });
     }
     for (const choice of chunk.choices) {
-      if (choice.index !== 0) continue;
-      const delta = choice.delta as ChunkDelta & { reasoning?: unknown };
+      const c = choice.index ?? 0;
+      if (!Number.isInteger(c) || c < 0 || c >= MAX_CHOICES) continue;
+      const state = this.state(c);
+      const at = c > 0 ? { choice: c } : {};
+      const partFor = (kind: 'text' | 'refusal' | 'reasoning'): number => {
+        if (state.open?.kind === kind) return state.open.index;
+        state.open = { kind, index: state.nextIndex++ };
+        return state.open.index;
+      };
+      const delta = (choice.delta ?? {}) as ChunkDelta & { reasoning?: unknown };
       const reasoning = typeof delta.reasoning_content === 'string' ? delta.reasoning_content : typeof delta.reasoning === 'string' ? delta.reasoning : '';
-      if (reasoning) events.push({ type: 'reasoning', index: this.partFor('reasoning'), text: reasoning });
+      if (reasoning) events.push({ type: 'reasoning', index: partFor('reasoning'), text: reasoning, ...at });
       for (const block of delta.thinking_blocks ?? []) {
         if (block.type === 'redacted_thinking') {
-          this.open = undefined;
-          events.push({ type: 'reasoning_redacted', index: this.nextIndex++, data: block.data });
+          state.open = undefined;
+          events.push({ type: 'reasoning_redacted', index: state.nextIndex++, data: block.data, ...at });
           continue;
         }
-        if (block.thinking && !reasoning) events.push({ type: 'reasoning', index: this.partFor('reasoning'), text: block.thinking });
+        if (block.thinking && !reasoning) events.push({ type: 'reasoning', index: partFor('reasoning'), text: block.thinking, ...at });
         if (block.signature !== undefined) {
-          events.push({ type: 'reasoning_signature', index: this.partFor('reasoning'), signature: block.signature });
-          this.open = undefined; // a signature closes its block
+          events.push({ type: 'reasoning_signature', index: partFor('reasoning'), signature: block.signature, ...at });
+          state.open = undefined; // a signature closes its block
         }
       }
-      if (delta.content) events.push({ type: 'text', index: this.partFor('text'), text: delta.content });
-      if (delta.refusal) events.push({ type: 'refusal', index: this.partFor('refusal'), text: delta.refusal });
+      // A chunk's logprobs are the tokens it carries (given before them, so an encoder writes both in one chunk); one without any adds nothing.
+      const logprobs = logprobsOfChat(choice.logprobs);
+      if (logprobs && (logprobs.content || logprobs.refusal)) events.push({ type: 'logprobs', ...(logprobs.content && { content: logprobs.content }), ...(logprobs.refusal && { refusal: logprobs.refusal }), ...at });
+      if (delta.content) events.push({ type: 'text', index: partFor('text'), text: delta.content, ...at });
+      if (delta.refusal) events.push({ type: 'refusal', index: partFor('refusal'), text: delta.refusal, ...at });
       for (const call of delta.tool_calls ?? []) {
-        let index = this.toolParts.get(call.index);
+        let index = state.toolParts.get(call.index);
         if (index === undefined) {
-          this.open = undefined;
-          index = this.nextIndex++;
-          this.toolParts.set(call.index, index);
-          events.push({ type: 'tool_call_start', index, id: call.id ?? '', name: call.function?.name ?? '' });
+          state.open = undefined;
+          index = state.nextIndex++;
+          state.toolParts.set(call.index, index);
+          events.push({ type: 'tool_call_start', index, id: call.id ?? '', name: call.function?.name ?? '', ...at });
         }
-        if (call.function?.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.function.arguments });
+        if (call.function?.arguments) events.push({ type: 'tool_call_delta', index, arguments: call.function.arguments, ...at });
       }
-      if (choice.finish_reason) events.push({ type: 'finish', reason: finishReasonOfChat(choice.finish_reason) });
+      for (const annotation of annotationsOfChat(delta.annotations)) events.push({ type: 'annotation', annotation, ...at });
+      if (choice.finish_reason) events.push({ type: 'finish', reason: finishReasonOfChat(choice.finish_reason), ...at });
     }
     if (chunk.usage) events.push({ type: 'usage', usage: usageOfChat(chunk.usage, chunk.service_tier) });
     return events;
   }
 
-  private partFor(kind: 'text' | 'refusal' | 'reasoning'): number {
-    if (this.open?.kind === kind) return this.open.index;
-    this.open = { kind, index: this.nextIndex++ };
-    return this.open.index;
+  private state(index: number): DecodedChoice {
+    let state = this.choices.get(index);
+    if (!state) this.choices.set(index, (state = { nextIndex: 0, open: undefined, toolParts: new Map() }));
+    return state;
   }
 }
 

@@ -674,6 +674,8 @@ export class ResponsesEventEncoder {
 
   push(event: AnswerEvent): SseFrame[] {
     const frames: SseFrame[] = this.start();
+    // A response is one choice: later ones (Chat's `n > 1`, never asked on this wire) have no place in it.
+    if ('choice' in event && event.choice) return frames;
     switch (event.type) {
       case 'start':
         break;

@@ -3,6 +3,7 @@ export type {
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionMessageToolCall,
+  ChatCompletionTokenLogprob,
   ChatCompletionTool,
 } from 'openai/resources/chat/completions';
 export type { CompletionUsage } from 'openai/resources/completions';

@@ -102,6 +102,11 @@ export interface RelayStream extends AsyncIterable<RelayedEvent> {
 export interface AnswerProvider {
   /** A whole answer (`stream: false`). */
   answer(call: AnswerCall): Promise<import('../core/answer').Answer>;
+  /**
+   * The provider answers Chat's `n > 1` with that many choices, in `answer` (`otherChoices`),
+   * `answerStream` (events with `choice`) and `relayStream`; without it, `n > 1` is a 400.
+   */
+  readonly servesSeveralChoices?: boolean;
   /** A streamed answer, event by event. */
   answerStream(call: AnswerCall): Promise<AsyncIterable<import('../core/answer').AnswerEvent>>;
   /**

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { Answer, AnswerPart, FinishReason, Usage } from '../../lambda/core/answer';
+import type { Answer, AnswerPart, ChoiceLogprobs, FinishReason, TokenLogprob, UrlCitation, Usage } from '../../lambda/core/answer';
 
 /** fast-check inputs for the canonical model, shared by the codec round-trip tests. */
 
@@ -56,3 +56,25 @@ export function answer(parts: fc.Arbitrary<AnswerPart[]>, finish: fc.Arbitrary<F
     return out;
   });
 }
+
+const logprobValue = fc.double({ min: -30, max: 0, noNaN: true, noDefaultInfinity: true }).map((x) => (Object.is(x, -0) ? 0 : x));
+const tokenBytes = fc.option(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 4 }), { nil: null });
+export const tokenLogprob: fc.Arbitrary<TokenLogprob> = fc.record({
+  token: fc.string({ maxLength: 6 }),
+  logprob: logprobValue,
+  bytes: tokenBytes,
+  top_logprobs: fc.array(fc.record({ token: fc.string({ maxLength: 6 }), logprob: logprobValue, bytes: tokenBytes }), { maxLength: 3 }),
+});
+/** A choice's log probabilities as OpenAI sends them: at least one of the two lists. */
+export const choiceLogprobs: fc.Arbitrary<ChoiceLogprobs> = fc.oneof(
+  fc.record({ content: fc.array(tokenLogprob, { maxLength: 4 }), refusal: fc.constant(null) }),
+  fc.record({ content: fc.constant(null), refusal: fc.array(tokenLogprob, { minLength: 1, maxLength: 3 }) }),
+  fc.record({ content: fc.array(tokenLogprob, { minLength: 1, maxLength: 3 }), refusal: fc.array(tokenLogprob, { maxLength: 3 }) }),
+);
+export const urlCitation: fc.Arbitrary<UrlCitation> = fc.record({
+  type: fc.constant('url_citation' as const),
+  url: word.map((w) => `https://example.com/${w}`),
+  title: fc.string({ maxLength: 12 }),
+  startIndex: fc.nat({ max: 50 }),
+  endIndex: fc.nat({ max: 100 }),
+});

@@ -12,7 +12,7 @@ import {
   encodeChatRequest,
 } from '../../lambda/codecs/openai-chat';
 import { MessagesEventDecoder, MessagesEventEncoder, decodeMessagesAnswer, decodeMessagesRequest, encodeMessagesAnswer, encodeMessagesRequest, type MessagesWireRequest } from '../../lambda/codecs/anthropic-messages';
-import { answerEvents, collectAnswer, type Answer, type AnswerEvent } from '../../lambda/core/answer';
+import { answerEvents, collectAnswer, type Answer, type AnswerChoice, type AnswerEvent } from '../../lambda/core/answer';
 import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
 import { sseFrameText } from '../../lambda/core/sse';
@@ -20,7 +20,7 @@ import type { ChatCompletionChunk } from '../../lambda/contract/openai';
 import { usageExtras } from '../../lambda/contract/usage';
 import type { ChatCompletionRequest } from '../../lambda/contract/request';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
-import { answer, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, usage, word } from './arbitraries';
+import { answer, choiceLogprobs, id, reasoningPart, signature, text, textPart, toolArguments, toolCallPart, toolName, urlCitation, usage, word } from './arbitraries';
 
 const image = fc.record({
   type: fc.constant('image' as const),
@@ -104,6 +104,27 @@ const chatAnswer = (withReasoning: boolean, withRefusal = true) =>
     fc.option(usage({ cacheWrites: false, serverTools: false, tiers: ['default', 'priority', 'flex'] }), { nil: undefined }),
   ).map((a) => (a.finishReason === 'tool_calls' && !a.parts.some((p) => p.type === 'tool_call') ? { ...a, finishReason: 'stop' as const } : a));
 
+/** What an OpenAI upstream adds to a choice when asked: per-token log probabilities, and URL citations (web search). */
+const withChoiceExtras = <C extends AnswerChoice>(choice: fc.Arbitrary<C>): fc.Arbitrary<C> =>
+  fc.tuple(choice, fc.option(choiceLogprobs, { nil: undefined }), fc.array(urlCitation, { maxLength: 2 })).map(([c, logprobs, annotations]) => ({
+    ...c,
+    ...(logprobs && { logprobs }),
+    ...(annotations.length > 0 && { annotations }),
+  }));
+
+/** Answers of `n` choices (1 to 4) as OpenAI sends them: each with its logprobs and citations, a system fingerprint or none. */
+const severalChoicesAnswer = fc
+  .tuple(
+    withChoiceExtras(chatAnswer(true)),
+    fc.array(withChoiceExtras(chatAnswer(false).map(({ parts, finishReason }): AnswerChoice => ({ parts, finishReason }))), { maxLength: 3 }),
+    fc.option(fc.stringMatching(/^fp_[a-f0-9]{6,10}$/), { nil: undefined }),
+  )
+  .map(([first, others, fingerprint]): Answer => ({
+    ...first,
+    ...(fingerprint !== undefined && { systemFingerprint: fingerprint }),
+    ...(others.length > 0 && { otherChoices: others }),
+  }));
+
 function chunksOf(a: Answer, options: { includeUsage?: boolean } = {}): ChatCompletionChunk[] {
   const encoder = new ChatChunkEncoder(options);
   return [...answerEvents(a).flatMap((e) => encoder.push(e)), ...encoder.end()];
@@ -165,6 +186,55 @@ describe('the OpenAI Chat Completions codec: answers', () => {
     }), { numRuns: 200 });
   });
 
+  it('keeps every choice, its logprobs and citations, and the system fingerprint through JSON, valid for the OpenAI spec', () => {
+    fc.assert(fc.property(severalChoicesAnswer, (a) => {
+      const wire = encodeChatCompletion(a);
+      validateCompletion(wire);
+      expect(wire.choices.map((c) => c.index)).toEqual([...Array(1 + (a.otherChoices?.length ?? 0)).keys()]);
+      expect(wire.choices[0].logprobs).toEqual(a.logprobs ?? null);
+      expect(wire.system_fingerprint).toBe(a.systemFingerprint);
+      expect(decodeChatCompletion(JSON.parse(JSON.stringify(wire)))).toEqual(a);
+    }), { numRuns: 200 });
+  });
+
+  it('writes back the top-level and message fields it does not name, as sent, never over the ones it does', () => {
+    fc.assert(fc.property(
+      fc.dictionary(word.map((w) => `x_${w}`), fc.jsonValue(), { maxKeys: 3 }),
+      fc.dictionary(word.map((w) => `x_${w}`), fc.jsonValue(), { maxKeys: 3 }),
+      (top, message) => {
+        const completion = {
+          id: 'c', object: 'chat.completion', created: 1, model: 'm', ...top,
+          choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null, ...message }, logprobs: null, finish_reason: 'stop' }],
+        } as unknown as Parameters<typeof decodeChatCompletion>[0];
+        const wire = JSON.parse(JSON.stringify(encodeChatCompletion({ ...decodeChatCompletion(completion), model: 'gateway-id' })));
+        expect(wire).toMatchObject({ ...JSON.parse(JSON.stringify(top)), model: 'gateway-id', object: 'chat.completion' });
+        expect(wire.choices[0].message).toEqual({ ...JSON.parse(JSON.stringify(message)), role: 'assistant', content: 'hi', refusal: null });
+      },
+    ), { numRuns: 100 });
+  });
+
+  it('keeps logprobs of neither content nor refusal as sent on JSON (asked, but no tokens to give), and null as null', () => {
+    const completion = { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [
+      { index: 0, message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }, logprobs: { content: null, refusal: null }, finish_reason: 'tool_calls' },
+      { index: 1, message: { role: 'assistant', content: 'x', refusal: null }, logprobs: null, finish_reason: 'stop' },
+    ] } as unknown as Parameters<typeof decodeChatCompletion>[0];
+    const wire = encodeChatCompletion(decodeChatCompletion(completion));
+    validateCompletion(wire);
+    expect(wire.choices.map((c) => c.logprobs)).toEqual([{ content: null, refusal: null }, null]);
+  });
+
+  it('keeps every choice, its logprobs and citations, and the system fingerprint through a stream, each chunk valid', () => {
+    fc.assert(fc.property(severalChoicesAnswer, fc.boolean(), (a, interleave) => {
+      const chunks = chunksOf(a);
+      chunks.forEach((c) => validateChunk(c));
+      if (a.systemFingerprint !== undefined) expect(chunks.every((c) => c.system_fingerprint === a.systemFingerprint)).toBe(true);
+      // OpenAI interleaves the choices of one stream: each choice's chunks keep their order, the choices do not.
+      const ordered = interleave ? interleaved(chunks) : chunks;
+      const decoder = new ChatChunkDecoder();
+      expect(collectAnswer(ordered.flatMap((c) => decoder.push(JSON.parse(JSON.stringify(c)))))).toEqual(a);
+    }), { numRuns: 200 });
+  });
+
   it('carries Claude thinking through a Chat client and back to Anthropic unchanged, ahead of tool_use, with thinking on', () => {
     const thinking = [{ type: 'thinking', thinking: 'I should run it.', signature: 'EqQBCkYIBxgCKkA' }, { type: 'redacted_thinking', data: 'EmwKAhgBEgy3' }] as const;
     const upstream = decodeMessagesAnswer({
@@ -219,4 +289,16 @@ describe('usage through the Chat codec', () => {
   });
 });
 
-
+/** The chunks of a stream with its choices taken in turns (the first chunk and the usage chunk stay where they are). */
+function interleaved(chunks: ChatCompletionChunk[]): ChatCompletionChunk[] {
+  const [first, ...rest] = chunks;
+  const tail = rest.filter((c) => c.choices.length === 0);
+  const queues = new Map<number, ChatCompletionChunk[]>();
+  for (const c of rest.filter((x) => x.choices.length > 0)) {
+    const i = c.choices[0].index;
+    queues.set(i, [...(queues.get(i) ?? []), c]);
+  }
+  const out: ChatCompletionChunk[] = [first];
+  while ([...queues.values()].some((q) => q.length)) for (const q of [...queues.values()].reverse()) if (q.length) out.push(q.shift()!);
+  return [...out, ...tail];
+}

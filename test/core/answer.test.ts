@@ -37,6 +37,33 @@ describe('the canonical answer', () => {
     expect(c.deliveredText()).toBe('think{"a":1}{}');
   });
 
+  it('builds one message per choice index, each with its own parts, finish, logprobs and citations, whatever the interleaving', () => {
+    const c = new AnswerCollector();
+    const sure = (token: string) => ({ token, logprob: 0, bytes: null, top_logprobs: [] });
+    c.push({ type: 'start', id: 'a', model: 'm', createdS: 1, systemFingerprint: 'fp_1' });
+    c.push({ type: 'text', index: 0, text: 'Hi', choice: 2 });
+    c.push({ type: 'text', index: 0, text: 'Hel' });
+    c.push({ type: 'logprobs', content: [sure('Hel')] });
+    c.push({ type: 'tool_call_start', index: 0, id: 'call_1', name: 'f', choice: 1 });
+    c.push({ type: 'text', index: 0, text: 'lo' });
+    c.push({ type: 'logprobs', content: [sure('lo')] });
+    c.push({ type: 'annotation', annotation: { type: 'url_citation', url: 'https://example.com', title: 't', startIndex: 0, endIndex: 2 }, choice: 2 });
+    c.push({ type: 'tool_call_delta', index: 0, arguments: '{}', choice: 1 });
+    c.push({ type: 'finish', reason: 'length', choice: 2 });
+    c.push({ type: 'finish', reason: 'tool_calls', choice: 1 });
+    c.push({ type: 'finish', reason: 'stop' });
+    const a = c.answer();
+    expect(a).toMatchObject({ parts: [{ type: 'text', text: 'Hello' }], finishReason: 'stop', logprobs: { content: [sure('Hel'), sure('lo')], refusal: null }, systemFingerprint: 'fp_1' });
+    expect(a.otherChoices).toEqual([
+      { parts: [{ type: 'tool_call', id: 'call_1', name: 'f', arguments: '{}' }], finishReason: 'tool_calls' },
+      { parts: [{ type: 'text', text: 'Hi' }], finishReason: 'length', annotations: [{ type: 'url_citation', url: 'https://example.com', title: 't', startIndex: 0, endIndex: 2 }] },
+    ]);
+    expect(collectAnswer(answerEvents(a))).toEqual(a);
+    // Every choice's output is delivered, for the tokenizer when the provider reports no usage.
+    expect(c.deliveredText()).toBe('Hello{}Hi');
+    expect(() => c.push({ type: 'text', index: 0, text: 'x', choice: 128 })).toThrow(/choice 128/);
+  });
+
   it('refuses a part that skips an index or changes kind', () => {
     const c = new AnswerCollector();
     expect(() => c.push({ type: 'text', index: 1, text: 'x' })).toThrow(/opened before part 0/);

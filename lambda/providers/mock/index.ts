@@ -1,4 +1,4 @@
-import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, FinishReason } from '../../contract/openai';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, CompletionUsage, FinishReason } from '../../contract/openai';
 import type { ChatCompletionRequest, ChatMessage } from '../../contract/request';
 import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest } from '../../codecs/openai-chat';
 import type { AnswerEvent } from '../../core/answer';
@@ -25,7 +25,10 @@ interface MockChoice {
  */
 export function mockProvider(): AnswerProvider {
   return {
-    // The call as the Chat request a client would have sent, the answer decoded back (one choice).
+    // `n` choices, each its own deterministic answer.
+    servesSeveralChoices: true,
+
+    // The call as the Chat request a client would have sent, the answer decoded back (every choice).
     async answer(call) {
       return decodeChatCompletion(complete(chatCall(call)));
     },
@@ -50,7 +53,7 @@ function complete(call: ProviderCall): ChatCompletion {
         model: call.route.model,
         choices: answer.choices.map((c, index) => ({
           index,
-          logprobs: null,
+          logprobs: call.request.logprobs === true ? { content: pieces(c.text).map((p) => tokenLogprob(p, call.request.top_logprobs)), refusal: null } : null,
           finish_reason: c.finishReason,
           message: {
             role: 'assistant',
@@ -86,9 +89,10 @@ async function* streamAnswer(call: ProviderCall, answer: ReturnType<typeof plan>
       yield { ...base, choices: [{ index, delta: { tool_calls: [{ index: 0, id, type: 'function', function: { name, arguments: '' } }] }, finish_reason: null }] };
       yield { ...base, choices: [{ index, delta: { tool_calls: [{ index: 0, function: { arguments: args } }] }, finish_reason: null }] };
     } else {
-      for (const piece of (choice.text ?? '').split(/(?<= )/)) {
+      for (const piece of pieces(choice.text)) {
         if (call.signal.aborted) return;
-        yield { ...base, choices: [{ index, delta: { content: piece }, logprobs: null, finish_reason: null }] };
+        const logprobs = call.request.logprobs === true ? { content: [tokenLogprob(piece, call.request.top_logprobs)], refusal: null } : null;
+        yield { ...base, choices: [{ index, delta: { content: piece }, logprobs, finish_reason: null }] };
       }
     }
     yield { ...base, choices: [{ index, delta: {}, logprobs: null, finish_reason: choice.finishReason }] };
@@ -170,4 +174,15 @@ function textOf(message: ChatMessage): string {
 function promptTokens(request: ChatCompletionRequest): number {
   const chars = request.messages.reduce((sum, m) => sum + textOf(m).length + 4, 0);
   return Math.max(1, Math.ceil(chars / 4));
+}
+
+/** The mock's tokens: its words, each with the space after it (one stream chunk each). */
+function pieces(text: string | null): string[] {
+  return text ? text.split(/(?<= )/) : [];
+}
+
+/** A token the mock is sure of (log probability 0), its runner-up list as long as asked (at most itself). */
+function tokenLogprob(token: string, topLogprobs: number | null | undefined): ChatCompletionTokenLogprob {
+  const bytes = [...Buffer.from(token, 'utf8')];
+  return { token, logprob: 0, bytes, top_logprobs: topLogprobs ? [{ token, logprob: 0, bytes }] : [] };
 }

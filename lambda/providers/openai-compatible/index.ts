@@ -21,6 +21,8 @@ const FINISH_REASONS = new Set<string>(['stop', 'length', 'tool_calls', 'content
 export function openAiCompatibleProvider(): AnswerProvider {
   return {
     relayWire: 'openai-chat',
+    // The upstream answers `n` choices itself (`n` goes as an extension of the Chat wire).
+    servesSeveralChoices: true,
 
     async answer(call) {
       const deadline = UpstreamDeadline.whole(call, 'The upstream');
