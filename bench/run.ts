@@ -345,6 +345,13 @@ async function main() {
       ? await startServer('baseline', join(baselineDir, 'bench/servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } })
       : undefined;
     if (baseline) servers.push(baseline);
+    // …and with the same DynamoDB stand-in as `gateway-stand-in` (before/after of the gateway's own CPU).
+    const baselineStandIn = baselineDir
+      ? await startServer('baseline-stand-in', join(baselineDir, 'bench/servers/gateway.ts'), {
+          env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandIn.url}` },
+        })
+      : undefined;
+    if (baselineStandIn) servers.push(baselineStandIn);
     let peer: Server | undefined;
     let peerError = peerProblem;
     if (!peerProblem) {
@@ -367,13 +374,14 @@ async function main() {
       target('gateway-stand-in', gatewayStandIn.url, path, { authorization: `Bearer ${gatewayStandIn.info.keys.ok}` }, bodyFor('bench-model')),
       target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
       ...(baseline ? [target('baseline', baseline.url, path, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor('bench-model'))] : []),
+      ...(baselineStandIn ? [target('baseline-stand-in', baselineStandIn.url, path, { authorization: `Bearer ${baselineStandIn.info.keys.ok}` }, bodyFor('bench-model'))] : []),
     ];
     if (peer) {
       targets.push(
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(baselineStandIn ? { 'baseline-stand-in': baselineStandIn } : {}), ...(peer ? { portkey: peer } : {}) };
 
     // The bundle's first request, the tokenizer not yet loaded: what a cold instance's first client sees after init.
     let lambdaFirst: Results['lambdaFirstRequest'];
@@ -414,7 +422,7 @@ async function main() {
       return target(t.name, t.url, t.path, t.headers, bodyFor(BENCH_MODEL_300));
     };
     // The baseline's catalog has no 300 ms model: it sits this one out.
-    const ttfb300 = await firstByte300(targets.filter((t) => t.name !== 'baseline').map(slow), TTFB_ROUNDS);
+    const ttfb300 = await firstByte300(targets.filter((t) => !t.name.startsWith('baseline')).map(slow), TTFB_ROUNDS);
 
     log('DynamoDB work per request kind');
     const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);

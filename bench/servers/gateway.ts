@@ -99,6 +99,11 @@ function memoryStore(writes?: Dynamo): DynamoStep {
       if (!answer) reads.set(key, (answer = next()));
       return answer;
     }
+    // A write whose answer the gateway reads (the low-balance alert's disarm, `ALL_NEW`, about once
+    // a minute per account: its failed condition tells the account has no alert) is answered by the
+    // real store; answered {}, it threw on every settlement (a stack trace and an error log line a
+    // request that real DynamoDB never causes, about 0.15 CPU-ms; issue 22).
+    if ((input as { ReturnValues?: string }).ReturnValues === 'ALL_NEW') return next();
     return writes ? writes.call(operation, input).then(() => ({})) : Promise.resolve({});
   };
 }

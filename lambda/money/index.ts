@@ -2,6 +2,7 @@ import type { Logger } from '../observability/log';
 import { describeError } from '../observability/log';
 import type { Stores } from '../store';
 import type { LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
+import { RollupBatcher } from '../store/rollups';
 import type { TableNames } from '../store/tables';
 import { Settlements, settledLedgerEntry, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
@@ -60,10 +61,12 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
   };
   // Once a settlement has landed: the usage roll-up (local mode; the usage table's stream in AWS),
   // then the low-balance check. Each reports its own failure and never throws.
+  // Settlements that land while a roll-up write is in flight share the next one (RollupBatcher).
+  const rollups = o.rollupsInline ? new RollupBatcher(o.stores.rollups) : undefined;
   const afterSettled = async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
-    if (o.rollupsInline) {
+    if (rollups) {
       try {
-        await o.stores.rollups.apply(settledLedgerEntry(write, result));
+        await rollups.apply(settledLedgerEntry(write, result));
       } catch (err) {
         // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
         o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });

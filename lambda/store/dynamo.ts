@@ -140,7 +140,8 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   }
 
   async function attempt(operation: DynamoOperation, input: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
-    const body = JSON.stringify(input, binaryAsBase64);
+    // The replacer only when there are bytes to encode: with one, V8 calls back into JS for every value.
+    const body = hasBinary(input) ? JSON.stringify(input, binaryAsBase64) : JSON.stringify(input);
     const target = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `DynamoDB_20120810.${operation}`, 'content-length': String(Buffer.byteLength(body)) };
     let staleSocketRetried = false;
     for (let n = 1; ; n++) {
@@ -203,6 +204,18 @@ function noAnswer(operation: DynamoOperation, err: unknown, attempts: number): D
   const e = err as { name?: string; message?: string };
   const name = e?.name === 'TimeoutError' ? 'TimeoutError' : 'NetworkingError';
   return new DynamoError(name, `DynamoDB ${operation}: ${e?.message ?? String(err)}`, undefined, attempts, {}, err);
+}
+
+/** True when a Uint8Array (a `B` or `BS` value) is anywhere in the input. */
+function hasBinary(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (value instanceof Uint8Array) return true;
+  if (Array.isArray(value)) {
+    for (const v of value) if (hasBinary(v)) return true;
+    return false;
+  }
+  for (const k in value) if (hasBinary((value as Record<string, unknown>)[k])) return true;
+  return false;
 }
 
 /** Binary attribute values travel as base64, as the SDK sends them (`B`, `BS`). */

@@ -1,4 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { createHash } from 'node:crypto';
 import { type Dynamo, isDynamoError } from './dynamo';
 import { LEDGER_TTL_MS, ledgerFromItem, ledgerSortKey, type LedgerEntry } from './usage';
 
@@ -73,55 +74,116 @@ export class RollupsStore {
    */
   async apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
     if (entry.kind !== 'request') return 'skipped';
-    const day = isoDay(entry.atMs);
-    const keyId = entry.keyId ?? '';
-    const model = entry.model ?? 'unknown';
     const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
+    const sum = { n: 1, failed, p: entry.promptTokens ?? 0, c: entry.completionTokens ?? 0, ca: entry.cachedTokens ?? 0, cost: -entry.amountMicroUsd, u: entry.unchargedMicroUsd ?? 0 };
     try {
       await this.client.call('TransactWriteItems', {
         // Derived from the ledger item: a resend after a lost answer is applied once.
         ClientRequestToken: `r${entry.id}`.slice(0, 36),
-        TransactItems: [
-          {
-            Update: {
-              TableName: this.usageTable,
-              Key: { account_id: { S: entry.accountId }, sk: { S: ledgerSortKey(entry) } },
-              UpdateExpression: `SET ${ROLLED_UP_ATTRIBUTE} = :t`,
-              ConditionExpression: `attribute_exists(sk) AND attribute_not_exists(${ROLLED_UP_ATTRIBUTE})`,
-              ExpressionAttributeValues: { ':t': { BOOL: true } },
-            },
-          },
-          {
-            Update: {
-              TableName: this.tableName,
-              Key: { account_id: { S: entry.accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
-              UpdateExpression:
-                'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
-                'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
-              ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
-              ExpressionAttributeValues: {
-                ':day': { S: day },
-                ':key': { S: keyId },
-                ':model': { S: model },
-                ':at': num(entry.atMs),
-                ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
-                ':one': num(1),
-                ':failed': num(failed),
-                ':p': num(entry.promptTokens ?? 0),
-                ':c': num(entry.completionTokens ?? 0),
-                ':ca': num(entry.cachedTokens ?? 0),
-                ':cost': num(-entry.amountMicroUsd),
-                ':u': num(entry.unchargedMicroUsd ?? 0),
-              },
-            },
-          },
-        ],
+        TransactItems: [{ Update: this.mark(entry) }, { Update: this.addition(entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum) }],
       });
       return 'applied';
     } catch (err) {
       if (isDynamoError(err, 'TransactionCanceledException') && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') return 'duplicate';
       throw err;
     }
+  }
+
+  /**
+   * Adds several requests' ledger items to their roll-ups in one transaction (local mode under
+   * load, `RollupBatcher`): each ledger item's mark on condition that it is absent, and one `ADD`
+   * per roll-up item of the sums of its entries. All or nothing, so each item is still added
+   * once; when any is in already (or gone) the transaction is cancelled and nothing lands, and
+   * the entries are applied one by one, each with its own answer. At most `MAX_BATCH` entries.
+   */
+  async applyMany(entries: LedgerEntry[]): Promise<Array<PromiseSettledResult<'applied' | 'duplicate' | 'skipped'>>> {
+    const requests = entries.filter((e) => e.kind === 'request');
+    // In their order, as settlements roll up one at a time (the roll-up keeps the last one's time).
+    const oneByOne = async () => {
+      const out: Array<PromiseSettledResult<'applied' | 'duplicate' | 'skipped'>> = [];
+      for (const e of entries) {
+        try {
+          out.push({ status: 'fulfilled', value: await this.apply(e) });
+        } catch (reason) {
+          out.push({ status: 'rejected', reason });
+        }
+      }
+      return out;
+    };
+    if (requests.length <= 1) return oneByOne();
+    if (requests.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} roll-ups in one transaction`);
+    const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }>();
+    for (const e of requests) {
+      const day = isoDay(e.atMs);
+      const keyId = e.keyId ?? '';
+      const model = e.model ?? 'unknown';
+      const id = `${e.accountId}\n${rollupSortKey(day, keyId, model)}`;
+      let g = groups.get(id);
+      if (!g) groups.set(id, (g = { accountId: e.accountId, day, keyId, model, atMs: e.atMs, n: 0, failed: 0, p: 0, c: 0, ca: 0, cost: 0, u: 0 }));
+      g.atMs = Math.max(g.atMs, e.atMs);
+      g.n++;
+      g.failed += e.status === 'failed' || e.status === 'abandoned' ? 1 : 0;
+      g.p += e.promptTokens ?? 0;
+      g.c += e.completionTokens ?? 0;
+      g.ca += e.cachedTokens ?? 0;
+      g.cost += -e.amountMicroUsd;
+      g.u += e.unchargedMicroUsd ?? 0;
+    }
+    const ids = requests.map((e) => e.id).join('\n');
+    try {
+      await this.client.call('TransactWriteItems', {
+        // Derived from the ledger items: a resend after a lost answer is applied once.
+        ClientRequestToken: `rb${createHash('sha256').update(ids).digest('base64url').slice(0, 34)}`,
+        TransactItems: [
+          ...requests.map((e) => ({ Update: this.mark(e) })),
+          ...[...groups.values()].map((g) => ({
+            Update: this.addition(g.accountId, g.day, g.keyId, g.model, g.atMs, { n: g.n, failed: g.failed, p: g.p, c: g.c, ca: g.ca, cost: g.cost, u: g.u }),
+          })),
+        ],
+      });
+    } catch {
+      // One of them in already (a replay raced it), or no answer (it may have landed: the marks
+      // then make each of these a duplicate): one by one, each with its own answer or error.
+      return oneByOne();
+    }
+    return entries.map((e) => ({ status: 'fulfilled', value: e.kind === 'request' ? 'applied' : 'skipped' }));
+  }
+
+  /** The ledger item's roll-up mark, on condition that it exists and is not marked yet. */
+  private mark(entry: LedgerEntry) {
+    return {
+      TableName: this.usageTable,
+      Key: { account_id: { S: entry.accountId }, sk: { S: ledgerSortKey(entry) } },
+      UpdateExpression: `SET ${ROLLED_UP_ATTRIBUTE} = :t`,
+      ConditionExpression: `attribute_exists(sk) AND attribute_not_exists(${ROLLED_UP_ATTRIBUTE})`,
+      ExpressionAttributeValues: { ':t': { BOOL: true } },
+    };
+  }
+
+  /** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
+  private addition(accountId: string, day: string, keyId: string, model: string, atMs: number, sum: { n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }) {
+    return {
+      TableName: this.tableName,
+      Key: { account_id: { S: accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
+      UpdateExpression:
+        'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
+        'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
+      ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
+      ExpressionAttributeValues: {
+        ':day': { S: day },
+        ':key': { S: keyId },
+        ':model': { S: model },
+        ':at': num(atMs),
+        ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
+        ':one': num(sum.n),
+        ':failed': num(sum.failed),
+        ':p': num(sum.p),
+        ':c': num(sum.c),
+        ':ca': num(sum.ca),
+        ':cost': num(sum.cost),
+        ':u': num(sum.u),
+      },
+    };
   }
 
   /**
@@ -200,4 +262,50 @@ export function keyUsage(rollups: Rollup[], nowMs: number): Map<string, KeyUsage
 export async function readKeyUsage(rollups: Pick<RollupsStore, 'range'>, accountId: string, nowMs: number): Promise<Map<string, KeyUsage>> {
   const { from, to } = keyUsageRange(nowMs);
   return keyUsage(await rollups.range(accountId, from, to), nowMs);
+}
+
+/** Entries in one `applyMany` transaction: one mark each and at most one roll-up each, within DynamoDB's 100 items. */
+export const MAX_BATCH = 50;
+
+/**
+ * Group commit of roll-ups (local mode, `rollupsInline`): a settlement's entry goes out at once
+ * when no roll-up write is in flight; the entries that settle while one is wait for it and go
+ * together in the next (`applyMany`, at most `MAX_BATCH`). One request at a time, one write each,
+ * as before; under load, one write for many (issue 22: the third DynamoDB call of a local request).
+ * Each caller's promise ends with its own entry's answer, and every write is awaited by the caller.
+ */
+export class RollupBatcher {
+  private queue: Array<{ entry: LedgerEntry; resolve: (v: 'applied' | 'duplicate' | 'skipped') => void; reject: (e: unknown) => void }> = [];
+  private flushing = false;
+
+  constructor(private readonly rollups: Pick<RollupsStore, 'applyMany'>) {}
+
+  apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
+    if (entry.kind !== 'request') return Promise.resolve('skipped');
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entry, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          const results = await this.rollups.applyMany(batch.map((b) => b.entry));
+          batch.forEach((b, i) => {
+            const r = results[i];
+            if (r.status === 'fulfilled') b.resolve(r.value);
+            else b.reject(r.reason);
+          });
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
 }

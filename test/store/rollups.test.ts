@@ -5,7 +5,9 @@ import { rollupHandler } from '../../lambda/entry/rollup-lambda';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import { createStores } from '../../lambda/runtime';
 import type { KeyRecord } from '../../lambda/store/keys';
-import { keyUsage, readKeyUsage, type RollupsStore } from '../../lambda/store/rollups';
+import { DynamoError } from '../../lambda/store/dynamo';
+import { keyUsage, readKeyUsage, RollupBatcher, type RollupsStore } from '../../lambda/store/rollups';
+import type { LedgerEntry } from '../../lambda/store/usage';
 import { ledgerSortKey, ledgerToItem } from '../../lambda/store/usage';
 import { memoryLogger } from '../support/gateway';
 import { fundedAccount } from '../support/accounts';
@@ -92,6 +94,101 @@ describe('usage roll-ups', () => {
     expect(item.Item?.rolled_up).toEqual({ BOOL: true });
     const day = new Date(e.atMs).toISOString().slice(0, 10);
     expect((await stores.rollups.range(accountId, day, day)).map((r) => r.costMicroUsd)).toEqual([42]);
+  });
+});
+
+describe('roll-ups in one transaction (local mode under load, issue 22)', () => {
+  /** `n` settled requests' ledger items, over two keys and two models, some failed, cached or uncharged. */
+  async function ledger(n: number) {
+    const { stores, tables, client, accountId } = await setup();
+    const at = Date.now();
+    const entries: LedgerEntry[] = Array.from({ length: n }, (_, i) => ({
+      accountId,
+      kind: 'request' as const,
+      atMs: at + i,
+      id: `b${i}-${accountId}`,
+      amountMicroUsd: -(100 + i),
+      keyId: `k${i % 2}`,
+      model: i % 3 === 0 ? 'gpt-4o' : 'gpt-4o-mini',
+      status: i % 7 === 0 ? ('failed' as const) : ('completed' as const),
+      promptTokens: 10 + i,
+      completionTokens: 2 * i,
+      cachedTokens: i % 5,
+      unchargedMicroUsd: i % 11 === 0 ? 3 : undefined,
+    }));
+    for (const e of entries) await client.call('PutItem', { TableName: tables.usage, Item: ledgerToItem(e) });
+    const writes: number[] = [];
+    client.intercept((operation, input, next) => {
+      if (operation === 'TransactWriteItems') writes.push((input.TransactItems as unknown[]).length);
+      return next();
+    });
+    /** The roll-ups as the ledger says they must be, per key and model. */
+    const expected = (list: LedgerEntry[]) => {
+      const by = new Map<string, number[]>();
+      for (const e of list) {
+        const k = `${e.keyId}|${e.model}`;
+        const v = by.get(k) ?? [0, 0, 0, 0, 0, 0, 0, 0];
+        by.set(k, [v[0] + 1, v[1] + (e.status === 'failed' ? 1 : 0), v[2] + e.promptTokens!, v[3] + e.completionTokens!, v[4] + e.cachedTokens!, v[5] - e.amountMicroUsd, v[6] + (e.unchargedMicroUsd ?? 0), Math.max(v[7], e.atMs)]);
+      }
+      return [...by].sort();
+    };
+    const actual = async () => {
+      const day = new Date(at).toISOString().slice(0, 10);
+      return (await stores.rollups.range(accountId, day, day))
+        .map((r) => [`${r.keyId}|${r.model}`, [r.requests, r.failedRequests, r.promptTokens, r.completionTokens, r.cachedTokens, r.costMicroUsd, r.unchargedMicroUsd, r.lastAtMs]] as const)
+        .sort();
+    };
+    return { stores, client, entries, writes, expected, actual };
+  }
+
+  it('settlements that land together share one write, each added once, and sum to the ledger', async () => {
+    const { stores, entries, writes, expected, actual } = await ledger(40);
+    const batcher = new RollupBatcher(stores.rollups);
+    const results = await Promise.all(entries.map((e) => batcher.apply(e)));
+    expect(results).toEqual(entries.map(() => 'applied'));
+    // The first goes alone (nothing in flight), the other 39 together: 2 writes, not 40.
+    expect(writes).toHaveLength(2);
+    expect(writes[0]).toBe(2);
+    expect(await actual()).toEqual(expected(entries));
+    // Delivered again (a replay, the catch-up): nothing added. (Within DynamoDB's ten minutes the
+    // same transaction with the same ClientRequestToken is answered as applied without applying it
+    // again, as for a single roll-up; the sums are what must not move.)
+    for (const r of await Promise.all(entries.map((e) => batcher.apply(e)))) expect(['applied', 'duplicate']).toContain(r);
+    expect(await actual()).toEqual(expected(entries));
+    // One at a time, as a quiet instance settles: one write each, as before the batching.
+    const one = await ledger(3);
+    const single = new RollupBatcher(one.stores.rollups);
+    for (const e of one.entries) expect(await single.apply(e)).toBe('applied');
+    expect(one.writes).toEqual([2, 2, 2]);
+    expect(await one.actual()).toEqual(one.expected(one.entries));
+  });
+
+  it('a batch with one item in already lands nothing, and each entry is then applied on its own', async () => {
+    const { stores, entries, writes, expected, actual } = await ledger(6);
+    expect(await stores.rollups.apply(entries[3])).toBe('applied');
+    writes.length = 0;
+    const results = await stores.rollups.applyMany(entries);
+    // The one in already: `duplicate`, or `applied` when DynamoDB answers its token's replay (nothing added either way).
+    expect(results.map((r, i) => (r.status === 'fulfilled' ? (i === 3 && r.value === 'applied' ? 'duplicate' : r.value) : 'rejected'))).toEqual(['applied', 'applied', 'applied', 'duplicate', 'applied', 'applied']);
+    expect(writes[0]).toBeGreaterThan(6); // the batch was tried (6 marks and the roll-ups), then one by one
+    expect(writes.slice(1)).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(await actual()).toEqual(expected(entries));
+  });
+
+  it('a batch whose answer is lost after it landed is added once (the resends find every mark)', async () => {
+    const { stores, client, entries, expected, actual } = await ledger(8);
+    let lost = 0;
+    client.intercept(async (operation, input, next) => {
+      const out = await next();
+      if (operation === 'TransactWriteItems' && (input.TransactItems as unknown[]).length > 2 && lost++ === 0) {
+        throw new DynamoError('NetworkingError', 'socket hang up', undefined, 1, {}, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+      }
+      return out;
+    });
+    const results = await stores.rollups.applyMany(entries);
+    expect(lost).toBe(1);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected'))).toEqual(entries.map(() => 'duplicate'));
+    expect(await actual()).toEqual(expected(entries));
   });
 });
 
