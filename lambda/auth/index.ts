@@ -98,8 +98,9 @@ export class Authenticator {
     const nowMs = this.now();
     if (hit && hit.expiresMs > nowMs) {
       // A key in use is read again in the background once half its trust has gone, so that a
-      // steady client's requests never wait for the read (the entry still expires on time).
-      if (hit.record && hit.expiresMs - nowMs < this.positiveTtlMs / 2) this.refresh(keyHash);
+      // steady client's requests never wait for the read (the entry still expires on time). Only an
+      // active key: a refused one answers its 401 from the cache alone, as an unknown key does.
+      if (hit.record?.status === 'active' && hit.expiresMs - nowMs < this.positiveTtlMs / 2) this.refresh(keyHash);
       return hit.record;
     }
     let pending = this.inflight.get(keyHash);

@@ -134,12 +134,21 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
     text += new TextDecoder().decode((await reader.read()).value);
     if (Date.now() - started < 2_000) secondBefore = text;
   }
+  // Checkpoints are written every 0.5 s, but on a loaded machine a write to DynamoDB Local can take
+  // seconds to land: before the kill, wait (reading on, at most 10 s) until one covering what had
+  // arrived a second before is on the hold item. Without checkpoints this never happens and the
+  // assertions below fail.
+  const wordsOf = (t: string) => (t.match(/word\d+ /g) ?? []).join('');
+  for (const until = Date.now() + 10_000; Date.now() < until; ) {
+    const [held] = await stores.holds.ofAccount(accountId);
+    if ((held?.outputTokens ?? 0) >= countTokens(wordsOf(secondBefore))) break;
+    text += new TextDecoder().decode((await reader.read()).value);
+  }
   doomed.child.kill('SIGKILL');
   await new Promise((resolve) => doomed.child.once('exit', resolve));
   await reader.cancel().catch(() => undefined);
   reader.releaseLock();
 
-  const wordsOf = (t: string) => (t.match(/word\d+ /g) ?? []).join('');
   const [hold] = await stores.holds.ofAccount(accountId);
   // Checkpointed on the hold item: at least what was delivered a second before the kill, at most what was delivered
   // (what the client had read, plus the few chunks, about 3 tokens each, written to its socket but not yet read at the kill).
