@@ -50,10 +50,10 @@ const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - t0) 
 const t0 = Date.now();
 
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
-const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+export const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
 
 /** Portkey's open-source gateway in bench/peer (never in the project's dependencies). */
-function ensurePeer(install = true): string | undefined {
+export function ensurePeer(install = true): string | undefined {
   const pkg = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/package.json');
   const hono = join(PEER_DIR, 'node_modules/@hono/node-server/package.json');
   const nested = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/node_modules/@hono/node-server');
@@ -87,7 +87,7 @@ function ensurePeer(install = true): string | undefined {
   return installed() ? undefined : 'the peer installed, but not with @hono/node-server 1.13.8 alone';
 }
 
-async function startPeer(upstreamUrl: string): Promise<Server> {
+export async function startPeer(upstreamUrl: string): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   return startServer('portkey', join(PEER_DIR, 'node_modules/@portkey-ai/gateway/build/start-server.js'), {
@@ -509,10 +509,13 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+// Imported by bench/dynamo-topology.ts for the peer: run only as the script itself.
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}
