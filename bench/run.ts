@@ -361,6 +361,17 @@ async function main() {
       env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandIn.url}` },
     });
     servers.push(gatewayStandIn);
+    // The same, each DynamoDB answer held BENCH_STAND_IN_DELAY_MS (default 5: a call to DynamoDB in its
+    // region) by a timer, no CPU: the gateway waiting on its store as in AWS, without a JVM on these cores.
+    // Against DynamoDB Local, most of the gateway's extra CPU a request is that wait (fewer requests a
+    // second, so fewer events handled per wake-up) and the JVM beside it; bench/dynamo-topology.ts isolates both.
+    const standInDelay = process.env.BENCH_STAND_IN_DELAY_MS ?? '5';
+    const dynamoStandInSlow = await startServer('dynamo-stand-in-slow', join(__dirname, 'servers/dynamo-stand-in.ts'), { env: { STAND_IN_DELAY_MS: standInDelay } });
+    servers.push(dynamoStandInSlow);
+    const gatewayStandInSlow = await startServer('gateway-stand-in-slow', join(__dirname, 'servers/gateway.ts'), {
+      env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandInSlow.url}` },
+    });
+    servers.push(gatewayStandInSlow);
     // BENCH_BASELINE=<another checkout>: its gateway measured beside this one, in the same run (before/after).
     const baselineDir = process.env.BENCH_BASELINE;
     baselineCommit = baselineDir ? execFileSync('git', ['-C', baselineDir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim() : undefined;
@@ -395,6 +406,7 @@ async function main() {
       target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
       ...(gatewayLambda ? [target('gateway-lambda', gatewayLambda.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model'))] : []),
       target('gateway-stand-in', gatewayStandIn.url, path, { authorization: `Bearer ${gatewayStandIn.info.keys.ok}` }, bodyFor('bench-model')),
+      target('gateway-stand-in-slow', gatewayStandInSlow.url, path, { authorization: `Bearer ${gatewayStandInSlow.info.keys.ok}` }, bodyFor('bench-model')),
       target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
       ...(baseline ? [target('baseline', baseline.url, path, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor('bench-model'))] : []),
       ...(baselineStandIn ? [target('baseline-stand-in', baselineStandIn.url, path, { authorization: `Bearer ${baselineStandIn.info.keys.ok}` }, bodyFor('bench-model'))] : []),
@@ -404,7 +416,7 @@ async function main() {
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(baselineStandIn ? { 'baseline-stand-in': baselineStandIn } : {}), ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-stand-in-slow': gatewayStandInSlow, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(baselineStandIn ? { 'baseline-stand-in': baselineStandIn } : {}), ...(peer ? { portkey: peer } : {}) };
 
     // The bundle's first request, the tokenizer not yet loaded: what a cold instance's first client sees after init.
     let lambdaFirst: Results['lambdaFirstRequest'];
@@ -478,7 +490,7 @@ async function main() {
       command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
       quick: QUICK,
       machine,
-      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, standInDelayMs: Number(standInDelay), relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
       peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
       latency: lat,
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
