@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
+import { firstByte300, pct } from './first-byte';
 import { lambdaMemory, startLambdaTarget, type MemoryResults } from './lambda';
 import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
@@ -116,11 +117,6 @@ export async function startPeer(upstreamUrl: string): Promise<Server> {
   });
 }
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-export const pct = (xs: number[], p: number) => {
-  const s = sorted(xs);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
-};
 
 async function latency(targets: Target[]): Promise<Record<string, { median: number; p99: number; failures: number }>> {
   const times: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
@@ -177,25 +173,6 @@ async function streams(targets: Target[]): Promise<Record<string, StreamFigures>
     };
   }
   return out;
-}
-
-/**
- * Time to first byte with an upstream that waits 300 ms before its own (a provider's time to first
- * token): streams, interleaved round by round. Each target's first body byte less the upstream's
- * (the `direct` row), median and p95 of each taken over the same rounds.
- */
-async function firstByte300(targets: Target[]): Promise<Record<string, { medianMs: number; p95Ms: number; failures: number }>> {
-  const times: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
-  const failures: Record<string, number> = Object.fromEntries(targets.map((t) => [t.name, 0]));
-  for (let round = 0; round < TTFB_ROUNDS; round++) {
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[(round + i) % targets.length];
-      const r = await timedRequest(t, true);
-      if (r.status !== 200 || r.ttfbMs < 0) failures[t.name]++;
-      else times[t.name].push(r.ttfbMs);
-    }
-  }
-  return Object.fromEntries(targets.map((t) => [t.name, { medianMs: pct(times[t.name], 50), p95Ms: pct(times[t.name], 95), failures: failures[t.name] }]));
 }
 
 async function load(t: Target, seconds: number): Promise<{ requests: number; non2xx: number; errors: number; seconds: number }> {
@@ -457,7 +434,7 @@ async function main() {
       return target(t.name, t.url, t.path, t.headers, bodyFor(BENCH_MODEL_300));
     };
     // The baseline's catalog has no 300 ms model: it sits this one out.
-    const ttfb300 = await firstByte300(targets.filter((t) => !t.name.startsWith('baseline')).map(slow));
+    const ttfb300 = await firstByte300(targets.filter((t) => !t.name.startsWith('baseline')).map(slow), TTFB_ROUNDS);
 
     log('DynamoDB work per request kind');
     const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);

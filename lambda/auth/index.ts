@@ -24,6 +24,8 @@ export const DEFAULT_POSITIVE_TTL_MS = 5_000;
 
 interface CacheEntry {
   record: KeyRecord | undefined;
+  /** When the read that found it was sent: its trust runs from then. */
+  sentAtMs: number;
   expiresMs: number;
 }
 
@@ -34,6 +36,10 @@ interface CacheEntry {
 export class Authenticator {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<KeyRecord | undefined>>();
+  /** Keys being read again in the background. */
+  private readonly refreshing = new Set<string>();
+  /** Keys forgotten while a read of them may be in flight. */
+  private readonly forgotAtMs = new Map<string, number>();
   private readonly positiveTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly maxEntries: number;
@@ -83,27 +89,62 @@ export class Authenticator {
   /** Forgets a key at once (this instance only), e.g. after an admin revoked it here. */
   forget(keyHash: string): void {
     this.cache.delete(keyHash);
+    // A read already sent may still bring the key back: it is not kept.
+    this.forgotAtMs.set(keyHash, this.now());
   }
 
   private async lookup(keyHash: string): Promise<KeyRecord | undefined> {
     const hit = this.cache.get(keyHash);
-    if (hit && hit.expiresMs > this.now()) return hit.record;
+    const nowMs = this.now();
+    if (hit && hit.expiresMs > nowMs) {
+      // A key in use is read again in the background once half its trust has gone, so that a
+      // steady client's requests never wait for the read (the entry still expires on time).
+      if (hit.record && hit.expiresMs - nowMs < this.positiveTtlMs / 2) this.refresh(keyHash);
+      return hit.record;
+    }
     let pending = this.inflight.get(keyHash);
     if (!pending) {
-      pending = this.keys.getByHash(keyHash).finally(() => this.inflight.delete(keyHash));
+      pending = this.read(keyHash).finally(() => this.inflight.delete(keyHash));
       this.inflight.set(keyHash, pending);
     }
-    const record = await pending;
-    this.remember(keyHash, record);
+    return pending;
+  }
+
+  /** One read of the key, remembered from when it was sent: an answer that comes late is trusted no longer. */
+  private async read(keyHash: string): Promise<KeyRecord | undefined> {
+    const sentAtMs = this.now();
+    const record = await this.keys.getByHash(keyHash);
+    this.remember(keyHash, record, sentAtMs);
     return record;
   }
 
-  private remember(keyHash: string, record: KeyRecord | undefined): void {
+  /**
+   * The background read of a key in use (one at a time per key). Requests never wait for it: one
+   * frozen with its Lambda comes back with an answer as old as its sending, and a failed one
+   * leaves the entry to expire as it would have.
+   */
+  private refresh(keyHash: string): void {
+    if (this.refreshing.has(keyHash)) return;
+    this.refreshing.add(keyHash);
+    this.read(keyHash)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(keyHash));
+  }
+
+  private remember(keyHash: string, record: KeyRecord | undefined, sentAtMs: number): void {
+    const current = this.cache.get(keyHash);
+    // A read sent before the one the entry holds (a refresh crossing a request's read) says less.
+    if (current && current.sentAtMs > sentAtMs) return;
+    const forgot = this.forgotAtMs.get(keyHash);
+    if (forgot !== undefined) {
+      if (sentAtMs <= forgot) return;
+      this.forgotAtMs.delete(keyHash);
+    }
     this.cache.delete(keyHash);
     if (this.cache.size >= this.maxEntries) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-    this.cache.set(keyHash, { record, expiresMs: this.now() + (record ? this.positiveTtlMs : this.negativeTtlMs) });
+    this.cache.set(keyHash, { record, sentAtMs, expiresMs: sentAtMs + (record ? this.positiveTtlMs : this.negativeTtlMs) });
   }
 }

@@ -251,6 +251,10 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
   if (settings.verbosity !== undefined) raw.verbosity = settings.verbosity;
   if (settings.user !== undefined) request.user = settings.user;
   if (settings.serviceTier !== undefined) raw.service_tier = settings.serviceTier;
+  if (settings.logprobs) {
+    raw.logprobs = true;
+    if (settings.logprobs.topLogprobs !== undefined) raw.top_logprobs = settings.logprobs.topLogprobs;
+  }
   if (settings.extensions?.wire === 'openai-chat') Object.assign(raw, settings.extensions.fields);
   return { request, unsupported, droppedTools };
 }

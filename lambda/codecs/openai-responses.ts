@@ -9,7 +9,7 @@ import type {
   ResponseOutputMessage,
   ResponseReasoningItem,
 } from 'openai/resources/responses/responses';
-import { answerEvents as answerEventsOf, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type Usage } from '../core/answer';
+import { answerEvents as answerEventsOf, type Answer, type AnswerEvent, type AnswerPart, type FinishReason, type TokenLogprob, type UrlCitation, type Usage } from '../core/answer';
 import type { Call, DecodedRequest, ReasoningRequest, ResponseFormat } from '../core/call';
 import type { AssistantPart, MediaSource, Prompt, ReasoningPart, TextPart, Tool, ToolChoice, UserPart } from '../core/prompt';
 import type { SseFrame, StreamError, StreamTerminals } from '../core/sse';
@@ -56,6 +56,67 @@ export interface ResponsesOutputOptions {
   status: 'completed' | 'incomplete';
   /** `include: ["reasoning.encrypted_content"]`. */
   includeEncrypted: boolean;
+  /** `include: ["message.output_text.logprobs"]` (or `top_logprobs`): `output_text` parts carry the provider's logprobs. */
+  includeLogprobs?: boolean;
+}
+
+/** An `output_text` part's log probability (the spec's `LogProb`: `bytes` always a list). */
+export type OutputTextLogprob = { token: string; logprob: number; bytes: number[]; top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }> };
+/** An `output_text` part's URL citation, its offsets into the part's own text. */
+export type OutputTextCitation = { type: 'url_citation'; url: string; title: string; start_index: number; end_index: number };
+
+/** Chat's per-token logprob (the canonical one) → an `output_text` part's; a token with no bytes (`null`) gets `[]`. */
+export function outputTextLogprob(t: TokenLogprob): OutputTextLogprob {
+  return { token: t.token, logprob: t.logprob, bytes: t.bytes ?? [], top_logprobs: t.top_logprobs.map((top) => ({ token: top.token, logprob: top.logprob, bytes: top.bytes ?? [] })) };
+}
+
+/** An `output_text` part's logprob → a delta or done event's (the spec's `ResponseLogProb`: no bytes). */
+function eventLogprob(t: Pick<OutputTextLogprob, 'token' | 'logprob' | 'top_logprobs'>): { token: string; logprob: number; top_logprobs: Array<{ token: string; logprob: number }> } {
+  return { token: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs.map((top) => ({ token: top.token, logprob: top.logprob })) };
+}
+
+/** An `output_text` part's logprob → the canonical one (bytes as written). */
+function tokenLogprobOf(t: Partial<OutputTextLogprob>): TokenLogprob {
+  return { token: t.token ?? '', logprob: t.logprob ?? 0, bytes: t.bytes ?? null, top_logprobs: (t.top_logprobs ?? []).map((top) => ({ token: top.token, logprob: top.logprob, bytes: top.bytes ?? null })) };
+}
+
+function outputTextCitation(a: UrlCitation, offset: number): OutputTextCitation {
+  return { type: 'url_citation', start_index: a.startIndex - offset, end_index: a.endIndex - offset, url: a.url, title: a.title };
+}
+
+/** What each text part of a choice carries: its tokens' logprobs and the citations that start in it (offsets still the choice's). */
+export interface TextPartExtras {
+  /** Where the part's text starts in the choice's text (all its text parts, joined). */
+  offset: number;
+  logprobs: TokenLogprob[];
+  annotations: UrlCitation[];
+}
+
+/**
+ * The choice's logprobs and citations, split over its text parts (Chat has one text, Responses a
+ * text per `output_text` part): a token goes to the part its first character falls in, as the
+ * tokens' text adds up; a citation to the part its `startIndex` falls in. What lies past the end
+ * goes to the last text part; with no text part there is no place for them.
+ */
+export function textPartExtras(answer: Pick<Answer, 'parts' | 'logprobs' | 'annotations'>): Map<number, TextPartExtras> {
+  const extras = new Map<number, TextPartExtras>();
+  const spans: Array<{ index: number; start: number; end: number }> = [];
+  let at = 0;
+  answer.parts.forEach((part, index) => {
+    if (part.type !== 'text') return;
+    spans.push({ index, start: at, end: at + part.text.length });
+    extras.set(index, { offset: at, logprobs: [], annotations: [] });
+    at += part.text.length;
+  });
+  if (!spans.length) return extras;
+  const partAt = (position: number) => extras.get((spans.find((s) => position < s.end) ?? spans[spans.length - 1]).index)!;
+  let position = 0;
+  for (const token of answer.logprobs?.content ?? []) {
+    partAt(position).logprobs.push(token);
+    position += token.token.length;
+  }
+  for (const annotation of answer.annotations ?? []) partAt(annotation.startIndex).annotations.push(annotation);
+  return extras;
 }
 
 /**
@@ -70,11 +131,22 @@ export function responsesOutput(answer: Answer, options: ResponsesOutputOptions)
     if (message?.content.length) out.push(message);
     message = undefined;
   };
-  for (const part of answer.parts) {
+  const extras = textPartExtras(answer);
+  answer.parts.forEach((part, index) => {
     if (part.type === 'text' || part.type === 'refusal') {
       message ??= { id: options.idFor('msg', out.length), type: 'message', role: 'assistant', status: options.status, content: [] };
-      message.content.push(part.type === 'text' ? { type: 'output_text', text: part.text, annotations: [], logprobs: [] } : { type: 'refusal', refusal: part.text });
-      continue;
+      const x = extras.get(index);
+      message.content.push(
+        part.type === 'text'
+          ? {
+              type: 'output_text',
+              text: part.text,
+              annotations: (x?.annotations ?? []).map((a) => outputTextCitation(a, x!.offset)),
+              logprobs: options.includeLogprobs ? (x?.logprobs ?? []).map(outputTextLogprob) : [],
+            }
+          : { type: 'refusal', refusal: part.text },
+      );
+      return;
     }
     flush();
     if (part.type === 'reasoning') out.push(reasoningItemOf(part, options, out.length));
@@ -82,7 +154,7 @@ export function responsesOutput(answer: Answer, options: ResponsesOutputOptions)
       const id = options.idFor('fc', out.length);
       out.push({ id, type: 'function_call', status: options.status, call_id: callIdOf(part.id, id), name: part.name, arguments: part.arguments });
     }
-  }
+  });
   flush();
   return out;
 }
@@ -167,6 +239,8 @@ export interface DecodedResponsesRequest extends DecodedRequest {
   store: boolean;
   /** `include: ["reasoning.encrypted_content"]`: reasoning items carry `encrypted_content`. */
   includeEncrypted: boolean;
+  /** `include: ["message.output_text.logprobs"]` or a `top_logprobs` above 0: `output_text` parts and deltas carry logprobs. */
+  includeLogprobs: boolean;
   metadata: Record<string, string>;
 }
 
@@ -176,8 +250,10 @@ export type EchoedFunctionTool = Pick<ResponsesFunctionTool, 'type' | 'name' | '
 /** Top-level fields the canonical model names (or the endpoint resolves); any other is kept as an extension of this wire. */
 const NAMED_FIELDS = new Set([
   'model', 'input', 'instructions', 'stream', 'tools', 'tool_choice', 'parallel_tool_calls', 'text', 'reasoning', 'max_output_tokens',
-  'temperature', 'top_p', 'user', 'safety_identifier', 'service_tier', 'previous_response_id',
+  'temperature', 'top_p', 'user', 'safety_identifier', 'service_tier', 'previous_response_id', 'top_logprobs',
 ]);
+/** The `include` value that asks for the `output_text` parts' logprobs. */
+export const INCLUDE_LOGPROBS = 'message.output_text.logprobs';
 const WEB_SEARCH_TOOL = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
 
@@ -229,6 +305,8 @@ export function decodeResponsesRequest(request: CreateResponseRequest, resolved:
   const format = responseFormatOf(request.text?.format ?? undefined);
   const reasoning = reasoningOf(request.reasoning ?? undefined);
   const user = request.safety_identifier ?? request.user;
+  // Logprobs are asked by `include` (as OpenAI documents) or by asking for alternatives (`top_logprobs` > 0).
+  const includeLogprobs = (request.include ?? []).includes(INCLUDE_LOGPROBS) || (request.top_logprobs ?? 0) > 0;
   return {
     prompt,
     options: {
@@ -245,12 +323,14 @@ export function decodeResponsesRequest(request: CreateResponseRequest, resolved:
       ...(request.text?.verbosity && { verbosity: request.text.verbosity }),
       ...(user && { user }),
       ...(request.service_tier != null && { serviceTier: request.service_tier }),
+      ...(includeLogprobs && { logprobs: { ...(request.top_logprobs != null && { topLogprobs: request.top_logprobs }) } }),
       ...(Object.keys(extensions).length > 0 && { extensions: { wire: 'openai-responses' as const, fields: extensions } }),
     },
     ignored,
     tools: kept.map((t) => ({ type: 'function', name: t.name, description: t.description ?? null, parameters: t.parameters ?? null, strict: t.strict ?? null })),
     store: request.store !== false,
     includeEncrypted: (request.include ?? []).includes('reasoning.encrypted_content'),
+    includeLogprobs,
     metadata: request.metadata ?? {},
   };
 }
@@ -496,7 +576,15 @@ export function encodeResponsesRequest(call: Call): ResponsesRequestEncoding {
   if (Object.keys(text).length) request.text = text;
   if (settings.user !== undefined) request.user = settings.user;
   if (settings.serviceTier !== undefined) request.service_tier = settings.serviceTier;
-  if (settings.extensions?.wire === 'openai-responses') Object.assign(request, settings.extensions.fields);
+  if (settings.logprobs) {
+    if (settings.logprobs.topLogprobs !== undefined) request.top_logprobs = settings.logprobs.topLogprobs;
+    request.include = [INCLUDE_LOGPROBS];
+  }
+  if (settings.extensions?.wire === 'openai-responses') {
+    const { include, ...fields } = settings.extensions.fields as { include?: unknown };
+    Object.assign(request, fields);
+    if (Array.isArray(include)) request.include = [...new Set([...include, ...((request.include as string[] | undefined) ?? [])])];
+  }
   const unsupported = settings.stop?.length ? invalidRequest('stop_sequences: Stop sequences are not supported by the route serving this model, which speaks Responses.', 'stop_sequences', 'unsupported_parameter') : undefined;
   return { request, ...(unsupported && { unsupported }), droppedTools };
 }
@@ -578,6 +666,8 @@ export interface ResponseEncodingOptions {
   idFor: ResponsesOutputOptions['idFor'];
   /** `include: ["reasoning.encrypted_content"]` (`DecodedResponsesRequest.includeEncrypted`). */
   includeEncrypted: boolean;
+  /** `DecodedResponsesRequest.includeLogprobs`: `output_text` parts and deltas carry the provider's logprobs. @default false */
+  includeLogprobs?: boolean;
 }
 
 /** How a finish reason ends a response. */
@@ -612,7 +702,7 @@ function ended(shell: ResponsesObject, end: { status: 'completed' | 'incomplete'
  */
 export function encodeResponse(answer: Answer, options: ResponseEncodingOptions & { shell: ResponsesObject; estimatedUsage?: Usage; nowMs?: number }): ResponsesObject {
   const { status, incomplete_details } = responseStatusOf(answer.finishReason);
-  const output = responsesOutput(answer, { idFor: options.idFor, includeEncrypted: options.includeEncrypted, status: 'completed' });
+  const output = responsesOutput(answer, { idFor: options.idFor, includeEncrypted: options.includeEncrypted, includeLogprobs: options.includeLogprobs, status: 'completed' });
   if (output.length) output[output.length - 1].status = status;
   return ended(options.shell, { status, incomplete_details, output, usage: answer.usage ?? options.estimatedUsage, nowMs: options.nowMs ?? Date.now() });
 }
@@ -620,16 +710,43 @@ export function encodeResponse(answer: Answer, options: ResponseEncodingOptions 
 /** A Response (an upstream's, or one itapi stored) → the whole answer it carries. */
 export function decodeResponse(response: Pick<ResponsesObject, 'id' | 'model' | 'created_at' | 'output' | 'status' | 'incomplete_details'> & { usage?: ResponseUsage | null }): Answer {
   const parts: AnswerPart[] = [];
+  const logprobs: TokenLogprob[] = [];
+  const annotations: UrlCitation[] = [];
+  // Citations are offsets into their part's text; the canonical answer's are into all its text.
+  let offset = 0;
   for (const item of response.output) {
     if (item.type === 'reasoning') parts.push(reasoningPartOfItem(item));
     else if (item.type === 'function_call') parts.push({ type: 'tool_call', id: item.call_id, name: item.name, arguments: item.arguments });
-    else for (const c of item.content) parts.push(c.type === 'output_text' ? { type: 'text', text: c.text } : { type: 'refusal', text: c.refusal });
+    else {
+      for (const c of item.content) {
+        if (c.type !== 'output_text') {
+          parts.push({ type: 'refusal', text: c.refusal });
+          continue;
+        }
+        parts.push({ type: 'text', text: c.text });
+        logprobs.push(...(c.logprobs ?? []).map(tokenLogprobOf));
+        for (const a of (c.annotations ?? []) as Array<Partial<OutputTextCitation>>) {
+          if (a.type !== 'url_citation' || typeof a.url !== 'string' || typeof a.start_index !== 'number' || typeof a.end_index !== 'number') continue;
+          annotations.push({ type: 'url_citation', url: a.url, title: a.title ?? '', startIndex: a.start_index + offset, endIndex: a.end_index + offset });
+        }
+        offset += c.text.length;
+      }
+    }
   }
   const reason = response.incomplete_details?.reason;
   const finishReason: FinishReason = response.status === 'incomplete' && reason === 'max_output_tokens' ? 'length'
     : response.status === 'incomplete' && reason === 'content_filter' ? 'refusal'
     : parts.some((p) => p.type === 'tool_call') ? 'tool_calls' : 'stop';
-  return { id: response.id, model: response.model, createdS: response.created_at, parts, finishReason, ...(response.usage && { usage: usageOfResponses(response.usage) }) };
+  return {
+    id: response.id,
+    model: response.model,
+    createdS: response.created_at,
+    parts,
+    finishReason,
+    ...(logprobs.length > 0 && { logprobs: { content: logprobs, refusal: null } }),
+    ...(annotations.length > 0 && { annotations }),
+    ...(response.usage && { usage: usageOfResponses(response.usage) }),
+  };
 }
 
 // ---- stream events ----------------------------------------------------------------------------
@@ -666,6 +783,10 @@ export class ResponsesEventEncoder {
   private finish: FinishReason | undefined;
   private usage: Usage | undefined;
   private storedResponse: ResponsesObject | undefined;
+  /** Logprobs of tokens whose text has not come yet (a Chat chunk gives them ahead of its text): they ride on the next text delta. */
+  private pendingLogprobs: TokenLogprob[] = [];
+  /** Citations that came before any text: placed when the first text part opens. */
+  private pendingAnnotations: UrlCitation[] = [];
 
   constructor(
     private readonly shell: ResponsesObject,
@@ -733,8 +854,15 @@ export class ResponsesEventEncoder {
         }
         break;
       }
+      case 'logprobs':
+        if (this.options.includeLogprobs && event.content?.length) this.pendingLogprobs.push(...event.content);
+        break;
+      case 'annotation':
+        this.annotate(event.annotation, frames);
+        break;
       case 'finish':
         this.finish = event.reason;
+        this.flushLogprobs();
         break;
       case 'usage':
         this.usage = event.usage;
@@ -750,12 +878,14 @@ export class ResponsesEventEncoder {
 
   /** The response the stream ends with (completed or incomplete by the finish reason), to store before the terminal event. */
   finalResponse(estimatedUsage?: Usage, nowMs = Date.now()): ResponsesObject {
+    this.flushLogprobs();
     const { status, incomplete_details } = responseStatusOf(this.finish ?? 'stop');
     return ended(this.shell, { status, incomplete_details, output: this.outputWith(status), usage: this.usage ?? estimatedUsage, nowMs });
   }
 
   /** The response of a stream that failed after it began: what was delivered, its open item `incomplete`, and the error. */
   failedResponse(error: StreamError, estimatedUsage?: Usage, nowMs = Date.now()): ResponsesObject {
+    this.flushLogprobs();
     return ended(this.shell, { status: 'failed', output: this.outputWith('incomplete'), usage: this.usage ?? estimatedUsage, error: { code: responseErrorCode(error.status), message: error.message }, nowMs });
   }
 
@@ -813,12 +943,14 @@ export class ResponsesEventEncoder {
     if (known) {
       const part = (known.item as ResponseOutputMessage).content?.[known.contentIndex ?? -1];
       if (!part) return;
+      // The logprobs waiting for this text are the tokens it is made of.
+      const logprobs = part.type === 'output_text' ? this.takeLogprobs(part) : [];
       if (part.type === 'output_text') part.text += text;
       else part.refusal += text;
       const open = this.open;
       if (open?.kind !== 'message' || open.part?.index !== index) return;
       const at = { item_id: open.item.id, output_index: open.outputIndex, content_index: open.part.contentIndex };
-      frames.push(this.frame(part.type === 'output_text' ? { type: 'response.output_text.delta', ...at, delta: text, logprobs: [] } : { type: 'response.refusal.delta', ...at, delta: text }));
+      frames.push(this.frame(part.type === 'output_text' ? { type: 'response.output_text.delta', ...at, delta: text, logprobs: logprobs.map(eventLogprob) } : { type: 'response.refusal.delta', ...at, delta: text }));
       return;
     }
     let open = this.open;
@@ -835,8 +967,68 @@ export class ResponsesEventEncoder {
     const contentIndex = open.item.content.push(part) - 1;
     open.part = { index, contentIndex };
     this.parts.set(index, { item: open.item, contentIndex });
-    frames.push(this.frame({ type: 'response.content_part.added', item_id: open.item.id, output_index: open.outputIndex, content_index: contentIndex, part: { ...part } }));
+    frames.push(this.frame({ type: 'response.content_part.added', item_id: open.item.id, output_index: open.outputIndex, content_index: contentIndex, part: structuredClone(part) }));
     this.textDelta(index, kind, text, frames);
+    if (kind === 'text') for (const annotation of this.pendingAnnotations.splice(0)) this.annotate(annotation, frames);
+  }
+
+  /** The logprobs waiting for text, moved into the `output_text` part the text goes to; returned for its delta event. */
+  private takeLogprobs(part: Extract<ResponseOutputMessage['content'][number], { type: 'output_text' }>): OutputTextLogprob[] {
+    if (!this.pendingLogprobs.length) return [];
+    const taken = this.pendingLogprobs.splice(0).map(outputTextLogprob);
+    (part.logprobs ??= []).push(...taken);
+    return taken;
+  }
+
+  /**
+   * Logprobs no text followed (a whole answer gives them after all its text) go where their tokens
+   * are, as `textPartExtras` places them: each to the text part its first character falls in, the
+   * rest to the last. They show in that part's `…done` events and the final output.
+   */
+  private flushLogprobs(): void {
+    const texts = this.textParts();
+    if (!texts.length || !this.pendingLogprobs.length) return;
+    let position = texts.reduce((n, t) => n + (t.part.logprobs ?? []).reduce((m, l) => m + l.token.length, 0), 0);
+    for (const token of this.pendingLogprobs.splice(0)) {
+      const target = texts.find((t) => position < t.start + t.part.text.length) ?? texts[texts.length - 1];
+      (target.part.logprobs ??= []).push(outputTextLogprob(token));
+      position += token.token.length;
+    }
+  }
+
+  /** The `output_text` parts so far in the answer's order, each with where its text starts in the choice's text. */
+  private textParts(): Array<{ index: number; start: number; item: ResponseOutputMessage; contentIndex: number; part: Extract<ResponseOutputMessage['content'][number], { type: 'output_text' }> }> {
+    const found = [...this.parts.entries()]
+      .sort(([a], [b]) => a - b)
+      .flatMap(([index, where]) => {
+        const part = where.item.type === 'message' ? where.item.content[where.contentIndex ?? -1] : undefined;
+        return part?.type === 'output_text' ? [{ index, item: where.item as ResponseOutputMessage, contentIndex: where.contentIndex!, part, start: 0 }] : [];
+      });
+    let at = 0;
+    for (const p of found) {
+      p.start = at;
+      at += p.part.text.length;
+    }
+    return found;
+  }
+
+  /**
+   * A citation → the `output_text` part its start falls in (offsets made the part's own), with a
+   * `response.output_text.annotation.added` while that part is open; one for a part already closed
+   * reaches the final output only, and one before any text waits for the first text part.
+   */
+  private annotate(citation: UrlCitation, frames: SseFrame[]): void {
+    const texts = this.textParts();
+    if (!texts.length) {
+      this.pendingAnnotations.push(citation);
+      return;
+    }
+    const target = texts.find((t) => citation.startIndex < t.start + t.part.text.length) ?? texts[texts.length - 1];
+    const annotation = outputTextCitation(citation, target.start);
+    const annotationIndex = target.part.annotations.push(annotation) - 1;
+    const open = this.open;
+    if (open?.kind !== 'message' || open.part?.index !== target.index) return;
+    frames.push(this.frame({ type: 'response.output_text.annotation.added', item_id: open.item.id, output_index: open.outputIndex, content_index: open.part.contentIndex, annotation_index: annotationIndex, annotation: { ...annotation } }));
   }
 
   /** The open reasoning item of part `index`, opened if new; undefined for a part already closed. */
@@ -862,8 +1054,8 @@ export class ResponsesEventEncoder {
     if (!open.part) return;
     const part = open.item.content[open.part.contentIndex];
     const at = { item_id: open.item.id, output_index: open.outputIndex, content_index: open.part.contentIndex };
-    frames.push(this.frame(part.type === 'output_text' ? { type: 'response.output_text.done', ...at, text: part.text, logprobs: [] } : { type: 'response.refusal.done', ...at, refusal: part.refusal }));
-    frames.push(this.frame({ type: 'response.content_part.done', ...at, part: { ...part } }));
+    frames.push(this.frame(part.type === 'output_text' ? { type: 'response.output_text.done', ...at, text: part.text, logprobs: (part.logprobs ?? []).map(eventLogprob) } : { type: 'response.refusal.done', ...at, refusal: part.refusal }));
+    frames.push(this.frame({ type: 'response.content_part.done', ...at, part: structuredClone(part) }));
     open.part = undefined;
   }
 
@@ -899,12 +1091,27 @@ export class ResponsesEventEncoder {
 export function replayResponseFrames(response: ResponsesObject, includeEncrypted = response.output.some((item) => item.type === 'reasoning' && item.encrypted_content != null)): SseFrame[] {
   const { usage: _usage, ...rest } = response;
   const shell: ResponsesObject = { ...rest, status: 'in_progress', completed_at: null, error: null, incomplete_details: null, output: [] };
-  const encoder = new ResponsesEventEncoder(shell, { idFor: (_prefix, position) => response.output[position]?.id ?? '', includeEncrypted });
-  const answer = decodeResponse(response);
-  const frames = answerEventsOf(answer).flatMap((event) => encoder.push(event));
+  const includeLogprobs = response.output.some((item) => item.type === 'message' && item.content.some((c) => c.type === 'output_text' && (c.logprobs?.length ?? 0) > 0));
+  const encoder = new ResponsesEventEncoder(shell, { idFor: (_prefix, position) => response.output[position]?.id ?? '', includeEncrypted, includeLogprobs });
+  const frames = replayEvents(decodeResponse(response)).flatMap((event) => encoder.push(event));
   encoder.stored(response);
   if (response.status !== 'failed') return [...frames, ...encoder.ended()];
   return [...frames, ...encoder.failed({ status: response.error?.code === 'rate_limit_exceeded' ? 429 : 500, type: 'api_error', code: response.error?.code ?? null, param: null, message: response.error?.message ?? '' })];
+}
+
+/** A stored answer's events as its stream sent them: each text part's logprobs ahead of its text (on its delta), its citations after it. */
+function replayEvents(answer: Answer): AnswerEvent[] {
+  const extras = textPartExtras(answer);
+  return answerEventsOf(answer).flatMap((event): AnswerEvent[] => {
+    if (event.type === 'logprobs' || event.type === 'annotation') return [];
+    const x = event.type === 'text' ? extras.get(event.index) : undefined;
+    if (!x) return [event];
+    return [
+      ...(x.logprobs.length ? [{ type: 'logprobs' as const, content: x.logprobs }] : []),
+      event,
+      ...x.annotations.map((annotation) => ({ type: 'annotation' as const, annotation })),
+    ];
+  });
 }
 
 /** The spec's `ResponseErrorCode` has no word for itapi's own codes: a limit is `rate_limit_exceeded`, the rest `server_error`. */

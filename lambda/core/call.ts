@@ -58,6 +58,12 @@ export interface RequestOptions {
   /** Chat's `stream_options.include_usage`. */
   includeUsage?: boolean;
   /**
+   * Per-token log probabilities asked (Responses' `include: ["message.output_text.logprobs"]`,
+   * `top_logprobs`): a Chat upstream gets `logprobs: true` and `top_logprobs`; a route that has
+   * none refuses. Chat's own `logprobs` stay its wire's extensions.
+   */
+  logprobs?: { topLogprobs?: number };
+  /**
    * Fields of the wire the request came in that the canonical model does not name, kept as sent:
    * only a codec of the same wire writes them back (a same-wire provider gets them; others never).
    */

@@ -13,8 +13,13 @@ export const SPECULATION_BALANCE_HOLDS = 4;
 export const SPECULATION_LIMIT_SHARE = 0.5;
 /** A key with a monthly spend cap keeps this many holds of the request below it. */
 export const SPECULATION_CAP_HOLDS = 4;
-/** The view was last brought up to date (a read, or this instance's own admission or settlement) at most this long ago. */
+/** The view was last brought up to date (a read, or this instance's own admission or settlement) at most this long ago for the margins above as they are. */
 export const SPECULATION_VIEW_MAX_AGE_MS = 5_000;
+/**
+ * A view older than SPECULATION_VIEW_MAX_AGE_MS, up to this, must show margins as many times
+ * larger as it is older (20 s: 16 holds, an eighth of each limit); older still, no speculation.
+ */
+export const SPECULATION_VIEW_OLDEST_MS = 30_000;
 /** The balance in the view comes from a read of the account item at most this long ago (own writes applied since). */
 export const SPECULATION_READ_MAX_AGE_MS = 60_000;
 
@@ -49,7 +54,8 @@ export type SpeculationVerdict =
   | { speculate: false; reason: 'no_view' | 'unread' | 'stale' | 'inactive' | 'settling' | 'balance' | 'requests' | 'tokens' | 'spend_cap' };
 
 /**
- * The rule: speculate only when the view is read and recent, the balance pays
+ * The rule: speculate only when the view is read and recent (within 5 s; up to 30 s with every
+ * margin below scaled by age / 5 s), the balance pays
  * SPECULATION_BALANCE_HOLDS × the hold (so admission cannot lower the output to what the balance
  * pays), the minute's requests and tokens with this request stay within SPECULATION_LIMIT_SHARE
  * of each limit (so admission's fit, at most half of what is left, leaves the output as it is),
@@ -59,21 +65,25 @@ export type SpeculationVerdict =
 export function shouldSpeculate(view: AccountView | undefined, hold: Hold, nowMs: number): SpeculationVerdict {
   if (!view) return { speculate: false, reason: 'no_view' };
   if (view.readAtMs === undefined || nowMs - view.readAtMs > SPECULATION_READ_MAX_AGE_MS) return { speculate: false, reason: 'unread' };
-  if (nowMs - view.updatedAtMs > SPECULATION_VIEW_MAX_AGE_MS) return { speculate: false, reason: 'stale' };
+  const ageMs = nowMs - view.updatedAtMs;
+  if (ageMs > SPECULATION_VIEW_OLDEST_MS) return { speculate: false, reason: 'stale' };
+  // Other instances may have spent since: the older the view, the wider the margins it must show.
+  const scale = Math.max(1, ageMs / SPECULATION_VIEW_MAX_AGE_MS);
   if (!view.active) return { speculate: false, reason: 'inactive' };
   if (view.settling) return { speculate: false, reason: 'settling' };
-  if (view.balanceMicroUsd < SPECULATION_BALANCE_HOLDS * hold.holdMicroUsd) return { speculate: false, reason: 'balance' };
+  if (view.balanceMicroUsd < SPECULATION_BALANCE_HOLDS * scale * hold.holdMicroUsd) return { speculate: false, reason: 'balance' };
+  const share = SPECULATION_LIMIT_SHARE / scale;
   const counters = [view.account];
   if (view.key === null) return { speculate: false, reason: 'requests' };
   if (view.key) counters.push(view.key);
   for (const c of counters) {
     const at = countsAt(c.counts, nowMs);
     const ahead = c.inFlight ?? { requests: 0, rateTokens: 0 };
-    if (c.rpm && used(c.rpm, at, 'requests', nowMs) + ahead.requests + 1 > SPECULATION_LIMIT_SHARE * c.rpm) return { speculate: false, reason: 'requests' };
-    if (c.tpm && used(c.tpm, at, 'tokens', nowMs) + ahead.rateTokens + hold.rateTokens > SPECULATION_LIMIT_SHARE * c.tpm) return { speculate: false, reason: 'tokens' };
+    if (c.rpm && used(c.rpm, at, 'requests', nowMs) + ahead.requests + 1 > share * c.rpm) return { speculate: false, reason: 'requests' };
+    if (c.tpm && used(c.tpm, at, 'tokens', nowMs) + ahead.rateTokens + hold.rateTokens > share * c.tpm) return { speculate: false, reason: 'tokens' };
   }
   if (view.spend === null) return { speculate: false, reason: 'spend_cap' };
-  if (view.spend && view.spend.usedMicroUsd + SPECULATION_CAP_HOLDS * hold.holdMicroUsd > view.spend.capMicroUsd) {
+  if (view.spend && view.spend.usedMicroUsd + SPECULATION_CAP_HOLDS * scale * hold.holdMicroUsd > view.spend.capMicroUsd) {
     return { speculate: false, reason: 'spend_cap' };
   }
   return { speculate: true, outputTokens: hold.outputTokens };

@@ -13,6 +13,7 @@ import type { KeyRecord } from '../store/keys';
 import { countTokens, estimatePromptTokens } from '../money/tokens';
 import { chatBillingAsk, openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { refuseWhatAnthropicCannotTake } from '../providers';
+import { invalidRequest } from '../contract/errors';
 
 /** A pipeline run the endpoint can answer from: a whole answer, or its events as they come. */
 export type OpenedAnswer = { kind: 'json'; answer: Answer } | { kind: 'stream'; events: AnswerEvents };
@@ -52,6 +53,7 @@ export function answerPlan(decoded: DecodedRequest, model: ModelEntry): AnswerPl
         promptTokens,
         billing: chatBillingAsk(chat, model),
         check: (call) => {
+          if (call.route.provider === 'anthropic' || call.route.provider === 'bedrock') refuseLogprobs(decoded, call.route.provider);
           if (call.route.provider === 'anthropic') refuseWhatAnthropicCannotTake(chat);
         },
       });
@@ -60,4 +62,16 @@ export function answerPlan(decoded: DecodedRequest, model: ModelEntry): AnswerPl
       return { kind: 'stream', events: opened.events };
     },
   };
+}
+
+/**
+ * Logprobs asked (`top_logprobs`, or `include: ["message.output_text.logprobs"]`) of a route that
+ * returns none (Anthropic, Bedrock): a 400 naming the parameter, as Chat's `logprobs` gets.
+ */
+function refuseLogprobs(decoded: DecodedRequest, provider: string): void {
+  const asked = decoded.options.logprobs;
+  if (!asked) return;
+  const param = asked.topLogprobs !== undefined && asked.topLogprobs > 0 ? 'top_logprobs' : 'include';
+  const what = param === 'include' ? "'include' asks for 'message.output_text.logprobs', which is" : "'top_logprobs' is";
+  throw invalidRequest(`${what} not supported for this model (served by ${provider}): the provider returns no log probabilities.`, param, 'unsupported_parameter');
 }

@@ -53,7 +53,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const stored = storedItemsOf(input, references, ids);
 
   const shell = responseShell(request, decoded, { id: ids.responseId, model: model.id, createdAtMs: scope.startedAtMs });
-  const options: ResponseEncodingOptions = { idFor: (prefix, position) => ids.output(prefix, position), includeEncrypted: decoded.includeEncrypted };
+  const options: ResponseEncodingOptions = { idFor: (prefix, position) => ids.output(prefix, position), includeEncrypted: decoded.includeEncrypted, includeLogprobs: decoded.includeLogprobs };
   const persist = async (response: ResponsesObject, answer: Answer): Promise<ResponsesObject> => {
     if (!decoded.store) return response;
     try {

@@ -254,6 +254,36 @@ describe('an admitted speculative request', () => {
     expect(b.requests[0].amountMicroUsd).toBe(-(10 * 100 + 5 * 1000));
   });
 
+  it('speculates on a view last brought up to date 7 s ago when the balance shows the margins scaled by its age, and waits when it does not', async () => {
+    // max_tokens 100: a hold of about 101,000 µUSD; at 7 s, 4 × 1.4 = 5.6 holds are needed.
+    const rich = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    const thin = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 500_000 });
+    for (const acct of [rich, thin]) {
+      await seeAccount(acct);
+      const res = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
+      expect(res.status).toBe(200);
+      await res.json();
+    }
+    await gw.gateway.background.drain();
+    await sleep(7_000);
+    admissionDelayMs = 1_000;
+    const tag = uniqueTag();
+    const res = await ask(rich.key, tag, { max_tokens: 100 });
+    expect(res.status).toBe(200);
+    await res.json();
+    const [arrival] = arrivalsOf(tag);
+    expect(arrival.arrivedAtMs).toBeLessThan(admissionWrites.at(-1)!.endedAtMs!);
+
+    const thinTag = uniqueTag();
+    const thinRes = await ask(thin.key, thinTag, { max_tokens: 100 });
+    expect(thinRes.status).toBe(200);
+    await thinRes.json();
+    const [thinArrival] = arrivalsOf(thinTag);
+    expect(thinArrival.arrivedAtMs).toBeGreaterThanOrEqual(admissionWrites.at(-1)!.endedAtMs!);
+    expect(cancellations).toEqual([]);
+    for (const acct of [rich, thin]) expectBooksBalance(await books(gw, acct.accountId));
+  }, 30_000);
+
   it('holds a stream’s first event until admission has succeeded, then relays the whole stream and settles once', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     await seeAccount(acct);

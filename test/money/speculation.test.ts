@@ -3,6 +3,7 @@ import {
   shouldSpeculate,
   SPECULATION_READ_MAX_AGE_MS,
   SPECULATION_VIEW_MAX_AGE_MS,
+  SPECULATION_VIEW_OLDEST_MS,
   type AccountView,
 } from '../../lambda/money/speculation';
 import { emfMetrics } from '../../lambda/observability/metrics';
@@ -42,9 +43,28 @@ describe('shouldSpeculate', () => {
     expect(shouldSpeculate(undefined, hold, NOW)).toMatchObject({ speculate: false, reason: 'no_view' });
     expect(shouldSpeculate(view({ readAtMs: undefined }), hold, NOW)).toMatchObject({ reason: 'unread' });
     expect(shouldSpeculate(view({ readAtMs: NOW - SPECULATION_READ_MAX_AGE_MS - 1 }), hold, NOW)).toMatchObject({ reason: 'unread' });
-    expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_MAX_AGE_MS - 1 }), hold, NOW)).toMatchObject({ reason: 'stale' });
+    expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_OLDEST_MS - 1, balanceMicroUsd: 1e12 }), hold, NOW)).toMatchObject({ reason: 'stale' });
+    // Just past 5 s, the four holds that were enough a moment earlier are not.
+    expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_MAX_AGE_MS }), hold, NOW)).toMatchObject({ speculate: true });
+    expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_MAX_AGE_MS - 1 }), hold, NOW)).toMatchObject({ reason: 'balance' });
     expect(shouldSpeculate(view({ active: false }), hold, NOW)).toMatchObject({ reason: 'inactive' });
     expect(shouldSpeculate(view({ settling: true }), hold, NOW)).toMatchObject({ reason: 'settling' });
+  });
+
+  it('speculates on a view up to 30 s old only with every margin scaled by its age (20 s: 16 holds, an eighth of each limit)', () => {
+    const old = NOW - 4 * SPECULATION_VIEW_MAX_AGE_MS;
+    expect(shouldSpeculate(view({ updatedAtMs: old, balanceMicroUsd: 16 * hold.holdMicroUsd }), hold, NOW)).toEqual({ speculate: true, outputTokens: 100 });
+    expect(shouldSpeculate(view({ updatedAtMs: old, balanceMicroUsd: 16 * hold.holdMicroUsd - 1 }), hold, NOW)).toMatchObject({ reason: 'balance' });
+    const rich = { updatedAtMs: old, balanceMicroUsd: 1e12 };
+    // 100 requests a minute: 11 + this one ≤ 12.5; 12 + this one is not.
+    expect(shouldSpeculate(view({ ...rich, account: { rpm: 100, tpm: 0, counts: counts(11, 0) } }), hold, NOW)).toMatchObject({ speculate: true });
+    expect(shouldSpeculate(view({ ...rich, account: { rpm: 100, tpm: 0, counts: counts(12, 0) } }), hold, NOW)).toMatchObject({ reason: 'requests' });
+    // 10,000 tokens a minute: 1,050 + this request's 200 ≤ 1,250; 1,051 + 200 is not.
+    expect(shouldSpeculate(view({ ...rich, account: { rpm: 0, tpm: 10_000, counts: counts(0, 1_050) } }), hold, NOW)).toMatchObject({ speculate: true });
+    expect(shouldSpeculate(view({ ...rich, account: { rpm: 0, tpm: 10_000, counts: counts(0, 1_051) } }), hold, NOW)).toMatchObject({ reason: 'tokens' });
+    // A capped key's month keeps 16 holds below its cap.
+    expect(shouldSpeculate(view({ ...rich, spend: { capMicroUsd: 16 * hold.holdMicroUsd, usedMicroUsd: 1 } }), hold, NOW)).toMatchObject({ reason: 'spend_cap' });
+    expect(shouldSpeculate(view({ ...rich, spend: { capMicroUsd: 16 * hold.holdMicroUsd, usedMicroUsd: 0 } }), hold, NOW)).toMatchObject({ speculate: true });
   });
 
   it('needs a balance of four holds', () => {

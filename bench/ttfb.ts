@@ -1,0 +1,94 @@
+// npx tsx bench/ttfb.ts: only the first byte with a 300 ms upstream, side by side in one run (about a
+// minute): the upstream itself (`direct`), the bare relays, the gateway in local mode on DynamoDB
+// Local, and optionally the Lambda bundle (BENCH_TTFB_LAMBDA=1) and another checkout's gateway
+// (BENCH_BASELINE=<dir>, before/after). Prints each target's first byte less the upstream's of
+// the same round, median and p95, and the ratio to the relay's. See docs/BENCHMARKS.md.
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startDynamoLocal } from '../lambda/entry/local-server';
+import { target, timedRequest, type Target } from './client';
+import { firstByte300 } from './first-byte';
+import { startLambdaTarget } from './lambda';
+import { startServer, type Server } from './procs';
+import { BENCH_MODEL_300 } from './servers/bench-catalog';
+
+const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
+const WARMUP = Number(process.env.BENCH_TTFB_WARMUP ?? 5);
+const PATH = '/v1/chat/completions';
+const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
+const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+const t0 = Date.now();
+const log = (line: string) => process.stderr.write(`[ttfb ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
+
+async function main() {
+  log(`${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
+  const dynamo = await startDynamoLocal();
+  const servers: Server[] = [];
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+    dynamo.child.kill('SIGKILL');
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
+    servers.push(upstream);
+    const relay = await startServer('relay', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'http' } });
+    servers.push(relay);
+    const relayFetch = await startServer('relay-fetch', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' } });
+    servers.push(relayFetch);
+    const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
+    servers.push(gateway);
+    const slow = `/delay/300${PATH}`;
+    const targets: Target[] = [
+      target('direct', upstream.url, slow, {}, bodyFor('bench-upstream')),
+      target('relay', relay.url, slow, {}, bodyFor('bench-upstream')),
+      target('relay-fetch', relayFetch.url, slow, {}, bodyFor('bench-upstream')),
+      target('gateway', gateway.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)),
+    ];
+    const baselineDir = process.env.BENCH_BASELINE;
+    if (baselineDir) {
+      const commit = execFileSync('git', ['-C', baselineDir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+      log(`baseline: ${baselineDir} at ${commit}`);
+      const baseline = await startServer('baseline', join(baselineDir, 'bench/servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
+      servers.push(baseline);
+      targets.push(target('baseline', baseline.url, PATH, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)));
+    }
+    if (process.env.BENCH_TTFB_LAMBDA === '1') {
+      log('bundling the chat handler for gateway-lambda');
+      const { bundleChat } = await import('../scripts/bundle');
+      const bundle = await bundleChat(join(__dirname, 'results/bundle'));
+      const lambda = await startLambdaTarget(bundle, upstream.url, dynamo.endpoint, gateway.info.tables);
+      servers.push(lambda);
+      // The same tables, so the same keys, as `gateway` (its own account view, in its own process).
+      targets.push(target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)));
+    }
+    log('warm-up');
+    for (let i = 0; i < WARMUP; i++) for (const t of targets) await timedRequest(t, true);
+    log(`first byte with a 300 ms upstream: ${ROUNDS} interleaved rounds of streams`);
+    const figures = await firstByte300(targets, ROUNDS);
+    const relayAdded = figures.relay?.addedMedianMs ?? NaN;
+    const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+    const lines = [
+      `first byte, 300 ms upstream, ${ROUNDS} rounds (added = the target's first byte less the upstream's in the same round)`,
+      `${'target'.padEnd(16)}${'median'.padStart(9)}${'added med'.padStart(11)}${'added p95'.padStart(11)}${'×relay'.padStart(8)}${'failed'.padStart(8)}`,
+      ...targets.map((t) => {
+        const r = figures[t.name];
+        const ratio = t.name === 'direct' ? '' : f((r.addedMedianMs ?? NaN) / relayAdded);
+        return `${t.name.padEnd(16)}${f(r.medianMs).padStart(9)}${f(r.addedMedianMs).padStart(11)}${f(r.addedP95Ms).padStart(11)}${ratio.padStart(8)}${String(r.failures).padStart(8)}`;
+      }),
+      `load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await stopAll();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`ttfb failed: ${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
