@@ -8,7 +8,7 @@
 //
 // LAMBDA_HANDLER_FILE: the bundle's index.js. Reports over IPC (bench/procs.ts, tests):
 //   ready        {url, initMs, initCpuMs, loadedAtInit: files in require.cache, builtinsAtInit}
-//   invocations  [{streamEndMs, handlerMs, cpuMs, tokenizer: {atStreamEnd, atHandlerEnd}}] since the last ask
+//   invocations  [{streamEndMs, streamEndCpuMs, handlerMs, cpuMs, tokenizer: {atStreamEnd, atHandlerEnd}}] since the last ask
 //   drain        answered once no invocation is running
 //   loaded       the files in require.cache now
 'use strict';
@@ -107,12 +107,14 @@ const server = http.createServer((req, res) => {
       body: body.length ? body.toString('base64') : undefined,
       isBase64Encoded: true,
     };
-    const record = { streamEndMs: NaN, handlerMs: NaN, cpuMs: NaN, tokenizer: { atStreamEnd: false, atHandlerEnd: false } };
+    const record = { streamEndMs: NaN, streamEndCpuMs: NaN, handlerMs: NaN, cpuMs: NaN, tokenizer: { atStreamEnd: false, atHandlerEnd: false } };
     const stream = new ResponseStream(res);
     // A client that goes away destroys the stream with an error; the handler sees it through its own pipeline.
     stream.on('error', () => undefined);
     stream.once('finish', () => {
       record.streamEndMs = performance.now() - start;
+      // The CPU the client waited on (to its last byte); what follows (settlement, metrics) is billed, not waited on.
+      record.streamEndCpuMs = cpu() - cpuStart;
       record.tokenizer.atStreamEnd = tokenizerLoaded();
     });
     res.once('close', () => {

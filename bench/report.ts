@@ -160,11 +160,11 @@ function sideBySide(r: Results): string[] {
   return out;
 }
 
-function memoryTable(m: MemoryResults | { error: string }): string[] {
+export function memoryTable(m: MemoryResults | { error: string }): string[] {
   if ('error' in m) return [`Lambda memory: not measured (${m.error})`];
   const out = [
     `Lambda memory (the bundle under its streaming adapter, one invocation at a time; ${m.model})`,
-    `  measured on this machine's full core: ${m.json.shape}: invocation ${f(m.json.handlerMsMedian, 1)} ms, CPU ${f(m.json.cpuMsMedian, 2)} ms; ${m.stream.shape}: invocation ${f(m.stream.handlerMsMedian, 0)} ms, CPU ${f(m.stream.cpuMsMedian, 1)} ms; require CPU ${f(m.initCpuMs, 1)} ms, tokenizer load CPU ${f(m.tokenizerLoadCpuMs, 0)} ms, RSS with the tokenizer ${f(m.rssWithTokenizerMb, 0)} MB`,
+    `  measured on this machine's full core: ${m.json.shape}: invocation ${f(m.json.handlerMsMedian, 1)} ms, CPU ${f(m.json.cpuMsMedian, 2)} ms (${f(m.json.cpuToLastByteMsMedian, 2)} before the client's last byte); ${m.stream.shape}: invocation ${f(m.stream.handlerMsMedian, 0)} ms, CPU ${f(m.stream.cpuMsMedian, 1)} ms; require CPU ${f(m.initCpuMs, 1)} ms, tokenizer load CPU ${f(m.tokenizerLoadCpuMs, 0)} ms, RSS with the tokenizer ${f(m.rssWithTokenizerMb, 0)} MB`,
     `  ${pad('MB', 6)}${pad('JSON ms', 10)}${pad('$/M JSON', 10)}${pad('+JSON ms', 10)}${pad('stream ms', 11)}${pad('$/M stream', 12)}${pad('+stream ms', 12)}${pad('require ms', 12)}${pad('tokenizer ms', 14)}${pad('RSS share', 11)}fits`,
   ];
   for (const row of m.rows) {
@@ -173,7 +173,7 @@ function memoryTable(m: MemoryResults | { error: string }): string[] {
     );
   }
   out.push(
-    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
+    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the client's wait for the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
   );
   return out;
 }

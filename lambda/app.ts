@@ -9,8 +9,6 @@ import { errorResponse, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
-import { createEmbeddings } from './embeddings/create-embeddings';
-import { countMessageTokens, createMessage } from './messages/create';
 import { anthropicErrorResponse } from './messages/errors';
 import {
   anthropicClientHeaders,
@@ -23,7 +21,6 @@ import {
   usableModels,
 } from './messages/routes';
 import { RequestRecorder, type RequestObservation } from './observability/records';
-import { createResponse, deleteResponse, listInputItems, retrieveResponse } from './responses/endpoints';
 import type { KeyRecord } from './store/keys';
 import type { ResponsesStore } from './store/responses';
 
@@ -46,6 +43,15 @@ export interface AppDeps extends ChatDeps {
   /** Stored Responses API responses; without it `/v1/responses` is not served. */
   responses?: Pick<ResponsesStore, 'get' | 'put' | 'delete'>;
 }
+
+/*
+ * Endpoints the first chat request does not need, loaded on the first request of their routes
+ * (docs/BENCHMARKS.md, "Cold start"): in the chat bundle their top-level code (request schemas,
+ * wire codecs) runs then, not at init. test/lambda/cold-start.test.ts fails if one is imported eagerly.
+ */
+const embeddingsEndpoint = () => import('./embeddings/create-embeddings');
+const messagesEndpoints = () => import('./messages/create');
+const responsesEndpoints = () => import('./responses/endpoints');
 
 type Env = { Variables: { scope: RequestScope; key: KeyRecord; recorder: RequestRecorder } };
 
@@ -173,17 +179,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
   app.post('/v1/embeddings', authenticate, async (c) => {
     const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    const { createEmbeddings } = await embeddingsEndpoint();
     return observed(c, (d) => createEmbeddings(d, c.var.scope, c.var.key, body));
   });
 
   // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors.
   app.post('/v1/messages', authenticate, async (c) => {
     const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    const { createMessage } = await messagesEndpoints();
     return observed(c, (d) => createMessage(d, c.var.scope, c.var.key, body, anthropicClientHeaders(c)));
   });
-  app.post('/v1/messages/count_tokens', authenticate, async (c) =>
-    c.json(countMessageTokens(deps, c.var.key, await readJsonBody(c.req.raw, maxBodyBytes))),
-  );
+  app.post('/v1/messages/count_tokens', authenticate, async (c) => {
+    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    const { countMessageTokens } = await messagesEndpoints();
+    return c.json(countMessageTokens(deps, c.var.key, body));
+  });
   // Claude Code's connection pre-warm: no key, and its answer is ignored.
   app.get('/', function preconnect(c) {
     if (c.req.method !== 'HEAD') throw routeNotFound(c.req.method, c.req.path);
@@ -215,13 +225,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const responsesDeps = { ...deps, responses };
     app.post('/v1/responses', authenticate, async (c) => {
       const body = await readJsonBody(c.req.raw, maxBodyBytes);
+      const { createResponse } = await responsesEndpoints();
       return observed(c, () => createResponse(responsesDeps, c.var.scope, c.var.key, body));
     });
-    app.get('/v1/responses/:id/input_items', authenticate, (c) =>
-      listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
+    app.get('/v1/responses/:id/input_items', authenticate, async (c) =>
+      (await responsesEndpoints()).listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
     );
-    app.get('/v1/responses/:id', authenticate, (c) => retrieveResponse(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams));
-    app.delete('/v1/responses/:id', authenticate, (c) => deleteResponse(responsesDeps, c.var.key, c.req.param('id') ?? ''));
+    app.get('/v1/responses/:id', authenticate, async (c) =>
+      (await responsesEndpoints()).retrieveResponse(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
+    );
+    app.delete('/v1/responses/:id', authenticate, async (c) => (await responsesEndpoints()).deleteResponse(responsesDeps, c.var.key, c.req.param('id') ?? ''));
   }
 
   if (deps.admin) app.route('/admin', deps.admin);

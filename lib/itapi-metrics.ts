@@ -5,8 +5,8 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 export const DEFAULT_METRICS_NAMESPACE = 'Itapi';
 
 /**
- * The base dimension every runtime metric carries. Powertools Metrics' `serviceName: 'itapi'`
- * (lambda/observability/metrics.ts) writes it as `service` (lower case).
+ * The base dimension every runtime metric carries: lambda/observability/metrics.ts writes it as
+ * `service` (lower case) in every EMF line, as Powertools Metrics' `serviceName` did.
  */
 export const SERVICE_DIMENSION_NAME = 'service';
 export const SERVICE_NAME = 'itapi';

@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import type { TierCache } from '../money/tier-cache';
 import type { Authenticator } from '../auth';
 import type { Catalog } from '../catalog';
@@ -18,6 +18,9 @@ import { readKeyUsage, type RollupsStore } from '../store/rollups';
 import { createApiKey, isoMs, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from './keys';
 import { parse, readJson, usdParam } from './request-body';
 import { accountView, keyView, keyViewWithUsage, ledgerView, tierView, usageTotals } from './views';
+
+// The one zod the chat bundle's schemas use too (lambda/contract/zod.ts): one copy in each bundle.
+const { z } = zodOnFirstUse();
 
 export interface AdminDeps {
   keys: KeysStore;

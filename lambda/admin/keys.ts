@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import type { z as zodTypes } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import type { Authenticator } from '../auth';
 import { displayPrefix, generateApiKey, hashApiKey } from '../auth/api-key';
 import type { Catalog } from '../catalog';
@@ -7,6 +8,9 @@ import { GatewayError, invalidRequest } from '../contract/errors';
 import type { AccountsStore } from '../store/accounts';
 import { type KeyRecord, type KeysStore, MAX_KEYS_PER_ACCOUNT, TooManyKeysError } from '../store/keys';
 import { usdParam } from './request-body';
+
+// The one zod the chat bundle's schemas use too (lambda/contract/zod.ts): one copy in each bundle.
+const { z } = zodOnFirstUse();
 
 /**
  * Creating and revoking API keys: one code path for the admin API (`POST /admin/keys`,
@@ -41,7 +45,7 @@ export const keyFieldsSchema = {
 };
 
 const keyFields = z.object(keyFieldsSchema);
-export type KeyFields = z.infer<typeof keyFields>;
+export type KeyFields = zodTypes.infer<typeof keyFields>;
 
 /** What may change on a key (admin `PATCH /admin/keys/{id}`, console `PATCH /console/api/keys/{id}`). */
 export const keyChangeSchema = z.strictObject({
@@ -49,7 +53,7 @@ export const keyChangeSchema = z.strictObject({
   status: z.enum(['active', 'disabled']).optional(),
   monthly_spend_cap_usd: spendCapSchema.optional(),
 });
-export type KeyChange = z.infer<typeof keyChangeSchema>;
+export type KeyChange = zodTypes.infer<typeof keyChangeSchema>;
 
 /** A spend cap in micro-USD: more than zero, at most $1,000,000 a month. */
 export function spendCapMicroUsd(value: number | string, param = 'monthly_spend_cap_usd'): number {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import { DEFAULT_CATALOG } from './defaults';
 import { catalogClock, ClockError, daysUntil, isCalendarDate, SHUTDOWN_WARNING_DAYS, utcDay, type RouteShutdown } from './lifecycle';
 
@@ -25,6 +26,7 @@ export type TokenizerName = (typeof TOKENIZERS)[number];
 
 /** The catalog file's schemas; built only when a catalog file is checked (the built-in one is not, at load). */
 function buildCatalogSchemas() {
+  const { z } = zodOnFirstUse();
   const routeSchema = z
     .object({
       provider: z.enum(PROVIDERS),

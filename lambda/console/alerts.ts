@@ -1,11 +1,14 @@
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import { parse, readJson, usdParam } from '../admin/request-body';
 import { newWebhookSecret, type BalanceAlerts } from '../alerts/balance-alerts';
 import { checkWebhookUrl, WebhookAddressError, type WebhookAddressPolicy } from '../alerts/webhook-address';
 import { GatewayError, invalidRequest } from '../contract/errors';
 import type { Logger } from '../observability/log';
 import type { Account, AccountsStore } from '../store/accounts';
+
+// The one zod the chat bundle's schemas use too (lambda/contract/zod.ts): one copy in each bundle.
+const { z } = zodOnFirstUse();
 
 /**
  * The console's low-balance alert: `GET`/`PUT`/`DELETE /console/api/alerts` and `POST

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
-import { z } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import type { TierCache } from '../money/tier-cache';
 import { createApiKey, keyChangeSchema, keyFieldsSchema, keyNotFound, revokeApiKey, updateApiKey } from '../admin/keys';
 import { AmountError, usdToMicro } from '../admin/money';
@@ -31,6 +31,9 @@ import { dayRange, DEFAULT_PAGE_SIZE, ledgerFilter, ledgerPage, pageSize, summar
 import { ModelsPage } from './views/models';
 import { ConsolePage, MessagePage, SignInPage, SwitchAccountPage } from './views/pages';
 import type { AccountJson, KeyJson, ModelChoiceJson, TopUpJson, TopUpOptionsJson } from './views/types';
+
+// The one zod the chat bundle's schemas use too (lambda/contract/zod.ts): one copy in each bundle.
+const { z } = zodOnFirstUse();
 
 /**
  * The account holder's console under `/console/` (ARCHITECTURE §1): server-rendered pages, a small

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import { zodOnFirstUse } from './zod';
 import type { CreateEmbeddingResponse, Embedding } from 'openai/resources/embeddings';
 import { parseRequestBody } from './request';
 
@@ -9,6 +10,7 @@ const INPUT_KINDS = 'a string, an array of strings, an array of token ids or an 
 
 /** The embeddings request as the gateway accepts it; unknown top-level fields are kept (for OpenAI-compatible upstreams). */
 function buildEmbeddingRequestSchema() {
+  const { z } = zodOnFirstUse();
   const text = z.string().min(1, 'must not be an empty string');
   const tokenId = z.number().int().nonnegative();
 

@@ -1,8 +1,10 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import { zodOnFirstUse } from './zod';
 import { GatewayError, invalidRequest } from './errors';
 
 /** The Chat Completions request as the gateway accepts it; unknown top-level fields are kept. */
 function buildChatCompletionRequestSchema() {
+  const { z } = zodOnFirstUse();
   const nullable = <T extends z.ZodTypeAny>(schema: T) => schema.nullable().optional();
   const int = () => z.number().int();
 

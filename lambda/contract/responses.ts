@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import { zodOnFirstUse } from './zod';
 import { invalidRequest } from './errors';
 import { zodIssueError } from './request';
 
@@ -40,6 +41,7 @@ export type StoredItem =
 
 /** The input items' and function tools' schemas (their types are exported below). */
 function buildItemSchemas() {
+  const { z } = zodOnFirstUse();
   const nullish = <T extends z.ZodTypeAny>(schema: T) => schema.nullish();
   const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -');
 
@@ -123,6 +125,7 @@ export type HostedTool = { type: 'hosted'; toolType: string; name?: string; sear
  * messages); only what a route can use is forwarded.
  */
 function buildCreateResponseRequestSchema() {
+  const { z } = zodOnFirstUse();
   const nullish = <T extends z.ZodTypeAny>(schema: T) => schema.nullish();
   const { functionName, messageItem, functionCallItem, functionCallOutputItem, itemReference, reasoningItem, functionTool } = buildItemSchemas();
 

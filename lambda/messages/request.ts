@@ -1,7 +1,12 @@
-import { z } from 'zod';
+import type { z as zodTypes } from 'zod';
+import { zodOnFirstUse } from '../contract/zod';
 import { invalidRequest, type GatewayError } from '../contract/errors';
 import { formatParam, parseRequestBody } from '../contract/request';
 import type { MessagesWirePrompt, MessagesWireRequest } from '../codecs/anthropic-messages';
+
+// zod through the one `require` every schema builder uses, so the bundle holds one copy of it; this
+// module itself loads on the first Messages request (lambda/app.ts).
+const { z } = zodOnFirstUse();
 
 /** A validated `POST /v1/messages` body: the SDK's types (the Messages codec's), beta fields kept as sent. */
 export type MessagesRequest = MessagesWireRequest;
@@ -33,7 +38,7 @@ const thinkingBlock = z.object({ type: z.literal('thinking'), thinking: z.string
 const redactedThinkingBlock = z.object({ type: z.literal('redacted_thinking'), data: z.string() }).passthrough();
 
 /** A block of any type, checked against its type's schema when the type is one the gateway reads. */
-const block: z.ZodType<{ type: string }> = z.lazy(() =>
+const block: zodTypes.ZodType<{ type: string }> = z.lazy(() =>
   z
     .object({ type: z.string().min(1) })
     .passthrough()
@@ -54,7 +59,7 @@ const toolResultBlock = z
   })
   .passthrough();
 
-const KNOWN_BLOCKS: Record<string, z.ZodTypeAny> = {
+const KNOWN_BLOCKS: Record<string, zodTypes.ZodTypeAny> = {
   text: textBlock,
   image: imageBlock,
   tool_use: toolUseBlock,
@@ -135,12 +140,12 @@ export function parseCountTokensRequest(body: unknown): MessagesPrompt {
   return parseWith(countTokensSchema, body) as MessagesPrompt;
 }
 
-function parseWith(schema: z.ZodTypeAny, body: unknown): unknown {
+function parseWith(schema: zodTypes.ZodTypeAny, body: unknown): unknown {
   return parseRequestBody(schema, body, issueError);
 }
 
 /** Anthropic's errors have no `param`: the field goes first in the message (`messages[0].content: Field required`). */
-function issueError(original: z.ZodIssue): GatewayError {
+function issueError(original: zodTypes.ZodIssue): GatewayError {
   const issue = deepestIssue(original);
   const param = formatParam(issue.path) || 'body';
   if (issue.code === 'invalid_type' && issue.received === 'undefined') {
@@ -153,9 +158,9 @@ function issueError(original: z.ZodIssue): GatewayError {
 }
 
 /** A union's failure is reported at the branch that got furthest into the value. */
-function deepestIssue(issue: z.ZodIssue): z.ZodIssue {
+function deepestIssue(issue: zodTypes.ZodIssue): zodTypes.ZodIssue {
   if (issue.code !== 'invalid_union') return issue;
-  let best: z.ZodIssue = issue;
+  let best: zodTypes.ZodIssue = issue;
   for (const branch of issue.unionErrors) {
     const first = branch.issues[0];
     if (!first) continue;

@@ -1,4 +1,3 @@
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { RouteShutdown } from '../catalog/lifecycle';
 import type { RequestObservation, UpstreamAttempt } from './records';
 
@@ -37,24 +36,39 @@ export interface MetricsSink {
   speculativeCallCancelled?(reason: string): void;
 }
 
+/** The CloudWatch units these metrics use. */
+type Unit = 'Count' | 'Milliseconds';
+
 const REQUEST_METRICS = '{"Name":"Requests","Unit":"Count"},{"Name":"Latency","Unit":"Milliseconds"},{"Name":"Http5xx","Unit":"Count"}';
 const REQUEST_METRICS_TTFT = `${REQUEST_METRICS},{"Name":"TimeToFirstToken","Unit":"Milliseconds"}`;
 
 /** A finite number as JSON (EMF drops a line whose metric is not a number). */
 const num = (n: number) => (Number.isFinite(n) ? String(n) : '0');
 
-/** Powertools' own rule, kept for the line written by hand: POWERTOOLS_METRICS_DISABLED, else POWERTOOLS_DEV. */
+/**
+ * Powertools' rule, kept now that every line is written by hand (no Powertools at init, issue 22):
+ * POWERTOOLS_METRICS_DISABLED, else POWERTOOLS_DEV.
+ */
 function metricsDisabled(env: NodeJS.ProcessEnv): boolean {
   const truthy = (v: string | undefined) => ['1', 'y', 'yes', 't', 'true', 'on'].includes((v ?? '').trim().toLowerCase());
   return env.POWERTOOLS_METRICS_DISABLED !== undefined ? truthy(env.POWERTOOLS_METRICS_DISABLED) : truthy(env.POWERTOOLS_DEV);
 }
 
 export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'Itapi'): MetricsSink {
-  // One instance: each publishStoredMetrics() writes one EMF line and clears the dimensions it had.
-  const metrics = new Metrics({ namespace, serviceName: 'itapi' });
   const providerOf = (route: string | undefined) => route?.split(':')[0] ?? 'none';
   const ns = JSON.stringify(namespace);
   const disabled = metricsDisabled(process.env);
+  /** One EMF line: the service dimension and `dimensions` as one dimension set, the metrics' values and the metadata beside them. */
+  const emit = (dimensions: Record<string, string>, metrics: Array<[name: string, unit: Unit, value: number]>, metadata: Record<string, string> = {}) => {
+    if (disabled) return;
+    const names = Object.keys(dimensions);
+    const directive = `{"Namespace":${ns},"Dimensions":[${JSON.stringify(['service', ...names])}],"Metrics":[${metrics.map(([name, unit]) => `{"Name":"${name}","Unit":"${unit}"}`).join(',')}]}`;
+    let fields = `"service":"itapi"`;
+    for (const name of names) fields += `,"${name}":${JSON.stringify(dimensions[name])}`;
+    for (const [name, , value] of metrics) fields += `,"${name}":${num(value)}`;
+    for (const [name, value] of Object.entries(metadata)) fields += `,"${name}":${JSON.stringify(value)}`;
+    process.stdout.write(`{"_aws":{"Timestamp":${Date.now()},"CloudWatchMetrics":[${directive}]},${fields}}\n`);
+  };
   return {
     // One EMF line per request, its three dimension sets as three directives, built as one string
     // (it used to be up to three Powertools publishes a request: three JSON documents, three writes).
@@ -77,64 +91,45 @@ export function emfMetrics(namespace = process.env.ITAPI_METRICS_NAMESPACE ?? 'I
       process.stdout.write(`{"_aws":{"Timestamp":${Date.now()},"CloudWatchMetrics":[${directives.join(',')}]},${fields}}\n`);
     },
     upstreamAttempt(a) {
-      metrics.addDimension('Provider', a.provider);
-      metrics.addMetric('UpstreamRequests', MetricUnit.Count, 1);
-      // 0 or 1 on every call, so the error rate has a data point whenever the provider is called.
-      metrics.addMetric('UpstreamErrors', MetricUnit.Count, a.failed ? 1 : 0);
-      metrics.addMetric('UpstreamLatency', MetricUnit.Milliseconds, a.latencyMs);
-      metrics.addMetadata('route', a.route);
-      metrics.addMetadata('status', String(a.status));
-      if (a.errorCode) metrics.addMetadata('error_code', a.errorCode);
-      metrics.addMetadata('request_id', a.requestId);
-      metrics.publishStoredMetrics();
+      // 0 or 1 UpstreamErrors on every call, so the error rate has a data point whenever the provider is called.
+      const metadata: Record<string, string> = { route: a.route, status: String(a.status) };
+      if (a.errorCode) metadata.error_code = a.errorCode;
+      metadata.request_id = a.requestId;
+      emit({ Provider: a.provider }, [['UpstreamRequests', 'Count', 1], ['UpstreamErrors', 'Count', a.failed ? 1 : 0], ['UpstreamLatency', 'Milliseconds', a.latencyMs]], metadata);
     },
     cost(model, route, costMicroUsd) {
       // No route served it (every route failed): nothing was charged, and no provider to file it under.
       if (!route) return;
-      metrics.addDimensions({ Model: model, Provider: providerOf(route) });
-      metrics.addMetric('CostMicroUsd', MetricUnit.Count, costMicroUsd);
-      metrics.publishStoredMetrics();
+      emit({ Model: model, Provider: providerOf(route) }, [['CostMicroUsd', 'Count', costMicroUsd]]);
     },
     // Service dimension only, so that one alarm covers every model.
     uncharged(_model, microUsd) {
-      metrics.addMetric('UnchargedMicroUsd', MetricUnit.Count, microUsd);
-      metrics.publishStoredMetrics();
+      emit({}, [['UnchargedMicroUsd', 'Count', microUsd]]);
     },
     abandoned() {
-      metrics.addMetric('AbandonedHolds', MetricUnit.Count, 1);
-      metrics.publishStoredMetrics();
+      emit({}, [['AbandonedHolds', 'Count', 1]]);
     },
     stripeEventIgnored(reason) {
-      metrics.addMetric('StripeEventsIgnored', MetricUnit.Count, 1);
-      metrics.addMetadata('reason', reason);
-      metrics.publishStoredMetrics();
+      emit({}, [['StripeEventsIgnored', 'Count', 1]], { reason });
     },
     alertDeliveryFailed(channel) {
-      metrics.addMetric('AlertDeliveriesFailed', MetricUnit.Count, 1);
-      metrics.addMetadata('channel', channel);
-      metrics.publishStoredMetrics();
+      emit({}, [['AlertDeliveriesFailed', 'Count', 1]], { channel });
     },
     // Both every day, zeros included, so the alarm always has a data point to judge.
     routeShutdowns(near, past) {
-      metrics.addMetric('RoutesNearShutdown', MetricUnit.Count, near.length);
-      metrics.addMetric('RoutesPastShutdown', MetricUnit.Count, past.length);
-      if (near.length) metrics.addMetadata('near', near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; '));
-      metrics.publishStoredMetrics();
+      const metadata: Record<string, string> = {};
+      if (near.length) metadata.near = near.map((s) => `${s.model} ${s.route} ${s.shutdownDate}`).join('; ');
+      emit({}, [['RoutesNearShutdown', 'Count', near.length], ['RoutesPastShutdown', 'Count', past.length]], metadata);
     },
     lateSettlement(_model, differenceMicroUsd) {
-      metrics.addMetric('LateSettlements', MetricUnit.Count, 1);
-      metrics.addMetric('LateSettlementMicroUsd', MetricUnit.Count, differenceMicroUsd);
-      metrics.publishStoredMetrics();
+      emit({}, [['LateSettlements', 'Count', 1], ['LateSettlementMicroUsd', 'Count', differenceMicroUsd]]);
     },
     speculativeCallCancelled(reason) {
-      metrics.addDimension('Reason', reason);
-      metrics.addMetric('SpeculativeCallsCancelled', MetricUnit.Count, 1);
-      metrics.publishStoredMetrics();
+      emit({ Reason: reason }, [['SpeculativeCallsCancelled', 'Count', 1]]);
     },
     // 0 or more on every run, so a missing data point means the reconciliation did not run.
     holdsMismatch(accounts) {
-      metrics.addMetric('HoldsMismatchedAccounts', MetricUnit.Count, accounts);
-      metrics.publishStoredMetrics();
+      emit({}, [['HoldsMismatchedAccounts', 'Count', accounts]]);
     },
   };
 }

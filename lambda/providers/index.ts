@@ -1,6 +1,5 @@
 import type { ProviderName } from '../catalog';
 import { anthropicProvider } from './anthropic';
-import { bedrockAnswerProvider } from './bedrock';
 import { mockProvider } from './mock';
 import { openAiCompatibleProvider } from './openai-compatible';
 import type { AnswerProvider } from './types';
@@ -12,8 +11,27 @@ export function defaultProviders(): ProviderRegistry {
   return {
     'openai-compatible': openAiCompatibleProvider(),
     anthropic: anthropicProvider(),
-    bedrock: bedrockAnswerProvider(),
+    bedrock: bedrockOnFirstCall(),
     mock: mockProvider(),
+  };
+}
+
+/**
+ * Bedrock's code (its request map, stream decoder and errors) is required on its first call, not at
+ * init: a catalog without Bedrock routes never runs it (docs/BENCHMARKS.md, "Cold start";
+ * test/lambda/cold-start.test.ts fails if it is imported eagerly again). Synchronous, since
+ * `thinkingBilling` is; the bundle keeps the module inside and runs its top level then.
+ */
+function bedrockOnFirstCall(): AnswerProvider {
+  let provider: AnswerProvider | undefined;
+  const bedrock = (): AnswerProvider =>
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (provider ??= (require('./bedrock') as typeof import('./bedrock')).bedrockAnswerProvider());
+  return {
+    answer: (call) => bedrock().answer(call),
+    answerStream: (call) => bedrock().answerStream(call),
+    thinkingBilling: (call) => bedrock().thinkingBilling?.(call),
+    embed: (call) => bedrock().embed!(call),
   };
 }
 

@@ -1,8 +1,9 @@
 import OpenAI from 'openai';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { createStores } from '../../lambda/runtime';
@@ -27,6 +28,8 @@ let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let files: ChatBundleFiles;
 let host: Server;
 let key: string;
+let catalogFile: string;
+let tableNames: Awaited<ReturnType<typeof createTestTables>>['tables'];
 let cleanUp: () => Promise<void>;
 
 beforeAll(async () => {
@@ -40,6 +43,7 @@ beforeAll(async () => {
     res.end();
   });
   const { client, tables } = await createTestTables();
+  tableNames = tables;
   cleanUp = () => deleteTestTables(client, tables);
   const stores = createStores(client, tables);
   await stores.tiers.seed();
@@ -50,9 +54,19 @@ beforeAll(async () => {
 
   const workDir = mkdtempSync(join(tmpdir(), 'itapi-cold-'));
   files = await bundleChat(join(workDir, 'bundle'));
-  const catalogFile = join(workDir, 'catalog.json');
+  catalogFile = join(workDir, 'catalog.json');
   const gpt = DEFAULT_CATALOG.models['gpt-4o'];
-  writeFileSync(catalogFile, JSON.stringify({ models: { 'gpt-4o': { ...gpt, routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'gpt-4o' }] } } }));
+  // A Bedrock route nobody listens on: its call fails (502), after the provider's code has loaded.
+  const bedrockRoute = { provider: 'bedrock', base_url: 'http://127.0.0.1:9', region: 'us-east-1', model: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0' };
+  writeFileSync(
+    catalogFile,
+    JSON.stringify({
+      models: {
+        'gpt-4o': { ...gpt, routes: [{ provider: 'openai-compatible', base_url: upstream.url, model: 'gpt-4o' }] },
+        'via-bedrock': { ...gpt, owned_by: 'anthropic', tokenizer: undefined, routes: [bedrockRoute] },
+      },
+    }),
+  );
   host = await startServer('lambda-host', join(__dirname, '../../bench/lambda-host.cjs'), {
     ts: false,
     env: {
@@ -123,5 +137,87 @@ describe('the chat bundle at a cold start', () => {
     await host.request({ type: 'drain' });
     const [second] = await invocations();
     expect(second.tokenizer).toEqual({ atStreamEnd: true, atHandlerEnd: true });
+  }, 60_000);
+});
+
+/**
+ * What the first chat request does not need, and the module whose top level it is (issue 22 item 3):
+ * none may run at init, each runs on the first request that needs it. In the bundle each is kept
+ * inside index.js behind a lazy `import()` / `require()`, so this reads the module graph of the
+ * entry's source: importing one eagerly again fails here.
+ */
+const LAZY: Record<string, string[]> = {
+  messages: ['lambda/messages/create.ts', 'lambda/messages/request.ts'],
+  responses: ['lambda/responses/endpoints.ts', 'lambda/codecs/openai-responses.ts'],
+  embeddings: ['lambda/embeddings/create-embeddings.ts'],
+  bedrock: ['lambda/providers/bedrock/index.ts', 'lambda/providers/bedrock/request.ts', 'lambda/providers/bedrock/stream.ts'],
+  zod: ['node_modules/zod/index.cjs'],
+};
+const ALL_LAZY = Object.values(LAZY).flat();
+
+type ProbeStep = { name: string; status?: number; modules: string[]; builtins: string[] };
+type ProbeRequest = { name: string; method: string; path: string; headers: Record<string, string>; body?: string };
+
+/**
+ * A fresh `node --import tsx` requiring lambda/entry/lambda.ts, then invoking its handler with each
+ * request (test/lambda/init-probe.ts). Asynchronous: the upstream stand-in answers from this process.
+ */
+async function probeEntry(env: NodeJS.ProcessEnv, requests: ProbeRequest[] = []): Promise<ProbeStep[]> {
+  const out = join(mkdtempSync(join(tmpdir(), 'itapi-init-')), 'steps.json');
+  await promisify(execFile)(process.execPath, ['--import', 'tsx', join(__dirname, 'init-probe.ts')], {
+    env: {
+      ...process.env,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      NODE_OPTIONS: '',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      ITAPI_SETTLEMENT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/itapi-settlements',
+      ITAPI_ALERT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/itapi-alerts',
+      ITAPI_PROBE_OUT: out,
+      ITAPI_PROBE_REQUESTS: JSON.stringify(requests),
+      ...env,
+    },
+    timeout: 60_000,
+  });
+  return JSON.parse(readFileSync(out, 'utf8')) as ProbeStep[];
+}
+
+const lazyIn = (modules: string[]) => ALL_LAZY.filter((m) => modules.includes(m));
+
+describe('what the chat function loads on first use, not at init', () => {
+  it('requires none of the Messages, Responses and embeddings endpoints, the Bedrock provider, zod or node:dns/promises at init (built-in catalog, as the bench measures)', async () => {
+    const [init] = await probeEntry({ ITAPI_MODELS: '', ITAPI_MODELS_JSON: '' });
+    expect(init.name).toBe('init');
+    // The probe sees the entry's modules: the pin would pass vacuously if it did not.
+    expect(init.modules).toEqual(expect.arrayContaining(['lambda/entry/lambda.ts', 'lambda/app.ts', 'lambda/chat/completions.ts', 'lambda/providers/index.ts']));
+    expect(lazyIn(init.modules)).toEqual([]);
+    expect(init.builtins).toEqual(expect.arrayContaining(['https']));
+    expect(init.builtins.filter((b) => ['dns/promises', 'zlib', 'console'].includes(b))).toEqual([]);
+  }, 60_000);
+
+  it('loads each piece on the first request that needs it, and a chat request loads none but the schemas', async () => {
+    const anthropicHeaders = { 'content-type': 'application/json', 'x-api-key': key, 'anthropic-version': '2023-06-01' };
+    const openaiHeaders = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    const chat = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 });
+    const steps = await probeEntry({ ITAPI_DYNAMODB_ENDPOINT: testDynamoEndpoint(), ...tableEnv(tableNames), ITAPI_MODELS: catalogFile }, [
+      { name: 'chat', method: 'POST', path: '/v1/chat/completions', headers: openaiHeaders, body: chat('gpt-4o') },
+      { name: 'count_tokens', method: 'POST', path: '/v1/messages/count_tokens', headers: anthropicHeaders, body: chat('gpt-4o') },
+      { name: 'responses', method: 'GET', path: '/v1/responses/resp_nothing_here', headers: openaiHeaders },
+      { name: 'embeddings', method: 'POST', path: '/v1/embeddings', headers: openaiHeaders, body: JSON.stringify({ model: 'gpt-4o', input: 'hi' }) },
+      { name: 'bedrock', method: 'POST', path: '/v1/chat/completions', headers: openaiHeaders, body: chat('via-bedrock') },
+    ]);
+    const step = Object.fromEntries(steps.map((s) => [s.name, s]));
+    // An operator's catalog is schema-checked at init, so zod comes then; nothing else of the list does.
+    expect(lazyIn(step.init.modules)).toEqual(LAZY.zod);
+    expect(step.chat.status).toBe(200);
+    expect(lazyIn(step.chat.modules)).toEqual([]);
+    expect(step.count_tokens.status).toBe(200);
+    expect(lazyIn(step.count_tokens.modules)).toEqual(LAZY.messages);
+    expect(step.responses.status).toBe(404);
+    expect(lazyIn(step.responses.modules)).toEqual(LAZY.responses);
+    expect(lazyIn(step.embeddings.modules)).toEqual(LAZY.embeddings);
+    expect(step.bedrock.status).toBe(502);
+    expect(lazyIn(step.bedrock.modules)).toEqual(LAZY.bedrock);
   }, 60_000);
 });
