@@ -51,10 +51,10 @@ const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - t0) 
 const t0 = Date.now();
 
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
-const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+export const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
 
 /** Portkey's open-source gateway in bench/peer (never in the project's dependencies). */
-function ensurePeer(install = true): string | undefined {
+export function ensurePeer(install = true): string | undefined {
   const pkg = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/package.json');
   const hono = join(PEER_DIR, 'node_modules/@hono/node-server/package.json');
   const nested = join(PEER_DIR, 'node_modules/@portkey-ai/gateway/node_modules/@hono/node-server');
@@ -88,7 +88,7 @@ function ensurePeer(install = true): string | undefined {
   return installed() ? undefined : 'the peer installed, but not with @hono/node-server 1.13.8 alone';
 }
 
-async function startPeer(upstreamUrl: string): Promise<Server> {
+export async function startPeer(upstreamUrl: string): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   return startServer('portkey', join(PEER_DIR, 'node_modules/@portkey-ai/gateway/build/start-server.js'), {
@@ -338,6 +338,17 @@ async function main() {
       env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandIn.url}` },
     });
     servers.push(gatewayStandIn);
+    // The same, each DynamoDB answer held BENCH_STAND_IN_DELAY_MS (default 5: a call to DynamoDB in its
+    // region) by a timer, no CPU: the gateway waiting on its store as in AWS, without a JVM on these cores.
+    // Against DynamoDB Local, most of the gateway's extra CPU a request is that wait (fewer requests a
+    // second, so fewer events handled per wake-up) and the JVM beside it; bench/dynamo-topology.ts isolates both.
+    const standInDelay = process.env.BENCH_STAND_IN_DELAY_MS ?? '5';
+    const dynamoStandInSlow = await startServer('dynamo-stand-in-slow', join(__dirname, 'servers/dynamo-stand-in.ts'), { env: { STAND_IN_DELAY_MS: standInDelay } });
+    servers.push(dynamoStandInSlow);
+    const gatewayStandInSlow = await startServer('gateway-stand-in-slow', join(__dirname, 'servers/gateway.ts'), {
+      env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, BENCH_STORE: `stand-in:${dynamoStandInSlow.url}` },
+    });
+    servers.push(gatewayStandInSlow);
     // BENCH_BASELINE=<another checkout>: its gateway measured beside this one, in the same run (before/after).
     const baselineDir = process.env.BENCH_BASELINE;
     baselineCommit = baselineDir ? execFileSync('git', ['-C', baselineDir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim() : undefined;
@@ -372,6 +383,7 @@ async function main() {
       target('gateway', gateway.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model')),
       ...(gatewayLambda ? [target('gateway-lambda', gatewayLambda.url, path, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor('bench-model'))] : []),
       target('gateway-stand-in', gatewayStandIn.url, path, { authorization: `Bearer ${gatewayStandIn.info.keys.ok}` }, bodyFor('bench-model')),
+      target('gateway-stand-in-slow', gatewayStandInSlow.url, path, { authorization: `Bearer ${gatewayStandInSlow.info.keys.ok}` }, bodyFor('bench-model')),
       target('gateway-memory', gatewayMemory.url, path, { authorization: `Bearer ${gatewayMemory.info.keys.ok}` }, bodyFor('bench-model')),
       ...(baseline ? [target('baseline', baseline.url, path, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor('bench-model'))] : []),
       ...(baselineStandIn ? [target('baseline-stand-in', baselineStandIn.url, path, { authorization: `Bearer ${baselineStandIn.info.keys.ok}` }, bodyFor('bench-model'))] : []),
@@ -381,7 +393,7 @@ async function main() {
         target('portkey', peer.url, path, { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' }, bodyFor('bench-upstream')),
       );
     }
-    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(baselineStandIn ? { 'baseline-stand-in': baselineStandIn } : {}), ...(peer ? { portkey: peer } : {}) };
+    const byName: Record<string, Server> = { direct: upstream, relay, 'relay-fetch': relayFetch, gateway, ...(gatewayLambda ? { 'gateway-lambda': gatewayLambda } : {}), 'gateway-stand-in': gatewayStandIn, 'gateway-stand-in-slow': gatewayStandInSlow, 'gateway-memory': gatewayMemory, ...(baseline ? { baseline } : {}), ...(baselineStandIn ? { 'baseline-stand-in': baselineStandIn } : {}), ...(peer ? { portkey: peer } : {}) };
 
     // The bundle's first request, the tokenizer not yet loaded: what a cold instance's first client sees after init.
     let lambdaFirst: Results['lambdaFirstRequest'];
@@ -455,7 +467,7 @@ async function main() {
       command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
       quick: QUICK,
       machine,
-      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, standInDelayMs: Number(standInDelay), relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
       peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
       latency: lat,
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
@@ -486,10 +498,13 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+// Imported by bench/dynamo-topology.ts for the peer: run only as the script itself.
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,12 +1,13 @@
 import { DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { DynamoError, leanDynamo } from '../../lambda/store/dynamo';
 import { postSigner } from '../../lambda/store/sigv4';
 import { NodeSha256 } from '../../lambda/cli/sigv4';
 import { freePort } from '../../lambda/entry/local-server';
+import { testDynamoEndpoint } from '../support/dynamo';
 
 /**
  * The lean DynamoDB client (lambda/store/dynamo.ts) against the AWS SDK, on a loopback stand-in
@@ -305,6 +306,53 @@ describe('the lean DynamoDB client against the AWS SDK', () => {
     } finally {
       lean.destroy();
       await close(server);
+    }
+  });
+});
+
+describe('the lean DynamoDB client against DynamoDB Local: connections (issue 22)', () => {
+  // DynamoDB Local reached through a loopback pass-through that counts the TCP connections made
+  // to it: a connection per call (server closing keep-alive, or the agent not reusing) would show here.
+  async function countingProxy(target: URL) {
+    let connections = 0;
+    let chunksIn = 0;
+    const server = createNetServer((client) => {
+      connections++;
+      const upstream = connect(Number(target.port), target.hostname);
+      client.on('data', () => chunksIn++);
+      client.pipe(upstream).pipe(client);
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, stats: () => ({ connections, chunksIn }) };
+  }
+
+  it('makes one connection for sequential calls, and one per concurrent caller, each call one write', async () => {
+    const proxy = await countingProxy(new URL(testDynamoEndpoint()));
+    const lean = leanDynamo({ endpoint: proxy.url, region, credentials });
+    try {
+      for (let i = 0; i < 60; i++) await lean.call('ListTables', { Limit: 1 });
+      expect(proxy.stats().connections).toBe(1);
+      // Headers and body in one write: the proxy reads each request as one chunk (loopback keeps
+      // a single write whole), so DynamoDB Local is woken once per call.
+      expect(proxy.stats().chunksIn).toBe(60);
+
+      // 8 callers at once, 3 times over: 8 sockets, kept and reused, never one per call.
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < 5; i++) await lean.call('ListTables', { Limit: 1 });
+        }));
+      }
+      expect(proxy.stats().connections).toBeLessThanOrEqual(8);
+      expect(proxy.stats().connections).toBeGreaterThan(1);
+    } finally {
+      lean.destroy();
+      await new Promise((resolve) => proxy.server.close(resolve));
     }
   });
 });
