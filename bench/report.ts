@@ -173,7 +173,7 @@ export function memoryTable(m: MemoryResults | { error: string }): string[] {
     );
   }
   out.push(
-    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the client's wait for the JSON answer by the CPU share, and a require ≤ ${m.rules.maxInitMs} ms`,
+    `  chosen: ${m.chosenMb !== undefined ? `${m.chosenMb} MB` : 'none of these sizes'} — the smallest size with RSS ≤ ${100 * m.rules.maxRssShare} % of it, ≤ ${m.rules.maxAddedJsonMs} ms added to the client's wait for the JSON answer by the CPU share, a require ≤ ${m.rules.maxInitMs} ms, and a cold instance busy ≤ ${m.rules.maxColdBusyMs ?? Infinity} ms with its require and tokenizer load`,
   );
   return out;
 }
