@@ -48,23 +48,32 @@ export function postUpstream(url: string, headers: Record<string, string>, body:
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(target, {
-      method: 'POST',
-      agent: target.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
-    });
-    // Destroyed without an error on abort (not `signal:`): a reader that already let go of the
-    // body must not get an AbortError event it no longer listens for; a pending read gets ECONNRESET.
-    const onAbort = () => req.destroy();
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    req.once('close', () => signal.removeEventListener('abort', onAbort));
-    req.once('response', (response) => {
-      response.on('error', () => undefined);
-      resolve(response);
-    });
-    req.on('error', reject);
-    req.end(body);
+    const attempt = (retried: boolean) => {
+      const req = send(target, {
+        method: 'POST',
+        agent: target.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
+      });
+      // Destroyed without an error on abort (not `signal:`): a reader that already let go of the
+      // body must not get an AbortError event it no longer listens for; a pending read gets ECONNRESET.
+      const onAbort = () => req.destroy();
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.once('close', () => signal.removeEventListener('abort', onAbort));
+      req.once('response', (response) => {
+        response.on('error', () => undefined);
+        resolve(response);
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed as it sat idle, just as this request was written
+        // on it: the request never reached the server's handler. Sent again once on a new socket,
+        // as Node's documentation advises (`request.reusedSocket`); any other failure is the call's.
+        if (!retried && req.reusedSocket && !signal.aborted && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) attempt(true);
+        else reject(err);
+      });
+      req.end(body);
+    };
+    attempt(false);
   });
 }
 
