@@ -149,6 +149,20 @@ function otherInstance() {
   return moneyOver(gw.gateway.stores, tables);
 }
 
+/** A JSON request of model `m` admitted by another instance (unseen here): its run, to settle later. */
+function admitElsewhere(acct: TestAccount, promptTokens: number, outputLimit: number) {
+  return otherInstance().admission.admit({
+    requestId: `req_other_${randomBytes(4).toString('hex')}`,
+    key: acct.record,
+    model: gw.catalog.get('m')!,
+    startedAtMs: Date.now(),
+    promptTokens,
+    outputLimit,
+    n: 1,
+    stream: false,
+  });
+}
+
 describe('an account that cannot pay', () => {
   it('never gets its prompt sent upstream when this instance has seen that it cannot pay', async () => {
     // max_tokens 100 holds 10 prompt tokens × 100 + 100 × 1,000 µUSD ≈ 101,000 µUSD.
@@ -185,17 +199,7 @@ describe('an account that cannot pay', () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 1_000_000 });
     await seeAccount(acct);
     // Another instance holds 10 × 100 + 950 × 1,000 µUSD: 49,000 µUSD left, less than this request's hold.
-    const other = otherInstance();
-    const drain = await other.admission.admit({
-      requestId: `req_other_${randomBytes(4).toString('hex')}`,
-      key: acct.record,
-      model: gw.catalog.get('m')!,
-      startedAtMs: Date.now(),
-      promptTokens: 10,
-      outputLimit: 950,
-      n: 1,
-      stream: false,
-    });
+    const drain = await admitElsewhere(acct, 10, 950);
     admissionDelayMs = 1_000;
     answerAfterMs = 5_000;
     const tag = uniqueTag();
@@ -312,17 +316,7 @@ describe('an admitted speculative request', () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 20_000, creditsMicroUsd: 100_000_000 });
     await seeAccount(acct);
     // Another instance counts 17,000 tokens: the write fails, and the refit gives half of what is left.
-    const other = otherInstance();
-    const taken = await other.admission.admit({
-      requestId: `req_other_${randomBytes(4).toString('hex')}`,
-      key: acct.record,
-      model: gw.catalog.get('m')!,
-      startedAtMs: Date.now(),
-      promptTokens: 16_000,
-      outputLimit: 1_000,
-      n: 1,
-      stream: false,
-    });
+    const taken = await admitElsewhere(acct, 16_000, 1_000);
     admissionDelayMs = 1_000;
     answerAfterMs = 5_000;
     const tag = uniqueTag();
@@ -454,17 +448,7 @@ describe('review-2: the client leaving while admission re-fits the limit', () =>
   it('makes no second call for a client that is gone, and charges nothing', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 20_000, creditsMicroUsd: 100_000_000 });
     await seeAccount(acct);
-    const other = otherInstance();
-    const taken = await other.admission.admit({
-      requestId: `req_other_${randomBytes(4).toString('hex')}`,
-      key: acct.record,
-      model: gw.catalog.get('m')!,
-      startedAtMs: Date.now(),
-      promptTokens: 16_000,
-      outputLimit: 1_000,
-      n: 1,
-      stream: false,
-    });
+    const taken = await admitElsewhere(acct, 16_000, 1_000);
     admissionDelayMs = 1_500;
     answerAfterMs = 1_000;
     const tag = uniqueTag();
