@@ -1,14 +1,10 @@
 import OpenAI from 'openai';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CatalogFile } from '../../lambda/catalog';
 import { countTokens, warmTokenizer } from '../../lambda/money/tokens';
-import { defaultProviders } from '../../lambda/providers';
-import { jsonReply, route as bedrockRoute, testBedrockProvider } from '../providers/bedrock/stand-in';
-import { StandIn } from '../providers/stand-in';
 import { books, expectBooksBalance } from '../reliability/support';
-import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
+import { createAccount, type TestAccount, type TestGateway } from '../support/gateway';
 import { validateChunk, validateCompletion } from '../support/openai-schema';
-import { startUpstream } from '../support/upstream';
+import { MAX_OUTPUT, openaiLogprob, startThreeRoutes, threeRouteCatalog, type ThreeRoutes } from '../support/three-routes';
 
 /**
  * Issue 18 follow-ups: what an OpenAI client asked for reaches it on a JSON chat answer as the
@@ -21,41 +17,12 @@ import { startUpstream } from '../support/upstream';
 // Prices in nano-USD per token (USD per million ÷ 1,000 × 1e6).
 const OA = { input: 2000, output: 8000, cached: 500 };
 const micro = (nano: number) => Math.ceil(nano / 1000);
-const MAX_OUTPUT = 1000;
+const CATALOG = threeRouteCatalog(
+  { model: 'gpt-4o-mini-2024-07-18', pricing: { input_per_mtok: 2, output_per_mtok: 8, cached_input_per_mtok: 0.5 } },
+  { mocked: { owned_by: 'test', pricing: { input_per_mtok: 2, output_per_mtok: 8 }, context_window: 100_000, max_output_tokens: MAX_OUTPUT, routes: [{ provider: 'mock', model: 'mock' }] } },
+);
 
-const CATALOG: CatalogFile = {
-  models: {
-    oa: {
-      owned_by: 'test',
-      pricing: { input_per_mtok: 2, output_per_mtok: 8, cached_input_per_mtok: 0.5 },
-      context_window: 100_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'openai-compatible', base_url: 'http://placeholder/v1', model: 'gpt-4o-mini-2024-07-18' }],
-    },
-    cl: {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 3, output_per_mtok: 15 },
-      context_window: 200_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'anthropic', base_url: 'http://placeholder', model: 'claude-up' }],
-    },
-    'cl-bedrock': {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 3, output_per_mtok: 15 },
-      context_window: 200_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'bedrock', base_url: 'http://placeholder', region: 'us-east-1', model: 'anthropic.claude-sonnet-4-6' }],
-    },
-    mocked: { owned_by: 'test', pricing: { input_per_mtok: 2, output_per_mtok: 8 }, context_window: 100_000, max_output_tokens: MAX_OUTPUT, routes: [{ provider: 'mock', model: 'mock' }] },
-  },
-};
-
-const logprob = (token: string, value: number, top: Array<[string, number]>) => ({
-  token,
-  logprob: value,
-  bytes: [...Buffer.from(token, 'utf8')],
-  top_logprobs: top.map(([t, v]) => ({ token: t, logprob: v, bytes: [...Buffer.from(t, 'utf8')] })),
-});
+const logprob = openaiLogprob;
 
 /** Per-token log probabilities as OpenAI answers `logprobs: true, top_logprobs: 2`. */
 const HELLO_LOGPROBS = {
@@ -78,8 +45,8 @@ interface Plan {
   extra?: object;
 }
 let plan: Plan;
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
-const bedrock = new StandIn('h2c');
+let routes: ThreeRoutes;
+let upstream: ThreeRoutes['upstream'];
 let gw: TestGateway;
 let client: (key: string) => OpenAI;
 
@@ -142,28 +109,18 @@ const TWO_CHOICES_USAGE = {
 
 beforeAll(async () => {
   await warmTokenizer();
-  upstream = await startUpstream(async (req, body, res) => serve(req, body, res));
-  const bedrockUrl = await bedrock.start();
-  for (const model of Object.values(CATALOG.models)) {
-    for (const r of model.routes) {
-      if (r.provider === 'openai-compatible') r.base_url = upstream.url;
-      if (r.provider === 'anthropic') r.base_url = upstream.url.replace(/\/v1$/, '');
-      if (r.provider === 'bedrock') r.base_url = bedrockUrl;
-    }
-  }
-  gw = await startTestGateway({ catalog: catalogOf(CATALOG), providers: { ...defaultProviders(), bedrock: testBedrockProvider() } });
+  routes = await startThreeRoutes(CATALOG, serve);
+  ({ gw, upstream } = routes);
   client = (key) => new OpenAI({ baseURL: gw.baseUrl, apiKey: key, maxRetries: 0 });
 });
 
 beforeEach(() => {
   plan = { choices: [helloChoice, bonjourChoice], usage: TWO_CHOICES_USAGE };
-  bedrockRoute(bedrock, { converse: jsonReply({ output: { message: { role: 'assistant', content: [{ text: 'never' }] } }, stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }) });
+  routes.resetBedrock();
 });
 
 afterAll(async () => {
-  await gw?.stop();
-  await upstream?.close();
-  await bedrock.stop();
+  await routes?.stop();
 });
 
 const account = (creditsMicroUsd = 10_000_000) => createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 10_000_000, creditsMicroUsd });
@@ -337,12 +294,12 @@ describe('routes that cannot answer logprobs or several choices refuse them by n
     ['Bedrock', 'cl-bedrock'],
   ])('%s: logprobs: true and n = 2 are 400s naming the parameter, JSON and stream, nothing sent upstream', async (_name, model) => {
     const acct = await account();
-    const sent = upstream.requests.length + bedrock.requests.length;
+    const sent = upstream.requests.length + routes.bedrock.requests.length;
     for (const stream of [false, true]) {
       await expect(client(acct.key).chat.completions.create({ model, messages: hello, logprobs: true, stream })).rejects.toMatchObject({ status: 400, param: 'logprobs', code: 'unsupported_parameter' });
       await expect(client(acct.key).chat.completions.create({ model, messages: hello, n: 2, stream })).rejects.toMatchObject({ status: 400, param: 'n', code: 'unsupported_parameter' });
     }
-    expect(upstream.requests.length + bedrock.requests.length).toBe(sent);
+    expect(upstream.requests.length + routes.bedrock.requests.length).toBe(sent);
     // Nothing was held or charged for the refusals.
     const b = await books(gw, acct.accountId);
     expectBooksBalance(b);

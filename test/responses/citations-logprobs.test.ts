@@ -1,12 +1,8 @@
 import OpenAI from 'openai';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CatalogFile } from '../../lambda/catalog';
-import { defaultProviders } from '../../lambda/providers';
-import { jsonReply, route as bedrockRoute, testBedrockProvider } from '../providers/bedrock/stand-in';
-import { StandIn } from '../providers/stand-in';
-import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
+import { createAccount, type TestAccount, type TestGateway } from '../support/gateway';
 import { validateResponse } from '../support/openai-schema';
-import { startUpstream } from '../support/upstream';
+import { openaiLogprob, startThreeRoutes, threeRouteCatalog, type ThreeRoutes } from '../support/three-routes';
 import { expectWellFormedStream, parseResponseEvents, warmResponseValidators, type ResponseEventData } from './support';
 
 /**
@@ -18,40 +14,9 @@ import { expectWellFormedStream, parseResponseEvents, warmResponseValidators, ty
  * a loopback stand-in the upstream, the contract's schemas the judge.
  */
 
-const MAX_OUTPUT = 1000;
-const CATALOG: CatalogFile = {
-  models: {
-    oa: {
-      owned_by: 'test',
-      pricing: { input_per_mtok: 2, output_per_mtok: 8 },
-      context_window: 100_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'openai-compatible', base_url: 'http://placeholder/v1', model: 'gpt-4o-search-preview' }],
-    },
-    cl: {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 3, output_per_mtok: 15 },
-      context_window: 200_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'anthropic', base_url: 'http://placeholder', model: 'claude-up' }],
-    },
-    'cl-bedrock': {
-      owned_by: 'anthropic',
-      pricing: { input_per_mtok: 3, output_per_mtok: 15 },
-      context_window: 200_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'bedrock', base_url: 'http://placeholder', region: 'us-east-1', model: 'anthropic.claude-sonnet-4-6' }],
-    },
-  },
-};
+const CATALOG = threeRouteCatalog({ model: 'gpt-4o-search-preview' });
 
-const bytes = (t: string) => [...Buffer.from(t, 'utf8')];
-const logprob = (token: string, value: number, top: Array<[string, number]>) => ({
-  token,
-  logprob: value,
-  bytes: bytes(token),
-  top_logprobs: top.map(([t, v]) => ({ token: t, logprob: v, bytes: bytes(t) })),
-});
+const logprob = openaiLogprob;
 
 /** What the search model answers, token by token, as OpenAI's Chat sends `logprobs: true, top_logprobs: 2`. */
 const TOKENS = [
@@ -71,8 +36,8 @@ const CITATIONS = [
 const RESPONSES_CITATIONS = CITATIONS.map(({ url_citation: c }) => ({ type: 'url_citation', start_index: c.start_index, end_index: c.end_index, url: c.url, title: c.title }));
 const USAGE = { prompt_tokens: 12, completion_tokens: TOKENS.length, total_tokens: 12 + TOKENS.length };
 
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
-const bedrock = new StandIn('h2c');
+let routes: ThreeRoutes;
+let upstream: ThreeRoutes['upstream'];
 let gw: TestGateway;
 let acct: TestAccount;
 let client: OpenAI;
@@ -104,28 +69,18 @@ function serve(req: IncomingMessage, body: any, res: ServerResponse): void {
 
 beforeAll(async () => {
   warmResponseValidators();
-  upstream = await startUpstream(async (req, body, res) => serve(req, body, res));
-  const bedrockUrl = await bedrock.start();
-  for (const model of Object.values(CATALOG.models)) {
-    for (const r of model.routes) {
-      if (r.provider === 'openai-compatible') r.base_url = upstream.url;
-      if (r.provider === 'anthropic') r.base_url = upstream.url.replace(/\/v1$/, '');
-      if (r.provider === 'bedrock') r.base_url = bedrockUrl;
-    }
-  }
-  gw = await startTestGateway({ catalog: catalogOf(CATALOG), providers: { ...defaultProviders(), bedrock: testBedrockProvider() } });
+  routes = await startThreeRoutes(CATALOG, serve);
+  ({ gw, upstream } = routes);
   acct = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 10_000_000, creditsMicroUsd: 10_000_000 });
   client = new OpenAI({ baseURL: gw.baseUrl, apiKey: acct.key, maxRetries: 0 });
 });
 
 beforeEach(() => {
-  bedrockRoute(bedrock, { converse: jsonReply({ output: { message: { role: 'assistant', content: [{ text: 'never' }] } }, stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }) });
+  routes.resetBedrock();
 });
 
 afterAll(async () => {
-  await gw?.stop();
-  await upstream?.close();
-  await bedrock.stop();
+  await routes?.stop();
 });
 
 const ASK = { include: ['message.output_text.logprobs' as const], top_logprobs: 2 };
