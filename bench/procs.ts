@@ -84,3 +84,21 @@ export async function startServer(
     },
   };
 }
+
+/**
+ * The servers every side-by-side run starts first: the stand-in upstream, the bare relays (node:http
+ * and fetch) in front of it, and the gateway in local mode on `dynamoEndpoint`; each pushed to
+ * `servers` as it starts, so the caller's clean-up stops what did start.
+ */
+export async function startBaseServers(dynamoEndpoint: string, servers: Server[]): Promise<{ upstream: Server; relay: Server; relayFetch: Server; gateway: Server }> {
+  const started = async (name: string, file: string, env?: Record<string, string>) => {
+    const server = await startServer(name, file, env && { env });
+    servers.push(server);
+    return server;
+  };
+  const upstream = await started('upstream', join(__dirname, 'servers/upstream.ts'));
+  const relay = await started('relay', join(__dirname, 'bare-relay.ts'), { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'http' });
+  const relayFetch = await started('relay-fetch', join(__dirname, 'bare-relay.ts'), { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' });
+  const gateway = await started('gateway', join(__dirname, 'servers/gateway.ts'), { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamoEndpoint });
+  return { upstream, relay, relayFetch, gateway };
+}

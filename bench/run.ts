@@ -15,7 +15,7 @@ import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
-import { startServer, type Server } from './procs';
+import { startBaseServers, startServer, type Server } from './procs';
 import { report, type Results } from './report';
 import { CHUNKS } from './servers/upstream-shape';
 import type { ChatBundleFiles } from '../scripts/bundle';
@@ -309,14 +309,7 @@ async function main() {
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
-    const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
-    servers.push(upstream);
-    const relay = await startServer('relay', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'http' } });
-    servers.push(relay);
-    const relayFetch = await startServer('relay-fetch', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' } });
-    servers.push(relayFetch);
-    const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
-    servers.push(gateway);
+    const { upstream, relay, relayFetch, gateway } = await startBaseServers(dynamo.endpoint, servers);
     // The chat function's bundle as Lambda runs it, on the same tables (and so the same keys) as `gateway`.
     let gatewayLambda: Server | undefined;
     if (bundle) {

@@ -10,7 +10,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { firstByte300 } from './first-byte';
 import { startLambdaTarget } from './lambda';
-import { startServer, type Server } from './procs';
+import { startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
@@ -31,14 +31,7 @@ async function main() {
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
-    const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
-    servers.push(upstream);
-    const relay = await startServer('relay', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'http' } });
-    servers.push(relay);
-    const relayFetch = await startServer('relay-fetch', join(__dirname, 'bare-relay.ts'), { env: { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' } });
-    servers.push(relayFetch);
-    const gateway = await startServer('gateway', join(__dirname, 'servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint } });
-    servers.push(gateway);
+    const { upstream, relay, relayFetch, gateway } = await startBaseServers(dynamo.endpoint, servers);
     const slow = `/delay/300${PATH}`;
     const targets: Target[] = [
       target('direct', upstream.url, slow, {}, bodyFor('bench-upstream')),
