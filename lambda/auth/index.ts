@@ -127,9 +127,14 @@ export class Authenticator {
   private refresh(keyHash: string): void {
     if (this.refreshing.has(keyHash)) return;
     this.refreshing.add(keyHash);
-    this.read(keyHash)
-      .catch(() => undefined)
-      .finally(() => this.refreshing.delete(keyHash));
+    // Sent once the request that found the key past half its trust has done its own work up to its
+    // upstream call (a macrotask later): signing and sending the read, and taking in its answer, are
+    // not on that request's way to its first byte (issue 22). Its trust still runs from when it is sent.
+    setImmediate(() =>
+      this.read(keyHash)
+        .catch(() => undefined)
+        .finally(() => this.refreshing.delete(keyHash)),
+    );
   }
 
   private remember(keyHash: string, record: KeyRecord | undefined, sentAtMs: number): void {
