@@ -3,7 +3,7 @@ import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
+import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
@@ -116,9 +116,33 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
   }
 }
 
+/**
+ * An event stream's headers leave with its first frame, in one write (issue 22). Hono's Node adapter
+ * flushes a streamed answer's headers on their own before it reads the body; every endpoint answers
+ * a stream only once the upstream's first event is in (its frames follow within microseconds), so
+ * flushed alone they cost a socket write of their own on the way to the first byte, and the client's
+ * first body byte waited for a second one. Other answers are flushed as before.
+ */
+class EventStreamResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
+  private eventStream = false;
+
+  override writeHead(statusCode: number, ...rest: unknown[]): this {
+    const headers = rest[rest.length - 1];
+    if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+      const type = (headers as Record<string, unknown>)['content-type'];
+      this.eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
+    }
+    return (super.writeHead as (code: number, ...args: unknown[]) => this)(statusCode, ...rest);
+  }
+
+  override flushHeaders(): void {
+    if (!this.eventStream) super.flushHeaders();
+  }
+}
+
 /** Listens on 127.0.0.1:`port` (0: a free one); a taken port is an error that names it. */
 async function listenOnLoopback(port: number, fetch: FetchCallback): Promise<ServerType> {
-  const server = createAdaptorServer({ fetch });
+  const server = createAdaptorServer({ fetch, serverOptions: { ServerResponse: EventStreamResponse } });
   server.on('clientError', answerMalformedRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
