@@ -11,10 +11,18 @@ import { target, timedRequest, type Target } from './client';
 import { firstByte300 } from './first-byte';
 import { startLambdaTarget } from './lambda';
 import { startBaseServers, startServer, type Server } from './procs';
-import { BENCH_MODEL_300 } from './servers/bench-catalog';
+import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
 const WARMUP = Number(process.env.BENCH_TTFB_WARMUP ?? 5);
+/**
+ * Requests each target serves first from the upstream's undelayed path, round by round (JSON
+ * answers, then streams of 20 chunks), so that every target is measured in its steady state (code
+ * compiled by the JIT, pools and caches warm), as a server in service is and as `npm run bench`
+ * finds them after its latency step.
+ */
+const WARMUP_JSON = Number(process.env.BENCH_TTFB_WARMUP_JSON ?? 200);
+const WARMUP_STREAMS = Number(process.env.BENCH_TTFB_WARMUP_STREAMS ?? 30);
 const PATH = '/v1/chat/completions';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
@@ -56,7 +64,13 @@ async function main() {
       // The same tables, so the same keys, as `gateway` (its own account view, in its own process).
       targets.push(target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)));
     }
-    log('warm-up');
+    log(`warm-up: ${WARMUP_JSON} JSON answers and ${WARMUP_STREAMS} streams per target from the undelayed upstream, then ${WARMUP} rounds with the 300 ms upstream`);
+    // The same target on the upstream's undelayed path: no path prefix, or the model routed to it.
+    const fast = (t: Target): Target =>
+      t.path.startsWith('/delay/300') ? target(t.name, t.url, t.path.slice('/delay/300'.length), t.headers, t.body) : target(t.name, t.url, t.path, t.headers, bodyFor(BENCH_MODEL));
+    const fastTargets = targets.map(fast);
+    for (let i = 0; i < WARMUP_JSON; i++) for (const t of fastTargets) await timedRequest(t, false);
+    for (let i = 0; i < WARMUP_STREAMS; i++) for (const t of fastTargets) await timedRequest(t, true);
     for (let i = 0; i < WARMUP; i++) for (const t of targets) await timedRequest(t, true);
     log(`first byte with a 300 ms upstream: ${ROUNDS} interleaved rounds of streams`);
     const figures = await firstByte300(targets, ROUNDS);
