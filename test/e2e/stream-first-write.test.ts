@@ -1,0 +1,78 @@
+// Issue 22: an event stream's headers leave the local server in the same socket write as its first
+// frame. Hono's Node adapter flushed a streamed answer's headers alone before reading its body: a
+// write of its own on the way to the first byte, and the client's first body byte came in a second.
+import { Socket } from 'node:net';
+import { startTestGateway, type TestGateway } from '../support/gateway';
+
+let gw: TestGateway;
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+
+afterAll(async () => {
+  await gw.stop();
+});
+
+type Chunk = { chunk: unknown; encoding?: BufferEncoding };
+const text = (chunk: unknown, encoding?: BufferEncoding) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk as Uint8Array)).toString('latin1');
+
+/**
+ * What this process's sockets hand to the kernel while `run` runs, one string a system call (the
+ * server's among them): `_write` and `_writev` are where a socket's buffered writes go out, corked
+ * writes together.
+ */
+async function socketWrites(run: () => Promise<void>): Promise<string[]> {
+  const writes: string[] = [];
+  const proto = Socket.prototype as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: Chunk[], cb: unknown) => void };
+  const { _write: write, _writev: writev } = proto;
+  proto._write = function (this: Socket, chunk: unknown, encoding: BufferEncoding, cb: unknown) {
+    writes.push(text(chunk, encoding));
+    return write.call(this, chunk, encoding, cb);
+  };
+  proto._writev = function (this: Socket, chunks: Chunk[], cb: unknown) {
+    writes.push(chunks.map((c) => text(c.chunk, c.encoding)).join(''));
+    return writev.call(this, chunks, cb);
+  };
+  try {
+    await run();
+  } finally {
+    Object.assign(proto, { _write: write, _writev: writev });
+  }
+  return writes;
+}
+
+const post = (path: string, body: object) =>
+  fetch(`${gw.baseUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('a stream\'s first socket write', () => {
+  it.each([
+    ['/chat/completions', { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] }, 'data: {'],
+    ['/messages', { model: 'claude-3-5-sonnet-20241022', stream: true, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }, 'event: message_start'],
+    ['/responses', { model: 'gpt-4o-mini', stream: true, input: 'hi' }, 'event: response.created'],
+  ])('%s: the headers and the first frame in one write', async (path, body, firstFrame) => {
+    let body$ = '';
+    const writes = await socketWrites(async () => {
+      const res = await post(path, body);
+      expect(res.status).toBe(200);
+      body$ = await res.text();
+    });
+    expect(body$).toContain(firstFrame);
+    const head = writes.filter((w) => w.startsWith('HTTP/1.1 200'));
+    expect(head).toHaveLength(1);
+    expect(head[0]).toMatch(/content-type: text\/event-stream/i);
+    // The first frame rides with the headers (chunked: its size line, then the frame).
+    expect(head[0].slice(head[0].indexOf('\r\n\r\n') + 4)).toContain(firstFrame);
+  });
+
+  it('a JSON answer is still sent whole with its headers', async () => {
+    const writes = await socketWrites(async () => {
+      const res = await post('/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      expect(res.status).toBe(200);
+      await res.json();
+    });
+    const head = writes.filter((w) => w.startsWith('HTTP/1.1 200'));
+    expect(head).toHaveLength(1);
+    expect(head[0]).toContain('"chat.completion"');
+  });
+});

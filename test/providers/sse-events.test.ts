@@ -1,0 +1,96 @@
+// The upstream's SSE read from the body's data events (lambda/providers/http.ts `sseEvents`, issue
+// 22): events in order across any chunking, a bounded read-ahead, the idle timeout only while the
+// caller waits, and a body that breaks or is cut.
+import { PassThrough } from 'node:stream';
+import { GatewayError } from '../../lambda/contract/errors';
+import { sseEvents } from '../../lambda/providers/http';
+
+const frame = (i: number) => `data: {"i":${i},"text":"é✓${i}"}\n\n`;
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function drain(events: AsyncIterableIterator<{ data: string }>, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = await events.next();
+    if (next.done) break;
+    out.push(next.value.data);
+  }
+  return out;
+}
+
+describe('sseEvents', () => {
+  it('gives the events in order however the bytes are cut (multi-byte characters split across chunks)', async () => {
+    const body = new PassThrough();
+    const events = sseEvents(body, 5_000);
+    const bytes = Buffer.from(Array.from({ length: 50 }, (_, i) => frame(i)).join(''));
+    for (let at = 0; at < bytes.length; at += 7) body.write(bytes.subarray(at, at + 7));
+    body.end();
+    const got = await drain(events, 100);
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `{"i":${i},"text":"é✓${i}"}`));
+    await expect(events.next()).resolves.toEqual({ done: true, value: undefined });
+  });
+
+  it('pauses the body while 256 events wait for the caller, and takes the rest as it reads', async () => {
+    const body = new PassThrough({ highWaterMark: 1024 });
+    const events = sseEvents(body, 5_000);
+    let written = 0;
+    const total = 2_000;
+    // The upstream writes as long as the body takes it.
+    const writeAll = async () => {
+      while (written < total) {
+        if (!body.write(frame(written++))) await new Promise((r) => body.once('drain', r));
+      }
+      body.end();
+    };
+    const writing = writeAll();
+    await tick();
+    await tick();
+    // The caller has read nothing: the body stopped well short of the whole stream.
+    expect(body.isPaused()).toBe(true);
+    expect(written).toBeLessThan(total);
+    const got = await drain(events, total + 1);
+    await writing;
+    expect(got).toHaveLength(total);
+    expect(JSON.parse(got[total - 1]).i).toBe(total - 1);
+  });
+
+  it('times out a silence only while the caller waits', async () => {
+    const body = new PassThrough();
+    const events = sseEvents(body, 50);
+    body.write(frame(1));
+    // The caller away for longer than the idle time: the event waits, no timeout.
+    await new Promise((r) => setTimeout(r, 120));
+    await expect(events.next()).resolves.toMatchObject({ done: false });
+    // Now it waits, and the upstream says nothing.
+    await expect(events.next()).rejects.toMatchObject({ code: 'upstream_timeout', message: 'The upstream stream stalled.' });
+  });
+
+  it('gives the events that came before a break, then the break as an upstream error', async () => {
+    const body = new PassThrough();
+    const events = sseEvents(body, 5_000);
+    body.write(frame(1) + frame(2));
+    body.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    await expect(drain(events, 2)).resolves.toHaveLength(2);
+    const failure = await events.next().catch((err) => err);
+    expect(failure).toBeInstanceOf(GatewayError);
+    expect(failure.message).toBe('The upstream stream broke off.');
+  });
+
+  it('a body cut without an error of its own breaks off; return() stops listening and leaves the body to its owner', async () => {
+    const cut = new PassThrough();
+    const a = sseEvents(cut, 5_000);
+    const pending = a.next();
+    cut.destroy();
+    await expect(pending).rejects.toMatchObject({ message: 'The upstream stream broke off.' });
+
+    const body = new PassThrough();
+    const b = sseEvents(body, 5_000);
+    await expect(b.return()).resolves.toEqual({ done: true, value: undefined });
+    expect(body.listenerCount('data')).toBe(0);
+    expect(body.destroyed).toBe(false);
+    // An error after that is the owner's, never an unhandled one.
+    body.destroy(new Error('cut by its owner'));
+    await tick();
+    await expect(b.next()).resolves.toEqual({ done: true, value: undefined });
+  });
+});
