@@ -127,15 +127,6 @@ export function checkpointMicroUsd(model: Pick<ModelEntry, 'price'>, hold: Pick<
   return Math.max(0, Math.min(Math.ceil((outputTokens * model.price.outputPerToken) / 1000), hold.holdMicroUsd - hold.promptMicroUsd));
 }
 
-/** The ledger item a settlement wrote, as the stream of the usage table carries it. */
-export function settledLedgerEntry(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): LedgerEntry {
-  return {
-    ...write.ledger,
-    amountMicroUsd: -result.chargedMicroUsd,
-    unchargedMicroUsd: result.unchargedMicroUsd > 0 ? result.unchargedMicroUsd : undefined,
-  };
-}
-
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
 export interface SettlementQueue {
   send(write: SettleWrite): Promise<void>;
@@ -145,6 +136,11 @@ export interface SettlementsOptions {
   store: Pick<AccountsStore, 'settle'> & Partial<Pick<AccountsStore, 'settleLate'>>;
   /** @default none: a settlement that keeps failing is left to the sweeper */
   queue?: SettlementQueue;
+  /**
+   * Local mode: the roll-ups table, whose additions each settlement (a late one's and a release's
+   * ledger item too) carries in its own transaction (`SettleWrite.rollupsTable`). @default none (AWS: the usage stream)
+   */
+  rollupsTable?: string;
   /** Pauses between attempts. @default about 20 s in all, well inside a Lambda's settlement margin */
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
@@ -180,7 +176,9 @@ export class Settlements {
   }
 
   /** Applies one settlement; `guessWindow` is the minute the caller last saw the account in. */
-  async apply(write: SettleWrite, guessWindow?: number): Promise<SettleResult | 'queued' | 'lost'> {
+  async apply(given: SettleWrite, guessWindow?: number): Promise<SettleResult | 'queued' | 'lost'> {
+    // The write queued (below) is the one given: whoever replays it folds its roll-up or not.
+    const write = this.options.rollupsTable ? { ...given, rollupsTable: this.options.rollupsTable } : given;
     for (let attempt = 0; ; attempt++) {
       try {
         const nowMs = this.now();
@@ -198,7 +196,7 @@ export class Settlements {
         }
         return result;
       } catch (err) {
-        if (attempt >= this.delaysMs.length) return this.enqueue(write, err);
+        if (attempt >= this.delaysMs.length) return this.enqueue(given, err);
         await new Promise((resolve) => setTimeout(resolve, this.delaysMs[attempt]));
       }
     }

@@ -6,6 +6,7 @@ import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';
 import { type LedgerEntry, ledgerFromItem, ledgerSortKey, ledgerToItem } from './usage';
+import { ROLLED_UP_ATTRIBUTE, rollupAddition } from './rollups';
 
 export interface Account {
   id: string;
@@ -153,6 +154,13 @@ export interface SettleWrite {
   /** The hold item is gone already (expired by its TTL): the ledger item alone makes this once. */
   holdGone?: boolean;
   /**
+   * Local mode (`rollupsInline`): the roll-ups table. The usage roll-up's additions for the ledger
+   * item ride in the settlement's own transaction, and the ledger item is put marked as rolled up
+   * (so `RollupsStore.catchUp` and `apply` never add it again): the put only if absent makes both
+   * once. Absent in AWS, where the usage table's stream rolls the item up.
+   */
+  rollupsTable?: string;
+  /**
    * The release of an admission whose answer never came and whose client got an error: when no
    * hold is there (the write never landed, or has not yet), the ledger item is written alone, so
    * that a hold landing after all is an orphan the sweeper gives back whole.
@@ -246,6 +254,13 @@ function correctionUpdate(target: CorrectionTarget, admitted: number, delta: num
   if (target === 'current') return { set: 'tok = tok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted) } };
   if (target === 'previous') return { set: 'ptok = ptok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted + 1) } };
   return { condition: 'win > :cw', values: { ':cw': num(admitted + 1) } };
+}
+
+/** A ledger item as put; marked as rolled up when its roll-up rides in the same transaction (local mode). */
+function ledgerItem(entry: LedgerEntry, rollupsTable: string | undefined): Item {
+  const item = ledgerToItem(entry);
+  if (rollupsTable) item[ROLLED_UP_ATTRIBUTE] = { BOOL: true };
+  return item;
 }
 
 /** Attempts of one settlement: each failed condition tells the next one what the items hold. */
@@ -437,6 +452,7 @@ export class AccountsStore {
         conditions.push(c.condition);
         Object.assign(values, c.values);
       }
+      const entry: LedgerEntry = { ...s.ledger, amountMicroUsd: -charged, unchargedMicroUsd: s.costMicroUsd > charged ? s.costMicroUsd - charged : undefined };
       const items: TransactWriteItem[] = [];
       if (!s.holdGone) {
         items.push({
@@ -464,11 +480,7 @@ export class AccountsStore {
         {
           Put: {
             TableName: this.usageTable,
-            Item: ledgerToItem({
-              ...s.ledger,
-              amountMicroUsd: -charged,
-              unchargedMicroUsd: s.costMicroUsd > charged ? s.costMicroUsd - charged : undefined,
-            }),
+            Item: ledgerItem(entry, s.rollupsTable),
             ConditionExpression: 'attribute_not_exists(sk)',
           },
         },
@@ -502,6 +514,8 @@ export class AccountsStore {
           },
         });
       }
+      // Last, so that the cancellation reasons above keep their places; it has no condition of its own.
+      if (s.rollupsTable) items.push({ Update: rollupAddition(s.rollupsTable, entry) });
       try {
         await this.client.call('TransactWriteItems', { TransactItems: items });
         return { settled: true, chargedMicroUsd: charged, refundMicroUsd: refund, unchargedMicroUsd: s.costMicroUsd - charged };
@@ -510,7 +524,7 @@ export class AccountsStore {
         const reasons = err.CancellationReasons ?? [];
         const [holdReason, account, ledger, keyReason] = s.holdGone ? [undefined, ...reasons] : reasons;
         if (holdReason?.Code === 'ConditionalCheckFailed') {
-          if (s.release) await this.putLedgerIfAbsent({ ...s.ledger, amountMicroUsd: 0 });
+          if (s.release) await this.putLedgerIfAbsent({ ...s.ledger, amountMicroUsd: 0 }, s.rollupsTable);
           return { settled: false };
         }
         if (ledger?.Code === 'ConditionalCheckFailed') return { settled: false, orphan: !s.holdGone };
@@ -600,7 +614,8 @@ export class AccountsStore {
                 ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
               },
             },
-            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
+            { Put: { TableName: this.usageTable, Item: ledgerItem(entry, s.rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' } },
+            ...(s.rollupsTable ? [{ Update: rollupAddition(s.rollupsTable, entry) }] : []),
           ],
         });
         return { applied: true, chargedMicroUsd: charged, unchargedMicroUsd: difference - charged, abandonedMicroUsd: -abandoned.amountMicroUsd };
@@ -620,11 +635,16 @@ export class AccountsStore {
     throw new Error(`late settlement of ${hold.requestId} did not converge`);
   }
 
-  private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {
+  /** A release's ledger item, only if absent; in local mode with its roll-up, in one transaction. */
+  private async putLedgerIfAbsent(entry: LedgerEntry, rollupsTable?: string): Promise<void> {
+    const put = { TableName: this.usageTable, Item: ledgerItem(entry, rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' };
     try {
-      await this.client.call('PutItem', { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' });
+      if (rollupsTable) await this.client.call('TransactWriteItems', { TransactItems: [{ Put: put }, { Update: rollupAddition(rollupsTable, entry) }] });
+      else await this.client.call('PutItem', put);
     } catch (err) {
-      if (!(isDynamoError(err, 'ConditionalCheckFailedException'))) throw err;
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return;
+      if (isDynamoError(err, 'TransactionCanceledException') && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+      throw err;
     }
   }
 

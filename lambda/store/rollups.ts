@@ -61,6 +61,46 @@ function rollupFromItem(item: Item): Rollup {
   };
 }
 
+type Sums = { n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number };
+
+/**
+ * The roll-up item's additions for one request's ledger item, as an `Update` of a transaction:
+ * `RollupsStore.apply` sends it with the ledger item's mark; in local mode a settlement carries it
+ * in its own transaction, beside the ledger item put already marked (`store/accounts.ts` `settle`).
+ * It has no condition: once-ness comes from the ledger item's (its mark, or its put only if absent).
+ */
+export function rollupAddition(tableName: string, entry: LedgerEntry) {
+  const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
+  const sum = { n: 1, failed, p: entry.promptTokens ?? 0, c: entry.completionTokens ?? 0, ca: entry.cachedTokens ?? 0, cost: -entry.amountMicroUsd, u: entry.unchargedMicroUsd ?? 0 };
+  return additionUpdate(tableName, entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum);
+}
+
+/** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
+function additionUpdate(tableName: string, accountId: string, day: string, keyId: string, model: string, atMs: number, sum: Sums) {
+  return {
+    TableName: tableName,
+    Key: { account_id: { S: accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
+    UpdateExpression:
+      'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
+      'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
+    ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
+    ExpressionAttributeValues: {
+      ':day': { S: day },
+      ':key': { S: keyId },
+      ':model': { S: model },
+      ':at': num(atMs),
+      ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
+      ':one': num(sum.n),
+      ':failed': num(sum.failed),
+      ':p': num(sum.p),
+      ':c': num(sum.c),
+      ':ca': num(sum.ca),
+      ':cost': num(sum.cost),
+      ':u': num(sum.u),
+    },
+  };
+}
+
 export class RollupsStore {
   constructor(
     private readonly client: Dynamo,
@@ -74,13 +114,11 @@ export class RollupsStore {
    */
   async apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
     if (entry.kind !== 'request') return 'skipped';
-    const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
-    const sum = { n: 1, failed, p: entry.promptTokens ?? 0, c: entry.completionTokens ?? 0, ca: entry.cachedTokens ?? 0, cost: -entry.amountMicroUsd, u: entry.unchargedMicroUsd ?? 0 };
     try {
       await this.client.call('TransactWriteItems', {
         // Derived from the ledger item: a resend after a lost answer is applied once.
         ClientRequestToken: `r${entry.id}`.slice(0, 36),
-        TransactItems: [{ Update: this.mark(entry) }, { Update: this.addition(entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum) }],
+        TransactItems: [{ Update: this.mark(entry) }, { Update: rollupAddition(this.tableName, entry) }],
       });
       return 'applied';
     } catch (err) {
@@ -137,7 +175,7 @@ export class RollupsStore {
         TransactItems: [
           ...requests.map((e) => ({ Update: this.mark(e) })),
           ...[...groups.values()].map((g) => ({
-            Update: this.addition(g.accountId, g.day, g.keyId, g.model, g.atMs, { n: g.n, failed: g.failed, p: g.p, c: g.c, ca: g.ca, cost: g.cost, u: g.u }),
+            Update: additionUpdate(this.tableName, g.accountId, g.day, g.keyId, g.model, g.atMs, { n: g.n, failed: g.failed, p: g.p, c: g.c, ca: g.ca, cost: g.cost, u: g.u }),
           })),
         ],
       });
@@ -157,32 +195,6 @@ export class RollupsStore {
       UpdateExpression: `SET ${ROLLED_UP_ATTRIBUTE} = :t`,
       ConditionExpression: `attribute_exists(sk) AND attribute_not_exists(${ROLLED_UP_ATTRIBUTE})`,
       ExpressionAttributeValues: { ':t': { BOOL: true } },
-    };
-  }
-
-  /** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
-  private addition(accountId: string, day: string, keyId: string, model: string, atMs: number, sum: { n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }) {
-    return {
-      TableName: this.tableName,
-      Key: { account_id: { S: accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
-      UpdateExpression:
-        'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
-        'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
-      ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
-      ExpressionAttributeValues: {
-        ':day': { S: day },
-        ':key': { S: keyId },
-        ':model': { S: model },
-        ':at': num(atMs),
-        ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
-        ':one': num(sum.n),
-        ':failed': num(sum.failed),
-        ':p': num(sum.p),
-        ':c': num(sum.c),
-        ':ca': num(sum.ca),
-        ':cost': num(sum.cost),
-        ':u': num(sum.u),
-      },
     };
   }
 
