@@ -128,9 +128,9 @@ export class RollupsStore {
   }
 
   /**
-   * Adds several requests' ledger items to their roll-ups in one transaction (local mode under
-   * load, `RollupBatcher`): each ledger item's mark on condition that it is absent, and one `ADD`
-   * per roll-up item of the sums of its entries. All or nothing, so each item is still added
+   * Adds several requests' ledger items to their roll-ups in one transaction (`catchUp`): each
+   * ledger item's mark on condition that it is absent, and one `ADD` per roll-up item of the sums
+   * of its entries. All or nothing, so each item is still added
    * once; when any is in already (or gone) the transaction is cancelled and nothing lands, and
    * the entries are applied one by one, each with its own answer. At most `MAX_BATCH` entries.
    */
@@ -199,8 +199,10 @@ export class RollupsStore {
   }
 
   /**
-   * Rolls up every request item of the usage table not marked yet (local mode, at start: a
-   * process killed between a settlement and its roll-up). Scans the table; returns how many it added.
+   * Rolls up every request item of the usage table not marked yet (local mode, at start: ledger
+   * items from before settlements carried their roll-up, or written by a version that did not).
+   * Scans the table; returns how many it added. A settlement's own ledger item is put marked,
+   * with its roll-up, in local mode (`SettleWrite.rollupsTable`): none of those is left for this.
    */
   async catchUp(): Promise<number> {
     let added = 0;
@@ -212,7 +214,11 @@ export class RollupsStore {
         ExpressionAttributeValues: { ':topup': { S: 'topup#' } },
         ExclusiveStartKey: start,
       });
-      for (const item of page.Items ?? []) if ((await this.apply(ledgerFromItem(item))) === 'applied') added++;
+      const entries = (page.Items ?? []).map(ledgerFromItem);
+      // A backlog (data from before roll-ups, a process killed before folding existed): up to MAX_BATCH a write.
+      for (let i = 0; i < entries.length; i += MAX_BATCH) {
+        for (const r of await this.applyMany(entries.slice(i, i + MAX_BATCH))) if (r.status === 'fulfilled' && r.value === 'applied') added++;
+      }
       start = page.LastEvaluatedKey;
     } while (start);
     return added;
@@ -278,46 +284,3 @@ export async function readKeyUsage(rollups: Pick<RollupsStore, 'range'>, account
 
 /** Entries in one `applyMany` transaction: one mark each and at most one roll-up each, within DynamoDB's 100 items. */
 export const MAX_BATCH = 50;
-
-/**
- * Group commit of roll-ups (local mode, `rollupsInline`): a settlement's entry goes out at once
- * when no roll-up write is in flight; the entries that settle while one is wait for it and go
- * together in the next (`applyMany`, at most `MAX_BATCH`). One request at a time, one write each,
- * as before; under load, one write for many (issue 22: the third DynamoDB call of a local request).
- * Each caller's promise ends with its own entry's answer, and every write is awaited by the caller.
- */
-export class RollupBatcher {
-  private queue: Array<{ entry: LedgerEntry; resolve: (v: 'applied' | 'duplicate' | 'skipped') => void; reject: (e: unknown) => void }> = [];
-  private flushing = false;
-
-  constructor(private readonly rollups: Pick<RollupsStore, 'applyMany'>) {}
-
-  apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
-    if (entry.kind !== 'request') return Promise.resolve('skipped');
-    return new Promise((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        try {
-          const results = await this.rollups.applyMany(batch.map((b) => b.entry));
-          batch.forEach((b, i) => {
-            const r = results[i];
-            if (r.status === 'fulfilled') b.resolve(r.value);
-            else b.reject(r.reason);
-          });
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.flushing = false;
-    }
-  }
-}
