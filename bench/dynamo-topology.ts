@@ -131,6 +131,9 @@ async function main() {
     ];
     for (const t of targets) await drive(t.server, 2); // warm-up
 
+    // The DynamoDB calls each gateway on DynamoDB Local makes a request in the rounds below (its meter).
+    const metered = targets.filter((t) => t.port === dynamoPort);
+    for (const t of metered) await t.server.request({ type: 'meter-reset' });
     const rows: Record<string, Row> = {};
     for (let round = 0; round < rounds; round++) {
       for (const mode of ['full', 'rate'] as const) {
@@ -172,7 +175,14 @@ async function main() {
         `| ${name} | ${(r.requests / r.seconds).toFixed(0)} | ${cpu.toFixed(3)} | ${pk ? (cpu / (pk.cpuMs / pk.requests)).toFixed(2) : '–'} | ${(r.vol / r.requests).toFixed(1)} + ${(r.invol / r.requests).toFixed(1)} | ${(r.waitMs / r.requests).toFixed(2)} | ${name.startsWith('gateway @') || name.startsWith('baseline @') ? (r.jvmMs / r.requests).toFixed(3) : '–'} | ${r.latencyMs.join(' / ')} | ${r.sockets.length ? r.sockets.join(' / ') : '–'} |`,
       );
     }
-    process.stdout.write(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ${rounds} rounds × ${seconds} s, ${CONNECTIONS} connections, stand-in delay ${delay} ms\n\n${lines.join('\n')}\n`);
+    const calls: string[] = [];
+    for (const t of metered) {
+      const m = (await t.server.request<{ meter: Record<string, { calls: number }> }>({ type: 'meter' })).meter;
+      const requests = Object.entries(rows).filter(([k]) => k.startsWith(`${t.name} @`)).reduce((n, [, r]) => n + r.requests, 0);
+      const per = (op: string) => ((m[op]?.calls ?? 0) / requests).toFixed(2);
+      calls.push(`${t.name}: ${(Object.values(m).reduce((n, x) => n + x.calls, 0) / requests).toFixed(2)} DynamoDB calls a request (TransactWriteItems ${per('TransactWriteItems')}, GetItem ${per('GetItem')}, UpdateItem ${per('UpdateItem')}) over ${requests} requests`);
+    }
+    process.stdout.write(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ${rounds} rounds × ${seconds} s, ${CONNECTIONS} connections, stand-in delay ${delay} ms\n\n${lines.join('\n')}\n\n${calls.join('\n')}\n`);
   } finally {
     for (const s of servers.reverse()) await s.stop();
     dynamo.child.kill('SIGKILL');
