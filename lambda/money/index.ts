@@ -24,8 +24,10 @@ export interface MoneyOptions {
   /**
    * Roll usage up in the settlement's own transaction (local mode): the roll-up's additions ride
    * with the ledger item's put (`SettleWrite.rollupsTable`), so a request makes two
-   * `TransactWriteItems`, admission and settlement. In AWS the usage table's stream does it
-   * (entry/rollup-lambda.ts). @default false
+   * `TransactWriteItems`, admission and settlement; and the settlements of an account that land
+   * while one of its settlement writes is in flight share the next transaction (group commit,
+   * `SettlementGroups`). In AWS the usage table's stream rolls up, and each settlement is its own
+   * transaction (concurrent Lambdas share nothing to group). @default false
    */
   rollupsInline?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
@@ -71,6 +73,8 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
     store: o.stores.accounts,
     queue: o.queue,
     rollupsTable,
+    // Local mode: settlements of an account that land while one is in flight share a transaction.
+    groupCommit: o.rollupsInline,
     now,
     onSettled,
     onLate,

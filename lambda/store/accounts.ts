@@ -6,7 +6,7 @@ import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';
 import { type LedgerEntry, ledgerFromItem, ledgerSortKey, ledgerToItem } from './usage';
-import { ROLLED_UP_ATTRIBUTE, rollupAddition } from './rollups';
+import { ROLLED_UP_ATTRIBUTE, rollupAddition, rollupAdditions } from './rollups';
 
 export interface Account {
   id: string;
@@ -261,6 +261,23 @@ function ledgerItem(entry: LedgerEntry, rollupsTable: string | undefined): Item 
   const item = ledgerToItem(entry);
   if (rollupsTable) item[ROLLED_UP_ATTRIBUTE] = { BOOL: true };
   return item;
+}
+
+/** Settlements in one `settleGroup` transaction: a hold delete, a ledger put and at most one roll-up each, and the account, within DynamoDB's 100 items. */
+export const MAX_SETTLE_GROUP = 25;
+
+/**
+ * Whether a settlement may share a transaction with others of its account (`settleGroup`): a
+ * request's own, with its hold there, charged within its hold, and no key item to correct (a key
+ * with limits or a spend cap of its own settles alone, as does everything else).
+ */
+export function groupable(s: SettleWrite): boolean {
+  return !s.holdGone && !s.release && s.costMicroUsd >= 0 && s.costMicroUsd <= s.hold.holdMicroUsd && s.hold.keyWindow === undefined && s.hold.spendMonth === undefined;
+}
+
+/** Whether two groupable settlements can share one transaction: one account, one admitted minute, one roll-ups table. */
+export function sameGroup(a: SettleWrite, b: SettleWrite): boolean {
+  return a.hold.accountId === b.hold.accountId && a.hold.window === b.hold.window && a.rollupsTable === b.rollupsTable;
 }
 
 /** Attempts of one settlement: each failed condition tells the next one what the items hold. */
@@ -551,6 +568,60 @@ export class AccountsStore {
       }
     }
     throw new Error(`settlement of ${hold.requestId} did not converge`);
+  }
+
+  /**
+   * Group commit (local mode): several settlements of one account in one transaction, each hold
+   * deleted on its own condition (exists, with its amount), each ledger item put only if absent
+   * (with its roll-up, summed per roll-up item, when `rollupsTable`), and ONE update of the
+   * account with the summed refund, `held`, `inflight` and token correction. All or nothing:
+   * undefined when it did not land (a condition, a conflict, no answer), and the caller then
+   * applies each on its own with `settle` (a hold already gone, if a lost answer had landed,
+   * changes nothing). Only `groupable` writes of one account, one admitted minute and one
+   * roll-ups table, at most `MAX_SETTLE_GROUP`.
+   */
+  async settleGroup(writes: SettleWrite[], nowMs = Date.now(), guessWindow = minuteOf(nowMs)): Promise<Array<Extract<SettleResult, { settled: true }>> | undefined> {
+    const first = writes[0];
+    if (writes.length > MAX_SETTLE_GROUP || !writes.every((w) => groupable(w) && sameGroup(w, first))) throw new RangeError('settleGroup: writes that cannot share a transaction');
+    const window = first.hold.window;
+    let refund = 0;
+    let held = 0;
+    let correction = 0;
+    for (const w of writes) {
+      refund += w.hold.holdMicroUsd - w.costMicroUsd;
+      held += w.hold.holdMicroUsd;
+      correction += w.tokenCorrection;
+    }
+    const values: Item = { ':refund': num(refund), ':hold': num(held), ':n': num(writes.length) };
+    const sets = ['balance = balance + :refund', 'held = held - :hold', 'inflight = inflight - :n'];
+    const conditions = ['attribute_exists(account_id)'];
+    if (correction !== 0 && minuteOf(nowMs) <= window + 1) {
+      const c = correctionUpdate(correctionTarget(window, guessWindow), window, correction);
+      if (c.set) sets.push(c.set);
+      conditions.push(c.condition);
+      Object.assign(values, c.values);
+    }
+    const entries: LedgerEntry[] = writes.map((w) => ({ ...w.ledger, amountMicroUsd: -w.costMicroUsd }));
+    const items: TransactWriteItem[] = [
+      ...writes.map((w) => ({
+        Delete: {
+          TableName: this.holdsTable,
+          Key: { request_id: { S: w.hold.requestId } },
+          ConditionExpression: 'attribute_exists(request_id) AND #amount = :amount',
+          ExpressionAttributeNames: { '#amount': 'hold' },
+          ExpressionAttributeValues: { ':amount': num(w.hold.holdMicroUsd) },
+        },
+      })),
+      ...entries.map((e) => ({ Put: { TableName: this.usageTable, Item: ledgerItem(e, first.rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' } })),
+      { Update: { TableName: this.tableName, Key: { account_id: { S: first.hold.accountId } }, UpdateExpression: `SET ${sets.join(', ')}`, ConditionExpression: conditions.join(' AND '), ExpressionAttributeValues: values } },
+      ...(first.rollupsTable ? rollupAdditions(first.rollupsTable, entries).map((u) => ({ Update: u })) : []),
+    ];
+    try {
+      await this.client.call('TransactWriteItems', { TransactItems: items });
+    } catch {
+      return undefined;
+    }
+    return writes.map((w) => ({ settled: true, chargedMicroUsd: w.costMicroUsd, refundMicroUsd: w.hold.holdMicroUsd - w.costMicroUsd, unchargedMicroUsd: 0 }));
   }
 
   /**

@@ -75,6 +75,31 @@ export function rollupAddition(tableName: string, entry: LedgerEntry) {
   return additionUpdate(tableName, entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum);
 }
 
+/**
+ * The roll-up additions of several requests' ledger items: one `Update` per roll-up item (account,
+ * day, key, model) with the sums of its entries, since a transaction may touch an item only once.
+ */
+export function rollupAdditions(tableName: string, entries: LedgerEntry[]) {
+  const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; sum: Sums }>();
+  for (const e of entries) {
+    const day = isoDay(e.atMs);
+    const keyId = e.keyId ?? '';
+    const model = e.model ?? 'unknown';
+    const id = `${e.accountId}\n${rollupSortKey(day, keyId, model)}`;
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { accountId: e.accountId, day, keyId, model, atMs: e.atMs, sum: { n: 0, failed: 0, p: 0, c: 0, ca: 0, cost: 0, u: 0 } }));
+    g.atMs = Math.max(g.atMs, e.atMs);
+    g.sum.n++;
+    g.sum.failed += e.status === 'failed' || e.status === 'abandoned' ? 1 : 0;
+    g.sum.p += e.promptTokens ?? 0;
+    g.sum.c += e.completionTokens ?? 0;
+    g.sum.ca += e.cachedTokens ?? 0;
+    g.sum.cost += -e.amountMicroUsd;
+    g.sum.u += e.unchargedMicroUsd ?? 0;
+  }
+  return [...groups.values()].map((g) => additionUpdate(tableName, g.accountId, g.day, g.keyId, g.model, g.atMs, g.sum));
+}
+
 /** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
 function additionUpdate(tableName: string, accountId: string, day: string, keyId: string, model: string, atMs: number, sum: Sums) {
   return {
@@ -150,23 +175,6 @@ export class RollupsStore {
     };
     if (requests.length <= 1) return oneByOne();
     if (requests.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} roll-ups in one transaction`);
-    const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }>();
-    for (const e of requests) {
-      const day = isoDay(e.atMs);
-      const keyId = e.keyId ?? '';
-      const model = e.model ?? 'unknown';
-      const id = `${e.accountId}\n${rollupSortKey(day, keyId, model)}`;
-      let g = groups.get(id);
-      if (!g) groups.set(id, (g = { accountId: e.accountId, day, keyId, model, atMs: e.atMs, n: 0, failed: 0, p: 0, c: 0, ca: 0, cost: 0, u: 0 }));
-      g.atMs = Math.max(g.atMs, e.atMs);
-      g.n++;
-      g.failed += e.status === 'failed' || e.status === 'abandoned' ? 1 : 0;
-      g.p += e.promptTokens ?? 0;
-      g.c += e.completionTokens ?? 0;
-      g.ca += e.cachedTokens ?? 0;
-      g.cost += -e.amountMicroUsd;
-      g.u += e.unchargedMicroUsd ?? 0;
-    }
     const ids = requests.map((e) => e.id).join('\n');
     try {
       await this.client.call('TransactWriteItems', {
@@ -174,9 +182,7 @@ export class RollupsStore {
         ClientRequestToken: `rb${createHash('sha256').update(ids).digest('base64url').slice(0, 34)}`,
         TransactItems: [
           ...requests.map((e) => ({ Update: this.mark(e) })),
-          ...[...groups.values()].map((g) => ({
-            Update: additionUpdate(this.tableName, g.accountId, g.day, g.keyId, g.model, g.atMs, { n: g.n, failed: g.failed, p: g.p, c: g.c, ca: g.ca, cost: g.cost, u: g.u }),
-          })),
+          ...rollupAdditions(this.tableName, requests).map((u) => ({ Update: u })),
         ],
       });
     } catch {

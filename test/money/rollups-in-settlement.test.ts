@@ -3,7 +3,8 @@ import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
 import { moneyRuntime } from '../../lambda/money';
 import { CreditAdmission } from '../../lambda/money/admission';
-import { requestSettlement } from '../../lambda/money/settlement';
+import type { Outcome } from '../../lambda/money/types';
+import { abandonedSettlement, requestSettlement } from '../../lambda/money/settlement';
 import { TierCache } from '../../lambda/money/tier-cache';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import { createStores } from '../../lambda/runtime';
@@ -16,6 +17,7 @@ import { fundedAccount } from '../support/accounts';
 import { createTestTables, testDynamoEndpoint } from '../support/dynamo';
 import { memoryLogger } from '../support/gateway';
 import { chatAdmission, completed } from '../support/money';
+import { booksOf, expectBooksBalance } from '../reliability/support';
 
 /**
  * Local mode (`rollupsInline`): the usage roll-up rides in the settlement's own transaction
@@ -39,14 +41,17 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
   // A client of its own: its calls are counted, and answers can be lost on it.
   const client = createDynamoClient(testDynamoEndpoint());
   const transactions: Array<{ items: Array<Record<string, { TableName: string }>>; ok: boolean }> = [];
-  let loseNext: { when: 'before' | 'after'; count: number } | undefined;
+  let lost = 0;
+  /** Answers to lose, in order, of settlement transactions (of groups only, when `groupsOnly`): before or after the write landed. */
+  let toLose: { whens: Array<'before' | 'after'>; groupsOnly: boolean } = { whens: [], groupsOnly: false };
   client.intercept(async (operation, input, next) => {
     if (operation !== 'TransactWriteItems') return next();
     const items = input.TransactItems as Array<Record<string, { TableName: string }>>;
-    const settlement = items.some((i) => i.Put?.TableName === tables.usage);
-    if (settlement && loseNext && loseNext.count > 0) {
-      loseNext.count--;
-      if (loseNext.when === 'after') await next();
+    const puts = items.filter((i) => i.Put?.TableName === tables.usage).length;
+    if (puts > (toLose.groupsOnly ? 1 : 0) && toLose.whens.length) {
+      const when = toLose.whens.shift();
+      lost++;
+      if (when === 'after') await next();
       throw lostAnswer();
     }
     try {
@@ -93,18 +98,12 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
     const page = await client.call('Query', { TableName: tables.usage, KeyConditionExpression: 'account_id = :a', ExpressionAttributeValues: { ':a': { S: accountId } } });
     return (page.Items as Array<Record<string, { S?: string; BOOL?: boolean }>>).filter((i) => i.kind.S === 'request').map((i) => i.rolled_up?.BOOL === true);
   };
-  const expectBooks = async () => {
-    const account = (await stores.accounts.get(accountId))!;
-    const all = await stores.usage.all(accountId);
-    expect(account.balanceMicroUsd).toBe(all.reduce((s, e) => s + e.amountMicroUsd, 0));
-    expect(account.heldMicroUsd).toBe(0);
-    expect(account.inFlight).toBe(0);
-  };
-  return { client, tables, stores, accountId, key, admission, money, transactions, compare, marks, expectBooks, loseAnswers: (when: 'before' | 'after', count: number) => (loseNext = { when, count }) };
+  const expectBooks = async () => expectBooksBalance(await booksOf(stores, accountId));
+  return { client, tables, stores, accountId, key, admission, money, transactions, compare, marks, expectBooks, loseAnswers: (whens: Array<'before' | 'after'>, groupsOnly = false) => (toLose = { whens: [...whens], groupsOnly }), lost: () => lost };
 }
 
 describe('the roll-up in the settlement’s transaction (local mode)', () => {
-  it('300 concurrent settlements over 3 keys and 2 models: one transaction each, the roll-ups equal to the ledger, nothing left to catch up', async () => {
+  it('300 concurrent settlements over 3 keys and 2 models: the roll-ups in their transactions, equal to the ledger, nothing left to catch up', async () => {
     const f = await setup();
     const at = Date.now();
     const n = 300;
@@ -130,9 +129,16 @@ describe('the roll-up in the settlement’s transaction (local mode)', () => {
       ),
     );
     const landed = f.transactions.filter((t) => t.ok);
-    // One transaction per settlement, each carrying its roll-up; none of roll-ups alone.
-    expect(landed).toHaveLength(n);
-    for (const t of landed) expect(t.items.filter((i) => i.Update?.TableName === f.tables.rollups)).toHaveLength(1);
+    // Every settlement transaction carries the roll-ups of its ledger items (one per roll-up item
+    // touched, settlements grouped by account in local mode); no transaction of roll-ups alone.
+    const puts = (t: (typeof landed)[number]) => t.items.filter((i) => i.Put?.TableName === f.tables.usage);
+    expect(landed.reduce((sum, t) => sum + puts(t).length, 0)).toBe(n);
+    for (const t of landed) {
+      expect(puts(t).length).toBeGreaterThan(0);
+      const rolled = t.items.filter((i) => i.Update?.TableName === f.tables.rollups);
+      expect(rolled.length).toBeGreaterThan(0);
+      expect(rolled.length).toBeLessThanOrEqual(6);
+    }
     const { ledger, expected, actual } = await f.compare(at);
     expect(ledger).toHaveLength(n);
     expect(actual).toEqual(expected);
@@ -152,7 +158,7 @@ describe('the roll-up in the settlement’s transaction (local mode)', () => {
     const b = await f.admission.admit(chatAdmission(`twice-${when}-${f.accountId}`, f.key(1), mini, request(), at));
     const holdB = (await f.stores.holds.ofAccount(f.accountId)).find((h) => h.requestId.startsWith('twice'))!;
     // Two answers lost: the settlement's first write and the retry's (both landed, or neither).
-    f.loseAnswers(when, 2);
+    f.loseAnswers([when, when]);
     await a.settle(ok);
     await b.settle(ok);
     // The same settlement sent again after it landed (a queue's redelivery): nothing more.
@@ -192,6 +198,80 @@ describe('the roll-up in the settlement’s transaction (local mode)', () => {
     // Sent again (a queue's redelivery): nothing moves.
     await f.money.settlements.apply(release);
     expect((await f.compare(at)).actual).toEqual(actual);
+  });
+});
+
+describe('settlements of one account grouped in one transaction (local mode, group commit)', () => {
+  it('1,000 concurrent settlements with answers lost before and after landing: each settled once, fewer transactions, the books and the roll-ups balance', async () => {
+    const f = await setup();
+    const at = Date.now();
+    const n = 1_000;
+    const outcomeOf = (i: number): Outcome =>
+      i % 13 === 0
+        ? { status: 'failed', httpStatus: 503, completionText: '', latencyMs: 1, stream: false }
+        : completed({ prompt_tokens: 5 + (i % 7), completion_tokens: 1 + (i % 37), total_tokens: 6 + (i % 7) + (i % 37) });
+    const admitted = [];
+    for (let i = 0; i < n; i += 100) {
+      admitted.push(...(await Promise.all(Array.from({ length: 100 }, (_, j) => f.admission.admit(chatAdmission(`g${i + j}-${f.accountId}`, f.key((i + j) % 2), i % 200 ? mini : big, request(), at))))));
+    }
+    // What each must be charged, exactly once: its own settlement's cost (failed calls nothing).
+    const holds = new Map((await f.stores.holds.ofAccount(f.accountId)).map((h) => [h.requestId, h]));
+    expect(holds.size).toBe(n);
+    const expectedCost = new Map(admitted.map((_, i) => [`g${i}-${f.accountId}`, requestSettlement(holds.get(`g${i}-${f.accountId}`)!, i % 200 >= 100 ? mini : big, outcomeOf(i)).costMicroUsd]));
+    const before = (await f.stores.accounts.get(f.accountId))!;
+    f.transactions.length = 0;
+    // Twelve groups' answers lost, alternately after they landed (the caller finds the holds gone:
+    // nothing more) and before (each is then applied on its own).
+    f.loseAnswers(Array.from({ length: 12 }, (_, i) => (i % 2 ? 'before' : 'after')), true);
+    await Promise.all(admitted.map((a, i) => a.settle(outcomeOf(i))));
+    expect(f.lost()).toBe(12);
+
+    const b = await booksOf(f.stores, f.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(n);
+    for (const r of b.requests) expect(r.amountMicroUsd + expectedCost.get(r.id)!).toBe(0);
+    expect(b.balance).toBe(before.balanceMicroUsd + before.heldMicroUsd - [...expectedCost.values()].reduce((x, y) => x + y, 0));
+    // Grouped: far fewer settlement transactions landed than settlements, groups of several among them.
+    const landed = f.transactions.filter((t) => t.ok && t.items.some((i) => i.Put?.TableName === f.tables.usage));
+    const sizes = landed.map((t) => t.items.filter((i) => i.Put?.TableName === f.tables.usage).length);
+    expect(sizes.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(n);
+    expect(landed.length).toBeLessThan(n / 2);
+    expect(Math.max(...sizes)).toBeGreaterThan(5);
+    // The minute's tokens: admission's estimates corrected to the tokens used, summed in the groups.
+    const used = admitted.reduce((sum, _, i) => {
+      const o = outcomeOf(i);
+      return sum + (o.status === 'failed' ? 0 : o.usage!.total_tokens);
+    }, 0);
+    const account = (await f.stores.accounts.get(f.accountId))!;
+    const oneMinute = [...holds.values()].every((h) => h.window === before.counts.window) && account.counts.window === before.counts.window;
+    if (oneMinute) expect(account.counts.tokens).toBe(before.counts.tokens - [...holds.values()].reduce((s, h) => s + h.rateTokens, 0) + used);
+    const { expected, actual } = await f.compare(at);
+    expect(actual).toEqual(expected);
+    expect((await f.marks()).every(Boolean)).toBe(true);
+    expect(await f.stores.rollups.catchUp()).toBe(0);
+  }, 180_000);
+
+  it('a group with a hold the sweeper settled first lands nothing, and each is then applied on its own (the swept one late, once)', async () => {
+    let now = Date.now();
+    const f = await setup({ now: () => now, maxRequestMs: 1_000 });
+    const at = now;
+    const admitted = [];
+    for (let i = 0; i < 8; i++) admitted.push(await f.admission.admit(chatAdmission(`s${i}-${f.accountId}`, f.key(0), mini, request(), at)));
+    const [swept] = (await f.stores.holds.ofAccount(f.accountId)).filter((h) => h.requestId === `s5-${f.accountId}`);
+    expect(await f.money.replays.apply(abandonedSettlement(swept, f.tables.keys))).toMatchObject({ settled: true });
+    f.transactions.length = 0;
+    now += 10;
+    // The first goes alone; the other seven wait for it and go together, s5 among them.
+    await Promise.all(admitted.map((a) => a.settle(completed({ prompt_tokens: 8, completion_tokens: 12, total_tokens: 20 }))));
+    const cancelled = f.transactions.filter((t) => !t.ok && t.items.filter((i) => i.Put?.TableName === f.tables.usage).length > 1);
+    expect(cancelled.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(cancelled)).toContain(`s5-${f.accountId}`);
+    const b = await booksOf(f.stores, f.accountId);
+    expectBooksBalance(b);
+    expect(b.requests.map((r) => r.status).sort()).toEqual(['abandoned', 'completed', 'completed', 'completed', 'completed', 'completed', 'completed', 'completed', 'late_settlement']);
+    const { expected, actual } = await f.compare(at);
+    expect(actual).toEqual(expected);
+    expect(await f.stores.rollups.catchUp()).toBe(0);
   });
 });
 
