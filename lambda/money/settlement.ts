@@ -230,7 +230,7 @@ export class Settlements {
 type Waiting = { write: SettleWrite; nowMs: number; guessWindow?: number; resolve: (r: SettleResult) => void; reject: (e: unknown) => void };
 
 /**
- * Group commit of settlements (local mode), per account, as `RollupBatcher` did for roll-ups: a
+ * Group commit of settlements (local mode), per account: a
  * settlement goes out at once when none of its account's is in flight; those that come meanwhile
  * wait for it and go together in the next transaction (`settleGroup`, at most `MAX_SETTLE_GROUP`,
  * one admitted minute a group). A group that does not land (any condition, a conflict, no answer)
