@@ -16,6 +16,9 @@
 //   npx tsx bench/dynamo-topology.ts [seconds per round] [rounds]
 //   TOPO_RATE=<req/s> fixes the common rate; STAND_IN_DELAY_MS=<ms> the slow stand-in's delay
 //   (default: measured, the median DynamoDB Local call seen by the gateway in the first round).
+//   TOPO_BASELINE=<another checkout, with node_modules>: its gateway on the same DynamoDB Local
+//   (`baseline`) and on the instant stand-in (`baseline-stand-in`), in the same interleaved rounds
+//   (before/after). TOPO_NO_SLOW=1 leaves out the slow stand-in's row.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -77,6 +80,14 @@ async function main() {
     servers.push(gateway);
     const fast = await gw('gateway-stand-in', `stand-in:${standIn.url}`);
     servers.push(fast);
+    const baselineDir = process.env.TOPO_BASELINE;
+    const before = (name: string, store?: string) =>
+      startServer(name, join(baselineDir!, 'bench/servers/gateway.ts'), { env: { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, ...(store ? { BENCH_STORE: store } : {}) } });
+    const baseline = baselineDir ? await before('baseline') : undefined;
+    if (baseline) servers.push(baseline);
+    const baselineFast = baselineDir ? await before('baseline-stand-in', `stand-in:${standIn.url}`) : undefined;
+    if (baselineFast) servers.push(baselineFast);
+    if (baselineDir) log(`baseline: ${baselineDir} at ${execFileSync('git', ['-C', baselineDir, 'rev-parse', '--short', 'HEAD']).toString().trim()}`);
     const peerProblem = ensurePeer(false);
     const peer = peerProblem ? undefined : await startPeer(upstream.url);
     if (peer) servers.push(peer);
@@ -104,23 +115,30 @@ async function main() {
     const rate = Number(process.env.TOPO_RATE ?? Math.max(10, Math.floor((0.8 * cal.requests.total) / cal.duration)));
     log(`calibration: gateway on DynamoDB Local ${(cal.requests.total / cal.duration).toFixed(0)} req/s, median DynamoDB call ${medianCall.toFixed(1)} ms over ${walls.length} calls; slow stand-in delay ${delay} ms; common rate ${rate} req/s`);
 
-    const slowStandIn = await startServer('dynamo-stand-in-slow', join(__dirname, 'servers/dynamo-stand-in.ts'), { env: { STAND_IN_DELAY_MS: String(delay) } });
-    servers.push(slowStandIn);
-    const slow = await gw('gateway-stand-in-slow', `stand-in:${slowStandIn.url}`);
-    servers.push(slow);
+    const noSlow = process.env.TOPO_NO_SLOW === '1';
+    const slowStandIn = noSlow ? undefined : await startServer('dynamo-stand-in-slow', join(__dirname, 'servers/dynamo-stand-in.ts'), { env: { STAND_IN_DELAY_MS: String(delay) } });
+    if (slowStandIn) servers.push(slowStandIn);
+    const slow = slowStandIn ? await gw('gateway-stand-in-slow', `stand-in:${slowStandIn.url}`) : undefined;
+    if (slow) servers.push(slow);
     const standInPort = (u: string) => new URL(u).port;
     const targets: Array<{ name: string; server: Server; port?: string }> = [
       { name: 'gateway', server: gateway, port: dynamoPort },
+      ...(baseline ? [{ name: 'baseline', server: baseline, port: dynamoPort }] : []),
       { name: 'gateway-stand-in', server: fast, port: standInPort(standIn.url) },
-      { name: 'gateway-stand-in-slow', server: slow, port: standInPort(slowStandIn.url) },
+      ...(baselineFast ? [{ name: 'baseline-stand-in', server: baselineFast, port: standInPort(standIn.url) }] : []),
+      ...(slow && slowStandIn ? [{ name: 'gateway-stand-in-slow', server: slow, port: standInPort(slowStandIn.url) }] : []),
       ...(peer ? [{ name: 'portkey', server: peer }] : []),
     ];
     for (const t of targets) await drive(t.server, 2); // warm-up
 
+    // The DynamoDB calls each gateway on DynamoDB Local makes a request in the rounds below (its meter).
+    const metered = targets.filter((t) => t.port === dynamoPort);
+    for (const t of metered) await t.server.request({ type: 'meter-reset' });
     const rows: Record<string, Row> = {};
     for (let round = 0; round < rounds; round++) {
       for (const mode of ['full', 'rate'] as const) {
-        for (const t of targets) {
+        // Every other round in reverse order: a row is not always the one after DynamoDB Local's busiest.
+        for (const t of round % 2 ? [...targets].reverse() : targets) {
           const pid = t.server.child.pid!;
           if (t.server !== peer) await t.server.request({ type: 'drain' });
           const c0 = procCpuMs(pid);
@@ -154,10 +172,17 @@ async function main() {
       const cpu = r.cpuMs / r.requests;
       const pk = portkeyAt(name.slice(name.indexOf('@') + 2));
       lines.push(
-        `| ${name} | ${(r.requests / r.seconds).toFixed(0)} | ${cpu.toFixed(3)} | ${pk ? (cpu / (pk.cpuMs / pk.requests)).toFixed(2) : '–'} | ${(r.vol / r.requests).toFixed(1)} + ${(r.invol / r.requests).toFixed(1)} | ${(r.waitMs / r.requests).toFixed(2)} | ${name.startsWith('gateway @') ? (r.jvmMs / r.requests).toFixed(3) : '–'} | ${r.latencyMs.join(' / ')} | ${r.sockets.length ? r.sockets.join(' / ') : '–'} |`,
+        `| ${name} | ${(r.requests / r.seconds).toFixed(0)} | ${cpu.toFixed(3)} | ${pk ? (cpu / (pk.cpuMs / pk.requests)).toFixed(2) : '–'} | ${(r.vol / r.requests).toFixed(1)} + ${(r.invol / r.requests).toFixed(1)} | ${(r.waitMs / r.requests).toFixed(2)} | ${name.startsWith('gateway @') || name.startsWith('baseline @') ? (r.jvmMs / r.requests).toFixed(3) : '–'} | ${r.latencyMs.join(' / ')} | ${r.sockets.length ? r.sockets.join(' / ') : '–'} |`,
       );
     }
-    process.stdout.write(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ${rounds} rounds × ${seconds} s, ${CONNECTIONS} connections, stand-in delay ${delay} ms\n\n${lines.join('\n')}\n`);
+    const calls: string[] = [];
+    for (const t of metered) {
+      const m = (await t.server.request<{ meter: Record<string, { calls: number }> }>({ type: 'meter' })).meter;
+      const requests = Object.entries(rows).filter(([k]) => k.startsWith(`${t.name} @`)).reduce((n, [, r]) => n + r.requests, 0);
+      const per = (op: string) => ((m[op]?.calls ?? 0) / requests).toFixed(2);
+      calls.push(`${t.name}: ${(Object.values(m).reduce((n, x) => n + x.calls, 0) / requests).toFixed(2)} DynamoDB calls a request (TransactWriteItems ${per('TransactWriteItems')}, GetItem ${per('GetItem')}, UpdateItem ${per('UpdateItem')}) over ${requests} requests`);
+    }
+    process.stdout.write(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ${rounds} rounds × ${seconds} s, ${CONNECTIONS} connections, stand-in delay ${delay} ms\n\n${lines.join('\n')}\n\n${calls.join('\n')}\n`);
   } finally {
     for (const s of servers.reverse()) await s.stop();
     dynamo.child.kill('SIGKILL');

@@ -2,9 +2,8 @@ import type { Logger } from '../observability/log';
 import { describeError } from '../observability/log';
 import type { Stores } from '../store';
 import type { LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
-import { RollupBatcher } from '../store/rollups';
 import type { TableNames } from '../store/tables';
-import { Settlements, settledLedgerEntry, type SettlementQueue } from './settlement';
+import { Settlements, type SettlementQueue } from './settlement';
 import { HoldSweeper } from './sweeper';
 
 /** Metrics of the money path (EMF in AWS); every method is optional. */
@@ -23,8 +22,12 @@ export interface MoneyOptions {
   metrics?: MoneyMetrics;
   queue?: SettlementQueue;
   /**
-   * Roll usage up in-process right after each settlement (local mode). In AWS the usage table's
-   * stream does it (entry/rollup-lambda.ts). @default false
+   * Roll usage up in the settlement's own transaction (local mode): the roll-up's additions ride
+   * with the ledger item's put (`SettleWrite.rollupsTable`), so a request makes two
+   * `TransactWriteItems`, admission and settlement; and the settlements of an account that land
+   * while one of its settlement writes is in flight share the next transaction (group commit,
+   * `SettlementGroups`). In AWS the usage table's stream rolls up, and each settlement is its own
+   * transaction (concurrent Lambdas share nothing to group). @default false
    */
   rollupsInline?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
@@ -59,25 +62,19 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
     });
     o.metrics?.lateSettlement?.(write.ledger.model ?? 'unknown', late.chargedMicroUsd);
   };
-  // Once a settlement has landed: the usage roll-up (local mode; the usage table's stream in AWS),
-  // then the low-balance check. Each reports its own failure and never throws.
-  // Settlements that land while a roll-up write is in flight share the next one (RollupBatcher).
-  const rollups = o.rollupsInline ? new RollupBatcher(o.stores.rollups) : undefined;
-  const afterSettled = async (write: SettleWrite, result: Extract<SettleResult, { settled: true }>) => {
-    if (rollups) {
-      try {
-        await rollups.apply(settledLedgerEntry(write, result));
-      } catch (err) {
-        // The ledger item stays unmarked: the next start's catch-up (RollupsStore.catchUp) adds it.
-        o.log.error('rollup_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
-      }
-    }
+  // Once a settlement has landed: the low-balance check (awaited, never throwing). The usage
+  // roll-up landed with it (local mode, `rollupsTable`) or comes from the usage table's stream (AWS).
+  const afterSettled = async (write: SettleWrite) => {
     await o.afterCharge?.(write.hold.accountId);
   };
+  const rollupsTable = o.rollupsInline ? o.tables.rollups : undefined;
   // A request's own settlement: retried for about 20 s, then queued (or reported lost).
   const settlements = new Settlements({
     store: o.stores.accounts,
     queue: o.queue,
+    rollupsTable,
+    // Local mode: settlements of an account that land while one is in flight share a transaction.
+    groupCommit: o.rollupsInline,
     now,
     onSettled,
     onLate,
@@ -88,7 +85,7 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
   });
   // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
   // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.
-  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], now, onSettled, onLate, afterSettled });
+  const replays = new Settlements({ store: o.stores.accounts, retryDelaysMs: [200, 1000], rollupsTable, now, onSettled, onLate, afterSettled });
   const sweeper = new HoldSweeper({
     holds: o.stores.holds,
     accounts: o.stores.accounts,

@@ -1,5 +1,5 @@
 import type { ModelEntry } from '../catalog';
-import type { AccountsStore, LateSettleResult, SettleResult, SettleWrite } from '../store/accounts';
+import { groupable, MAX_SETTLE_GROUP, sameGroup, type AccountsStore, type LateSettleResult, type SettleResult, type SettleWrite } from '../store/accounts';
 import type { HoldRecord } from '../store/holds';
 import type { LedgerEntry } from '../store/usage';
 import { usageExtras } from '../contract/usage';
@@ -127,24 +127,26 @@ export function checkpointMicroUsd(model: Pick<ModelEntry, 'price'>, hold: Pick<
   return Math.max(0, Math.min(Math.ceil((outputTokens * model.price.outputPerToken) / 1000), hold.holdMicroUsd - hold.promptMicroUsd));
 }
 
-/** The ledger item a settlement wrote, as the stream of the usage table carries it. */
-export function settledLedgerEntry(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): LedgerEntry {
-  return {
-    ...write.ledger,
-    amountMicroUsd: -result.chargedMicroUsd,
-    unchargedMicroUsd: result.unchargedMicroUsd > 0 ? result.unchargedMicroUsd : undefined,
-  };
-}
-
 /** Where settlements that keep failing are kept until they can be applied (SQS in AWS, a file locally). */
 export interface SettlementQueue {
   send(write: SettleWrite): Promise<void>;
 }
 
 export interface SettlementsOptions {
-  store: Pick<AccountsStore, 'settle'> & Partial<Pick<AccountsStore, 'settleLate'>>;
+  store: Pick<AccountsStore, 'settle'> & Partial<Pick<AccountsStore, 'settleLate' | 'settleGroup'>>;
+  /**
+   * Group commit (local mode): settlements of an account that come while one of its settlement
+   * writes is in flight go together in the next (`AccountsStore.settleGroup`); one at a time, as
+   * before. Needs the store's `settleGroup`. @default false
+   */
+  groupCommit?: boolean;
   /** @default none: a settlement that keeps failing is left to the sweeper */
   queue?: SettlementQueue;
+  /**
+   * Local mode: the roll-ups table, whose additions each settlement (a late one's and a release's
+   * ledger item too) carries in its own transaction (`SettleWrite.rollupsTable`). @default none (AWS: the usage stream)
+   */
+  rollupsTable?: string;
   /** Pauses between attempts. @default about 20 s in all, well inside a Lambda's settlement margin */
   retryDelaysMs?: readonly number[];
   /** Called once per settlement that landed (metrics). */
@@ -174,17 +176,23 @@ export class Settlements {
   private readonly delaysMs: readonly number[];
   private readonly now: () => number;
 
+  private readonly groups?: SettlementGroups;
+
   constructor(private readonly options: SettlementsOptions) {
     this.delaysMs = options.retryDelaysMs ?? RETRY_DELAYS_MS;
     this.now = options.now ?? Date.now;
+    const { store } = options;
+    if (options.groupCommit && store.settleGroup) this.groups = new SettlementGroups({ settle: (...a) => store.settle(...a), settleGroup: (...a) => store.settleGroup!(...a) });
   }
 
   /** Applies one settlement; `guessWindow` is the minute the caller last saw the account in. */
-  async apply(write: SettleWrite, guessWindow?: number): Promise<SettleResult | 'queued' | 'lost'> {
+  async apply(given: SettleWrite, guessWindow?: number): Promise<SettleResult | 'queued' | 'lost'> {
+    // The write queued (below) is the one given: whoever replays it folds its roll-up or not.
+    const write = this.options.rollupsTable ? { ...given, rollupsTable: this.options.rollupsTable } : given;
     for (let attempt = 0; ; attempt++) {
       try {
         const nowMs = this.now();
-        const result = await this.options.store.settle(write, nowMs, guessWindow);
+        const result = await (this.groups ? this.groups.settle(write, nowMs, guessWindow) : this.options.store.settle(write, nowMs, guessWindow));
         if (result.settled) {
           this.options.onSettled?.(write, result);
           await this.options.afterSettled?.(write, result);
@@ -198,7 +206,7 @@ export class Settlements {
         }
         return result;
       } catch (err) {
-        if (attempt >= this.delaysMs.length) return this.enqueue(write, err);
+        if (attempt >= this.delaysMs.length) return this.enqueue(given, err);
         await new Promise((resolve) => setTimeout(resolve, this.delaysMs[attempt]));
       }
     }
@@ -216,5 +224,62 @@ export class Settlements {
     }
     this.options.onLost?.(write, cause);
     return 'lost';
+  }
+}
+
+type Waiting = { write: SettleWrite; nowMs: number; guessWindow?: number; resolve: (r: SettleResult) => void; reject: (e: unknown) => void };
+
+/**
+ * Group commit of settlements (local mode), per account: a
+ * settlement goes out at once when none of its account's is in flight; those that come meanwhile
+ * wait for it and go together in the next transaction (`settleGroup`, at most `MAX_SETTLE_GROUP`,
+ * one admitted minute a group). A group that does not land (any condition, a conflict, no answer)
+ * is applied one by one, as without grouping: all or nothing, then each on its own. Each caller's
+ * promise ends with its own settlement's result, or its error (its retry loop sends it again).
+ */
+export class SettlementGroups {
+  private readonly pending = new Map<string, Waiting[]>();
+
+  constructor(private readonly store: Pick<AccountsStore, 'settle' | 'settleGroup'>) {}
+
+  settle(write: SettleWrite, nowMs: number, guessWindow?: number): Promise<SettleResult> {
+    if (!groupable(write)) return this.store.settle(write, nowMs, guessWindow);
+    return new Promise((resolve, reject) => {
+      const waiting = { write, nowMs, guessWindow, resolve, reject };
+      const queue = this.pending.get(write.hold.accountId);
+      if (queue) queue.push(waiting);
+      else {
+        this.pending.set(write.hold.accountId, [waiting]);
+        void this.flush(write.hold.accountId);
+      }
+    });
+  }
+
+  private async flush(accountId: string): Promise<void> {
+    const queue = this.pending.get(accountId)!;
+    try {
+      while (queue.length) {
+        const group: Waiting[] = [];
+        const rest: Waiting[] = [];
+        for (const w of queue) (group.length < MAX_SETTLE_GROUP && sameGroup(w.write, queue[0].write) ? group : rest).push(w);
+        queue.splice(0, queue.length, ...rest);
+        const alone = (w: Waiting) => this.store.settle(w.write, w.nowMs, w.guessWindow).then(w.resolve, w.reject);
+        if (group.length === 1) {
+          await alone(group[0]);
+          continue;
+        }
+        const nowMs = Math.max(...group.map((w) => w.nowMs));
+        let results: SettleResult[] | undefined;
+        try {
+          results = await this.store.settleGroup(group.map((w) => w.write), nowMs, group[0].guessWindow);
+        } catch {
+          results = undefined;
+        }
+        if (results) group.forEach((w, i) => w.resolve(results[i]));
+        else await Promise.all(group.map(alone));
+      }
+    } finally {
+      this.pending.delete(accountId);
+    }
   }
 }

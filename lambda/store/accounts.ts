@@ -6,6 +6,7 @@ import { ItemExistsError } from './errors';
 import { type HoldRecord, holdFromItem, holdToItem } from './holds';
 import { type KeySpend, keySpendFromItem } from './keys';
 import { type LedgerEntry, ledgerFromItem, ledgerSortKey, ledgerToItem } from './usage';
+import { ROLLED_UP_ATTRIBUTE, rollupAddition, rollupAdditions } from './rollups';
 
 export interface Account {
   id: string;
@@ -153,6 +154,13 @@ export interface SettleWrite {
   /** The hold item is gone already (expired by its TTL): the ledger item alone makes this once. */
   holdGone?: boolean;
   /**
+   * Local mode (`rollupsInline`): the roll-ups table. The usage roll-up's additions for the ledger
+   * item ride in the settlement's own transaction, and the ledger item is put marked as rolled up
+   * (so `RollupsStore.catchUp` and `apply` never add it again): the put only if absent makes both
+   * once. Absent in AWS, where the usage table's stream rolls the item up.
+   */
+  rollupsTable?: string;
+  /**
    * The release of an admission whose answer never came and whose client got an error: when no
    * hold is there (the write never landed, or has not yet), the ledger item is written alone, so
    * that a hold landing after all is an orphan the sweeper gives back whole.
@@ -246,6 +254,30 @@ function correctionUpdate(target: CorrectionTarget, admitted: number, delta: num
   if (target === 'current') return { set: 'tok = tok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted) } };
   if (target === 'previous') return { set: 'ptok = ptok + :delta', condition: 'win = :cw', values: { ':delta': num(delta), ':cw': num(admitted + 1) } };
   return { condition: 'win > :cw', values: { ':cw': num(admitted + 1) } };
+}
+
+/** A ledger item as put; marked as rolled up when its roll-up rides in the same transaction (local mode). */
+function ledgerItem(entry: LedgerEntry, rollupsTable: string | undefined): Item {
+  const item = ledgerToItem(entry);
+  if (rollupsTable) item[ROLLED_UP_ATTRIBUTE] = { BOOL: true };
+  return item;
+}
+
+/** Settlements in one `settleGroup` transaction: a hold delete, a ledger put and at most one roll-up each, and the account, within DynamoDB's 100 items. */
+export const MAX_SETTLE_GROUP = 25;
+
+/**
+ * Whether a settlement may share a transaction with others of its account (`settleGroup`): a
+ * request's own, with its hold there, charged within its hold, and no key item to correct (a key
+ * with limits or a spend cap of its own settles alone, as does everything else).
+ */
+export function groupable(s: SettleWrite): boolean {
+  return !s.holdGone && !s.release && s.costMicroUsd >= 0 && s.costMicroUsd <= s.hold.holdMicroUsd && s.hold.keyWindow === undefined && s.hold.spendMonth === undefined;
+}
+
+/** Whether two groupable settlements can share one transaction: one account, one admitted minute, one roll-ups table. */
+export function sameGroup(a: SettleWrite, b: SettleWrite): boolean {
+  return a.hold.accountId === b.hold.accountId && a.hold.window === b.hold.window && a.rollupsTable === b.rollupsTable;
 }
 
 /** Attempts of one settlement: each failed condition tells the next one what the items hold. */
@@ -437,6 +469,7 @@ export class AccountsStore {
         conditions.push(c.condition);
         Object.assign(values, c.values);
       }
+      const entry: LedgerEntry = { ...s.ledger, amountMicroUsd: -charged, unchargedMicroUsd: s.costMicroUsd > charged ? s.costMicroUsd - charged : undefined };
       const items: TransactWriteItem[] = [];
       if (!s.holdGone) {
         items.push({
@@ -464,11 +497,7 @@ export class AccountsStore {
         {
           Put: {
             TableName: this.usageTable,
-            Item: ledgerToItem({
-              ...s.ledger,
-              amountMicroUsd: -charged,
-              unchargedMicroUsd: s.costMicroUsd > charged ? s.costMicroUsd - charged : undefined,
-            }),
+            Item: ledgerItem(entry, s.rollupsTable),
             ConditionExpression: 'attribute_not_exists(sk)',
           },
         },
@@ -502,6 +531,8 @@ export class AccountsStore {
           },
         });
       }
+      // Last, so that the cancellation reasons above keep their places; it has no condition of its own.
+      if (s.rollupsTable) items.push({ Update: rollupAddition(s.rollupsTable, entry) });
       try {
         await this.client.call('TransactWriteItems', { TransactItems: items });
         return { settled: true, chargedMicroUsd: charged, refundMicroUsd: refund, unchargedMicroUsd: s.costMicroUsd - charged };
@@ -510,7 +541,7 @@ export class AccountsStore {
         const reasons = err.CancellationReasons ?? [];
         const [holdReason, account, ledger, keyReason] = s.holdGone ? [undefined, ...reasons] : reasons;
         if (holdReason?.Code === 'ConditionalCheckFailed') {
-          if (s.release) await this.putLedgerIfAbsent({ ...s.ledger, amountMicroUsd: 0 });
+          if (s.release) await this.putLedgerIfAbsent({ ...s.ledger, amountMicroUsd: 0 }, s.rollupsTable);
           return { settled: false };
         }
         if (ledger?.Code === 'ConditionalCheckFailed') return { settled: false, orphan: !s.holdGone };
@@ -537,6 +568,60 @@ export class AccountsStore {
       }
     }
     throw new Error(`settlement of ${hold.requestId} did not converge`);
+  }
+
+  /**
+   * Group commit (local mode): several settlements of one account in one transaction, each hold
+   * deleted on its own condition (exists, with its amount), each ledger item put only if absent
+   * (with its roll-up, summed per roll-up item, when `rollupsTable`), and ONE update of the
+   * account with the summed refund, `held`, `inflight` and token correction. All or nothing:
+   * undefined when it did not land (a condition, a conflict, no answer), and the caller then
+   * applies each on its own with `settle` (a hold already gone, if a lost answer had landed,
+   * changes nothing). Only `groupable` writes of one account, one admitted minute and one
+   * roll-ups table, at most `MAX_SETTLE_GROUP`.
+   */
+  async settleGroup(writes: SettleWrite[], nowMs = Date.now(), guessWindow = minuteOf(nowMs)): Promise<Array<Extract<SettleResult, { settled: true }>> | undefined> {
+    const first = writes[0];
+    if (writes.length > MAX_SETTLE_GROUP || !writes.every((w) => groupable(w) && sameGroup(w, first))) throw new RangeError('settleGroup: writes that cannot share a transaction');
+    const window = first.hold.window;
+    let refund = 0;
+    let held = 0;
+    let correction = 0;
+    for (const w of writes) {
+      refund += w.hold.holdMicroUsd - w.costMicroUsd;
+      held += w.hold.holdMicroUsd;
+      correction += w.tokenCorrection;
+    }
+    const values: Item = { ':refund': num(refund), ':hold': num(held), ':n': num(writes.length) };
+    const sets = ['balance = balance + :refund', 'held = held - :hold', 'inflight = inflight - :n'];
+    const conditions = ['attribute_exists(account_id)'];
+    if (correction !== 0 && minuteOf(nowMs) <= window + 1) {
+      const c = correctionUpdate(correctionTarget(window, guessWindow), window, correction);
+      if (c.set) sets.push(c.set);
+      conditions.push(c.condition);
+      Object.assign(values, c.values);
+    }
+    const entries: LedgerEntry[] = writes.map((w) => ({ ...w.ledger, amountMicroUsd: -w.costMicroUsd }));
+    const items: TransactWriteItem[] = [
+      ...writes.map((w) => ({
+        Delete: {
+          TableName: this.holdsTable,
+          Key: { request_id: { S: w.hold.requestId } },
+          ConditionExpression: 'attribute_exists(request_id) AND #amount = :amount',
+          ExpressionAttributeNames: { '#amount': 'hold' },
+          ExpressionAttributeValues: { ':amount': num(w.hold.holdMicroUsd) },
+        },
+      })),
+      ...entries.map((e) => ({ Put: { TableName: this.usageTable, Item: ledgerItem(e, first.rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' } })),
+      { Update: { TableName: this.tableName, Key: { account_id: { S: first.hold.accountId } }, UpdateExpression: `SET ${sets.join(', ')}`, ConditionExpression: conditions.join(' AND '), ExpressionAttributeValues: values } },
+      ...(first.rollupsTable ? rollupAdditions(first.rollupsTable, entries).map((u) => ({ Update: u })) : []),
+    ];
+    try {
+      await this.client.call('TransactWriteItems', { TransactItems: items });
+    } catch {
+      return undefined;
+    }
+    return writes.map((w) => ({ settled: true, chargedMicroUsd: w.costMicroUsd, refundMicroUsd: w.hold.holdMicroUsd - w.costMicroUsd, unchargedMicroUsd: 0 }));
   }
 
   /**
@@ -600,7 +685,8 @@ export class AccountsStore {
                 ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
               },
             },
-            { Put: { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' } },
+            { Put: { TableName: this.usageTable, Item: ledgerItem(entry, s.rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' } },
+            ...(s.rollupsTable ? [{ Update: rollupAddition(s.rollupsTable, entry) }] : []),
           ],
         });
         return { applied: true, chargedMicroUsd: charged, unchargedMicroUsd: difference - charged, abandonedMicroUsd: -abandoned.amountMicroUsd };
@@ -620,11 +706,16 @@ export class AccountsStore {
     throw new Error(`late settlement of ${hold.requestId} did not converge`);
   }
 
-  private async putLedgerIfAbsent(entry: LedgerEntry): Promise<void> {
+  /** A release's ledger item, only if absent; in local mode with its roll-up, in one transaction. */
+  private async putLedgerIfAbsent(entry: LedgerEntry, rollupsTable?: string): Promise<void> {
+    const put = { TableName: this.usageTable, Item: ledgerItem(entry, rollupsTable), ConditionExpression: 'attribute_not_exists(sk)' };
     try {
-      await this.client.call('PutItem', { TableName: this.usageTable, Item: ledgerToItem(entry), ConditionExpression: 'attribute_not_exists(sk)' });
+      if (rollupsTable) await this.client.call('TransactWriteItems', { TransactItems: [{ Put: put }, { Update: rollupAddition(rollupsTable, entry) }] });
+      else await this.client.call('PutItem', put);
     } catch (err) {
-      if (!(isDynamoError(err, 'ConditionalCheckFailedException'))) throw err;
+      if (isDynamoError(err, 'ConditionalCheckFailedException')) return;
+      if (isDynamoError(err, 'TransactionCanceledException') && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+      throw err;
     }
   }
 

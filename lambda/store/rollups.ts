@@ -61,6 +61,71 @@ function rollupFromItem(item: Item): Rollup {
   };
 }
 
+type Sums = { n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number };
+
+/**
+ * The roll-up item's additions for one request's ledger item, as an `Update` of a transaction:
+ * `RollupsStore.apply` sends it with the ledger item's mark; in local mode a settlement carries it
+ * in its own transaction, beside the ledger item put already marked (`store/accounts.ts` `settle`).
+ * It has no condition: once-ness comes from the ledger item's (its mark, or its put only if absent).
+ */
+export function rollupAddition(tableName: string, entry: LedgerEntry) {
+  const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
+  const sum = { n: 1, failed, p: entry.promptTokens ?? 0, c: entry.completionTokens ?? 0, ca: entry.cachedTokens ?? 0, cost: -entry.amountMicroUsd, u: entry.unchargedMicroUsd ?? 0 };
+  return additionUpdate(tableName, entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum);
+}
+
+/**
+ * The roll-up additions of several requests' ledger items: one `Update` per roll-up item (account,
+ * day, key, model) with the sums of its entries, since a transaction may touch an item only once.
+ */
+export function rollupAdditions(tableName: string, entries: LedgerEntry[]) {
+  const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; sum: Sums }>();
+  for (const e of entries) {
+    const day = isoDay(e.atMs);
+    const keyId = e.keyId ?? '';
+    const model = e.model ?? 'unknown';
+    const id = `${e.accountId}\n${rollupSortKey(day, keyId, model)}`;
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { accountId: e.accountId, day, keyId, model, atMs: e.atMs, sum: { n: 0, failed: 0, p: 0, c: 0, ca: 0, cost: 0, u: 0 } }));
+    g.atMs = Math.max(g.atMs, e.atMs);
+    g.sum.n++;
+    g.sum.failed += e.status === 'failed' || e.status === 'abandoned' ? 1 : 0;
+    g.sum.p += e.promptTokens ?? 0;
+    g.sum.c += e.completionTokens ?? 0;
+    g.sum.ca += e.cachedTokens ?? 0;
+    g.sum.cost += -e.amountMicroUsd;
+    g.sum.u += e.unchargedMicroUsd ?? 0;
+  }
+  return [...groups.values()].map((g) => additionUpdate(tableName, g.accountId, g.day, g.keyId, g.model, g.atMs, g.sum));
+}
+
+/** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
+function additionUpdate(tableName: string, accountId: string, day: string, keyId: string, model: string, atMs: number, sum: Sums) {
+  return {
+    TableName: tableName,
+    Key: { account_id: { S: accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
+    UpdateExpression:
+      'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
+      'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
+    ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
+    ExpressionAttributeValues: {
+      ':day': { S: day },
+      ':key': { S: keyId },
+      ':model': { S: model },
+      ':at': num(atMs),
+      ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
+      ':one': num(sum.n),
+      ':failed': num(sum.failed),
+      ':p': num(sum.p),
+      ':c': num(sum.c),
+      ':ca': num(sum.ca),
+      ':cost': num(sum.cost),
+      ':u': num(sum.u),
+    },
+  };
+}
+
 export class RollupsStore {
   constructor(
     private readonly client: Dynamo,
@@ -74,13 +139,11 @@ export class RollupsStore {
    */
   async apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
     if (entry.kind !== 'request') return 'skipped';
-    const failed = entry.status === 'failed' || entry.status === 'abandoned' ? 1 : 0;
-    const sum = { n: 1, failed, p: entry.promptTokens ?? 0, c: entry.completionTokens ?? 0, ca: entry.cachedTokens ?? 0, cost: -entry.amountMicroUsd, u: entry.unchargedMicroUsd ?? 0 };
     try {
       await this.client.call('TransactWriteItems', {
         // Derived from the ledger item: a resend after a lost answer is applied once.
         ClientRequestToken: `r${entry.id}`.slice(0, 36),
-        TransactItems: [{ Update: this.mark(entry) }, { Update: this.addition(entry.accountId, isoDay(entry.atMs), entry.keyId ?? '', entry.model ?? 'unknown', entry.atMs, sum) }],
+        TransactItems: [{ Update: this.mark(entry) }, { Update: rollupAddition(this.tableName, entry) }],
       });
       return 'applied';
     } catch (err) {
@@ -90,9 +153,9 @@ export class RollupsStore {
   }
 
   /**
-   * Adds several requests' ledger items to their roll-ups in one transaction (local mode under
-   * load, `RollupBatcher`): each ledger item's mark on condition that it is absent, and one `ADD`
-   * per roll-up item of the sums of its entries. All or nothing, so each item is still added
+   * Adds several requests' ledger items to their roll-ups in one transaction (`catchUp`): each
+   * ledger item's mark on condition that it is absent, and one `ADD` per roll-up item of the sums
+   * of its entries. All or nothing, so each item is still added
    * once; when any is in already (or gone) the transaction is cancelled and nothing lands, and
    * the entries are applied one by one, each with its own answer. At most `MAX_BATCH` entries.
    */
@@ -112,23 +175,6 @@ export class RollupsStore {
     };
     if (requests.length <= 1) return oneByOne();
     if (requests.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} roll-ups in one transaction`);
-    const groups = new Map<string, { accountId: string; day: string; keyId: string; model: string; atMs: number; n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }>();
-    for (const e of requests) {
-      const day = isoDay(e.atMs);
-      const keyId = e.keyId ?? '';
-      const model = e.model ?? 'unknown';
-      const id = `${e.accountId}\n${rollupSortKey(day, keyId, model)}`;
-      let g = groups.get(id);
-      if (!g) groups.set(id, (g = { accountId: e.accountId, day, keyId, model, atMs: e.atMs, n: 0, failed: 0, p: 0, c: 0, ca: 0, cost: 0, u: 0 }));
-      g.atMs = Math.max(g.atMs, e.atMs);
-      g.n++;
-      g.failed += e.status === 'failed' || e.status === 'abandoned' ? 1 : 0;
-      g.p += e.promptTokens ?? 0;
-      g.c += e.completionTokens ?? 0;
-      g.ca += e.cachedTokens ?? 0;
-      g.cost += -e.amountMicroUsd;
-      g.u += e.unchargedMicroUsd ?? 0;
-    }
     const ids = requests.map((e) => e.id).join('\n');
     try {
       await this.client.call('TransactWriteItems', {
@@ -136,9 +182,7 @@ export class RollupsStore {
         ClientRequestToken: `rb${createHash('sha256').update(ids).digest('base64url').slice(0, 34)}`,
         TransactItems: [
           ...requests.map((e) => ({ Update: this.mark(e) })),
-          ...[...groups.values()].map((g) => ({
-            Update: this.addition(g.accountId, g.day, g.keyId, g.model, g.atMs, { n: g.n, failed: g.failed, p: g.p, c: g.c, ca: g.ca, cost: g.cost, u: g.u }),
-          })),
+          ...rollupAdditions(this.tableName, requests).map((u) => ({ Update: u })),
         ],
       });
     } catch {
@@ -160,35 +204,11 @@ export class RollupsStore {
     };
   }
 
-  /** The roll-up item's additions (`n` requests of which `failed` failed, their tokens and cost). */
-  private addition(accountId: string, day: string, keyId: string, model: string, atMs: number, sum: { n: number; failed: number; p: number; c: number; ca: number; cost: number; u: number }) {
-    return {
-      TableName: this.tableName,
-      Key: { account_id: { S: accountId }, sk: { S: rollupSortKey(day, keyId, model) } },
-      UpdateExpression:
-        'SET #day = :day, key_id = :key, #model = :model, last_at_ms = :at, expires_at = :exp ' +
-        'ADD requests :one, failed_requests :failed, prompt_tokens :p, completion_tokens :c, cached_tokens :ca, cost_micro_usd :cost, uncharged_micro_usd :u',
-      ExpressionAttributeNames: { '#day': 'day', '#model': 'model' },
-      ExpressionAttributeValues: {
-        ':day': { S: day },
-        ':key': { S: keyId },
-        ':model': { S: model },
-        ':at': num(atMs),
-        ':exp': num(Math.floor((Date.parse(`${day}T00:00:00Z`) + LEDGER_TTL_MS) / 1000)),
-        ':one': num(sum.n),
-        ':failed': num(sum.failed),
-        ':p': num(sum.p),
-        ':c': num(sum.c),
-        ':ca': num(sum.ca),
-        ':cost': num(sum.cost),
-        ':u': num(sum.u),
-      },
-    };
-  }
-
   /**
-   * Rolls up every request item of the usage table not marked yet (local mode, at start: a
-   * process killed between a settlement and its roll-up). Scans the table; returns how many it added.
+   * Rolls up every request item of the usage table not marked yet (local mode, at start: ledger
+   * items from before settlements carried their roll-up, or written by a version that did not).
+   * Scans the table; returns how many it added. A settlement's own ledger item is put marked,
+   * with its roll-up, in local mode (`SettleWrite.rollupsTable`): none of those is left for this.
    */
   async catchUp(): Promise<number> {
     let added = 0;
@@ -200,7 +220,11 @@ export class RollupsStore {
         ExpressionAttributeValues: { ':topup': { S: 'topup#' } },
         ExclusiveStartKey: start,
       });
-      for (const item of page.Items ?? []) if ((await this.apply(ledgerFromItem(item))) === 'applied') added++;
+      const entries = (page.Items ?? []).map(ledgerFromItem);
+      // A backlog (data from before roll-ups, a process killed before folding existed): up to MAX_BATCH a write.
+      for (let i = 0; i < entries.length; i += MAX_BATCH) {
+        for (const r of await this.applyMany(entries.slice(i, i + MAX_BATCH))) if (r.status === 'fulfilled' && r.value === 'applied') added++;
+      }
       start = page.LastEvaluatedKey;
     } while (start);
     return added;
@@ -266,46 +290,3 @@ export async function readKeyUsage(rollups: Pick<RollupsStore, 'range'>, account
 
 /** Entries in one `applyMany` transaction: one mark each and at most one roll-up each, within DynamoDB's 100 items. */
 export const MAX_BATCH = 50;
-
-/**
- * Group commit of roll-ups (local mode, `rollupsInline`): a settlement's entry goes out at once
- * when no roll-up write is in flight; the entries that settle while one is wait for it and go
- * together in the next (`applyMany`, at most `MAX_BATCH`). One request at a time, one write each,
- * as before; under load, one write for many (issue 22: the third DynamoDB call of a local request).
- * Each caller's promise ends with its own entry's answer, and every write is awaited by the caller.
- */
-export class RollupBatcher {
-  private queue: Array<{ entry: LedgerEntry; resolve: (v: 'applied' | 'duplicate' | 'skipped') => void; reject: (e: unknown) => void }> = [];
-  private flushing = false;
-
-  constructor(private readonly rollups: Pick<RollupsStore, 'applyMany'>) {}
-
-  apply(entry: LedgerEntry): Promise<'applied' | 'duplicate' | 'skipped'> {
-    if (entry.kind !== 'request') return Promise.resolve('skipped');
-    return new Promise((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        try {
-          const results = await this.rollups.applyMany(batch.map((b) => b.entry));
-          batch.forEach((b, i) => {
-            const r = results[i];
-            if (r.status === 'fulfilled') b.resolve(r.value);
-            else b.reject(r.reason);
-          });
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.flushing = false;
-    }
-  }
-}

@@ -172,3 +172,57 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
   await upstream.close();
   client.destroy();
 }, 90_000);
+
+it('kill -9 while requests settle: every ledger item is in its roll-up once, with nothing for the next start to catch up, and the books balance (issue 22)', async () => {
+  const accountId = 'acct_crash_rollups';
+  // JSON answers, one every few ms, so that the kill lands among settlements.
+  let answered = 0;
+  const { upstream, dir, client, stores, key, env } = await prepare(
+    accountId,
+    async (_req, body, res) => {
+      await sleep(5 * answered++);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } }));
+    },
+    { ITAPI_MAX_REQUEST_S: '2' },
+  );
+  const doomed = await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'a') });
+  const sent = Array.from({ length: 60 }, () =>
+    fetch(`${doomed.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 }),
+    }).then((r) => r.status, () => 0),
+  );
+  // Killed once some settlements have landed and others are still to come.
+  for (const until = Date.now() + 20_000; Date.now() < until; await sleep(10)) {
+    if ((await stores.usage.all(accountId)).filter((i) => i.kind === 'request').length >= 10) break;
+  }
+  doomed.child.kill('SIGKILL');
+  await new Promise((resolve) => doomed.child.once('exit', resolve));
+  await Promise.all(sent);
+  expect((await stores.holds.ofAccount(accountId)).length).toBeGreaterThan(0);
+
+  // The next start catches up (nothing to add) and its sweeper settles what the dead one held.
+  await startGatewayProcess({ ...env, ITAPI_DATA_DIR: join(dir, 'b') });
+  for (const deadline = Date.now() + 30_000; (await stores.holds.ofAccount(accountId)).length; ) {
+    if (Date.now() > deadline) throw new Error('the holds were not swept');
+    await sleep(200);
+  }
+  const ledger = (await stores.usage.all(accountId)).filter((i) => i.kind === 'request');
+  const statuses = new Set(ledger.map((i) => i.status));
+  expect(statuses.has('completed') && statuses.has('abandoned')).toBe(true);
+  const day = new Date(ledger[0].atMs).toISOString().slice(0, 10);
+  const sumOf = async () => {
+    const rollups = await stores.rollups.range(accountId, day, day);
+    return [rollups.reduce((s, r) => s + r.requests, 0), rollups.reduce((s, r) => s + r.costMicroUsd, 0), rollups.reduce((s, r) => s + r.completionTokens, 0)];
+  };
+  expect(await sumOf()).toEqual([ledger.length, ledger.reduce((s, i) => s - i.amountMicroUsd, 0), ledger.reduce((s, i) => s + (i.completionTokens ?? 0), 0)]);
+  expect(await stores.rollups.catchUp()).toBe(0);
+  expect(await sumOf()).toEqual([ledger.length, ledger.reduce((s, i) => s - i.amountMicroUsd, 0), ledger.reduce((s, i) => s + (i.completionTokens ?? 0), 0)]);
+  const account = (await stores.accounts.get(accountId))!;
+  expect(account).toMatchObject({ inFlight: 0, heldMicroUsd: 0 });
+  expect(account.balanceMicroUsd).toBe((await stores.usage.all(accountId)).reduce((s, i) => s + i.amountMicroUsd, 0));
+  await upstream.close();
+  client.destroy();
+}, 90_000);

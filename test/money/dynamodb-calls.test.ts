@@ -26,9 +26,9 @@ beforeAll(async () => {
   };
   gw = await startTestGateway({ catalog: catalogOf(catalog), seedDemo: false });
   gw.dynamo.intercept((operation, input, next) => {
-    // The usage roll-up: in-process after the settlement locally, the usage stream's consumer in AWS.
+    // The usage roll-up: in the settlement's own transaction locally, the usage stream's consumer in AWS.
     const rollup = operation === 'TransactWriteItems' && JSON.stringify(input).includes(gw.gateway.stores.rollups.tableName);
-    calls.push(rollup ? 'TransactWriteItems (roll-up, local mode only)' : operation);
+    calls.push(rollup ? 'TransactWriteItems (with the roll-up)' : operation);
     return next();
   });
 });
@@ -53,12 +53,13 @@ async function complete(key: string) {
 }
 
 describe('DynamoDB calls per request', () => {
-  it('makes exactly one call before the upstream call when the key is cached, and one transaction after', async () => {
+  it('makes exactly one call before the upstream call when the key is cached, and one transaction after (the settlement, roll-up included)', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000 });
     await complete(acct.key); // warms the key, tier and account caches
     const warm = await complete(acct.key);
     expect(warm.beforeUpstream).toEqual(['TransactWriteItems']);
-    expect(warm.total).toEqual(['TransactWriteItems', 'TransactWriteItems', 'TransactWriteItems (roll-up, local mode only)']);
+    // Admission, then the settlement carrying the usage roll-up (local mode): two calls in all.
+    expect(warm.total).toEqual(['TransactWriteItems', 'TransactWriteItems (with the roll-up)']);
   });
 
   it('makes two calls before the upstream call when the key is not cached', async () => {

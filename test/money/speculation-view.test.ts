@@ -6,7 +6,7 @@ import { completed } from '../support/money';
 /**
  * review-2: the view speculation reads (CreditAdmission.foresee) against its background re-read.
  * A re-read that DynamoDB serves after a settlement of this instance landed, but that returns
- * before the settlement's own continuation ran (local mode: the roll-up and the alert check are
+ * before the settlement's own continuation ran (the low-balance alert check is
  * awaited in between), already holds the refund; the settlement then adds it to the view again.
  */
 
@@ -109,7 +109,7 @@ it('a background re-read that crosses an own settlement does not put its refund 
   const truth = B0 - 2 * HOLD + REFUND;
   for (const g of gets.slice(1)) g.resolve(accountItem(truth, 2));
   await flush();
-  // ...and only then does the settlement's continuation run (the roll-up and alert check awaited first).
+  // ...and only then does the settlement's continuation run (the alert check awaited first).
   applies[0].resolve({ settled: true, refundMicroUsd: REFUND });
   await flush();
 

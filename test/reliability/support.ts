@@ -36,8 +36,13 @@ export interface Books {
 /** The account's balance and its ledger, after every background settlement has finished. */
 export async function books(gw: LocalGateway, accountId: string): Promise<Books> {
   await gw.gateway.background.drain();
-  const account = await gw.gateway.stores.accounts.get(accountId);
-  const items = await gw.gateway.stores.usage.all(accountId);
+  return booksOf(gw.gateway.stores, accountId);
+}
+
+/** The account's balance and its ledger as the stores hold them now. */
+export async function booksOf(stores: Pick<LocalGateway['gateway']['stores'], 'accounts' | 'usage' | 'holds'>, accountId: string): Promise<Books> {
+  const account = await stores.accounts.get(accountId);
+  const items = await stores.usage.all(accountId);
   const requests = items.filter((i) => i.kind === 'request');
   return {
     balance: account!.balanceMicroUsd,
@@ -46,7 +51,7 @@ export async function books(gw: LocalGateway, accountId: string): Promise<Books>
     ledgerSum: items.reduce((s, i) => s + i.amountMicroUsd, 0),
     heldMicroUsd: account!.heldMicroUsd,
     inFlight: account!.inFlight,
-    holdItems: (await gw.gateway.stores.holds.ofAccount(accountId)).map((h) => h.requestId),
+    holdItems: (await stores.holds.ofAccount(accountId)).map((h) => h.requestId),
   };
 }
 

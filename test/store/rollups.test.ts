@@ -6,7 +6,7 @@ import { warmTokenizer } from '../../lambda/money/tokens';
 import { createStores } from '../../lambda/runtime';
 import type { KeyRecord } from '../../lambda/store/keys';
 import { DynamoError } from '../../lambda/store/dynamo';
-import { keyUsage, readKeyUsage, RollupBatcher, type RollupsStore } from '../../lambda/store/rollups';
+import { keyUsage, readKeyUsage, type RollupsStore } from '../../lambda/store/rollups';
 import type { LedgerEntry } from '../../lambda/store/usage';
 import { ledgerSortKey, ledgerToItem } from '../../lambda/store/usage';
 import { memoryLogger } from '../support/gateway';
@@ -84,7 +84,7 @@ describe('usage roll-ups', () => {
     expect(log.lines.join('\n')).toContain('rollup_failed');
   });
 
-  it('catches up, once, ledger items that were never rolled up (local mode after a crash)', async () => {
+  it('catches up, once, ledger items that were never rolled up (local mode: data from before roll-ups)', async () => {
     const { stores, tables, client, accountId } = await setup();
     const e = { accountId, kind: 'request' as const, atMs: Date.now(), id: 'lost-1', amountMicroUsd: -42, keyId: 'kx', model: 'gpt-4o-mini', status: 'completed' as const };
     await client.call('PutItem', { TableName: tables.usage, Item: ledgerToItem(e) });
@@ -97,7 +97,7 @@ describe('usage roll-ups', () => {
   });
 });
 
-describe('roll-ups in one transaction (local mode under load, issue 22)', () => {
+describe('roll-ups of many ledger items in one transaction (the catch-up)', () => {
   /** `n` settled requests' ledger items, over two keys and two models, some failed, cached or uncharged. */
   async function ledger(n: number) {
     const { stores, tables, client, accountId } = await setup();
@@ -141,24 +141,21 @@ describe('roll-ups in one transaction (local mode under load, issue 22)', () => 
     return { stores, client, entries, writes, expected, actual };
   }
 
-  it('settlements that land together share one write, each added once, and sum to the ledger', async () => {
+  it('the catch-up adds a backlog of 40 in one write, each once, summing to the ledger; one at a time, one write each', async () => {
     const { stores, entries, writes, expected, actual } = await ledger(40);
-    const batcher = new RollupBatcher(stores.rollups);
-    const results = await Promise.all(entries.map((e) => batcher.apply(e)));
-    expect(results).toEqual(entries.map(() => 'applied'));
-    // The first goes alone (nothing in flight), the other 39 together: 2 writes, not 40.
-    expect(writes).toHaveLength(2);
-    expect(writes[0]).toBe(2);
+    expect(await stores.rollups.catchUp()).toBe(40);
+    // 40 marks and one roll-up per key and model (4): one write, not 40.
+    expect(writes).toEqual([44]);
     expect(await actual()).toEqual(expected(entries));
-    // Delivered again (a replay, the catch-up): nothing added. (Within DynamoDB's ten minutes the
-    // same transaction with the same ClientRequestToken is answered as applied without applying it
-    // again, as for a single roll-up; the sums are what must not move.)
-    for (const r of await Promise.all(entries.map((e) => batcher.apply(e)))) expect(['applied', 'duplicate']).toContain(r);
+    // Again (the next start): nothing to add.
+    expect(await stores.rollups.catchUp()).toBe(0);
     expect(await actual()).toEqual(expected(entries));
-    // One at a time, as a quiet instance settles: one write each, as before the batching.
+    // Delivered again one by one (the stream's redelivery): nothing added.
+    for (const e of entries.slice(0, 5)) expect(await stores.rollups.apply(e)).toBe('duplicate');
+    expect(await actual()).toEqual(expected(entries));
+    // One at a time, as the usage stream delivers them: one write each.
     const one = await ledger(3);
-    const single = new RollupBatcher(one.stores.rollups);
-    for (const e of one.entries) expect(await single.apply(e)).toBe('applied');
+    for (const e of one.entries) expect(await one.stores.rollups.apply(e)).toBe('applied');
     expect(one.writes).toEqual([2, 2, 2]);
     expect(await one.actual()).toEqual(one.expected(one.entries));
   });

@@ -14,9 +14,9 @@ export function moneyOver(
   stores: Stores,
   tables: TableNames,
   now: () => number = Date.now,
-  options: { maxRequestMs?: number; store?: ConstructorParameters<typeof CreditAdmission>[0]['store'] } = {},
+  options: { maxRequestMs?: number; store?: ConstructorParameters<typeof CreditAdmission>[0]['store']; rollupsTable?: string } = {},
 ) {
-  const settlements = new Settlements({ store: stores.accounts, retryDelaysMs: [10, 50], now });
+  const settlements = new Settlements({ store: stores.accounts, retryDelaysMs: [10, 50], rollupsTable: options.rollupsTable, now });
   const admission = new CreditAdmission({
     store: options.store ?? stores.accounts,
     holds: stores.holds,
