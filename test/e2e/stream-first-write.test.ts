@@ -24,7 +24,7 @@ const text = (chunk: unknown, encoding?: BufferEncoding) => (typeof chunk === 's
  */
 async function socketWrites(run: () => Promise<void>): Promise<string[]> {
   const writes: string[] = [];
-  const proto = Socket.prototype as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: Chunk[], cb: unknown) => void };
+  const proto = Socket.prototype as unknown as { _write: (chunk: unknown, encoding: BufferEncoding, cb: unknown) => void; _writev: (chunks: Chunk[], cb: unknown) => void };
   const { _write: write, _writev: writev } = proto;
   proto._write = function (this: Socket, chunk: unknown, encoding: BufferEncoding, cb: unknown) {
     writes.push(text(chunk, encoding));
