@@ -79,7 +79,10 @@ export async function admitOverlapped<T, R>(
   scope.signal?.addEventListener('abort', clientGone, { once: true });
   let run: AdmittedRun;
   try {
-    run = await admitRun(deps, scope, key, model, input);
+    // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
+    // call is on the wire (issue 22): speculating, admission is off the critical path, the
+    // upstream's first byte takes far longer than the write.
+    run = await admitRun(deps, scope, key, model, { ...input, afterUpstreamCall: true });
   } catch (err) {
     cancel('refused');
     throw err;

@@ -290,7 +290,7 @@ export async function admitRun(
   scope: RequestScope,
   key: KeyRecord,
   model: ModelEntry,
-  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>,
+  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing' | 'afterUpstreamCall'>,
 ): Promise<AdmittedRun> {
   const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
   Object.assign(scope.responseHeaders, admitted.headers);

@@ -248,6 +248,10 @@ export class CreditAdmission implements Admission {
     // A background read in flight may predate what this admission finds (a refusal's item): it is dropped.
     this.bump(accountId);
     try {
+      // Node writes a request's socket in a nextTick, which runs only once the microtasks queued
+      // before it are done: the write's own work (its body, its signature, its request), done at
+      // once, delayed the speculative upstream call made just before it by about 1 ms.
+      if (req.afterUpstreamCall) await new Promise<void>((resolve) => setImmediate(resolve));
       return await this.admitOnce(req);
     } finally {
       addInFlight(this.admitting, accountId, worst, -1);

@@ -21,6 +21,11 @@ export interface AdmissionRequest {
   stream: boolean;
   /** What the request may be billed beyond its tokens at base prices (tier, cache writes, server tools, inputs of unknown size). */
   billing?: BillingAsk;
+  /**
+   * Speculating (chat/overlap.ts): the admission is counted in flight at once, but its write's work
+   * starts a macrotask later, once the upstream call made just before it is on the wire (issue 22).
+   */
+  afterUpstreamCall?: boolean;
 }
 
 /** How one admitted request ended, for settlement. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
 import type { CatalogFile } from '../../lambda/catalog';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import type { MetricsSink } from '../../lambda/observability/metrics';
@@ -52,6 +53,8 @@ const admissionWrites: AdmissionWrite[] = [];
 const cancellations: string[] = [];
 /** How long each admission write waits before it is sent. */
 let admissionDelayMs = 0;
+/** While set, what happened first: the admission write's work began, or the upstream request was written to its socket. */
+let wireOrder: Array<'admission' | 'upstream'> | undefined;
 /** How long the stand-in takes before it answers. */
 let answerAfterMs = 0;
 
@@ -103,6 +106,7 @@ beforeAll(async () => {
     if (!text.includes(tables.holds) || text.includes('"Delete"')) return next();
     const write: AdmissionWrite = { startedAtMs: Date.now() };
     admissionWrites.push(write);
+    wireOrder?.push('admission');
     if (admissionDelayMs) await sleep(admissionDelayMs);
     try {
       return await next();
@@ -468,4 +472,50 @@ describe('review-2: the client leaving while admission re-fits the limit', () =>
     // Only the other instance's request is charged.
     expect(b.requests.filter((r) => r.amountMicroUsd !== 0)).toHaveLength(1);
   }, 30_000);
+});
+
+describe('the speculative call goes out first', () => {
+  it('writes the upstream request to its socket before the admission write\'s work begins (that work, run first, delayed it about 1 ms)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 100_000_000 });
+    await seeAccount(acct);
+    const tag = uniqueTag();
+    // The socket writes of this process: the one carrying the prompt to the route's model is the upstream request (the client's names `m`).
+    const proto = Socket.prototype as unknown as { _write: (chunk: unknown, encoding: BufferEncoding, cb: unknown) => void; _writev: (chunks: Array<{ chunk: unknown }>, cb: unknown) => void };
+    const { _write: write, _writev: writev } = proto;
+    const seen = (chunk: unknown) => {
+      const text = Buffer.from(chunk as string).toString('utf8');
+      if (text.includes(tag) && text.includes('"model":"up"')) wireOrder?.push('upstream');
+    };
+    proto._write = function (this: Socket, chunk: unknown, encoding: BufferEncoding, cb: unknown) {
+      seen(chunk);
+      return write.call(this, chunk, encoding, cb);
+    };
+    proto._writev = function (this: Socket, chunks: Array<{ chunk: unknown }>, cb: unknown) {
+      for (const c of chunks) seen(c.chunk);
+      return writev.call(this, chunks, cb);
+    };
+    // A kept-alive connection to the stand-in first, as an instance in use has (a new one waits for its connect).
+    const warm = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(warm.status).toBe(200);
+    await warm.text();
+    // Speculation waits for no settlement of the account under way (the rule): each request's has landed before the next.
+    await gw.gateway.background.drain();
+    wireOrder = [];
+    try {
+      for (const stream of [false, true]) {
+        wireOrder.length = 0;
+        const res = await ask(acct.key, tag, { max_tokens: 100, ...(stream && { stream: true }) });
+        expect(res.status).toBe(200);
+        await res.text();
+        // Speculated (the call made before admission), and on the wire before the write's work.
+        expect({ stream, order: wireOrder.slice(0, 2) }).toEqual({ stream, order: ['upstream', 'admission'] });
+        await gw.gateway.background.drain();
+      }
+    } finally {
+      wireOrder = undefined;
+      Object.assign(proto, { _write: write, _writev: writev });
+    }
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
 });
