@@ -1,8 +1,8 @@
 // Issue 22: an event stream's headers leave the local server in the same socket write as its first
 // frame. Hono's Node adapter flushed a streamed answer's headers alone before reading its body: a
 // write of its own on the way to the first byte, and the client's first body byte came in a second.
-import { Socket } from 'node:net';
 import { startTestGateway, type TestGateway } from '../support/gateway';
+import { watchSocketWrites } from '../support/socket-writes';
 
 let gw: TestGateway;
 
@@ -14,30 +14,14 @@ afterAll(async () => {
   await gw.stop();
 });
 
-type Chunk = { chunk: unknown; encoding?: BufferEncoding };
-const text = (chunk: unknown, encoding?: BufferEncoding) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk as Uint8Array)).toString('latin1');
-
-/**
- * What this process's sockets hand to the kernel while `run` runs, one string a system call (the
- * server's among them): `_write` and `_writev` are where a socket's buffered writes go out, corked
- * writes together.
- */
+/** What this process's sockets hand to the kernel while `run` runs, one string a system call (the server's among them). */
 async function socketWrites(run: () => Promise<void>): Promise<string[]> {
   const writes: string[] = [];
-  const proto = Socket.prototype as unknown as { _write: (chunk: unknown, encoding: BufferEncoding, cb: unknown) => void; _writev: (chunks: Chunk[], cb: unknown) => void };
-  const { _write: write, _writev: writev } = proto;
-  proto._write = function (this: Socket, chunk: unknown, encoding: BufferEncoding, cb: unknown) {
-    writes.push(text(chunk, encoding));
-    return write.call(this, chunk, encoding, cb);
-  };
-  proto._writev = function (this: Socket, chunks: Chunk[], cb: unknown) {
-    writes.push(chunks.map((c) => text(c.chunk, c.encoding)).join(''));
-    return writev.call(this, chunks, cb);
-  };
+  const stop = watchSocketWrites((written) => writes.push(written));
   try {
     await run();
   } finally {
-    Object.assign(proto, { _write: write, _writev: writev });
+    stop();
   }
   return writes;
 }

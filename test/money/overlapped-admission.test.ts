@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Socket } from 'node:net';
 import type { CatalogFile } from '../../lambda/catalog';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import type { MetricsSink } from '../../lambda/observability/metrics';
 import type { TableNames } from '../../lambda/store/tables';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { completed, moneyOver } from '../support/money';
+import { watchSocketWrites } from '../support/socket-writes';
 import { completionBody, startUpstream, streamEvents } from '../support/upstream';
 import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep } from '../reliability/support';
 
@@ -480,20 +480,9 @@ describe('the speculative call goes out first', () => {
     await seeAccount(acct);
     const tag = uniqueTag();
     // The socket writes of this process: the one carrying the prompt to the route's model is the upstream request (the client's names `m`).
-    const proto = Socket.prototype as unknown as { _write: (chunk: unknown, encoding: BufferEncoding, cb: unknown) => void; _writev: (chunks: Array<{ chunk: unknown }>, cb: unknown) => void };
-    const { _write: write, _writev: writev } = proto;
-    const seen = (chunk: unknown) => {
-      const text = Buffer.from(chunk as string).toString('utf8');
-      if (text.includes(tag) && text.includes('"model":"up"')) wireOrder?.push('upstream');
-    };
-    proto._write = function (this: Socket, chunk: unknown, encoding: BufferEncoding, cb: unknown) {
-      seen(chunk);
-      return write.call(this, chunk, encoding, cb);
-    };
-    proto._writev = function (this: Socket, chunks: Array<{ chunk: unknown }>, cb: unknown) {
-      for (const c of chunks) seen(c.chunk);
-      return writev.call(this, chunks, cb);
-    };
+    const stop = watchSocketWrites((written) => {
+      if (written.includes(tag) && written.includes('"model":"up"')) wireOrder?.push('upstream');
+    });
     // A kept-alive connection to the stand-in first, as an instance in use has (a new one waits for its connect).
     const warm = await ask(acct.key, tag, { max_tokens: 100 });
     expect(warm.status).toBe(200);
@@ -513,7 +502,7 @@ describe('the speculative call goes out first', () => {
       }
     } finally {
       wireOrder = undefined;
-      Object.assign(proto, { _write: write, _writev: writev });
+      stop();
     }
     expect(cancellations).toEqual([]);
     expectBooksBalance(await books(gw, acct.accountId));
