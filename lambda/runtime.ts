@@ -51,6 +51,8 @@ export interface GatewayOptions {
   authTtlMs?: number;
   /** Roll usage up in-process after each settlement (local mode); in AWS the usage table's stream does. @default false */
   rollupsInline?: boolean;
+  /** See `moneyRuntime`'s `groupCommit`. */
+  groupCommit?: boolean;
   /** The longest a request may run (ITAPI_MAX_REQUEST_S). @default 900000 */
   maxRequestMs?: number;
   /** How long past its deadline a hold is left before the sweeper settles it as abandoned. @default 60000 */
@@ -138,6 +140,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     queue: options.settlementQueue,
     sweepGraceMs: options.sweepGraceMs,
     rollupsInline: options.rollupsInline,
+    groupCommit: options.groupCommit,
     now,
   });
   const admission = new CreditAdmission({

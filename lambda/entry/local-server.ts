@@ -197,6 +197,7 @@ async function serveGateway(
     timeouts: options.timeouts,
     authTtlMs: options.authTtlMs,
     rollupsInline: true,
+    groupCommit: env.ITAPI_GROUP_COMMIT === '1',
     corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
     log: options.log,
     metrics: options.metrics,

@@ -30,6 +30,13 @@ export interface MoneyOptions {
    * transaction (concurrent Lambdas share nothing to group). @default false
    */
   rollupsInline?: boolean;
+  /**
+   * With `rollupsInline`: settlements of an account that land while one is in flight share one
+   * transaction (group commit). Off unless asked (`ITAPI_GROUP_COMMIT=1` locally): one CI run under
+   * load lost a served request's ledger item in the DynamoDB-restart test with it on, not yet
+   * explained. @default false
+   */
+  groupCommit?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
   sweepGraceMs?: number;
   /** Called once after each settlement that landed, awaited, never throwing (low-balance alerts). */
@@ -74,7 +81,7 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
     queue: o.queue,
     rollupsTable,
     // Local mode: settlements of an account that land while one is in flight share a transaction.
-    groupCommit: o.rollupsInline,
+    groupCommit: o.rollupsInline === true && o.groupCommit === true,
     now,
     onSettled,
     onLate,

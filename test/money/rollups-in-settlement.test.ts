@@ -69,7 +69,7 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
   const key = (n: number): KeyRecord => ({ ...record, keyHash: `hash${n}_${accountId}`, keyId: `key${n}_${accountId}`, name: `k${n}` });
   const now = o.now ?? Date.now;
   // The production wiring of local mode (as lambda/runtime.ts builds it for the local server).
-  const money = moneyRuntime({ stores, tables, log: memoryLogger(), rollupsInline: true, sweepGraceMs: 0, now });
+  const money = moneyRuntime({ stores, tables, log: memoryLogger(), rollupsInline: true, groupCommit: true, sweepGraceMs: 0, now });
   const admission = new CreditAdmission({
     store: stores.accounts,
     holds: stores.holds,
