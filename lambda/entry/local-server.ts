@@ -13,7 +13,7 @@ import { explicitCatalogSource, loadCatalog, type Catalog } from '../catalog';
 import type { Logger } from '../observability/log';
 import type { ProviderRegistry } from '../providers';
 import type { UpstreamTimeouts } from '../providers/types';
-import { FileSettlementQueue, replayQueued } from '../money/settlement-queue';
+import { FileSettlementQueue, replayQueued, runsFromNow } from '../money/settlement-queue';
 import type { SweepReport } from '../money/sweeper';
 import { describeError } from '../observability/log';
 import { createSignInLink } from '../auth/sign-in';
@@ -217,12 +217,13 @@ async function serveGateway(
   const origin = `http://127.0.0.1:${port}`;
   // The sweeper in-process (AWS runs it on a schedule): holds left past their deadline, and
   // settlements that went to the queue while DynamoDB was away.
+  // One at a time; a sweep asked for while one runs gets the next one (it may have queued after that one read the file).
+  const sweepRuns = runsFromNow(async () => {
+    await replayQueued(queue, gateway.replays);
+    return gateway.sweeper.sweep();
+  });
   let sweeping: Promise<SweepReport> | undefined;
-  const sweep = () =>
-    (sweeping ??= (async () => {
-      await replayQueued(queue, gateway.replays);
-      return gateway.sweeper.sweep();
-    })().finally(() => (sweeping = undefined)));
+  const sweep = () => (sweeping = sweepRuns());
   const sweepTimer = setInterval(
     () => void sweep().catch((err) => gateway.log.error('sweep_failed', describeError(err))),
     options.sweepIntervalMs ?? secondsFromEnv(env, 'ITAPI_SWEEP_INTERVAL_S') ?? 15_000,

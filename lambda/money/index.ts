@@ -86,6 +86,9 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
     onSettled,
     onLate,
     afterSettled,
+    onQueued(write, err) {
+      o.log.error('settlement_queued', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
+    },
     onLost(write, err) {
       o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
     },

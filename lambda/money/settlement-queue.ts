@@ -52,6 +52,32 @@ export function replayQueued(queue: FileSettlementQueue, replays: Pick<Settlemen
   return queue.drain(async (write) => (await replays.apply(write)) !== 'lost');
 }
 
+/**
+ * A task run on demand and on a timer, one run at a time, where a call means "run from now": a
+ * call while a run is in progress waits for it and then starts one more (shared by every call
+ * that came meanwhile), so what was queued before a call is always seen by the run it gets. (A
+ * run already in progress may have read the queue before the call's settlement was put in it.)
+ */
+export function runsFromNow<T>(task: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | undefined;
+  let next: Promise<T> | undefined;
+  const run = (): Promise<T> => {
+    if (!running) {
+      running = task().finally(() => (running = undefined));
+      return running;
+    }
+    // `running`'s own `finally` has cleared it by the time this follows it.
+    next ??= running
+      .catch(() => undefined)
+      .then(() => {
+        next = undefined;
+        return run();
+      });
+    return next;
+  };
+  return run;
+}
+
 /** AWS's durable queue: an SQS queue (with a dead-letter queue and an alarm) the sweeper function consumes. */
 export function sqsSettlementQueue(queueUrl: string): SettlementQueue {
   let client: Promise<{ send(write: SettleWrite): Promise<void> }> | undefined;

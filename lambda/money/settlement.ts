@@ -155,6 +155,8 @@ export interface SettlementsOptions {
   onLate?(write: SettleWrite, late: LateSettleResult): void;
   /** Awaited once per settlement that landed, after it (local mode: the usage roll-up); a failure is its own to report. */
   afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
+  /** A settlement that kept failing and went to the durable queue (the sweeper applies it). */
+  onQueued?(write: SettleWrite, cause: unknown): void;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
@@ -216,6 +218,7 @@ export class Settlements {
     if (this.options.queue) {
       try {
         await this.options.queue.send(write);
+        this.options.onQueued?.(write, cause);
         return 'queued';
       } catch (err) {
         this.options.onLost?.(write, err);

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { moneyRuntime } from '../../lambda/money';
 import { abandonedSettlement } from '../../lambda/money/settlement';
-import { FileSettlementQueue, replayQueued } from '../../lambda/money/settlement-queue';
+import { FileSettlementQueue, replayQueued, runsFromNow } from '../../lambda/money/settlement-queue';
 import type { Stores } from '../../lambda/runtime';
 import type { HoldRecord } from '../../lambda/store/holds';
 import type { TableNames } from '../../lambda/store/tables';
@@ -29,7 +29,7 @@ const hold: HoldRecord = {
   stream: false,
 } as HoldRecord;
 
-function runtimeOver(settle: () => Promise<unknown>, queue: FileSettlementQueue) {
+function runtimeOver(settle: (write: unknown) => Promise<unknown>, queue: FileSettlementQueue) {
   const stores = { accounts: { settle }, holds: {} } as unknown as Stores;
   return moneyRuntime({ stores, tables: { keys: 'k' } as TableNames, log: memoryLogger(), queue });
 }
@@ -62,4 +62,49 @@ it('applies a queued settlement once DynamoDB answers, and empties the queue', a
   expect(applied).toHaveLength(1);
   expect(await replayQueued(queue, replays)).toBe(0);
   expect(applied).toHaveLength(1);
+});
+
+describe('runsFromNow (the local server\'s sweep: on demand and every 15 s)', () => {
+  it('gives a call made while a sweep runs the next sweep, which sees what was queued after the first read the file', async () => {
+    const queue = new FileSettlementQueue(join(mkdtempSync(join(tmpdir(), 'itapi-queue-')), 'settlements.jsonl'));
+    const applied: string[] = [];
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inFirst = new Promise<void>((resolve) => (entered = resolve));
+    const { replays } = runtimeOver(async (write: unknown) => {
+      const id = (write as { ledger: { id: string } }).ledger.id;
+      if (!applied.length) {
+        entered();
+        await blocked;
+      }
+      applied.push(id);
+      return { settled: true, chargedMicroUsd: 0, refundMicroUsd: 5000, unchargedMicroUsd: 0 };
+    }, queue);
+    const sweep = runsFromNow(() => replayQueued(queue, replays));
+    await queue.send(abandonedSettlement(hold));
+    const first = sweep(); // as the timer starts it
+    await inFirst; // it has read the file and is applying the first settlement
+    await queue.send(abandonedSettlement({ ...hold, requestId: 'req_queued_later' }));
+    const asked = sweep(); // as a caller asks for one now
+    const again = sweep(); // a third call meanwhile shares that next run
+    expect(again).toBe(asked);
+    release();
+    expect(await first).toBe(1);
+    expect(await asked).toBe(1);
+    expect(applied).toEqual(['req_queued', 'req_queued_later']);
+    expect(existsSync(queue.path) ? lines(queue.path) : []).toEqual([]);
+  });
+
+  it('runs once per call when calls do not overlap, and a failed run does not stop the next', async () => {
+    let runs = 0;
+    const sweep = runsFromNow(async () => {
+      runs++;
+      if (runs === 1) throw new Error('DynamoDB down');
+      return runs;
+    });
+    await expect(sweep()).rejects.toThrow('DynamoDB down');
+    expect(await sweep()).toBe(2);
+    expect(await sweep()).toBe(3);
+  });
 });
