@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Authenticator } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
 import type { ModelEntry } from './catalog';
-import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, routeName, type CompletionDeps } from './chat/pipeline';
+import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, routeName, SCOPED_HEADERS, type CompletionDeps, type ScopedResponse } from './chat/pipeline';
 import { errorResponse, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
@@ -101,6 +101,11 @@ const CORS_EXPOSED_HEADERS = [
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
 
+/** Whether an admission's headers are among these (what the outermost layer checks on the answer). */
+function hasLimitHeaders(headers: Record<string, string>): boolean {
+  return 'x-ratelimit-limit-requests' in headers || 'x-ratelimit-limit-tokens' in headers;
+}
+
 /** The gateway as a Web-standard app: the Lambda entry and the local server each wrap it in a few lines. */
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
@@ -120,12 +125,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c.set('scope', scope);
     c.set('recorder', recorder);
     await next();
+    const key = c.get('key');
+    // An endpoint's answer that carries the scope's headers already (chat/pipeline.ts
+    // `scopedResponse`), limits included or no key to tell them for: left as built.
+    const scoped = (c.res as ScopedResponse)[SCOPED_HEADERS];
+    if (scoped !== undefined && scoped === Object.keys(scope.responseHeaders).length && (!key || hasLimitHeaders(scope.responseHeaders))) {
+      recorder.answered(c.res.status, key);
+      return;
+    }
     c.res.headers.set('x-request-id', scope.requestId);
     for (const [name, value] of Object.entries(scope.responseHeaders)) {
       if (!c.res.headers.has(name)) c.res.headers.set(name, value);
     }
     // Answers that ended before admission (a 400, a 403, /v1/models) tell the limits as last seen.
-    const key = c.get('key');
     if (key && !c.res.headers.has('x-ratelimit-limit-requests') && !c.res.headers.has('x-ratelimit-limit-tokens')) {
       const headers = await deps.admission.headersFor?.(key).catch(() => undefined);
       for (const [name, value] of Object.entries(headers ?? {})) c.res.headers.set(name, value);

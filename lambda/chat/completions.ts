@@ -8,7 +8,7 @@ import { refuseWhatAnthropicCannotTake } from '../providers';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
 import { modelField, relayedChatData, relayedForClient } from './passthrough';
-import { chatBillingAsk, modelFor, openAnswer, type CompletionDeps, type RequestScope } from './pipeline';
+import { chatBillingAsk, JSON_HEADERS, modelFor, openAnswer, scopedResponse, type CompletionDeps, type RequestScope } from './pipeline';
 import { sseBody } from './sse-body';
 
 export { ROUTE_HEADER, type CompletionDeps as ChatDeps, type RequestRecord, type RequestScope } from './pipeline';
@@ -44,10 +44,7 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
     check: (call, provider) => refuseOnRoute(request, call, provider),
   });
   if (opened.kind === 'json') {
-    return new Response(JSON.stringify(encodeChatCompletion({ ...opened.answer, id: chatId(opened.answer.id) })), {
-      status: 200,
-      headers: { 'content-type': 'application/json', ...scope.responseHeaders },
-    });
+    return scopedResponse(scope, JSON.stringify(encodeChatCompletion({ ...opened.answer, id: chatId(opened.answer.id) })), JSON_HEADERS);
   }
 
   const includeUsage = request.stream_options?.include_usage === true;
@@ -71,7 +68,7 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
       { ended: () => [...encoder.end().map(chatFrame), DONE_FRAME], failed: chatStreamTerminals.failed },
     );
   }
-  return new Response(body$, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
+  return scopedResponse(scope, body$, SSE_HEADERS);
 }
 
 const NO_FRAMES: SseFrame[] = [];

@@ -65,6 +65,27 @@ export interface RequestScope {
 
 export const ROUTE_HEADER = 'x-itapi-route';
 
+/** A JSON answer's own header. */
+export const JSON_HEADERS: Readonly<Record<string, string>> = { 'content-type': 'application/json' };
+
+/** Marks a Response whose headers already carry every header of its request's scope (`scopedResponse`). */
+export const SCOPED_HEADERS = Symbol.for('itapi.scopedHeaders');
+
+/**
+ * An endpoint's answer with the scope's headers in it (`x-request-id` and `responseHeaders`, which
+ * win over the endpoint's own, as they did when the app's outermost layer added them), marked so that this layer leaves
+ * its headers as they are: on the way to a stream's first byte no Web `Headers` is built from
+ * them and read back (issue 22), and Hono's Node adapter writes the plain object as given.
+ */
+export function scopedResponse(scope: RequestScope, body: BodyInit | null, headers: Readonly<Record<string, string>>): Response {
+  const response = new Response(body, { status: 200, headers: { ...headers, ...scope.responseHeaders, 'x-request-id': scope.requestId } });
+  // How many scope headers it carries: one added later sends the answer through the app's usual path.
+  (response as ScopedResponse)[SCOPED_HEADERS] = Object.keys(scope.responseHeaders).length;
+  return response;
+}
+
+export type ScopedResponse = Response & { [SCOPED_HEADERS]?: number };
+
 /**
  * The output limit sent upstream, on every answer whose limit differs from the client's or whose
  * client named none (ARCHITECTURE §8): the model's maximum, clamped, lowered to what the balance

@@ -1,5 +1,5 @@
 import type { ModelEntry } from '../catalog';
-import { admitRun, modelFor, routeName, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitRun, JSON_HEADERS, modelFor, routeName, scopedResponse, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import {
   embeddingInputs,
   float32Base64,
@@ -52,7 +52,7 @@ export async function createEmbeddings(deps: CompletionDeps, scope: RequestScope
   } catch (err) {
     throw run.failedWith(err);
   }
-  return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
+  return scopedResponse(scope, JSON.stringify(answer), JSON_HEADERS);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { SSE_HEADERS } from '../chat/completions';
-import { admitRun, MeteredAnswer, modelFor, noteIgnored, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitRun, JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedResponse, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { sseBody } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { encodeChatRequest } from '../codecs/openai-chat';
@@ -237,11 +237,11 @@ function relayedFrames(item: AnswerItem): SseFrame[] {
 }
 
 function json(value: unknown, scope: RequestScope): Response {
-  return new Response(JSON.stringify(value), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
+  return scopedResponse(scope, JSON.stringify(value), JSON_HEADERS);
 }
 
 function sse(body: ReadableStream<Uint8Array>, scope: RequestScope): Response {
-  return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
+  return scopedResponse(scope, body, SSE_HEADERS);
 }
 
 /** `POST /v1/messages/count_tokens`: the prompt's tokens by the model's rules; no hold, no upstream call. */

@@ -15,7 +15,7 @@ import { AnswerCollector, answerEvents, type Answer, type AnswerEvent } from '..
 import { sseBytes } from '../core/sse';
 import type { KeyRecord } from '../store/keys';
 import type { ResponsesStore, StoredResponse } from '../store/responses';
-import { modelFor, noteIgnored, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { JSON_HEADERS, modelFor, noteIgnored, scopedResponse, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { SSE_HEADERS } from '../chat/completions';
 import { sseBody, type SseSource } from '../chat/sse-body';
 import { pricesServerTool } from '../money/billing-ask';
@@ -73,7 +73,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
     const collector = new AnswerCollector();
     const estimatedUsage = answer.usage ? undefined : plan.estimate(deliveredText(answer, collector));
     const response = await persist(encodeResponse(answer, { ...options, shell, estimatedUsage }), answer);
-    return new Response(JSON.stringify(response), { status: 200, headers: { 'content-type': 'application/json', ...scope.responseHeaders } });
+    return scopedResponse(scope, JSON.stringify(response), JSON_HEADERS);
   }
 
   const events = opened.events;
@@ -111,7 +111,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
       return terminals.failed(error);
     },
   });
-  return new Response(body$, { status: 200, headers: { ...SSE_HEADERS, ...scope.responseHeaders } });
+  return scopedResponse(scope, body$, SSE_HEADERS);
 }
 
 /** `GET /v1/responses/{id}`: the stored response; `?stream=true` replays it as the events a stream would have sent. */
