@@ -21,14 +21,17 @@ export interface FirstByteFigures {
  * Time to first byte with an upstream that waits 300 ms before its own (a provider's time to first
  * token): streams, interleaved round by round (the order rotates, so no target always follows the
  * same one). Each target's first body byte, median and p95 over the rounds, and paired with the
- * `direct` row's of the same round when there is one.
+ * `direct` row's of the same round when there is one. `gapMs`: a pause before each request.
  */
-export async function firstByte300(targets: Target[], rounds: number): Promise<Record<string, FirstByteFigures>> {
+export async function firstByte300(targets: Target[], rounds: number, gapMs = 0): Promise<Record<string, FirstByteFigures>> {
   const times: Record<string, Array<number | undefined>> = Object.fromEntries(targets.map((t) => [t.name, []]));
   const failures: Record<string, number> = Object.fromEntries(targets.map((t) => [t.name, 0]));
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < targets.length; i++) {
       const t = targets[(round + i) % targets.length];
+      // A pause before each request (bench/ttfb.ts BENCH_TTFB_GAP_MS): every server then waits as
+      // long between its own requests as in `npm run bench`, where nine targets take turns.
+      if (gapMs) await new Promise((resolve) => setTimeout(resolve, gapMs));
       const r = await timedRequest(t, true);
       if (r.status !== 200 || r.ttfbMs < 0) failures[t.name]++;
       times[t.name][round] = r.status === 200 && r.ttfbMs >= 0 ? r.ttfbMs : undefined;

@@ -15,6 +15,8 @@ import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
 const WARMUP = Number(process.env.BENCH_TTFB_WARMUP ?? 5);
+/** A pause before each measured request (ms): each server then idles between its requests about as long as in `npm run bench`'s step (0 by default). */
+const GAP_MS = Number(process.env.BENCH_TTFB_GAP_MS ?? 0);
 /**
  * Requests each target serves first from the upstream's undelayed path, round by round (JSON
  * answers, then streams of 20 chunks), so that every target is measured in its steady state (code
@@ -72,8 +74,8 @@ async function main() {
     for (let i = 0; i < WARMUP_JSON; i++) for (const t of fastTargets) await timedRequest(t, false);
     for (let i = 0; i < WARMUP_STREAMS; i++) for (const t of fastTargets) await timedRequest(t, true);
     for (let i = 0; i < WARMUP; i++) for (const t of targets) await timedRequest(t, true);
-    log(`first byte with a 300 ms upstream: ${ROUNDS} interleaved rounds of streams`);
-    const figures = await firstByte300(targets, ROUNDS);
+    log(`first byte with a 300 ms upstream: ${ROUNDS} interleaved rounds of streams${GAP_MS ? `, ${GAP_MS} ms before each request` : ''}`);
+    const figures = await firstByte300(targets, ROUNDS, GAP_MS);
     const relayAdded = figures.relay?.addedMedianMs ?? NaN;
     const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
     const lines = [
