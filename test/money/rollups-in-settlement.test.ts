@@ -44,7 +44,17 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
   let lost = 0;
   /** Answers to lose, in order, of settlement transactions (of groups only, when `groupsOnly`): before or after the write landed. */
   let toLose: { whens: Array<'before' | 'after'>; groupsOnly: boolean } = { whens: [], groupsOnly: false };
+  // An outage (`outageFor`): every call refused before it is sent, and a call that lands while it
+  // begins has its answer lost, as when DynamoDB goes away mid-call.
+  let outageUntil = 0;
+  const down = () => Date.now() < outageUntil;
   client.intercept(async (operation, input, next) => {
+    if (down()) throw new DynamoError('NetworkingError', 'connect ECONNREFUSED', undefined, 1, {}, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    if (outageUntil) {
+      const out = await next();
+      if (down()) throw lostAnswer();
+      return out;
+    }
     if (operation !== 'TransactWriteItems') return next();
     const items = input.TransactItems as Array<Record<string, { TableName: string }>>;
     const puts = items.filter((i) => i.Put?.TableName === tables.usage).length;
@@ -69,7 +79,8 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
   const key = (n: number): KeyRecord => ({ ...record, keyHash: `hash${n}_${accountId}`, keyId: `key${n}_${accountId}`, name: `k${n}` });
   const now = o.now ?? Date.now;
   // The production wiring of local mode (as lambda/runtime.ts builds it for the local server).
-  const money = moneyRuntime({ stores, tables, log: memoryLogger(), rollupsInline: true, groupCommit: true, sweepGraceMs: 0, now });
+  const log = memoryLogger();
+  const money = moneyRuntime({ stores, tables, log, rollupsInline: true, groupCommit: true, sweepGraceMs: 0, now });
   const admission = new CreditAdmission({
     store: stores.accounts,
     holds: stores.holds,
@@ -99,7 +110,7 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
     return (page.Items as Array<Record<string, { S?: string; BOOL?: boolean }>>).filter((i) => i.kind.S === 'request').map((i) => i.rolled_up?.BOOL === true);
   };
   const expectBooks = async () => expectBooksBalance(await booksOf(stores, accountId));
-  return { client, tables, stores, accountId, key, admission, money, transactions, compare, marks, expectBooks, loseAnswers: (whens: Array<'before' | 'after'>, groupsOnly = false) => (toLose = { whens: [...whens], groupsOnly }), lost: () => lost };
+  return { client, tables, stores, accountId, key, admission, money, log, transactions, compare, marks, expectBooks, loseAnswers: (whens: Array<'before' | 'after'>, groupsOnly = false) => (toLose = { whens: [...whens], groupsOnly }), lost: () => lost, outageFor: (ms: number) => (outageUntil = Date.now() + ms) };
 }
 
 describe('the roll-up in the settlement’s transaction (local mode)', () => {
@@ -250,6 +261,39 @@ describe('settlements of one account grouped in one transaction (local mode, gro
     expect((await f.marks()).every(Boolean)).toBe(true);
     expect(await f.stores.rollups.catchUp()).toBe(0);
   }, 180_000);
+
+  it('400 settlements of one account through a DynamoDB outage (calls refused, answers lost as it begins): each settled once, nothing queued or lost, the books balance', async () => {
+    const f = await setup();
+    const at = Date.now();
+    const n = 400;
+    const admitted = [];
+    for (let i = 0; i < n; i += 100) {
+      admitted.push(...(await Promise.all(Array.from({ length: 100 }, (_, j) => f.admission.admit(chatAdmission(`o${i + j}-${f.accountId}`, f.key((i + j) % 2), mini, request(), at))))));
+    }
+    const holds = new Map((await f.stores.holds.ofAccount(f.accountId)).map((h) => [h.requestId, h]));
+    const outcomeOf = (i: number) => completed({ prompt_tokens: 5, completion_tokens: 1 + (i % 37), total_tokens: 6 + (i % 37) });
+    const expectedCost = new Map(admitted.map((_, i) => [`o${i}-${f.accountId}`, requestSettlement(holds.get(`o${i}-${f.accountId}`)!, mini, outcomeOf(i)).costMicroUsd]));
+    // Settlements spread over 2 s; the outage from 0.5 s to 2.5 s: some land before, many wait in
+    // their account's queue or retry through it, the rest come after.
+    const outage = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        f.outageFor(2_000);
+        resolve();
+      }, 500),
+    );
+    await Promise.all([outage, ...admitted.map(async (a, i) => {
+      await new Promise((resolve) => setTimeout(resolve, (i * 2_000) / n));
+      await a.settle(outcomeOf(i));
+    })]);
+    const b = await booksOf(f.stores, f.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(n);
+    for (const r of b.requests) expect(r.amountMicroUsd + expectedCost.get(r.id)!).toBe(0);
+    expect(await f.stores.holds.ofAccount(f.accountId)).toEqual([]);
+    expect(f.log.lines.filter((l) => /settlement_(queued|not_written)/.test(l))).toEqual([]);
+    const { expected, actual } = await f.compare(at);
+    expect(actual).toEqual(expected);
+  }, 120_000);
 
   it('a group with a hold the sweeper settled first lands nothing, and each is then applied on its own (the swept one late, once)', async () => {
     let now = Date.now();
