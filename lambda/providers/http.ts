@@ -226,6 +226,9 @@ export class SseEvents implements AsyncIterableIterator<EventSourceMessage> {
       this.body.pause();
     }
     this.settle();
+    // Bytes without a whole event yet (a keep-alive comment, an event in pieces) are not silence:
+    // a caller still waiting has its idle time counted from them.
+    this.waiter?.timer.refresh();
   };
 
   private readonly onEnd = (): void => {

@@ -65,6 +65,22 @@ describe('sseEvents', () => {
     await expect(events.next()).rejects.toMatchObject({ code: 'upstream_timeout', message: 'The upstream stream stalled.' });
   });
 
+  it('counts the idle time from the last bytes, not the last event: keep-alive comments and an event sent in pieces are not silence', async () => {
+    const body = new PassThrough();
+    const events = sseEvents(body, 80);
+    const pending = events.next();
+    // 300 ms without an event, but never 80 ms without a byte (as OpenRouter's `: PROCESSING` comments).
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      body.write(': keep-alive\n\n');
+    }
+    const piece = frame(7);
+    body.write(piece.slice(0, 10));
+    await new Promise((r) => setTimeout(r, 40));
+    body.write(piece.slice(10));
+    await expect(pending).resolves.toMatchObject({ done: false, value: { data: '{"i":7,"text":"é✓7"}' } });
+  });
+
   it('gives the events that came before a break, then the break as an upstream error', async () => {
     const body = new PassThrough();
     const events = sseEvents(body, 5_000);
