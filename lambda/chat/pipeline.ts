@@ -73,9 +73,10 @@ export const SCOPED_HEADERS = Symbol.for('itapi.scopedHeaders');
 
 /**
  * An endpoint's answer with the scope's headers in it (`x-request-id` and `responseHeaders`, which
- * win over the endpoint's own, as they did when the app's outermost layer added them), marked so that this layer leaves
- * its headers as they are: on the way to a stream's first byte no Web `Headers` is built from
- * them and read back (issue 22), and Hono's Node adapter writes the plain object as given.
+ * win over the endpoint's own, as they did when the app's outermost layer added them), marked so
+ * that this layer leaves its headers as they are: on the way to a stream's first byte no Web
+ * `Headers` is built from them and read back (issue 22), and Hono's Node adapter writes the plain
+ * object as given.
  */
 export function scopedResponse(scope: RequestScope, body: BodyInit | null, headers: Readonly<Record<string, string>>): Response {
   const response = new Response(body, { status: 200, headers: { ...headers, ...scope.responseHeaders, 'x-request-id': scope.requestId } });

@@ -216,8 +216,8 @@ async function serveGateway(
   const { port } = server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
   // The sweeper in-process (AWS runs it on a schedule): holds left past their deadline, and
-  // settlements that went to the queue while DynamoDB was away.
-  // One at a time; a sweep asked for while one runs gets the next one (it may have queued after that one read the file).
+  // settlements that went to the queue while DynamoDB was away. One at a time; a sweep asked for
+  // while one runs gets the next one (what it queued may have come after that one read the file).
   const sweepRuns = runsFromNow(async () => {
     await replayQueued(queue, gateway.replays);
     return gateway.sweeper.sweep();

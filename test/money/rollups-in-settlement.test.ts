@@ -110,7 +110,15 @@ async function setup(o: { now?: () => number; maxRequestMs?: number } = {}) {
     return (page.Items as Array<Record<string, { S?: string; BOOL?: boolean }>>).filter((i) => i.kind.S === 'request').map((i) => i.rolled_up?.BOOL === true);
   };
   const expectBooks = async () => expectBooksBalance(await booksOf(stores, accountId));
-  return { client, tables, stores, accountId, key, admission, money, log, transactions, compare, marks, expectBooks, loseAnswers: (whens: Array<'before' | 'after'>, groupsOnly = false) => (toLose = { whens: [...whens], groupsOnly }), lost: () => lost, outageFor: (ms: number) => (outageUntil = Date.now() + ms) };
+  /** Admits `n` requests (`<prefix><i>-<account>`), `batch` at a time, each on the key and model `of(i)` names. */
+  const admitMany = async (n: number, prefix: string, of: (i: number) => { key: number; model: typeof mini }, at: number, batch = 100) => {
+    const admitted = [];
+    for (let i = 0; i < n; i += batch) {
+      admitted.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => admission.admit(chatAdmission(`${prefix}${i + j}-${accountId}`, key(of(i + j).key), of(i + j).model, request(), at))))));
+    }
+    return admitted;
+  };
+  return { client, tables, stores, accountId, key, admission, admitMany, money, log, transactions, compare, marks, expectBooks, loseAnswers: (whens: Array<'before' | 'after'>, groupsOnly = false) => (toLose = { whens: [...whens], groupsOnly }), lost: () => lost, outageFor: (ms: number) => (outageUntil = Date.now() + ms) };
 }
 
 describe('the roll-up in the settlement’s transaction (local mode)', () => {
@@ -118,17 +126,7 @@ describe('the roll-up in the settlement’s transaction (local mode)', () => {
     const f = await setup();
     const at = Date.now();
     const n = 300;
-    const admitted = [];
-    for (let i = 0; i < n; i += 50) {
-      admitted.push(
-        ...(await Promise.all(
-          Array.from({ length: Math.min(50, n - i) }, (_, j) => {
-            const m = (i + j) % 4 === 0 ? big : mini;
-            return f.admission.admit(chatAdmission(`c${i + j}-${f.accountId}`, f.key((i + j) % 3), m, request(), at));
-          }),
-        )),
-      );
-    }
+    const admitted = await f.admitMany(n, 'c', (i) => ({ key: i % 3, model: i % 4 === 0 ? big : mini }), at, 50);
     f.transactions.length = 0;
     await Promise.all(
       admitted.map((a, i) =>
@@ -221,10 +219,7 @@ describe('settlements of one account grouped in one transaction (local mode, gro
       i % 13 === 0
         ? { status: 'failed', httpStatus: 503, completionText: '', latencyMs: 1, stream: false }
         : completed({ prompt_tokens: 5 + (i % 7), completion_tokens: 1 + (i % 37), total_tokens: 6 + (i % 7) + (i % 37) });
-    const admitted = [];
-    for (let i = 0; i < n; i += 100) {
-      admitted.push(...(await Promise.all(Array.from({ length: 100 }, (_, j) => f.admission.admit(chatAdmission(`g${i + j}-${f.accountId}`, f.key((i + j) % 2), i % 200 ? mini : big, request(), at))))));
-    }
+    const admitted = await f.admitMany(n, 'g', (i) => ({ key: i % 2, model: i % 200 >= 100 ? mini : big }), at);
     // What each must be charged, exactly once: its own settlement's cost (failed calls nothing).
     const holds = new Map((await f.stores.holds.ofAccount(f.accountId)).map((h) => [h.requestId, h]));
     expect(holds.size).toBe(n);
@@ -266,10 +261,7 @@ describe('settlements of one account grouped in one transaction (local mode, gro
     const f = await setup();
     const at = Date.now();
     const n = 400;
-    const admitted = [];
-    for (let i = 0; i < n; i += 100) {
-      admitted.push(...(await Promise.all(Array.from({ length: 100 }, (_, j) => f.admission.admit(chatAdmission(`o${i + j}-${f.accountId}`, f.key((i + j) % 2), mini, request(), at))))));
-    }
+    const admitted = await f.admitMany(n, 'o', (i) => ({ key: i % 2, model: mini }), at);
     const holds = new Map((await f.stores.holds.ofAccount(f.accountId)).map((h) => [h.requestId, h]));
     const outcomeOf = (i: number) => completed({ prompt_tokens: 5, completion_tokens: 1 + (i % 37), total_tokens: 6 + (i % 37) });
     const expectedCost = new Map(admitted.map((_, i) => [`o${i}-${f.accountId}`, requestSettlement(holds.get(`o${i}-${f.accountId}`)!, mini, outcomeOf(i)).costMicroUsd]));
