@@ -146,12 +146,19 @@ it('charges the output a killed gateway checkpointed on its hold, up to a few se
   }
   doomed.child.kill('SIGKILL');
   await new Promise((resolve) => doomed.child.once('exit', resolve));
-  await reader.cancel().catch(() => undefined);
+  // What the gateway wrote to the socket before it died is still on its way: read it to the cut
+  // (on a loaded machine the last check above can take a second, a checkpoint covering the words
+  // written meanwhile may land, and the client had not read them yet).
+  try {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+  } catch {
+    // The connection ended mid-answer: what came before is in `text`.
+  }
   reader.releaseLock();
 
   const [hold] = await stores.holds.ofAccount(accountId);
   // Checkpointed on the hold item: at least what was delivered a second before the kill, at most what was delivered
-  // (what the client had read, plus the few chunks, about 3 tokens each, written to its socket but not yet read at the kill).
+  // (everything the gateway wrote before the kill; a few tokens of slack for a word cut in two).
   expect(hold.outputTokens).toBeGreaterThanOrEqual(countTokens(wordsOf(secondBefore)));
   expect(hold.outputTokens).toBeLessThanOrEqual(countTokens(wordsOf(text)) + 10);
   expect(hold.outputMicroUsd).toBe(hold.outputTokens! * 100);
