@@ -145,6 +145,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const admission = new CreditAdmission({
     store: stores.accounts,
+    // Local mode only, as the settlements' group commit: one process sees all of an account's requests.
+    groupCommit: options.rollupsInline === true && options.groupCommit === true,
     holds: stores.holds,
     tiers: tierCache,
     settlements,

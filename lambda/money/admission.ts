@@ -1,6 +1,7 @@
 import { warmTokenizer } from './tokens';
 import { GatewayError, insufficientQuota, invalidApiKey, invalidRequest, rateLimited } from '../contract/errors';
-import { conflictBackoff, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
+import { admitGroupable, conflictBackoff, MAX_ADMIT_GROUP, sameAdmitGroup, type Account, type AccountsStore, type AdmitResult, type AdmitWrite } from '../store/accounts';
+import { GroupCommit } from './group-commit';
 import type { HoldRecord, HoldsStore } from '../store/holds';
 import { type KeySpend, type KeyRecord, monthOf } from '../store/keys';
 import type { Tier } from '../store/tiers';
@@ -42,7 +43,12 @@ type Caps = Pick<Limits, 'rpm' | 'tpm'>;
 
 export interface CreditAdmissionOptions {
   /** `get` (optional) lets the rate-limit headers of a cold instance's first answers tell the account as it is. */
-  store: Pick<AccountsStore, 'admit'> & Partial<Pick<AccountsStore, 'get'>>;
+  store: Pick<AccountsStore, 'admit'> & Partial<Pick<AccountsStore, 'get' | 'admitGroup'>>;
+  /**
+   * Local mode: the admissions of an account that come while one of its admission writes is in
+   * flight share the next transaction (`AccountsStore.admitGroup`; needs the store's). @default false
+   */
+  groupCommit?: boolean;
   /** Where streaming requests checkpoint the output they delivered. @default none: nothing checkpointed */
   holds?: Pick<HoldsStore, 'checkpoint'>;
   tiers: TierLookup;
@@ -127,10 +133,39 @@ export class CreditAdmission implements Admission {
   private readonly settling = new Map<string, Set<Promise<unknown>>>();
   private readonly now: () => number;
   private readonly schedule: (task: () => Promise<unknown>) => void;
+  /** Group commit (local mode): admissions of an account share a transaction while one is in flight. */
+  private readonly groups?: GroupCommit<AdmitWrite, AdmitResult>;
 
   constructor(private readonly options: CreditAdmissionOptions) {
     this.now = options.now ?? Date.now;
     this.schedule = options.schedule ?? ((task) => void task().catch(() => undefined));
+    const { store } = options;
+    if (options.groupCommit && store.admitGroup) {
+      const admitGroup = store.admitGroup.bind(store);
+      this.groups = new GroupCommit<AdmitWrite, AdmitResult>({
+        queueOf: (w) => w.accountId,
+        groupable: admitGroupable,
+        same: sameAdmitGroup,
+        max: MAX_ADMIT_GROUP,
+        alone: (w) => store.admit(w),
+        together: async (ws) => {
+          let landed: boolean;
+          try {
+            landed = await admitGroup(ws);
+          } catch (err) {
+            // An answer that may be lost: each caller sends its write again (send), the hold
+            // noted as maybe landed; any other failure: each goes alone, whose answer decides.
+            if (answerMayBeLost(err)) throw err;
+            return undefined;
+          }
+          if (!landed) return undefined;
+          // The writes of a group believe the same minute and previous one: the view after all of them.
+          const b = ws.reduce((most, w) => (w.believed.requests > most.requests ? w.believed : most), ws[0].believed);
+          const accountCounts = { ...b, requests: b.requests + ws.length, tokens: b.tokens + ws.reduce((sum, w) => sum + w.tokens, 0) };
+          return ws.map(() => ({ ok: true as const, accountCounts }));
+        },
+      });
+    }
   }
 
   allowsModel(key: KeyRecord, modelId: string): boolean {
@@ -494,7 +529,7 @@ export class CreditAdmission implements Admission {
   private async send(write: AdmitWrite, mayHaveLanded: HoldRecord[]): Promise<AdmitResult> {
     for (let resend = 0; ; resend++) {
       try {
-        return await this.options.store.admit(write);
+        return await (this.groups ? this.groups.run(write) : this.options.store.admit(write));
       } catch (err) {
         if (!answerMayBeLost(err)) throw err;
         if (!mayHaveLanded.includes(write.hold)) mayHaveLanded.push(write.hold);

@@ -6,6 +6,7 @@ import { usageExtras } from '../contract/usage';
 import { costOf, NO_USAGE, type BilledUsage } from './cost';
 import { countTokens } from './tokens';
 import type { Outcome } from './types';
+import { GroupCommit } from './group-commit';
 
 /**
  * Tokens to bill, as the provider bills them: nothing for a call that produced nothing; the
@@ -230,59 +231,37 @@ export class Settlements {
   }
 }
 
-type Waiting = { write: SettleWrite; nowMs: number; guessWindow?: number; resolve: (r: SettleResult) => void; reject: (e: unknown) => void };
+type Pending = { write: SettleWrite; nowMs: number; guessWindow?: number };
 
 /**
- * Group commit of settlements (local mode), per account: a
- * settlement goes out at once when none of its account's is in flight; those that come meanwhile
- * wait for it and go together in the next transaction (`settleGroup`, at most `MAX_SETTLE_GROUP`,
- * one admitted minute a group). A group that does not land (any condition, a conflict, no answer)
- * is applied one by one, as without grouping: all or nothing, then each on its own. Each caller's
+ * Group commit of settlements (local mode, `GroupCommit`), per account: those that land while
+ * one of the account's settlement writes is in flight share the next transaction (`settleGroup`,
+ * at most `MAX_SETTLE_GROUP`, one admitted minute a group). A group that does not land (any
+ * condition, a conflict, no answer) is applied one by one, as without grouping. Each caller's
  * promise ends with its own settlement's result, or its error (its retry loop sends it again).
  */
 export class SettlementGroups {
-  private readonly pending = new Map<string, Waiting[]>();
+  private readonly groups: GroupCommit<Pending, SettleResult>;
 
-  constructor(private readonly store: Pick<AccountsStore, 'settle' | 'settleGroup'>) {}
-
-  settle(write: SettleWrite, nowMs: number, guessWindow?: number): Promise<SettleResult> {
-    if (!groupable(write)) return this.store.settle(write, nowMs, guessWindow);
-    return new Promise((resolve, reject) => {
-      const waiting = { write, nowMs, guessWindow, resolve, reject };
-      const queue = this.pending.get(write.hold.accountId);
-      if (queue) queue.push(waiting);
-      else {
-        this.pending.set(write.hold.accountId, [waiting]);
-        void this.flush(write.hold.accountId);
-      }
+  constructor(store: Pick<AccountsStore, 'settle' | 'settleGroup'>) {
+    this.groups = new GroupCommit<Pending, SettleResult>({
+      queueOf: (p) => p.write.hold.accountId,
+      groupable: (p) => groupable(p.write),
+      same: (a, b) => sameGroup(a.write, b.write),
+      max: MAX_SETTLE_GROUP,
+      alone: (p) => store.settle(p.write, p.nowMs, p.guessWindow),
+      together: (ps) =>
+        store
+          .settleGroup(
+            ps.map((p) => p.write),
+            Math.max(...ps.map((p) => p.nowMs)),
+            ps[0].guessWindow,
+          )
+          .catch(() => undefined),
     });
   }
 
-  private async flush(accountId: string): Promise<void> {
-    const queue = this.pending.get(accountId)!;
-    try {
-      while (queue.length) {
-        const group: Waiting[] = [];
-        const rest: Waiting[] = [];
-        for (const w of queue) (group.length < MAX_SETTLE_GROUP && sameGroup(w.write, queue[0].write) ? group : rest).push(w);
-        queue.splice(0, queue.length, ...rest);
-        const alone = (w: Waiting) => this.store.settle(w.write, w.nowMs, w.guessWindow).then(w.resolve, w.reject);
-        if (group.length === 1) {
-          await alone(group[0]);
-          continue;
-        }
-        const nowMs = Math.max(...group.map((w) => w.nowMs));
-        let results: SettleResult[] | undefined;
-        try {
-          results = await this.store.settleGroup(group.map((w) => w.write), nowMs, group[0].guessWindow);
-        } catch {
-          results = undefined;
-        }
-        if (results) group.forEach((w, i) => w.resolve(results[i]));
-        else await Promise.all(group.map(alone));
-      }
-    } finally {
-      this.pending.delete(accountId);
-    }
+  settle(write: SettleWrite, nowMs: number, guessWindow?: number): Promise<SettleResult> {
+    return this.groups.run({ write, nowMs, guessWindow });
   }
 }

@@ -200,9 +200,10 @@ export function countsFromItem(item: Item): WindowCounts {
  * minute's token count may only have shrunk since it was seen (settlement gives back what a
  * request did not use), which makes the bounds computed from it stricter, never looser.
  */
-function counterUpdate(c: CounterWrite, nowMs: number): { conditions: string[]; sets: string[]; values: Item } {
+function counterUpdate(c: CounterWrite, nowMs: number, requests = 1): { conditions: string[]; sets: string[]; values: Item } {
   const minute = minuteOf(nowMs);
-  const values: Item = { ':one': num(1), ':tok': num(c.tokens), ':m': num(minute) };
+  // `requests` > 1 only for a group's summed write (admitGroup), always within the believed minute.
+  const values: Item = { ':one': num(requests), ':tok': num(c.tokens), ':m': num(minute) };
   const conditions: string[] = [];
   const bound = (condition: string, name: string, value: number | undefined) => {
     if (value === undefined) return;
@@ -280,6 +281,34 @@ export function sameGroup(a: SettleWrite, b: SettleWrite): boolean {
   return a.hold.accountId === b.hold.accountId && a.hold.window === b.hold.window && a.rollupsTable === b.rollupsTable;
 }
 
+/** Admissions in one transaction at most (`admitGroup`: their hold items and the account). */
+export const MAX_ADMIT_GROUP = 25;
+
+/**
+ * Whether an admission may share a transaction with others of its account (`admitGroup`): one
+ * with no key item to update (a key with limits or a spend cap of its own is admitted alone),
+ * written within the minute it believes the item is in (a write that rolls the minute over goes alone).
+ */
+export function admitGroupable(w: AdmitWrite): boolean {
+  return !w.key && !w.keySpend && w.believed.window === minuteOf(w.nowMs);
+}
+
+/** Whether two groupable admissions can share one transaction: one account, limits, minute and belief about it. */
+export function sameAdmitGroup(a: AdmitWrite, b: AdmitWrite): boolean {
+  return (
+    a.accountId === b.accountId &&
+    a.limits.tier === b.limits.tier &&
+    a.limits.rpm === b.limits.rpm &&
+    a.limits.tpm === b.limits.tpm &&
+    a.believed.window === b.believed.window &&
+    minuteOf(a.nowMs) === minuteOf(b.nowMs) &&
+    a.believed.prevRequests === b.believed.prevRequests &&
+    a.believed.prevTokens === b.believed.prevTokens &&
+    (a.maxRequestsBefore === undefined) === (b.maxRequestsBefore === undefined) &&
+    (a.maxTokensBefore === undefined) === (b.maxTokensBefore === undefined)
+  );
+}
+
 /** Attempts of one settlement: each failed condition tells the next one what the items hold. */
 const SETTLE_ATTEMPTS = 8;
 
@@ -347,40 +376,8 @@ export class AccountsStore {
    * capped key's counters. A failed condition brings the items back to say why.
    */
   async admit(w: AdmitWrite): Promise<AdmitResult> {
-    const counters = counterUpdate(w, w.nowMs);
-    const values: Item = {
-      ...counters.values,
-      ':active': { S: 'active' },
-      ':hold': num(w.hold.holdMicroUsd),
-      ':tier': { S: w.limits.tier },
-      ':zero': num(0),
-    };
-    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier', ...counters.conditions];
-    for (const field of ['rpm', 'tpm'] as const) {
-      const value = w.limits[field];
-      if (value === undefined) conditions.push(`attribute_not_exists(${field})`);
-      else {
-        conditions.push(`${field} = :l${field}`);
-        values[`:l${field}`] = num(value);
-      }
-    }
     const items: TransactWriteItem[] = [
-      {
-        Update: {
-          TableName: this.tableName,
-          Key: { account_id: { S: w.accountId } },
-          UpdateExpression: `SET ${[
-            ...counters.sets,
-            'balance = balance - :hold',
-            'held = if_not_exists(held, :zero) + :hold',
-            'inflight = if_not_exists(inflight, :zero) + :one',
-          ].join(', ')}`,
-          ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeNames: { '#st': 'st' },
-          ExpressionAttributeValues: values,
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        },
-      },
+      { Update: { ...this.accountAdmission(w, w.hold.holdMicroUsd, 1), ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } },
       {
         Put: {
           TableName: this.holdsTable,
@@ -433,6 +430,82 @@ export class AccountsStore {
     }
     const minute = minuteOf(w.nowMs);
     return { ok: true, accountCounts: advanced(w, minute), keyCounts: key ? advanced(key, minute) : undefined };
+  }
+
+  /**
+   * The account item's part of an admission of `requests` requests holding `holdMicroUsd` in all:
+   * the minute's counters (their conditions from the believed item), the hold taken from the
+   * balance, the request(s) in flight; on condition that the account is active, pays the hold,
+   * and has the tier and custom limits the conditions were computed from.
+   */
+  private accountAdmission(c: CounterWrite & Pick<AdmitWrite, 'accountId' | 'nowMs' | 'limits'>, holdMicroUsd: number, requests: number) {
+    const counters = counterUpdate(c, c.nowMs, requests);
+    const values: Item = { ...counters.values, ':active': { S: 'active' }, ':hold': num(holdMicroUsd), ':tier': { S: c.limits.tier }, ':zero': num(0) };
+    const conditions = ['attribute_exists(account_id)', '#st = :active', 'balance >= :hold', 'tier = :tier', ...counters.conditions];
+    for (const field of ['rpm', 'tpm'] as const) {
+      const value = c.limits[field];
+      if (value === undefined) conditions.push(`attribute_not_exists(${field})`);
+      else {
+        conditions.push(`${field} = :l${field}`);
+        values[`:l${field}`] = num(value);
+      }
+    }
+    return {
+      TableName: this.tableName,
+      Key: { account_id: { S: c.accountId } },
+      UpdateExpression: `SET ${[...counters.sets, 'balance = balance - :hold', 'held = if_not_exists(held, :zero) + :hold', 'inflight = if_not_exists(inflight, :zero) + :one'].join(', ')}`,
+      ConditionExpression: conditions.join(' AND '),
+      ExpressionAttributeNames: { '#st': 'st' },
+      ExpressionAttributeValues: values,
+    };
+  }
+
+  /**
+   * Group commit of admissions (local mode): `admitGroupable` writes of one account with the same
+   * beliefs (`sameAdmitGroup`), at most `MAX_ADMIT_GROUP`, in ONE transaction: each hold item put
+   * on its own condition (absent), and one account update with the summed requests, tokens and
+   * holds, on conditions that hold only if every one of them would be admitted alone, one after
+   * the other, in any order: the minute's requests leave room for all of them under the tightest
+   * of their bounds, its tokens for their sum, the balance pays the summed hold. True when the
+   * group landed; false when it was refused (a condition, a conflict): nothing landed, and each is
+   * then sent alone, whose own conditions decide exactly (a group refused where each alone would
+   * pass costs a write, never a wrong answer). Anything else (an answer that may be lost) throws.
+   */
+  async admitGroup(writes: AdmitWrite[]): Promise<boolean> {
+    const first = writes[0];
+    if (writes.length > MAX_ADMIT_GROUP || !writes.every((w) => admitGroupable(w) && sameAdmitGroup(w, first))) throw new RangeError('admitGroup: writes that cannot share a transaction');
+    let hold = 0;
+    let tokens = 0;
+    // Each write's room: the most requests (tokens) the minute may hold with it in; for one write,
+    // its `max…Before` plus itself. The group fits when the sum fits the least room.
+    let requestRoom = Number.POSITIVE_INFINITY;
+    let tokenRoom = Number.POSITIVE_INFINITY;
+    for (const w of writes) {
+      hold += w.hold.holdMicroUsd;
+      tokens += w.tokens;
+      if (w.maxRequestsBefore !== undefined) requestRoom = Math.min(requestRoom, w.maxRequestsBefore + 1);
+      if (w.maxTokensBefore !== undefined) tokenRoom = Math.min(tokenRoom, w.maxTokensBefore + w.tokens);
+    }
+    const summed: CounterWrite & Pick<AdmitWrite, 'accountId' | 'nowMs' | 'limits'> = {
+      accountId: first.accountId,
+      nowMs: first.nowMs,
+      limits: first.limits,
+      believed: first.believed,
+      tokens,
+      maxRequestsBefore: first.maxRequestsBefore === undefined ? undefined : requestRoom - writes.length,
+      maxTokensBefore: first.maxTokensBefore === undefined ? undefined : tokenRoom - tokens,
+    };
+    const items: TransactWriteItem[] = [
+      { Update: this.accountAdmission(summed, hold, writes.length) },
+      ...writes.map((w) => ({ Put: { TableName: this.holdsTable, Item: holdToItem(w.hold), ConditionExpression: 'attribute_not_exists(request_id)' } })),
+    ];
+    try {
+      await this.client.call('TransactWriteItems', { TransactItems: items }, { resendWithoutAnswer: false });
+      return true;
+    } catch (err) {
+      if (isDynamoError(err, 'TransactionCanceledException')) return false;
+      throw err;
+    }
   }
 
   /**
