@@ -92,6 +92,9 @@ export function moneyRuntime(o: MoneyOptions): { settlements: Settlements; repla
     onLost(write, err) {
       o.log.error('settlement_not_written', { request_id: write.ledger.id, account_id: write.hold.accountId, ...describeError(err) });
     },
+    onHoldGone(write) {
+      o.log.info('settlement_found_no_hold', { request_id: write.ledger.id, account_id: write.hold.accountId });
+    },
   });
   // Sweeps and replays (the local queue, SQS, the TTL stream): short retries and no queue, since
   // their caller tries again (the next sweep, the queue's redelivery); a failure is the caller's to report.

@@ -158,6 +158,11 @@ export interface SettlementsOptions {
   afterSettled?(write: SettleWrite, result: Extract<SettleResult, { settled: true }>): Promise<void>;
   /** A settlement that kept failing and went to the durable queue (the sweeper applies it). */
   onQueued?(write: SettleWrite, cause: unknown): void;
+  /**
+   * A request's own settlement that found its hold gone and no abandoned item to settle late: it
+   * settled before (a resend after an answer lost once it landed), or its hold never landed (log).
+   */
+  onHoldGone?(write: SettleWrite): void;
   /** A settlement that could be neither applied nor queued: the sweeper will settle its hold as abandoned. */
   onLost?(write: SettleWrite, err: unknown): void;
   now?: () => number;
@@ -206,6 +211,7 @@ export class Settlements {
             if (late.applied) this.options.onLate?.(write, late);
             return { ...result, late };
           }
+          this.options.onHoldGone?.(write);
         }
         return result;
       } catch (err) {
