@@ -51,7 +51,7 @@ export interface GatewayOptions {
   authTtlMs?: number;
   /** Roll usage up in-process after each settlement (local mode); in AWS the usage table's stream does. @default false */
   rollupsInline?: boolean;
-  /** See `moneyRuntime`'s `groupCommit`. */
+  /** See `moneyRuntime`'s `groupCommit`; with `rollupsInline` it groups admissions too (`CreditAdmission`'s `groupCommit`). */
   groupCommit?: boolean;
   /** The longest a request may run (ITAPI_MAX_REQUEST_S). @default 900000 */
   maxRequestMs?: number;

@@ -32,7 +32,8 @@ export interface MoneyOptions {
   rollupsInline?: boolean;
   /**
    * With `rollupsInline`: settlements of an account that land while one is in flight share one
-   * transaction (group commit). Off unless asked (`ITAPI_GROUP_COMMIT=1` locally): with it on, the
+   * transaction (group commit; the local server's admissions are grouped with it, `CreditAdmission`'s
+   * `groupCommit`). Off unless asked (`ITAPI_GROUP_COMMIT=1` locally): with it on, the
    * DynamoDB-restart test under full-suite load still found a served request without its ledger
    * item in 1 of 10 runs after the sweep's race was fixed, not yet explained (lambda/money/README.md). @default false
    */
