@@ -13,6 +13,7 @@ import { firstByte300, pct } from './first-byte';
 import { lambdaMemory, startLambdaTarget, type MemoryResults } from './lambda';
 import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
+import { procCpuMs } from './dynamo-topology';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
 import { startBaseServers, startServer, type Server } from './procs';
@@ -187,26 +188,46 @@ async function load(t: Target, seconds: number): Promise<{ requests: number; non
   return { requests: result.requests.total, non2xx: result.non2xx, errors: result.errors + result.timeouts, seconds: result.duration };
 }
 
-async function throughput(targets: Target[], servers: Record<string, Server>) {
-  const acc: Record<string, { requests: number; non2xx: number; errors: number; seconds: number; cpuMs: number }> = {};
+/** Targets whose store is the bench's DynamoDB Local: its JVM's CPU during their load is reported beside theirs. */
+const ON_DYNAMODB_LOCAL = new Set(['gateway', 'gateway-lambda', 'baseline']);
+
+
+async function throughput(targets: Target[], servers: Record<string, Server>, dynamoPid?: number) {
+  const acc: Record<string, { requests: number; non2xx: number; errors: number; seconds: number; cpuMs: number; storeCpuMs?: number }> = {};
+  const storeCpu = () => (dynamoPid === undefined ? undefined : procCpuMs(dynamoPid));
   for (let round = 0; round < LOAD_ROUNDS; round++) {
     for (const t of targets) {
       const server = servers[t.name];
       const before = await server.cpuMs();
+      const storeBefore = ON_DYNAMODB_LOCAL.has(t.name) ? storeCpu() : undefined;
       const r = await load(t, LOAD_SECONDS);
       // The gateway's answer waits for its settlements to finish, so they count to its requests.
       const after = await server.cpuMs();
+      const storeAfter = storeBefore === undefined ? undefined : storeCpu();
       const a = (acc[t.name] ??= { requests: 0, non2xx: 0, errors: 0, seconds: 0, cpuMs: 0 });
       a.requests += r.requests;
       a.non2xx += r.non2xx;
       a.errors += r.errors;
       a.seconds += r.seconds;
       a.cpuMs += after - before;
-      log(`  load ${t.name}: ${Math.round(r.requests / r.seconds)} req/s, ${((after - before) / r.requests).toFixed(3)} CPU-ms/req, non-2xx ${r.non2xx}`);
+      if (storeAfter !== undefined) a.storeCpuMs = (a.storeCpuMs ?? 0) + storeAfter - storeBefore!;
+      const jvm = storeAfter === undefined ? '' : `, DynamoDB Local ${((storeAfter - storeBefore!) / r.requests).toFixed(3)} CPU-ms/req`;
+      log(`  load ${t.name}: ${Math.round(r.requests / r.seconds)} req/s, ${((after - before) / r.requests).toFixed(3)} CPU-ms/req${jvm}, non-2xx ${r.non2xx}`);
     }
   }
   return Object.fromEntries(
-    Object.entries(acc).map(([name, a]) => [name, { rps: a.requests / a.seconds, cpuMsPerRequest: a.cpuMs / a.requests, requests: a.requests, non2xx: a.non2xx, errors: a.errors, connections: CONNECTIONS }]),
+    Object.entries(acc).map(([name, a]) => [
+      name,
+      {
+        rps: a.requests / a.seconds,
+        cpuMsPerRequest: a.cpuMs / a.requests,
+        ...(a.storeCpuMs !== undefined && { storeCpuMsPerRequest: a.storeCpuMs / a.requests }),
+        requests: a.requests,
+        non2xx: a.non2xx,
+        errors: a.errors,
+        connections: CONNECTIONS,
+      },
+    ]),
   );
 }
 
@@ -435,7 +456,7 @@ async function main() {
     const clients = await compareDynamoClients(dynamo.endpoint, CLIENT_CALLS);
 
     log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
-    const tput = await throughput(targets, byName);
+    const tput = await throughput(targets, byName, dynamo.child.pid);
 
     log(`write units per request with ${IN_FLIGHT.join(' and ')} requests of one account in flight`);
     let inFlight: Results['inFlight'];
