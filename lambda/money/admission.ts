@@ -155,7 +155,7 @@ export class CreditAdmission implements Admission {
           } catch (err) {
             // An answer that may be lost: each caller sends its write again (send), the hold
             // noted as maybe landed; any other failure: each goes alone, whose answer decides.
-            if (answerMayBeLost(err)) throw err;
+            if (!(err instanceof RangeError) && answerMayBeLost(err)) throw err;
             return undefined;
           }
           if (!landed) return undefined;

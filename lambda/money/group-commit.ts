@@ -28,7 +28,13 @@ export class GroupCommit<W, R> {
   constructor(private readonly ops: GroupCommitOps<W, R>) {}
 
   run(write: W): Promise<R> {
-    if (!this.ops.groupable(write)) return this.ops.alone(write);
+    if (!this.ops.groupable(write)) {
+      try {
+        return this.ops.alone(write);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return new Promise((resolve, reject) => {
       const id = this.ops.queueOf(write);
       const waiting = { write, resolve, reject };
@@ -43,12 +49,17 @@ export class GroupCommit<W, R> {
 
   private async flush(id: string): Promise<void> {
     const queue = this.pending.get(id)!;
-    const alone = (w: Waiting<W, R>) => this.ops.alone(w.write).then(w.resolve, w.reject);
+    // Never throws: a write's own failure (even one thrown at once) ends only its caller's promise.
+    const alone = (w: Waiting<W, R>) =>
+      Promise.resolve()
+        .then(() => this.ops.alone(w.write))
+        .then(w.resolve, w.reject);
     try {
       while (queue.length) {
-        const group: Array<Waiting<W, R>> = [];
+        // The first in line always goes (alone, or with those that can share its transaction).
+        const group: Array<Waiting<W, R>> = [queue[0]];
         const rest: Array<Waiting<W, R>> = [];
-        for (const w of queue) (group.length < this.ops.max && this.ops.same(w.write, queue[0].write) ? group : rest).push(w);
+        for (const w of queue.slice(1)) (group.length < this.ops.max && this.same(w.write, queue[0].write) ? group : rest).push(w);
         queue.splice(0, queue.length, ...rest);
         if (group.length === 1) {
           await alone(group[0]);
@@ -66,6 +77,15 @@ export class GroupCommit<W, R> {
       }
     } finally {
       this.pending.delete(id);
+    }
+  }
+
+  /** `ops.same`, a throw taken as "not together" (the write then goes in a later transaction). */
+  private same(a: W, b: W): boolean {
+    try {
+      return this.ops.same(a, b);
+    } catch {
+      return false;
     }
   }
 }
