@@ -127,10 +127,20 @@ it(`keeps the books exact through ${TOTAL} requests, ${CONCURRENCY} at a time, w
   for (const [index, acct] of accounts.entries()) {
     const b = await books(gw, acct.accountId);
     expectBooksBalance(b);
-    const ledgerIds = b.requests.map((r) => r.id);
-    expect(new Set(ledgerIds).size).toBe(ledgerIds.length);
     const admittedIds = admitted.filter((l) => l.account_id === acct.accountId).map((l) => l.request_id);
     expect(new Set(admittedIds).size).toBe(admittedIds.length);
+    // An admission write whose answer may have been lost (DynamoDB Local slow or failing under a
+    // full suite's load) and whose request then ended refused is released: where its hold never
+    // landed, a zero ledger item is written alone, so that a hold landing late is an orphan the
+    // sweeper gives back (lambda/money/README.md). Such an item belongs to no admitted request.
+    const guard = (r: (typeof b.requests)[number]) => !admittedIds.includes(r.id) && r.amountMicroUsd === 0 && r.status === 'failed' && r.errorCode === 'admission_unanswered';
+    const ledgerIds = b.requests.filter((r) => !guard(r)).map((r) => r.id);
+    expect(new Set(ledgerIds).size).toBe(ledgerIds.length);
+    // Anything else in the ledger and not admitted (or admitted and not in the ledger) fails with its item and what the gateway logged about it.
+    const extra = b.requests.filter((r) => ledgerIds.includes(r.id) && !admittedIds.includes(r.id));
+    const missing = admittedIds.filter((id) => !ledgerIds.includes(id));
+    const told = [...extra.map((r) => r.id), ...missing].flatMap((id) => gw.logs.filter((l) => l.includes(id)));
+    expect({ extra, missing, told }).toEqual({ extra: [], missing: [], told: [] });
     expect([...ledgerIds].sort()).toEqual([...admittedIds].sort());
     // Every answer the client saw served is in the ledger; nothing refused is.
     for (const r of results.filter((r) => r.account === index && r.requestId)) {
@@ -145,7 +155,14 @@ it(`keeps the books exact through ${TOTAL} requests, ${CONCURRENCY} at a time, w
     const account = (await gw.gateway.stores.accounts.get(acct.accountId))!;
     const soakItems = b.requests.filter((r) => minuteOf(r.atMs) >= startMinute);
     if (warmUpMinute !== startMinute) continue;
-    if (account.counts.window === startMinute) {
+    // A released admission counted in the minute only if its hold had landed: between the two.
+    const guards = soakItems.filter(guard).length;
+    if (guards) {
+      if (account.counts.window > startMinute + 1) continue;
+      const counted = account.counts.window === startMinute ? account.counts.requests : account.counts.requests + account.counts.prevRequests;
+      expect(counted).toBeGreaterThanOrEqual(soakItems.length - guards);
+      expect(counted).toBeLessThanOrEqual(soakItems.length);
+    } else if (account.counts.window === startMinute) {
       expect(account.counts.requests).toBe(soakItems.length);
       expect(account.counts.tokens).toBe(soakItems.reduce((s, r) => s + (r.promptTokens ?? 0) + (r.completionTokens ?? 0), 0));
     } else if (account.counts.window === startMinute + 1) {
