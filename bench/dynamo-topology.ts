@@ -23,22 +23,15 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
-import { startServer, type Server } from './procs';
+import { procCpuMs, startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
-const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
 const log = (line: string) => process.stderr.write(`[topology] ${line}\n`);
 
-/** utime + stime of a whole process (all its threads), in ms. */
-export function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-}
 
 /** The main thread's context switches (the event loop's). */
 function switches(pid: number): { voluntary: number; involuntary: number } {

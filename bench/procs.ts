@@ -1,5 +1,6 @@
 // Child processes of the bench: each server in its own process, reporting its own CPU over IPC.
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PROBE = join(__dirname, 'cpu-probe.cjs');
@@ -101,4 +102,13 @@ export async function startBaseServers(dynamoEndpoint: string, servers: Server[]
   const relayFetch = await started('relay-fetch', join(__dirname, 'bare-relay.ts'), { UPSTREAM_URL: upstream.url, RELAY_CLIENT: 'fetch' });
   const gateway = await started('gateway', join(__dirname, 'servers/gateway.ts'), { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamoEndpoint });
   return { upstream, relay, relayFetch, gateway };
+}
+
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
+
+/** utime + stime of a whole process (all its threads), in ms. */
+export function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
