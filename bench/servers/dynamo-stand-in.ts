@@ -4,9 +4,12 @@
 // DynamoDB Local's latency without its JVM's work on the same cores (bench/dynamo-topology.ts).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { crc32 } from 'node:zlib';
 
 const delayMs = Number(process.env.STAND_IN_DELAY_MS ?? 0);
-const answer = (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': '2' }).end('{}');
+// As DynamoDB answers: a request id and the body's CRC32 (the gateway's client takes nothing else for DynamoDB's answer).
+const answer = (res: import('node:http').ServerResponse) =>
+  res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': '2', 'x-amzn-requestid': 'stand-in', 'x-amz-crc32': String(crc32(Buffer.from('{}'))) }).end('{}');
 
 const server = createServer((req, res) => {
   req.resume();

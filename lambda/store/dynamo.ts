@@ -124,12 +124,15 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const steps: DynamoStep[] = [];
 
-  function once(operation: DynamoOperation, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+  function once(operation: DynamoOperation, headers: Record<string, string>, body: string): Promise<{ status: number; text: string; fromDynamo: boolean }> {
     return new Promise((resolve, reject) => {
       const req = send({ method: 'POST', host: endpoint.hostname, port: endpoint.port || undefined, path: '/', headers, agent }, (res: IncomingMessage) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+        res.on('end', () => {
+          const bytes = Buffer.concat(parts);
+          resolve({ status: res.statusCode ?? 0, text: bytes.toString('utf8'), fromDynamo: dynamoAnswered(res.headers, bytes) });
+        });
         res.on('error', reject);
       });
       req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`DynamoDB ${operation} took longer than ${timeoutMs} ms`), { name: 'TimeoutError' })));
@@ -147,7 +150,7 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
     for (let n = 1; ; n++) {
       // Signed outside the try below: a credentials failure is not a lost answer.
       const headers = await sign(endpoint.host, target, body);
-      let answer: { status: number; text: string };
+      let answer: { status: number; text: string; fromDynamo: boolean };
       try {
         answer = await once(operation, headers, body);
       } catch (err) {
@@ -162,6 +165,14 @@ export function leanDynamo(options: DynamoOptions = {}): Dynamo {
         // No answer: sent again as it was (a transaction with its ClientRequestToken is applied once).
         // Given up: one of our own errors, with the socket's code (callers tell "refused" from "may have landed").
         if (n >= maxAttempts || options.resendWithoutAnswer === false) throw noAnswer(operation, err, n);
+        await backoff(n);
+        continue;
+      }
+      if (!answer.fromDynamo) {
+        // Not DynamoDB's answer (no request id, or a body its CRC32 does not match: another server on
+        // the endpoint's port, a damaged answer): an unknown outcome, as for no answer, never an applied write.
+        const error = new DynamoError('SerializationError', `DynamoDB ${operation}: an answer (${answer.status}) without DynamoDB's request id, or whose body does not match its x-amz-crc32`, undefined, n, {});
+        if (n >= maxAttempts || options.resendWithoutAnswer === false) throw error;
         await backoff(n);
         continue;
       }
@@ -204,6 +215,32 @@ function noAnswer(operation: DynamoOperation, err: unknown, attempts: number): D
   const e = err as { name?: string; message?: string };
   const name = e?.name === 'TimeoutError' ? 'TimeoutError' : 'NetworkingError';
   return new DynamoError(name, `DynamoDB ${operation}: ${e?.message ?? String(err)}`, undefined, attempts, {}, err);
+}
+
+/**
+ * Whether an answer is DynamoDB's: DynamoDB (and DynamoDB Local) send a request id and the body's
+ * CRC32 with every answer, which the AWS SDK checks too. A CRC32 that does not match the body
+ * (damaged on the way), or neither header (some other server on the endpoint's port, as a test's
+ * stand-in given DynamoDB Local's port while it was down), is not an answer to trust.
+ */
+function dynamoAnswered(headers: IncomingMessage['headers'], body: Buffer): boolean {
+  const crc = headers['x-amz-crc32'];
+  if (typeof crc === 'string') {
+    const sum = crc32();
+    if (sum) return Number(crc) === sum(body);
+  }
+  return headers['x-amzn-requestid'] !== undefined || crc !== undefined;
+}
+
+let zlibCrc32: ((data: Buffer) => number) | null | undefined;
+/** zlib's CRC32 (Node 20.15 and later), loaded at the first answer rather than at start (cold start). */
+function crc32(): ((data: Buffer) => number) | null {
+  if (zlibCrc32 === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fn = (require('node:zlib') as { crc32?: (data: Buffer) => number }).crc32;
+    zlibCrc32 = typeof fn === 'function' ? fn : null;
+  }
+  return zlibCrc32;
 }
 
 /** True when a Uint8Array (a `B` or `BS` value) is anywhere in the input. */

@@ -2,6 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { CatalogFile } from '../../lambda/catalog';
 import { freePort, startDynamoLocal } from '../../lambda/entry/local-server';
@@ -44,7 +45,10 @@ describe('DynamoDB stopped and restarted mid-load', () => {
 
   it('answers 503 while it is down, serves again after, and loses no ledger item of a served request', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'itapi-dyn-'));
-    const port = await freePort();
+    // Not an ephemeral port: while DynamoDB is down its port is free, and a server another suite
+    // starts on port 0 meanwhile could be given it (an upstream stand-in answers any POST with 200
+    // and JSON, which the DynamoDB client would take for DynamoDB's answer).
+    const port = await freePortBelowEphemeral();
     dynamo = await startDynamoLocal(join(dataDir, 'db'), port);
     gw = await startTestGateway({ dynamoEndpoint: dynamo.endpoint });
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 100_000, tpm: 100_000_000, creditsMicroUsd: 100_000_000 });
@@ -126,7 +130,9 @@ describe('DynamoDB stopped and restarted mid-load', () => {
     // about settlements that went to the queue or were lost (a diagnosis, not only a count).
     const missing = served.filter((id) => !ledgerIds.has(id));
     const told = missing.length ? g.logs.filter((l) => missing.some((id) => l.includes(id)) || /settlement_(queued|not_written)|sweep/.test(l)) : [];
-    expect({ missing, told }).toEqual({ missing: [], told: [] });
+    const holdsLeft = missing.length ? (await g.gateway.stores.holds.ofAccount(acct.accountId)).map((h) => h.requestId) : [];
+    const phases = missing.map((id) => `${id}: ${answers.find((a) => a.requestId === id)?.phase}, hold ${holdsLeft.includes(id) ? 'left' : 'gone'}`);
+    expect({ missing, told, phases }).toEqual({ missing: [], told: [], phases: [] });
     const account = await g.gateway.stores.accounts.get(acct.accountId);
     // No hold left taken: every admission write whose answer was lost in the outage was given back.
     expect(await g.gateway.stores.holds.ofAccount(acct.accountId)).toEqual([]);
@@ -137,6 +143,20 @@ describe('DynamoDB stopped and restarted mid-load', () => {
     expect(leaks(g.logs, [acct.key, 'Dep4Vx'])).toEqual([]);
   }, 90_000);
 });
+
+/** A free port on 127.0.0.1 below Linux's ephemeral range (32768 and up), which no bind to port 0 is given. */
+async function freePortBelowEphemeral(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port between 20000 and 32000');
+}
 
 /** A gateway built in-process (no server): its own tables, options the local server does not expose. */
 async function inProcess(options: Partial<Parameters<typeof createGateway>[0]> & { catalog: ReturnType<typeof catalogOf> }) {

@@ -293,7 +293,7 @@ describe('the lean DynamoDB client against the AWS SDK', () => {
         const n = (perSocket.get(req.socket) ?? 0) + 1;
         perSocket.set(req.socket, n);
         if (n === 2) return req.socket.destroy();
-        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end('{"ok":1}');
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `req-${received}` }).end('{"ok":1}');
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -353,6 +353,56 @@ describe('the lean DynamoDB client against DynamoDB Local: connections (issue 22
     } finally {
       lean.destroy();
       await new Promise((resolve) => proxy.server.close(resolve));
+    }
+  });
+});
+
+describe("an answer that is not DynamoDB's", () => {
+  // Another server on the endpoint's port (a test's stand-in given DynamoDB Local's port while it
+  // was down answered a settlement 200 with JSON, and the gateway took it for applied), or a body
+  // damaged on the way: an unknown outcome, as for no answer, never an applied write.
+  async function server(headers: (body: string) => Record<string, string>) {
+    let received = 0;
+    const s = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        const body = '{}';
+        res.writeHead(200, { 'content-type': 'application/json', ...headers(body) }).end(body);
+      });
+    });
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const lean = leanDynamo({ endpoint: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, region, credentials, maxAttempts: 3 });
+    return { lean, received: () => received, close: () => (lean.destroy(), close(s)) };
+  }
+  const transaction = { TransactItems: [{ Put: { TableName: 't', Item: { id: { S: 'a' } } } }] };
+
+  it.each([
+    ['neither a request id nor a CRC32', () => ({})],
+    ['a CRC32 that does not match the body', () => ({ 'x-amzn-requestid': 'r1', 'x-amz-crc32': '12345' })],
+  ])('with %s: not applied, sent again where allowed, else an error whose answer may be lost', async (_name, headers) => {
+    const s = await server(headers);
+    try {
+      const err = await s.lean.call('TransactWriteItems', transaction, { resendWithoutAnswer: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DynamoError);
+      expect((err as DynamoError).$metadata.httpStatusCode).toBeUndefined();
+      expect(s.received()).toBe(1);
+      await expect(s.lean.call('GetItem', { TableName: 't', Key: {} })).rejects.toThrow(/request id|crc32/);
+      expect(s.received()).toBe(4);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("takes an answer with DynamoDB's request id and a matching CRC32, or the request id alone", async () => {
+    const { crc32 } = await import('node:zlib');
+    for (const headers of [(b: string) => ({ 'x-amzn-requestid': 'r1', 'x-amz-crc32': String(crc32(Buffer.from(b))) }), () => ({ 'x-amzn-requestid': 'r2' })]) {
+      const s = await server(headers);
+      try {
+        await expect(s.lean.call('TransactWriteItems', transaction, { resendWithoutAnswer: false })).resolves.toEqual({});
+      } finally {
+        await s.close();
+      }
     }
   });
 });
