@@ -197,7 +197,8 @@ async function serveGateway(
     timeouts: options.timeouts,
     authTtlMs: options.authTtlMs,
     rollupsInline: true,
-    groupCommit: env.ITAPI_GROUP_COMMIT === '1',
+    // Group commit of admissions and settlements (lambda/money/README.md); ITAPI_GROUP_COMMIT=0 turns it off.
+    groupCommit: env.ITAPI_GROUP_COMMIT !== '0',
     corsOrigins: env.ITAPI_CORS_ORIGINS?.split(',').filter(Boolean),
     log: options.log,
     metrics: options.metrics,

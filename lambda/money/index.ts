@@ -33,9 +33,7 @@ export interface MoneyOptions {
   /**
    * With `rollupsInline`: settlements of an account that land while one is in flight share one
    * transaction (group commit; the local server's admissions are grouped with it, `CreditAdmission`'s
-   * `groupCommit`). Off unless asked (`ITAPI_GROUP_COMMIT=1` locally): with it on, the
-   * DynamoDB-restart test under full-suite load still found a served request without its ledger
-   * item in 1 of 10 runs after the sweep's race was fixed, not yet explained (lambda/money/README.md). @default false
+   * `groupCommit`). The local server turns it on (`ITAPI_GROUP_COMMIT=0` turns it off). @default false
    */
   groupCommit?: boolean;
   /** How long past its deadline a hold is left before it is swept. @default 60000 */
