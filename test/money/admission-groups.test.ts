@@ -8,6 +8,7 @@ import { computeHold } from '../../lambda/money/hold';
 import { TierCache } from '../../lambda/money/tier-cache';
 import { warmTokenizer } from '../../lambda/money/tokens';
 import type { Admitted } from '../../lambda/money/types';
+import type { KeyRecord } from '../../lambda/store/keys';
 import { createStores } from '../../lambda/runtime';
 import { createDynamoClient } from '../../lambda/store/client';
 import { DynamoError } from '../../lambda/store/dynamo';
@@ -29,8 +30,13 @@ const mini = catalog.get('gpt-4o-mini')!;
 const request = parseChatCompletionRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 40 });
 /** Mid-minute on a fixed clock: the previous minute is empty, so the limits are the whole minute's. */
 const NOW = Date.UTC(2026, 11, 6, 10, 0, 30);
+/** What one request holds and counts (all are alike; the key plays no part in the hold), once the tokenizer counts the prompt. */
+let ONE: ReturnType<typeof computeHold>;
 
-beforeAll(() => warmTokenizer());
+beforeAll(async () => {
+  await warmTokenizer();
+  ONE = computeHold(mini, chatAdmission('hold', {} as KeyRecord, mini, request, NOW));
+});
 
 const lostAnswer = () => new DynamoError('NetworkingError', 'socket hang up', undefined, 1, {}, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
 
@@ -94,9 +100,7 @@ async function setup(account: { creditsMicroUsd: number; rpm: number; tpm: numbe
   const settleAll = async (outcomes: Array<Admitted | number>) => {
     await Promise.all(outcomes.filter((o): o is Admitted => typeof o !== 'number').map((a) => a.settle(completed({ prompt_tokens: 9, completion_tokens: 7, total_tokens: 16 }))));
   };
-  /** What one request holds and counts (all are alike). */
-  const one = computeHold(mini, chatAdmission('probe', record, mini, request, NOW));
-  return { stores, accountId, admissions, toLose, admitAll, statuses, settleAll, one };
+  return { stores, accountId, admissions, toLose, admitAll, statuses, settleAll };
 }
 
 describe('admissions grouped (local mode)', () => {
@@ -111,38 +115,36 @@ describe('admissions grouped (local mode)', () => {
     expect(landed.length).toBeLessThan(150);
     const account = (await t.stores.accounts.get(t.accountId))!;
     expect(account.counts.requests).toBe(150);
-    expect(account.counts.tokens).toBe(150 * t.one.rateTokens);
+    expect(account.counts.tokens).toBe(150 * ONE.rateTokens);
     expect(account.inFlight).toBe(150);
-    expect(account.heldMicroUsd).toBe(150 * t.one.holdMicroUsd);
+    expect(account.heldMicroUsd).toBe(150 * ONE.holdMicroUsd);
     expect((await t.stores.holds.ofAccount(t.accountId)).length).toBe(150);
     await t.settleAll(outcomes);
     expectBooksBalance(await booksOf(t.stores, t.accountId));
   }, 60_000);
 
   it('admits exactly what the tokens-per-minute limit holds', async () => {
-    const probe = await setup({ creditsMicroUsd: 1_000_000_000, rpm: 100_000, tpm: 100_000_000 });
     // Room for 90 requests and half of another.
-    const tpm = 90 * probe.one.rateTokens + Math.floor(probe.one.rateTokens / 2);
+    const tpm = 90 * ONE.rateTokens + Math.floor(ONE.rateTokens / 2);
     const t = await setup({ creditsMicroUsd: 1_000_000_000, rpm: 100_000, tpm });
     const outcomes = await t.admitAll(300, 'tpm');
     expect(t.statuses(outcomes)).toEqual({ 200: 90, 429: 210 });
     expect(t.admissions.filter((a) => a.ok && a.holds > 1).length).toBeGreaterThan(0);
     const account = (await t.stores.accounts.get(t.accountId))!;
-    expect(account.counts.tokens).toBe(90 * t.one.rateTokens);
+    expect(account.counts.tokens).toBe(90 * ONE.rateTokens);
     expect(account.counts.tokens).toBeLessThanOrEqual(tpm);
     await t.settleAll(outcomes);
     expectBooksBalance(await booksOf(t.stores, t.accountId));
   }, 60_000);
 
   it('admits exactly what the balance pays for: the rest are refused with 402, never overdrawn', async () => {
-    const probe = await setup({ creditsMicroUsd: 1_000_000_000, rpm: 100_000, tpm: 100_000_000 });
-    const credits = 70 * probe.one.holdMicroUsd + Math.floor(probe.one.holdMicroUsd / 2);
+    const credits = 70 * ONE.holdMicroUsd + Math.floor(ONE.holdMicroUsd / 2);
     const t = await setup({ creditsMicroUsd: credits, rpm: 100_000, tpm: 100_000_000 });
     const outcomes = await t.admitAll(250, 'pay');
     expect(t.statuses(outcomes)).toEqual({ 200: 70, 402: 180 });
     expect(t.admissions.filter((a) => a.ok && a.holds > 1).length).toBeGreaterThan(0);
     const account = (await t.stores.accounts.get(t.accountId))!;
-    expect(account.balanceMicroUsd).toBe(credits - 70 * t.one.holdMicroUsd);
+    expect(account.balanceMicroUsd).toBe(credits - 70 * ONE.holdMicroUsd);
     expect(account.balanceMicroUsd).toBeGreaterThanOrEqual(0);
     await t.settleAll(outcomes);
     expectBooksBalance(await booksOf(t.stores, t.accountId));
@@ -160,7 +162,7 @@ describe('admissions grouped (local mode)', () => {
     // Counted and held once each, whatever landed unanswered.
     expect(account.counts.requests).toBe(300);
     expect(account.inFlight).toBe(300);
-    expect(account.heldMicroUsd).toBe(300 * t.one.holdMicroUsd);
+    expect(account.heldMicroUsd).toBe(300 * ONE.holdMicroUsd);
     expect((await t.stores.holds.ofAccount(t.accountId)).length).toBe(300);
     await t.settleAll(admitted);
     await sleep(50);
