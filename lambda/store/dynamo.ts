@@ -218,10 +218,11 @@ function noAnswer(operation: DynamoOperation, err: unknown, attempts: number): D
 }
 
 /**
- * Whether an answer is DynamoDB's: DynamoDB (and DynamoDB Local) send a request id and the body's
- * CRC32 with every answer, which the AWS SDK checks too. A CRC32 that does not match the body
- * (damaged on the way), or neither header (some other server on the endpoint's port, as a test's
- * stand-in given DynamoDB Local's port while it was down), is not an answer to trust.
+ * Whether an answer is DynamoDB's: DynamoDB (and DynamoDB Local) send a request id with every
+ * answer, and the body's CRC32 with (at least) every success, which the AWS SDK checks too. A CRC32
+ * that does not match the body (damaged on the way), or neither header (some other server on the
+ * endpoint's port, as a test's stand-in given DynamoDB Local's port while it was down), is not an
+ * answer to trust.
  */
 function dynamoAnswered(headers: IncomingMessage['headers'], body: Buffer): boolean {
   const crc = headers['x-amz-crc32'];
