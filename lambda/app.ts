@@ -1,10 +1,10 @@
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
 import { randomBytes } from 'node:crypto';
-import type { Authenticator } from './auth';
+import { sameKeyTerms, type Authenticator, type KeyAhead } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
 import type { ModelEntry } from './catalog';
-import { IGNORED_HEADER, OUTPUT_LIMIT_HEADER, routeName, SCOPED_HEADERS, type CompletionDeps, type ScopedResponse } from './chat/pipeline';
+import { confirmedKey, IGNORED_HEADER, KeyChanged, OUTPUT_LIMIT_HEADER, routeName, SCOPED_HEADERS, type CompletionDeps, type ScopedResponse } from './chat/pipeline';
 import { errorResponse, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
@@ -183,10 +183,68 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return answer;
     });
 
-  app.post('/v1/chat/completions', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes);
-    return observed(c, (d) => chatCompletion(d, c.var.scope, c.var.key, body));
-  });
+  /**
+   * The key check of the completion endpoints (chat, Messages, Responses): `authenticateAhead`, so
+   * that a key whose cache entry's trust ran out (a client whose requests come more than 5 s apart)
+   * starts its request while the key is read again. The endpoint's work up to admission answers
+   * nothing and writes nothing; admission awaits the read (`confirmedKey`), and so does every
+   * answer given before it (`completion`).
+   */
+  const authenticateAhead = async (c: Context<Env>, next: () => Promise<void>) => {
+    let ahead: KeyAhead;
+    if (speaksAnthropic(c)) {
+      c.var.scope.responseHeaders[REQUEST_ID_HEADER] = c.var.scope.requestId;
+      ahead = await deps.auth.authenticateAnthropicAhead(c.req.header('x-api-key'), c.req.header('authorization'));
+    } else {
+      ahead = await deps.auth.authenticateAhead(c.req.header('authorization'));
+    }
+    c.set('key', ahead.key);
+    c.var.scope.keyCheck = ahead.confirmed;
+    await next();
+  };
+
+  /**
+   * A completion endpoint's work on a parsed body, with the key `authenticateAhead` gave. A failure
+   * before admission waits for the key's read under way: its 401 wins; a key now allowing other
+   * things (`KeyChanged`, or a refusal made on its older terms) redoes the work once with the key
+   * as read, nothing having been answered or written. The recorder is told when the answer is in.
+   */
+  const completion = async (c: Context<Env>, run: (deps: CompletionDeps, key: KeyRecord, body: unknown) => Promise<Response>): Promise<Response> => {
+    const scope = c.var.scope;
+    let body: unknown;
+    const attempt = async (key: KeyRecord) => {
+      body ??= await readJsonBody(c.req.raw, maxBodyBytes);
+      const answer = await run(deps, key, body);
+      // An answer that came without admission (none does today) still waits for the key's read.
+      if (scope.keyCheck) {
+        await confirmedKey(scope, key).catch(async (err: unknown) => {
+          await answer.body?.cancel().catch(() => undefined);
+          throw err;
+        });
+      }
+      return answer;
+    };
+    let answer: Response;
+    try {
+      answer = await attempt(c.var.key);
+    } catch (err) {
+      const given = c.var.key;
+      let confirmed: KeyRecord;
+      if (err instanceof KeyChanged) confirmed = err.key;
+      else if (scope.keyCheck) {
+        const check = scope.keyCheck;
+        scope.keyCheck = undefined;
+        confirmed = await check;
+        if (sameKeyTerms(confirmed, given)) throw err;
+      } else throw err;
+      c.set('key', confirmed);
+      answer = await attempt(confirmed);
+    }
+    c.var.recorder.chatAnswered();
+    return answer;
+  };
+
+  app.post('/v1/chat/completions', authenticateAhead, (c) => completion(c, (d, key, body) => chatCompletion(d, c.var.scope, key, body)));
 
   // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
   app.post('/v1/embeddings', authenticate, async (c) => {
@@ -196,11 +254,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   // Anthropic's Messages API (Claude Code, the Anthropic SDKs), in Anthropic's shapes and errors.
-  app.post('/v1/messages', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes);
-    const { createMessage } = await messagesEndpoints();
-    return observed(c, (d) => createMessage(d, c.var.scope, c.var.key, body, anthropicClientHeaders(c)));
-  });
+  app.post('/v1/messages', authenticateAhead, (c) =>
+    completion(c, async (d, key, body) => (await messagesEndpoints()).createMessage(d, c.var.scope, key, body, anthropicClientHeaders(c))),
+  );
   app.post('/v1/messages/count_tokens', authenticate, async (c) => {
     const body = await readJsonBody(c.req.raw, maxBodyBytes);
     const { countMessageTokens } = await messagesEndpoints();
@@ -235,11 +291,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.responses) {
     const responses = deps.responses;
     const responsesDeps = { ...deps, responses };
-    app.post('/v1/responses', authenticate, async (c) => {
-      const body = await readJsonBody(c.req.raw, maxBodyBytes);
-      const { createResponse } = await responsesEndpoints();
-      return observed(c, () => createResponse(responsesDeps, c.var.scope, c.var.key, body));
-    });
+    app.post('/v1/responses', authenticateAhead, (c) =>
+      completion(c, async (_d, key, body) => (await responsesEndpoints()).createResponse(responsesDeps, c.var.scope, key, body)),
+    );
     app.get('/v1/responses/:id/input_items', authenticate, async (c) =>
       (await responsesEndpoints()).listInputItems(responsesDeps, c.var.key, c.req.param('id') ?? '', new URL(c.req.url).searchParams),
     );

@@ -14,6 +14,11 @@ export interface AuthenticatorOptions {
   positiveTtlMs?: number;
   /** How long an unknown key is remembered as unknown. @default 5000 */
   negativeTtlMs?: number;
+  /**
+   * How long after its last read an active key may still start work that answers nothing and
+   * writes nothing while it is read again (`authenticateAhead`). @default 60000
+   */
+  aheadMs?: number;
   /** Entries kept before the oldest are dropped. @default 10000 */
   maxEntries?: number;
   now?: () => number;
@@ -21,6 +26,20 @@ export interface AuthenticatorOptions {
 
 /** A disabled key must stop working on every instance within a few seconds (issue 21). */
 export const DEFAULT_POSITIVE_TTL_MS = 5_000;
+
+/** How long after its last read a key may start a request's work ahead of its read (`authenticateAhead`). */
+export const DEFAULT_AHEAD_MS = 60_000;
+
+/**
+ * A key as `authenticateAhead` found it: `key` as the cache last had it, and, when that entry's
+ * trust had run out, `confirmed`, the read under way: the key as it is now, or its 401 (or the
+ * read's failure). Until `confirmed` settles, `key` may start work that answers nothing and writes
+ * nothing (the speculative upstream call of chat/overlap.ts): whoever answers or writes awaits it.
+ */
+export interface KeyAhead {
+  key: KeyRecord;
+  confirmed?: Promise<KeyRecord>;
+}
 
 interface CacheEntry {
   record: KeyRecord | undefined;
@@ -43,6 +62,7 @@ export class Authenticator {
   private readonly positiveTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly maxEntries: number;
+  private readonly aheadMs: number;
   private readonly now: () => number;
 
   constructor(
@@ -52,17 +72,13 @@ export class Authenticator {
     this.positiveTtlMs = Math.min(options.positiveTtlMs ?? DEFAULT_POSITIVE_TTL_MS, 60_000);
     this.negativeTtlMs = options.negativeTtlMs ?? 5_000;
     this.maxEntries = options.maxEntries ?? 10_000;
+    this.aheadMs = options.aheadMs ?? DEFAULT_AHEAD_MS;
     this.now = options.now ?? Date.now;
   }
 
   /** Returns the active key named by an `Authorization` header, or throws a 401 GatewayError. */
   async authenticate(authorization: string | undefined): Promise<KeyRecord> {
-    if (!authorization) {
-      throw invalidApiKey("You didn't provide an API key. Send it as 'Authorization: Bearer it_...'.");
-    }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!match) throw invalidApiKey("The Authorization header must use the Bearer scheme: 'Bearer it_...'.");
-    return this.verify(match[1]);
+    return this.verify(bearerKey(authorization));
   }
 
   /**
@@ -70,16 +86,45 @@ export class Authenticator {
    * (`authToken`, Claude Code's ANTHROPIC_AUTH_TOKEN); `x-api-key` wins when both are present.
    */
   async authenticateAnthropic(apiKey: string | undefined, authorization: string | undefined): Promise<KeyRecord> {
-    if (apiKey !== undefined) return this.verify(apiKey.trim());
-    if (!authorization) {
-      throw invalidApiKey("You didn't provide an API key. Send it as 'x-api-key: it_...' or 'Authorization: Bearer it_...'.");
-    }
-    return this.authenticate(authorization);
+    return this.verify(anthropicKey(apiKey, authorization));
+  }
+
+  /**
+   * `authenticate`, except that an active key whose trust ran out less than `aheadMs` after its
+   * last read is given at once as last read, with its read under way as `confirmed` (issue 22: a
+   * client whose requests come more than 5 s apart no longer waits for the read before its
+   * upstream call). Anything else is as `authenticate`: a key within its trust, an unknown,
+   * refused or long-unread key (read first), a malformed header.
+   */
+  async authenticateAhead(authorization: string | undefined): Promise<KeyAhead> {
+    return this.verifyAhead(bearerKey(authorization));
+  }
+
+  /** `authenticateAnthropic`'s headers, with `authenticateAhead`'s answer. */
+  async authenticateAnthropicAhead(apiKey: string | undefined, authorization: string | undefined): Promise<KeyAhead> {
+    return this.verifyAhead(anthropicKey(apiKey, authorization));
   }
 
   private async verify(key: string): Promise<KeyRecord> {
-    if (!API_KEY_PATTERN.test(key)) throw invalidApiKey('The API key is malformed: itapi keys look like it_ followed by letters and digits.');
-    const record = await this.lookup(hashApiKey(key));
+    return this.check(await this.lookup(hashOf(key)));
+  }
+
+  private async verifyAhead(key: string): Promise<KeyAhead> {
+    const keyHash = hashOf(key);
+    const hit = this.cache.get(keyHash);
+    const nowMs = this.now();
+    if (hit && hit.expiresMs <= nowMs && hit.record?.status === 'active' && nowMs - hit.sentAtMs <= this.aheadMs) {
+      const stale = this.check(hit.record);
+      const confirmed = this.lookup(keyHash).then((record) => this.check(record));
+      // Whoever answers awaits it; a request that ends first (its client gone) leaves it unawaited.
+      confirmed.catch(() => undefined);
+      return { key: stale, confirmed };
+    }
+    return { key: this.check(await this.lookup(keyHash)) };
+  }
+
+  /** The key if it may be used now, else the 401 that says why not. */
+  private check(record: KeyRecord | undefined): KeyRecord {
     if (record?.status === 'disabled') throw invalidApiKey('This API key is disabled; its owner can enable it again in the console.');
     if (!record || record.status !== 'active') throw invalidApiKey();
     if (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now()) throw invalidApiKey('The API key has expired.');
@@ -153,4 +198,44 @@ export class Authenticator {
     }
     this.cache.set(keyHash, { record, sentAtMs, expiresMs: sentAtMs + (record ? this.positiveTtlMs : this.negativeTtlMs) });
   }
+}
+
+function bearerKey(authorization: string | undefined): string {
+  if (!authorization) {
+    throw invalidApiKey("You didn't provide an API key. Send it as 'Authorization: Bearer it_...'.");
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (!match) throw invalidApiKey("The Authorization header must use the Bearer scheme: 'Bearer it_...'.");
+  return match[1];
+}
+
+function anthropicKey(apiKey: string | undefined, authorization: string | undefined): string {
+  if (apiKey !== undefined) return apiKey.trim();
+  if (!authorization) {
+    throw invalidApiKey("You didn't provide an API key. Send it as 'x-api-key: it_...' or 'Authorization: Bearer it_...'.");
+  }
+  return bearerKey(authorization);
+}
+
+function hashOf(key: string): string {
+  if (!API_KEY_PATTERN.test(key)) throw invalidApiKey('The API key is malformed: itapi keys look like it_ followed by letters and digits.');
+  return hashApiKey(key);
+}
+
+/** Fields of a key record that move with its use (a capped key's month spend), not with what it may do. */
+const MOVING_FIELDS = new Set<keyof KeyRecord>(['spendMonth', 'spendUsedMicroUsd']);
+
+/**
+ * Whether two reads of a key allow the same (status, account, tier and limits, models, caps,
+ * expiry): work started on the older one (its request's checks, a speculative upstream call) stands.
+ */
+export function sameKeyTerms(a: KeyRecord, b: KeyRecord): boolean {
+  const terms = (k: KeyRecord) =>
+    JSON.stringify(
+      Object.keys(k)
+        .filter((f) => !MOVING_FIELDS.has(f as keyof KeyRecord) && k[f as keyof KeyRecord] !== undefined)
+        .sort()
+        .map((f) => [f, k[f as keyof KeyRecord]]),
+    );
+  return terms(a) === terms(b);
 }

@@ -3,7 +3,7 @@ import { GatewayError } from '../contract/errors';
 import type { AdmissionRequest } from '../money/types';
 import type { AnswerProvider, ProviderCall } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
-import { admitRun, callRoute, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
+import { admitRun, callRoute, confirmedKey, KeyChanged, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
 
 /**
  * Overlapped admission (issue 22): when the account's view says the request will almost surely
@@ -18,8 +18,11 @@ export interface RouteHead<T> {
   value: Promise<T>;
 }
 
-/** Why a speculative call was cut: admission refused it, admitted it with another output limit, or the client left first. */
-export type SpeculationCancelReason = 'refused' | 'limit_changed' | 'client_closed';
+/**
+ * Why a speculative call was cut: admission refused it, admitted it with another output limit, the
+ * client left first, or the key's read under way (`scope.keyCheck`) refused it or changed its terms.
+ */
+export type SpeculationCancelReason = 'refused' | 'limit_changed' | 'client_closed' | 'key_refused' | 'key_changed';
 
 export interface SpeculationCancelled {
   requestId: string;
@@ -78,13 +81,20 @@ export async function admitOverlapped<T, R>(
   };
   scope.signal?.addEventListener('abort', clientGone, { once: true });
   let run: AdmittedRun;
+  let keyRefused = false;
   try {
+    // A key given ahead of its read (auth/index.ts `authenticateAhead`): confirmed before admission writes.
+    key = await confirmedKey(scope, key).catch((err: unknown) => {
+      keyRefused = true;
+      cancel(err instanceof KeyChanged ? 'key_changed' : 'key_refused');
+      throw err;
+    });
     // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
     // upstream's first byte takes far longer than the write.
     run = await admitRun(deps, scope, key, model, { ...input, afterUpstreamCall: true });
   } catch (err) {
-    cancel('refused');
+    if (!keyRefused) cancel('refused');
     throw err;
   } finally {
     scope.signal?.removeEventListener('abort', clientGone);

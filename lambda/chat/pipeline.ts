@@ -12,6 +12,7 @@ import type { ProviderRegistry } from '../providers';
 import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, UpstreamTimeouts } from '../providers/types';
 import type { ProviderKeys } from '../secrets/provider-keys';
 import type { KeyRecord } from '../store/keys';
+import { sameKeyTerms } from '../auth';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
 import type { BackgroundTasks } from './background';
 import { UpstreamReader } from './upstream-reader';
@@ -61,6 +62,37 @@ export interface RequestScope {
   signal?: AbortSignal;
   /** Called once if the request is admitted, after its last byte: the app folds it into the request's one record. */
   observe?(record: RequestRecord): void;
+  /**
+   * The read of the request's key under way, when its cache entry's trust had run out
+   * (`Authenticator.authenticateAhead`): the key the endpoint was given may start work that
+   * answers nothing and writes nothing; admission (`confirmedKey`) and any answer await this first.
+   */
+  keyCheck?: Promise<KeyRecord>;
+}
+
+/**
+ * The key read for the request allows other things than the one its work started on (a limit, a
+ * model list, a tier changed within the last minute): the work is redone with `key`, nothing having
+ * been answered or written (the app's completion routes catch it).
+ */
+export class KeyChanged extends Error {
+  constructor(readonly key: KeyRecord) {
+    super('The API key changed while it was read again.');
+  }
+}
+
+/**
+ * The key admission may write for: the one given when it was within its trust, else the read under
+ * way (`scope.keyCheck`), awaited once: its 401 thrown as it comes, `KeyChanged` when it allows
+ * other things than the one the request's work started on.
+ */
+export async function confirmedKey(scope: RequestScope, key: KeyRecord): Promise<KeyRecord> {
+  const check = scope.keyCheck;
+  if (!check) return key;
+  scope.keyCheck = undefined;
+  const confirmed = await check;
+  if (!sameKeyTerms(confirmed, key)) throw new KeyChanged(confirmed);
+  return confirmed;
 }
 
 export const ROUTE_HEADER = 'x-itapi-route';
@@ -314,6 +346,7 @@ export async function admitRun(
   model: ModelEntry,
   input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing' | 'afterUpstreamCall'>,
 ): Promise<AdmittedRun> {
+  key = await confirmedKey(scope, key);
   const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
   Object.assign(scope.responseHeaders, admitted.headers);
   if (input.outputLimit === undefined || admitted.outputTokens !== input.outputLimit) scope.responseHeaders[OUTPUT_LIMIT_HEADER] = String(admitted.outputTokens);

@@ -1,4 +1,4 @@
-import { Authenticator, DEFAULT_POSITIVE_TTL_MS, type KeyLookup } from '../../lambda/auth';
+import { Authenticator, DEFAULT_AHEAD_MS, DEFAULT_POSITIVE_TTL_MS, sameKeyTerms, type KeyLookup } from '../../lambda/auth';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../lambda/auth/api-key';
 import type { KeyRecord } from '../../lambda/store/keys';
 
@@ -17,6 +17,9 @@ class ControlledKeys implements KeyLookup {
   }
 }
 
+/** Each setup's key secret, by its table. */
+const SECRET_OF = new WeakMap<ControlledKeys, string>();
+
 const flush = () => new Promise((r) => setImmediate(r));
 
 function setup() {
@@ -27,6 +30,7 @@ function setup() {
   const keyHash = hashApiKey(secret);
   keys.records.set(keyHash, { keyHash, keyId: 'key_1', accountId: 'acct_1', name: 'k', prefix: displayPrefix(secret), status: 'active', createdAtMs: 0 });
   const authenticate = () => auth.authenticate(`Bearer ${secret}`);
+  SECRET_OF.set(keys, secret);
   return { keys, auth, keyHash, authenticate, advance: (ms: number) => (nowMs += ms) };
 }
 
@@ -102,3 +106,85 @@ describe('the key cache (refresh ahead of expiry)', () => {
     await next;
   });
 });
+
+describe('a key given ahead of its read (authenticateAhead)', () => {
+  it('within its trust: the cached key, nothing to confirm, no read', async () => {
+    const { keys, auth, authenticate, advance } = setup();
+    const secret = await primed(keys, authenticate);
+    advance(DEFAULT_POSITIVE_TTL_MS * 0.4);
+    const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
+    expect(ahead).toMatchObject({ key: { keyId: 'key_1' } });
+    expect(ahead.confirmed).toBeUndefined();
+    expect(keys.reads).toHaveLength(0);
+  });
+
+  it('past its trust, within a minute of its last read: the cached key at once, the read under way as `confirmed`', async () => {
+    const { keys, auth, keyHash, authenticate, advance } = setup();
+    const secret = await primed(keys, authenticate);
+    advance(DEFAULT_POSITIVE_TTL_MS + 1);
+    const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
+    expect(ahead.key.keyId).toBe('key_1');
+    expect(ahead.confirmed).toBeDefined();
+    expect(keys.reads).toHaveLength(1);
+    // A request meanwhile joins the same read.
+    const plain = authenticate();
+    expect(keys.reads).toHaveLength(1);
+    keys.records.get(keyHash)!.name = 'renamed';
+    keys.answerAll();
+    await expect(ahead.confirmed).resolves.toMatchObject({ keyId: 'key_1' });
+    await expect(plain).resolves.toMatchObject({ keyId: 'key_1' });
+  });
+
+  it('a key disabled since its last read: `confirmed` is its 401', async () => {
+    const { keys, auth, keyHash, authenticate, advance } = setup();
+    const secret = await primed(keys, authenticate);
+    keys.records.get(keyHash)!.status = 'disabled';
+    advance(DEFAULT_POSITIVE_TTL_MS + 1);
+    const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
+    keys.answerAll();
+    await expect(ahead.confirmed).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/disabled/) });
+    // The entry now says disabled: refused from the cache, never ahead.
+    await expect(auth.authenticateAhead(`Bearer ${secret}`)).rejects.toMatchObject({ status: 401 });
+    expect(keys.reads).toHaveLength(0);
+  });
+
+  it('read more than a minute ago, refused, unknown or forgotten: read first, as authenticate does', async () => {
+    const { keys, auth, keyHash, authenticate, advance } = setup();
+    const secret = await primed(keys, authenticate);
+    advance(DEFAULT_AHEAD_MS + 1);
+    const old = auth.authenticateAhead(`Bearer ${secret}`);
+    expect(keys.reads).toHaveLength(1);
+    keys.answerAll();
+    expect(await old).toEqual({ key: expect.objectContaining({ keyId: 'key_1' }) });
+
+    auth.forget(keyHash);
+    advance(1);
+    const forgotten = auth.authenticateAhead(`Bearer ${secret}`);
+    expect(keys.reads).toHaveLength(1);
+    keys.answerAll();
+    expect((await forgotten).confirmed).toBeUndefined();
+
+    const unknown = auth.authenticateAhead(`Bearer ${generateApiKey()}`);
+    keys.answerAll();
+    await expect(unknown).rejects.toMatchObject({ status: 401 });
+    await expect(auth.authenticateAhead('Basic abc')).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('sameKeyTerms: what the key may do, not its month spend', () => {
+    const base: KeyRecord = { keyHash: 'h', keyId: 'k', accountId: 'a', name: 'n', prefix: 'p', status: 'active', createdAtMs: 1, rpm: 10, spendCapMicroUsd: 5, spendMonth: 202612, spendUsedMicroUsd: 1 };
+    expect(sameKeyTerms(base, { ...base, spendUsedMicroUsd: 4, spendMonth: 202701 })).toBe(true);
+    expect(sameKeyTerms(base, { ...base, rpm: 11 })).toBe(false);
+    expect(sameKeyTerms(base, { ...base, models: ['m'] })).toBe(false);
+    expect(sameKeyTerms(base, { ...base, status: 'disabled' })).toBe(false);
+    expect(sameKeyTerms(base, { ...base, spendCapMicroUsd: undefined })).toBe(false);
+    expect(sameKeyTerms(base, { ...base, accountTier: 'pro' })).toBe(false);
+  });
+});
+
+/** The key read once (its entry fresh); returns its secret. */
+async function primed(keys: ControlledKeys, authenticate: () => Promise<KeyRecord>): Promise<string> {
+  const first = authenticate();
+  keys.answerAll();
+  await first;
+  return SECRET_OF.get(keys)!;
+}
