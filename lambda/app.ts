@@ -199,7 +199,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       ahead = await deps.auth.authenticateAhead(c.req.header('authorization'));
     }
     c.set('key', ahead.key);
-    c.var.scope.keyCheck = ahead.confirmed;
+    c.var.scope.keyCheck = ahead.confirm;
     await next();
   };
 
@@ -234,7 +234,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       else if (scope.keyCheck) {
         const check = scope.keyCheck;
         scope.keyCheck = undefined;
-        confirmed = await check;
+        confirmed = await check();
         if (sameKeyTerms(confirmed, given)) throw err;
       } else throw err;
       c.set('key', confirmed);

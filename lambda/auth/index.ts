@@ -32,13 +32,14 @@ export const DEFAULT_AHEAD_MS = 60_000;
 
 /**
  * A key as `authenticateAhead` found it: `key` as the cache last had it, and, when that entry's
- * trust had run out, `confirmed`, the read under way: the key as it is now, or its 401 (or the
- * read's failure). Until `confirmed` settles, `key` may start work that answers nothing and writes
- * nothing (the speculative upstream call of chat/overlap.ts): whoever answers or writes awaits it.
+ * trust had run out, `confirm`, which reads the key again (once, whoever calls it first; the
+ * request's own upstream call goes out first: chat/overlap.ts) and gives it as it is now, or its
+ * 401 (or the read's failure). Until that has settled, `key` may start work that answers nothing
+ * and writes nothing (the speculative upstream call): whoever answers or writes awaits it.
  */
 export interface KeyAhead {
   key: KeyRecord;
-  confirmed?: Promise<KeyRecord>;
+  confirm?: () => Promise<KeyRecord>;
 }
 
 interface CacheEntry {
@@ -91,7 +92,7 @@ export class Authenticator {
 
   /**
    * `authenticate`, except that an active key whose trust ran out less than `aheadMs` after its
-   * last read is given at once as last read, with its read under way as `confirmed` (issue 22: a
+   * last read is given at once as last read, with `confirm` to read it again (issue 22: a
    * client whose requests come more than 5 s apart no longer waits for the read before its
    * upstream call). Anything else is as `authenticate`: a key within its trust, an unknown,
    * refused or long-unread key (read first), a malformed header.
@@ -115,10 +116,10 @@ export class Authenticator {
     const nowMs = this.now();
     if (hit && hit.expiresMs <= nowMs && hit.record?.status === 'active' && nowMs - hit.sentAtMs <= this.aheadMs) {
       const stale = this.check(hit.record);
-      const confirmed = this.lookup(keyHash).then((record) => this.check(record));
-      // Whoever answers awaits it; a request that ends first (its client gone) leaves it unawaited.
-      confirmed.catch(() => undefined);
-      return { key: stale, confirmed };
+      let confirmed: Promise<KeyRecord> | undefined;
+      // Joins a read of the key already under way (another request's), else sends one.
+      const confirm = () => (confirmed ??= this.lookup(keyHash).then((record) => this.check(record)));
+      return { key: stale, confirm };
     }
     return { key: this.check(await this.lookup(keyHash)) };
   }

@@ -83,12 +83,17 @@ export async function admitOverlapped<T, R>(
   let run: AdmittedRun;
   let keyRefused = false;
   try {
-    // A key given ahead of its read (auth/index.ts `authenticateAhead`): confirmed before admission writes.
-    key = await confirmedKey(scope, key).catch((err: unknown) => {
-      keyRefused = true;
-      cancel(err instanceof KeyChanged ? 'key_changed' : 'key_refused');
-      throw err;
-    });
+    // A key given ahead of its read (auth/index.ts `authenticateAhead`): read again once the
+    // upstream call is on the wire (a macrotask later, as the admission write), and confirmed
+    // before admission writes.
+    if (scope.keyCheck) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      key = await confirmedKey(scope, key).catch((err: unknown) => {
+        keyRefused = true;
+        cancel(err instanceof KeyChanged ? 'key_changed' : 'key_refused');
+        throw err;
+      });
+    }
     // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
     // upstream's first byte takes far longer than the write.

@@ -63,11 +63,12 @@ export interface RequestScope {
   /** Called once if the request is admitted, after its last byte: the app folds it into the request's one record. */
   observe?(record: RequestRecord): void;
   /**
-   * The read of the request's key under way, when its cache entry's trust had run out
-   * (`Authenticator.authenticateAhead`): the key the endpoint was given may start work that
-   * answers nothing and writes nothing; admission (`confirmedKey`) and any answer await this first.
+   * Reads the request's key again, when its cache entry's trust had run out
+   * (`Authenticator.authenticateAhead`'s `confirm`): until then the key the endpoint was given may
+   * start work that answers nothing and writes nothing; admission (`confirmedKey`) and any answer
+   * await this first.
    */
-  keyCheck?: Promise<KeyRecord>;
+  keyCheck?: () => Promise<KeyRecord>;
 }
 
 /**
@@ -82,15 +83,15 @@ export class KeyChanged extends Error {
 }
 
 /**
- * The key admission may write for: the one given when it was within its trust, else the read under
- * way (`scope.keyCheck`), awaited once: its 401 thrown as it comes, `KeyChanged` when it allows
- * other things than the one the request's work started on.
+ * The key admission may write for: the one given when it was within its trust, else the key read
+ * again (`scope.keyCheck`), once: its 401 thrown as it comes, `KeyChanged` when it allows other
+ * things than the one the request's work started on.
  */
 export async function confirmedKey(scope: RequestScope, key: KeyRecord): Promise<KeyRecord> {
   const check = scope.keyCheck;
   if (!check) return key;
   scope.keyCheck = undefined;
-  const confirmed = await check;
+  const confirmed = await check();
   if (!sameKeyTerms(confirmed, key)) throw new KeyChanged(confirmed);
   return confirmed;
 }

@@ -32,7 +32,7 @@ export interface MetricsSink {
   lateSettlement?(model: string, differenceMicroUsd: number): void;
   /** The daily reconciliation: accounts whose `held` is not the sum of their hold items. */
   holdsMismatch?(accounts: number): void;
-  /** A speculative upstream call cut before its answer was relayed (chat/overlap.ts): refused, limit_changed or client_closed. */
+  /** A speculative upstream call cut before its answer was relayed (chat/overlap.ts): refused, limit_changed, client_closed, key_refused or key_changed. */
   speculativeCallCancelled?(reason: string): void;
 }
 

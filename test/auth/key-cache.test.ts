@@ -114,24 +114,26 @@ describe('a key given ahead of its read (authenticateAhead)', () => {
     advance(DEFAULT_POSITIVE_TTL_MS * 0.4);
     const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
     expect(ahead).toMatchObject({ key: { keyId: 'key_1' } });
-    expect(ahead.confirmed).toBeUndefined();
+    expect(ahead.confirm).toBeUndefined();
     expect(keys.reads).toHaveLength(0);
   });
 
-  it('past its trust, within a minute of its last read: the cached key at once, the read under way as `confirmed`', async () => {
+  it('past its trust, within a minute of its last read: the cached key at once, read again when `confirm` is first called', async () => {
     const { keys, auth, keyHash, authenticate, advance } = setup();
     const secret = await primed(keys, authenticate);
     advance(DEFAULT_POSITIVE_TTL_MS + 1);
     const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
     expect(ahead.key.keyId).toBe('key_1');
-    expect(ahead.confirmed).toBeDefined();
+    expect(keys.reads).toHaveLength(0);
+    keys.records.get(keyHash)!.name = 'renamed';
+    const confirmed = ahead.confirm!();
     expect(keys.reads).toHaveLength(1);
-    // A request meanwhile joins the same read.
+    // Called again, and a request meanwhile: the same read.
+    expect(ahead.confirm!()).toBe(confirmed);
     const plain = authenticate();
     expect(keys.reads).toHaveLength(1);
-    keys.records.get(keyHash)!.name = 'renamed';
     keys.answerAll();
-    await expect(ahead.confirmed).resolves.toMatchObject({ keyId: 'key_1' });
+    await expect(confirmed).resolves.toMatchObject({ keyId: 'key_1', name: 'renamed' });
     await expect(plain).resolves.toMatchObject({ keyId: 'key_1' });
   });
 
@@ -141,8 +143,9 @@ describe('a key given ahead of its read (authenticateAhead)', () => {
     keys.records.get(keyHash)!.status = 'disabled';
     advance(DEFAULT_POSITIVE_TTL_MS + 1);
     const ahead = await auth.authenticateAhead(`Bearer ${secret}`);
+    const confirmed = ahead.confirm!();
     keys.answerAll();
-    await expect(ahead.confirmed).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/disabled/) });
+    await expect(confirmed).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/disabled/) });
     // The entry now says disabled: refused from the cache, never ahead.
     await expect(auth.authenticateAhead(`Bearer ${secret}`)).rejects.toMatchObject({ status: 401 });
     expect(keys.reads).toHaveLength(0);
@@ -162,7 +165,7 @@ describe('a key given ahead of its read (authenticateAhead)', () => {
     const forgotten = auth.authenticateAhead(`Bearer ${secret}`);
     expect(keys.reads).toHaveLength(1);
     keys.answerAll();
-    expect((await forgotten).confirmed).toBeUndefined();
+    expect((await forgotten).confirm).toBeUndefined();
 
     const unknown = auth.authenticateAhead(`Bearer ${generateApiKey()}`);
     keys.answerAll();
