@@ -5,7 +5,7 @@ import { sameKeyTerms, type Authenticator, type KeyAhead } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
 import type { ModelEntry } from './catalog';
 import { confirmedKey, IGNORED_HEADER, KeyChanged, OUTPUT_LIMIT_HEADER, routeName, SCOPED_HEADERS, type CompletionDeps, type ScopedResponse } from './chat/pipeline';
-import { errorResponse, modelNotFound, routeNotFound } from './contract/errors';
+import { errorResponse, GatewayError, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
 import type { Model } from './contract/openai';
@@ -230,13 +230,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     } catch (err) {
       const given = c.var.key;
       let confirmed: KeyRecord;
-      if (err instanceof KeyChanged) confirmed = err.key;
-      else if (scope.keyCheck) {
-        const check = scope.keyCheck;
-        scope.keyCheck = undefined;
-        confirmed = await check();
-        if (sameKeyTerms(confirmed, given)) throw err;
-      } else throw err;
+      try {
+        if (err instanceof KeyChanged) confirmed = err.key;
+        else if (scope.keyCheck) {
+          const check = scope.keyCheck;
+          scope.keyCheck = undefined;
+          confirmed = await check();
+          if (sameKeyTerms(confirmed, given)) throw err;
+        } else throw err;
+      } catch (failure) {
+        // The key refused when read again: its 401 carries no account limits and is not the key's request.
+        if (failure instanceof GatewayError && failure.status === 401) c.set('key', undefined as unknown as KeyRecord);
+        throw failure;
+      }
       c.set('key', confirmed);
       answer = await attempt(confirmed);
     }

@@ -223,20 +223,14 @@ function hashOf(key: string): string {
   return hashApiKey(key);
 }
 
-/** Fields of a key record that move with its use (a capped key's month spend), not with what it may do. */
-const MOVING_FIELDS = new Set<keyof KeyRecord>(['spendMonth', 'spendUsedMicroUsd']);
-
 /**
- * Whether two reads of a key allow the same (status, account, tier and limits, models, caps,
- * expiry): work started on the older one (its request's checks, a speculative upstream call) stands.
+ * What a key may do: its status, account, the account's tier and limits as the key carries them,
+ * its own limits, models, spend cap, expiry. Not its name, display prefix or creation time, nor a
+ * capped key's month spend (it moves with every request).
  */
+const TERMS = ['keyId', 'status', 'accountId', 'accountTier', 'accountRpm', 'accountTpm', 'rpm', 'tpm', 'models', 'spendCapMicroUsd', 'expiresAtMs', 'revokedAtMs'] as const satisfies ReadonlyArray<keyof KeyRecord>;
+
+/** Whether two reads of a key allow the same: work started on the older one (its request's checks, a speculative upstream call) stands. */
 export function sameKeyTerms(a: KeyRecord, b: KeyRecord): boolean {
-  const terms = (k: KeyRecord) =>
-    JSON.stringify(
-      Object.keys(k)
-        .filter((f) => !MOVING_FIELDS.has(f as keyof KeyRecord) && k[f as keyof KeyRecord] !== undefined)
-        .sort()
-        .map((f) => [f, k[f as keyof KeyRecord]]),
-    );
-  return terms(a) === terms(b);
+  return TERMS.every((f) => JSON.stringify(a[f]) === JSON.stringify(b[f]));
 }

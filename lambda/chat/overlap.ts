@@ -3,7 +3,7 @@ import { GatewayError } from '../contract/errors';
 import type { AdmissionRequest } from '../money/types';
 import type { AnswerProvider, ProviderCall } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
-import { admitRun, callRoute, confirmedKey, KeyChanged, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
+import { admitRun, callRoute, clientClosed, KeyChanged, routeName, type AdmittedRun, type CompletionDeps, type RequestScope } from './pipeline';
 
 /**
  * Overlapped admission (issue 22): when the account's view says the request will almost surely
@@ -45,8 +45,6 @@ export interface OverlappedUpstream<T, R> {
 
 type AdmissionInput = Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>;
 
-/** The error a request gets when its client left during speculation and the upstream had not answered. */
-const clientClosed = () => new GatewayError(499 as number, 'invalid_request_error', 'client_closed', 'The client closed the request.');
 
 /**
  * Admission, overlapped with the first route's call when the rule allows: resolves with the run
@@ -81,25 +79,15 @@ export async function admitOverlapped<T, R>(
   };
   scope.signal?.addEventListener('abort', clientGone, { once: true });
   let run: AdmittedRun;
-  let keyRefused = false;
   try {
-    // A key given ahead of its read (auth/index.ts `authenticateAhead`): read again once the
-    // upstream call is on the wire (a macrotask later, as the admission write), and confirmed
-    // before admission writes.
-    if (scope.keyCheck) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      key = await confirmedKey(scope, key).catch((err: unknown) => {
-        keyRefused = true;
-        cancel(err instanceof KeyChanged ? 'key_changed' : 'key_refused');
-        throw err;
-      });
-    }
+    // A key given ahead of its read (auth/index.ts `authenticateAhead`) is read again inside
+    // admission, counted in flight meanwhile, once the upstream call is on the wire.
     // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
     // upstream's first byte takes far longer than the write.
     run = await admitRun(deps, scope, key, model, { ...input, afterUpstreamCall: true });
   } catch (err) {
-    if (!keyRefused) cancel('refused');
+    cancel(clientLeft ? 'client_closed' : err instanceof KeyChanged ? 'key_changed' : isKeyRefusal(err) ? 'key_refused' : 'refused');
     throw err;
   } finally {
     scope.signal?.removeEventListener('abort', clientGone);
@@ -122,6 +110,11 @@ export async function admitOverlapped<T, R>(
     return { run };
   }
   return { run, head: { startedAtMs: call.startedAtMs, value: call.value } };
+}
+
+/** A 401: only the key's read again (`confirmedKey`) refuses with it once the request is under way. */
+function isKeyRefusal(err: unknown): boolean {
+  return err instanceof GatewayError && err.status === 401;
 }
 
 /** The first route's call made before admission, with its own abort (tied to the run's once admitted). */

@@ -71,6 +71,9 @@ export interface RequestScope {
   keyCheck?: () => Promise<KeyRecord>;
 }
 
+/** The error a request gets when its client left before its answer began. */
+export const clientClosed = (): GatewayError => new GatewayError(499 as number, 'invalid_request_error', 'client_closed', 'The client closed the request.');
+
 /**
  * The key read for the request allows other things than the one its work started on (a limit, a
  * model list, a tier changed within the last minute): the work is redone with `key`, nothing having
@@ -347,8 +350,16 @@ export async function admitRun(
   model: ModelEntry,
   input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing' | 'afterUpstreamCall'>,
 ): Promise<AdmittedRun> {
-  key = await confirmedKey(scope, key);
-  const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input });
+  // A key given ahead of its read is read again inside admission, once the admission is counted
+  // in flight, and the run goes on with the key as read; a client gone meanwhile gets no write.
+  const confirmKey = scope.keyCheck
+    ? async () => {
+        key = await confirmedKey(scope, key);
+        if (scope.signal?.aborted) throw clientClosed();
+        return key;
+      }
+    : undefined;
+  const admitted = await deps.admission.admit({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input, ...(confirmKey && { confirmKey }) });
   Object.assign(scope.responseHeaders, admitted.headers);
   if (input.outputLimit === undefined || admitted.outputTokens !== input.outputLimit) scope.responseHeaders[OUTPUT_LIMIT_HEADER] = String(admitted.outputTokens);
   return new AdmittedRun(deps, scope, key, model, admitted, input.stream, input.billing);

@@ -1,5 +1,6 @@
 import { SSE_HEADERS } from '../chat/completions';
-import { admitRun, JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedResponse, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { admitOverlapped } from '../chat/overlap';
+import { JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedResponse, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { sseBody } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { encodeChatRequest } from '../codecs/openai-chat';
@@ -40,8 +41,9 @@ type Opened =
 const EFFORT_IGNORED = 'output_config.effort';
 
 /**
- * `POST /v1/messages` once the key is known: decoded with the Messages codec, admitted and
- * settled like every endpoint (lambda/chat/pipeline.ts). On an Anthropic route (the same wire) the
+ * `POST /v1/messages` once the key is known: decoded with the Messages codec, admitted (overlapped
+ * with the first route's call when the rule allows, chat/overlap.ts) and settled like every
+ * endpoint (lambda/chat/pipeline.ts). On an Anthropic route (the same wire) the
  * client's request goes as sent (the route's model, the output limit the hold paid for, the
  * client's `anthropic-version` / `anthropic-beta`) and the upstream's events are relayed
  * untouched, metered from their canonical meaning; on any other route the provider answers the
@@ -66,29 +68,39 @@ export async function createMessage(
   const billing = messagesBillingAsk(request, model);
   // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
   const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules) + (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS;
-  const run = await admitRun(deps, scope, key, model, { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing });
-  const outputTokens = run.admitted.outputTokens;
-  const call = callFor(decoded, heldOutputLimit(outputTokens));
+  const requestFor = (outputTokens: number): Call => callFor(decoded, heldOutputLimit(outputTokens));
+  // One upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route
+  // loop: its output limit is the call's own (the one admission fitted, or foresaw).
+  const attempt = async (provider: AnswerProvider, providerCall: AnswerCall): Promise<Opened> => {
+    if (providerCall.route.provider === 'anthropic' && provider.relayWire === 'anthropic-messages') {
+      const sameWire = {
+        body: relayBody(body as Record<string, unknown>, request, providerCall.route.model, providerCall.request.settings.maxOutputTokens),
+        version: client.anthropicVersion,
+        beta: client.anthropicBeta,
+        betaQuery: client.betaQuery,
+      };
+      return openRelay(provider, { ...providerCall, sameWire }, stream);
+    }
+    if (probe.unsupported) throw probe.unsupported;
+    const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
+    return openCanonical(provider, routeCall, stream);
+  };
+  const { run, head } = await admitOverlapped(
+    deps,
+    scope,
+    key,
+    model,
+    { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing },
+    { requestFor, attempt, release: releaseOpened },
+  );
+  const call = requestFor(run.admitted.outputTokens);
   const messageId = `msg_${scope.requestId.slice('req_'.length)}`;
   const thinkingShown = decoded.options.reasoning !== undefined && decoded.options.reasoning.mode !== 'disabled';
 
   let opened: Opened;
   let route: string;
   try {
-    const routed = await run.route<Opened, Call>(call, async (provider, providerCall) => {
-      if (providerCall.route.provider === 'anthropic' && provider.relayWire === 'anthropic-messages') {
-        const sameWire = {
-          body: relayBody(body as Record<string, unknown>, request, providerCall.route.model, outputTokens),
-          version: client.anthropicVersion,
-          beta: client.anthropicBeta,
-          betaQuery: client.betaQuery,
-        };
-        return openRelay(provider, { ...providerCall, sameWire }, stream);
-      }
-      if (probe.unsupported) throw probe.unsupported;
-      const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
-      return openCanonical(provider, routeCall, stream);
-    });
+    const routed = await run.route<Opened, Call>(call, attempt, head);
     opened = routed.value;
     route = routeName(routed.route);
     if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...probe.droppedTools, ...effortIgnored(decoded, routed.route.provider)]);
@@ -171,6 +183,11 @@ async function openCanonical(provider: AnswerProvider, call: AnswerCall, stream:
   const items = mapIterator(events, (e): AnswerItem => ({ answer: [e] }));
   // Read the first event before answering, so a route that fails at once still falls through.
   return { kind: 'stream', items, first: await items.next(), relay: false, ...(thinking && { thinking }) };
+}
+
+/** Closes a speculative answer that will not be relayed (its socket is cut by the call's abort too). */
+async function releaseOpened(opened: Opened): Promise<void> {
+  if (opened.kind === 'stream') await opened.items.return?.();
 }
 
 function summarized(billing: ThinkingBilling | undefined): ThinkingBilling | undefined {

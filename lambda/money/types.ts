@@ -26,6 +26,12 @@ export interface AdmissionRequest {
    * starts a macrotask later, once the upstream call made just before it is on the wire (issue 22).
    */
   afterUpstreamCall?: boolean;
+  /**
+   * A key given ahead of its read (auth/index.ts `authenticateAhead`): called once the admission is
+   * counted in flight (and, speculating, once the upstream call is on the wire), before anything
+   * is written; the key it gives is the one admitted for (same account and terms, or it throws).
+   */
+  confirmKey?: () => Promise<KeyRecord>;
 }
 
 /** How one admitted request ended, for settlement. */

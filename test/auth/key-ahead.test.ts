@@ -119,7 +119,8 @@ beforeEach(() => {
 });
 
 const uniqueTag = () => `prompt ${randomBytes(6).toString('hex')}`;
-const ask = (key: string, tag: string, extra: object = {}) => postChat(gw, key, { model: 'm', messages: [{ role: 'user', content: tag }], max_tokens: 100, ...extra });
+const ask = (key: string, tag: string, extra: object = {}, init: RequestInit = {}) =>
+  postChat(gw, key, { model: 'm', messages: [{ role: 'user', content: tag }], max_tokens: 100, ...extra }, init);
 const arrivalsOf = (tag: string) => arrivals.filter((a) => a.tag === tag);
 
 async function until(condition: () => boolean, what: string): Promise<void> {
@@ -203,6 +204,9 @@ describe('a key disabled since its last read', () => {
     const body = await res.json();
     expectErrorBody(body, 'authentication_error', 'invalid_api_key');
     expect(body.error.message).toMatch(/disabled/);
+    // A refused key's 401 tells nothing of its account.
+    expect(res.headers.get('x-ratelimit-limit-requests')).toBeNull();
+    expect(res.headers.get('x-ratelimit-remaining-tokens')).toBeNull();
     const [arrival] = arrivalsOf(tag);
     expect(arrival.arrivedAtMs).toBeLessThan(keyReads[0].endedAtMs!);
     await until(() => arrival.closedUnanswered, 'the speculative call to be cut');
@@ -229,6 +233,51 @@ describe('a key disabled since its last read', () => {
     expectErrorBody(await res.json(), 'authentication_error', 'invalid_api_key');
     expect(arrivalsOf(tag)).toHaveLength(0);
     expect(cancellations).toEqual([]);
+  });
+});
+
+describe('while the key is read again', () => {
+  it('a client that leaves gets no admission written: nothing held, nothing on the ledger, the call cut and counted', async () => {
+    const acct = await inUseThenIdle();
+    const before = await books(gw, acct.accountId);
+    answerAfterMs = 5_000;
+    const tag = uniqueTag();
+    const abort = new AbortController();
+    const pending = ask(acct.key, tag, {}, { signal: abort.signal }).catch((err: Error) => err);
+    await until(() => arrivalsOf(tag).length === 1, 'the speculative call');
+    abort.abort();
+    expect(await pending).toMatchObject({ name: 'AbortError' });
+    await until(() => cancellations.length === 1, 'the cancellation');
+    expect(cancellations).toEqual(['client_closed']);
+    await until(() => keyReads[0]?.endedAtMs !== undefined, 'the key read');
+    const after = await books(gw, acct.accountId);
+    expectBooksBalance(after);
+    expect(after.requests).toHaveLength(before.requests.length);
+    expect(after.balance).toBe(before.balance);
+  });
+
+  it('the request waiting for it is counted in flight: the next one on the same view speculates only if the balance pays both', async () => {
+    // After inUseThenIdle's request (6,000 µUSD), 455,000: 4.5 holds of about 101,000. The first
+    // request speculates (≥ 4 holds); the second, with the first counted, sees 3.5 and waits.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 461_000 });
+    const first = await ask(acct.key, uniqueTag());
+    expect(first.status).toBe(200);
+    await first.json();
+    await gw.gateway.background.drain();
+    await sleep(AUTH_TTL_MS + 100);
+    keyReadDelayMs = KEY_READ_DELAY_MS;
+    const [a, b] = [uniqueTag(), uniqueTag()];
+    const answers = await Promise.all([ask(acct.key, a), ask(acct.key, b)]);
+    for (const res of answers) {
+      expect(res.status).toBe(200);
+      await res.json();
+    }
+    const readEnd = Math.max(...keyReads.map((r) => r.endedAtMs!));
+    const times = [arrivalsOf(a)[0].arrivedAtMs, arrivalsOf(b)[0].arrivedAtMs].sort((x, y) => x - y);
+    expect(times[0]).toBeLessThan(readEnd);
+    expect(times[1]).toBeGreaterThanOrEqual(readEnd);
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
   });
 });
 
@@ -271,9 +320,10 @@ describe('a key whose terms changed since its last read', () => {
 });
 
 describe('the other completion endpoints', () => {
-  it('Messages (admission not overlapped there): a key disabled since its last read gets Anthropic\'s 401 once read, and no call', async () => {
+  it('Messages: a key disabled since its last read gets Anthropic\'s 401 once read, its call cut and counted', async () => {
     const acct = await inUseThenIdle();
     await gw.gateway.stores.keys.update(acct.record.keyId, { status: 'disabled' });
+    answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await fetch(`${gw.baseUrl}/messages`, {
       method: 'POST',
@@ -283,8 +333,11 @@ describe('the other completion endpoints', () => {
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ type: 'error', error: { type: 'authentication_error', message: expect.stringMatching(/disabled/) } });
     expect(keyReads).toHaveLength(1);
-    expect(arrivalsOf(tag)).toHaveLength(0);
-    expect(cancellations).toEqual([]);
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    expect(arrival.arrivedAtMs).toBeLessThan(keyReads[0].endedAtMs!);
+    await until(() => arrival.closedUnanswered, 'the speculative call to be cut');
+    expect(cancellations).toEqual(['key_refused']);
   });
 
   it('Responses: a key still active is served, the call made before its read answered', async () => {

@@ -176,6 +176,8 @@ describe('a key given ahead of its read (authenticateAhead)', () => {
   it('sameKeyTerms: what the key may do, not its month spend', () => {
     const base: KeyRecord = { keyHash: 'h', keyId: 'k', accountId: 'a', name: 'n', prefix: 'p', status: 'active', createdAtMs: 1, rpm: 10, spendCapMicroUsd: 5, spendMonth: 202612, spendUsedMicroUsd: 1 };
     expect(sameKeyTerms(base, { ...base, spendUsedMicroUsd: 4, spendMonth: 202701 })).toBe(true);
+    // Renamed in the console: it may do the same.
+    expect(sameKeyTerms(base, { ...base, name: 'renamed', prefix: 'other', createdAtMs: 2 })).toBe(true);
     expect(sameKeyTerms(base, { ...base, rpm: 11 })).toBe(false);
     expect(sameKeyTerms(base, { ...base, models: ['m'] })).toBe(false);
     expect(sameKeyTerms(base, { ...base, status: 'disabled' })).toBe(false);

@@ -68,7 +68,9 @@ const metrics: MetricsSink = {
 beforeAll(async () => {
   await warmTokenizer();
   upstream = await startUpstream(async (_req, body, res) => {
-    const arrival: Arrival = { tag: body.messages[0].content, maxTokens: body.max_tokens, arrivedAtMs: Date.now(), closedUnanswered: false };
+    // A Messages request reaches this OpenAI-compatible stand-in with its text in a content part.
+    const content = body.messages[0].content;
+    const arrival: Arrival = { tag: typeof content === 'string' ? content : content[0].text, maxTokens: body.max_tokens, arrivedAtMs: Date.now(), closedUnanswered: false };
     arrivals.push(arrival);
     res.on('close', () => {
       if (!res.writableEnded) arrival.closedUnanswered = true;
@@ -506,5 +508,59 @@ describe('the speculative call goes out first', () => {
     }
     expect(cancellations).toEqual([]);
     expectBooksBalance(await books(gw, acct.accountId));
+  });
+});
+
+describe('Messages (Anthropic\'s wire): the same overlap', () => {
+  const askMessages = (key: string, tag: string, extra: object = {}) =>
+    fetch(`${gw.baseUrl}/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', max_tokens: 100, messages: [{ role: 'user', content: tag }], ...extra }),
+    });
+
+  it('is sent upstream before the admission write has finished, and nothing reaches the client before it has (stream)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    admissionDelayMs = 1_000;
+    const tag = uniqueTag();
+    const res = await askMessages(acct.key, tag, { stream: true });
+    const headersAtMs = Date.now();
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('event: message_stop');
+    const write = admissionWrites.at(-1)!;
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    expect(arrival.maxTokens).toBe(100);
+    expect(arrival.answeredAtMs!).toBeLessThan(write.endedAtMs!);
+    expect(headersAtMs).toBeGreaterThanOrEqual(write.endedAtMs!);
+    expect(cancellations).toEqual([]);
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests).toHaveLength(1);
+    expect(b.requests[0]).toMatchObject({ status: 'completed', completionTokens: 5 });
+  });
+
+  it('cuts a speculative call that another instance drained the balance under, answers Anthropic\'s 402-class error, charges nothing, and counts it', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 1_000_000 });
+    await seeAccount(acct);
+    const drain = await admitElsewhere(acct, 10, 950);
+    admissionDelayMs = 1_000;
+    answerAfterMs = 5_000;
+    const tag = uniqueTag();
+    const res = await askMessages(acct.key, tag);
+    expect(res.status).toBe(402);
+    expect(await res.json()).toMatchObject({ type: 'error', error: { type: expect.any(String) } });
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    expect(arrival.arrivedAtMs).toBeLessThan(admissionWrites.at(-1)!.endedAtMs!);
+    await until(() => arrival.closedUnanswered, 'the speculative call to be cut');
+    expect(cancellations).toEqual(['refused']);
+    await drain.settle(completed({ prompt_tokens: 10, completion_tokens: 950, total_tokens: 960 }));
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests.map((r) => r.amountMicroUsd)).toEqual([-951_000]);
+    expect(b.balance).toBe(49_000);
   });
 });
