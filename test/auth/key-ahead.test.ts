@@ -1,10 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import type { CatalogFile } from '../../lambda/catalog';
 import { warmTokenizer } from '../../lambda/money/tokens';
-import type { MetricsSink } from '../../lambda/observability/metrics';
-import type { TableNames } from '../../lambda/store/tables';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
-import { completionBody, startUpstream, streamEvents } from '../support/upstream';
+import { cancellationMetrics, freshTables, recordingUpstream, speculationCatalog, uniqueTag, until, type RecordingUpstream } from '../support/speculation';
 import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep } from '../reliability/support';
 
 /**
@@ -18,81 +14,26 @@ import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep }
 
 const AUTH_TTL_MS = 300;
 const KEY_READ_DELAY_MS = 600;
-/** $100 per million input tokens, $1,000 per million output. */
-const CATALOG: CatalogFile = {
-  models: {
-    m: {
-      owned_by: 'test',
-      pricing: { input_per_mtok: 100, output_per_mtok: 1000 },
-      context_window: 100_000,
-      max_output_tokens: 4_000,
-      routes: [{ provider: 'openai-compatible', base_url: 'http://placeholder/v1', model: 'up' }],
-    },
-  },
-};
-
-interface Arrival {
-  tag: string;
-  arrivedAtMs: number;
-  answeredAtMs?: number;
-  closedUnanswered: boolean;
-}
+const CATALOG = speculationCatalog();
 
 interface KeyRead {
   startedAtMs: number;
   endedAtMs?: number;
 }
 
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let upstream: RecordingUpstream;
 let gw: TestGateway;
-let tables: TableNames;
-const arrivals: Arrival[] = [];
+const tables = freshTables('ka');
 const keyReads: KeyRead[] = [];
 const cancellations: string[] = [];
 /** While set, each read of the keys table waits this long before it is sent. */
 let keyReadDelayMs = 0;
-let answerAfterMs = 0;
-
-const metrics: MetricsSink = {
-  request: () => undefined,
-  upstreamAttempt: () => undefined,
-  cost: () => undefined,
-  speculativeCallCancelled: (reason) => void cancellations.push(reason),
-};
 
 beforeAll(async () => {
   await warmTokenizer();
-  upstream = await startUpstream(async (_req, body, res) => {
-    const content = body.messages.at(-1).content;
-    const arrival: Arrival = { tag: typeof content === 'string' ? content : content[0].text, arrivedAtMs: Date.now(), closedUnanswered: false };
-    arrivals.push(arrival);
-    res.on('close', () => {
-      if (!res.writableEnded) arrival.closedUnanswered = true;
-    });
-    for (let waited = 0; waited < answerAfterMs && !res.destroyed; waited += 20) await sleep(20);
-    if (res.destroyed) return;
-    arrival.answeredAtMs = Date.now();
-    const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
-    if (body.stream) {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.end(streamEvents('up', ['one ', 'two'], usage).join(''));
-    } else {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody('up', 'hello there', usage)));
-    }
-  });
+  upstream = await recordingUpstream();
   CATALOG.models.m.routes[0].base_url = upstream.url;
-  const suffix = randomBytes(6).toString('hex');
-  tables = {
-    keys: `ka-keys-${suffix}`,
-    tiers: `ka-tiers-${suffix}`,
-    accounts: `ka-accounts-${suffix}`,
-    usage: `ka-usage-${suffix}`,
-    holds: `ka-holds-${suffix}`,
-    sessions: `ka-sessions-${suffix}`,
-    responses: `ka-responses-${suffix}`,
-    rollups: `ka-rollups-${suffix}`,
-  };
-  gw = await startTestGateway({ catalog: catalogOf(CATALOG), seedDemo: false, metrics, tables, authTtlMs: AUTH_TTL_MS });
+  gw = await startTestGateway({ catalog: catalogOf(CATALOG), seedDemo: false, metrics: cancellationMetrics(cancellations), tables, authTtlMs: AUTH_TTL_MS });
   gw.dynamo.intercept(async (operation, input, next) => {
     if (operation !== 'GetItem' || (input as { TableName?: string }).TableName !== tables.keys || !keyReadDelayMs) return next();
     const read: KeyRead = { startedAtMs: Date.now() };
@@ -113,20 +54,14 @@ afterAll(async () => {
 
 beforeEach(() => {
   keyReadDelayMs = 0;
-  answerAfterMs = 0;
+  upstream.answerAfterMs = 0;
   cancellations.length = 0;
   keyReads.length = 0;
 });
 
-const uniqueTag = () => `prompt ${randomBytes(6).toString('hex')}`;
 const ask = (key: string, tag: string, extra: object = {}, init: RequestInit = {}) =>
   postChat(gw, key, { model: 'm', messages: [{ role: 'user', content: tag }], max_tokens: 100, ...extra }, init);
-const arrivalsOf = (tag: string) => arrivals.filter((a) => a.tag === tag);
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await sleep(10);
-  if (!condition()) throw new Error(`timed out waiting for ${what}`);
-}
+const arrivalsOf = (tag: string) => upstream.arrivalsOf(tag);
 
 /**
  * The account and key as an instance in use sees them: one admitted request (the key read, the
@@ -197,7 +132,7 @@ describe('a key disabled since its last read', () => {
     const acct = await inUseThenIdle();
     const before = await books(gw, acct.accountId);
     await gw.gateway.stores.keys.update(acct.record.keyId, { status: 'disabled' });
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag, { stream: true });
     expect(res.status).toBe(401);
@@ -240,7 +175,7 @@ describe('while the key is read again', () => {
   it('a client that leaves gets no admission written: nothing held, nothing on the ledger, the call cut and counted', async () => {
     const acct = await inUseThenIdle();
     const before = await books(gw, acct.accountId);
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const abort = new AbortController();
     const pending = ask(acct.key, tag, {}, { signal: abort.signal }).catch((err: Error) => err);
@@ -286,7 +221,7 @@ describe('a key whose terms changed since its last read', () => {
     const acct = await inUseThenIdle();
     const before = await books(gw, acct.accountId);
     await setKeyField(acct, 'models', { L: [{ S: 'another-model' }] });
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag);
     expect(res.status).toBe(403);
@@ -323,7 +258,7 @@ describe('the other completion endpoints', () => {
   it('Messages: a key disabled since its last read gets Anthropic\'s 401 once read, its call cut and counted', async () => {
     const acct = await inUseThenIdle();
     await gw.gateway.stores.keys.update(acct.record.keyId, { status: 'disabled' });
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await fetch(`${gw.baseUrl}/messages`, {
       method: 'POST',

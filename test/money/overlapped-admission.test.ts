@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { CatalogFile } from '../../lambda/catalog';
 import { warmTokenizer } from '../../lambda/money/tokens';
-import type { MetricsSink } from '../../lambda/observability/metrics';
-import type { TableNames } from '../../lambda/store/tables';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { completed, moneyOver } from '../support/money';
 import { watchSocketWrites } from '../support/socket-writes';
-import { completionBody, startUpstream, streamEvents } from '../support/upstream';
+import { cancellationMetrics, freshTables, recordingUpstream, speculationCatalog, uniqueTag, until, type RecordingUpstream } from '../support/speculation';
 import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep } from '../reliability/support';
 
 /**
@@ -18,90 +15,28 @@ import { books, expectBooksBalance, expectErrorBody, parseSse, postChat, sleep }
  */
 
 const MAX_OUTPUT = 4_000;
-/** $100 per million input tokens (100 µUSD a token), $1,000 per million output (1,000 µUSD a token). */
-const CATALOG: CatalogFile = {
-  models: {
-    m: {
-      owned_by: 'test',
-      pricing: { input_per_mtok: 100, output_per_mtok: 1000 },
-      context_window: 100_000,
-      max_output_tokens: MAX_OUTPUT,
-      routes: [{ provider: 'openai-compatible', base_url: 'http://placeholder/v1', model: 'up' }],
-    },
-  },
-};
-
-interface Arrival {
-  tag: string;
-  maxTokens: number | undefined;
-  arrivedAtMs: number;
-  answeredAtMs?: number;
-  /** The gateway cut the socket before the stand-in answered. */
-  closedUnanswered: boolean;
-}
+const CATALOG = speculationCatalog();
 
 interface AdmissionWrite {
   startedAtMs: number;
   endedAtMs?: number;
 }
 
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let upstream: RecordingUpstream;
 let gw: TestGateway;
-let tables: TableNames;
-const arrivals: Arrival[] = [];
+const tables = freshTables('ov');
 const admissionWrites: AdmissionWrite[] = [];
 const cancellations: string[] = [];
 /** How long each admission write waits before it is sent. */
 let admissionDelayMs = 0;
 /** While set, what happened first: the admission write's work began, or the upstream request was written to its socket. */
 let wireOrder: Array<'admission' | 'upstream'> | undefined;
-/** How long the stand-in takes before it answers. */
-let answerAfterMs = 0;
-
-const metrics: MetricsSink = {
-  request: () => undefined,
-  upstreamAttempt: () => undefined,
-  cost: () => undefined,
-  speculativeCallCancelled: (reason) => void cancellations.push(reason),
-};
 
 beforeAll(async () => {
   await warmTokenizer();
-  upstream = await startUpstream(async (_req, body, res) => {
-    // A Messages request reaches this OpenAI-compatible stand-in with its text in a content part.
-    const content = body.messages[0].content;
-    const arrival: Arrival = { tag: typeof content === 'string' ? content : content[0].text, maxTokens: body.max_tokens, arrivedAtMs: Date.now(), closedUnanswered: false };
-    arrivals.push(arrival);
-    res.on('close', () => {
-      if (!res.writableEnded) arrival.closedUnanswered = true;
-    });
-    for (let waited = 0; waited < answerAfterMs && !res.destroyed; waited += 20) await sleep(20);
-    if (res.destroyed) return;
-    arrival.answeredAtMs = Date.now();
-    const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
-    if (body.stream) {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const events = streamEvents('up', ['one ', 'two ', 'three ', 'four ', 'five'], usage);
-      res.write(events[0]);
-      await sleep(30);
-      res.end(events.slice(1).join(''));
-    } else {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody('up', 'hello there', usage)));
-    }
-  });
+  upstream = await recordingUpstream();
   CATALOG.models.m.routes[0].base_url = upstream.url;
-  const suffix = randomBytes(6).toString('hex');
-  tables = {
-    keys: `ov-keys-${suffix}`,
-    tiers: `ov-tiers-${suffix}`,
-    accounts: `ov-accounts-${suffix}`,
-    usage: `ov-usage-${suffix}`,
-    holds: `ov-holds-${suffix}`,
-    sessions: `ov-sessions-${suffix}`,
-    responses: `ov-responses-${suffix}`,
-    rollups: `ov-rollups-${suffix}`,
-  };
-  gw = await startTestGateway({ catalog: catalogOf(CATALOG), seedDemo: false, metrics, tables });
+  gw = await startTestGateway({ catalog: catalogOf(CATALOG), seedDemo: false, metrics: cancellationMetrics(cancellations), tables });
   gw.dynamo.intercept(async (operation, input, next) => {
     // An admission puts a hold item (a settlement deletes one).
     const text = operation === 'TransactWriteItems' ? JSON.stringify(input) : '';
@@ -125,15 +60,14 @@ afterAll(async () => {
 
 beforeEach(() => {
   admissionDelayMs = 0;
-  answerAfterMs = 0;
+  upstream.answerAfterMs = 0;
   cancellations.length = 0;
   admissionWrites.length = 0;
 });
 
-const uniqueTag = () => `prompt ${randomBytes(6).toString('hex')}`;
 const ask = (key: string, tag: string, extra: object = {}, init: RequestInit = {}) =>
   postChat(gw, key, { model: 'm', messages: [{ role: 'user', content: tag }], ...extra }, init);
-const arrivalsOf = (tag: string) => arrivals.filter((a) => a.tag === tag);
+const arrivalsOf = (tag: string) => upstream.arrivalsOf(tag);
 
 /**
  * This instance reads the account (a request refused before admission tells the limits as they
@@ -143,11 +77,6 @@ async function seeAccount(acct: TestAccount): Promise<void> {
   const res = await ask(acct.key, 'bad', { temperature: 5 });
   expect(res.status).toBe(400);
   await res.text();
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await sleep(10);
-  if (!condition()) throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Another gateway instance over the same tables: its admissions are not in this instance's view. */
@@ -207,7 +136,7 @@ describe('an account that cannot pay', () => {
     // Another instance holds 10 × 100 + 950 × 1,000 µUSD: 49,000 µUSD left, less than this request's hold.
     const drain = await admitElsewhere(acct, 10, 950);
     admissionDelayMs = 1_000;
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag, { max_tokens: 100 });
     expect(res.status).toBe(402);
@@ -324,7 +253,7 @@ describe('an admitted speculative request', () => {
     // Another instance counts 17,000 tokens: the write fails, and the refit gives half of what is left.
     const taken = await admitElsewhere(acct, 16_000, 1_000);
     admissionDelayMs = 1_000;
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await ask(acct.key, tag);
     expect(res.status).toBe(200);
@@ -348,7 +277,7 @@ describe('an admitted speculative request', () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
     await seeAccount(acct);
     admissionDelayMs = 1_500;
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const client = new AbortController();
     const asked = ask(acct.key, tag, { max_tokens: 100 }, { signal: client.signal }).catch((err: Error) => err);
@@ -381,7 +310,7 @@ describe('200 concurrent requests on one account near its request limit', () => 
       UpdateExpression: 'SET win = :win, req = :req, tok = :tok, preq = :zero, ptok = :zero',
       ExpressionAttributeValues: { ':win': { N: String(Math.floor(Date.now() / 60_000)) }, ':req': { N: '90' }, ':tok': { N: '5400' }, ':zero': { N: '0' } },
     });
-    const calls = arrivals.length;
+    const calls = upstream.arrivals.length;
     // Slow admission writes: the whole burst is in before the first of them answers and corrects the view.
     admissionDelayMs = 1_000;
     const tag = uniqueTag();
@@ -405,7 +334,7 @@ describe('200 concurrent requests on one account near its request limit', () => 
     expect(refused).toBeLessThanOrEqual(limited);
     // What reached the stand-in: the admitted requests' calls and refused speculative calls, nothing else.
     await sleep(200);
-    const reached = arrivals.length - calls;
+    const reached = upstream.arrivals.length - calls;
     expect(reached).toBeGreaterThanOrEqual(ok);
     expect(reached).toBeLessThanOrEqual(ok + refused);
 
@@ -425,7 +354,7 @@ describe('review-2: concurrent requests of one instance', () => {
     await seeAccount(acct);
     admissionDelayMs = 500;
     // Nothing settles (and refunds) while the burst is admitted.
-    answerAfterMs = 3_000;
+    upstream.answerAfterMs = 3_000;
     const tag = uniqueTag();
     const answers = await Promise.all(
       Array.from({ length: 8 }, async () => {
@@ -456,7 +385,7 @@ describe('review-2: the client leaving while admission re-fits the limit', () =>
     await seeAccount(acct);
     const taken = await admitElsewhere(acct, 16_000, 1_000);
     admissionDelayMs = 1_500;
-    answerAfterMs = 1_000;
+    upstream.answerAfterMs = 1_000;
     const tag = uniqueTag();
     const client = new AbortController();
     const asked = ask(acct.key, tag, {}, { signal: client.signal }).catch((err: Error) => err);
@@ -547,7 +476,7 @@ describe('Messages (Anthropic\'s wire): the same overlap', () => {
     await seeAccount(acct);
     const drain = await admitElsewhere(acct, 10, 950);
     admissionDelayMs = 1_000;
-    answerAfterMs = 5_000;
+    upstream.answerAfterMs = 5_000;
     const tag = uniqueTag();
     const res = await askMessages(acct.key, tag);
     expect(res.status).toBe(402);
