@@ -45,7 +45,6 @@ export interface OverlappedUpstream<T, R> {
 
 type AdmissionInput = Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>;
 
-
 /**
  * Admission, overlapped with the first route's call when the rule allows: resolves with the run
  * (and the call under way, for the route loop to take as its first attempt), or throws admission's
@@ -80,11 +79,10 @@ export async function admitOverlapped<T, R>(
   scope.signal?.addEventListener('abort', clientGone, { once: true });
   let run: AdmittedRun;
   try {
-    // A key given ahead of its read (auth/index.ts `authenticateAhead`) is read again inside
-    // admission, counted in flight meanwhile, once the upstream call is on the wire.
     // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
-    // upstream's first byte takes far longer than the write.
+    // upstream's first byte takes far longer than the write. A key given ahead of its read
+    // (auth/index.ts `authenticateAhead`) is read again inside admission, before that write.
     run = await admitRun(deps, scope, key, model, { ...input, afterUpstreamCall: true });
   } catch (err) {
     cancel(clientLeft ? 'client_closed' : err instanceof KeyChanged ? 'key_changed' : isKeyRefusal(err) ? 'key_refused' : 'refused');
