@@ -2,7 +2,8 @@
 // minute): the upstream itself (`direct`), the bare relays, the gateway in local mode on DynamoDB
 // Local, and optionally the Lambda bundle (BENCH_TTFB_LAMBDA=1) and another checkout's gateway
 // (BENCH_BASELINE=<dir>, before/after). Prints each target's first byte less the upstream's of
-// the same round, median and p95, and the ratio to the relay's. See docs/BENCHMARKS.md.
+// the same round, median and p95, and the ratio to the relay's; then the same with a long prompt
+// (BENCH_TTFB_LONG_CHARS, 100,000 characters; 0 skips it). See docs/BENCHMARKS.md.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +26,22 @@ const GAP_MS = Number(process.env.BENCH_TTFB_GAP_MS ?? 0);
  */
 const WARMUP_JSON = Number(process.env.BENCH_TTFB_WARMUP_JSON ?? 200);
 const WARMUP_STREAMS = Number(process.env.BENCH_TTFB_WARMUP_STREAMS ?? 30);
+/**
+ * A second step (0: skipped): the same first byte with a long prompt of this many characters of
+ * prose (a coding agent's context is 50,000-400,000), `BENCH_TTFB_LONG_ROUNDS` rounds: what the
+ * prompt's size costs before the upstream call (the tokenizer's count, behind it since issue 22's
+ * sixth pass when the call is speculative).
+ */
+const LONG_CHARS = Number(process.env.BENCH_TTFB_LONG_CHARS ?? 100_000);
+const LONG_ROUNDS = Number(process.env.BENCH_TTFB_LONG_ROUNDS ?? 15);
 const PATH = '/v1/chat/completions';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+const PROSE = 'The gateway relays each answer as the upstream streams it, and the books balance to the micro-dollar. ';
+const longBodyFor = (model: string) => {
+  const messages = [{ role: 'user', content: PROSE.repeat(Math.ceil(LONG_CHARS / PROSE.length)).slice(0, LONG_CHARS) }];
+  return (stream: boolean) => JSON.stringify({ model, messages, ...(stream ? { stream: true } : {}) });
+};
 const t0 = Date.now();
 const log = (line: string) => process.stderr.write(`[ttfb ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
@@ -76,18 +90,28 @@ async function main() {
     for (let i = 0; i < WARMUP; i++) for (const t of targets) await timedRequest(t, true);
     log(`first byte with a 300 ms upstream: ${ROUNDS} interleaved rounds of streams${GAP_MS ? `, ${GAP_MS} ms before each request` : ''}`);
     const figures = await firstByte300(targets, ROUNDS, GAP_MS);
-    const relayAdded = figures.relay?.addedMedianMs ?? NaN;
     const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
-    const lines = [
-      `first byte, 300 ms upstream, ${ROUNDS} rounds (added = the target's first byte less the upstream's in the same round)`,
-      `${'target'.padEnd(16)}${'median'.padStart(9)}${'added med'.padStart(11)}${'added p95'.padStart(11)}${'×relay'.padStart(8)}${'failed'.padStart(8)}`,
-      ...targets.map((t) => {
-        const r = figures[t.name];
-        const ratio = t.name === 'direct' ? '' : f((r.addedMedianMs ?? NaN) / relayAdded);
-        return `${t.name.padEnd(16)}${f(r.medianMs).padStart(9)}${f(r.addedMedianMs).padStart(11)}${f(r.addedP95Ms).padStart(11)}${ratio.padStart(8)}${String(r.failures).padStart(8)}`;
-      }),
-      `load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
-    ];
+    const table = (title: string, rows: Awaited<ReturnType<typeof firstByte300>>) => {
+      const relayAdded = rows.relay?.addedMedianMs ?? NaN;
+      return [
+        title,
+        `${'target'.padEnd(16)}${'median'.padStart(9)}${'added med'.padStart(11)}${'added p95'.padStart(11)}${'×relay'.padStart(8)}${'failed'.padStart(8)}`,
+        ...targets.map((t) => {
+          const r = rows[t.name];
+          const ratio = t.name === 'direct' ? '' : f((r.addedMedianMs ?? NaN) / relayAdded);
+          return `${t.name.padEnd(16)}${f(r.medianMs).padStart(9)}${f(r.addedMedianMs).padStart(11)}${f(r.addedP95Ms).padStart(11)}${ratio.padStart(8)}${String(r.failures).padStart(8)}`;
+        }),
+      ];
+    };
+    const lines = table(`first byte, 300 ms upstream, ${ROUNDS} rounds (added = the target's first byte less the upstream's in the same round)`, figures);
+    if (LONG_CHARS > 0 && LONG_ROUNDS > 0) {
+      log(`first byte with a 300 ms upstream and a prompt of ${LONG_CHARS} characters: ${LONG_ROUNDS} interleaved rounds`);
+      // The same targets and paths, each with the long prompt (the gateways' model is the 300 ms one already).
+      const long = targets.map((t) => target(t.name, t.url, t.path, t.headers, longBodyFor(t.name === 'direct' || t.name.startsWith('relay') ? 'bench-upstream' : BENCH_MODEL_300)));
+      for (const t of long) await timedRequest(t, true);
+      lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_CHARS} characters, ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
+    }
+    lines.push(`load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await stopAll();

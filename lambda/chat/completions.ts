@@ -3,7 +3,7 @@ import { invalidRequest } from '../contract/errors';
 import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
 import type { AnswerEvent } from '../core/answer';
 import { DONE_FRAME, type SseFrame } from '../core/sse';
-import { estimatePromptTokens } from '../money/tokens';
+import { chatPromptEstimate } from '../money/tokens';
 import { refuseWhatAnthropicCannotTake } from '../providers';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
@@ -37,7 +37,7 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
   const n = request.n ?? 1;
   if (n > 1 && !model.routes.some((r) => deps.providers[r.provider]?.servesSeveralChoices)) throw severalChoices();
   const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
-    promptTokens: estimatePromptTokens(request, model.tokenRules),
+    prompt: chatPromptEstimate(request, model.tokenRules),
     billing: chatBillingAsk(request, model),
     n,
     relay: 'openai-chat',

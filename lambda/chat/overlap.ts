@@ -1,5 +1,6 @@
 import type { ModelEntry, RouteConfig } from '../catalog';
 import { GatewayError } from '../contract/errors';
+import type { PromptEstimate } from '../money/tokens';
 import type { AdmissionRequest } from '../money/types';
 import type { AnswerProvider, ProviderCall } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
@@ -43,7 +44,8 @@ export interface OverlappedUpstream<T, R> {
   release?(value: T): Promise<void>;
 }
 
-type AdmissionInput = Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing'>;
+/** What admission is asked, the prompt as its estimate: counted before admission, or, speculating, behind the upstream call. */
+type AdmissionInput = Pick<AdmissionRequest, 'outputLimit' | 'n' | 'stream' | 'billing'> & { prompt: PromptEstimate };
 
 /**
  * Admission, overlapped with the first route's call when the rule allows: resolves with the run
@@ -59,11 +61,13 @@ export async function admitOverlapped<T, R>(
   upstream: OverlappedUpstream<T, R>,
 ): Promise<{ run: AdmittedRun; head?: RouteHead<T> }> {
   const route = model.routes[0];
+  const { prompt, ...asked } = input;
+  // The rule reads the prompt's bound (never below its count): the tokenizer has not run yet.
   const verdict =
     route && !scope.signal?.aborted
-      ? deps.admission.foresee?.({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...input })
+      ? deps.admission.foresee?.({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...asked, promptTokens: prompt.bound })
       : undefined;
-  if (!verdict?.speculate) return { run: await admitRun(deps, scope, key, model, input) };
+  if (!verdict?.speculate) return { run: await admitRun(deps, scope, key, model, { ...asked, promptTokens: prompt.tokens() }) };
 
   const call = new SpeculativeCall(deps, scope, model, route, upstream, verdict.outputTokens);
   const cancel = (reason: SpeculationCancelReason) => {
@@ -82,8 +86,9 @@ export async function admitOverlapped<T, R>(
     // Counted in flight now (the next request's `foresee` sees it), its write sent once the upstream
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
     // upstream's first byte takes far longer than the write. A key given ahead of its read
-    // (auth/index.ts `authenticateAhead`) is read again inside admission, before that write.
-    run = await admitRun(deps, scope, key, model, { ...input, afterUpstreamCall: true });
+    // (auth/index.ts `authenticateAhead`) is read again inside admission, before that write. So is
+    // the prompt counted (the tokenizer, tens of ms on a long prompt): in flight until then with its bound.
+    run = await admitRun(deps, scope, key, model, { ...asked, promptTokens: prompt.bound, countPrompt: () => prompt.tokens(), afterUpstreamCall: true });
   } catch (err) {
     cancel(clientLeft ? 'client_closed' : err instanceof KeyChanged ? 'key_changed' : isKeyRefusal(err) ? 'key_refused' : 'refused');
     throw err;

@@ -16,7 +16,7 @@ import { sameKeyTerms } from '../auth';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
 import type { BackgroundTasks } from './background';
 import { UpstreamReader } from './upstream-reader';
-import { countTokens } from '../money/tokens';
+import { countTokens, type PromptEstimate } from '../money/tokens';
 import { admitOverlapped, type RouteHead, type SpeculationCancelled } from './overlap';
 
 /** What every completion endpoint needs; the entry points build it once per process. */
@@ -185,8 +185,8 @@ export type OpenedAnswer =
 
 /** What an endpoint tells the pipeline besides the decoded request. */
 export interface OpenAnswerOptions {
-  /** The prompt's estimated tokens, as the endpoint counts its wire's request (admission and TPM). */
-  promptTokens: number;
+  /** The prompt's estimated tokens, as the endpoint counts its wire's request (admission and TPM): counted when admission needs them. */
+  prompt: PromptEstimate;
   /** What the request may be billed beyond its tokens (tier, server tools), or the 400 already thrown. */
   billing: BillingAsk;
   /** Choices the hold pays for (only a provider with `servesSeveralChoices` answers more than one). @default 1 */
@@ -215,7 +215,7 @@ export async function openAnswer(
     scope,
     key,
     model,
-    { promptTokens: options.promptTokens, outputLimit: decoded.options.outputLimit, n: options.n ?? 1, stream, billing: options.billing },
+    { prompt: options.prompt, outputLimit: decoded.options.outputLimit, n: options.n ?? 1, stream, billing: options.billing },
     { requestFor: (outputTokens) => callFor(decoded, heldOutputLimit(outputTokens)), attempt, release: releaseAttempted },
   );
   try {
@@ -348,7 +348,7 @@ export async function admitRun(
   scope: RequestScope,
   key: KeyRecord,
   model: ModelEntry,
-  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing' | 'afterUpstreamCall'>,
+  input: Pick<AdmissionRequest, 'promptTokens' | 'outputLimit' | 'n' | 'stream' | 'billing' | 'afterUpstreamCall' | 'countPrompt'>,
 ): Promise<AdmittedRun> {
   // A key given ahead of its read is read again inside admission, once the admission is counted
   // in flight, and the run goes on with the key as read; a client gone meanwhile gets no write.

@@ -13,7 +13,8 @@ import type { ThinkingBilling } from '../money/thinking';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
 import { boundedServerTools, messagesBillingAsk } from './billing';
 import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
-import { estimateMessagesPromptTokens } from './tokens';
+import { estimateMessagesPromptTokens, messagesPromptEstimate } from './tokens';
+import { plusTokens } from '../money/tokens';
 
 /** What the client sent besides its body, for an Anthropic route (a same-wire relay). */
 export interface MessagesClientHeaders {
@@ -67,7 +68,7 @@ export async function createMessage(
   const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
   // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
-  const promptTokens = estimateMessagesPromptTokens(request, model.tokenRules) + (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS;
+  const prompt = plusTokens(messagesPromptEstimate(request, model.tokenRules), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
   const requestFor = (outputTokens: number): Call => callFor(decoded, heldOutputLimit(outputTokens));
   // One upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route
   // loop: its output limit is the call's own (the one admission fitted, or foresaw).
@@ -90,7 +91,7 @@ export async function createMessage(
     scope,
     key,
     model,
-    { promptTokens, outputLimit: request.max_tokens, n: 1, stream, billing },
+    { prompt, outputLimit: request.max_tokens, n: 1, stream, billing },
     { requestFor, attempt, release: releaseOpened },
   );
   const call = requestFor(run.admitted.outputTokens);
@@ -118,7 +119,7 @@ export async function createMessage(
       const answer = shownAnswer(opened.answer, thinkingShown);
       finishJson(run, opened.answer, route);
       // No usage reported: the prompt estimate stands in for input_tokens, as on a stream's message_start.
-      const usage = answer.usage ?? { ...ZERO_USAGE, inputTokens: promptTokens };
+      const usage = answer.usage ?? { ...ZERO_USAGE, inputTokens: prompt.tokens() };
       return json(encodeMessagesAnswer({ ...answer, id: messageId, model: model.id, usage }), scope);
     }
     case 'stream': {
@@ -130,7 +131,7 @@ export async function createMessage(
         thinking: opened.thinking,
       });
       if (opened.relay) return sse(sseBody(items, relayedFrames, messagesStreamTerminals), scope);
-      const encoder = new MessagesEventEncoder(promptTokens);
+      const encoder = new MessagesEventEncoder(prompt.tokens());
       const frames = (item: AnswerItem) =>
         item.answer
           .filter((e) => thinkingShown || !isThinking(e))

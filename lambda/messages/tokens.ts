@@ -1,6 +1,6 @@
 import type { TokenRules } from '../catalog';
 import { imageTokens } from '../money/image-tokens';
-import { countTokens } from '../money/tokens';
+import { promptEstimate, type PromptEstimate } from '../money/tokens';
 import type { ContentBlockParam } from '@anthropic-ai/sdk/resources/messages';
 import type { MessagesPrompt } from './request';
 
@@ -16,6 +16,11 @@ const TOKENS_PER_REQUEST = 3;
  * cost. Used for the hold and for `count_tokens`.
  */
 export function estimateMessagesPromptTokens(request: MessagesPrompt, rules: TokenRules): number {
+  return messagesPromptEstimate(request, rules).tokens();
+}
+
+/** A Messages request's prompt estimate (`estimateMessagesPromptTokens`), its count left for when it is asked (money/tokens.ts `PromptEstimate`). */
+export function messagesPromptEstimate(request: MessagesPrompt, rules: TokenRules): PromptEstimate {
   const texts: string[] = [];
   let tokens = TOKENS_PER_REQUEST;
   const add = (content: string | ContentBlockParam[] | undefined) => {
@@ -33,9 +38,7 @@ export function estimateMessagesPromptTokens(request: MessagesPrompt, rules: Tok
   }
   if (request.tools?.length) texts.push(JSON.stringify(request.tools));
   if (request.output_config?.format) texts.push(JSON.stringify(request.output_config.format.schema));
-  let textTokens = 0;
-  for (const text of texts) textTokens += countTokens(text);
-  return tokens + Math.ceil(textTokens * rules.textMargin);
+  return promptEstimate(tokens, texts, rules.textMargin);
 }
 
 /** Image tokens of one block; its text goes to `texts`. */

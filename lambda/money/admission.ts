@@ -287,8 +287,12 @@ export class CreditAdmission implements Admission {
       // before it are done: the write's own work (its body, its signature, its request), done at
       // once, delayed the speculative upstream call made just before it by about 1 ms.
       if (req.afterUpstreamCall) await new Promise<void>((resolve) => setImmediate(resolve));
-      // A key given ahead of its read: read again now, counted in flight meanwhile (foresee sees it), before any write.
-      return await this.admitOnce(req.confirmKey ? { ...req, key: await req.confirmKey() } : req);
+      // A key given ahead of its read: read again now, counted in flight meanwhile (foresee sees it),
+      // before any write. The prompt counted late is counted while the key's read is under way.
+      const keyRead = req.confirmKey?.();
+      keyRead?.catch(() => undefined);
+      const promptTokens = req.countPrompt ? req.countPrompt() : req.promptTokens;
+      return await this.admitOnce({ ...req, promptTokens, key: keyRead ? await keyRead : req.key });
     } finally {
       addInFlight(this.admitting, accountId, worst, -1);
       addInFlight(this.keyAdmitting, req.key.keyId, worst, -1);

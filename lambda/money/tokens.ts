@@ -142,11 +142,58 @@ function messageText(message: ChatMessage, rules: TokenRules): { text: string; i
 }
 
 /**
+ * A prompt's token estimate in two steps (issue 22). `bound` is known at once from the prompt's
+ * UTF-8 size: a token is at least one byte, so it is never below the estimate (and it is what a
+ * count gives while the tokenizer is not loaded). `tokens()` is the tokenizer's count, the
+ * costliest step before the upstream call on a long prompt (tens of milliseconds for 100,000
+ * characters): counted on its first call, and kept. A speculative call (chat/overlap.ts) goes
+ * upstream on the bound; admission counts before its write.
+ */
+export interface PromptEstimate {
+  readonly bound: number;
+  tokens(): number;
+}
+
+/** `fixedTokens` (framing, images) plus the texts' tokens × `margin`, rounded up. */
+export function promptEstimate(fixedTokens: number, texts: readonly string[], margin: number): PromptEstimate {
+  let bytes = 0;
+  for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
+  let counted: number | undefined;
+  return {
+    bound: fixedTokens + Math.ceil(bytes * margin),
+    tokens() {
+      if (counted === undefined) {
+        let textTokens = 0;
+        for (const text of texts) textTokens += countTokens(text);
+        counted = fixedTokens + Math.ceil(textTokens * margin);
+      }
+      return counted;
+    },
+  };
+}
+
+/** An estimate with `extra` tokens on both its bound and its count. */
+export function plusTokens(estimate: PromptEstimate, extra: number): PromptEstimate {
+  if (!extra) return estimate;
+  return { bound: estimate.bound + extra, tokens: () => estimate.tokens() + extra };
+}
+
+/** A count already taken (an endpoint that has the number): its own bound. */
+export function countedPrompt(tokens: number): PromptEstimate {
+  return { bound: tokens, tokens: () => tokens };
+}
+
+/**
  * Prompt tokens as the upstream will count them, or a little more: messages, tools (and legacy
  * `functions`), images (by the model's rule, from the image's own size when it is inline) and
- * response schema.
+ * response schema. `chatPromptEstimate(...).tokens()`.
  */
 export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): number {
+  return chatPromptEstimate(request, rules).tokens();
+}
+
+/** A Chat request's prompt estimate (`estimatePromptTokens`), its count left for when it is asked. */
+export function chatPromptEstimate(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): PromptEstimate {
   let tokens = 3;
   let text = '';
   for (const message of request.messages) {
@@ -159,5 +206,5 @@ export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messa
   const functions = (request as { functions?: unknown }).functions;
   if (functions != null) text += JSON.stringify(functions);
   if (request.response_format?.type === 'json_schema') text += JSON.stringify(request.response_format.json_schema);
-  return tokens + Math.ceil(countTokens(text) * rules.textMargin);
+  return promptEstimate(tokens, [text], rules.textMargin);
 }

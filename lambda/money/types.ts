@@ -32,6 +32,13 @@ export interface AdmissionRequest {
    * is written; the key it gives is the one admitted for (same account and terms, or it throws).
    */
   confirmKey?: () => Promise<KeyRecord>;
+  /**
+   * Speculating, the prompt's estimate counted late (money/tokens.ts `PromptEstimate`):
+   * `promptTokens` is then its upper bound, what the admission is counted in flight with; the
+   * estimate itself is counted once the upstream call is on the wire, before anything is written,
+   * and admitted for.
+   */
+  countPrompt?: () => number;
 }
 
 /** How one admitted request ended, for settlement. */

@@ -10,7 +10,7 @@ import type { Answer, AnswerEvent, Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type DecodedRequest } from '../core/call';
 import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
 import type { KeyRecord } from '../store/keys';
-import { countTokens, estimatePromptTokens } from '../money/tokens';
+import { chatPromptEstimate, countTokens } from '../money/tokens';
 import { chatBillingAsk, openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { refuseWhatAnthropicCannotTake } from '../providers';
 import { invalidRequest } from '../contract/errors';
@@ -42,15 +42,15 @@ export function answerPlan(decoded: DecodedRequest, model: ModelEntry): AnswerPl
   // The pipeline holds for the client's limit (or the model's when it named none) and writes what it held.
   if (wish === undefined) delete encoded.max_completion_tokens;
   const chat: ChatCompletionRequest = parseChatCompletionRequest({ ...encoded, model: model.id });
-  const promptTokens = estimatePromptTokens(chat, model.tokenRules);
+  const prompt = chatPromptEstimate(chat, model.tokenRules);
   return {
     dropped: droppedTools,
-    estimate: (text) => ({ inputTokens: promptTokens, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: countTokens(text) }),
+    estimate: (text) => ({ inputTokens: prompt.tokens(), cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: countTokens(text) }),
     async open(deps, scope, key) {
       // The decoded request itself goes through the one pipeline; the Chat request above only
       // validates it as today, counts its prompt and names what a Chat route would refuse.
       const opened = await openAnswer(deps, scope, key, model, decoded, {
-        promptTokens,
+        prompt,
         billing: chatBillingAsk(chat, model),
         check: (call) => {
           if (call.route.provider === 'anthropic' || call.route.provider === 'bedrock') refuseLogprobs(decoded, call.route.provider);

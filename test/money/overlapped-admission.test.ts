@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { warmTokenizer } from '../../lambda/money/tokens';
+import { join } from 'node:path';
+import { chatPromptEstimate, warmTokenizer } from '../../lambda/money/tokens';
 import { catalogOf, createAccount, startTestGateway, type TestAccount, type TestGateway } from '../support/gateway';
 import { completed, moneyOver } from '../support/money';
 import { watchSocketWrites } from '../support/socket-writes';
@@ -30,9 +31,16 @@ const cancellations: string[] = [];
 /** How long each admission write waits before it is sent. */
 let admissionDelayMs = 0;
 /** While set, what happened first: the admission write's work began, or the upstream request was written to its socket. */
-let wireOrder: Array<'admission' | 'upstream'> | undefined;
+let wireOrder: Array<'admission' | 'upstream' | 'count'> | undefined;
+/** The admission writes' inputs as JSON, while set. */
+let admissionInputs: string[] | undefined;
+
+/** Called with each text the tokenizer counts (test/support/observed-tokenizer.cjs, loaded below). */
+const counted = globalThis as { __itapiCounted?: (text: string) => void };
 
 beforeAll(async () => {
+  // The real o200k_base, through a module that tells when the gateway counts a prompt.
+  process.env.ITAPI_TOKENIZER_MODULE = join(__dirname, '../support/observed-tokenizer.cjs');
   await warmTokenizer();
   upstream = await recordingUpstream();
   CATALOG.models.m.routes[0].base_url = upstream.url;
@@ -43,6 +51,7 @@ beforeAll(async () => {
     if (!text.includes(tables.holds) || text.includes('"Delete"')) return next();
     const write: AdmissionWrite = { startedAtMs: Date.now() };
     admissionWrites.push(write);
+    admissionInputs?.push(text);
     wireOrder?.push('admission');
     if (admissionDelayMs) await sleep(admissionDelayMs);
     try {
@@ -491,5 +500,79 @@ describe('Messages (Anthropic\'s wire): the same overlap', () => {
     expectBooksBalance(b);
     expect(b.requests.map((r) => r.amountMicroUsd)).toEqual([-951_000]);
     expect(b.balance).toBe(49_000);
+  });
+});
+
+describe('a long prompt', () => {
+  /** About 60,000 characters of prose after the tag: the tokenizer's count takes milliseconds (about 15,000 tokens, 60,000 bytes). */
+  const longPrompt = (tag: string) => `${tag} ${'The quick brown fox jumps over the lazy dog, and the books balance. '.repeat(900)}`;
+
+  /** What happened first for one request: its upstream request on the wire, its prompt counted, its admission write; and the hold it wrote. */
+  async function orderFor(acct: TestAccount, stream: boolean): Promise<{ order: string[]; holdPromptTokens: number | undefined; expected: number }> {
+    const tag = uniqueTag();
+    const content = longPrompt(tag);
+    const order: Array<'admission' | 'upstream' | 'count'> = (wireOrder = []);
+    admissionInputs = [];
+    counted.__itapiCounted = (text) => {
+      if (text.includes(tag)) order.push('count');
+    };
+    const stop = watchSocketWrites((written) => {
+      if (written.includes(tag) && written.includes('"model":"up"')) order.push('upstream');
+    });
+    try {
+      const res = await postChat(gw, acct.key, { model: 'm', messages: [{ role: 'user', content }], max_tokens: 100, ...(stream && { stream: true }) });
+      expect(res.status).toBe(200);
+      await res.text();
+      await gw.gateway.background.drain();
+      const seen = [...order];
+      const hold = admissionInputs.map((text) => /"prompt_tokens":\{"N":"(\d+)"\}/.exec(text)).find(Boolean);
+      const expected = chatPromptEstimate({ messages: [{ role: 'user', content }] }).tokens();
+      return { order: seen, holdPromptTokens: hold ? Number(hold[1]) : undefined, expected };
+    } finally {
+      stop();
+      wireOrder = undefined;
+      admissionInputs = undefined;
+      counted.__itapiCounted = undefined;
+    }
+  }
+
+  it('is counted by the tokenizer only once its speculative call is on the wire, and admitted for the count, not the bound', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
+    await seeAccount(acct);
+    // A kept-alive connection to the stand-in first, as an instance in use has.
+    const warm = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
+    await warm.text();
+    await gw.gateway.background.drain();
+    for (const stream of [false, true]) {
+      const { order, holdPromptTokens, expected } = await orderFor(acct, stream);
+      expect({ stream, order: order.slice(0, 3) }).toEqual({ stream, order: ['upstream', 'count', 'admission'] });
+      // The hold is the tokenizer's estimate (about a quarter of the prompt's bytes), not the bound it went upstream on.
+      expect(holdPromptTokens).toBe(expected);
+      expect(expected).toBeLessThan(60_000 / 2);
+    }
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('is counted before anything else when the request waits for admission (no view of the account yet)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
+    const { order, holdPromptTokens, expected } = await orderFor(acct, true);
+    // A first admission on an account never read may take two writes (the account is read back in between): the call comes after them.
+    expect(order[0]).toBe('count');
+    expect(order.at(-1)).toBe('upstream');
+    expect(order.filter((o) => o === 'upstream')).toHaveLength(1);
+    expect(order).toContain('admission');
+    expect(holdPromptTokens).toBe(expected);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('does not speculate when only the bound would break the rule, and is then admitted as before', async () => {
+    // 60,000 bytes: a bound of about 60,000 tokens is over half of this minute's 100,000 tokens, the count (about 15,000) is not.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 100_000, creditsMicroUsd: 1_000_000_000 });
+    await seeAccount(acct);
+    const { order, holdPromptTokens, expected } = await orderFor(acct, true);
+    expect(order.slice(0, 3)).toEqual(['count', 'admission', 'upstream']);
+    expect(holdPromptTokens).toBe(expected);
+    expectBooksBalance(await books(gw, acct.accountId));
   });
 });

@@ -1,0 +1,69 @@
+import { chatPromptEstimate, estimatePromptTokens, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
+import { estimateMessagesPromptTokens, messagesPromptEstimate } from '../../lambda/messages/tokens';
+import { parseCountTokensRequest } from '../../lambda/messages/request';
+import type { TokenRules } from '../../lambda/catalog';
+
+/**
+ * A prompt's estimate in two steps (issue 22): the bound, from the UTF-8 size, known before the
+ * tokenizer runs and never below its count (a speculative call goes upstream on it); the count,
+ * taken once, equal to what the estimate always was.
+ */
+
+const RULES: TokenRules = { image: { kind: 'tiles', base: 85, tile: 170 }, textMargin: 1 };
+const CLAUDE_LIKE: TokenRules = { image: { kind: 'tiles', base: 85, tile: 170 }, textMargin: 1.15 };
+
+const TEXTS = [
+  'Hello! Say something short, please.',
+  'The quick brown fox jumps over the lazy dog. '.repeat(500),
+  '日本語のテキストと中文文本混在。'.repeat(300),
+  '😀🎉👍🏽🇫🇷'.repeat(400),
+  'a'.repeat(20_000),
+  '{"type":"object","properties":{"x":{"type":"number"}}} \u0000\u007f\u0080\uffff',
+  '    \n\n\t\t  '.repeat(1000),
+];
+
+beforeAll(() => warmTokenizer());
+
+describe('promptEstimate', () => {
+  it('bounds every count from above with the UTF-8 size', () => {
+    for (const margin of [1, 1.15]) {
+      for (const text of TEXTS) {
+        const estimate = promptEstimate(7, [text, 'and a tool: {"name":"f"}'], margin);
+        const tokens = estimate.tokens();
+        expect({ text: text.slice(0, 20), ok: estimate.bound >= tokens }).toEqual({ text: text.slice(0, 20), ok: true });
+        expect(estimate.bound).toBe(7 + Math.ceil((Buffer.byteLength(text) + Buffer.byteLength('and a tool: {"name":"f"}')) * margin));
+        expect(estimate.tokens()).toBe(tokens);
+      }
+    }
+    // Most text is well below its bound: what a speculative call pays for in the rule's margins, and nothing more.
+    const prose = promptEstimate(0, [TEXTS[1]], 1);
+    expect(prose.tokens()).toBeLessThan(prose.bound / 3);
+  });
+
+  it('counts as the estimate always did, for Chat and Messages requests alike', () => {
+    const chat = {
+      messages: [
+        { role: 'system' as const, content: TEXTS[1] },
+        { role: 'user' as const, content: [{ type: 'text' as const, text: TEXTS[2] }] },
+      ],
+      tools: [{ type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object' } } }],
+    };
+    const estimate = chatPromptEstimate(chat, CLAUDE_LIKE);
+    expect(estimate.tokens()).toBe(estimatePromptTokens(chat, CLAUDE_LIKE));
+    expect(estimate.bound).toBeGreaterThanOrEqual(estimate.tokens());
+    // The framing (3 a request, 4 a message) is in both.
+    expect(chatPromptEstimate({ messages: [{ role: 'user', content: '' }] }, RULES)).toMatchObject({ bound: 7 });
+    expect(chatPromptEstimate({ messages: [{ role: 'user', content: '' }] }, RULES).tokens()).toBe(7);
+
+    const messages = parseCountTokensRequest({ model: 'm', system: TEXTS[3], messages: [{ role: 'user', content: TEXTS[4] }] });
+    const m = messagesPromptEstimate(messages, CLAUDE_LIKE);
+    expect(m.tokens()).toBe(estimateMessagesPromptTokens(messages, CLAUDE_LIKE));
+    expect(m.bound).toBeGreaterThanOrEqual(m.tokens());
+  });
+
+  it('adds tokens known apart (inputs of unknown size) to both', () => {
+    const estimate = plusTokens(promptEstimate(3, [TEXTS[0]], 1), 1_000);
+    expect(estimate.bound).toBe(3 + Buffer.byteLength(TEXTS[0]) + 1_000);
+    expect(estimate.tokens()).toBe(promptEstimate(3, [TEXTS[0]], 1).tokens() + 1_000);
+  });
+});
