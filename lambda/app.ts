@@ -1,6 +1,5 @@
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
-import { randomBytes } from 'node:crypto';
 import { sameKeyTerms, type Authenticator, type KeyAhead } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
 import type { ModelEntry } from './catalog';
@@ -8,6 +7,7 @@ import { confirmedKey, IGNORED_HEADER, KeyChanged, OUTPUT_LIMIT_HEADER, routeNam
 import { errorResponse, GatewayError, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
+import { randomHex } from './core/random-hex';
 import type { Model } from './contract/openai';
 import { anthropicErrorResponse } from './messages/errors';
 import {
@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
   app.use(async function requestScope(c, next) {
-    const requestId = `req_${randomBytes(12).toString('hex')}`;
+    const requestId = `req_${randomHex(12)}`;
     const startedAtMs = Date.now();
     const recorder = new RequestRecorder(requestId, c.req.method, c.req.path, startedAtMs, deps.observeRequest);
     const scope: RequestScope = {
