@@ -62,12 +62,17 @@ export async function admitOverlapped<T, R>(
 ): Promise<{ run: AdmittedRun; head?: RouteHead<T> }> {
   const route = model.routes[0];
   const { prompt, ...asked } = input;
-  // The rule reads the prompt's bound (never below its count): the tokenizer has not run yet.
-  const verdict =
-    route && !scope.signal?.aborted
-      ? deps.admission.foresee?.({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...asked, promptTokens: prompt.bound })
-      : undefined;
+  const foresee = (promptTokens: number) =>
+    route && !scope.signal?.aborted ? deps.admission.foresee?.({ requestId: scope.requestId, key, model, startedAtMs: scope.startedAtMs, ...asked, promptTokens }) : undefined;
+  // The rule reads the prompt's bound (never below its count), the tokenizer not run yet; admission
+  // counts it behind the call. A margin only the bound breaks (a long prompt on a tighter minute or
+  // balance) is read again with the count, taken now: the call then waits for the tokenizer, not
+  // for the admission write too.
+  let verdict = foresee(prompt.bound);
+  let counted: number | undefined;
+  if (verdict && !verdict.speculate && BOUND_SENSITIVE.has(verdict.reason) && prompt.bound > prompt.tokens()) verdict = foresee((counted = prompt.tokens()));
   if (!verdict?.speculate) return { run: await admitRun(deps, scope, key, model, { ...asked, promptTokens: prompt.tokens() }) };
+  const promptAsked = counted === undefined ? { promptTokens: prompt.bound, countPrompt: () => prompt.tokens() } : { promptTokens: counted };
 
   const call = new SpeculativeCall(deps, scope, model, route, upstream, verdict.outputTokens);
   const cancel = (reason: SpeculationCancelReason) => {
@@ -88,7 +93,7 @@ export async function admitOverlapped<T, R>(
     // upstream's first byte takes far longer than the write. A key given ahead of its read
     // (auth/index.ts `authenticateAhead`) is read again inside admission, before that write. So is
     // the prompt counted (the tokenizer, tens of ms on a long prompt): in flight until then with its bound.
-    run = await admitRun(deps, scope, key, model, { ...asked, promptTokens: prompt.bound, countPrompt: () => prompt.tokens(), afterUpstreamCall: true });
+    run = await admitRun(deps, scope, key, model, { ...asked, ...promptAsked, afterUpstreamCall: true });
   } catch (err) {
     cancel(clientLeft ? 'client_closed' : err instanceof KeyChanged ? 'key_changed' : isKeyRefusal(err) ? 'key_refused' : 'refused');
     throw err;
@@ -114,6 +119,9 @@ export async function admitOverlapped<T, R>(
   }
   return { run, head: { startedAtMs: call.startedAtMs, value: call.value } };
 }
+
+/** The rule's refusals that a smaller prompt may lift: read again with the prompt's count when its bound was refused. */
+const BOUND_SENSITIVE = new Set<string>(['balance', 'tokens', 'spend_cap']);
 
 /** A 401: only the key's read again (`confirmedKey`) refuses with it once the request is under way. */
 function isKeyRefusal(err: unknown): boolean {

@@ -566,9 +566,19 @@ describe('a long prompt', () => {
     expectBooksBalance(await books(gw, acct.accountId));
   });
 
-  it('does not speculate when only the bound would break the rule, and is then admitted as before', async () => {
+  it('is counted first, and still speculated, when only its bound breaks the rule', async () => {
     // 60,000 bytes: a bound of about 60,000 tokens is over half of this minute's 100,000 tokens, the count (about 15,000) is not.
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 100_000, creditsMicroUsd: 1_000_000_000 });
+    await seeAccount(acct);
+    const { order, holdPromptTokens, expected } = await orderFor(acct, true);
+    expect(order.slice(0, 3)).toEqual(['count', 'upstream', 'admission']);
+    expect(holdPromptTokens).toBe(expected);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('is not speculated when its count breaks the rule too, and is then admitted as before', async () => {
+    // The count (about 15,000 tokens) and the output limit of 100 are over half of a 25,000-token minute.
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 25_000, creditsMicroUsd: 1_000_000_000 });
     await seeAccount(acct);
     const { order, holdPromptTokens, expected } = await orderFor(acct, true);
     expect(order.slice(0, 3)).toEqual(['count', 'admission', 'upstream']);
