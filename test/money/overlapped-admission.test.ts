@@ -508,7 +508,21 @@ describe('a long prompt', () => {
   const longPrompt = (tag: string) => `${tag} ${'The quick brown fox jumps over the lazy dog, and the books balance. '.repeat(900)}`;
 
   /** What happened first for one request: its upstream request on the wire, its prompt counted, its admission write; and the hold it wrote. */
-  async function orderFor(acct: TestAccount, stream: boolean): Promise<{ order: string[]; holdPromptTokens: number | undefined; expected: number }> {
+  /** The same prompt on each completion endpoint (the stand-in speaks Chat; Messages and Responses reach it through the canonical call). */
+  const send = (endpoint: 'chat' | 'messages' | 'responses', key: string, content: string, stream: boolean) => {
+    if (endpoint === 'chat') return postChat(gw, key, { model: 'm', messages: [{ role: 'user', content }], max_tokens: 100, ...(stream && { stream: true }) });
+    const [path, headers, body] =
+      endpoint === 'messages'
+        ? ['messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, { model: 'm', max_tokens: 100, messages: [{ role: 'user', content }] }]
+        : ['responses', { authorization: `Bearer ${key}` }, { model: 'm', max_output_tokens: 100, input: content }];
+    return fetch(`${gw.baseUrl}/${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ ...body, ...(stream && { stream: true }) }) });
+  };
+
+  async function orderFor(
+    acct: TestAccount,
+    stream: boolean,
+    endpoint: 'chat' | 'messages' | 'responses' = 'chat',
+  ): Promise<{ order: string[]; holdPromptTokens: number | undefined; expected: number }> {
     const tag = uniqueTag();
     const content = longPrompt(tag);
     const order: Array<'admission' | 'upstream' | 'count'> = (wireOrder = []);
@@ -520,7 +534,7 @@ describe('a long prompt', () => {
       if (written.includes(tag) && written.includes('"model":"up"')) order.push('upstream');
     });
     try {
-      const res = await postChat(gw, acct.key, { model: 'm', messages: [{ role: 'user', content }], max_tokens: 100, ...(stream && { stream: true }) });
+      const res = await send(endpoint, acct.key, content, stream);
       expect(res.status).toBe(200);
       await res.text();
       await gw.gateway.background.drain();
@@ -549,6 +563,25 @@ describe('a long prompt', () => {
       // The hold is the tokenizer's estimate (about a quarter of the prompt's bytes), not the bound it went upstream on.
       expect(holdPromptTokens).toBe(expected);
       expect(expected).toBeLessThan(60_000 / 2);
+    }
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('is counted behind its speculative call on Messages and Responses too (Claude Code\'s and Codex\'s endpoints)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
+    await seeAccount(acct);
+    const warm = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
+    await warm.text();
+    await gw.gateway.background.drain();
+    for (const endpoint of ['messages', 'responses'] as const) {
+      for (const stream of [false, true]) {
+        const { order, holdPromptTokens } = await orderFor(acct, stream, endpoint);
+        expect({ endpoint, stream, order: order.slice(0, 3) }).toEqual({ endpoint, stream, order: ['upstream', 'count', 'admission'] });
+        // Held at the count (each endpoint's own estimate, about 15,000), not at the 60,000-byte bound.
+        expect(holdPromptTokens).toBeGreaterThan(10_000);
+        expect(holdPromptTokens).toBeLessThan(30_000);
+      }
     }
     expect(cancellations).toEqual([]);
     expectBooksBalance(await books(gw, acct.accountId));
