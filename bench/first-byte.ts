@@ -1,6 +1,6 @@
 // The first-byte step shared by `npm run bench` and `bench/ttfb.ts`: streams from an upstream that
 // waits 300 ms before its first byte, interleaved round by round across the targets.
-import { timedRequest, type Target } from './client';
+import { target, timedRequest, type Target } from './client';
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 export const pct = (xs: number[], p: number) => {
@@ -52,4 +52,18 @@ export async function firstByte300(targets: Target[], rounds: number, gapMs = 0)
       return [t.name, figures];
     }),
   );
+}
+
+/** The long prompt's size in characters of prose (BENCH_TTFB_LONG_CHARS): a coding agent's context is 50,000-400,000. */
+export const LONG_PROMPT_CHARS = Number(process.env.BENCH_TTFB_LONG_CHARS ?? 100_000);
+const PROSE = 'The gateway relays each answer as the upstream streams it, and the books balance to the micro-dollar. ';
+
+/**
+ * The same target with one user message of `chars` characters of prose instead of its own: what
+ * the prompt's size costs before the upstream call (body read, validated, counted, sent), side by
+ * side with the relays, which only forward it.
+ */
+export function withLongPrompt(t: Target, chars: number = LONG_PROMPT_CHARS): Target {
+  const content = PROSE.repeat(Math.ceil(chars / PROSE.length)).slice(0, chars);
+  return target(t.name, t.url, t.path, t.headers, (stream) => JSON.stringify({ ...JSON.parse(t.body(stream)), messages: [{ role: 'user', content }] }));
 }

@@ -1,4 +1,5 @@
 // The bench's table: each figure beside its target from issue 6, with PASS/MISS.
+import type { FirstByteFigures } from './first-byte';
 import type { MemoryResults } from './lambda';
 
 export interface Results {
@@ -14,6 +15,8 @@ export interface Results {
   streams: Record<string, { ttfbMedianMs: number; worstGapMedianMs: number; worstGapMaxMs: number; distinctArrivalsMedian: number; failures: number }>;
   /** First body byte of a stream whose upstream waits 300 ms, per target (the `direct` row is the upstream's own). */
   ttfb300?: Record<string, { medianMs: number; p95Ms: number; failures: number }>;
+  /** The same with a long prompt of `chars` characters, paired with `direct` round by round (`addedMedianMs`). */
+  ttfbLong?: { chars: number; figures: Record<string, FirstByteFigures> };
   /** The Lambda memory step (bench/lambda.ts, docs/COST.md). */
   memory?: MemoryResults | { error: string };
   /** The Lambda bundle's init (require) and its first request, the tokenizer not loaded yet; the invocation runs on until the tokenizer is in. */
@@ -170,6 +173,17 @@ function sideBySide(r: Results): string[] {
   return out;
 }
 
+/** First byte with a long prompt: each target's less `direct`'s of the same round, median and p95, and ÷ the relay's. */
+function longPromptTable(long: NonNullable<Results['ttfbLong']>): string[] {
+  const relay = long.figures.relay?.addedMedianMs ?? NaN;
+  const out = [`First byte, 300 ms upstream, a prompt of ${long.chars} characters (added: less the upstream's own in the same round)`, `  ${pad('target', 23)}${pad('+med', 9)}${pad('+p95', 9)}${pad('×relay', 8)}failed`];
+  for (const [name, x] of Object.entries(long.figures)) {
+    if (name === 'direct') continue;
+    out.push(`  ${pad(name, 23)}${pad(f(x.addedMedianMs ?? NaN), 9)}${pad(f(x.addedP95Ms ?? NaN), 9)}${pad(ratio(x.addedMedianMs ?? NaN, relay), 8)}${x.failures}`);
+  }
+  return out;
+}
+
 export function memoryTable(m: MemoryResults | { error: string }): string[] {
   if ('error' in m) return [`Lambda memory: not measured (${m.error})`];
   const out = [
@@ -199,6 +213,7 @@ export function report(r: Results): string {
   if (!r.latency.portkey) lines.push(`PEER NOT MEASURED: ${String(r.peer.error ?? 'unknown')}`);
   lines.push('');
   lines.push(...sideBySide(r));
+  if (r.ttfbLong) lines.push(...longPromptTable(r.ttfbLong));
   lines.push('');
   lines.push('Non-streaming latency (sequential, interleaved, keep-alive; ms)');
   lines.push(`  ${pad('target', 23)}${pad('median', 9)}${pad('p99', 9)}${pad('+median', 9)}${pad('+p99', 9)}reference +median`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
-import { firstByte300, pct } from './first-byte';
+import { firstByte300, LONG_PROMPT_CHARS, pct, withLongPrompt } from './first-byte';
 import { lambdaMemory, startLambdaTarget, type MemoryResults } from './lambda';
 import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
@@ -35,6 +35,8 @@ const LATENCY_ROUNDS = knob('BENCH_LATENCY_ROUNDS', 400, 20);
 const STREAM_ROUNDS = knob('BENCH_STREAM_ROUNDS', 10, 2);
 /** Streams whose upstream waits 300 ms before its first byte, per target. */
 const TTFB_ROUNDS = knob('BENCH_TTFB_ROUNDS', 40, 4);
+/** The same with a long prompt (BENCH_TTFB_LONG_CHARS characters, 100,000), per target; 0 skips the step. */
+const TTFB_LONG_ROUNDS = knob('BENCH_TTFB_LONG_ROUNDS', 10, 2);
 const KIND_REQUESTS = knob('BENCH_KIND_REQUESTS', 100, 5);
 const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 5, 1);
 const LOAD_ROUNDS = knob('BENCH_LOAD_ROUNDS', 2, 1);
@@ -448,6 +450,14 @@ async function main() {
     };
     // The baseline's catalog has no 300 ms model: it sits this one out.
     const ttfb300 = await firstByte300(targets.filter((t) => !t.name.startsWith('baseline')).map(slow), TTFB_ROUNDS);
+    let ttfbLong: Results['ttfbLong'];
+    if (TTFB_LONG_ROUNDS > 0 && LONG_PROMPT_CHARS > 0) {
+      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters: ${TTFB_LONG_ROUNDS} interleaved rounds`);
+      // The baseline too (a checkout from issue 22 on has the 300 ms model): the prompt's cost before and after.
+      const long = targets.map(slow).map((t) => withLongPrompt(t));
+      for (const t of long) await timedRequest(t, true);
+      ttfbLong = { chars: LONG_PROMPT_CHARS, figures: await firstByte300(long, TTFB_LONG_ROUNDS) };
+    }
 
     log('DynamoDB work per request kind');
     const kinds = await dynamoWork(gateway, targets.find((t) => t.name === 'gateway')!);
@@ -486,6 +496,7 @@ async function main() {
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
       streams: str,
       ttfb300,
+      ttfbLong,
       memory,
       lambdaFirstRequest: lambdaFirst,
       throughput: tput,

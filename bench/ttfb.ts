@@ -9,7 +9,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
-import { firstByte300 } from './first-byte';
+import { firstByte300, LONG_PROMPT_CHARS, withLongPrompt } from './first-byte';
 import { startLambdaTarget } from './lambda';
 import { startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
@@ -27,21 +27,15 @@ const GAP_MS = Number(process.env.BENCH_TTFB_GAP_MS ?? 0);
 const WARMUP_JSON = Number(process.env.BENCH_TTFB_WARMUP_JSON ?? 200);
 const WARMUP_STREAMS = Number(process.env.BENCH_TTFB_WARMUP_STREAMS ?? 30);
 /**
- * A second step (0: skipped): the same first byte with a long prompt of this many characters of
- * prose (a coding agent's context is 50,000-400,000), `BENCH_TTFB_LONG_ROUNDS` rounds: what the
- * prompt's size costs before the upstream call (the tokenizer's count, behind it since issue 22's
- * sixth pass when the call is speculative).
+ * A second step (BENCH_TTFB_LONG_CHARS=0 skips it): the same first byte with a prompt of
+ * BENCH_TTFB_LONG_CHARS characters (100,000), BENCH_TTFB_LONG_ROUNDS rounds: what the prompt's size
+ * costs before the upstream call (bench/first-byte.ts `withLongPrompt`).
  */
-const LONG_CHARS = Number(process.env.BENCH_TTFB_LONG_CHARS ?? 100_000);
 const LONG_ROUNDS = Number(process.env.BENCH_TTFB_LONG_ROUNDS ?? 15);
 const PATH = '/v1/chat/completions';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
-const PROSE = 'The gateway relays each answer as the upstream streams it, and the books balance to the micro-dollar. ';
-const longBodyFor = (model: string) => {
-  const messages = [{ role: 'user', content: PROSE.repeat(Math.ceil(LONG_CHARS / PROSE.length)).slice(0, LONG_CHARS) }];
-  return (stream: boolean) => JSON.stringify({ model, messages, ...(stream ? { stream: true } : {}) });
-};
+
 const t0 = Date.now();
 const log = (line: string) => process.stderr.write(`[ttfb ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
@@ -104,12 +98,11 @@ async function main() {
       ];
     };
     const lines = table(`first byte, 300 ms upstream, ${ROUNDS} rounds (added = the target's first byte less the upstream's in the same round)`, figures);
-    if (LONG_CHARS > 0 && LONG_ROUNDS > 0) {
-      log(`first byte with a 300 ms upstream and a prompt of ${LONG_CHARS} characters: ${LONG_ROUNDS} interleaved rounds`);
-      // The same targets and paths, each with the long prompt (the gateways' model is the 300 ms one already).
-      const long = targets.map((t) => target(t.name, t.url, t.path, t.headers, longBodyFor(t.name === 'direct' || t.name.startsWith('relay') ? 'bench-upstream' : BENCH_MODEL_300)));
+    if (LONG_PROMPT_CHARS > 0 && LONG_ROUNDS > 0) {
+      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters: ${LONG_ROUNDS} interleaved rounds`);
+      const long = targets.map((t) => withLongPrompt(t));
       for (const t of long) await timedRequest(t, true);
-      lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_CHARS} characters, ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
+      lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_PROMPT_CHARS} characters, ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
     }
     lines.push(`load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
