@@ -92,7 +92,7 @@ export async function admitOverlapped<T, R>(
     // call is on the wire (issue 22): speculating, admission is off the critical path, the
     // upstream's first byte takes far longer than the write. A key given ahead of its read
     // (auth/index.ts `authenticateAhead`) is read again inside admission, before that write. So is
-    // the prompt counted (the tokenizer, tens of ms on a long prompt): in flight until then with its bound.
+    // the prompt counted (the tokenizer, tens of ms on a long prompt): in flight until then with its bound, then with its count.
     run = await admitRun(deps, scope, key, model, { ...asked, ...promptAsked, afterUpstreamCall: true });
   } catch (err) {
     cancel(clientLeft ? 'client_closed' : err instanceof KeyChanged ? 'key_changed' : isKeyRefusal(err) ? 'key_refused' : 'refused');

@@ -277,7 +277,7 @@ export class CreditAdmission implements Admission {
   async admit(req: AdmissionRequest): Promise<Admitted> {
     const accountId = req.key.accountId;
     // Until it ends, the admission may take its worst case: speculation (foresee) counts it as taken.
-    const worst = computeHold(req.model, req);
+    let worst = computeHold(req.model, req);
     addInFlight(this.admitting, accountId, worst, 1);
     addInFlight(this.keyAdmitting, req.key.keyId, worst, 1);
     // A background read in flight may predate what this admission finds (a refusal's item): it is dropped.
@@ -288,10 +288,21 @@ export class CreditAdmission implements Admission {
       // once, delayed the speculative upstream call made just before it by about 1 ms.
       if (req.afterUpstreamCall) await new Promise<void>((resolve) => setImmediate(resolve));
       // A key given ahead of its read: read again now, counted in flight meanwhile (foresee sees it),
-      // before any write. The prompt counted late is counted while the key's read is under way.
+      // before any write. A prompt counted late (speculating: `promptTokens` is its bound) is
+      // counted while that read is on the wire, then counted in flight at its count.
       const keyRead = req.confirmKey?.();
       keyRead?.catch(() => undefined);
-      const promptTokens = req.countPrompt ? req.countPrompt() : req.promptTokens;
+      let promptTokens = req.promptTokens;
+      if (req.countPrompt) {
+        if (keyRead) await new Promise<void>((resolve) => setImmediate(resolve));
+        promptTokens = req.countPrompt();
+        const counted = computeHold(req.model, { ...req, promptTokens });
+        for (const [map, id] of [[this.admitting, accountId], [this.keyAdmitting, req.key.keyId]] as const) {
+          addInFlight(map, id, counted, 1);
+          addInFlight(map, id, worst, -1);
+        }
+        worst = counted;
+      }
       return await this.admitOnce({ ...req, promptTokens, key: keyRead ? await keyRead : req.key });
     } finally {
       addInFlight(this.admitting, accountId, worst, -1);

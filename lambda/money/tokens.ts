@@ -4,6 +4,24 @@ import { dirname, join } from 'node:path';
 import { imageTokens } from './image-tokens';
 
 type CountTokens = (text: string) => number;
+type TokenizerModule = { countTokens: (text: string, options?: { disallowedSpecial?: Set<string> }) => number };
+
+/**
+ * Special-token text in a prompt or an answer (`<|endoftext|>`, `<|im_start|>`, `<|fim_prefix|>`:
+ * common in code and in text about models) is counted as the ordinary text it is. gpt-tokenizer
+ * refuses it by default and threw, which answered such a prompt with a 500. A count that throws
+ * anyway gives the UTF-8 byte count, never below the token count.
+ */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+function countingAsText(m: TokenizerModule): CountTokens {
+  return (text) => {
+    try {
+      return m.countTokens(text, AS_TEXT);
+    } catch {
+      return Buffer.byteLength(text, 'utf8');
+    }
+  };
+}
 
 /** OpenAI's per-message framing overhead (role and separators). */
 const TOKENS_PER_MESSAGE = 4;
@@ -39,9 +57,9 @@ export const CL100K_FILE = 'tokenizer-cl100k.js';
  * requests of a cold instance, corrected at settlement, never an undercount.
  */
 export function warmTokenizer(): Promise<void> {
-  loading ??= (import(tokenizerModule('o200k_base')) as Promise<{ countTokens: CountTokens }>).then(
+  loading ??= (import(tokenizerModule('o200k_base')) as Promise<TokenizerModule>).then(
     (m) => {
-      encoder = m.countTokens;
+      encoder = countingAsText(m);
     },
     () => undefined,
   );
@@ -50,9 +68,9 @@ export function warmTokenizer(): Promise<void> {
 
 /** Loads cl100k_base (OpenAI's embedding models count with it), on the first request that needs it; the same byte-count fallback until then. */
 export function warmCl100kTokenizer(): Promise<void> {
-  loadingCl100k ??= (import(tokenizerModule('cl100k_base')) as Promise<{ countTokens: CountTokens }>).then(
+  loadingCl100k ??= (import(tokenizerModule('cl100k_base')) as Promise<TokenizerModule>).then(
     (m) => {
-      cl100k = m.countTokens;
+      cl100k = countingAsText(m);
     },
     () => undefined,
   );
@@ -159,13 +177,16 @@ export function promptEstimate(fixedTokens: number, texts: readonly string[], ma
   let bytes = 0;
   for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
   let counted: number | undefined;
+  // Let go of the prompt's text once counted (an estimate may live as long as its stream).
+  let uncounted: readonly string[] | undefined = texts;
   return {
     bound: fixedTokens + Math.ceil(bytes * margin),
     tokens() {
       if (counted === undefined) {
         let textTokens = 0;
-        for (const text of texts) textTokens += countTokens(text);
+        for (const text of uncounted ?? []) textTokens += countTokens(text);
         counted = fixedTokens + Math.ceil(textTokens * margin);
+        uncounted = undefined;
       }
       return counted;
     },
@@ -176,11 +197,6 @@ export function promptEstimate(fixedTokens: number, texts: readonly string[], ma
 export function plusTokens(estimate: PromptEstimate, extra: number): PromptEstimate {
   if (!extra) return estimate;
   return { bound: estimate.bound + extra, tokens: () => estimate.tokens() + extra };
-}
-
-/** A count already taken (an endpoint that has the number): its own bound. */
-export function countedPrompt(tokens: number): PromptEstimate {
-  return { bound: tokens, tokens: () => tokens };
 }
 
 /**

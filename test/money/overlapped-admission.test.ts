@@ -587,6 +587,57 @@ describe('a long prompt', () => {
     expectBooksBalance(await books(gw, acct.accountId));
   });
 
+  it('is counted in flight at its count once counted, so the next long prompt speculates on what it really holds', async () => {
+    // Two long prompts of one account, the second sent while the first's admission write waits:
+    // the balance pays four of the second's holds at its bound only if the first is in flight at its count.
+    const [first, second] = [longPrompt(uniqueTag()), longPrompt(uniqueTag())];
+    const hold = (tokens: number) => tokens * 100 + 100 * 1_000;
+    const [e1, e2] = [first, second].map((content) => chatPromptEstimate({ messages: [{ role: 'user', content }] }));
+    const balance = Math.max(4 * hold(e1.bound), 4 * hold(e2.bound) + hold(e1.tokens()) + 10_000);
+    expect(balance - hold(e1.bound)).toBeLessThan(4 * hold(e2.bound));
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 100_000_000, creditsMicroUsd: balance });
+    await seeAccount(acct);
+    const order: string[] = [];
+    counted.__itapiCounted = (text) => {
+      if (text.includes(second.slice(0, 20))) order.push('count');
+    };
+    const stop = watchSocketWrites((written) => {
+      if (written.includes(second.slice(0, 20)) && written.includes('"model":"up"')) order.push('upstream');
+    });
+    try {
+      admissionDelayMs = 1_000;
+      const firstAnswer = postChat(gw, acct.key, { model: 'm', messages: [{ role: 'user', content: first }], max_tokens: 100 });
+      // The first's write has begun: it was counted, and is in flight at its count.
+      await until(() => admissionWrites.length === 1, "the first request's admission write");
+      admissionDelayMs = 0;
+      const res = await postChat(gw, acct.key, { model: 'm', messages: [{ role: 'user', content: second }], max_tokens: 100 });
+      expect(res.status).toBe(200);
+      await res.text();
+      // Speculated on its bound (counted behind its call), not counted first for a margin the first's bound took.
+      expect(order.slice(0, 2)).toEqual(['upstream', 'count']);
+      expect((await firstAnswer).status).toBe(200);
+    } finally {
+      stop();
+      counted.__itapiCounted = undefined;
+    }
+    await gw.gateway.background.drain();
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
+  it('with special-token text in it (<|endoftext|>) is counted behind its call as text, and answered', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
+    await seeAccount(acct);
+    const tag = uniqueTag();
+    const res = await postChat(gw, acct.key, { model: 'm', messages: [{ role: 'user', content: `${longPrompt(tag)} <|endoftext|> <|im_start|>system` }], max_tokens: 100, stream: true });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('data: [DONE]');
+    expect(upstream.arrivals.filter((a) => a.tag.startsWith(tag))).toHaveLength(1);
+    await gw.gateway.background.drain();
+    expect(cancellations).toEqual([]);
+    expectBooksBalance(await books(gw, acct.accountId));
+  });
+
   it('is counted before anything else when the request waits for admission (no view of the account yet)', async () => {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
     const { order, holdPromptTokens, expected } = await orderFor(acct, true);

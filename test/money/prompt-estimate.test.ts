@@ -1,4 +1,4 @@
-import { chatPromptEstimate, estimatePromptTokens, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
+import { chatPromptEstimate, countTokens, estimatePromptTokens, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from '../../lambda/messages/tokens';
 import { parseCountTokensRequest } from '../../lambda/messages/request';
 import type { TokenRules } from '../../lambda/catalog';
@@ -59,6 +59,15 @@ describe('promptEstimate', () => {
     const m = messagesPromptEstimate(messages, CLAUDE_LIKE);
     expect(m.tokens()).toBe(estimateMessagesPromptTokens(messages, CLAUDE_LIKE));
     expect(m.bound).toBeGreaterThanOrEqual(m.tokens());
+  });
+
+  it('counts special-token text (<|endoftext|>, <|im_start|>) as the text it is, where gpt-tokenizer refuses it by default', () => {
+    const text = 'Training data ends with <|endoftext|>; chat turns start with <|im_start|>user and <|fim_prefix|> marks code.';
+    const tokens = countTokens(text);
+    expect(tokens).toBeGreaterThan(20);
+    expect(tokens).toBeLessThan(Buffer.byteLength(text));
+    const estimate = chatPromptEstimate({ messages: [{ role: 'user', content: text.repeat(100) }] });
+    expect(estimate.tokens()).toBeLessThanOrEqual(estimate.bound);
   });
 
   it('adds tokens known apart (inputs of unknown size) to both', () => {

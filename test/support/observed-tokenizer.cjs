@@ -3,7 +3,7 @@
 // own count, each call first reported to `globalThis.__itapiCounted` when a test has set it.
 const { countTokens } = require('gpt-tokenizer/encoding/o200k_base');
 
-exports.countTokens = (text) => {
+exports.countTokens = (text, options) => {
   globalThis.__itapiCounted?.(text);
-  return countTokens(text);
+  return countTokens(text, options);
 };
