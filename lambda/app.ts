@@ -7,7 +7,7 @@ import { confirmedKey, IGNORED_HEADER, KeyChanged, OUTPUT_LIMIT_HEADER, routeNam
 import { errorResponse, GatewayError, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
 import { readJsonBody } from './contract/json-body';
-import { randomHex } from './core/random-hex';
+import { randomHex } from './observability/random-hex';
 import type { Model } from './contract/openai';
 import { anthropicErrorResponse } from './messages/errors';
 import {

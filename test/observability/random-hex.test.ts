@@ -1,4 +1,4 @@
-import { randomHex } from '../../lambda/core/random-hex';
+import { randomHex } from '../../lambda/observability/random-hex';
 
 describe('randomHex (request ids from a pooled CSPRNG draw)', () => {
   it('gives hex of the asked length, never the same twice across many pool refills', () => {
