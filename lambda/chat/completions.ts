@@ -37,7 +37,7 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
   const n = request.n ?? 1;
   if (n > 1 && !model.routes.some((r) => deps.providers[r.provider]?.servesSeveralChoices)) throw severalChoices();
   const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
-    prompt: chatPromptEstimate(request, model.tokenRules),
+    prompt: chatPromptEstimate(request, model.tokenRules, key.accountId),
     billing: chatBillingAsk(request, model),
     n,
     relay: 'openai-chat',

@@ -68,7 +68,7 @@ export async function createMessage(
   const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
   // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
-  const prompt = plusTokens(messagesPromptEstimate(request, model.tokenRules), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
+  const prompt = plusTokens(messagesPromptEstimate(request, model.tokenRules, key.accountId), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
   const requestFor = (outputTokens: number): Call => callFor(decoded, heldOutputLimit(outputTokens));
   // One upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route
   // loop: its output limit is the call's own (the one admission fitted, or foresaw).

@@ -20,7 +20,7 @@ export function estimateMessagesPromptTokens(request: MessagesPrompt, rules: Tok
 }
 
 /** A Messages request's prompt estimate (`estimateMessagesPromptTokens`), its count left for when it is asked (money/tokens.ts `PromptEstimate`). */
-export function messagesPromptEstimate(request: MessagesPrompt, rules: TokenRules): PromptEstimate {
+export function messagesPromptEstimate(request: MessagesPrompt, rules: TokenRules, account?: string): PromptEstimate {
   const texts: string[] = [];
   let tokens = TOKENS_PER_REQUEST;
   const add = (content: string | ContentBlockParam[] | undefined) => {
@@ -38,7 +38,7 @@ export function messagesPromptEstimate(request: MessagesPrompt, rules: TokenRule
   }
   if (request.tools?.length) texts.push(JSON.stringify(request.tools));
   if (request.output_config?.format) texts.push(JSON.stringify(request.output_config.format.schema));
-  return promptEstimate(tokens, texts, rules.textMargin);
+  return promptEstimate(tokens, texts, rules.textMargin, account);
 }
 
 /** Image tokens of one block; its text goes to `texts`. */

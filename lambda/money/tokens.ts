@@ -172,8 +172,54 @@ export interface PromptEstimate {
   tokens(): number;
 }
 
-/** `fixedTokens` (framing, images) plus the texts' tokens × `margin`, rounded up. */
-export function promptEstimate(fixedTokens: number, texts: readonly string[], margin: number): PromptEstimate {
+/** Texts shorter than this are counted each time (cheap, and many). */
+const KEPT_COUNT_MIN_CHARS = 1_024;
+/** The most characters of texts whose counts are kept, all accounts together (at most 8-16 MB). */
+const KEPT_COUNT_CHARS = 8 * 1024 * 1024;
+/** `length:account\ntext` → its o200k_base count, least recently used first. */
+const keptCounts = new Map<string, number>();
+let keptChars = 0;
+
+/**
+ * A prompt text's count, kept for the account that sent it (issue 22): a conversation sends its
+ * history again with every turn, and a coding agent's runs to 50,000-400,000 characters, tens of
+ * ms to count each time; kept, only its new messages are counted. Per account, never across:
+ * how soon one account's count comes back must not tell whether another sent the same text.
+ * Short texts, and any text while the tokenizer is not loaded (its byte count stands in), are
+ * counted each time.
+ */
+function countKept(text: string, account: string | undefined): number {
+  if (account === undefined || text.length < KEPT_COUNT_MIN_CHARS || !encoder) return countTokens(text);
+  // Length-prefixed: no account id and text can make another's key.
+  const key = `${account.length}:${account}\n${text}`;
+  const kept = keptCounts.get(key);
+  if (kept !== undefined) {
+    keptCounts.delete(key);
+    keptCounts.set(key, kept);
+    return kept;
+  }
+  const tokens = countTokens(text);
+  if (key.length > KEPT_COUNT_CHARS) return tokens;
+  keptCounts.set(key, tokens);
+  keptChars += key.length;
+  for (const oldest of keptCounts.keys()) {
+    if (keptChars <= KEPT_COUNT_CHARS) break;
+    keptCounts.delete(oldest);
+    keptChars -= oldest.length;
+  }
+  return tokens;
+}
+
+/** How many texts' counts are kept, and their characters (tests). */
+export function keptCountsSize(): { texts: number; chars: number } {
+  return { texts: keptCounts.size, chars: keptChars };
+}
+
+/**
+ * `fixedTokens` (framing, images) plus the texts' tokens × `margin`, rounded up. `account`: whose
+ * prompt it is, so that the counts of its long texts are kept for its next requests (`countKept`).
+ */
+export function promptEstimate(fixedTokens: number, texts: readonly string[], margin: number, account?: string): PromptEstimate {
   let bytes = 0;
   for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
   let counted: number | undefined;
@@ -184,7 +230,7 @@ export function promptEstimate(fixedTokens: number, texts: readonly string[], ma
     tokens() {
       if (counted === undefined) {
         let textTokens = 0;
-        for (const text of uncounted ?? []) textTokens += countTokens(text);
+        for (const text of uncounted ?? []) textTokens += countKept(text, account);
         counted = fixedTokens + Math.ceil(textTokens * margin);
         uncounted = undefined;
       }
@@ -208,19 +254,27 @@ export function estimatePromptTokens(request: Pick<ChatCompletionRequest, 'messa
   return chatPromptEstimate(request, rules).tokens();
 }
 
-/** A Chat request's prompt estimate (`estimatePromptTokens`), its count left for when it is asked. */
-export function chatPromptEstimate(request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>, rules: TokenRules = OPENAI_TOKEN_RULES): PromptEstimate {
+/**
+ * A Chat request's prompt estimate (`estimatePromptTokens`), its count left for when it is asked:
+ * each message's text counted on its own (a conversation's earlier messages come again unchanged,
+ * and `account` keeps their counts), tools and schema as their JSON.
+ */
+export function chatPromptEstimate(
+  request: Pick<ChatCompletionRequest, 'messages' | 'tools' | 'response_format'>,
+  rules: TokenRules = OPENAI_TOKEN_RULES,
+  account?: string,
+): PromptEstimate {
   let tokens = 3;
-  let text = '';
+  const texts: string[] = [];
   for (const message of request.messages) {
     const m = messageText(message, rules);
-    text += m.text;
+    if (m.text) texts.push(m.text);
     tokens += TOKENS_PER_MESSAGE + m.imageTokens;
   }
-  if (request.tools?.length) text += JSON.stringify(request.tools);
+  if (request.tools?.length) texts.push(JSON.stringify(request.tools));
   // Legacy `functions` are passed through to OpenAI-compatible upstreams, which bill them as tools.
   const functions = (request as { functions?: unknown }).functions;
-  if (functions != null) text += JSON.stringify(functions);
-  if (request.response_format?.type === 'json_schema') text += JSON.stringify(request.response_format.json_schema);
-  return promptEstimate(tokens, [text], rules.textMargin);
+  if (functions != null) texts.push(JSON.stringify(functions));
+  if (request.response_format?.type === 'json_schema') texts.push(JSON.stringify(request.response_format.json_schema));
+  return promptEstimate(tokens, texts, rules.textMargin, account);
 }

@@ -33,7 +33,7 @@ export interface AnswerPlan {
   open(deps: CompletionDeps, scope: RequestScope, key: KeyRecord): Promise<OpenedAnswer>;
 }
 
-export function answerPlan(decoded: DecodedRequest, model: ModelEntry): AnswerPlan {
+export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
   // Thinking sent back only reaches Claude (Anthropic, Bedrock); a Chat upstream must not get the fields.
   const thinkingFields = model.routes.every((r) => r.provider === 'anthropic' || r.provider === 'bedrock');
   const wish = decoded.options.outputLimit;
@@ -42,7 +42,7 @@ export function answerPlan(decoded: DecodedRequest, model: ModelEntry): AnswerPl
   // The pipeline holds for the client's limit (or the model's when it named none) and writes what it held.
   if (wish === undefined) delete encoded.max_completion_tokens;
   const chat: ChatCompletionRequest = parseChatCompletionRequest({ ...encoded, model: model.id });
-  const prompt = chatPromptEstimate(chat, model.tokenRules);
+  const prompt = chatPromptEstimate(chat, model.tokenRules, account);
   return {
     dropped: droppedTools,
     estimate: (text) => ({ inputTokens: prompt.tokens(), cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: countTokens(text) }),

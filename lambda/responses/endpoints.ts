@@ -48,7 +48,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   ]);
   const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...outputOf(previous)] : [];
   const decoded = decodeResponsesRequest(request, { previous: context, references }, { webSearch: pricesServerTool(model, 'web_search') });
-  const plan = answerPlan(decoded, model);
+  const plan = answerPlan(decoded, model, key.accountId);
   noteIgnored(scope, [...decoded.ignored, ...plan.dropped]);
   const stored = storedItemsOf(input, references, ids);
 

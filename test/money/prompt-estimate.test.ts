@@ -1,4 +1,5 @@
-import { chatPromptEstimate, countTokens, estimatePromptTokens, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
+import { join } from 'node:path';
+import { chatPromptEstimate, countTokens, estimatePromptTokens, keptCountsSize, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from '../../lambda/messages/tokens';
 import { parseCountTokensRequest } from '../../lambda/messages/request';
 import type { TokenRules } from '../../lambda/catalog';
@@ -22,7 +23,11 @@ const TEXTS = [
   '    \n\n\t\t  '.repeat(1000),
 ];
 
-beforeAll(() => warmTokenizer());
+beforeAll(() => {
+  // The real o200k_base, through a module that tells which texts are counted.
+  process.env.ITAPI_TOKENIZER_MODULE = join(__dirname, '../support/observed-tokenizer.cjs');
+  return warmTokenizer();
+});
 
 describe('promptEstimate', () => {
   it('bounds every count from above with the UTF-8 size', () => {
@@ -74,5 +79,67 @@ describe('promptEstimate', () => {
     const estimate = plusTokens(promptEstimate(3, [TEXTS[0]], 1), 1_000);
     expect(estimate.bound).toBe(3 + Buffer.byteLength(TEXTS[0]) + 1_000);
     expect(estimate.tokens()).toBe(promptEstimate(3, [TEXTS[0]], 1).tokens() + 1_000);
+  });
+});
+
+describe("a long text's count kept for its account", () => {
+  /** Texts the tokenizer was given, through test/support/observed-tokenizer.cjs (loaded in beforeAll). */
+  const seen: string[] = [];
+  const counted = globalThis as { __itapiCounted?: (text: string) => void };
+  beforeAll(() => {
+    counted.__itapiCounted = (text) => seen.push(text);
+  });
+  afterAll(() => {
+    counted.__itapiCounted = undefined;
+  });
+  const countsOf = (marker: string) => seen.filter((t) => t.includes(marker)).length;
+
+  it("counts a conversation's earlier messages once per account, and again for another account", () => {
+    const history = `history ${Math.random()} ${'The agent read the file and found the bug. '.repeat(200)}`;
+    const turn = (n: number) => ({
+      messages: [
+        { role: 'system' as const, content: history },
+        { role: 'user' as const, content: `turn ${n}` },
+      ],
+    });
+    const first = chatPromptEstimate(turn(1), RULES, 'acct-a').tokens();
+    expect(countsOf(history.slice(0, 30))).toBeGreaterThan(0);
+    const once = countsOf(history.slice(0, 30));
+    // The next turn: the history is not counted again, and the estimate is the same plus the new turn's.
+    const second = chatPromptEstimate(turn(2), RULES, 'acct-a').tokens();
+    expect(countsOf(history.slice(0, 30))).toBe(once);
+    expect(second).toBe(first);
+    // Another account's same text is counted again (nothing is shared across accounts).
+    expect(chatPromptEstimate(turn(3), RULES, 'acct-b').tokens()).toBe(first);
+    expect(countsOf(history.slice(0, 30))).toBe(2 * once);
+    // No account named: counted each time.
+    chatPromptEstimate(turn(4), RULES).tokens();
+    expect(countsOf(history.slice(0, 30))).toBe(3 * once);
+    // Messages keeps them too.
+    const messages = parseCountTokensRequest({ model: 'm', system: history, messages: [{ role: 'user', content: 'hi' }] });
+    messagesPromptEstimate(messages, RULES, 'acct-a').tokens();
+    messagesPromptEstimate(messages, RULES, 'acct-a').tokens();
+    expect(countsOf(history.slice(0, 30))).toBe(3 * once);
+  });
+
+  it('counts short texts each time', () => {
+    const short = `short ${Math.random()}`;
+    chatPromptEstimate({ messages: [{ role: 'user', content: short }] }, RULES, 'acct-a').tokens();
+    chatPromptEstimate({ messages: [{ role: 'user', content: short }] }, RULES, 'acct-a').tokens();
+    expect(countsOf(short)).toBe(2);
+  });
+
+  it('keeps at most 8 M characters of texts, the least recently used dropped first', () => {
+    const text = (i: number) => `text ${i} ${'lorem ipsum dolor sit amet '.repeat(40_000)}`; // about 1.08 M characters
+    for (let i = 0; i < 10; i++) promptEstimate(0, [text(i)], 1, 'acct-big').tokens();
+    const kept = keptCountsSize();
+    expect(kept.chars).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(kept.chars).toBeGreaterThan(6 * 1024 * 1024);
+    // The newest is kept; the oldest was dropped and is counted again.
+    const before = seen.length;
+    promptEstimate(0, [text(9)], 1, 'acct-big').tokens();
+    expect(seen.length).toBe(before);
+    promptEstimate(0, [text(0)], 1, 'acct-big').tokens();
+    expect(seen.length).toBeGreaterThan(before);
   });
 });
