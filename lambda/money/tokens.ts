@@ -176,6 +176,7 @@ export interface PromptEstimate {
 const KEPT_COUNT_MIN_CHARS = 1_024;
 /** The most characters of texts whose counts are kept, all accounts together (at most 8-16 MB). */
 const KEPT_COUNT_CHARS = 8 * 1024 * 1024;
+let keptBudget = KEPT_COUNT_CHARS;
 /** `length:account\ntext` → its o200k_base count, least recently used first. */
 const keptCounts = new Map<string, number>();
 let keptChars = 0;
@@ -199,11 +200,11 @@ function countKept(text: string, account: string | undefined): number {
     return kept;
   }
   const tokens = countTokens(text);
-  if (key.length > KEPT_COUNT_CHARS) return tokens;
+  if (key.length > keptBudget) return tokens;
   keptCounts.set(key, tokens);
   keptChars += key.length;
   for (const oldest of keptCounts.keys()) {
-    if (keptChars <= KEPT_COUNT_CHARS) break;
+    if (keptChars <= keptBudget) break;
     keptCounts.delete(oldest);
     keptChars -= oldest.length;
   }
@@ -213,6 +214,13 @@ function countKept(text: string, account: string | undefined): number {
 /** How many texts' counts are kept, and their characters (tests). */
 export function keptCountsSize(): { texts: number; chars: number } {
   return { texts: keptCounts.size, chars: keptChars };
+}
+
+/** Tests: a smaller budget than the 8 M characters (the kept counts are dropped). */
+export function setKeptCountBudget(chars: number = KEPT_COUNT_CHARS): void {
+  keptBudget = chars;
+  keptCounts.clear();
+  keptChars = 0;
 }
 
 /**

@@ -115,8 +115,10 @@ describe('holds as items of their own', () => {
     // (A thousand, with the write units measured, in scale.test.ts.)
     await Promise.all(Array.from({ length: 300 }, (_, i) => admission.admit(chatAdmission(`req_size${i}`, f.key, model, request(), Date.now()))));
     expect((await f.stores.holds.ofAccount(f.accountId)).length).toBe(300);
-    // The sums grow by digits, never by entries.
-    expect(await sizeOf()).toBeLessThan(before + 20);
+    // The sums grow by digits, never by entries (300 entries would add thousands of bytes). The
+    // digits: the sums, and the minute's counters when the window rolls over meanwhile (a CI run
+    // once measured exactly 20 more bytes).
+    expect(await sizeOf()).toBeLessThan(before + 64);
   }, 180_000);
 });
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { chatPromptEstimate, countTokens, estimatePromptTokens, keptCountsSize, plusTokens, promptEstimate, warmTokenizer } from '../../lambda/money/tokens';
+import { chatPromptEstimate, countTokens, estimatePromptTokens, keptCountsSize, plusTokens, promptEstimate, setKeptCountBudget, warmTokenizer } from '../../lambda/money/tokens';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from '../../lambda/messages/tokens';
 import { parseCountTokensRequest } from '../../lambda/messages/request';
 import type { TokenRules } from '../../lambda/catalog';
@@ -105,7 +105,7 @@ describe("a long text's count kept for its account", () => {
     const first = chatPromptEstimate(turn(1), RULES, 'acct-a').tokens();
     expect(countsOf(history.slice(0, 30))).toBeGreaterThan(0);
     const once = countsOf(history.slice(0, 30));
-    // The next turn: the history is not counted again, and the estimate is the same plus the new turn's.
+    // The next turn: the history is not counted again (its new message counts as many tokens as the last).
     const second = chatPromptEstimate(turn(2), RULES, 'acct-a').tokens();
     expect(countsOf(history.slice(0, 30))).toBe(once);
     expect(second).toBe(first);
@@ -129,17 +129,48 @@ describe("a long text's count kept for its account", () => {
     expect(countsOf(short)).toBe(2);
   });
 
-  it('keeps at most 8 M characters of texts, the least recently used dropped first', () => {
-    const text = (i: number) => `text ${i} ${'lorem ipsum dolor sit amet '.repeat(40_000)}`; // about 1.08 M characters
-    for (let i = 0; i < 10; i++) promptEstimate(0, [text(i)], 1, 'acct-big').tokens();
-    const kept = keptCountsSize();
-    expect(kept.chars).toBeLessThanOrEqual(8 * 1024 * 1024);
-    expect(kept.chars).toBeGreaterThan(6 * 1024 * 1024);
-    // The newest is kept; the oldest was dropped and is counted again.
-    const before = seen.length;
-    promptEstimate(0, [text(9)], 1, 'acct-big').tokens();
-    expect(seen.length).toBe(before);
-    promptEstimate(0, [text(0)], 1, 'acct-big').tokens();
-    expect(seen.length).toBeGreaterThan(before);
+  it('keeps texts within its budget, the least recently used dropped first', () => {
+    // A 10,000-character budget (8 M in service): four 2,000-character texts fit, a fifth drops one.
+    setKeptCountBudget(10_000);
+    try {
+      const marker = `lru ${Math.random()}`;
+      const text = (i: number) => `${marker} ${i} ${'lorem ipsum dolor sit amet '.repeat(80)}`.slice(0, 2_000);
+      const count = (i: number) => promptEstimate(0, [text(i)], 1, 'acct-lru').tokens();
+      const countsOfText = (i: number) => seen.filter((t) => t.startsWith(`${marker} ${i} `)).length;
+      for (let i = 0; i < 4; i++) count(i);
+      expect(keptCountsSize().texts).toBe(4);
+      // Text 0 used again (kept: not counted), so text 1 is now the least recently used.
+      count(0);
+      expect(countsOfText(0)).toBe(1);
+      count(4);
+      expect(keptCountsSize().chars).toBeLessThanOrEqual(10_000);
+      expect(keptCountsSize().texts).toBe(4);
+      // Text 0 is still kept, text 1 was dropped and is counted again.
+      count(0);
+      expect(countsOfText(0)).toBe(1);
+      count(1);
+      expect(countsOfText(1)).toBe(2);
+    } finally {
+      setKeptCountBudget();
+    }
   });
+
+  it('keeps no count taken while the tokenizer is not loaded (its byte count stands in)', async () => {
+    // A fresh copy of the module, as a Lambda instance has before its first answer's tail loads the tokenizer.
+    let fresh!: typeof import('../../lambda/money/tokens');
+    jest.isolateModules(() => {
+      fresh = require('../../lambda/money/tokens');
+    });
+    fresh.loadTokenizersWhenAsked();
+    const text = `unloaded ${Math.random()} ${'The agent read the file and found the bug. '.repeat(100)}`;
+    const bytes = Buffer.byteLength(text);
+    expect(fresh.promptEstimate(0, [text], 1, 'acct-cold').tokens()).toBe(bytes);
+    expect(fresh.keptCountsSize().texts).toBe(0);
+    await fresh.warmWantedTokenizers();
+    // Once loaded, the same text of the same account is counted by the tokenizer, not given its byte count again.
+    const tokens = fresh.promptEstimate(0, [text], 1, 'acct-cold').tokens();
+    expect(tokens).toBeLessThan(bytes / 3);
+    expect(fresh.keptCountsSize().texts).toBe(1);
+  }, 60_000);
+
 });
