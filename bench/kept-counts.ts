@@ -20,6 +20,15 @@ async function main() {
     chatPromptEstimate(turn(n), undefined, account).tokens();
     return performance.now() - t0;
   };
+  // First, what one count costs by size (no account: nothing kept), each text counted once.
+  const sizes = [10_000, 100_000, 400_000];
+  const bySize = sizes.map((size, i) => {
+    const text = source.repeat(Math.ceil((size + 997 * (i + 1)) / source.length)).slice(997 * (i + 1), 997 * (i + 1) + size);
+    const t0 = performance.now();
+    chatPromptEstimate({ messages: [{ role: 'user', content: text }] }).tokens();
+    return `${size}: ${(performance.now() - t0).toFixed(1)} ms`;
+  });
+  process.stdout.write(`one count of a prompt, by characters (the tokenizer's own merge cache warming as it goes): ${bySize.join(', ')}\n`);
   timed('acct-kept', -1);
   const kept: number[] = [];
   const fresh: number[] = [];
