@@ -70,7 +70,10 @@ export async function admitOverlapped<T, R>(
   // for the admission write too.
   let verdict = foresee(prompt.bound);
   let counted: number | undefined;
-  if (verdict && !verdict.speculate && BOUND_SENSITIVE.has(verdict.reason) && prompt.bound > prompt.tokens()) verdict = foresee((counted = prompt.tokens()));
+  if (verdict && !verdict.speculate && BOUND_SENSITIVE.has(verdict.reason) && prompt.tokens() < prompt.bound) {
+    counted = prompt.tokens();
+    verdict = foresee(counted);
+  }
   if (!verdict?.speculate) return { run: await admitRun(deps, scope, key, model, { ...asked, promptTokens: prompt.tokens() }) };
   const promptAsked = counted === undefined ? { promptTokens: prompt.bound, countPrompt: () => prompt.tokens() } : { promptTokens: counted };
 

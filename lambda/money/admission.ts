@@ -277,9 +277,12 @@ export class CreditAdmission implements Admission {
   async admit(req: AdmissionRequest): Promise<Admitted> {
     const accountId = req.key.accountId;
     // Until it ends, the admission may take its worst case: speculation (foresee) counts it as taken.
+    const inFlight = (hold: Hold, sign: 1 | -1) => {
+      addInFlight(this.admitting, accountId, hold, sign);
+      addInFlight(this.keyAdmitting, req.key.keyId, hold, sign);
+    };
     let worst = computeHold(req.model, req);
-    addInFlight(this.admitting, accountId, worst, 1);
-    addInFlight(this.keyAdmitting, req.key.keyId, worst, 1);
+    inFlight(worst, 1);
     // A background read in flight may predate what this admission finds (a refusal's item): it is dropped.
     this.bump(accountId);
     try {
@@ -296,17 +299,15 @@ export class CreditAdmission implements Admission {
       if (req.countPrompt) {
         if (keyRead) await new Promise<void>((resolve) => setImmediate(resolve));
         promptTokens = req.countPrompt();
+        // In flight at the count from now on (added before the bound is taken off: never at zero meanwhile).
         const counted = computeHold(req.model, { ...req, promptTokens });
-        for (const [map, id] of [[this.admitting, accountId], [this.keyAdmitting, req.key.keyId]] as const) {
-          addInFlight(map, id, counted, 1);
-          addInFlight(map, id, worst, -1);
-        }
+        inFlight(counted, 1);
+        inFlight(worst, -1);
         worst = counted;
       }
       return await this.admitOnce({ ...req, promptTokens, key: keyRead ? await keyRead : req.key });
     } finally {
-      addInFlight(this.admitting, accountId, worst, -1);
-      addInFlight(this.keyAdmitting, req.key.keyId, worst, -1);
+      inFlight(worst, -1);
       this.rereadLater(accountId);
     }
   }

@@ -550,13 +550,18 @@ describe('a long prompt', () => {
     }
   }
 
-  it('is counted by the tokenizer only once its speculative call is on the wire, and admitted for the count, not the bound', async () => {
+  /** An account this instance has seen, with a kept-alive connection to the stand-in, as an instance in use has. */
+  async function accountInUse(): Promise<TestAccount> {
     const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
     await seeAccount(acct);
-    // A kept-alive connection to the stand-in first, as an instance in use has.
     const warm = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
     await warm.text();
     await gw.gateway.background.drain();
+    return acct;
+  }
+
+  it('is counted by the tokenizer only once its speculative call is on the wire, and admitted for the count, not the bound', async () => {
+    const acct = await accountInUse();
     for (const stream of [false, true]) {
       const { order, holdPromptTokens, expected } = await orderFor(acct, stream);
       expect({ stream, order: order.slice(0, 3) }).toEqual({ stream, order: ['upstream', 'count', 'admission'] });
@@ -569,11 +574,7 @@ describe('a long prompt', () => {
   });
 
   it('is counted behind its speculative call on Messages and Responses too (Claude Code\'s and Codex\'s endpoints)', async () => {
-    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 10_000_000, creditsMicroUsd: 1_000_000_000 });
-    await seeAccount(acct);
-    const warm = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
-    await warm.text();
-    await gw.gateway.background.drain();
+    const acct = await accountInUse();
     for (const endpoint of ['messages', 'responses'] as const) {
       for (const stream of [false, true]) {
         const { order, holdPromptTokens } = await orderFor(acct, stream, endpoint);
