@@ -9,7 +9,7 @@ import type { AnswerCall, AnswerProvider } from '../providers/types';
 import type { KeyRecord } from '../store/keys';
 import { modelField, relayedChatData, relayedForClient } from './passthrough';
 import { chatBillingAsk, JSON_HEADERS, modelFor, openAnswer, scopedResponse, type CompletionDeps, type RequestScope } from './pipeline';
-import { sseBody } from './sse-body';
+import { sseBody, type SseBytes } from './sse-body';
 
 export { ROUTE_HEADER, type CompletionDeps as ChatDeps, type RequestRecord, type RequestScope } from './pipeline';
 
@@ -48,7 +48,7 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
   }
 
   const includeUsage = request.stream_options?.include_usage === true;
-  let body$: ReadableStream<Uint8Array>;
+  let body$: SseBytes;
   if (opened.kind === 'relay') {
     const modelId = modelField(model.id);
     body$ = sseBody(

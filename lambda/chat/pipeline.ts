@@ -16,6 +16,7 @@ import { sameKeyTerms } from '../auth';
 import { upstreamAttempt, type UpstreamAttempt } from '../observability/records';
 import type { BackgroundTasks } from './background';
 import { UpstreamReader } from './upstream-reader';
+import { isSseBody, sseResponse, type SseBytes } from './sse-body';
 import { countTokens, type PromptEstimate } from '../money/tokens';
 import { admitOverlapped, type RouteHead, type SpeculationCancelled } from './overlap';
 
@@ -114,8 +115,9 @@ export const SCOPED_HEADERS = Symbol.for('itapi.scopedHeaders');
  * `Headers` is built from them and read back (issue 22), and Hono's Node adapter writes the plain
  * object as given.
  */
-export function scopedResponse(scope: RequestScope, body: BodyInit | null, headers: Readonly<Record<string, string>>): Response {
-  const response = new Response(body, { status: 200, headers: { ...headers, ...scope.responseHeaders, 'x-request-id': scope.requestId } });
+export function scopedResponse(scope: RequestScope, body: BodyInit | SseBytes | null, headers: Readonly<Record<string, string>>): Response {
+  const init = { status: 200, headers: { ...headers, ...scope.responseHeaders, 'x-request-id': scope.requestId } };
+  const response = isSseBody(body) ? sseResponse(body, init) : new Response(body, init);
   // How many scope headers it carries: one added later sends the answer through the app's usual path.
   (response as ScopedResponse)[SCOPED_HEADERS] = Object.keys(scope.responseHeaders).length;
   return response;

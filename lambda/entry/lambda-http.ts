@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEvent, LambdaFunctionURLEvent } from 'aws-lambda';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
+import { takeSseBody } from '../chat/sse-body';
 
 /**
  * What the Lambda runtime's `awslambda` global offers a streaming handler (Node.js runtimes,
@@ -75,11 +76,30 @@ function headerSafe(value: string): string {
  * stopped its upstream and scheduled its settlement before this returns.
  */
 export async function writeResponse(runtime: StreamingRuntime, responseStream: Writable, response: Response): Promise<void> {
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => {
-    if (name !== 'set-cookie') headers[name] = value;
-  });
-  const out = runtime.HttpResponseStream.from(responseStream, { statusCode: response.status, headers, cookies: response.headers.getSetCookie() });
+  // An SSE answer's bytes as the body gives them (issue 22), not through a Web stream.
+  const sse = takeSseBody(response);
+  const headers: Record<string, string> = sse?.headers ?? {};
+  if (!sse) {
+    response.headers.forEach((value, name) => {
+      if (name !== 'set-cookie') headers[name] = value;
+    });
+  }
+  const out = runtime.HttpResponseStream.from(responseStream, { statusCode: response.status, headers, cookies: sse ? [] : response.headers.getSetCookie() });
+  if (sse) {
+    try {
+      await pipeline(async function* sseChunks() {
+        for (;;) {
+          const bytes = await sse.body.next();
+          if (bytes === undefined) return;
+          yield bytes;
+        }
+      }, out);
+    } catch (err) {
+      await sse.body.cancel().catch(() => undefined);
+      throw err;
+    }
+    return;
+  }
   if (!response.body) {
     // The runtime sends the prelude with the first write: an empty body still needs one.
     out.write('');

@@ -1,5 +1,6 @@
 import { type Dynamo } from '../store/dynamo';
 import { createAdaptorServer, type ServerType } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,8 @@ import { createDynamoClient } from '../store/client';
 import { responsesTtlDaysFromEnv } from '../store/responses';
 import { ensureTables, tableNamesFromEnv, type TableNames } from '../store/tables';
 import { startDynamoLocal } from './dynamodb-local';
+import { writeSseToNode } from './sse-write';
+import { takeSseBody } from '../chat/sse-body';
 import type { MetricsSink } from '../observability/metrics';
 
 export { startDynamoLocal } from './dynamodb-local';
@@ -91,11 +94,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalGatew
   const dataDir = options.dataDir ?? env.ITAPI_DATA_DIR ?? '.itapi';
   // The port first: a taken one fails at once, before DynamoDB Local starts. Requests that arrive
   // before the gateway is ready wait for it.
+  let readyFetch: FetchCallback | undefined;
   let ready: (fetch: FetchCallback) => void = () => undefined;
   let notReady: (err: unknown) => void = () => undefined;
-  const appFetch = new Promise<FetchCallback>((resolve, reject) => ((ready = resolve), (notReady = reject)));
+  const appFetch = new Promise<FetchCallback>((resolve, reject) => ((ready = (fetch) => resolve((readyFetch = fetch))), (notReady = reject)));
   appFetch.catch(() => undefined);
-  const server = await listenOnLoopback(options.port ?? Number(env.PORT ?? 8787), async (request, bindings) => (await appFetch)(request, bindings));
+  const server = await listenOnLoopback(options.port ?? Number(env.PORT ?? 8787), async (request, bindings) => {
+    const response = (await (readyFetch ?? (await appFetch))(request, bindings)) as Response;
+    // An SSE answer is written to the socket as it comes (issue 22), not through a Web stream.
+    const sse = takeSseBody(response);
+    if (!sse) return response;
+    await writeSseToNode(sse, bindings.outgoing as ServerResponse);
+    return RESPONSE_ALREADY_SENT;
+  });
   let java: ChildProcess | undefined;
   let dynamo: Dynamo | undefined;
   try {

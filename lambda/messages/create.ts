@@ -1,7 +1,7 @@
 import { SSE_HEADERS } from '../chat/completions';
 import { admitOverlapped } from '../chat/overlap';
 import { JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedResponse, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
-import { sseBody } from '../chat/sse-body';
+import { sseBody, type SseBytes } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { encodeChatRequest } from '../codecs/openai-chat';
 import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent } from '../core/answer';
@@ -258,7 +258,7 @@ function json(value: unknown, scope: RequestScope): Response {
   return scopedResponse(scope, JSON.stringify(value), JSON_HEADERS);
 }
 
-function sse(body: ReadableStream<Uint8Array>, scope: RequestScope): Response {
+function sse(body: SseBytes, scope: RequestScope): Response {
   return scopedResponse(scope, body, SSE_HEADERS);
 }
 

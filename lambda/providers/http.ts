@@ -160,6 +160,9 @@ export class SseEvents implements AsyncIterableIterator<EventSourceMessage> {
     private readonly body: Readable,
     private readonly idleMs: number,
   ) {
+    // Bytes already in (the first event comes with the head, as a provider's often does) are read
+    // now, not a tick later once the body flows: the first event is ready for the first read.
+    if (body.readableLength > 0) for (let chunk = body.read(); chunk !== null; chunk = body.read()) this.onData(chunk as Buffer);
     body.on('data', this.onData);
     body.once('end', this.onEnd);
     body.once('error', this.onError);

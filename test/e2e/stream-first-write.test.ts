@@ -1,8 +1,9 @@
 // Issue 22: an event stream's headers leave the local server in the same socket write as its first
-// frame. Hono's Node adapter flushed a streamed answer's headers alone before reading its body: a
+// frame, written by the server itself, not read from a Web stream. Hono's Node adapter flushed a streamed answer's headers alone before reading its body: a
 // write of its own on the way to the first byte, and the client's first body byte came in a second.
 import { startTestGateway, type TestGateway } from '../support/gateway';
 import { watchSocketWrites } from '../support/socket-writes';
+import { SseBody } from '../../lambda/chat/sse-body';
 
 let gw: TestGateway;
 
@@ -34,13 +35,16 @@ describe('a stream\'s first socket write', () => {
     ['/chat/completions', { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] }, 'data: {'],
     ['/messages', { model: 'claude-3-5-sonnet-20241022', stream: true, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }, 'event: message_start'],
     ['/responses', { model: 'gpt-4o-mini', stream: true, input: 'hi' }, 'event: response.created'],
-  ])('%s: the headers and the first frame in one write', async (path, body, firstFrame) => {
+  ])('%s: the headers and the first frame in one write, no Web stream built for it', async (path, body, firstFrame) => {
     let body$ = '';
+    // The local server writes the answer's bytes itself (lambda/entry/sse-write.ts).
+    const webStream = jest.spyOn(SseBody.prototype, 'stream');
     const writes = await socketWrites(async () => {
       const res = await post(path, body);
       expect(res.status).toBe(200);
       body$ = await res.text();
-    });
+    }).finally(() => webStream.mockRestore());
+    expect(webStream).not.toHaveBeenCalled();
     expect(body$).toContain(firstFrame);
     const head = writes.filter((w) => w.startsWith('HTTP/1.1 200'));
     expect(head).toHaveLength(1);

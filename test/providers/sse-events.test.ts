@@ -30,6 +30,22 @@ describe('sseEvents', () => {
     await expect(events.next()).resolves.toEqual({ done: true, value: undefined });
   });
 
+  it('has the bytes already in when it starts (the first event with the head) ready for the first read, not a tick later', async () => {
+    const body = new PassThrough();
+    body.write(frame(0) + frame(1));
+    await tick();
+    expect(body.readableLength).toBeGreaterThan(0);
+    const events = sseEvents(body, 5_000);
+    let first: IteratorResult<{ data: string }> | undefined;
+    void events.next().then((next) => (first = next));
+    // Microtasks only: a body left to start flowing would give its bytes in a process.nextTick, after these.
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    expect(first).toEqual({ done: false, value: expect.objectContaining({ data: '{"i":0,"text":"é✓0"}' }) });
+    body.write(frame(2));
+    body.end();
+    expect(await drain(events, 10)).toEqual([1, 2].map((i) => `{"i":${i},"text":"é✓${i}"}`));
+  });
+
   it('pauses the body while 256 events wait for the caller, and takes the rest as it reads', async () => {
     const body = new PassThrough({ highWaterMark: 1024 });
     const events = sseEvents(body, 5_000);
