@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
 import { sameKeyTerms, type Authenticator, type KeyAhead } from './auth';
@@ -100,6 +101,12 @@ const CORS_EXPOSED_HEADERS = [
   OUTPUT_LIMIT_HEADER,
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
+
+/** The Node request under a local-mode request (Hono's Node adapter's `incoming` binding); undefined on Lambda and in tests. */
+function nodeRequest(c: Context): (Readable & { complete: boolean }) | undefined {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  return incoming instanceof Readable && typeof (incoming as { complete?: unknown }).complete === 'boolean' ? (incoming as Readable & { complete: boolean }) : undefined;
+}
 
 /** Whether an admission's headers are among these (what the outermost layer checks on the answer). */
 function hasLimitHeaders(headers: Record<string, string>): boolean {
@@ -213,7 +220,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const scope = c.var.scope;
     let body: unknown;
     const attempt = async (key: KeyRecord) => {
-      body ??= await readJsonBody(c.req.raw, maxBodyBytes);
+      body ??= await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
       const answer = await run(deps, key, body);
       // An answer that came without admission (none does today) still waits for the key's read.
       if (scope.keyCheck) {
@@ -254,7 +261,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
   app.post('/v1/embeddings', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    const body = await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
     const { createEmbeddings } = await embeddingsEndpoint();
     return observed(c, (d) => createEmbeddings(d, c.var.scope, c.var.key, body));
   });
@@ -264,7 +271,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     completion(c, async (d, key, body) => (await messagesEndpoints()).createMessage(d, c.var.scope, key, body, anthropicClientHeaders(c))),
   );
   app.post('/v1/messages/count_tokens', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes);
+    const body = await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
     const { countMessageTokens } = await messagesEndpoints();
     return c.json(countMessageTokens(deps, c.var.key, body));
   });
