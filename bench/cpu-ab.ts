@@ -1,0 +1,86 @@
+// npx tsx bench/cpu-ab.ts: CPU a request, this checkout's gateway against another's (BENCH_BASELINE=<dir>)
+// and Portkey when bench/peer has it, in short alternating load rounds (autocannon, 16 connections, JSON
+// answers, as `npm run bench`'s load step), so that a neighbour's burst on this shared machine
+// falls on both sides of a pair rather than on one whole step. Prints each round's CPU-ms a
+// request and the median of the per-round ratios (more robust than the ratio of two totals).
+//   BENCH_AB_STORE=dynamodb|stand-in|memory (dynamodb), BENCH_AB_ROUNDS (8), BENCH_AB_SECONDS (2)
+import { join } from 'node:path';
+import { startDynamoLocal } from '../lambda/entry/local-server';
+import { target, timedRequest, type Target } from './client';
+import { pct } from './first-byte';
+import { startServer, type Server } from './procs';
+import { bodyFor, ensurePeer, startPeer } from './run';
+import { BENCH_MODEL } from './servers/bench-catalog';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const autocannon = require('autocannon');
+
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
+const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 2);
+const STORE = process.env.BENCH_AB_STORE ?? 'dynamodb';
+const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
+
+async function cpuPerRequest(server: Server, t: Target): Promise<number> {
+  const before = await server.cpuMs();
+  const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS });
+  if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return ((await server.cpuMs()) - before) / r.requests.total;
+}
+
+async function main() {
+  const baselineDir = process.env.BENCH_BASELINE;
+  const dynamo = await startDynamoLocal();
+  const servers: Server[] = [];
+  try {
+    const upstream = await startServer('upstream', join(__dirname, 'servers/upstream.ts'));
+    servers.push(upstream);
+    const standIn = STORE === 'stand-in' ? await startServer('dynamo-stand-in', join(__dirname, 'servers/dynamo-stand-in.ts')) : undefined;
+    if (standIn) servers.push(standIn);
+    const env = { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, ...(STORE === 'memory' ? { BENCH_STORE: 'memory' } : standIn ? { BENCH_STORE: `stand-in:${standIn.url}` } : {}) };
+    const sides: Array<{ name: string; server: Server; target: Target }> = [];
+    const gateway = async (name: string, file: string) => {
+      const server = await startServer(name, file, { env });
+      servers.push(server);
+      const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+      sides.push({ name, server, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${server.info.keys.ok}` }, body) });
+    };
+    await gateway('gateway', join(__dirname, 'servers/gateway.ts'));
+    if (baselineDir) await gateway('baseline', join(baselineDir, 'bench/servers/gateway.ts'));
+    // Portkey when bench/peer has it (`npm run bench` installs it; never installed here).
+    if (ensurePeer(false) === undefined) {
+      const peer = await startPeer(upstream.url);
+      servers.push(peer);
+      const headers = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' };
+      sides.push({ name: 'portkey', server: peer, target: target('portkey', peer.url, '/v1/chat/completions', headers, bodyFor('bench-upstream')) });
+    }
+    // Warm-up: JIT, pools, caches.
+    for (const s of sides) {
+      for (let i = 0; i < 200; i++) await timedRequest(s.target, false);
+      await cpuPerRequest(s.server, s.target);
+    }
+    const per: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // The order rotates, so no side always follows the same one.
+      const order = sides.map((_, i) => sides[(i + round) % sides.length]);
+      for (const s of order) per[s.name].push(await cpuPerRequest(s.server, s.target));
+      process.stderr.write(`round ${round + 1}: ${sides.map((s) => `${s.name} ${per[s.name][round].toFixed(3)}`).join(', ')}\n`);
+    }
+    process.stdout.write(`store ${STORE}, ${ROUNDS} rounds of ${SECONDS} s each, CPU-ms a request (median of rounds):\n`);
+    for (const s of sides) process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}\n`);
+    for (const other of ['baseline', 'portkey'].filter((name) => per[name])) {
+      const ratios = per.gateway.map((g, i) => g / per[other][i]);
+      process.stdout.write(`  gateway ÷ ${other}, median of the rounds' ratios: ${pct(ratios, 50).toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+    dynamo.child.kill('SIGKILL');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
