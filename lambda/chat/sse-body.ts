@@ -22,6 +22,17 @@ export function relayedFrame(item: { event?: string; data: string }): SseFrame[]
   return [{ ...(item.event !== undefined && { event: item.event }), data: item.data, raw: true }];
 }
 
+/** Marks an `SseBody`: what `scopedResponse` makes an `sseResponse` of (no other object with these methods is one). */
+const SSE_BODY = Symbol('itapi.sseBody');
+
+/** An SSE body as the entries and `sseResponse` read it, whatever its items. */
+export interface SseBytes {
+  readonly [SSE_BODY]: true;
+  next(): Promise<Uint8Array | undefined>;
+  cancel(): Promise<unknown>;
+  stream(): ReadableStream<Uint8Array>;
+}
+
 /**
  * The one pull-based SSE body of every endpoint (issue 18): each item the client is to get becomes
  * frames by `encode` (an answer event through the wire's encoder, or a relayed frame untouched),
@@ -36,14 +47,8 @@ export function relayedFrame(item: { event?: string; data: string }): SseFrame[]
  * `Response`'s body is), or directly by an entry that writes to its socket (`next()`, issue 22:
  * no Web stream built, pulled and read on the way to the first byte; lambda/entry/sse-write.ts).
  */
-/** An SSE body as the entries and `SseResponse` read it, whatever its items. */
-export interface SseBytes {
-  next(): Promise<Uint8Array | undefined>;
-  cancel(): Promise<unknown>;
-  stream(): ReadableStream<Uint8Array>;
-}
-
 export class SseBody<T = unknown> implements SseBytes {
+  readonly [SSE_BODY] = true as const;
   private ended = false;
 
   constructor(
@@ -106,7 +111,7 @@ export class SseBody<T = unknown> implements SseBytes {
 
 /** Whether an answer's body is an SSE body (`scopedResponse` makes it an `SseResponse`). */
 export function isSseBody(body: unknown): body is SseBytes {
-  return body instanceof SseBody;
+  return typeof body === 'object' && body !== null && (body as Partial<SseBytes>)[SSE_BODY] === true;
 }
 
 /** An endpoint's SSE body over its metered stream (see `SseBody`). */
@@ -167,13 +172,15 @@ function sseResponseClass(): SseResponseClass {
 
     [TAKE_SSE_BODY](): DirectSse | undefined {
       const body = this.#web ? undefined : this.#sse;
-      this.#sse = undefined;
       if (!body) return undefined;
       let headers = this.#given;
       if (!headers) {
+        // Cookies (none of the endpoints sets one) go the usual way, which writes them as they are.
+        if (this.headers.has('set-cookie')) return undefined;
         headers = {};
-        for (const [name, value] of this.headers) if (name !== 'set-cookie') headers[name] = value;
+        for (const [name, value] of this.headers) headers[name] = value;
       }
+      this.#sse = undefined;
       return { status: this.status, headers, body };
     }
 

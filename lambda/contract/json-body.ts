@@ -74,9 +74,9 @@ async function readBodyWithin(request: Request, maxBytes: number, incoming?: Rea
  * takes exactly the body.
  */
 function bufferedWhole(incoming: Readable & { complete: boolean }, declaredBytes: number): Buffer | undefined {
-  if (!incoming.complete || incoming.readableDidRead || incoming.readableEncoding !== null || incoming.readableObjectMode) return undefined;
+  if (!incoming.complete || incoming.readableDidRead || incoming.readableFlowing === true || incoming.readableEncoding !== null || incoming.readableObjectMode) return undefined;
   if (!(declaredBytes > 0) || incoming.readableLength !== declaredBytes) return undefined;
-  return incoming.read() as Buffer;
+  return (incoming.read(declaredBytes) as Buffer | null) ?? undefined;
 }
 
 /** Reads and drops the rest of the body up to the bound, then answers 413 and closes the connection. */

@@ -3,6 +3,7 @@
 // the Response's body (Hono's test client, middleware) still gets the same bytes as a Web stream.
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { SseBody, sseBody, sseResponse, takeSseBody, type SseSource } from '../../lambda/chat/sse-body';
 import { streamingRuntime, writeResponse } from '../../lambda/entry/lambda-http';
 import { writeSseToNode } from '../../lambda/entry/sse-write';
@@ -81,6 +82,13 @@ describe('an SSE answer (sseResponse)', () => {
     expect(await response.clone().text()).toBe(EXPECTED);
     expect(takeSseBody(new Response('plain'))).toBeUndefined();
   });
+
+  it('goes the usual way when a middleware gave it a cookie (written as it is there)', async () => {
+    const withCookie = sseResponse(body(), { status: 200, headers: HEADERS });
+    withCookie.headers.append('set-cookie', 'a=1; Secure');
+    expect(takeSseBody(withCookie)).toBeUndefined();
+    expect(await withCookie.text()).toBe(EXPECTED);
+  });
 });
 
 describe('written by local mode to Node’s response (writeSseToNode)', () => {
@@ -89,12 +97,16 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
   let next: SseSource<string>;
   /** When set, the answer is written only once the client has gone (as when it leaves while the upstream is called). */
   let afterClientLeft = false;
+  /** The last request's writer (it must settle, whatever the client did) and its response. */
+  let written: Promise<{ headersSent: boolean }>;
 
   beforeAll(async () => {
     server = createServer((_req, res) => {
-      const write = () => void writeSseToNode(takeSseBody(sseResponse(body(next), { status: 200, headers: HEADERS }))!, res);
-      if (afterClientLeft) res.once('close', write);
-      else write();
+      written = new Promise((resolve) => {
+        const write = () => void writeSseToNode(takeSseBody(sseResponse(body(next), { status: 200, headers: HEADERS }))!, res).then(() => resolve({ headersSent: res.headersSent }));
+        if (afterClientLeft) res.once('close', write);
+        else write();
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
@@ -132,6 +144,7 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
     res.destroy();
     // The second item never comes: only the client's going away can end the wait.
     await source.returned;
+    await written;
   });
 
   it('cancels the body, writing nothing, when the client left before the answer was ready', async () => {
@@ -145,6 +158,7 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
       req.destroy();
       // No item ever comes and no close is emitted after the answer is handed over: only the check at its start ends it.
       await source.returned;
+      expect(await written).toEqual({ headersSent: false });
     } finally {
       afterClientLeft = false;
     }
@@ -153,6 +167,21 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
 
 describe('written by the Lambda entry to the response stream (writeResponse)', () => {
   beforeAll(() => installAwsLambdaGlobal());
+
+  it('cancels the body and fails when the response stream fails mid-answer (the client went away)', async () => {
+    const source = items(['one', 'two', 'three']);
+    let bodyWrites = 0;
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        // The prelude and its 8-byte delimiter, then the first frame; the second frame's write fails.
+        if (chunk.length !== 8 && !chunk.toString('utf8').startsWith('{"statusCode"') && ++bodyWrites > 1) return callback(new Error('client went away'));
+        callback();
+      },
+    });
+    out.on('error', () => undefined);
+    await expect(writeResponse(streamingRuntime(), out, sseResponse(body(source), { status: 200, headers: HEADERS }))).rejects.toThrow();
+    await source.returned;
+  });
 
   it('writes the prelude and every frame without building the Web stream', async () => {
     const stream = jest.spyOn(SseBody.prototype, 'stream');
