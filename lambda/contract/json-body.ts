@@ -76,7 +76,9 @@ async function readBodyWithin(request: Request, maxBytes: number, incoming?: Rea
 function bufferedWhole(incoming: Readable & { complete: boolean }, declaredBytes: number): Buffer | undefined {
   if (!incoming.complete || incoming.readableDidRead || incoming.readableFlowing === true || incoming.readableEncoding !== null || incoming.readableObjectMode) return undefined;
   if (!(declaredBytes > 0) || incoming.readableLength !== declaredBytes) return undefined;
-  return (incoming.read(declaredBytes) as Buffer | null) ?? undefined;
+  // Paused (not flowing), a read without a size takes the whole buffer, and then ends the stream
+  // (`end` follows); with a size it would not end it until another read.
+  return (incoming.read() as Buffer | null) ?? undefined;
 }
 
 /** Reads and drops the rest of the body up to the bound, then answers 413 and closes the connection. */
