@@ -1,12 +1,14 @@
 // npx tsx bench/cpu-ab.ts: CPU a request, this checkout's gateway against another's (BENCH_BASELINE=<dir>)
 // and Portkey when bench/peer has it, in short alternating load rounds (autocannon, 16 connections, JSON
 // answers, as `npm run bench`'s load step), so that a neighbour's burst on this shared machine
-// falls on both sides of a pair rather than on one whole step. Prints each round's CPU-ms a
-// request and the median of the per-round ratios (more robust than the ratio of two totals).
+// falls on every side of a round rather than on one whole step. Prints each round's CPU-ms a
+// request, the median of the per-round ratios (more robust than the ratio of two totals), and the
+// gateways' DynamoDB calls a request over the rounds (group commit shares a call among requests).
 //   BENCH_AB_STORE=dynamodb|stand-in|memory (dynamodb), BENCH_AB_ROUNDS (8), BENCH_AB_SECONDS (2)
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
+import type { MeterSnapshot } from './dynamo-meter';
 import { pct } from './first-byte';
 import { startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
@@ -20,11 +22,11 @@ const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 2);
 const STORE = process.env.BENCH_AB_STORE ?? 'dynamodb';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
-async function cpuPerRequest(server: Server, t: Target): Promise<number> {
+async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number }> {
   const before = await server.cpuMs();
   const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS });
   if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return ((await server.cpuMs()) - before) / r.requests.total;
+  return { cpuMs: (await server.cpuMs()) - before, requests: r.requests.total };
 }
 
 async function main() {
@@ -37,12 +39,12 @@ async function main() {
     const standIn = STORE === 'stand-in' ? await startServer('dynamo-stand-in', join(__dirname, 'servers/dynamo-stand-in.ts')) : undefined;
     if (standIn) servers.push(standIn);
     const env = { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, ...(STORE === 'memory' ? { BENCH_STORE: 'memory' } : standIn ? { BENCH_STORE: `stand-in:${standIn.url}` } : {}) };
-    const sides: Array<{ name: string; server: Server; target: Target }> = [];
+    const sides: Array<{ name: string; server: Server; target: Target; metered?: boolean }> = [];
     const gateway = async (name: string, file: string) => {
       const server = await startServer(name, file, { env });
       servers.push(server);
       const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
-      sides.push({ name, server, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${server.info.keys.ok}` }, body) });
+      sides.push({ name, server, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${server.info.keys.ok}` }, body), metered: true });
     };
     await gateway('gateway', join(__dirname, 'servers/gateway.ts'));
     if (baselineDir) await gateway('baseline', join(baselineDir, 'bench/servers/gateway.ts'));
@@ -56,17 +58,32 @@ async function main() {
     // Warm-up: JIT, pools, caches.
     for (const s of sides) {
       for (let i = 0; i < 200; i++) await timedRequest(s.target, false);
-      await cpuPerRequest(s.server, s.target);
+      await loadRound(s.server, s.target);
+      // The gateways' DynamoDB calls are counted from here (bench/dynamo-meter.ts, in bench/servers/gateway.ts).
+      if (s.metered) await s.server.request({ type: 'meter-reset', capacity: false });
     }
     const per: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.name, []]));
+    const requests: Record<string, number> = Object.fromEntries(sides.map((s) => [s.name, 0]));
     for (let round = 0; round < ROUNDS; round++) {
       // The order rotates, so no side always follows the same one.
       const order = sides.map((_, i) => sides[(i + round) % sides.length]);
-      for (const s of order) per[s.name].push(await cpuPerRequest(s.server, s.target));
+      for (const s of order) {
+        const r = await loadRound(s.server, s.target);
+        per[s.name].push(r.cpuMs / r.requests);
+        requests[s.name] += r.requests;
+      }
       process.stderr.write(`round ${round + 1}: ${sides.map((s) => `${s.name} ${per[s.name][round].toFixed(3)}`).join(', ')}\n`);
     }
     process.stdout.write(`store ${STORE}, ${ROUNDS} rounds of ${SECONDS} s each, CPU-ms a request (median of rounds):\n`);
-    for (const s of sides) process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}\n`);
+    for (const s of sides) {
+      let calls = '';
+      if (s.metered) {
+        const { meter } = await s.server.request<{ meter: MeterSnapshot }>({ type: 'meter' });
+        const byOperation = Object.entries(meter).map(([operation, stats]) => `${operation} ${(stats.calls / requests[s.name]).toFixed(2)}`);
+        calls = `   DynamoDB calls a request: ${byOperation.join(', ') || 'none'}`;
+      }
+      process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}${calls}\n`);
+    }
     for (const other of ['baseline', 'portkey'].filter((name) => per[name])) {
       const ratios = per.gateway.map((g, i) => g / per[other][i]);
       process.stdout.write(`  gateway ÷ ${other}, median of the rounds' ratios: ${pct(ratios, 50).toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
