@@ -20,11 +20,13 @@ const autocannon = require('autocannon');
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
 const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 2);
 const STORE = process.env.BENCH_AB_STORE ?? 'dynamodb';
+// A fixed offered rate (requests a second over all connections) instead of as fast as each answers.
+const RATE = Number(process.env.BENCH_AB_RATE ?? 0);
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
 async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number }> {
   const before = await server.cpuMs();
-  const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS });
+  const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS, ...(RATE > 0 ? { overallRate: RATE } : {}) });
   if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { cpuMs: (await server.cpuMs()) - before, requests: r.requests.total };
 }
@@ -82,7 +84,7 @@ async function main() {
         const byOperation = Object.entries(meter).map(([operation, stats]) => `${operation} ${(stats.calls / requests[s.name]).toFixed(2)}`);
         calls = `   DynamoDB calls a request: ${byOperation.join(', ') || 'none'}`;
       }
-      process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}${calls}\n`);
+      process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}   ${Math.round(requests[s.name] / (ROUNDS * SECONDS))} requests/s${calls}\n`);
     }
     for (const other of ['baseline', 'portkey'].filter((name) => per[name])) {
       const ratios = per.gateway.map((g, i) => g / per[other][i]);

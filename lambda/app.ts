@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { sameKeyTerms, type Authenticator, type KeyAhead } from './auth';
 import { chatCompletion, type ChatDeps, type RequestScope } from './chat/completions';
@@ -102,6 +102,37 @@ const CORS_EXPOSED_HEADERS = [
   ...['requests', 'tokens'].flatMap((k) => ['limit', 'remaining', 'reset'].map((p) => `x-ratelimit-${p}-${k}`)),
 ];
 
+/**
+ * CORS for the API. A preflight (`OPTIONS`) is Hono's `cors` middleware's, as configured here. On
+ * any other request the three headers it would set (the allowed origin echoed, the exposed headers,
+ * `Vary: Origin`) are set on the answer after the handler, never before: Hono's middleware sets
+ * them on the context's response first, and Hono then wraps the handler's answer in a new
+ * `Response` over its body, which builds an SSE answer's Web stream and takes it off the entries'
+ * direct write (`takeSseBody`). Error answers get them too (`onError` runs inside `next()`).
+ */
+function corsAfterHandler(origins: readonly string[]): MiddlewareHandler {
+  const preflight = cors({
+    origin: [...origins],
+    allowMethods: [...CORS_METHODS],
+    // `*` covers the SDKs' own headers (x-stainless-*, openai-*, anthropic-*); `authorization` must be named.
+    allowHeaders: ['authorization', 'content-type', '*'],
+    exposeHeaders: [...CORS_EXPOSED_HEADERS],
+    maxAge: 3600,
+  });
+  const exposed = CORS_EXPOSED_HEADERS.join(',');
+  return async (c, next) => {
+    if (c.req.method === 'OPTIONS') return preflight(c, next);
+    await next();
+    const headers = c.res.headers;
+    const origin = c.req.header('origin');
+    if (origin && origins.includes(origin)) {
+      headers.set('Access-Control-Allow-Origin', origin);
+      headers.set('Access-Control-Expose-Headers', exposed);
+    }
+    headers.append('Vary', 'Origin');
+  };
+}
+
 /** The Node request under a local-mode request (Hono's Node adapter's `incoming` binding); undefined on Lambda and in tests. */
 function nodeRequest(c: Context): (Readable & { complete: boolean }) | undefined {
   const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
@@ -155,19 +186,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // The one place CORS is configured (the Function URL and the REST API add none): the API's
   // methods, preflights answered here. The console is same-origin and gets no CORS headers.
-  if (deps.corsOrigins?.length) {
-    app.use(
-      '/v1/*',
-      cors({
-        origin: deps.corsOrigins,
-        allowMethods: [...CORS_METHODS],
-        // `*` covers the SDKs' own headers (x-stainless-*, openai-*, anthropic-*); `authorization` must be named.
-        allowHeaders: ['authorization', 'content-type', '*'],
-        exposeHeaders: [...CORS_EXPOSED_HEADERS],
-        maxAge: 3600,
-      }),
-    );
-  }
+  if (deps.corsOrigins?.length) app.use('/v1/*', corsAfterHandler(deps.corsOrigins));
 
   app.onError((err, c) => renderError(deps, c, err));
   app.notFound((c) => renderError(deps, c, routeNotFound(c.req.method, c.req.path)));

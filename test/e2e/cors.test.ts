@@ -1,4 +1,5 @@
 import { startTestGateway, type TestGateway } from '../support/gateway';
+import { SseBody } from '../../lambda/chat/sse-body';
 
 let gw: TestGateway;
 
@@ -57,5 +58,35 @@ describe('CORS', () => {
     const res = await fetch(`${gw.baseUrl}/models`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${gw.apiKey}` } });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  it('sets them on a stream without taking it off the direct write (no Web stream built)', async () => {
+    // Hono's cors middleware set them before the handler, and Hono then rewrapped the answer over its Web body.
+    const webStream = jest.spyOn(SseBody.prototype, 'stream');
+    try {
+      const res = await fetch(`${gw.baseUrl}/chat/completions`, {
+        method: 'POST',
+        headers: { origin: 'https://app.example.com', authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+      expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+      expect(res.headers.get('access-control-expose-headers')).toMatch(/x-ratelimit-remaining-tokens/);
+      expect(res.headers.get('vary')).toMatch(/origin/i);
+      expect(res.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(await res.text()).toContain('data: [DONE]');
+      expect(webStream).not.toHaveBeenCalled();
+    } finally {
+      webStream.mockRestore();
+    }
+  });
+
+  it('says Vary: Origin to a request from no origin, and sets no CORS header on it', async () => {
+    const res = await fetch(`${gw.baseUrl}/models`, { headers: { authorization: `Bearer ${gw.apiKey}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('vary')).toMatch(/origin/i);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-expose-headers')).toBeNull();
   });
 });
