@@ -3,13 +3,14 @@
 // Local, and optionally the Lambda bundle (BENCH_TTFB_LAMBDA=1) and another checkout's gateway
 // (BENCH_BASELINE=<dir>, before/after). Prints each target's first byte less the upstream's of
 // the same round, median and p95, and the ratio to the relay's; then the same with a long prompt
-// (BENCH_TTFB_LONG_CHARS, 100,000 characters; 0 skips it). See docs/BENCHMARKS.md.
+// (BENCH_TTFB_LONG_CHARS, 100,000 characters; 0 skips it), and a client's next turn sent at once
+// (BENCH_TTFB_NEXT_ROUNDS; 0 skips it). See docs/BENCHMARKS.md.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
-import { firstByte300, LONG_PROMPT_CHARS, withLongPrompt } from './first-byte';
+import { firstByte300, LONG_PROMPT_CHARS, pct, withLongPrompt } from './first-byte';
 import { startLambdaTarget } from './lambda';
 import { startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
@@ -32,6 +33,13 @@ const WARMUP_STREAMS = Number(process.env.BENCH_TTFB_WARMUP_STREAMS ?? 30);
  * costs before the upstream call (bench/first-byte.ts `withLongPrompt`).
  */
 const LONG_ROUNDS = Number(process.env.BENCH_TTFB_LONG_ROUNDS ?? 15);
+/**
+ * A third step (0 skips it): a client's next turn sent the moment its last answer ended (an agent
+ * going on at once), BENCH_TTFB_NEXT_ROUNDS pairs a target, interleaved: the second stream's first
+ * byte, less the upstream's own second of the same round. In local mode the last answer is then
+ * still being settled in the background.
+ */
+const NEXT_ROUNDS = Number(process.env.BENCH_TTFB_NEXT_ROUNDS ?? 15);
 const PATH = '/v1/chat/completions';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 const bodyFor = (model: string) => (stream: boolean) => JSON.stringify({ model, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
@@ -103,6 +111,26 @@ async function main() {
       const long = targets.map((t) => withLongPrompt(t));
       for (const t of long) await timedRequest(t, true);
       lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_PROMPT_CHARS} characters, ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
+    }
+    if (NEXT_ROUNDS > 0) {
+      log(`a next turn at once: ${NEXT_ROUNDS} interleaved rounds of two streams in a row a target`);
+      const seconds: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+      for (let round = 0; round < NEXT_ROUNDS; round++) {
+        for (let i = 0; i < targets.length; i++) {
+          const t = targets[(round + i) % targets.length];
+          await timedRequest(t, true);
+          const r = await timedRequest(t, true);
+          seconds[t.name][round] = r.status === 200 && r.ttfbMs >= 0 ? r.ttfbMs : NaN;
+        }
+      }
+      lines.push(`first byte of a next turn sent as the last answer ended, 300 ms upstream, ${NEXT_ROUNDS} rounds (added = less the upstream's own second, same round)`);
+      lines.push(`${'target'.padEnd(16)}${'median'.padStart(9)}${'added med'.padStart(11)}${'added p95'.padStart(11)}`);
+      for (const t of targets) {
+        const own = seconds[t.name].filter((x) => !Number.isNaN(x));
+        const added = seconds[t.name].map((x, round) => x - seconds.direct[round]).filter((x) => !Number.isNaN(x));
+        const isDirect = t.name === 'direct';
+        lines.push(`${t.name.padEnd(16)}${f(pct(own, 50)).padStart(9)}${(isDirect ? '-' : f(pct(added, 50))).padStart(11)}${(isDirect ? '-' : f(pct(added, 95))).padStart(11)}`);
+      }
     }
     lines.push(`load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);

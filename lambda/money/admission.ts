@@ -238,7 +238,6 @@ export class CreditAdmission implements Admission {
       spend: spend && { ...spend, usedMicroUsd: spend.usedMicroUsd + (keyInFlight?.holdMicroUsd ?? 0) },
       readAtMs,
       updatedAtMs: this.updatedAtMs.get(accountId) ?? Number.NEGATIVE_INFINITY,
-      settling: (this.settling.get(accountId)?.size ?? 0) > 0,
     };
     return shouldSpeculate(view, computeHold(model, req), nowMs);
   }

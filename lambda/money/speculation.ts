@@ -45,13 +45,11 @@ export interface AccountView {
   readAtMs?: number;
   /** When the view last changed by a read, an admission or a settlement of this instance. */
   updatedAtMs: number;
-  /** This instance has settlements on the account under way (admission waits for them; their corrections are not in the view). */
-  settling: boolean;
 }
 
 export type SpeculationVerdict =
   | { speculate: true; outputTokens: number }
-  | { speculate: false; reason: 'no_view' | 'unread' | 'stale' | 'inactive' | 'settling' | 'balance' | 'requests' | 'tokens' | 'spend_cap' };
+  | { speculate: false; reason: 'no_view' | 'unread' | 'stale' | 'inactive' | 'balance' | 'requests' | 'tokens' | 'spend_cap' };
 
 /**
  * The rule: speculate only when the view is read and recent (within 5 s; up to 30 s with every
@@ -70,7 +68,11 @@ export function shouldSpeculate(view: AccountView | undefined, hold: Hold, nowMs
   // Other instances may have spent since: the older the view, the wider the margins it must show.
   const scale = Math.max(1, ageMs / SPECULATION_VIEW_MAX_AGE_MS);
   if (!view.active) return { speculate: false, reason: 'inactive' };
-  if (view.settling) return { speculate: false, reason: 'settling' };
+  // This instance's settlements of the account still under way do not stop it (admission waits for
+  // them, with the call on the wire): their requests are in the view as admitted, each hold taken
+  // and its tokens counted at the worst case, and a settlement only gives back what it did not
+  // cost, unless the provider went past the hold (charged as far as the balance goes): then
+  // admission refuses, the call is cut and counted, and the view is the item read back.
   if (view.balanceMicroUsd < SPECULATION_BALANCE_HOLDS * scale * hold.holdMicroUsd) return { speculate: false, reason: 'balance' };
   const share = SPECULATION_LIMIT_SHARE / scale;
   const counters = [view.account];

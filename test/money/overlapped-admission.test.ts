@@ -30,6 +30,9 @@ const admissionWrites: AdmissionWrite[] = [];
 const cancellations: string[] = [];
 /** How long each admission write waits before it is sent. */
 let admissionDelayMs = 0;
+/** How long each settlement write waits before it is sent, and when those slowed ended. */
+let settlementDelayMs = 0;
+const settlementsEndedAtMs: number[] = [];
 /** While set, what happened first: the admission write's work began, or the upstream request was written to its socket. */
 let wireOrder: Array<'admission' | 'upstream' | 'count'> | undefined;
 /** The admission writes' inputs as JSON, while set. */
@@ -48,6 +51,15 @@ beforeAll(async () => {
   gw.dynamo.intercept(async (operation, input, next) => {
     // An admission puts a hold item (a settlement deletes one).
     const text = operation === 'TransactWriteItems' ? JSON.stringify(input) : '';
+    if (text.includes(tables.holds) && text.includes('"Delete"') && settlementDelayMs) {
+      // A settlement (it deletes a hold), slowed while set.
+      await sleep(settlementDelayMs);
+      try {
+        return await next();
+      } finally {
+        settlementsEndedAtMs.push(Date.now());
+      }
+    }
     if (!text.includes(tables.holds) || text.includes('"Delete"')) return next();
     const write: AdmissionWrite = { startedAtMs: Date.now() };
     admissionWrites.push(write);
@@ -69,7 +81,10 @@ afterAll(async () => {
 
 beforeEach(() => {
   admissionDelayMs = 0;
+  settlementDelayMs = 0;
+  settlementsEndedAtMs.length = 0;
   upstream.answerAfterMs = 0;
+  upstream.usageFor.clear();
   cancellations.length = 0;
   admissionWrites.length = 0;
 });
@@ -200,6 +215,64 @@ describe('an admitted speculative request', () => {
     expect(b.requests).toHaveLength(1);
     expect(b.requests[0]).toMatchObject({ status: 'completed', promptTokens: 10, completionTokens: 5 });
     expect(b.requests[0].amountMicroUsd).toBe(-(10 * 100 + 5 * 1000));
+  });
+
+  it('speculates while this instance still settles the account\'s last request (a client\'s next turn at once): the call goes out first, admission waits for the settlement, the books balance', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    settlementDelayMs = 600;
+    const first = await ask(acct.key, uniqueTag(), { max_tokens: 100 });
+    expect(first.status).toBe(200);
+    await first.json();
+    // The first request's settlement is under way (slowed) when the next turn comes.
+    const tag = uniqueTag();
+    const sentAtMs = Date.now();
+    const res = await ask(acct.key, tag, { max_tokens: 100 });
+    expect(res.status).toBe(200);
+    expect((await res.json()).choices[0].message.content).toBe('hello there');
+    await until(() => settlementsEndedAtMs.length >= 2, 'both settlements');
+    const [arrival, ...more] = arrivalsOf(tag);
+    expect(more).toHaveLength(0);
+    // Sent upstream before the first request's settlement had landed, well before its 600 ms.
+    expect(arrival.arrivedAtMs).toBeLessThan(settlementsEndedAtMs[0]);
+    expect(arrival.arrivedAtMs - sentAtMs).toBeLessThan(300);
+    // Its admission was written only once that settlement had landed (it sees the true counts).
+    expect(admissionWrites.at(-1)!.startedAtMs).toBeGreaterThanOrEqual(settlementsEndedAtMs[0]);
+    expect(cancellations).toEqual([]);
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.requests.map((r) => r.status)).toEqual(['completed', 'completed']);
+  });
+
+  it('sends a prompt upstream once, and cuts it, when the settlement under way went past its hold and drained the balance (a provider past its limit)', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise', rpm: 1000, tpm: 1_000_000, creditsMicroUsd: 10_000_000 });
+    await seeAccount(acct);
+    settlementDelayMs = 400;
+    // The provider reports 20,000 output tokens for a call sent with max_tokens 100: $20 against a $10 balance.
+    const over = uniqueTag();
+    upstream.usageFor.set(over, { prompt_tokens: 10, completion_tokens: 20_000, total_tokens: 20_010 });
+    const first = await ask(acct.key, over, { max_tokens: 100 });
+    expect(first.status).toBe(200);
+    await first.json();
+    // While that settlement is under way the view still shows $10 less one hold: the next turn speculates.
+    const second = uniqueTag();
+    const res = await ask(acct.key, second, { max_tokens: 100 });
+    expect(res.status).toBe(402);
+    await res.text();
+    expect(arrivalsOf(second)).toHaveLength(1);
+    expect(arrivalsOf(second)[0].arrivedAtMs).toBeLessThan(settlementsEndedAtMs[0]);
+    expect(cancellations).toEqual(['refused']);
+    // The refusal brought the drained item back: the next request is refused before any call.
+    const third = uniqueTag();
+    const again = await ask(acct.key, third, { max_tokens: 100 });
+    expect(again.status).toBe(402);
+    await again.text();
+    expect(arrivalsOf(third)).toHaveLength(0);
+    expect(cancellations).toEqual(['refused']);
+    const b = await books(gw, acct.accountId);
+    expectBooksBalance(b);
+    expect(b.balance).toBe(0);
+    expect(b.requests).toHaveLength(1);
   });
 
   it('speculates on a view last brought up to date 7 s ago when the balance shows the margins scaled by its age, and waits when it does not', async () => {

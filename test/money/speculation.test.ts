@@ -26,7 +26,6 @@ function view(overrides: Partial<AccountView> = {}): AccountView {
     account: { rpm: 100, tpm: 10_000, counts: { window: MINUTE, requests: 0, tokens: 0, prevRequests: 0, prevTokens: 0 } },
     readAtMs: NOW - 1_000,
     updatedAtMs: NOW - 1_000,
-    settling: false,
     ...overrides,
   };
 }
@@ -48,7 +47,6 @@ describe('shouldSpeculate', () => {
     expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_MAX_AGE_MS }), hold, NOW)).toMatchObject({ speculate: true });
     expect(shouldSpeculate(view({ updatedAtMs: NOW - SPECULATION_VIEW_MAX_AGE_MS - 1 }), hold, NOW)).toMatchObject({ reason: 'balance' });
     expect(shouldSpeculate(view({ active: false }), hold, NOW)).toMatchObject({ reason: 'inactive' });
-    expect(shouldSpeculate(view({ settling: true }), hold, NOW)).toMatchObject({ reason: 'settling' });
   });
 
   it('speculates on a view up to 30 s old only with every margin scaled by its age (20 s: 16 holds, an eighth of each limit)', () => {

@@ -42,6 +42,8 @@ export interface RecordingUpstream {
   arrivalsOf(tag: string): Arrival[];
   /** How long the stand-in takes before it answers (it stops waiting when the gateway cuts the call). */
   answerAfterMs: number;
+  /** The usage the next answers report, for the calls whose tag is given (10 + 5 for the others). */
+  usageFor: Map<string, { prompt_tokens: number; completion_tokens: number; total_tokens: number }>;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export async function recordingUpstream(): Promise<RecordingUpstream> {
     arrivals,
     arrivalsOf: (tag) => arrivals.filter((a) => a.tag === tag),
     answerAfterMs: 0,
+    usageFor: new Map(),
     close: async () => undefined,
   };
   const upstream = await startUpstream(async (_req, body, res) => {
@@ -69,7 +72,7 @@ export async function recordingUpstream(): Promise<RecordingUpstream> {
     for (let waited = 0; waited < recorder.answerAfterMs && !res.destroyed; waited += 20) await sleep(20);
     if (res.destroyed) return;
     arrival.answeredAtMs = Date.now();
-    const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
+    const usage = recorder.usageFor.get(arrival.tag) ?? { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
     if (body.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const events = streamEvents('up', ['one ', 'two ', 'three ', 'four ', 'five'], usage);
