@@ -110,7 +110,7 @@ const CORS_EXPOSED_HEADERS = [
  * `Response` over its body, which builds an SSE answer's Web stream and takes it off the entries'
  * direct write (`takeSseBody`). Error answers get them too (`onError` runs inside `next()`).
  */
-function corsAfterHandler(origins: readonly string[]): MiddlewareHandler {
+export function corsAfterHandler(origins: readonly string[]): MiddlewareHandler {
   const preflight = cors({
     origin: [...origins],
     allowMethods: [...CORS_METHODS],
@@ -123,13 +123,23 @@ function corsAfterHandler(origins: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.method === 'OPTIONS') return preflight(c, next);
     await next();
-    const headers = c.res.headers;
     const origin = c.req.header('origin');
-    if (origin && origins.includes(origin)) {
-      headers.set('Access-Control-Allow-Origin', origin);
-      headers.set('Access-Control-Expose-Headers', exposed);
+    const set = (headers: Headers) => {
+      if (origin && origins.includes(origin)) {
+        headers.set('Access-Control-Allow-Origin', origin);
+        headers.set('Access-Control-Expose-Headers', exposed);
+      }
+      headers.append('Vary', 'Origin');
+    };
+    try {
+      set(c.res.headers);
+    } catch {
+      // An answer with immutable headers (none of the API's today): a copy over the same body takes them.
+      const copy = new Response(c.res.body, c.res);
+      set(copy.headers);
+      c.res = undefined;
+      c.res = copy;
     }
-    headers.append('Vary', 'Origin');
   };
 }
 

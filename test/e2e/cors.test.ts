@@ -90,3 +90,24 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-expose-headers')).toBeNull();
   });
 });
+
+describe('corsAfterHandler', () => {
+  it('sets the headers on an answer whose headers are immutable too (a copy over the same body), keeping its own and its body', async () => {
+    const { Hono } = await import('hono');
+    const { corsAfterHandler } = await import('../../lambda/app');
+    const app = new Hono();
+    app.use('/v1/*', corsAfterHandler(['https://app.example.com']));
+    app.get('/v1/fetched', async () => {
+      // A fetch answer's headers are immutable (a data: URL: no network).
+      const res = await fetch('data:text/plain,fetched%20body');
+      expect(() => res.headers.set('x', 'y')).toThrow(/immutable/);
+      return res;
+    });
+    const res = await app.request('/v1/fetched', { headers: { origin: 'https://app.example.com' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    expect(await res.text()).toBe('fetched body');
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(res.headers.get('vary')).toBe('Origin');
+  });
+});

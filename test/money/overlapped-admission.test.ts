@@ -226,16 +226,14 @@ describe('an admitted speculative request', () => {
     await first.json();
     // The first request's settlement is under way (slowed) when the next turn comes.
     const tag = uniqueTag();
-    const sentAtMs = Date.now();
     const res = await ask(acct.key, tag, { max_tokens: 100 });
     expect(res.status).toBe(200);
     expect((await res.json()).choices[0].message.content).toBe('hello there');
     await until(() => settlementsEndedAtMs.length >= 2, 'both settlements');
     const [arrival, ...more] = arrivalsOf(tag);
     expect(more).toHaveLength(0);
-    // Sent upstream before the first request's settlement had landed, well before its 600 ms.
+    // Sent upstream before the first request's settlement (slowed 600 ms) had landed.
     expect(arrival.arrivedAtMs).toBeLessThan(settlementsEndedAtMs[0]);
-    expect(arrival.arrivedAtMs - sentAtMs).toBeLessThan(300);
     // Its admission was written only once that settlement had landed (it sees the true counts).
     expect(admissionWrites.at(-1)!.startedAtMs).toBeGreaterThanOrEqual(settlementsEndedAtMs[0]);
     expect(cancellations).toEqual([]);
@@ -260,6 +258,7 @@ describe('an admitted speculative request', () => {
     expect(res.status).toBe(402);
     await res.text();
     expect(arrivalsOf(second)).toHaveLength(1);
+    // Before the overrun settlement's first attempt (its balance condition fails; it is then charged as far as the balance goes) ended.
     expect(arrivalsOf(second)[0].arrivedAtMs).toBeLessThan(settlementsEndedAtMs[0]);
     expect(cancellations).toEqual(['refused']);
     // The refusal brought the drained item back: the next request is refused before any call.
