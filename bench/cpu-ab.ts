@@ -4,7 +4,9 @@
 // falls on every side of a round rather than on one whole step. Prints each round's CPU-ms a
 // request, the median of the per-round ratios (more robust than the ratio of two totals), and the
 // gateways' DynamoDB calls a request over the rounds (group commit shares a call among requests).
-//   BENCH_AB_STORE=dynamodb|stand-in|memory (dynamodb), BENCH_AB_ROUNDS (8), BENCH_AB_SECONDS (2)
+//   BENCH_AB_STORE=dynamodb|stand-in|memory (dynamodb), BENCH_AB_ROUNDS (8), BENCH_AB_SECONDS (2),
+//   BENCH_AB_RATE (requests a second over all connections; 0: as fast as answered), BENCH_AB_SLOW=1
+//   (the upstream answers after 300 ms; each side's median latency shows what admission adds)
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
@@ -12,7 +14,7 @@ import type { MeterSnapshot } from './dynamo-meter';
 import { pct } from './first-byte';
 import { startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
-import { BENCH_MODEL } from './servers/bench-catalog';
+import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');
@@ -22,13 +24,16 @@ const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 2);
 const STORE = process.env.BENCH_AB_STORE ?? 'dynamodb';
 // A fixed offered rate (requests a second over all connections) instead of as fast as each answers.
 const RATE = Number(process.env.BENCH_AB_RATE ?? 0);
+// BENCH_AB_SLOW=1: the upstream waits 300 ms before it answers (a provider's time), so that the
+// rounds show what admission adds to each answer under load (median latency printed) as well.
+const SLOW = process.env.BENCH_AB_SLOW === '1';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
-async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number }> {
+async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number; latencyMs: number }> {
   const before = await server.cpuMs();
   const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS, ...(RATE > 0 ? { overallRate: RATE } : {}) });
   if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { cpuMs: (await server.cpuMs()) - before, requests: r.requests.total };
+  return { cpuMs: (await server.cpuMs()) - before, requests: r.requests.total, latencyMs: r.latency.p50 };
 }
 
 async function main() {
@@ -45,7 +50,7 @@ async function main() {
     const gateway = async (name: string, file: string) => {
       const server = await startServer(name, file, { env });
       servers.push(server);
-      const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
+      const body = (stream: boolean) => JSON.stringify({ model: SLOW ? BENCH_MODEL_300 : BENCH_MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
       sides.push({ name, server, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${server.info.keys.ok}` }, body), metered: true });
     };
     await gateway('gateway', join(__dirname, 'servers/gateway.ts'));
@@ -54,7 +59,7 @@ async function main() {
     if (ensurePeer(false) === undefined) {
       const peer = await startPeer(upstream.url);
       servers.push(peer);
-      const headers = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}/v1`, authorization: 'Bearer sk-bench' };
+      const headers = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}${SLOW ? '/delay/300' : ''}/v1`, authorization: 'Bearer sk-bench' };
       sides.push({ name: 'portkey', server: peer, target: target('portkey', peer.url, '/v1/chat/completions', headers, bodyFor('bench-upstream')) });
     }
     // Warm-up: JIT, pools, caches.
@@ -66,6 +71,7 @@ async function main() {
     }
     const per: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.name, []]));
     const requests: Record<string, number> = Object.fromEntries(sides.map((s) => [s.name, 0]));
+    const latency: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       // The order rotates, so no side always follows the same one.
       const order = sides.map((_, i) => sides[(i + round) % sides.length]);
@@ -73,6 +79,7 @@ async function main() {
         const r = await loadRound(s.server, s.target);
         per[s.name].push(r.cpuMs / r.requests);
         requests[s.name] += r.requests;
+        latency[s.name].push(r.latencyMs);
       }
       process.stderr.write(`round ${round + 1}: ${sides.map((s) => `${s.name} ${per[s.name][round].toFixed(3)}`).join(', ')}\n`);
     }
@@ -84,7 +91,7 @@ async function main() {
         const byOperation = Object.entries(meter).map(([operation, stats]) => `${operation} ${(stats.calls / requests[s.name]).toFixed(2)}`);
         calls = `   DynamoDB calls a request: ${byOperation.join(', ') || 'none'}`;
       }
-      process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}   ${Math.round(requests[s.name] / (ROUNDS * SECONDS))} requests/s${calls}\n`);
+      process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}   ${Math.round(requests[s.name] / (ROUNDS * SECONDS))} requests/s, latency p50 ${pct(latency[s.name], 50)} ms${calls}\n`);
     }
     for (const other of ['baseline', 'portkey'].filter((name) => per[name])) {
       const ratios = per.gateway.map((g, i) => g / per[other][i]);
