@@ -72,7 +72,7 @@ export function shouldSpeculate(view: AccountView | undefined, hold: Hold, nowMs
   // them, with the call on the wire): their requests are in the view as admitted, each hold taken
   // and its tokens counted at the worst case, and a settlement only gives back what it did not
   // cost, unless the provider went past the hold (charged as far as the balance goes): then
-  // admission refuses, the call is cut and counted, and the view is the item read back.
+  // admission refuses or fits a lower limit, and the call is cut and counted (money/README.md).
   if (view.balanceMicroUsd < SPECULATION_BALANCE_HOLDS * scale * hold.holdMicroUsd) return { speculate: false, reason: 'balance' };
   const share = SPECULATION_LIMIT_SHARE / scale;
   const counters = [view.account];
