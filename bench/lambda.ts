@@ -37,11 +37,12 @@ export const MEMORY_RULES = {
   maxColdBusyMs: 2_000,
 };
 
-export async function startLambdaTarget(bundle: ChatBundleFiles, upstreamUrl: string, dynamoEndpoint: string, tables: TableNames): Promise<Server> {
+export async function startLambdaTarget(bundle: ChatBundleFiles, upstreamUrl: string, dynamoEndpoint: string, tables: TableNames, execArgv: string[] = []): Promise<Server> {
   const catalogFile = join(bundle.handlerFile, '../catalog.json');
   writeFileSync(catalogFile, JSON.stringify(benchCatalogDocument(upstreamUrl)));
   return startServer('gateway-lambda', join(__dirname, 'lambda-host.cjs'), {
     ts: false,
+    execArgv,
     env: {
       LAMBDA_HANDLER_FILE: bundle.handlerFile,
       ITAPI_TOKENIZER_MODULE: bundle.tokenizerFile,

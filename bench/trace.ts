@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
+import { startLambdaTarget } from './lambda';
 import { startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
@@ -57,6 +58,15 @@ async function main() {
       const baseline = await start('baseline', join(baselineDir, 'bench/servers/gateway.ts'), { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint }, true);
       traced.push({ target: target('baseline', baseline.url, PATH, { authorization: `Bearer ${baseline.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: baseline });
     }
+    if (process.env.BENCH_TRACE_LAMBDA === '1') {
+      log('bundling the chat handler for gateway-lambda');
+      const { bundleChat } = await import('../scripts/bundle');
+      const bundle = await bundleChat(join(__dirname, 'results/bundle'));
+      const lambda = await startLambdaTarget(bundle, upstream.url, dynamo.endpoint, gateway.info.tables, ['--require', PRELOAD]);
+      servers.push(lambda);
+      // The same tables, so the same keys, as `gateway`.
+      traced.push({ target: target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: lambda });
+    }
     const direct = target('direct', upstream.url, slow, {}, bodyFor('bench-upstream'));
     const fast = (t: Target): Target =>
       t.path.startsWith('/delay/300') ? target(t.name, t.url, t.path.slice('/delay/300'.length), t.headers, t.body) : target(t.name, t.url, t.path, t.headers, bodyFor(BENCH_MODEL));
@@ -78,14 +88,14 @@ async function main() {
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
     const lines = [
       `inside each server, median of ${ROUNDS} streams (ms): before = request in → upstream request on its socket; after = upstream's first bytes in → first write to the client`,
-      `${'target'.padEnd(10)}${'before'.padStart(9)}${'after'.padStart(9)}${'sum'.padStart(9)}${'client added'.padStart(14)}`,
+      `${'target'.padEnd(15)}${'before'.padStart(9)}${'after'.padStart(9)}${'sum'.padStart(9)}${'client added'.padStart(14)}`,
     ];
     for (const { target: t, server } of traced) {
       const { rows } = await server.request<{ rows: Row[] }>({ type: 'trace' });
       const ok = rows.filter((r) => Number.isFinite(r.before) && Number.isFinite(r.after));
       const before = pct(ok.map((r) => r.before), 50);
       const after = pct(ok.map((r) => r.after), 50);
-      lines.push(`${t.name.padEnd(10)}${f(before).padStart(9)}${f(after).padStart(9)}${f(before + after).padStart(9)}${f(pct(added[t.name], 50)).padStart(14)}`);
+      lines.push(`${t.name.padEnd(15)}${f(before).padStart(9)}${f(after).padStart(9)}${f(before + after).padStart(9)}${f(pct(added[t.name], 50)).padStart(14)}`);
     }
     lines.push(`load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
