@@ -1,6 +1,7 @@
 // npx tsx bench/trace.ts: where a streamed request's first byte goes with a 300 ms upstream, inside
 // each server. The bare relay, the gateway (local mode, DynamoDB Local) and optionally another
-// checkout's gateway (BENCH_BASELINE=<dir>) run with bench/trace-preload.cjs, which timestamps at
+// checkout's gateway (BENCH_BASELINE=<dir>), and with BENCH_TRACE_LAMBDA=1 the chat function's
+// bundle under bench/lambda-host.cjs (the baseline's own bundle too), run with bench/trace-preload.cjs, which timestamps at
 // Node's HTTP and socket layers (the servers' code unchanged): `before` = request in → upstream
 // request on its socket, `after` = upstream's first body bytes in → first body write to the
 // client. Rounds interleave the targets as bench/ttfb.ts does, after the same warm-up; `client
@@ -66,6 +67,14 @@ async function main() {
       servers.push(lambda);
       // The same tables, so the same keys, as `gateway`.
       traced.push({ target: target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: lambda });
+      if (baselineDir) {
+        // The baseline's own bundle, built by its own scripts/bundle.ts, on the same tables and keys.
+        const { bundleChat: baselineBundle } = await import(join(baselineDir, 'scripts/bundle'));
+        const built = await baselineBundle(join(__dirname, 'results/bundle-baseline'));
+        const baseLambda = await startLambdaTarget(built, upstream.url, dynamo.endpoint, gateway.info.tables, ['--require', PRELOAD]);
+        servers.push(baseLambda);
+        traced.push({ target: target('baseline-lambda', baseLambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: baseLambda });
+      }
     }
     const direct = target('direct', upstream.url, slow, {}, bodyFor('bench-upstream'));
     const fast = (t: Target): Target =>

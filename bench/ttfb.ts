@@ -81,6 +81,14 @@ async function main() {
       servers.push(lambda);
       // The same tables, so the same keys, as `gateway` (its own account view, in its own process).
       targets.push(target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)));
+      if (baselineDir) {
+        // The baseline's own bundle, built by its own scripts/bundle.ts, on the same tables and keys.
+        const { bundleChat: baselineBundle } = await import(join(baselineDir, 'scripts/bundle'));
+        const built = await baselineBundle(join(__dirname, 'results/bundle-baseline'));
+        const baseLambda = await startLambdaTarget(built, upstream.url, dynamo.endpoint, gateway.info.tables);
+        servers.push(baseLambda);
+        targets.push(target('baseline-lambda', baseLambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)));
+      }
     }
     log(`warm-up: ${WARMUP_JSON} JSON answers and ${WARMUP_STREAMS} streams per target from the undelayed upstream, then ${WARMUP} rounds with the 300 ms upstream`);
     // The same target on the upstream's undelayed path: no path prefix, or the model routed to it.

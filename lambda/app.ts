@@ -7,7 +7,7 @@ import type { ModelEntry } from './catalog';
 import { confirmedKey, IGNORED_HEADER, KeyChanged, OUTPUT_LIMIT_HEADER, routeName, SCOPED_HEADERS, type CompletionDeps, type ScopedResponse } from './chat/pipeline';
 import { errorResponse, GatewayError, modelNotFound, routeNotFound } from './contract/errors';
 import { refuseOtherMethods, toGatewayError, type KnownRoutes } from './contract/http';
-import { readJsonBody } from './contract/json-body';
+import { readJsonBody, type BodyAtHand } from './contract/json-body';
 import { randomHex } from './observability/random-hex';
 import type { Model } from './contract/openai';
 import { anthropicErrorResponse } from './messages/errors';
@@ -143,9 +143,15 @@ export function corsAfterHandler(origins: readonly string[]): MiddlewareHandler 
   };
 }
 
-/** The Node request under a local-mode request (Hono's Node adapter's `incoming` binding); undefined on Lambda and in tests. */
-function nodeRequest(c: Context): (Readable & { complete: boolean }) | undefined {
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+/**
+ * Where a request's body may be at hand without its Web stream: the Node request under a
+ * local-mode request (Hono's Node adapter's `incoming` binding), or the bytes the Lambda entry
+ * hands beside a JSON API request (`body`, lambda/entry/lambda-http.ts); undefined in tests.
+ */
+function bodyAtHand(c: Context): BodyAtHand | undefined {
+  const env = c.env as { incoming?: unknown; body?: unknown } | undefined;
+  if (env?.body instanceof Uint8Array) return env.body;
+  const incoming = env?.incoming;
   return incoming instanceof Readable && typeof (incoming as { complete?: unknown }).complete === 'boolean' ? (incoming as Readable & { complete: boolean }) : undefined;
 }
 
@@ -249,7 +255,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const scope = c.var.scope;
     let body: unknown;
     const attempt = async (key: KeyRecord) => {
-      body ??= await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
+      body ??= await readJsonBody(c.req.raw, maxBodyBytes, bodyAtHand(c));
       const answer = await run(deps, key, body);
       // An answer that came without admission (none does today) still waits for the key's read.
       if (scope.keyCheck) {
@@ -290,7 +296,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // Embeddings: `POST /v1/embeddings` on `"kind": "embedding"` models.
   app.post('/v1/embeddings', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
+    const body = await readJsonBody(c.req.raw, maxBodyBytes, bodyAtHand(c));
     const { createEmbeddings } = await embeddingsEndpoint();
     return observed(c, (d) => createEmbeddings(d, c.var.scope, c.var.key, body));
   });
@@ -300,7 +306,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     completion(c, async (d, key, body) => (await messagesEndpoints()).createMessage(d, c.var.scope, key, body, anthropicClientHeaders(c))),
   );
   app.post('/v1/messages/count_tokens', authenticate, async (c) => {
-    const body = await readJsonBody(c.req.raw, maxBodyBytes, nodeRequest(c));
+    const body = await readJsonBody(c.req.raw, maxBodyBytes, bodyAtHand(c));
     const { countMessageTokens } = await messagesEndpoints();
     return c.json(countMessageTokens(deps, c.var.key, body));
   });

@@ -15,16 +15,22 @@ export const MAX_DISCARDED_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_JSON_DEPTH = 128;
 
 /**
- * The request's JSON body, at most `maxBytes` of it: 415 for another content type, 413 above the
- * limit, 400 for bad JSON. `incoming`: the Node request under it (local mode), whose body, when
- * already in whole, is taken at once.
+ * Where the body may be at hand without the Request's Web stream: the Node request under it (local
+ * mode), whose body, when already in whole, is taken at once; or the body's bytes themselves (the
+ * Lambda entry's, handed beside a Request built without them).
  */
-export async function readJsonBody(request: Request, maxBytes: number, incoming?: Readable & { complete: boolean }): Promise<unknown> {
+export type BodyAtHand = (Readable & { complete: boolean }) | Uint8Array;
+
+/**
+ * The request's JSON body, at most `maxBytes` of it: 415 for another content type, 413 above the
+ * limit, 400 for bad JSON.
+ */
+export async function readJsonBody(request: Request, maxBytes: number, atHand?: BodyAtHand): Promise<unknown> {
   const type = request.headers.get('content-type');
   if (type && !/^application\/json\s*(;|$)/i.test(type)) {
     throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
   }
-  const text = await readBodyWithin(request, maxBytes, incoming);
+  const text = await readBodyWithin(request, maxBytes, atHand);
   if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
   let body: unknown;
   try {
@@ -38,7 +44,12 @@ export async function readJsonBody(request: Request, maxBytes: number, incoming?
   return body;
 }
 
-async function readBodyWithin(request: Request, maxBytes: number, incoming?: Readable & { complete: boolean }): Promise<string> {
+async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyAtHand): Promise<string> {
+  if (atHand instanceof Uint8Array) {
+    if (atHand.byteLength > maxBytes) throw requestTooLargeClosing(maxBytes);
+    return Buffer.from(atHand.buffer, atHand.byteOffset, atHand.byteLength).toString('utf8');
+  }
+  const incoming = atHand;
   const declaredBytes = Number(request.headers.get('content-length') ?? Number.NaN);
   // A declared length within the limit: the body is read whole (HTTP's framing stops it at that
   // length; a body that is larger anyway, as a Lambda event may carry, is still refused below).

@@ -1,7 +1,8 @@
 import type { APIGatewayProxyEvent, LambdaFunctionURLEvent } from 'aws-lambda';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { takeSseBody } from '../chat/sse-body';
+import { writeSseBytes } from './sse-write';
 
 /**
  * What the Lambda runtime's `awslambda` global offers a streaming handler (Node.js runtimes,
@@ -39,21 +40,30 @@ function isFunctionUrlEvent(event: HttpEvent): event is LambdaFunctionURLEvent {
   return 'rawPath' in event && typeof (event.requestContext as { http?: unknown })?.http === 'object';
 }
 
-/** A Function URL (payload 2.0) or API Gateway REST proxy (payload 1.0) event as a Web Request. */
-export function requestFromEvent(event: HttpEvent): Request {
+/**
+ * A Function URL (payload 2.0) or API Gateway REST proxy (payload 1.0) event as a Web Request.
+ * A POST to the JSON API (`/v1/…`, whose routes read their body with `readJsonBody` alone) gets
+ * a Request without a body and the event's bytes beside it (`body`): the app reads them as they
+ * are, with no Web body built and read on the way to the upstream call (issue 22). Any other
+ * request (the console's forms and webhooks) carries its body in the Request.
+ */
+export function requestFromEvent(event: HttpEvent): { request: Request; body?: Buffer } {
   const headers = new Headers();
   let method: string;
   let url: string;
+  let path: string;
   if (isFunctionUrlEvent(event)) {
     for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers.set(name, headerSafe(value));
     if (event.cookies?.length) headers.set('cookie', event.cookies.join('; '));
     method = event.requestContext.http.method;
+    path = event.rawPath;
     const host = event.requestContext.domainName ?? headers.get('host');
     url = `https://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`;
   } else {
     for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) for (const v of values ?? []) headers.append(name, headerSafe(v));
     for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined && !headers.has(name)) headers.set(name, headerSafe(value));
     method = event.httpMethod;
+    path = event.path;
     const query = new URLSearchParams();
     for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) for (const v of values ?? []) query.append(name, v);
     if (!event.multiValueQueryStringParameters) for (const [name, v] of Object.entries(event.queryStringParameters ?? {})) if (v !== undefined) query.append(name, v);
@@ -62,8 +72,13 @@ export function requestFromEvent(event: HttpEvent): Request {
   }
   const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : undefined;
   if (body) headers.set('content-length', String(body.byteLength));
-  return new Request(url, { method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : body });
+  if (method === 'GET' || method === 'HEAD') return { request: new Request(url, { method, headers }) };
+  if (method === 'POST' && path.startsWith(JSON_API_PREFIX)) return { request: new Request(url, { method, headers }), body: body ?? Buffer.alloc(0) };
+  return { request: new Request(url, { method, headers, body }) };
 }
+
+/** The JSON API's paths: every POST route under it reads its body with `readJsonBody` (lambda/app.ts). */
+export const JSON_API_PREFIX = '/v1/';
 
 /** Headers hold bytes 0–255 only; the runtime hands over decoded strings, so anything else is percent-encoded rather than thrown on. */
 function headerSafe(value: string): string {
@@ -86,18 +101,10 @@ export async function writeResponse(runtime: StreamingRuntime, responseStream: W
   }
   const out = runtime.HttpResponseStream.from(responseStream, { statusCode: response.status, headers, cookies: sse ? [] : response.headers.getSetCookie() });
   if (sse) {
-    try {
-      await pipeline(async function* sseChunks() {
-        for (;;) {
-          const bytes = await sse.body.next();
-          if (bytes === undefined) return;
-          yield bytes;
-        }
-      }, out);
-    } catch (err) {
-      await sse.body.cancel().catch(() => undefined);
-      throw err;
-    }
+    // Written as the body gives its bytes, as the local server writes them (no pipeline, no async
+    // generator between the upstream's first event and the runtime's stream: issue 22).
+    if (!(await writeSseBytes(sse.body, out, () => undefined))) throw new Error('The client went away before the end of the answer.');
+    await finished(out);
     return;
   }
   if (!response.body) {

@@ -56,14 +56,16 @@ const gateway = createGateway({
 export const handler = runtime.streamifyResponse(async (event, responseStream, context) => {
   try {
     let request: Request;
+    let body: Buffer | undefined;
     try {
-      request = requestFromEvent(event as LambdaFunctionURLEvent | APIGatewayProxyEvent);
+      ({ request, body } = requestFromEvent(event as LambdaFunctionURLEvent | APIGatewayProxyEvent));
     } catch (err) {
       await writeResponse(runtime, responseStream, errorAnswer(invalidRequest('The HTTP request could not be read.', null, 'invalid_request').toBody(), 400));
       gateway.log.error('event_unreadable', describeError(err));
       return;
     }
-    const response = await gateway.app.fetch(request, { event, context });
+    // `body`: a JSON API request's bytes, handed beside its Request (lambda-http.ts).
+    const response = await gateway.app.fetch(request, { event, context, body });
     await writeResponse(runtime, responseStream, response).catch((err) => gateway.log.info('client_stream_failed', describeError(err)));
   } catch (err) {
     gateway.log.error('handler_failed', describeError(err));

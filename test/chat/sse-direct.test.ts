@@ -183,6 +183,46 @@ describe('written by the Lambda entry to the response stream (writeResponse)', (
     await source.returned;
   });
 
+  it('cancels the body at once and fails when the response stream closes while the upstream is silent', async () => {
+    const source = items(['one', 'two'], 1);
+    const out = new ResponseStreamRecorder();
+    const written = writeResponse(streamingRuntime(), out, sseResponse(body(source), { status: 200, headers: HEADERS }));
+    written.catch(() => undefined);
+    await new Promise<void>((resolve) => {
+      const poll = () => (out.parse().body === 'data: one\n\n' ? resolve() : setTimeout(poll, 5));
+      poll();
+    });
+    out.destroy();
+    // The second item never comes: only the stream's closing can end the wait.
+    await source.returned;
+    await expect(written).rejects.toThrow(/went away/);
+  });
+
+  it('waits for a stream that does not keep up, and hands over every byte in order', async () => {
+    const values = Array.from({ length: 200 }, (_, i) => `${i}`.repeat(400));
+    let writes = 0;
+    let mostBuffered = 0;
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      highWaterMark: 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        mostBuffered = Math.max(mostBuffered, out.writableLength);
+        // Every write completes a little later, as a slow client's would: the stream's buffer fills.
+        setTimeout(callback, ++writes % 20 === 0 ? 2 : 0);
+      },
+    });
+    const drains = jest.fn();
+    out.on('drain', drains);
+    await writeResponse(streamingRuntime(), out, sseResponse(body(items(values)), { status: 200, headers: HEADERS }));
+    const text = Buffer.concat(chunks).toString('utf8');
+    expect(text.slice(text.indexOf('data: '))).toBe(values.map((v) => `data: ${v}\n\n`).join('') + 'data: [DONE]\n\n');
+    expect(out.writableFinished).toBe(true);
+    expect(drains.mock.calls.length).toBeGreaterThan(10);
+    // Never more than the buffer's mark and one frame waiting: the writer stopped at each full buffer.
+    expect(mostBuffered).toBeLessThan(1024 + 500);
+  });
+
   it('writes the prelude and every frame without building the Web stream', async () => {
     const stream = jest.spyOn(SseBody.prototype, 'stream');
     try {

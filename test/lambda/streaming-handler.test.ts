@@ -144,6 +144,25 @@ describe.each(BUNDLES)('the %s', (_bundle, build) => {
     expect(completion.choices[0].message.content).toBe('hello from upstream');
   });
 
+  it('reads a JSON API body from the event itself: bad JSON, a body over the limit, and every POST route', async () => {
+    const bad = await invoke(makeEvent('POST', '/v1/chat/completions', headers(), '{"model": "gpt-4o", '));
+    expect(bad.prelude.statusCode).toBe(400);
+    expect(JSON.parse(bad.body).error.code).toBe('invalid_json');
+    const huge = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x'.repeat(4 * 1024 * 1024) }] });
+    const tooLarge = await invoke(makeEvent('POST', '/v1/chat/completions', headers(), huge));
+    expect(tooLarge.prelude.statusCode).toBe(413);
+    expect(JSON.parse(tooLarge.body).error.type).toBe('invalid_request_error');
+    // Each route answers from what its body says (a model it does not serve), so each read it.
+    const count = await invoke(makeEvent('POST', '/v1/messages/count_tokens', headers(), JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] })));
+    expect(count.body).toMatch(/no-such-model/);
+    const embeddings = await invoke(makeEvent('POST', '/v1/embeddings', headers(), JSON.stringify({ model: 'no-such-model', input: 'hi' })));
+    expect(embeddings.body).toMatch(/no-such-model/);
+    const responses = await invoke(makeEvent('POST', '/v1/responses', headers(), JSON.stringify({ model: 'no-such-model', input: 'hi' })));
+    expect(responses.body).toMatch(/no-such-model/);
+    const messages = await invoke(makeEvent('POST', '/v1/messages', headers(), JSON.stringify({ model: 'no-such-model', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })));
+    expect(messages.body).toMatch(/no-such-model/);
+  });
+
   it('answers a CORS preflight for DELETE itself, the allowed origin set once', async () => {
     const { prelude } = await invoke(
       makeEvent('OPTIONS', '/v1/responses/resp_123', { origin: CORS_ORIGIN, 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' }),
