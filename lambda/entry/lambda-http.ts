@@ -51,19 +51,16 @@ export function requestFromEvent(event: HttpEvent): { request: Request; body?: B
   const headers = new Headers();
   let method: string;
   let url: string;
-  let path: string;
   if (isFunctionUrlEvent(event)) {
     for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers.set(name, headerSafe(value));
     if (event.cookies?.length) headers.set('cookie', event.cookies.join('; '));
     method = event.requestContext.http.method;
-    path = event.rawPath;
     const host = event.requestContext.domainName ?? headers.get('host');
     url = `https://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`;
   } else {
     for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) for (const v of values ?? []) headers.append(name, headerSafe(v));
     for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined && !headers.has(name)) headers.set(name, headerSafe(value));
     method = event.httpMethod;
-    path = event.path;
     const query = new URLSearchParams();
     for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) for (const v of values ?? []) query.append(name, v);
     if (!event.multiValueQueryStringParameters) for (const [name, v] of Object.entries(event.queryStringParameters ?? {})) if (v !== undefined) query.append(name, v);
@@ -73,7 +70,8 @@ export function requestFromEvent(event: HttpEvent): { request: Request; body?: B
   const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : undefined;
   if (body) headers.set('content-length', String(body.byteLength));
   if (method === 'GET' || method === 'HEAD') return { request: new Request(url, { method, headers }) };
-  if (method === 'POST' && path.startsWith(JSON_API_PREFIX)) return { request: new Request(url, { method, headers }), body: body ?? Buffer.alloc(0) };
+  // The path as the Request normalises it (`/v1/../console` is `/console`), which is what Hono routes on.
+  if (method === 'POST' && new URL(url).pathname.startsWith(JSON_API_PREFIX)) return { request: new Request(url, { method, headers }), body: body ?? Buffer.alloc(0) };
   return { request: new Request(url, { method, headers, body }) };
 }
 
@@ -103,8 +101,12 @@ export async function writeResponse(runtime: StreamingRuntime, responseStream: W
   if (sse) {
     // Written as the body gives its bytes, as the local server writes them (no pipeline, no async
     // generator between the upstream's first event and the runtime's stream: issue 22).
+    // Watched from before its end: the runtime's stream is a thin wrapper whose `finished` would
+    // otherwise resolve at `end()`, not once the bytes are flushed (as `pipeline`'s watcher did).
+    const flushed = finished(out);
+    flushed.catch(() => undefined);
     if (!(await writeSseBytes(sse.body, out, () => undefined))) throw new Error('The client went away before the end of the answer.');
-    await finished(out);
+    await flushed;
     return;
   }
   if (!response.body) {

@@ -223,6 +223,33 @@ describe('written by the Lambda entry to the response stream (writeResponse)', (
     expect(mostBuffered).toBeLessThan(1024 + 500);
   });
 
+  it('returns only once the runtime’s stream has flushed, though that stream is a thin wrapper over the real one', async () => {
+    // As the Node.js runtime hands the handler its stream: the Writable's methods bound to it, its
+    // state as read-only properties (so `finished()` taken after `end()` sees it done at once).
+    let flush!: () => void;
+    const inner = new Writable({
+      write: (_chunk, _encoding, callback) => callback(),
+      final: (callback) => (flush = () => callback()),
+    });
+    const wrapper: Record<string, unknown> = Object.fromEntries(
+      ['cork', 'destroy', 'end', 'uncork', 'write', 'emit', 'off', 'on', 'once', 'prependListener', 'removeListener', 'removeAllListeners', 'listenerCount'].map((fn) => [
+        fn,
+        (inner as unknown as Record<string, (...args: unknown[]) => unknown>)[fn].bind(inner),
+      ]),
+    );
+    for (const prop of ['destroyed', 'writable', 'writableFinished', 'writableEnded', 'writableNeedDrain', 'writableLength', 'writableHighWaterMark', 'writableObjectMode']) {
+      Object.defineProperty(wrapper, prop, { get: () => (inner as unknown as Record<string, unknown>)[prop] });
+    }
+    let returned = false;
+    const written = writeResponse(streamingRuntime(), wrapper as unknown as Writable, sseResponse(body(), { status: 200, headers: HEADERS })).then(() => (returned = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(inner.writableEnded).toBe(true);
+    expect(returned).toBe(false);
+    flush();
+    await written;
+    expect(inner.writableFinished).toBe(true);
+  });
+
   it('writes the prelude and every frame without building the Web stream', async () => {
     const stream = jest.spyOn(SseBody.prototype, 'stream');
     try {

@@ -25,6 +25,21 @@ describe.each([
     expect(body?.byteLength).toBe(0);
   });
 
+  it('decodes a base64 body, as the runtime hands a binary-safe one', () => {
+    const event = { ...(makeEvent('POST', '/v1/chat/completions', { 'content-type': 'application/json' }) as object), body: Buffer.from(json).toString('base64'), isBase64Encoded: true };
+    const { request, body } = requestFromEvent(event as never);
+    expect(body?.toString('utf8')).toBe(json);
+    expect(request.headers.get('content-length')).toBe(String(Buffer.byteLength(json)));
+  });
+
+  it('decides on the path as routed: a /v1/.. path that leads to the console keeps its body', async () => {
+    const form = 'token=abc';
+    const { request, body } = requestFromEvent(makeEvent('POST', '/v1/../console/session', { 'content-type': 'application/x-www-form-urlencoded' }, form) as never);
+    expect(new URL(request.url).pathname).toBe('/console/session');
+    expect(body).toBeUndefined();
+    expect(await request.text()).toBe(form);
+  });
+
   it('keeps any other request’s body in the Request (a console form)', async () => {
     const form = 'token=abc&next=%2Fconsole';
     const { request, body } = requestFromEvent(makeEvent('POST', '/console/session', { 'content-type': 'application/x-www-form-urlencoded' }, form) as never);
