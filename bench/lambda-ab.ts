@@ -17,8 +17,8 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { bundleChat } from '../scripts/bundle';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
-import { startLambdaTarget } from './lambda';
-import { procCpuMs, startBaseServers, type Server } from './procs';
+import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
+import { procCpuMs, runMain, startBaseServers, type Server } from './procs';
 import { bodyFor } from './run';
 import { BENCH_MODEL } from './servers/bench-catalog';
 
@@ -38,20 +38,19 @@ async function main() {
   const servers: Server[] = [];
   try {
     const { upstream, gateway } = await startBaseServers(dynamo.endpoint, servers);
-    const sides: Array<{ name: string; server: Server; target: Target; lambda: boolean }> = [];
-    const add = async (name: string, bundle: Awaited<ReturnType<typeof bundleChat>>) => {
-      const server = await startLambdaTarget(bundle, upstream.url, dynamo.endpoint, gateway.info.tables);
-      servers.push(server);
-      sides.push({ name, server, lambda: true, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL)) });
-    };
-    sides.push({ name: 'gateway (local)', server: gateway, lambda: false, target: target('gateway', gateway.url, '/v1/chat/completions', { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL)) });
-    await add('gateway-lambda', await bundleChat(join(__dirname, 'results/bundle')));
+    // Every side on the same tables, with local mode's key.
+    const side = (name: string, server: Server, lambda: boolean) => ({ name, server, lambda, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL)) });
+    const sides: Array<{ name: string; server: Server; target: Target; lambda: boolean }> = [side('gateway (local)', gateway, false)];
+    const lambda = await startLambdaTarget(await bundleChat(join(__dirname, 'results/bundle')), upstream.url, dynamo.endpoint, gateway.info.tables);
+    servers.push(lambda);
+    sides.push(side('gateway-lambda', lambda, true));
     const baselineDir = process.env.BENCH_BASELINE;
     if (baselineDir) {
       const commit = execFileSync('git', ['-C', baselineDir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
       log(`baseline: ${baselineDir} at ${commit}`);
-      const { bundleChat: baselineBundle } = await import(join(baselineDir, 'scripts/bundle'));
-      await add('baseline-lambda', await baselineBundle(join(__dirname, 'results/bundle-baseline')));
+      const server = await startBaselineLambdaTarget(baselineDir, upstream.url, dynamo.endpoint, gateway.info.tables);
+      servers.push(server);
+      sides.push(side('baseline-lambda', server, true));
     }
     // Warm-up: JIT, pools, caches, the tokenizer loaded after the first answers.
     for (const s of sides) {
@@ -112,12 +111,4 @@ async function main() {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err) => {
-      process.stderr.write(`lambda-ab failed: ${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain(main, 'lambda-ab');

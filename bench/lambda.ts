@@ -61,6 +61,16 @@ export async function startLambdaTarget(bundle: ChatBundleFiles, upstreamUrl: st
   });
 }
 
+/**
+ * Another checkout's chat bundle (`BENCH_BASELINE`), built by that checkout's own scripts/bundle.ts,
+ * under the same host, tables and keys: the "before" beside `gateway-lambda` in one run.
+ */
+export async function startBaselineLambdaTarget(baselineDir: string, upstreamUrl: string, dynamoEndpoint: string, tables: TableNames, execArgv: string[] = []): Promise<Server> {
+  const { bundleChat: baselineBundle } = (await import(join(baselineDir, 'scripts/bundle'))) as { bundleChat: (outdir: string) => Promise<ChatBundleFiles> };
+  const built = await baselineBundle(join(__dirname, 'results/bundle-baseline'));
+  return startLambdaTarget(built, upstreamUrl, dynamoEndpoint, tables, execArgv);
+}
+
 interface Invocation {
   streamEndMs: number;
   /** The CPU up to the client's last byte: what the client waits on (the rest is billed, not waited on). */

@@ -112,3 +112,14 @@ export function procCpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
+
+/** A bench script's entry: exits 0 when `main` resolves, 1 with the error's stack when it fails. */
+export function runMain(main: () => Promise<void>, name: string): void {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`${name} failed: ${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
-import { startLambdaTarget } from './lambda';
+import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
 import { startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
@@ -68,10 +68,7 @@ async function main() {
       // The same tables, so the same keys, as `gateway`.
       traced.push({ target: target('gateway-lambda', lambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: lambda });
       if (baselineDir) {
-        // The baseline's own bundle, built by its own scripts/bundle.ts, on the same tables and keys.
-        const { bundleChat: baselineBundle } = await import(join(baselineDir, 'scripts/bundle'));
-        const built = await baselineBundle(join(__dirname, 'results/bundle-baseline'));
-        const baseLambda = await startLambdaTarget(built, upstream.url, dynamo.endpoint, gateway.info.tables, ['--require', PRELOAD]);
+        const baseLambda = await startBaselineLambdaTarget(baselineDir, upstream.url, dynamo.endpoint, gateway.info.tables, ['--require', PRELOAD]);
         servers.push(baseLambda);
         traced.push({ target: target('baseline-lambda', baseLambda.url, PATH, { authorization: `Bearer ${gateway.info.keys.ok}` }, bodyFor(BENCH_MODEL_300)), server: baseLambda });
       }
