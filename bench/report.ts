@@ -23,6 +23,8 @@ export interface Results {
   lambdaFirstRequest?: { initMs: number; initCpuMs: number; firstRequestMs: number; status: number; invocationMs: number };
   /** `storeCpuMsPerRequest`: the CPU of the DynamoDB Local JVM during the target's load, a request (targets on it). */
   throughput: Record<string, { rps: number; cpuMsPerRequest: number; storeCpuMsPerRequest?: number; requests: number; non2xx: number; errors: number; connections: number }>;
+  /** CPU a request of the gateway (DynamoDB Local) and Portkey at one offered rate (bench/run.ts `commonRate`). */
+  commonRate?: { rate: number; connections: number; gateway: CommonRateRow; portkey: CommonRateRow };
   dynamo: { kinds: Record<string, any>; clients?: Array<{ client: string; loadMs: number; getItem: { cpuMs: number; wallMs: number }; transactWriteItems: { cpuMs: number; wallMs: number } }> };
   coldStart: any;
   /** Write units per request with 10 and 1,000 requests of one account in flight (issue 10). */
@@ -45,11 +47,18 @@ export const REFERENCE = {
   portkey: { addedMs: 1.7, cpuMs: 0.9, rps: 1400, ttfbAddedMs: 28 },
 };
 
+interface CommonRateRow {
+  rps: number;
+  cpuMsPerRequest: number;
+  requests: number;
+  failed: number;
+}
+
 export const TARGETS = { cpuMsPerRequest: 0.45, maxAddedGapMs: 1, bundleBytes: 250 * 1024, importMs: 60 };
 
 
 const f = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
-const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const pad = (s: string, n: number) => (s.length >= n ? `${s} ` : s + ' '.repeat(n - s.length));
 const mark = (pass: boolean | null) => (pass === null ? 'info' : pass ? 'PASS' : 'MISS');
 
 export function verdicts(r: Results): Verdict[] {
@@ -114,6 +123,15 @@ export function verdicts(r: Results): Verdict[] {
       target: "< Portkey's, same run (issue 22)",
       pass: r.throughput.gateway.cpuMsPerRequest < r.throughput.portkey.cpuMsPerRequest,
     });
+    const common = r.commonRate;
+    if (common) {
+      out.push({
+        figure: `CPU per request at one rate, ${common.rate} req/s: gateway vs Portkey`,
+        value: `${f(common.gateway.cpuMsPerRequest, 3)} vs ${f(common.portkey.cpuMsPerRequest, 3)} ms (${f(common.gateway.rps, 0)} and ${f(common.portkey.rps, 0)} req/s)`,
+        target: "< Portkey's, same run and rate (issue 22)",
+        pass: common.gateway.failed === 0 && common.portkey.failed === 0 ? common.gateway.cpuMsPerRequest < common.portkey.cpuMsPerRequest : false,
+      });
+    }
     const jvm = r.throughput.gateway.storeCpuMsPerRequest;
     if (jvm !== undefined) {
       out.push({

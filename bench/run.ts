@@ -177,7 +177,7 @@ async function streams(targets: Target[]): Promise<Record<string, StreamFigures>
   return out;
 }
 
-async function load(t: Target, seconds: number): Promise<{ requests: number; non2xx: number; errors: number; seconds: number }> {
+async function load(t: Target, seconds: number, rate?: number): Promise<{ requests: number; non2xx: number; errors: number; seconds: number }> {
   const result = await autocannon({
     url: `${t.url}${t.path}`,
     method: 'POST',
@@ -185,6 +185,8 @@ async function load(t: Target, seconds: number): Promise<{ requests: number; non
     body: t.body(false),
     connections: CONNECTIONS,
     duration: seconds,
+    // Requests a second over all connections: one offered rate for every target (commonRate).
+    ...(rate ? { overallRate: rate } : {}),
   });
   return { requests: result.requests.total, non2xx: result.non2xx, errors: result.errors + result.timeouts, seconds: result.duration };
 }
@@ -192,6 +194,35 @@ async function load(t: Target, seconds: number): Promise<{ requests: number; non
 /** Targets whose store is the bench's DynamoDB Local: its JVM's CPU during their load is reported beside theirs. */
 const ON_DYNAMODB_LOCAL = new Set(['gateway', 'gateway-lambda', 'baseline']);
 
+
+/**
+ * CPU a request at one offered rate for the books-included gateway and Portkey (nine tenths of the
+ * slower one's rate in the throughput step): as fast as each answers, the gateway on DynamoDB Local
+ * runs at a fraction of Portkey's rate, and a process serving fewer requests a second spends more
+ * CPU on each (more wake-ups, fewer requests per wake-up), Portkey too. Rounds alternate the two.
+ */
+async function commonRate(targets: Target[], servers: Record<string, Server>, tput: Record<string, { rps: number }>) {
+  const pair = targets.filter((t) => t.name === 'gateway' || t.name === 'portkey');
+  if (pair.length < 2) return undefined;
+  const rate = Math.max(10, Math.floor(0.9 * Math.min(...pair.map((t) => tput[t.name].rps))));
+  const acc: Record<string, { requests: number; seconds: number; cpuMs: number; non2xx: number }> = {};
+  for (let round = 0; round < LOAD_ROUNDS; round++) {
+    for (const t of round % 2 ? [...pair].reverse() : pair) {
+      const server = servers[t.name];
+      const before = await server.cpuMs();
+      const r = await load(t, LOAD_SECONDS, rate);
+      const after = await server.cpuMs();
+      const a = (acc[t.name] ??= { requests: 0, seconds: 0, cpuMs: 0, non2xx: 0 });
+      a.requests += r.requests;
+      a.seconds += r.seconds;
+      a.cpuMs += after - before;
+      a.non2xx += r.non2xx + r.errors;
+      log(`  ${rate} req/s offered, ${t.name}: ${Math.round(r.requests / r.seconds)} req/s, ${((after - before) / r.requests).toFixed(3)} CPU-ms/req, non-2xx ${r.non2xx}`);
+    }
+  }
+  const of = (name: string) => ({ rps: acc[name].requests / acc[name].seconds, cpuMsPerRequest: acc[name].cpuMs / acc[name].requests, requests: acc[name].requests, failed: acc[name].non2xx });
+  return { rate, connections: CONNECTIONS, gateway: of('gateway'), portkey: of('portkey') };
+}
 
 async function throughput(targets: Target[], servers: Record<string, Server>, dynamoPid?: number) {
   const acc: Record<string, { requests: number; non2xx: number; errors: number; seconds: number; cpuMs: number; storeCpuMs?: number }> = {};
@@ -466,6 +497,8 @@ async function main() {
 
     log(`throughput: ${LOAD_ROUNDS} rounds of ${LOAD_SECONDS}s per target, ${CONNECTIONS} connections`);
     const tput = await throughput(targets, byName, dynamo.child.pid);
+    log('CPU per request at one common rate: the gateway (DynamoDB Local) and Portkey');
+    const common = await commonRate(targets, byName, tput);
 
     log(`write units per request with ${IN_FLIGHT.join(' and ')} requests of one account in flight`);
     let inFlight: Results['inFlight'];
@@ -500,6 +533,7 @@ async function main() {
       memory,
       lambdaFirstRequest: lambdaFirst,
       throughput: tput,
+      commonRate: common,
       dynamo: { kinds, clients },
       coldStart: cold,
       inFlight,
