@@ -205,22 +205,29 @@ async function commonRate(targets: Target[], servers: Record<string, Server>, tp
   const pair = targets.filter((t) => t.name === 'gateway' || t.name === 'portkey');
   if (pair.length < 2) return undefined;
   const rate = Math.max(10, Math.floor(0.9 * Math.min(...pair.map((t) => tput[t.name].rps))));
-  const acc: Record<string, { requests: number; seconds: number; cpuMs: number; non2xx: number }> = {};
+  const acc: Record<string, { requests: number; seconds: number; cpuMs: number; non2xx: number; rounds: number[] }> = {};
   for (let round = 0; round < LOAD_ROUNDS; round++) {
     for (const t of round % 2 ? [...pair].reverse() : pair) {
       const server = servers[t.name];
       const before = await server.cpuMs();
       const r = await load(t, LOAD_SECONDS, rate);
       const after = await server.cpuMs();
-      const a = (acc[t.name] ??= { requests: 0, seconds: 0, cpuMs: 0, non2xx: 0 });
+      const a = (acc[t.name] ??= { requests: 0, seconds: 0, cpuMs: 0, non2xx: 0, rounds: [] });
       a.requests += r.requests;
       a.seconds += r.seconds;
       a.cpuMs += after - before;
       a.non2xx += r.non2xx + r.errors;
+      a.rounds.push((after - before) / r.requests);
       log(`  ${rate} req/s offered, ${t.name}: ${Math.round(r.requests / r.seconds)} req/s, ${((after - before) / r.requests).toFixed(3)} CPU-ms/req, non-2xx ${r.non2xx}`);
     }
   }
-  const of = (name: string) => ({ rps: acc[name].requests / acc[name].seconds, cpuMsPerRequest: acc[name].cpuMs / acc[name].requests, requests: acc[name].requests, failed: acc[name].non2xx });
+  const of = (name: string) => ({
+    rps: acc[name].requests / acc[name].seconds,
+    cpuMsPerRequest: acc[name].cpuMs / acc[name].requests,
+    roundsCpuMsPerRequest: acc[name].rounds,
+    requests: acc[name].requests,
+    failed: acc[name].non2xx,
+  });
   return { rate, connections: CONNECTIONS, gateway: of('gateway'), portkey: of('portkey') };
 }
 
