@@ -12,7 +12,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import type { MeterSnapshot } from './dynamo-meter';
 import { pct } from './first-byte';
-import { startServer, type Server } from './procs';
+import { runMain, startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
@@ -103,10 +103,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'cpu-ab');

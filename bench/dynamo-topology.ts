@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
-import { procCpuMs, startServer, type Server } from './procs';
+import { procCpuMs, runMain, startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -183,11 +183,5 @@ async function main() {
 }
 
 if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err) => {
-      process.stderr.write(`${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  runMain(main, 'dynamo-topology');
 }

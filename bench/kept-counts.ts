@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chatPromptEstimate, warmTokenizer } from '../lambda/money/tokens';
 import { pct } from './first-byte';
+import { runMain } from './procs';
 
 const CHARS = Number(process.env.BENCH_KEPT_CHARS ?? 100_000);
 const TURNS = Number(process.env.BENCH_KEPT_TURNS ?? 20);
@@ -44,10 +45,4 @@ async function main() {
   );
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`kept-counts failed: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'kept-counts');

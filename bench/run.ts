@@ -15,7 +15,7 @@ import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
-import { procCpuMs, startBaseServers, startServer, type Server } from './procs';
+import { procCpuMs, runMain, startBaseServers, startServer, type Server } from './procs';
 import { report, type Results } from './report';
 import { CHUNKS } from './servers/upstream-shape';
 import type { ChatBundleFiles } from '../scripts/bundle';
@@ -565,11 +565,5 @@ async function main() {
 
 // Imported by bench/dynamo-topology.ts for the peer: run only as the script itself.
 if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err) => {
-      process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  runMain(main, 'bench');
 }

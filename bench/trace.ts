@@ -15,7 +15,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
-import { startServer, type Server } from './procs';
+import { runMain, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TRACE_ROUNDS ?? 40);
@@ -112,11 +112,5 @@ async function main() {
 }
 
 if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err) => {
-      process.stderr.write(`trace failed: ${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  runMain(main, 'trace');
 }

@@ -12,7 +12,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { firstByte300, LONG_PROMPT_CHARS, pct, withLongPrompt } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
-import { startBaseServers, startServer, type Server } from './procs';
+import { runMain, startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
@@ -146,10 +146,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`ttfb failed: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'ttfb');
