@@ -1,5 +1,6 @@
 import { ChatChunkEncoder, chatFrame, chatStreamTerminals, decodeChatRequest, encodeChatCompletion } from '../codecs/openai-chat';
 import { invalidRequest } from '../contract/errors';
+import { jsonSourceOf } from '../contract/json-body';
 import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
 import type { AnswerEvent } from '../core/answer';
 import { DONE_FRAME, type SseFrame } from '../core/sse';
@@ -36,7 +37,10 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
   const model = modelFor(deps, key, request.model);
   const n = request.n ?? 1;
   if (n > 1 && !model.routes.some((r) => deps.providers[r.provider]?.servesSeveralChoices)) throw severalChoices();
-  const opened = await openAnswer(deps, scope, key, model, decodeChatRequest(request), {
+  const source = jsonSourceOf(body);
+  const decoded = decodeChatRequest(request);
+  if (source) decoded.source = { ...source, wire: 'openai-chat' };
+  const opened = await openAnswer(deps, scope, key, model, decoded, {
     prompt: chatPromptEstimate(request, model.tokenRules, key.accountId),
     billing: chatBillingAsk(request, model),
     n,

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { GatewayError, invalidRequest, requestTooLarge, upstreamError } from './errors';
+import type { JsonSource } from './json-splice';
 
 /**
  * How much of an oversized body is read and dropped before the 413 goes out. Answering and closing
@@ -30,7 +31,8 @@ export async function readJsonBody(request: Request, maxBytes: number, atHand?: 
   if (type && !/^application\/json\s*(;|$)/i.test(type)) {
     throw new GatewayError(415, 'invalid_request_error', 'unsupported_content_type', `Unsupported content type '${type.slice(0, 100)}': send application/json.`);
   }
-  const text = await readBodyWithin(request, maxBytes, atHand);
+  const bytes = await readBodyWithin(request, maxBytes, atHand);
+  const text = bytes.toString('utf8');
   if (!text.trim()) throw invalidRequest('The request body is empty: send a JSON object.', null, 'invalid_json');
   let body: unknown;
   try {
@@ -41,13 +43,27 @@ export async function readJsonBody(request: Request, maxBytes: number, atHand?: 
   if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
     throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
   }
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) sources.set(body, bytes);
   return body;
 }
 
-async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyAtHand): Promise<string> {
+/** The bytes each body object `readJsonBody` returned was parsed from, while that object lives. */
+const sources = new WeakMap<object, Buffer>();
+
+/**
+ * A body `readJsonBody` returned, with the bytes it was parsed from (`spliceJson` copies from them
+ * what a provider of the same wire sends unchanged); undefined for any other value.
+ */
+export function jsonSourceOf(body: unknown): JsonSource | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const bytes = sources.get(body);
+  return bytes && { bytes, value: body as Record<string, unknown> };
+}
+
+async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyAtHand): Promise<Buffer> {
   if (atHand instanceof Uint8Array) {
     if (atHand.byteLength > maxBytes) throw requestTooLargeClosing(maxBytes);
-    return Buffer.from(atHand.buffer, atHand.byteOffset, atHand.byteLength).toString('utf8');
+    return Buffer.from(atHand.buffer, atHand.byteOffset, atHand.byteLength);
   }
   const incoming = atHand;
   const declaredBytes = Number(request.headers.get('content-length') ?? Number.NaN);
@@ -58,12 +74,12 @@ async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyA
   // the same. Chunked bodies and lengths above the limit take the stream, which stops at the limit.
   if (declaredBytes <= maxBytes) {
     const whole = incoming && bufferedWhole(incoming, declaredBytes);
-    if (whole) return whole.toString('utf8');
+    if (whole) return whole;
     const bytes = await request.arrayBuffer();
     if (bytes.byteLength > maxBytes) throw requestTooLargeClosing(maxBytes);
-    return Buffer.from(bytes).toString('utf8');
+    return Buffer.from(bytes);
   }
-  if (!request.body) return '';
+  if (!request.body) return Buffer.alloc(0);
   const reader = request.body.getReader();
   if (declaredBytes > maxBytes) throw await tooLarge(reader, maxBytes, 0);
   const parts: Uint8Array[] = [];
@@ -75,7 +91,7 @@ async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyA
     if (size > maxBytes) throw await tooLarge(reader, maxBytes, size);
     parts.push(value);
   }
-  return Buffer.concat(parts, size).toString('utf8');
+  return Buffer.concat(parts, size);
 }
 
 /**

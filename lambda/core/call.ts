@@ -74,6 +74,21 @@ export interface RequestOptions {
 export interface DecodedRequest {
   prompt: Prompt;
   options: RequestOptions;
+  /** The client's body on its wire, as `readJsonBody` read it (never changed since). */
+  source?: WireSource;
+}
+
+/**
+ * The client's request body and the wire it speaks: an encoder of the same wire copies from its
+ * bytes each large field it would send unchanged (contract/json-splice.ts `spliceJson`); any
+ * other encoder ignores it.
+ */
+export interface WireSource {
+  wire: WireName;
+  /** The body's bytes as they came. */
+  bytes: Buffer;
+  /** What `JSON.parse` made of them, never changed since. */
+  value: Record<string, unknown>;
 }
 
 declare const held: unique symbol;
@@ -100,10 +115,13 @@ export interface CallSettings extends Omit<RequestOptions, 'outputLimit'> {
 export interface Call {
   prompt: Prompt;
   settings: CallSettings;
+  source?: WireSource;
 }
 
 /** The call for a decoded request once admission has held money for `limit` output tokens. */
 export function callFor(decoded: DecodedRequest, limit: HeldOutputLimit): Call {
   const { outputLimit: _wish, ...rest } = decoded.options;
-  return { prompt: decoded.prompt, settings: { ...rest, maxOutputTokens: limit } };
+  const call: Call = { prompt: decoded.prompt, settings: { ...rest, maxOutputTokens: limit } };
+  if (decoded.source) call.source = decoded.source;
+  return call;
 }

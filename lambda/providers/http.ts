@@ -24,7 +24,7 @@ const AGENTS = {
  */
 export async function fetchUpstream(
   url: string,
-  init: { headers: Record<string, string>; body: string },
+  init: { headers: Record<string, string>; body: string | Buffer },
   call: Pick<ProviderCall, 'timeouts'>,
   deadline: UpstreamDeadline,
   /** The error a status other than 2xx is thrown as (a provider with its own error body maps it). */
@@ -45,7 +45,7 @@ export async function fetchUpstream(
 }
 
 /** A POST of a JSON body on the shared keep-alive agents; settles with the response head. */
-export function postUpstream(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+export function postUpstream(url: string, headers: Record<string, string>, body: string | Buffer, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;

@@ -4,14 +4,17 @@ import type { AddressInfo } from 'node:net';
 export type UpstreamHandler = (req: IncomingMessage, body: any, res: ServerResponse) => void | Promise<void>;
 
 /** An OpenAI-compatible stand-in on 127.0.0.1 for end-to-end tests. */
-export async function startUpstream(handler: UpstreamHandler): Promise<{ url: string; server: Server; requests: any[]; close(): Promise<void> }> {
+export async function startUpstream(handler: UpstreamHandler): Promise<{ url: string; server: Server; requests: any[]; texts: string[]; close(): Promise<void> }> {
   const requests: any[] = [];
+  /** Each request's body as the bytes came (UTF-8). */
+  const texts: string[] = [];
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => {
       const text = Buffer.concat(parts).toString('utf8');
       const body = text ? JSON.parse(text) : undefined;
+      texts.push(text);
       requests.push(body);
       void handler(req, body, res);
     });
@@ -22,6 +25,7 @@ export async function startUpstream(handler: UpstreamHandler): Promise<{ url: st
     url: `http://127.0.0.1:${port}/v1`,
     server,
     requests,
+    texts,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

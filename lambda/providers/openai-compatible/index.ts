@@ -6,6 +6,7 @@ import { ChatChunkDecoder, decodeChatCompletion, encodeChatRequest, usageOfChat 
 import type { AnswerEvent } from '../../core/answer';
 import { fetchUpstream, openEventStream, readJson } from '../http';
 import { parseStreamEvent } from '../../contract/json-body';
+import { spliceJson } from '../../contract/json-splice';
 import type { AnswerCall, AnswerProvider, ProviderCall, RelayedEvent, RelayStream } from '../types';
 import { UpstreamDeadline } from '../upstream-deadline';
 import { openAiCompatibleEmbeddings } from './embeddings';
@@ -73,11 +74,13 @@ function isOpenAi(baseUrl: string): boolean {
   return /^https:\/\/api\.openai\.com(\/|$)/.test(baseUrl);
 }
 
-function post(call: ProviderCall<unknown>, body: object, deadline: UpstreamDeadline): Promise<IncomingMessage> {
+function post(call: AnswerCall, body: ChatCompletionRequest, deadline: UpstreamDeadline): Promise<IncomingMessage> {
   const base = (call.route.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
-  const headers: Record<string, string> = { accept: body && (body as { stream?: boolean }).stream ? 'text/event-stream' : 'application/json' };
+  const headers: Record<string, string> = { accept: body.stream ? 'text/event-stream' : 'application/json' };
   if (call.apiKey) headers.authorization = `Bearer ${call.apiKey}`;
-  return fetchUpstream(`${base}/chat/completions`, { headers, body: JSON.stringify(body) }, call, deadline);
+  // A Chat client's large fields (its messages, its tools) go as it wrote them when they are what the codec would send.
+  const source = call.request.source?.wire === 'openai-chat' ? call.request.source : undefined;
+  return fetchUpstream(`${base}/chat/completions`, { headers, body: spliceJson(body as Record<string, unknown>, source) }, call, deadline);
 }
 
 /**

@@ -1,0 +1,109 @@
+import fc from 'fast-check';
+import { spliceJson, topLevelSpans, type JsonSource } from '../../lambda/contract/json-splice';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const sourceOf = (text: string): JsonSource & { value: Record<string, any> } => ({ bytes: Buffer.from(text, 'utf8'), value: JSON.parse(text) });
+const spanTexts = (text: string) => {
+  const bytes = Buffer.from(text, 'utf8');
+  const spans = topLevelSpans(bytes);
+  return spans && Object.fromEntries([...spans].map(([k, s]) => [k, { text: bytes.toString('utf8', s.start, s.end), keys: s.keys }]));
+};
+const long = 'x'.repeat(3000);
+
+describe('topLevelSpans: each top-level value of a JSON object, as written', () => {
+  it('finds values around escapes, nesting, spacing and multi-byte text', () => {
+    const text = ' { "a" : "q\\"uo\\\\" ,\n "mess\\u0061ges":[ {"role":"user","content":"caf\\u00e9 é \\\\"} , {"x":{"y":[1,{"z":"]}"}]}} ] ,"n":-1.5e3,"t":true, "nul" :null }\n';
+    expect(spanTexts(text)).toEqual({
+      a: { text: '"q\\"uo\\\\"', keys: 0 },
+      messages: { text: '[ {"role":"user","content":"caf\\u00e9 é \\\\"} , {"x":{"y":[1,{"z":"]}"}]}} ]', keys: 5 },
+      n: { text: '-1.5e3', keys: 0 },
+      t: { text: 'true', keys: 0 },
+      nul: { text: 'null', keys: 0 },
+    });
+  });
+
+  it('keeps the last of a top-level key written twice, as JSON.parse does', () => {
+    expect(spanTexts('{"m":[1],"m":[2,3]}')).toEqual({ m: { text: '[2,3]', keys: 0 } });
+  });
+
+  it('answers nothing for what is not an object', () => {
+    expect(spanTexts('[1,2]')).toBeUndefined();
+    expect(spanTexts('"s"')).toBeUndefined();
+    expect(spanTexts('{}')).toEqual({});
+  });
+
+  it('reads back every value of any object JSON.stringify writes, indented or not', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.constantFrom(undefined, 2, '\t'), (object, indent) => {
+        const text = JSON.stringify(object, null, indent);
+        const value = JSON.parse(text);
+        const spans = spanTexts(text)!;
+        expect(Object.keys(spans).sort()).toEqual(Object.keys(value).sort());
+        for (const key of Object.keys(value)) expect(JSON.parse(spans[key].text)).toEqual(value[key]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('spliceJson: the client bytes of a field sent unchanged, the rest serialised', () => {
+  const client = `{ "model": "m", "messages" : [ {"role": "user", "content": "caf\\u00e9 ${long}"} ], "stream": true }`;
+
+  it('copies a large field the encoder left as the client wrote it, byte for byte, in the encoder key order', () => {
+    const source = sourceOf(client);
+    const encoded = { model: 'upstream-model', messages: source.value.messages, max_tokens: undefined, stream: true, stream_options: { include_usage: true } };
+    const out = spliceJson(encoded, source);
+    expect(Buffer.isBuffer(out)).toBe(true);
+    const text = out.toString();
+    expect(text).toContain(`"messages":[ {"role": "user", "content": "caf\\u00e9 ${long}"} ]`);
+    expect(text.startsWith('{"model":"upstream-model","messages":[')).toBe(true);
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(encoded)));
+  });
+
+  it('serialises a field the encoder changed, however small the change', () => {
+    const source = sourceOf(client);
+    const messages = [{ role: 'user', content: `café ${long}` }, { role: 'user', content: 'more' }];
+    const out = spliceJson({ model: 'm', messages }, source);
+    expect(out).toBe(JSON.stringify({ model: 'm', messages }));
+  });
+
+  it('serialises a field whose bytes name a key twice (the parse kept one, another parser may keep the other)', () => {
+    const text = `{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}],"content":"${long}"}]}`;
+    const source = sourceOf(text);
+    expect(source.value.messages[0].content).toBe(long);
+    const out = spliceJson({ model: 'm', messages: source.value.messages }, source);
+    expect(out).toBe(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: long }] }));
+  });
+
+  it('serialises everything when the bytes are not UTF-8 (what was parsed is not what would be sent)', () => {
+    const bytes = Buffer.concat([Buffer.from(`{"model":"m","messages":[{"role":"user","content":"${long}`), Buffer.from([0xff]), Buffer.from('"}]}')]);
+    const value = JSON.parse(bytes.toString('utf8'));
+    const out = spliceJson({ model: 'm', messages: value.messages }, { bytes, value });
+    expect(typeof out).toBe('string');
+    expect(JSON.parse(out as string).messages[0].content.endsWith('\ufffd')).toBe(true);
+  });
+
+  it('serialises small bodies and small fields, and without a source', () => {
+    const small = sourceOf('{"model":"m","messages":[{"role":"user","content":"hi"}]}');
+    expect(spliceJson({ model: 'm', messages: small.value.messages }, small)).toBe('{"model":"m","messages":[{"role":"user","content":"hi"}]}');
+    const source = sourceOf(client);
+    expect(typeof spliceJson({ model: 'm', messages: source.value.messages }, source, 1_000_000)).toBe('string');
+    expect(spliceJson({ model: 'm', messages: source.value.messages }, undefined)).toBe(JSON.stringify({ model: 'm', messages: source.value.messages }));
+  });
+
+  it('always means what the encoder made, whatever the client wrote and whatever the encoder changed', () => {
+    const entry = fc.record({ role: fc.constantFrom('user', 'assistant'), content: fc.oneof(fc.string(), fc.constant(long)) });
+    fc.assert(
+      fc.property(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.constantFrom(undefined, 1, ' '), fc.nat(3), (messages, indent, change) => {
+        const text = JSON.stringify({ model: 'm', tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', description: long } } }], messages }, null, indent);
+        const source = sourceOf(text);
+        const encoded: Record<string, unknown> = { model: 'up', messages: source.value.messages, tools: source.value.tools };
+        if (change === 1) encoded.messages = [...source.value.messages.slice(1), { role: 'user', content: 'x' }];
+        if (change === 2) encoded.tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
+        const out = spliceJson(encoded, source, 100);
+        expect(JSON.parse(out.toString())).toEqual(encoded);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
