@@ -43,12 +43,12 @@ export async function readJsonBody(request: Request, maxBytes: number, atHand?: 
   if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
     throw invalidRequest(`The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, null, 'invalid_json');
   }
-  if (body !== null && typeof body === 'object' && !Array.isArray(body)) sources.set(body, bytes);
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) sources.set(body, { bytes, text });
   return body;
 }
 
-/** The bytes each body object `readJsonBody` returned was parsed from, while that object lives. */
-const sources = new WeakMap<object, Buffer>();
+/** The bytes and text each body object `readJsonBody` returned was parsed from, while that object lives. */
+const sources = new WeakMap<object, { bytes: Buffer; text: string }>();
 
 /**
  * A body `readJsonBody` returned, with the bytes it was parsed from (`spliceJson` copies from them
@@ -56,8 +56,8 @@ const sources = new WeakMap<object, Buffer>();
  */
 export function jsonSourceOf(body: unknown): JsonSource | undefined {
   if (body === null || typeof body !== 'object') return undefined;
-  const bytes = sources.get(body);
-  return bytes && { bytes, value: body as Record<string, unknown> };
+  const source = sources.get(body);
+  return source && { ...source, value: body as Record<string, unknown> };
 }
 
 async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyAtHand): Promise<Buffer> {

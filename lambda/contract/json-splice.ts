@@ -1,69 +1,85 @@
 import { isUtf8 } from 'node:buffer';
-import { isDeepStrictEqual } from 'node:util';
 
 /**
- * A request body as the client sent it: its bytes and what `JSON.parse` made of them. A provider
- * of the client's own wire sends the bytes of a top-level field as they came where its encoder
- * would send the same value (`spliceJson`): a coding agent's 100,000-character history is then
- * neither serialised again nor encoded to UTF-8 again (issue 22, item 2).
+ * A request body as the client sent it: its bytes, their text and what `JSON.parse` made of it. A
+ * provider of the client's own wire sends the bytes of a top-level field as they came where its
+ * encoder would send the same value (`spliceJson`): a coding agent's 100,000-character history is
+ * then neither serialised again nor encoded to UTF-8 again (issue 22, item 2).
  */
 export interface JsonSource {
   bytes: Buffer;
+  /** `bytes` decoded as UTF-8. */
+  text: string;
+  /** `JSON.parse(text)`, never changed since. */
   value: Record<string, unknown>;
 }
 
-/** Below this many bytes a field's value is serialised: copying it saves nothing worth the walk. */
-export const SPLICE_MIN_BYTES = 2048;
+/** Below this many characters a field's value is serialised: copying it saves nothing worth the walk. */
+export const SPLICE_MIN_CHARS = 2048;
 
+/** A top-level value's place in the text (UTF-16 indices), and the object keys written inside it. */
 interface Span {
   start: number;
   end: number;
-  /** Object keys written inside the value (duplicates included). */
+  /** Object keys written inside the value (a key written twice counts twice). */
   keys: number;
 }
 
 /**
- * `encoded` as JSON: each top-level value that came from the client unchanged (`isDeepStrictEqual`
- * to the parsed body's, at least `minBytes` long) copied from the client's bytes, the rest
- * serialised. Copied only when the bytes mean exactly that value to any parser: valid UTF-8 (so
- * the text parsed is the bytes sent), and no object in the span naming a key twice (JSON.parse
- * keeps the last; another parser may keep the first, and then read what the gateway never saw).
- * The keys' order is `encoded`'s. Undefined values are left out, as `JSON.stringify` leaves them.
+ * `encoded` as JSON: each top-level value that came from the client unchanged (`keysIfSame`, and
+ * at least `minChars` long) copied from the client's bytes, the rest serialised. Copied only when
+ * the bytes mean exactly that value to any parser: valid UTF-8 (so the text parsed is the bytes
+ * sent), and no object in the span naming a key twice (JSON.parse keeps the last; another parser
+ * may keep the first, and would then read what the gateway never saw). The keys' order is
+ * `encoded`'s. Undefined values are left out, as `JSON.stringify` leaves them.
  */
-export function spliceJson(encoded: Record<string, unknown>, source: JsonSource | undefined, minBytes = SPLICE_MIN_BYTES): string | Buffer {
-  const spans = source && source.bytes.length >= minBytes ? clientSpans(source.bytes) : undefined;
+export function spliceJson(encoded: Record<string, unknown>, source: JsonSource | undefined, minChars = SPLICE_MIN_CHARS): string | Buffer {
+  const spans = source && source.text.length >= minChars ? clientSpans(source) : undefined;
   if (!spans) return JSON.stringify(encoded);
-  const parts: Buffer[] = [];
+  const copies: Array<{ span: Span; before: string }> = [];
   let text = '{';
-  let copied = false;
   for (const key of Object.keys(encoded)) {
     const value = encoded[key];
     if (value === undefined) continue;
-    if (text.length > 1 || parts.length) text += ',';
+    if (text.length > 1 || copies.length) text += ',';
     text += `${JSON.stringify(key)}:`;
     const span = spans.get(key);
-    const clientValue = source!.value[key];
-    if (span && span.end - span.start >= minBytes && keyCount(clientValue) === span.keys && isDeepStrictEqual(value, clientValue)) {
-      parts.push(Buffer.from(text), source!.bytes.subarray(span.start, span.end));
+    if (span && span.end - span.start >= minChars && keysIfSame(value, source!.value[key]) === span.keys) {
+      copies.push({ span, before: text });
       text = '';
-      copied = true;
     } else {
       text += JSON.stringify(value);
     }
   }
-  if (!copied) return JSON.stringify(encoded);
-  parts.push(Buffer.from(`${text}}`));
-  return Buffer.concat(parts);
+  if (!copies.length) return JSON.stringify(encoded);
+  return Buffer.concat([...spliced(source!, copies), Buffer.from(`${text}}`)]);
+}
+
+/** The serialised text before each copied span, then the span's bytes (text indices turned into byte offsets once, in order). */
+function* spliced(source: JsonSource, copies: Array<{ span: Span; before: string }>): Iterable<Buffer> {
+  const ascii = source.bytes.length === source.text.length;
+  const ordered = [...copies].sort((a, b) => a.span.start - b.span.start);
+  const offsets = new Map<Span, [number, number]>();
+  let index = 0;
+  let offset = 0;
+  const byteAt = (at: number) => {
+    if (!ascii) offset += Buffer.byteLength(source.text.slice(index, at));
+    else offset = at;
+    index = at;
+    return offset;
+  };
+  for (const { span } of ordered) offsets.set(span, [byteAt(span.start), byteAt(span.end)]);
+  for (const { span, before } of copies) {
+    const [start, end] = offsets.get(span)!;
+    yield Buffer.from(before);
+    yield source.bytes.subarray(start, end);
+  }
 }
 
 /** The spans of the body's top-level values by key (the last of a key written twice, as JSON.parse keeps), or undefined for bytes that are not UTF-8 or not an object. */
-function clientSpans(bytes: Buffer): Map<string, Span> | undefined {
-  if (!isUtf8(bytes)) return undefined;
-  try {
-    return topLevelSpans(bytes);
-  } catch {
-    return undefined;
-  }
+function clientSpans(source: JsonSource): Map<string, Span> | undefined {
+  if (!isUtf8(source.bytes)) return undefined;
+  return topLevelSpans(source.text);
 }
 
 const QUOTE = 0x22;
@@ -76,15 +92,14 @@ function isSpace(c: number): boolean {
 }
 
 /**
- * One pass over a JSON object's bytes (already parsed once, so known to be JSON): strings skipped
- * with `indexOf` (native), brackets counted between them. Multi-byte UTF-8 never holds a byte
- * below 0x80, so the ASCII punctuation read here is the text's own.
+ * One pass over a JSON object's text (already parsed once, so known to be JSON): strings skipped
+ * with `indexOf` (a builtin), brackets counted between them.
  */
-export function topLevelSpans(bytes: Buffer): Map<string, Span> | undefined {
-  const n = bytes.length;
+export function topLevelSpans(text: string): Map<string, Span> | undefined {
+  const n = text.length;
   let i = 0;
-  while (i < n && isSpace(bytes[i])) i++;
-  if (bytes[i] !== 0x7b) return undefined;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (text.charCodeAt(i) !== 0x7b) return undefined;
   i++;
   const spans = new Map<string, Span>();
   let depth = 1;
@@ -94,22 +109,22 @@ export function topLevelSpans(bytes: Buffer): Map<string, Span> | undefined {
   const close = (at: number) => {
     if (key === undefined) return;
     let end = at;
-    while (end > start && isSpace(bytes[end - 1])) end--;
+    while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
     spans.set(key, { start, end, keys });
     key = undefined;
   };
   while (i < n) {
-    const c = bytes[i];
+    const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      const last = stringEnd(bytes, i);
+      const last = stringEnd(text, i);
       if (last < 0) return undefined;
       let next = last + 1;
-      while (next < n && isSpace(bytes[next])) next++;
-      const isKey = bytes[next] === COLON;
+      while (next < n && isSpace(text.charCodeAt(next))) next++;
+      const isKey = text.charCodeAt(next) === COLON;
       if (isKey && depth === 1) {
-        key = keyText(bytes, i, last);
+        key = keyText(text, i, last);
         next++;
-        while (next < n && isSpace(bytes[next])) next++;
+        while (next < n && isSpace(text.charCodeAt(next))) next++;
         start = next;
         keys = 0;
       } else if (isKey) {
@@ -133,32 +148,70 @@ export function topLevelSpans(bytes: Buffer): Map<string, Span> | undefined {
 }
 
 /** The index of the quote that ends the string opened at `open` (one not escaped by an odd run of backslashes). */
-function stringEnd(bytes: Buffer, open: number): number {
+function stringEnd(text: string, open: number): number {
   let at = open;
   for (;;) {
-    at = bytes.indexOf(QUOTE, at + 1);
+    at = text.indexOf('"', at + 1);
     if (at < 0) return -1;
     let slashes = 0;
-    while (bytes[at - 1 - slashes] === BACKSLASH) slashes++;
+    while (text.charCodeAt(at - 1 - slashes) === BACKSLASH) slashes++;
     if (slashes % 2 === 0) return at;
   }
 }
 
-function keyText(bytes: Buffer, open: number, last: number): string {
-  const raw = bytes.toString('utf8', open, last + 1);
+function keyText(text: string, open: number, last: number): string {
+  const raw = text.slice(open, last + 1);
   return raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
 }
 
-/** The object keys in a parsed JSON value, all levels (each object's own, JSON.parse makes no others). */
-function keyCount(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let count = 0;
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * When `value` serialises to what `parsed` (a JSON.parse result) means: the number of object keys
+ * in `parsed`, all levels; otherwise -1. Equal as JSON: the same strings, numbers, booleans and
+ * nulls, arrays of the same length and items, objects with the same keys (a key whose value is
+ * undefined in `value` counts as absent, as JSON.stringify leaves it out). Anything JSON.stringify
+ * would write otherwise (a function, a date, a number that is not finite) is never equal.
+ */
+export function keysIfSame(value: unknown, parsed: unknown): number {
+  if (value === parsed) return parsed !== null && typeof parsed === 'object' ? keysIn(parsed) : typeof parsed === 'number' && !Number.isFinite(parsed) ? -1 : 0;
+  if (value === null || parsed === null || typeof value !== 'object' || typeof parsed !== 'object') return -1;
   if (Array.isArray(value)) {
-    for (const item of value) count += keyCount(item);
-    return count;
+    if (!Array.isArray(parsed) || value.length !== parsed.length) return -1;
+    let keys = 0;
+    for (let i = 0; i < value.length; i++) {
+      const inner = keysIfSame(value[i], parsed[i]);
+      if (inner < 0) return -1;
+      keys += inner;
+    }
+    return keys;
   }
+  if (Array.isArray(parsed) || Object.getPrototypeOf(value) !== Object.prototype) return -1;
+  let keys = 0;
+  let defined = 0;
   for (const key in value as Record<string, unknown>) {
-    count += 1 + keyCount((value as Record<string, unknown>)[key]);
+    const inner = (value as Record<string, unknown>)[key];
+    if (inner === undefined) continue;
+    defined++;
+    if (!hasOwn.call(parsed, key)) return -1;
+    const innerKeys = keysIfSame(inner, (parsed as Record<string, unknown>)[key]);
+    if (innerKeys < 0) return -1;
+    keys += 1 + innerKeys;
   }
-  return count;
+  for (const _key in parsed as Record<string, unknown>) defined--;
+  return defined === 0 ? keys : -1;
+}
+
+/** The object keys in a JSON.parse result, all levels (each object's own: JSON.parse makes no others). */
+function keysIn(parsed: object): number {
+  let keys = 0;
+  if (Array.isArray(parsed)) {
+    for (const item of parsed) if (item !== null && typeof item === 'object') keys += keysIn(item);
+    return keys;
+  }
+  for (const key in parsed as Record<string, unknown>) {
+    const inner = (parsed as Record<string, unknown>)[key];
+    keys += 1 + (inner !== null && typeof inner === 'object' ? keysIn(inner) : 0);
+  }
+  return keys;
 }

@@ -87,6 +87,8 @@ export interface WireSource {
   wire: WireName;
   /** The body's bytes as they came. */
   bytes: Buffer;
+  /** The bytes as UTF-8 text. */
+  text: string;
   /** What `JSON.parse` made of them, never changed since. */
   value: Record<string, unknown>;
 }

@@ -1,12 +1,11 @@
 import fc from 'fast-check';
-import { spliceJson, topLevelSpans, type JsonSource } from '../../lambda/contract/json-splice';
+import { keysIfSame, spliceJson, topLevelSpans, type JsonSource } from '../../lambda/contract/json-splice';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const sourceOf = (text: string): JsonSource & { value: Record<string, any> } => ({ bytes: Buffer.from(text, 'utf8'), value: JSON.parse(text) });
+const sourceOf = (text: string): JsonSource & { value: Record<string, any> } => ({ bytes: Buffer.from(text, 'utf8'), text, value: JSON.parse(text) });
 const spanTexts = (text: string) => {
-  const bytes = Buffer.from(text, 'utf8');
-  const spans = topLevelSpans(bytes);
-  return spans && Object.fromEntries([...spans].map(([k, s]) => [k, { text: bytes.toString('utf8', s.start, s.end), keys: s.keys }]));
+  const spans = topLevelSpans(text);
+  return spans && Object.fromEntries([...spans].map(([k, s]) => [k, { text: text.slice(s.start, s.end), keys: s.keys }]));
 };
 const long = 'x'.repeat(3000);
 
@@ -77,8 +76,9 @@ describe('spliceJson: the client bytes of a field sent unchanged, the rest seria
 
   it('serialises everything when the bytes are not UTF-8 (what was parsed is not what would be sent)', () => {
     const bytes = Buffer.concat([Buffer.from(`{"model":"m","messages":[{"role":"user","content":"${long}`), Buffer.from([0xff]), Buffer.from('"}]}')]);
-    const value = JSON.parse(bytes.toString('utf8'));
-    const out = spliceJson({ model: 'm', messages: value.messages }, { bytes, value });
+    const text = bytes.toString('utf8');
+    const value = JSON.parse(text);
+    const out = spliceJson({ model: 'm', messages: value.messages }, { bytes, text, value });
     expect(typeof out).toBe('string');
     expect(JSON.parse(out as string).messages[0].content.endsWith('\ufffd')).toBe(true);
   });
@@ -104,6 +104,49 @@ describe('spliceJson: the client bytes of a field sent unchanged, the rest seria
         expect(JSON.parse(out.toString())).toEqual(encoded);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('keysIfSame: equal as JSON, and how many keys the parsed value holds', () => {
+  it('counts the keys of values that serialise to the same JSON', () => {
+    const parsed = JSON.parse('{"a":[{"b":1,"c":"x"},null,true],"d":{}}');
+    expect(keysIfSame({ d: {}, a: [{ c: 'x', b: 1 }, null, true] }, parsed)).toBe(4);
+    expect(keysIfSame({ a: parsed.a, d: parsed.d, e: undefined }, parsed)).toBe(4);
+    expect(keysIfSame(parsed, parsed)).toBe(4);
+    expect(keysIfSame('s', 's')).toBe(0);
+  });
+
+  it('answers -1 for anything that would serialise otherwise', () => {
+    const parsed = JSON.parse('{"a":[1,2],"b":{"c":null}}');
+    expect(keysIfSame({ a: [1, 2] }, parsed)).toBe(-1);
+    expect(keysIfSame({ a: [1, 2], b: { c: null }, x: 1 }, parsed)).toBe(-1);
+    expect(keysIfSame({ a: [2, 1], b: { c: null } }, parsed)).toBe(-1);
+    expect(keysIfSame({ a: [1, 2], b: { c: undefined } }, parsed)).toBe(-1);
+    expect(keysIfSame({ a: [1, 2, undefined], b: { c: null } }, parsed)).toBe(-1);
+    expect(keysIfSame({ a: { 0: 1, 1: 2 }, b: { c: null } }, parsed)).toBe(-1);
+    expect(keysIfSame(new Date(0), JSON.parse('"1970-01-01T00:00:00.000Z"'))).toBe(-1);
+    expect(keysIfSame({ a: [1, 2], b: { c: null, toJSON: () => ({ c: null }) } }, parsed)).toBe(-1);
+    expect(keysIfSame(Number.NaN, null)).toBe(-1);
+    expect(keysIfSame(1, '1')).toBe(-1);
+  });
+
+  it('agrees with a round trip through JSON.stringify on any JSON value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => {
+        const parsedB = JSON.parse(JSON.stringify(b) ?? 'null');
+        const same = JSON.stringify(a) === JSON.stringify(parsedB);
+        // Key order aside: equal as values when their sorted serialisations match.
+        const sorted = (v: unknown): unknown => (Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v);
+        const equal = JSON.stringify(sorted(JSON.parse(JSON.stringify(a) ?? 'null'))) === JSON.stringify(sorted(parsedB));
+        const keys = keysIfSame(JSON.parse(JSON.stringify(a) ?? 'null'), parsedB);
+        expect(keys >= 0).toBe(equal);
+        if (same) expect(keys).toBeGreaterThanOrEqual(0);
+        const count = (v: unknown): number =>
+          Array.isArray(v) ? v.reduce((n: number, i) => n + count(i), 0) : v && typeof v === 'object' ? Object.values(v).reduce((n: number, i) => n + 1 + count(i), 0) : 0;
+        expect(keysIfSame(parsedB, parsedB)).toBe(count(parsedB));
+      }),
+      { numRuns: 300 },
     );
   });
 });
