@@ -59,11 +59,45 @@ export const LONG_PROMPT_CHARS = Number(process.env.BENCH_TTFB_LONG_CHARS ?? 100
 const PROSE = 'The gateway relays each answer as the upstream streams it, and the books balance to the micro-dollar. ';
 
 /**
- * The same target with one user message of `chars` characters of prose instead of its own: what
+ * The long prompt's shape (BENCH_TTFB_LONG_SHAPE): `one` user message of prose (the default), or
+ * `agent`, a coding agent's history of about the same size: a system prompt, then turns of a user
+ * message, an assistant tool call and the tool's result (a file's text), with 15 tools declared.
+ */
+export const LONG_PROMPT_SHAPE = process.env.BENCH_TTFB_LONG_SHAPE === 'agent' ? 'agent' : 'one';
+
+/**
+ * The same target with `chars` characters of prompt instead of its own (`LONG_PROMPT_SHAPE`): what
  * the prompt's size costs before the upstream call (body read, validated, counted, sent), side by
  * side with the relays, which only forward it.
  */
 export function withLongPrompt(t: Target, chars: number = LONG_PROMPT_CHARS): Target {
-  const content = PROSE.repeat(Math.ceil(chars / PROSE.length)).slice(0, chars);
-  return target(t.name, t.url, t.path, t.headers, (stream) => JSON.stringify({ ...JSON.parse(t.body(stream)), messages: [{ role: 'user', content }] }));
+  const prompt = longPrompt(chars);
+  return target(t.name, t.url, t.path, t.headers, (stream) => JSON.stringify({ ...JSON.parse(t.body(stream)), ...prompt }));
+}
+
+/** The long prompt's fields (`messages`, and `tools` for an agent's), `chars` characters in the shape `LONG_PROMPT_SHAPE` says. */
+export function longPrompt(chars: number = LONG_PROMPT_CHARS): { messages: object[]; tools?: object[] } {
+  const prose = (n: number) => PROSE.repeat(Math.ceil(n / PROSE.length)).slice(0, n);
+  return LONG_PROMPT_SHAPE === 'agent' ? agentPrompt(chars, prose) : { messages: [{ role: 'user', content: prose(chars) }] };
+}
+
+function agentPrompt(chars: number, prose: (n: number) => string): { messages: object[]; tools: object[] } {
+  const code = (n: number, turn: number) =>
+    Array.from({ length: Math.ceil(n / 48) }, (_, i) => `  const v${i} = read("src/f${turn}.ts", ${i}); // "${i}"`).join('\n').slice(0, n);
+  const messages: object[] = [{ role: 'system', content: prose(4_000) }];
+  let size = 4_000;
+  for (let turn = 0; size < chars; turn++) {
+    const file = Math.min(3_000, chars - size);
+    messages.push(
+      { role: 'user', content: prose(200) },
+      { role: 'assistant', content: null, tool_calls: [{ id: `call_${turn}`, type: 'function', function: { name: 'read_file', arguments: JSON.stringify({ path: `src/f${turn}.ts` }) } }] },
+      { role: 'tool', tool_call_id: `call_${turn}`, content: code(file, turn) },
+    );
+    size += 200 + file;
+  }
+  const tools = Array.from({ length: 15 }, (_, i) => ({
+    type: 'function',
+    function: { name: `tool_${i}`, description: prose(300), parameters: { type: 'object', properties: { path: { type: 'string', description: 'a path' } }, required: ['path'] } },
+  }));
+  return { messages, tools };
 }

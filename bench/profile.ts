@@ -6,11 +6,13 @@
 // per-call CPU accounting out of the gateway.
 //   npx tsx bench/profile.ts [gateway server file] [seconds per phase]
 //   PROFILE_STORE=dynamodb|stand-in|memory (dynamodb), PROFILE_CONNECTIONS=16
+//   PROFILE_PROMPT=long: bench/first-byte.ts's long prompt (BENCH_TTFB_LONG_CHARS, BENCH_TTFB_LONG_SHAPE)
 // The server file defaults to this checkout's bench/servers/gateway.ts; another checkout's
 // (e.g. the commit before a change) gives the "before" profile with the same driver.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
+import { longPrompt } from './first-byte';
 import { runMain, startServer } from './procs';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -71,7 +73,8 @@ async function main() {
   const file = join(dir, 'gateway.cpuprofile');
   let requests = 0;
   try {
-    const body = (stream: boolean) => JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'Hello! Say something short, please.' }], ...(stream ? { stream: true } : {}) });
+    const prompt = process.env.PROFILE_PROMPT === 'long' ? longPrompt() : { messages: [{ role: 'user', content: 'Hello! Say something short, please.' }] };
+    const body = (stream: boolean) => JSON.stringify({ model: 'bench-model', ...prompt, ...(stream ? { stream: true } : {}) });
     const run = (stream: boolean, duration: number) =>
       autocannon({
         url: `${gateway.url}/v1/chat/completions`,

@@ -7,7 +7,8 @@
 // client. Rounds interleave the targets as bench/ttfb.ts does, after the same warm-up; `client
 // added` is each target's first byte less the upstream's own in the same round. The hooks cost a
 // little themselves (every socket write is scanned): read the columns side by side, not as
-// bench/ttfb.ts's figures. See docs/BENCHMARKS.md, "The first byte".
+// bench/ttfb.ts's figures. BENCH_TRACE_LONG=1: the measured streams with bench/ttfb.ts's long
+// prompt. See docs/BENCHMARKS.md, "The first byte".
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
 import { runMain, startServer, type Server } from './procs';
+import { LONG_PROMPT_CHARS, LONG_PROMPT_SHAPE, withLongPrompt } from './first-byte';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TRACE_ROUNDS ?? 40);
@@ -82,12 +84,16 @@ async function main() {
     for (let i = 0; i < 5; i++) for (const { target: t } of traced) await timedRequest(t, true);
     for (const { server } of traced) await server.request({ type: 'trace' });
 
+    // BENCH_TRACE_LONG=1: the measured streams carry bench/first-byte.ts's long prompt (BENCH_TTFB_LONG_CHARS, BENCH_TTFB_LONG_SHAPE).
+    const long = process.env.BENCH_TRACE_LONG === '1';
+    if (long) log(`the measured streams carry a prompt of ${LONG_PROMPT_CHARS} characters (${LONG_PROMPT_SHAPE})`);
+    const measured = (t: Target) => (long ? withLongPrompt(t) : t);
     const added: Record<string, number[]> = Object.fromEntries(traced.map(({ target: t }) => [t.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < traced.length; i++) {
         const { target: t } = traced[(round + i) % traced.length];
-        const d = await timedRequest(direct, true);
-        const r = await timedRequest(t, true);
+        const d = await timedRequest(measured(direct), true);
+        const r = await timedRequest(measured(t), true);
         if (d.status === 200 && r.status === 200 && d.ttfbMs >= 0 && r.ttfbMs >= 0) added[t.name].push(r.ttfbMs - d.ttfbMs);
       }
     }

@@ -3,14 +3,15 @@
 // Local, and optionally the Lambda bundle (BENCH_TTFB_LAMBDA=1) and another checkout's gateway
 // (BENCH_BASELINE=<dir>, before/after). Prints each target's first byte less the upstream's of
 // the same round, median and p95, and the ratio to the relay's; then the same with a long prompt
-// (BENCH_TTFB_LONG_CHARS, 100,000 characters; 0 skips it), and a client's next turn sent at once
+// (BENCH_TTFB_LONG_CHARS, 100,000 characters, 0 skips it; BENCH_TTFB_LONG_SHAPE=agent makes it a
+// coding agent's history), and a client's next turn sent at once
 // (BENCH_TTFB_NEXT_ROUNDS; 0 skips it). See docs/BENCHMARKS.md.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
-import { firstByte300, LONG_PROMPT_CHARS, pct, withLongPrompt } from './first-byte';
+import { firstByte300, LONG_PROMPT_CHARS, LONG_PROMPT_SHAPE, pct, withLongPrompt } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
 import { runMain, startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
@@ -112,10 +113,10 @@ async function main() {
     };
     const lines = table(`first byte, 300 ms upstream, ${ROUNDS} rounds (added = the target's first byte less the upstream's in the same round)`, figures);
     if (LONG_PROMPT_CHARS > 0 && LONG_ROUNDS > 0) {
-      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters: ${LONG_ROUNDS} interleaved rounds`);
+      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters (${LONG_PROMPT_SHAPE}): ${LONG_ROUNDS} interleaved rounds`);
       const long = targets.map((t) => withLongPrompt(t));
       for (const t of long) await timedRequest(t, true);
-      lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_PROMPT_CHARS} characters, ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
+      lines.push(...table(`first byte, 300 ms upstream, prompt of ${LONG_PROMPT_CHARS} characters (${LONG_PROMPT_SHAPE}), ${LONG_ROUNDS} rounds`, await firstByte300(long, LONG_ROUNDS, GAP_MS)));
     }
     if (NEXT_ROUNDS > 0) {
       log(`a next turn at once: ${NEXT_ROUNDS} interleaved rounds of two streams in a row a target`);
