@@ -4,6 +4,7 @@ import { JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedRe
 import { sseBody, type SseBytes } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { encodeChatRequest } from '../codecs/openai-chat';
+import { jsonSourceOf } from '../contract/json-body';
 import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
 import type { SseFrame } from '../core/sse';
@@ -59,6 +60,8 @@ export async function createMessage(
   client: MessagesClientHeaders,
 ): Promise<Response> {
   const request = parseMessagesRequest(body);
+  // The client's bytes: on an Anthropic route its long fields (messages, system, tools) go as they came.
+  const source = jsonSourceOf(body);
   const model = modelFor(deps, key, request.model);
   const decoded = decodeMessagesRequest(request);
   // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the probe; nothing is sent).
@@ -76,6 +79,7 @@ export async function createMessage(
     if (providerCall.route.provider === 'anthropic' && provider.relayWire === 'anthropic-messages') {
       const sameWire = {
         body: relayBody(body as Record<string, unknown>, request, providerCall.route.model, providerCall.request.settings.maxOutputTokens),
+        source,
         version: client.anthropicVersion,
         beta: client.anthropicBeta,
         betaQuery: client.betaQuery,

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../catalog';
 import type { EmbeddingRequest } from '../contract/embeddings';
+import type { JsonSource } from '../contract/json-splice';
 import type { ChatCompletionRequest } from '../contract/request';
 
 export interface UpstreamTimeouts {
@@ -37,6 +38,8 @@ export interface ProviderCall<R = ChatCompletionRequest> {
 /** A client's request on the wire the provider speaks, for a relay. */
 export interface SameWireRequest {
   body: Record<string, unknown>;
+  /** The client's body as it came (contract/json-splice.ts): its large fields `body` still holds unchanged are sent as those bytes. */
+  source?: JsonSource;
   /** Anthropic's `anthropic-version` as the client sent it. @default the provider's own */
   version?: string;
   /** `anthropic-beta`, forwarded as is. */

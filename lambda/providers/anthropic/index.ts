@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { EventSourceMessage } from 'eventsource-parser';
 import { GatewayError, invalidRequest, upstreamError } from '../../contract/errors';
+import { spliceJson } from '../../contract/json-splice';
 import { StreamErrorEvent, type Answer, type AnswerEvent, type AnswerPart } from '../../core/answer';
 import type { Call, CallSettings } from '../../core/call';
 import type { ChatCompletionRequest } from '../../contract/request';
@@ -96,7 +97,7 @@ export async function postMessages(call: ProviderCall<unknown>, send: MessagesSe
   if (send.beta) headers['anthropic-beta'] = send.beta;
   if (call.apiKey) headers['x-api-key'] = call.apiKey;
   const url = `${base}/v1/messages${send.betaQuery ? '?beta=true' : ''}`;
-  return fetchUpstream(url, { headers, body: JSON.stringify(send.body) }, call, deadline, async (status, response) => {
+  return fetchUpstream(url, { headers, body: spliceJson(send.body, send.source) }, call, deadline, async (status, response) => {
     const text = await readText(response).catch(() => '');
     return anthropicError(errorTypeOf(text), providerMessage(text), status);
   });
