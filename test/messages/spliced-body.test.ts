@@ -20,7 +20,7 @@ describe('the upstream body of a Messages request on an Anthropic route: the cli
         models: {
           'claude-test': {
             owned_by: 'anthropic',
-            pricing: { input_per_mtok: 3, output_per_mtok: 15 },
+            pricing: { input_per_mtok: 3, output_per_mtok: 15, server_tools: { web_search: 0.01 } },
             context_window: 200_000,
             max_output_tokens: 8192,
             routes: [{ provider: 'anthropic', base_url: url, model: 'claude-upstream-id' }],
@@ -69,6 +69,16 @@ describe('the upstream body of a Messages request on an Anthropic route: the cli
     const text = sent();
     expect(text).toContain(`"messages":${messagesText}`);
     expect(JSON.parse(text).thinking).toEqual({ type: 'enabled', budget_tokens: 8191 });
+  });
+
+  it('writes tools whose server tool the endpoint bounded (max_uses, what the hold paid for) as bounded, not as sent', async () => {
+    const acct = await createAccount(gw, { tier: 'enterprise' });
+    const withSearch = `[ {"type": "web_search_20250305", "name": "web_search"}, {"name": "read_file", "description": "${long}", "input_schema": {"type": "object"}} ]`;
+    expect((await post(acct.key, `{"model": "claude-test", "max_tokens": 100, "tools": ${withSearch}, "messages": ${messagesText}}`)).status).toBe(200);
+    const text = sent();
+    expect(text).not.toContain(withSearch);
+    expect(text).toContain(`"messages":${messagesText}`);
+    expect(JSON.parse(text).tools[0]).toEqual({ type: 'web_search_20250305', name: 'web_search', max_uses: 5 });
   });
 
   it('never copies a message that names a key twice: Anthropic gets only what the gateway read and priced', async () => {
