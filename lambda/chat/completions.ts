@@ -1,6 +1,7 @@
 import { ChatChunkEncoder, chatFrame, chatStreamTerminals, decodeChatRequest, encodeChatCompletion } from '../codecs/openai-chat';
 import { invalidRequest } from '../contract/errors';
 import { jsonSourceOf } from '../contract/json-body';
+import { letGo } from '../contract/json-splice';
 import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
 import type { AnswerEvent } from '../core/answer';
 import { DONE_FRAME, type SseFrame } from '../core/sse';
@@ -47,6 +48,8 @@ export async function chatCompletion(deps: CompletionDeps, scope: RequestScope, 
     relay: 'openai-chat',
     check: (call, provider) => refuseOnRoute(request, call, provider),
   });
+  // The upstream call is made: the stream (which holds its call) no longer needs the client's bytes.
+  if (decoded.source) letGo(decoded.source);
   if (opened.kind === 'json') {
     return scopedResponse(scope, JSON.stringify(encodeChatCompletion({ ...opened.answer, id: chatId(opened.answer.id) })), JSON_HEADERS);
   }

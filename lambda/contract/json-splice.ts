@@ -14,6 +14,19 @@ export interface JsonSource {
   value: Record<string, unknown>;
 }
 
+/**
+ * Lets go of a source's bytes and text once the call that needed them is made (the route loop
+ * done: a stream may hold its call for minutes, and a thousand streams their bodies); a splice
+ * after that serialises. Only the request's own copy (`jsonSourceOf` makes one each time).
+ */
+export function letGo(source: JsonSource): void {
+  source.bytes = EMPTY;
+  source.text = '';
+  source.value = {};
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** Below this many characters a field's value is serialised: copying it saves nothing worth the walk. */
 export const SPLICE_MIN_CHARS = 2048;
 

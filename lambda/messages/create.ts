@@ -5,6 +5,7 @@ import { sseBody, type SseBytes } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
 import { encodeChatRequest } from '../codecs/openai-chat';
 import { jsonSourceOf } from '../contract/json-body';
+import { letGo } from '../contract/json-splice';
 import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent } from '../core/answer';
 import { callFor, heldOutputLimit, type Call, type DecodedRequest } from '../core/call';
 import type { SseFrame } from '../core/sse';
@@ -106,6 +107,8 @@ export async function createMessage(
   let route: string;
   try {
     const routed = await run.route<Opened, Call>(call, attempt, head);
+    // The upstream call is made: the relay (which holds its call) no longer needs the client's bytes.
+    if (source) letGo(source);
     opened = routed.value;
     route = routeName(routed.route);
     if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...probe.droppedTools, ...effortIgnored(decoded, routed.route.provider)]);

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { keysIfSame, spliceJson, topLevelSpans, type JsonSource } from '../../lambda/contract/json-splice';
+import { keysIfSame, letGo, spliceJson, topLevelSpans, type JsonSource } from '../../lambda/contract/json-splice';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const sourceOf = (text: string): JsonSource & { value: Record<string, any> } => ({ bytes: Buffer.from(text, 'utf8'), text, value: JSON.parse(text) });
@@ -89,6 +89,15 @@ describe('spliceJson: the client bytes of a field sent unchanged, the rest seria
     const source = sourceOf(client);
     expect(typeof spliceJson({ model: 'm', messages: source.value.messages }, source, 1_000_000)).toBe('string');
     expect(spliceJson({ model: 'm', messages: source.value.messages }, undefined)).toBe(JSON.stringify({ model: 'm', messages: source.value.messages }));
+  });
+
+  it('serialises once the source is let go (its bytes and text dropped, the call made)', () => {
+    const source = sourceOf(client);
+    const messages = source.value.messages;
+    expect(Buffer.isBuffer(spliceJson({ model: 'm', messages }, source))).toBe(true);
+    letGo(source);
+    expect(source.bytes.length + source.text.length).toBe(0);
+    expect(spliceJson({ model: 'm', messages }, source)).toBe(JSON.stringify({ model: 'm', messages }));
   });
 
   it('always means what the encoder made, whatever the client wrote and whatever the encoder changed', () => {
