@@ -76,9 +76,9 @@ export function withLongPrompt(t: Target, chars: number = LONG_PROMPT_CHARS): Ta
 }
 
 /** The long prompt's fields (`messages`, and `tools` for an agent's), `chars` characters in the shape `LONG_PROMPT_SHAPE` says. */
-export function longPrompt(chars: number = LONG_PROMPT_CHARS): { messages: object[]; tools?: object[] } {
+export function longPrompt(chars: number = LONG_PROMPT_CHARS, shape: 'one' | 'agent' = LONG_PROMPT_SHAPE): { messages: object[]; tools?: object[] } {
   const prose = (n: number) => PROSE.repeat(Math.ceil(n / PROSE.length)).slice(0, n);
-  return LONG_PROMPT_SHAPE === 'agent' ? agentPrompt(chars, prose) : { messages: [{ role: 'user', content: prose(chars) }] };
+  return shape === 'agent' ? agentPrompt(chars, prose) : { messages: [{ role: 'user', content: prose(chars) }] };
 }
 
 function agentPrompt(chars: number, prose: (n: number) => string): { messages: object[]; tools: object[] } {
