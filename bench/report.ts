@@ -16,7 +16,7 @@ export interface Results {
   /** First body byte of a stream whose upstream waits 300 ms, per target (the `direct` row is the upstream's own). */
   ttfb300?: Record<string, { medianMs: number; p95Ms: number; failures: number }>;
   /** The same with a long prompt of `chars` characters, paired with `direct` round by round (`addedMedianMs`). */
-  ttfbLong?: { chars: number; figures: Record<string, FirstByteFigures> };
+  ttfbLong?: { chars: number; shape?: 'one' | 'agent'; figures: Record<string, FirstByteFigures> };
   /** The Lambda memory step (bench/lambda.ts, docs/COST.md). */
   memory?: MemoryResults | { error: string };
   /** The Lambda bundle's init (require) and its first request, the tokenizer not loaded yet; the invocation runs on until the tokenizer is in. */
@@ -199,7 +199,7 @@ function sideBySide(r: Results): string[] {
 /** First byte with a long prompt: each target's less `direct`'s of the same round, median and p95, and ÷ the relay's. */
 function longPromptTable(long: NonNullable<Results['ttfbLong']>): string[] {
   const relay = long.figures.relay?.addedMedianMs ?? NaN;
-  const out = [`First byte, 300 ms upstream, a prompt of ${long.chars} characters (added: less the upstream's own in the same round)`, `  ${pad('target', 23)}${pad('+med', 9)}${pad('+p95', 9)}${pad('×relay', 8)}failed`];
+  const out = [`First byte, 300 ms upstream, a prompt of ${long.chars} characters${long.shape === 'agent' ? " (an agent's history)" : ''} (added: less the upstream's own in the same round)`, `  ${pad('target', 23)}${pad('+med', 9)}${pad('+p95', 9)}${pad('×relay', 8)}failed`];
   for (const [name, x] of Object.entries(long.figures)) {
     if (name === 'direct') continue;
     out.push(`  ${pad(name, 23)}${pad(f(x.addedMedianMs ?? NaN), 9)}${pad(f(x.addedP95Ms ?? NaN), 9)}${pad(ratio(x.addedMedianMs ?? NaN, relay), 8)}${x.failures}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { freePort, startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target, type Timed } from './client';
 import { coldStart, type ColdStart } from './coldstart';
-import { firstByte300, LONG_PROMPT_CHARS, pct, withLongPrompt } from './first-byte';
+import { firstByte300, LONG_PROMPT_CHARS, LONG_PROMPT_SHAPE, pct, withLongPrompt } from './first-byte';
 import { lambdaMemory, startLambdaTarget, type MemoryResults } from './lambda';
 import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
@@ -491,10 +491,10 @@ async function main() {
     const ttfb300 = await firstByte300(targets.map(slow), TTFB_ROUNDS);
     let ttfbLong: Results['ttfbLong'];
     if (TTFB_LONG_ROUNDS > 0 && LONG_PROMPT_CHARS > 0) {
-      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters: ${TTFB_LONG_ROUNDS} interleaved rounds`);
+      log(`first byte with a 300 ms upstream and a prompt of ${LONG_PROMPT_CHARS} characters (${LONG_PROMPT_SHAPE}): ${TTFB_LONG_ROUNDS} interleaved rounds`);
       const long = targets.map(slow).map((t) => withLongPrompt(t));
       for (const t of long) await timedRequest(t, true);
-      ttfbLong = { chars: LONG_PROMPT_CHARS, figures: await firstByte300(long, TTFB_LONG_ROUNDS) };
+      ttfbLong = { chars: LONG_PROMPT_CHARS, shape: LONG_PROMPT_SHAPE, figures: await firstByte300(long, TTFB_LONG_ROUNDS) };
     }
 
     log('DynamoDB work per request kind');
