@@ -6,13 +6,15 @@
 // gateways' DynamoDB calls a request over the rounds (group commit shares a call among requests).
 //   BENCH_AB_STORE=dynamodb|stand-in|memory (dynamodb), BENCH_AB_ROUNDS (8), BENCH_AB_SECONDS (2),
 //   BENCH_AB_RATE (requests a second over all connections; 0: as fast as answered), BENCH_AB_SLOW=1
-//   (the upstream answers after 300 ms; each side's median latency shows what admission adds)
+//   (the upstream answers after 300 ms; each side's median latency shows what admission adds),
+//   BENCH_AB_PIN=1 (the servers compared on CPU 0, DynamoDB Local's JVM, the upstream and
+//   autocannon on the other CPUs: the store off the gateway's core, as in AWS; bench/procs.ts pinApart)
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import type { MeterSnapshot } from './dynamo-meter';
 import { pct } from './first-byte';
-import { runMain, startServer, type Server } from './procs';
+import { pinApart, runMain, startServer, type Server } from './procs';
 import { bodyFor, ensurePeer, startPeer } from './run';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
@@ -27,6 +29,7 @@ const RATE = Number(process.env.BENCH_AB_RATE ?? 0);
 // BENCH_AB_SLOW=1: the upstream waits 300 ms before it answers (a provider's time), so that the
 // rounds show what admission adds to each answer under load (median latency printed) as well.
 const SLOW = process.env.BENCH_AB_SLOW === '1';
+const PIN = process.env.BENCH_AB_PIN === '1';
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
 async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number; latencyMs: number }> {
@@ -61,6 +64,11 @@ async function main() {
       servers.push(peer);
       const headers = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream.url}${SLOW ? '/delay/300' : ''}/v1`, authorization: 'Bearer sk-bench' };
       sides.push({ name: 'portkey', server: peer, target: target('portkey', peer.url, '/v1/chat/completions', headers, bodyFor('bench-upstream')) });
+    }
+    // BENCH_AB_PIN=1: the servers compared on CPU 0, DynamoDB Local, the upstream and autocannon on the others.
+    if (PIN) {
+      const undo = pinApart(sides.map((s) => s.server.child.pid!), [dynamo.child.pid!, ...servers.filter((s) => !sides.some((x) => x.server === s)).map((s) => s.child.pid!)]);
+      process.stderr.write(undo ? 'pinned: the servers compared on CPU 0; DynamoDB Local, the upstream and autocannon on the others\n' : 'BENCH_AB_PIN=1: cannot pin here (one CPU or no taskset); not pinned\n');
     }
     // Warm-up: JIT, pools, caches.
     for (const s of sides) {

@@ -2,6 +2,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 
 export const PROBE = join(__dirname, 'cpu-probe.cjs');
 
@@ -111,6 +112,40 @@ export function procCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/**
+ * Pins the servers under test to CPU 0 and the rest of the bench (DynamoDB Local's JVM, the
+ * upstream, the measuring client: `others`, and this process) to the other CPUs, as in AWS, where
+ * the store and the provider are on other machines and never take the gateway's core; each
+ * process with all its threads (`taskset -a`). Returns the undo (every pid back on all CPUs), or
+ * undefined where it cannot pin (one CPU, or no `taskset`): then nothing was changed.
+ */
+export function pinApart(underTest: number[], others: number[]): (() => void) | undefined {
+  const cpus = availableParallelism();
+  if (cpus < 2) return undefined;
+  const set = (list: string, pid: number) => {
+    execFileSync('taskset', ['-a', '-pc', list, String(pid)], { stdio: 'ignore' });
+    // taskset -a answers 0 for a pid that is gone: read back what the kernel holds (throws if gone).
+    const now = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    if (now !== list && !(list === '1-1' && now === '1')) throw new Error(`pid ${pid} on CPUs ${now}, not ${list}`);
+  };
+  try {
+    for (const pid of underTest) set('0', pid);
+    for (const pid of [...others, process.pid]) set(`1-${cpus - 1}`, pid);
+  } catch {
+    for (const pid of [...underTest, ...others, process.pid]) {
+      try {
+        set(`0-${cpus - 1}`, pid);
+      } catch {
+        // gone, or taskset missing: nothing was pinned
+      }
+    }
+    return undefined;
+  }
+  return () => {
+    for (const pid of [...underTest, ...others, process.pid]) set(`0-${cpus - 1}`, pid);
+  };
 }
 
 /** A bench script's entry: exits 0 when `main` resolves, 1 with the error's stack when it fails. */

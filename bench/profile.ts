@@ -5,7 +5,7 @@
 // summarised by function and by package, per request. BENCH_METER=off keeps the bench's own
 // per-call CPU accounting out of the gateway.
 //   npx tsx bench/profile.ts [gateway server file] [seconds per phase]
-//   PROFILE_STORE=dynamodb|stand-in|memory (dynamodb), PROFILE_CONNECTIONS=16
+//   PROFILE_STORE=dynamodb|stand-in|memory (dynamodb), PROFILE_CONNECTIONS=16, PROFILE_RATE=<req/s> (as fast as answered)
 //   PROFILE_PROMPT=long: bench/first-byte.ts's long prompt (BENCH_TTFB_LONG_CHARS, BENCH_TTFB_LONG_SHAPE)
 // The server file defaults to this checkout's bench/servers/gateway.ts; another checkout's
 // (e.g. the commit before a change) gives the "before" profile with the same driver.
@@ -70,6 +70,8 @@ async function main() {
   });
   // PROFILE_CONNECTIONS=1: one request at a time, as a Lambda instance serves them.
   const connections = Number(process.env.PROFILE_CONNECTIONS ?? 16);
+  // PROFILE_RATE=<requests a second>: autocannon's overallRate, as npm run bench's common-rate step.
+  const RATE = Number(process.env.PROFILE_RATE ?? 0);
   const file = join(dir, 'gateway.cpuprofile');
   let requests = 0;
   try {
@@ -83,6 +85,7 @@ async function main() {
         body: body(stream),
         connections,
         duration,
+        ...(RATE ? { overallRate: RATE } : {}),
       });
     await run(false, 5);
     await run(true, 2);

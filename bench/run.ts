@@ -15,7 +15,7 @@ import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
-import { procCpuMs, runMain, startBaseServers, startServer, type Server } from './procs';
+import { pinApart, procCpuMs, runMain, startBaseServers, startServer, type Server } from './procs';
 import { report, type Results } from './report';
 import { CHUNKS } from './servers/upstream-shape';
 import type { ChatBundleFiles } from '../scripts/bundle';
@@ -40,6 +40,11 @@ const TTFB_LONG_ROUNDS = knob('BENCH_TTFB_LONG_ROUNDS', 10, 2);
 const KIND_REQUESTS = knob('BENCH_KIND_REQUESTS', 100, 5);
 const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 5, 1);
 const LOAD_ROUNDS = knob('BENCH_LOAD_ROUNDS', 2, 1);
+// The common-rate steps: more, shorter rounds than the throughput step, each pair back to back,
+// read by a sign test over the rounds (bench/report.ts `signTest`): on this shared machine one
+// process's CPU a request swings by half from one 3 s round to the next.
+const COMMON_ROUNDS = knob('BENCH_COMMON_ROUNDS', 20, 3);
+const COMMON_SECONDS = knob('BENCH_COMMON_SECONDS', 2, 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? (QUICK ? '10' : '10,1000')).split(',').map(Number);
 const CLIENT_CALLS = knob('BENCH_CLIENT_CALLS', 400, 20);
@@ -201,16 +206,34 @@ const ON_DYNAMODB_LOCAL = new Set(['gateway', 'gateway-lambda', 'baseline']);
  * runs at a fraction of Portkey's rate, and a process serving fewer requests a second spends more
  * CPU on each (more wake-ups, fewer requests per wake-up), Portkey too. Rounds alternate the two.
  */
-async function commonRate(targets: Target[], servers: Record<string, Server>, tput: Record<string, { rps: number }>) {
+async function commonRate(targets: Target[], servers: Record<string, Server>, tput: Record<string, { rps: number }>, pinned?: { others: number[] }) {
   const pair = targets.filter((t) => t.name === 'gateway' || t.name === 'portkey');
   if (pair.length < 2) return undefined;
   const rate = Math.max(10, Math.floor(0.9 * Math.min(...pair.map((t) => tput[t.name].rps))));
+  let undo: (() => void) | undefined;
+  if (pinned) {
+    undo = pinApart(
+      pair.map((t) => servers[t.name].child.pid!),
+      pinned.others,
+    );
+    if (!undo) return undefined;
+    // Moved to another core, each starts with cold caches: one unmeasured round each first.
+    for (const t of pair) await load(t, COMMON_SECONDS, rate);
+  }
+  try {
+    return await commonRateRounds(pair, servers, rate);
+  } finally {
+    undo?.();
+  }
+}
+
+async function commonRateRounds(pair: Target[], servers: Record<string, Server>, rate: number) {
   const acc: Record<string, { requests: number; seconds: number; cpuMs: number; non2xx: number; rounds: number[] }> = {};
-  for (let round = 0; round < LOAD_ROUNDS; round++) {
+  for (let round = 0; round < COMMON_ROUNDS; round++) {
     for (const t of round % 2 ? [...pair].reverse() : pair) {
       const server = servers[t.name];
       const before = await server.cpuMs();
-      const r = await load(t, LOAD_SECONDS, rate);
+      const r = await load(t, COMMON_SECONDS, rate);
       const after = await server.cpuMs();
       const a = (acc[t.name] ??= { requests: 0, seconds: 0, cpuMs: 0, non2xx: 0, rounds: [] });
       a.requests += r.requests;
@@ -506,6 +529,13 @@ async function main() {
     const tput = await throughput(targets, byName, dynamo.child.pid);
     log('CPU per request at one common rate: the gateway (DynamoDB Local) and Portkey');
     const common = await commonRate(targets, byName, tput);
+    // The same with the store off the servers' core (as in AWS, where DynamoDB is on other machines):
+    // the gateway and Portkey on CPU 0, DynamoDB Local's JVM, the upstream, the other servers and
+    // autocannon on the other CPUs (bench/procs.ts pinApart). Skipped with one CPU or no taskset.
+    log('the same, the store on its own core: the gateway and Portkey pinned to CPU 0, the rest of the bench to the others');
+    const pinnedOthers = [dynamo.child.pid!, ...servers.filter((x) => x !== gateway && x !== peer).map((x) => x.child.pid!)];
+    const commonPinned = common ? await commonRate(targets, byName, tput, { others: pinnedOthers }) : undefined;
+    if (common && !commonPinned) log('  not measured: cannot pin here (one CPU, or no taskset)');
 
     log(`write units per request with ${IN_FLIGHT.join(' and ')} requests of one account in flight`);
     let inFlight: Results['inFlight'];
@@ -530,7 +560,7 @@ async function main() {
       command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
       quick: QUICK,
       machine,
-      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, connections: CONNECTIONS, standInDelayMs: Number(standInDelay), relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
+      settings: { baseline: baselineCommit ? { dir: process.env.BENCH_BASELINE, commit: baselineCommit } : undefined, latencyRounds: LATENCY_ROUNDS, streamRounds: STREAM_ROUNDS, ttfbRounds: TTFB_ROUNDS, coldRuns: COLD_RUNS, memoryRounds: { json: MEMORY_JSON_ROUNDS, stream: MEMORY_STREAM_ROUNDS, streamShape: process.env.BENCH_MEMORY_STREAM ?? '1000x20' }, kindRequests: KIND_REQUESTS, loadSeconds: LOAD_SECONDS, loadRounds: LOAD_ROUNDS, commonRounds: COMMON_ROUNDS, commonSeconds: COMMON_SECONDS, connections: CONNECTIONS, standInDelayMs: Number(standInDelay), relay: 'node:http server; upstream call by node:http request on a keep-alive agent, piped both ways', relayFetch: 'the same with global fetch (undici), as the gateway calls upstreams' },
       peer: peer ? { name: 'portkey', version: PEER_VERSION, honoNodeServer: HONO_NODE_SERVER } : { error: peerError ?? 'not started' },
       latency: lat,
       admissionWriteMs: { median: pct(admissionWrites, 50), p99: pct(admissionWrites, 99), count: admissionWrites.length },
@@ -541,6 +571,7 @@ async function main() {
       lambdaFirstRequest: lambdaFirst,
       throughput: tput,
       commonRate: common,
+      commonRatePinned: commonPinned,
       dynamo: { kinds, clients },
       coldStart: cold,
       inFlight,
