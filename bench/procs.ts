@@ -130,22 +130,24 @@ export function pinApart(underTest: number[], others: number[]): (() => void) | 
     const now = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
     if (now !== list && !(list === '1-1' && now === '1')) throw new Error(`pid ${pid} on CPUs ${now}, not ${list}`);
   };
-  try {
-    for (const pid of underTest) set('0', pid);
-    for (const pid of [...others, process.pid]) set(`1-${cpus - 1}`, pid);
-  } catch {
+  // Every process back on all CPUs; one that has exited meanwhile (a server that died) is skipped.
+  const unpin = () => {
     for (const pid of [...underTest, ...others, process.pid]) {
       try {
         set(`0-${cpus - 1}`, pid);
       } catch {
-        // gone, or taskset missing: nothing was pinned
+        // gone, or taskset missing
       }
     }
+  };
+  try {
+    for (const pid of underTest) set('0', pid);
+    for (const pid of [...others, process.pid]) set(`1-${cpus - 1}`, pid);
+  } catch {
+    unpin();
     return undefined;
   }
-  return () => {
-    for (const pid of [...underTest, ...others, process.pid]) set(`0-${cpus - 1}`, pid);
-  };
+  return unpin;
 }
 
 /** A bench script's entry: exits 0 when `main` resolves, 1 with the error's stack when it fails. */

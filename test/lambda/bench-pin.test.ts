@@ -43,6 +43,18 @@ describe('pinApart', () => {
     expect(allowed(process.pid)).toBe(all);
   });
 
+  (cpus >= 2 ? it : it.skip)('puts the others back when a process under test has exited before the undo', async () => {
+    const [underTest, other] = [await idle(), await idle()];
+    const undo = pinApart([underTest], [other]);
+    expect(undo).toBeDefined();
+    const child = children.find((c) => c.pid === underTest)!;
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(() => undo!()).not.toThrow();
+    for (const tid of threads(other)) expect(allowed(other, tid)).toBe(all);
+    expect(allowed(process.pid)).toBe(all);
+  });
+
   it('changes nothing and says so when a process cannot be pinned', async () => {
     const pid = await idle();
     // A pid that is gone: taskset fails, and every process it had pinned is put back.
