@@ -5,6 +5,17 @@ import { GatewayError, invalidRequest } from './errors';
 /** The Chat Completions request as the gateway accepts it; unknown top-level fields are kept. */
 function buildChatCompletionRequestSchema() {
   const { z } = zodOnFirstUse();
+  const { message, request } = chatSchemaParts();
+  return { full: request(z.array(message).min(1)), message, shell: request(z.array(z.unknown()).min(1)) };
+}
+
+/**
+ * The request's schema with its `messages` schema given: the whole request's (each message
+ * checked by zod), or the shell `parseChatCompletionRequest` checks the rest of a request with
+ * when every message was taken as it is (`plainMessage`).
+ */
+function chatSchemaParts() {
+  const { z } = zodOnFirstUse();
   const nullable = <T extends z.ZodTypeAny>(schema: T) => schema.nullable().optional();
   const int = () => z.number().int();
 
@@ -79,10 +90,10 @@ function buildChatCompletionRequestSchema() {
     }),
   ]);
 
-  return z
+  const request = <M extends z.ZodTypeAny>(messages: M) => z
     .object({
       model: z.string().min(1),
-      messages: z.array(message).min(1),
+      messages,
       stream: nullable(z.boolean()),
       stream_options: nullable(z.object({ include_usage: z.boolean().optional() })),
       temperature: nullable(z.number().min(0).max(2)),
@@ -118,16 +129,27 @@ function buildChatCompletionRequestSchema() {
         ctx.addIssue({ code: 'custom', path: ['tool_choice', 'function', 'name'], message: 'names no function in tools' });
       }
     });
+  return { message, request };
 }
 
-let chatSchema: ReturnType<typeof buildChatCompletionRequestSchema> | undefined;
+let chatSchemas: ReturnType<typeof buildChatCompletionRequestSchema> | undefined;
 
 /** Built on first use, not at load: zod schemas were a large share of the chat bundle's require (docs/BENCHMARKS.md, "Cold start"). */
-export function chatCompletionRequestSchema(): ReturnType<typeof buildChatCompletionRequestSchema> {
-  return (chatSchema ??= buildChatCompletionRequestSchema());
+function chatSchemasOnFirstUse(): ReturnType<typeof buildChatCompletionRequestSchema> {
+  return (chatSchemas ??= buildChatCompletionRequestSchema());
 }
 
-export type ChatCompletionRequest = z.infer<ReturnType<typeof buildChatCompletionRequestSchema>>;
+/** The whole Chat Completions request's schema: the one definition of what the gateway accepts. */
+export function chatCompletionRequestSchema(): ReturnType<typeof buildChatCompletionRequestSchema>['full'] {
+  return chatSchemasOnFirstUse().full;
+}
+
+/** One message's schema (the full schema's `messages[i]`). */
+export function chatMessageSchema(): ReturnType<typeof buildChatCompletionRequestSchema>['message'] {
+  return chatSchemasOnFirstUse().message;
+}
+
+export type ChatCompletionRequest = z.infer<ReturnType<typeof buildChatCompletionRequestSchema>['full']>;
 export type ChatMessage = ChatCompletionRequest['messages'][number];
 
 /** `messages[1].content[0].type` from zod's path. */
@@ -155,9 +177,107 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-/** Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field. */
+/**
+ * Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field.
+ *
+ * zod (3) costs about 10 µs a message warm and 20-25 cold (it builds each node's path as it
+ * goes), which on a coding agent's history of a hundred messages or more was the largest step
+ * before the upstream call (docs/BENCHMARKS.md, "The long prompt, thirteenth pass"). So the
+ * messages of the shapes clients send (`plainMessage`) are taken as zod would give them, without
+ * zod, and the rest of the request is checked by the same schema with its `messages` left to that;
+ * a request with any other message, or that the shell refuses, is checked whole by zod, which
+ * words the 400. `test/contract/request-plain-messages.test.ts` checks, for any message, that what
+ * `plainMessage` takes zod takes too, and gives the same value.
+ */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  const messages = (body as { messages?: unknown } | null)?.messages;
+  if (Array.isArray(messages) && messages.length && body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const plain = plainMessages(messages);
+    if (plain) {
+      const shell = chatSchemasOnFirstUse().shell.safeParse(body);
+      if (shell.success) return { ...shell.data, messages: plain } as ChatCompletionRequest;
+    }
+  }
   return parseRequestBody(chatCompletionRequestSchema(), body);
+}
+
+function plainMessages(messages: unknown[]): ChatMessage[] | undefined {
+  const out: ChatMessage[] = new Array(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const message = plainMessage(messages[i]);
+    if (!message) return undefined;
+    out[i] = message;
+  }
+  return out;
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (x: unknown): x is Plain => x !== null && typeof x === 'object' && !Array.isArray(x);
+const isText = (x: unknown): x is string => typeof x === 'string';
+const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
+
+/** An assistant message's keys that zod checks and keeps, and `plainMessage` does not take: such a message goes to zod. */
+const ASSISTANT_KEPT_BY_ZOD = ['refusal', 'function_call', 'reasoning_content', 'thinking_blocks'];
+
+/** Text parts (`{type: 'text', text}` only), copied; undefined for anything else. */
+function textParts(x: unknown[]): Array<{ type: 'text'; text: string }> | undefined {
+  const out: Array<{ type: 'text'; text: string }> = new Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const part = x[i];
+    if (!isPlain(part) || part.type !== 'text' || !isText(part.text)) return undefined;
+    out[i] = { type: 'text', text: part.text };
+  }
+  return out;
+}
+
+/** A string, or at least one text part (a system, developer, user or tool message's content). */
+function textContent(x: unknown): string | Array<{ type: 'text'; text: string }> | undefined {
+  if (isText(x)) return x;
+  return Array.isArray(x) && x.length > 0 ? textParts(x) : undefined;
+}
+
+/**
+ * A message of the shapes clients send, as zod's message schema would give it: its keys in the
+ * schema's order, and only those (zod strips the others): system, developer, user and tool
+ * messages with text content; assistant messages with text or null content and function tool
+ * calls. Undefined for anything else (images, refusals, thinking, a value zod would refuse),
+ * which zod then checks.
+ */
+export function plainMessage(x: unknown): ChatMessage | undefined {
+  if (!isPlain(x)) return undefined;
+  const role = x.role;
+  if (role === 'system' || role === 'developer' || role === 'user') {
+    if ('name' in x && !isText(x.name)) return undefined;
+    const content = textContent(x.content);
+    if (content === undefined) return undefined;
+    return ('name' in x ? { role, content, name: x.name } : { role, content }) as ChatMessage;
+  }
+  if (role === 'tool') {
+    if (!isName(x.tool_call_id)) return undefined;
+    const content = textContent(x.content);
+    return content === undefined ? undefined : { role, content, tool_call_id: x.tool_call_id };
+  }
+  if (role !== 'assistant' || ('name' in x && !isText(x.name)) || ASSISTANT_KEPT_BY_ZOD.some((key) => key in x)) return undefined;
+  const out: Plain = { role };
+  if ('content' in x) {
+    const content = x.content === null || isText(x.content) ? x.content : Array.isArray(x.content) ? textParts(x.content) : undefined;
+    if (content === undefined) return undefined;
+    out.content = content;
+  }
+  if ('name' in x) out.name = x.name;
+  if ('tool_calls' in x) {
+    if (!Array.isArray(x.tool_calls)) return undefined;
+    const calls: unknown[] = new Array(x.tool_calls.length);
+    for (let i = 0; i < x.tool_calls.length; i++) {
+      const call = x.tool_calls[i];
+      if (!isPlain(call) || !isName(call.id) || call.type !== 'function' || !isPlain(call.function)) return undefined;
+      const fn = call.function;
+      if (!isName(fn.name) || !isText(fn.arguments)) return undefined;
+      calls[i] = { id: call.id, type: 'function', function: { name: fn.name, arguments: fn.arguments } };
+    }
+    out.tool_calls = calls;
+  }
+  return out as ChatMessage;
 }
 
 /**
