@@ -43,7 +43,8 @@ const block: zodTypes.ZodType<{ type: string }> = z.lazy(() =>
     .object({ type: z.string().min(1) })
     .passthrough()
     .superRefine((value, ctx) => {
-      const schema = KNOWN_BLOCKS[value.type];
+      // Its own keys only: a type named as an Object.prototype member (`toString`) is a type the gateway does not read.
+      const schema = Object.prototype.hasOwnProperty.call(KNOWN_BLOCKS, value.type) ? KNOWN_BLOCKS[value.type] : undefined;
       if (!schema) return;
       const result = schema.safeParse(value);
       if (!result.success) for (const issue of result.error.issues) ctx.addIssue(issue);
@@ -117,9 +118,11 @@ const prompt = {
 
 const countTokensSchema = z.object(prompt).passthrough();
 
-const messagesSchema = z
-  .object({
-    ...prompt,
+/** The same request with its messages left to `plainMessages` (each schema's shell: `messages` any non-empty array). */
+const shellMessages = { messages: z.array(z.unknown()).min(1) };
+const countTokensShell = z.object({ ...prompt, ...shellMessages }).passthrough();
+
+const messagesFields = {
     max_tokens: z.number().int().min(1),
     stream: z.boolean().optional(),
     temperature: z.number().min(0).max(1).optional(),
@@ -127,21 +130,105 @@ const messagesSchema = z
     top_k: z.number().int().min(0).optional(),
     stop_sequences: z.array(z.string()).optional(),
     metadata: z.object({ user_id: z.string().nullable().optional() }).passthrough().optional(),
-  })
-  .passthrough();
+};
+const messagesSchema = z.object({ ...prompt, ...messagesFields }).passthrough();
+const messagesShell = z.object({ ...prompt, ...shellMessages, ...messagesFields }).passthrough();
 
 /** `POST /v1/messages`: throws a 400 naming the first offending field, as Anthropic does. */
 export function parseMessagesRequest(body: unknown): MessagesRequest {
-  return parseWith(messagesSchema, body) as MessagesRequest;
+  return parseWith(messagesSchema, messagesShell, body) as MessagesRequest;
 }
 
 /** `POST /v1/messages/count_tokens`: the prompt fields only (no `max_tokens`). */
 export function parseCountTokensRequest(body: unknown): MessagesPrompt {
-  return parseWith(countTokensSchema, body) as MessagesPrompt;
+  return parseWith(countTokensSchema, countTokensShell, body) as MessagesPrompt;
 }
 
-function parseWith(schema: zodTypes.ZodTypeAny, body: unknown): unknown {
+/** The whole schemas' answers, zod checking every message: what `parseMessagesRequest` and `parseCountTokensRequest` give, taken or not by `plainMessages` (the tests hold them to it). */
+export const parseWholeMessagesRequest = (body: unknown): unknown => parseRequestBody(messagesSchema, body, issueError);
+export const parseWholeCountTokensRequest = (body: unknown): unknown => parseRequestBody(countTokensSchema, body, issueError);
+
+/**
+ * The whole schema's answer: when every message is of the shapes `plainMessages` takes, the rest
+ * of the request is checked by the schema's shell and the messages are `plainMessages`' (zod's
+ * value, without zod); otherwise, or when the shell refuses, zod checks and words it whole.
+ */
+function parseWith(schema: zodTypes.ZodTypeAny, shell: zodTypes.ZodTypeAny, body: unknown): unknown {
+  const messages = isPlain(body) ? body.messages : undefined;
+  if (Array.isArray(messages) && messages.length) {
+    const plain = plainMessages(messages);
+    if (plain) {
+      const result = shell.safeParse(body);
+      if (result.success) return { ...result.data, messages: plain };
+    }
+  }
   return parseRequestBody(schema, body, issueError);
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (x: unknown): x is Plain => x !== null && typeof x === 'object' && !Array.isArray(x);
+const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
+/** zod leaves a key named `__proto__` out of the objects it builds: such a message goes to zod. */
+const hasProtoKey = (x: Plain) => Object.prototype.hasOwnProperty.call(x, '__proto__');
+
+/** `first`'s keys, then every other key of `x` in its order: what a passthrough schema gives. */
+function passedThrough(x: Plain, first: Plain): Plain {
+  for (const key in x) if (!Object.prototype.hasOwnProperty.call(first, key)) first[key] = x[key];
+  return first;
+}
+
+/**
+ * The messages of the shapes Anthropic's clients send, as zod's schema gives them, without zod
+ * (as Chat's `parseChatCompletionRequest` does, lambda/contract/request.ts): each message, and
+ * each block of its content, a new object with the schema's keys first and every other key after
+ * in its order; the blocks of the types the gateway reads checked as their schemas check them,
+ * what they hold left as sent (as zod leaves it). zod (3) walks every block twice (the block,
+ * then its type's schema), and a coding agent's history has hundreds. Undefined for anything else
+ * (an image, a key named `__proto__`, a value the schemas refuse), which zod then checks and words.
+ * `test/messages/plain-messages.test.ts` checks it against zod for any message.
+ */
+export function plainMessages(messages: unknown[]): Plain[] | undefined {
+  const out: Plain[] = new Array(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i];
+    if (!isPlain(m) || (m.role !== 'user' && m.role !== 'assistant' && m.role !== 'system') || hasProtoKey(m)) return undefined;
+    let content: unknown = m.content;
+    if (Array.isArray(content)) {
+      const blocks: Plain[] = new Array(content.length);
+      for (let j = 0; j < content.length; j++) {
+        const b = content[j];
+        if (!plainBlock(b)) return undefined;
+        blocks[j] = passedThrough(b, { type: b.type });
+      }
+      content = blocks;
+    } else if (typeof content !== 'string') return undefined;
+    out[i] = passedThrough(m, { role: m.role, content });
+  }
+  return out;
+}
+
+/** Whether zod's `block` takes this block: a type, and the type's own schema's checks for those the gateway reads (an image goes to zod). */
+function plainBlock(b: unknown): b is Plain & { type: string } {
+  if (!isPlain(b) || !isName(b.type) || hasProtoKey(b)) return false;
+  switch (b.type) {
+    case 'text':
+      return typeof b.text === 'string';
+    case 'tool_use':
+      return isName(b.id) && isName(b.name) && isPlain(b.input);
+    case 'tool_result': {
+      if (!isName(b.tool_use_id) || ('is_error' in b && typeof b.is_error !== 'boolean')) return false;
+      if (!('content' in b) || typeof b.content === 'string') return true;
+      return Array.isArray(b.content) && b.content.every(plainBlock);
+    }
+    case 'thinking':
+      return typeof b.thinking === 'string' && typeof b.signature === 'string';
+    case 'redacted_thinking':
+      return typeof b.data === 'string';
+    case 'image':
+      return false;
+    default:
+      return true;
+  }
 }
 
 /** Anthropic's errors have no `param`: the field goes first in the message (`messages[0].content: Field required`). */
