@@ -4,8 +4,8 @@
 // (keys in the same order); for any request, the answer (the value, or the 400) is the whole
 // schema's.
 import fc from 'fast-check';
+import { parseAnswer as answerOf } from '../support/parse-answer';
 import { longPrompt } from '../../bench/first-byte';
-import { GatewayError } from '../../lambda/contract/errors';
 import { chatCompletionRequestSchema, chatMessageSchema, parseChatCompletionRequest, parseRequestBody, plainMessage } from '../../lambda/contract/request';
 
 const value = fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.constant(null), fc.boolean(), fc.constant({}), fc.constant([]));
@@ -44,14 +44,6 @@ const message = fc.oneof(
   anyKeys,
 );
 const wholeSchema = (body: unknown) => parseRequestBody(chatCompletionRequestSchema(), body);
-const answerOf = (parse: (body: unknown) => unknown, body: unknown) => {
-  try {
-    return { value: JSON.stringify(parse(body)) };
-  } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    return { error: { status: err.status, message: err.message, param: err.param, code: err.code } };
-  }
-};
 
 describe('plainMessage', () => {
   it("takes only what zod's message schema takes, and gives zod's value, keys in zod's order", () => {

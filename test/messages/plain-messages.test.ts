@@ -3,7 +3,7 @@
 // schema. zod's schemas stay the one definition: for any request the answer (the value, keys in
 // the same order, or the 400) is the whole schema's.
 import fc from 'fast-check';
-import { GatewayError } from '../../lambda/contract/errors';
+import { parseAnswer as answerOf } from '../support/parse-answer';
 import { parseCountTokensRequest, parseMessagesRequest, parseWholeCountTokensRequest, parseWholeMessagesRequest, plainMessages } from '../../lambda/messages/request';
 
 const value = fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.constant(null), fc.boolean(), fc.constant({}), fc.constant([]));
@@ -29,14 +29,6 @@ const message = fc.record(
   { role: fc.constantFrom('user', 'assistant', 'system', 'tool'), content: fc.oneof(text, fc.array(block, { maxLength: 3 }), value), name: value, extra: value },
   { requiredKeys: ['role'] },
 );
-const answerOf = (parse: (body: unknown) => unknown, body: unknown) => {
-  try {
-    return { value: JSON.stringify(parse(body)) };
-  } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    return { error: { status: err.status, message: err.message, param: err.param, code: err.code } };
-  }
-};
 
 describe('the Messages request, its messages taken without zod', () => {
   it("answers any request as the whole schema does: the same value, keys in zod's order, or the same 400", () => {
