@@ -180,9 +180,9 @@ function describe(value: unknown): string {
 /**
  * Validates a parsed JSON body; throws a 400 GatewayError naming the first offending field.
  *
- * zod (3) costs about 10 µs a message warm and 20-25 cold (it builds each node's path as it
- * goes), which on a coding agent's history of a hundred messages or more was the largest step
- * before the upstream call (docs/BENCHMARKS.md, "The long prompt, thirteenth pass"). So the
+ * zod (3) builds each node's path and result as it goes: on a coding agent's history of a
+ * hundred messages, cold, it was the largest step before the upstream call (docs/BENCHMARKS.md,
+ * "The long prompt, thirteenth pass"). So the
  * messages of the shapes clients send (`plainMessage`) are taken as zod would give them, without
  * zod, and the rest of the request is checked by the same schema with its `messages` left to that;
  * a request with any other message, or that the shell refuses, is checked whole by zod, which

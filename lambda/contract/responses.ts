@@ -147,7 +147,8 @@ function buildCreateResponseRequestSchema() {
         ctx.addIssue({ code: 'invalid_type', expected: 'string', received: 'undefined', path: ['type'] });
         return z.NEVER;
       }
-      const schema = ITEM_SCHEMAS[type];
+      // Its own keys only: a type named as an Object.prototype member (`toString`) is a kind no route runs.
+      const schema = Object.prototype.hasOwnProperty.call(ITEM_SCHEMAS, type) ? ITEM_SCHEMAS[type] : undefined;
       if (!schema) return { type: 'unsupported', itemType: type };
       const result = schema.safeParse({ ...item, type });
       if (!result.success) {
