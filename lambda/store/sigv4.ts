@@ -1,4 +1,4 @@
-import { createHmac, hash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 
 /**
  * AWS Signature Version 4 for one kind of request: a POST of a JSON body to `/` with no query,
@@ -49,9 +49,8 @@ export function postSigner(credentials: CredentialsProvider, region: string, ser
   };
 }
 
-/** `crypto.hash`, one call (Node 20.12+): no `Hash` object built for each of a call's two hashes. */
 function sha256Hex(text: string): string {
-  return hash('sha256', text, 'hex');
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function hmac(key: string | Buffer, data: string): Buffer {
