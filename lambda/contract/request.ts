@@ -3,10 +3,20 @@ import { zodOnFirstUse } from './zod';
 import { GatewayError, invalidRequest } from './errors';
 
 /** The Chat Completions request as the gateway accepts it; unknown top-level fields are kept. */
+/**
+ * The parts, and each schema built the first time it is asked for: a request of the common
+ * shapes needs only the shell, one with any other message only the whole schema.
+ */
 function buildChatCompletionRequestSchema() {
   const { z } = zodOnFirstUse();
   const { message, request } = chatSchemaParts();
-  return { full: request(z.array(message).min(1)), message, shell: request(z.array(z.unknown()).min(1)) };
+  let full: ReturnType<typeof request<ReturnType<typeof z.array<typeof message>>>> | undefined;
+  let shell: ReturnType<typeof request<ReturnType<typeof z.array<ReturnType<typeof z.unknown>>>>> | undefined;
+  return {
+    message,
+    full: () => (full ??= request(z.array(message).min(1))),
+    shell: () => (shell ??= request(z.array(z.unknown()).min(1))),
+  };
 }
 
 /**
@@ -140,8 +150,8 @@ function chatSchemasOnFirstUse(): ReturnType<typeof buildChatCompletionRequestSc
 }
 
 /** The whole Chat Completions request's schema: the one definition of what the gateway accepts. */
-export function chatCompletionRequestSchema(): ReturnType<typeof buildChatCompletionRequestSchema>['full'] {
-  return chatSchemasOnFirstUse().full;
+export function chatCompletionRequestSchema(): ReturnType<ReturnType<typeof buildChatCompletionRequestSchema>['full']> {
+  return chatSchemasOnFirstUse().full();
 }
 
 /** One message's schema (the full schema's `messages[i]`). */
@@ -149,7 +159,7 @@ export function chatMessageSchema(): ReturnType<typeof buildChatCompletionReques
   return chatSchemasOnFirstUse().message;
 }
 
-export type ChatCompletionRequest = z.infer<ReturnType<typeof buildChatCompletionRequestSchema>['full']>;
+export type ChatCompletionRequest = z.infer<ReturnType<typeof chatCompletionRequestSchema>>;
 export type ChatMessage = ChatCompletionRequest['messages'][number];
 
 /** `messages[1].content[0].type` from zod's path. */
@@ -182,23 +192,39 @@ function describe(value: unknown): string {
  *
  * zod (3) builds each node's path and result as it goes: on a coding agent's history of a
  * hundred messages, cold, it was the largest step before the upstream call (docs/BENCHMARKS.md,
- * "The long prompt, thirteenth pass"). So the
- * messages of the shapes clients send (`plainMessage`) are taken as zod would give them, without
- * zod, and the rest of the request is checked by the same schema with its `messages` left to that;
- * a request with any other message, or that the shell refuses, is checked whole by zod, which
- * words the 400. `test/contract/request-plain-messages.test.ts` checks, for any message, that what
+ * "The long prompt, thirteenth pass"). So the messages of the shapes clients send
+ * (`plainMessage`) are taken as zod would give them, without zod (`parseTakingMessages`).
+ * `test/contract/request-plain-messages.test.ts` checks, for any message, that what
  * `plainMessage` takes zod takes too, and gives the same value.
  */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
-  const messages = (body as { messages?: unknown } | null)?.messages;
-  if (Array.isArray(messages) && messages.length && body !== null && typeof body === 'object' && !Array.isArray(body)) {
-    const plain = plainMessages(messages);
-    if (plain) {
-      const shell = chatSchemasOnFirstUse().shell.safeParse(body);
-      if (shell.success) return { ...shell.data, messages: plain } as ChatCompletionRequest;
+  const { full, shell } = chatSchemasOnFirstUse();
+  return parseTakingMessages(full, shell, plainMessages, body);
+}
+
+/**
+ * A request's answer as `whole()` gives it (the value, or its first issue as the 400 `issueError`
+ * words): when `take` takes every message (zod's value for each, built without zod), the rest is
+ * checked by `shell()` (the same schema with `messages` any non-empty array) and the messages are
+ * `take`'s; otherwise, or when the shell refuses, `whole()` checks it all. Chat's and Messages'.
+ * The schemas are asked for only when used (Chat builds each on first use).
+ */
+export function parseTakingMessages<T extends z.ZodTypeAny>(
+  whole: () => T,
+  shell: () => z.ZodTypeAny,
+  take: (messages: unknown[]) => unknown[] | undefined,
+  body: unknown,
+  issueError?: (issue: z.ZodIssue, body: unknown) => GatewayError,
+): z.output<T> {
+  const messages = isPlain(body) ? body.messages : undefined;
+  if (Array.isArray(messages) && messages.length) {
+    const taken = take(messages);
+    if (taken) {
+      const result = shell().safeParse(body);
+      if (result.success) return { ...result.data, messages: taken };
     }
   }
-  return parseRequestBody(chatCompletionRequestSchema(), body);
+  return parseRequestBody(whole(), body, issueError);
 }
 
 function plainMessages(messages: unknown[]): ChatMessage[] | undefined {
@@ -211,10 +237,12 @@ function plainMessages(messages: unknown[]): ChatMessage[] | undefined {
   return out;
 }
 
-type Plain = Record<string, unknown>;
-const isPlain = (x: unknown): x is Plain => x !== null && typeof x === 'object' && !Array.isArray(x);
+/** A JSON object (not null, not an array). */
+export type Plain = Record<string, unknown>;
+export const isPlain = (x: unknown): x is Plain => x !== null && typeof x === 'object' && !Array.isArray(x);
 const isText = (x: unknown): x is string => typeof x === 'string';
-const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
+/** A non-empty string (zod's `z.string().min(1)`). */
+export const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
 
 /** An assistant message's keys that zod checks and keeps, and `plainMessage` does not take: such a message goes to zod. */
 const ASSISTANT_KEPT_BY_ZOD = ['refusal', 'function_call', 'reasoning_content', 'thinking_blocks'];

@@ -1,7 +1,7 @@
 import type { z as zodTypes } from 'zod';
 import { zodOnFirstUse } from '../contract/zod';
 import { invalidRequest, type GatewayError } from '../contract/errors';
-import { formatParam, parseRequestBody } from '../contract/request';
+import { formatParam, isName, isPlain, parseRequestBody, parseTakingMessages, type Plain } from '../contract/request';
 import type { MessagesWirePrompt, MessagesWireRequest } from '../codecs/anthropic-messages';
 
 // zod through the one `require` every schema builder uses, so the bundle holds one copy of it; this
@@ -148,26 +148,11 @@ export function parseCountTokensRequest(body: unknown): MessagesPrompt {
 export const parseWholeMessagesRequest = (body: unknown): unknown => parseRequestBody(messagesSchema, body, issueError);
 export const parseWholeCountTokensRequest = (body: unknown): unknown => parseRequestBody(countTokensSchema, body, issueError);
 
-/**
- * The whole schema's answer: when every message is of the shapes `plainMessages` takes, the rest
- * of the request is checked by the schema's shell and the messages are `plainMessages`' (zod's
- * value, without zod); otherwise, or when the shell refuses, zod checks and words it whole.
- */
+/** The whole schema's answer, its messages taken without zod when `plainMessages` takes them all (`parseTakingMessages`). */
 function parseWith(schema: zodTypes.ZodTypeAny, shell: zodTypes.ZodTypeAny, body: unknown): unknown {
-  const messages = isPlain(body) ? body.messages : undefined;
-  if (Array.isArray(messages) && messages.length) {
-    const plain = plainMessages(messages);
-    if (plain) {
-      const result = shell.safeParse(body);
-      if (result.success) return { ...result.data, messages: plain };
-    }
-  }
-  return parseRequestBody(schema, body, issueError);
+  return parseTakingMessages(() => schema, () => shell, plainMessages, body, issueError);
 }
 
-type Plain = Record<string, unknown>;
-const isPlain = (x: unknown): x is Plain => x !== null && typeof x === 'object' && !Array.isArray(x);
-const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
 /** zod leaves a key named `__proto__` out of the objects it builds: such a message goes to zod. */
 const hasProtoKey = (x: Plain) => Object.prototype.hasOwnProperty.call(x, '__proto__');
 
