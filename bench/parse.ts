@@ -1,7 +1,8 @@
 // npx tsx bench/parse.ts: what checking a coding agent's long request costs, the whole zod schema
 // against the messages taken without zod (lambda/contract/request.ts `parseTakingMessages`), for
-// Chat (bench/first-byte.ts's agent prompt, 100,000 characters) and for Messages (a Claude
-// Code-like turn: 40 rounds of cached text, a tool use and a 1,500-character tool result; 15 tools).
+// Chat (bench/first-byte.ts's agent prompt, 100,000 characters), for Messages (a Claude Code-like
+// turn: 40 rounds of cached text, a tool use and a 1,500-character tool result; 15 tools) and for
+// Responses (a Codex-like turn of about 100,000 characters, its input items taken).
 // Each side in its own fresh process (so "first" is a cold process's first check), each iteration
 // the body parsed from its JSON and then checked, the two timed apart (timed together, one
 // iteration's garbage falls into the next one's check). Medians of BENCH_PARSE_ROUNDS (200) after
@@ -10,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { chatCompletionRequestSchema, parseChatCompletionRequest, parseRequestBody } from '../lambda/contract/request';
 import { parseMessagesRequest, parseWholeMessagesRequest } from '../lambda/messages/request';
+import { parseCreateResponseRequest, parseWholeCreateResponseRequest } from '../lambda/contract/responses';
 import { longPrompt } from './first-byte';
 
 const ROUNDS = Number(process.env.BENCH_PARSE_ROUNDS ?? 200);
@@ -30,9 +32,30 @@ function claudeCodeTurn(): object {
   };
 }
 
+/** A Codex-like Responses request of about 100,000 characters: instructions, then turns of reasoning, a shell call, its output (a file's text) and an assistant message; 10 tools. */
+function codexTurn(): object {
+  const prose = (n: number) => 'The gateway counts every token it holds for. '.repeat(Math.ceil(n / 46)).slice(0, n);
+  const code = (n: number, turn: number) => Array.from({ length: Math.ceil(n / 48) }, (_, i) => `  const v${i} = read("src/f${turn}.ts", ${i}); // "${i}"`).join('\n').slice(0, n);
+  const input: object[] = [
+    { type: 'message', role: 'developer', content: [{ type: 'input_text', text: prose(2_000) }] },
+    { type: 'message', role: 'user', content: [{ type: 'input_text', text: prose(1_000) }] },
+  ];
+  for (let turn = 0, size = 3_000; size < 100_000; turn++, size += 3_300) {
+    input.push(
+      { type: 'reasoning', summary: [{ type: 'summary_text', text: prose(100) }], content: null, encrypted_content: `gAAAA${'x'.repeat(400)}` },
+      { type: 'function_call', name: 'shell', arguments: JSON.stringify({ command: ['bash', '-lc', `cat src/f${turn}.ts`] }), call_id: `call_${turn}` },
+      { type: 'function_call_output', call_id: `call_${turn}`, output: code(3_000, turn) },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: prose(200), annotations: [] }] },
+    );
+  }
+  const tools = Array.from({ length: 10 }, (_, i) => ({ type: 'function', name: `tool_${i}`, description: prose(300), strict: false, parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } } } }));
+  return { model: 'gpt-5-codex', instructions: prose(8_000), input, tools, tool_choice: 'auto', parallel_tool_calls: false, reasoning: { effort: 'medium', summary: 'auto' }, store: false, stream: true, include: ['reasoning.encrypted_content'], prompt_cache_key: 'k' };
+}
+
 const CASES: Record<string, { body: () => object; whole: (b: unknown) => unknown; taken: (b: unknown) => unknown }> = {
   chat: { body: () => ({ model: 'gpt-4o', stream: true, ...longPrompt(100_000, 'agent') }), whole: (b) => parseRequestBody(chatCompletionRequestSchema(), b), taken: parseChatCompletionRequest },
   messages: { body: claudeCodeTurn, whole: parseWholeMessagesRequest, taken: parseMessagesRequest },
+  responses: { body: codexTurn, whole: parseWholeCreateResponseRequest, taken: parseCreateResponseRequest },
 };
 
 /** In a child: one case, one side; prints {first, parse, check} in ms. */

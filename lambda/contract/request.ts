@@ -204,27 +204,38 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
 
 /**
  * A request's answer as `whole()` gives it (the value, or its first issue as the 400 `issueError`
- * words): when `take` takes every message (zod's value for each, built without zod), the rest is
- * checked by `shell()` (the same schema with `messages` any non-empty array) and the messages are
- * `take`'s; otherwise, or when the shell refuses, `whole()` checks it all. Chat's and Messages'.
- * The schemas are asked for only when used (Chat builds each on first use).
+ * words): when `take` takes every item of the array `field` (zod's value for each, built without
+ * zod), the rest is checked by `shell()` (the same schema with `field` any array, non-empty where
+ * the whole schema asks for it) and the items are `take`'s; otherwise, or when the shell refuses,
+ * `whole()` checks it all. Chat's and Messages' `messages`, Responses' `input`. The schemas are
+ * asked for only when used (each is built on first use).
  */
 export function parseTakingMessages<T extends z.ZodTypeAny>(
   whole: () => T,
   shell: () => z.ZodTypeAny,
-  take: (messages: unknown[]) => unknown[] | undefined,
+  take: (items: unknown[]) => unknown[] | undefined,
   body: unknown,
   issueError?: (issue: z.ZodIssue, body: unknown) => GatewayError,
+  field = 'messages',
 ): z.output<T> {
-  const messages = isPlain(body) ? body.messages : undefined;
-  if (Array.isArray(messages) && messages.length) {
-    const taken = take(messages);
+  const items = isPlain(body) && Object.prototype.hasOwnProperty.call(body, field) ? body[field] : undefined;
+  if (Array.isArray(items) && items.length) {
+    const taken = take(items);
     if (taken) {
       const result = shell().safeParse(body);
-      if (result.success) return { ...result.data, messages: taken };
+      if (result.success) return { ...result.data, [field]: taken };
     }
   }
   return parseRequestBody(whole(), body, issueError);
+}
+
+/** zod leaves a key named `__proto__` out of the objects it builds: an object with one goes to zod. */
+export const hasProtoKey = (x: Plain): boolean => Object.prototype.hasOwnProperty.call(x, '__proto__');
+
+/** `first`'s keys, then every other key of `x` in its order: what a passthrough schema gives. */
+export function passedThrough(x: Plain, first: Plain): Plain {
+  for (const key in x) if (!Object.prototype.hasOwnProperty.call(first, key)) first[key] = x[key];
+  return first;
 }
 
 function plainMessages(messages: unknown[]): ChatMessage[] | undefined {

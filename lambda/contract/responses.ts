@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { zodOnFirstUse } from './zod';
 import { invalidRequest } from './errors';
-import { zodIssueError } from './request';
+import { hasProtoKey, isName, isPlain, parseRequestBody, parseTakingMessages, passedThrough, zodIssueError, type Plain } from './request';
 
 // The Responses wire types itapi produces, named as the official SDK (generated from the spec) names them.
 export type {
@@ -202,10 +202,10 @@ function buildCreateResponseRequestSchema() {
       .passthrough(),
   ]);
 
-  return z
+  const request = <I extends z.ZodTypeAny>(items: I) => z
     .object({
       model: z.string().min(1),
-      input: z.union([z.string(), z.array(inputItem)]).optional(),
+      input: z.union([z.string(), z.array(items)]).optional(),
       instructions: nullish(z.string()),
       stream: nullish(z.boolean()),
       store: nullish(z.boolean()),
@@ -239,27 +239,46 @@ function buildCreateResponseRequestSchema() {
       prompt: z.unknown().optional(),
     })
     .passthrough();
+  let full: ReturnType<typeof request<typeof inputItem>> | undefined;
+  let shell: ReturnType<typeof request<ReturnType<typeof z.unknown>>> | undefined;
+  return {
+    full: () => (full ??= request(inputItem)),
+    shell: () => (shell ??= request(z.unknown())),
+  };
 }
 
-let requestSchema: ReturnType<typeof buildCreateResponseRequestSchema> | undefined;
+let requestSchemas: ReturnType<typeof buildCreateResponseRequestSchema> | undefined;
 
 /** Built on first use, not at load: the chat function's cold start does not pay for the Responses endpoint's schemas. */
-export function createResponseRequestSchema(): ReturnType<typeof buildCreateResponseRequestSchema> {
-  return (requestSchema ??= buildCreateResponseRequestSchema());
+function requestSchemasOnFirstUse(): ReturnType<typeof buildCreateResponseRequestSchema> {
+  return (requestSchemas ??= buildCreateResponseRequestSchema());
 }
 
-export type CreateResponseRequest = z.infer<ReturnType<typeof buildCreateResponseRequestSchema>>;
+/** The whole `POST /v1/responses` request's schema (zod checks every input item): the one definition of what the gateway accepts. */
+export function createResponseRequestSchema(): ReturnType<ReturnType<typeof buildCreateResponseRequestSchema>['full']> {
+  return requestSchemasOnFirstUse().full();
+}
+
+export type CreateResponseRequest = z.infer<ReturnType<typeof createResponseRequestSchema>>;
 export type ToolChoice = NonNullable<CreateResponseRequest['tool_choice']>;
 export type TextFormat = NonNullable<NonNullable<CreateResponseRequest['text']>['format']>;
 
-/** Validates a parsed `POST /v1/responses` body; throws a 400 naming the first offending field. */
+/**
+ * Validates a parsed `POST /v1/responses` body; throws a 400 naming the first offending field.
+ * The input items of the kinds coding agents send (`plainInputItems`) are taken as zod would give
+ * them, without zod, as Chat's messages are (`parseTakingMessages`, lambda/contract/request.ts).
+ */
 export function parseCreateResponseRequest(body: unknown): CreateResponseRequest {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
-  }
-  const result = createResponseRequestSchema().safeParse(body);
-  if (!result.success) throw zodIssueError(result.error.issues[0], body);
-  const request = result.data;
+  const { full, shell } = requestSchemasOnFirstUse();
+  return refuseWhatNoRouteRuns(parseTakingMessages(full, shell, plainInputItems, body, zodIssueError, 'input'));
+}
+
+/** The whole schema's answer, zod checking every input item: what `parseCreateResponseRequest` gives, items taken or not (the tests hold it to that). */
+export function parseWholeCreateResponseRequest(body: unknown): CreateResponseRequest {
+  return refuseWhatNoRouteRuns(parseRequestBody(createResponseRequestSchema(), body));
+}
+
+function refuseWhatNoRouteRuns(request: CreateResponseRequest): CreateResponseRequest {
   if (request.background === true) {
     throw invalidRequest("Background mode is not supported by this gateway: send 'background': false (or leave it out).", 'background', 'unsupported_parameter');
   }
@@ -273,4 +292,96 @@ export function parseCreateResponseRequest(body: unknown): CreateResponseRequest
     throw invalidRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
   }
   return request;
+}
+
+/** A value zod's `nullish(z.string())` takes. */
+const nullishString = (x: unknown): boolean => x === undefined || x === null || typeof x === 'string';
+const MESSAGE_ROLES = new Set(['user', 'assistant', 'system', 'developer']);
+
+/**
+ * The input items of the kinds Codex and the SDKs send, as zod's schema gives them, without zod:
+ * messages of text parts, function calls and their outputs, item references, reasoning items, and
+ * items of a kind no route runs; each a new object with the item schema's keys first (in its
+ * order) and every other key after in its order, as the passthrough schemas give them. zod (3)
+ * walks every item twice (its `type`, then its kind's schema): cold, a long Codex history cost
+ * more than anything else before the upstream call (docs/BENCHMARKS.md, "The long prompt,
+ * fourteenth pass"). Undefined for anything else (an image, a `type` that is not a string, a key
+ * named `__proto__`, a value the schemas refuse), which zod then checks and words.
+ * `test/contract/responses-plain-items.test.ts` holds it to zod for any item.
+ */
+export function plainInputItems(items: unknown[]): InputItem[] | undefined {
+  const out: InputItem[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = plainInputItem(items[i]);
+    if (!item) return undefined;
+    out[i] = item;
+  }
+  return out;
+}
+
+function plainInputItem(x: unknown): InputItem | undefined {
+  if (!isPlain(x) || hasProtoKey(x)) return undefined;
+  // EasyInputMessage and ItemReferenceParam may come without a type, as the schema reads them.
+  const type = x.type === undefined ? ('role' in x ? 'message' : 'id' in x ? 'item_reference' : undefined) : x.type;
+  if (typeof type !== 'string') return undefined;
+  const first: Plain = { type };
+  switch (type) {
+    case 'message': {
+      if (!nullishString(x.id) || !MESSAGE_ROLES.has(x.role as string)) return undefined;
+      const content = itemContent(x.content);
+      if (content === undefined) return undefined;
+      if ('id' in x) first.id = x.id;
+      first.role = x.role;
+      first.content = content;
+      break;
+    }
+    case 'function_call':
+      if (!nullishString(x.id) || !isName(x.call_id) || !isName(x.name) || typeof x.arguments !== 'string') return undefined;
+      if ('id' in x) first.id = x.id;
+      first.call_id = x.call_id;
+      first.name = x.name;
+      first.arguments = x.arguments;
+      break;
+    case 'function_call_output': {
+      if (!nullishString(x.id) || !isName(x.call_id)) return undefined;
+      const output = itemContent(x.output);
+      if (output === undefined) return undefined;
+      if ('id' in x) first.id = x.id;
+      first.call_id = x.call_id;
+      first.output = output;
+      break;
+    }
+    case 'item_reference':
+      if (!isName(x.id)) return undefined;
+      first.id = x.id;
+      break;
+    case 'reasoning':
+      if (!nullishString(x.id)) return undefined;
+      if ('id' in x) first.id = x.id;
+      break;
+    default:
+      return { type: 'unsupported', itemType: type };
+  }
+  return passedThrough(x, first) as InputItem;
+}
+
+/** A message's content or a call's output: a string, or parts of text, refusals and files (an image goes to zod). */
+function itemContent(x: unknown): string | Plain[] | undefined {
+  if (typeof x === 'string') return x;
+  if (!Array.isArray(x)) return undefined;
+  const parts: Plain[] = new Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const part = x[i];
+    if (!isPlain(part) || hasProtoKey(part)) return undefined;
+    const type = part.type;
+    if (type === 'input_text' || type === 'output_text') {
+      if (typeof part.text !== 'string') return undefined;
+      parts[i] = passedThrough(part, { type, text: part.text });
+    } else if (type === 'refusal') {
+      if (typeof part.refusal !== 'string') return undefined;
+      parts[i] = passedThrough(part, { type, refusal: part.refusal });
+    } else if (type === 'input_file') parts[i] = passedThrough(part, { type });
+    else return undefined;
+  }
+  return parts;
 }

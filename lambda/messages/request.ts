@@ -1,7 +1,7 @@
 import type { z as zodTypes } from 'zod';
 import { zodOnFirstUse } from '../contract/zod';
 import { invalidRequest, type GatewayError } from '../contract/errors';
-import { formatParam, isName, isPlain, parseRequestBody, parseTakingMessages, type Plain } from '../contract/request';
+import { formatParam, hasProtoKey, isName, isPlain, parseRequestBody, parseTakingMessages, passedThrough, type Plain } from '../contract/request';
 import type { MessagesWirePrompt, MessagesWireRequest } from '../codecs/anthropic-messages';
 
 // zod through the one `require` every schema builder uses, so the bundle holds one copy of it; this
@@ -151,15 +151,6 @@ export const parseWholeCountTokensRequest = (body: unknown): unknown => parseReq
 /** The whole schema's answer, its messages taken without zod when `plainMessages` takes them all (`parseTakingMessages`). */
 function parseWith(schema: zodTypes.ZodTypeAny, shell: zodTypes.ZodTypeAny, body: unknown): unknown {
   return parseTakingMessages(() => schema, () => shell, plainMessages, body, issueError);
-}
-
-/** zod leaves a key named `__proto__` out of the objects it builds: such a message goes to zod. */
-const hasProtoKey = (x: Plain) => Object.prototype.hasOwnProperty.call(x, '__proto__');
-
-/** `first`'s keys, then every other key of `x` in its order: what a passthrough schema gives. */
-function passedThrough(x: Plain, first: Plain): Plain {
-  for (const key in x) if (!Object.prototype.hasOwnProperty.call(first, key)) first[key] = x[key];
-  return first;
 }
 
 /**
