@@ -198,9 +198,12 @@ function describe(value: unknown): string {
  * `plainMessage` takes zod takes too, and gives the same value.
  */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  const plain = plainChatRequest(body);
+  if (plain) return plain;
   const { full, shell } = chatSchemasOnFirstUse();
   return parseTakingMessages(full, shell, plainMessages, body);
 }
+
 
 /**
  * A request's answer as `whole()` gives it (the value, or its first issue as the 400 `issueError`
@@ -317,6 +320,67 @@ export function plainMessage(x: unknown): ChatMessage | undefined {
     out.tool_calls = calls;
   }
   return out as ChatMessage;
+}
+
+/** The request schema's own keys, in its order (`test/contract/request-plain-request.test.ts` holds it to the schema's). */
+export const CHAT_REQUEST_KEYS = [
+  'model', 'messages', 'stream', 'stream_options', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'frequency_penalty',
+  'presence_penalty', 'stop', 'n', 'seed', 'user', 'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'logprobs', 'top_logprobs',
+] as const;
+const CHAT_REQUEST_KEY_SET: ReadonlySet<string> = new Set(CHAT_REQUEST_KEYS);
+
+const nullOr = (check: (x: unknown) => boolean) => (x: unknown) => x === null || check(x);
+const within = (lo: number, hi: number) => nullOr((x) => typeof x === 'number' && x >= lo && x <= hi);
+const intFrom = (lo: number, hi = Infinity) => nullOr((x) => Number.isInteger(x) && (x as number) >= lo && (x as number) <= hi);
+
+/** The schema's checks of the top-level fields `plainChatRequest` takes as they come (the rest of the schema's fields go to zod). */
+const PLAIN_FIELDS: Record<string, (x: unknown) => boolean> = {
+  stream: nullOr((x) => typeof x === 'boolean'),
+  temperature: within(0, 2),
+  top_p: within(0, 1),
+  max_tokens: intFrom(1),
+  max_completion_tokens: intFrom(1),
+  frequency_penalty: within(-2, 2),
+  presence_penalty: within(-2, 2),
+  stop: nullOr((x) => isText(x) || (Array.isArray(x) && x.length >= 1 && x.length <= 4 && x.every(isText))),
+  n: intFrom(1, 128),
+  seed: intFrom(-Infinity),
+  user: isText,
+  parallel_tool_calls: (x) => typeof x === 'boolean',
+};
+
+/**
+ * A request of the common shape taken whole without zod, as the whole schema would give it: its
+ * messages taken (`plainMessages`), the top-level fields of `PLAIN_FIELDS` checked as the schema
+ * checks them, `stream_options` only with `stream: true` (as the schema refines it), the schema's
+ * keys in its order and every other key after in its order (the schema passes them through).
+ * Undefined for anything else (tools, a response format, logprobs, a value the schema refuses, a
+ * key named `__proto__`), which the schema then checks: zod is neither built nor walked for a
+ * plain chat request (docs/BENCHMARKS.md, "The first byte, fourteenth pass").
+ */
+export function plainChatRequest(body: unknown): ChatCompletionRequest | undefined {
+  if (!isPlain(body) || !isName(body.model) || !Array.isArray(body.messages) || !body.messages.length || hasProtoKey(body)) return undefined;
+  for (const key in body) {
+    if (key === 'model' || key === 'messages' || !CHAT_REQUEST_KEY_SET.has(key)) continue;
+    if (key === 'stream_options') {
+      const options = body.stream_options;
+      if (options !== null && (!isPlain(options) || body.stream !== true || ('include_usage' in options && typeof options.include_usage !== 'boolean'))) return undefined;
+    } else if (!Object.prototype.hasOwnProperty.call(PLAIN_FIELDS, key) || !PLAIN_FIELDS[key](body[key])) return undefined;
+  }
+  const messages = plainMessages(body.messages);
+  if (!messages) return undefined;
+  const out: Plain = {};
+  for (const key of CHAT_REQUEST_KEYS) {
+    if (!(key in body)) continue;
+    const x = body[key];
+    if (key === 'messages') out.messages = messages;
+    // zod's objects and arrays are its own copies: `stream_options` keeps only its one key.
+    else if (key === 'stream_options') out.stream_options = x === null ? null : 'include_usage' in (x as Plain) ? { include_usage: (x as Plain).include_usage } : {};
+    else if (key === 'stop' && Array.isArray(x)) out.stop = [...x];
+    else out[key] = x;
+  }
+  for (const key in body) if (!CHAT_REQUEST_KEY_SET.has(key)) out[key] = body[key];
+  return out as ChatCompletionRequest;
 }
 
 /**

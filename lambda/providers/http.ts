@@ -2,6 +2,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { urlToHttpOptions } from 'node:url';
 import { GatewayError, invalidRequest, serverOverloaded, upstreamError, upstreamTimeout } from '../contract/errors';
 import type { UpstreamDeadline } from './upstream-deadline';
 import type { ProviderCall } from './types';
@@ -44,16 +45,34 @@ export async function fetchUpstream(
   return response;
 }
 
+/**
+ * An upstream URL as `http.request` options (what Node makes of a URL it is given), kept per URL:
+ * parsing the same few routes' URLs was a measurable part of a cold request's work before the
+ * upstream call (docs/BENCHMARKS.md, "The first byte, fourteenth pass").
+ */
+function addressOf(url: string): ReturnType<typeof urlToHttpOptions> {
+  let address = ADDRESSES.get(url);
+  if (!address) {
+    if (ADDRESSES.size >= 256) ADDRESSES.clear();
+    address = urlToHttpOptions(new URL(url));
+    ADDRESSES.set(url, address);
+  }
+  return address;
+}
+const ADDRESSES = new Map<string, ReturnType<typeof urlToHttpOptions>>();
+
 /** A POST of a JSON body on the shared keep-alive agents; settles with the response head. */
 export function postUpstream(url: string, headers: Record<string, string>, body: string | Buffer, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const target = addressOf(url);
+    const https = target.protocol === 'https:';
+    const send = https ? httpsRequest : httpRequest;
     const attempt = (retried: boolean) => {
-      const req = send(target, {
+      const req = send({
         method: 'POST',
-        agent: target.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
+        agent: https ? AGENTS['https:'] : AGENTS['http:'],
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
+        ...target,
       });
       // Destroyed without an error on abort (not `signal:`): a reader that already let go of the
       // body must not get an AbortError event it no longer listens for; a pending read gets ECONNRESET.
