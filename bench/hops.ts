@@ -145,7 +145,7 @@ async function main() {
   process.env.HOPS_NAME = 'client';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { mark } = require('./hops-preload.cjs') as { mark: (moment: string, path?: string) => void };
-  log(`${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} rounds, log ${file}`);
+  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} rounds, log ${file}`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   try {

@@ -37,7 +37,7 @@ interface Row {
 }
 
 async function main() {
-  log(`${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
+  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   try {

@@ -49,7 +49,7 @@ const t0 = Date.now();
 const log = (line: string) => process.stderr.write(`[ttfb ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
 async function main() {
-  log(`${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
+  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   const stopAll = async () => {
