@@ -241,12 +241,15 @@ export function passedThrough(x: Plain, first: Plain): Plain {
   return first;
 }
 
-function plainMessages(messages: unknown[]): ChatMessage[] | undefined {
-  const out: ChatMessage[] = new Array(messages.length);
-  for (let i = 0; i < messages.length; i++) {
-    const message = plainMessage(messages[i]);
-    if (!message) return undefined;
-    out[i] = message;
+const plainMessages = (messages: unknown[]): ChatMessage[] | undefined => takeAll(messages, plainMessage);
+
+/** Each item as `take` takes it, or undefined when it takes any one not (Chat's messages, Responses' input items). */
+export function takeAll<T>(items: unknown[], take: (item: unknown) => T | undefined): T[] | undefined {
+  const out: T[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const taken = take(items[i]);
+    if (taken === undefined) return undefined;
+    out[i] = taken;
   }
   return out;
 }

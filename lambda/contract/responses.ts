@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { zodOnFirstUse } from './zod';
 import { invalidRequest } from './errors';
-import { hasProtoKey, isName, isPlain, parseRequestBody, parseTakingMessages, passedThrough, zodIssueError, type Plain } from './request';
+import { hasProtoKey, isName, isPlain, parseRequestBody, parseTakingMessages, passedThrough, takeAll, zodIssueError, type Plain } from './request';
 
 // The Responses wire types itapi produces, named as the official SDK (generated from the spec) names them.
 export type {
@@ -310,13 +310,7 @@ const MESSAGE_ROLES = new Set(['user', 'assistant', 'system', 'developer']);
  * `test/contract/responses-plain-items.test.ts` holds it to zod for any item.
  */
 export function plainInputItems(items: unknown[]): InputItem[] | undefined {
-  const out: InputItem[] = new Array(items.length);
-  for (let i = 0; i < items.length; i++) {
-    const item = plainInputItem(items[i]);
-    if (!item) return undefined;
-    out[i] = item;
-  }
-  return out;
+  return takeAll(items, plainInputItem);
 }
 
 function plainInputItem(x: unknown): InputItem | undefined {
