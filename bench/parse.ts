@@ -12,9 +12,15 @@ import { performance } from 'node:perf_hooks';
 import { chatCompletionRequestSchema, parseChatCompletionRequest, parseRequestBody } from '../lambda/contract/request';
 import { parseMessagesRequest, parseWholeMessagesRequest } from '../lambda/messages/request';
 import { parseCreateResponseRequest, parseWholeCreateResponseRequest } from '../lambda/contract/responses';
+import { decodeResponsesRequest } from '../lambda/codecs/openai-responses';
+import { answerPlan } from '../lambda/responses/chat-seam';
+import { parseCatalog } from '../lambda/catalog';
+import { benchCatalogDocument, BENCH_MODEL } from './servers/bench-catalog';
 import { longPrompt } from './first-byte';
 
 const ROUNDS = Number(process.env.BENCH_PARSE_ROUNDS ?? 200);
+/** Fresh processes a side for the Responses endpoint's first request (BENCH_PARSE_FRESH). */
+const FRESH = Number(process.env.BENCH_PARSE_FRESH ?? 9);
 
 function claudeCodeTurn(): object {
   const round = (i: number) => [
@@ -82,6 +88,24 @@ function measure(name: string, side: 'whole' | 'taken'): void {
   process.stdout.write(JSON.stringify({ first, parse: median(parse), check: median(checked) }));
 }
 
+/**
+ * In a child: the Responses endpoint's steps before the upstream call on a fresh process's first
+ * request (the Codex-like turn): the check (`side`), the codec's decoding, and the seam's Chat
+ * request (lambda/responses/chat-seam.ts, which checks with Chat's schema what the codec made).
+ */
+function measureSteps(side: 'whole' | 'taken'): void {
+  const text = JSON.stringify({ ...codexTurn(), model: BENCH_MODEL });
+  const model = parseCatalog(benchCatalogDocument('http://127.0.0.1:9'), 'bench').get(BENCH_MODEL)!;
+  const t0 = performance.now();
+  const request = CASES.responses[side](JSON.parse(text)) as ReturnType<typeof parseCreateResponseRequest>;
+  const t1 = performance.now();
+  const decoded = decodeResponsesRequest(request, {}, {});
+  const t2 = performance.now();
+  answerPlan(decoded, model, 'acct_bench');
+  const t3 = performance.now();
+  process.stdout.write(JSON.stringify({ check: t1 - t0, decode: t2 - t1, seam: t3 - t2 }));
+}
+
 function main(): void {
   const rows = ['case       side    first ms   JSON.parse ms   check ms (median)'];
   for (const name of Object.keys(CASES)) {
@@ -91,8 +115,23 @@ function main(): void {
       rows.push(`${name.padEnd(11)}${side.padEnd(8)}${r.first.toFixed(2).padStart(8)}${r.parse.toFixed(3).padStart(16)}${r.check.toFixed(3).padStart(11)}`);
     }
   }
-  process.stdout.write(`${rows.join('\n')}\n(whole: zod checks every message; taken: the messages of the common shapes taken without zod)\n`);
+  rows.push('(whole: zod checks every message; taken: the messages of the common shapes taken without zod)', '');
+  rows.push(`Responses, a fresh process's first request, median of ${FRESH} processes a side (alternating), ms: check, decode, the seam's Chat request, sum`);
+  const steps: Record<'whole' | 'taken', number[][]> = { whole: [], taken: [] };
+  for (let i = 0; i < FRESH; i++) {
+    for (const side of ['whole', 'taken'] as const) {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, 'responses-steps', side], { encoding: 'utf8' });
+      const r = JSON.parse(out) as { check: number; decode: number; seam: number };
+      steps[side].push([r.check, r.decode, r.seam, r.check + r.decode + r.seam]);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const side of ['whole', 'taken'] as const) {
+    rows.push(`${side.padEnd(8)}${[0, 1, 2, 3].map((c) => median(steps[side].map((r) => r[c])).toFixed(2).padStart(9)).join('')}`);
+  }
+  process.stdout.write(`${rows.join('\n')}\n`);
 }
 
-if (process.argv[2]) measure(process.argv[2], process.argv[3] as 'whole' | 'taken');
+if (process.argv[2] === 'responses-steps') measureSteps(process.argv[3] as 'whole' | 'taken');
+else if (process.argv[2]) measure(process.argv[2], process.argv[3] as 'whole' | 'taken');
 else main();

@@ -192,10 +192,11 @@ function describe(value: unknown): string {
  *
  * zod (3) builds each node's path and result as it goes: on a coding agent's history of a
  * hundred messages, cold, it was the largest step before the upstream call (docs/BENCHMARKS.md,
- * "The long prompt, thirteenth pass"). So the messages of the shapes clients send
- * (`plainMessage`) are taken as zod would give them, without zod (`parseTakingMessages`).
- * `test/contract/request-plain-messages.test.ts` checks, for any message, that what
- * `plainMessage` takes zod takes too, and gives the same value.
+ * "The long prompt, thirteenth pass"). So a request of the common shape is taken whole without
+ * zod (`plainChatRequest`); otherwise the messages of the shapes clients send (`plainMessage`)
+ * are taken as zod would give them and the rest is checked by the schema (`parseTakingMessages`).
+ * `test/contract/request-plain-request.test.ts` and `request-plain-messages.test.ts` hold both
+ * to the whole schema's answer for any request.
  */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const plain = plainChatRequest(body);
@@ -203,7 +204,6 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   const { full, shell } = chatSchemasOnFirstUse();
   return parseTakingMessages(full, shell, plainMessages, body);
 }
-
 
 /**
  * A request's answer as `whole()` gives it (the value, or its first issue as the 400 `issueError`
