@@ -97,15 +97,21 @@ async function readBodyWithin(request: Request, maxBytes: number, atHand?: BodyA
 /**
  * A body that came whole with its head (as a chat request's usually does: one packet), read now
  * instead of through listeners and a tick of the stream (issue 22); undefined otherwise, nothing
- * read. Only when every declared byte is buffered and the message is complete, so the one read
- * takes exactly the body.
+ * read. Only when every declared byte is buffered: HTTP's framing pushes no byte past the declared
+ * length, so the one read takes exactly the body. Node's parser marks the message complete only in
+ * a callback after the ticks that follow the body's push, which is after the microtasks a request
+ * with its key cached reaches this read in: the message need not be complete yet. The stream is
+ * then left flowing, so that it still ends (`end`) when the parser completes it: Hono's Node
+ * adapter drains a request that has not ended once its answer is sent.
  */
 function bufferedWhole(incoming: Readable & { complete: boolean }, declaredBytes: number): Buffer | undefined {
-  if (!incoming.complete || incoming.readableDidRead || incoming.readableFlowing === true || incoming.readableEncoding !== null || incoming.readableObjectMode) return undefined;
+  if (incoming.readableDidRead || incoming.readableFlowing === true || incoming.readableEncoding !== null || incoming.readableObjectMode) return undefined;
   if (!(declaredBytes > 0) || incoming.readableLength !== declaredBytes) return undefined;
-  // Paused (not flowing), a read without a size takes the whole buffer, and then ends the stream
-  // (`end` follows); with a size it would not end it until another read.
-  return (incoming.read() as Buffer | null) ?? undefined;
+  // Paused (not flowing), a read without a size takes the whole buffer; once the stream has ended
+  // (a complete message), that read also ends it.
+  const whole = (incoming.read() as Buffer | null) ?? undefined;
+  if (!incoming.complete) incoming.resume();
+  return whole;
 }
 
 /** Reads and drops the rest of the body up to the bound, then answers 413 and closes the connection. */
