@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const SECRET_LENGTH = 40;
@@ -16,9 +16,13 @@ export function generateApiKey(): string {
   return out;
 }
 
-/** Only this hash is ever stored. */
+/**
+ * Only this hash is ever stored. Node's one-shot `crypto.hash` (Node 20.12 and later) where there
+ * is one: about a third of a `Hash` object's time, on every request's way to its upstream call
+ * (issue 22); a `Hash` object on an older Node 20.
+ */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return typeof hash === 'function' ? hash('sha256', key, 'hex') : createHash('sha256').update(key).digest('hex');
 }
 
 /** What admins see of a key: `it_Ab3…xYz9`. */

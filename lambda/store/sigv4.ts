@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, hash } from 'node:crypto';
 
 /**
  * AWS Signature Version 4 for one kind of request: a POST of a JSON body to `/` with no query,
@@ -49,8 +49,9 @@ export function postSigner(credentials: CredentialsProvider, region: string, ser
   };
 }
 
+/** Node's one-shot `crypto.hash` where there is one (Node 20.12 and later), as `hashApiKey`. */
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return typeof hash === 'function' ? hash('sha256', text, 'hex') : createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function hmac(key: string | Buffer, data: string): Buffer {

@@ -193,3 +193,26 @@ async function primed(keys: ControlledKeys, authenticate: () => Promise<KeyRecor
   await first;
   return SECRET_OF.get(keys)!;
 }
+
+describe('hashApiKey', () => {
+  it('is the SHA-256 hex of the key, with Node’s one-shot crypto.hash and without it (Node 20 before 20.12)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeCrypto = require('node:crypto') as typeof import('node:crypto');
+    const secret = generateApiKey();
+    const expected = nodeCrypto.createHash('sha256').update(secret).digest('hex');
+    const oneShot = jest.spyOn(nodeCrypto, 'hash');
+    try {
+      expect(hashApiKey(secret)).toBe(expected);
+      expect(oneShot).toHaveBeenCalledWith('sha256', secret, 'hex');
+    } finally {
+      oneShot.mockRestore();
+    }
+    const oneShotHash = nodeCrypto.hash;
+    (nodeCrypto as { hash?: unknown }).hash = undefined;
+    try {
+      expect(hashApiKey(secret)).toBe(expected);
+    } finally {
+      nodeCrypto.hash = oneShotHash;
+    }
+  });
+});
