@@ -140,8 +140,10 @@ class EventStreamResponse<Req extends IncomingMessage = IncomingMessage> extends
   override writeHead(statusCode: number, ...rest: unknown[]): this {
     const headers = rest[rest.length - 1];
     if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
-      const type = (headers as Record<string, unknown>)['content-type'];
+      const given = headers as Record<string, unknown>;
+      const type = given['content-type'];
       this.eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
+      if (this.sendDate && !('date' in given) && !('Date' in given) && !this.hasHeader('date')) rest[rest.length - 1] = { ...given, date: httpDate() };
     }
     return (super.writeHead as (code: number, ...args: unknown[]) => this)(statusCode, ...rest);
   }
@@ -150,6 +152,23 @@ class EventStreamResponse<Req extends IncomingMessage = IncomingMessage> extends
     if (!this.eventStream) super.flushHeaders();
   }
 }
+
+/**
+ * The `Date` header of an answer: the current second's, made once a second. Node's own (when no
+ * `Date` is given) is cached the same way, but cleared by a timer set each time it is made again:
+ * after an idle second, the first answer's head paid for that timer on the way to its first byte
+ * (issue 22). This one is checked against the clock instead.
+ */
+function httpDate(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(second * 1000).toUTCString();
+  }
+  return dateValue;
+}
+let dateSecond = -1;
+let dateValue = '';
 
 /** Listens on 127.0.0.1:`port` (0: a free one); a taken port is an error that names it. */
 async function listenOnLoopback(port: number, fetch: FetchCallback): Promise<ServerType> {

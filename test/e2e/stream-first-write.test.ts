@@ -63,4 +63,29 @@ describe('a stream\'s first socket write', () => {
     expect(head).toHaveLength(1);
     expect(head[0]).toContain('"chat.completion"');
   });
+
+  it('every head carries one Date, the current second\'s (the server makes it, not Node)', async () => {
+    const dates = async (path: string, body: object) => {
+      const writes = await socketWrites(async () => {
+        const res = await post(path, body);
+        expect(res.status).toBe(200);
+        await res.text();
+      });
+      const head = writes.find((w) => w.startsWith('HTTP/1.1 200'))!;
+      return [...head.slice(0, head.indexOf('\r\n\r\n')).matchAll(/^date: (.*)$/gim)].map((m) => m[1]);
+    };
+    const stream = { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] };
+    const json = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+    const first = await dates('/chat/completions', stream);
+    expect(first).toHaveLength(1);
+    expect(Math.abs(Date.parse(first[0]) - Date.now())).toBeLessThan(2000);
+    expect(first[0]).toBe(new Date(Date.parse(first[0])).toUTCString());
+    // A later second gets its own.
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
+    for (const later of [await dates('/chat/completions', stream), await dates('/chat/completions', json)]) {
+      expect(later).toHaveLength(1);
+      expect(Date.parse(later[0])).toBeGreaterThan(Date.parse(first[0]));
+      expect(Math.abs(Date.parse(later[0]) - Date.now())).toBeLessThan(2000);
+    }
+  });
 });
