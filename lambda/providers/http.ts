@@ -31,13 +31,22 @@ export async function fetchUpstream(
   /** The error a status other than 2xx is thrown as (a provider with its own error body maps it). */
   statusError: (status: number, response: IncomingMessage) => Promise<GatewayError> = upstreamStatusError,
 ): Promise<IncomingMessage> {
-  deadline.arm('first_byte', call.timeouts.firstByteMs);
   let response: IncomingMessage;
+  let answered = false;
+  const sent = postUpstream(url, init.headers, init.body, deadline.signal);
+  // Armed a tick later: Node writes the request on a kept-alive socket in a tick queued as the
+  // request was made, so the timer's setting follows that write instead of preceding it (issue 22).
+  // Ticks all run before the promise callbacks that could settle the call, so it is never armed
+  // after its disarm; the guard says so.
+  process.nextTick(() => {
+    if (!answered) deadline.arm('first_byte', call.timeouts.firstByteMs);
+  });
   try {
-    response = await postUpstream(url, init.headers, init.body, deadline.signal);
+    response = await sent;
   } catch (err) {
     throw deadline.failure(err, true);
   } finally {
+    answered = true;
     deadline.disarm('first_byte');
   }
   const status = response.statusCode ?? 0;
