@@ -65,10 +65,24 @@ const server = createServer((req, res) => {
       };
       send();
     };
-    if (delayMs) setTimeout(answer, delayMs);
+    if (delayMs) answerAt(performance.now() + delayMs, answer);
     else answer();
   });
 });
+/**
+ * Runs `answer` when `at` (performance.now()) comes, to a few hundredths of a millisecond: a timer
+ * to about 2 ms before, then turns of the event loop. A plain 300 ms timer fires anywhere in the
+ * millisecond after its time (libuv counts whole milliseconds), and every target's "added" is its
+ * first byte less the upstream's own in a request of its own: that spread, twice over, was a
+ * noise of its own in each difference (bench/ttfb.ts, bench/trace.ts).
+ */
+function answerAt(at: number, answer: () => void): void {
+  const left = at - performance.now();
+  if (left > 3) setTimeout(() => answerAt(at, answer), left - 2);
+  else if (left > 0) setImmediate(() => answerAt(at, answer));
+  else answer();
+}
+
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
