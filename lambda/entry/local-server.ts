@@ -143,7 +143,7 @@ class EventStreamResponse<Req extends IncomingMessage = IncomingMessage> extends
       const given = headers as Record<string, unknown>;
       const type = given['content-type'];
       this.eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
-      if (this.sendDate && !('date' in given) && !('Date' in given) && !this.hasHeader('date')) rest[rest.length - 1] = { ...given, date: httpDate() };
+      if (this.sendDate && !('date' in given) && !('Date' in given) && !this.hasHeader('date')) rest[rest.length - 1] = { date: httpDate(), ...given };
     }
     return (super.writeHead as (code: number, ...args: unknown[]) => this)(statusCode, ...rest);
   }
