@@ -156,18 +156,29 @@ function sseResponseClass(): SseResponseClass {
   return (SseResponse ??= class SseResponse extends Response {
     #sse: SseBytes | undefined;
     #web: Response | undefined;
-    /** The headers as given, while no one has read `headers` (which may change them): the entry writes them without a `Headers` built and read back. */
+    /**
+     * The headers as given, while no one has read `headers` (which may change them): the entry
+     * writes them without a `Headers` built and read back. The `Headers` is filled from them on its
+     * first read only: built at once (by `Response`'s own constructor), it validated every header
+     * on the way to the first byte for nothing (issue 22).
+     */
     #given: Record<string, string> | undefined;
 
     constructor(body: SseBytes, init: SseInit) {
-      super(null, init);
+      super(null, { status: init.status });
       this.#sse = body;
       this.#given = init.headers;
     }
 
     override get headers(): Headers {
-      if (#given in this) this.#given = undefined;
-      return super.headers;
+      const headers = super.headers;
+      // Read by `Response`'s own constructor too, before this class's fields exist.
+      const given = #given in this ? this.#given : undefined;
+      if (given) {
+        this.#given = undefined;
+        for (const name of Object.keys(given)) headers.append(name, given[name]);
+      }
+      return headers;
     }
 
     [TAKE_SSE_BODY](): DirectSse | undefined {

@@ -85,8 +85,16 @@ export class UpstreamReader<In, Out> {
           return;
         }
         this.buffer.push(this.options.observe(next.value));
+        const wasFirst = next === first;
         next = undefined;
         this.notify();
+        // The first item (read with the upstream's head) goes to the client before the next read
+        // is started: that read waits, with its idle timer, and would otherwise be set up on the
+        // way to the first byte (issue 22). The upstream's bytes are taken as they come meanwhile.
+        if (wasFirst) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.stopped) return;
+        }
         if (this.buffer.length > this.maxBuffered) {
           const error = clientTooSlow(this.maxBuffered);
           this.fail(error);

@@ -2,6 +2,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { urlToHttpOptions } from 'node:url';
 import { GatewayError, invalidRequest, serverOverloaded, upstreamError, upstreamTimeout } from '../contract/errors';
 import type { UpstreamDeadline } from './upstream-deadline';
@@ -176,7 +177,14 @@ export function sseEvents(body: Readable, idleMs: number): SseEvents {
 export class SseEvents implements AsyncIterableIterator<EventSourceMessage> {
   private readonly queue: EventSourceMessage[] = [];
   private readonly parser = createParser({ onEvent: (event) => this.queue.push(event) });
-  private readonly decoder = new TextDecoder();
+  /**
+   * UTF-8 across chunk boundaries. A `StringDecoder` rather than a streaming `TextDecoder`: the
+   * same text (invalid bytes become U+FFFD), for a fraction of the cost to make one per stream
+   * (issue 22: this is made on the way to the first byte). A leading BOM, which a `TextDecoder`
+   * drops and the SSE standard ignores, is dropped in `feed`.
+   */
+  private readonly decoder = new StringDecoder('utf8');
+  private started = false;
   private ended = false;
   private failure: GatewayError | undefined;
   private stopped = false;
@@ -251,7 +259,7 @@ export class SseEvents implements AsyncIterableIterator<EventSourceMessage> {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.parser.feed(this.decoder.decode(chunk, { stream: true }));
+    this.feed(this.decoder.write(chunk));
     if (this.queue.length >= SSE_READ_AHEAD && !this.paused) {
       this.paused = true;
       this.body.pause();
@@ -262,8 +270,17 @@ export class SseEvents implements AsyncIterableIterator<EventSourceMessage> {
     this.waiter?.timer.refresh();
   };
 
+  /** Text to the parser, a leading BOM dropped. */
+  private feed(text: string): void {
+    if (!this.started && text) {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    this.parser.feed(text);
+  }
+
   private readonly onEnd = (): void => {
-    this.parser.feed(this.decoder.decode());
+    this.feed(this.decoder.end());
     this.ended = true;
     this.detach();
     this.settle();

@@ -30,6 +30,21 @@ describe('sseEvents', () => {
     await expect(events.next()).resolves.toEqual({ done: true, value: undefined });
   });
 
+  it('decodes as a TextDecoder does: a leading BOM dropped even when split across chunks, an invalid byte as U+FFFD, a character split at the end', async () => {
+    const body = new PassThrough();
+    const events = sseEvents(body, 5_000);
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const bytes = Buffer.concat([bom, Buffer.from('data: a'), Buffer.from([0xff]), Buffer.from('b\n\ndata: \ufeffkept\n\ndata: ✓')]);
+    // The BOM cut in two, then the rest with the last character's bytes cut before its end.
+    body.write(bytes.subarray(0, 2));
+    body.write(bytes.subarray(2, bytes.length - 2));
+    body.write(bytes.subarray(bytes.length - 2));
+    body.end(Buffer.from('\n\n'));
+    const expected = new TextDecoder().decode(bytes);
+    expect(expected.startsWith('data: a\ufffdb')).toBe(true);
+    expect(await drain(events, 10)).toEqual(['a\ufffdb', '\ufeffkept', '✓']);
+  });
+
   it('has the bytes already in when it starts (the first event with the head) ready for the first read, not a tick later', async () => {
     const body = new PassThrough();
     body.write(frame(0) + frame(1));
