@@ -10,25 +10,7 @@ import type { DirectSse, SseBytes } from '../chat/sse-body';
  * fails is a client gone.
  */
 export async function writeSseToNode({ status, headers, body }: DirectSse, out: ServerResponse): Promise<void> {
-  // Corks held before the first write (none but Node's own, normally): only the write's own is undone.
-  let corked = 0;
-  const begin = () => {
-    out.writeHead(status, headers);
-    corked = out.socket?.writableCorked ?? 0;
-  };
-  await writeSseBytes(body, out, begin, () => out.destroyed || out.socket?.destroyed === true, () => flushCorked(out, corked));
-}
-
-/**
- * Hands what a response has written to its socket now. Node corks the socket on a response's
- * write and uncorks it in a `process.nextTick`, which runs only once every microtask queued
- * meanwhile is done: the metered stream's next read, its timers, the layers returning. Done for
- * the first frame only (issue 22: it is the first byte; later frames coming together still leave
- * in one write). Node's own uncork then finds nothing corked and does nothing.
- */
-function flushCorked(out: ServerResponse, corkedBefore: number): void {
-  const socket = out.socket;
-  if (socket && socket.writableCorked > corkedBefore) socket.uncork();
+  await writeSseBytes(body, out, () => out.writeHead(status, headers), () => out.destroyed || out.socket?.destroyed === true);
 }
 
 /**
@@ -40,15 +22,7 @@ function flushCorked(out: ServerResponse, corkedBefore: number): void {
  * it sent billed. Resolves `true` once every byte was handed over and the stream ended, `false`
  * when the client went away (the body cancelled, that cancellation awaited). Never throws.
  */
-export async function writeSseBytes(
-  body: SseBytes,
-  out: Writable,
-  begin: () => void,
-  closed: () => boolean = () => out.destroyed,
-  /** Called once, right after the first bytes are written (local mode sends them at once). */
-  wroteFirst?: () => void,
-): Promise<boolean> {
-  let first = true;
+export async function writeSseBytes(body: SseBytes, out: Writable, begin: () => void, closed: () => boolean = () => out.destroyed): Promise<boolean> {
   let ending = false;
   let cancelled: Promise<unknown> | undefined;
   const gone = () => {
@@ -68,12 +42,7 @@ export async function writeSseBytes(
         gone();
         break;
       }
-      const more = out.write(bytes);
-      if (first) {
-        first = false;
-        wroteFirst?.();
-      }
-      if (!more) await drained(out, closed);
+      if (!out.write(bytes)) await drained(out, closed);
     }
     if (!cancelled) {
       ending = true;

@@ -1,7 +1,7 @@
 // Issue 22: an SSE answer is written to the socket by the entry itself (local mode and Lambda),
 // without its Web stream built, pulled and read on the way to the first byte; anything that reads
 // the Response's body (Hono's test client, middleware) still gets the same bytes as a Web stream.
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { SseBody, sseBody, sseResponse, takeSseBody, type SseSource } from '../../lambda/chat/sse-body';
@@ -116,11 +116,9 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
   let afterClientLeft = false;
   /** The last request's writer (it must settle, whatever the client did) and its response. */
   let written: Promise<{ headersSent: boolean }>;
-  let response: ServerResponse | undefined;
 
   beforeAll(async () => {
     server = createServer((_req, res) => {
-      response = res;
       written = new Promise((resolve) => {
         const write = () => void writeSseToNode(takeSseBody(sseResponse(body(next), { status: 200, headers: HEADERS }))!, res).then(() => resolve({ headersSent: res.headersSent }));
         if (afterClientLeft) res.once('close', write);
@@ -152,25 +150,6 @@ describe('written by local mode to Node’s response (writeSseToNode)', () => {
     } finally {
       stream.mockRestore();
     }
-  });
-
-  it('hands the first frame to the socket at once, not after the work that follows its write (Node uncorks a tick later); the rest as usual', async () => {
-    const corked: number[] = [];
-    const source = items(['one', 'two']);
-    next = {
-      ...source,
-      // The read after a frame's write starts in the same microtask as that write.
-      next: () => {
-        corked.push(response!.socket!.writableCorked);
-        return source.next();
-      },
-    };
-    const res = await get();
-    let text = '';
-    for await (const part of res) text += part;
-    expect(text).toBe(EXPECTED);
-    // Reads: before the first frame, after it (flushed: nothing corked), after the second (Node's cork, undone in its tick).
-    expect(corked.slice(0, 3)).toEqual([0, 0, 1]);
   });
 
   it('cancels the body at once when the client goes away while the upstream is silent', async () => {

@@ -113,18 +113,27 @@ afterAll(async () => {
 });
 
 /** Invokes the handler and returns the answer's status and the EMF data points its invocation wrote. */
-async function invoke(key: string | undefined, body: unknown): Promise<{ status: number; points: EmfDataPoint[] }> {
+async function invoke(key: string | undefined, body: unknown): Promise<{ status: number; points: EmfDataPoint[]; order: string[] }> {
   const lines: string[] = [];
+  /** What was written, in order: each EMF line's metric names, and `body` for each write of the answer's SSE bytes. */
+  const order: string[] = [];
   const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(...String(chunk).split('\n').filter(Boolean));
+    const written = String(chunk).split('\n').filter(Boolean);
+    lines.push(...written);
+    for (const line of written) order.push(emfDataPoints([line]).map((p) => p.metric).join(','));
     return true;
   });
   try {
     const stream = new ResponseStreamRecorder();
+    const write = stream._write.bind(stream);
+    stream._write = (chunk, encoding, callback) => {
+      if (Buffer.from(chunk).includes('data:')) order.push('body');
+      write(chunk, encoding, callback);
+    };
     const headers: Record<string, string> = { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) };
     await handler(functionUrlEvent('POST', '/v1/chat/completions', headers, typeof body === 'string' ? body : JSON.stringify(body)), stream, { awsRequestId: 'metrics' });
     await stream.finished;
-    return { status: stream.parse().prelude.statusCode, points: emfDataPoints(lines) };
+    return { status: stream.parse().prelude.statusCode, points: emfDataPoints(lines), order };
   } finally {
     spy.mockRestore();
   }
@@ -202,6 +211,15 @@ describe.each([
     expect(points.filter((p) => p.dimensions.Provider === 'none')).toEqual([]);
     expect(value(points, 'Http5xx', {})).toEqual([1]);
   });
+});
+
+it("writes an answered upstream call's metric after the stream's first bytes, not on the way to them (issue 22)", async () => {
+  const { status, order } = await invoke(keys.rich, ask('works', { stream: true }));
+  expect(status).toBe(200);
+  const attempt = order.findIndex((metrics) => metrics.includes('UpstreamRequests'));
+  expect(attempt).toBeGreaterThan(-1);
+  expect(order.indexOf('body')).toBeGreaterThan(-1);
+  expect(order.indexOf('body')).toBeLessThan(attempt);
 });
 
 it('a served stream emits a healthy upstream call, tokens, time to first token and cost', async () => {
