@@ -181,7 +181,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
   const observeAttempt = (a: UpstreamAttempt) => {
     if (a.failed) log.info('upstream_failed', { request_id: a.requestId, route: a.route, status: a.status, error_code: a.errorCode, message: a.message, latency_ms: a.latencyMs });
-    metrics?.upstreamAttempt(a);
+    // Written on the next turn: an answered attempt is seen between the upstream's first event and
+    // the client's, and its metric is a line to stdout (issue 22). The Lambda entry drains the
+    // background before the invocation ends.
+    if (metrics) background.run(async () => metrics.upstreamAttempt(a));
   };
   const observeSpeculationCancelled = (s: SpeculationCancelled) => {
     log.info('speculation_cancelled', { request_id: s.requestId, account_id: s.accountId, model: s.model, route: s.route, reason: s.reason, answered: s.answered });

@@ -514,12 +514,7 @@ export class AdmittedRun {
         lastError = err;
         if (!err.fallback) break;
       } finally {
-        const observed = upstreamAttempt(this.scope.requestId, route, attemptStartedAtMs, failure);
-        // An answered attempt is recorded on the next turn, off the way to the first byte (on
-        // Lambda, its metric is a line written to stdout then and there; issue 22). The Lambda
-        // entry drains the background before the invocation ends.
-        if (failure === undefined) this.deps.background.run(async () => this.deps.observeAttempt?.(observed));
-        else this.deps.observeAttempt?.(observed);
+        this.deps.observeAttempt?.(upstreamAttempt(this.scope.requestId, route, attemptStartedAtMs, failure));
       }
     }
     throw lastError ?? upstreamError('The model has no routes.');
