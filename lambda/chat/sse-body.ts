@@ -172,8 +172,7 @@ function sseResponseClass(): SseResponseClass {
 
     override get headers(): Headers {
       const headers = super.headers;
-      // Read by `Response`'s own constructor too, before this class's fields exist.
-      const given = #given in this ? this.#given : undefined;
+      const given = this.#given;
       if (given) {
         this.#given = undefined;
         for (const name of Object.keys(given)) headers.append(name, given[name]);
