@@ -1,7 +1,7 @@
 // Child processes of the bench: each server in its own process, reporting its own CPU over IPC.
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { availableParallelism } from 'node:os';
 
 export const PROBE = join(__dirname, 'cpu-probe.cjs');
@@ -18,12 +18,31 @@ export interface Server {
 
 let nextId = 1;
 
+/**
+ * A checkout's gateway server (`bench/servers/gateway.ts`) runs as that checkout's `npm start` runs
+ * local mode: bundled by its scripts/local-mode.cjs, without tsx; in a checkout from before that
+ * launcher (a `BENCH_BASELINE`), through tsx as its `npm start` did. Anything else is left as given.
+ * (docs/BENCHMARKS.md, "The first byte, seventeenth pass".)
+ */
+async function asLocalMode(file: string): Promise<{ file: string; ts: boolean } | undefined> {
+  if (!file.endsWith(join('bench', 'servers', 'gateway.ts'))) return undefined;
+  const launcher = join(dirname(file), '..', '..', 'scripts', 'local-mode.cjs');
+  if (!existsSync(launcher)) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { bundleLocal } = require(launcher) as { bundleLocal: (entry: string) => Promise<string> };
+  return { file: await bundleLocal(file), ts: false };
+}
+
 /** Forks a server that sends {type:'ready', url} when it listens. */
 export async function startServer(
   name: string,
-  file: string,
+  given: string,
   opts: { env?: NodeJS.ProcessEnv; args?: string[]; execArgv?: string[]; ts?: boolean; cwd?: string; readyTimeoutMs?: number; waitReady?: (child: ChildProcess) => Promise<any> } = {},
 ): Promise<Server> {
+  const local = opts.ts === false ? undefined : await asLocalMode(given);
+  const file = local?.file ?? given;
+  // Source maps on, as the launcher turns them on.
+  if (local) opts = { ...opts, ts: local.ts, execArgv: ['--enable-source-maps', ...(opts.execArgv ?? [])] };
   const execArgv = ['--require', PROBE, ...(opts.execArgv ?? []), ...(opts.ts === false ? [] : ['--import', 'tsx'])];
   const child = fork(file, opts.args ?? [], {
     execArgv,

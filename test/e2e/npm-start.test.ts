@@ -32,7 +32,7 @@ function alive(pid: string): boolean {
 
 it('starts, prints the base URL, key and admin token (then a console link), serves a stream and the console, and stops its Java on SIGINT', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'itapi-start-'));
-  // What `npm start` runs (tsx), as a single process so that the signal reaches it directly.
+  // What `npm start` runs (scripts/local-mode.cjs), as a single process so that the signal reaches it directly.
   const { child, exited, started: ready } = startGateway({ ITAPI_DATA_DIR: dataDir });
   try {
     const { lines, stdout, stderr } = await ready;

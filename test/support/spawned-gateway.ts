@@ -3,8 +3,8 @@ import { join } from 'node:path';
 
 /** A gateway with its own caches and runtime, for tests of limits across instances and of instances that die. */
 export const GATEWAY_PROCESS = join(__dirname, 'gateway-process.ts');
-/** What `npm start` runs. */
-export const NPM_START = join(__dirname, '..', '..', 'lambda', 'entry', 'local.ts');
+/** What `npm start` runs (package.json): local mode, bundled as it starts. */
+export const NPM_START = join(__dirname, '..', '..', 'scripts', 'local-mode.cjs');
 
 export interface Started {
   /** The `ITAPI_NAME=value` lines printed so far. */
@@ -30,15 +30,16 @@ afterAll(() => {
 });
 
 /**
- * Runs `entry` in a process of its own, with `--import tsx` rather than the tsx CLI: one process,
- * so a signal reaches the gateway itself and SIGKILL leaves no orphan holding Jest's pipes.
+ * Runs `entry` in a process of its own: a `.cjs` file as it is (`npm start`'s launcher), a
+ * TypeScript one with `--import tsx` rather than the tsx CLI. One process either way, so a signal
+ * reaches the gateway itself and SIGKILL leaves no orphan holding Jest's pipes.
  */
 export function spawnGateway(
   entry: string,
   env: NodeJS.ProcessEnv,
   ready: (lines: Record<string, string>) => boolean = (lines) => lines.ITAPI_BASE_URL !== undefined,
 ): SpawnedGateway {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, entry.endsWith('.cjs') ? [entry] : ['--import', 'tsx', entry], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   spawned.push(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';

@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { countTokens, warmCl100kTokenizer, warmTokenizer } from '../../lambda/money/tokens';
+import { NPM_START } from '../support/spawned-gateway';
+
+/** `npm start` runs local mode from a bundle that scripts/local-mode.cjs builds as it starts, packages left in node_modules. */
+
+const ROOT = join(__dirname, '..', '..');
+const PROBE = join(__dirname, '..', 'support', 'local-mode-probe.ts');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { bundleLocal } = require('../../scripts/local-mode.cjs') as { bundleLocal: (entry?: string) => Promise<string> };
+
+it("is what package.json's start script runs", () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts.start).toBe(`node ${relative(ROOT, NPM_START)}`);
+});
+
+it('loads both tokenizers from node_modules, keeps each file its own folder, and names the TypeScript file in a stack trace', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [NPM_START, PROBE], { cwd: ROOT, timeout: 60_000 });
+  const seen = JSON.parse(stdout) as { o200k: number; cl100k: number; bytes: number; clientEntry: string; stack: string };
+  await warmTokenizer();
+  await warmCl100kTokenizer();
+  const text = 'The quick brown fox jumps over the lazy dog, twice: the quick brown fox.';
+  // The real tokenizers, not the byte count they fall back to when their module cannot be loaded.
+  expect(seen.bytes).toBe(Buffer.byteLength(text));
+  expect(seen.o200k).toBe(countTokens(text));
+  expect(seen.cl100k).toBe(countTokens(text, 'cl100k_base'));
+  expect(seen.o200k).toBeLessThan(seen.bytes / 2);
+  // `__dirname` is the source file's folder, not the bundle's (the console's browser script is built from there).
+  expect(seen.clientEntry).toBe(join(ROOT, 'lambda', 'console', 'client', 'main.tsx'));
+  expect(existsSync(seen.clientEntry)).toBe(true);
+  expect(seen.stack).toContain('local-mode-probe.ts');
+}, 90_000);
+
+it('gives launches at once the same whole file, named after its contents', async () => {
+  const [a, b] = await Promise.all([bundleLocal(PROBE), bundleLocal(PROBE)]);
+  expect(a).toBe(b);
+  expect(a).toMatch(/local-[0-9a-f]{16}\.cjs$/);
+  const text = readFileSync(a, 'utf8');
+  expect(text).toContain('sourceMappingURL=data:application/json');
+  await expect(promisify(execFile)(process.execPath, ['--check', a])).resolves.toBeDefined();
+}, 60_000);
