@@ -31,7 +31,7 @@ const ownFolder = {
   },
 };
 
-/** node_modules/.cache (the usual place for tools' caches, and packages resolve from there), else a private folder in the OS temp folder. */
+/** node_modules/.cache (the usual place for tools' caches), else a private folder in the OS temp folder. */
 function cacheDir() {
   const inNodeModules = join(ROOT, 'node_modules', '.cache', 'itapi-local');
   try {
@@ -69,6 +69,11 @@ async function bundleLocal(entry = LOCAL_ENTRY) {
     write: false,
     outfile: 'local.cjs',
     plugins: [ownFolder],
+    // Packages resolve from this checkout wherever the bundle lies (a temp folder when node_modules
+    // is read-only): the module's `require` is replaced by one made for the checkout's package.json,
+    // and `import()` of a name known only at run time (the tokenizers) is made a `require` too.
+    supported: { 'dynamic-import': false },
+    banner: { js: `require = require('node:module').createRequire(${JSON.stringify(join(ROOT, 'package.json'))});` },
     logLevel: 'error',
   });
   const code = result.outputFiles[0].contents;

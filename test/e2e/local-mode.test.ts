@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { countTokens, warmCl100kTokenizer, warmTokenizer } from '../../lambda/money/tokens';
@@ -17,8 +18,19 @@ it("is what package.json's start script runs", () => {
   expect(pkg.scripts.start).toBe(`node ${relative(ROOT, NPM_START)}`);
 });
 
-it('loads both tokenizers from node_modules, keeps each file its own folder, and names the TypeScript file in a stack trace', async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, [NPM_START, PROBE], { cwd: ROOT, timeout: 60_000 });
+it.each([
+  ['as npm start runs it', async () => (await promisify(execFile)(process.execPath, [NPM_START, PROBE], { cwd: ROOT, timeout: 60_000 })).stdout],
+  [
+    // Where node_modules is read-only the bundle is kept in a temp folder: packages still resolve from the checkout.
+    'from a folder outside the checkout',
+    async () => {
+      const copy = join(mkdtempSync(join(tmpdir(), 'itapi-local-test-')), 'local.cjs');
+      copyFileSync(await bundleLocal(PROBE), copy);
+      return (await promisify(execFile)(process.execPath, ['--enable-source-maps', copy], { cwd: tmpdir(), timeout: 60_000 })).stdout;
+    },
+  ],
+] as const)('run %s, loads both tokenizers from node_modules, keeps each file its own folder, and names the TypeScript file in a stack trace', async (_how, run) => {
+  const stdout = await run();
   const seen = JSON.parse(stdout) as { o200k: number; cl100k: number; bytes: number; clientEntry: string; stack: string };
   await warmTokenizer();
   await warmCl100kTokenizer();
