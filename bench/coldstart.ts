@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleChat, type ChatBundleFiles } from '../scripts/bundle';
+import { SERVER_NODE } from './procs';
 
 const PROBE = `
 globalThis.awslambda = {
@@ -73,7 +74,7 @@ export async function coldStart(outdir: string, runs = 7, bundle: typeof bundleC
     NODE_OPTIONS: '',
   };
   const run = (which: string, execArgv: string[] = []) =>
-    JSON.parse(execFileSync(process.execPath, [...execArgv, probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+    JSON.parse(execFileSync(SERVER_NODE, [...execArgv, probe, which, handlerFile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
       ms: number;
       cpuMs: number;
       rssMb: number;

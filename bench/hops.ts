@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
-import { runMain, startServer, type Server } from './procs';
+import { runMain, SERVER_NODE, serverNodeVersion, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_HOPS_ROUNDS ?? 40);
@@ -145,7 +145,7 @@ async function main() {
   process.env.HOPS_NAME = 'client';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { mark } = require('./hops-preload.cjs') as { mark: (moment: string, path?: string) => void };
-  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} rounds, log ${file}`);
+  log(`Node ${serverNodeVersion()}${SERVER_NODE === process.execPath ? '' : ' (BENCH_NODE)'}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} rounds, log ${file}`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   try {

@@ -6,6 +6,19 @@ import { availableParallelism } from 'node:os';
 
 export const PROBE = join(__dirname, 'cpu-probe.cjs');
 
+/**
+ * BENCH_NODE=<a node binary>: every server of the bench (relays, gateways, Portkey, the stand-ins,
+ * the chat bundle's host) and the bundle's import-time probe run on that Node, the driver on the one
+ * running it. Lambda runs the chat function on nodejs24.x; this machine's Node may be older
+ * (docs/BENCHMARKS.md, "Running it").
+ */
+export const SERVER_NODE = process.env.BENCH_NODE || process.execPath;
+
+/** The servers' Node version (`process.version` of SERVER_NODE). */
+export function serverNodeVersion(): string {
+  return SERVER_NODE === process.execPath ? process.version : execFileSync(SERVER_NODE, ['-p', 'process.version'], { encoding: 'utf8' }).trim();
+}
+
 export interface Server {
   name: string;
   url: string;
@@ -45,6 +58,7 @@ export async function startServer(
   if (local) opts = { ...opts, ts: local.ts, execArgv: ['--enable-source-maps', ...(opts.execArgv ?? [])] };
   const execArgv = ['--require', PROBE, ...(opts.execArgv ?? []), ...(opts.ts === false ? [] : ['--import', 'tsx'])];
   const child = fork(file, opts.args ?? [], {
+    execPath: SERVER_NODE,
     execArgv,
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },

@@ -7,7 +7,7 @@ export interface Results {
   command: string;
   /** BENCH_QUICK=1: few rounds, a smoke check; its figures are never quoted. */
   quick?: boolean;
-  machine: { cpus: number; cpuModel: string; node: string; platform: string; memGb: number; loadAvgAtStart: number[] };
+  machine: { cpus: number; cpuModel: string; node: string; serversNode?: string; platform: string; memGb: number; loadAvgAtStart: number[] };
   settings: Record<string, unknown>;
   peer: Record<string, unknown>;
   latency: Record<string, { median: number; p99: number; failures: number }>;
@@ -262,7 +262,7 @@ export function report(r: Results): string {
   const direct = r.latency.direct;
   lines.push('');
   if (r.quick) lines.push('BENCH_QUICK: a smoke check with few rounds; quote none of these figures');
-  lines.push(`itapi bench — ${r.when} — ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, load at start ${r.machine.loadAvgAtStart.join(' ')}`);
+  lines.push(`itapi bench — ${r.when} — ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}${r.machine.serversNode && r.machine.serversNode !== r.machine.node ? ` (the servers on Node ${r.machine.serversNode}, BENCH_NODE)` : ''}, load at start ${r.machine.loadAvgAtStart.join(' ')}`);
   if (!r.latency.portkey) lines.push(`PEER NOT MEASURED: ${String(r.peer.error ?? 'unknown')}`);
   lines.push('');
   lines.push(...sideBySide(r));

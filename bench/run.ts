@@ -15,7 +15,7 @@ import { BENCH_MODEL_300 } from './servers/bench-catalog';
 import { compareDynamoClients } from './dynamo-clients';
 import { writeUnitsInFlight } from './in-flight';
 import type { MeterSnapshot } from './dynamo-meter';
-import { pinApart, procCpuMs, runMain, startBaseServers, startServer, type Server } from './procs';
+import { pinApart, procCpuMs, runMain, serverNodeVersion, startBaseServers, startServer, type Server } from './procs';
 import { report, type Results } from './report';
 import { CHUNKS } from './servers/upstream-shape';
 import type { ChatBundleFiles } from '../scripts/bundle';
@@ -363,11 +363,12 @@ async function main() {
     cpus: os.availableParallelism(),
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     node: process.version,
+    serversNode: serverNodeVersion(),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     memGb: Math.round(os.totalmem() / 2 ** 30),
     loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
-  log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAvgAtStart.join(' ')}`);
+  log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Node ${machine.node} (servers on ${machine.serversNode}), load ${machine.loadAvgAtStart.join(' ')}`);
 
   log('cold start: bundling the chat handler and importing it in fresh processes');
   let cold: ColdStart | { error: string };

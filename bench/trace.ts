@@ -16,7 +16,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { pct } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
-import { runMain, startServer, type Server } from './procs';
+import { runMain, SERVER_NODE, serverNodeVersion, startServer, type Server } from './procs';
 import { LONG_PROMPT_CHARS, LONG_PROMPT_SHAPE, withLongPrompt } from './first-byte';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
@@ -37,7 +37,7 @@ interface Row {
 }
 
 async function main() {
-  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
+  log(`Node ${serverNodeVersion()}${SERVER_NODE === process.execPath ? '' : ' (BENCH_NODE)'}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   try {

@@ -13,7 +13,7 @@ import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
 import { firstByte300, LONG_PROMPT_CHARS, LONG_PROMPT_SHAPE, pct, withLongPrompt } from './first-byte';
 import { startBaselineLambdaTarget, startLambdaTarget } from './lambda';
-import { runMain, startBaseServers, startServer, type Server } from './procs';
+import { runMain, SERVER_NODE, serverNodeVersion, startBaseServers, startServer, type Server } from './procs';
 import { BENCH_MODEL, BENCH_MODEL_300 } from './servers/bench-catalog';
 
 const ROUNDS = Number(process.env.BENCH_TTFB_ROUNDS ?? 40);
@@ -49,7 +49,7 @@ const t0 = Date.now();
 const log = (line: string) => process.stderr.write(`[ttfb ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
 async function main() {
-  log(`Node ${process.version}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
+  log(`Node ${serverNodeVersion()}${SERVER_NODE === process.execPath ? '' : ' (BENCH_NODE)'}, ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds`);
   const dynamo = await startDynamoLocal();
   const servers: Server[] = [];
   const stopAll = async () => {
