@@ -73,7 +73,8 @@ async function bundleLocal(entry = LOCAL_ENTRY) {
     // is read-only): the module's `require` is replaced by one made for the checkout's package.json,
     // and `import()` of a name known only at run time (the tokenizers) is made a `require` too.
     supported: { 'dynamic-import': false },
-    banner: { js: `require = require('node:module').createRequire(${JSON.stringify(join(ROOT, 'package.json'))});` },
+    // "use strict" first: the banner would otherwise push esbuild's own out of the directive's place.
+    banner: { js: `"use strict";\nrequire = require('node:module').createRequire(${JSON.stringify(join(ROOT, 'package.json'))});` },
     logLevel: 'error',
   });
   const code = result.outputFiles[0].contents;

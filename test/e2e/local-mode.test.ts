@@ -51,6 +51,8 @@ it('gives launches at once the same whole file, named after its contents', async
   expect(a).toBe(b);
   expect(a).toMatch(/local-[0-9a-f]{16}\.cjs$/);
   const text = readFileSync(a, 'utf8');
+  // Strict mode, as each file had it: the directive must come first.
+  expect(text.startsWith('"use strict";\n')).toBe(true);
   expect(text).toContain('sourceMappingURL=data:application/json');
   await expect(promisify(execFile)(process.execPath, ['--check', a])).resolves.toBeDefined();
 }, 60_000);
