@@ -8,7 +8,7 @@
 // Packages stay outside the bundle (node_modules, as before); stack traces still name the
 // TypeScript files and lines (an inline source map, with Node's source maps on, as tsx had them).
 const { createHash } = require('node:crypto');
-const { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
+const { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { dirname, join } = require('node:path');
 
@@ -80,12 +80,32 @@ async function bundleLocal(entry = LOCAL_ENTRY) {
   const code = result.outputFiles[0].contents;
   const dir = cacheDir();
   const file = join(dir, `local-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`);
-  if (!existsSync(file)) {
+  if (existsSync(file)) {
+    // In use again: kept fresh, so that pruning (below) leaves it.
+    const now = new Date();
+    utimesSync(file, now, now);
+  } else {
     const temp = `${file}.${process.pid}.tmp`;
     writeFileSync(temp, code);
     renameSync(temp, file);
   }
+  prune(dir, file);
   return file;
+}
+
+/** Bundles of code since changed, and files of builds that died half-way: removed after a week unused. */
+const PRUNE_AFTER_MS = 7 * 24 * 3600 * 1000;
+
+function prune(dir, keep) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (path === keep || !/^local-[0-9a-f]{16}\.cjs(\.\d+\.tmp)?$/.test(name)) continue;
+    try {
+      if (Date.now() - statSync(path).mtimeMs > PRUNE_AFTER_MS) unlinkSync(path);
+    } catch {
+      // Gone already (another start pruned it), or not ours to remove: left as it is.
+    }
+  }
 }
 
 module.exports = { bundleLocal, LOCAL_ENTRY };

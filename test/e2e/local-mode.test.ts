@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { countTokens, warmCl100kTokenizer, warmTokenizer } from '../../lambda/money/tokens';
 import { NPM_START } from '../support/spawned-gateway';
@@ -55,4 +55,25 @@ it('gives launches at once the same whole file, named after its contents', async
   expect(text.startsWith('"use strict";\n')).toBe(true);
   expect(text).toContain('sourceMappingURL=data:application/json');
   await expect(promisify(execFile)(process.execPath, ['--check', a])).resolves.toBeDefined();
+}, 60_000);
+
+it('removes bundles unused for a week, and keeps the one it gives and recent ones', async () => {
+  const file = await bundleLocal(PROBE);
+  const dir = dirname(file);
+  const weekAndADay = (Date.now() - 8 * 24 * 3600 * 1000) / 1000;
+  const stale = join(dir, 'local-0123456789abcdef.cjs');
+  const staleTemp = join(dir, 'local-0123456789abcdee.cjs.4242.tmp');
+  const recent = join(dir, 'local-0123456789abcded.cjs');
+  const notOurs = join(dir, 'notes.txt');
+  for (const f of [stale, staleTemp, recent, notOurs]) writeFileSync(f, '');
+  for (const f of [stale, staleTemp, notOurs]) utimesSync(f, weekAndADay, weekAndADay);
+  // The bundle given is old too: giving it again keeps it (and freshens it).
+  utimesSync(file, weekAndADay, weekAndADay);
+  try {
+    expect(await bundleLocal(PROBE)).toBe(file);
+    expect([file, stale, staleTemp, recent, notOurs].map((f) => existsSync(f))).toEqual([true, false, false, true, true]);
+    expect(Date.now() - statSync(file).mtimeMs).toBeLessThan(60_000);
+  } finally {
+    for (const f of [stale, staleTemp, recent, notOurs]) rmSync(f, { force: true });
+  }
 }, 60_000);
