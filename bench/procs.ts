@@ -37,13 +37,13 @@ let nextId = 1;
  * launcher (a `BENCH_BASELINE`), through tsx as its `npm start` did. Anything else is left as given.
  * (docs/BENCHMARKS.md, "The first byte, seventeenth pass".)
  */
-async function asLocalMode(file: string): Promise<{ file: string; ts: boolean } | undefined> {
+async function asLocalMode(file: string): Promise<string | undefined> {
   if (!file.endsWith(join('bench', 'servers', 'gateway.ts'))) return undefined;
   const launcher = join(dirname(file), '..', '..', 'scripts', 'local-mode.cjs');
   if (!existsSync(launcher)) return undefined;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { bundleLocal } = require(launcher) as { bundleLocal: (entry: string) => Promise<string> };
-  return { file: await bundleLocal(file), ts: false };
+  return bundleLocal(file);
 }
 
 /** Forks a server that sends {type:'ready', url} when it listens. */
@@ -52,10 +52,10 @@ export async function startServer(
   given: string,
   opts: { env?: NodeJS.ProcessEnv; args?: string[]; execArgv?: string[]; ts?: boolean; cwd?: string; readyTimeoutMs?: number; waitReady?: (child: ChildProcess) => Promise<any> } = {},
 ): Promise<Server> {
-  const local = opts.ts === false ? undefined : await asLocalMode(given);
-  const file = local?.file ?? given;
-  // Source maps on, as the launcher turns them on.
-  if (local) opts = { ...opts, ts: local.ts, execArgv: ['--enable-source-maps', ...(opts.execArgv ?? [])] };
+  const bundle = opts.ts === false ? undefined : await asLocalMode(given);
+  const file = bundle ?? given;
+  // A bundle runs on plain node, with source maps on as the launcher turns them on.
+  if (bundle) opts = { ...opts, ts: false, execArgv: ['--enable-source-maps', ...(opts.execArgv ?? [])] };
   const execArgv = ['--require', PROBE, ...(opts.execArgv ?? []), ...(opts.ts === false ? [] : ['--import', 'tsx'])];
   const child = fork(file, opts.args ?? [], {
     execPath: SERVER_NODE,
