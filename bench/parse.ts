@@ -13,7 +13,7 @@ import { chatCompletionRequestSchema, parseChatCompletionRequest, parseRequestBo
 import { parseMessagesRequest, parseWholeMessagesRequest } from '../lambda/messages/request';
 import { parseCreateResponseRequest, parseWholeCreateResponseRequest } from '../lambda/contract/responses';
 import { decodeResponsesRequest } from '../lambda/codecs/openai-responses';
-import { answerPlan } from '../lambda/responses/chat-seam';
+import { answerPlan } from '../lambda/responses/answer-plan';
 import { parseCatalog } from '../lambda/catalog';
 import { benchCatalogDocument, BENCH_MODEL } from './servers/bench-catalog';
 import { longPrompt } from './first-byte';
@@ -90,8 +90,10 @@ function measure(name: string, side: 'whole' | 'taken'): void {
 
 /**
  * In a child: the Responses endpoint's steps before the upstream call on a fresh process's first
- * request (the Codex-like turn): the check (`side`), the codec's decoding, and the seam's Chat
- * request (lambda/responses/chat-seam.ts, which checks with Chat's schema what the codec made).
+ * request (the Codex-like turn): the check (`side`), the codec's decoding, and the answer's plan
+ * (lambda/responses/answer-plan.ts: the prompt's estimate and billing ask on the decoded request,
+ * and what a Chat route would refuse; before 2026-12-07 a Chat request built and checked with
+ * Chat's schema, lambda/responses/chat-seam.ts).
  */
 function measureSteps(side: 'whole' | 'taken'): void {
   const text = JSON.stringify({ ...codexTurn(), model: BENCH_MODEL });
@@ -103,7 +105,7 @@ function measureSteps(side: 'whole' | 'taken'): void {
   const t2 = performance.now();
   answerPlan(decoded, model, 'acct_bench');
   const t3 = performance.now();
-  process.stdout.write(JSON.stringify({ check: t1 - t0, decode: t2 - t1, seam: t3 - t2 }));
+  process.stdout.write(JSON.stringify({ check: t1 - t0, decode: t2 - t1, plan: t3 - t2 }));
 }
 
 function main(): void {
@@ -116,13 +118,14 @@ function main(): void {
     }
   }
   rows.push('(whole: zod checks every message; taken: the messages of the common shapes taken without zod)', '');
-  rows.push(`Responses, a fresh process's first request, median of ${FRESH} processes a side (alternating), ms: check, decode, the seam's Chat request, sum`);
+  rows.push(`Responses, a fresh process's first request, median of ${FRESH} processes a side (alternating), ms: check, decode, the answer's plan, sum`);
   const steps: Record<'whole' | 'taken', number[][]> = { whole: [], taken: [] };
   for (let i = 0; i < FRESH; i++) {
     for (const side of ['whole', 'taken'] as const) {
       const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, 'responses-steps', side], { encoding: 'utf8' });
-      const r = JSON.parse(out) as { check: number; decode: number; seam: number };
-      steps[side].push([r.check, r.decode, r.seam, r.check + r.decode + r.seam]);
+      const r = JSON.parse(out) as { check: number; decode: number; plan?: number; seam?: number };
+      const plan = r.plan ?? r.seam ?? NaN;
+      steps[side].push([r.check, r.decode, plan, r.check + r.decode + plan]);
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

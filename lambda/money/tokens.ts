@@ -1,5 +1,7 @@
 import type { TokenizerName, TokenRules } from '../catalog';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
+import type { RequestOptions } from '../core/call';
+import type { ImagePart, MediaSource, Prompt, TextPart, Turn } from '../core/prompt';
 import { dirname, join } from 'node:path';
 import { imageTokens } from './image-tokens';
 
@@ -138,6 +140,140 @@ function countSlice(count: CountTokens, slice: string): number {
 
 function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
+}
+
+/**
+ * A canonical request's prompt estimate (what a codec decoded, before any wire's encoding): framed
+ * and counted as `chatPromptEstimate` counts the Chat request the same prompt becomes (4 tokens a
+ * message, a tool result a message of its own, texts joined as Chat joins them, images by the
+ * model's rule), so that a request reads the same on every endpoint. Beyond what Chat sends, for a
+ * route that takes them (`claude`: every route Anthropic's or Bedrock's): thinking sent back (its
+ * text, or a redacted block's data), documents (their text or data; one by URL or file id is the
+ * billing ask's `unknownSizeInputs`) and blocks of the client's own wire (their JSON), each above
+ * what it costs. OpenAI's encrypted reasoning is never sent through this path and never counted.
+ */
+export function callPromptEstimate(
+  prompt: Prompt,
+  options: Pick<RequestOptions, 'tools' | 'responseFormat'>,
+  rules: TokenRules = OPENAI_TOKEN_RULES,
+  account?: string,
+  claude = false,
+): PromptEstimate {
+  let tokens = 3;
+  const texts: string[] = [];
+  const system = joinedText(prompt.system, '\n\n');
+  if (system) {
+    texts.push(system);
+    tokens += TOKENS_PER_MESSAGE;
+  }
+  for (const turn of prompt.turns) tokens += turnTokens(turn, rules, texts, claude);
+  const tools = options.tools.flatMap((tool) =>
+    tool.kind === 'function'
+      ? [{ type: 'function', function: { name: tool.name, ...(tool.description !== undefined && { description: tool.description }), parameters: tool.parameters, ...(tool.strict !== undefined && { strict: tool.strict }) } }]
+      : [],
+  );
+  if (tools.length) texts.push(JSON.stringify(tools));
+  const format = options.responseFormat;
+  if (format?.type === 'json_schema') {
+    texts.push(JSON.stringify({ name: format.name, ...(format.description !== undefined && { description: format.description }), schema: format.schema, ...(format.strict !== undefined && { strict: format.strict }) }));
+  }
+  return promptEstimate(tokens, texts, rules.textMargin, account);
+}
+
+/** One turn's framing and image tokens; its texts go to `texts`, as the Chat messages it becomes would give them. */
+function turnTokens(turn: Turn, rules: TokenRules, texts: string[], claude: boolean): number {
+  if (turn.role === 'system') {
+    texts.push(joinedText(turn.parts, '\n\n'));
+    return TOKENS_PER_MESSAGE;
+  }
+  if (turn.role === 'assistant') {
+    let text = '';
+    let calls = '';
+    let thinking = false;
+    for (const part of turn.parts) {
+      if (part.type === 'text') text += part.text;
+      else if (part.type === 'tool_call') calls += part.name + part.arguments;
+      else if (part.type === 'reasoning' && claude) {
+        thinking = true;
+        texts.push(part.redactedData ?? part.text);
+      } else if (part.type === 'opaque') texts.push(JSON.stringify(part.value));
+    }
+    if (!text && !calls && !thinking) return 0;
+    texts.push(text + calls);
+    return TOKENS_PER_MESSAGE;
+  }
+  let tokens = 0;
+  let text = '';
+  let parts = 0;
+  let toolImages = 0;
+  for (const part of turn.parts) {
+    switch (part.type) {
+      case 'text':
+        text += part.text;
+        parts++;
+        break;
+      case 'image':
+        tokens += mediaImageTokens(part, rules);
+        parts++;
+        break;
+      case 'document':
+        texts.push(documentText(part.source));
+        parts++;
+        break;
+      case 'opaque':
+        texts.push(JSON.stringify(part.value));
+        parts++;
+        break;
+      case 'tool_result': {
+        const inner: string[] = [];
+        for (const block of part.content) {
+          if (block.type === 'text') inner.push(block.text);
+          else if (block.type === 'image') {
+            tokens += mediaImageTokens(block, rules);
+            toolImages++;
+          } else texts.push(documentText(block.source));
+        }
+        texts.push(part.isError ? `Error: ${inner.join('\n')}` : inner.join('\n'));
+        tokens += TOKENS_PER_MESSAGE;
+        break;
+      }
+    }
+  }
+  if (toolImages) {
+    texts.push(TOOL_IMAGES_TEXT);
+    tokens += TOKENS_PER_MESSAGE;
+  }
+  if (parts) {
+    texts.push(text);
+    tokens += TOKENS_PER_MESSAGE;
+  }
+  return tokens;
+}
+
+/** The user message a Chat request carries a tool result's images in (codecs/openai-chat.ts). */
+const TOOL_IMAGES_TEXT = 'Images returned by the tool:';
+
+function joinedText(parts: ReadonlyArray<{ type: string }>, separator: string): string {
+  return parts
+    .filter((p): p is TextPart => p.type === 'text')
+    .map((p) => p.text)
+    .join(separator);
+}
+
+function mediaImageTokens(part: ImagePart, rules: TokenRules): number {
+  return imageTokens(mediaUrl(part.source), part.detail, rules.image);
+}
+
+/** An image's URL as Chat sends it (a data URL for base64); a file id's size is not known here, and counts as the rule's largest. */
+function mediaUrl(source: MediaSource): string {
+  if (source.kind === 'base64') return `data:${source.mediaType};base64,${source.data}`;
+  return source.kind === 'url' ? source.url : '';
+}
+
+/** A document's text, or its data (at least a token a byte of it); by URL or file id, nothing here. */
+function documentText(source: MediaSource | { kind: 'text'; text: string }): string {
+  if (source.kind === 'text') return source.text;
+  return source.kind === 'base64' ? source.data : '';
 }
 
 function messageText(message: ChatMessage, rules: TokenRules): { text: string; imageTokens: number } {

@@ -19,7 +19,7 @@ import { JSON_HEADERS, modelFor, noteIgnored, scopedResponse, type CompletionDep
 import { SSE_HEADERS } from '../chat/completions';
 import { sseBody, type SseSource } from '../chat/sse-body';
 import { pricesServerTool } from '../money/billing-ask';
-import { answerPlan } from './chat-seam';
+import { answerPlan } from './answer-plan';
 import { storedItemsOf } from './items';
 import { isResponseId, ResponseIds, responseIdOfItem } from './response-ids';
 
@@ -49,7 +49,7 @@ export async function createResponse(deps: ResponsesDeps, scope: RequestScope, k
   const context: StoredItem[] = previous ? [...previous.context, ...previous.input, ...outputOf(previous)] : [];
   const decoded = decodeResponsesRequest(request, { previous: context, references }, { webSearch: pricesServerTool(model, 'web_search') });
   const plan = answerPlan(decoded, model, key.accountId);
-  noteIgnored(scope, [...decoded.ignored, ...plan.dropped]);
+  noteIgnored(scope, decoded.ignored);
   const stored = storedItemsOf(input, references, ids);
 
   const shell = responseShell(request, decoded, { id: ids.responseId, model: model.id, createdAtMs: scope.startedAtMs });

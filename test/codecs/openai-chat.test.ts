@@ -16,6 +16,7 @@ import { answerEvents, collectAnswer, type Answer, type AnswerChoice, type Answe
 import { callFor, heldOutputLimit, type Call } from '../../lambda/core/call';
 import type { AssistantPart, Turn, UserPart } from '../../lambda/core/prompt';
 import { sseFrameText } from '../../lambda/core/sse';
+import { callPromptEstimate, chatPromptEstimate, OPENAI_TOKEN_RULES, warmTokenizer } from '../../lambda/money/tokens';
 import type { ChatCompletionChunk } from '../../lambda/contract/openai';
 import { usageExtras } from '../../lambda/contract/usage';
 import type { ChatCompletionRequest } from '../../lambda/contract/request';
@@ -139,6 +140,22 @@ describe('the OpenAI Chat Completions codec: requests', () => {
       expect(unsupported).toBeUndefined();
       const { maxOutputTokens, ...options } = call.settings;
       expect(decodeChatRequest(JSON.parse(JSON.stringify(request)) as ChatCompletionRequest)).toEqual({ prompt: call.prompt, options: { ...options, outputLimit: maxOutputTokens } });
+    }), { numRuns: 300 });
+  });
+
+  it('counts a canonical prompt as the Chat request it becomes counts (money/tokens.ts callPromptEstimate), the tokenizer loaded', async () => {
+    await warmTokenizer();
+    const rules = [OPENAI_TOKEN_RULES, { image: { kind: 'anthropic' as const }, textMargin: 1.2 }];
+    fc.assert(fc.property(chatCall, fc.constantFrom(...rules), (call, rule) => {
+      const { request } = encodeChatRequest(call);
+      const chat = chatPromptEstimate(request, rule);
+      const canonical = callPromptEstimate(call.prompt, call.settings, rule);
+      expect({ bound: canonical.bound, tokens: canonical.tokens() }).toEqual({ bound: chat.bound, tokens: chat.tokens() });
+      // Sent back to Claude, thinking counts on top of what Chat sends.
+      const thinking = call.prompt.turns.flatMap((t) => (t.role === 'assistant' ? t.parts : [])).filter((p) => p.type === 'reasoning');
+      const claude = callPromptEstimate(call.prompt, call.settings, rule, undefined, true);
+      if (thinking.some((p) => (p.redactedData ?? p.text).length > 0)) expect(claude.bound).toBeGreaterThan(chat.bound);
+      else expect(claude.bound).toBeGreaterThanOrEqual(chat.bound);
     }), { numRuns: 300 });
   });
 

@@ -502,6 +502,39 @@ describe('request mapping', () => {
     expect(body.error.param).toBe(param);
   });
 
+  it('refuses what a Chat route cannot take before any hold: no upstream call, nothing counted in the minute', async () => {
+    const fresh = await createAccount(gw, { tier: 'enterprise', rpm: 50, tpm: 100_000_000, creditsMicroUsd: 100_000_000 });
+    const before = openai.requests.length;
+    const res = await post({ model: 'gpt-test', input: [{ role: 'user', content: [{ type: 'input_file', filename: 'a.pdf', file_data: 'data:application/pdf;base64,JVBERi0=' }] }] }, fresh.key);
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.param).toBe('messages[0].content[0]');
+    expect(openai.requests.length).toBe(before);
+    // The next request is the minute's first: the refused one was never admitted.
+    const ok = await post({ model: 'gpt-test', input: 'x' }, fresh.key);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('x-ratelimit-remaining-requests')).toBe('49');
+  });
+
+  it('sends input_file to a Claude route as a document, and holds the context window for one it cannot size (by URL)', async () => {
+    const pdf = 'JVBERi0xLjQK';
+    const res = await post({ model: 'claude-test', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, { type: 'input_file', filename: 'a.pdf', file_data: `data:application/pdf;base64,${pdf}` }] }] });
+    expect(res.status).toBe(200);
+    const sent = lastUpstreamJson(anthropic).messages[0].content;
+    expect(sent).toContainEqual(expect.objectContaining({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }));
+
+    // 10,000 micro-USD pays this short prompt, not the 128,000-token context window a document by URL is held at (19,200).
+    const small = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 10_000 });
+    const byUrl = (model: string, url?: string) =>
+      post({ model, max_output_tokens: 16, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, ...(url ? [{ type: 'input_file', file_url: url }] : [])] }] }, small.key);
+    const refused = await byUrl('claude-test', 'https://example.com/a.pdf');
+    expect(refused.status).toBe(402);
+    expectErrorBody(await refused.json(), 'insufficient_quota');
+    expect((await byUrl('claude-test')).status).toBe(200);
+    // Paid for, it goes to Anthropic by its URL.
+    expect((await post({ model: 'claude-test', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, { type: 'input_file', file_url: 'https://example.com/a.pdf' }] }] })).status).toBe(200);
+    expect(lastUpstreamJson(anthropic).messages[0].content).toContainEqual(expect.objectContaining({ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }));
+  });
+
   it('answers an unknown model with 404 and an account without credits with 402, before any stream', async () => {
     const unknown = await post({ model: 'nope', input: 'x', stream: true });
     expect(unknown.status).toBe(404);

@@ -1,19 +1,16 @@
-// TEMPORARY (issue 18 step 4, until the pipeline takes a DecodedRequest and meters AnswerEvents):
-// the one seam between the Responses endpoint, which speaks the canonical model, and today's
-// Chat-shaped pipeline. The decoded request goes in through the Chat codec (thinking fields on
-// where every route is Claude's, so that thinking sent back reaches it), and the pipeline's
-// completion or chunks come back through the Chat codec as an Answer or AnswerEvents. Delete this
-// file when `openCompletion` takes the DecodedRequest.
+// How a decoded Responses request runs on the one pipeline (`openAnswer`): its prompt counted and
+// its billing asked in the canonical model, and what a route cannot take refused before any hold
+// where every route would refuse it, else when that route's turn comes.
 import type { ModelEntry } from '../catalog';
 import { encodeChatRequest } from '../codecs/openai-chat';
 import type { Answer, AnswerEvent, Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type DecodedRequest } from '../core/call';
-import { parseChatCompletionRequest, type ChatCompletionRequest } from '../contract/request';
+import { GatewayError, invalidRequest } from '../contract/errors';
 import type { KeyRecord } from '../store/keys';
-import { chatPromptEstimate, countTokens } from '../money/tokens';
-import { chatBillingAsk, openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
-import { refuseWhatAnthropicCannotTake } from '../providers';
-import { invalidRequest } from '../contract/errors';
+import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
+import { callPromptEstimate, countTokens, plusTokens } from '../money/tokens';
+import { openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { responsesBillingAsk } from './billing';
 
 /** A pipeline run the endpoint can answer from: a whole answer, or its events as they come. */
 export type OpenedAnswer = { kind: 'json'; answer: Answer } | { kind: 'stream'; events: AnswerEvents };
@@ -23,38 +20,37 @@ export interface AnswerEvents {
   next(): Promise<IteratorResult<AnswerEvent>>;
   return(): Promise<unknown>;
   /** The endpoint cannot go on with the events (its encoding failed): stop the upstream, bill what it delivered. */
-  fail?(error: import('../contract/errors').GatewayError): Promise<void>;
+  fail?(error: GatewayError): Promise<void>;
 }
 
-/** What the endpoint needs before the run: what the route will not get, and the usage estimate when a provider reports none. */
+/** What the endpoint needs besides the run: the usage estimate when a provider reports none. */
 export interface AnswerPlan {
-  dropped: string[];
   estimate(outputText: string): Usage;
   open(deps: CompletionDeps, scope: RequestScope, key: KeyRecord): Promise<OpenedAnswer>;
 }
 
+/** Routes that take the canonical call with thinking, documents and all: Claude's, on Anthropic or Bedrock. */
+const isClaudeRoute = (provider: string) => provider === 'anthropic' || provider === 'bedrock';
+
 export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
-  // Thinking sent back only reaches Claude (Anthropic, Bedrock); a Chat upstream must not get the fields.
-  const thinkingFields = model.routes.every((r) => r.provider === 'anthropic' || r.provider === 'bedrock');
-  const wish = decoded.options.outputLimit;
-  const { request: encoded, unsupported, droppedTools } = encodeChatRequest(callFor(decoded, heldOutputLimit(wish ?? model.maxOutputTokens)), { thinkingFields });
-  if (unsupported) throw unsupported;
-  // The pipeline holds for the client's limit (or the model's when it named none) and writes what it held.
-  if (wish === undefined) delete encoded.max_completion_tokens;
-  const chat: ChatCompletionRequest = parseChatCompletionRequest({ ...encoded, model: model.id });
-  const prompt = chatPromptEstimate(chat, model.tokenRules, account);
+  const claude = model.routes.every((r) => isClaudeRoute(r.provider));
+  // What a Chat Completions route cannot take (documents, files by id, tool names it refuses),
+  // known before any hold: refused at once when no route is Claude's, else when a Chat route's turn
+  // comes (a fallback after a Claude route that failed). The limit only shapes the probe; nothing is sent.
+  const chatRefusal = claude ? undefined : encodeChatRequest(callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens))).unsupported;
+  if (chatRefusal && !model.routes.some((r) => isClaudeRoute(r.provider))) throw chatRefusal;
+  const billing = responsesBillingAsk(decoded.prompt, decoded.options, model);
+  // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
+  const prompt = plusTokens(callPromptEstimate(decoded.prompt, decoded.options, model.tokenRules, account, claude), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
   return {
-    dropped: droppedTools,
     estimate: (text) => ({ inputTokens: prompt.tokens(), cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: countTokens(text) }),
     async open(deps, scope, key) {
-      // The decoded request itself goes through the one pipeline; the Chat request above only
-      // validates it as today, counts its prompt and names what a Chat route would refuse.
       const opened = await openAnswer(deps, scope, key, model, decoded, {
         prompt,
-        billing: chatBillingAsk(chat, model),
+        billing,
         check: (call) => {
-          if (call.route.provider === 'anthropic' || call.route.provider === 'bedrock') refuseLogprobs(decoded, call.route.provider);
-          if (call.route.provider === 'anthropic') refuseWhatAnthropicCannotTake(chat);
+          if (isClaudeRoute(call.route.provider)) refuseLogprobs(decoded, call.route.provider);
+          else if (chatRefusal) throw chatRefusal;
         },
       });
       if (opened.kind === 'json') return { kind: 'json', answer: opened.answer };
