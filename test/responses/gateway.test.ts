@@ -521,6 +521,18 @@ describe('request mapping', () => {
     expect(res.status).toBe(200);
     const sent = lastUpstreamJson(anthropic).messages[0].content;
     expect(sent).toContainEqual(expect.objectContaining({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }));
+    // The OpenAI SDK's own request shape, streamed.
+    const stream = await client.responses.create({
+      model: 'claude-test',
+      stream: true,
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, { type: 'input_file', filename: 'b.pdf', file_data: `data:application/pdf;base64,${pdf}` }] }],
+    });
+    let completed: string | undefined;
+    for await (const event of stream) {
+      if (event.type === 'response.completed') completed = event.response.output.flatMap((item) => (item.type === 'message' ? item.content : [])).map((c) => (c.type === 'output_text' ? c.text : '')).join('');
+    }
+    expect(completed).toMatch(/^Echo: Summarise\./);
+    expect(lastUpstreamJson(anthropic).messages[0].content).toContainEqual(expect.objectContaining({ type: 'document', title: 'b.pdf' }));
 
     // 10,000 micro-USD pays this short prompt, not the 128,000-token context window a document by URL is held at (19,200).
     const small = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 10_000 });
