@@ -35,10 +35,11 @@ const isClaudeRoute = (provider: string) => provider === 'anthropic' || provider
 export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
   const claude = model.routes.every((r) => isClaudeRoute(r.provider));
   // What a Chat Completions route cannot take (documents, files by id, tool names it refuses),
-  // known before any hold: refused at once when no route is Claude's, else when a Chat route's turn
-  // comes (a fallback after a Claude route that failed). The limit only shapes the probe; nothing is sent.
+  // known before any hold: refused at once when the first route speaks Chat (its 400 ends the route
+  // loop), else when a Chat route's turn comes (a fallback after a Claude route that failed). The
+  // limit only shapes the probe; nothing is sent.
   const chatRefusal = claude ? undefined : encodeChatRequest(callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens))).unsupported;
-  if (chatRefusal && !model.routes.some((r) => isClaudeRoute(r.provider))) throw chatRefusal;
+  if (chatRefusal && !isClaudeRoute(model.routes[0].provider)) throw chatRefusal;
   const billing = responsesBillingAsk(decoded.prompt, decoded.options, model);
   // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
   const prompt = plusTokens(callPromptEstimate(decoded.prompt, decoded.options, model.tokenRules, account, claude), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);

@@ -21,6 +21,7 @@ const file: CatalogFile = {
     plain: modelEntry(CHAT),
     claude: modelEntry(CLAUDE, 'anthropic'),
     mixed: { ...modelEntry(CLAUDE, 'anthropic'), routes: [CLAUDE, CHAT] },
+    chatFirst: { ...modelEntry(CHAT), routes: [CHAT, CLAUDE] },
   },
 };
 const catalog = parseCatalog(file, 'test');
@@ -67,9 +68,11 @@ describe('a Responses request’s billing ask, from the decoded request', () => 
 });
 
 describe('a Responses request’s plan', () => {
-  it('refuses what a Chat route cannot take at once when every route speaks Chat', () => {
-    const error = thrown(() => answerPlan(decode({ input: [{ role: 'user', content: [pdfInline] }] }), model('plain')));
-    expect([error.status, error.param]).toEqual([400, 'messages[0].content[0]']);
+  it('refuses what a Chat route cannot take at once when the first route speaks Chat (its 400 ends the route loop)', () => {
+    for (const id of ['plain', 'chatFirst']) {
+      const error = thrown(() => answerPlan(decode({ input: [{ role: 'user', content: [pdfInline] }] }), model(id)));
+      expect([error.status, error.param]).toEqual([400, 'messages[0].content[0]']);
+    }
   });
 
   it('leaves a document to a model with a Claude route (a Chat fallback refuses it in its turn)', () => {
