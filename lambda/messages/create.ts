@@ -13,6 +13,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import type { ThinkingBilling } from '../money/thinking';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
+import { isClaudeRoute } from '../providers';
 import { boundedServerTools, messagesBillingAsk } from './billing';
 import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from './tokens';
@@ -65,9 +66,11 @@ export async function createMessage(
   const source = jsonSourceOf(body);
   const model = modelFor(deps, key, request.model);
   const decoded = decodeMessagesRequest(request);
-  // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the probe; nothing is sent).
+  // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the
+  // probe; nothing is sent): refused at once when the first route speaks Chat (its 400 ends the route
+  // loop), else in a Chat route's own turn. Anthropic's and Bedrock's routes take documents and all.
   const probe = encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } });
-  if (probe.unsupported && !model.routes.some((r) => r.provider === 'anthropic')) throw probe.unsupported;
+  if (probe.unsupported && !isClaudeRoute(model.routes[0].provider)) throw probe.unsupported;
 
   const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
@@ -87,7 +90,7 @@ export async function createMessage(
       };
       return openRelay(provider, { ...providerCall, sameWire }, stream);
     }
-    if (probe.unsupported) throw probe.unsupported;
+    if (probe.unsupported && !isClaudeRoute(providerCall.route.provider)) throw probe.unsupported;
     const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
     return openCanonical(provider, routeCall, stream);
   };

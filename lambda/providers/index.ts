@@ -35,5 +35,14 @@ function bedrockOnFirstCall(): AnswerProvider {
   };
 }
 
+/**
+ * Routes whose provider takes the canonical call with all of Claude's blocks (thinking sent back,
+ * documents): Anthropic's and Bedrock's. What only a Chat Completions route refuses (the Chat
+ * codec's `unsupported`) is never refused on them; their own encoders refuse what they cannot take.
+ */
+export function isClaudeRoute(provider: string): boolean {
+  return provider === 'anthropic' || provider === 'bedrock';
+}
+
 /** The 400s a Chat Completions request gets on a route that cannot take it (Anthropic: n > 1, logprobs, seed, …), before its call. */
 export { refuseWhatAnthropicCannotTake } from './anthropic';

@@ -10,6 +10,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import { callPromptEstimate, countTokens, plusTokens } from '../money/tokens';
 import { openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
+import { isClaudeRoute } from '../providers';
 import { responsesBillingAsk } from './billing';
 
 /** A pipeline run the endpoint can answer from: a whole answer, or its events as they come. */
@@ -28,9 +29,6 @@ export interface AnswerPlan {
   estimate(outputText: string): Usage;
   open(deps: CompletionDeps, scope: RequestScope, key: KeyRecord): Promise<OpenedAnswer>;
 }
-
-/** Routes that take the canonical call with thinking, documents and all: Claude's, on Anthropic or Bedrock. */
-const isClaudeRoute = (provider: string) => provider === 'anthropic' || provider === 'bedrock';
 
 export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
   const claude = model.routes.every((r) => isClaudeRoute(r.provider));

@@ -137,3 +137,33 @@ describe('fallback from Anthropic to Bedrock', () => {
     expect(chunks.flatMap((c) => c.choices.map((ch) => ch.finish_reason)).filter(Boolean)).toEqual(['stop']);
   });
 });
+
+describe('documents on a Bedrock route, from the Messages and Responses endpoints', () => {
+  const pdf = 'JVBERi0xLjQK';
+  it('sends a Messages request’s PDF to Converse as a document (Bedrock takes documents; only a Chat route refuses them)', async () => {
+    bedrockRoute(bedrock, { converse: jsonReply(TOOL_RESPONSE) });
+    const res = await fetch(`${gw.baseUrl}/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': acct.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({
+        model: 'claude-3-opus-20240229',
+        max_tokens: 64,
+        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }, { type: 'text', text: 'Summarise.' }] }],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const sent = JSON.parse(bedrock.requests.at(-1)!.body.toString('utf8')) as { messages: Array<{ content: Array<Record<string, any>> }> };
+    expect(sent.messages[0].content[0].document).toEqual(expect.objectContaining({ format: 'pdf', source: { bytes: pdf } }));
+  });
+
+  it('sends a Responses request’s input_file to Converse as a document', async () => {
+    bedrockRoute(bedrock, { converse: jsonReply(TOOL_RESPONSE) });
+    const res = await client.responses.create({
+      model: 'claude-3-opus-20240229',
+      input: [{ role: 'user', content: [{ type: 'input_file', filename: 'a.pdf', file_data: `data:application/pdf;base64,${pdf}` }, { type: 'input_text', text: 'Summarise.' }] }],
+    });
+    expect(res.status).toBe('completed');
+    const sent = JSON.parse(bedrock.requests.at(-1)!.body.toString('utf8')) as { messages: Array<{ content: Array<Record<string, any>> }> };
+    expect(sent.messages[0].content[0].document).toEqual(expect.objectContaining({ format: 'pdf', source: { bytes: pdf } }));
+  });
+});
