@@ -1,4 +1,4 @@
-import { createHash, createHmac, hash } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 
 /**
  * AWS Signature Version 4 for one kind of request: a POST of a JSON body to `/` with no query,
@@ -19,7 +19,9 @@ export type CredentialsProvider = () => Promise<AwsCredentials>;
 export type PostSigner = (host: string, headers: Record<string, string>, body: string) => Promise<Record<string, string>>;
 
 export function postSigner(credentials: CredentialsProvider, region: string, service: string, now: () => Date = () => new Date()): PostSigner {
-  let cached: { day: string; secret: string; key: Buffer } | undefined;
+  // The day's signing key as a KeyObject: on Node 24 an HMAC keyed by a Buffer costs about 10 µs
+  // (the key converted on every call), by a KeyObject about 1.5 (docs/BENCHMARKS.md, eighteenth pass).
+  let cached: { day: string; secret: string; key: KeyObject } | undefined;
   return async (host, headers, body) => {
     const id = await credentials();
     const iso = now().toISOString();
@@ -42,7 +44,7 @@ export function postSigner(credentials: CredentialsProvider, region: string, ser
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256Hex(canonical)}`;
     if (!cached || cached.day !== day || cached.secret !== id.secretAccessKey) {
       const kDate = hmac(`AWS4${id.secretAccessKey}`, day);
-      cached = { day, secret: id.secretAccessKey, key: hmac(hmac(hmac(kDate, region), service), 'aws4_request') };
+      cached = { day, secret: id.secretAccessKey, key: createSecretKey(hmac(hmac(hmac(kDate, region), service), 'aws4_request')) };
     }
     const signature = createHmac('sha256', cached.key).update(toSign).digest('hex');
     return { ...all, authorization: `AWS4-HMAC-SHA256 Credential=${id.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}` };
