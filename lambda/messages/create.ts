@@ -69,8 +69,13 @@ export async function createMessage(
   // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the
   // probe; nothing is sent): refused at once when the first route speaks Chat (its 400 ends the route
   // loop), else in a Chat route's own turn. Anthropic's and Bedrock's routes take documents and all.
-  const probe = encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } });
-  if (probe.unsupported && !isClaudeRoute(model.routes[0].provider)) throw probe.unsupported;
+  // Made only for a model with a Chat route: Claude Code's long histories are not encoded for nothing.
+  const chatRefusal = model.routes.every((r) => isClaudeRoute(r.provider))
+    ? undefined
+    : encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } }).unsupported;
+  if (chatRefusal && !isClaudeRoute(model.routes[0].provider)) throw chatRefusal;
+  // Tools the provider runs (web search, bash, …) reach only Anthropic's own route; another drops them, named.
+  const droppedTools = decoded.options.tools.flatMap((tool) => (tool.kind === 'provider' ? [tool.name ?? tool.type] : []));
 
   const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
@@ -90,7 +95,7 @@ export async function createMessage(
       };
       return openRelay(provider, { ...providerCall, sameWire }, stream);
     }
-    if (probe.unsupported && !isClaudeRoute(providerCall.route.provider)) throw probe.unsupported;
+    if (chatRefusal && !isClaudeRoute(providerCall.route.provider)) throw chatRefusal;
     const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
     return openCanonical(provider, routeCall, stream);
   };
@@ -114,7 +119,7 @@ export async function createMessage(
     if (source) letGo(source);
     opened = routed.value;
     route = routeName(routed.route);
-    if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...probe.droppedTools, ...effortIgnored(decoded, routed.route.provider)]);
+    if (routed.route.provider !== 'anthropic') noteIgnored(scope, [...droppedTools, ...effortIgnored(decoded, routed.route.provider)]);
   } catch (err) {
     throw run.failedWith(err);
   }
