@@ -39,6 +39,8 @@ const RESPONSES_WEB_SEARCH = /^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$/;
 const VERBOSITY = new Set(['low', 'medium', 'high']);
 const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_STOP_SEQUENCES = 4;
+/** Chat Completions takes at most this many tools (contract/request.ts; Responses takes more). */
+const MAX_TOOLS = 128;
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
 
 // ---- requests ---------------------------------------------------------------------------------
@@ -224,6 +226,7 @@ export function encodeChatRequest(call: Call, options: ChatRequestEncodingOption
       function: namedSchema(tool, 'parameters', tool.parameters),
     });
   });
+  if (tools.length > MAX_TOOLS) refuse('tools', `At most ${MAX_TOOLS} tools are supported here.`);
   if (tools.length) request.tools = tools;
 
   const choice = settings.toolChoice;

@@ -18,8 +18,8 @@ import type { MessagesRequest } from './request';
  * (`web_search_…`, `web_fetch_…`, `code_execution_…`) held at `max_uses` (else
  * DEFAULT_SERVER_TOOL_USES, which the gateway then sends), `mcp_servers` (never priced), a
  * `service_tier` other than Anthropic's `auto` and `standard_only`; `cache_control` blocks (a
- * 1-hour `ttl` holds the prompt at the 1-hour write price); documents by URL or file id (sizes
- * the gateway cannot know).
+ * 1-hour `ttl` holds the prompt at the 1-hour write price); documents by URL or file id, or as
+ * base64 data (a PDF: sizes the gateway cannot know).
  */
 export function messagesBillingAsk(request: MessagesRequest, model: ModelEntry): BillingAsk {
   const ask: BillingAsk = {};
@@ -76,7 +76,8 @@ function scan(request: MessagesRequest): { cacheWrite: boolean; cacheWrite1h: bo
     }
     if (node.type === 'document') {
       const source = node.source as Record<string, unknown> | undefined;
-      if (source && (source.type === 'url' || source.type === 'file')) out.unknownSizeInputs++;
+      // A PDF's cost is per page (its text and an image of each), which its bytes do not tell.
+      if (source && (source.type === 'url' || source.type === 'file' || source.type === 'base64')) out.unknownSizeInputs++;
     }
     for (const [field, child] of Object.entries(node)) if (field !== 'cache_control' && typeof child === 'object') visit(child, depth + 1);
   };

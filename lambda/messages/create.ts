@@ -13,7 +13,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import type { ThinkingBilling } from '../money/thinking';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
-import { isClaudeRoute } from '../providers';
+import { isClaudeRoute, refuseWhatBedrockCannotTake } from '../providers';
 import { boundedServerTools, messagesBillingAsk } from './billing';
 import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from './tokens';
@@ -66,20 +66,23 @@ export async function createMessage(
   const source = jsonSourceOf(body);
   const model = modelFor(deps, key, request.model);
   const decoded = decodeMessagesRequest(request);
-  // What a Chat Completions route cannot take, known before any hold (the limit here only shapes the
-  // probe; nothing is sent): refused at once when the first route speaks Chat (its 400 ends the route
-  // loop), else in a Chat route's own turn. Anthropic's and Bedrock's routes take documents and all.
-  // Made only for a model with a Chat route: Claude Code's long histories are not encoded for nothing.
-  const chatRefusal = model.routes.every((r) => isClaudeRoute(r.provider))
-    ? undefined
-    : encodeChatRequest({ prompt: decoded.prompt, settings: { ...decoded.options, maxOutputTokens: heldOutputLimit(request.max_tokens) } }).unsupported;
-  if (chatRefusal && !isClaudeRoute(model.routes[0].provider)) throw chatRefusal;
+  // Refused before any hold, where the first route cannot take it (its 400 ends the route loop): what
+  // a Chat Completions route cannot take, or what Converse cannot (a document by URL). A Chat route
+  // after a Claude one refuses it in its own turn (its encoder, as the provider calls it); Anthropic's
+  // and Bedrock's routes take documents and all. The limit only shapes the probe; nothing is sent.
+  const first = model.routes[0];
+  const probeCall = callFor(decoded, heldOutputLimit(request.max_tokens));
+  if (!isClaudeRoute(first.provider)) {
+    const refusal = encodeChatRequest(probeCall).unsupported;
+    if (refusal) throw refusal;
+  }
+  if (first.provider === 'bedrock') refuseWhatBedrockCannotTake(callForRoute(probeCall, 'bedrock'), first.model);
   // Tools the provider runs (web search, bash, …) reach only Anthropic's own route; another drops them, named.
   const droppedTools = decoded.options.tools.flatMap((tool) => (tool.kind === 'provider' ? [tool.name ?? tool.type] : []));
 
   const stream = decoded.options.stream;
   const billing = messagesBillingAsk(request, model);
-  // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
+  // A document but plain text (a PDF, or one by URL or file id) counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
   const prompt = plusTokens(messagesPromptEstimate(request, model.tokenRules, key.accountId), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
   const requestFor = (outputTokens: number): Call => callFor(decoded, heldOutputLimit(outputTokens));
   // One upstream call, the same for a speculative first attempt (chat/overlap.ts) and for the route
@@ -95,7 +98,6 @@ export async function createMessage(
       };
       return openRelay(provider, { ...providerCall, sameWire }, stream);
     }
-    if (chatRefusal && !isClaudeRoute(providerCall.route.provider)) throw chatRefusal;
     const routeCall = { ...providerCall, request: callForRoute(providerCall.request, providerCall.route.provider) };
     return openCanonical(provider, routeCall, stream);
   };

@@ -146,11 +146,11 @@ function isLowSurrogate(code: number): boolean {
  * A canonical request's prompt estimate (what a codec decoded, before any wire's encoding): framed
  * and counted as `chatPromptEstimate` counts the Chat request the same prompt becomes (4 tokens a
  * message, a tool result a message of its own, texts joined as Chat joins them, images by the
- * model's rule), so that a request reads the same on every endpoint. Beyond what Chat sends, for a
- * route that takes them (`claude`: every route Anthropic's or Bedrock's): thinking sent back (its
- * text, or a redacted block's data), documents (their text or data; one by URL or file id is the
- * billing ask's `unknownSizeInputs`) and blocks of the client's own wire (their JSON), each above
- * what it costs. OpenAI's encrypted reasoning is never sent through this path and never counted.
+ * model's rule), so that a request reads the same on every endpoint. Beyond what Chat sends, with
+ * `claude` (some route is Anthropic's or Bedrock's, which take them): thinking sent back (its text,
+ * or a redacted block's data), documents (their text or data; all but plain text are also the
+ * billing ask's `unknownSizeInputs`, a PDF being billed by the page) and blocks of the client's own
+ * wire (their JSON). OpenAI's encrypted reasoning is never sent through this path and never counted.
  */
 export function callPromptEstimate(
   prompt: Prompt,

@@ -3,6 +3,7 @@ import { anthropicProvider } from './anthropic';
 import { mockProvider } from './mock';
 import { openAiCompatibleProvider } from './openai-compatible';
 import type { AnswerProvider } from './types';
+import type { Call } from '../core/call';
 
 export type ProviderRegistry = Partial<Record<ProviderName, AnswerProvider>>;
 
@@ -42,6 +43,17 @@ function bedrockOnFirstCall(): AnswerProvider {
  */
 export function isClaudeRoute(provider: string): boolean {
   return provider === 'anthropic' || provider === 'bedrock';
+}
+
+/**
+ * What a Bedrock route cannot take (documents and images by URL or file id, media types Converse has
+ * no format for, blocks of another wire), thrown as the 400 its call would get: an endpoint whose
+ * model's first route is Bedrock's asks this before any hold, as it asks a Chat route's probe. The
+ * Bedrock encoder is loaded on first use (test/lambda/cold-start.test.ts).
+ */
+export function refuseWhatBedrockCannotTake(call: Call, modelId: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./bedrock/request') as typeof import('./bedrock/request')).converseRequest(call, modelId);
 }
 
 /** The 400s a Chat Completions request gets on a route that cannot take it (Anthropic: n > 1, logprobs, seed, …), before its call. */

@@ -10,7 +10,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import { callPromptEstimate, countTokens, plusTokens } from '../money/tokens';
 import { openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
-import { isClaudeRoute } from '../providers';
+import { isClaudeRoute, refuseWhatBedrockCannotTake } from '../providers';
 import { responsesBillingAsk } from './billing';
 
 /** A pipeline run the endpoint can answer from: a whole answer, or its events as they come. */
@@ -31,16 +31,23 @@ export interface AnswerPlan {
 }
 
 export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
-  const claude = model.routes.every((r) => isClaudeRoute(r.provider));
-  // What a Chat Completions route cannot take (documents, files by id, tool names it refuses),
-  // known before any hold: refused at once when the first route speaks Chat (its 400 ends the route
-  // loop), else when a Chat route's turn comes (a fallback after a Claude route that failed). The
-  // limit only shapes the probe; nothing is sent.
-  const chatRefusal = claude ? undefined : encodeChatRequest(callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens))).unsupported;
-  if (chatRefusal && !isClaudeRoute(model.routes[0].provider)) throw chatRefusal;
+  // Refused before any hold, where the first route cannot take it (its 400 ends the route loop): what
+  // a Chat Completions route cannot take (documents, files by id, tool names it refuses), or what
+  // Converse cannot (a document by URL). A Chat route after a Claude one refuses it in its own turn
+  // (its encoder, as the provider calls it). The limit only shapes the probe; nothing is sent.
+  const first = model.routes[0];
+  const probeCall = callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens));
+  if (!isClaudeRoute(first.provider)) {
+    const refusal = encodeChatRequest(probeCall).unsupported;
+    if (refusal) throw refusal;
+  }
+  if (first.provider === 'bedrock') refuseWhatBedrockCannotTake(probeCall, first.model);
   const billing = responsesBillingAsk(decoded.prompt, decoded.options, model);
-  // A document by URL or file id counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context window).
-  const prompt = plusTokens(callPromptEstimate(decoded.prompt, decoded.options, model.tokenRules, account, claude), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
+  // A document but plain text counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context
+  // window). Thinking and documents count where any route is Claude's: a hold above a Chat route's
+  // bill is safe, one below Claude's is not.
+  const claudeBlocks = model.routes.some((r) => isClaudeRoute(r.provider));
+  const prompt = plusTokens(callPromptEstimate(decoded.prompt, decoded.options, model.tokenRules, account, claudeBlocks), (billing.unknownSizeInputs ?? 0) * UNKNOWN_INPUT_TOKENS);
   return {
     estimate: (text) => ({ inputTokens: prompt.tokens(), cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: countTokens(text) }),
     async open(deps, scope, key) {
@@ -49,7 +56,6 @@ export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?:
         billing,
         check: (call) => {
           if (isClaudeRoute(call.route.provider)) refuseLogprobs(decoded, call.route.provider);
-          else if (chatRefusal) throw chatRefusal;
         },
       });
       if (opened.kind === 'json') return { kind: 'json', answer: opened.answer };

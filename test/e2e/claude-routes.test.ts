@@ -167,3 +167,39 @@ describe('documents on a Bedrock route, from the Messages and Responses endpoint
     expect(sent.messages[0].content[0].document).toEqual(expect.objectContaining({ format: 'pdf', source: { bytes: pdf } }));
   });
 });
+
+describe('what Bedrock cannot take, refused before any hold when Bedrock is the first route', () => {
+  it('answers a document by URL with Bedrock’s 400 at once, on Messages and on Responses: no hold (no 402 for a small balance), nothing counted, no call', async () => {
+    // $0.10 pays a short answer, not the context window a document is held at.
+    const small = await createAccount(gw, { tier: 'enterprise', rpm: 50, tpm: 100_000_000, creditsMicroUsd: 100_000 });
+    const calls = bedrock.requests.length;
+    const messages = await fetch(`${gw.baseUrl}/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': small.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({
+        model: 'claude-3-opus-20240229',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }, { type: 'text', text: 'Summarise.' }] }],
+      }),
+    });
+    expect(messages.status).toBe(400);
+    expect(JSON.stringify(await messages.json())).toMatch(/Document URLs are not supported/);
+    const responses = await fetch(`${gw.baseUrl}/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${small.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-3-opus-20240229', max_output_tokens: 16, input: [{ role: 'user', content: [{ type: 'input_file', file_url: 'https://example.com/a.pdf' }, { type: 'input_text', text: 'Summarise.' }] }] }),
+    });
+    expect(responses.status).toBe(400);
+    expect((await responses.json()).error.param).toBe('messages[0].content[0]');
+    expect(bedrock.requests.length).toBe(calls);
+    // The next request is the minute's first: neither refused one was admitted.
+    bedrockRoute(bedrock, { converse: jsonReply(TOOL_RESPONSE) });
+    const ok = await fetch(`${gw.baseUrl}/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${small.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-3-opus-20240229', max_output_tokens: 16, input: 'Hi' }),
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('x-ratelimit-remaining-requests')).toBe('49');
+  });
+});

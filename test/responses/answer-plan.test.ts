@@ -55,7 +55,7 @@ describe('a Responses request’s billing ask, from the decoded request', () => 
     expect(responsesBillingAsk(dropped.prompt, dropped.options, model('plain'))).toEqual({});
   });
 
-  it('counts documents it cannot size (by URL or file id), in messages and tool results, not inline ones', () => {
+  it('counts every document as one it cannot size (by URL, file id, or a PDF’s data: billed by the page), in messages and tool results', () => {
     const asked = decode({
       input: [
         { role: 'user', content: [{ type: 'input_text', text: 'a' }, pdfByUrl, pdfInline, { type: 'input_file', file_id: 'file_1' }] },
@@ -63,7 +63,9 @@ describe('a Responses request’s billing ask, from the decoded request', () => 
         { type: 'function_call_output', call_id: 'c1', output: [{ type: 'input_file', file_url: 'https://example.com/b.pdf' }] },
       ],
     });
-    expect(responsesBillingAsk(asked.prompt, asked.options, model('claude')).unknownSizeInputs).toBe(3);
+    expect(responsesBillingAsk(asked.prompt, asked.options, model('claude')).unknownSizeInputs).toBe(4);
+    const none = decode({ input: [{ role: 'user', content: [{ type: 'input_text', text: 'a' }] }] });
+    expect(responsesBillingAsk(none.prompt, none.options, model('claude')).unknownSizeInputs).toBeUndefined();
   });
 });
 
@@ -73,6 +75,14 @@ describe('a Responses request’s plan', () => {
       const error = thrown(() => answerPlan(decode({ input: [{ role: 'user', content: [pdfInline] }] }), model(id)));
       expect([error.status, error.param]).toEqual([400, 'messages[0].content[0]']);
     }
+  });
+
+  it('refuses more tools than Chat Completions takes (128) before any hold on a Chat route; a Claude route takes them', () => {
+    const tools = Array.from({ length: 129 }, (_, i) => ({ type: 'function', name: `tool_${i}`, parameters: { type: 'object', properties: {} } }));
+    const error = thrown(() => answerPlan(decode({ input: 'hi', tools }), model('plain')));
+    expect([error.status, error.param]).toEqual([400, 'tools']);
+    expect(() => answerPlan(decode({ input: 'hi', tools: tools.slice(0, 128) }), model('plain'))).not.toThrow();
+    expect(() => answerPlan(decode({ input: 'hi', tools }), model('claude'))).not.toThrow();
   });
 
   it('leaves a document to a model with a Claude route (a Chat fallback refuses it in its turn)', () => {

@@ -55,6 +55,7 @@ beforeAll(async () => {
     models: {
       'gpt-test': modelEntry({ provider: 'openai-compatible', base_url: `${openaiUrl}/v1`, model: 'upstream-model' }),
       'claude-test': modelEntry({ provider: 'anthropic', base_url: anthropicUrl, model: 'claude-standin' }, 'anthropic'),
+      'claude-then-chat': { ...modelEntry({ provider: 'anthropic', base_url: anthropicUrl, model: 'claude-overloaded' }, 'anthropic'), routes: [{ provider: 'anthropic', base_url: anthropicUrl, model: 'claude-overloaded' }, { provider: 'openai-compatible', base_url: `${openaiUrl}/v1`, model: 'upstream-model' }] },
       'bedrock-test': modelEntry({ provider: 'bedrock', base_url: bedrockUrl, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', region: 'us-east-1' }, 'anthropic'),
       'mock-test': modelEntry({ provider: 'mock', model: 'mock-test' }),
     },
@@ -515,7 +516,25 @@ describe('request mapping', () => {
     expect(ok.headers.get('x-ratelimit-remaining-requests')).toBe('49');
   });
 
-  it('sends input_file to a Claude route as a document, and holds the context window for one it cannot size (by URL)', async () => {
+  it('leaves a document to a Claude first route, and a Chat fallback refuses it in its turn (400, not sent)', async () => {
+    const was = anthropic.handler;
+    anthropic.handler = () => ({ status: 529, headers: { 'content-type': 'application/json' }, parts: [JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })] });
+    try {
+      const [claudeCalls, chatCalls] = [anthropic.requests.length, openai.requests.length];
+      const res = await post({ model: 'claude-then-chat', input: [{ role: 'user', content: [{ type: 'input_file', filename: 'a.pdf', file_data: 'data:application/pdf;base64,JVBERi0=' }] }] });
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.param).toBe('messages[0].content[0]');
+      expect(anthropic.requests.length).toBe(claudeCalls + 1);
+      expect(openai.requests.length).toBe(chatCalls);
+      // Without a document the same model falls back to the Chat route and answers.
+      expect((await post({ model: 'claude-then-chat', input: 'x' })).status).toBe(200);
+      expect(openai.requests.length).toBe(chatCalls + 1);
+    } finally {
+      anthropic.handler = was;
+    }
+  });
+
+  it('sends input_file to a Claude route as a document, and holds the context window for it (a PDF is billed by the page; by URL, unknown)', async () => {
     const pdf = 'JVBERi0xLjQK';
     const res = await post({ model: 'claude-test', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, { type: 'input_file', filename: 'a.pdf', file_data: `data:application/pdf;base64,${pdf}` }] }] });
     expect(res.status).toBe(200);
@@ -534,14 +553,16 @@ describe('request mapping', () => {
     expect(completed).toMatch(/^Echo: Summarise\./);
     expect(lastUpstreamJson(anthropic).messages[0].content).toContainEqual(expect.objectContaining({ type: 'document', title: 'b.pdf' }));
 
-    // 10,000 micro-USD pays this short prompt, not the 128,000-token context window a document by URL is held at (19,200).
+    // 10,000 micro-USD pays this short prompt, not the 128,000-token context window a document is held at (19,200).
     const small = await createAccount(gw, { tier: 'enterprise', rpm: 10_000, tpm: 100_000_000, creditsMicroUsd: 10_000 });
-    const byUrl = (model: string, url?: string) =>
-      post({ model, max_output_tokens: 16, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, ...(url ? [{ type: 'input_file', file_url: url }] : [])] }] }, small.key);
-    const refused = await byUrl('claude-test', 'https://example.com/a.pdf');
-    expect(refused.status).toBe(402);
-    expectErrorBody(await refused.json(), 'insufficient_quota');
-    expect((await byUrl('claude-test')).status).toBe(200);
+    const withFile = (file?: Record<string, string>) =>
+      post({ model: 'claude-test', max_output_tokens: 16, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, ...(file ? [{ type: 'input_file', ...file }] : [])] }] }, small.key);
+    for (const file of [{ file_url: 'https://example.com/a.pdf' }, { filename: 'a.pdf', file_data: `data:application/pdf;base64,${pdf}` }] as Array<Record<string, string>>) {
+      const refused = await withFile(file);
+      expect(refused.status).toBe(402);
+      expectErrorBody(await refused.json(), 'insufficient_quota');
+    }
+    expect((await withFile()).status).toBe(200);
     // Paid for, it goes to Anthropic by its URL.
     expect((await post({ model: 'claude-test', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Summarise.' }, { type: 'input_file', file_url: 'https://example.com/a.pdf' }] }] })).status).toBe(200);
     expect(lastUpstreamJson(anthropic).messages[0].content).toContainEqual(expect.objectContaining({ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }));
