@@ -138,18 +138,18 @@ describe('fallback from Anthropic to Bedrock', () => {
   });
 });
 
+/** `POST /v1/messages` as the Anthropic SDK sends it. */
+const postMessages = (key: string, body: Record<string, unknown>) =>
+  fetch(`${gw.baseUrl}/messages`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body) });
+
 describe('documents on a Bedrock route, from the Messages and Responses endpoints', () => {
   const pdf = 'JVBERi0xLjQK';
   it('sends a Messages request’s PDF to Converse as a document (Bedrock takes documents; only a Chat route refuses them)', async () => {
     bedrockRoute(bedrock, { converse: jsonReply(TOOL_RESPONSE) });
-    const res = await fetch(`${gw.baseUrl}/messages`, {
-      method: 'POST',
-      headers: { 'x-api-key': acct.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({
-        model: 'claude-3-opus-20240229',
-        max_tokens: 64,
-        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }, { type: 'text', text: 'Summarise.' }] }],
-      }),
+    const res = await postMessages(acct.key, {
+      model: 'claude-3-opus-20240229',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }, { type: 'text', text: 'Summarise.' }] }],
     });
     expect(res.status).toBe(200);
     const sent = JSON.parse(bedrock.requests.at(-1)!.body.toString('utf8')) as { messages: Array<{ content: Array<Record<string, any>> }> };
@@ -173,14 +173,10 @@ describe('what Bedrock cannot take, refused before any hold when Bedrock is the 
     // $0.10 pays a short answer, not the context window a document is held at.
     const small = await createAccount(gw, { tier: 'enterprise', rpm: 50, tpm: 100_000_000, creditsMicroUsd: 100_000 });
     const calls = bedrock.requests.length;
-    const messages = await fetch(`${gw.baseUrl}/messages`, {
-      method: 'POST',
-      headers: { 'x-api-key': small.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({
-        model: 'claude-3-opus-20240229',
-        max_tokens: 16,
-        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }, { type: 'text', text: 'Summarise.' }] }],
-      }),
+    const messages = await postMessages(small.key, {
+      model: 'claude-3-opus-20240229',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }, { type: 'text', text: 'Summarise.' }] }],
     });
     expect(messages.status).toBe(400);
     expect(JSON.stringify(await messages.json())).toMatch(/Document URLs are not supported/);
