@@ -1,6 +1,6 @@
 // How a decoded Responses request runs on the one pipeline (`openAnswer`): its prompt counted and
-// its billing asked in the canonical model, and what a route cannot take refused before any hold
-// where every route would refuse it, else when that route's turn comes.
+// its billing asked in the canonical model, and what its first route cannot take refused before any
+// hold (a later route refuses in its own turn).
 import type { ModelEntry } from '../catalog';
 import { encodeChatRequest } from '../codecs/openai-chat';
 import type { Answer, AnswerEvent, Usage } from '../core/answer';
