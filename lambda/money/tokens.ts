@@ -1,7 +1,7 @@
 import type { TokenizerName, TokenRules } from '../catalog';
 import type { ChatCompletionRequest, ChatMessage } from '../contract/request';
 import type { RequestOptions } from '../core/call';
-import type { ImagePart, MediaSource, Prompt, TextPart, Turn } from '../core/prompt';
+import { textOf, type ImagePart, type MediaSource, type Prompt, type Turn } from '../core/prompt';
 import { dirname, join } from 'node:path';
 import { imageTokens } from './image-tokens';
 
@@ -161,7 +161,7 @@ export function callPromptEstimate(
 ): PromptEstimate {
   let tokens = 3;
   const texts: string[] = [];
-  const system = joinedText(prompt.system, '\n\n');
+  const system = textOf(prompt.system, '\n\n');
   if (system) {
     texts.push(system);
     tokens += TOKENS_PER_MESSAGE;
@@ -183,7 +183,7 @@ export function callPromptEstimate(
 /** One turn's framing and image tokens; its texts go to `texts`, as the Chat messages it becomes would give them. */
 function turnTokens(turn: Turn, rules: TokenRules, texts: string[], claude: boolean): number {
   if (turn.role === 'system') {
-    texts.push(joinedText(turn.parts, '\n\n'));
+    texts.push(textOf(turn.parts, '\n\n'));
     return TOKENS_PER_MESSAGE;
   }
   if (turn.role === 'assistant') {
@@ -252,13 +252,6 @@ function turnTokens(turn: Turn, rules: TokenRules, texts: string[], claude: bool
 
 /** The user message a Chat request carries a tool result's images in (codecs/openai-chat.ts). */
 const TOOL_IMAGES_TEXT = 'Images returned by the tool:';
-
-function joinedText(parts: ReadonlyArray<{ type: string }>, separator: string): string {
-  return parts
-    .filter((p): p is TextPart => p.type === 'text')
-    .map((p) => p.text)
-    .join(separator);
-}
 
 function mediaImageTokens(part: ImagePart, rules: TokenRules): number {
   return imageTokens(mediaUrl(part.source), part.detail, rules.image);
