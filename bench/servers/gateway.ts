@@ -54,7 +54,8 @@ async function main() {
     catalog,
     seedDemo: false,
   });
-  // BENCH_METER=off (bench/profile.ts): no per-call CPU accounting in the way of the profile.
+  // Counting from a `meter-reset` to a `meter-off` (bench/dynamo-meter.ts). BENCH_METER=off
+  // (bench/profile.ts): not even the step on the client.
   const meter = process.env.BENCH_METER === 'off' ? undefined : new DynamoMeter(local.dynamo);
   const keys = {
     ok: await account(local, 'ok', { rpm: 100_000_000, tpm: 1_000_000_000_000, creditsMicroUsd: 1_000_000_000_000 }),
@@ -78,6 +79,10 @@ async function main() {
     } else if (msg.type === 'meter-reset') {
       await local.gateway.background.drain();
       meter?.reset(msg.capacity === true);
+      reply({});
+    } else if (msg.type === 'meter-off') {
+      await local.gateway.background.drain();
+      meter?.off();
       reply({});
     } else if (msg.type === 'meter') {
       await local.gateway.background.drain();
