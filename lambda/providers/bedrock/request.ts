@@ -17,7 +17,7 @@ import type {
 } from '@aws-sdk/client-bedrock-runtime';
 import { thinkingFor, toolInput } from '../../codecs/anthropic-messages';
 import type { Call, CallSettings } from '../../core/call';
-import type { AssistantPart, CacheMark, DocumentPart, ImagePart, TextPart, UserPart } from '../../core/prompt';
+import type { AssistantPart, CacheMark, DocumentPart, ImagePart, Prompt, TextPart, UserPart } from '../../core/prompt';
 import { invalidRequest } from '../../contract/errors';
 import type { ChatCompletionRequest } from '../../contract/request';
 import {
@@ -90,29 +90,10 @@ export function converseRequest(call: Call, modelId: string): BedrockRequestPlan
   if (settings.topP !== undefined) inferenceConfig.topP = settings.topP;
   if (settings.stop?.length) inferenceConfig.stopSequences = settings.stop;
 
-  const systemBlocks = (parts: TextPart[]) => parts.flatMap((part) => (part.text ? withCachePoint<SystemContentBlock>({ text: part.text }, part) : []));
-  const system: SystemContentBlock[] = systemBlocks(prompt.system);
-  const messages: Message[] = [];
-  const documents = { count: 0 };
-  prompt.turns.forEach((turn, i) => {
-    if (turn.role === 'system') {
-      // Converse has no system turn: its text joins the system prompt, as a Chat system message does today.
-      system.push(...systemBlocks(turn.parts));
-      return;
-    }
-    const content = turn.role === 'assistant'
-      ? turn.parts.flatMap((part, j) => assistantBlocks(part, `messages[${i}].content[${j}]`))
-      : turn.parts.flatMap((part, j) => userBlocks(part, `messages[${i}].content[${j}]`, documents));
-    if (content.length === 0) return;
-    const last = messages[messages.length - 1];
-    // Converse wants alternating turns: adjacent turns of one role become one.
-    if (last?.role === turn.role) last.content!.push(...content);
-    else messages.push({ role: turn.role, content });
-  });
+  const { system, messages, historyHasTools } = conversePrompt(prompt);
 
   const input: ConverseRequest = { modelId, messages, inferenceConfig };
   if (system.length > 0) input.system = system;
-  const historyHasTools = messages.some((m) => m.content!.some((b) => b.toolUse !== undefined || b.toolResult !== undefined));
   const toolConfig = bedrockToolConfig(plan, historyHasTools, cacheMarksOf(settings));
   if (toolConfig) input.toolConfig = toolConfig;
 
@@ -136,6 +117,51 @@ export function converseRequest(call: Call, modelId: string): BedrockRequestPlan
     input.serviceTier = { type: settings.serviceTier as NonNullable<ConverseRequest['serviceTier']>['type'] };
   }
   return { input, jsonToolName: plan.json?.name };
+}
+
+/** A prompt as Converse takes it: the system blocks, the turns as messages (images and documents decoded), whether they carry tool blocks. */
+interface ConversePrompt {
+  system: SystemContentBlock[];
+  messages: Message[];
+  historyHasTools: boolean;
+}
+
+/**
+ * The prompt's Converse blocks, made once per prompt: a request on a Bedrock route asks
+ * `converseRequest` up to three times with the same prompt (the refusal probe before its hold,
+ * `thinkingBilling`, the call; and a second Bedrock route on fallback), and each made every block
+ * again, base64 images and documents decoded each time. The blocks depend on the prompt alone (the
+ * model decides only the settings around them), and nothing changes them once made: the SDK
+ * serializes them as they are. A prompt Converse cannot take throws each time (nothing is kept).
+ */
+const CONVERTED = new WeakMap<Prompt, ConversePrompt>();
+
+function conversePrompt(prompt: Prompt): ConversePrompt {
+  const kept = CONVERTED.get(prompt);
+  if (kept) return kept;
+  const systemBlocks = (parts: TextPart[]) => parts.flatMap((part) => (part.text ? withCachePoint<SystemContentBlock>({ text: part.text }, part) : []));
+  const system: SystemContentBlock[] = systemBlocks(prompt.system);
+  const messages: Message[] = [];
+  const documents = { count: 0 };
+  prompt.turns.forEach((turn, i) => {
+    if (turn.role === 'system') {
+      // Converse has no system turn: its text joins the system prompt, as a Chat system message does today.
+      system.push(...systemBlocks(turn.parts));
+      return;
+    }
+    const content = turn.role === 'assistant'
+      ? turn.parts.flatMap((part, j) => assistantBlocks(part, `messages[${i}].content[${j}]`))
+      : turn.parts.flatMap((part, j) => userBlocks(part, `messages[${i}].content[${j}]`, documents));
+    if (content.length === 0) return;
+    const last = messages[messages.length - 1];
+    // Converse wants alternating turns: adjacent turns of one role become one.
+    if (last?.role === turn.role) last.content!.push(...content);
+    else messages.push({ role: turn.role, content });
+  });
+  const historyHasTools = messages.some((m) => m.content!.some((b) => b.toolUse !== undefined || b.toolResult !== undefined));
+  const converted = { system, messages, historyHasTools };
+  CONVERTED.set(prompt, converted);
+  return converted;
 }
 
 /** Chat Completions fields Converse cannot honour (kept as the Chat wire's extensions): a 400 naming each, as today. */

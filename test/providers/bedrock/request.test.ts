@@ -170,6 +170,32 @@ describe('OpenAI request → Bedrock Converse input', () => {
   });
 });
 
+describe('a prompt made into Converse blocks once', () => {
+  const decodedOf = (body: Record<string, unknown>) => decodeChatRequest(parseChatCompletionRequest({ model: 'gw', ...body }));
+  const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+
+  it('gives every call on one prompt (the probe, thinkingBilling, the call, a fallback) the same blocks, whatever its settings', () => {
+    const decoded = decodedOf({ messages: [{ role: 'system', content: 'Be brief.' }, user([{ type: 'text', text: 'What?' }, image])] });
+    const probe = converseRequest(callFor(decoded, heldOutputLimit(8192)), CLAUDE);
+    const call = converseRequest(callFor(decoded, heldOutputLimit(100)), 'meta.llama3-70b-instruct-v1:0');
+    // The image decoded once: the very same blocks, not a copy made again.
+    expect(call.input.messages).toBe(probe.input.messages);
+    expect(call.input.system).toBe(probe.input.system);
+    expect(call.input.inferenceConfig?.maxTokens).toBe(100);
+    expect(probe.input.inferenceConfig?.maxTokens).toBe(8192);
+    expect(call.input.modelId).not.toBe(probe.input.modelId);
+    // Another request with the same text is another prompt: its own blocks.
+    const other = converseRequest(callFor(decodedOf({ messages: [{ role: 'system', content: 'Be brief.' }, user([{ type: 'text', text: 'What?' }, image])] }), heldOutputLimit(100)), CLAUDE);
+    expect(other.input.messages).not.toBe(probe.input.messages);
+    expect(other.input.messages).toEqual(probe.input.messages);
+  });
+
+  it('refuses a prompt Converse cannot take on every call, keeping nothing', () => {
+    const decoded = decodedOf({ messages: [user([{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }])] });
+    for (let i = 0; i < 2; i++) expect(() => converseRequest(callFor(decoded, heldOutputLimit(100)), CLAUDE)).toThrow(GatewayError);
+  });
+});
+
 describe('reasoning_effort → Claude thinking on Bedrock', () => {
   it('asks Claude models for a thinking budget through additionalModelRequestFields, within maxTokens', () => {
     expect(map({ messages: [user('Hi')], reasoning_effort: 'medium' }).input.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 4096 } });
