@@ -227,11 +227,30 @@ interface MessagesPlan {
 
 /** The Messages body for a call on this route, and how its answer reads back. */
 function messagesPlan(call: Pick<AnswerCall, 'request' | 'route'>, stream: boolean): MessagesPlan {
-  const { settings, jsonTool } = withJsonTool(anthropicSettings({ ...call.request.settings, model: call.route.model, stream }));
-  const body = encodeMessagesRequest({ prompt: anthropicPrompt(call.request.prompt), settings });
+  const { body, jsonTool } = encodedFor(call, stream);
   if (!jsonTool) return { body, answerOf: (a) => a, eventsOf: (e) => [e] };
+  // The JSON tool's events are read by a state of their own: one per plan.
   return { body, jsonTool, answerOf: (a) => jsonAnswer(a, jsonTool), eventsOf: jsonEvents(jsonTool) };
 }
+
+/**
+ * A call's Messages body, encoded once per call and kind (JSON, stream): a translated stream asks
+ * for it twice (`thinkingBilling`, then the call), and a long prompt's encoding is the call's
+ * largest step before it goes out. Kept while the call is, checked against its request and model.
+ */
+function encodedFor(call: Pick<AnswerCall, 'request' | 'route'>, stream: boolean): { body: MessagesWireRequest; jsonTool?: string } {
+  let kept = ENCODED.get(call);
+  if (!kept || kept.request !== call.request || kept.model !== call.route.model) ENCODED.set(call, (kept = { request: call.request, model: call.route.model, bodies: [] }));
+  const i = stream ? 1 : 0;
+  const done = kept.bodies[i];
+  if (done) return done;
+  const { settings, jsonTool } = withJsonTool(anthropicSettings({ ...call.request.settings, model: call.route.model, stream }));
+  const encoded = { body: encodeMessagesRequest({ prompt: anthropicPrompt(call.request.prompt), settings }), ...(jsonTool !== undefined && { jsonTool }) };
+  kept.bodies[i] = encoded;
+  return encoded;
+}
+
+const ENCODED = new WeakMap<object, { request: Call; model: string; bodies: Array<{ body: MessagesWireRequest; jsonTool?: string } | undefined> }>();
 
 /**
  * JSON asked in OpenAI's words (`response_format`) on a provider without JSON mode: a tool whose

@@ -1,4 +1,6 @@
+import { decodeChatRequest } from '../../../lambda/codecs/openai-chat';
 import { GatewayError } from '../../../lambda/contract/errors';
+import { callFor, heldOutputLimit } from '../../../lambda/core/call';
 import type { ChatCompletionChunk } from '../../../lambda/contract/openai';
 import { anthropicProvider, refuseWhatAnthropicCannotTake } from '../../../lambda/providers/anthropic';
 import type { ProviderCall } from '../../../lambda/providers/types';
@@ -74,6 +76,34 @@ describe('anthropic provider: the upstream call', () => {
     await streamChunks();
     expect(standIn.lastJson()).toMatchObject({ stream: true });
     expect(standIn.requests[standIn.requests.length - 1].headers.accept).toBe('text/event-stream');
+  });
+});
+
+describe('anthropic provider: a call encoded once', () => {
+  it('encodes a translated stream once for thinkingBilling and the call, and a new call again', async () => {
+    const raw = anthropicProvider();
+    // The prompt's turns are read each time the call is encoded: counted through a proxy.
+    let reads = 0;
+    const answerCall = () => {
+      const c = call({ stream: true, reasoning_effort: 'low', max_tokens: 4000 });
+      const request = callFor(decodeChatRequest(c.request), heldOutputLimit(4000));
+      const prompt = new Proxy(request.prompt, { get: (target, name, receiver) => (name === 'turns' && reads++, Reflect.get(target, name, receiver)) });
+      return { ...c, request: { ...request, prompt } };
+    };
+    serveStream(TEXT_STREAM);
+    const first = answerCall();
+    expect(raw.thinkingBilling?.(first)).toMatchObject({ outputLimit: 4000 });
+    const once = reads;
+    expect(once).toBeGreaterThan(0);
+    await collect(await raw.answerStream(first));
+    expect(reads).toBe(once);
+    // What went out is the body thinkingBilling read.
+    expect(standIn.lastJson()).toMatchObject({ stream: true, max_tokens: 4000, thinking: { type: 'enabled' } });
+    serveStream(TEXT_STREAM);
+    const second = answerCall();
+    raw.thinkingBilling?.(second);
+    await collect(await raw.answerStream(second));
+    expect(reads).toBe(2 * once);
   });
 });
 
