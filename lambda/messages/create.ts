@@ -3,7 +3,6 @@ import { admitOverlapped } from '../chat/overlap';
 import { JSON_HEADERS, MeteredAnswer, modelFor, noteIgnored, routeName, scopedResponse, type AdmittedRun, type CompletionDeps, type RequestScope } from '../chat/pipeline';
 import { sseBody, type SseBytes } from '../chat/sse-body';
 import { decodeMessagesRequest, encodeMessagesAnswer, MessagesEventEncoder, messagesFrame, messagesStreamTerminals } from '../codecs/anthropic-messages';
-import { encodeChatRequest } from '../codecs/openai-chat';
 import { jsonSourceOf } from '../contract/json-body';
 import { letGo } from '../contract/json-splice';
 import { AnswerCollector, ZERO_USAGE, type Answer, type AnswerEvent } from '../core/answer';
@@ -13,7 +12,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import type { ThinkingBilling } from '../money/thinking';
 import type { AnswerCall, AnswerProvider } from '../providers/types';
-import { isClaudeRoute, refuseWhatBedrockCannotTake } from '../providers';
+import { refuseWhatTheFirstRouteCannotTake } from '../providers';
 import { boundedServerTools, messagesBillingAsk } from './billing';
 import { parseCountTokensRequest, parseMessagesRequest, type MessagesRequest } from './request';
 import { estimateMessagesPromptTokens, messagesPromptEstimate } from './tokens';
@@ -66,17 +65,9 @@ export async function createMessage(
   const source = jsonSourceOf(body);
   const model = modelFor(deps, key, request.model);
   const decoded = decodeMessagesRequest(request);
-  // Refused before any hold, where the first route cannot take it (its 400 ends the route loop): what
-  // a Chat Completions route cannot take, or what Converse cannot (a document by URL). A Chat route
-  // after a Claude one refuses it in its own turn (its encoder, as the provider calls it); Anthropic's
-  // and Bedrock's routes take documents and all. The limit only shapes the probe; nothing is sent.
+  // What the first route cannot take is refused before any hold; a later route refuses in its turn.
   const first = model.routes[0];
-  const probeCall = callFor(decoded, heldOutputLimit(request.max_tokens));
-  if (!isClaudeRoute(first.provider)) {
-    const refusal = encodeChatRequest(probeCall).unsupported;
-    if (refusal) throw refusal;
-  }
-  if (first.provider === 'bedrock') refuseWhatBedrockCannotTake(callForRoute(probeCall, 'bedrock'), first.model);
+  refuseWhatTheFirstRouteCannotTake(first, callForRoute(callFor(decoded, heldOutputLimit(request.max_tokens)), first.provider));
   // Tools the provider runs (web search, bash, …) reach only Anthropic's own route; another drops them, named.
   const droppedTools = decoded.options.tools.flatMap((tool) => (tool.kind === 'provider' ? [tool.name ?? tool.type] : []));
 

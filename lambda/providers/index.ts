@@ -1,4 +1,5 @@
-import type { ProviderName } from '../catalog';
+import type { ProviderName, RouteConfig } from '../catalog';
+import { encodeChatRequest } from '../codecs/openai-chat';
 import { anthropicProvider } from './anthropic';
 import { mockProvider } from './mock';
 import { openAiCompatibleProvider } from './openai-compatible';
@@ -46,14 +47,23 @@ export function isClaudeRoute(provider: string): boolean {
 }
 
 /**
- * What a Bedrock route cannot take (documents and images by URL or file id, media types Converse has
- * no format for, blocks of another wire), thrown as the 400 its call would get: an endpoint whose
- * model's first route is Bedrock's asks this before any hold, as it asks a Chat route's probe. The
- * Bedrock encoder is loaded on first use (test/lambda/cold-start.test.ts).
+ * What the model's first route cannot take, refused before any hold (its 400 ends the route loop):
+ * on a Chat Completions route, the Chat codec's refusals (documents, files by id, more than 128
+ * tools, tool names it refuses); on a Bedrock route, Converse's (documents and images by URL or
+ * file id, media types Converse has no format for, blocks of another wire). Anthropic's route takes
+ * the canonical call whole and refuses in its call. A later route refuses in its own turn, its
+ * encoder run as the provider calls it. `call` is the call as that route would get it; its output
+ * limit only shapes the probe, and nothing is sent. The Bedrock encoder is loaded on first use
+ * (test/lambda/cold-start.test.ts), and keeps the prompt's blocks for the call (bedrock/request.ts).
  */
-export function refuseWhatBedrockCannotTake(call: Call, modelId: string): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('./bedrock/request') as typeof import('./bedrock/request')).converseRequest(call, modelId);
+export function refuseWhatTheFirstRouteCannotTake(route: Pick<RouteConfig, 'provider' | 'model'>, call: Call): void {
+  if (route.provider === 'bedrock') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('./bedrock/request') as typeof import('./bedrock/request')).converseRequest(call, route.model);
+  } else if (!isClaudeRoute(route.provider)) {
+    const refusal = encodeChatRequest(call).unsupported;
+    if (refusal) throw refusal;
+  }
 }
 
 /** The 400s a Chat Completions request gets on a route that cannot take it (Anthropic: n > 1, logprobs, seed, …), before its call. */

@@ -2,7 +2,6 @@
 // its billing asked in the canonical model, and what its first route cannot take refused before any
 // hold (a later route refuses in its own turn).
 import type { ModelEntry } from '../catalog';
-import { encodeChatRequest } from '../codecs/openai-chat';
 import type { Answer, AnswerEvent, Usage } from '../core/answer';
 import { callFor, heldOutputLimit, type DecodedRequest } from '../core/call';
 import { GatewayError, invalidRequest } from '../contract/errors';
@@ -10,7 +9,7 @@ import type { KeyRecord } from '../store/keys';
 import { UNKNOWN_INPUT_TOKENS } from '../money/billing-ask';
 import { callPromptEstimate, countTokens, plusTokens } from '../money/tokens';
 import { openAnswer, type CompletionDeps, type RequestScope } from '../chat/pipeline';
-import { isClaudeRoute, refuseWhatBedrockCannotTake } from '../providers';
+import { isClaudeRoute, refuseWhatTheFirstRouteCannotTake } from '../providers';
 import { responsesBillingAsk } from './billing';
 
 /** A pipeline run the endpoint can answer from: a whole answer, or its events as they come. */
@@ -31,17 +30,8 @@ export interface AnswerPlan {
 }
 
 export function answerPlan(decoded: DecodedRequest, model: ModelEntry, account?: string): AnswerPlan {
-  // Refused before any hold, where the first route cannot take it (its 400 ends the route loop): what
-  // a Chat Completions route cannot take (documents, files by id, tool names it refuses), or what
-  // Converse cannot (a document by URL). A Chat route after a Claude one refuses it in its own turn
-  // (its encoder, as the provider calls it). The limit only shapes the probe; nothing is sent.
-  const first = model.routes[0];
-  const probeCall = callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens));
-  if (!isClaudeRoute(first.provider)) {
-    const refusal = encodeChatRequest(probeCall).unsupported;
-    if (refusal) throw refusal;
-  }
-  if (first.provider === 'bedrock') refuseWhatBedrockCannotTake(probeCall, first.model);
+  // What the first route cannot take is refused before any hold; a later route refuses in its turn.
+  refuseWhatTheFirstRouteCannotTake(model.routes[0], callFor(decoded, heldOutputLimit(decoded.options.outputLimit ?? model.maxOutputTokens)));
   const billing = responsesBillingAsk(decoded.prompt, decoded.options, model);
   // A document but plain text counts as UNKNOWN_INPUT_TOKENS in the minute (money holds the context
   // window). Thinking and documents count where any route is Claude's: a hold above a Chat route's
