@@ -8,7 +8,8 @@
 //   BENCH_AB_RATE (requests a second over all connections; 0: as fast as answered), BENCH_AB_SLOW=1
 //   (the upstream answers after 300 ms; each side's median latency shows what admission adds),
 //   BENCH_AB_PIN=1 (the servers compared on CPU 0, DynamoDB Local's JVM, the upstream and
-//   autocannon on the other CPUs: the store off the gateway's core, as in AWS; bench/procs.ts pinApart)
+//   autocannon on the other CPUs: the store off the gateway's core, as in AWS; bench/procs.ts pinApart),
+//   BENCH_AB_WARM_S (seconds of load as fast as each side answers before the rounds; 0)
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
@@ -30,11 +31,14 @@ const RATE = Number(process.env.BENCH_AB_RATE ?? 0);
 // rounds show what admission adds to each answer under load (median latency printed) as well.
 const SLOW = process.env.BENCH_AB_SLOW === '1';
 const PIN = process.env.BENCH_AB_PIN === '1';
+// BENCH_AB_WARM_S: seconds of load as fast as each side answers before the rounds (0): `npm run
+// bench` reaches its one-rate steps after minutes of load, with every side's JIT long settled.
+const WARM_S = Number(process.env.BENCH_AB_WARM_S ?? 0);
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
-async function loadRound(server: Server, t: Target): Promise<{ cpuMs: number; requests: number; latencyMs: number }> {
+async function loadRound(server: Server, t: Target, seconds = SECONDS, rate = RATE): Promise<{ cpuMs: number; requests: number; latencyMs: number }> {
   const before = await server.cpuMs();
-  const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: SECONDS, ...(RATE > 0 ? { overallRate: RATE } : {}) });
+  const r = await autocannon({ url: `${t.url}${t.path}`, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body(false), connections: 16, duration: seconds, ...(rate > 0 ? { overallRate: rate } : {}) });
   if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { cpuMs: (await server.cpuMs()) - before, requests: r.requests.total, latencyMs: r.latency.p50 };
 }
@@ -74,6 +78,7 @@ async function main() {
     for (const s of sides) {
       for (let i = 0; i < 200; i++) await timedRequest(s.target, false);
       await loadRound(s.server, s.target);
+      if (WARM_S > 0) await loadRound(s.server, s.target, WARM_S, 0);
       // The gateways' DynamoDB calls are counted from here (bench/dynamo-meter.ts, in bench/servers/gateway.ts).
       if (s.metered) await s.server.request({ type: 'meter-reset', capacity: false });
     }
