@@ -17,9 +17,4 @@ module.exports = {
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 30000,
   maxWorkers: 2,
-  // A worker is replaced once it holds more than this after a test file. Without it each worker
-  // ended the run with 1-2 GB resident and took longer than jest's 500 ms to exit (freeing it), so
-  // jest force-exited it ("A worker process has failed to exit gracefully"; docs/BENCHMARKS.md,
-  // twentieth pass).
-  workerIdleMemoryLimit: '800MB',
 };
