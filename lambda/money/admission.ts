@@ -444,7 +444,18 @@ export class CreditAdmission implements Admission {
         account = old;
         lastFailure = 'stale';
         // The cap changed (or went): the item now says which, try again with it.
-        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) continue;
+        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) {
+          // A belief was stale, and the balance may also have been short: the old item's balance is
+          // exact whatever else moved, so the next try asks only for what it pays. (Without this, a
+          // counter that moved with each refusal, as the previous minute's tokens do while its
+          // requests settle, kept the hold at the model's maximum through every try: a 503.)
+          if (result.accountFailed && old.balanceMicroUsd < hold.holdMicroUsd) {
+            lastFailure = 'balance';
+            const out = hold.lowerable ? affordableOutputTokens(model, req, old.balanceMicroUsd) : 0;
+            if (out >= 1 && out < hold.outputTokens) ceiling = computeHold(model, req, out);
+          }
+          continue;
+        }
         if (spendNow && spendCap !== undefined) {
           const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
           if (used + hold.holdMicroUsd > spendCap) {

@@ -1,4 +1,5 @@
 import { DynamoError, type Dynamo } from '../../lambda/store/dynamo';
+import type { Admitted } from '../../lambda/money/types';
 import { parseCatalog } from '../../lambda/catalog';
 import { DEFAULT_CATALOG } from '../../lambda/catalog/defaults';
 import { parseChatCompletionRequest } from '../../lambda/contract/request';
@@ -39,7 +40,7 @@ interface Fixture {
   sent(command: string): Array<Record<string, unknown>>;
 }
 
-async function setup(limits = { rpm: 1000, tpm: 10_000_000 }): Promise<Fixture> {
+async function setup(limits = { rpm: 1000, tpm: 10_000_000 }, credits = CREDITS): Promise<Fixture> {
   const { tables } = await createTestTables();
   // A client of its own, with the fault hook on it.
   const client = createDynamoClient(testDynamoEndpoint());
@@ -60,7 +61,7 @@ async function setup(limits = { rpm: 1000, tpm: 10_000_000 }): Promise<Fixture> 
   };
   const stores = createStores(client, tables);
   await stores.tiers.seed();
-  const { accountId, record: key } = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd: CREDITS, createdAtMs: 0, ...limits });
+  const { accountId, record: key } = await fundedAccount(stores, { tier: 'enterprise', creditsMicroUsd: credits, createdAtMs: 0, ...limits });
   const sent = (command: string) => calls.filter((c) => c.command === command).map((c) => c.input);
   return { client, tables, stores, accountId, key, inject, sent };
 }
@@ -316,5 +317,67 @@ describe('token corrections', () => {
     expect(await counter()).toBeGreaterThan(500);
     await admitted.settle(completed({ prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }));
     expect(await counter()).toBe(10);
+  });
+});
+
+/**
+ * Found by the soak (a 503 on its nearly empty account, once): a write refused for its balance
+ * whose old item also showed a counter moved since it was believed (the previous minute's tokens,
+ * lowered by settlements of that minute's requests in the first seconds of a new one) was taken
+ * as stale only. Its hold stayed at the model's maximum, each try spent one of the tries, and the
+ * client got 503 'The account is too busy' instead of a lower output limit or a 402.
+ */
+describe('a nearly empty account while the previous minute settles', () => {
+  async function churn(interfering: number) {
+    // 3,000 µUSD: less than one request at gpt-4o-mini's maximum output (16,384 tokens) holds.
+    const f = await setup({ rpm: 1000, tpm: 10_000_000 }, 3_000);
+    let now = 7_100 * 60_000 + 50_000;
+    // Request ids of their own: a ClientRequestToken is DynamoDB Local's, whatever the tables.
+    const id = (name: string) => `${name}_${interfering}_${f.accountId}`;
+    // Another instance: requests admitted in the ending minute, settled after the next one began.
+    const other = moneyOver(f.stores, f.tables, () => now).admission;
+    const ending: Admitted[] = [];
+    for (let i = 0; i < interfering; i++) ending.push(await other.admit(chatAdmission(id(`req_end_${i}`), f.key, model, request({ max_tokens: 1 }), now)));
+    now += 11_000;
+    const taken = [await other.admit(chatAdmission(id('req_roll'), f.key, model, request({ max_tokens: 1 }), now))];
+    // Before each of this instance's writes: one of the ending minute's requests settles (its
+    // tokens corrected down on the previous minute) and another request of the account is admitted.
+    let writes = 0;
+    const store: Pick<AccountsStore, 'admit'> = {
+      async admit(w: AdmitWrite) {
+        const i = writes++;
+        if (i < interfering) {
+          await ending[i].settle(completed({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
+          taken.push(await other.admit(chatAdmission(id(`req_taken_${i}`), f.key, model, request({ max_tokens: 40 }), now)));
+        }
+        return f.stores.accounts.admit(w);
+      },
+    };
+    const { admission } = moneyOver(f.stores, f.tables, () => now, { store });
+    // No max_tokens: the hold may be lowered to what the balance pays.
+    const answer = await admission.admit(chatAdmission(id('req_churn'), f.key, model, request({ max_tokens: undefined }), now)).catch((err: Error) => err);
+    const settleAll = async () => {
+      for (const a of [...ending.slice(writes), ...taken]) await a.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+      if (!(answer instanceof Error)) await answer.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    };
+    return { f, answer, writes: () => writes, settleAll };
+  }
+
+  it('lowers the output limit on a refusal for the balance even when a counter moved too, and admits', async () => {
+    const { f, answer, writes, settleAll } = await churn(7);
+    expect(answer instanceof Error ? answer.message : answer).not.toEqual(expect.any(String));
+    const admitted = answer as Admitted;
+    expect(writes()).toBe(8);
+    expect(admitted.outputTokens).toBeGreaterThan(0);
+    expect(admitted.outputTokens).toBeLessThan(model.maxOutputTokens);
+    await settleAll();
+    await expectSettledBooks(f);
+  });
+
+  it('answers 402, not 503, when the balance keeps falling below the need through every try', async () => {
+    const { f, answer, settleAll } = await churn(12);
+    expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
+    await settleAll();
+    await expectSettledBooks(f);
   });
 });
