@@ -334,7 +334,8 @@ export class CreditAdmission implements Admission {
     const mayHaveLanded: HoldRecord[] = [];
     let tokenSeq = 0;
     let conflicts = 0;
-    let lastFailure: 'stale' | 'balance' = 'stale';
+    /** What the last refusal found short, if anything: the answer once the tries run out (else 503). */
+    let shortfall: 'balance' | { capMicroUsd: number; usedMicroUsd: number; hold: Hold } | undefined;
     try {
       for (let attempt = 0; attempt < ATTEMPTS; ) {
         // A clock a moment behind another instance's sees the item already in the next minute: act
@@ -442,20 +443,9 @@ export class CreditAdmission implements Admission {
         const spendNow = result.keyFailed && spendCap !== undefined ? result.keySpend : undefined;
         if (spendNow) this.keySpends.set(key.keyId, spendNow);
         account = old;
-        lastFailure = 'stale';
+        shortfall = undefined;
         // The cap changed (or went): the item now says which, try again with it.
-        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) {
-          // A belief was stale, and the balance may also have been short: the old item's balance is
-          // exact whatever else moved, so the next try asks only for what it pays. (Without this, a
-          // counter that moved with each refusal, as the previous minute's tokens do while its
-          // requests settle, kept the hold at the model's maximum through every try: a 503.)
-          if (result.accountFailed && old.balanceMicroUsd < hold.holdMicroUsd) {
-            lastFailure = 'balance';
-            const out = hold.lowerable ? affordableOutputTokens(model, req, old.balanceMicroUsd) : 0;
-            if (out >= 1 && out < hold.outputTokens) ceiling = computeHold(model, req, out);
-          }
-          continue;
-        }
+        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) continue;
         if (spendNow && spendCap !== undefined) {
           const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
           if (used + hold.holdMicroUsd > spendCap) {
@@ -463,6 +453,7 @@ export class CreditAdmission implements Admission {
             const room = spendCap - used;
             const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
             if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, used, hold);
+            shortfall = { capMicroUsd: spendCap, usedMicroUsd: used, hold };
             ceiling = computeHold(model, req, out);
             hold = ceiling;
             continue;
@@ -497,7 +488,7 @@ export class CreditAdmission implements Admission {
             if (out < hold.outputTokens) {
               ceiling = computeHold(model, req, out);
               hold = ceiling;
-              lastFailure = 'balance';
+              shortfall = 'balance';
               continue;
             }
           }
@@ -508,7 +499,8 @@ export class CreditAdmission implements Admission {
           );
         }
       }
-      if (lastFailure === 'balance') {
+      if (shortfall && shortfall !== 'balance') throw spendCapReached(shortfall.capMicroUsd, shortfall.usedMicroUsd, shortfall.hold);
+      if (shortfall === 'balance') {
         throw insufficientQuota(
           `You exceeded your current quota: the balance of ${usd(account?.balanceMicroUsd ?? 0)} kept falling below ` +
             `what this request needs while other requests of the account were admitted. Add credits, or lower max_tokens.`,
@@ -818,11 +810,17 @@ function limitsChanged(limits: Limits, old: Account): boolean {
   return old.tier !== limits.tier || old.rpm !== limits.customRpm || old.tpm !== limits.customTpm;
 }
 
-/** True when a write failed because its belief about the counters was wrong, not because of limits. */
+/**
+ * True when a write may have failed because its belief about the counters was wrong, not because
+ * of limits: its conditions ask the window and the previous minute's requests to be as believed,
+ * and the previous minute's tokens at most as believed. Settlements of that minute's requests only
+ * lower those tokens; a belief above them is on the cautious side, and the item's own figures then
+ * decide the refusal (a balance short every time is lowered for, not tried again as it was).
+ */
 function countsStale(believed: WindowCounts, actual: WindowCounts, nowMs: number): boolean {
   const minute = minuteOf(nowMs);
   if (believed.window === minute) {
-    return actual.window !== minute || actual.prevRequests !== believed.prevRequests || actual.prevTokens !== believed.prevTokens;
+    return actual.window !== minute || actual.prevRequests !== believed.prevRequests || actual.prevTokens > believed.prevTokens;
   }
   if (believed.window === minute - 1) return actual.window !== minute - 1;
   return actual.window >= minute - 1;

@@ -328,9 +328,17 @@ describe('token corrections', () => {
  * client got 503 'The account is too busy' instead of a lower output limit or a 402.
  */
 describe('a nearly empty account while the previous minute settles', () => {
-  async function churn(interfering: number) {
-    // 3,000 µUSD: less than one request at gpt-4o-mini's maximum output (16,384 tokens) holds.
-    const f = await setup({ rpm: 1000, tpm: 10_000_000 }, 3_000);
+  /**
+   * 3,000 µUSD left, less than one request at gpt-4o-mini's maximum output (16,384 tokens) holds:
+   * of the account's balance, or (`spendCapped`) of a key's monthly spend cap, the key with a
+   * tokens limit of its own (so its counter, corrected by the same settlements, is written too).
+   */
+  async function churn(interfering: number, spendCapped = false) {
+    const f = await setup({ rpm: 1000, tpm: 10_000_000 }, spendCapped ? CREDITS : 3_000);
+    if (spendCapped) {
+      f.key = { ...f.key, keyHash: `${f.key.keyHash}_sp`, keyId: `${f.key.keyId}_sp`, tpm: 10_000_000, spendCapMicroUsd: 3_000 };
+      await f.stores.keys.create(f.key);
+    }
     let now = 7_100 * 60_000 + 50_000;
     // Request ids of their own: a ClientRequestToken is DynamoDB Local's, whatever the tables.
     const id = (name: string) => `${name}_${interfering}_${f.accountId}`;
@@ -376,6 +384,22 @@ describe('a nearly empty account while the previous minute settles', () => {
 
   it('answers 402, not 503, when the balance keeps falling below the need through every try', async () => {
     const { f, answer, settleAll } = await churn(12);
+    expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
+    await settleAll();
+    await expectSettledBooks(f);
+  });
+
+  it('lowers the output limit to what a key’s spend cap leaves, even when the key’s counter moved too', async () => {
+    const { f, answer, writes, settleAll } = await churn(7, true);
+    expect(answer instanceof Error ? answer.message : answer).not.toEqual(expect.any(String));
+    expect(writes()).toBe(8);
+    expect((answer as Admitted).outputTokens).toBeLessThan(model.maxOutputTokens);
+    await settleAll();
+    await expectSettledBooks(f);
+  });
+
+  it('answers 402, not 503, when the spend cap keeps falling short through every try', async () => {
+    const { f, answer, settleAll } = await churn(12, true);
     expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
     await settleAll();
     await expectSettledBooks(f);
