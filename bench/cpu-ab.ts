@@ -9,7 +9,9 @@
 //   (the upstream answers after 300 ms; each side's median latency shows what admission adds),
 //   BENCH_AB_PIN=1 (the servers compared on CPU 0, DynamoDB Local's JVM, the upstream and
 //   autocannon on the other CPUs: the store off the gateway's core, as in AWS; bench/procs.ts pinApart),
-//   BENCH_AB_WARM_S (seconds of load as fast as each side answers before the rounds; 0)
+//   BENCH_AB_WARM_S (seconds of load as fast as each side answers before the rounds; 0),
+//   BENCH_AB_FLAGS (node flags, e.g. "--single-threaded-gc": a side 'flagged', this checkout's
+//   gateway run with them, against the same gateway without)
 import { join } from 'node:path';
 import { startDynamoLocal } from '../lambda/entry/local-server';
 import { target, timedRequest, type Target } from './client';
@@ -34,6 +36,7 @@ const PIN = process.env.BENCH_AB_PIN === '1';
 // BENCH_AB_WARM_S: seconds of load as fast as each side answers before the rounds (0): `npm run
 // bench` reaches its one-rate steps after minutes of load, with every side's JIT long settled.
 const WARM_S = Number(process.env.BENCH_AB_WARM_S ?? 0);
+const FLAGS = (process.env.BENCH_AB_FLAGS ?? '').split(' ').filter(Boolean);
 const MESSAGES = [{ role: 'user', content: 'Hello! Say something short, please.' }];
 
 async function loadRound(server: Server, t: Target, seconds = SECONDS, rate = RATE): Promise<{ cpuMs: number; requests: number; latencyMs: number }> {
@@ -54,14 +57,15 @@ async function main() {
     if (standIn) servers.push(standIn);
     const env = { UPSTREAM_URL: upstream.url, DYNAMO_ENDPOINT: dynamo.endpoint, ...(STORE === 'memory' ? { BENCH_STORE: 'memory' } : standIn ? { BENCH_STORE: `stand-in:${standIn.url}` } : {}) };
     const sides: Array<{ name: string; server: Server; target: Target; metered?: boolean }> = [];
-    const gateway = async (name: string, file: string) => {
-      const server = await startServer(name, file, { env });
+    const gateway = async (name: string, file: string, execArgv?: string[]) => {
+      const server = await startServer(name, file, { env, execArgv });
       servers.push(server);
       const body = (stream: boolean) => JSON.stringify({ model: SLOW ? BENCH_MODEL_300 : BENCH_MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) });
       sides.push({ name, server, target: target(name, server.url, '/v1/chat/completions', { authorization: `Bearer ${server.info.keys.ok}` }, body), metered: true });
     };
     await gateway('gateway', join(__dirname, 'servers/gateway.ts'));
     if (baselineDir) await gateway('baseline', join(baselineDir, 'bench/servers/gateway.ts'));
+    if (FLAGS.length) await gateway('flagged', join(__dirname, 'servers/gateway.ts'), FLAGS);
     // Portkey when bench/peer has it (`npm run bench` installs it; never installed here).
     if (ensurePeer(false) === undefined) {
       const peer = await startPeer(upstream.url);
@@ -106,7 +110,7 @@ async function main() {
       }
       process.stdout.write(`  ${s.name.padEnd(10)} ${pct(per[s.name], 50).toFixed(3)}   ${Math.round(requests[s.name] / (ROUNDS * SECONDS))} requests/s, latency p50 ${pct(latency[s.name], 50)} ms${calls}\n`);
     }
-    for (const other of ['baseline', 'portkey'].filter((name) => per[name])) {
+    for (const other of ['baseline', 'flagged', 'portkey'].filter((name) => per[name])) {
       const ratios = per.gateway.map((g, i) => g / per[other][i]);
       process.stdout.write(`  gateway ÷ ${other}, median of the rounds' ratios: ${pct(ratios, 50).toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
     }
