@@ -335,7 +335,7 @@ export class CreditAdmission implements Admission {
     let tokenSeq = 0;
     let conflicts = 0;
     /** What the last refusal found short, if anything: the answer once the tries run out (else 503). */
-    let shortfall: 'balance' | { capMicroUsd: number; usedMicroUsd: number; hold: Hold } | undefined;
+    let shortfall: 'balance' | { capMicroUsd: number; usedMicroUsd: number } | undefined;
     try {
       for (let attempt = 0; attempt < ATTEMPTS; ) {
         // A clock a moment behind another instance's sees the item already in the next minute: act
@@ -421,6 +421,8 @@ export class CreditAdmission implements Admission {
           return this.admitted(req, landed, limits, computeHold(model, req, outputOf(landed, hold)), nowMs);
         }
         if (result.reason === 'conflict') {
+          // Nothing was read: what an earlier refusal found short is no longer known (503 if they run out).
+          shortfall = undefined;
           if (++conflicts > MAX_CONFLICTS) break;
           await conflictBackoff(conflicts);
           continue;
@@ -444,8 +446,28 @@ export class CreditAdmission implements Admission {
         if (spendNow) this.keySpends.set(key.keyId, spendNow);
         account = old;
         shortfall = undefined;
-        // The cap changed (or went): the item now says which, try again with it.
-        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) continue;
+        if (accountStale || keyStale || (spendNow && spendNow.capMicroUsd !== spendCap)) {
+          // A belief was stale (a minute turned, a settlement raised the previous minute's count, the
+          // cap changed or went): try again with the items' figures. Their balance and month's spend
+          // are exact whatever else moved, so a shortfall is lowered for at once: under churn each
+          // refusal may come with a moved counter, and the hold would never come down (a 503).
+          const rooms: number[] = [];
+          if (result.accountFailed && old.balanceMicroUsd < hold.holdMicroUsd) {
+            rooms.push(old.balanceMicroUsd);
+            shortfall = 'balance';
+          }
+          if (spendNow?.capMicroUsd !== undefined) {
+            const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
+            if (used + hold.holdMicroUsd > spendNow.capMicroUsd) {
+              rooms.push(spendNow.capMicroUsd - used);
+              shortfall = { capMicroUsd: spendNow.capMicroUsd, usedMicroUsd: used };
+            }
+          }
+          const room = Math.min(...rooms);
+          const out = rooms.length && hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
+          if (out >= 1 && out < hold.outputTokens) ceiling = computeHold(model, req, out);
+          continue;
+        }
         if (spendNow && spendCap !== undefined) {
           const used = spendNow.month === month ? spendNow.usedMicroUsd : 0;
           if (used + hold.holdMicroUsd > spendCap) {
@@ -453,7 +475,7 @@ export class CreditAdmission implements Admission {
             const room = spendCap - used;
             const out = hold.lowerable && room > 0 ? affordableOutputTokens(model, req, room) : 0;
             if (out < 1 || out >= hold.outputTokens) throw spendCapReached(spendCap, used, hold);
-            shortfall = { capMicroUsd: spendCap, usedMicroUsd: used, hold };
+            shortfall = { capMicroUsd: spendCap, usedMicroUsd: used };
             ceiling = computeHold(model, req, out);
             hold = ceiling;
             continue;
@@ -499,7 +521,13 @@ export class CreditAdmission implements Admission {
           );
         }
       }
-      if (shortfall && shortfall !== 'balance') throw spendCapReached(shortfall.capMicroUsd, shortfall.usedMicroUsd, shortfall.hold);
+      if (shortfall && shortfall !== 'balance') {
+        throw insufficientQuota(
+          `This key's monthly spend cap of ${capUsd(shortfall.capMicroUsd)} kept leaving less than this request needs while ` +
+            `other requests of the key were admitted (${usd(shortfall.usedMicroUsd)} spent or held this month, UTC, when last seen). ` +
+            `Raise or remove the key's spend cap, or lower max_tokens.`,
+        );
+      }
       if (shortfall === 'balance') {
         throw insufficientQuota(
           `You exceeded your current quota: the balance of ${usd(account?.balanceMicroUsd ?? 0)} kept falling below ` +
@@ -813,9 +841,10 @@ function limitsChanged(limits: Limits, old: Account): boolean {
 /**
  * True when a write may have failed because its belief about the counters was wrong, not because
  * of limits: its conditions ask the window and the previous minute's requests to be as believed,
- * and the previous minute's tokens at most as believed. Settlements of that minute's requests only
- * lower those tokens; a belief above them is on the cautious side, and the item's own figures then
- * decide the refusal (a balance short every time is lowered for, not tried again as it was).
+ * and the previous minute's tokens at most as believed. Settlements of that minute's requests move
+ * those tokens after the minute turned (down for output not used, up for a prompt counted low): a
+ * count below the belief cannot have failed the write (the bounds were only stricter), and the
+ * item's own figures then decide the refusal.
  */
 function countsStale(believed: WindowCounts, actual: WindowCounts, nowMs: number): boolean {
   const minute = minuteOf(nowMs);

@@ -197,8 +197,9 @@ export function countsFromItem(item: Item): WindowCounts {
 /**
  * The counter part of an admission write, in one of three forms by the believed window: same
  * minute (add), the minute before (roll over and add), older (start afresh). The previous
- * minute's token count may only have shrunk since it was seen (settlement gives back what a
- * request did not use), which makes the bounds computed from it stricter, never looser.
+ * minute's token count moves after the turn (a settlement's correction: down for output a request
+ * did not use, up for a prompt counted low); the write asks it to be at most as believed, so the
+ * bounds computed from it are never looser than the item's (a higher count refuses the write).
  */
 function counterUpdate(c: CounterWrite, nowMs: number, requests = 1): { conditions: string[]; sets: string[]; values: Item } {
   const minute = minuteOf(nowMs);

@@ -323,7 +323,7 @@ describe('token corrections', () => {
 /**
  * Found by the soak (a 503 on its nearly empty account, once): a write refused for its balance
  * whose old item also showed a counter moved since it was believed (the previous minute's tokens,
- * lowered by settlements of that minute's requests in the first seconds of a new one) was taken
+ * corrected by settlements of that minute's requests in the first seconds of a new one) was taken
  * as stale only. Its hold stayed at the model's maximum, each try spent one of the tries, and the
  * client got 503 'The account is too busy' instead of a lower output limit or a 402.
  */
@@ -332,76 +332,81 @@ describe('a nearly empty account while the previous minute settles', () => {
    * 3,000 µUSD left, less than one request at gpt-4o-mini's maximum output (16,384 tokens) holds:
    * of the account's balance, or (`spendCapped`) of a key's monthly spend cap, the key with a
    * tokens limit of its own (so its counter, corrected by the same settlements, is written too).
+   * Before each of this instance's first `interfering` writes, one of the ending minute's requests
+   * settles and another request of the key is admitted. `corrections`: the settled requests used
+   * fewer tokens than held (the previous minute's count goes down) or more, their prompt counted
+   * low (it goes up).
    */
-  async function churn(interfering: number, spendCapped = false) {
+  async function churn(interfering: number, spendCapped: boolean, corrections: 'down' | 'up', opts: { maxTokens?: number; conflictsAfter?: number } = {}) {
     const f = await setup({ rpm: 1000, tpm: 10_000_000 }, spendCapped ? CREDITS : 3_000);
     if (spendCapped) {
       f.key = { ...f.key, keyHash: `${f.key.keyHash}_sp`, keyId: `${f.key.keyId}_sp`, tpm: 10_000_000, spendCapMicroUsd: 3_000 };
       await f.stores.keys.create(f.key);
     }
     let now = 7_100 * 60_000 + 50_000;
-    // Request ids of their own: a ClientRequestToken is DynamoDB Local's, whatever the tables.
-    const id = (name: string) => `${name}_${interfering}_${f.accountId}`;
+    // Request ids of their own (a ClientRequestToken is DynamoDB Local's whatever the tables), short
+    // enough for its 36 characters with the try's number.
+    const id = (name: string) => `${name}${f.accountId.slice(-12)}`;
     // Another instance: requests admitted in the ending minute, settled after the next one began.
     const other = moneyOver(f.stores, f.tables, () => now).admission;
     const ending: Admitted[] = [];
-    for (let i = 0; i < interfering; i++) ending.push(await other.admit(chatAdmission(id(`req_end_${i}`), f.key, model, request({ max_tokens: 1 }), now)));
+    for (let i = 0; i < interfering; i++) ending.push(await other.admit(chatAdmission(id(`e${i}_`), f.key, model, request({ max_tokens: 1 }), now)));
     now += 11_000;
-    const taken = [await other.admit(chatAdmission(id('req_roll'), f.key, model, request({ max_tokens: 1 }), now))];
-    // Before each of this instance's writes: one of the ending minute's requests settles (its
-    // tokens corrected down on the previous minute) and another request of the account is admitted.
+    const taken = [await other.admit(chatAdmission(id('r_'), f.key, model, request({ max_tokens: 1 }), now))];
+    const used = corrections === 'down' ? { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } : { prompt_tokens: 60, completion_tokens: 1, total_tokens: 61 };
     let writes = 0;
+    let settled = 0;
     const store: Pick<AccountsStore, 'admit'> = {
       async admit(w: AdmitWrite) {
         const i = writes++;
+        // Real DynamoDB's TransactionConflict (another transaction on the item) for every write after these.
+        if (opts.conflictsAfter !== undefined && i >= opts.conflictsAfter) return { ok: false, reason: 'conflict' };
         if (i < interfering) {
-          await ending[i].settle(completed({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
-          taken.push(await other.admit(chatAdmission(id(`req_taken_${i}`), f.key, model, request({ max_tokens: 40 }), now)));
+          await ending[settled++].settle(completed(used));
+          taken.push(await other.admit(chatAdmission(id(`t${i}_`), f.key, model, request({ max_tokens: 40 }), now)));
         }
         return f.stores.accounts.admit(w);
       },
     };
     const { admission } = moneyOver(f.stores, f.tables, () => now, { store });
-    // No max_tokens: the hold may be lowered to what the balance pays.
-    const answer = await admission.admit(chatAdmission(id('req_churn'), f.key, model, request({ max_tokens: undefined }), now)).catch((err: Error) => err);
-    const settleAll = async () => {
-      for (const a of [...ending.slice(writes), ...taken]) await a.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
-      if (!(answer instanceof Error)) await answer.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
-    };
-    return { f, answer, writes: () => writes, settleAll };
+    // No max_tokens (unless given): the hold may be lowered to what the balance pays.
+    const answer = await admission.admit(chatAdmission(id('c_'), f.key, model, request({ max_tokens: opts.maxTokens }), now)).catch((err: Error) => err);
+    for (const a of [...ending.slice(settled), ...taken]) await a.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    if (!(answer instanceof Error)) await answer.settle(completed({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+    await expectSettledBooks(f);
+    return { answer, writes };
   }
 
-  it('lowers the output limit on a refusal for the balance even when a counter moved too, and admits', async () => {
-    const { f, answer, writes, settleAll } = await churn(7);
-    expect(answer instanceof Error ? answer.message : answer).not.toEqual(expect.any(String));
-    const admitted = answer as Admitted;
-    expect(writes()).toBe(8);
-    expect(admitted.outputTokens).toBeGreaterThan(0);
-    expect(admitted.outputTokens).toBeLessThan(model.maxOutputTokens);
-    await settleAll();
-    await expectSettledBooks(f);
-  });
+  for (const corrections of ['down', 'up'] as const) {
+    for (const [short, spendCapped] of [['the balance', false], ['a key’s spend cap', true]] as const) {
+      it(`lowers the output limit to what ${short} pays, the previous minute’s count moving ${corrections} with each refusal, and admits`, async () => {
+        const { answer, writes } = await churn(7, spendCapped, corrections);
+        expect(answer instanceof Error ? answer.message : answer).not.toEqual(expect.any(String));
+        expect(writes).toBe(8);
+        expect((answer as Admitted).outputTokens).toBeGreaterThan(0);
+        expect((answer as Admitted).outputTokens).toBeLessThan(model.maxOutputTokens);
+      });
 
-  it('answers 402, not 503, when the balance keeps falling below the need through every try', async () => {
-    const { f, answer, settleAll } = await churn(12);
+      it(`answers 402, not 503, when ${short} keeps falling short through every try, the count moving ${corrections}`, async () => {
+        const { answer } = await churn(12, spendCapped, corrections);
+        expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
+        expect((answer as Error).message).toContain(spendCapped ? 'spend cap' : 'balance');
+      });
+    }
+  }
+
+  it('reads a refusal from the item at once when the previous minute’s count went down: 402 with the balance, after one try that was stale', async () => {
+    // max_tokens named: the hold cannot be lowered, and the balance cannot pay it.
+    const { answer, writes } = await churn(12, false, 'down', { maxTokens: 16_000 });
     expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
-    await settleAll();
-    await expectSettledBooks(f);
+    expect((answer as Error).message).toMatch(/and the balance is \$0\.00\d+/);
+    // The first write believed an empty previous minute (stale), the second is read from the item.
+    expect(writes).toBe(2);
   });
 
-  it('lowers the output limit to what a key’s spend cap leaves, even when the key’s counter moved too', async () => {
-    const { f, answer, writes, settleAll } = await churn(7, true);
-    expect(answer instanceof Error ? answer.message : answer).not.toEqual(expect.any(String));
-    expect(writes()).toBe(8);
-    expect((answer as Admitted).outputTokens).toBeLessThan(model.maxOutputTokens);
-    await settleAll();
-    await expectSettledBooks(f);
-  });
-
-  it('answers 402, not 503, when the spend cap keeps falling short through every try', async () => {
-    const { f, answer, settleAll } = await churn(12, true);
-    expect(answer).toMatchObject({ status: 402, code: 'insufficient_quota' });
-    await settleAll();
-    await expectSettledBooks(f);
+  it('answers 503 when conflicts use up the tries after a refusal for the balance: nothing of the balance is known since', async () => {
+    const { answer, writes } = await churn(12, false, 'down', { conflictsAfter: 1 });
+    expect(answer).toMatchObject({ status: 503, code: 'server_overloaded' });
+    expect(writes).toBe(14);
   });
 });
